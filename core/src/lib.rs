@@ -1,0 +1,34 @@
+#![no_std]
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(any(feature = "alloc", test))]
+extern crate alloc;
+
+pub mod claims;
+pub mod device;
+mod envelope;
+pub mod error;
+pub mod key;
+pub mod keyring;
+pub mod license;
+#[cfg(feature = "alloc")]
+pub mod revocation;
+mod text;
+
+pub use claims::{Claims, DeviceBinding, LicenseId, Version, VersionCap};
+pub use device::{DeviceRule, Fingerprint};
+pub use envelope::SIGNATURE_LEN;
+pub use error::{Error, Malformed};
+pub use key::{KeyId, PublicKey};
+#[cfg(feature = "sign")]
+pub use key::SigningKey;
+pub use keyring::{KeyCertificate, Keyring, TrustedKey};
+pub use license::{Expectations, RevocationCheck, Status, UnverifiedLicense, VerifiedLicense};
+#[cfg(feature = "alloc")]
+pub use revocation::RevocationList;
+pub use text::armor;
+
+/// Largest message any keyseal signature covers on the allocation-free
+/// verify path: domain, license without signature, device binding hash.
+pub(crate) const MAX_SIGNED_MESSAGE_LEN: usize = 32 + license::MAX_LICENSE_LEN + device::BINDING_HASH_LEN;

@@ -1,0 +1,319 @@
+//! Licenses: decode (unverified), verify against a keyring and expectations
+//! (verified), and, with the `sign` feature, issue.
+
+use crate::claims::{Claims, DeviceBinding, LicenseId, MAX_CLAIMS_LEN, Version};
+use crate::device::{BINDING_HASH_LEN, Fingerprint};
+use crate::envelope::{self, OVERHEAD};
+use crate::error::{Error, Malformed};
+use crate::key::KeyId;
+use crate::keyring::Keyring;
+use crate::text;
+
+/// Format version of licenses (and the digit in [`LICENSE_PREFIX`]).
+pub const LICENSE_VERSION: u8 = 1;
+/// Prefix of a license key's text form.
+pub const LICENSE_PREFIX: &str = "ks1.";
+/// Largest binary license.
+pub const MAX_LICENSE_LEN: usize = OVERHEAD + MAX_CLAIMS_LEN;
+/// Largest license key text.
+pub const MAX_LICENSE_TEXT_LEN: usize = LICENSE_PREFIX.len() + MAX_LICENSE_LEN.div_ceil(3) * 4;
+/// Domain separation of license signatures.
+pub(crate) const LICENSE_DOMAIN: &[u8] = b"keyseal/license/v1\0";
+
+/// Lookup in a revocation list, as verification needs it.
+pub trait RevocationCheck {
+    /// Whether the license id is revoked.
+    fn is_license_revoked(&self, id: LicenseId) -> bool;
+    /// Whether the signing key id is revoked.
+    fn is_key_revoked(&self, id: KeyId) -> bool;
+}
+
+/// Decodes a license key's text form into `buf`: [`LICENSE_PREFIX`] then
+/// canonical unpadded base64url. No whitespace is tolerated here (the SDK
+/// strips what mail clients add).
+pub fn decode_text<'b>(text: &str, buf: &'b mut [u8; MAX_LICENSE_LEN]) -> Result<&'b [u8], Error> {
+    if let Some(v) = other_version_prefix(text) {
+        return Err(Error::UnsupportedVersion(v));
+    }
+    text::decode_prefixed(LICENSE_PREFIX, text, buf)
+}
+
+/// `ksN.` with N not 1: a key of a version this build does not know.
+fn other_version_prefix(text: &str) -> Option<u8> {
+    let rest = text.strip_prefix("ks")?;
+    let (digits, _) = rest.split_once('.')?;
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u16 = digits.parse().ok()?;
+    (v != u16::from(LICENSE_VERSION)).then(|| u8::try_from(v).unwrap_or(u8::MAX))
+}
+
+/// What the app expects of a license, and the time to check it at.
+#[derive(Clone, Copy)]
+pub struct Expectations<'e> {
+    now: u64,
+    product: &'e str,
+    leeway: u64,
+    app_version: Option<Version>,
+    device: Option<&'e Fingerprint>,
+    revocations: Option<&'e dyn RevocationCheck>,
+}
+
+impl<'e> Expectations<'e> {
+    /// Expect a license for `product`, checked at `now` (unix seconds), with
+    /// no leeway, no app version, no device and no revocation list.
+    #[must_use]
+    pub const fn new(product: &'e str, now: u64) -> Self {
+        Expectations { now, product, leeway: 0, app_version: None, device: None, revocations: None }
+    }
+
+    /// Tolerate this many seconds of clock difference on not-before and expiry.
+    #[must_use]
+    pub const fn leeway(mut self, secs: u64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// The app's version, checked against the license's version cap.
+    #[must_use]
+    pub const fn app_version(mut self, v: Version) -> Self {
+        self.app_version = Some(v);
+        self
+    }
+
+    /// This device's fingerprint, for device-bound licenses.
+    #[must_use]
+    pub const fn device(mut self, fp: &'e Fingerprint) -> Self {
+        self.device = Some(fp);
+        self
+    }
+
+    /// A verified revocation list to check the license and its key against.
+    #[must_use]
+    pub const fn revocations(mut self, list: &'e dyn RevocationCheck) -> Self {
+        self.revocations = Some(list);
+        self
+    }
+
+    /// The time checks are made at.
+    #[must_use]
+    pub const fn now(&self) -> u64 {
+        self.now
+    }
+}
+
+/// A decoded license whose signature has not been checked. Its claims are
+/// only reachable through [`UnverifiedLicense::dangerous_unverified_claims`].
+#[derive(Debug, Clone, Copy)]
+pub struct UnverifiedLicense<'a> {
+    env: envelope::Envelope<'a>,
+    claims: Claims<'a>,
+}
+
+impl<'a> UnverifiedLicense<'a> {
+    /// Decodes the binary form, strictly: known version, sizes in bounds,
+    /// canonical claims, no trailing bytes.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        let env = envelope::split(bytes, LICENSE_VERSION, MAX_LICENSE_LEN)?;
+        let claims = Claims::decode(env.body)?;
+        Ok(UnverifiedLicense { env, claims })
+    }
+
+    /// The id of the key that claims to have signed it.
+    #[must_use]
+    pub const fn key_id(&self) -> KeyId {
+        self.env.key_id
+    }
+
+    /// The claims, unverified: anyone can write anything here. For display
+    /// in tools that say so (`keyseal inspect`), never for decisions.
+    #[must_use]
+    pub const fn dangerous_unverified_claims(&self) -> &Claims<'a> {
+        &self.claims
+    }
+
+    /// Verifies the license; see `docs/FORMAT.md` for the order of checks.
+    #[must_use = "a verification result must be checked"]
+    pub fn verify(&self, keyring: &Keyring, exp: &Expectations<'_>) -> Result<VerifiedLicense<'a>, Error> {
+        let c = &self.claims;
+        let trusted = keyring.get(self.env.key_id).ok_or(Error::UnknownKey(self.env.key_id))?;
+        let binding: [u8; BINDING_HASH_LEN];
+        let extra: &[u8] = match c.device {
+            Some(DeviceBinding::Exact { hint }) => {
+                let fp = exp.device.ok_or(Error::WrongDevice)?;
+                let (hash, expected_hint) = fp.exact_binding(&c.license_id);
+                if hint != expected_hint {
+                    return Err(Error::WrongDevice);
+                }
+                binding = hash;
+                &binding
+            }
+            _ => &[],
+        };
+        trusted
+            .public_key()
+            .verify_domain(LICENSE_DOMAIN, self.env.signed, extra, &self.env.signature)?;
+        if let Some(r) = exp.revocations {
+            if r.is_key_revoked(self.env.key_id) {
+                return Err(Error::KeyRevoked(self.env.key_id));
+            }
+        }
+        if !trusted.allows(c.issued_at, c.product) {
+            return Err(Error::KeyNotValid(self.env.key_id));
+        }
+        if c.product != exp.product {
+            return Err(Error::WrongProduct);
+        }
+        if let Some(DeviceBinding::Tolerant { required, digests }) = &c.device {
+            let fp = exp.device.ok_or(Error::WrongDevice)?;
+            if fp.count_matches(&c.license_id, digests) < usize::from(*required) {
+                return Err(Error::WrongDevice);
+            }
+        }
+        if let Some(r) = exp.revocations {
+            if r.is_license_revoked(c.license_id) {
+                return Err(Error::Revoked);
+            }
+        }
+        if let Some(nb) = c.not_before {
+            if exp.now.saturating_add(exp.leeway) < nb {
+                return Err(Error::NotYetValid { not_before: nb });
+            }
+        }
+        let mut status = Status::Active;
+        if let Some(expires) = c.expires_at {
+            let grace_end = expires.saturating_add(u64::from(c.grace_secs));
+            if exp.now > grace_end.saturating_add(exp.leeway) {
+                return Err(Error::Expired { expired_at: expires });
+            }
+            if c.grace_secs > 0 && exp.now > expires {
+                status = Status::InGrace { grace_ends: grace_end };
+            }
+        }
+        if let (Some(cap), Some(v)) = (c.max_version, exp.app_version) {
+            if !cap.covers(v) {
+                return Err(Error::VersionNotCovered);
+            }
+        }
+        Ok(VerifiedLicense { claims: self.claims, key_id: self.env.key_id, status })
+    }
+}
+
+/// Whether a valid license is fully active or living on its grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Valid.
+    Active,
+    /// Past its expiry but inside its grace period: valid, and the app
+    /// should remind the customer to renew.
+    InGrace {
+        /// When the grace period ends (unix seconds).
+        grace_ends: u64,
+    },
+}
+
+/// A license that passed every check. The only way to its claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct VerifiedLicense<'a> {
+    claims: Claims<'a>,
+    key_id: KeyId,
+    status: Status,
+}
+
+impl<'a> VerifiedLicense<'a> {
+    /// The verified claims.
+    #[must_use]
+    pub const fn claims(&self) -> &Claims<'a> {
+        &self.claims
+    }
+
+    /// Active, or in grace.
+    #[must_use]
+    pub const fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The key that signed it.
+    #[must_use]
+    pub const fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Whether the license grants `entitlement`.
+    #[must_use]
+    pub fn has_entitlement(&self, entitlement: &str) -> bool {
+        self.claims.has_entitlement(entitlement)
+    }
+}
+
+/// One call from text to verdict: decode `text` and verify it.
+#[must_use = "a verification result must be checked"]
+pub fn verify_text<'b>(
+    text: &str,
+    buf: &'b mut [u8; MAX_LICENSE_LEN],
+    keyring: &Keyring,
+    exp: &Expectations<'_>,
+) -> Result<VerifiedLicense<'b>, Error> {
+    let bytes = decode_text(text, buf)?;
+    UnverifiedLicense::from_bytes(bytes)?.verify(keyring, exp)
+}
+
+#[cfg(feature = "sign")]
+pub use issue::issue;
+
+/// The text form: [`LICENSE_PREFIX`] + unpadded base64url.
+#[cfg(feature = "alloc")]
+#[must_use]
+pub fn to_text(license: &[u8]) -> alloc::string::String {
+    text::to_prefixed_string(LICENSE_PREFIX, license)
+}
+
+/// The armored license file form.
+#[cfg(feature = "alloc")]
+#[must_use]
+pub fn to_armored(license: &[u8]) -> alloc::string::String {
+    let mut s = alloc::string::String::new();
+    // Writing to a String cannot fail.
+    let _ = text::armor::write_block(&mut s, text::armor::LICENSE, license);
+    s
+}
+
+#[cfg(feature = "sign")]
+mod issue {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::device::DeviceRule;
+    use crate::key::SigningKey;
+
+    /// Signs `claims` into a binary license. If `device` is given, the
+    /// license is bound to that fingerprint by the rule; `claims.device` must
+    /// then be `None` (the binding is computed here).
+    pub fn issue(
+        key: &SigningKey,
+        claims: &Claims<'_>,
+        device: Option<(&Fingerprint, DeviceRule)>,
+    ) -> Result<Vec<u8>, Error> {
+        let mut claims = *claims;
+        let mut extra: &[u8] = &[];
+        let binding_hash;
+        if let Some((fp, rule)) = device {
+            if claims.device.is_some() {
+                return Err(Error::InvalidClaims(Malformed::Field));
+            }
+            claims.device = Some(fp.binding(&claims.license_id, rule)?);
+            if rule == DeviceRule::Exact {
+                binding_hash = fp.exact_binding(&claims.license_id).0;
+                extra = &binding_hash;
+            }
+        } else if matches!(claims.device, Some(DeviceBinding::Exact { .. })) {
+            // An exact binding needs the fingerprint to sign over.
+            return Err(Error::InvalidClaims(Malformed::Field));
+        }
+        let mut buf = [0u8; MAX_CLAIMS_LEN];
+        let body = claims.encode(&mut buf)?;
+        Ok(envelope::seal(key, LICENSE_DOMAIN, LICENSE_VERSION, body, extra))
+    }
+}

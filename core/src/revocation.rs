@@ -1,0 +1,306 @@
+//! Signed revocation lists: revoked license ids and key ids, with a sequence
+//! number that only grows and a next-update time after which a list is stale.
+//!
+//! Ids are sorted and delta-coded as canonical LEB128 varints; decoding
+//! yields sorted arrays, so a lookup is a binary search (O(log n)).
+
+use alloc::vec::Vec;
+
+use crate::claims::LicenseId;
+use crate::envelope;
+use crate::error::{Error, Malformed};
+use crate::key::KeyId;
+use crate::keyring::Keyring;
+use crate::license::RevocationCheck;
+
+/// Format version of revocation lists.
+pub const REVOCATION_LIST_VERSION: u8 = 1;
+/// Largest accepted revocation list (64 MiB: about four million ids).
+pub const MAX_REVOCATION_LIST_LEN: usize = 64 << 20;
+/// Domain separation of revocation list signatures.
+pub(crate) const REVOCATION_DOMAIN: &[u8] = b"keyseal/revocation-list/v1\0";
+
+/// A verified revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationList {
+    signer: KeyId,
+    sequence: u64,
+    issued_at: u64,
+    next_update: u64,
+    keys: Vec<u64>,
+    licenses: Vec<u128>,
+}
+
+impl RevocationList {
+    /// Decodes `bytes` and verifies the signature. The signer must be a root
+    /// of `keyring` if it pins roots, else one of its issuing keys.
+    pub fn verify(bytes: &[u8], keyring: &Keyring) -> Result<Self, Error> {
+        let env = envelope::split(bytes, REVOCATION_LIST_VERSION, MAX_REVOCATION_LIST_LEN)?;
+        let signer = keyring.list_signer(env.key_id)?;
+        let mut msg = Vec::with_capacity(REVOCATION_DOMAIN.len() + env.signed.len());
+        msg.extend_from_slice(REVOCATION_DOMAIN);
+        msg.extend_from_slice(env.signed);
+        signer.verify_strict(&msg, &env.signature)?;
+        drop(msg);
+        let mut r = Reader(env.body);
+        let sequence = r.u64()?;
+        let issued_at = r.u64()?;
+        let next_update = r.u64()?;
+        if next_update < issued_at {
+            return Err(Malformed::Field.into());
+        }
+        let keys = r.sorted(|v| u64::try_from(v).ok())?;
+        let licenses = r.sorted(Some)?;
+        if !r.0.is_empty() {
+            return Err(Malformed::Encoding.into());
+        }
+        Ok(RevocationList { signer: env.key_id, sequence, issued_at, next_update, keys, licenses })
+    }
+
+    /// The key that signed the list.
+    #[must_use]
+    pub const fn signer(&self) -> KeyId {
+        self.signer
+    }
+
+    /// The sequence number; a newer list always has a higher one.
+    #[must_use]
+    pub const fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// When the list was issued (unix seconds): a vendor-signed lower bound for "now".
+    #[must_use]
+    pub const fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+
+    /// After this time (unix seconds) the list is stale.
+    #[must_use]
+    pub const fn next_update(&self) -> u64 {
+        self.next_update
+    }
+
+    /// Whether the list is past its next-update time at `now`.
+    #[must_use]
+    pub const fn is_stale(&self, now: u64) -> bool {
+        now > self.next_update
+    }
+
+    /// [`Error::StaleRevocationList`] if the list is stale at `now`.
+    pub const fn check_fresh(&self, now: u64) -> Result<(), Error> {
+        if self.is_stale(now) {
+            return Err(Error::StaleRevocationList { next_update: self.next_update });
+        }
+        Ok(())
+    }
+
+    /// [`Error::RolledBackRevocationList`] if this list is older than the
+    /// newest sequence number `seen` before. The same list again is fine.
+    pub const fn check_not_rolled_back(&self, seen: u64) -> Result<(), Error> {
+        if self.sequence < seen {
+            return Err(Error::RolledBackRevocationList { sequence: self.sequence, seen });
+        }
+        Ok(())
+    }
+
+    /// Revoked license ids, ascending.
+    pub fn revoked_licenses(&self) -> impl ExactSizeIterator<Item = LicenseId> + '_ {
+        self.licenses.iter().map(|v| LicenseId::from_u128(*v))
+    }
+
+    /// Revoked key ids, ascending.
+    pub fn revoked_keys(&self) -> impl ExactSizeIterator<Item = KeyId> + '_ {
+        self.keys.iter().map(|v| KeyId::from_bytes(v.to_be_bytes()))
+    }
+}
+
+impl RevocationCheck for RevocationList {
+    fn is_license_revoked(&self, id: LicenseId) -> bool {
+        self.licenses.binary_search(&id.to_u128()).is_ok()
+    }
+
+    fn is_key_revoked(&self, id: KeyId) -> bool {
+        self.keys.binary_search(&id.to_u64()).is_ok()
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    /// A canonical LEB128 varint of at most 128 bits: no over-long forms.
+    fn varint(&mut self) -> Result<u128, Error> {
+        let mut v: u128 = 0;
+        for i in 0..19 {
+            let (&b, rest) = self.0.split_first().ok_or(Malformed::Truncated)?;
+            self.0 = rest;
+            let chunk = u128::from(b & 0x7f);
+            let shift = 7 * i;
+            if i == 18 && chunk > 0x03 {
+                return Err(Malformed::Encoding.into());
+            }
+            v |= chunk << shift;
+            if b & 0x80 == 0 {
+                if i > 0 && b == 0 {
+                    return Err(Malformed::NonCanonical.into());
+                }
+                return Ok(v);
+            }
+        }
+        Err(Malformed::Encoding.into())
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        u64::try_from(self.varint()?).map_err(|_| Malformed::Encoding.into())
+    }
+
+    /// A count, then the first value, then gaps minus one: strictly ascending
+    /// by construction.
+    fn sorted<T: Copy>(&mut self, conv: impl Fn(u128) -> Option<T>) -> Result<Vec<T>, Error>
+    where
+        u128: From<T>,
+    {
+        let n = usize::try_from(self.u64()?).map_err(|_| Malformed::TooLong)?;
+        if n > self.0.len() {
+            return Err(Malformed::Truncated.into());
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut prev: Option<u128> = None;
+        for _ in 0..n {
+            let d = self.varint()?;
+            let v = match prev {
+                None => d,
+                Some(p) => p.checked_add(d).and_then(|x| x.checked_add(1)).ok_or(Malformed::Encoding)?,
+            };
+            out.push(conv(v).ok_or(Malformed::Encoding)?);
+            prev = Some(v);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(feature = "sign")]
+pub use builder::RevocationListBuilder;
+
+#[cfg(feature = "sign")]
+mod builder {
+    use super::*;
+    use crate::key::SigningKey;
+
+    /// Builds and signs a revocation list.
+    #[derive(Debug, Clone, Default)]
+    pub struct RevocationListBuilder {
+        sequence: u64,
+        issued_at: u64,
+        next_update: u64,
+        keys: Vec<u64>,
+        licenses: Vec<u128>,
+    }
+
+    impl RevocationListBuilder {
+        /// A list with this sequence number, issued at `issued_at`, stale after `next_update`.
+        #[must_use]
+        pub fn new(sequence: u64, issued_at: u64, next_update: u64) -> Self {
+            RevocationListBuilder { sequence, issued_at, next_update, ..Default::default() }
+        }
+
+        /// Revokes a license.
+        pub fn revoke_license(&mut self, id: LicenseId) -> &mut Self {
+            self.licenses.push(id.to_u128());
+            self
+        }
+
+        /// Revokes a signing key: every license it signed is rejected.
+        pub fn revoke_key(&mut self, id: KeyId) -> &mut Self {
+            self.keys.push(id.to_u64());
+            self
+        }
+
+        /// Signs the list. Ids are sorted and deduplicated here.
+        pub fn sign(&self, key: &SigningKey) -> Result<Vec<u8>, Error> {
+            if self.next_update < self.issued_at {
+                return Err(Error::InvalidClaims(Malformed::Field));
+            }
+            let mut body = Vec::with_capacity(32 + self.keys.len() * 9 + self.licenses.len() * 17);
+            put(&mut body, self.sequence.into());
+            put(&mut body, self.issued_at.into());
+            put(&mut body, self.next_update.into());
+            put_sorted(&mut body, self.keys.iter().map(|k| u128::from(*k)).collect());
+            put_sorted(&mut body, self.licenses.clone());
+            if body.len() + envelope::OVERHEAD > MAX_REVOCATION_LIST_LEN {
+                return Err(Error::InvalidClaims(Malformed::TooLong));
+            }
+            Ok(envelope::seal(key, REVOCATION_DOMAIN, REVOCATION_LIST_VERSION, &body, &[]))
+        }
+    }
+
+    fn put(out: &mut Vec<u8>, mut v: u128) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn put_sorted(out: &mut Vec<u8>, mut vs: Vec<u128>) {
+        vs.sort_unstable();
+        vs.dedup();
+        put(out, vs.len() as u128);
+        let mut prev = None;
+        for v in vs {
+            put(out, prev.map_or(v, |p| v - p - 1));
+            prev = Some(v);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "sign"))]
+mod tests {
+    use super::*;
+    use crate::key::SigningKey;
+    use crate::keyring::TrustedKey;
+
+    fn setup() -> (SigningKey, Keyring) {
+        let key = SigningKey::from_seed(&[9; 32]).unwrap();
+        let mut ring = Keyring::new();
+        ring.add(TrustedKey::new(key.public_key())).unwrap();
+        (key, ring)
+    }
+
+    #[test]
+    fn round_trip_and_lookup() {
+        let (key, ring) = setup();
+        let mut b = RevocationListBuilder::new(7, 100, 200);
+        for i in [5u128, 1, 1 << 100, 3, 5] {
+            b.revoke_license(LicenseId::from_u128(i));
+        }
+        b.revoke_key(KeyId::from_bytes([1; 8]));
+        let bytes = b.sign(&key).unwrap();
+        let list = RevocationList::verify(&bytes, &ring).unwrap();
+        assert_eq!(list.sequence(), 7);
+        assert_eq!(list.revoked_licenses().len(), 4);
+        assert!(list.is_license_revoked(LicenseId::from_u128(1 << 100)));
+        assert!(!list.is_license_revoked(LicenseId::from_u128(2)));
+        assert!(list.is_key_revoked(KeyId::from_bytes([1; 8])));
+        assert!(list.is_stale(201) && !list.is_stale(200));
+        assert!(list.check_not_rolled_back(8).is_err());
+        assert!(list.check_not_rolled_back(7).is_ok());
+    }
+
+    #[test]
+    fn overlong_varint_rejected() {
+        let mut r = Reader(&[0x81, 0x00]);
+        assert_eq!(r.varint(), Err(Error::Malformed(Malformed::NonCanonical)));
+        let mut r = Reader(&[0xff; 20]);
+        assert!(r.varint().is_err());
+        let mut r = Reader(&[0x80]);
+        assert!(r.varint().is_err());
+    }
+
+    #[test]
+    fn huge_count_does_not_allocate() {
+        // count = 2^60 with nothing behind it.
+        let mut r = Reader(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
+        assert!(r.sorted(Some).is_err());
+    }
+}
