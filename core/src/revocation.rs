@@ -36,12 +36,8 @@ impl RevocationList {
     /// of `keyring` if it pins roots, else one of its issuing keys.
     pub fn verify(bytes: &[u8], keyring: &Keyring) -> Result<Self, Error> {
         let env = envelope::split(bytes, REVOCATION_LIST_VERSION, MAX_REVOCATION_LIST_LEN)?;
-        let signer = keyring.list_signer(env.key_id)?;
-        let mut msg = Vec::with_capacity(REVOCATION_DOMAIN.len() + env.signed.len());
-        msg.extend_from_slice(REVOCATION_DOMAIN);
-        msg.extend_from_slice(env.signed);
-        signer.verify_strict(&msg, &env.signature)?;
-        drop(msg);
+        // Structure first (cheap, and a truncated list is reported as such),
+        // then the signature, before anything is returned.
         let mut r = Reader(env.body);
         let sequence = r.u64()?;
         let issued_at = r.u64()?;
@@ -54,6 +50,11 @@ impl RevocationList {
         if !r.0.is_empty() {
             return Err(Malformed::Encoding.into());
         }
+        let signer = keyring.list_signer(env.key_id)?;
+        let mut msg = Vec::with_capacity(REVOCATION_DOMAIN.len() + env.signed.len());
+        msg.extend_from_slice(REVOCATION_DOMAIN);
+        msg.extend_from_slice(env.signed);
+        signer.verify_strict(&msg, &env.signature)?;
         Ok(RevocationList { signer: env.key_id, sequence, issued_at, next_update, keys, licenses })
     }
 

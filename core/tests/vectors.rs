@@ -1,0 +1,162 @@
+//! Runs the shared vectors in `testdata/vectors/` through keyseal-core.
+
+use keyseal_core::license::{self, MAX_LICENSE_LEN};
+use keyseal_core::revocation::RevocationList;
+use keyseal_core::{
+    Claims, DeviceBinding, DeviceRule, Error, Expectations, Fingerprint, Keyring, SigningKey, Status,
+    UnverifiedLicense, Version, armor,
+};
+use serde_json::{Value, json};
+
+fn load(name: &str) -> Vec<Value> {
+    let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["cases"].as_array().unwrap().clone()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn claims_json(c: &Claims<'_>) -> Value {
+    let device = match &c.device {
+        None => Value::Null,
+        Some(DeviceBinding::Exact { .. }) => json!({"kind": "exact"}),
+        Some(DeviceBinding::Tolerant { required, digests }) => {
+            json!({"kind": "tolerant", "required": required, "components": digests.len()})
+        }
+    };
+    let ext: serde_json::Map<String, Value> =
+        c.extensions.as_slice().iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    json!({
+        "license_id": c.license_id.to_string(), "product": c.product, "customer": c.customer,
+        "plan": c.plan, "issued_at": c.issued_at, "not_before": c.not_before,
+        "expires_at": c.expires_at, "grace_secs": c.grace_secs, "device": device,
+        "entitlements": c.entitlements.as_slice(),
+        "max_version": c.max_version.map(|v| v.to_string()), "extensions": ext,
+    })
+}
+
+/// Text key or armored license file to binary.
+fn decode<'b>(key: &str, buf: &'b mut [u8; MAX_LICENSE_LEN]) -> Result<&'b [u8], Error> {
+    if key.contains("-----BEGIN KEYSEAL") {
+        let block = armor::blocks(key).next().unwrap()?;
+        assert_eq!(block.label(), armor::LICENSE);
+        block.decode(buf)
+    } else {
+        license::decode_text(key, buf)
+    }
+}
+
+fn run_license_case(case: &Value) -> Result<Value, Error> {
+    let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+    let fp: Option<Fingerprint> = case["device"].as_str().map(|s| s.parse().unwrap());
+    let list = case["revocation_list_hex"]
+        .as_str()
+        .map(|h| RevocationList::verify(&unhex(h), &keyring))
+        .transpose()?;
+    let mut exp = Expectations::new(case["product"].as_str().unwrap(), case["now"].as_u64().unwrap())
+        .leeway(case["leeway"].as_u64().unwrap());
+    if let Some(v) = case["app_version"].as_str() {
+        exp = exp.app_version(v.parse::<Version>()?);
+    }
+    if let Some(fp) = &fp {
+        exp = exp.device(fp);
+    }
+    if let Some(list) = &list {
+        exp = exp.revocations(list);
+    }
+    let mut buf = [0u8; MAX_LICENSE_LEN];
+    let bytes = decode(case["key"].as_str().unwrap(), &mut buf)?;
+    let verified = UnverifiedLicense::from_bytes(bytes)?.verify(&keyring, &exp)?;
+    let (status, grace_ends) = match verified.status() {
+        Status::Active => ("active", None),
+        Status::InGrace { grace_ends } => ("in_grace", Some(grace_ends)),
+    };
+    Ok(json!({"valid": true, "status": status, "grace_ends": grace_ends, "claims": claims_json(verified.claims())}))
+}
+
+#[test]
+fn license_vectors() {
+    let cases = load("licenses.json");
+    assert!(cases.len() >= 30, "too few cases: {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let got = match run_license_case(case) {
+            Ok(v) => v,
+            Err(e) => json!({"valid": false, "error": e.code()}),
+        };
+        if got != case["expect"] {
+            failures.push(format!("{}: got {got}, want {}", case["name"], case["expect"]));
+        }
+        let name = case["name"].as_str().unwrap();
+        let code = case["expect"]["error"].as_str();
+        assert!(code.is_none_or(|c| name.starts_with(c)), "{name} is not named for its error {code:?}");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn run_list_case(case: &Value) -> Result<Value, Error> {
+    let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+    let list = RevocationList::verify(&unhex(case["list_hex"].as_str().unwrap()), &keyring)?;
+    list.check_not_rolled_back(case["seen_sequence"].as_u64().unwrap())?;
+    list.check_fresh(case["now"].as_u64().unwrap())?;
+    Ok(json!({
+        "valid": true, "sequence": list.sequence(), "issued_at": list.issued_at(),
+        "next_update": list.next_update(),
+        "revoked_licenses": list.revoked_licenses().map(|i| i.to_string()).collect::<Vec<_>>(),
+        "revoked_keys": list.revoked_keys().map(|i| i.to_string()).collect::<Vec<_>>(),
+    }))
+}
+
+#[test]
+fn revocation_list_vectors() {
+    let cases = load("revocation_lists.json");
+    assert!(cases.len() >= 10);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let got = run_list_case(case).unwrap_or_else(|e| json!({"valid": false, "error": e.code()}));
+        if got != case["expect"] {
+            failures.push(format!("{}: got {got}, want {}", case["name"], case["expect"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn issue_vectors_are_reproducible() {
+    let cases = load("issue.json");
+    assert!(!cases.is_empty());
+    for case in cases {
+        let seed: [u8; 32] = unhex(case["seed_hex"].as_str().unwrap()).try_into().unwrap();
+        let key = SigningKey::from_seed(&seed).unwrap();
+        let c = &case["claims"];
+        let mut claims = Claims::new(
+            c["license_id"].as_str().unwrap().parse().unwrap(),
+            c["product"].as_str().unwrap(),
+            c["customer"].as_str().unwrap(),
+            c["plan"].as_str().unwrap(),
+            c["issued_at"].as_u64().unwrap(),
+        );
+        claims.not_before = c["not_before"].as_u64();
+        claims.expires_at = c["expires_at"].as_u64();
+        claims.grace_secs = c["grace_secs"].as_u64().unwrap() as u32;
+        for e in c["entitlements"].as_array().unwrap() {
+            claims.entitlements.push(e.as_str().unwrap()).unwrap();
+        }
+        claims.max_version = c["max_version"].as_str().map(|v| v.parse().unwrap());
+        for (k, v) in c["extensions"].as_object().unwrap() {
+            claims.extensions.push((k.as_str(), v.as_str().unwrap())).unwrap();
+        }
+        let fp: Option<Fingerprint> = case["device"].as_str().map(|s| s.parse().unwrap());
+        let rule = match case["device_rule"].as_str() {
+            Some("exact") => Some(DeviceRule::Exact),
+            None => None,
+            Some(other) => panic!("rule {other}"),
+        };
+        let device = fp.as_ref().zip(rule);
+        let bytes = license::issue(&key, &claims, device).unwrap();
+        assert_eq!(license::to_text(&bytes), case["expect_key"].as_str().unwrap(), "{}", case["name"]);
+    }
+}

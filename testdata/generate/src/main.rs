@@ -1,0 +1,458 @@
+//! Writes the shared test vectors in `testdata/vectors/` from fixed seeds.
+//!
+//! Usage: `cargo run -p keyseal-testdata -- [OUT_DIR]` (default `testdata/vectors`).
+//! CI runs it into a scratch directory and fails on any difference from the
+//! committed files. Every SDK reads the same files; see `testdata/vectors/README.md`.
+
+use std::path::PathBuf;
+
+use keyseal_core::claims::{ComponentDigests, Entitlements, Extensions};
+use keyseal_core::keyring::KeyCertificate;
+use keyseal_core::revocation::RevocationListBuilder;
+use keyseal_core::{
+    Claims, DeviceBinding, DeviceRule, Fingerprint, LicenseId, SigningKey, TrustedKey, VersionCap,
+    license,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+
+/// The time most cases are checked at.
+const NOW: u64 = 1_800_000_000;
+const PRODUCT: &str = "acme-cad";
+/// Key A signs licenses issued in [A_FROM, A_UNTIL]; key B took over at B_FROM.
+const A_FROM: u64 = 1_790_000_000;
+const A_UNTIL: u64 = 1_797_000_000;
+const B_FROM: u64 = 1_794_000_000;
+
+fn seed(label: &str) -> [u8; 32] {
+    let d = Sha512::new().chain_update(b"keyseal test vectors\0").chain_update(label).finalize();
+    let mut s = [0u8; 32];
+    s.copy_from_slice(&d[..32]);
+    s
+}
+
+fn key(label: &str) -> SigningKey {
+    // A weak key from a hashed seed is impossible in practice; fail loudly if so.
+    SigningKey::from_seed(&seed(label)).unwrap_or_else(|e| panic!("seed {label}: {e}"))
+}
+
+fn license_id(label: &str) -> LicenseId {
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&seed(label)[..16]);
+    LicenseId::from_bytes(id)
+}
+
+fn fingerprint(label: &str, n: u8) -> Fingerprint {
+    let comps: Vec<_> = (0..n).map(|i| Fingerprint::component(PRODUCT, "test", format!("{label}-{i}").as_bytes())).collect();
+    Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn reference_claims(id: LicenseId) -> Claims<'static> {
+    let mut c = Claims::new(id, PRODUCT, "cus_8f3a2b", "pro", 1_795_000_000);
+    c.expires_at = Some(1_826_536_000);
+    c.entitlements = Entitlements::from_slice(&["cloud-sync", "export-pdf", "plugins"]).unwrap_or_default();
+    c.max_version = Some(VersionCap::Major(5));
+    c
+}
+
+fn claims_json(c: &Claims<'_>) -> Value {
+    let device = match &c.device {
+        None => Value::Null,
+        Some(DeviceBinding::Exact { .. }) => json!({"kind": "exact"}),
+        Some(DeviceBinding::Tolerant { required, digests }) => {
+            json!({"kind": "tolerant", "required": required, "components": digests.len()})
+        }
+    };
+    let ext: serde_json::Map<String, Value> =
+        c.extensions.as_slice().iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    json!({
+        "license_id": c.license_id.to_string(),
+        "product": c.product,
+        "customer": c.customer,
+        "plan": c.plan,
+        "issued_at": c.issued_at,
+        "not_before": c.not_before,
+        "expires_at": c.expires_at,
+        "grace_secs": c.grace_secs,
+        "device": device,
+        "entitlements": c.entitlements.as_slice(),
+        "max_version": c.max_version.map(|v| v.to_string()),
+        "extensions": ext,
+    })
+}
+
+struct Ctx {
+    a: SigningKey,
+    b: SigningKey,
+    stranger: SigningKey,
+    root: SigningKey,
+    d: SigningKey,
+    keyring: String,
+    root_keyring: String,
+}
+
+impl Ctx {
+    fn new() -> Self {
+        let a = key("key-a");
+        let b = key("key-b");
+        let root = key("root");
+        let d = key("key-d");
+        let keyring = format!(
+            "# test keyring: key A retired at {A_UNTIL}, key B current\nkey {} from={A_FROM} until={A_UNTIL}\nkey {} from={B_FROM}\n",
+            a.public_key(),
+            b.public_key()
+        );
+        let cert = KeyCertificate::sign(
+            &root,
+            &TrustedKey::new(d.public_key()).valid_from(A_FROM).products(&[PRODUCT]).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let root_keyring = format!("root {}\ncert kscert1.{}\n", root.public_key(), b64(&cert));
+        Ctx { a, b, stranger: key("stranger"), root, d, keyring, root_keyring }
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    // The license text form minus its prefix is exactly unpadded base64url.
+    license::to_text(bytes).trim_start_matches(license::LICENSE_PREFIX).to_owned()
+}
+
+/// One license case with default expectations; tweak the returned JSON.
+fn case(name: &str, key_text: String, keyring: &str) -> Value {
+    json!({
+        "name": name,
+        "key": key_text,
+        "keyring": keyring,
+        "now": NOW,
+        "product": PRODUCT,
+        "app_version": "5.2.0",
+        "device": null,
+        "leeway": 0,
+        "revocation_list_hex": null,
+    })
+}
+
+fn valid(mut c: Value, claims: &Claims<'_>, status: &str, grace_ends: Option<u64>) -> Value {
+    c["expect"] = json!({"valid": true, "status": status, "grace_ends": grace_ends, "claims": claims_json(claims)});
+    c
+}
+
+fn invalid(mut c: Value, code: &str) -> Value {
+    c["expect"] = json!({"valid": false, "error": code});
+    c
+}
+
+fn issue(key: &SigningKey, c: &Claims<'_>, device: Option<(&Fingerprint, DeviceRule)>) -> Vec<u8> {
+    license::issue(key, c, device).unwrap_or_else(|e| panic!("issue: {e}"))
+}
+
+/// Signs an arbitrary license body as the format says, for cases the issuer refuses to make.
+fn sign_raw_license(key: &SigningKey, version: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![version];
+    out.extend_from_slice(&key.key_id().to_bytes());
+    out.extend_from_slice(body);
+    let mut msg = b"keyseal/license/v1\0".to_vec();
+    msg.extend_from_slice(&out);
+    let sig = key.sign_raw(&msg);
+    out.extend_from_slice(&sig);
+    out
+}
+
+fn license_cases(x: &Ctx) -> Vec<Value> {
+    let mut cases = Vec::new();
+    let kr = x.keyring.as_str();
+    let fp = fingerprint("laptop", 1);
+    let fp_text = fp.to_string();
+
+    // Valid.
+    let id = license_id("reference");
+    let reference = issue(&x.b, &reference_claims(id), Some((&fp, DeviceRule::Exact)));
+    let mut expected = reference_claims(id);
+    expected.device = Some(DeviceBinding::Exact { hint: [0, 0] });
+    let mut c = case("valid_reference", license::to_text(&reference), kr);
+    c["device"] = json!(fp_text);
+    cases.push(valid(c, &expected, "active", None));
+
+    let mut c = case("valid_reference_armored_file", license::to_armored(&reference), kr);
+    c["device"] = json!(fp_text);
+    cases.push(valid(c, &expected, "active", None));
+
+    let minimal = Claims::new(license_id("minimal"), PRODUCT, "cus_1", "free", 1_799_000_000);
+    cases.push(valid(case("valid_perpetual_minimal", license::to_text(&issue(&x.b, &minimal, None)), kr), &minimal, "active", None));
+
+    let mut full = reference_claims(license_id("full"));
+    full.not_before = Some(1_799_500_000);
+    full.grace_secs = 86_400;
+    full.max_version = Some(VersionCap::Minor(5, 2));
+    full.extensions = Extensions::from_slice(&[("region", "eu"), ("seats", "5")]).unwrap_or_default();
+    let full_key = issue(&x.b, &full, None);
+    cases.push(valid(case("valid_with_not_before_grace_and_extensions", license::to_text(&full_key), kr), &full, "active", None));
+
+    let mut graced = reference_claims(license_id("graced"));
+    graced.expires_at = Some(NOW - 86_400);
+    graced.grace_secs = 14 * 86_400;
+    cases.push(valid(
+        case("valid_in_grace", license::to_text(&issue(&x.b, &graced, None)), kr),
+        &graced,
+        "in_grace",
+        Some(NOW - 86_400 + 14 * 86_400),
+    ));
+
+    let mut just_expired = reference_claims(license_id("leeway"));
+    just_expired.expires_at = Some(NOW - 100);
+    let mut c = case("valid_expired_within_leeway", license::to_text(&issue(&x.b, &just_expired, None)), kr);
+    c["leeway"] = json!(300);
+    cases.push(valid(c, &just_expired, "active", None));
+
+    let mut old = reference_claims(license_id("old-key"));
+    old.issued_at = A_FROM + 1000;
+    cases.push(valid(case("valid_signed_by_retired_key_inside_its_window", license::to_text(&issue(&x.a, &old, None)), kr), &old, "active", None));
+
+    let tol_fp = fingerprint("desktop", 4);
+    let tol_id = license_id("tolerant");
+    let tol_key = issue(&x.b, &reference_claims(tol_id), Some((&tol_fp, DeviceRule::AtLeast(3))));
+    let mut tol_claims = reference_claims(tol_id);
+    tol_claims.device = Some(DeviceBinding::Tolerant { required: 3, digests: ComponentDigests::from_slice(&[[0; 6]; 4]).unwrap_or_default() });
+    let mut comps = tol_fp.components().to_vec();
+    comps[2] = Fingerprint::component(PRODUCT, "test", b"new-disk");
+    let one_changed = Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = case("valid_tolerant_device_one_component_changed", license::to_text(&tol_key), kr);
+    c["device"] = json!(one_changed.to_string());
+    cases.push(valid(c, &tol_claims, "active", None));
+
+    let cert_claims = reference_claims(license_id("certified"));
+    let cert_key = issue(&x.d, &cert_claims, None);
+    cases.push(valid(case("valid_certified_key_under_root", license::to_text(&cert_key), &x.root_keyring), &cert_claims, "active", None));
+
+    // Malformed and unsupported.
+    let text = license::to_text(&reference);
+    let mut c = case("malformed_bad_prefix", text.replacen("ks1.", "kx1.", 1), kr);
+    c["device"] = json!(fp_text);
+    cases.push(invalid(c, "malformed"));
+    cases.push(invalid(case("malformed_padding", format!("{text}="), kr), "malformed"));
+    cases.push(invalid(case("malformed_whitespace_inside", format!("{} {}", &text[..40], &text[40..]), kr), "malformed"));
+    cases.push(invalid(case("malformed_empty", String::new(), kr), "malformed"));
+    // Flip the unused low bits of the last character of a key whose length is
+    // not a multiple of 3 bytes: same bytes under a lenient decoder, refused by a strict one.
+    let minimal_key = issue(&x.b, &minimal, None);
+    assert_ne!(minimal_key.len() % 3, 0, "pick a key with a partial last base64 group");
+    let mut nc = license::to_text(&minimal_key).into_bytes();
+    let last = nc.len() - 1;
+    nc[last] = noncanonical_b64_char(nc[last]);
+    cases.push(invalid(case("malformed_non_canonical_base64", String::from_utf8(nc).unwrap_or_default(), kr), "malformed"));
+    cases.push(invalid(case("malformed_truncated", license::to_text(&reference[..reference.len() - 1]), kr), "malformed"));
+    cases.push(invalid(case("malformed_header_only", license::to_text(&reference[..9]), kr), "malformed"));
+    let mut trailing = reference.clone();
+    trailing.push(0);
+    cases.push(invalid(case("malformed_trailing_byte", license::to_text(&trailing), kr), "malformed"));
+
+    // A validly signed body whose issued_at varint is over-long: only the
+    // canonical re-encoding check catches it.
+    let mut buf = [0u8; 256];
+    let body = minimal.encode(&mut buf).unwrap_or_else(|e| panic!("{e}")).to_vec();
+    let at = 16 + 9 + 6 + 5; // id, "acme-cad", "cus_1", "free" (length-prefixed)
+    let mut long = body[..at].to_vec();
+    let varint_len = body[at..].iter().position(|b| b & 0x80 == 0).unwrap_or(0) + 1;
+    long.extend_from_slice(&body[at..at + varint_len]);
+    let lastv = long.len() - 1;
+    long[lastv] |= 0x80;
+    long.push(0);
+    long.extend_from_slice(&body[at + varint_len..]);
+    cases.push(invalid(case("malformed_non_canonical_varint", license::to_text(&sign_raw_license(&x.b, 1, &long)), kr), "malformed"));
+
+    cases.push(invalid(case("unsupported_version_text_prefix", text.replacen("ks1.", "ks2.", 1), kr), "unsupported_version"));
+    cases.push(invalid(case("unsupported_version_binary", license::to_text(&sign_raw_license(&x.b, 2, &body)), kr), "unsupported_version"));
+
+    // Signatures and keys.
+    let mut flipped = reference.clone();
+    let n = flipped.len();
+    flipped[n - 10] ^= 0x01;
+    let mut c = case("bad_signature_flipped_bit_in_signature", license::to_text(&flipped), kr);
+    c["device"] = json!(fp_text);
+    cases.push(invalid(c, "bad_signature"));
+    let mut tampered = issue(&x.b, &minimal, None);
+    let plan_at = 1 + 8 + 16 + 9 + 6 + 1; // "free" -> "frea"
+    tampered[plan_at + 3] = b'a';
+    cases.push(invalid(case("bad_signature_tampered_plan", license::to_text(&tampered), kr), "bad_signature"));
+    cases.push(invalid(case("unknown_key", license::to_text(&issue(&x.stranger, &minimal, None)), kr), "unknown_key"));
+    let mut late = reference_claims(license_id("late"));
+    late.issued_at = A_UNTIL + 1;
+    cases.push(invalid(case("key_not_valid_issued_after_key_retired", license::to_text(&issue(&x.a, &late, None)), kr), "key_not_valid"));
+    let mut other = reference_claims(license_id("other-product"));
+    other.product = "acme-viewer";
+    let mut c = case("key_not_valid_product_outside_certificate_scope", license::to_text(&issue(&x.d, &other, None)), &x.root_keyring);
+    c["product"] = json!("acme-viewer");
+    cases.push(invalid(c, "key_not_valid"));
+    let mut c = case("unknown_key_root_is_not_an_issuing_key", license::to_text(&issue(&x.root, &minimal, None)), &x.root_keyring);
+    c["product"] = json!(PRODUCT);
+    cases.push(invalid(c, "unknown_key"));
+
+    // Time.
+    let mut expired = reference_claims(license_id("expired"));
+    expired.expires_at = Some(NOW - 1000);
+    let mut c = case("expired", license::to_text(&issue(&x.b, &expired, None)), kr);
+    c["leeway"] = json!(300);
+    cases.push(invalid(c, "expired"));
+    let mut past_grace = reference_claims(license_id("past-grace"));
+    past_grace.expires_at = Some(NOW - 20 * 86_400);
+    past_grace.grace_secs = 14 * 86_400;
+    cases.push(invalid(case("expired_after_grace", license::to_text(&issue(&x.b, &past_grace, None)), kr), "expired"));
+    let mut early = reference_claims(license_id("early"));
+    early.not_before = Some(NOW + 3600);
+    cases.push(invalid(case("not_yet_valid", license::to_text(&issue(&x.b, &early, None)), kr), "not_yet_valid"));
+
+    // Product, device, version.
+    let mut c = case("wrong_product", license::to_text(&issue(&x.b, &minimal, None)), kr);
+    c["product"] = json!("acme-viewer");
+    cases.push(invalid(c, "wrong_product"));
+    let mut c = case("wrong_device_other_fingerprint", text.clone(), kr);
+    c["device"] = json!(fingerprint("other-laptop", 1).to_string());
+    cases.push(invalid(c, "wrong_device"));
+    cases.push(invalid(case("wrong_device_no_fingerprint_given", text.clone(), kr), "wrong_device"));
+    let mut comps = tol_fp.components().to_vec();
+    comps[0] = Fingerprint::component(PRODUCT, "test", b"new-board");
+    comps[1] = Fingerprint::component(PRODUCT, "test", b"new-nic");
+    let mut c = case("wrong_device_tolerant_two_components_changed", license::to_text(&tol_key), kr);
+    c["device"] = json!(Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}")).to_string());
+    cases.push(invalid(c, "wrong_device"));
+    let mut c = case("version_not_covered", license::to_text(&issue(&x.b, &reference_claims(license_id("v6")), None)), kr);
+    c["app_version"] = json!("6.0.0");
+    cases.push(invalid(c, "version_not_covered"));
+
+    // Revocation.
+    let revoked_id = license_id("revoked");
+    let mut rl = RevocationListBuilder::new(3, NOW - 3600, NOW + 7 * 86_400);
+    rl.revoke_license(revoked_id).revoke_license(license_id("someone-else")).revoke_key(x.a.key_id());
+    let rl = rl.sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = case("revoked", license::to_text(&issue(&x.b, &reference_claims(revoked_id), None)), kr);
+    c["revocation_list_hex"] = json!(hex(&rl));
+    cases.push(invalid(c, "revoked"));
+    let mut c = case("key_revoked", license::to_text(&issue(&x.a, &old, None)), kr);
+    c["revocation_list_hex"] = json!(hex(&rl));
+    cases.push(invalid(c, "key_revoked"));
+    let mut c = case("valid_not_on_revocation_list", license::to_text(&issue(&x.b, &minimal, None)), kr);
+    c["revocation_list_hex"] = json!(hex(&rl));
+    cases.push(valid(c, &minimal, "active", None));
+
+    cases
+}
+
+/// A base64url character with the same top 4 bits but a non-zero low 2 bits.
+fn noncanonical_b64_char(c: u8) -> u8 {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let v = ALPHABET.iter().position(|&a| a == c).unwrap_or(0);
+    ALPHABET[(v & !3) | 1]
+}
+
+fn revocation_cases(x: &Ctx) -> Vec<Value> {
+    let kr = x.keyring.as_str();
+    let mut b = RevocationListBuilder::new(10, NOW - 3600, NOW + 86_400);
+    b.revoke_license(license_id("revoked")).revoke_license(license_id("r2")).revoke_key(x.a.key_id());
+    let good = b.sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
+    let list = |name: &str, bytes: &[u8], keyring: &str, now: u64, seen: u64| {
+        json!({"name": name, "list_hex": hex(bytes), "keyring": keyring, "now": now, "seen_sequence": seen})
+    };
+    let ok = |mut c: Value| {
+        let mut revoked = vec![license_id("revoked").to_string(), license_id("r2").to_string()];
+        revoked.sort();
+        c["expect"] = json!({
+            "valid": true, "sequence": 10, "issued_at": NOW - 3600, "next_update": NOW + 86_400,
+            "revoked_licenses": revoked, "revoked_keys": [x.a.key_id().to_string()],
+        });
+        c
+    };
+    let bad = |mut c: Value, code: &str| {
+        c["expect"] = json!({"valid": false, "error": code});
+        c
+    };
+    let mut flipped = good.clone();
+    let n = flipped.len();
+    flipped[n - 5] ^= 0x40;
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let stranger = b.sign(&x.stranger).unwrap_or_else(|e| panic!("{e}"));
+    let root_signed = b.sign(&x.root).unwrap_or_else(|e| panic!("{e}"));
+    let empty = RevocationListBuilder::new(1, NOW, NOW + 60).sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
+    let mut root_ok = list("valid_signed_by_root", &root_signed, &x.root_keyring, NOW, 0);
+    root_ok = ok(root_ok);
+    let mut empty_ok = list("valid_empty", &empty, kr, NOW, 0);
+    empty_ok["expect"] = json!({"valid": true, "sequence": 1, "issued_at": NOW, "next_update": NOW + 60, "revoked_licenses": [], "revoked_keys": []});
+    vec![
+        ok(list("valid", &good, kr, NOW, 9)),
+        ok(list("valid_same_sequence_again", &good, kr, NOW, 10)),
+        root_ok,
+        empty_ok,
+        bad(list("stale_revocation_list", &good, kr, NOW + 86_401, 0), "stale_revocation_list"),
+        bad(list("rolled_back_revocation_list", &good, kr, NOW, 11), "rolled_back_revocation_list"),
+        bad(list("bad_signature", &flipped, kr, NOW, 0), "bad_signature"),
+        bad(list("unknown_key", &stranger, kr, NOW, 0), "unknown_key"),
+        bad(list("unknown_key_issuing_key_when_roots_pinned", &good, &x.root_keyring, NOW, 0), "unknown_key"),
+        bad(list("malformed_trailing_byte", &trailing, kr, NOW, 0), "malformed"),
+        bad(list("malformed_truncated", &good[..good.len() - 1], kr, NOW, 0), "malformed"),
+        bad(list("unsupported_version", &[&[2u8][..], &good[1..]].concat(), kr, NOW, 0), "unsupported_version"),
+    ]
+}
+
+fn issue_cases(x: &Ctx) -> Vec<Value> {
+    let fp = fingerprint("laptop", 1);
+    let id = license_id("reference");
+    let reference = issue(&x.b, &reference_claims(id), Some((&fp, DeviceRule::Exact)));
+    let minimal = Claims::new(license_id("minimal"), PRODUCT, "cus_1", "free", 1_799_000_000);
+    let mut claims = reference_claims(id);
+    claims.device = None;
+    vec![
+        json!({
+            "name": "reference_exact_device",
+            "seed_hex": hex(&seed("key-b")),
+            "claims": claims_json(&claims),
+            "device": fp.to_string(),
+            "device_rule": "exact",
+            "expect_key": license::to_text(&reference),
+            "expect_len": license::to_text(&reference).len(),
+        }),
+        json!({
+            "name": "minimal",
+            "seed_hex": hex(&seed("key-b")),
+            "claims": claims_json(&minimal),
+            "device": null,
+            "device_rule": null,
+            "expect_key": license::to_text(&issue(&x.b, &minimal, None)),
+            "expect_len": license::to_text(&issue(&x.b, &minimal, None)).len(),
+        }),
+    ]
+}
+
+fn write(dir: &std::path::Path, name: &str, description: &str, cases: Vec<Value>) -> std::io::Result<()> {
+    let doc = json!({"description": description, "generator": "cargo run -p keyseal-testdata", "cases": cases});
+    let mut text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
+    text.push('\n');
+    std::fs::write(dir.join(name), text)
+}
+
+fn main() -> std::io::Result<()> {
+    let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("testdata/vectors"), PathBuf::from);
+    std::fs::create_dir_all(&dir)?;
+    let x = Ctx::new();
+    write(
+        &dir,
+        "licenses.json",
+        "License keys and the verdict each must give: validate `key` (text or armored) against `keyring` at `now` for `product`, with `app_version`, `device` fingerprint, `leeway` seconds and the optional revocation list. A valid case gives its claims and status; an invalid one the error code.",
+        license_cases(&x),
+    )?;
+    write(
+        &dir,
+        "revocation_lists.json",
+        "Signed revocation lists: verify `list_hex` with `keyring`, refuse it if its sequence is below `seen_sequence` (rolled back) or it is stale at `now`; a valid case gives its contents, an invalid one the error code.",
+        revocation_cases(&x),
+    )?;
+    write(
+        &dir,
+        "issue.json",
+        "Issuing is deterministic: signing `claims` with the key of seed `seed_hex` (and binding `device` by `device_rule`) gives exactly `expect_key`.",
+        issue_cases(&x),
+    )?;
+    Ok(())
+}
