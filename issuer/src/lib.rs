@@ -1,0 +1,1 @@
+//! keyseal-issuer (work in progress).

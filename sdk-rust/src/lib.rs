@@ -1,0 +1,1 @@
+//! keyseal: validate license keys offline (work in progress).
