@@ -92,9 +92,19 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    /// Loads a public key from its 32 bytes; rejects invalid and weak (small-order) points.
+    /// Loads a public key from its 32 bytes; rejects invalid encodings,
+    /// non-canonical encodings and weak (small-order) points.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<Self, Error> {
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| Malformed::PublicKey)?;
+        // RFC 8032 section 5.1.3: decoding fails if y >= p, or if x = 0 with
+        // the sign bit set. ed25519-dalek reduces y mod p instead, so some
+        // points of large order (y = 3, 4, 5, ...) also decode from a second,
+        // non-canonical encoding, and `verify_strict` hashes the bytes as
+        // given. A point must have one encoding (one key id, one text form),
+        // so only the bytes that re-compression gives back are a key.
+        if key.to_edwards().compress().to_bytes() != *bytes {
+            return Err(Malformed::PublicKey.into());
+        }
         if key.is_weak() {
             return Err(Malformed::PublicKey.into());
         }
@@ -274,6 +284,34 @@ mod tests {
             PublicKey::from_bytes(&identity),
             Err(Error::Malformed(Malformed::PublicKey))
         );
+    }
+
+    #[test]
+    fn non_canonical_encoding_refused() {
+        // y = 3 is on the curve and its point is not small-order.
+        let mut canonical = [0u8; 32];
+        canonical[0] = 3;
+        assert!(PublicKey::from_bytes(&canonical).is_ok());
+        // y = p + 3 = 2^255 - 16 is a second encoding of the same point, and
+        // with the sign bit set, of its negation.
+        let mut non_canonical = [0xff; 32];
+        non_canonical[0] = 0xf0;
+        non_canonical[31] = 0x7f;
+        let mut negated = non_canonical;
+        negated[31] |= 0x80;
+        for bytes in [non_canonical, negated] {
+            // Decoding and the weak-key check let it through; only the
+            // canonical-encoding check refuses it.
+            let lenient = VerifyingKey::from_bytes(&bytes).unwrap();
+            assert!(!lenient.is_weak());
+            let mut y = lenient.to_edwards().compress().to_bytes();
+            y[31] &= 0x7f;
+            assert_eq!(y, canonical);
+            assert_eq!(
+                PublicKey::from_bytes(&bytes),
+                Err(Error::Malformed(Malformed::PublicKey))
+            );
+        }
     }
 
     #[test]
