@@ -102,7 +102,10 @@ impl<T: Copy + Default, const N: usize> Bounded<T, N> {
     /// An empty list.
     #[must_use]
     pub fn new() -> Self {
-        Bounded { items: [T::default(); N], len: 0 }
+        Bounded {
+            items: [T::default(); N],
+            len: 0,
+        }
     }
 
     /// A list of these items; `None` if there are more than `N`.
@@ -182,7 +185,8 @@ impl<'de, T: Copy + Default + Deserialize<'de>, const N: usize> Deserialize<'de>
                 }
                 let mut list = Bounded::new();
                 while let Some(item) = seq.next_element()? {
-                    list.push(item).map_err(|_| de::Error::invalid_length(N + 1, &self))?;
+                    list.push(item)
+                        .map_err(|_| de::Error::invalid_length(N + 1, &self))?;
                 }
                 Ok(list)
             }
@@ -234,7 +238,11 @@ impl Version {
     /// A version from its three parts.
     #[must_use]
     pub const fn new(major: u16, minor: u16, patch: u16) -> Self {
-        Version { major, minor, patch }
+        Version {
+            major,
+            minor,
+            patch,
+        }
     }
 }
 
@@ -246,19 +254,22 @@ impl FromStr for Version {
     fn from_str(s: &str) -> Result<Self, Error> {
         let core = s.split(['-', '+']).next().unwrap_or(s);
         let mut parts = [0u16; 3];
-        let mut n = 0;
-        for part in core.split('.') {
+        for (n, part) in core.split('.').enumerate() {
             let slot = parts.get_mut(n).ok_or(Malformed::Text)?;
             *slot = parse_u16(part)?;
-            n += 1;
         }
         let [major, minor, patch] = parts;
-        Ok(Version { major, minor, patch })
+        Ok(Version {
+            major,
+            minor,
+            patch,
+        })
     }
 }
 
 fn parse_u16(s: &str) -> Result<u16, Error> {
-    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(Malformed::Text.into());
     }
     s.parse().map_err(|_| Malformed::Text.into())
@@ -393,7 +404,9 @@ impl<'a> Claims<'a> {
     #[must_use]
     pub fn extension(&self, key: &str) -> Option<&'a str> {
         let ext = self.extensions.as_slice();
-        ext.binary_search_by(|(k, _)| (*k).cmp(key)).ok().map(|i| ext[i].1)
+        ext.binary_search_by(|(k, _)| (*k).cmp(key))
+            .ok()
+            .map(|i| ext[i].1)
     }
 
     /// Checks every documented limit: alphabets, lengths, sorted unique
@@ -417,15 +430,15 @@ impl<'a> Claims<'a> {
         if !strictly_sorted(self.extensions.as_slice().iter().map(|(k, _)| *k)) {
             return Err(Malformed::List);
         }
-        if let (Some(nb), Some(exp)) = (self.not_before, self.expires_at) {
-            if nb >= exp {
-                return Err(Malformed::Field);
-            }
+        if let (Some(nb), Some(exp)) = (self.not_before, self.expires_at)
+            && nb >= exp
+        {
+            return Err(Malformed::Field);
         }
-        if let Some(DeviceBinding::Tolerant { required, digests }) = &self.device {
-            if *required == 0 || usize::from(*required) > digests.len() {
-                return Err(Malformed::Field);
-            }
+        if let Some(DeviceBinding::Tolerant { required, digests }) = &self.device
+            && (*required == 0 || usize::from(*required) > digests.len())
+        {
+            return Err(Malformed::Field);
         }
         Ok(())
     }
@@ -464,12 +477,15 @@ impl<'a> Claims<'a> {
 pub(crate) fn check_name(s: &str, max: usize) -> Result<(), Malformed> {
     let ok = !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
     if ok { Ok(()) } else { Err(Malformed::Text) }
 }
 
 fn strictly_sorted<'x>(mut it: impl Iterator<Item = &'x str>) -> bool {
-    let Some(mut prev) = it.next() else { return true };
+    let Some(mut prev) = it.next() else {
+        return true;
+    };
     for cur in it {
         if cur <= prev {
             return false;
@@ -483,8 +499,18 @@ fn strictly_sorted<'x>(mut it: impl Iterator<Item = &'x str>) -> bool {
 mod tests {
     use super::*;
 
-    fn max_claims<'a>(names: &'a [alloc::string::String], long: &'a str, customer: &'a str) -> Claims<'a> {
-        let mut c = Claims::new(LicenseId::from_bytes([0xff; 16]), long, customer, long, u64::MAX);
+    fn max_claims<'a>(
+        names: &'a [alloc::string::String],
+        long: &'a str,
+        customer: &'a str,
+    ) -> Claims<'a> {
+        let mut c = Claims::new(
+            LicenseId::from_bytes([0xff; 16]),
+            long,
+            customer,
+            long,
+            u64::MAX,
+        );
         c.not_before = Some(u64::MAX - 1);
         c.expires_at = Some(u64::MAX);
         c.grace_secs = u32::MAX;
@@ -506,15 +532,20 @@ mod tests {
 
     #[test]
     fn largest_claims_fit_max_claims_len() {
-        let names: alloc::vec::Vec<_> =
-            (0..MAX_ENTITLEMENTS).map(|i| alloc::format!("{i:0>32}")).collect();
+        let names: alloc::vec::Vec<_> = (0..MAX_ENTITLEMENTS)
+            .map(|i| alloc::format!("{i:0>32}"))
+            .collect();
         let long = "z".repeat(MAX_NAME_LEN);
         let customer = "c".repeat(MAX_CUSTOMER_LEN);
         let c = max_claims(&names, &long, &customer);
         let mut buf = [0u8; MAX_CLAIMS_LEN];
         let bytes = c.encode(&mut buf).unwrap().to_vec();
         assert!(bytes.len() <= MAX_CLAIMS_LEN);
-        assert!(bytes.len() + 32 > MAX_CLAIMS_LEN, "bound is loose: {}", bytes.len());
+        assert!(
+            bytes.len() + 32 > MAX_CLAIMS_LEN,
+            "bound is loose: {}",
+            bytes.len()
+        );
         assert_eq!(Claims::decode(&bytes).unwrap(), c);
     }
 
@@ -547,7 +578,10 @@ mod tests {
         let mut long = bytes[..at].to_vec();
         long.extend_from_slice(&[0x85, 0x00]);
         long.extend_from_slice(&bytes[at + 1..]);
-        assert_eq!(Claims::decode(&long), Err(Error::Malformed(Malformed::NonCanonical)));
+        assert_eq!(
+            Claims::decode(&long),
+            Err(Error::Malformed(Malformed::NonCanonical))
+        );
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl Fingerprint {
         if components.is_empty() || components.len() > MAX_DEVICE_COMPONENTS {
             return Err(Malformed::Fingerprint.into());
         }
-        let mut fp = Fingerprint { components: [[0; COMPONENT_LEN]; MAX_DEVICE_COMPONENTS], len: components.len() };
+        let mut fp = Fingerprint {
+            components: [[0; COMPONENT_LEN]; MAX_DEVICE_COMPONENTS],
+            len: components.len(),
+        };
         fp.components[..components.len()].copy_from_slice(components);
         Ok(fp)
     }
@@ -75,7 +78,10 @@ impl Fingerprint {
     /// `license_id`: SHA-512(domain || license id || count || components);
     /// hash = bytes 0..32, hint = bytes 32..34.
     #[must_use]
-    pub fn exact_binding(&self, license_id: &LicenseId) -> ([u8; BINDING_HASH_LEN], [u8; DEVICE_HINT_LEN]) {
+    pub fn exact_binding(
+        &self,
+        license_id: &LicenseId,
+    ) -> ([u8; BINDING_HASH_LEN], [u8; DEVICE_HINT_LEN]) {
         let mut h = Sha512::new()
             .chain_update(BINDING_DOMAIN)
             .chain_update(license_id.to_bytes())
@@ -94,7 +100,10 @@ impl Fingerprint {
     /// Salted digest of one component for a tolerant binding:
     /// SHA-512(domain || license id || component)\[..6\].
     #[must_use]
-    pub fn component_digest(license_id: &LicenseId, component: &[u8; COMPONENT_LEN]) -> [u8; COMPONENT_DIGEST_LEN] {
+    pub fn component_digest(
+        license_id: &LicenseId,
+        component: &[u8; COMPONENT_LEN],
+    ) -> [u8; COMPONENT_DIGEST_LEN] {
         let d = Sha512::new()
             .chain_update(DIGEST_DOMAIN)
             .chain_update(license_id.to_bytes())
@@ -112,7 +121,12 @@ impl Fingerprint {
         let mut matches = 0;
         for c in self.components() {
             let d = Self::component_digest(license_id, c);
-            if let Some(i) = digests.as_slice().iter().enumerate().position(|(i, x)| !used[i] && *x == d) {
+            if let Some(i) = digests
+                .as_slice()
+                .iter()
+                .enumerate()
+                .position(|(i, x)| !used[i] && *x == d)
+            {
                 used[i] = true;
                 matches += 1;
             }
@@ -121,9 +135,15 @@ impl Fingerprint {
     }
 
     /// The binding an issuer puts in a license for this fingerprint.
-    pub fn binding(&self, license_id: &LicenseId, rule: DeviceRule) -> Result<DeviceBinding, Error> {
+    pub fn binding(
+        &self,
+        license_id: &LicenseId,
+        rule: DeviceRule,
+    ) -> Result<DeviceBinding, Error> {
         Ok(match rule {
-            DeviceRule::Exact => DeviceBinding::Exact { hint: self.exact_binding(license_id).1 },
+            DeviceRule::Exact => DeviceBinding::Exact {
+                hint: self.exact_binding(license_id).1,
+            },
             DeviceRule::AtLeast(required) => {
                 if required == 0 || usize::from(required) > self.len {
                     return Err(Error::InvalidClaims(Malformed::Field));
@@ -189,7 +209,9 @@ mod tests {
     use super::*;
 
     fn fp(n: u8) -> Fingerprint {
-        let comps: alloc::vec::Vec<_> = (0..n).map(|i| Fingerprint::component("p", "k", &[i])).collect();
+        let comps: alloc::vec::Vec<_> = (0..n)
+            .map(|i| Fingerprint::component("p", "k", &[i]))
+            .collect();
         Fingerprint::from_components(&comps).unwrap()
     }
 
@@ -204,14 +226,19 @@ mod tests {
 
     #[test]
     fn component_is_salted_by_product() {
-        assert_ne!(Fingerprint::component("a", "k", b"id"), Fingerprint::component("b", "k", b"id"));
+        assert_ne!(
+            Fingerprint::component("a", "k", b"id"),
+            Fingerprint::component("b", "k", b"id")
+        );
     }
 
     #[test]
     fn k_of_n_counts_each_digest_once() {
         let id = LicenseId::from_bytes([7; 16]);
         let f = fp(4);
-        let DeviceBinding::Tolerant { digests, .. } = f.binding(&id, DeviceRule::AtLeast(3)).unwrap() else {
+        let DeviceBinding::Tolerant { digests, .. } =
+            f.binding(&id, DeviceRule::AtLeast(3)).unwrap()
+        else {
             panic!()
         };
         assert_eq!(f.count_matches(&id, &digests), 4);

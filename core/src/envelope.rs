@@ -38,7 +38,12 @@ pub(crate) fn split(bytes: &[u8], version: u8, max_len: usize) -> Result<Envelop
     id.copy_from_slice(&signed[1..1 + KEY_ID_LEN]);
     let mut signature = [0u8; SIGNATURE_LEN];
     signature.copy_from_slice(sig);
-    Ok(Envelope { key_id: KeyId::from_bytes(id), body: &signed[1 + KEY_ID_LEN..], signed, signature })
+    Ok(Envelope {
+        key_id: KeyId::from_bytes(id),
+        body: &signed[1 + KEY_ID_LEN..],
+        signed,
+        signature,
+    })
 }
 
 /// Builds and signs an envelope around `body`; `extra` is signed but not carried.

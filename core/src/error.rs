@@ -216,7 +216,10 @@ mod tests {
             Error::VersionNotCovered,
             Error::Revoked,
             Error::StaleRevocationList { next_update: 1 },
-            Error::RolledBackRevocationList { sequence: 1, seen: 2 },
+            Error::RolledBackRevocationList {
+                sequence: 1,
+                seen: 2,
+            },
             Error::KeyringFull,
             Error::InvalidClaims(Malformed::Text),
         ];

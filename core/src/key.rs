@@ -108,7 +108,10 @@ impl PublicKey {
         if key.is_weak() {
             return Err(Malformed::PublicKey.into());
         }
-        Ok(PublicKey { key, id: KeyId::derive(bytes) })
+        Ok(PublicKey {
+            key,
+            id: KeyId::derive(bytes),
+        })
     }
 
     /// The 32 bytes of the key.

@@ -31,7 +31,8 @@ pub const CERTIFICATE_VERSION: u8 = 1;
 /// Prefix of a key certificate's text form.
 pub const CERTIFICATE_PREFIX: &str = "kscert1.";
 /// Largest encoded key certificate.
-pub const MAX_CERTIFICATE_LEN: usize = envelope::OVERHEAD + 32 + 10 + 11 + 1 + MAX_KEY_PRODUCTS * (1 + MAX_NAME_LEN);
+pub const MAX_CERTIFICATE_LEN: usize =
+    envelope::OVERHEAD + 32 + 10 + 11 + 1 + MAX_KEY_PRODUCTS * (1 + MAX_NAME_LEN);
 /// Domain separation of key certificate signatures.
 pub(crate) const CERTIFICATE_DOMAIN: &[u8] = b"keyseal/key-certificate/v1\0";
 
@@ -48,7 +49,10 @@ impl ProductName {
         check_name(name, MAX_NAME_LEN)?;
         let mut bytes = [0u8; MAX_NAME_LEN];
         bytes[..name.len()].copy_from_slice(name.as_bytes());
-        Ok(ProductName { bytes, len: name.len() as u8 })
+        Ok(ProductName {
+            bytes,
+            len: name.len() as u8,
+        })
     }
 
     /// The name.
@@ -81,7 +85,12 @@ impl TrustedKey {
     /// Trust `key` for every issue time and product.
     #[must_use]
     pub fn new(key: PublicKey) -> Self {
-        TrustedKey { key, valid_from: 0, valid_until: None, products: ProductScope::new() }
+        TrustedKey {
+            key,
+            valid_from: 0,
+            valid_until: None,
+            products: ProductScope::new(),
+        }
     }
 
     /// Only licenses issued at or after `t` (unix seconds).
@@ -102,7 +111,9 @@ impl TrustedKey {
     pub fn products(mut self, products: &[&str]) -> Result<Self, Error> {
         let mut scope = ProductScope::new();
         for p in products {
-            scope.push(ProductName::new(p)?).map_err(|_| Malformed::List)?;
+            scope
+                .push(ProductName::new(p)?)
+                .map_err(|_| Malformed::List)?;
         }
         self.products = scope;
         Ok(self)
@@ -137,7 +148,12 @@ impl TrustedKey {
     pub fn allows(&self, issued_at: u64, product: &str) -> bool {
         issued_at >= self.valid_from
             && self.valid_until.is_none_or(|u| issued_at <= u)
-            && (self.products.is_empty() || self.products.as_slice().iter().any(|p| p.as_str() == product))
+            && (self.products.is_empty()
+                || self
+                    .products
+                    .as_slice()
+                    .iter()
+                    .any(|p| p.as_str() == product))
     }
 
     fn narrow(&mut self, other: &TrustedKey) {
@@ -182,15 +198,26 @@ impl Keyring {
     /// An empty keyring.
     #[must_use]
     pub const fn new() -> Self {
-        Keyring { keys: [None; MAX_KEYS], roots: [None; MAX_ROOTS] }
+        Keyring {
+            keys: [None; MAX_KEYS],
+            roots: [None; MAX_ROOTS],
+        }
     }
 
     /// Trusts an issuing key, replacing an entry with the same key id.
     pub fn add(&mut self, key: TrustedKey) -> Result<(), Error> {
         let id = key.key.key_id();
-        let slot = match self.keys.iter().position(|k| k.is_some_and(|k| k.key.key_id() == id)) {
+        let slot = match self
+            .keys
+            .iter()
+            .position(|k| k.is_some_and(|k| k.key.key_id() == id))
+        {
             Some(i) => i,
-            None => self.keys.iter().position(Option::is_none).ok_or(Error::KeyringFull)?,
+            None => self
+                .keys
+                .iter()
+                .position(Option::is_none)
+                .ok_or(Error::KeyringFull)?,
         };
         self.keys[slot] = Some(key);
         Ok(())
@@ -198,10 +225,19 @@ impl Keyring {
 
     /// Pins a root key, whose certificates add issuing keys.
     pub fn add_root(&mut self, root: PublicKey) -> Result<(), Error> {
-        if self.roots.iter().flatten().any(|r| r.key_id() == root.key_id()) {
+        if self
+            .roots
+            .iter()
+            .flatten()
+            .any(|r| r.key_id() == root.key_id())
+        {
             return Ok(());
         }
-        let slot = self.roots.iter_mut().find(|r| r.is_none()).ok_or(Error::KeyringFull)?;
+        let slot = self
+            .roots
+            .iter_mut()
+            .find(|r| r.is_none())
+            .ok_or(Error::KeyringFull)?;
         *slot = Some(root);
         Ok(())
     }
@@ -212,7 +248,12 @@ impl Keyring {
     pub fn add_certificate(&mut self, bytes: &[u8]) -> Result<KeyId, Error> {
         let cert = KeyCertificate::verify(bytes, self)?;
         let id = cert.key.key.key_id();
-        match self.keys.iter_mut().flatten().find(|k| k.key.key_id() == id) {
+        match self
+            .keys
+            .iter_mut()
+            .flatten()
+            .find(|k| k.key.key_id() == id)
+        {
             Some(existing) => existing.narrow(&cert.key),
             None => self.add(cert.key)?,
         }
@@ -222,7 +263,12 @@ impl Keyring {
     /// Stops trusting `id` for licenses issued after `at`. Returns whether
     /// the key was in the keyring.
     pub fn cut_off(&mut self, id: KeyId, at: u64) -> bool {
-        match self.keys.iter_mut().flatten().find(|k| k.key.key_id() == id) {
+        match self
+            .keys
+            .iter_mut()
+            .flatten()
+            .find(|k| k.key.key_id() == id)
+        {
             Some(k) => {
                 k.valid_until = Some(k.valid_until.map_or(at, |u| u.min(at)));
                 true
@@ -256,6 +302,7 @@ impl Keyring {
     /// The key that may sign revocation lists with this id: a root if the
     /// keyring pins roots (so a leaked issuing key cannot publish lists),
     /// otherwise an issuing key.
+    #[cfg(feature = "alloc")]
     pub(crate) fn list_signer(&self, id: KeyId) -> Result<&PublicKey, Error> {
         if self.roots().next().is_some() {
             self.root(id).ok_or(Error::UnknownKey(id))
@@ -323,7 +370,8 @@ impl FromStr for Keyring {
 }
 
 fn parse_time(s: &str) -> Result<u64, Error> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
         return Err(Malformed::Keyring.into());
     }
     s.parse().map_err(|_| Malformed::Keyring.into())
@@ -380,17 +428,23 @@ impl KeyCertificate {
         if !rest.is_empty() {
             return Err(Malformed::Encoding.into());
         }
-        let root = keyring.root(env.key_id).ok_or(Error::UnknownKey(env.key_id))?;
+        let root = keyring
+            .root(env.key_id)
+            .ok_or(Error::UnknownKey(env.key_id))?;
         root.verify_domain(CERTIFICATE_DOMAIN, env.signed, &[], &env.signature)?;
         let mut buf = [0u8; MAX_CERTIFICATE_LEN];
         let again = postcard::to_slice(&body, &mut buf).map_err(|_| Malformed::Encoding)?;
         if again != env.body {
             return Err(Malformed::NonCanonical.into());
         }
-        let mut key = TrustedKey::new(PublicKey::from_bytes(&body.public_key)?).valid_from(body.valid_from);
+        let mut key =
+            TrustedKey::new(PublicKey::from_bytes(&body.public_key)?).valid_from(body.valid_from);
         key.valid_until = body.valid_until;
         let key = key.products(body.products.as_slice())?;
-        Ok(KeyCertificate { root: env.key_id, key })
+        Ok(KeyCertificate {
+            root: env.key_id,
+            key,
+        })
     }
 
     /// The root that signed it.
@@ -420,7 +474,9 @@ impl KeyCertificate {
         };
         let mut buf = [0u8; MAX_CERTIFICATE_LEN];
         // Cannot fail: the body is bounded by MAX_CERTIFICATE_LEN by construction.
-        let body = postcard::to_slice(&body, &mut buf).map(|b| &*b).unwrap_or(&[]);
+        let body = postcard::to_slice(&body, &mut buf)
+            .map(|b| &*b)
+            .unwrap_or(&[]);
         envelope::seal(root, CERTIFICATE_DOMAIN, CERTIFICATE_VERSION, body, &[])
     }
 }

@@ -20,9 +20,9 @@ pub use claims::{Claims, DeviceBinding, LicenseId, Version, VersionCap};
 pub use device::{DeviceRule, Fingerprint};
 pub use envelope::SIGNATURE_LEN;
 pub use error::{Error, Malformed};
-pub use key::{KeyId, PublicKey};
 #[cfg(feature = "sign")]
 pub use key::SigningKey;
+pub use key::{KeyId, PublicKey};
 pub use keyring::{KeyCertificate, Keyring, TrustedKey};
 pub use license::{Expectations, RevocationCheck, Status, UnverifiedLicense, VerifiedLicense};
 #[cfg(feature = "alloc")]
@@ -31,4 +31,5 @@ pub use text::armor;
 
 /// Largest message any keyseal signature covers on the allocation-free
 /// verify path: domain, license without signature, device binding hash.
-pub(crate) const MAX_SIGNED_MESSAGE_LEN: usize = 32 + license::MAX_LICENSE_LEN + device::BINDING_HASH_LEN;
+pub(crate) const MAX_SIGNED_MESSAGE_LEN: usize =
+    32 + license::MAX_LICENSE_LEN + device::BINDING_HASH_LEN;

@@ -4,7 +4,7 @@
 use crate::claims::{Claims, DeviceBinding, LicenseId, MAX_CLAIMS_LEN, Version};
 use crate::device::{BINDING_HASH_LEN, Fingerprint};
 use crate::envelope::{self, OVERHEAD};
-use crate::error::{Error, Malformed};
+use crate::error::Error;
 use crate::key::KeyId;
 use crate::keyring::Keyring;
 use crate::text;
@@ -65,7 +65,14 @@ impl<'e> Expectations<'e> {
     /// no leeway, no app version, no device and no revocation list.
     #[must_use]
     pub const fn new(product: &'e str, now: u64) -> Self {
-        Expectations { now, product, leeway: 0, app_version: None, device: None, revocations: None }
+        Expectations {
+            now,
+            product,
+            leeway: 0,
+            app_version: None,
+            device: None,
+            revocations: None,
+        }
     }
 
     /// Tolerate this many seconds of clock difference on not-before and expiry.
@@ -135,9 +142,15 @@ impl<'a> UnverifiedLicense<'a> {
 
     /// Verifies the license; see `docs/FORMAT.md` for the order of checks.
     #[must_use = "a verification result must be checked"]
-    pub fn verify(&self, keyring: &Keyring, exp: &Expectations<'_>) -> Result<VerifiedLicense<'a>, Error> {
+    pub fn verify(
+        &self,
+        keyring: &Keyring,
+        exp: &Expectations<'_>,
+    ) -> Result<VerifiedLicense<'a>, Error> {
         let c = &self.claims;
-        let trusted = keyring.get(self.env.key_id).ok_or(Error::UnknownKey(self.env.key_id))?;
+        let trusted = keyring
+            .get(self.env.key_id)
+            .ok_or(Error::UnknownKey(self.env.key_id))?;
         let binding: [u8; BINDING_HASH_LEN];
         let extra: &[u8] = match c.device {
             Some(DeviceBinding::Exact { hint }) => {
@@ -151,13 +164,16 @@ impl<'a> UnverifiedLicense<'a> {
             }
             _ => &[],
         };
-        trusted
-            .public_key()
-            .verify_domain(LICENSE_DOMAIN, self.env.signed, extra, &self.env.signature)?;
-        if let Some(r) = exp.revocations {
-            if r.is_key_revoked(self.env.key_id) {
-                return Err(Error::KeyRevoked(self.env.key_id));
-            }
+        trusted.public_key().verify_domain(
+            LICENSE_DOMAIN,
+            self.env.signed,
+            extra,
+            &self.env.signature,
+        )?;
+        if let Some(r) = exp.revocations
+            && r.is_key_revoked(self.env.key_id)
+        {
+            return Err(Error::KeyRevoked(self.env.key_id));
         }
         if !trusted.allows(c.issued_at, c.product) {
             return Err(Error::KeyNotValid(self.env.key_id));
@@ -171,32 +187,40 @@ impl<'a> UnverifiedLicense<'a> {
                 return Err(Error::WrongDevice);
             }
         }
-        if let Some(r) = exp.revocations {
-            if r.is_license_revoked(c.license_id) {
-                return Err(Error::Revoked);
-            }
+        if let Some(r) = exp.revocations
+            && r.is_license_revoked(c.license_id)
+        {
+            return Err(Error::Revoked);
         }
-        if let Some(nb) = c.not_before {
-            if exp.now.saturating_add(exp.leeway) < nb {
-                return Err(Error::NotYetValid { not_before: nb });
-            }
+        if let Some(nb) = c.not_before
+            && exp.now.saturating_add(exp.leeway) < nb
+        {
+            return Err(Error::NotYetValid { not_before: nb });
         }
         let mut status = Status::Active;
         if let Some(expires) = c.expires_at {
             let grace_end = expires.saturating_add(u64::from(c.grace_secs));
             if exp.now > grace_end.saturating_add(exp.leeway) {
-                return Err(Error::Expired { expired_at: expires });
+                return Err(Error::Expired {
+                    expired_at: expires,
+                });
             }
             if c.grace_secs > 0 && exp.now > expires {
-                status = Status::InGrace { grace_ends: grace_end };
+                status = Status::InGrace {
+                    grace_ends: grace_end,
+                };
             }
         }
-        if let (Some(cap), Some(v)) = (c.max_version, exp.app_version) {
-            if !cap.covers(v) {
-                return Err(Error::VersionNotCovered);
-            }
+        if let (Some(cap), Some(v)) = (c.max_version, exp.app_version)
+            && !cap.covers(v)
+        {
+            return Err(Error::VersionNotCovered);
         }
-        Ok(VerifiedLicense { claims: self.claims, key_id: self.env.key_id, status })
+        Ok(VerifiedLicense {
+            claims: self.claims,
+            key_id: self.env.key_id,
+            status,
+        })
     }
 }
 
@@ -286,6 +310,7 @@ mod issue {
 
     use super::*;
     use crate::device::DeviceRule;
+    use crate::error::Malformed;
     use crate::key::SigningKey;
 
     /// Signs `claims` into a binary license. If `device` is given, the
@@ -314,6 +339,12 @@ mod issue {
         }
         let mut buf = [0u8; MAX_CLAIMS_LEN];
         let body = claims.encode(&mut buf)?;
-        Ok(envelope::seal(key, LICENSE_DOMAIN, LICENSE_VERSION, body, extra))
+        Ok(envelope::seal(
+            key,
+            LICENSE_DOMAIN,
+            LICENSE_VERSION,
+            body,
+            extra,
+        ))
     }
 }

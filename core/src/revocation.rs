@@ -55,7 +55,14 @@ impl RevocationList {
         msg.extend_from_slice(REVOCATION_DOMAIN);
         msg.extend_from_slice(env.signed);
         signer.verify_strict(&msg, &env.signature)?;
-        Ok(RevocationList { signer: env.key_id, sequence, issued_at, next_update, keys, licenses })
+        Ok(RevocationList {
+            signer: env.key_id,
+            sequence,
+            issued_at,
+            next_update,
+            keys,
+            licenses,
+        })
     }
 
     /// The key that signed the list.
@@ -91,7 +98,9 @@ impl RevocationList {
     /// [`Error::StaleRevocationList`] if the list is stale at `now`.
     pub const fn check_fresh(&self, now: u64) -> Result<(), Error> {
         if self.is_stale(now) {
-            return Err(Error::StaleRevocationList { next_update: self.next_update });
+            return Err(Error::StaleRevocationList {
+                next_update: self.next_update,
+            });
         }
         Ok(())
     }
@@ -100,7 +109,10 @@ impl RevocationList {
     /// newest sequence number `seen` before. The same list again is fine.
     pub const fn check_not_rolled_back(&self, seen: u64) -> Result<(), Error> {
         if self.sequence < seen {
-            return Err(Error::RolledBackRevocationList { sequence: self.sequence, seen });
+            return Err(Error::RolledBackRevocationList {
+                sequence: self.sequence,
+                seen,
+            });
         }
         Ok(())
     }
@@ -171,7 +183,10 @@ impl Reader<'_> {
             let d = self.varint()?;
             let v = match prev {
                 None => d,
-                Some(p) => p.checked_add(d).and_then(|x| x.checked_add(1)).ok_or(Malformed::Encoding)?,
+                Some(p) => p
+                    .checked_add(d)
+                    .and_then(|x| x.checked_add(1))
+                    .ok_or(Malformed::Encoding)?,
             };
             out.push(conv(v).ok_or(Malformed::Encoding)?);
             prev = Some(v);
@@ -202,7 +217,12 @@ mod builder {
         /// A list with this sequence number, issued at `issued_at`, stale after `next_update`.
         #[must_use]
         pub fn new(sequence: u64, issued_at: u64, next_update: u64) -> Self {
-            RevocationListBuilder { sequence, issued_at, next_update, ..Default::default() }
+            RevocationListBuilder {
+                sequence,
+                issued_at,
+                next_update,
+                ..Default::default()
+            }
         }
 
         /// Revokes a license.
@@ -226,12 +246,21 @@ mod builder {
             put(&mut body, self.sequence.into());
             put(&mut body, self.issued_at.into());
             put(&mut body, self.next_update.into());
-            put_sorted(&mut body, self.keys.iter().map(|k| u128::from(*k)).collect());
+            put_sorted(
+                &mut body,
+                self.keys.iter().map(|k| u128::from(*k)).collect(),
+            );
             put_sorted(&mut body, self.licenses.clone());
             if body.len() + envelope::OVERHEAD > MAX_REVOCATION_LIST_LEN {
                 return Err(Error::InvalidClaims(Malformed::TooLong));
             }
-            Ok(envelope::seal(key, REVOCATION_DOMAIN, REVOCATION_LIST_VERSION, &body, &[]))
+            Ok(envelope::seal(
+                key,
+                REVOCATION_DOMAIN,
+                REVOCATION_LIST_VERSION,
+                &body,
+                &[],
+            ))
         }
     }
 

@@ -30,11 +30,7 @@ pub(crate) fn decode_b64<'b>(body: &str, buf: &'b mut [u8]) -> Result<&'b [u8], 
 }
 
 /// Writes `prefix` + unpadded base64url of `bytes`, without allocating.
-pub(crate) fn write_prefixed(
-    f: &mut dyn fmt::Write,
-    prefix: &str,
-    bytes: &[u8],
-) -> fmt::Result {
+pub(crate) fn write_prefixed(f: &mut dyn fmt::Write, prefix: &str, bytes: &[u8]) -> fmt::Result {
     f.write_str(prefix)?;
     write_b64(f, bytes)
 }
@@ -119,7 +115,11 @@ pub mod armor {
         /// exactly [`LINE_LEN`] characters; a trailing `\r` is tolerated.
         pub fn decode<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
             let mut written = 0;
-            let mut lines = self.body.lines().map(|l| l.strip_suffix('\r').unwrap_or(l)).peekable();
+            let mut lines = self
+                .body
+                .lines()
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .peekable();
             while let Some(line) = lines.next() {
                 let last = lines.peek().is_none();
                 if line.is_empty() || line.len() > LINE_LEN || (!last && line.len() != LINE_LEN) {
@@ -211,7 +211,10 @@ mod tests {
         for bad in ["AQI=", "+/8", "AQ I", "A"] {
             assert!(decode_b64(bad, &mut buf).is_err(), "{bad}");
         }
-        assert_eq!(decode_b64("AAAAAAAAAAAAAAAA", &mut buf), Err(Malformed::TooLong.into()));
+        assert_eq!(
+            decode_b64("AAAAAAAAAAAAAAAA", &mut buf),
+            Err(Malformed::TooLong.into())
+        );
     }
 
     #[test]
@@ -233,11 +236,13 @@ mod tests {
     #[test]
     fn armor_refuses_broken_blocks() {
         let mut buf = [0u8; 64];
-        let mismatched = "-----BEGIN KEYSEAL LICENSE-----\nAQI\n-----END KEYSEAL REVOCATION LIST-----\n";
+        let mismatched =
+            "-----BEGIN KEYSEAL LICENSE-----\nAQI\n-----END KEYSEAL REVOCATION LIST-----\n";
         assert!(armor::blocks(mismatched).next().unwrap().is_err());
         let unterminated = "-----BEGIN KEYSEAL LICENSE-----\nAQI\n";
         assert!(armor::blocks(unterminated).next().unwrap().is_err());
-        let short_line = "-----BEGIN KEYSEAL LICENSE-----\nAQI\nAQI\n-----END KEYSEAL LICENSE-----\n";
+        let short_line =
+            "-----BEGIN KEYSEAL LICENSE-----\nAQI\nAQI\n-----END KEYSEAL LICENSE-----\n";
         let block = armor::blocks(short_line).next().unwrap().unwrap();
         assert!(block.decode(&mut buf).is_err());
         let empty = "-----BEGIN KEYSEAL LICENSE-----\n-----END KEYSEAL LICENSE-----\n";

@@ -3,20 +3,23 @@
 use keyseal_core::license::{self, MAX_LICENSE_LEN};
 use keyseal_core::revocation::RevocationList;
 use keyseal_core::{
-    Claims, DeviceBinding, DeviceRule, Error, Expectations, Fingerprint, Keyring, SigningKey, Status,
-    UnverifiedLicense, Version, armor,
+    Claims, DeviceBinding, DeviceRule, Error, Expectations, Fingerprint, Keyring, SigningKey,
+    Status, UnverifiedLicense, Version, armor,
 };
 use serde_json::{Value, json};
 
 fn load(name: &str) -> Vec<Value> {
     let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = std::fs::read_to_string(&path).expect("vector file is readable");
     let doc: Value = serde_json::from_str(&text).unwrap();
     doc["cases"].as_array().unwrap().clone()
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn claims_json(c: &Claims<'_>) -> Value {
@@ -27,8 +30,12 @@ fn claims_json(c: &Claims<'_>) -> Value {
             json!({"kind": "tolerant", "required": required, "components": digests.len()})
         }
     };
-    let ext: serde_json::Map<String, Value> =
-        c.extensions.as_slice().iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let ext: serde_json::Map<String, Value> = c
+        .extensions
+        .as_slice()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
     json!({
         "license_id": c.license_id.to_string(), "product": c.product, "customer": c.customer,
         "plan": c.plan, "issued_at": c.issued_at, "not_before": c.not_before,
@@ -56,8 +63,11 @@ fn run_license_case(case: &Value) -> Result<Value, Error> {
         .as_str()
         .map(|h| RevocationList::verify(&unhex(h), &keyring))
         .transpose()?;
-    let mut exp = Expectations::new(case["product"].as_str().unwrap(), case["now"].as_u64().unwrap())
-        .leeway(case["leeway"].as_u64().unwrap());
+    let mut exp = Expectations::new(
+        case["product"].as_str().unwrap(),
+        case["now"].as_u64().unwrap(),
+    )
+    .leeway(case["leeway"].as_u64().unwrap());
     if let Some(v) = case["app_version"].as_str() {
         exp = exp.app_version(v.parse::<Version>()?);
     }
@@ -74,7 +84,9 @@ fn run_license_case(case: &Value) -> Result<Value, Error> {
         Status::Active => ("active", None),
         Status::InGrace { grace_ends } => ("in_grace", Some(grace_ends)),
     };
-    Ok(json!({"valid": true, "status": status, "grace_ends": grace_ends, "claims": claims_json(verified.claims())}))
+    Ok(
+        json!({"valid": true, "status": status, "grace_ends": grace_ends, "claims": claims_json(verified.claims())}),
+    )
 }
 
 #[test]
@@ -88,11 +100,17 @@ fn license_vectors() {
             Err(e) => json!({"valid": false, "error": e.code()}),
         };
         if got != case["expect"] {
-            failures.push(format!("{}: got {got}, want {}", case["name"], case["expect"]));
+            failures.push(format!(
+                "{}: got {got}, want {}",
+                case["name"], case["expect"]
+            ));
         }
         let name = case["name"].as_str().unwrap();
         let code = case["expect"]["error"].as_str();
-        assert!(code.is_none_or(|c| name.starts_with(c)), "{name} is not named for its error {code:?}");
+        assert!(
+            code.is_none_or(|c| name.starts_with(c)),
+            "{name} is not named for its error {code:?}"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -116,9 +134,13 @@ fn revocation_list_vectors() {
     assert!(cases.len() >= 10);
     let mut failures = Vec::new();
     for case in &cases {
-        let got = run_list_case(case).unwrap_or_else(|e| json!({"valid": false, "error": e.code()}));
+        let got =
+            run_list_case(case).unwrap_or_else(|e| json!({"valid": false, "error": e.code()}));
         if got != case["expect"] {
-            failures.push(format!("{}: got {got}, want {}", case["name"], case["expect"]));
+            failures.push(format!(
+                "{}: got {got}, want {}",
+                case["name"], case["expect"]
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -129,7 +151,9 @@ fn issue_vectors_are_reproducible() {
     let cases = load("issue.json");
     assert!(!cases.is_empty());
     for case in cases {
-        let seed: [u8; 32] = unhex(case["seed_hex"].as_str().unwrap()).try_into().unwrap();
+        let seed: [u8; 32] = unhex(case["seed_hex"].as_str().unwrap())
+            .try_into()
+            .unwrap();
         let key = SigningKey::from_seed(&seed).unwrap();
         let c = &case["claims"];
         let mut claims = Claims::new(
@@ -147,7 +171,10 @@ fn issue_vectors_are_reproducible() {
         }
         claims.max_version = c["max_version"].as_str().map(|v| v.parse().unwrap());
         for (k, v) in c["extensions"].as_object().unwrap() {
-            claims.extensions.push((k.as_str(), v.as_str().unwrap())).unwrap();
+            claims
+                .extensions
+                .push((k.as_str(), v.as_str().unwrap()))
+                .unwrap();
         }
         let fp: Option<Fingerprint> = case["device"].as_str().map(|s| s.parse().unwrap());
         let rule = match case["device_rule"].as_str() {
@@ -157,6 +184,11 @@ fn issue_vectors_are_reproducible() {
         };
         let device = fp.as_ref().zip(rule);
         let bytes = license::issue(&key, &claims, device).unwrap();
-        assert_eq!(license::to_text(&bytes), case["expect_key"].as_str().unwrap(), "{}", case["name"]);
+        assert_eq!(
+            license::to_text(&bytes),
+            case["expect_key"].as_str().unwrap(),
+            "{}",
+            case["name"]
+        );
     }
 }

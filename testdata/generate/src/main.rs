@@ -4,6 +4,9 @@
 //! CI runs it into a scratch directory and fails on any difference from the
 //! committed files. Every SDK reads the same files; see `testdata/vectors/README.md`.
 
+// A developer tool run by CI: any failure must stop it loudly.
+#![allow(clippy::panic)]
+
 use std::path::PathBuf;
 
 use keyseal_core::claims::{ComponentDigests, Entitlements, Extensions};
@@ -25,7 +28,10 @@ const A_UNTIL: u64 = 1_797_000_000;
 const B_FROM: u64 = 1_794_000_000;
 
 fn seed(label: &str) -> [u8; 32] {
-    let d = Sha512::new().chain_update(b"keyseal test vectors\0").chain_update(label).finalize();
+    let d = Sha512::new()
+        .chain_update(b"keyseal test vectors\0")
+        .chain_update(label)
+        .finalize();
     let mut s = [0u8; 32];
     s.copy_from_slice(&d[..32]);
     s
@@ -43,7 +49,9 @@ fn license_id(label: &str) -> LicenseId {
 }
 
 fn fingerprint(label: &str, n: u8) -> Fingerprint {
-    let comps: Vec<_> = (0..n).map(|i| Fingerprint::component(PRODUCT, "test", format!("{label}-{i}").as_bytes())).collect();
+    let comps: Vec<_> = (0..n)
+        .map(|i| Fingerprint::component(PRODUCT, "test", format!("{label}-{i}").as_bytes()))
+        .collect();
     Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -54,7 +62,8 @@ fn hex(bytes: &[u8]) -> String {
 fn reference_claims(id: LicenseId) -> Claims<'static> {
     let mut c = Claims::new(id, PRODUCT, "cus_8f3a2b", "pro", 1_795_000_000);
     c.expires_at = Some(1_826_536_000);
-    c.entitlements = Entitlements::from_slice(&["cloud-sync", "export-pdf", "plugins"]).unwrap_or_default();
+    c.entitlements =
+        Entitlements::from_slice(&["cloud-sync", "export-pdf", "plugins"]).unwrap_or_default();
     c.max_version = Some(VersionCap::Major(5));
     c
 }
@@ -67,8 +76,12 @@ fn claims_json(c: &Claims<'_>) -> Value {
             json!({"kind": "tolerant", "required": required, "components": digests.len()})
         }
     };
-    let ext: serde_json::Map<String, Value> =
-        c.extensions.as_slice().iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+    let ext: serde_json::Map<String, Value> = c
+        .extensions
+        .as_slice()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
     json!({
         "license_id": c.license_id.to_string(),
         "product": c.product,
@@ -108,16 +121,29 @@ impl Ctx {
         );
         let cert = KeyCertificate::sign(
             &root,
-            &TrustedKey::new(d.public_key()).valid_from(A_FROM).products(&[PRODUCT]).unwrap_or_else(|e| panic!("{e}")),
+            &TrustedKey::new(d.public_key())
+                .valid_from(A_FROM)
+                .products(&[PRODUCT])
+                .unwrap_or_else(|e| panic!("{e}")),
         );
         let root_keyring = format!("root {}\ncert kscert1.{}\n", root.public_key(), b64(&cert));
-        Ctx { a, b, stranger: key("stranger"), root, d, keyring, root_keyring }
+        Ctx {
+            a,
+            b,
+            stranger: key("stranger"),
+            root,
+            d,
+            keyring,
+            root_keyring,
+        }
     }
 }
 
 fn b64(bytes: &[u8]) -> String {
     // The license text form minus its prefix is exactly unpadded base64url.
-    license::to_text(bytes).trim_start_matches(license::LICENSE_PREFIX).to_owned()
+    license::to_text(bytes)
+        .trim_start_matches(license::LICENSE_PREFIX)
+        .to_owned()
 }
 
 /// One license case with default expectations; tweak the returned JSON.
@@ -176,26 +202,59 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     c["device"] = json!(fp_text);
     cases.push(valid(c, &expected, "active", None));
 
-    let mut c = case("valid_reference_armored_file", license::to_armored(&reference), kr);
+    let mut c = case(
+        "valid_reference_armored_file",
+        license::to_armored(&reference),
+        kr,
+    );
     c["device"] = json!(fp_text);
     cases.push(valid(c, &expected, "active", None));
 
-    let minimal = Claims::new(license_id("minimal"), PRODUCT, "cus_1", "free", 1_799_000_000);
-    cases.push(valid(case("valid_perpetual_minimal", license::to_text(&issue(&x.b, &minimal, None)), kr), &minimal, "active", None));
+    let minimal = Claims::new(
+        license_id("minimal"),
+        PRODUCT,
+        "cus_1",
+        "free",
+        1_799_000_000,
+    );
+    cases.push(valid(
+        case(
+            "valid_perpetual_minimal",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            kr,
+        ),
+        &minimal,
+        "active",
+        None,
+    ));
 
     let mut full = reference_claims(license_id("full"));
     full.not_before = Some(1_799_500_000);
     full.grace_secs = 86_400;
     full.max_version = Some(VersionCap::Minor(5, 2));
-    full.extensions = Extensions::from_slice(&[("region", "eu"), ("seats", "5")]).unwrap_or_default();
+    full.extensions =
+        Extensions::from_slice(&[("region", "eu"), ("seats", "5")]).unwrap_or_default();
     let full_key = issue(&x.b, &full, None);
-    cases.push(valid(case("valid_with_not_before_grace_and_extensions", license::to_text(&full_key), kr), &full, "active", None));
+    cases.push(valid(
+        case(
+            "valid_with_not_before_grace_and_extensions",
+            license::to_text(&full_key),
+            kr,
+        ),
+        &full,
+        "active",
+        None,
+    ));
 
     let mut graced = reference_claims(license_id("graced"));
     graced.expires_at = Some(NOW - 86_400);
     graced.grace_secs = 14 * 86_400;
     cases.push(valid(
-        case("valid_in_grace", license::to_text(&issue(&x.b, &graced, None)), kr),
+        case(
+            "valid_in_grace",
+            license::to_text(&issue(&x.b, &graced, None)),
+            kr,
+        ),
         &graced,
         "in_grace",
         Some(NOW - 86_400 + 14 * 86_400),
@@ -203,56 +262,133 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
 
     let mut just_expired = reference_claims(license_id("leeway"));
     just_expired.expires_at = Some(NOW - 100);
-    let mut c = case("valid_expired_within_leeway", license::to_text(&issue(&x.b, &just_expired, None)), kr);
+    let mut c = case(
+        "valid_expired_within_leeway",
+        license::to_text(&issue(&x.b, &just_expired, None)),
+        kr,
+    );
     c["leeway"] = json!(300);
     cases.push(valid(c, &just_expired, "active", None));
 
     let mut old = reference_claims(license_id("old-key"));
     old.issued_at = A_FROM + 1000;
-    cases.push(valid(case("valid_signed_by_retired_key_inside_its_window", license::to_text(&issue(&x.a, &old, None)), kr), &old, "active", None));
+    cases.push(valid(
+        case(
+            "valid_signed_by_retired_key_inside_its_window",
+            license::to_text(&issue(&x.a, &old, None)),
+            kr,
+        ),
+        &old,
+        "active",
+        None,
+    ));
 
     let tol_fp = fingerprint("desktop", 4);
     let tol_id = license_id("tolerant");
-    let tol_key = issue(&x.b, &reference_claims(tol_id), Some((&tol_fp, DeviceRule::AtLeast(3))));
+    let tol_key = issue(
+        &x.b,
+        &reference_claims(tol_id),
+        Some((&tol_fp, DeviceRule::AtLeast(3))),
+    );
     let mut tol_claims = reference_claims(tol_id);
-    tol_claims.device = Some(DeviceBinding::Tolerant { required: 3, digests: ComponentDigests::from_slice(&[[0; 6]; 4]).unwrap_or_default() });
+    tol_claims.device = Some(DeviceBinding::Tolerant {
+        required: 3,
+        digests: ComponentDigests::from_slice(&[[0; 6]; 4]).unwrap_or_default(),
+    });
     let mut comps = tol_fp.components().to_vec();
     comps[2] = Fingerprint::component(PRODUCT, "test", b"new-disk");
     let one_changed = Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = case("valid_tolerant_device_one_component_changed", license::to_text(&tol_key), kr);
+    let mut c = case(
+        "valid_tolerant_device_one_component_changed",
+        license::to_text(&tol_key),
+        kr,
+    );
     c["device"] = json!(one_changed.to_string());
     cases.push(valid(c, &tol_claims, "active", None));
 
     let cert_claims = reference_claims(license_id("certified"));
     let cert_key = issue(&x.d, &cert_claims, None);
-    cases.push(valid(case("valid_certified_key_under_root", license::to_text(&cert_key), &x.root_keyring), &cert_claims, "active", None));
+    cases.push(valid(
+        case(
+            "valid_certified_key_under_root",
+            license::to_text(&cert_key),
+            &x.root_keyring,
+        ),
+        &cert_claims,
+        "active",
+        None,
+    ));
 
     // Malformed and unsupported.
     let text = license::to_text(&reference);
     let mut c = case("malformed_bad_prefix", text.replacen("ks1.", "kx1.", 1), kr);
     c["device"] = json!(fp_text);
     cases.push(invalid(c, "malformed"));
-    cases.push(invalid(case("malformed_padding", format!("{text}="), kr), "malformed"));
-    cases.push(invalid(case("malformed_whitespace_inside", format!("{} {}", &text[..40], &text[40..]), kr), "malformed"));
-    cases.push(invalid(case("malformed_empty", String::new(), kr), "malformed"));
+    cases.push(invalid(
+        case("malformed_padding", format!("{text}="), kr),
+        "malformed",
+    ));
+    cases.push(invalid(
+        case(
+            "malformed_whitespace_inside",
+            format!("{} {}", &text[..40], &text[40..]),
+            kr,
+        ),
+        "malformed",
+    ));
+    cases.push(invalid(
+        case("malformed_empty", String::new(), kr),
+        "malformed",
+    ));
     // Flip the unused low bits of the last character of a key whose length is
     // not a multiple of 3 bytes: same bytes under a lenient decoder, refused by a strict one.
     let minimal_key = issue(&x.b, &minimal, None);
-    assert_ne!(minimal_key.len() % 3, 0, "pick a key with a partial last base64 group");
+    assert_ne!(
+        minimal_key.len() % 3,
+        0,
+        "pick a key with a partial last base64 group"
+    );
     let mut nc = license::to_text(&minimal_key).into_bytes();
     let last = nc.len() - 1;
     nc[last] = noncanonical_b64_char(nc[last]);
-    cases.push(invalid(case("malformed_non_canonical_base64", String::from_utf8(nc).unwrap_or_default(), kr), "malformed"));
-    cases.push(invalid(case("malformed_truncated", license::to_text(&reference[..reference.len() - 1]), kr), "malformed"));
-    cases.push(invalid(case("malformed_header_only", license::to_text(&reference[..9]), kr), "malformed"));
+    cases.push(invalid(
+        case(
+            "malformed_non_canonical_base64",
+            String::from_utf8(nc).unwrap_or_default(),
+            kr,
+        ),
+        "malformed",
+    ));
+    cases.push(invalid(
+        case(
+            "malformed_truncated",
+            license::to_text(&reference[..reference.len() - 1]),
+            kr,
+        ),
+        "malformed",
+    ));
+    cases.push(invalid(
+        case(
+            "malformed_header_only",
+            license::to_text(&reference[..9]),
+            kr,
+        ),
+        "malformed",
+    ));
     let mut trailing = reference.clone();
     trailing.push(0);
-    cases.push(invalid(case("malformed_trailing_byte", license::to_text(&trailing), kr), "malformed"));
+    cases.push(invalid(
+        case("malformed_trailing_byte", license::to_text(&trailing), kr),
+        "malformed",
+    ));
 
     // A validly signed body whose issued_at varint is over-long: only the
     // canonical re-encoding check catches it.
     let mut buf = [0u8; 256];
-    let body = minimal.encode(&mut buf).unwrap_or_else(|e| panic!("{e}")).to_vec();
+    let body = minimal
+        .encode(&mut buf)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_vec();
     let at = 16 + 9 + 6 + 5; // id, "acme-cad", "cus_1", "free" (length-prefixed)
     let mut long = body[..at].to_vec();
     let varint_len = body[at..].iter().position(|b| b & 0x80 == 0).unwrap_or(0) + 1;
@@ -261,79 +397,184 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     long[lastv] |= 0x80;
     long.push(0);
     long.extend_from_slice(&body[at + varint_len..]);
-    cases.push(invalid(case("malformed_non_canonical_varint", license::to_text(&sign_raw_license(&x.b, 1, &long)), kr), "malformed"));
+    cases.push(invalid(
+        case(
+            "malformed_non_canonical_varint",
+            license::to_text(&sign_raw_license(&x.b, 1, &long)),
+            kr,
+        ),
+        "malformed",
+    ));
 
-    cases.push(invalid(case("unsupported_version_text_prefix", text.replacen("ks1.", "ks2.", 1), kr), "unsupported_version"));
-    cases.push(invalid(case("unsupported_version_binary", license::to_text(&sign_raw_license(&x.b, 2, &body)), kr), "unsupported_version"));
+    cases.push(invalid(
+        case(
+            "unsupported_version_text_prefix",
+            text.replacen("ks1.", "ks2.", 1),
+            kr,
+        ),
+        "unsupported_version",
+    ));
+    cases.push(invalid(
+        case(
+            "unsupported_version_binary",
+            license::to_text(&sign_raw_license(&x.b, 2, &body)),
+            kr,
+        ),
+        "unsupported_version",
+    ));
 
     // Signatures and keys.
     let mut flipped = reference.clone();
     let n = flipped.len();
     flipped[n - 10] ^= 0x01;
-    let mut c = case("bad_signature_flipped_bit_in_signature", license::to_text(&flipped), kr);
+    let mut c = case(
+        "bad_signature_flipped_bit_in_signature",
+        license::to_text(&flipped),
+        kr,
+    );
     c["device"] = json!(fp_text);
     cases.push(invalid(c, "bad_signature"));
     let mut tampered = issue(&x.b, &minimal, None);
     let plan_at = 1 + 8 + 16 + 9 + 6 + 1; // "free" -> "frea"
     tampered[plan_at + 3] = b'a';
-    cases.push(invalid(case("bad_signature_tampered_plan", license::to_text(&tampered), kr), "bad_signature"));
-    cases.push(invalid(case("unknown_key", license::to_text(&issue(&x.stranger, &minimal, None)), kr), "unknown_key"));
+    cases.push(invalid(
+        case(
+            "bad_signature_tampered_plan",
+            license::to_text(&tampered),
+            kr,
+        ),
+        "bad_signature",
+    ));
+    cases.push(invalid(
+        case(
+            "unknown_key",
+            license::to_text(&issue(&x.stranger, &minimal, None)),
+            kr,
+        ),
+        "unknown_key",
+    ));
     let mut late = reference_claims(license_id("late"));
     late.issued_at = A_UNTIL + 1;
-    cases.push(invalid(case("key_not_valid_issued_after_key_retired", license::to_text(&issue(&x.a, &late, None)), kr), "key_not_valid"));
+    cases.push(invalid(
+        case(
+            "key_not_valid_issued_after_key_retired",
+            license::to_text(&issue(&x.a, &late, None)),
+            kr,
+        ),
+        "key_not_valid",
+    ));
     let mut other = reference_claims(license_id("other-product"));
     other.product = "acme-viewer";
-    let mut c = case("key_not_valid_product_outside_certificate_scope", license::to_text(&issue(&x.d, &other, None)), &x.root_keyring);
+    let mut c = case(
+        "key_not_valid_product_outside_certificate_scope",
+        license::to_text(&issue(&x.d, &other, None)),
+        &x.root_keyring,
+    );
     c["product"] = json!("acme-viewer");
     cases.push(invalid(c, "key_not_valid"));
-    let mut c = case("unknown_key_root_is_not_an_issuing_key", license::to_text(&issue(&x.root, &minimal, None)), &x.root_keyring);
+    let mut c = case(
+        "unknown_key_root_is_not_an_issuing_key",
+        license::to_text(&issue(&x.root, &minimal, None)),
+        &x.root_keyring,
+    );
     c["product"] = json!(PRODUCT);
     cases.push(invalid(c, "unknown_key"));
 
     // Time.
     let mut expired = reference_claims(license_id("expired"));
     expired.expires_at = Some(NOW - 1000);
-    let mut c = case("expired", license::to_text(&issue(&x.b, &expired, None)), kr);
+    let mut c = case(
+        "expired",
+        license::to_text(&issue(&x.b, &expired, None)),
+        kr,
+    );
     c["leeway"] = json!(300);
     cases.push(invalid(c, "expired"));
     let mut past_grace = reference_claims(license_id("past-grace"));
     past_grace.expires_at = Some(NOW - 20 * 86_400);
     past_grace.grace_secs = 14 * 86_400;
-    cases.push(invalid(case("expired_after_grace", license::to_text(&issue(&x.b, &past_grace, None)), kr), "expired"));
+    cases.push(invalid(
+        case(
+            "expired_after_grace",
+            license::to_text(&issue(&x.b, &past_grace, None)),
+            kr,
+        ),
+        "expired",
+    ));
     let mut early = reference_claims(license_id("early"));
     early.not_before = Some(NOW + 3600);
-    cases.push(invalid(case("not_yet_valid", license::to_text(&issue(&x.b, &early, None)), kr), "not_yet_valid"));
+    cases.push(invalid(
+        case(
+            "not_yet_valid",
+            license::to_text(&issue(&x.b, &early, None)),
+            kr,
+        ),
+        "not_yet_valid",
+    ));
 
     // Product, device, version.
-    let mut c = case("wrong_product", license::to_text(&issue(&x.b, &minimal, None)), kr);
+    let mut c = case(
+        "wrong_product",
+        license::to_text(&issue(&x.b, &minimal, None)),
+        kr,
+    );
     c["product"] = json!("acme-viewer");
     cases.push(invalid(c, "wrong_product"));
     let mut c = case("wrong_device_other_fingerprint", text.clone(), kr);
     c["device"] = json!(fingerprint("other-laptop", 1).to_string());
     cases.push(invalid(c, "wrong_device"));
-    cases.push(invalid(case("wrong_device_no_fingerprint_given", text.clone(), kr), "wrong_device"));
+    cases.push(invalid(
+        case("wrong_device_no_fingerprint_given", text.clone(), kr),
+        "wrong_device",
+    ));
     let mut comps = tol_fp.components().to_vec();
     comps[0] = Fingerprint::component(PRODUCT, "test", b"new-board");
     comps[1] = Fingerprint::component(PRODUCT, "test", b"new-nic");
-    let mut c = case("wrong_device_tolerant_two_components_changed", license::to_text(&tol_key), kr);
-    c["device"] = json!(Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}")).to_string());
+    let mut c = case(
+        "wrong_device_tolerant_two_components_changed",
+        license::to_text(&tol_key),
+        kr,
+    );
+    c["device"] = json!(
+        Fingerprint::from_components(&comps)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string()
+    );
     cases.push(invalid(c, "wrong_device"));
-    let mut c = case("version_not_covered", license::to_text(&issue(&x.b, &reference_claims(license_id("v6")), None)), kr);
+    let mut c = case(
+        "version_not_covered",
+        license::to_text(&issue(&x.b, &reference_claims(license_id("v6")), None)),
+        kr,
+    );
     c["app_version"] = json!("6.0.0");
     cases.push(invalid(c, "version_not_covered"));
 
     // Revocation.
     let revoked_id = license_id("revoked");
     let mut rl = RevocationListBuilder::new(3, NOW - 3600, NOW + 7 * 86_400);
-    rl.revoke_license(revoked_id).revoke_license(license_id("someone-else")).revoke_key(x.a.key_id());
+    rl.revoke_license(revoked_id)
+        .revoke_license(license_id("someone-else"))
+        .revoke_key(x.a.key_id());
     let rl = rl.sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = case("revoked", license::to_text(&issue(&x.b, &reference_claims(revoked_id), None)), kr);
+    let mut c = case(
+        "revoked",
+        license::to_text(&issue(&x.b, &reference_claims(revoked_id), None)),
+        kr,
+    );
     c["revocation_list_hex"] = json!(hex(&rl));
     cases.push(invalid(c, "revoked"));
-    let mut c = case("key_revoked", license::to_text(&issue(&x.a, &old, None)), kr);
+    let mut c = case(
+        "key_revoked",
+        license::to_text(&issue(&x.a, &old, None)),
+        kr,
+    );
     c["revocation_list_hex"] = json!(hex(&rl));
     cases.push(invalid(c, "key_revoked"));
-    let mut c = case("valid_not_on_revocation_list", license::to_text(&issue(&x.b, &minimal, None)), kr);
+    let mut c = case(
+        "valid_not_on_revocation_list",
+        license::to_text(&issue(&x.b, &minimal, None)),
+        kr,
+    );
     c["revocation_list_hex"] = json!(hex(&rl));
     cases.push(valid(c, &minimal, "active", None));
 
@@ -350,13 +591,16 @@ fn noncanonical_b64_char(c: u8) -> u8 {
 fn revocation_cases(x: &Ctx) -> Vec<Value> {
     let kr = x.keyring.as_str();
     let mut b = RevocationListBuilder::new(10, NOW - 3600, NOW + 86_400);
-    b.revoke_license(license_id("revoked")).revoke_license(license_id("r2")).revoke_key(x.a.key_id());
+    b.revoke_license(license_id("revoked"))
+        .revoke_license(license_id("r2"))
+        .revoke_key(x.a.key_id());
     let good = b.sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
-    let list = |name: &str, bytes: &[u8], keyring: &str, now: u64, seen: u64| {
-        json!({"name": name, "list_hex": hex(bytes), "keyring": keyring, "now": now, "seen_sequence": seen})
-    };
+    let list = |name: &str, bytes: &[u8], keyring: &str, now: u64, seen: u64| json!({"name": name, "list_hex": hex(bytes), "keyring": keyring, "now": now, "seen_sequence": seen});
     let ok = |mut c: Value| {
-        let mut revoked = vec![license_id("revoked").to_string(), license_id("r2").to_string()];
+        let mut revoked = vec![
+            license_id("revoked").to_string(),
+            license_id("r2").to_string(),
+        ];
         revoked.sort();
         c["expect"] = json!({
             "valid": true, "sequence": 10, "issued_at": NOW - 3600, "next_update": NOW + 86_400,
@@ -375,8 +619,16 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
     trailing.push(0);
     let stranger = b.sign(&x.stranger).unwrap_or_else(|e| panic!("{e}"));
     let root_signed = b.sign(&x.root).unwrap_or_else(|e| panic!("{e}"));
-    let empty = RevocationListBuilder::new(1, NOW, NOW + 60).sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
-    let mut root_ok = list("valid_signed_by_root", &root_signed, &x.root_keyring, NOW, 0);
+    let empty = RevocationListBuilder::new(1, NOW, NOW + 60)
+        .sign(&x.b)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut root_ok = list(
+        "valid_signed_by_root",
+        &root_signed,
+        &x.root_keyring,
+        NOW,
+        0,
+    );
     root_ok = ok(root_ok);
     let mut empty_ok = list("valid_empty", &empty, kr, NOW, 0);
     empty_ok["expect"] = json!({"valid": true, "sequence": 1, "issued_at": NOW, "next_update": NOW + 60, "revoked_licenses": [], "revoked_keys": []});
@@ -385,14 +637,44 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
         ok(list("valid_same_sequence_again", &good, kr, NOW, 10)),
         root_ok,
         empty_ok,
-        bad(list("stale_revocation_list", &good, kr, NOW + 86_401, 0), "stale_revocation_list"),
-        bad(list("rolled_back_revocation_list", &good, kr, NOW, 11), "rolled_back_revocation_list"),
+        bad(
+            list("stale_revocation_list", &good, kr, NOW + 86_401, 0),
+            "stale_revocation_list",
+        ),
+        bad(
+            list("rolled_back_revocation_list", &good, kr, NOW, 11),
+            "rolled_back_revocation_list",
+        ),
         bad(list("bad_signature", &flipped, kr, NOW, 0), "bad_signature"),
         bad(list("unknown_key", &stranger, kr, NOW, 0), "unknown_key"),
-        bad(list("unknown_key_issuing_key_when_roots_pinned", &good, &x.root_keyring, NOW, 0), "unknown_key"),
-        bad(list("malformed_trailing_byte", &trailing, kr, NOW, 0), "malformed"),
-        bad(list("malformed_truncated", &good[..good.len() - 1], kr, NOW, 0), "malformed"),
-        bad(list("unsupported_version", &[&[2u8][..], &good[1..]].concat(), kr, NOW, 0), "unsupported_version"),
+        bad(
+            list(
+                "unknown_key_issuing_key_when_roots_pinned",
+                &good,
+                &x.root_keyring,
+                NOW,
+                0,
+            ),
+            "unknown_key",
+        ),
+        bad(
+            list("malformed_trailing_byte", &trailing, kr, NOW, 0),
+            "malformed",
+        ),
+        bad(
+            list("malformed_truncated", &good[..good.len() - 1], kr, NOW, 0),
+            "malformed",
+        ),
+        bad(
+            list(
+                "unsupported_version",
+                &[&[2u8][..], &good[1..]].concat(),
+                kr,
+                NOW,
+                0,
+            ),
+            "unsupported_version",
+        ),
     ]
 }
 
@@ -400,7 +682,13 @@ fn issue_cases(x: &Ctx) -> Vec<Value> {
     let fp = fingerprint("laptop", 1);
     let id = license_id("reference");
     let reference = issue(&x.b, &reference_claims(id), Some((&fp, DeviceRule::Exact)));
-    let minimal = Claims::new(license_id("minimal"), PRODUCT, "cus_1", "free", 1_799_000_000);
+    let minimal = Claims::new(
+        license_id("minimal"),
+        PRODUCT,
+        "cus_1",
+        "free",
+        1_799_000_000,
+    );
     let mut claims = reference_claims(id);
     claims.device = None;
     vec![
@@ -425,7 +713,12 @@ fn issue_cases(x: &Ctx) -> Vec<Value> {
     ]
 }
 
-fn write(dir: &std::path::Path, name: &str, description: &str, cases: Vec<Value>) -> std::io::Result<()> {
+fn write(
+    dir: &std::path::Path,
+    name: &str,
+    description: &str,
+    cases: Vec<Value>,
+) -> std::io::Result<()> {
     let doc = json!({"description": description, "generator": "cargo run -p keyseal-testdata", "cases": cases});
     let mut text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
     text.push('\n');
@@ -433,7 +726,9 @@ fn write(dir: &std::path::Path, name: &str, description: &str, cases: Vec<Value>
 }
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).map_or_else(|| PathBuf::from("testdata/vectors"), PathBuf::from);
+    let dir = std::env::args()
+        .nth(1)
+        .map_or_else(|| PathBuf::from("testdata/vectors"), PathBuf::from);
     std::fs::create_dir_all(&dir)?;
     let x = Ctx::new();
     write(

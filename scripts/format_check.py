@@ -1,0 +1,289 @@
+#!/usr/bin/env python3
+"""Independent verifier of keyseal licenses, written from docs/FORMAT.md alone.
+
+It shares no code with the Rust implementation: it decodes every license in
+testdata/vectors/licenses.json with the rules of FORMAT.md, checks signatures
+with the `cryptography` package, and compares its verdict to the vectors.
+Exit status 0 when every case agrees.
+"""
+import base64
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+ROOT = Path(__file__).resolve().parent.parent
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+NAME_CHARS = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+L = 2**252 + 27742317777372353535851937790883648493
+
+
+class Reject(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def b64url(text):
+    if any(c not in ALPHABET for c in text) or len(text) % 4 == 1:
+        raise Reject("malformed")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # Canonical: re-encoding must give the same text (no stray low bits).
+    if base64.urlsafe_b64encode(raw).decode().rstrip("=") != text:
+        raise Reject("malformed")
+    return raw
+
+
+class Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise Reject("malformed")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def varint(self, max_bytes):
+        value = 0
+        for i in range(max_bytes):
+            b = self.take(1)[0]
+            value |= (b & 0x7F) << (7 * i)
+            if not b & 0x80:
+                if i > 0 and b == 0:
+                    raise Reject("malformed")  # over-long
+                return value
+        raise Reject("malformed")
+
+    def string(self):
+        return self.take(self.varint(5)).decode("ascii", errors="strict")
+
+    def option(self, read):
+        tag = self.take(1)[0]
+        if tag > 1:
+            raise Reject("malformed")
+        return read() if tag else None
+
+
+def name(s, limit):
+    if not 1 <= len(s) <= limit or not set(s.encode()) <= NAME_CHARS:
+        raise Reject("malformed")
+    return s
+
+
+def parse_claims(body):
+    r = Reader(body)
+    c = {"license_id": r.take(16).hex()}
+    c["product"] = name(r.string(), 32)
+    c["customer"] = name(r.string(), 64)
+    c["plan"] = name(r.string(), 32)
+    c["issued_at"] = r.varint(10)
+    c["not_before"] = r.option(lambda: r.varint(10))
+    c["expires_at"] = r.option(lambda: r.varint(10))
+    c["grace_secs"] = r.varint(5)
+
+    def device():
+        kind = r.varint(5)
+        if kind == 0:
+            return {"kind": "exact", "hint": r.take(2)}
+        if kind == 1:
+            k = r.take(1)[0]
+            n = r.varint(5)
+            if not 1 <= k <= n <= 8:
+                raise Reject("malformed")
+            return {"kind": "tolerant", "required": k, "digests": [r.take(6) for _ in range(n)]}
+        raise Reject("malformed")
+
+    c["device"] = r.option(device)
+    n = r.varint(5)
+    if n > 32:
+        raise Reject("malformed")
+    ents = [name(r.string(), 32) for _ in range(n)]
+    if any(a >= b for a, b in zip(ents, ents[1:])):
+        raise Reject("malformed")
+    c["entitlements"] = ents
+
+    def cap():
+        kind = r.varint(5)
+        if kind > 2:
+            raise Reject("malformed")
+        return tuple(r.varint(3) for _ in range(kind + 1))
+
+    c["max_version"] = r.option(cap)
+    n = r.varint(5)
+    if n > 8:
+        raise Reject("malformed")
+    ext = [(name(r.string(), 32), r.string()) for _ in range(n)]
+    if any(a[0] >= b[0] for a, b in zip(ext, ext[1:])):
+        raise Reject("malformed")
+    c["extensions"] = dict(ext)
+    if r.pos != len(body):
+        raise Reject("malformed")
+    if c["not_before"] is not None and c["expires_at"] is not None and c["not_before"] >= c["expires_at"]:
+        raise Reject("malformed")
+    return c
+
+
+def key_id(pk):
+    return hashlib.sha512(b"keyseal/key-id/v1\0" + pk).digest()[:8]
+
+
+def parse_keyring(text):
+    keys = {}
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        words = line.split()
+        if words[0] != "key":
+            return None  # roots and certificates: outside this checker's scope
+        pk = b64url(words[1][len("kspub1."):])
+        entry = {"pk": pk, "from": 0, "until": None, "products": None}
+        for opt in words[2:]:
+            k, v = opt.split("=")
+            entry[{"from": "from", "until": "until", "products": "products"}[k]] = (
+                v.split(",") if k == "products" else int(v))
+        keys[key_id(pk)] = entry
+    return keys
+
+
+def parse_revocations(data):
+    r = Reader(data[9:-64])
+    r.varint(10), r.varint(10), r.varint(10)
+    out = []
+    for width in (10, 19):
+        ids, prev = [], None
+        for _ in range(r.varint(10)):
+            d = r.varint(width)
+            prev = d if prev is None else prev + d + 1
+            ids.append(prev)
+        out.append(ids)
+    keys, licenses = out
+    return {x.to_bytes(8, "big") for x in keys}, {x.to_bytes(16, "big").hex() for x in licenses}
+
+
+def decode_key(text):
+    if "-----BEGIN KEYSEAL LICENSE-----" in text:
+        body = text.split("-----BEGIN KEYSEAL LICENSE-----\n")[1].split("-----END KEYSEAL LICENSE-----")[0]
+        return b"".join(b64url(line) for line in body.split())
+    if text.startswith("ks") and "." in text:
+        digits = text[2:text.index(".")]
+        if digits.isdigit() and digits != "1":
+            raise Reject("unsupported_version")
+    if not text.startswith("ks1."):
+        raise Reject("malformed")
+    return b64url(text[4:])
+
+
+def fingerprint(text):
+    raw = b64url(text[len("ksfp1."):])
+    return [raw[i:i + 16] for i in range(0, len(raw), 16)]
+
+
+def covers(cap, version):
+    v = tuple(int(x) for x in version.split("-")[0].split("."))
+    return v[:len(cap)] <= cap
+
+
+def verify(case):
+    keys = parse_keyring(case["keyring"])
+    if keys is None:
+        return None
+    data = decode_key(case["key"])
+    if not data:
+        raise Reject("malformed")
+    if data[0] != 1:
+        raise Reject("unsupported_version")
+    if len(data) <= 73:
+        raise Reject("malformed")
+    kid, body, sig = data[1:9], data[9:-64], data[-64:]
+    claims = parse_claims(body)
+    if kid not in keys:
+        raise Reject("unknown_key")
+    key = keys[kid]
+    device = [] if case["device"] is None else fingerprint(case["device"])
+    extra = b""
+    lid = bytes.fromhex(claims["license_id"])
+    if claims["device"] and claims["device"]["kind"] == "exact":
+        if not device:
+            raise Reject("wrong_device")
+        d = hashlib.sha512(b"keyseal/device-binding/v1\0" + lid + bytes([len(device)]) + b"".join(device)).digest()
+        if d[32:34] != claims["device"]["hint"]:
+            raise Reject("wrong_device")
+        extra = d[:32]
+    if int.from_bytes(sig[32:], "little") >= L:
+        raise Reject("bad_signature")
+    try:
+        Ed25519PublicKey.from_public_bytes(key["pk"]).verify(sig, b"keyseal/license/v1\0" + data[:-64] + extra)
+    except InvalidSignature:
+        raise Reject("bad_signature") from None
+    revoked_keys, revoked_licenses = set(), set()
+    if case["revocation_list_hex"]:
+        revoked_keys, revoked_licenses = parse_revocations(bytes.fromhex(case["revocation_list_hex"]))
+    if kid in revoked_keys:
+        raise Reject("key_revoked")
+    if claims["issued_at"] < key["from"] or (key["until"] is not None and claims["issued_at"] > key["until"]):
+        raise Reject("key_not_valid")
+    if key["products"] and claims["product"] not in key["products"]:
+        raise Reject("key_not_valid")
+    if claims["product"] != case["product"]:
+        raise Reject("wrong_product")
+    if claims["device"] and claims["device"]["kind"] == "tolerant":
+        left = list(claims["device"]["digests"])
+        for c in device:
+            d = hashlib.sha512(b"keyseal/device-component/v1\0" + lid + c).digest()[:6]
+            if d in left:
+                left.remove(d)
+        if len(claims["device"]["digests"]) - len(left) < claims["device"]["required"]:
+            raise Reject("wrong_device")
+    if claims["license_id"] in revoked_licenses:
+        raise Reject("revoked")
+    now, leeway = case["now"], case["leeway"]
+    if claims["not_before"] is not None and now + leeway < claims["not_before"]:
+        raise Reject("not_yet_valid")
+    status, grace_ends = "active", None
+    if claims["expires_at"] is not None:
+        end = claims["expires_at"] + claims["grace_secs"]
+        if now > end + leeway:
+            raise Reject("expired")
+        if claims["grace_secs"] > 0 and now > claims["expires_at"]:
+            status, grace_ends = "in_grace", end
+    if claims["max_version"] and case["app_version"] and not covers(claims["max_version"], case["app_version"]):
+        raise Reject("version_not_covered")
+    return status, grace_ends, claims
+
+
+def main():
+    cases = json.loads((ROOT / "testdata/vectors/licenses.json").read_text())["cases"]
+    checked = failed = skipped = 0
+    for case in cases:
+        want = case["expect"]
+        try:
+            got = verify(case)
+            if got is None:
+                skipped += 1
+                continue
+            status, grace_ends, claims = got
+            ok = want["valid"] and want["status"] == status and want["grace_ends"] == grace_ends
+            wc = want["claims"] if want["valid"] else {}
+            for k in ("license_id", "product", "customer", "plan", "issued_at", "not_before",
+                      "expires_at", "grace_secs", "entitlements", "extensions"):
+                ok = ok and wc.get(k) == claims[k]
+            verdict = "valid" if ok else f"valid but differs from {want}"
+        except Reject as r:
+            ok = not want["valid"] and want["error"] == r.code
+            verdict = r.code
+        checked += 1
+        if not ok:
+            failed += 1
+            print(f"MISMATCH {case['name']}: {verdict}, want {want.get('error', 'valid')}")
+    print(f"format_check: {checked - failed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed or checked < 25 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

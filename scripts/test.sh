@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The one test command: installs what it needs on a fresh machine, then runs
+# every check. CI (.ci/run) calls exactly this. Run from anywhere:
+#   bash scripts/test.sh
+# Set KEYSEAL_TEST_ONLY="step step" to run some steps (names below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+CACHE=${KEYSEAL_CACHE:-$HOME/.cache/keyseal}
+mkdir -p "$CACHE"
+export CARGO_TERM_COLOR=never
+
+step() { echo; echo "=== $* ==="; }
+want() { [ -z "${KEYSEAL_TEST_ONLY:-}" ] || [[ " $KEYSEAL_TEST_ONLY " == *" $1 "* ]]; }
+
+setup_rust() {
+    step "setup: rust targets"
+    rustup target add wasm32-unknown-unknown thumbv7em-none-eabihf >/dev/null
+}
+
+setup_python() {
+    # A venv outside the clone, reused between runs.
+    step "setup: python venv"
+    VENV="$CACHE/venv"
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check cryptography
+}
+
+run_lint() {
+    step "lint: rustfmt and clippy"
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --quiet -- -D warnings
+}
+
+run_nostd() {
+    step "no_std: keyseal-core for thumbv7em-none-eabihf and wasm32-unknown-unknown"
+    for target in thumbv7em-none-eabihf wasm32-unknown-unknown; do
+        cargo build --quiet -p keyseal-core --no-default-features --target "$target"
+    done
+}
+
+run_vectors() {
+    step "vectors: regenerate and compare with testdata/vectors"
+    local out
+    out=$(mktemp -d)
+    cargo run --quiet -p keyseal-testdata -- "$out"
+    diff -ru testdata/vectors "$out"
+    rm -rf "$out"
+    step "vectors: independent check of docs/FORMAT.md"
+    "$CACHE/venv/bin/python" scripts/format_check.py
+}
+
+run_rust_tests() {
+    step "rust: cargo test --workspace"
+    cargo test --workspace
+}
+
+run_benches_smoke() {
+    step "benches: quick smoke run"
+    bash scripts/bench.sh --smoke
+}
+
+setup_rust
+if want python || want vectors; then setup_python; fi
+want lint && run_lint
+want nostd && run_nostd
+want vectors && run_vectors
+want rust && run_rust_tests
+want benches && run_benches_smoke
+step "all checks passed"
