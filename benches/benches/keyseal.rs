@@ -150,7 +150,7 @@ fn keyseal_ops(c: &mut Criterion) {
             bch.iter(|| {
                 i = (i + 7919) % n;
                 // Half hits, half misses.
-                let probe = if i % 2 == 0 {
+                let probe = if i.is_multiple_of(2) {
                     ids[i]
                 } else {
                     LicenseId::from_u128(ids[i].to_u128() ^ 1)

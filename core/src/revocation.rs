@@ -285,6 +285,7 @@ mod builder {
 }
 
 #[cfg(all(test, feature = "sign"))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::key::SigningKey;
