@@ -1,1 +1,45 @@
-//! keyseal-issuer (work in progress).
+//! keyseal-issuer: the vendor's side of keyseal.
+//!
+//! It owns the vendor's state: the sealed signing keys, the ledger of every
+//! issued license, revocations, published revocation lists and the audit
+//! log. The `keyseal` CLI and the HTTP service are front ends over it and
+//! see the same data.
+//!
+//! * [`Vault`]: a directory with the SQLite ledger and the sealed keys; one
+//!   writer at a time ([`vault::Access::Write`] takes its lock).
+//! * [`Store`]: the ledger itself, on SQLite or PostgreSQL; every mutation
+//!   is one transaction together with its [`audit`] entry.
+//! * [`request`]: license requests as users write them, checked against the
+//!   format's limits; [`batch`] reads them from CSV or JSONL.
+//!
+//! The issuer reads no clock and no environment: callers pass a [`Context`]
+//! (time and actor) to every mutation.
+
+pub mod audit;
+pub mod batch;
+mod error;
+pub mod export;
+mod fsutil;
+pub mod keyfile;
+mod ops;
+pub mod request;
+pub mod store;
+pub mod time;
+pub mod vault;
+
+pub use error::{Error, Result};
+pub use export::KeyringExport;
+pub use keyfile::{KdfParams, Passphrase};
+pub use ops::{BatchOptions, BatchOutcome, Issued};
+pub use request::{LicenseRequest, RequestFields};
+pub use store::{KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, PublishedList, Revoked, Store};
+pub use vault::{Access, InitOptions, Signer, Vault};
+
+/// Who does a mutation, and when: recorded in the ledger and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    /// Now, in unix seconds.
+    pub now: u64,
+    /// Who: an OS user name or a service principal. An opaque id, never personal data beyond that.
+    pub actor: String,
+}

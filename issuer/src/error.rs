@@ -1,0 +1,196 @@
+//! The one error type of keyseal-issuer.
+//!
+//! Messages say what went wrong, lower-case and without a trailing period.
+//! What the user should do next depends on the front end (CLI or service),
+//! so front ends add that; every variant carries what they need for it.
+
+use std::io;
+use std::path::PathBuf;
+
+use keyseal_core::{KeyId, LicenseId};
+
+/// Everything that can go wrong in the issuer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// There is no vault in this directory.
+    #[error("no keyseal vault in {}", dir.display())]
+    NoVault {
+        /// The directory looked in.
+        dir: PathBuf,
+    },
+    /// `init` found a vault, or other files, where it was to create one.
+    #[error("{} already exists and is not empty", dir.display())]
+    VaultExists {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Another process holds the vault's lock.
+    #[error("vault {} is locked by another process", dir.display())]
+    Locked {
+        /// The vault directory.
+        dir: PathBuf,
+    },
+    /// The passphrase does not decrypt a signing key (or the key file was
+    /// altered: the two cannot be told apart).
+    #[error("wrong passphrase for signing key {key_id}")]
+    WrongPassphrase {
+        /// The key that did not decrypt.
+        key_id: KeyId,
+    },
+    /// A passphrase was empty or otherwise refused.
+    #[error("passphrase refused: {0}")]
+    BadPassphrase(&'static str),
+    /// A signing key file is missing, unreadable or inconsistent.
+    #[error("signing key file {} is damaged: {detail}", path.display())]
+    CorruptKeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The ledger database is damaged or is not a keyseal ledger.
+    #[error("the ledger is damaged: {detail}")]
+    CorruptLedger {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The disk is full (or a quota was hit); the transaction was rolled back.
+    #[error("disk full while {doing}")]
+    DiskFull {
+        /// What was being written.
+        doing: String,
+    },
+    /// A database error not covered by another variant.
+    #[error("ledger error while {doing}")]
+    Ledger {
+        /// What was being done.
+        doing: String,
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A file system error.
+    #[error("cannot {doing} {}", path.display())]
+    Io {
+        /// What was being done (a verb phrase: "create", "read", ...).
+        doing: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The Argon2 parameters are out of range.
+    #[error("invalid key-derivation parameters: {0}")]
+    KdfParams(String),
+    /// The vault has no active signing key (it was retired or revoked).
+    #[error("the vault has no active signing key")]
+    NoActiveKey,
+    /// No signing key with this id (or id prefix) is in the vault.
+    #[error("no signing key {0} in this vault")]
+    UnknownKey(String),
+    /// A key id prefix matches several keys.
+    #[error("key id prefix {0} matches several keys")]
+    AmbiguousKey(String),
+    /// The key is already revoked.
+    #[error("signing key {0} is already revoked")]
+    KeyAlreadyRevoked(KeyId),
+    /// The key's window already ends at or before the requested time.
+    #[error("signing key {key_id} already stopped signing at {until}")]
+    KeyAlreadyRetired {
+        /// The key.
+        key_id: KeyId,
+        /// The end of its window (unix seconds).
+        until: u64,
+    },
+    /// The product is not one the vault issues for.
+    #[error("unknown product {product}")]
+    UnknownProduct {
+        /// The product asked for.
+        product: String,
+        /// The products the vault knows.
+        known: Vec<String>,
+    },
+    /// The product is already registered.
+    #[error("product {0} is already registered")]
+    ProductExists(String),
+    /// No license with this id is in the ledger.
+    #[error("no license {0} in the ledger")]
+    UnknownLicense(String),
+    /// The license is already revoked.
+    #[error("license {license_id} is already revoked (since {revoked_at})")]
+    AlreadyRevoked {
+        /// The license.
+        license_id: LicenseId,
+        /// When it was revoked (unix seconds).
+        revoked_at: u64,
+    },
+    /// A field of a license request (or another input) is invalid.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The field or flag name, as the user wrote it.
+        field: String,
+        /// What is wrong, and what is allowed.
+        problem: String,
+    },
+    /// A row of a batch file could not be read or is invalid.
+    #[error("row {row}: {source}")]
+    BadRow {
+        /// The row number: data rows count from 1, the CSV header is not a row.
+        row: u64,
+        /// What is wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The core refused to sign (claims break a limit the request checks missed).
+    #[error("cannot sign: {0}")]
+    Core(#[from] keyseal_core::Error),
+    /// The OS random generator failed.
+    #[error("the OS random generator failed: {0}")]
+    Random(getrandom::Error),
+}
+
+impl Error {
+    /// An invalid-field error.
+    pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Invalid { field: field.into(), problem: problem.into() }
+    }
+
+    /// Wraps a database error, telling lock, disk-full and corruption apart.
+    pub(crate) fn db(doing: impl Into<String>, source: sqlx::Error) -> Self {
+        let doing = doing.into();
+        if let sqlx::Error::Database(db) = &source {
+            // SQLite result codes (primary code in the low byte).
+            let code = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+            match code {
+                Some(13) => return Error::DiskFull { doing },
+                Some(11 | 26) => return Error::CorruptLedger { detail: db.message().to_owned() },
+                _ => {}
+            }
+            // PostgreSQL: 53100 disk_full.
+            if db.code().as_deref() == Some("53100") {
+                return Error::DiskFull { doing };
+            }
+        }
+        Error::Ledger { doing, source }
+    }
+
+    /// Wraps an I/O error; ENOSPC and EDQUOT become [`Error::DiskFull`].
+    pub(crate) fn io(doing: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        if matches!(source.raw_os_error(), Some(28 | 122)) {
+            return Error::DiskFull { doing: format!("writing {}", path.display()) };
+        }
+        Error::Io { doing, path, source }
+    }
+}
+
+impl From<getrandom::Error> for Error {
+    fn from(e: getrandom::Error) -> Self {
+        Error::Random(e)
+    }
+}
+
+/// Result with the issuer's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

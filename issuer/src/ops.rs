@@ -1,0 +1,465 @@
+//! The mutating operations on the ledger: register products, mint licenses
+//! (one or a batch), revoke licenses and keys, publish revocation lists.
+//! Each runs in one transaction with its audit entry.
+
+use std::collections::BTreeSet;
+
+use base64ct::{Base64, Encoding};
+use keyseal_core::license;
+use keyseal_core::revocation::RevocationListBuilder;
+use keyseal_core::{KeyId, LicenseId};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::request::{LicenseRequest, RequestFields, check_product};
+use crate::store::{i, KeyInfo, KeyStatus, NewLicense, PublishedList, Store};
+use crate::vault::Signer;
+use crate::Context;
+
+/// A minted license, recorded in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// The license id.
+    pub license_id: LicenseId,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// The license key text (`ks1.`).
+    pub license_key: String,
+    /// The request it was minted from.
+    pub request: LicenseRequest,
+    /// Issue time.
+    pub issued_at: u64,
+    /// Its row in the batch file, for batches.
+    pub row: Option<u64>,
+}
+
+impl Issued {
+    /// The armored license file form.
+    #[must_use]
+    pub fn armored(&self) -> String {
+        let mut buf = [0u8; license::MAX_LICENSE_LEN];
+        match license::decode_text(&self.license_key, &mut buf) {
+            Ok(bytes) => license::to_armored(bytes),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// How a batch is minted.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Rows per transaction (and per fsync of the output).
+    pub chunk_size: usize,
+    /// Rows before this one are skipped (to resume after a failure).
+    pub start_row: u64,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions { chunk_size: 1000, start_row: 1 }
+    }
+}
+
+/// How a batch went.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// The id recorded on every license of the batch.
+    pub batch_id: String,
+    /// Licenses minted and recorded.
+    pub minted: u64,
+    /// The last row minted (0 if none).
+    pub last_row: u64,
+    /// Why the batch stopped early, if it did. Everything counted in
+    /// `minted` is in the ledger and was handed to the commit callback.
+    pub error: Option<Error>,
+}
+
+fn random_ids(n: usize) -> Result<Vec<LicenseId>> {
+    let mut bytes = vec![0u8; n * 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|c| {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(c);
+            LicenseId::from_bytes(a)
+        })
+        .collect())
+}
+
+fn sign_one(key: &keyseal_core::SigningKey, id: LicenseId, req: &LicenseRequest, now: u64) -> Result<String> {
+    let claims = req.claims(id, now);
+    let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
+    let bytes = license::issue(key, &claims, device)?;
+    Ok(license::to_text(&bytes))
+}
+
+impl Store {
+    /// Registers a product.
+    pub async fn add_product(&self, name: &str, ctx: &Context) -> Result<()> {
+        check_product(name)?;
+        if self.products().await?.iter().any(|p| p == name) {
+            return Err(Error::ProductExists(name.to_owned()));
+        }
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)").bind(name.to_owned()).bind(i(ctx.now)),
+            "registering the product",
+        )
+        .await?;
+        tx.audit(ctx, "product.add", &json!({ "product": name })).await?;
+        tx.commit().await
+    }
+
+    /// Mints one license and records it. The key is returned only after the
+    /// ledger transaction committed.
+    pub async fn issue(&self, signer: &Signer, req: LicenseRequest, ctx: &Context) -> Result<Issued> {
+        self.require_product(&req.product).await?;
+        self.check_signer(signer).await?;
+        let id = random_ids(1)?[0];
+        let key_text = sign_one(signer.key(), id, &req, ctx.now)?;
+        let mut tx = self.begin_write().await?;
+        tx.insert_licenses(&[NewLicense {
+            license_id: id,
+            key_id: signer.key_id(),
+            product: &req.product,
+            customer: &req.customer,
+            plan: &req.plan,
+            issued_at: ctx.now,
+            expires_at: req.expires_at,
+            license_key: &key_text,
+            batch_id: None,
+            batch_row: None,
+        }])
+        .await?;
+        tx.audit(
+            ctx,
+            "license.issue",
+            &json!({
+                "license_id": id.to_string(),
+                "key_id": signer.key_id().to_string(),
+                "product": req.product,
+                "plan": req.plan,
+                "customer": req.customer,
+                "expires_at": req.expires_at,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Issued { license_id: id, key_id: signer.key_id(), license_key: key_text, request: req, issued_at: ctx.now, row: None })
+    }
+
+    /// The signer must be the vault's active key.
+    async fn check_signer(&self, signer: &Signer) -> Result<()> {
+        match self.active_key().await? {
+            Some(k) if k.key_id == signer.key_id() => Ok(()),
+            _ => Err(Error::NoActiveKey),
+        }
+    }
+
+    /// Mints a batch. Rows are checked as they are read; every `chunk_size`
+    /// rows are signed (on all cores), recorded in one transaction, and
+    /// then handed to `on_commit` (which writes them out). A bad row stops the
+    /// batch after the rows before it are minted. While one chunk commits the
+    /// next is already being signed.
+    pub async fn issue_batch<I, F>(&self, signer: &Signer, ctx: &Context, rows: I, opts: &BatchOptions, mut on_commit: F) -> BatchOutcome
+    where
+        I: Iterator<Item = Result<(u64, RequestFields)>>,
+        F: FnMut(&[Issued]) -> Result<()>,
+    {
+        let mut rnd = [0u8; 8];
+        let batch_id = match getrandom::fill(&mut rnd) {
+            Ok(()) => format!("b-{}", crate::fsutil::hex(&rnd)),
+            Err(e) => return BatchOutcome { batch_id: String::new(), minted: 0, last_row: 0, error: Some(e.into()) },
+        };
+        let mut out = BatchOutcome { batch_id, minted: 0, last_row: 0, error: None };
+        let products: BTreeSet<String> = match async {
+            self.check_signer(signer).await?;
+            self.products().await
+        }
+        .await
+        {
+            Ok(p) => p.into_iter().collect(),
+            Err(e) => {
+                out.error = Some(e);
+                return out;
+            }
+        };
+        let chunk_size = opts.chunk_size.max(1);
+        let mut rows = rows.filter(|r| r.as_ref().map_or(true, |(n, _)| *n >= opts.start_row));
+        let mut read_error: Option<Error> = None;
+        let mut pending: Option<tokio::task::JoinHandle<Result<Vec<Issued>>>> = None;
+        loop {
+            // Read and check the next chunk.
+            let mut chunk: Vec<(u64, LicenseRequest)> = Vec::with_capacity(chunk_size);
+            if read_error.is_none() {
+                for r in rows.by_ref() {
+                    let checked = r.and_then(|(n, fields)| {
+                        let req = fields.resolve(ctx.now).map_err(|e| Error::BadRow { row: n, source: Box::new(e) })?;
+                        if !products.contains(&req.product) {
+                            let known = products.iter().cloned().collect();
+                            return Err(Error::BadRow {
+                                row: n,
+                                source: Box::new(Error::UnknownProduct { product: req.product, known }),
+                            });
+                        }
+                        Ok((n, req))
+                    });
+                    match checked {
+                        Ok(x) => {
+                            chunk.push(x);
+                            if chunk.len() == chunk_size {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            read_error = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            // Start signing it on the blocking pool.
+            let next = if chunk.is_empty() {
+                None
+            } else {
+                let key = signer.shared();
+                let now = ctx.now;
+                Some(tokio::task::spawn_blocking(move || sign_chunk(&key, chunk, now)))
+            };
+            // Meanwhile record the previous chunk.
+            if let Some(prev) = pending.take() {
+                if let Err(e) = self.record_chunk(prev, ctx, &mut out, &mut on_commit).await {
+                    out.error = Some(e);
+                    if let Some(n) = next {
+                        n.abort();
+                    }
+                    return out;
+                }
+            }
+            match next {
+                Some(n) => pending = Some(n),
+                None => break,
+            }
+        }
+        out.error = read_error;
+        out
+    }
+
+    async fn record_chunk<F>(
+        &self,
+        signing: tokio::task::JoinHandle<Result<Vec<Issued>>>,
+        ctx: &Context,
+        out: &mut BatchOutcome,
+        on_commit: &mut F,
+    ) -> Result<()>
+    where
+        F: FnMut(&[Issued]) -> Result<()>,
+    {
+        let issued = signing
+            .await
+            .map_err(|e| Error::invalid("batch", format!("signing thread failed: {e}")))??;
+        let (Some(first), Some(last)) = (issued.first(), issued.last()) else { return Ok(()) };
+        let rows: Vec<NewLicense<'_>> = issued
+            .iter()
+            .map(|x| NewLicense {
+                license_id: x.license_id,
+                key_id: x.key_id,
+                product: &x.request.product,
+                customer: &x.request.customer,
+                plan: &x.request.plan,
+                issued_at: x.issued_at,
+                expires_at: x.request.expires_at,
+                license_key: &x.license_key,
+                batch_id: Some(&out.batch_id),
+                batch_row: x.row,
+            })
+            .collect();
+        let mut tx = self.begin_write().await?;
+        tx.insert_licenses(&rows).await?;
+        tx.audit(
+            ctx,
+            "license.issue_batch",
+            &json!({
+                "batch_id": out.batch_id,
+                "key_id": first.key_id.to_string(),
+                "rows": [first.row, last.row],
+                "count": issued.len(),
+                "license_ids": issued.iter().map(|x| x.license_id.to_string()).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        out.minted += issued.len() as u64;
+        out.last_row = last.row.unwrap_or(0);
+        on_commit(&issued)
+    }
+
+    /// Revokes a license. `reason` is a short slug (`refund`, `chargeback`).
+    pub async fn revoke_license(&self, id: &str, reason: &str, ctx: &Context) -> Result<crate::store::LicenseRecord> {
+        check_reason(reason)?;
+        let rec = self.license(id).await?;
+        if let Some((at, _)) = rec.revoked {
+            return Err(Error::AlreadyRevoked { license_id: rec.license_id, revoked_at: at });
+        }
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query("INSERT INTO revocations (license_id, revoked_at, reason) VALUES ($1, $2, $3)")
+                .bind(rec.license_id.to_string())
+                .bind(i(ctx.now))
+                .bind(reason.to_owned()),
+            "recording the revocation",
+        )
+        .await?;
+        tx.audit(ctx, "license.revoke", &json!({ "license_id": rec.license_id.to_string(), "reason": reason })).await?;
+        tx.commit().await?;
+        self.license(id).await
+    }
+
+    /// Ends a key's window at `at` (it signs nothing issued after that). Only
+    /// narrows: a window never grows. Retiring the active key leaves the
+    /// vault without one until the next rotation.
+    pub async fn retire_key(&self, id: &str, at: u64, ctx: &Context) -> Result<KeyInfo> {
+        let k = self.find_key(id).await?;
+        if k.status == KeyStatus::Revoked {
+            return Err(Error::KeyAlreadyRevoked(k.key_id));
+        }
+        if let Some(until) = k.valid_until {
+            if until <= at {
+                return Err(Error::KeyAlreadyRetired { key_id: k.key_id, until });
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query("UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2")
+                .bind(i(at))
+                .bind(k.key_id.to_string()),
+            "retiring the key",
+        )
+        .await?;
+        tx.audit(ctx, "key.retire", &json!({ "key_id": k.key_id.to_string(), "valid_until": at })).await?;
+        tx.commit().await?;
+        self.find_key(&k.key_id.to_string()).await
+    }
+
+    /// Marks a key revoked: the next revocation list revokes it, and every
+    /// license it signed. It is left out of exported keyrings.
+    pub async fn revoke_key(&self, id: &str, reason: &str, ctx: &Context) -> Result<KeyInfo> {
+        check_reason(reason)?;
+        let k = self.find_key(id).await?;
+        if k.status == KeyStatus::Revoked {
+            return Err(Error::KeyAlreadyRevoked(k.key_id));
+        }
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query(
+                "UPDATE signing_keys SET status = 'revoked', revoked_at = $1, revoke_reason = $2, \
+                 valid_until = COALESCE(valid_until, $1) WHERE key_id = $3",
+            )
+            .bind(i(ctx.now))
+            .bind(reason.to_owned())
+            .bind(k.key_id.to_string()),
+            "revoking the key",
+        )
+        .await?;
+        tx.audit(ctx, "key.revoke", &json!({ "key_id": k.key_id.to_string(), "reason": reason })).await?;
+        tx.commit().await?;
+        self.find_key(&k.key_id.to_string()).await
+    }
+
+    /// Signs and records the next revocation list (sequence = last + 1) with
+    /// every revoked license and key, stale after `next_update`.
+    pub async fn publish_revocations(&self, signer: &Signer, next_update: u64, ctx: &Context) -> Result<PublishedList> {
+        self.check_signer(signer).await?;
+        if next_update <= ctx.now {
+            return Err(Error::invalid("next-update", "must be in the future"));
+        }
+        let revoked = self.revoked().await?;
+        let mut tx = self.begin_write().await?;
+        let rows = tx
+            .fetch(sqlx::query("SELECT MAX(sequence) FROM revocation_lists"), "reading the last sequence number")
+            .await?;
+        let last: Option<i64> = rows
+            .first()
+            .map(|r| sqlx::Row::try_get::<Option<i64>, _>(r, 0))
+            .transpose()
+            .map_err(|e| Error::db("reading the last sequence number", e))?
+            .flatten();
+        let sequence = last.map_or(1, |l| crate::store::u(l) + 1);
+        let mut b = RevocationListBuilder::new(sequence, ctx.now, next_update);
+        for l in &revoked.licenses {
+            b.revoke_license(*l);
+        }
+        for k in &revoked.keys {
+            b.revoke_key(*k);
+        }
+        let bytes = b.sign(signer.key())?;
+        tx.exec(
+            sqlx::query(
+                "INSERT INTO revocation_lists (sequence, issued_at, next_update, signer, license_count, key_count, list_b64) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(i(sequence))
+            .bind(i(ctx.now))
+            .bind(i(next_update))
+            .bind(signer.key_id().to_string())
+            .bind(i(revoked.licenses.len() as u64))
+            .bind(i(revoked.keys.len() as u64))
+            .bind(Base64::encode_string(&bytes)),
+            "recording the revocation list",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "revocations.publish",
+            &json!({
+                "sequence": sequence,
+                "next_update": next_update,
+                "signer": signer.key_id().to_string(),
+                "licenses": revoked.licenses.len(),
+                "keys": revoked.keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PublishedList {
+            sequence,
+            issued_at: ctx.now,
+            next_update,
+            signer: signer.key_id(),
+            license_count: revoked.licenses.len() as u64,
+            key_count: revoked.keys.len() as u64,
+            bytes,
+        })
+    }
+}
+
+fn sign_chunk(key: &keyseal_core::SigningKey, chunk: Vec<(u64, LicenseRequest)>, now: u64) -> Result<Vec<Issued>> {
+    use rayon::prelude::*;
+    let ids = random_ids(chunk.len())?;
+    let key_id = key.key_id();
+    chunk
+        .into_par_iter()
+        .zip(ids)
+        .map(|((row, req), id)| {
+            let text = sign_one(key, id, &req, now).map_err(|e| Error::BadRow { row, source: Box::new(e) })?;
+            Ok(Issued { license_id: id, key_id, license_key: text, request: req, issued_at: now, row: Some(row) })
+        })
+        .collect()
+}
+
+/// Revocation reasons are short slugs, so free text (and personal data)
+/// never reaches the ledger or the audit log.
+fn check_reason(reason: &str) -> Result<()> {
+    let ok = !reason.is_empty()
+        && reason.len() <= 32
+        && reason.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "reason",
+            format!("`{reason}` must be a short slug such as refund, chargeback or key-leaked (letters, digits, . _ : -, at most 32)"),
+        ))
+    }
+}

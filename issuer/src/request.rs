@@ -1,0 +1,342 @@
+//! What to mint: license requests as users write them (flags, CSV columns,
+//! JSONL fields, all with the same names) and as the issuer signs them.
+
+use keyseal_core::claims::{
+    Claims, Entitlements, Extensions, LicenseId, MAX_CUSTOMER_LEN, MAX_ENTITLEMENTS,
+    MAX_EXTENSION_VALUE_LEN, MAX_EXTENSIONS, MAX_NAME_LEN, VersionCap,
+};
+use keyseal_core::device::{DeviceRule, Fingerprint};
+
+use crate::error::{Error, Result};
+use crate::time::{When, parse_duration};
+
+/// The field names of a request, shared by the CLI flags (`--not-before`
+/// for `not_before`), CSV headers and JSONL keys.
+pub const FIELDS: &[&str] = &[
+    "product",
+    "customer",
+    "plan",
+    "expires",
+    "not_before",
+    "grace",
+    "device",
+    "device_match",
+    "entitlements",
+    "max_version",
+    "ext",
+];
+
+/// A license request as written: every field is still text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFields {
+    /// Product id (must be registered in the vault).
+    pub product: Option<String>,
+    /// Opaque customer id.
+    pub customer: Option<String>,
+    /// Plan name.
+    pub plan: Option<String>,
+    /// Expiry: a time, a duration from now, or `never`. Required.
+    pub expires: Option<String>,
+    /// Not valid before: a time or a duration from now.
+    pub not_before: Option<String>,
+    /// Grace period after expiry, as a duration (`14d`).
+    pub grace: Option<String>,
+    /// A `ksfp1.` device fingerprint to bind to.
+    pub device: Option<String>,
+    /// How many fingerprint components must match (k of n); exact if unset.
+    pub device_match: Option<String>,
+    /// Entitlement names, in any order.
+    pub entitlements: Vec<String>,
+    /// Newest covered app version: `5.x`, `5.2.x` or `5.2.3`.
+    pub max_version: Option<String>,
+    /// Vendor extension fields `key=value`.
+    pub ext: Vec<(String, String)>,
+}
+
+/// A validated request: every field checked against the format's limits,
+/// lists sorted. What the issuer signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseRequest {
+    /// Product id.
+    pub product: String,
+    /// Opaque customer id.
+    pub customer: String,
+    /// Plan name.
+    pub plan: String,
+    /// Not valid before (unix seconds).
+    pub not_before: Option<u64>,
+    /// Expiry (unix seconds); `None` is perpetual.
+    pub expires_at: Option<u64>,
+    /// Grace period after expiry, in seconds.
+    pub grace_secs: u32,
+    /// Device binding.
+    pub device: Option<(Fingerprint, DeviceRule)>,
+    /// Entitlements, sorted and unique.
+    pub entitlements: Vec<String>,
+    /// Newest covered app version.
+    pub max_version: Option<VersionCap>,
+    /// Extension fields, sorted by key.
+    pub ext: Vec<(String, String)>,
+}
+
+const NAME_RULE: &str = "letters, digits and . _ : - only";
+
+fn check_name(field: &str, value: &str, max: usize, hint: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, format!("is empty ({hint})")));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(field, format!("`{value}` is longer than {max} bytes")));
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))) {
+        return Err(Error::invalid(field, format!("`{value}` contains {c:?}: {NAME_RULE} ({hint})")));
+    }
+    Ok(())
+}
+
+/// Checks a product id (also used when registering products).
+pub fn check_product(name: &str) -> Result<()> {
+    check_name("product", name, MAX_NAME_LEN, "a short product id such as acme-cad")
+}
+
+/// Splits a list written as text: items separated by commas, semicolons or spaces.
+#[must_use]
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split([',', ';', ' ', '\t']).filter(|x| !x.is_empty()).map(str::to_owned).collect()
+}
+
+/// Parses one `key=value` extension.
+pub fn parse_ext(s: &str) -> Result<(String, String)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| Error::invalid("ext", format!("`{s}` is not key=value")))?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn required<'a>(field: &str, v: &'a Option<String>, hint: &str) -> Result<&'a str> {
+    match v.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(Error::invalid(field, format!("missing ({hint})"))),
+    }
+}
+
+fn optional(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl RequestFields {
+    /// Checks every field and resolves relative times against `now`.
+    pub fn resolve(&self, now: u64) -> Result<LicenseRequest> {
+        let product = required("product", &self.product, "the product id the license is for")?;
+        check_product(product)?;
+        let customer = required("customer", &self.customer, "an opaque customer id from your systems")?;
+        check_name(
+            "customer",
+            customer,
+            MAX_CUSTOMER_LEN,
+            "use an opaque id from your systems, never an email address or a name",
+        )?;
+        let plan = required("plan", &self.plan, "a plan name such as pro")?;
+        check_name("plan", plan, MAX_NAME_LEN, "a plan name such as pro")?;
+
+        let expires = required("expires", &self.expires, "a date, a duration such as 365d, or `never`")?;
+        let expires_at = expires
+            .parse::<When>()
+            .map_err(|e| Error::invalid("expires", e))?
+            .resolve(now);
+        if let Some(t) = expires_at {
+            if t <= now {
+                return Err(Error::invalid(
+                    "expires",
+                    format!("{} is not in the future", crate::time::format(t)),
+                ));
+            }
+        }
+        let not_before = match optional(&self.not_before) {
+            None => None,
+            Some(s) => match s.parse::<When>().map_err(|e| Error::invalid("not_before", e))? {
+                When::Never => return Err(Error::invalid("not_before", "`never` makes no sense here; leave it out")),
+                w => w.resolve(now),
+            },
+        };
+        if let (Some(nb), Some(exp)) = (not_before, expires_at) {
+            if nb >= exp {
+                return Err(Error::invalid("not_before", "must be before the expiry"));
+            }
+        }
+        let grace_secs = match optional(&self.grace) {
+            None => 0,
+            Some(s) => {
+                let d = parse_duration(s).map_err(|e| Error::invalid("grace", e))?;
+                u32::try_from(d).map_err(|_| Error::invalid("grace", format!("`{s}` is too long (at most 136 years)")))?
+            }
+        };
+        if grace_secs > 0 && expires_at.is_none() {
+            return Err(Error::invalid("grace", "a perpetual license (expires never) has no grace period"));
+        }
+
+        let device = match optional(&self.device) {
+            None => {
+                if optional(&self.device_match).is_some() {
+                    return Err(Error::invalid("device_match", "given without a device fingerprint"));
+                }
+                None
+            }
+            Some(s) => {
+                let fp: Fingerprint = s.parse().map_err(|_| {
+                    Error::invalid(
+                        "device",
+                        format!("`{}` is not a device fingerprint (ksfp1. then base64url, as `keyseal fingerprint` prints)", shorten(s)),
+                    )
+                })?;
+                let n = fp.components().len();
+                let rule = match optional(&self.device_match) {
+                    None => DeviceRule::Exact,
+                    Some(k) => {
+                        let k: u8 = k.parse().ok().filter(|k| (1..=n).contains(&usize::from(*k))).ok_or_else(|| {
+                            Error::invalid("device_match", format!("`{k}` must be a number from 1 to {n} (the fingerprint has {n} components)"))
+                        })?;
+                        DeviceRule::AtLeast(k)
+                    }
+                };
+                Some((fp, rule))
+            }
+        };
+
+        let mut entitlements = Vec::with_capacity(self.entitlements.len());
+        for e in &self.entitlements {
+            check_name("entitlements", e, MAX_NAME_LEN, "feature names such as export or sso")?;
+            entitlements.push(e.clone());
+        }
+        entitlements.sort_unstable();
+        entitlements.dedup();
+        if entitlements.len() > MAX_ENTITLEMENTS {
+            return Err(Error::invalid(
+                "entitlements",
+                format!("{} given, at most {MAX_ENTITLEMENTS} allowed", entitlements.len()),
+            ));
+        }
+
+        let max_version = match optional(&self.max_version) {
+            None => None,
+            Some(s) => Some(s.parse::<VersionCap>().map_err(|_| {
+                Error::invalid("max_version", format!("`{s}` is not a version cap such as 5.x, 5.2.x or 5.2.3"))
+            })?),
+        };
+
+        let mut ext = self.ext.clone();
+        for (k, v) in &ext {
+            check_name("ext", k, MAX_NAME_LEN, "extension keys follow the name rules")?;
+            if v.len() > MAX_EXTENSION_VALUE_LEN || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(Error::invalid(
+                    "ext",
+                    format!("value of `{k}` must be at most {MAX_EXTENSION_VALUE_LEN} printable ASCII characters"),
+                ));
+            }
+        }
+        ext.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = ext.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::invalid("ext", format!("key `{}` given twice", w[0].0)));
+        }
+        if ext.len() > MAX_EXTENSIONS {
+            return Err(Error::invalid("ext", format!("{} given, at most {MAX_EXTENSIONS} allowed", ext.len())));
+        }
+
+        let req = LicenseRequest {
+            product: product.to_owned(),
+            customer: customer.to_owned(),
+            plan: plan.to_owned(),
+            not_before,
+            expires_at,
+            grace_secs,
+            device,
+            entitlements,
+            max_version,
+            ext,
+        };
+        // The core's own check is the last word.
+        req.claims(LicenseId::default(), now)
+            .validate()
+            .map_err(|m| Error::invalid("license", format!("the claims break a format rule: {m}")))?;
+        Ok(req)
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 24 { format!("{}...", s.chars().take(21).collect::<String>()) } else { s.to_owned() }
+}
+
+impl LicenseRequest {
+    /// The claims of this request with a license id and issue time.
+    /// The device binding is left out: [`keyseal_core::license::issue`] adds it.
+    #[must_use]
+    pub fn claims(&self, license_id: LicenseId, issued_at: u64) -> Claims<'_> {
+        let mut c = Claims::new(license_id, &self.product, &self.customer, &self.plan, issued_at);
+        c.not_before = self.not_before;
+        c.expires_at = self.expires_at;
+        c.grace_secs = self.grace_secs;
+        let mut ents = Entitlements::new();
+        for e in &self.entitlements {
+            // Bounded by the check in `resolve`.
+            let _ = ents.push(e.as_str());
+        }
+        c.entitlements = ents;
+        c.max_version = self.max_version;
+        let mut ext = Extensions::new();
+        for (k, v) in &self.ext {
+            let _ = ext.push((k.as_str(), v.as_str()));
+        }
+        c.extensions = ext;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RequestFields {
+        RequestFields {
+            product: Some("acme-cad".into()),
+            customer: Some("cus_42".into()),
+            plan: Some("pro".into()),
+            expires: Some("365d".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn resolves_and_sorts() {
+        let mut f = base();
+        f.entitlements = vec!["sso".into(), "export".into(), "sso".into()];
+        f.ext = vec![("seats".into(), "10".into()), ("region".into(), "eu".into())];
+        f.grace = Some("14d".into());
+        let r = f.resolve(1000).unwrap();
+        assert_eq!(r.expires_at, Some(1000 + 365 * 86_400));
+        assert_eq!(r.entitlements, ["export", "sso"]);
+        assert_eq!(r.ext[0].0, "region");
+        assert_eq!(r.grace_secs, 14 * 86_400);
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let cases: [(fn(&mut RequestFields), &str); 8] = [
+            (|f| f.customer = Some("jane@example.com".into()), "customer"),
+            (|f| f.expires = None, "expires"),
+            (|f| f.expires = Some("2027-31-01".into()), "expires"),
+            (|f| f.expires = Some("1999-01-01".into()), "expires"),
+            (|f| f.device = Some("ksfp1.nope".into()), "device"),
+            (|f| f.device_match = Some("2".into()), "device_match"),
+            (|f| f.max_version = Some("five".into()), "max_version"),
+            (|f| f.ext = vec![("a".into(), "1".into()), ("a".into(), "2".into())], "ext"),
+        ];
+        for (change, field) in cases {
+            let mut f = base();
+            change(&mut f);
+            match f.resolve(1_900_000_000) {
+                Err(Error::Invalid { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}

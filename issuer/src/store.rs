@@ -1,0 +1,691 @@
+//! The ledger: products, signing keys (public halves), issued licenses,
+//! revocations, published revocation lists and the audit log, in SQLite (the
+//! vault's file) or PostgreSQL (the HTTP service), through one portable schema.
+//!
+//! Every mutation runs in a transaction that also appends its audit entry,
+//! so the ledger and the audit log never disagree.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use keyseal_core::{KeyId, LicenseId, PublicKey};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
+
+use crate::audit::{self, AuditEntry, GENESIS};
+use crate::error::{Error, Result};
+use crate::Context;
+
+/// The embedded migrations, in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
+
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> futures_core_compat::BoxFuture<'s, std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        Box::pin(async move {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false))
+                .collect())
+        })
+    }
+}
+
+mod futures_core_compat {
+    use std::future::Future;
+    use std::pin::Pin;
+    pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+}
+
+/// Status of a signing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Signs new licenses (one key at most).
+    Active,
+    /// Signs nothing any more; licenses it signed within its window stay valid.
+    Retired,
+    /// Compromised: the next revocation list revokes it, and every license it signed.
+    Revoked,
+}
+
+impl KeyStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Retired => "retired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "active" => KeyStatus::Active,
+            "retired" => KeyStatus::Retired,
+            "revoked" => KeyStatus::Revoked,
+            other => return Err(Error::CorruptLedger { detail: format!("unknown key status `{other}`") }),
+        })
+    }
+}
+
+/// A signing key as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The public key.
+    pub public_key: PublicKey,
+    /// Active, retired or revoked.
+    pub status: KeyStatus,
+    /// When the key was created.
+    pub created_at: u64,
+    /// First issue time the key is trusted for.
+    pub valid_from: u64,
+    /// Last issue time the key is trusted for; `None` while active.
+    pub valid_until: Option<u64>,
+    /// When the key was revoked.
+    pub revoked_at: Option<u64>,
+    /// Why.
+    pub revoke_reason: Option<String>,
+}
+
+/// A license as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseRecord {
+    /// The license id.
+    pub license_id: LicenseId,
+    /// The key that signed it.
+    pub key_id: KeyId,
+    /// Product id.
+    pub product: String,
+    /// Opaque customer id.
+    pub customer: String,
+    /// Plan.
+    pub plan: String,
+    /// Issue time.
+    pub issued_at: u64,
+    /// Expiry, if any.
+    pub expires_at: Option<u64>,
+    /// The license key text (`ks1.`).
+    pub license_key: String,
+    /// The batch it was minted in, if any.
+    pub batch_id: Option<String>,
+    /// Its row in the batch file.
+    pub batch_row: Option<u64>,
+    /// When and why it was revoked, if it was.
+    pub revoked: Option<(u64, String)>,
+}
+
+/// A published revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedList {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Issue time.
+    pub issued_at: u64,
+    /// Next-update time.
+    pub next_update: u64,
+    /// The key that signed it.
+    pub signer: KeyId,
+    /// Revoked license ids in it.
+    pub license_count: u64,
+    /// Revoked key ids in it.
+    pub key_count: u64,
+    /// The signed list.
+    pub bytes: Vec<u8>,
+}
+
+/// Filter for [`Store::licenses`].
+#[derive(Debug, Clone, Default)]
+pub struct LicenseFilter {
+    /// Only this product.
+    pub product: Option<String>,
+    /// Only this customer.
+    pub customer: Option<String>,
+    /// Only this batch.
+    pub batch_id: Option<String>,
+    /// At most this many (newest first unless a batch is given, then by row).
+    pub limit: Option<u64>,
+}
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite (the vault's embedded ledger).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The ledger store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub(crate) fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::CorruptLedger { detail: what.to_owned() }
+}
+
+/// Rows per INSERT statement (10 parameters each; well under SQLite's and
+/// PostgreSQL's parameter limits).
+const INSERT_ROWS: usize = 1000;
+
+/// A write transaction: holds the writers' lock until commit or drop (rollback).
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    head: Option<(u64, String)>,
+}
+
+impl Store {
+    /// Opens (or with `create`, creates) a SQLite ledger file.
+    pub async fn open_sqlite(path: &Path, create: bool) -> Result<Store> {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| Error::io("resolve", path, e))?.join(path)
+        };
+        let s = abs.to_str().ok_or_else(|| Error::invalid("vault", "the vault path must be valid UTF-8"))?;
+        if s.contains(['?', '#', '%']) {
+            return Err(Error::invalid("vault", "the vault path must not contain ?, # or %"));
+        }
+        let url = format!("sqlite://{s}?mode={}", if create { "rwc" } else { "rw" });
+        Self::connect_url(&url, 1).await
+    }
+
+    /// Connects to a ledger by URL: `sqlite://PATH` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_url(url, 8).await
+    }
+
+    async fn connect_url(url: &str, max: u32) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let opts: AnyConnectOptions = url.parse().map_err(|e| Error::db("parsing the ledger URL", e))?;
+        if backend == Backend::Sqlite {
+            // Probe once, so a damaged file is reported at once instead of
+            // the pool retrying until it times out.
+            let mut c = sqlx::AnyConnection::connect_with(&opts).await.map_err(|e| Error::db("opening the ledger", e))?;
+            c.execute("PRAGMA busy_timeout = 5000; SELECT COUNT(*) FROM sqlite_master;")
+                .await
+                .map_err(|e| Error::db("opening the ledger", e))?;
+            c.close().await.map_err(|e| Error::db("opening the ledger", e))?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|e| Error::db("opening the ledger", e))?;
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the embedded migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        let m = Migrator::new(Embedded).await.map_err(|e| Error::CorruptLedger { detail: e.to_string() })?;
+        m.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => Error::db("updating the ledger schema", e),
+            other => Error::CorruptLedger { detail: other.to_string() },
+        })
+    }
+
+    /// Checks that this is a keyseal ledger (the schema is in place).
+    pub async fn check(&self) -> Result<()> {
+        let row = sqlx::query("SELECT value FROM meta WHERE name = 'format'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(ref d) if d.message().contains("no such table") => {
+                    corrupt("it has no keyseal tables (not a keyseal ledger, or its creation was interrupted)")
+                }
+                e => Error::db("reading the ledger", e),
+            })?;
+        match row {
+            Some(r) if r.try_get::<String, _>(0).ok().as_deref() == Some("keyseal-ledger/v1") => Ok(()),
+            _ => Err(corrupt("it is not a keyseal ledger (meta.format is missing)")),
+        }
+    }
+
+    /// Closes the pool (waits for connections to finish).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction. Writers are serialised by updating the
+    /// `meta.writer` row first (a row lock in PostgreSQL, the write lock in SQLite).
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        let mut tx = self.pool.begin().await.map_err(|e| Error::db("starting a transaction", e))?;
+        sqlx::query("UPDATE meta SET value = value WHERE name = 'writer'")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::db("locking the ledger for writing", e))?;
+        Ok(WriteTx { tx, head: None })
+    }
+
+    async fn fetch_all<'q>(&self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<Vec<AnyRow>> {
+        q.fetch_all(&self.pool).await.map_err(|e| Error::db(doing, e))
+    }
+
+    // ---- products --------------------------------------------------------
+
+    /// The products the vault issues for, sorted.
+    pub async fn products(&self) -> Result<Vec<String>> {
+        let rows = self.fetch_all(sqlx::query("SELECT name FROM products ORDER BY name"), "reading products").await?;
+        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(|e| Error::db("reading products", e))).collect()
+    }
+
+    /// Fails with [`Error::UnknownProduct`] unless `product` is registered.
+    pub async fn require_product(&self, product: &str) -> Result<()> {
+        let known = self.products().await?;
+        if known.iter().any(|p| p == product) {
+            Ok(())
+        } else {
+            Err(Error::UnknownProduct { product: product.to_owned(), known })
+        }
+    }
+
+    // ---- keys ------------------------------------------------------------
+
+    /// Every signing key, oldest first.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT key_id, public_key, status, created_at, valid_from, valid_until, revoked_at, revoke_reason \
+                     FROM signing_keys ORDER BY created_at, key_id",
+                ),
+                "reading signing keys",
+            )
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// The active signing key, if any.
+    pub async fn active_key(&self) -> Result<Option<KeyInfo>> {
+        Ok(self.keys().await?.into_iter().find(|k| k.status == KeyStatus::Active))
+    }
+
+    /// The key with this id, or the one key whose id starts with this prefix
+    /// (at least 4 hex digits).
+    pub async fn find_key(&self, id_or_prefix: &str) -> Result<KeyInfo> {
+        let want = id_or_prefix.trim().to_ascii_lowercase();
+        if want.len() < 4 {
+            return Err(Error::invalid("key id", format!("`{want}` is too short: give at least 4 hex digits of the key id")));
+        }
+        let mut found = self.keys().await?.into_iter().filter(|k| k.key_id.to_string().starts_with(&want));
+        match (found.next(), found.next()) {
+            (Some(k), None) => Ok(k),
+            (None, _) => Err(Error::UnknownKey(want)),
+            (Some(_), Some(_)) => Err(Error::AmbiguousKey(want)),
+        }
+    }
+
+    // ---- licenses --------------------------------------------------------
+
+    /// One license by id (full 32 hex digits).
+    pub async fn license(&self, id: &str) -> Result<LicenseRecord> {
+        let lid: LicenseId = id
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("license id", format!("`{id}` is not a license id (32 hex digits, as `keyseal issue` prints)")))?;
+        let rows = self
+            .fetch_all(
+                sqlx::query(&format!("{LICENSE_SELECT} WHERE l.license_id = $1")).bind(lid.to_string()),
+                "reading a license",
+            )
+            .await?;
+        rows.first().map(license_from_row).transpose()?.ok_or_else(|| Error::UnknownLicense(lid.to_string()))
+    }
+
+    /// Licenses matching `filter`.
+    pub async fn licenses(&self, filter: &LicenseFilter) -> Result<Vec<LicenseRecord>> {
+        let mut sql = format!("{LICENSE_SELECT} WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        for (col, v) in [("l.product", &filter.product), ("l.customer", &filter.customer), ("l.batch_id", &filter.batch_id)] {
+            if let Some(v) = v {
+                args.push(v.clone());
+                sql.push_str(&format!(" AND {col} = ${}", args.len()));
+            }
+        }
+        if filter.batch_id.is_some() {
+            sql.push_str(" ORDER BY l.batch_row");
+        } else {
+            sql.push_str(" ORDER BY l.issued_at DESC, l.license_id");
+        }
+        if let Some(n) = filter.limit {
+            sql.push_str(&format!(" LIMIT {n}"));
+        }
+        let mut q = sqlx::query(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        let rows = self.fetch_all(q, "reading licenses").await?;
+        rows.iter().map(license_from_row).collect()
+    }
+
+    /// Number of licenses in the ledger.
+    pub async fn license_count(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM licenses")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| Error::db("counting licenses", e))?;
+        Ok(u(row.try_get::<i64, _>(0).map_err(|e| Error::db("counting licenses", e))?))
+    }
+
+    /// Revoked license ids and revoked key ids.
+    pub async fn revoked(&self) -> Result<Revoked> {
+        let rows = self.fetch_all(sqlx::query("SELECT license_id FROM revocations"), "reading revocations").await?;
+        let mut licenses = BTreeSet::new();
+        for r in &rows {
+            let s: String = r.try_get(0).map_err(|e| Error::db("reading revocations", e))?;
+            licenses.insert(s.parse().map_err(|_| corrupt("bad license id in revocations"))?);
+        }
+        let keys = self
+            .keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.status == KeyStatus::Revoked)
+            .map(|k| k.key_id)
+            .collect();
+        Ok(Revoked { licenses, keys })
+    }
+
+    // ---- revocation lists ------------------------------------------------
+
+    /// Published revocation lists, newest first.
+    pub async fn published_lists(&self) -> Result<Vec<PublishedList>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT sequence, issued_at, next_update, signer, license_count, key_count, list_b64 \
+                     FROM revocation_lists ORDER BY sequence DESC",
+                ),
+                "reading revocation lists",
+            )
+            .await?;
+        rows.iter().map(list_from_row).collect()
+    }
+
+    // ---- audit -----------------------------------------------------------
+
+    /// Audit entries in order; `since` skips entries up to that seq, `limit`
+    /// keeps the last `limit` of the rest.
+    pub async fn audit_entries(&self) -> Result<Vec<AuditEntry>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log ORDER BY seq"),
+                "reading the audit log",
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| Error::db("reading the audit log", e);
+                Ok(AuditEntry {
+                    seq: u(r.try_get("seq").map_err(g)?),
+                    at: u(r.try_get("at").map_err(g)?),
+                    actor: r.try_get("actor").map_err(g)?,
+                    action: r.try_get("action").map_err(g)?,
+                    details: r.try_get("details").map_err(g)?,
+                    prev_hash: r.try_get("prev_hash").map_err(g)?,
+                    hash: r.try_get("hash").map_err(g)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The recorded head of the audit chain (last seq and hash).
+    pub async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        let row = sqlx::query("SELECT value FROM meta WHERE name = 'audit_head'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| Error::db("reading the audit head", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let v: String = row.try_get(0).map_err(|e| Error::db("reading the audit head", e))?;
+        let (seq, hash) = v.split_once(':').ok_or_else(|| corrupt("bad audit head"))?;
+        Ok(Some((seq.parse().map_err(|_| corrupt("bad audit head"))?, hash.to_owned())))
+    }
+
+    /// Walks the audit chain; `Err` names the first broken entry.
+    pub async fn verify_audit(&self) -> Result<std::result::Result<u64, audit::ChainBreak>> {
+        let entries = self.audit_entries().await?;
+        let head = self.audit_head().await?;
+        Ok(audit::verify_chain(&entries, head.as_ref().map(|(s, h)| (*s, h.as_str()))))
+    }
+}
+
+/// Revoked ids, as verification needs them.
+#[derive(Debug, Clone, Default)]
+pub struct Revoked {
+    /// Revoked licenses.
+    pub licenses: BTreeSet<LicenseId>,
+    /// Revoked signing keys.
+    pub keys: BTreeSet<KeyId>,
+}
+
+impl keyseal_core::RevocationCheck for Revoked {
+    fn is_license_revoked(&self, id: LicenseId) -> bool {
+        self.licenses.contains(&id)
+    }
+
+    fn is_key_revoked(&self, id: KeyId) -> bool {
+        self.keys.contains(&id)
+    }
+}
+
+const LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.customer, l.plan, l.issued_at, l.expires_at, \
+     l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason \
+     FROM licenses l LEFT JOIN revocations r ON r.license_id = l.license_id";
+
+fn key_from_row(r: &AnyRow) -> Result<KeyInfo> {
+    let g = |e| Error::db("reading signing keys", e);
+    let id: String = r.try_get("key_id").map_err(g)?;
+    let pk: String = r.try_get("public_key").map_err(g)?;
+    let status: String = r.try_get("status").map_err(g)?;
+    Ok(KeyInfo {
+        key_id: id.parse().map_err(|_| corrupt("bad key id"))?,
+        public_key: pk.parse().map_err(|_| corrupt("bad public key"))?,
+        status: KeyStatus::parse(&status)?,
+        created_at: u(r.try_get("created_at").map_err(g)?),
+        valid_from: u(r.try_get("valid_from").map_err(g)?),
+        valid_until: r.try_get::<Option<i64>, _>("valid_until").map_err(g)?.map(u),
+        revoked_at: r.try_get::<Option<i64>, _>("revoked_at").map_err(g)?.map(u),
+        revoke_reason: r.try_get("revoke_reason").map_err(g)?,
+    })
+}
+
+fn license_from_row(r: &AnyRow) -> Result<LicenseRecord> {
+    let g = |e| Error::db("reading licenses", e);
+    let id: String = r.try_get(0).map_err(g)?;
+    let key_id: String = r.try_get(1).map_err(g)?;
+    let revoked_at: Option<i64> = r.try_get(10).map_err(g)?;
+    let reason: Option<String> = r.try_get(11).map_err(g)?;
+    Ok(LicenseRecord {
+        license_id: id.parse().map_err(|_| corrupt("bad license id"))?,
+        key_id: key_id.parse().map_err(|_| corrupt("bad key id"))?,
+        product: r.try_get(2).map_err(g)?,
+        customer: r.try_get(3).map_err(g)?,
+        plan: r.try_get(4).map_err(g)?,
+        issued_at: u(r.try_get(5).map_err(g)?),
+        expires_at: r.try_get::<Option<i64>, _>(6).map_err(g)?.map(u),
+        license_key: r.try_get(7).map_err(g)?,
+        batch_id: r.try_get(8).map_err(g)?,
+        batch_row: r.try_get::<Option<i64>, _>(9).map_err(g)?.map(u),
+        revoked: revoked_at.map(|t| (u(t), reason.unwrap_or_default())),
+    })
+}
+
+fn list_from_row(r: &AnyRow) -> Result<PublishedList> {
+    use base64ct::{Base64, Encoding};
+    let g = |e| Error::db("reading revocation lists", e);
+    let signer: String = r.try_get("signer").map_err(g)?;
+    let b64: String = r.try_get("list_b64").map_err(g)?;
+    Ok(PublishedList {
+        sequence: u(r.try_get("sequence").map_err(g)?),
+        issued_at: u(r.try_get("issued_at").map_err(g)?),
+        next_update: u(r.try_get("next_update").map_err(g)?),
+        signer: signer.parse().map_err(|_| corrupt("bad signer id"))?,
+        license_count: u(r.try_get("license_count").map_err(g)?),
+        key_count: u(r.try_get("key_count").map_err(g)?),
+        bytes: Base64::decode_vec(&b64).map_err(|_| corrupt("bad revocation list encoding"))?,
+    })
+}
+
+/// A row of the licenses table, ready to insert.
+pub(crate) struct NewLicense<'a> {
+    pub license_id: LicenseId,
+    pub key_id: KeyId,
+    pub product: &'a str,
+    pub customer: &'a str,
+    pub plan: &'a str,
+    pub issued_at: u64,
+    pub expires_at: Option<u64>,
+    pub license_key: &'a str,
+    pub batch_id: Option<&'a str>,
+    pub batch_row: Option<u64>,
+}
+
+impl WriteTx {
+    fn db(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
+    /// Runs a statement.
+    pub(crate) async fn exec<'q>(&mut self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<u64> {
+        q.execute(self.db()).await.map(|r| r.rows_affected()).map_err(|e| Error::db(doing, e))
+    }
+
+    /// Runs a query.
+    pub(crate) async fn fetch<'q>(&mut self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<Vec<AnyRow>> {
+        q.fetch_all(self.db()).await.map_err(|e| Error::db(doing, e))
+    }
+
+    /// Sets a meta value.
+    pub(crate) async fn set_meta(&mut self, name: &str, value: &str) -> Result<()> {
+        self.exec(sqlx::query("DELETE FROM meta WHERE name = $1").bind(name.to_owned()), "writing settings").await?;
+        self.exec(
+            sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2)").bind(name.to_owned()).bind(value.to_owned()),
+            "writing settings",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts licenses, many rows per statement.
+    pub(crate) async fn insert_licenses(&mut self, rows: &[NewLicense<'_>]) -> Result<()> {
+        for chunk in rows.chunks(INSERT_ROWS) {
+            let mut sql = String::with_capacity(120 + chunk.len() * 60);
+            sql.push_str(
+                "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, expires_at, license_key, batch_id, batch_row) VALUES ",
+            );
+            for n in 0..chunk.len() {
+                let b = n * 10;
+                if n > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${},${},${})",
+                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.license_id.to_string())
+                    .bind(r.key_id.to_string())
+                    .bind(r.product.to_owned())
+                    .bind(r.customer.to_owned())
+                    .bind(r.plan.to_owned())
+                    .bind(i(r.issued_at))
+                    .bind(r.expires_at.map(i))
+                    .bind(r.license_key.to_owned())
+                    .bind(r.batch_id.map(str::to_owned))
+                    .bind(r.batch_row.map(i));
+            }
+            q.execute(self.db()).await.map_err(|e| Error::db("recording licenses in the ledger", e))?;
+        }
+        Ok(())
+    }
+
+    /// Appends an audit entry in this transaction.
+    pub(crate) async fn audit(&mut self, ctx: &Context, action: &str, details: &serde_json::Value) -> Result<u64> {
+        let (last_seq, prev) = match self.head.take() {
+            Some(h) => h,
+            None => {
+                let rows = self
+                    .fetch(sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"), "reading the audit log")
+                    .await?;
+                match rows.first() {
+                    Some(r) => (
+                        u(r.try_get(0).map_err(|e| Error::db("reading the audit log", e))?),
+                        r.try_get::<String, _>(1).map_err(|e| Error::db("reading the audit log", e))?,
+                    ),
+                    None => (0, GENESIS.to_owned()),
+                }
+            }
+        };
+        let seq = last_seq + 1;
+        let details = details.to_string();
+        let hash = audit::entry_hash(seq, ctx.now, &ctx.actor, action, &details, &prev);
+        self.exec(
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(i(seq))
+            .bind(i(ctx.now))
+            .bind(ctx.actor.clone())
+            .bind(action.to_owned())
+            .bind(details)
+            .bind(prev)
+            .bind(hash.clone()),
+            "writing the audit log",
+        )
+        .await?;
+        self.set_meta("audit_head", &format!("{seq}:{hash}")).await?;
+        self.head = Some((seq, hash));
+        Ok(seq)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await.map_err(|e| Error::db("committing to the ledger", e))
+    }
+}
+
+/// Ensures a SQLite connection can be opened (used by `Vault::open` to turn
+/// "file is not a database" into a clear error before anything else runs).
+pub(crate) async fn ping(store: &Store) -> Result<()> {
+    let mut c = store.pool.acquire().await.map_err(|e| Error::db("opening the ledger", e))?;
+    c.ping().await.map_err(|e| Error::db("opening the ledger", e))
+}

@@ -1,0 +1,312 @@
+//! The vault: a directory (mode 0700) holding the ledger and the sealed
+//! signing keys.
+//!
+//! ```text
+//! VAULT/
+//!   ledger.sqlite        the ledger (plus SQLite's -wal and -shm files)
+//!   keys/<key id>.key    sealed signing keys, mode 0600, written atomically
+//!   vault.lock           advisory lock held by the one process mutating the vault
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyseal_core::{KeyId, PublicKey, SigningKey};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, VaultLock};
+use crate::keyfile::{KdfParams, KeyFile, Passphrase};
+use crate::request::check_product;
+use crate::store::{i, KeyInfo, KeyStatus, Store};
+use crate::Context;
+
+/// File name of the ledger inside the vault.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+/// Directory of the key files inside the vault.
+pub const KEYS_DIR: &str = "keys";
+/// File name of the lock file inside the vault.
+pub const LOCK_FILE: &str = "vault.lock";
+
+/// How a vault is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading only; no lock taken (SQLite serves readers while a writer works).
+    Read,
+    /// Mutating: takes the vault lock, or fails with [`Error::Locked`].
+    Write,
+}
+
+/// What `init` sets up besides the first key.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Products to register right away.
+    pub products: Vec<String>,
+    /// Argon2id parameters for the key files.
+    pub kdf: KdfParams,
+}
+
+/// An unlocked signing key, ready to sign. The secret is wiped when the
+/// last clone is dropped and is never printed.
+#[derive(Clone)]
+pub struct Signer {
+    key: Arc<SigningKey>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer(key {}, secret redacted)", self.key.key_id())
+    }
+}
+
+impl Signer {
+    /// The key id.
+    #[must_use]
+    pub fn key_id(&self) -> KeyId {
+        self.key.key_id()
+    }
+
+    /// The public key.
+    #[must_use]
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public_key()
+    }
+
+    pub(crate) fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    pub(crate) fn shared(&self) -> Arc<SigningKey> {
+        Arc::clone(&self.key)
+    }
+}
+
+/// An open vault.
+#[derive(Debug)]
+pub struct Vault {
+    dir: PathBuf,
+    store: Store,
+    _lock: Option<VaultLock>,
+}
+
+fn new_signing_key() -> Result<SigningKey> {
+    loop {
+        let mut seed = Zeroizing::new([0u8; keyseal_core::key::SEED_LEN]);
+        getrandom::fill(seed.as_mut())?;
+        if let Ok(k) = SigningKey::from_seed(&seed) {
+            return Ok(k);
+        }
+    }
+}
+
+impl Vault {
+    /// Creates a vault in `dir` (which must not exist, or be empty) with a
+    /// first signing key sealed under `pass`, and opens it for writing.
+    ///
+    /// The vault is built in a temporary directory beside `dir` and renamed
+    /// into place, so an interrupted `init` leaves no half vault behind.
+    pub async fn init(dir: &Path, pass: &Passphrase, opts: &InitOptions, ctx: &Context) -> Result<Vault> {
+        for p in &opts.products {
+            check_product(p)?;
+        }
+        if let Ok(mut entries) = std::fs::read_dir(dir) {
+            if entries.next().is_some() {
+                return Err(Error::VaultExists { dir: dir.to_path_buf() });
+            }
+        } else if dir.exists() {
+            return Err(Error::VaultExists { dir: dir.to_path_buf() });
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dir
+            .file_name()
+            .ok_or_else(|| Error::invalid("vault", format!("{} is not a directory name", dir.display())))?
+            .to_string_lossy()
+            .into_owned();
+        let mut rnd = [0u8; 6];
+        getrandom::fill(&mut rnd)?;
+        let tmp = parent.join(format!(".{name}.init-{}", fsutil::hex(&rnd)));
+        fsutil::create_private_dir(&tmp)?;
+        let built = Self::build(&tmp, pass, opts, ctx).await;
+        let placed = built.and_then(|()| {
+            std::fs::rename(&tmp, dir).map_err(|e| Error::io("move the new vault to", dir, e))?;
+            fsutil::sync_dir(&parent)
+        });
+        if let Err(e) = placed {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        Vault::open(dir, Access::Write).await
+    }
+
+    async fn build(tmp: &Path, pass: &Passphrase, opts: &InitOptions, ctx: &Context) -> Result<()> {
+        fsutil::create_private_dir(&tmp.join(KEYS_DIR))?;
+        let key = new_signing_key()?;
+        let file = KeyFile::seal(&key, pass, opts.kdf)?;
+        file.write(&key_path(tmp, key.key_id()))?;
+        let store = Store::open_sqlite(&tmp.join(LEDGER_FILE), true).await?;
+        let result = async {
+            store.migrate().await?;
+            let mut tx = store.begin_write().await?;
+            tx.set_meta("format", "keyseal-ledger/v1").await?;
+            tx.set_meta("created_at", &ctx.now.to_string()).await?;
+            insert_key(&mut tx, &key.public_key(), ctx.now).await?;
+            let mut products = opts.products.clone();
+            products.sort();
+            products.dedup();
+            for p in &products {
+                tx.exec(
+                    sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)").bind(p.clone()).bind(i(ctx.now)),
+                    "registering products",
+                )
+                .await?;
+            }
+            tx.audit(
+                ctx,
+                "vault.init",
+                &json!({ "key_id": key.key_id().to_string(), "products": products, "kdf": opts.kdf.to_string() }),
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        store.close().await;
+        result?;
+        fsutil::sync_dir(tmp)
+    }
+
+    /// Opens the vault in `dir`.
+    pub async fn open(dir: &Path, access: Access) -> Result<Vault> {
+        let ledger = dir.join(LEDGER_FILE);
+        if !ledger.is_file() {
+            return Err(Error::NoVault { dir: dir.to_path_buf() });
+        }
+        let lock = match access {
+            Access::Write => Some(VaultLock::acquire(dir, dir.join(LOCK_FILE))?),
+            Access::Read => None,
+        };
+        let store = Store::open_sqlite(&ledger, false).await?;
+        crate::store::ping(&store).await?;
+        store.check().await?;
+        if access == Access::Write {
+            store.migrate().await?;
+        }
+        Ok(Vault { dir: dir.to_path_buf(), store, _lock: lock })
+    }
+
+    /// The vault directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The ledger.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Closes the ledger.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+
+    /// The path of a key's file.
+    #[must_use]
+    pub fn key_path(&self, id: KeyId) -> PathBuf {
+        key_path(&self.dir, id)
+    }
+
+    /// Decrypts the active signing key.
+    pub async fn unlock(&self, pass: &Passphrase) -> Result<Signer> {
+        let info = self.store.active_key().await?.ok_or(Error::NoActiveKey)?;
+        let key = self.open_key(info.key_id, pass)?;
+        Ok(Signer { key: Arc::new(key) })
+    }
+
+    fn open_key(&self, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
+        let path = self.key_path(id);
+        let file = KeyFile::read(&path)?;
+        if file.key_id() != id.to_string() {
+            return Err(Error::CorruptKeyFile { path, detail: format!("it holds key {}, not {id}", file.key_id()) });
+        }
+        file.open(pass, &path)
+    }
+
+    /// Makes a new active signing key and retires the old one (its window
+    /// ends now, so what it signed stays valid). The passphrase must open the
+    /// current active key; the new key is sealed under it with `kdf`, or with
+    /// the current key's parameters.
+    pub async fn rotate(&self, pass: &Passphrase, kdf: Option<KdfParams>, ctx: &Context) -> Result<(KeyInfo, Option<KeyInfo>)> {
+        let old = self.store.active_key().await?;
+        let mut params = kdf.unwrap_or_default();
+        if let Some(old) = &old {
+            let path = self.key_path(old.key_id);
+            self.open_key(old.key_id, pass)?;
+            if kdf.is_none() {
+                params = KeyFile::read(&path)?.kdf_params();
+            }
+        }
+        let key = new_signing_key()?;
+        let path = self.key_path(key.key_id());
+        KeyFile::seal(&key, pass, params)?.write(&path)?;
+        let result = async {
+            let mut tx = self.store.begin_write().await?;
+            if let Some(old) = &old {
+                tx.exec(
+                    sqlx::query("UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2")
+                        .bind(i(ctx.now))
+                        .bind(old.key_id.to_string()),
+                    "retiring the old key",
+                )
+                .await?;
+            }
+            insert_key(&mut tx, &key.public_key(), ctx.now).await?;
+            tx.audit(
+                ctx,
+                "key.rotate",
+                &json!({
+                    "key_id": key.key_id().to_string(),
+                    "retired_key_id": old.as_ref().map(|o| o.key_id.to_string()),
+                }),
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            // The new key never became part of the vault.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        let new = self.store.find_key(&key.key_id().to_string()).await?;
+        let old = match old {
+            Some(o) => Some(self.store.find_key(&o.key_id.to_string()).await?),
+            None => None,
+        };
+        Ok((new, old))
+    }
+}
+
+fn key_path(dir: &Path, id: KeyId) -> PathBuf {
+    dir.join(KEYS_DIR).join(format!("{id}.key"))
+}
+
+async fn insert_key(tx: &mut crate::store::WriteTx, pk: &PublicKey, now: u64) -> Result<()> {
+    tx.exec(
+        sqlx::query(
+            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(pk.key_id().to_string())
+        .bind(pk.to_string())
+        .bind(KeyStatus::Active.as_str().to_owned())
+        .bind(i(now))
+        .bind(i(now)),
+        "recording the new key",
+    )
+    .await?;
+    Ok(())
+}
