@@ -1,0 +1,159 @@
+//! Runs every case of `testdata/vectors/licenses.json` and
+//! `revocation_lists.json` through the [`Validator`]'s own entry points
+//! (`validate`, `load_revocation_list`) and compares with `expect` exactly as
+//! `core/tests/vectors.rs` does. `issue.json` is a core test (issuing is not
+//! part of this crate).
+
+use std::sync::Arc;
+
+use keyseal::state::{ListMark, State};
+use keyseal::{
+    BindingKind, Fingerprint, Keyring, License, ManualClock, MemoryStateStore, Mode, Problem, Staleness, Status,
+    Validator,
+};
+use serde_json::{Value, json};
+
+fn load(name: &str) -> Vec<Value> {
+    let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("vector file is readable");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["cases"].as_array().unwrap().clone()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn license_json(l: &License) -> Value {
+    let device = match l.binding() {
+        None => Value::Null,
+        Some(BindingKind::Exact) => json!({"kind": "exact"}),
+        Some(BindingKind::Tolerant { required, components }) => {
+            json!({"kind": "tolerant", "required": required, "components": components})
+        }
+        Some(other) => panic!("unknown binding {other:?}"),
+    };
+    let ext: serde_json::Map<String, Value> = l.extensions().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+    let (status, grace_ends) = match l.status() {
+        Status::Active => ("active", None),
+        Status::InGrace { grace_ends } => ("in_grace", Some(grace_ends)),
+        other => panic!("enforcing validator gave {other:?}"),
+    };
+    json!({
+        "valid": true, "status": status, "grace_ends": grace_ends,
+        "claims": {
+            "license_id": l.id().to_string(), "product": l.product(), "customer": l.customer(),
+            "plan": l.plan(), "issued_at": l.issued_at(), "not_before": l.not_before(),
+            "expires_at": l.expires_at(), "grace_secs": l.grace_secs(), "device": device,
+            "entitlements": l.entitlements().collect::<Vec<_>>(),
+            "max_version": l.max_version().map(|v| v.to_string()), "extensions": ext,
+        }
+    })
+}
+
+fn run_license_case(case: &Value) -> Result<License, Problem> {
+    let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+    let product = case["product"].as_str().unwrap();
+    let mut b = Validator::builder(keyring, product)
+        .clock(ManualClock::new(case["now"].as_u64().unwrap()))
+        .state(MemoryStateStore::new())
+        .leeway(case["leeway"].as_u64().unwrap())
+        .no_device();
+    if let Some(v) = case["app_version"].as_str() {
+        b = b.app_version(v.parse()?);
+    }
+    if let Some(fp) = case["device"].as_str() {
+        b = b.device(fp.parse::<Fingerprint>()?);
+    }
+    if let Some(h) = case["revocation_list_hex"].as_str() {
+        b = b.revocation_list(unhex(h));
+    }
+    let validator = b.build()?;
+    validator.validate(case["key"].as_str().unwrap()).map_err(|r| r.into_problem())
+}
+
+#[test]
+fn license_vectors_through_the_validator() {
+    let cases = load("licenses.json");
+    assert!(cases.len() >= 30, "too few cases: {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let got = match run_license_case(case) {
+            Ok(l) => {
+                // A fixed clock at `now`, fresh state, fresh lists: nothing to warn about.
+                if !l.is_clean() {
+                    failures.push(format!("{name}: unexpected warnings {:?}", l.warnings()));
+                }
+                license_json(&l)
+            }
+            Err(p) => json!({"valid": false, "error": p.code()}),
+        };
+        if got != case["expect"] {
+            failures.push(format!("{name}: got {got}, want {}", case["expect"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The same cases with a line break inserted every 60 characters of the key
+/// (what a mail client does) give the same verdicts; armored files are
+/// left alone.
+#[test]
+fn license_vectors_survive_mail_client_line_breaks() {
+    let mut checked = 0;
+    for mut case in load("licenses.json") {
+        let key = case["key"].as_str().unwrap().to_owned();
+        if key.contains("-----BEGIN") || key.len() < 120 {
+            continue;
+        }
+        let wrapped: String =
+            key.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\r\n  ");
+        case["key"] = json!(format!("\n{wrapped}\n"));
+        let got = match run_license_case(&case) {
+            Ok(l) => license_json(&l),
+            Err(p) => json!({"valid": false, "error": p.code()}),
+        };
+        assert_eq!(got, case["expect"], "{}", case["name"]);
+        checked += 1;
+    }
+    assert!(checked >= 25);
+}
+
+fn run_list_case(case: &Value) -> Result<Arc<keyseal::RevocationList>, Problem> {
+    let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+    // The vectors' rule: a list stale at `now` is refused.
+    let seen = State { seen: 0, signed: 0, list: Some(ListMark { sequence: case["seen_sequence"].as_u64().unwrap(), next_update: 0 }) };
+    let validator = Validator::builder(keyring, "acme-cad")
+        .clock(ManualClock::new(case["now"].as_u64().unwrap()))
+        .state(MemoryStateStore::with_state("acme-cad", &seen))
+        .staleness(Staleness::RefuseAfter { days: 0 })
+        .mode(Mode::Enforce)
+        .no_device()
+        .build()?;
+    let list = validator.load_revocation_list(&unhex(case["list_hex"].as_str().unwrap()))?;
+    assert!(Arc::ptr_eq(&list, &validator.revocation_list().unwrap()), "the loaded list is in force");
+    Ok(list)
+}
+
+#[test]
+fn revocation_list_vectors_through_the_validator() {
+    let cases = load("revocation_lists.json");
+    assert!(cases.len() >= 10);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let got = match run_list_case(case) {
+            Ok(list) => json!({
+                "valid": true, "sequence": list.sequence(), "issued_at": list.issued_at(),
+                "next_update": list.next_update(),
+                "revoked_licenses": list.revoked_licenses().map(|i| i.to_string()).collect::<Vec<_>>(),
+                "revoked_keys": list.revoked_keys().map(|i| i.to_string()).collect::<Vec<_>>(),
+            }),
+            Err(p) => json!({"valid": false, "error": p.code()}),
+        };
+        if got != case["expect"] {
+            failures.push(format!("{}: got {got}, want {}", case["name"], case["expect"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
