@@ -11,4 +11,4 @@ if [ "${1:-}" = "--smoke" ]; then
     echo "(smoke mode: figures are not meaningful)"
 fi
 cargo bench --quiet -p keyseal-benches --bench keyseal -- "${args[@]}" >/dev/null
-cargo run --quiet --release -p keyseal-benches --bin report
+cargo run --quiet --release -p keyseal-benches --bin report -- "${CARGO_TARGET_DIR:-target}/criterion"

@@ -9,6 +9,8 @@ ROOT=$(pwd)
 CACHE=${KEYSEAL_CACHE:-$HOME/.cache/keyseal}
 mkdir -p "$CACHE"
 export CARGO_TERM_COLOR=never
+# Build output lives outside the clone so later runs (and CI on this machine) reuse it.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
 
 step() { echo; echo "=== $* ==="; }
 want() { [ -z "${KEYSEAL_TEST_ONLY:-}" ] || [[ " $KEYSEAL_TEST_ONLY " == *" $1 "* ]]; }
@@ -60,6 +62,11 @@ run_benches_smoke() {
     bash scripts/bench.sh --smoke
 }
 
+run_fuzz_smoke() {
+    step "fuzz: every target for ${KEYSEAL_FUZZ_SECS:-20}s"
+    bash scripts/fuzz.sh "${KEYSEAL_FUZZ_SECS:-20}"
+}
+
 setup_rust
 if want python || want vectors; then setup_python; fi
 want lint && run_lint
@@ -67,4 +74,5 @@ want nostd && run_nostd
 want vectors && run_vectors
 want rust && run_rust_tests
 want benches && run_benches_smoke
+want fuzz && run_fuzz_smoke
 step "all checks passed"

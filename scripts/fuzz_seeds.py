@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Writes fuzz seed corpora from testdata/vectors/ (usage: fuzz_seeds.py OUT_DIR)."""
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+out = Path(sys.argv[1])
+vec = root / "testdata" / "vectors"
+
+
+def seed(target, data):
+    d = out / target
+    d.mkdir(parents=True, exist_ok=True)
+    data = data.encode() if isinstance(data, str) else data
+    (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def b64(text):
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+for case in json.loads((vec / "licenses.json").read_text())["cases"]:
+    key = case["key"]
+    if "BEGIN" in key:
+        seed("armor", key)
+        continue
+    seed("license_text", key)
+    seed("keyring_text", case["keyring"])
+    if key.startswith("ks1."):
+        try:
+            raw = b64(key[4:])
+        except Exception:
+            continue
+        seed("license_binary", raw)
+        if len(raw) > 73:
+            seed("claims_signed", raw[9:-64])
+for case in json.loads((vec / "revocation_lists.json").read_text())["cases"]:
+    raw = bytes.fromhex(case["list_hex"])
+    seed("revocation_list", raw)
+    if len(raw) > 73:
+        seed("revocation_list", raw[9:-64])
+print(f"fuzz seeds written to {out}")
