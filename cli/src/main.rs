@@ -1,1 +1,23 @@
-fn main() {}
+//! `keyseal`: the release engineer's command line over keyseal-issuer.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod commands;
+mod env;
+mod error;
+mod show;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let json = cli.json;
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            e.report(json);
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The command line: every command, flag and help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use keyseal_issuer::time::When;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (verify: the license is valid; audit verify: the chain is intact)
+  1  verify: the license is invalid; audit verify: the chain is broken
+  2  usage error: unknown flag, missing or malformed argument
+  3  wrong passphrase
+  4  the vault is locked by another keyseal process
+  5  input refused: unknown product, license or key; a bad field or batch row
+  6  vault or system error: no vault, damaged ledger or key file, disk full, I/O
+
+Environment:
+  KEYSEAL_VAULT       vault directory (default ./keyseal-vault)
+  KEYSEAL_PASSPHRASE  the vault passphrase (otherwise keyseal prompts for it)
+  KEYSEAL_ACTOR       who to record in the audit log (default: $USER)";
+
+/// Mint, rotate and revoke keyseal license keys.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyseal",
+    version,
+    about = "Mint, verify, rotate and revoke keyseal license keys",
+    long_about = "Mint, verify, rotate and revoke keyseal license keys.\n\n\
+        The vault (a directory) holds the signing keys, encrypted with your passphrase, \
+        and the ledger of every license issued, every revocation and an append-only audit log.",
+    after_help = "Examples:\n  \
+        keyseal init --product acme-cad\n  \
+        keyseal issue --product acme-cad --customer cus_42 --plan pro --expires 365d\n  \
+        keyseal verify ks1.AQ...\n\n\
+        Run `keyseal help COMMAND` for a command's flags and examples.",
+    after_long_help = EXIT_CODES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// The vault directory.
+    #[arg(long, global = true, env = "KEYSEAL_VAULT", default_value = "keyseal-vault", value_name = "DIR")]
+    pub vault: PathBuf,
+
+    /// Machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a vault: the first signing key and an empty ledger.
+    #[command(after_help = "Examples:\n  \
+        keyseal init --product acme-cad\n  \
+        KEYSEAL_PASSPHRASE=... keyseal --vault /secure/vault init --product acme-cad --product acme-viewer\n\n\
+        The passphrase encrypts the signing keys (Argon2id, then XChaCha20-Poly1305). \
+        Nobody can recover it: keep it in your password manager, and back up the vault directory.")]
+    Init(InitArgs),
+
+    /// Mint a license key (or many, from a batch file) and record it in the ledger.
+    #[command(after_help = "Examples:\n  \
+        keyseal issue --product acme-cad --customer cus_42 --plan pro --expires 365d \\\n      \
+        --entitlement export --entitlement sso --max-version 5.x\n  \
+        keyseal issue --product acme-cad --customer cus_42 --plan pro --expires 2027-01-31 --grace 14d \\\n      \
+        --device ksfp1.AAAA... --device-match 2 --out cus_42.license\n  \
+        keyseal issue --batch customers.csv --out minted.jsonl\n\n\
+        Times: RFC 3339 (2027-01-31T12:00:00Z), a date (2027-01-31, midnight UTC), a duration from now \
+        (365d, 12h, 2w) or `never`.\n\n\
+        Batch files: CSV with a header row, or JSONL, with the fields product, customer, plan, expires, \
+        not_before, grace, device, device_match, entitlements, max_version, ext (and ext.KEY columns). \
+        Rows are minted in transactions of --chunk-size rows; each committed chunk is appended to --out \
+        and synced before the next. A bad row stops the batch: the rows before it stay minted, and \
+        --start-row resumes after the fix.")]
+    Issue(IssueArgs),
+
+    /// Check a license key's signature and claims against this vault's keys.
+    #[command(after_help = "Examples:\n  \
+        keyseal verify ks1.AQ...\n  \
+        keyseal verify cus_42.license --product acme-cad --app-version 5.2.0\n  \
+        keyseal verify - --json < key.txt\n\n\
+        The verdict is VALID (exit 0) or INVALID with the reason (exit 1). Revocations recorded in the \
+        ledger count even before they are published. Without --product, the license is checked \
+        for the product it names, which must be one this vault issues for.")]
+    Verify(VerifyArgs),
+
+    /// Decode a license key WITHOUT verifying it, to see what it claims.
+    #[command(after_help = "Examples:\n  \
+        keyseal inspect ks1.AQ...\n  \
+        keyseal inspect cus_42.license --json\n\n\
+        Nothing is checked: anyone can write any claims into a key. Use `keyseal verify` to trust one. \
+        Needs no vault.")]
+    Inspect(InspectArgs),
+
+    /// Signing keys: list, rotate, retire, revoke, export the public keyring.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+
+    /// Products this vault issues licenses for.
+    #[command(subcommand)]
+    Products(ProductsCommand),
+
+    /// Licenses in the ledger.
+    #[command(subcommand)]
+    Licenses(LicensesCommand),
+
+    /// Revoke a license: the next published revocation list rejects it.
+    #[command(after_help = "Examples:\n  \
+        keyseal revoke 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80 --reason refund\n  \
+        keyseal revocations publish --out revocations.txt\n\n\
+        Apps reject the license once they load a revocation list published after this.")]
+    Revoke(RevokeArgs),
+
+    /// Signed revocation lists: publish the next one, list or re-export them.
+    #[command(subcommand)]
+    Revocations(RevocationsCommand),
+
+    /// Print this machine's device fingerprint for a product.
+    #[command(after_help = "Examples:\n  \
+        keyseal fingerprint --product acme-cad\n\n\
+        A customer runs this and sends the ksfp1. line to the vendor, who binds a license to it with \
+        `keyseal issue --device`. The fingerprint holds salted hashes only: no serial numbers or \
+        names, and it differs per product. Needs no vault.")]
+    Fingerprint(FingerprintArgs),
+
+    /// The audit log: every change to the vault, who made it and when.
+    #[command(after_help = "Examples:\n  \
+        keyseal audit\n  \
+        keyseal audit list --limit 20\n  \
+        keyseal audit verify\n\n\
+        Each entry is chained to the one before by SHA-256; `audit verify` finds the first edited, \
+        inserted or deleted entry.")]
+    Audit(AuditArgs),
+
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:\n  \
+        keyseal completions bash > ~/.local/share/bash-completion/completions/keyseal\n  \
+        keyseal completions zsh > ~/.zfunc/_keyseal\n  \
+        keyseal completions fish > ~/.config/fish/completions/keyseal.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// `keyseal init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A product to issue licenses for (repeatable; more later with `keyseal products add`).
+    #[arg(long = "product", value_name = "NAME")]
+    pub products: Vec<String>,
+}
+
+/// `keyseal issue`.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Product id (registered with `keyseal products add`).
+    #[arg(long, value_name = "NAME", required_unless_present = "batch")]
+    pub product: Option<String>,
+    /// Opaque customer id from your systems (never an email address or a name).
+    #[arg(long, value_name = "ID", required_unless_present = "batch")]
+    pub customer: Option<String>,
+    /// Plan name.
+    #[arg(long, value_name = "NAME", required_unless_present = "batch")]
+    pub plan: Option<String>,
+    /// Expiry: a time, a date, a duration from now (365d) or `never`.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when, required_unless_present = "batch")]
+    pub expires: Option<String>,
+    /// Not valid before this time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_when)]
+    pub not_before: Option<String>,
+    /// Grace period after expiry during which the license still works (14d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<String>,
+    /// Bind to a device fingerprint (from `keyseal fingerprint`).
+    #[arg(long, value_name = "ksfp1.…")]
+    pub device: Option<String>,
+    /// Accept the device if at least K of its fingerprint components match (default: all).
+    #[arg(long, value_name = "K", requires = "device")]
+    pub device_match: Option<String>,
+    /// An entitlement (feature) the license grants (repeatable, or comma-separated).
+    #[arg(long = "entitlement", value_name = "NAME")]
+    pub entitlements: Vec<String>,
+    /// Newest app version covered: 5.x, 5.2.x or 5.2.3.
+    #[arg(long, value_name = "CAP")]
+    pub max_version: Option<String>,
+    /// A vendor extension field (repeatable).
+    #[arg(long = "ext", value_name = "KEY=VALUE")]
+    pub ext: Vec<String>,
+
+    /// Mint every row of a CSV or JSONL file instead.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["product", "customer", "plan", "expires", "not_before", "grace", "device", "device_match", "entitlements", "max_version", "ext"],
+        requires = "out"
+    )]
+    pub batch: Option<PathBuf>,
+    /// Format of the batch file (default: from its extension).
+    #[arg(long, value_enum, requires = "batch")]
+    pub format: Option<BatchFormat>,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 1000, requires = "batch", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub chunk_size: u32,
+    /// Skip the rows before this one (to resume a batch that stopped).
+    #[arg(long, default_value_t = 1, requires = "batch", value_parser = clap::value_parser!(u64).range(1..))]
+    pub start_row: u64,
+    /// No progress bar.
+    #[arg(long, requires = "batch")]
+    pub no_progress: bool,
+
+    /// Write the license file (single) or append the results (batch; .csv or JSONL) here.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Batch file formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BatchFormat {
+    /// CSV with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// `keyseal verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The license key, a license file, or - for standard input.
+    #[arg(value_name = "KEY|FILE|-")]
+    pub key: String,
+    /// The product the app is (default: the product the license names).
+    #[arg(long, value_name = "NAME")]
+    pub product: Option<String>,
+    /// This device's fingerprint, for device-bound licenses.
+    #[arg(long, value_name = "ksfp1.…")]
+    pub device: Option<String>,
+    /// The app version to check against the license's version cap.
+    #[arg(long, value_name = "VERSION")]
+    pub app_version: Option<String>,
+    /// Check as of this time instead of now.
+    #[arg(long, value_name = "TIME", value_parser = parse_when)]
+    pub at: Option<String>,
+}
+
+/// `keyseal inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The license key, a license file, or - for standard input.
+    #[arg(value_name = "KEY|FILE|-")]
+    pub key: String,
+}
+
+/// `keyseal keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys and their windows.
+    #[command(after_help = "Examples:\n  keyseal keys list\n  keyseal keys list --json")]
+    List,
+    /// Make a new active signing key and retire the current one.
+    #[command(after_help = "Examples:\n  \
+        keyseal keys rotate\n  \
+        keyseal keys export --format rust --out src/keyring.rs\n\n\
+        The old key stays in the exported keyring with until=<now>, so licenses it signed stay valid. \
+        Ship the new keyring in your app before you hand out keys signed by the new key.")]
+    Rotate,
+    /// End a key's signing window (licenses it signed before then stay valid).
+    #[command(after_help = "Examples:\n  \
+        keyseal keys retire 3f2a9c1e\n  \
+        keyseal keys retire 3f2a9c1e --at 2027-01-01\n\n\
+        Retiring the active key leaves the vault without one until `keyseal keys rotate`.")]
+    Retire {
+        /// Key id (or a unique prefix of at least 4 hex digits).
+        key: String,
+        /// End the window at this time instead of now (only ever moves it earlier).
+        #[arg(long, value_name = "TIME", value_parser = parse_when)]
+        at: Option<String>,
+    },
+    /// Revoke a compromised key: the next revocation list rejects everything it signed.
+    #[command(after_help = "Examples:\n  \
+        keyseal keys revoke 3f2a9c1e --reason key-leaked\n  \
+        keyseal keys rotate\n  \
+        keyseal revocations publish --out revocations.txt")]
+    Revoke {
+        /// Key id (or a unique prefix of at least 4 hex digits).
+        key: String,
+        /// Why, as a short slug (key-leaked, laptop-lost).
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+    /// Print the public keyring for apps to embed.
+    #[command(after_help = "Examples:\n  \
+        keyseal keys export > keyring.txt\n  \
+        keyseal keys export --format rust --out src/keyring.rs\n  \
+        keyseal keys export --format json --out keyring.json\n\n\
+        Public keys only: safe to publish. Revoked keys are left out.")]
+    Export {
+        /// text (the keyring text every SDK parses), rust (a const), json (for JS and Python).
+        #[arg(long, value_enum, default_value = "text")]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Keyring export forms.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// The keyring text form.
+    Text,
+    /// A Rust `const KEYSEAL_KEYRING: &str`.
+    Rust,
+    /// JSON with the keyring text and each key.
+    Json,
+}
+
+/// `keyseal products ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProductsCommand {
+    /// Register a product.
+    #[command(after_help = "Examples:\n  keyseal products add acme-viewer")]
+    Add {
+        /// Product id: letters, digits and . _ : - (at most 32).
+        name: String,
+    },
+    /// List the products.
+    #[command(after_help = "Examples:\n  keyseal products list")]
+    List,
+}
+
+/// `keyseal licenses ...`.
+#[derive(Debug, Subcommand)]
+pub enum LicensesCommand {
+    /// List licenses in the ledger, newest first.
+    #[command(after_help = "Examples:\n  \
+        keyseal licenses list --customer cus_42\n  \
+        keyseal licenses list --batch b-1a2b3c4d5e6f7a8b --json   # recover a batch's keys")]
+    List {
+        /// Only this product.
+        #[arg(long)]
+        product: Option<String>,
+        /// Only this customer.
+        #[arg(long)]
+        customer: Option<String>,
+        /// Only this batch (in row order).
+        #[arg(long, value_name = "BATCH-ID")]
+        batch: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Show one license, with its key.
+    #[command(after_help = "Examples:\n  keyseal licenses show 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80")]
+    Show {
+        /// License id (32 hex digits).
+        id: String,
+    },
+}
+
+/// `keyseal revoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// License id (32 hex digits, as `keyseal issue` prints).
+    #[arg(value_name = "LICENSE-ID")]
+    pub license_id: String,
+    /// Why, as a short slug (refund, chargeback, fraud, superseded).
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+}
+
+/// `keyseal revocations ...`.
+#[derive(Debug, Subcommand)]
+pub enum RevocationsCommand {
+    /// Sign the next revocation list (sequence + 1) and write it out.
+    #[command(after_help = "Examples:\n  \
+        keyseal revocations publish --out revocations.txt\n  \
+        keyseal revocations publish --out revocations.bin --binary --next-update 30d\n\n\
+        The list holds every revoked license and key. Apps treat it as stale after --next-update: \
+        publish again before then, even if nothing changed.")]
+    Publish {
+        /// Where to write the list.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// When apps should expect the next list.
+        #[arg(long, value_name = "WHEN", default_value = "7d", value_parser = parse_when)]
+        next_update: String,
+        /// Raw bytes instead of the armored text form.
+        #[arg(long)]
+        binary: bool,
+    },
+    /// List the published revocation lists.
+    #[command(after_help = "Examples:\n  keyseal revocations list")]
+    List,
+    /// Write a published list again (the newest, or --sequence N).
+    #[command(after_help = "Examples:\n  keyseal revocations export --out revocations.txt\n  keyseal revocations export --sequence 3 --out old.txt")]
+    Export {
+        /// Which list (default: the newest).
+        #[arg(long)]
+        sequence: Option<u64>,
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Raw bytes instead of the armored text form.
+        #[arg(long)]
+        binary: bool,
+    },
+}
+
+/// `keyseal fingerprint`.
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// The product the fingerprint is for (fingerprints differ per product).
+    #[arg(long, value_name = "NAME")]
+    pub product: String,
+}
+
+/// `keyseal audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// What to do (default: list).
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+}
+
+/// `keyseal audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Show the entries, oldest first.
+    List {
+        /// Only the last N entries.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Check the hash chain; names the first broken entry.
+    Verify,
+}
+
+/// `keyseal completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+fn parse_when(s: &str) -> Result<String, String> {
+    s.parse::<When>().map(|_| s.to_owned())
+}
+
+fn parse_duration(s: &str) -> Result<String, String> {
+    keyseal_issuer::time::parse_duration(s).map(|_| s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

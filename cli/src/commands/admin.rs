@@ -1,0 +1,477 @@
+//! Vault administration: init, keys, products, licenses, revocations, audit.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use keyseal_core::armor;
+use keyseal_issuer::time::{When, format};
+use keyseal_issuer::{Access, InitOptions, KdfParams, KeyInfo, LicenseFilter, LicenseRecord, Vault};
+use serde_json::{Value, json};
+
+use crate::cli::{
+    AuditArgs, AuditCommand, ExportFormat, FingerprintArgs, InitArgs, KeysCommand, LicensesCommand,
+    ProductsCommand, RevocationsCommand, RevokeArgs,
+};
+use crate::commands::with_vault;
+use crate::env;
+use crate::error::{CliError, exit};
+use crate::show::{opt_time, print_json};
+
+pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode, CliError> {
+    let ctx = env::context()?;
+    let kdf = env::kdf_override()?.unwrap_or(KdfParams::DEFAULT);
+    for p in &a.products {
+        keyseal_issuer::request::check_product(p)?;
+    }
+    if dir.join(keyseal_issuer::vault::LEDGER_FILE).exists() {
+        return Err(keyseal_issuer::Error::VaultExists { dir: dir.to_path_buf() }.into());
+    }
+    let pass = env::passphrase(true)?;
+    let vault = Vault::init(dir, &pass, &InitOptions { products: a.products.clone(), kdf }, &ctx).await?;
+    let key = vault.store().active_key().await;
+    vault.close().await;
+    let key = key?.ok_or(keyseal_issuer::Error::NoActiveKey)?;
+    if json {
+        print_json(&json!({
+            "vault": dir.display().to_string(),
+            "key_id": key.key_id.to_string(),
+            "products": a.products,
+            "kdf": kdf.to_string(),
+        }));
+    } else {
+        println!("created vault {}", dir.display());
+        println!("  signing key  {} (sealed with Argon2id {kdf}, XChaCha20-Poly1305)", key.key_id);
+        if a.products.is_empty() {
+            println!("  products     none yet: add one with `keyseal products add NAME`");
+        } else {
+            println!("  products     {}", a.products.join(", "));
+        }
+        println!("next: back up the vault directory, then `keyseal keys export` for your app's keyring");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn key_json(k: &KeyInfo) -> Value {
+    json!({
+        "key_id": k.key_id.to_string(),
+        "public_key": k.public_key.to_string(),
+        "status": k.status,
+        "created_at": format(k.created_at),
+        "valid_from": format(k.valid_from),
+        "valid_until": k.valid_until.map(format),
+        "revoked_at": k.revoked_at.map(format),
+        "revoke_reason": k.revoke_reason,
+    })
+}
+
+fn status_word(k: &KeyInfo) -> &'static str {
+    match k.status {
+        keyseal_issuer::KeyStatus::Active => "active",
+        keyseal_issuer::KeyStatus::Retired => "retired",
+        keyseal_issuer::KeyStatus::Revoked => "revoked",
+    }
+}
+
+fn resolve_time(s: &str, flag: &str) -> Result<u64, CliError> {
+    match s.parse::<When>() {
+        Ok(When::Never) | Err(_) => Err(CliError::input(format!("{flag}: `{s}` is not a time"), "give a date, an RFC 3339 time or a duration")),
+        Ok(w) => Ok(w.resolve(env::now()?).unwrap_or(0)),
+    }
+}
+
+pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitCode, CliError> {
+    match c {
+        KeysCommand::List => with_vault(dir, Access::Read, async |v| {
+            let keys = v.store().keys().await?;
+            if json {
+                print_json(&Value::Array(keys.iter().map(key_json).collect()));
+            } else {
+                println!("{:<16}  {:<7}  {:<20}  {:<20}", "KEY ID", "STATUS", "SIGNS FROM", "SIGNS UNTIL");
+                for k in &keys {
+                    println!(
+                        "{}  {:<7}  {:<20}  {:<20}",
+                        k.key_id,
+                        status_word(k),
+                        format(k.valid_from),
+                        opt_time(k.valid_until)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+        .await,
+        KeysCommand::Rotate => {
+            let ctx = env::context()?;
+            let kdf = env::kdf_override()?;
+            with_vault(dir, Access::Write, async |v| {
+                let pass = env::passphrase(false)?;
+                let (new, old) = v.rotate(&pass, kdf, &ctx).await?;
+                if json {
+                    print_json(&json!({ "new": key_json(&new), "retired": old.as_ref().map(key_json) }));
+                } else {
+                    println!("new active signing key {}", new.key_id);
+                    if let Some(o) = old {
+                        println!(
+                            "retired key {}: licenses it signed until {} stay valid",
+                            o.key_id,
+                            opt_time(o.valid_until)
+                        );
+                    }
+                    println!("next: `keyseal keys export` and ship the new keyring before handing out new keys");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        KeysCommand::Retire { key, at } => {
+            let ctx = env::context()?;
+            let at = match at {
+                Some(s) => resolve_time(&s, "--at")?,
+                None => ctx.now,
+            };
+            with_vault(dir, Access::Write, async |v| {
+                let k = v.store().retire_key(&key, at, &ctx).await?;
+                if json {
+                    print_json(&key_json(&k));
+                } else {
+                    println!("retired key {}: it signs nothing issued after {}", k.key_id, opt_time(k.valid_until));
+                    if v.store().active_key().await?.is_none() {
+                        println!("the vault has no active key now: make one with `keyseal keys rotate`");
+                    }
+                    println!("next: `keyseal keys export` so apps see the key's end");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        KeysCommand::Revoke { key, reason } => {
+            let ctx = env::context()?;
+            with_vault(dir, Access::Write, async |v| {
+                let k = v.store().revoke_key(&key, &reason, &ctx).await?;
+                if json {
+                    print_json(&key_json(&k));
+                } else {
+                    println!("revoked key {} ({reason})", k.key_id);
+                    if v.store().active_key().await?.is_none() {
+                        println!("the vault has no active key now: make one with `keyseal keys rotate`");
+                    }
+                    println!("next: `keyseal revocations publish --out FILE` so apps reject everything it signed");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        KeysCommand::Export { format: f, out } => with_vault(dir, Access::Read, async |v| {
+            let export = v.store().keyring().await?;
+            let text = match f {
+                ExportFormat::Text => export.text(),
+                ExportFormat::Rust => export.rust(),
+                ExportFormat::Json => export.json(),
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).map_err(|e| {
+                        CliError::input(format!("cannot write {}: {e}", path.display()), "check the path and its permissions")
+                    })?;
+                    eprintln!("wrote the keyring ({} keys) to {}", export.keys.len(), path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+        .await,
+    }
+}
+
+pub(crate) async fn products(dir: &Path, c: ProductsCommand, json: bool) -> Result<ExitCode, CliError> {
+    match c {
+        ProductsCommand::Add { name } => {
+            let ctx = env::context()?;
+            with_vault(dir, Access::Write, async |v| {
+                v.store().add_product(&name, &ctx).await?;
+                if json {
+                    print_json(&json!({ "product": name }));
+                } else {
+                    println!("registered product {name}");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        ProductsCommand::List => with_vault(dir, Access::Read, async |v| {
+            let p = v.store().products().await?;
+            if json {
+                print_json(&json!(p));
+            } else {
+                for name in p {
+                    println!("{name}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+        .await,
+    }
+}
+
+fn license_json(l: &LicenseRecord) -> Value {
+    json!({
+        "license_id": l.license_id.to_string(),
+        "key_id": l.key_id.to_string(),
+        "product": l.product,
+        "customer": l.customer,
+        "plan": l.plan,
+        "issued_at": format(l.issued_at),
+        "expires_at": l.expires_at.map(format),
+        "license_key": l.license_key,
+        "batch_id": l.batch_id,
+        "batch_row": l.batch_row,
+        "revoked_at": l.revoked.as_ref().map(|r| format(r.0)),
+        "revoke_reason": l.revoked.as_ref().map(|r| r.1.clone()),
+    })
+}
+
+pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Result<ExitCode, CliError> {
+    with_vault(dir, Access::Read, async |v| {
+        match c {
+            LicensesCommand::List { product, customer, batch, limit } => {
+                let filter = LicenseFilter { product, customer, batch_id: batch, limit };
+                let list = v.store().licenses(&filter).await?;
+                if json {
+                    print_json(&Value::Array(list.iter().map(license_json).collect()));
+                } else {
+                    println!("{:<32}  {:<20}  {:<16}  {:<12}  {:<20}  STATE", "LICENSE ID", "PRODUCT", "CUSTOMER", "PLAN", "EXPIRES");
+                    for l in &list {
+                        println!(
+                            "{}  {:<20}  {:<16}  {:<12}  {:<20}  {}",
+                            l.license_id,
+                            l.product,
+                            l.customer,
+                            l.plan,
+                            opt_time(l.expires_at).replace('-', "-"),
+                            if l.revoked.is_some() { "revoked" } else { "issued" }
+                        );
+                    }
+                }
+            }
+            LicensesCommand::Show { id } => {
+                let l = v.store().license(&id).await?;
+                if json {
+                    print_json(&license_json(&l));
+                } else {
+                    println!("license      {}", l.license_id);
+                    println!("product      {}", l.product);
+                    println!("customer     {}", l.customer);
+                    println!("plan         {}", l.plan);
+                    println!("issued       {}", format(l.issued_at));
+                    println!("expires      {}", l.expires_at.map_or_else(|| "never".into(), format));
+                    println!("signing key  {}", l.key_id);
+                    if let (Some(b), Some(r)) = (&l.batch_id, l.batch_row) {
+                        println!("batch        {b} row {r}");
+                    }
+                    if let Some((at, why)) = &l.revoked {
+                        println!("revoked      {} ({why})", format(*at));
+                    }
+                    println!("key          {}", l.license_key);
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
+}
+
+pub(crate) async fn revoke(dir: &Path, a: RevokeArgs, json: bool) -> Result<ExitCode, CliError> {
+    let ctx = env::context()?;
+    with_vault(dir, Access::Write, async |v| {
+        let l = v.store().revoke_license(&a.license_id, &a.reason, &ctx).await?;
+        if json {
+            print_json(&license_json(&l));
+        } else {
+            println!("revoked license {} ({}, {} for {})", l.license_id, a.reason, l.product, l.customer);
+            println!("next: `keyseal revocations publish --out FILE` and ship the list to your apps");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
+}
+
+fn write_list(path: &Path, bytes: &[u8], binary: bool) -> Result<(), CliError> {
+    let data = if binary {
+        bytes.to_vec()
+    } else {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = armor::write_block(&mut s, armor::REVOCATION_LIST, bytes);
+        s.into_bytes()
+    };
+    std::fs::write(path, data)
+        .map_err(|e| CliError::system(format!("cannot write {}: {e}", path.display()), "check the path and the disk"))
+}
+
+pub(crate) async fn revocations(dir: &Path, c: RevocationsCommand, json: bool) -> Result<ExitCode, CliError> {
+    match c {
+        RevocationsCommand::Publish { out, next_update, binary } => {
+            let ctx = env::context()?;
+            let next = resolve_time(&next_update, "--next-update")?;
+            with_vault(dir, Access::Write, async |v| {
+                let pass = env::passphrase(false)?;
+                let signer = v.unlock(&pass).await?;
+                let list = v.store().publish_revocations(&signer, next, &ctx).await?;
+                write_list(&out, &list.bytes, binary).map_err(|mut e| {
+                    e.hint = Some(format!(
+                        "list {} IS recorded; write it again with `keyseal revocations export --sequence {} --out FILE`",
+                        list.sequence, list.sequence
+                    ));
+                    e
+                })?;
+                if json {
+                    print_json(&json!({
+                        "sequence": list.sequence,
+                        "licenses": list.license_count,
+                        "keys": list.key_count,
+                        "issued_at": format(list.issued_at),
+                        "next_update": format(list.next_update),
+                        "signer": list.signer.to_string(),
+                        "out": out.display().to_string(),
+                    }));
+                } else {
+                    println!(
+                        "published revocation list #{}: {} licenses, {} keys revoked; stale after {}",
+                        list.sequence,
+                        list.license_count,
+                        list.key_count,
+                        format(list.next_update)
+                    );
+                    println!("wrote {}; publish again before it goes stale", out.display());
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        RevocationsCommand::List => with_vault(dir, Access::Read, async |v| {
+            let lists = v.store().published_lists().await?;
+            if json {
+                let arr = lists
+                    .iter()
+                    .map(|l| {
+                        json!({
+                            "sequence": l.sequence,
+                            "issued_at": format(l.issued_at),
+                            "next_update": format(l.next_update),
+                            "signer": l.signer.to_string(),
+                            "licenses": l.license_count,
+                            "keys": l.key_count,
+                        })
+                    })
+                    .collect();
+                print_json(&Value::Array(arr));
+            } else {
+                println!("{:>5}  {:<20}  {:<20}  {:>8}  {:>4}  SIGNER", "SEQ", "ISSUED", "NEXT UPDATE", "LICENSES", "KEYS");
+                for l in &lists {
+                    println!(
+                        "{:>5}  {:<20}  {:<20}  {:>8}  {:>4}  {}",
+                        l.sequence,
+                        format(l.issued_at),
+                        format(l.next_update),
+                        l.license_count,
+                        l.key_count,
+                        l.signer
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+        .await,
+        RevocationsCommand::Export { sequence, out, binary } => with_vault(dir, Access::Read, async |v| {
+            let lists = v.store().published_lists().await?;
+            let list = match sequence {
+                Some(n) => lists.iter().find(|l| l.sequence == n),
+                None => lists.first(),
+            }
+            .ok_or_else(|| {
+                CliError::input(
+                    match sequence {
+                        Some(n) => format!("no revocation list #{n} was published"),
+                        None => "no revocation list was published yet".into(),
+                    },
+                    "publish one with `keyseal revocations publish --out FILE`",
+                )
+            })?;
+            write_list(&out, &list.bytes, binary)?;
+            if json {
+                print_json(&json!({ "sequence": list.sequence, "out": out.display().to_string() }));
+            } else {
+                println!("wrote revocation list #{} to {}", list.sequence, out.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+        .await,
+    }
+}
+
+pub(crate) async fn audit(dir: &Path, a: AuditArgs, json: bool) -> Result<ExitCode, CliError> {
+    with_vault(dir, Access::Read, async |v| match a.command.unwrap_or(AuditCommand::List { limit: None }) {
+        AuditCommand::List { limit } => {
+            let mut entries = v.store().audit_entries().await?;
+            if let Some(n) = limit {
+                let skip = entries.len().saturating_sub(n);
+                entries.drain(..skip);
+            }
+            if json {
+                let arr = entries
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "seq": e.seq,
+                            "at": format(e.at),
+                            "actor": e.actor,
+                            "action": e.action,
+                            "details": serde_json::from_str::<Value>(&e.details).unwrap_or(Value::String(e.details.clone())),
+                            "prev_hash": e.prev_hash,
+                            "hash": e.hash,
+                        })
+                    })
+                    .collect();
+                print_json(&Value::Array(arr));
+            } else {
+                println!("{:>5}  {:<20}  {:<12}  {:<20}  DETAILS", "SEQ", "AT", "ACTOR", "ACTION");
+                for e in &entries {
+                    let mut details = e.details.clone();
+                    if details.len() > 160 {
+                        details.truncate(157);
+                        details.push_str("...");
+                    }
+                    println!("{:>5}  {:<20}  {:<12}  {:<20}  {details}", e.seq, format(e.at), e.actor, e.action);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify => match v.store().verify_audit().await? {
+            Ok(n) => {
+                let head = v.store().audit_head().await?.map(|h| h.1).unwrap_or_default();
+                if json {
+                    print_json(&json!({ "intact": true, "entries": n, "head": head }));
+                } else {
+                    println!("audit log intact: {n} entries, chain head {head}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(b) => {
+                if json {
+                    print_json(&json!({ "intact": false, "broken_at": b.seq, "problem": b.problem }));
+                } else {
+                    println!("audit log BROKEN at entry {}: {}", b.seq, b.problem);
+                    println!("  the ledger was changed outside keyseal: compare it with your backups");
+                }
+                Ok(ExitCode::from(exit::NEGATIVE))
+            }
+        },
+    })
+    .await
+}
+
+pub(crate) fn fingerprint(a: FingerprintArgs, json: bool) -> Result<ExitCode, CliError> {
+    keyseal_issuer::request::check_product(&a.product)?;
+    let _ = json;
+    Err(CliError::system("fingerprint is not available in this build yet", "use the SDK's fingerprint function"))
+}

@@ -1,0 +1,308 @@
+//! `keyseal issue`: one license, or a batch.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use keyseal_issuer::batch::{self, Format};
+use keyseal_issuer::request::{RequestFields, parse_ext, split_list};
+use keyseal_issuer::time::format;
+use keyseal_issuer::{Access, BatchOptions, Error as IssuerError, Issued, Vault};
+use serde_json::json;
+
+use crate::cli::{BatchFormat, IssueArgs};
+use crate::env;
+use crate::error::CliError;
+use crate::show::{claims_json, claims_text, print_json};
+
+pub(crate) async fn issue(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, CliError> {
+    if a.batch.is_some() {
+        return issue_batch(dir, a, json).await;
+    }
+    let ctx = env::context()?;
+    let mut ext = Vec::new();
+    for e in &a.ext {
+        ext.push(parse_ext(e)?);
+    }
+    let fields = RequestFields {
+        product: a.product,
+        customer: a.customer,
+        plan: a.plan,
+        expires: a.expires,
+        not_before: a.not_before,
+        grace: a.grace,
+        device: a.device,
+        device_match: a.device_match,
+        entitlements: a.entitlements.iter().flat_map(|e| split_list(e)).collect(),
+        max_version: a.max_version,
+        ext,
+    };
+    let vault = Vault::open(dir, Access::Write).await?;
+    let result = async {
+        // Every check that needs no passphrase comes before the prompt.
+        let req = fields.resolve(ctx.now)?;
+        vault.store().require_product(&req.product).await?;
+        let pass = env::passphrase(false)?;
+        let signer = vault.unlock(&pass).await?;
+        Ok::<_, CliError>(vault.store().issue(&signer, req, &ctx).await?)
+    }
+    .await;
+    vault.close().await;
+    let issued = result?;
+    if let Some(out) = &a.out {
+        write_license_file(out, &issued)?;
+    }
+    print_issued(&issued, a.out.as_deref(), json);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_license_file(out: &Path, issued: &Issued) -> Result<(), CliError> {
+    let armored = issued.armored();
+    let mut f = OpenOptions::new().write(true).create_new(true).open(out).map_err(|e| {
+        CliError::input(
+            format!(
+                "cannot create {}: {e}; license {} IS issued and recorded",
+                out.display(),
+                issued.license_id
+            ),
+            format!(
+                "write it elsewhere with `keyseal licenses show {} --json`, or remove the file and reissue",
+                issued.license_id
+            ),
+        )
+    })?;
+    f.write_all(armored.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| {
+        CliError::system(
+            format!("cannot write {}: {e}; license {} IS issued and recorded", out.display(), issued.license_id),
+            format!("free space, then get the key again with `keyseal licenses show {}`", issued.license_id),
+        )
+    })
+}
+
+fn print_issued(issued: &Issued, out: Option<&Path>, json: bool) {
+    let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
+    let claims = keyseal_core::license::decode_text(&issued.license_key, &mut buf)
+        .ok()
+        .and_then(|b| keyseal_core::UnverifiedLicense::from_bytes(b).ok());
+    if json {
+        let mut v = json!({
+            "license_id": issued.license_id.to_string(),
+            "key_id": issued.key_id.to_string(),
+            "license_key": issued.license_key,
+            "out": out.map(|p| p.display().to_string()),
+        });
+        if let Some(c) = &claims {
+            v["claims"] = claims_json(c.dangerous_unverified_claims(), c.key_id());
+        }
+        print_json(&v);
+        return;
+    }
+    println!("{}", issued.license_key);
+    eprintln!("issued license {} (recorded in the ledger)", issued.license_id);
+    if let Some(c) = &claims {
+        // These are the claims we just signed, decoded back for display.
+        eprint!("{}", claims_text(c.dangerous_unverified_claims(), c.key_id()));
+    }
+    if let Some(p) = out {
+        eprintln!("wrote the license file {}", p.display());
+    }
+}
+
+/// Where batch results go: appended, synced after every committed chunk.
+struct ResultsFile {
+    file: std::io::BufWriter<File>,
+    csv: bool,
+}
+
+impl ResultsFile {
+    fn open(path: &Path) -> Result<Self, CliError> {
+        let f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+            CliError::input(format!("cannot open {} for writing: {e}", path.display()), "check the path and its permissions")
+        })?;
+        let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
+        let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let mut r = ResultsFile { file: std::io::BufWriter::with_capacity(1 << 20, f), csv };
+        if csv && empty {
+            r.file
+                .write_all(b"row,license_id,product,customer,plan,expires_at,license_key\n")
+                .map_err(|e| CliError::system(format!("cannot write {}: {e}", path.display()), "check the disk"))?;
+        }
+        Ok(r)
+    }
+
+    fn append(&mut self, chunk: &[Issued]) -> std::io::Result<()> {
+        for x in chunk {
+            let r = &x.request;
+            let expires = r.expires_at.map(format);
+            if self.csv {
+                writeln!(
+                    self.file,
+                    "{},{},{},{},{},{},{}",
+                    x.row.unwrap_or(0),
+                    x.license_id,
+                    r.product,
+                    r.customer,
+                    r.plan,
+                    expires.as_deref().unwrap_or(""),
+                    x.license_key
+                )?;
+            } else {
+                let line = json!({
+                    "row": x.row,
+                    "license_id": x.license_id.to_string(),
+                    "product": r.product,
+                    "customer": r.customer,
+                    "plan": r.plan,
+                    "expires_at": expires,
+                    "license_key": x.license_key,
+                });
+                writeln!(self.file, "{line}")?;
+            }
+        }
+        self.file.flush()?;
+        self.file.get_ref().sync_data()
+    }
+}
+
+/// Data rows in the file, for the progress bar (an estimate for CSV with
+/// quoted line breaks).
+fn count_rows(path: &Path, format: Format) -> Option<u64> {
+    let f = File::open(path).ok()?;
+    let mut n = 0u64;
+    for line in BufReader::with_capacity(1 << 16, f).lines() {
+        if !line.ok()?.trim().is_empty() {
+            n += 1;
+        }
+    }
+    Some(if format == Format::Csv { n.saturating_sub(1) } else { n })
+}
+
+async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, CliError> {
+    let (Some(batch_path), Some(out_path)) = (a.batch.as_deref(), a.out.as_deref()) else {
+        return Err(CliError::input("--batch needs --out", "add --out results.jsonl"));
+    };
+    let format = match a.format {
+        Some(BatchFormat::Csv) => Format::Csv,
+        Some(BatchFormat::Jsonl) => Format::Jsonl,
+        None => Format::from_path(batch_path).ok_or_else(|| {
+            CliError::input(
+                format!("cannot tell the format of {} from its name", batch_path.display()),
+                "name it .csv or .jsonl, or pass --format csv|jsonl",
+            )
+        })?,
+    };
+    let ctx = env::context()?;
+    let vault = Vault::open(dir, Access::Write).await?;
+    let result = async {
+        let rows = batch::open(batch_path, format)?;
+        let pass = env::passphrase(false)?;
+        let signer = vault.unlock(&pass).await?;
+        let mut results = ResultsFile::open(out_path)?;
+        let show_progress = !a.no_progress && !json && std::io::stderr().is_terminal();
+        let bar = if show_progress {
+            let total = if batch_path == Path::new("-") { None } else { count_rows(batch_path, format) };
+            let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let started = Instant::now();
+        let mut write_error: Option<(std::io::Error, u64, u64)> = None;
+        let opts = BatchOptions { chunk_size: a.chunk_size as usize, start_row: a.start_row };
+        let outcome = vault
+            .store()
+            .issue_batch(&signer, &ctx, rows, &opts, |chunk| {
+                if let Err(e) = results.append(chunk) {
+                    let first = chunk.first().and_then(|x| x.row).unwrap_or(0);
+                    let last = chunk.last().and_then(|x| x.row).unwrap_or(0);
+                    write_error = Some((e, first, last));
+                    return Err(IssuerError::DiskFull { doing: "writing the results".into() });
+                }
+                bar.inc(chunk.len() as u64);
+                Ok(())
+            })
+            .await;
+        bar.finish_and_clear();
+        Ok::<_, CliError>((outcome, write_error, started.elapsed()))
+    }
+    .await;
+    vault.close().await;
+    let (outcome, write_error, elapsed) = result?;
+
+    let minted = outcome.minted;
+    let rate = minted as f64 / elapsed.as_secs_f64().max(1e-9);
+    let first_row = a.start_row;
+    if let Some((e, first, last)) = write_error {
+        return Err(CliError::system(
+            format!(
+                "cannot write {}: {e}; rows {first}-{last} ARE minted and in the ledger but not in the file",
+                out_path.display()
+            ),
+            format!(
+                "free space, then get those keys with `keyseal licenses list --batch {} --json` and resume with --start-row {}",
+                outcome.batch_id,
+                last + 1
+            ),
+        ));
+    }
+    if json {
+        print_json(&json!({
+            "batch_id": outcome.batch_id,
+            "minted": minted,
+            "first_row": first_row,
+            "last_row": outcome.last_row,
+            "out": out_path.display().to_string(),
+            "complete": outcome.error.is_none(),
+        }));
+    }
+    match outcome.error {
+        None => {
+            eprintln!(
+                "minted {minted} licenses in batch {} ({rate:.0} keys/s); results appended to {}",
+                outcome.batch_id,
+                out_path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(IssuerError::BadRow { row, source }) => {
+            let inner = CliError::from(*source);
+            let done = if minted > 0 {
+                format!("rows {first_row}-{} are minted and in {}", outcome.last_row, out_path.display())
+            } else {
+                "nothing was minted".to_owned()
+            };
+            let what = if row == 0 { format!("header: {}", inner.what) } else { format!("row {row}: {}", inner.what) };
+            let hint = if row == 0 {
+                "fix the header row and run again".to_owned()
+            } else {
+                format!(
+                    "{done}; fix row {row} and resume with `keyseal issue --batch {} --out {} --start-row {row}`",
+                    batch_path.display(),
+                    out_path.display()
+                )
+            };
+            Err(CliError::new("bad_row", crate::error::exit::INPUT, what, hint))
+        }
+        Some(other) => {
+            let mut e = CliError::from(other);
+            let done = if minted > 0 {
+                format!("rows {first_row}-{} are minted and in {}", outcome.last_row, out_path.display())
+            } else {
+                "nothing was minted".into()
+            };
+            e.hint = Some(format!(
+                "{done}; {}then resume with --start-row {}",
+                e.hint.map(|h| format!("{h}; ")).unwrap_or_default(),
+                outcome.last_row.max(first_row - 1) + 1
+            ));
+            Err(e)
+        }
+    }
+}

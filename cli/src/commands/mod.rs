@@ -1,0 +1,58 @@
+//! One function per command. Each returns the exit code or a [`CliError`].
+
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
+
+use keyseal_issuer::{Access, Vault};
+
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+mod admin;
+mod issue;
+mod verify;
+
+/// Runs the parsed command line.
+pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let vault = cli.vault.as_path();
+    let json = cli.json;
+    match cli.command {
+        Command::Init(a) => block_on(admin::init(vault, a, json)),
+        Command::Issue(a) => block_on(issue::issue(vault, a, json)),
+        Command::Verify(a) => block_on(verify::verify(vault, a, json)),
+        Command::Inspect(a) => verify::inspect(a, json),
+        Command::Keys(c) => block_on(admin::keys(vault, c, json)),
+        Command::Products(c) => block_on(admin::products(vault, c, json)),
+        Command::Licenses(c) => block_on(admin::licenses(vault, c, json)),
+        Command::Revoke(a) => block_on(admin::revoke(vault, a, json)),
+        Command::Revocations(c) => block_on(admin::revocations(vault, c, json)),
+        Command::Audit(a) => block_on(admin::audit(vault, a, json)),
+        Command::Fingerprint(a) => admin::fingerprint(a, json),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            clap_complete::generate(a.shell, &mut Cli::command(), "keyseal", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The issuer is async (sqlx); one command runs on one current-thread runtime.
+fn block_on<F: Future<Output = Result<ExitCode, CliError>>>(f: F) -> Result<ExitCode, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::system(format!("cannot start the async runtime: {e}"), "check the system's thread and file limits"))?;
+    rt.block_on(f)
+}
+
+/// Opens the vault and runs `f`, closing the ledger cleanly either way.
+async fn with_vault<T, F>(dir: &Path, access: Access, f: F) -> Result<T, CliError>
+where
+    F: AsyncFnOnce(&Vault) -> Result<T, CliError>,
+{
+    let vault = Vault::open(dir, access).await?;
+    let out = f(&vault).await;
+    vault.close().await;
+    out
+}
