@@ -1,5 +1,6 @@
 //! Behaviour of the Validator beyond the shared vectors: clock-rollback
 //! guard, state file, revocation updates, advisory mode, inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -13,8 +14,8 @@ use keyseal::keyseal_core::license;
 use keyseal::keyseal_core::{DeviceRule, Fingerprint, SigningKey, TrustedKey, armor};
 use keyseal::state::{ListMark, State, StateDefect};
 use keyseal::{
-    FileStateStore, Keyring, ManualClock, MemoryStateStore, Mode, Policy, Problem, Staleness, StateStore, Status,
-    Validator,
+    FileStateStore, Keyring, ManualClock, MemoryStateStore, Mode, Policy, Problem, Staleness,
+    StateStore, Status, Validator,
 };
 
 fn codes(ps: &[Problem]) -> Vec<&'static str> {
@@ -31,10 +32,17 @@ fn validator_is_send_and_sync() {
 fn valid_license_with_entitlements() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(1));
-    let validator = v.builder(NOW).app_version("5.2.0".parse().unwrap()).build().unwrap();
+    let validator = v
+        .builder(NOW)
+        .app_version("5.2.0".parse().unwrap())
+        .build()
+        .unwrap();
     let l = validator.validate(&key).unwrap();
     assert!(l.has("export-pdf") && !l.has("cloud-sync"));
-    assert_eq!((l.product(), l.plan(), l.status()), (PRODUCT, "pro", Status::Active));
+    assert_eq!(
+        (l.product(), l.plan(), l.status()),
+        (PRODUCT, "pro", Status::Active)
+    );
     assert!(l.is_clean(), "{:?}", l.warnings());
 }
 
@@ -49,20 +57,32 @@ fn clock_rollback_detected_from_a_persisted_mark() {
     let key = v.issue(&short);
 
     // Run 1: the clock reads NOW + 2 h; the license has expired.
-    let first = v.builder(NOW + 7_200).state(FileStateStore::new(dir.path("s.state"))).build().unwrap();
+    let first = v
+        .builder(NOW + 7_200)
+        .state(FileStateStore::new(dir.path("s.state")))
+        .build()
+        .unwrap();
     assert_eq!(first.validate(&key).unwrap_err().code(), "expired");
     drop(first);
 
     // Run 2: the customer set the clock back to NOW. The mark on disk says
     // NOW + 2 h: the clock is suspect, and the license stays expired.
-    let second = v.builder(NOW).state(FileStateStore::new(dir.path("s.state"))).build().unwrap();
+    let second = v
+        .builder(NOW)
+        .state(FileStateStore::new(dir.path("s.state")))
+        .build()
+        .unwrap();
     let r = second.validate(&key).unwrap_err();
     assert_eq!(r.code(), "expired");
     assert_eq!(r.warnings(), [Problem::ClockSuspect { behind_by: 7_200 }]);
     // A license that is still valid at the mark is accepted, with the warning.
     let ok = second.validate(&v.issue(&v.claims(3))).unwrap();
     assert_eq!(ok.warnings(), [Problem::ClockSuspect { behind_by: 7_200 }]);
-    assert!(ok.warnings()[0].customer_message().contains("about 2 hours"));
+    assert!(
+        ok.warnings()[0]
+            .customer_message()
+            .contains("about 2 hours")
+    );
 
     // Refusal instead of a warning, if the vendor chooses.
     let strict = v
@@ -71,11 +91,24 @@ fn clock_rollback_detected_from_a_persisted_mark() {
         .on_clock_suspect(Policy::Refuse)
         .build()
         .unwrap();
-    assert_eq!(strict.validate(&v.issue(&v.claims(3))).unwrap_err().code(), "clock_suspect");
+    assert_eq!(
+        strict.validate(&v.issue(&v.claims(3))).unwrap_err().code(),
+        "clock_suspect"
+    );
 
     // Within the tolerance, nothing is reported.
-    let tolerant = v.builder(NOW).state(FileStateStore::new(dir.path("s.state"))).clock_tolerance(7_200).build().unwrap();
-    assert!(tolerant.validate(&v.issue(&v.claims(3))).unwrap().is_clean());
+    let tolerant = v
+        .builder(NOW)
+        .state(FileStateStore::new(dir.path("s.state")))
+        .clock_tolerance(7_200)
+        .build()
+        .unwrap();
+    assert!(
+        tolerant
+            .validate(&v.issue(&v.claims(3)))
+            .unwrap()
+            .is_clean()
+    );
 }
 
 #[test]
@@ -102,7 +135,13 @@ fn a_forged_issue_time_does_not_move_the_mark() {
     let n = bytes.len();
     bytes[n - 1] ^= 1; // break the signature
     let validator = v.builder(NOW).build().unwrap();
-    assert_eq!(validator.validate(&license::to_text(&bytes)).unwrap_err().code(), "bad_signature");
+    assert_eq!(
+        validator
+            .validate(&license::to_text(&bytes))
+            .unwrap_err()
+            .code(),
+        "bad_signature"
+    );
     assert_eq!(validator.high_water_mark(), NOW);
 }
 
@@ -110,7 +149,11 @@ fn a_forged_issue_time_does_not_move_the_mark() {
 fn reset_clock_mark_forgets_clock_readings_only() {
     let v = Vendor::new();
     let store = Arc::new(MemoryStateStore::new());
-    let ahead = v.builder(NOW + 50 * DAY).state(Arc::clone(&store)).build().unwrap();
+    let ahead = v
+        .builder(NOW + 50 * DAY)
+        .state(Arc::clone(&store))
+        .build()
+        .unwrap();
     assert!(ahead.validate(&v.issue(&v.claims(6))).is_ok());
     let back = v.builder(NOW).state(Arc::clone(&store)).build().unwrap();
     assert_eq!(back.high_water_mark(), NOW + 50 * DAY);
@@ -145,14 +188,27 @@ fn warm_validator_writes_state_rarely() {
     let key = v.issue(&v.claims(8));
     let store = Arc::new(CountingStore::default());
     let clock = Arc::new(ManualClock::new(NOW));
-    let validator = v.builder(NOW).clock(Arc::clone(&clock)).state(Arc::clone(&store)).build().unwrap();
+    let validator = v
+        .builder(NOW)
+        .clock(Arc::clone(&clock))
+        .state(Arc::clone(&store))
+        .build()
+        .unwrap();
     for _ in 0..100 {
         assert!(validator.validate(&key).is_ok());
     }
-    assert_eq!(store.saves.load(Ordering::Relaxed), 1, "first sight of the clock and issue time");
+    assert_eq!(
+        store.saves.load(Ordering::Relaxed),
+        1,
+        "first sight of the clock and issue time"
+    );
     clock.advance(30);
     assert!(validator.validate(&key).is_ok());
-    assert_eq!(store.saves.load(Ordering::Relaxed), 1, "30 s is below the persist step");
+    assert_eq!(
+        store.saves.load(Ordering::Relaxed),
+        1,
+        "30 s is below the persist step"
+    );
     clock.advance(60);
     assert!(validator.validate(&key).is_ok());
     assert_eq!(store.saves.load(Ordering::Relaxed), 2);
@@ -164,20 +220,34 @@ struct BrokenStore;
 
 impl StateStore for BrokenStore {
     fn load(&self) -> io::Result<Option<Vec<u8>>> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "permission denied"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "permission denied",
+        ))
     }
     fn save(&self, _: &[u8]) -> io::Result<()> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "permission denied"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "permission denied",
+        ))
     }
 }
 
 #[test]
 fn unavailable_state_is_a_warning_never_a_refusal() {
     let v = Vendor::new();
-    let validator = v.builder(NOW).state(BrokenStore).on_corrupt_state(Policy::Refuse).build().unwrap();
+    let validator = v
+        .builder(NOW)
+        .state(BrokenStore)
+        .on_corrupt_state(Policy::Refuse)
+        .build()
+        .unwrap();
     let l = validator.validate(&v.issue(&v.claims(9))).unwrap();
     assert_eq!(codes(l.warnings()), ["state_unavailable"]);
-    assert_eq!(validator.save_state().unwrap_err().code(), "state_unavailable");
+    assert_eq!(
+        validator.save_state().unwrap_err().code(),
+        "state_unavailable"
+    );
 }
 
 // --- Corrupted state --------------------------------------------------------
@@ -188,7 +258,14 @@ fn corrupted_state_file_is_reported_reset_and_rewritten() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(10));
     let path = dir.path("s.state");
-    assert!(v.builder(NOW + DAY).state(FileStateStore::new(&path)).build().unwrap().validate(&key).is_ok());
+    assert!(
+        v.builder(NOW + DAY)
+            .state(FileStateStore::new(&path))
+            .build()
+            .unwrap()
+            .validate(&key)
+            .is_ok()
+    );
 
     // The customer lowers the mark by hand to hide a rollback.
     let text = std::fs::read_to_string(&path).unwrap();
@@ -199,24 +276,40 @@ fn corrupted_state_file_is_reported_reset_and_rewritten() {
         (b"\x00\xff garbage \xfe".to_vec(), StateDefect::Unparseable),
         (Vec::new(), StateDefect::Unparseable),
         (vec![b'9'; 100_000], StateDefect::Unparseable),
-        (State::default().encode("acme-viewer").into_bytes(), StateDefect::OtherProduct),
+        (
+            State::default().encode("acme-viewer").into_bytes(),
+            StateDefect::OtherProduct,
+        ),
     ];
     let truncated = text.as_bytes()[..text.len() / 2].to_vec();
     damaged.push((truncated, StateDefect::Unparseable));
     for (bytes, defect) in damaged {
         std::fs::write(&path, &bytes).unwrap();
-        let validator = v.builder(NOW).state(FileStateStore::new(&path)).build().unwrap();
+        let validator = v
+            .builder(NOW)
+            .state(FileStateStore::new(&path))
+            .build()
+            .unwrap();
         let l = validator.validate(&key).unwrap();
         assert_eq!(l.warnings(), [Problem::StateCorrupt { defect }]);
         assert!(!l.warnings()[0].customer_message().is_empty());
         // Reset and rewritten: the next run reads a valid state again.
         assert!(State::decode(PRODUCT, &std::fs::read(&path).unwrap()).is_ok());
-        let next = v.builder(NOW).state(FileStateStore::new(&path)).build().unwrap();
+        let next = v
+            .builder(NOW)
+            .state(FileStateStore::new(&path))
+            .build()
+            .unwrap();
         assert!(next.validate(&key).unwrap().is_clean());
     }
 
     std::fs::write(&path, b"junk").unwrap();
-    let strict = v.builder(NOW).state(FileStateStore::new(&path)).on_corrupt_state(Policy::Refuse).build().unwrap();
+    let strict = v
+        .builder(NOW)
+        .state(FileStateStore::new(&path))
+        .on_corrupt_state(Policy::Refuse)
+        .build()
+        .unwrap();
     assert_eq!(strict.validate(&key).unwrap_err().code(), "state_corrupt");
 }
 
@@ -228,10 +321,14 @@ fn revoked_license_and_list_updates() {
     let key = v.issue(&v.claims(11));
     let validator = v.builder(NOW).build().unwrap();
     assert!(validator.validate(&key).is_ok());
-    validator.load_revocation_list(&v.list(1, NOW - 100, NOW + DAY, &[11])).unwrap();
+    validator
+        .load_revocation_list(&v.list(1, NOW - 100, NOW + DAY, &[11]))
+        .unwrap();
     assert_eq!(validator.validate(&key).unwrap_err().code(), "revoked");
     // A newer list that no longer lists it un-revokes it.
-    validator.load_revocation_list(&v.list(2, NOW - 50, NOW + DAY, &[])).unwrap();
+    validator
+        .load_revocation_list(&v.list(2, NOW - 50, NOW + DAY, &[]))
+        .unwrap();
     assert!(validator.validate(&key).is_ok());
 }
 
@@ -246,16 +343,33 @@ fn rolled_back_list_is_refused_across_restarts() {
     first.load_revocation_list(&old).unwrap();
     first.load_revocation_list(&new).unwrap();
     let e = first.load_revocation_list(&old).unwrap_err();
-    assert_eq!(e, Problem::Core(keyseal::CoreError::RolledBackRevocationList { sequence: 5, seen: 6 }));
-    assert_eq!(first.revocation_list().unwrap().sequence(), 6, "the newer list stays in force");
+    assert_eq!(
+        e,
+        Problem::Core(keyseal::CoreError::RolledBackRevocationList {
+            sequence: 5,
+            seen: 6
+        })
+    );
+    assert_eq!(
+        first.revocation_list().unwrap().sequence(),
+        6,
+        "the newer list stays in force"
+    );
     drop(first);
 
     // After a restart the sequence is remembered: the old list (which
     // revoked nothing the customer cares about... or did) is still refused.
     let second = v.builder(NOW).state(Arc::clone(&store)).build().unwrap();
-    assert_eq!(second.load_revocation_list(&old).unwrap_err().code(), "rolled_back_revocation_list");
+    assert_eq!(
+        second.load_revocation_list(&old).unwrap_err().code(),
+        "rolled_back_revocation_list"
+    );
     // A build with the old list fails as a whole.
-    let built = v.builder(NOW).state(Arc::clone(&store)).revocation_list(old.clone()).build();
+    let built = v
+        .builder(NOW)
+        .state(Arc::clone(&store))
+        .revocation_list(old.clone())
+        .build();
     assert_eq!(built.unwrap_err().code(), "rolled_back_revocation_list");
     // The same list again is fine.
     second.load_revocation_list(&new).unwrap();
@@ -267,15 +381,37 @@ fn stale_list_under_each_policy() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(13));
     let list = v.list(1, NOW - 10 * DAY, NOW - 3 * DAY, &[]); // stale for 3 days
-    let with = |s: Staleness| v.builder(NOW).staleness(s).revocation_list(list.clone()).build();
+    let with = |s: Staleness| {
+        v.builder(NOW)
+            .staleness(s)
+            .revocation_list(list.clone())
+            .build()
+    };
 
-    assert!(with(Staleness::Ignore).unwrap().validate(&key).unwrap().is_clean());
+    assert!(
+        with(Staleness::Ignore)
+            .unwrap()
+            .validate(&key)
+            .unwrap()
+            .is_clean()
+    );
     let warned = with(Staleness::Warn).unwrap().validate(&key).unwrap();
-    assert_eq!(warned.warnings(), [Problem::Core(keyseal::CoreError::StaleRevocationList { next_update: NOW - 3 * DAY })]);
+    assert_eq!(
+        warned.warnings(),
+        [Problem::Core(keyseal::CoreError::StaleRevocationList {
+            next_update: NOW - 3 * DAY
+        })]
+    );
     let lenient = with(Staleness::RefuseAfter { days: 5 }).unwrap();
-    assert_eq!(codes(lenient.validate(&key).unwrap().warnings()), ["stale_revocation_list"]);
+    assert_eq!(
+        codes(lenient.validate(&key).unwrap().warnings()),
+        ["stale_revocation_list"]
+    );
     // Too stale to load at all under a strict policy...
-    assert_eq!(with(Staleness::RefuseAfter { days: 2 }).unwrap_err().code(), "stale_revocation_list");
+    assert_eq!(
+        with(Staleness::RefuseAfter { days: 2 }).unwrap_err().code(),
+        "stale_revocation_list"
+    );
     // ...and a list that goes stale while loaded refuses validations.
     let fresh = v.list(2, NOW - DAY, NOW + DAY, &[]);
     let clock = Arc::new(ManualClock::new(NOW));
@@ -288,7 +424,10 @@ fn stale_list_under_each_policy() {
         .unwrap();
     assert!(validator.validate(&key).unwrap().is_clean());
     clock.set(NOW + DAY + 3_600);
-    assert_eq!(codes(validator.validate(&key).unwrap().warnings()), ["stale_revocation_list"]);
+    assert_eq!(
+        codes(validator.validate(&key).unwrap().warnings()),
+        ["stale_revocation_list"]
+    );
     clock.set(NOW + 2 * DAY + 1);
     let r = validator.validate(&key).unwrap_err();
     assert_eq!(r.code(), "stale_revocation_list");
@@ -299,13 +438,39 @@ fn stale_list_under_each_policy() {
 fn a_list_seen_before_must_not_go_missing() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(14));
-    let seen = State { seen: NOW, signed: NOW, list: Some(ListMark { sequence: 9, next_update: NOW + DAY }) };
+    let seen = State {
+        seen: NOW,
+        signed: NOW,
+        list: Some(ListMark {
+            sequence: 9,
+            next_update: NOW + DAY,
+        }),
+    };
     let store = || MemoryStateStore::with_state(PRODUCT, &seen);
     let warn = v.builder(NOW).state(store()).build().unwrap();
-    assert_eq!(warn.validate(&key).unwrap().warnings(), [Problem::RevocationListMissing { sequence: 9, next_update: NOW + DAY }]);
-    let strict = v.builder(NOW + 3 * DAY).state(store()).staleness(Staleness::RefuseAfter { days: 1 }).build().unwrap();
-    assert_eq!(strict.validate(&key).unwrap_err().code(), "revocation_list_missing");
-    let ignore = v.builder(NOW).state(store()).staleness(Staleness::Ignore).build().unwrap();
+    assert_eq!(
+        warn.validate(&key).unwrap().warnings(),
+        [Problem::RevocationListMissing {
+            sequence: 9,
+            next_update: NOW + DAY
+        }]
+    );
+    let strict = v
+        .builder(NOW + 3 * DAY)
+        .state(store())
+        .staleness(Staleness::RefuseAfter { days: 1 })
+        .build()
+        .unwrap();
+    assert_eq!(
+        strict.validate(&key).unwrap_err().code(),
+        "revocation_list_missing"
+    );
+    let ignore = v
+        .builder(NOW)
+        .state(store())
+        .staleness(Staleness::Ignore)
+        .build()
+        .unwrap();
     assert!(ignore.validate(&key).unwrap().is_clean());
 }
 
@@ -313,7 +478,9 @@ fn a_list_seen_before_must_not_go_missing() {
 fn list_issue_time_raises_the_mark() {
     let v = Vendor::new();
     let validator = v.builder(NOW - 5 * DAY).build().unwrap();
-    validator.load_revocation_list(&v.list(1, NOW, NOW + DAY, &[])).unwrap();
+    validator
+        .load_revocation_list(&v.list(1, NOW, NOW + DAY, &[]))
+        .unwrap();
     assert_eq!(validator.high_water_mark(), NOW);
     let l = validator.validate(&v.issue(&v.claims(15))).unwrap();
     assert_eq!(l.warnings(), [Problem::ClockSuspect { behind_by: 5 * DAY }]);
@@ -328,15 +495,29 @@ fn list_files_binary_and_armored() {
     let validator = v.builder(NOW).revocation_list_file(&bin).build().unwrap();
     assert_eq!(validator.validate(&key).unwrap_err().code(), "revoked");
     let mut armored = String::new();
-    armor::write_block(&mut armored, armor::REVOCATION_LIST, &v.list(2, NOW - 5, NOW + DAY, &[])).unwrap();
+    armor::write_block(
+        &mut armored,
+        armor::REVOCATION_LIST,
+        &v.list(2, NOW - 5, NOW + DAY, &[]),
+    )
+    .unwrap();
     let file = dir.write("l.txt", armored.replace('\n', "\r\n"));
     validator.load_revocation_list_file(&file).unwrap();
     assert!(validator.validate(&key).is_ok());
-    assert_eq!(validator.load_revocation_list_file(dir.path("none")).unwrap_err().code(), "unreadable");
+    assert_eq!(
+        validator
+            .load_revocation_list_file(dir.path("none"))
+            .unwrap_err()
+            .code(),
+        "unreadable"
+    );
     let mut forged = v.list(3, NOW, NOW + DAY, &[]);
     let n = forged.len();
     forged[n - 1] ^= 1;
-    assert_eq!(validator.load_revocation_list(&forged).unwrap_err().code(), "bad_signature");
+    assert_eq!(
+        validator.load_revocation_list(&forged).unwrap_err().code(),
+        "bad_signature"
+    );
     assert_eq!(validator.revocation_list().unwrap().sequence(), 2);
 }
 
@@ -350,24 +531,60 @@ fn advisory_mode_reports_instead_of_refusing() {
     let mut expired = v.claims(20);
     expired.expires_at = Some(NOW - DAY);
     let l = advisory(NOW).validate(&v.issue(&expired)).unwrap();
-    assert_eq!(l.status(), Status::Expired { expired_at: NOW - DAY });
+    assert_eq!(
+        l.status(),
+        Status::Expired {
+            expired_at: NOW - DAY
+        }
+    );
     assert_eq!(codes(l.warnings()), ["expired"]);
     assert!(l.has("export-pdf"));
 
     let mut other = v.claims(21);
     other.product = "acme-viewer";
-    assert_eq!(codes(advisory(NOW).validate(&v.issue(&other)).unwrap().warnings()), ["wrong_product"]);
+    assert_eq!(
+        codes(advisory(NOW).validate(&v.issue(&other)).unwrap().warnings()),
+        ["wrong_product"]
+    );
 
-    let revoking = v.builder(NOW).mode(Mode::Advisory).revocation_list(v.list(1, NOW, NOW + DAY, &[22])).build().unwrap();
-    assert_eq!(codes(revoking.validate(&v.issue(&v.claims(22))).unwrap().warnings()), ["revoked"]);
+    let revoking = v
+        .builder(NOW)
+        .mode(Mode::Advisory)
+        .revocation_list(v.list(1, NOW, NOW + DAY, &[22]))
+        .build()
+        .unwrap();
+    assert_eq!(
+        codes(
+            revoking
+                .validate(&v.issue(&v.claims(22)))
+                .unwrap()
+                .warnings()
+        ),
+        ["revoked"]
+    );
 
     let mut capped = v.claims(23);
     capped.max_version = Some("4.x".parse().unwrap());
-    let versioned = v.builder(NOW).mode(Mode::Advisory).app_version("5.0.0".parse().unwrap()).build().unwrap();
-    assert_eq!(codes(versioned.validate(&v.issue(&capped)).unwrap().warnings()), ["version_not_covered"]);
+    let versioned = v
+        .builder(NOW)
+        .mode(Mode::Advisory)
+        .app_version("5.0.0".parse().unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(
+        codes(versioned.validate(&v.issue(&capped)).unwrap().warnings()),
+        ["version_not_covered"]
+    );
 
     // Clock and stale-list refusals become warnings too, after the core one.
-    let store = MemoryStateStore::with_state(PRODUCT, &State { seen: NOW + 2 * DAY, signed: 0, list: None });
+    let store = MemoryStateStore::with_state(
+        PRODUCT,
+        &State {
+            seen: NOW + 2 * DAY,
+            signed: 0,
+            list: None,
+        },
+    );
     let soft = v
         .builder(NOW)
         .mode(Mode::Advisory)
@@ -378,19 +595,28 @@ fn advisory_mode_reports_instead_of_refusing() {
         .build()
         .unwrap();
     let l = soft.validate(&v.issue(&expired)).unwrap();
-    assert_eq!(codes(l.warnings()), ["expired", "clock_suspect", "stale_revocation_list"]);
+    assert_eq!(
+        codes(l.warnings()),
+        ["expired", "clock_suspect", "stale_revocation_list"]
+    );
 
     // Still refused: anything whose signature did not verify.
     let a = advisory(NOW);
     assert_eq!(a.validate("ks1.AQID").unwrap_err().code(), "malformed");
-    assert_eq!(a.validate("ks2.AAAA").unwrap_err().code(), "unsupported_version");
+    assert_eq!(
+        a.validate("ks2.AAAA").unwrap_err().code(),
+        "unsupported_version"
+    );
     let stranger = SigningKey::from_seed(&[99; 32]).unwrap();
     let foreign = license::to_text(&license::issue(&stranger, &expired, None).unwrap());
     assert_eq!(a.validate(&foreign).unwrap_err().code(), "unknown_key");
     let mut bytes = license::issue(&v.key, &expired, None).unwrap();
     let n = bytes.len();
     bytes[n - 5] ^= 1;
-    assert_eq!(a.validate(&license::to_text(&bytes)).unwrap_err().code(), "bad_signature");
+    assert_eq!(
+        a.validate(&license::to_text(&bytes)).unwrap_err().code(),
+        "bad_signature"
+    );
     // An exact binding to another device cannot be verified here at all.
     let fp = Fingerprint::from_components(&[[1; 16]]).unwrap();
     let bound = v.issue_bound(&v.claims(24), &fp, DeviceRule::Exact);
@@ -401,7 +627,13 @@ fn advisory_mode_reports_instead_of_refusing() {
 fn advisory_and_enforce_agree_on_clean_licenses() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(25));
-    let a = v.builder(NOW).mode(Mode::Advisory).build().unwrap().validate(&key).unwrap();
+    let a = v
+        .builder(NOW)
+        .mode(Mode::Advisory)
+        .build()
+        .unwrap()
+        .validate(&key)
+        .unwrap();
     let e = v.builder(NOW).build().unwrap().validate(&key).unwrap();
     assert_eq!(a, e);
 }
@@ -414,8 +646,16 @@ fn armored_file_with_certificate_and_list() {
     let issuing = SigningKey::from_seed(&[2; 32]).unwrap();
     let mut keyring = Keyring::new();
     keyring.add_root(root.public_key()).unwrap();
-    let cert = KeyCertificate::sign(&root, &TrustedKey::new(issuing.public_key()).products(&[PRODUCT]).unwrap());
-    let v = Vendor { key: issuing, keyring };
+    let cert = KeyCertificate::sign(
+        &root,
+        &TrustedKey::new(issuing.public_key())
+            .products(&[PRODUCT])
+            .unwrap(),
+    );
+    let v = Vendor {
+        key: issuing,
+        keyring,
+    };
     let lic = license::issue(&v.key, &v.claims(30), None).unwrap();
 
     let mut file = String::from("Dear customer,\r\n\r\nyour license is below.\r\n\r\n");
@@ -424,23 +664,48 @@ fn armored_file_with_certificate_and_list() {
     armor::write_block(&mut file, armor::KEY_CERTIFICATE, &cert).unwrap();
 
     let validator = v.builder(NOW).build().unwrap();
-    assert_eq!(validator.validate(&without_cert).unwrap_err().code(), "unknown_key");
+    assert_eq!(
+        validator.validate(&without_cert).unwrap_err().code(),
+        "unknown_key"
+    );
     let l = validator.validate(&file).unwrap();
     assert_eq!(l.key_id(), v.key.key_id());
     // The certificate was trusted for that validation only.
-    assert_eq!(validator.validate(&license::to_text(&lic)).unwrap_err().code(), "unknown_key");
+    assert_eq!(
+        validator
+            .validate(&license::to_text(&lic))
+            .unwrap_err()
+            .code(),
+        "unknown_key"
+    );
 
     // A list in the file (signed by the root, as roots are pinned) is loaded.
-    let mut b = keyseal::keyseal_core::revocation::RevocationListBuilder::new(4, NOW - 10, NOW + DAY);
+    let mut b =
+        keyseal::keyseal_core::revocation::RevocationListBuilder::new(4, NOW - 10, NOW + DAY);
     b.revoke_license(keyseal::LicenseId::from_u128(30));
     let mut with_list = file.clone();
-    armor::write_block(&mut with_list, armor::REVOCATION_LIST, &b.sign(&root).unwrap()).unwrap();
-    assert_eq!(validator.validate(&with_list).unwrap_err().code(), "revoked");
+    armor::write_block(
+        &mut with_list,
+        armor::REVOCATION_LIST,
+        &b.sign(&root).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        validator.validate(&with_list).unwrap_err().code(),
+        "revoked"
+    );
     assert_eq!(validator.revocation_list().unwrap().sequence(), 4);
     // An older list in a file is ignored, not a refusal of the license.
-    let old = keyseal::keyseal_core::revocation::RevocationListBuilder::new(3, NOW - 20, NOW + DAY).sign(&root).unwrap();
+    let old = keyseal::keyseal_core::revocation::RevocationListBuilder::new(3, NOW - 20, NOW + DAY)
+        .sign(&root)
+        .unwrap();
     let mut with_old = String::new();
-    armor::write_block(&mut with_old, armor::LICENSE, &license::issue(&v.key, &v.claims(31), None).unwrap()).unwrap();
+    armor::write_block(
+        &mut with_old,
+        armor::LICENSE,
+        &license::issue(&v.key, &v.claims(31), None).unwrap(),
+    )
+    .unwrap();
     armor::write_block(&mut with_old, armor::KEY_CERTIFICATE, &cert).unwrap();
     armor::write_block(&mut with_old, armor::REVOCATION_LIST, &old).unwrap();
     assert!(validator.validate(&with_old).is_ok());
@@ -451,7 +716,10 @@ fn armored_file_with_certificate_and_list() {
     let mut forged = String::new();
     armor::write_block(&mut forged, armor::LICENSE, &lic).unwrap();
     armor::write_block(&mut forged, armor::KEY_CERTIFICATE, &bad_cert).unwrap();
-    assert_eq!(validator.validate(&forged).unwrap_err().code(), "bad_signature");
+    assert_eq!(
+        validator.validate(&forged).unwrap_err().code(),
+        "bad_signature"
+    );
 }
 
 #[test]
@@ -465,10 +733,34 @@ fn license_files() {
     assert!(validator.validate_file(dir.write("k.txt", wrapped)).is_ok());
     let armored = license::to_armored(&license::issue(&v.key, &v.claims(33), None).unwrap());
     assert!(validator.validate_file(dir.write("k.lic", armored)).is_ok());
-    assert_eq!(validator.validate_file(dir.path("missing.lic")).unwrap_err().code(), "license_not_found");
-    assert_eq!(validator.validate_file(dir.write("e.lic", " \n")).unwrap_err().code(), "license_not_found");
-    assert_eq!(validator.validate_file(dir.write("b.lic", [0xff, 0xfe, 0])).unwrap_err().code(), "unreadable");
-    assert_eq!(validator.validate_file(dir.write("x.lic", "Your key is ks1.AAAA")).unwrap_err().code(), "malformed");
+    assert_eq!(
+        validator
+            .validate_file(dir.path("missing.lic"))
+            .unwrap_err()
+            .code(),
+        "license_not_found"
+    );
+    assert_eq!(
+        validator
+            .validate_file(dir.write("e.lic", " \n"))
+            .unwrap_err()
+            .code(),
+        "license_not_found"
+    );
+    assert_eq!(
+        validator
+            .validate_file(dir.write("b.lic", [0xff, 0xfe, 0]))
+            .unwrap_err()
+            .code(),
+        "unreadable"
+    );
+    assert_eq!(
+        validator
+            .validate_file(dir.write("x.lic", "Your key is ks1.AAAA"))
+            .unwrap_err()
+            .code(),
+        "malformed"
+    );
 }
 
 const ENV_CHILD: &str = "KEYSEAL_SDK_TEST_LICENSE";
@@ -476,7 +768,9 @@ const ENV_CHILD: &str = "KEYSEAL_SDK_TEST_LICENSE";
 /// Runs in a child process (below) with the variable set; a no-op otherwise.
 #[test]
 fn validate_env_child() {
-    let Ok(expect) = std::env::var("KEYSEAL_SDK_TEST_EXPECT") else { return };
+    let Ok(expect) = std::env::var("KEYSEAL_SDK_TEST_EXPECT") else {
+        return;
+    };
     let v = Vendor::new();
     let got = match v.builder(NOW).build().unwrap().validate_env(ENV_CHILD) {
         Ok(l) => l.plan().to_owned(),
@@ -490,19 +784,33 @@ fn validate_env() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(34));
     let validator = v.builder(NOW).build().unwrap();
-    let r = validator.validate_env("KEYSEAL_SDK_TEST_SURELY_UNSET").unwrap_err();
+    let r = validator
+        .validate_env("KEYSEAL_SDK_TEST_SURELY_UNSET")
+        .unwrap_err();
     assert_eq!(r.code(), "license_not_found");
     // Setting a variable in this process needs `unsafe`: run a child instead.
     let exe = std::env::current_exe().unwrap();
-    for (value, expect) in [(format!("{key}\n"), "pro"), (String::new(), "license_not_found"), ("ks1.A".into(), "malformed")] {
+    for (value, expect) in [
+        (format!("{key}\n"), "pro"),
+        (String::new(), "license_not_found"),
+        ("ks1.A".into(), "malformed"),
+    ] {
         let out = std::process::Command::new(&exe)
-            .args(["--exact", "validate_env_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "validate_env_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ENV_CHILD, &value)
             .env("KEYSEAL_SDK_TEST_EXPECT", expect)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && stdout.contains("1 passed"), "{expect}: {stdout}");
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{expect}: {stdout}"
+        );
     }
 }
 
@@ -520,6 +828,9 @@ fn messages_never_echo_the_key_or_ids() {
 #[test]
 fn invalid_product_is_a_config_error() {
     let v = Vendor::new();
-    let e = Validator::builder(v.keyring.clone(), "acme cad").clock(ManualClock::new(NOW)).state(MemoryStateStore::new()).build();
+    let e = Validator::builder(v.keyring.clone(), "acme cad")
+        .clock(ManualClock::new(NOW))
+        .state(MemoryStateStore::new())
+        .build();
     assert_eq!(e.unwrap_err().code(), "invalid_config");
 }

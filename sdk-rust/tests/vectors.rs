@@ -3,13 +3,14 @@
 //! (`validate`, `load_revocation_list`) and compares with `expect` exactly as
 //! `core/tests/vectors.rs` does. `issue.json` is a core test (issuing is not
 //! part of this crate).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 
 use keyseal::state::{ListMark, State};
 use keyseal::{
-    BindingKind, Fingerprint, Keyring, License, ManualClock, MemoryStateStore, Mode, Problem, Staleness, Status,
-    Validator,
+    BindingKind, Fingerprint, Keyring, License, ManualClock, MemoryStateStore, Mode, Problem,
+    Staleness, Status, Validator,
 };
 use serde_json::{Value, json};
 
@@ -21,19 +22,28 @@ fn load(name: &str) -> Vec<Value> {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn license_json(l: &License) -> Value {
     let device = match l.binding() {
         None => Value::Null,
         Some(BindingKind::Exact) => json!({"kind": "exact"}),
-        Some(BindingKind::Tolerant { required, components }) => {
+        Some(BindingKind::Tolerant {
+            required,
+            components,
+        }) => {
             json!({"kind": "tolerant", "required": required, "components": components})
         }
         Some(other) => panic!("unknown binding {other:?}"),
     };
-    let ext: serde_json::Map<String, Value> = l.extensions().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+    let ext: serde_json::Map<String, Value> = l
+        .extensions()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
     let (status, grace_ends) = match l.status() {
         Status::Active => ("active", None),
         Status::InGrace { grace_ends } => ("in_grace", Some(grace_ends)),
@@ -69,7 +79,9 @@ fn run_license_case(case: &Value) -> Result<License, Problem> {
         b = b.revocation_list(unhex(h));
     }
     let validator = b.build()?;
-    validator.validate(case["key"].as_str().unwrap()).map_err(|r| r.into_problem())
+    validator
+        .validate(case["key"].as_str().unwrap())
+        .map_err(|r| r.into_problem())
 }
 
 #[test]
@@ -107,8 +119,12 @@ fn license_vectors_survive_mail_client_line_breaks() {
         if key.contains("-----BEGIN") || key.len() < 120 {
             continue;
         }
-        let wrapped: String =
-            key.as_bytes().chunks(60).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\r\n  ");
+        let wrapped: String = key
+            .as_bytes()
+            .chunks(60)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n  ");
         case["key"] = json!(format!("\n{wrapped}\n"));
         let got = match run_license_case(&case) {
             Ok(l) => license_json(&l),
@@ -123,7 +139,14 @@ fn license_vectors_survive_mail_client_line_breaks() {
 fn run_list_case(case: &Value) -> Result<Arc<keyseal::RevocationList>, Problem> {
     let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
     // The vectors' rule: a list stale at `now` is refused.
-    let seen = State { seen: 0, signed: 0, list: Some(ListMark { sequence: case["seen_sequence"].as_u64().unwrap(), next_update: 0 }) };
+    let seen = State {
+        seen: 0,
+        signed: 0,
+        list: Some(ListMark {
+            sequence: case["seen_sequence"].as_u64().unwrap(),
+            next_update: 0,
+        }),
+    };
     let validator = Validator::builder(keyring, "acme-cad")
         .clock(ManualClock::new(case["now"].as_u64().unwrap()))
         .state(MemoryStateStore::with_state("acme-cad", &seen))
@@ -132,7 +155,10 @@ fn run_list_case(case: &Value) -> Result<Arc<keyseal::RevocationList>, Problem> 
         .no_device()
         .build()?;
     let list = validator.load_revocation_list(&unhex(case["list_hex"].as_str().unwrap()))?;
-    assert!(Arc::ptr_eq(&list, &validator.revocation_list().unwrap()), "the loaded list is in force");
+    assert!(
+        Arc::ptr_eq(&list, &validator.revocation_list().unwrap()),
+        "the loaded list is in force"
+    );
     Ok(list)
 }
 
@@ -152,7 +178,10 @@ fn revocation_list_vectors_through_the_validator() {
             Err(p) => json!({"valid": false, "error": p.code()}),
         };
         if got != case["expect"] {
-            failures.push(format!("{}: got {got}, want {}", case["name"], case["expect"]));
+            failures.push(format!(
+                "{}: got {got}, want {}",
+                case["name"], case["expect"]
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -344,6 +344,7 @@ fn read_small(path: &std::path::Path) -> Option<Vec<u8>> {
 /// Normalizes a UUID or serial: trimmed, lower case; `None` for values
 /// firmware ships as placeholders (all zeros, all `f`, "To Be Filled By
 /// O.E.M." and friends), which would make unrelated machines look alike.
+#[cfg(any(keyseal_os, test))]
 fn real_id(raw: &str) -> Option<String> {
     let v = raw.trim().to_ascii_lowercase();
     let hex: String = v.chars().filter(char::is_ascii_hexdigit).collect();

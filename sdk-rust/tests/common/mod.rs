@@ -1,6 +1,6 @@
 //! Test helpers: a vendor that issues licenses and lists, and scratch directories.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -46,7 +46,13 @@ impl Vendor {
     }
 
     /// A revocation list, signed.
-    pub fn list(&self, sequence: u64, issued_at: u64, next_update: u64, revoked: &[u128]) -> Vec<u8> {
+    pub fn list(
+        &self,
+        sequence: u64,
+        issued_at: u64,
+        next_update: u64,
+        revoked: &[u128],
+    ) -> Vec<u8> {
         let mut b = RevocationListBuilder::new(sequence, issued_at, next_update);
         for id in revoked {
             b.revoke_license(LicenseId::from_u128(*id));
