@@ -591,8 +591,9 @@ impl Validator {
                 }
             }
             Err(e) => {
+                // Not verified: the claimed issue time is not evidence of anything.
                 let problem = self.device_problem(e, claimed.device.is_some(), device.is_some());
-                let findings = self.environment(clock_now, mark, now, &trust);
+                let findings = self.environment(clock_now, mark, clock_now.max(mark), &trust);
                 drop(trust);
                 self.raise(clock_now, None);
                 return Err(Rejection::new(
