@@ -835,3 +835,41 @@ fn invalid_product_is_a_config_error() {
         .build();
     assert_eq!(e.unwrap_err().code(), "invalid_config");
 }
+
+#[test]
+fn concurrent_validation_while_lists_load() {
+    let v = Vendor::new();
+    let key = v.issue(&v.claims(50));
+    let store = Arc::new(MemoryStateStore::new());
+    let clock = Arc::new(ManualClock::new(NOW));
+    let validator = Arc::new(
+        v.builder(NOW)
+            .clock(Arc::clone(&clock))
+            .state(Arc::clone(&store))
+            .build()
+            .unwrap(),
+    );
+    let lists: Vec<Vec<u8>> = (1..=20)
+        .map(|seq| v.list(seq, NOW - 100 + seq, NOW + DAY, &[]))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (validator, key) = (Arc::clone(&validator), key.clone());
+            s.spawn(move || {
+                for _ in 0..200 {
+                    let l = validator.validate(&key).unwrap();
+                    assert!(l.is_clean(), "{:?}", l.warnings());
+                }
+            });
+        }
+        for list in &lists {
+            validator.load_revocation_list(list).unwrap();
+            clock.advance(61);
+        }
+    });
+    assert_eq!(validator.revocation_list().unwrap().sequence(), 20);
+    let saved = State::decode(PRODUCT, &store.contents().unwrap()).unwrap();
+    assert_eq!(saved.list.map(|l| l.sequence), Some(20));
+    // Written by the last list load; the threads may or may not have seen the final advance.
+    assert!(saved.seen >= NOW + 19 * 61, "{saved:?}");
+}
