@@ -39,6 +39,8 @@ run_nostd() {
     for target in thumbv7em-none-eabihf wasm32-unknown-unknown; do
         cargo build --quiet -p keyseal-core --no-default-features --target "$target"
     done
+    step "wasm32: the keyseal SDK builds for the browser target"
+    cargo check --quiet -p keyseal --target wasm32-unknown-unknown
 }
 
 run_vectors() {

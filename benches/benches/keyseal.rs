@@ -113,6 +113,22 @@ pub fn paseto_token() -> (
     (token, pk)
 }
 
+fn sdk_validate(c: &mut Criterion) {
+    let r = Reference::new();
+    let validator = keyseal::Validator::builder(r.keyring.clone(), PRODUCT)
+        .app_version("5.2.0".parse().unwrap())
+        .clock(keyseal::ManualClock::new(NOW))
+        .state(keyseal::MemoryStateStore::new())
+        .device(r.device)
+        .build()
+        .unwrap();
+    // Warm: the first call loads state; every later one is the steady state.
+    let _ = validator.validate(&r.text).unwrap();
+    let mut g = c.benchmark_group("validate");
+    g.bench_function("sdk_warm_validator", |b| b.iter(|| black_box(validator.validate(black_box(&r.text)).unwrap())));
+    g.finish();
+}
+
 fn keyseal_ops(c: &mut Criterion) {
     let r = Reference::new();
     let mut g = c.benchmark_group("keyseal");
@@ -170,5 +186,5 @@ fn splitmix(x: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-criterion_group!(benches, verify, keyseal_ops);
+criterion_group!(benches, verify, sdk_validate, keyseal_ops);
 criterion_main!(benches);
