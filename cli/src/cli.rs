@@ -355,7 +355,8 @@ pub enum LicensesCommand {
     /// Show one license, with its key.
     #[command(after_help = "Examples:\n  keyseal licenses show 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80")]
     Show {
-        /// License id (32 hex digits).
+        /// License id (32 hex digits), or the license key or file.
+        #[arg(value_name = "LICENSE-ID")]
         id: String,
     },
 }
@@ -363,7 +364,7 @@ pub enum LicensesCommand {
 /// `keyseal revoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// License id (32 hex digits, as `keyseal issue` prints).
+    /// License id (32 hex digits, as `keyseal issue` prints), or the license key or file.
     #[arg(value_name = "LICENSE-ID")]
     pub license_id: String,
     /// Why, as a short slug (refund, chargeback, fraud, superseded).
@@ -415,6 +416,9 @@ pub struct FingerprintArgs {
     /// The product the fingerprint is for (fingerprints differ per product).
     #[arg(long, value_name = "NAME")]
     pub product: String,
+    /// Include network and disk ids (for apps that fingerprint with hardware, for k-of-n bindings).
+    #[arg(long)]
+    pub hardware: bool,
 }
 
 /// `keyseal audit`.

@@ -189,6 +189,7 @@ const INSERT_ROWS: usize = 1000;
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     head: Option<(u64, String)>,
+    backend: Backend,
 }
 
 impl Store {
@@ -291,7 +292,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| Error::db("locking the ledger for writing", e))?;
-        Ok(WriteTx { tx, head: None })
+        Ok(WriteTx { tx, head: None, backend: self.backend })
     }
 
     async fn fetch_all<'q>(&self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<Vec<AnyRow>> {
@@ -610,14 +611,20 @@ impl WriteTx {
                 "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, expires_at, license_key, batch_id, batch_row) VALUES ",
             );
             for n in 0..chunk.len() {
-                let b = n * 10;
                 if n > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${},${},${})",
-                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
-                ));
+                if self.backend == Backend::Sqlite {
+                    // Anonymous parameters: sqlx looks each named one up by
+                    // a linear scan, which is quadratic for big statements.
+                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+                } else {
+                    let b = n * 10;
+                    sql.push_str(&format!(
+                        "(${},${},${},${},${},${},${},${},${},${})",
+                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+                    ));
+                }
             }
             let mut q = sqlx::query(&sql);
             for r in chunk {

@@ -254,7 +254,7 @@ pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Resu
                 }
             }
             LicensesCommand::Show { id } => {
-                let l = v.store().license(&id).await?;
+                let l = v.store().license(&license_id_of(&id)?).await?;
                 if json {
                     print_json(&license_json(&l));
                 } else {
@@ -280,10 +280,27 @@ pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Resu
     .await
 }
 
+/// A license named by its id, its key, or its license file.
+fn license_id_of(arg: &str) -> Result<String, CliError> {
+    if arg.len() == 32 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(arg.to_owned());
+    }
+    let bytes = crate::show::read_license(arg)?.map_err(|why| {
+        CliError::input(
+            format!("`{arg}` is not a license id, key or file: {why}"),
+            "pass the 32-hex-digit license id, the ks1. key, or the license file",
+        )
+    })?;
+    let lic = keyseal_core::UnverifiedLicense::from_bytes(&bytes)
+        .map_err(|e| CliError::input(format!("`{arg}` is not a license: {e}"), "pass the 32-hex-digit license id"))?;
+    Ok(lic.dangerous_unverified_claims().license_id.to_string())
+}
+
 pub(crate) async fn revoke(dir: &Path, a: RevokeArgs, json: bool) -> Result<ExitCode, CliError> {
     let ctx = env::context()?;
+    let id = license_id_of(&a.license_id)?;
     with_vault(dir, Access::Write, async |v| {
-        let l = v.store().revoke_license(&a.license_id, &a.reason, &ctx).await?;
+        let l = v.store().revoke_license(&id, &a.reason, &ctx).await?;
         if json {
             print_json(&license_json(&l));
         } else {
@@ -472,6 +489,26 @@ pub(crate) async fn audit(dir: &Path, a: AuditArgs, json: bool) -> Result<ExitCo
 
 pub(crate) fn fingerprint(a: FingerprintArgs, json: bool) -> Result<ExitCode, CliError> {
     keyseal_issuer::request::check_product(&a.product)?;
-    let _ = json;
-    Err(CliError::system("fingerprint is not available in this build yet", "use the SDK's fingerprint function"))
+    let mut fp = keyseal::Fingerprinter::new(a.product.clone()).os();
+    if a.hardware {
+        fp = fp.hardware();
+    }
+    let f = fp.fingerprint().map_err(|p| {
+        CliError::system(
+            format!("cannot fingerprint this machine: {p}"),
+            "the OS exposes no machine id here (containers often lack /etc/machine-id); ask the vendor for an unbound license",
+        )
+    })?;
+    let n = f.components().len();
+    if json {
+        print_json(&json!({ "product": a.product, "fingerprint": f.to_string(), "components": n }));
+    } else {
+        println!("{f}");
+        eprintln!(
+            "device fingerprint of this machine for {} ({n} component{}): send this line to the vendor",
+            a.product,
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

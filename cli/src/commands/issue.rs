@@ -272,13 +272,13 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             Ok(ExitCode::SUCCESS)
         }
         Some(IssuerError::BadRow { row, source }) => {
-            let inner = CliError::from(*source);
-            let done = if minted > 0 {
-                format!("rows {first_row}-{} are minted and in {}", outcome.last_row, out_path.display())
-            } else {
-                "nothing was minted".to_owned()
+            // Batch fields are named as in the file, not as flags.
+            let inner = match *source {
+                e @ IssuerError::Invalid { .. } => e.to_string(),
+                e => CliError::from(e).what,
             };
-            let what = if row == 0 { format!("header: {}", inner.what) } else { format!("row {row}: {}", inner.what) };
+            let done = minted_rows(minted, first_row, outcome.last_row, out_path);
+            let what = if row == 0 { inner } else { format!("row {row}: {inner}") };
             let hint = if row == 0 {
                 "fix the header row and run again".to_owned()
             } else {
@@ -292,11 +292,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         }
         Some(other) => {
             let mut e = CliError::from(other);
-            let done = if minted > 0 {
-                format!("rows {first_row}-{} are minted and in {}", outcome.last_row, out_path.display())
-            } else {
-                "nothing was minted".into()
-            };
+            let done = minted_rows(minted, first_row, outcome.last_row, out_path);
             e.hint = Some(format!(
                 "{done}; {}then resume with --start-row {}",
                 e.hint.map(|h| format!("{h}; ")).unwrap_or_default(),
@@ -304,5 +300,13 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             ));
             Err(e)
         }
+    }
+}
+
+fn minted_rows(minted: u64, first: u64, last: u64, out: &Path) -> String {
+    match minted {
+        0 => "nothing was minted".to_owned(),
+        _ if first == last => format!("row {first} is minted and in {}", out.display()),
+        _ => format!("rows {first}-{last} are minted and in {}", out.display()),
     }
 }
