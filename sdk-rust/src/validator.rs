@@ -579,6 +579,17 @@ impl Validator {
             exp = exp.revocations(&**list);
         }
         let verdict = unverified.verify(keyring.unwrap_or(&trust.keyring), &exp);
+        // The signature verified for every verdict but the last arm below.
+        // The issue time is the vendor's only if the keyring trusts the key
+        // for it: a revoked key, or one used outside its window (a retired or
+        // leaked key), can sign any time at all, and that must not drag the
+        // mark (and with it every later check) into the future.
+        let vendor_time = match verdict {
+            Err(CoreError::KeyRevoked(_) | CoreError::KeyNotValid(_)) => None,
+            _ => Some(claimed.issued_at),
+        };
+        let signed_mark = vendor_time.map_or(mark, |t| mark.max(t));
+        let now = clock_now.max(signed_mark);
         let verified_claims: Result<(Claims<'_>, Status), CoreError> = match verdict {
             Ok(v) => Ok((*v.claims(), core_status(v.status()))),
             Err(e) if Problem::after_signature(&e, tolerant) => {
@@ -602,10 +613,9 @@ impl Validator {
                 ));
             }
         };
-        let signed_mark = mark.max(claimed.issued_at);
         let mut findings = self.environment(clock_now, signed_mark, now, &trust);
         drop(trust);
-        self.raise(clock_now, Some(claimed.issued_at));
+        self.raise(clock_now, vendor_time);
 
         let (claims, status) = match verified_claims {
             Ok(c) => c,

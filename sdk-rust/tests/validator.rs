@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::{DAY, NOW, PRODUCT, Scratch, Vendor};
 use keyseal::keyseal_core::keyring::KeyCertificate;
 use keyseal::keyseal_core::license;
+use keyseal::keyseal_core::revocation::RevocationListBuilder;
 use keyseal::keyseal_core::{DeviceRule, Fingerprint, SigningKey, TrustedKey, armor};
 use keyseal::state::{ListMark, State, StateDefect};
 use keyseal::{
@@ -144,6 +145,53 @@ fn a_forged_issue_time_does_not_move_the_mark() {
     assert_eq!(r.code(), "bad_signature");
     assert!(r.warnings().is_empty(), "{:?}", r.warnings());
     assert_eq!(validator.high_water_mark(), NOW);
+}
+
+#[test]
+fn an_issue_time_the_keyring_does_not_trust_does_not_move_the_mark() {
+    // A retired key (trusted for licenses issued until 10 days ago) and a
+    // revoked one still make good signatures, over any issue time: a leaked
+    // key signing "issued in 1000 days" must not push every later check there.
+    let v = Vendor::new();
+    let retired = SigningKey::from_seed(&[8; 32]).unwrap();
+    let revoked = SigningKey::from_seed(&[9; 32]).unwrap();
+    let mut keyring = v.keyring.clone();
+    keyring
+        .add(TrustedKey::new(retired.public_key()).valid_until(NOW - 10 * DAY))
+        .unwrap();
+    keyring.add(TrustedKey::new(revoked.public_key())).unwrap();
+    let mut b = RevocationListBuilder::new(1, NOW - 10, NOW + DAY);
+    b.revoke_key(revoked.key_id());
+    let list = b.sign(&v.key).unwrap();
+    let mut far = v.claims(60);
+    far.issued_at = NOW + 1000 * DAY;
+    far.expires_at = None;
+    for (key, code) in [(&retired, "key_not_valid"), (&revoked, "key_revoked")] {
+        let text = license::to_text(&license::issue(key, &far, None).unwrap());
+        for mode in [Mode::Enforce, Mode::Advisory] {
+            let validator = Validator::builder(keyring.clone(), PRODUCT)
+                .clock(ManualClock::new(NOW))
+                .state(MemoryStateStore::new())
+                .no_device()
+                .mode(mode)
+                .revocation_list(list.clone())
+                .build()
+                .unwrap();
+            match validator.validate(&text) {
+                Err(r) => {
+                    assert_eq!((mode, r.code()), (Mode::Enforce, code));
+                    assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+                }
+                Ok(l) => {
+                    assert_eq!(mode, Mode::Advisory);
+                    assert_eq!(codes(l.warnings()), [code]);
+                }
+            }
+            assert_eq!(validator.high_water_mark(), NOW, "{code} {mode:?}");
+            let good = validator.validate(&v.issue(&v.claims(61))).unwrap();
+            assert!(good.is_clean(), "{code} {mode:?}: {:?}", good.warnings());
+        }
+    }
 }
 
 #[test]
