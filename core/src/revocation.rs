@@ -37,31 +37,25 @@ impl RevocationList {
     pub fn verify(bytes: &[u8], keyring: &Keyring) -> Result<Self, Error> {
         let env = envelope::split(bytes, REVOCATION_LIST_VERSION, MAX_REVOCATION_LIST_LEN)?;
         // Structure first (cheap, and a truncated list is reported as such),
-        // then the signature, before anything is returned.
-        let mut r = Reader(env.body);
-        let sequence = r.u64()?;
-        let issued_at = r.u64()?;
-        let next_update = r.u64()?;
-        if next_update < issued_at {
-            return Err(Malformed::Field.into());
-        }
-        let keys = r.sorted(|v| u64::try_from(v).ok())?;
-        let licenses = r.sorted(Some)?;
-        if !r.0.is_empty() {
-            return Err(Malformed::Encoding.into());
-        }
+        // then the signature, and only then the ids are stored: a forged
+        // list must not make the verifier allocate (up to 16 bytes per
+        // 1-byte delta, a gigabyte for a 64 MiB list).
+        read_body(env.body, None)?;
         let signer = keyring.list_signer(env.key_id)?;
         let mut msg = Vec::with_capacity(REVOCATION_DOMAIN.len() + env.signed.len());
         msg.extend_from_slice(REVOCATION_DOMAIN);
         msg.extend_from_slice(env.signed);
         signer.verify_strict(&msg, &env.signature)?;
+        drop(msg);
+        let mut ids = Ids::default();
+        let (sequence, issued_at, next_update) = read_body(env.body, Some(&mut ids))?;
         Ok(RevocationList {
             signer: env.key_id,
             sequence,
             issued_at,
             next_update,
-            keys,
-            licenses,
+            keys: ids.keys,
+            licenses: ids.licenses,
         })
     }
 
@@ -138,6 +132,34 @@ impl RevocationCheck for RevocationList {
     }
 }
 
+/// The revoked ids of a list body.
+#[derive(Default)]
+struct Ids {
+    keys: Vec<u64>,
+    licenses: Vec<u128>,
+}
+
+/// Checks a list body and returns (sequence, issued at, next update); stores
+/// the ids in `ids` if given.
+fn read_body(body: &[u8], mut ids: Option<&mut Ids>) -> Result<(u64, u64, u64), Error> {
+    let mut r = Reader(body);
+    let sequence = r.u64()?;
+    let issued_at = r.u64()?;
+    let next_update = r.u64()?;
+    if next_update < issued_at {
+        return Err(Malformed::Field.into());
+    }
+    r.sorted(
+        |v| u64::try_from(v).ok(),
+        ids.as_deref_mut().map(|i| &mut i.keys),
+    )?;
+    r.sorted(Some, ids.map(|i| &mut i.licenses))?;
+    if !r.0.is_empty() {
+        return Err(Malformed::Encoding.into());
+    }
+    Ok((sequence, issued_at, next_update))
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
@@ -168,16 +190,19 @@ impl Reader<'_> {
     }
 
     /// A count, then the first value, then gaps minus one: strictly ascending
-    /// by construction.
-    fn sorted<T: Copy>(&mut self, conv: impl Fn(u128) -> Option<T>) -> Result<Vec<T>, Error>
-    where
-        u128: From<T>,
-    {
+    /// by construction. The values go to `out` if given.
+    fn sorted<T: Copy>(
+        &mut self,
+        conv: impl Fn(u128) -> Option<T>,
+        mut out: Option<&mut Vec<T>>,
+    ) -> Result<(), Error> {
         let n = usize::try_from(self.u64()?).map_err(|_| Malformed::TooLong)?;
         if n > self.0.len() {
             return Err(Malformed::Truncated.into());
         }
-        let mut out = Vec::with_capacity(n);
+        if let Some(out) = out.as_deref_mut() {
+            out.reserve_exact(n);
+        }
         let mut prev: Option<u128> = None;
         for _ in 0..n {
             let d = self.varint()?;
@@ -188,10 +213,13 @@ impl Reader<'_> {
                     .and_then(|x| x.checked_add(1))
                     .ok_or(Malformed::Encoding)?,
             };
-            out.push(conv(v).ok_or(Malformed::Encoding)?);
+            let item = conv(v).ok_or(Malformed::Encoding)?;
+            if let Some(out) = out.as_deref_mut() {
+                out.push(item);
+            }
             prev = Some(v);
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -332,6 +360,8 @@ mod tests {
     fn huge_count_does_not_allocate() {
         // count = 2^60 with nothing behind it.
         let mut r = Reader(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
-        assert!(r.sorted(Some).is_err());
+        let mut out: Vec<u128> = Vec::new();
+        assert!(r.sorted(Some, Some(&mut out)).is_err());
+        assert_eq!(out.capacity(), 0);
     }
 }
