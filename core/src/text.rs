@@ -133,6 +133,18 @@ pub mod armor {
             }
             Ok(&buf[..written])
         }
+
+        /// Decodes the body into a buffer sized to this block (not to the
+        /// text around it), for blocks with no fixed bound such as
+        /// revocation lists.
+        #[cfg(feature = "alloc")]
+        pub fn decode_to_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
+            // At most 3 bytes per 4 characters, line breaks included.
+            let mut buf = alloc::vec![0u8; self.body.len() / 4 * 3 + 3];
+            let n = self.decode(&mut buf)?.len();
+            buf.truncate(n);
+            Ok(buf)
+        }
     }
 
     /// Iterates over the armored blocks of `text`.
@@ -230,6 +242,7 @@ mod tests {
             assert_eq!(block.label(), armor::LICENSE);
             let mut buf = [0u8; 200];
             assert_eq!(block.decode(&mut buf).unwrap(), &data[..]);
+            assert_eq!(block.decode_to_vec().unwrap(), &data[..]);
         }
     }
 

@@ -95,9 +95,7 @@ pub(crate) fn parse_license_file(text: &str) -> Result<LicenseFile, CoreError> {
                 let mut buf = [0u8; MAX_CERTIFICATE_LEN];
                 file.certificates.push(block.decode(&mut buf)?.to_vec());
             }
-            armor::REVOCATION_LIST => file
-                .revocation_lists
-                .push(decode_unbounded(&block, norm.len())?),
+            armor::REVOCATION_LIST => file.revocation_lists.push(block.decode_to_vec()?),
             _ => return Err(Malformed::Armor.into()),
         }
     }
@@ -129,9 +127,7 @@ pub(crate) fn parse_list_file(bytes: &[u8]) -> Result<ListFile, CoreError> {
     for block in armor::blocks(&norm) {
         let block = block?;
         match block.label() {
-            armor::REVOCATION_LIST if list.is_none() => {
-                list = Some(decode_unbounded(&block, norm.len())?)
-            }
+            armor::REVOCATION_LIST if list.is_none() => list = Some(block.decode_to_vec()?),
             armor::KEY_CERTIFICATE => {
                 let mut buf = [0u8; MAX_CERTIFICATE_LEN];
                 certificates.push(block.decode(&mut buf)?.to_vec());
@@ -143,14 +139,6 @@ pub(crate) fn parse_list_file(bytes: &[u8]) -> Result<ListFile, CoreError> {
         list: list.ok_or(Malformed::Armor)?,
         certificates,
     })
-}
-
-/// Decodes a block whose size is bounded only by its text (`text_len`).
-fn decode_unbounded(block: &armor::Block<'_>, text_len: usize) -> Result<Vec<u8>, CoreError> {
-    let mut buf = vec![0u8; text_len / 4 * 3 + 3];
-    let n = block.decode(&mut buf)?.len();
-    buf.truncate(n);
-    Ok(buf)
 }
 
 /// A license key from a file: text, UTF-8 with or without a byte-order
