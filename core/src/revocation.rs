@@ -111,6 +111,18 @@ impl RevocationList {
         Ok(())
     }
 
+    /// [`Error::KeyRevoked`] if this list (the one in force) revokes the
+    /// key that signed `next`: a key revoked once (a leaked one, say) must
+    /// not sign the next list and so un-revoke itself. Keyrings that pin no
+    /// roots let any issuing key sign lists, so this is what keeps a
+    /// revocation of one of them in force.
+    pub fn check_signer_not_revoked(&self, next: &RevocationList) -> Result<(), Error> {
+        if self.is_key_revoked(next.signer) {
+            return Err(Error::KeyRevoked(next.signer));
+        }
+        Ok(())
+    }
+
     /// Revoked license ids, ascending.
     pub fn revoked_licenses(&self) -> impl ExactSizeIterator<Item = LicenseId> + '_ {
         self.licenses.iter().map(|v| LicenseId::from_u128(*v))
@@ -344,6 +356,24 @@ mod tests {
         assert!(list.is_stale(201) && !list.is_stale(200));
         assert!(list.check_not_rolled_back(8).is_err());
         assert!(list.check_not_rolled_back(7).is_ok());
+    }
+
+    #[test]
+    fn a_revoked_signer_cannot_sign_the_next_list() {
+        let (key, mut ring) = setup();
+        let leaked = SigningKey::from_seed(&[10; 32]).unwrap();
+        ring.add(TrustedKey::new(leaked.public_key())).unwrap();
+        let mut b = RevocationListBuilder::new(1, 100, 200);
+        b.revoke_key(leaked.key_id());
+        let current = RevocationList::verify(&b.sign(&key).unwrap(), &ring).unwrap();
+        let next = RevocationListBuilder::new(2, 150, 250);
+        let by_leaked = RevocationList::verify(&next.sign(&leaked).unwrap(), &ring).unwrap();
+        assert_eq!(
+            current.check_signer_not_revoked(&by_leaked),
+            Err(Error::KeyRevoked(leaked.key_id()))
+        );
+        let by_vendor = RevocationList::verify(&next.sign(&key).unwrap(), &ring).unwrap();
+        assert_eq!(current.check_signer_not_revoked(&by_vendor), Ok(()));
     }
 
     #[test]

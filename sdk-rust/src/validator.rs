@@ -462,6 +462,7 @@ impl Validator {
     ///
     /// Refused: anything that does not verify; a list older than the newest
     /// seen (`rolled_back_revocation_list`, the sequence is persisted); a
+    /// list signed by a key the list in force revokes (`key_revoked`); a
     /// stale one under [`Staleness::RefuseAfter`] in enforce mode. Key
     /// certificates in an armored list file are added to the keyring. The
     /// list's issue time raises the high-water mark.
@@ -736,6 +737,9 @@ impl Validator {
             .map_or(0, |m| m.sequence)
             .max(trust.list.as_ref().map_or(0, |l| l.sequence()));
         list.check_not_rolled_back(seen)?;
+        if let Some(current) = &trust.list {
+            current.check_signer_not_revoked(&list)?;
+        }
         let now = clock_now.max(self.seen.load(Ordering::Acquire));
         if let (Staleness::RefuseAfter { days }, Mode::Enforce) = (self.staleness, self.mode)
             && now > list.next_update().saturating_add(u64::from(days) * DAY)

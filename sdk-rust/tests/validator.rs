@@ -426,6 +426,54 @@ fn rolled_back_list_is_refused_across_restarts() {
 }
 
 #[test]
+fn a_revoked_key_cannot_sign_the_list_that_would_unrevoke_it() {
+    // No roots pinned, so any issuing key may sign lists; one of them leaked.
+    let v = Vendor::new();
+    let leaked = SigningKey::from_seed(&[8; 32]).unwrap();
+    let mut keyring = v.keyring.clone();
+    keyring.add(TrustedKey::new(leaked.public_key())).unwrap();
+    let validator = Validator::builder(keyring, PRODUCT)
+        .clock(ManualClock::new(NOW))
+        .state(MemoryStateStore::new())
+        .no_device()
+        .build()
+        .unwrap();
+    let mut b = RevocationListBuilder::new(1, NOW - 10, NOW + DAY);
+    b.revoke_key(leaked.key_id());
+    validator
+        .load_revocation_list(&b.sign(&v.key).unwrap())
+        .unwrap();
+    let pirate = license::issue(&leaked, &v.claims(70), None).unwrap();
+    let pirate_key = license::to_text(&pirate);
+    assert_eq!(
+        validator.validate(&pirate_key).unwrap_err().code(),
+        "key_revoked"
+    );
+
+    // The leaked key signs a newer, empty list: loaded directly, or shipped
+    // in the license file next to the license it signed.
+    let unrevoke = RevocationListBuilder::new(2, NOW, NOW + DAY)
+        .sign(&leaked)
+        .unwrap();
+    assert_eq!(
+        validator.load_revocation_list(&unrevoke).unwrap_err(),
+        Problem::Core(keyseal::CoreError::KeyRevoked(leaked.key_id()))
+    );
+    let mut file = license::to_armored(&pirate);
+    armor::write_block(&mut file, armor::REVOCATION_LIST, &unrevoke).unwrap();
+    assert_eq!(validator.validate(&file).unwrap_err().code(), "key_revoked");
+    assert_eq!(validator.revocation_list().unwrap().sequence(), 1);
+    assert_eq!(
+        validator.validate(&pirate_key).unwrap_err().code(),
+        "key_revoked"
+    );
+    // The vendor's next list loads as usual.
+    validator
+        .load_revocation_list(&v.list(2, NOW, NOW + DAY, &[]))
+        .unwrap();
+}
+
+#[test]
 fn stale_list_under_each_policy() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(13));
