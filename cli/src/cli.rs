@@ -40,11 +40,18 @@ Environment:
 )]
 pub struct Cli {
     /// The vault directory.
-    #[arg(long, global = true, env = "KEYSEAL_VAULT", default_value = "keyseal-vault", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSEAL_VAULT",
+        default_value = "keyseal-vault",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub vault: PathBuf,
 
     /// Machine-readable JSON on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// The command.

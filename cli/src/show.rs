@@ -137,3 +137,13 @@ pub(crate) fn print_json(v: &Value) {
 pub(crate) fn opt_time(t: Option<u64>) -> String {
     t.map_or_else(|| "-".into(), format)
 }
+
+/// `n thing(s)`.
+pub(crate) fn plural(n: u64, thing: &str) -> String {
+    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `a licenses, b keys`.
+pub(crate) fn counted(a: u64, a_thing: &str, b: u64, b_thing: &str) -> String {
+    format!("{}, {}", plural(a, a_thing), plural(b, b_thing))
+}

@@ -97,7 +97,7 @@ pub enum Error {
     #[error("signing key {0} is already revoked")]
     KeyAlreadyRevoked(KeyId),
     /// The key's window already ends at or before the requested time.
-    #[error("signing key {key_id} already stopped signing at {until}")]
+    #[error("signing key {key_id} already stopped signing at {}", crate::time::Rfc3339(*until))]
     KeyAlreadyRetired {
         /// The key.
         key_id: KeyId,
@@ -119,7 +119,7 @@ pub enum Error {
     #[error("no license {0} in the ledger")]
     UnknownLicense(String),
     /// The license is already revoked.
-    #[error("license {license_id} is already revoked (since {revoked_at})")]
+    #[error("license {license_id} is already revoked (since {})", crate::time::Rfc3339(*revoked_at))]
     AlreadyRevoked {
         /// The license.
         license_id: LicenseId,

@@ -18,9 +18,20 @@ pub struct KeyringExport {
 }
 
 impl Store {
-    /// The public keyring of this ledger.
+    /// The public keyring apps should embed: every key but the revoked ones.
     pub async fn keyring(&self) -> Result<KeyringExport> {
         let keys: Vec<KeyInfo> = self.keys().await?.into_iter().filter(|k| k.status != KeyStatus::Revoked).collect();
+        Self::ring(keys)
+    }
+
+    /// Every key, revoked ones included, for checking licenses in the vault
+    /// itself: a revoked key's licenses then fail as `key_revoked` (with the
+    /// ledger's revocations) rather than as signed by an unknown key.
+    pub async fn verification_keyring(&self) -> Result<KeyringExport> {
+        Self::ring(self.keys().await?)
+    }
+
+    fn ring(keys: Vec<KeyInfo>) -> Result<KeyringExport> {
         let mut keyring = Keyring::new();
         for k in &keys {
             let mut t = TrustedKey::new(k.public_key).valid_from(k.valid_from);

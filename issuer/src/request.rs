@@ -194,7 +194,7 @@ impl RequestFields {
                     None => DeviceRule::Exact,
                     Some(k) => {
                         let k: u8 = k.parse().ok().filter(|k| (1..=n).contains(&usize::from(*k))).ok_or_else(|| {
-                            Error::invalid("device_match", format!("`{k}` must be a number from 1 to {n} (the fingerprint has {n} components)"))
+                            Error::invalid("device_match", format!("`{k}` must be a number from 1 to {n} (the fingerprint has {n} component{})", if n == 1 { "" } else { "s" }))
                         })?;
                         DeviceRule::AtLeast(k)
                     }

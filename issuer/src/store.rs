@@ -383,7 +383,7 @@ impl Store {
         if filter.batch_id.is_some() {
             sql.push_str(" ORDER BY l.batch_row");
         } else {
-            sql.push_str(" ORDER BY l.issued_at DESC, l.license_id");
+            sql.push_str(" ORDER BY l.issued_at DESC, l.customer, l.license_id");
         }
         if let Some(n) = filter.limit {
             sql.push_str(&format!(" LIMIT {n}"));

@@ -19,13 +19,13 @@ use crate::show::{opt_time, print_json};
 
 pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode, CliError> {
     let ctx = env::context()?;
-    let kdf = env::kdf_override()?.unwrap_or(KdfParams::DEFAULT);
     for p in &a.products {
         keyseal_issuer::request::check_product(p)?;
     }
     if dir.join(keyseal_issuer::vault::LEDGER_FILE).exists() {
         return Err(keyseal_issuer::Error::VaultExists { dir: dir.to_path_buf() }.into());
     }
+    let kdf = env::kdf_override()?.unwrap_or(KdfParams::DEFAULT);
     let pass = env::passphrase(true)?;
     let vault = Vault::init(dir, &pass, &InitOptions { products: a.products.clone(), kdf }, &ctx).await?;
     let key = vault.store().active_key().await;
@@ -86,10 +86,10 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
             if json {
                 print_json(&Value::Array(keys.iter().map(key_json).collect()));
             } else {
-                println!("{:<16}  {:<7}  {:<20}  {:<20}", "KEY ID", "STATUS", "SIGNS FROM", "SIGNS UNTIL");
+                println!("{:<16}  {:<7}  {:<20}  SIGNS UNTIL", "KEY ID", "STATUS", "SIGNS FROM");
                 for k in &keys {
                     println!(
-                        "{}  {:<7}  {:<20}  {:<20}",
+                        "{}  {:<7}  {:<20}  {}",
                         k.key_id,
                         status_word(k),
                         format(k.valid_from),
@@ -247,7 +247,7 @@ pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Resu
                             l.product,
                             l.customer,
                             l.plan,
-                            opt_time(l.expires_at).replace('-', "-"),
+                            opt_time(l.expires_at),
                             if l.revoked.is_some() { "revoked" } else { "issued" }
                         );
                     }
@@ -353,10 +353,9 @@ pub(crate) async fn revocations(dir: &Path, c: RevocationsCommand, json: bool) -
                     }));
                 } else {
                     println!(
-                        "published revocation list #{}: {} licenses, {} keys revoked; stale after {}",
+                        "published revocation list #{}: {} revoked; stale after {}",
                         list.sequence,
-                        list.license_count,
-                        list.key_count,
+                        crate::show::counted(list.license_count, "license", list.key_count, "key"),
                         format(list.next_update)
                     );
                     println!("wrote {}; publish again before it goes stale", out.display());

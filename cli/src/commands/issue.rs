@@ -39,6 +39,12 @@ pub(crate) async fn issue(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCo
         max_version: a.max_version,
         ext,
     };
+    if let Some(out) = a.out.as_deref().filter(|p| p.exists()) {
+        return Err(CliError::input(
+            format!("{} already exists", out.display()),
+            "choose another --out file, or remove the old one first",
+        ));
+    }
     let vault = Vault::open(dir, Access::Write).await?;
     let result = async {
         // Every check that needs no passphrase comes before the prompt.
@@ -265,7 +271,8 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
     match outcome.error {
         None => {
             eprintln!(
-                "minted {minted} licenses in batch {} ({rate:.0} keys/s); results appended to {}",
+                "minted {} in batch {} ({rate:.0} keys/s); results appended to {}",
+                crate::show::plural(minted, "license"),
                 outcome.batch_id,
                 out_path.display()
             );
@@ -281,6 +288,8 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             let what = if row == 0 { inner } else { format!("row {row}: {inner}") };
             let hint = if row == 0 {
                 "fix the header row and run again".to_owned()
+            } else if minted == 0 && row == first_row {
+                format!("nothing was minted; fix row {row} and run the batch again")
             } else {
                 format!(
                     "{done}; fix row {row} and resume with `keyseal issue --batch {} --out {} --start-row {row}`",

@@ -59,7 +59,7 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
 
     with_vault(dir, Access::Read, async |vault| {
         let store = vault.store();
-        let keyring = store.keyring().await?.keyring;
+        let keyring = store.verification_keyring().await?.keyring;
         let revoked = store.revoked().await?;
         let products = store.products().await?;
         let claimed = lic.dangerous_unverified_claims().product;
@@ -120,8 +120,8 @@ async fn explain(
     let c = lic.dangerous_unverified_claims();
     match e {
         CoreError::UnknownKey(id) => (
-            format!("signed by key {id}, which this vault does not hold (or holds revoked)"),
-            Some("another vendor's key, a revoked key, or a forged license".into()),
+            format!("signed by key {id}, which this vault does not hold"),
+            Some("another vendor's key, or a forged license".into()),
         ),
         CoreError::BadSignature => ("invalid signature".into(), Some("the key was altered or forged".into())),
         CoreError::KeyNotValid(id) => (
