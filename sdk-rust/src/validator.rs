@@ -806,9 +806,14 @@ impl Validator {
     /// it and the stored state. Call with `persist_lock` held.
     fn write_state(&self, merge: bool) -> Result<(), Problem> {
         let list_mark = self.read_trust().list_mark;
+        // The two marks move without a common lock (`raise`, a concurrent
+        // `reset_clock_mark`): a signed time read above the seen one would
+        // be saved as a state that the next run refuses as corrupt
+        // (resetting the revocation sequence with it).
+        let signed = self.signed.load(Ordering::Acquire);
         let mut state = State {
-            seen: self.seen.load(Ordering::Acquire),
-            signed: self.signed.load(Ordering::Acquire),
+            seen: self.seen.load(Ordering::Acquire).max(signed),
+            signed,
             list: list_mark,
         };
         if merge

@@ -5,8 +5,8 @@
 mod common;
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{DAY, NOW, PRODUCT, Scratch, Vendor};
 use keyseal::keyseal_core::keyring::KeyCertificate;
@@ -15,8 +15,8 @@ use keyseal::keyseal_core::revocation::RevocationListBuilder;
 use keyseal::keyseal_core::{DeviceRule, Fingerprint, SigningKey, TrustedKey, armor};
 use keyseal::state::{ListMark, State, StateDefect};
 use keyseal::{
-    FileStateStore, Keyring, ManualClock, MemoryStateStore, Mode, Policy, Problem, Staleness,
-    StateStore, Status, Validator,
+    Clock, FileStateStore, Keyring, ManualClock, MemoryStateStore, Mode, Policy, Problem,
+    Staleness, StateStore, Status, Validator,
 };
 
 fn codes(ps: &[Problem]) -> Vec<&'static str> {
@@ -212,6 +212,67 @@ fn reset_clock_mark_forgets_clock_readings_only() {
     assert!(back.validate(&v.issue(&v.claims(7))).unwrap().is_clean());
     let again = v.builder(NOW).state(Arc::clone(&store)).build().unwrap();
     assert_eq!(again.high_water_mark(), NOW);
+}
+
+/// A clock that, read once while armed, validates `key` on another thread
+/// and gives it time to move the marks before answering.
+struct MeddlingClock {
+    armed: AtomicBool,
+    validator: OnceLock<Arc<Validator>>,
+    key: String,
+    meddler: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Clock for MeddlingClock {
+    fn now(&self) -> u64 {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            let validator = Arc::clone(self.validator.get().unwrap());
+            let key = self.key.clone();
+            let t = std::thread::spawn(move || assert!(validator.validate(&key).is_ok()));
+            *self.meddler.lock().unwrap() = Some(t);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        NOW
+    }
+}
+
+#[test]
+fn a_saved_state_never_has_a_signed_time_above_the_seen_one() {
+    // A license issued (genuinely) ten days ahead is validated while the
+    // mark is being reset: the state written must still decode.
+    let v = Vendor::new();
+    let mut ahead = v.claims(62);
+    ahead.issued_at = NOW + 10 * DAY;
+    let clock = Arc::new(MeddlingClock {
+        armed: AtomicBool::new(false),
+        validator: OnceLock::new(),
+        key: v.issue(&ahead),
+        meddler: Mutex::new(None),
+    });
+    let store = Arc::new(MemoryStateStore::new());
+    let validator = Arc::new(
+        v.builder(NOW)
+            .clock(Arc::clone(&clock))
+            .state(Arc::clone(&store))
+            .build()
+            .unwrap(),
+    );
+    clock.validator.set(Arc::clone(&validator)).ok().unwrap();
+    assert!(validator.validate(&v.issue(&v.claims(63))).is_ok());
+    clock.armed.store(true, Ordering::SeqCst);
+    validator.reset_clock_mark().unwrap();
+    clock
+        .meddler
+        .lock()
+        .unwrap()
+        .take()
+        .unwrap()
+        .join()
+        .unwrap();
+    let saved = State::decode(PRODUCT, &store.contents().unwrap());
+    assert!(saved.is_ok(), "{saved:?}");
+    let next = v.builder(NOW).state(Arc::clone(&store)).build().unwrap();
+    assert_eq!(next.high_water_mark(), NOW + 10 * DAY);
 }
 
 /// Counts saves: a warm validator must not write on every call.
