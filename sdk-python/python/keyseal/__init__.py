@@ -1,0 +1,142 @@
+"""Validate keyseal license keys offline, and mint them.
+
+keyseal license keys are Ed25519-signed and checked locally: no server, no
+network. This package is a thin, typed facade over the native module
+``keyseal._keyseal`` (the Rust SDK through pyo3): every verdict, code and
+message is the Rust SDK's own, and the same as every other keyseal SDK's.
+
+Validate::
+
+    import keyseal
+
+    validator = keyseal.Validator(KEYRING, "acme-cad", app_version="5.2.0")
+    try:
+        license = validator.validate(key)
+    except keyseal.Expired as e:
+        print(e.customer_message)
+    except keyseal.KeysealError as e:   # every refusal; e.code is stable
+        print(e.code, e.customer_message)
+    else:
+        if "export-pdf" in license.entitlements:
+            ...
+
+Mint (a backend with the vendor's signing key)::
+
+    key = keyseal.SigningKey.from_vault("vault/", passphrase)
+    text = keyseal.issue(key, product="acme-cad", customer="cus_8f3a2b", plan="pro",
+                         expires=datetime(2027, 11, 18, tzinfo=timezone.utc),
+                         entitlements={"export-pdf", "cloud-sync"})
+
+Errors: ``KeysealError`` is the one base class; each stable code has its
+own subclass (``ERRORS`` maps code to class). ``Malformed``,
+``InvalidClaims`` and ``InvalidConfig`` are also ``ValueError``: the value
+passed in is bad. Wrong argument types raise ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+from ._keyseal import (
+    CODES,
+    ERRORS,
+    ClockSuspect,
+    DeviceUnavailable,
+    Expired,
+    InvalidClaims,
+    InvalidConfig,
+    InvalidSignature,
+    KeyNotValid,
+    KeyRevoked,
+    KeyringFull,
+    KeysealError,
+    License,
+    LicenseNotFound,
+    Malformed,
+    MemoryStateStore,
+    NotYetValid,
+    RevocationList,
+    RevocationListMissing,
+    Revoked,
+    RolledBackRevocationList,
+    SigningKey,
+    StaleRevocationList,
+    State,
+    StateCorrupt,
+    StateUnavailable,
+    UnknownKey,
+    Unreadable,
+    UnsupportedVersion,
+    Validator,
+    VaultError,
+    VersionNotCovered,
+    WrongDevice,
+    WrongPassphrase,
+    WrongProduct,
+    __version__,
+    fingerprint,
+    issue,
+    verify_ed25519_strict,
+)
+
+
+class StateStore(Protocol):
+    """Where a ``Validator`` keeps its clock-rollback state (``state=``).
+
+    Any object with these two methods works: a keychain entry, a database
+    row, a file on a network share. Write atomically: a crash mid-save must
+    leave the old state readable. An exception from either method is
+    reported as a ``StateUnavailable`` warning, never a refusal.
+    """
+
+    def load(self) -> Optional[bytes]:
+        """The bytes last saved, or ``None`` if nothing was saved yet."""
+        ...
+
+    def save(self, data: bytes) -> None:
+        """Replaces the stored bytes."""
+        ...
+
+
+__all__ = [
+    "CODES",
+    "ERRORS",
+    "ClockSuspect",
+    "DeviceUnavailable",
+    "Expired",
+    "InvalidClaims",
+    "InvalidConfig",
+    "InvalidSignature",
+    "KeyNotValid",
+    "KeyRevoked",
+    "KeyringFull",
+    "KeysealError",
+    "License",
+    "LicenseNotFound",
+    "Malformed",
+    "MemoryStateStore",
+    "NotYetValid",
+    "RevocationList",
+    "RevocationListMissing",
+    "Revoked",
+    "RolledBackRevocationList",
+    "SigningKey",
+    "StaleRevocationList",
+    "State",
+    "StateCorrupt",
+    "StateStore",
+    "StateUnavailable",
+    "UnknownKey",
+    "Unreadable",
+    "UnsupportedVersion",
+    "Validator",
+    "VaultError",
+    "VersionNotCovered",
+    "WrongDevice",
+    "WrongPassphrase",
+    "WrongProduct",
+    "__version__",
+    "fingerprint",
+    "issue",
+    "verify_ed25519_strict",
+]

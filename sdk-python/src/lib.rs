@@ -1,0 +1,57 @@
+//! `keyseal._keyseal`: the private native module behind the `keyseal`
+//! Python package. A thin adapter: names change at the boundary (unix
+//! seconds become aware datetimes, problems become exceptions), the logic
+//! stays in sdk-rust, keyseal-core and keyseal-issuer. The typed facade
+//! and the stubs are in `python/keyseal/`.
+
+mod errors;
+mod mint;
+mod time;
+mod validator;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// Strict Ed25519 verification, exactly as every keyseal object is
+/// verified: the key loaded by keyseal-core's `PublicKey::from_bytes`
+/// (refusing invalid, non-canonical and weak keys), then `verify_strict`.
+/// Wrong lengths are `False`, not errors.
+#[pyfunction]
+fn verify_ed25519_strict(
+    py: Python<'_>,
+    public_key: &Bound<'_, PyBytes>,
+    message: &Bound<'_, PyBytes>,
+    signature: &Bound<'_, PyBytes>,
+) -> bool {
+    let (pk, msg, sig) = (
+        public_key.as_bytes(),
+        message.as_bytes(),
+        signature.as_bytes(),
+    );
+    let (Ok(pk), Ok(sig)) = (<&[u8; 32]>::try_from(pk), <&[u8; 64]>::try_from(sig)) else {
+        return false;
+    };
+    py.detach(|| {
+        keyseal_core::PublicKey::from_bytes(pk).is_ok_and(|k| k.verify_strict(msg, sig).is_ok())
+    })
+}
+
+#[pymodule(gil_used = false)]
+fn _keyseal(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add(
+        "CODES",
+        pyo3::types::PyTuple::new(m.py(), errors::keyseal_codes().collect::<Vec<_>>())?,
+    )?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<validator::PyValidator>()?;
+    m.add_class::<validator::PyLicense>()?;
+    m.add_class::<validator::PyRevocationList>()?;
+    m.add_class::<validator::PyMemoryStateStore>()?;
+    m.add_class::<validator::PyState>()?;
+    m.add_class::<mint::PySigningKey>()?;
+    m.add_function(wrap_pyfunction!(validator::this_fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(mint::issue, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_ed25519_strict, m)?)?;
+    Ok(())
+}
