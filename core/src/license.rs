@@ -38,15 +38,22 @@ pub fn decode_text<'b>(text: &str, buf: &'b mut [u8; MAX_LICENSE_LEN]) -> Result
     text::decode_prefixed(LICENSE_PREFIX, text, buf)
 }
 
-/// `ksN.` with N not 1: a key of a version this build does not know.
+/// `ks<digits>.` with digits other than `1` (docs/FORMAT.md): a key of a
+/// version this build does not know. Digits that are no `u8` other than 1
+/// (`1000`, `01`) report version 255.
 fn other_version_prefix(text: &str) -> Option<u8> {
     let rest = text.strip_prefix("ks")?;
     let (digits, _) = rest.split_once('.')?;
-    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits == "1" {
         return None;
     }
-    let v: u16 = digits.parse().ok()?;
-    (v != u16::from(LICENSE_VERSION)).then(|| u8::try_from(v).unwrap_or(u8::MAX))
+    Some(
+        digits
+            .parse::<u8>()
+            .ok()
+            .filter(|v| *v != LICENSE_VERSION)
+            .unwrap_or(u8::MAX),
+    )
 }
 
 /// What the app expects of a license, and the time to check it at.
@@ -346,5 +353,36 @@ mod issue {
             body,
             extra,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_digits_but_1_are_another_version() {
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        for (text, v) in [
+            ("ks2.AAAA", 2),
+            ("ks0.AAAA", 0),
+            ("ks255.AAAA", 255),
+            ("ks256.AAAA", 255),
+            ("ks1000.AAAA", 255),
+            ("ks01.AAAA", 255),
+        ] {
+            assert_eq!(
+                decode_text(text, &mut buf),
+                Err(Error::UnsupportedVersion(v)),
+                "{text}"
+            );
+        }
+        for text in ["ks.AAAA", "ksx.AAAA", "ks1x.AAAA", "kspub1.AAAA", "ks1AAAA"] {
+            assert_eq!(
+                decode_text(text, &mut buf),
+                Err(Error::Malformed(crate::Malformed::Prefix)),
+                "{text}"
+            );
+        }
     }
 }
