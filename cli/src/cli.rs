@@ -440,12 +440,14 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Show the entries, oldest first.
+    #[command(after_help = "Examples:\n  keyseal audit list --limit 20\n  keyseal audit list --json")]
     List {
         /// Only the last N entries.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
     /// Check the hash chain; names the first broken entry.
+    #[command(after_help = "Examples:\n  keyseal audit verify\n\nExit 0 if the chain is intact, 1 if it is broken.")]
     Verify,
 }
 
@@ -473,5 +475,26 @@ mod tests {
     fn clap_definitions_are_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Every command a user can run has examples in its help.
+    #[test]
+    fn every_command_has_examples() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let name = format!("{path} {}", cmd.get_name());
+            let subs: Vec<_> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
+            let help = cmd.get_after_help().map(ToString::to_string).unwrap_or_default();
+            let leaf = subs.is_empty();
+            if leaf && !help.contains("Examples:") {
+                missing.push(name.clone());
+            }
+            for s in subs {
+                walk(s, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no examples in the help of: {missing:?}");
     }
 }

@@ -118,18 +118,40 @@ fn print_issued(issued: &Issued, out: Option<&Path>, json: bool) {
 
 /// Where batch results go: appended, synced after every committed chunk.
 struct ResultsFile {
-    file: std::io::BufWriter<File>,
+    file: File,
     csv: bool,
+    buf: Vec<u8>,
 }
 
 impl ResultsFile {
     fn open(path: &Path) -> Result<Self, CliError> {
-        let f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+        let cannot = |e: std::io::Error| {
             CliError::input(format!("cannot open {} for writing: {e}", path.display()), "check the path and its permissions")
-        })?;
+        };
+        let mut f = OpenOptions::new().create(true).read(true).append(true).open(path).map_err(cannot)?;
+        let len = f.metadata().map_err(cannot)?.len();
+        if len > 0 {
+            // A process killed mid-append can leave half a line: its license is
+            // in the ledger (a chunk is written only after it committed), so the
+            // fragment is dropped and the keys stay recoverable from the ledger.
+            use std::io::{Seek, SeekFrom, Read};
+            let mut tail = Vec::new();
+            let start = len.saturating_sub(64 * 1024);
+            f.seek(SeekFrom::Start(start)).map_err(cannot)?;
+            f.read_to_end(&mut tail).map_err(cannot)?;
+            if tail.last() != Some(&b'\n') {
+                let keep = tail.iter().rposition(|b| *b == b'\n').map_or(start, |i| start + i as u64 + 1);
+                f.set_len(keep).map_err(cannot)?;
+                eprintln!(
+                    "note: dropped a partial last line from {} (left by an interrupted run; \
+                     `keyseal licenses list --batch ID` has every minted key)",
+                    path.display()
+                );
+            }
+        }
         let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
         let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let mut r = ResultsFile { file: std::io::BufWriter::with_capacity(1 << 20, f), csv };
+        let mut r = ResultsFile { file: f, csv, buf: Vec::with_capacity(1 << 20) };
         if csv && empty {
             r.file
                 .write_all(b"row,license_id,product,customer,plan,expires_at,license_key\n")
@@ -139,12 +161,13 @@ impl ResultsFile {
     }
 
     fn append(&mut self, chunk: &[Issued]) -> std::io::Result<()> {
+        self.buf.clear();
         for x in chunk {
             let r = &x.request;
             let expires = r.expires_at.map(format);
             if self.csv {
                 writeln!(
-                    self.file,
+                    self.buf,
                     "{},{},{},{},{},{},{}",
                     x.row.unwrap_or(0),
                     x.license_id,
@@ -164,11 +187,12 @@ impl ResultsFile {
                     "expires_at": expires,
                     "license_key": x.license_key,
                 });
-                writeln!(self.file, "{line}")?;
+                writeln!(self.buf, "{line}")?;
             }
         }
-        self.file.flush()?;
-        self.file.get_ref().sync_data()
+        // One write per chunk, then to disk before the next chunk is signed.
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()
     }
 }
 

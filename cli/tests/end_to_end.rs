@@ -1,0 +1,123 @@
+//! The release engineer's whole workflow through the real binary, checked
+//! by the SDK apps link: init, issue, verify, rotate, issue again, verify
+//! both keys, revoke one license, publish the list; the app's Validator
+//! then rejects the revoked license and accepts the other.
+
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use keyseal::{Keyring, MemoryStateStore, Validator};
+use serde_json::Value;
+
+fn keyseal(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("keyseal")
+        .unwrap()
+        .current_dir(dir)
+        .env("KEYSEAL_PASSPHRASE", "correct horse battery staple")
+        .env("KEYSEAL_KDF_PARAMS", "m=64,t=1,p=1")
+        .env("KEYSEAL_ACTOR", "release-engineer")
+        .env_remove("KEYSEAL_NOW")
+        .env_remove("KEYSEAL_VAULT")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let (code, out, err) = keyseal(dir, args);
+    assert_eq!(code, 0, "keyseal {args:?} failed: {err}");
+    out
+}
+
+fn issue(dir: &Path, customer: &str) -> Value {
+    let out = ok(
+        dir,
+        &[
+            "issue", "--product", "acme-cad", "--customer", customer, "--plan", "pro", "--expires", "365d",
+            "--entitlement", "export", "--json",
+        ],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init", "--product", "acme-cad"]);
+
+    // Key one signs license A.
+    let a = issue(dir, "cus_a");
+    let a_key = a["license_key"].as_str().unwrap().to_owned();
+    let (code, out, _) = keyseal(dir, &["verify", &a_key]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("VALID"));
+
+    // Rotate; key two signs license B.
+    let rot: Value = serde_json::from_str(&ok(dir, &["keys", "rotate", "--json"])).unwrap();
+    let b = issue(dir, "cus_b");
+    let b_key = b["license_key"].as_str().unwrap().to_owned();
+    assert_ne!(a["key_id"], b["key_id"]);
+    assert_eq!(b["key_id"], rot["new"]["key_id"]);
+    assert_eq!(a["key_id"], rot["retired"]["key_id"]);
+
+    // Both verify with the vault, and both are in the exported keyring.
+    for key in [&a_key, &b_key] {
+        let (code, out, _) = keyseal(dir, &["verify", key, "--json"]);
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["valid"], true);
+    }
+    let keyring_text = ok(dir, &["keys", "export"]);
+    assert_eq!(keyring_text.lines().filter(|l| l.starts_with("key ")).count(), 2);
+
+    // Revoke A, publish the list.
+    ok(dir, &["revoke", a["license_id"].as_str().unwrap(), "--reason", "refund"]);
+    let (code, out, _) = keyseal(dir, &["verify", &a_key]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("INVALID: the license is revoked"), "{out}");
+    ok(dir, &["revocations", "publish", "--out", "revocations.txt"]);
+    let list = std::fs::read(dir.join("revocations.txt")).unwrap();
+
+    // The app: the exported keyring, the published list, the SDK.
+    let keyring: Keyring = keyring_text.parse().unwrap();
+    let validator = Validator::builder(keyring.clone(), "acme-cad")
+        .state(MemoryStateStore::new())
+        .no_device()
+        .revocation_list(list)
+        .build()
+        .unwrap();
+    let rejected = validator.validate(&a_key).unwrap_err();
+    assert_eq!(rejected.code(), "revoked");
+    let license = validator.validate(&b_key).unwrap();
+    assert_eq!(license.customer(), "cus_b");
+    assert!(license.has("export"));
+
+    // Without the list the app still accepts A: revocation travels in the list.
+    let no_list = Validator::builder(keyring, "acme-cad").state(MemoryStateStore::new()).no_device().build().unwrap();
+    assert!(no_list.validate(&a_key).is_ok());
+
+    // Everything was audited, and the chain holds.
+    let audit: Value = serde_json::from_str(&ok(dir, &["audit", "list", "--json"])).unwrap();
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["vault.init", "license.issue", "key.rotate", "license.issue", "license.revoke", "revocations.publish"]
+    );
+    assert!(audit.as_array().unwrap().iter().all(|e| e["actor"] == "release-engineer"));
+    ok(dir, &["audit", "verify"]);
+
+    // The sealed keys are owner-only, inside an owner-only vault.
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir.join("keyseal-vault/keys")).unwrap() {
+        let meta = entry.unwrap().metadata().unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+    let vault_mode = std::fs::metadata(dir.join("keyseal-vault")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(vault_mode, 0o700);
+}
