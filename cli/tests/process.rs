@@ -194,3 +194,18 @@ fn an_edited_or_deleted_audit_entry_is_found() {
     assert_eq!(code, 1);
     assert!(out.contains("audit log BROKEN at entry 3"), "{out}");
 }
+
+/// The batch bench in smoke mode (1,000 rows), only when asked for:
+/// `KEYSEAL_BENCH_SMOKE=1 cargo test -p keyseal-cli --test process bench_smoke`.
+#[test]
+fn bench_smoke() {
+    if std::env::var("KEYSEAL_BENCH_SMOKE").as_deref() != Ok("1") {
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/batch_mint.sh");
+    let bin = assert_cmd::cargo::cargo_bin("keyseal");
+    let out = Command::new("bash").arg(script).env("KEYSEAL_BIN", bin).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("minted 1000 keys"), "{stdout}");
+}
