@@ -1,0 +1,452 @@
+"""The private native module behind ``keyseal`` (pyo3 over the Rust SDK).
+
+Import from ``keyseal``, not from here. Times are timezone-aware
+``datetime`` objects in UTC; inputs accept aware datetimes in any zone or
+unix seconds (``int``/``float``). Naive datetimes are refused (they would
+silently mean local time).
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from os import PathLike
+from typing import Final, Literal, Protocol, Union, final
+
+__all__ = [
+    "KeysealError",
+    "Malformed",
+    "UnsupportedVersion",
+    "UnknownKey",
+    "InvalidSignature",
+    "KeyNotValid",
+    "KeyRevoked",
+    "NotYetValid",
+    "Expired",
+    "WrongProduct",
+    "WrongDevice",
+    "VersionNotCovered",
+    "Revoked",
+    "StaleRevocationList",
+    "RolledBackRevocationList",
+    "KeyringFull",
+    "InvalidClaims",
+    "ClockSuspect",
+    "RevocationListMissing",
+    "StateCorrupt",
+    "StateUnavailable",
+    "LicenseNotFound",
+    "Unreadable",
+    "DeviceUnavailable",
+    "InvalidConfig",
+    "VaultError",
+    "WrongPassphrase",
+    "ERRORS",
+    "CODES",
+    "__version__",
+    "Validator",
+    "License",
+    "RevocationList",
+    "MemoryStateStore",
+    "State",
+    "SigningKey",
+    "fingerprint",
+    "issue",
+    "verify_ed25519_strict",
+]
+
+__version__: Final[str]
+
+CODES: Final[tuple[str, ...]]
+"""Every stable code a validation can give: keyseal-core's, then the Rust SDK's (the same in every keyseal SDK)."""
+
+ERRORS: Final[dict[str, type[KeysealError]]]
+"""Code to exception class, for every code in ``CODES`` plus the vault's ``vault`` and ``wrong_passphrase``."""
+
+_Time = Union[datetime, int, float]
+_Path = Union[str, PathLike[str]]
+
+class _StateStore(Protocol):
+    def load(self) -> bytes | None: ...
+    def save(self, data: bytes, /) -> None: ...
+
+# Errors. One base class; one subclass per stable code (the same codes in
+# every keyseal SDK). Raised for refusals, and carried unraised in
+# ``License.warnings`` and ``KeysealError.warnings``.
+
+class KeysealError(Exception):
+    """The base class of every keyseal error. ``code`` is the stable code shared by every keyseal SDK, ``customer_message`` plain English for the customer, ``warnings`` the other problems found on the way; ``str(error)`` is for developers."""
+
+    code: str
+    """The stable, machine-readable code, for example ``expired``."""
+    customer_message: str
+    """What to tell the customer: plain English, what happened and what to do next."""
+    warnings: tuple[KeysealError, ...]
+    """Other problems found while validating (a suspect clock may explain an expiry)."""
+
+class Malformed(KeysealError, ValueError):
+    """The input is not well-formed keyseal text or bytes (a license key, keyring, fingerprint, version or list)."""
+
+class UnsupportedVersion(KeysealError):
+    """The key is of a format version this build does not know."""
+
+class UnknownKey(KeysealError):
+    """The key was signed by a key id the keyring does not hold."""
+
+    key_id: str
+    """The signing key's id (16 hex digits)."""
+
+class InvalidSignature(KeysealError):
+    """The signature does not verify (code ``bad_signature``)."""
+
+class KeyNotValid(KeysealError):
+    """The signing key is known but was not allowed to sign this license (time window or product scope)."""
+
+    key_id: str
+    """The signing key's id."""
+
+class KeyRevoked(KeysealError):
+    """The signing key is on the revocation list."""
+
+    key_id: str
+    """The signing key's id."""
+
+class NotYetValid(KeysealError):
+    """The license is not valid yet."""
+
+    not_before: datetime | None
+    """When it starts (``None`` if past the year 9999)."""
+
+class Expired(KeysealError):
+    """The license expired, grace period included."""
+
+    expired_at: datetime | None
+    """When it expired (``None`` if past the year 9999)."""
+
+class WrongProduct(KeysealError):
+    """The license is for another product."""
+
+class WrongDevice(KeysealError):
+    """The license is bound to another device."""
+
+class VersionNotCovered(KeysealError):
+    """The license does not cover this version of the app."""
+
+class Revoked(KeysealError):
+    """The license is on the revocation list."""
+
+class StaleRevocationList(KeysealError):
+    """The revocation list is past its next-update time."""
+
+    next_update: datetime | None
+    """When the list said it would be replaced."""
+
+class RolledBackRevocationList(KeysealError):
+    """The revocation list is older than one already seen."""
+
+    sequence: int
+    """The sequence of the list offered."""
+    seen: int
+    """The highest sequence seen before."""
+
+class KeyringFull(KeysealError):
+    """The keyring holds as many keys or roots as it can."""
+
+class InvalidClaims(KeysealError, ValueError):
+    """Claims given to issue() break a limit of the format."""
+
+class ClockSuspect(KeysealError):
+    """The clock is behind the latest time seen by more than the tolerance."""
+
+    behind_by: int
+    """By how many seconds."""
+
+class RevocationListMissing(KeysealError):
+    """A revocation list was seen before, and none is loaded now."""
+
+    sequence: int
+    """The sequence of the newest list seen."""
+    next_update: datetime | None
+    """When that list said it would be replaced."""
+
+class StateCorrupt(KeysealError):
+    """The persisted state was edited or damaged (it is reset)."""
+
+class StateUnavailable(KeysealError):
+    """The persisted state cannot be read or written."""
+
+class LicenseNotFound(KeysealError):
+    """No license key in the file or environment variable named."""
+
+class Unreadable(KeysealError):
+    """A file exists but cannot be read, or is not text."""
+
+class DeviceUnavailable(KeysealError):
+    """The license is device-bound and this device has no id."""
+
+class InvalidConfig(KeysealError, ValueError):
+    """The validator was configured wrongly (a bug in the app, not the license)."""
+
+class VaultError(KeysealError):
+    """A signing key could not be loaded from the vault (missing, damaged or unreadable key file)."""
+
+class WrongPassphrase(VaultError):
+    """The passphrase does not open the signing key (or its file was altered)."""
+
+@final
+class License:
+    """A license whose signature verified, with its claims. Returned by ``Validator.validate``; never constructed directly."""
+
+    @property
+    def id(self) -> str:
+        """The license id: 32 hex digits."""
+    @property
+    def product(self) -> str:
+        """The product it is for."""
+    @property
+    def customer(self) -> str:
+        """The vendor's opaque customer id."""
+    @property
+    def plan(self) -> str:
+        """The plan, for example ``pro``."""
+    @property
+    def issued_at(self) -> datetime:
+        """When it was issued (UTC)."""
+    @property
+    def not_before(self) -> datetime | None:
+        """Not valid before this time (UTC), if set."""
+    @property
+    def expires_at(self) -> datetime | None:
+        """Expiry (UTC); ``None`` is perpetual."""
+    @property
+    def grace(self) -> timedelta:
+        """The grace period after expiry (zero: none)."""
+    @property
+    def status(self) -> Literal["active", "in_grace", "expired", "not_yet_valid"]:
+        """``active`` or ``in_grace``; in advisory mode also ``expired`` or ``not_yet_valid``."""
+    @property
+    def in_grace(self) -> bool:
+        """Whether the license is living on its grace period: valid, remind the customer to renew."""
+    @property
+    def grace_ends(self) -> datetime | None:
+        """When the grace period ends (UTC), while in grace."""
+    @property
+    def entitlements(self) -> frozenset[str]:
+        """The entitlements (feature names) it grants."""
+    def has(self, name: str) -> bool:
+        """Whether it grants entitlement ``name``."""
+    @property
+    def max_version(self) -> str | None:
+        """The newest app version covered (``5.x``, ``5.2.x`` or ``5.2.3``), if limited."""
+    @property
+    def extensions(self) -> dict[str, str]:
+        """The vendor extension fields (a new dict on each access)."""
+    def extension(self, key: str) -> str | None:
+        """The value of extension field ``key``."""
+    @property
+    def key_id(self) -> str:
+        """The id of the key that signed it (16 hex digits)."""
+    @property
+    def device_binding(self) -> Literal["exact", "tolerant"] | None:
+        """How it is bound to a device: ``exact``, ``tolerant`` (k of n components), or not at all."""
+    @property
+    def device_match(self) -> tuple[int, int] | None:
+        """For a tolerant binding, ``(required, components)``."""
+    @property
+    def warnings(self) -> tuple[KeysealError, ...]:
+        """Problems that did not refuse the license (a suspect clock, a stale list, a damaged state), unraised; in advisory mode the refusal leads."""
+    @property
+    def is_clean(self) -> bool:
+        """Whether there is nothing to warn about."""
+
+@final
+class RevocationList:
+    """A verified revocation list."""
+
+    @property
+    def sequence(self) -> int:
+        """Its sequence number; an older list is refused."""
+    @property
+    def issued_at(self) -> datetime:
+        """When it was issued (UTC)."""
+    @property
+    def next_update(self) -> datetime:
+        """When it says it will be replaced (UTC)."""
+    @property
+    def revoked_licenses(self) -> tuple[str, ...]:
+        """The revoked license ids, sorted."""
+    @property
+    def revoked_keys(self) -> tuple[str, ...]:
+        """The revoked signing key ids, sorted."""
+    @property
+    def signer(self) -> str:
+        """The id of the key that signed it."""
+
+@final
+class MemoryStateStore:
+    """State kept in memory (the Rust SDK's own store: no Python call per validation)."""
+
+    def __new__(cls, data: bytes | None = None) -> MemoryStateStore:
+        """A store holding ``data`` (``None``: nothing saved yet)."""
+    def load(self) -> bytes | None:
+        """The bytes last saved, or ``None``."""
+    def save(self, data: bytes) -> None:
+        """Replaces the stored bytes."""
+
+@final
+class State:
+    """What a validator persists: its high-water mark, the latest vendor-signed time, the newest revocation list seen."""
+
+    def __new__(
+        cls, *, seen: int = 0, signed: int = 0, list_sequence: int | None = None, list_next_update: int = 0
+    ) -> State:
+        """A state (times in unix seconds)."""
+    def encode(self, product: str) -> bytes:
+        """The text form for ``product``, checksum included (what a state store holds)."""
+    @staticmethod
+    def decode(product: str, data: bytes) -> State:
+        """Parses and checks the text form; raises ``StateCorrupt``."""
+    @property
+    def seen(self) -> int:
+        """The high-water mark (unix seconds)."""
+    @property
+    def signed(self) -> int:
+        """The latest vendor-signed time (unix seconds)."""
+    @property
+    def list_sequence(self) -> int | None:
+        """The sequence of the newest revocation list seen, if any."""
+    @property
+    def list_next_update(self) -> int:
+        """Its next-update time (unix seconds; 0 if none)."""
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class Validator:
+    """Validates license keys offline. Build one per app and keep it: it is thread-safe, and a warm validator does no I/O on almost every call."""
+
+    def __new__(
+        cls,
+        keyring: str,
+        product: str,
+        *,
+        app_version: str | None = None,
+        device: str | Callable[[], bytes | str | None] | None = ...,  # "os"
+        clock: Callable[[], _Time] | None = None,
+        state: _Path | MemoryStateStore | _StateStore | None = None,
+        revocation_lists: Iterable[bytes] = ...,  # none
+        staleness: Literal["ignore", "warn"] | int = ...,  # "warn"
+        mode: Literal["enforce", "advisory"] = "enforce",
+        clock_tolerance: int = 3600,
+        on_clock_suspect: Literal["warn", "refuse"] = "warn",
+        on_corrupt_state: Literal["warn", "refuse"] = "warn",
+        leeway: int = 0,
+    ) -> Validator:
+        """A validator trusting ``keyring`` (the text ``keyseal`` exports) for licenses of ``product``.
+
+        - ``app_version``: checked against the license's version cap (``"5.2.0"``).
+        - ``device``: ``"os"`` (this machine's OS ids, read when a device-bound license is first validated);
+          a ``ksfp1.`` fingerprint; a callable returning the app's own id (bytes or str; a container's, say);
+          or ``None`` (device-bound licenses are refused).
+        - ``clock``: a callable returning unix seconds or an aware datetime; default the system clock.
+        - ``state``: where the clock-rollback state lives: default a file in the per-user state directory
+          (``~/.local/state/keyseal/<product>.state`` on Linux), a path, a ``MemoryStateStore``, or any
+          object with ``load() -> bytes | None`` and ``save(data)``.
+        - ``revocation_lists``: lists to load now (binary or armored).
+        - ``staleness``: ``"ignore"``, ``"warn"``, or a number of days past the list's next-update time after
+          which a stale (or missing) list refuses.
+        - ``mode``: ``"advisory"`` accepts verified licenses despite later problems, reporting them.
+        - ``clock_tolerance``: seconds the clock may be behind the mark before it is suspect.
+        - ``on_clock_suspect`` / ``on_corrupt_state``: warn, or refuse.
+        - ``leeway``: seconds of clock difference tolerated on a license's start and expiry.
+
+        Raises ``Malformed`` (keyring, version, fingerprint, list), ``InvalidConfig``, a list's refusal,
+        ``TypeError``/``ValueError`` for arguments of the wrong type or value.
+        """
+    def validate(self, key: str) -> License:
+        """Validates a license key (``ks1.``; line breaks and spaces mail clients add are tolerated) or an armored license file's text. Raises the ``KeysealError`` subclass of the refusal."""
+    def validate_file(self, path: _Path) -> License:
+        """Validates the key or license file at ``path``; a missing or empty file is ``LicenseNotFound``."""
+    def validate_env(self, name: str) -> License:
+        """Validates the key in environment variable ``name``; unset or empty is ``LicenseNotFound``."""
+    def load_revocation_list(self, data: bytes) -> RevocationList:
+        """Verifies a revocation list (binary or armored) and puts it in force; refuses older (``RolledBackRevocationList``) or forged lists."""
+    def load_revocation_list_file(self, path: _Path) -> RevocationList:
+        """``load_revocation_list`` from a file."""
+    def fingerprint(self) -> str:
+        """This device's fingerprint (``ksfp1.``) as the validator uses it: the code a customer sends the vendor. Raises ``DeviceUnavailable``."""
+    def save_state(self) -> None:
+        """Writes the state now (apps may call it on exit)."""
+    def reset_clock_mark(self) -> None:
+        """Drops the high-water mark to the latest vendor-signed time, for a support action after the clock was once set far ahead."""
+    @property
+    def product(self) -> str:
+        """The product this validator expects."""
+    @property
+    def mode(self) -> Literal["enforce", "advisory"]:
+        """The mode."""
+    @property
+    def high_water_mark(self) -> datetime | None:
+        """The latest time the validator has seen (UTC)."""
+    @property
+    def revocation_list(self) -> RevocationList | None:
+        """The revocation list in force, if any."""
+
+@final
+class SigningKey:
+    """An Ed25519 signing key for minting licenses. Its secret never leaves as plain bytes and is never printed."""
+
+    @staticmethod
+    def from_seed(seed: bytes) -> SigningKey:
+        """The key of a 32-byte secret seed (RFC 8032)."""
+    @staticmethod
+    def generate() -> SigningKey:
+        """A fresh key from the operating system's random generator."""
+    @staticmethod
+    def from_vault(path: _Path, passphrase: str) -> SigningKey:
+        """Opens a sealed key (Argon2id + XChaCha20-Poly1305, keyseal-issuer's key files): a key file
+        (``VAULT/keys/<key id>.key``), or a vault directory (its active key). Raises ``WrongPassphrase``,
+        ``VaultError``, or ``OSError`` for a file that cannot be read."""
+    @property
+    def public_key(self) -> str:
+        """The public key as a keyring names it (``kspub1.``)."""
+    @property
+    def public_key_bytes(self) -> bytes:
+        """The public key's 32 bytes."""
+    @property
+    def key_id(self) -> str:
+        """The key id (16 hex digits)."""
+    def keyring_line(self) -> str:
+        """A keyring line trusting this key (``key kspub1.…``), for tests and single-key apps."""
+    def sign(self, message: bytes) -> bytes:
+        """A plain Ed25519 signature of ``message`` (64 bytes)."""
+
+def issue(
+    key: SigningKey,
+    *,
+    product: str,
+    customer: str,
+    plan: str,
+    expires: _Time | None = None,
+    entitlements: Iterable[str] | None = None,
+    device: str | None = None,
+    device_match: Literal["exact"] | int | None = None,
+    not_before: _Time | None = None,
+    grace: timedelta | int | None = None,
+    max_version: str | None = None,
+    extensions: Mapping[str, str] | None = None,
+    license_id: str | None = None,
+    issued_at: _Time | None = None,
+) -> str:
+    """Signs a license and returns its key text (``ks1.``).
+
+    ``expires=None`` is perpetual. ``entitlements`` in any order (sorted and deduplicated for the format).
+    ``device`` is a ``ksfp1.`` fingerprint; ``device_match`` ``"exact"`` (the default with a device) or k,
+    the number of its components that must match. ``license_id`` (32 hex digits) defaults to a random id,
+    ``issued_at`` to now. Issuing is deterministic for a given key, claims and license id.
+    Raises ``InvalidClaims`` or ``Malformed`` for claims the format refuses.
+    """
+
+def fingerprint(product: str, *, source: Callable[[], bytes | str | None] | None = None) -> str:
+    """This machine's device fingerprint for ``product`` (``ksfp1.``), from the OS machine ids; or from ``source``, a callable returning the app's own id. Raises ``DeviceUnavailable``."""
+
+def verify_ed25519_strict(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Strict Ed25519 verification exactly as keyseal verifies everything: keyseal-core's ``PublicKey.from_bytes`` (refusing invalid, non-canonical and weak keys), then ``verify_strict``. Wrong lengths give ``False``."""
