@@ -76,7 +76,7 @@ fn main() {
         .state(MemoryStateStore::new())
         .build()
         .unwrap();
-    validator.validate(&text).unwrap();
+    let _ = validator.validate(&text).unwrap();
     let mut best = f64::INFINITY;
     for _ in 0..rounds {
         let start = Instant::now();
