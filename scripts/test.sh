@@ -69,6 +69,29 @@ run_fuzz_smoke() {
     bash scripts/fuzz.sh "${KEYSEAL_FUZZ_SECS:-20}"
 }
 
+run_python() {
+    step "python: keyseal wheel built, installed in a fresh venv, stubtest, pytest"
+    # Build tools in a venv outside the clone; the wheel goes into a fresh one.
+    local tools="$CACHE/pyvenv" fresh="$CACHE/pyvenv-test" wheels cli=""
+    [ -x "$tools/bin/python" ] || python3 -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check maturin
+    wheels=$(mktemp -d)
+    (cd sdk-python && "$tools/bin/maturin" build --release --quiet --out "$wheels")
+    rm -rf "$fresh" && python3 -m venv "$fresh"
+    "$fresh/bin/pip" install -q --disable-pip-version-check --force-reinstall \
+        "$wheels"/keyseal-*.whl pytest mypy PyJWT pyseto cryptography
+    rm -rf "$wheels"
+    [ -x "$CARGO_TARGET_DIR/debug/keyseal" ] && cli="$CARGO_TARGET_DIR/debug/keyseal"
+    # Run from outside the clone, so `import keyseal` is the installed wheel.
+    (
+        cd "$CACHE" && export PYTHONDONTWRITEBYTECODE=1 KEYSEAL_TESTDATA="$ROOT/testdata" KEYSEAL_CLI="$cli"
+        "$fresh/bin/python" -m mypy.stubtest keyseal
+        "$fresh/bin/python" -m mypy --strict --no-incremental "$ROOT/sdk-python/tests" "$ROOT/sdk-python/bench"
+        "$fresh/bin/python" "$ROOT/sdk-python/bench/bench.py" --smoke
+        "$fresh/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/sdk-python/tests"
+    )
+}
+
 setup_rust
 if want python || want vectors; then setup_python; fi
 want lint && run_lint
@@ -77,4 +100,5 @@ want vectors && run_vectors
 want rust && run_rust_tests
 want benches && run_benches_smoke
 want fuzz && run_fuzz_smoke
+want python && run_python
 step "all checks passed"
