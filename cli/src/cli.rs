@@ -208,8 +208,8 @@ pub struct IssueArgs {
     /// Format of the batch file (default: from its extension).
     #[arg(long, value_enum, requires = "batch")]
     pub format: Option<BatchFormat>,
-    /// Rows per transaction.
-    #[arg(long, default_value_t = 1000, requires = "batch", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Rows per transaction (each one a commit and an fsync of the ledger and of --out).
+    #[arg(long, default_value_t = 5000, requires = "batch", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub chunk_size: u32,
     /// Skip the rows before this one (to resume a batch that stopped).
     #[arg(long, default_value_t = 1, requires = "batch", value_parser = clap::value_parser!(u64).range(1..))]

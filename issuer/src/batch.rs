@@ -37,7 +37,7 @@ impl Format {
 }
 
 /// Rows of a batch file, each with its row number.
-pub type Rows<'r> = Box<dyn Iterator<Item = Result<(u64, RequestFields)>> + 'r>;
+pub type Rows<'r> = Box<dyn Iterator<Item = Result<(u64, RequestFields)>> + Send + 'r>;
 
 fn set(f: &mut RequestFields, name: &str, value: String) -> Result<()> {
     let v = Some(value);
@@ -75,7 +75,7 @@ fn unknown_field(name: &str) -> Error {
 }
 
 /// Reads CSV rows. A bad header is reported as row 0.
-pub fn csv_rows<'r, R: Read + 'r>(reader: R) -> Rows<'r> {
+pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(reader);
     let headers = match rdr.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect::<Vec<_>>(),
@@ -125,7 +125,7 @@ fn csv_error(e: csv::Error) -> Error {
 }
 
 /// Reads JSONL rows.
-pub fn jsonl_rows<'r, R: BufRead + 'r>(reader: R) -> Rows<'r> {
+pub fn jsonl_rows<'r, R: BufRead + Send + 'r>(reader: R) -> Rows<'r> {
     let mut row = 0u64;
     let mut failed = false;
     Box::new(
@@ -185,7 +185,7 @@ fn parse_json_row(line: &str) -> Result<RequestFields> {
 
 /// Opens a batch file of either format; `-` is standard input (give the format).
 pub fn open(path: &Path, format: Format) -> Result<Rows<'static>> {
-    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+    let reader: Box<dyn BufRead + Send> = if path == Path::new("-") {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
         let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;

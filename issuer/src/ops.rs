@@ -56,7 +56,7 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { chunk_size: 1000, start_row: 1 }
+        BatchOptions { chunk_size: 5000, start_row: 1 }
     }
 }
 
@@ -157,14 +157,14 @@ impl Store {
         }
     }
 
-    /// Mints a batch. Rows are checked as they are read; every `chunk_size`
-    /// rows are signed (on all cores), recorded in one transaction, and
-    /// then handed to `on_commit` (which writes them out). A bad row stops the
-    /// batch after the rows before it are minted. While one chunk commits the
-    /// next is already being signed.
+    /// Mints a batch. A reader thread checks the rows as it reads them and
+    /// signs every `chunk_size` of them (on all cores); meanwhile this task
+    /// records each signed chunk in one transaction and then hands it to
+    /// `on_commit` (which writes it out), so reading, signing and recording
+    /// overlap. A bad row stops the batch after the rows before it are minted.
     pub async fn issue_batch<I, F>(&self, signer: &Signer, ctx: &Context, rows: I, opts: &BatchOptions, mut on_commit: F) -> BatchOutcome
     where
-        I: Iterator<Item = Result<(u64, RequestFields)>>,
+        I: Iterator<Item = Result<(u64, RequestFields)>> + Send + 'static,
         F: FnMut(&[Issued]) -> Result<()>,
     {
         let mut rnd = [0u8; 8];
@@ -185,80 +185,37 @@ impl Store {
                 return out;
             }
         };
-        let chunk_size = opts.chunk_size.max(1);
-        let mut rows = rows.filter(|r| r.as_ref().map_or(true, |(n, _)| *n >= opts.start_row));
-        let mut read_error: Option<Error> = None;
-        let mut pending: Option<tokio::task::JoinHandle<Result<Vec<Issued>>>> = None;
-        loop {
-            // Read and check the next chunk.
-            let mut chunk: Vec<(u64, LicenseRequest)> = Vec::with_capacity(chunk_size);
-            if read_error.is_none() {
-                for r in rows.by_ref() {
-                    let checked = r.and_then(|(n, fields)| {
-                        let req = fields.resolve(ctx.now).map_err(|e| Error::BadRow { row: n, source: Box::new(e) })?;
-                        if !products.contains(&req.product) {
-                            let known = products.iter().cloned().collect();
-                            return Err(Error::BadRow {
-                                row: n,
-                                source: Box::new(Error::UnknownProduct { product: req.product, known }),
-                            });
-                        }
-                        Ok((n, req))
-                    });
-                    match checked {
-                        Ok(x) => {
-                            chunk.push(x);
-                            if chunk.len() == chunk_size {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            read_error = Some(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            // Start signing it on the blocking pool.
-            let next = if chunk.is_empty() {
-                None
-            } else {
-                let key = signer.shared();
-                let now = ctx.now;
-                Some(tokio::task::spawn_blocking(move || sign_chunk(&key, chunk, now)))
+        // Two chunks in flight: enough to keep the ledger busy, little memory.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Issued>>>(2);
+        let reader = {
+            let key = signer.shared();
+            let now = ctx.now;
+            let chunk_size = opts.chunk_size.max(1);
+            let start_row = opts.start_row;
+            std::thread::spawn(move || read_and_sign(rows, &products, &key, now, chunk_size, start_row, &tx))
+        };
+        while let Some(item) = rx.recv().await {
+            let step = match item {
+                Ok(chunk) => self.record_chunk(chunk, ctx, &mut out, &mut on_commit).await,
+                Err(e) => Err(e),
             };
-            // Meanwhile record the previous chunk.
-            if let Some(prev) = pending.take() {
-                if let Err(e) = self.record_chunk(prev, ctx, &mut out, &mut on_commit).await {
-                    out.error = Some(e);
-                    if let Some(n) = next {
-                        n.abort();
-                    }
-                    return out;
-                }
-            }
-            match next {
-                Some(n) => pending = Some(n),
-                None => break,
+            if let Err(e) = step {
+                out.error = Some(e);
+                break;
             }
         }
-        out.error = read_error;
+        // Dropping the receiver stops the reader at its next chunk.
+        drop(rx);
+        if reader.join().is_err() && out.error.is_none() {
+            out.error = Some(Error::invalid("batch", "the reader thread panicked"));
+        }
         out
     }
 
-    async fn record_chunk<F>(
-        &self,
-        signing: tokio::task::JoinHandle<Result<Vec<Issued>>>,
-        ctx: &Context,
-        out: &mut BatchOutcome,
-        on_commit: &mut F,
-    ) -> Result<()>
+    async fn record_chunk<F>(&self, issued: Vec<Issued>, ctx: &Context, out: &mut BatchOutcome, on_commit: &mut F) -> Result<()>
     where
         F: FnMut(&[Issued]) -> Result<()>,
     {
-        let issued = signing
-            .await
-            .map_err(|e| Error::invalid("batch", format!("signing thread failed: {e}")))??;
         let (Some(first), Some(last)) = (issued.first(), issued.last()) else { return Ok(()) };
         let rows: Vec<NewLicense<'_>> = issued
             .iter()
@@ -431,6 +388,63 @@ impl Store {
             key_count: revoked.keys.len() as u64,
             bytes,
         })
+    }
+}
+
+/// The batch reader: checks rows, signs them a chunk at a time, and sends
+/// each signed chunk (or the first error, after the rows before it) on.
+fn read_and_sign<I>(
+    rows: I,
+    products: &BTreeSet<String>,
+    key: &keyseal_core::SigningKey,
+    now: u64,
+    chunk_size: usize,
+    start_row: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Issued>>>,
+) where
+    I: Iterator<Item = Result<(u64, RequestFields)>>,
+{
+    let mut rows = rows.filter(|r| r.as_ref().map_or(true, |(n, _)| *n >= start_row));
+    loop {
+        let mut chunk: Vec<(u64, LicenseRequest)> = Vec::with_capacity(chunk_size);
+        let mut error = None;
+        for r in rows.by_ref() {
+            let checked = r.and_then(|(n, fields)| {
+                let req = fields.resolve(now).map_err(|e| Error::BadRow { row: n, source: Box::new(e) })?;
+                if !products.contains(&req.product) {
+                    let known = products.iter().cloned().collect();
+                    return Err(Error::BadRow { row: n, source: Box::new(Error::UnknownProduct { product: req.product, known }) });
+                }
+                Ok((n, req))
+            });
+            match checked {
+                Ok(x) => {
+                    chunk.push(x);
+                    if chunk.len() == chunk_size {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let done = chunk.len() < chunk_size || error.is_some();
+        if !chunk.is_empty() {
+            let signed = sign_chunk(key, chunk, now);
+            let failed = signed.is_err();
+            if tx.blocking_send(signed).is_err() || failed {
+                return;
+            }
+        }
+        if let Some(e) = error {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        if done {
+            return;
+        }
     }
 }
 
