@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the `keyseal` npm package: the verify-only .wasm (profile
+# wasm-release), its JS glue by wasm-bindgen-cli at exactly the version
+# Cargo.toml pins (installed once under the cache, outside the clone), the
+# hand-written modules and types of npm/, then `npm pack`. No wasm-pack.
+#   bash sdk-wasm/scripts/build.sh [OUT_DIR]   (default ~/.cache/keyseal/sdk-wasm)
+# The last line printed is the tarball's path.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+CACHE=${KEYSEAL_CACHE:-$HOME/.cache/keyseal}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
+OUT=${1:-$CACHE/sdk-wasm}
+
+WB_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$HERE/Cargo.toml")
+[ -n "$WB_VERSION" ] || { echo "sdk-wasm/Cargo.toml must pin wasm-bindgen = \"=X.Y.Z\"" >&2; exit 1; }
+WB="$CACHE/wasm-bindgen-cli-$WB_VERSION/bin/wasm-bindgen"
+if [ ! -x "$WB" ]; then
+    echo "installing wasm-bindgen-cli $WB_VERSION (once)" >&2
+    cargo install --locked --quiet wasm-bindgen-cli --version "$WB_VERSION" \
+        --root "$CACHE/wasm-bindgen-cli-$WB_VERSION"
+fi
+
+# Binaryen's wasm-opt from npm (Debian's binaryen 108 cannot read the
+# reference-types code rustc and wasm-bindgen emit today).
+BINARYEN_VERSION=132.0.0
+WASM_OPT="$CACHE/binaryen-$BINARYEN_VERSION/node_modules/.bin/wasm-opt"
+if [ ! -x "$WASM_OPT" ]; then
+    echo "installing binaryen $BINARYEN_VERSION from npm (once)" >&2
+    mkdir -p "$CACHE/binaryen-$BINARYEN_VERSION"
+    npm install --silent --no-audit --no-fund --prefix "$CACHE/binaryen-$BINARYEN_VERSION" \
+        "binaryen@$BINARYEN_VERSION" >/dev/null
+fi
+
+cd "$ROOT"
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+# Size: sha2's compact SHA-512 (a few KiB smaller; hashing is a sliver of a
+# validation), and no build paths in panic locations. Only this profile's
+# wasm32 artifacts see these flags.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg sha2_backend_soft=\"compact\" \
+--remap-path-prefix=$HOME/.cargo/registry/src/=/ --remap-path-prefix=$ROOT/=/"
+cargo build --quiet -p keyseal-wasm --target wasm32-unknown-unknown --profile wasm-release
+WASM="$CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/keyseal_wasm.wasm"
+
+PKG="$OUT/package"
+rm -rf "$PKG"
+mkdir -p "$PKG/wasm"
+"$WB" --target web --no-typescript --remove-name-section --remove-producers-section \
+    --out-dir "$PKG/wasm" "$WASM"
+"$WASM_OPT" -Oz "$PKG/wasm/keyseal_wasm_bg.wasm" -o "$PKG/wasm/keyseal_wasm_bg.wasm"
+cp "$HERE"/npm/*.js "$HERE"/npm/*.d.ts "$HERE/npm/package.json" "$PKG/"
+cp "$HERE/README.md" "$PKG/README.md"
+rm -f "$OUT"/keyseal-*.tgz
+(cd "$PKG" && npm pack --silent --pack-destination "$OUT" >/dev/null)
+ls "$OUT"/keyseal-*.tgz

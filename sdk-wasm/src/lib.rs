@@ -1,0 +1,552 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The Rust side
+//!
+//! This crate is the `wasm-bindgen` adapter under the npm package: every
+//! export maps names and types between JavaScript and the `keyseal` crate
+//! (sdk-rust) and does nothing else. The hand-written ES modules in `npm/`
+//! load the `.wasm`, register [`KeysealError`](set_error_class) and add the
+//! storage adapters; the TypeScript types live in `npm/index.d.ts`.
+
+use std::cell::RefCell;
+use std::io;
+
+use js_sys::{Array, Function, Object, Reflect, Uint8Array};
+use keyseal::fingerprint::{self, Fingerprinter};
+use keyseal::{
+    BindingKind, Clock, CoreError, Fingerprint, Keyring, License, Mode, Policy, Problem, Rejection,
+    RevocationList, Staleness, StateStore, Status, Version,
+};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+/// The options `new Validator(options)` reads; any other property is an error.
+const OPTIONS: &[&str] = &[
+    "keyring",
+    "product",
+    "appVersion",
+    "device",
+    "clock",
+    "state",
+    "mode",
+    "leeway",
+    "clockTolerance",
+    "staleness",
+    "onClockSuspect",
+    "onCorruptState",
+    "revocationList",
+];
+
+/// Largest integer a JavaScript number holds exactly (2^53 - 1).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+thread_local! {
+    /// The `KeysealError` class, registered by the package's entry module.
+    static ERROR_CLASS: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Registers the JavaScript `KeysealError` class every failure is thrown as:
+/// `new KeysealError(code, message, customerMessage, warnings)`. The
+/// package's entry modules call it once, right after loading the `.wasm`.
+#[wasm_bindgen(js_name = __setErrorClass)]
+pub fn set_error_class(class: Function) {
+    ERROR_CLASS.with(|c| *c.borrow_mut() = Some(class));
+}
+
+/// Every code a `KeysealError` or a warning can carry, the same in every
+/// keyseal SDK: keyseal-core's, then sdk-rust's.
+#[wasm_bindgen]
+pub fn codes() -> Array {
+    CoreError::CODES
+        .iter()
+        .chain(Problem::SDK_CODES)
+        .map(|c| JsValue::from_str(c))
+        .collect()
+}
+
+/// Strict Ed25519 verification through keyseal-core, exactly as keyseal
+/// objects are verified: the key is loaded with `PublicKey::from_bytes`
+/// (refusing non-canonical and small-order keys), then `verify_strict`.
+/// A key or signature of the wrong length is `false`.
+#[wasm_bindgen(js_name = verifyEd25519Strict)]
+#[must_use]
+pub fn verify_ed25519_strict(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let (Ok(public_key), Ok(signature)) = (
+        <&[u8; 32]>::try_from(public_key),
+        <&[u8; 64]>::try_from(signature),
+    ) else {
+        return false;
+    };
+    keyseal::keyseal_core::PublicKey::from_bytes(public_key)
+        .and_then(|key| key.verify_strict(message, signature))
+        .is_ok()
+}
+
+/// A device fingerprint (`ksfp1.` code) from ids the app supplies, each
+/// `{ kind, id }` with `id` a string or bytes, computed by sdk-rust's
+/// `Fingerprinter` (salted with the product; surrounding whitespace trimmed,
+/// empty ids skipped, at most 8 components).
+#[wasm_bindgen(js_name = deviceFingerprint)]
+pub fn device_fingerprint(product: &str, ids: &JsValue) -> Result<String, JsValue> {
+    let ids = ids
+        .dyn_ref::<Array>()
+        .ok_or_else(|| config_error("deviceFingerprint() takes an array of { kind, id }"))?;
+    let mut fingerprinter = Fingerprinter::new(product);
+    for entry in ids.iter() {
+        let kind = get(&entry, "kind")
+            .and_then(|k| k.as_string())
+            .ok_or_else(|| config_error("each device id needs a string `kind`"))?;
+        let id = get(&entry, "id")
+            .and_then(|v| bytes(&v))
+            .ok_or_else(|| config_error("each device id needs an `id`, a string or bytes"))?;
+        fingerprinter = fingerprinter.source(fingerprint::from_fn(kind, move || Some(id.clone())));
+    }
+    fingerprinter
+        .fingerprint()
+        .map(|f| f.to_string())
+        .map_err(|p| problem_error(&p))
+}
+
+/// Validates license keys offline; see the package README.
+#[wasm_bindgen]
+pub struct Validator {
+    inner: keyseal::Validator,
+}
+
+#[wasm_bindgen]
+impl Validator {
+    /// Builds a validator from `{ keyring, product, ... }`; throws a
+    /// `KeysealError` (`invalid_config`, `malformed`, or the revocation
+    /// list's refusal).
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: &JsValue) -> Result<Validator, JsValue> {
+        build(options).map(|inner| Validator { inner })
+    }
+
+    /// Validates a license key (text or armored file): the license as a
+    /// plain object, or a thrown `KeysealError`.
+    pub fn validate(&self, key: &JsValue) -> Result<Object, JsValue> {
+        let key = key
+            .as_string()
+            .ok_or_else(|| config_error("validate() takes the license key as a string"))?;
+        self.inner
+            .validate(&key)
+            .map(|l| license_object(&l))
+            .map_err(|r| rejection_error(&r))
+    }
+
+    /// Verifies a revocation list (binary or armored; `Uint8Array`,
+    /// `ArrayBuffer` or string) and puts it in force.
+    #[wasm_bindgen(js_name = loadRevocationList)]
+    pub fn load_revocation_list(&self, list: &JsValue) -> Result<Object, JsValue> {
+        let list = bytes(list).ok_or_else(|| {
+            config_error("loadRevocationList() takes a Uint8Array, an ArrayBuffer or a string")
+        })?;
+        self.inner
+            .load_revocation_list(&list)
+            .map(|l| list_object(&l))
+            .map_err(|p| problem_error(&p))
+    }
+
+    /// The revocation list in force, or `null`.
+    #[wasm_bindgen(getter, js_name = revocationList)]
+    pub fn revocation_list(&self) -> Option<Object> {
+        self.inner.revocation_list().map(|l| list_object(&l))
+    }
+
+    /// The product this validator expects.
+    #[wasm_bindgen(getter)]
+    pub fn product(&self) -> String {
+        self.inner.product().to_owned()
+    }
+
+    /// Writes the state now.
+    #[wasm_bindgen(js_name = saveState)]
+    pub fn save_state(&self) -> Result<(), JsValue> {
+        self.inner.save_state().map_err(|p| problem_error(&p))
+    }
+
+    /// Drops the clock's high-water mark to the latest vendor-signed time.
+    #[wasm_bindgen(js_name = resetClockMark)]
+    pub fn reset_clock_mark(&self) -> Result<(), JsValue> {
+        self.inner.reset_clock_mark().map_err(|p| problem_error(&p))
+    }
+}
+
+fn build(options: &JsValue) -> Result<keyseal::Validator, JsValue> {
+    if !options.is_object() {
+        return Err(config_error(
+            "new Validator() takes an options object { keyring, product, ... }",
+        ));
+    }
+    for name in Object::keys(options.unchecked_ref::<Object>()).iter() {
+        let name = name.as_string().unwrap_or_default();
+        if !OPTIONS.contains(&name.as_str()) {
+            return Err(config_error(&format!("unknown option `{name}`")));
+        }
+    }
+    let keyring: Keyring = string(options, "keyring")?
+        .ok_or_else(|| config_error("`keyring` (the keyring text) is required"))?
+        .parse()
+        .map_err(core_error)?;
+    let product =
+        string(options, "product")?.ok_or_else(|| config_error("`product` is required"))?;
+    let mut b = keyseal::Validator::builder(keyring, product)
+        .clock(DateClock)
+        .no_device();
+    if let Some(v) = string(options, "appVersion")? {
+        b = b.app_version(v.parse::<Version>().map_err(core_error)?);
+    }
+    if let Some(fp) = string(options, "device")? {
+        b = b.device(fp.parse::<Fingerprint>().map_err(core_error)?);
+    }
+    if let Some(clock) = get(options, "clock") {
+        let f = clock
+            .dyn_into::<Function>()
+            .map_err(|_| config_error("`clock` must be a function returning milliseconds"))?;
+        b = b.clock(JsClock(f));
+    }
+    if let Some(state) = get(options, "state") {
+        b = b.state(JsStore::new(state)?);
+    }
+    if let Some(mode) = string(options, "mode")? {
+        b = b.mode(match mode.as_str() {
+            "enforce" => Mode::Enforce,
+            "advisory" => Mode::Advisory,
+            _ => return Err(config_error("`mode` must be 'enforce' or 'advisory'")),
+        });
+    }
+    if let Some(secs) = seconds(options, "leeway")? {
+        b = b.leeway(secs);
+    }
+    if let Some(secs) = seconds(options, "clockTolerance")? {
+        b = b.clock_tolerance(secs);
+    }
+    if let Some(s) = get(options, "staleness") {
+        b = b.staleness(staleness(&s)?);
+    }
+    if let Some(p) = policy(options, "onClockSuspect")? {
+        b = b.on_clock_suspect(p);
+    }
+    if let Some(p) = policy(options, "onCorruptState")? {
+        b = b.on_corrupt_state(p);
+    }
+    if let Some(list) = get(options, "revocationList") {
+        let list = bytes(&list).ok_or_else(|| {
+            config_error("`revocationList` must be a Uint8Array, an ArrayBuffer or a string")
+        })?;
+        b = b.revocation_list(list);
+    }
+    b.build().map_err(|p| problem_error(&p))
+}
+
+fn staleness(s: &JsValue) -> Result<Staleness, JsValue> {
+    const MSG: &str = "`staleness` must be 'ignore', 'warn' or { refuseAfterDays: n }";
+    match s.as_string().as_deref() {
+        Some("ignore") => return Ok(Staleness::Ignore),
+        Some("warn") => return Ok(Staleness::Warn),
+        Some(_) => return Err(config_error(MSG)),
+        None => {}
+    }
+    let days = seconds(s, "refuseAfterDays")?.ok_or_else(|| config_error(MSG))?;
+    let days = u32::try_from(days).map_err(|_| config_error("`refuseAfterDays` is too large"))?;
+    Ok(Staleness::RefuseAfter { days })
+}
+
+fn policy(options: &JsValue, name: &str) -> Result<Option<Policy>, JsValue> {
+    match string(options, name)?.as_deref() {
+        None => Ok(None),
+        Some("warn") => Ok(Some(Policy::Warn)),
+        Some("refuse") => Ok(Some(Policy::Refuse)),
+        Some(_) => Err(config_error(&format!(
+            "`{name}` must be 'warn' or 'refuse'"
+        ))),
+    }
+}
+
+/// A property, `None` if undefined or null.
+fn get(target: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(target, &JsValue::from_str(name))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn string(options: &JsValue, name: &str) -> Result<Option<String>, JsValue> {
+    get(options, name)
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| config_error(&format!("`{name}` must be a string")))
+        })
+        .transpose()
+}
+
+/// A non-negative whole number (of seconds, or days).
+fn seconds(options: &JsValue, name: &str) -> Result<Option<u64>, JsValue> {
+    get(options, name)
+        .map(|v| match v.as_f64() {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= MAX_SAFE_INTEGER => Ok(n as u64),
+            _ => Err(config_error(&format!(
+                "`{name}` must be a whole number of at least 0"
+            ))),
+        })
+        .transpose()
+}
+
+/// Bytes from a string (UTF-8), a `Uint8Array` or an `ArrayBuffer`.
+fn bytes(v: &JsValue) -> Option<Vec<u8>> {
+    if let Some(s) = v.as_string() {
+        return Some(s.into_bytes());
+    }
+    if let Some(a) = v.dyn_ref::<Uint8Array>() {
+        return Some(a.to_vec());
+    }
+    if v.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Some(Uint8Array::new(v).to_vec());
+    }
+    None
+}
+
+/// `Date.now()`, the default clock.
+struct DateClock;
+
+impl Clock for DateClock {
+    fn now(&self) -> u64 {
+        millis_to_secs(js_sys::Date::now())
+    }
+}
+
+/// A JavaScript function returning milliseconds since 1970 (like
+/// `Date.now`) or a `Date`.
+struct JsClock(Function);
+
+impl Clock for JsClock {
+    fn now(&self) -> u64 {
+        // A clock that throws or returns something else reads as 1970: the
+        // validator then goes by its high-water mark and reports the clock.
+        let ms = match self.0.call0(&JsValue::UNDEFINED) {
+            Ok(v) => match v.dyn_ref::<js_sys::Date>() {
+                Some(d) => d.get_time(),
+                None => v.as_f64().unwrap_or(0.0),
+            },
+            Err(_) => 0.0,
+        };
+        millis_to_secs(ms)
+    }
+}
+
+fn millis_to_secs(ms: f64) -> u64 {
+    if ms.is_finite() && ms > 0.0 {
+        (ms / 1000.0).floor() as u64
+    } else {
+        0
+    }
+}
+
+/// A JavaScript object `{ get(): string | Uint8Array | null, set(text) }`.
+struct JsStore {
+    target: JsValue,
+    get: Function,
+    set: Function,
+}
+
+impl JsStore {
+    fn new(target: JsValue) -> Result<Self, JsValue> {
+        let method = |name| get(&target, name).and_then(|f| f.dyn_into::<Function>().ok());
+        match (method("get"), method("set")) {
+            (Some(get), Some(set)) => Ok(JsStore { target, get, set }),
+            _ => Err(config_error(
+                "`state` must be an object with get() and set(text) methods",
+            )),
+        }
+    }
+}
+
+impl StateStore for JsStore {
+    fn load(&self) -> io::Result<Option<Vec<u8>>> {
+        let v = self.get.call0(&self.target).map_err(io_error)?;
+        if v.is_undefined() || v.is_null() {
+            return Ok(None);
+        }
+        bytes(&v).map(Some).ok_or_else(|| {
+            io::Error::other("state get() returned neither a string, bytes nor null")
+        })
+    }
+
+    fn save(&self, bytes: &[u8]) -> io::Result<()> {
+        let text = std::str::from_utf8(bytes).map_err(io::Error::other)?;
+        self.set
+            .call1(&self.target, &JsValue::from_str(text))
+            .map(drop)
+            .map_err(io_error)
+    }
+}
+
+/// What a JavaScript exception says, as an I/O error (a store that throws
+/// is a `state_unavailable` warning).
+fn io_error(e: JsValue) -> io::Error {
+    let message = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| "the state store threw".to_owned());
+    io::Error::other(message)
+}
+
+fn set(target: &Object, name: &str, value: &JsValue) {
+    // Defining a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(name), value);
+}
+
+fn opt_number(v: Option<u64>) -> JsValue {
+    v.map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64))
+}
+
+fn strings<'a>(items: impl Iterator<Item = &'a str>) -> Array {
+    items.map(JsValue::from_str).collect()
+}
+
+fn license_object(l: &License) -> Object {
+    let o = Object::new();
+    set(&o, "licenseId", &l.id().to_string().into());
+    set(&o, "product", &l.product().into());
+    set(&o, "customer", &l.customer().into());
+    set(&o, "plan", &l.plan().into());
+    set(&o, "issuedAt", &opt_number(Some(l.issued_at())));
+    set(&o, "notBefore", &opt_number(l.not_before()));
+    set(&o, "expiresAt", &opt_number(l.expires_at()));
+    set(&o, "graceSecs", &l.grace_secs().into());
+    let (status, grace_ends) = match l.status() {
+        Status::Active => ("active", None),
+        Status::InGrace { grace_ends } => ("in_grace", Some(grace_ends)),
+        Status::Expired { .. } => ("expired", None),
+        Status::NotYetValid { .. } => ("not_yet_valid", None),
+        _ => ("unknown", None),
+    };
+    set(&o, "status", &status.into());
+    set(&o, "graceEnds", &opt_number(grace_ends));
+    set(&o, "entitlements", &strings(l.entitlements()));
+    set(
+        &o,
+        "maxVersion",
+        &l.max_version()
+            .map_or(JsValue::NULL, |v| v.to_string().into()),
+    );
+    let ext = Object::new();
+    for (k, v) in l.extensions() {
+        set(&ext, k, &v.into());
+    }
+    set(&o, "extensions", &ext);
+    set(&o, "keyId", &l.key_id().to_string().into());
+    let device = match l.binding() {
+        None => JsValue::NULL,
+        Some(b) => {
+            let d = Object::new();
+            match b {
+                BindingKind::Exact => set(&d, "kind", &"exact".into()),
+                BindingKind::Tolerant {
+                    required,
+                    components,
+                } => {
+                    set(&d, "kind", &"tolerant".into());
+                    set(&d, "required", &required.into());
+                    set(&d, "components", &components.into());
+                }
+                _ => set(&d, "kind", &"unknown".into()),
+            }
+            d.into()
+        }
+    };
+    set(&o, "device", &device);
+    set(&o, "warnings", &warnings(l.warnings()));
+    o
+}
+
+fn list_object(l: &RevocationList) -> Object {
+    let o = Object::new();
+    set(&o, "sequence", &opt_number(Some(l.sequence())));
+    set(&o, "issuedAt", &opt_number(Some(l.issued_at())));
+    set(&o, "nextUpdate", &opt_number(Some(l.next_update())));
+    set(&o, "signer", &l.signer().to_string().into());
+    let ids: Array = l
+        .revoked_licenses()
+        .map(|id| JsValue::from(id.to_string()))
+        .collect();
+    set(&o, "revokedLicenses", &ids);
+    let keys: Array = l
+        .revoked_keys()
+        .map(|id| JsValue::from(id.to_string()))
+        .collect();
+    set(&o, "revokedKeys", &keys);
+    o
+}
+
+/// `[{ code, message, customerMessage }]`.
+fn warnings(problems: &[Problem]) -> Array {
+    problems
+        .iter()
+        .map(|p| {
+            let w = Object::new();
+            set(&w, "code", &p.code().into());
+            set(&w, "message", &p.to_string().into());
+            set(&w, "customerMessage", &p.customer_message().into());
+            JsValue::from(w)
+        })
+        .collect()
+}
+
+/// `new KeysealError(code, message, customerMessage, warnings)`, or a plain
+/// `Error` with the same properties if no class was registered.
+fn js_error(code: &str, message: &str, customer_message: &str, warnings: &Array) -> JsValue {
+    let args = Array::of4(
+        &code.into(),
+        &message.into(),
+        &customer_message.into(),
+        warnings,
+    );
+    let registered = ERROR_CLASS.with(|c| c.borrow().clone());
+    if let Some(class) = registered
+        && let Ok(e) = Reflect::construct(&class, &args)
+    {
+        return e;
+    }
+    let e = js_sys::Error::new(message);
+    e.set_name("KeysealError");
+    set(&e, "code", &code.into());
+    set(&e, "customerMessage", &customer_message.into());
+    set(&e, "warnings", warnings);
+    e.into()
+}
+
+fn problem_error(p: &Problem) -> JsValue {
+    js_error(
+        p.code(),
+        &p.to_string(),
+        &p.customer_message(),
+        &Array::new(),
+    )
+}
+
+fn rejection_error(r: &Rejection) -> JsValue {
+    js_error(
+        r.code(),
+        &r.to_string(),
+        &r.customer_message(),
+        &warnings(r.warnings()),
+    )
+}
+
+fn core_error(e: CoreError) -> JsValue {
+    problem_error(&Problem::Core(e))
+}
+
+/// An `invalid_config` error naming what the app got wrong (the binding's
+/// own checks of JavaScript values; sdk-rust's are `&'static str`).
+fn config_error(detail: &str) -> JsValue {
+    let p = Problem::InvalidConfig { detail: "" };
+    js_error(
+        p.code(),
+        &format!("invalid configuration: {detail}"),
+        &p.customer_message(),
+        &Array::new(),
+    )
+}
