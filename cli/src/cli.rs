@@ -61,6 +61,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum Command {
     /// Create a vault: the first signing key and an empty ledger.
     #[command(after_help = "Examples:\n  \
@@ -403,7 +404,9 @@ pub enum RevocationsCommand {
     #[command(after_help = "Examples:\n  keyseal revocations list")]
     List,
     /// Write a published list again (the newest, or --sequence N).
-    #[command(after_help = "Examples:\n  keyseal revocations export --out revocations.txt\n  keyseal revocations export --sequence 3 --out old.txt")]
+    #[command(
+        after_help = "Examples:\n  keyseal revocations export --out revocations.txt\n  keyseal revocations export --sequence 3 --out old.txt"
+    )]
     Export {
         /// Which list (default: the newest).
         #[arg(long)]
@@ -440,14 +443,18 @@ pub struct AuditArgs {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Show the entries, oldest first.
-    #[command(after_help = "Examples:\n  keyseal audit list --limit 20\n  keyseal audit list --json")]
+    #[command(
+        after_help = "Examples:\n  keyseal audit list --limit 20\n  keyseal audit list --json"
+    )]
     List {
         /// Only the last N entries.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
     /// Check the hash chain; names the first broken entry.
-    #[command(after_help = "Examples:\n  keyseal audit verify\n\nExit 0 if the chain is intact, 1 if it is broken.")]
+    #[command(
+        after_help = "Examples:\n  keyseal audit verify\n\nExit 0 if the chain is intact, 1 if it is broken."
+    )]
     Verify,
 }
 
@@ -483,8 +490,14 @@ mod tests {
         use clap::CommandFactory;
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
             let name = format!("{path} {}", cmd.get_name());
-            let subs: Vec<_> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
-            let help = cmd.get_after_help().map(ToString::to_string).unwrap_or_default();
+            let subs: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            let help = cmd
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let leaf = subs.is_empty();
             if leaf && !help.contains("Examples:") {
                 missing.push(name.clone());
@@ -495,6 +508,9 @@ mod tests {
         }
         let mut missing = Vec::new();
         walk(&Cli::command(), "", &mut missing);
-        assert!(missing.is_empty(), "no examples in the help of: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "no examples in the help of: {missing:?}"
+        );
     }
 }

@@ -19,8 +19,12 @@ use crate::error::CliError;
 /// Now, in unix seconds.
 pub(crate) fn now() -> Result<u64, CliError> {
     if let Ok(v) = std::env::var("KEYSEAL_NOW") {
-        return keyseal_issuer::time::parse_time(&v)
-            .map_err(|e| CliError::input(format!("KEYSEAL_NOW: {e}"), "unset KEYSEAL_NOW (it is for tests only)"));
+        return keyseal_issuer::time::parse_time(&v).map_err(|e| {
+            CliError::input(
+                format!("KEYSEAL_NOW: {e}"),
+                "unset KEYSEAL_NOW (it is for tests only)",
+            )
+        });
     }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -38,7 +42,10 @@ pub(crate) fn actor() -> String {
 
 /// The context of a mutation.
 pub(crate) fn context() -> Result<Context, CliError> {
-    Ok(Context { now: now()?, actor: actor() })
+    Ok(Context {
+        now: now()?,
+        actor: actor(),
+    })
 }
 
 /// The passphrase: `KEYSEAL_PASSPHRASE`, or a prompt (twice when `confirm`).
@@ -55,15 +62,27 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
         ));
     }
     let read = |prompt: &str| {
-        rpassword::prompt_password(prompt).map(Zeroizing::new).map_err(|e| {
-            CliError::system(format!("cannot read the passphrase: {e}"), "set KEYSEAL_PASSPHRASE instead")
-        })
+        rpassword::prompt_password(prompt)
+            .map(Zeroizing::new)
+            .map_err(|e| {
+                CliError::system(
+                    format!("cannot read the passphrase: {e}"),
+                    "set KEYSEAL_PASSPHRASE instead",
+                )
+            })
     };
-    let first = read(if confirm { "New vault passphrase: " } else { "Vault passphrase: " })?;
+    let first = read(if confirm {
+        "New vault passphrase: "
+    } else {
+        "Vault passphrase: "
+    })?;
     if confirm {
         let again = read("Repeat the passphrase: ")?;
         if *again != *first {
-            return Err(CliError::input("the two passphrases differ", "run the command again and type the same passphrase twice"));
+            return Err(CliError::input(
+                "the two passphrases differ",
+                "run the command again and type the same passphrase twice",
+            ));
         }
     }
     Ok(Passphrase::new(first)?)
@@ -71,7 +90,9 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
 
 /// Argon2id parameters for new key files: `KEYSEAL_KDF_PARAMS`, if set.
 pub(crate) fn kdf_override() -> Result<Option<KdfParams>, CliError> {
-    let Ok(v) = std::env::var("KEYSEAL_KDF_PARAMS") else { return Ok(None) };
+    let Ok(v) = std::env::var("KEYSEAL_KDF_PARAMS") else {
+        return Ok(None);
+    };
     let p: KdfParams = v.parse()?;
     if p.is_weaker_than_default() {
         eprintln!(

@@ -33,8 +33,18 @@ pub(crate) struct CliError {
 }
 
 impl CliError {
-    pub(crate) fn new(kind: &'static str, code: u8, what: impl Into<String>, hint: impl Into<String>) -> Self {
-        CliError { kind, what: what.into(), hint: Some(hint.into()), code }
+    pub(crate) fn new(
+        kind: &'static str,
+        code: u8,
+        what: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        CliError {
+            kind,
+            what: what.into(),
+            hint: Some(hint.into()),
+            code,
+        }
     }
 
     /// An input error.
@@ -77,7 +87,8 @@ pub(crate) fn flag_of(field: &str) -> String {
     match field {
         "entitlements" => "--entitlement".into(),
         "not_before" | "device_match" | "max_version" => format!("--{}", field.replace('_', "-")),
-        "product" | "customer" | "plan" | "expires" | "grace" | "device" | "ext" | "reason" | "next-update" => {
+        "product" | "customer" | "plan" | "expires" | "grace" | "device" | "ext" | "reason"
+        | "next-update" => {
             format!("--{field}")
         }
         other => other.into(),
@@ -117,7 +128,10 @@ impl From<IssuerError> for CliError {
                 "vault_exists",
                 exit::INPUT,
                 what,
-                format!("pick another directory for the new vault, or use the existing one with --vault {}", dir.display()),
+                format!(
+                    "pick another directory for the new vault, or use the existing one with --vault {}",
+                    dir.display()
+                ),
             ),
             E::Locked { .. } => CliError::new(
                 "locked",
@@ -135,7 +149,12 @@ impl From<IssuerError> for CliError {
                      was altered: restore the vault from a backup"
                 ),
             ),
-            E::BadPassphrase(_) => CliError::new("bad_passphrase", exit::INPUT, what, "choose a non-empty passphrase"),
+            E::BadPassphrase(_) => CliError::new(
+                "bad_passphrase",
+                exit::INPUT,
+                what,
+                "choose a non-empty passphrase",
+            ),
             E::CorruptKeyFile { .. } => CliError::new(
                 "corrupt_key_file",
                 exit::SYSTEM,
@@ -154,33 +173,55 @@ impl From<IssuerError> for CliError {
                 what,
                 "free some disk space and run the command again; the interrupted transaction was rolled back, nothing is half-written",
             ),
-            E::Ledger { .. } => CliError::system(what, "check that the vault directory is readable and writable, then try again"),
-            E::Io { .. } => CliError::system(what, "check the path and its permissions, then try again"),
-            E::KdfParams(_) => CliError::input(what, "KEYSEAL_KDF_PARAMS takes m=KIB,t=PASSES,p=LANES, for example m=65536,t=3,p=1"),
+            E::Ledger { .. } => CliError::system(
+                what,
+                "check that the vault directory is readable and writable, then try again",
+            ),
+            E::Io { .. } => {
+                CliError::system(what, "check the path and its permissions, then try again")
+            }
+            E::KdfParams(_) => CliError::input(
+                what,
+                "KEYSEAL_KDF_PARAMS takes m=KIB,t=PASSES,p=LANES, for example m=65536,t=3,p=1",
+            ),
             E::NoActiveKey => CliError::new(
                 "no_active_key",
                 exit::INPUT,
                 what,
                 "make a new signing key with `keyseal keys rotate`",
             ),
-            E::UnknownKey(_) | E::AmbiguousKey(_) => {
-                CliError::new("unknown_key", exit::INPUT, what, "see the key ids with `keyseal keys list`")
-            }
-            E::KeyAlreadyRevoked(_) => CliError::input(what, "nothing to do; publish the revocation list if you have not"),
-            E::KeyAlreadyRetired { .. } => {
-                CliError::input(what, "a key's window can only be shortened: pass an earlier --at, or leave it")
-            }
+            E::UnknownKey(_) | E::AmbiguousKey(_) => CliError::new(
+                "unknown_key",
+                exit::INPUT,
+                what,
+                "see the key ids with `keyseal keys list`",
+            ),
+            E::KeyAlreadyRevoked(_) => CliError::input(
+                what,
+                "nothing to do; publish the revocation list if you have not",
+            ),
+            E::KeyAlreadyRetired { .. } => CliError::input(
+                what,
+                "a key's window can only be shortened: pass an earlier --at, or leave it",
+            ),
             E::UnknownProduct { product, known } => CliError::new(
                 "unknown_product",
                 exit::INPUT,
                 if known.is_empty() {
                     format!("unknown product `{product}`: this vault has no products yet")
                 } else {
-                    format!("unknown product `{product}` (this vault issues for: {})", known.join(", "))
+                    format!(
+                        "unknown product `{product}` (this vault issues for: {})",
+                        known.join(", ")
+                    )
                 },
-                format!("register it with `keyseal products add {product}`, or fix the product name"),
+                format!(
+                    "register it with `keyseal products add {product}`, or fix the product name"
+                ),
             ),
-            E::ProductExists(_) => CliError::input(what, "nothing to do: see `keyseal products list`"),
+            E::ProductExists(_) => {
+                CliError::input(what, "nothing to do: see `keyseal products list`")
+            }
             E::UnknownLicense(_) => CliError::new(
                 "unknown_license",
                 exit::INPUT,
@@ -193,11 +234,26 @@ impl From<IssuerError> for CliError {
             ),
             E::Invalid { field, .. } => {
                 let flag = flag_of(field);
-                CliError::input(format!("{flag}: {}", what.split_once(": ").map_or(what.as_str(), |x| x.1)), format!("fix {flag} and run the command again"))
+                CliError::input(
+                    format!(
+                        "{flag}: {}",
+                        what.split_once(": ").map_or(what.as_str(), |x| x.1)
+                    ),
+                    format!("fix {flag} and run the command again"),
+                )
             }
-            E::BadRow { .. } => CliError::input(what, "fix the row and run again with --start-row at that row"),
-            E::Core(_) => CliError::input(what, "check the license fields against the limits in `keyseal issue --help`"),
-            _ => CliError::system(what, "try again; if it persists, report it with the full command"),
+            E::BadRow { .. } => CliError::input(
+                what,
+                "fix the row and run again with --start-row at that row",
+            ),
+            E::Core(_) => CliError::input(
+                what,
+                "check the license fields against the limits in `keyseal issue --help`",
+            ),
+            _ => CliError::system(
+                what,
+                "try again; if it persists, report it with the full command",
+            ),
         }
     }
 }

@@ -16,13 +16,20 @@ use crate::error::CliError;
 pub(crate) fn read_license(arg: &str) -> Result<Result<Vec<u8>, String>, CliError> {
     let text = if arg == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CliError::system(format!("cannot read standard input: {e}"), "pipe the key or the license file in"))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            CliError::system(
+                format!("cannot read standard input: {e}"),
+                "pipe the key or the license file in",
+            )
+        })?;
         s
     } else if !arg.starts_with("ks") && Path::new(arg).is_file() {
-        std::fs::read_to_string(arg)
-            .map_err(|e| CliError::input(format!("cannot read {arg}: {e}"), "pass a license file (text) or the ks1. key"))?
+        std::fs::read_to_string(arg).map_err(|e| {
+            CliError::input(
+                format!("cannot read {arg}: {e}"),
+                "pass a license file (text) or the ks1. key",
+            )
+        })?
     } else {
         arg.to_owned()
     };
@@ -35,7 +42,10 @@ fn decode(text: &str) -> Result<Vec<u8>, String> {
             let block = block.map_err(|e| format!("{e} (the license file is damaged)"))?;
             if block.label() == armor::LICENSE {
                 let mut buf = [0u8; MAX_LICENSE_LEN];
-                return block.decode(&mut buf).map(<[u8]>::to_vec).map_err(|e| e.to_string());
+                return block
+                    .decode(&mut buf)
+                    .map(<[u8]>::to_vec)
+                    .map_err(|e| e.to_string());
             }
         }
         return Err("the file has no KEYSEAL LICENSE block".into());
@@ -43,20 +53,27 @@ fn decode(text: &str) -> Result<Vec<u8>, String> {
     // Mail clients wrap and indent long lines: whitespace is never part of a key.
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     let mut buf = [0u8; MAX_LICENSE_LEN];
-    license::decode_text(&compact, &mut buf).map(<[u8]>::to_vec).map_err(|e| {
-        if compact.starts_with("ks") {
-            e.to_string()
-        } else {
-            format!("{e} (not a ks1. license key, and no such license file)")
-        }
-    })
+    license::decode_text(&compact, &mut buf)
+        .map(<[u8]>::to_vec)
+        .map_err(|e| {
+            if compact.starts_with("ks") {
+                e.to_string()
+            } else {
+                format!("{e} (not a ks1. license key, and no such license file)")
+            }
+        })
 }
 
 fn device_text(d: &DeviceBinding) -> String {
     match d {
-        DeviceBinding::Exact { .. } => "bound to one device (every fingerprint component must match)".into(),
+        DeviceBinding::Exact { .. } => {
+            "bound to one device (every fingerprint component must match)".into()
+        }
         DeviceBinding::Tolerant { required, digests } => {
-            format!("bound to one device ({required} of {} fingerprint components must match)", digests.len())
+            format!(
+                "bound to one device ({required} of {} fingerprint components must match)",
+                digests.len()
+            )
         }
     }
 }
@@ -77,7 +94,11 @@ pub(crate) fn claims_text(c: &Claims<'_>, key_id: KeyId) -> String {
         "expires",
         match c.expires_at {
             None => "never".into(),
-            Some(t) if c.grace_secs > 0 => format!("{} (+{} grace)", format(t), format_duration(u64::from(c.grace_secs))),
+            Some(t) if c.grace_secs > 0 => format!(
+                "{} (+{} grace)",
+                format(t),
+                format_duration(u64::from(c.grace_secs))
+            ),
             Some(t) => format(t),
         },
     ));
@@ -109,8 +130,12 @@ pub(crate) fn claims_json(c: &Claims<'_>, key_id: KeyId) -> Value {
             json!({ "binding": "k_of_n", "required": required, "components": digests.len() })
         }
     });
-    let ext: serde_json::Map<String, Value> =
-        c.extensions.as_slice().iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+    let ext: serde_json::Map<String, Value> = c
+        .extensions
+        .as_slice()
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+        .collect();
     json!({
         "license_id": c.license_id.to_string(),
         "product": c.product,

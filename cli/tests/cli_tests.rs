@@ -7,6 +7,8 @@
 //! and keys are matched with `[..]`. Update with
 //! `TRYCMD=overwrite cargo test -p keyseal-cli --test cli_tests`, then review the diff.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 fn cases() -> trycmd::TestCases {
     let t = trycmd::TestCases::new();
     t.env("KEYSEAL_ACTOR", "release-bot")

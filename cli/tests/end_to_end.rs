@@ -3,6 +3,8 @@
 //! both keys, revoke one license, publish the list; the app's Validator
 //! then rejects the revoked license and accepts the other.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -39,8 +41,18 @@ fn issue(dir: &Path, customer: &str) -> Value {
     let out = ok(
         dir,
         &[
-            "issue", "--product", "acme-cad", "--customer", customer, "--plan", "pro", "--expires", "365d",
-            "--entitlement", "export", "--json",
+            "issue",
+            "--product",
+            "acme-cad",
+            "--customer",
+            customer,
+            "--plan",
+            "pro",
+            "--expires",
+            "365d",
+            "--entitlement",
+            "export",
+            "--json",
         ],
     );
     serde_json::from_str(&out).unwrap()
@@ -74,10 +86,24 @@ fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
         assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["valid"], true);
     }
     let keyring_text = ok(dir, &["keys", "export"]);
-    assert_eq!(keyring_text.lines().filter(|l| l.starts_with("key ")).count(), 2);
+    assert_eq!(
+        keyring_text
+            .lines()
+            .filter(|l| l.starts_with("key "))
+            .count(),
+        2
+    );
 
     // Revoke A, publish the list.
-    ok(dir, &["revoke", a["license_id"].as_str().unwrap(), "--reason", "refund"]);
+    ok(
+        dir,
+        &[
+            "revoke",
+            a["license_id"].as_str().unwrap(),
+            "--reason",
+            "refund",
+        ],
+    );
     let (code, out, _) = keyseal(dir, &["verify", &a_key]);
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("INVALID: the license is revoked"), "{out}");
@@ -99,17 +125,39 @@ fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
     assert!(license.has("export"));
 
     // Without the list the app still accepts A: revocation travels in the list.
-    let no_list = Validator::builder(keyring, "acme-cad").state(MemoryStateStore::new()).no_device().build().unwrap();
+    let no_list = Validator::builder(keyring, "acme-cad")
+        .state(MemoryStateStore::new())
+        .no_device()
+        .build()
+        .unwrap();
     assert!(no_list.validate(&a_key).is_ok());
 
     // Everything was audited, and the chain holds.
     let audit: Value = serde_json::from_str(&ok(dir, &["audit", "list", "--json"])).unwrap();
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(
         actions,
-        ["vault.init", "license.issue", "key.rotate", "license.issue", "license.revoke", "revocations.publish"]
+        [
+            "vault.init",
+            "license.issue",
+            "key.rotate",
+            "license.issue",
+            "license.revoke",
+            "revocations.publish"
+        ]
     );
-    assert!(audit.as_array().unwrap().iter().all(|e| e["actor"] == "release-engineer"));
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "release-engineer")
+    );
     ok(dir, &["audit", "verify"]);
 
     // The sealed keys are owner-only, inside an owner-only vault.
@@ -118,6 +166,10 @@ fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
         let meta = entry.unwrap().metadata().unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
-    let vault_mode = std::fs::metadata(dir.join("keyseal-vault")).unwrap().permissions().mode() & 0o777;
+    let vault_mode = std::fs::metadata(dir.join("keyseal-vault"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(vault_mode, 0o700);
 }

@@ -1,6 +1,8 @@
 //! The vault under process-level trouble: a second writer, a batch killed
 //! with SIGKILL halfway, a results file on a full disk.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -8,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
-use keyseal_core::license::{Expectations, MAX_LICENSE_LEN, UnverifiedLicense, decode_text};
 use keyseal_core::Keyring;
+use keyseal_core::license::{Expectations, MAX_LICENSE_LEN, UnverifiedLicense, decode_text};
 use serde_json::Value;
 
 fn keyseal(dir: &Path) -> Command {
@@ -52,7 +54,12 @@ fn ledger(dir: &Path) -> HashMap<String, String> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["license_id"].as_str().unwrap().to_owned(), l["license_key"].as_str().unwrap().to_owned()))
+        .map(|l| {
+            (
+                l["license_id"].as_str().unwrap().to_owned(),
+                l["license_key"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -62,14 +69,23 @@ fn a_second_writer_is_told_the_vault_is_locked() {
     let dir = tmp.path();
     ok(dir, &["init", "--product", "acme-cad"]);
     // Hold the vault open for writing in this process.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let vault = rt
-        .block_on(keyseal_issuer::Vault::open(&dir.join("keyseal-vault"), keyseal_issuer::Access::Write))
+        .block_on(keyseal_issuer::Vault::open(
+            &dir.join("keyseal-vault"),
+            keyseal_issuer::Access::Write,
+        ))
         .unwrap();
     let (code, _, err) = run(dir, &["products", "add", "acme-viewer"]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("is locked by another process"), "{err}");
-    assert!(err.contains("hint: another keyseal command is changing this vault"), "{err}");
+    assert!(
+        err.contains("hint: another keyseal command is changing this vault"),
+        "{err}"
+    );
     // Readers are not blocked.
     ok(dir, &["products", "list"]);
     rt.block_on(vault.close());
@@ -85,7 +101,15 @@ fn a_batch_killed_halfway_leaves_every_written_key_in_the_ledger() {
     write_batch(&dir.join("big.csv"), rows);
     let out_path = dir.join("out.jsonl");
     let mut child = keyseal(dir)
-        .args(["issue", "--batch", "big.csv", "--out", "out.jsonl", "--chunk-size", "500"])
+        .args([
+            "issue",
+            "--batch",
+            "big.csv",
+            "--out",
+            "out.jsonl",
+            "--chunk-size",
+            "500",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -97,8 +121,14 @@ fn a_batch_killed_halfway_leaves_every_written_key_in_the_ledger() {
         if len > 2_000 * 250 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the batch finished before it could be killed");
-        assert!(start.elapsed() < Duration::from_secs(120), "no output after two minutes");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the batch finished before it could be killed"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no output after two minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
@@ -110,33 +140,70 @@ fn a_batch_killed_halfway_leaves_every_written_key_in_the_ledger() {
         Some(i) => &text[..=i],
         None => "",
     };
-    let written: Vec<Value> = complete.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(written.len() >= 500 && written.len() < rows, "{} rows written", written.len());
+    let written: Vec<Value> = complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        written.len() >= 500 && written.len() < rows,
+        "{} rows written",
+        written.len()
+    );
 
     // The vault opens, the chain is intact, and the ledger holds whole chunks.
     ok(dir, &["audit", "verify"]);
     let in_ledger = ledger(dir);
-    assert_eq!(in_ledger.len() % 500, 0, "a chunk was half recorded: {}", in_ledger.len());
+    assert_eq!(
+        in_ledger.len() % 500,
+        0,
+        "a chunk was half recorded: {}",
+        in_ledger.len()
+    );
     assert!(in_ledger.len() >= written.len());
 
     // Every key written out is in the ledger, identical, and valid.
     let keyring: Keyring = ok(dir, &["keys", "export"]).parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     for w in &written {
         let id = w["license_id"].as_str().unwrap();
         let key = w["license_key"].as_str().unwrap();
-        assert_eq!(in_ledger.get(id).map(String::as_str), Some(key), "row {} not in the ledger", w["row"]);
+        assert_eq!(
+            in_ledger.get(id).map(String::as_str),
+            Some(key),
+            "row {} not in the ledger",
+            w["row"]
+        );
         let mut buf = [0u8; MAX_LICENSE_LEN];
         let lic = UnverifiedLicense::from_bytes(decode_text(key, &mut buf).unwrap()).unwrap();
-        let _valid = lic.verify(&keyring, &Expectations::new("acme-cad", now)).unwrap();
+        let _valid = lic
+            .verify(&keyring, &Expectations::new("acme-cad", now))
+            .unwrap();
     }
 
     // The lock died with the process: a resumed batch runs, and repairs the cut line.
     let resume_at = written.last().unwrap()["row"].as_u64().unwrap() + 1;
     write_batch(&dir.join("small.csv"), 10);
-    ok(dir, &["issue", "--batch", "small.csv", "--out", "out.jsonl", "--start-row", "3"]);
+    ok(
+        dir,
+        &[
+            "issue",
+            "--batch",
+            "small.csv",
+            "--out",
+            "out.jsonl",
+            "--start-row",
+            "3",
+        ],
+    );
     let text = std::fs::read_to_string(&out_path).unwrap();
-    assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "a partial line was left");
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "a partial line was left"
+    );
     assert!(resume_at > 1);
 }
 
@@ -149,9 +216,23 @@ fn a_full_disk_for_the_results_keeps_the_ledger_whole_and_says_how_to_recover() 
     let dir = tmp.path();
     ok(dir, &["init", "--product", "acme-cad"]);
     write_batch(&dir.join("b.csv"), 30);
-    let (code, _, err) = run(dir, &["issue", "--batch", "b.csv", "--out", "/dev/full", "--chunk-size", "10"]);
+    let (code, _, err) = run(
+        dir,
+        &[
+            "issue",
+            "--batch",
+            "b.csv",
+            "--out",
+            "/dev/full",
+            "--chunk-size",
+            "10",
+        ],
+    );
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("rows 1-10 ARE minted and in the ledger but not in the file"), "{err}");
+    assert!(
+        err.contains("rows 1-10 ARE minted and in the ledger but not in the file"),
+        "{err}"
+    );
     assert!(err.contains("keyseal licenses list --batch b-"), "{err}");
     // Exactly the one committed chunk is recorded, and the chain is intact.
     assert_eq!(ledger(dir).len(), 10);
@@ -167,10 +248,16 @@ fn an_edited_or_deleted_audit_entry_is_found() {
     ok(dir, &["products", "add", "acme-cloud"]);
     ok(dir, &["audit", "verify"]);
     let tamper = |dir: &Path, sql: &str| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             use sqlx::{Connection, Executor};
-            let url = format!("sqlite://{}", dir.join("keyseal-vault/ledger.sqlite").display());
+            let url = format!(
+                "sqlite://{}",
+                dir.join("keyseal-vault/ledger.sqlite").display()
+            );
             let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
             c.execute(sql).await.unwrap();
             c.close().await.unwrap();
@@ -179,7 +266,10 @@ fn an_edited_or_deleted_audit_entry_is_found() {
     tamper(dir, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2");
     let (code, out, _) = run(dir, &["audit", "verify"]);
     assert_eq!(code, 1);
-    assert!(out.contains("audit log BROKEN at entry 2: its contents do not match its hash"), "{out}");
+    assert!(
+        out.contains("audit log BROKEN at entry 2: its contents do not match its hash"),
+        "{out}"
+    );
     let (_, json, _) = run(dir, &["audit", "verify", "--json"]);
     let v: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["broken_at"], 2);
@@ -204,8 +294,16 @@ fn bench_smoke() {
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/batch_mint.sh");
     let bin = assert_cmd::cargo::cargo_bin("keyseal");
-    let out = Command::new("bash").arg(script).env("KEYSEAL_BIN", bin).output().unwrap();
+    let out = Command::new("bash")
+        .arg(script)
+        .env("KEYSEAL_BIN", bin)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("minted 1000 keys"), "{stdout}");
 }

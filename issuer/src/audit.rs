@@ -40,10 +40,20 @@ pub struct AuditEntry {
 
 /// The hash of an entry with these fields.
 #[must_use]
-pub fn entry_hash(seq: u64, at: u64, actor: &str, action: &str, details: &str, prev_hash: &str) -> String {
+pub fn entry_hash(
+    seq: u64,
+    at: u64,
+    actor: &str,
+    action: &str,
+    details: &str,
+    prev_hash: &str,
+) -> String {
     let mut prev = [0u8; 32];
     for (i, b) in prev.iter_mut().enumerate() {
-        *b = prev_hash.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or(0);
+        *b = prev_hash
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
     }
     let mut h = Sha256::new();
     h.update(DOMAIN);
@@ -93,19 +103,24 @@ pub fn verify_chain<'a>(
         }
         let h = entry_hash(e.seq, e.at, &e.actor, &e.action, &e.details, &e.prev_hash);
         if h != e.hash {
-            return Err(ChainBreak { seq: e.seq, problem: "its contents do not match its hash (the entry was edited)".into() });
+            return Err(ChainBreak {
+                seq: e.seq,
+                problem: "its contents do not match its hash (the entry was edited)".into(),
+            });
         }
         prev.clone_from(&e.hash);
         expected_seq += 1;
     }
     let last = expected_seq - 1;
-    if let Some((head_seq, head_hash)) = head {
-        if head_seq != last || (last > 0 && head_hash != prev) {
-            return Err(ChainBreak {
-                seq: last + 1,
-                problem: format!("the log ends at entry {last} but the ledger recorded entry {head_seq} as the last (entries were removed from the end)"),
-            });
-        }
+    if let Some((head_seq, head_hash)) = head
+        && (head_seq != last || (last > 0 && head_hash != prev))
+    {
+        return Err(ChainBreak {
+            seq: last + 1,
+            problem: format!(
+                "the log ends at entry {last} but the ledger recorded entry {head_seq} as the last (entries were removed from the end)"
+            ),
+        });
     }
     Ok(last)
 }
@@ -120,7 +135,15 @@ mod tests {
             .map(|seq| {
                 let details = format!("{{\"n\":{seq}}}");
                 let hash = entry_hash(seq, 100 + seq, "alice", "test.do", &details, &prev);
-                let e = AuditEntry { seq, at: 100 + seq, actor: "alice".into(), action: "test.do".into(), details, prev_hash: prev.clone(), hash: hash.clone() };
+                let e = AuditEntry {
+                    seq,
+                    at: 100 + seq,
+                    actor: "alice".into(),
+                    action: "test.do".into(),
+                    details,
+                    prev_hash: prev.clone(),
+                    hash: hash.clone(),
+                };
                 prev = hash;
                 e
             })

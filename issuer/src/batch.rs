@@ -53,7 +53,13 @@ fn set(f: &mut RequestFields, name: &str, value: String) -> Result<()> {
         "max_version" => f.max_version = v,
         "entitlements" => f.entitlements = split_list(v.as_deref().unwrap_or("")),
         "ext" => {
-            for item in v.as_deref().unwrap_or("").split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            for item in v
+                .as_deref()
+                .unwrap_or("")
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 f.ext.push(parse_ext(item)?);
             }
         }
@@ -71,15 +77,29 @@ fn set(f: &mut RequestFields, name: &str, value: String) -> Result<()> {
 }
 
 fn unknown_field(name: &str) -> Error {
-    Error::invalid(name, format!("unknown field (known fields: {}, ext.KEY)", FIELDS.join(", ")))
+    Error::invalid(
+        name,
+        format!(
+            "unknown field (known fields: {}, ext.KEY)",
+            FIELDS.join(", ")
+        ),
+    )
 }
 
 /// Reads CSV rows. A bad header is reported as row 0.
 pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(reader);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     let headers = match rdr.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect::<Vec<_>>(),
-        Err(e) => return Box::new(std::iter::once(Err(Error::BadRow { row: 0, source: Box::new(csv_error(e)) }))),
+        Err(e) => {
+            return Box::new(std::iter::once(Err(Error::BadRow {
+                row: 0,
+                source: Box::new(csv_error(e)),
+            })));
+        }
     };
     for h in &headers {
         if !FIELDS.contains(&h.as_str()) && !h.starts_with("ext.") {
@@ -87,7 +107,10 @@ pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
                 row: 0,
                 source: Box::new(Error::invalid(
                     "header",
-                    format!("unknown column `{h}` (known columns: {}, ext.KEY)", FIELDS.join(", ")),
+                    format!(
+                        "unknown column `{h}` (known columns: {}, ext.KEY)",
+                        FIELDS.join(", ")
+                    ),
                 )),
             })));
         }
@@ -109,17 +132,26 @@ pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
             Ok((row, f))
         });
         failed = out.is_err();
-        Some(out.map_err(|e| Error::BadRow { row, source: Box::new(e) }))
+        Some(out.map_err(|e| Error::BadRow {
+            row,
+            source: Box::new(e),
+        }))
     }))
 }
 
 fn csv_error(e: csv::Error) -> Error {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::invalid(
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => Error::invalid(
             "csv",
-            format!("{len} fields where the header has {expected_len} (quote values that contain commas)"),
+            format!(
+                "{len} fields where the header has {expected_len} (quote values that contain commas)"
+            ),
         ),
-        csv::ErrorKind::Utf8 { .. } => Error::invalid("csv", "not valid UTF-8 (save the file as UTF-8)"),
+        csv::ErrorKind::Utf8 { .. } => {
+            Error::invalid("csv", "not valid UTF-8 (save the file as UTF-8)")
+        }
         _ => Error::invalid("csv", e.to_string()),
     }
 }
@@ -142,14 +174,18 @@ pub fn jsonl_rows<'r, R: BufRead + Send + 'r>(reader: R) -> Rows<'r> {
                     .and_then(|l| parse_json_row(&l))
                     .map(|f| (row, f));
                 failed = out.is_err();
-                Some(out.map_err(|e| Error::BadRow { row, source: Box::new(e) }))
+                Some(out.map_err(|e| Error::BadRow {
+                    row,
+                    source: Box::new(e),
+                }))
             }),
     )
 }
 
 fn parse_json_row(line: &str) -> Result<RequestFields> {
     use serde_json::Value;
-    let v: Value = serde_json::from_str(line).map_err(|e| Error::invalid("jsonl", format!("not a JSON object: {e}")))?;
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| Error::invalid("jsonl", format!("not a JSON object: {e}")))?;
     let Value::Object(map) = v else {
         return Err(Error::invalid("jsonl", "each line must be a JSON object"));
     };
@@ -168,13 +204,20 @@ fn parse_json_row(line: &str) -> Result<RequestFields> {
                 for it in items {
                     f.entitlements.push(match it {
                         Value::String(s) => s.clone(),
-                        _ => return Err(Error::invalid("entitlements", "must be a list of strings")),
+                        _ => {
+                            return Err(Error::invalid("entitlements", "must be a list of strings"));
+                        }
                     });
                 }
             }
             ("ext", Value::Object(obj)) => {
                 for (ek, ev) in obj {
-                    f.ext.push((ek.clone(), text(ev).map_err(|_| Error::invalid("ext", format!("value of `{ek}` must be a string")))?));
+                    f.ext.push((
+                        ek.clone(),
+                        text(ev).map_err(|_| {
+                            Error::invalid("ext", format!("value of `{ek}` must be a string"))
+                        })?,
+                    ));
                 }
             }
             (name, other) => set(&mut f, name, text(other)?)?,

@@ -154,7 +154,10 @@ pub enum Error {
 impl Error {
     /// An invalid-field error.
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), problem: problem.into() }
+        Error::Invalid {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 
     /// Wraps a database error, telling lock, disk-full and corruption apart.
@@ -162,10 +165,17 @@ impl Error {
         let doing = doing.into();
         if let sqlx::Error::Database(db) = &source {
             // SQLite result codes (primary code in the low byte).
-            let code = db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff);
+            let code = db
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .map(|c| c & 0xff);
             match code {
                 Some(13) => return Error::DiskFull { doing },
-                Some(11 | 26) => return Error::CorruptLedger { detail: db.message().to_owned() },
+                Some(11 | 26) => {
+                    return Error::CorruptLedger {
+                        detail: db.message().to_owned(),
+                    };
+                }
                 _ => {}
             }
             // PostgreSQL: 53100 disk_full.
@@ -180,9 +190,15 @@ impl Error {
     pub(crate) fn io(doing: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         if matches!(source.raw_os_error(), Some(28 | 122)) {
-            return Error::DiskFull { doing: format!("writing {}", path.display()) };
+            return Error::DiskFull {
+                doing: format!("writing {}", path.display()),
+            };
         }
-        Error::Io { doing, path, source }
+        Error::Io {
+            doing,
+            path,
+            source,
+        }
     }
 }
 

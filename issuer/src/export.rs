@@ -20,7 +20,12 @@ pub struct KeyringExport {
 impl Store {
     /// The public keyring apps should embed: every key but the revoked ones.
     pub async fn keyring(&self) -> Result<KeyringExport> {
-        let keys: Vec<KeyInfo> = self.keys().await?.into_iter().filter(|k| k.status != KeyStatus::Revoked).collect();
+        let keys: Vec<KeyInfo> = self
+            .keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.status != KeyStatus::Revoked)
+            .collect();
         Self::ring(keys)
     }
 
@@ -41,7 +46,11 @@ impl Store {
             keyring.add(t).map_err(|_| {
                 Error::invalid(
                     "keyring",
-                    format!("{} keys are not revoked but a keyring holds at most {}", keys.len(), keyseal_core::keyring::MAX_KEYS),
+                    format!(
+                        "{} keys are not revoked but a keyring holds at most {}",
+                        keys.len(),
+                        keyseal_core::keyring::MAX_KEYS
+                    ),
                 )
             })?;
         }

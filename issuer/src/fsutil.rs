@@ -12,8 +12,14 @@ use crate::error::{Error, Result};
 /// with `mode`), fsync, rename over `path`, fsync of the directory. A crash
 /// leaves either the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut rnd = [0u8; 6];
     getrandom::fill(&mut rnd)?;
     let tmp = dir.join(format!(".{name}.tmp-{}", hex(&rnd)));
@@ -24,8 +30,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         opts.mode(mode);
         let mut f = opts.open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         #[cfg(unix)]
-        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io("set permissions of", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set permissions of", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| Error::io("replace", path, e))?;
         sync_dir(dir)
@@ -39,7 +47,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 /// Fsyncs a directory so a rename or create in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("sync", dir, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync", dir, e))?;
     Ok(())
 }
 
@@ -51,7 +61,8 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    b.create(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
     #[cfg(unix)]
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io("set permissions of", dir, e))?;
@@ -82,10 +93,14 @@ impl VaultLock {
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         opts.mode(0o600);
-        let file = opts.open(&lock_path).map_err(|e| Error::io("open", &lock_path, e))?;
+        let file = opts
+            .open(&lock_path)
+            .map_err(|e| Error::io("open", &lock_path, e))?;
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => Ok(VaultLock { _file: file }),
-            Err(fs4::TryLockError::WouldBlock) => Err(Error::Locked { dir: dir.to_path_buf() }),
+            Err(fs4::TryLockError::WouldBlock) => Err(Error::Locked {
+                dir: dir.to_path_buf(),
+            }),
             Err(fs4::TryLockError::Error(e)) => Err(Error::io("lock", &lock_path, e)),
         }
     }

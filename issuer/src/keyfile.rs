@@ -62,12 +62,20 @@ pub struct KdfParams {
 impl KdfParams {
     /// The production default: 64 MiB, 3 passes, 1 lane (about a quarter
     /// second on a laptop).
-    pub const DEFAULT: KdfParams = KdfParams { m_cost_kib: 64 * 1024, t_cost: 3, p_cost: 1 };
+    pub const DEFAULT: KdfParams = KdfParams {
+        m_cost_kib: 64 * 1024,
+        t_cost: 3,
+        p_cost: 1,
+    };
 
     fn argon2(&self) -> Result<argon2::Argon2<'static>> {
         let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(KEK_LEN))
             .map_err(|e| Error::KdfParams(e.to_string()))?;
-        Ok(argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params))
+        Ok(argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            params,
+        ))
     }
 
     /// Whether these are weaker than [`KdfParams::DEFAULT`] in any dimension.
@@ -90,13 +98,21 @@ impl FromStr for KdfParams {
     fn from_str(s: &str) -> Result<Self> {
         let mut p = KdfParams::DEFAULT;
         for part in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| Error::KdfParams(format!("`{part}` is not name=value")))?;
-            let v: u32 = v.parse().map_err(|_| Error::KdfParams(format!("`{v}` is not a number")))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| Error::KdfParams(format!("`{part}` is not name=value")))?;
+            let v: u32 = v
+                .parse()
+                .map_err(|_| Error::KdfParams(format!("`{v}` is not a number")))?;
             match k {
                 "m" => p.m_cost_kib = v,
                 "t" => p.t_cost = v,
                 "p" => p.p_cost = v,
-                _ => return Err(Error::KdfParams(format!("unknown parameter `{k}` (use m, t and p)"))),
+                _ => {
+                    return Err(Error::KdfParams(format!(
+                        "unknown parameter `{k}` (use m, t and p)"
+                    )));
+                }
             }
         }
         p.argon2()?;
@@ -106,7 +122,11 @@ impl FromStr for KdfParams {
 
 impl fmt::Display for KdfParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "m={},t={},p={}", self.m_cost_kib, self.t_cost, self.p_cost)
+        write!(
+            f,
+            "m={},t={},p={}",
+            self.m_cost_kib, self.t_cost, self.p_cost
+        )
     }
 }
 
@@ -147,7 +167,11 @@ fn aad(key_id: KeyId, public: &PublicKey) -> Vec<u8> {
     a
 }
 
-fn derive_kek(pass: &Passphrase, params: &KdfParams, salt: &[u8]) -> Result<Zeroizing<[u8; KEK_LEN]>> {
+fn derive_kek(
+    pass: &Passphrase,
+    params: &KdfParams,
+    salt: &[u8],
+) -> Result<Zeroizing<[u8; KEK_LEN]>> {
     let mut kek = Zeroizing::new([0u8; KEK_LEN]);
     params
         .argon2()?
@@ -181,7 +205,10 @@ impl KeyFile {
                 params,
                 salt: Base64UrlUnpadded::encode_string(&salt),
             },
-            aead: Aead { alg: "xchacha20poly1305".into(), nonce: Base64UrlUnpadded::encode_string(&nonce) },
+            aead: Aead {
+                alg: "xchacha20poly1305".into(),
+                nonce: Base64UrlUnpadded::encode_string(&nonce),
+            },
             // The ciphertext is not secret.
             ciphertext: Base64UrlUnpadded::encode_string(&buf),
         })
@@ -189,24 +216,40 @@ impl KeyFile {
 
     /// Opens the key with `pass`. `path` is only for error messages.
     pub fn open(&self, pass: &Passphrase, path: &Path) -> Result<SigningKey> {
-        let corrupt = |detail: &str| Error::CorruptKeyFile { path: path.to_path_buf(), detail: detail.to_owned() };
+        let corrupt = |detail: &str| Error::CorruptKeyFile {
+            path: path.to_path_buf(),
+            detail: detail.to_owned(),
+        };
         if self.format != FORMAT {
-            return Err(corrupt(&format!("unknown format `{}` (expected {FORMAT})", self.format)));
+            return Err(corrupt(&format!(
+                "unknown format `{}` (expected {FORMAT})",
+                self.format
+            )));
         }
-        if self.kdf.alg != "argon2id" || self.kdf.version != 0x13 || self.aead.alg != "xchacha20poly1305" {
+        if self.kdf.alg != "argon2id"
+            || self.kdf.version != 0x13
+            || self.aead.alg != "xchacha20poly1305"
+        {
             return Err(corrupt("unknown key-derivation or encryption algorithm"));
         }
         let key_id: KeyId = self.key_id.parse().map_err(|_| corrupt("bad key_id"))?;
-        let public: PublicKey = self.public_key.parse().map_err(|_| corrupt("bad public_key"))?;
+        let public: PublicKey = self
+            .public_key
+            .parse()
+            .map_err(|_| corrupt("bad public_key"))?;
         if public.key_id() != key_id {
             return Err(corrupt("key_id does not match public_key"));
         }
-        let salt = Base64UrlUnpadded::decode_vec(&self.kdf.salt).map_err(|_| corrupt("bad salt"))?;
+        let salt =
+            Base64UrlUnpadded::decode_vec(&self.kdf.salt).map_err(|_| corrupt("bad salt"))?;
         let nonce: [u8; NONCE_LEN] = Base64UrlUnpadded::decode_vec(&self.aead.nonce)
             .ok()
             .and_then(|n| n.try_into().ok())
             .ok_or_else(|| corrupt("bad nonce"))?;
-        let mut buf = Zeroizing::new(Base64UrlUnpadded::decode_vec(&self.ciphertext).map_err(|_| corrupt("bad ciphertext"))?);
+        let mut buf = Zeroizing::new(
+            Base64UrlUnpadded::decode_vec(&self.ciphertext)
+                .map_err(|_| corrupt("bad ciphertext"))?,
+        );
         if buf.len() != SEED_LEN + 16 {
             return Err(corrupt("ciphertext has the wrong length"));
         }
@@ -217,7 +260,8 @@ impl KeyFile {
             .map_err(|_| Error::WrongPassphrase { key_id })?;
         let mut seed = Zeroizing::new([0u8; SEED_LEN]);
         seed.copy_from_slice(&buf[..SEED_LEN]);
-        let key = SigningKey::from_seed(&seed).map_err(|_| corrupt("the seed is not a valid key"))?;
+        let key =
+            SigningKey::from_seed(&seed).map_err(|_| corrupt("the seed is not a valid key"))?;
         if key.public_key() != public {
             return Err(corrupt("the decrypted key does not match public_key"));
         }
@@ -239,13 +283,16 @@ impl KeyFile {
     /// Reads and parses a key file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::CorruptKeyFile { path: path.to_path_buf(), detail: e.to_string() })
+        serde_json::from_str(&text).map_err(|e| Error::CorruptKeyFile {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
     }
 
     /// Writes the file atomically, readable by its owner only.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::KdfParams(e.to_string()))?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| Error::KdfParams(e.to_string()))?;
         text.push('\n');
         crate::fsutil::write_atomic(path, text.as_bytes(), 0o600)
     }
@@ -255,7 +302,11 @@ impl KeyFile {
 mod tests {
     use super::*;
 
-    const CHEAP: KdfParams = KdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+    const CHEAP: KdfParams = KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
 
     fn pass(s: &str) -> Passphrase {
         Passphrase::new(Zeroizing::new(s.into())).unwrap()
@@ -268,14 +319,23 @@ mod tests {
         let f1 = KeyFile::seal(&k1, &pass("right"), CHEAP).unwrap();
         let f2 = KeyFile::seal(&k2, &pass("right"), CHEAP).unwrap();
         let p = Path::new("k");
-        assert_eq!(f1.open(&pass("right"), p).unwrap().public_key(), k1.public_key());
-        assert!(matches!(f1.open(&pass("wrong"), p), Err(Error::WrongPassphrase { .. })));
+        assert_eq!(
+            f1.open(&pass("right"), p).unwrap().public_key(),
+            k1.public_key()
+        );
+        assert!(matches!(
+            f1.open(&pass("wrong"), p),
+            Err(Error::WrongPassphrase { .. })
+        ));
         // k2's sealed seed in k1's file: the AAD (key id) no longer matches.
         let mut swapped = f1.clone();
         swapped.ciphertext = f2.ciphertext.clone();
         swapped.aead = f2.aead.clone();
         swapped.kdf = f2.kdf.clone();
-        assert!(matches!(swapped.open(&pass("right"), p), Err(Error::WrongPassphrase { .. })));
+        assert!(matches!(
+            swapped.open(&pass("right"), p),
+            Err(Error::WrongPassphrase { .. })
+        ));
         let json = serde_json::to_string(&f1).unwrap();
         assert!(json.contains("\"m_cost_kib\":64"));
         assert!(!json.contains(&Base64UrlUnpadded::encode_string(&[1; 32])));

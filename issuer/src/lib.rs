@@ -9,6 +9,9 @@
 //!   writer at a time ([`vault::Access::Write`] takes its lock).
 //! * [`Store`]: the ledger itself, on SQLite or PostgreSQL; every mutation
 //!   is one transaction together with its [`audit`] entry.
+//! * [`service`]: the issuing service's tenants (organisations), API
+//!   tokens, customers, licenses and activations, every query scoped to one
+//!   organisation.
 //! * [`request`]: license requests as users write them, checked against the
 //!   format's limits; [`batch`] reads them from CSV or JSONL.
 //!
@@ -23,6 +26,7 @@ mod fsutil;
 pub mod keyfile;
 mod ops;
 pub mod request;
+pub mod service;
 pub mod store;
 pub mod time;
 pub mod vault;

@@ -10,11 +10,11 @@ use keyseal_core::revocation::RevocationListBuilder;
 use keyseal_core::{KeyId, LicenseId};
 use serde_json::json;
 
+use crate::Context;
 use crate::error::{Error, Result};
 use crate::request::{LicenseRequest, RequestFields, check_product};
-use crate::store::{i, KeyInfo, KeyStatus, NewLicense, PublishedList, Store};
+use crate::store::{KeyInfo, KeyStatus, NewLicense, PublishedList, Store, i};
 use crate::vault::Signer;
-use crate::Context;
 
 /// A minted license, recorded in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,10 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { chunk_size: 5000, start_row: 1 }
+        BatchOptions {
+            chunk_size: 5000,
+            start_row: 1,
+        }
     }
 }
 
@@ -87,7 +90,12 @@ fn random_ids(n: usize) -> Result<Vec<LicenseId>> {
         .collect())
 }
 
-fn sign_one(key: &keyseal_core::SigningKey, id: LicenseId, req: &LicenseRequest, now: u64) -> Result<String> {
+fn sign_one(
+    key: &keyseal_core::SigningKey,
+    id: LicenseId,
+    req: &LicenseRequest,
+    now: u64,
+) -> Result<String> {
     let claims = req.claims(id, now);
     let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
     let bytes = license::issue(key, &claims, device)?;
@@ -103,17 +111,25 @@ impl Store {
         }
         let mut tx = self.begin_write().await?;
         tx.exec(
-            sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)").bind(name.to_owned()).bind(i(ctx.now)),
+            sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)")
+                .bind(name.to_owned())
+                .bind(i(ctx.now)),
             "registering the product",
         )
         .await?;
-        tx.audit(ctx, "product.add", &json!({ "product": name })).await?;
+        tx.audit(ctx, "product.add", &json!({ "product": name }))
+            .await?;
         tx.commit().await
     }
 
     /// Mints one license and records it. The key is returned only after the
     /// ledger transaction committed.
-    pub async fn issue(&self, signer: &Signer, req: LicenseRequest, ctx: &Context) -> Result<Issued> {
+    pub async fn issue(
+        &self,
+        signer: &Signer,
+        req: LicenseRequest,
+        ctx: &Context,
+    ) -> Result<Issued> {
         self.require_product(&req.product).await?;
         self.check_signer(signer).await?;
         let id = random_ids(1)?[0];
@@ -146,7 +162,14 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Issued { license_id: id, key_id: signer.key_id(), license_key: key_text, request: req, issued_at: ctx.now, row: None })
+        Ok(Issued {
+            license_id: id,
+            key_id: signer.key_id(),
+            license_key: key_text,
+            request: req,
+            issued_at: ctx.now,
+            row: None,
+        })
     }
 
     /// The signer must be the vault's active key.
@@ -162,7 +185,14 @@ impl Store {
     /// records each signed chunk in one transaction and then hands it to
     /// `on_commit` (which writes it out), so reading, signing and recording
     /// overlap. A bad row stops the batch after the rows before it are minted.
-    pub async fn issue_batch<I, F>(&self, signer: &Signer, ctx: &Context, rows: I, opts: &BatchOptions, mut on_commit: F) -> BatchOutcome
+    pub async fn issue_batch<I, F>(
+        &self,
+        signer: &Signer,
+        ctx: &Context,
+        rows: I,
+        opts: &BatchOptions,
+        mut on_commit: F,
+    ) -> BatchOutcome
     where
         I: Iterator<Item = Result<(u64, RequestFields)>> + Send + 'static,
         F: FnMut(&[Issued]) -> Result<()>,
@@ -170,9 +200,21 @@ impl Store {
         let mut rnd = [0u8; 8];
         let batch_id = match getrandom::fill(&mut rnd) {
             Ok(()) => format!("b-{}", crate::fsutil::hex(&rnd)),
-            Err(e) => return BatchOutcome { batch_id: String::new(), minted: 0, last_row: 0, error: Some(e.into()) },
+            Err(e) => {
+                return BatchOutcome {
+                    batch_id: String::new(),
+                    minted: 0,
+                    last_row: 0,
+                    error: Some(e.into()),
+                };
+            }
         };
-        let mut out = BatchOutcome { batch_id, minted: 0, last_row: 0, error: None };
+        let mut out = BatchOutcome {
+            batch_id,
+            minted: 0,
+            last_row: 0,
+            error: None,
+        };
         let products: BTreeSet<String> = match async {
             self.check_signer(signer).await?;
             self.products().await
@@ -192,11 +234,16 @@ impl Store {
             let now = ctx.now;
             let chunk_size = opts.chunk_size.max(1);
             let start_row = opts.start_row;
-            std::thread::spawn(move || read_and_sign(rows, &products, &key, now, chunk_size, start_row, &tx))
+            std::thread::spawn(move || {
+                read_and_sign(rows, &products, &key, now, chunk_size, start_row, &tx)
+            })
         };
         while let Some(item) = rx.recv().await {
             let step = match item {
-                Ok(chunk) => self.record_chunk(chunk, ctx, &mut out, &mut on_commit).await,
+                Ok(chunk) => {
+                    self.record_chunk(chunk, ctx, &mut out, &mut on_commit)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = step {
@@ -212,11 +259,19 @@ impl Store {
         out
     }
 
-    async fn record_chunk<F>(&self, issued: Vec<Issued>, ctx: &Context, out: &mut BatchOutcome, on_commit: &mut F) -> Result<()>
+    async fn record_chunk<F>(
+        &self,
+        issued: Vec<Issued>,
+        ctx: &Context,
+        out: &mut BatchOutcome,
+        on_commit: &mut F,
+    ) -> Result<()>
     where
         F: FnMut(&[Issued]) -> Result<()>,
     {
-        let (Some(first), Some(last)) = (issued.first(), issued.last()) else { return Ok(()) };
+        let (Some(first), Some(last)) = (issued.first(), issued.last()) else {
+            return Ok(());
+        };
         let rows: Vec<NewLicense<'_>> = issued
             .iter()
             .map(|x| NewLicense {
@@ -253,22 +308,37 @@ impl Store {
     }
 
     /// Revokes a license. `reason` is a short slug (`refund`, `chargeback`).
-    pub async fn revoke_license(&self, id: &str, reason: &str, ctx: &Context) -> Result<crate::store::LicenseRecord> {
+    pub async fn revoke_license(
+        &self,
+        id: &str,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<crate::store::LicenseRecord> {
         check_reason(reason)?;
         let rec = self.license(id).await?;
         if let Some((at, _)) = rec.revoked {
-            return Err(Error::AlreadyRevoked { license_id: rec.license_id, revoked_at: at });
+            return Err(Error::AlreadyRevoked {
+                license_id: rec.license_id,
+                revoked_at: at,
+            });
         }
         let mut tx = self.begin_write().await?;
         tx.exec(
-            sqlx::query("INSERT INTO revocations (license_id, revoked_at, reason) VALUES ($1, $2, $3)")
-                .bind(rec.license_id.to_string())
-                .bind(i(ctx.now))
-                .bind(reason.to_owned()),
+            sqlx::query(
+                "INSERT INTO revocations (license_id, revoked_at, reason) VALUES ($1, $2, $3)",
+            )
+            .bind(rec.license_id.to_string())
+            .bind(i(ctx.now))
+            .bind(reason.to_owned()),
             "recording the revocation",
         )
         .await?;
-        tx.audit(ctx, "license.revoke", &json!({ "license_id": rec.license_id.to_string(), "reason": reason })).await?;
+        tx.audit(
+            ctx,
+            "license.revoke",
+            &json!({ "license_id": rec.license_id.to_string(), "reason": reason }),
+        )
+        .await?;
         tx.commit().await?;
         self.license(id).await
     }
@@ -281,20 +351,30 @@ impl Store {
         if k.status == KeyStatus::Revoked {
             return Err(Error::KeyAlreadyRevoked(k.key_id));
         }
-        if let Some(until) = k.valid_until {
-            if until <= at {
-                return Err(Error::KeyAlreadyRetired { key_id: k.key_id, until });
-            }
+        if let Some(until) = k.valid_until
+            && until <= at
+        {
+            return Err(Error::KeyAlreadyRetired {
+                key_id: k.key_id,
+                until,
+            });
         }
         let mut tx = self.begin_write().await?;
         tx.exec(
-            sqlx::query("UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2")
-                .bind(i(at))
-                .bind(k.key_id.to_string()),
+            sqlx::query(
+                "UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2",
+            )
+            .bind(i(at))
+            .bind(k.key_id.to_string()),
             "retiring the key",
         )
         .await?;
-        tx.audit(ctx, "key.retire", &json!({ "key_id": k.key_id.to_string(), "valid_until": at })).await?;
+        tx.audit(
+            ctx,
+            "key.retire",
+            &json!({ "key_id": k.key_id.to_string(), "valid_until": at }),
+        )
+        .await?;
         tx.commit().await?;
         self.find_key(&k.key_id.to_string()).await
     }
@@ -319,14 +399,24 @@ impl Store {
             "revoking the key",
         )
         .await?;
-        tx.audit(ctx, "key.revoke", &json!({ "key_id": k.key_id.to_string(), "reason": reason })).await?;
+        tx.audit(
+            ctx,
+            "key.revoke",
+            &json!({ "key_id": k.key_id.to_string(), "reason": reason }),
+        )
+        .await?;
         tx.commit().await?;
         self.find_key(&k.key_id.to_string()).await
     }
 
     /// Signs and records the next revocation list (sequence = last + 1) with
     /// every revoked license and key, stale after `next_update`.
-    pub async fn publish_revocations(&self, signer: &Signer, next_update: u64, ctx: &Context) -> Result<PublishedList> {
+    pub async fn publish_revocations(
+        &self,
+        signer: &Signer,
+        next_update: u64,
+        ctx: &Context,
+    ) -> Result<PublishedList> {
         self.check_signer(signer).await?;
         if next_update <= ctx.now {
             return Err(Error::invalid("next-update", "must be in the future"));
@@ -334,7 +424,10 @@ impl Store {
         let revoked = self.revoked().await?;
         let mut tx = self.begin_write().await?;
         let rows = tx
-            .fetch(sqlx::query("SELECT MAX(sequence) FROM revocation_lists"), "reading the last sequence number")
+            .fetch(
+                sqlx::query("SELECT MAX(sequence) FROM revocation_lists"),
+                "reading the last sequence number",
+            )
             .await?;
         let last: Option<i64> = rows
             .first()
@@ -410,10 +503,19 @@ fn read_and_sign<I>(
         let mut error = None;
         for r in rows.by_ref() {
             let checked = r.and_then(|(n, fields)| {
-                let req = fields.resolve(now).map_err(|e| Error::BadRow { row: n, source: Box::new(e) })?;
+                let req = fields.resolve(now).map_err(|e| Error::BadRow {
+                    row: n,
+                    source: Box::new(e),
+                })?;
                 if !products.contains(&req.product) {
                     let known = products.iter().cloned().collect();
-                    return Err(Error::BadRow { row: n, source: Box::new(Error::UnknownProduct { product: req.product, known }) });
+                    return Err(Error::BadRow {
+                        row: n,
+                        source: Box::new(Error::UnknownProduct {
+                            product: req.product,
+                            known,
+                        }),
+                    });
                 }
                 Ok((n, req))
             });
@@ -448,7 +550,11 @@ fn read_and_sign<I>(
     }
 }
 
-fn sign_chunk(key: &keyseal_core::SigningKey, chunk: Vec<(u64, LicenseRequest)>, now: u64) -> Result<Vec<Issued>> {
+fn sign_chunk(
+    key: &keyseal_core::SigningKey,
+    chunk: Vec<(u64, LicenseRequest)>,
+    now: u64,
+) -> Result<Vec<Issued>> {
     use rayon::prelude::*;
     let ids = random_ids(chunk.len())?;
     let key_id = key.key_id();
@@ -456,8 +562,18 @@ fn sign_chunk(key: &keyseal_core::SigningKey, chunk: Vec<(u64, LicenseRequest)>,
         .into_par_iter()
         .zip(ids)
         .map(|((row, req), id)| {
-            let text = sign_one(key, id, &req, now).map_err(|e| Error::BadRow { row, source: Box::new(e) })?;
-            Ok(Issued { license_id: id, key_id, license_key: text, request: req, issued_at: now, row: Some(row) })
+            let text = sign_one(key, id, &req, now).map_err(|e| Error::BadRow {
+                row,
+                source: Box::new(e),
+            })?;
+            Ok(Issued {
+                license_id: id,
+                key_id,
+                license_key: text,
+                request: req,
+                issued_at: now,
+                row: Some(row),
+            })
         })
         .collect()
 }
@@ -467,13 +583,17 @@ fn sign_chunk(key: &keyseal_core::SigningKey, chunk: Vec<(u64, LicenseRequest)>,
 fn check_reason(reason: &str) -> Result<()> {
     let ok = !reason.is_empty()
         && reason.len() <= 32
-        && reason.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
     if ok {
         Ok(())
     } else {
         Err(Error::invalid(
             "reason",
-            format!("`{reason}` must be a short slug such as refund, chargeback or key-leaked (letters, digits, . _ : -, at most 32)"),
+            format!(
+                "`{reason}` must be a short slug such as refund, chargeback or key-leaked (letters, digits, . _ : -, at most 32)"
+            ),
         ))
     }
 }

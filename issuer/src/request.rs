@@ -86,23 +86,40 @@ fn check_name(field: &str, value: &str, max: usize, hint: &str) -> Result<()> {
         return Err(Error::invalid(field, format!("is empty ({hint})")));
     }
     if value.len() > max {
-        return Err(Error::invalid(field, format!("`{value}` is longer than {max} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("`{value}` is longer than {max} bytes"),
+        ));
     }
-    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))) {
-        return Err(Error::invalid(field, format!("`{value}` contains {c:?}: {NAME_RULE} ({hint})")));
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("`{value}` contains {c:?}: {NAME_RULE} ({hint})"),
+        ));
     }
     Ok(())
 }
 
 /// Checks a product id (also used when registering products).
 pub fn check_product(name: &str) -> Result<()> {
-    check_name("product", name, MAX_NAME_LEN, "a short product id such as acme-cad")
+    check_name(
+        "product",
+        name,
+        MAX_NAME_LEN,
+        "a short product id such as acme-cad",
+    )
 }
 
 /// Splits a list written as text: items separated by commas, semicolons or spaces.
 #[must_use]
 pub fn split_list(s: &str) -> Vec<String> {
-    s.split([',', ';', ' ', '\t']).filter(|x| !x.is_empty()).map(str::to_owned).collect()
+    s.split([',', ';', ' ', '\t'])
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Parses one `key=value` extension.
@@ -127,9 +144,17 @@ fn optional(v: &Option<String>) -> Option<&str> {
 impl RequestFields {
     /// Checks every field and resolves relative times against `now`.
     pub fn resolve(&self, now: u64) -> Result<LicenseRequest> {
-        let product = required("product", &self.product, "the product id the license is for")?;
+        let product = required(
+            "product",
+            &self.product,
+            "the product id the license is for",
+        )?;
         check_product(product)?;
-        let customer = required("customer", &self.customer, "an opaque customer id from your systems")?;
+        let customer = required(
+            "customer",
+            &self.customer,
+            "an opaque customer id from your systems",
+        )?;
         check_name(
             "customer",
             customer,
@@ -139,46 +164,66 @@ impl RequestFields {
         let plan = required("plan", &self.plan, "a plan name such as pro")?;
         check_name("plan", plan, MAX_NAME_LEN, "a plan name such as pro")?;
 
-        let expires = required("expires", &self.expires, "a date, a duration such as 365d, or `never`")?;
+        let expires = required(
+            "expires",
+            &self.expires,
+            "a date, a duration such as 365d, or `never`",
+        )?;
         let expires_at = expires
             .parse::<When>()
             .map_err(|e| Error::invalid("expires", e))?
             .resolve(now);
-        if let Some(t) = expires_at {
-            if t <= now {
-                return Err(Error::invalid(
-                    "expires",
-                    format!("{} is not in the future", crate::time::format(t)),
-                ));
-            }
+        if let Some(t) = expires_at
+            && t <= now
+        {
+            return Err(Error::invalid(
+                "expires",
+                format!("{} is not in the future", crate::time::format(t)),
+            ));
         }
         let not_before = match optional(&self.not_before) {
             None => None,
-            Some(s) => match s.parse::<When>().map_err(|e| Error::invalid("not_before", e))? {
-                When::Never => return Err(Error::invalid("not_before", "`never` makes no sense here; leave it out")),
+            Some(s) => match s
+                .parse::<When>()
+                .map_err(|e| Error::invalid("not_before", e))?
+            {
+                When::Never => {
+                    return Err(Error::invalid(
+                        "not_before",
+                        "`never` makes no sense here; leave it out",
+                    ));
+                }
                 w => w.resolve(now),
             },
         };
-        if let (Some(nb), Some(exp)) = (not_before, expires_at) {
-            if nb >= exp {
-                return Err(Error::invalid("not_before", "must be before the expiry"));
-            }
+        if let (Some(nb), Some(exp)) = (not_before, expires_at)
+            && nb >= exp
+        {
+            return Err(Error::invalid("not_before", "must be before the expiry"));
         }
         let grace_secs = match optional(&self.grace) {
             None => 0,
             Some(s) => {
                 let d = parse_duration(s).map_err(|e| Error::invalid("grace", e))?;
-                u32::try_from(d).map_err(|_| Error::invalid("grace", format!("`{s}` is too long (at most 136 years)")))?
+                u32::try_from(d).map_err(|_| {
+                    Error::invalid("grace", format!("`{s}` is too long (at most 136 years)"))
+                })?
             }
         };
         if grace_secs > 0 && expires_at.is_none() {
-            return Err(Error::invalid("grace", "a perpetual license (expires never) has no grace period"));
+            return Err(Error::invalid(
+                "grace",
+                "a perpetual license (expires never) has no grace period",
+            ));
         }
 
         let device = match optional(&self.device) {
             None => {
                 if optional(&self.device_match).is_some() {
-                    return Err(Error::invalid("device_match", "given without a device fingerprint"));
+                    return Err(Error::invalid(
+                        "device_match",
+                        "given without a device fingerprint",
+                    ));
                 }
                 None
             }
@@ -205,7 +250,12 @@ impl RequestFields {
 
         let mut entitlements = Vec::with_capacity(self.entitlements.len());
         for e in &self.entitlements {
-            check_name("entitlements", e, MAX_NAME_LEN, "feature names such as export or sso")?;
+            check_name(
+                "entitlements",
+                e,
+                MAX_NAME_LEN,
+                "feature names such as export or sso",
+            )?;
             entitlements.push(e.clone());
         }
         entitlements.sort_unstable();
@@ -213,33 +263,52 @@ impl RequestFields {
         if entitlements.len() > MAX_ENTITLEMENTS {
             return Err(Error::invalid(
                 "entitlements",
-                format!("{} given, at most {MAX_ENTITLEMENTS} allowed", entitlements.len()),
+                format!(
+                    "{} given, at most {MAX_ENTITLEMENTS} allowed",
+                    entitlements.len()
+                ),
             ));
         }
 
         let max_version = match optional(&self.max_version) {
             None => None,
             Some(s) => Some(s.parse::<VersionCap>().map_err(|_| {
-                Error::invalid("max_version", format!("`{s}` is not a version cap such as 5.x, 5.2.x or 5.2.3"))
+                Error::invalid(
+                    "max_version",
+                    format!("`{s}` is not a version cap such as 5.x, 5.2.x or 5.2.3"),
+                )
             })?),
         };
 
         let mut ext = self.ext.clone();
         for (k, v) in &ext {
-            check_name("ext", k, MAX_NAME_LEN, "extension keys follow the name rules")?;
+            check_name(
+                "ext",
+                k,
+                MAX_NAME_LEN,
+                "extension keys follow the name rules",
+            )?;
             if v.len() > MAX_EXTENSION_VALUE_LEN || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 return Err(Error::invalid(
                     "ext",
-                    format!("value of `{k}` must be at most {MAX_EXTENSION_VALUE_LEN} printable ASCII characters"),
+                    format!(
+                        "value of `{k}` must be at most {MAX_EXTENSION_VALUE_LEN} printable ASCII characters"
+                    ),
                 ));
             }
         }
         ext.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(w) = ext.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::invalid("ext", format!("key `{}` given twice", w[0].0)));
+            return Err(Error::invalid(
+                "ext",
+                format!("key `{}` given twice", w[0].0),
+            ));
         }
         if ext.len() > MAX_EXTENSIONS {
-            return Err(Error::invalid("ext", format!("{} given, at most {MAX_EXTENSIONS} allowed", ext.len())));
+            return Err(Error::invalid(
+                "ext",
+                format!("{} given, at most {MAX_EXTENSIONS} allowed", ext.len()),
+            ));
         }
 
         let req = LicenseRequest {
@@ -257,13 +326,19 @@ impl RequestFields {
         // The core's own check is the last word.
         req.claims(LicenseId::default(), now)
             .validate()
-            .map_err(|m| Error::invalid("license", format!("the claims break a format rule: {m}")))?;
+            .map_err(|m| {
+                Error::invalid("license", format!("the claims break a format rule: {m}"))
+            })?;
         Ok(req)
     }
 }
 
 fn shorten(s: &str) -> String {
-    if s.chars().count() > 24 { format!("{}...", s.chars().take(21).collect::<String>()) } else { s.to_owned() }
+    if s.chars().count() > 24 {
+        format!("{}...", s.chars().take(21).collect::<String>())
+    } else {
+        s.to_owned()
+    }
 }
 
 impl LicenseRequest {
@@ -271,7 +346,13 @@ impl LicenseRequest {
     /// The device binding is left out: [`keyseal_core::license::issue`] adds it.
     #[must_use]
     pub fn claims(&self, license_id: LicenseId, issued_at: u64) -> Claims<'_> {
-        let mut c = Claims::new(license_id, &self.product, &self.customer, &self.plan, issued_at);
+        let mut c = Claims::new(
+            license_id,
+            &self.product,
+            &self.customer,
+            &self.plan,
+            issued_at,
+        );
         c.not_before = self.not_before;
         c.expires_at = self.expires_at;
         c.grace_secs = self.grace_secs;
@@ -309,7 +390,10 @@ mod tests {
     fn resolves_and_sorts() {
         let mut f = base();
         f.entitlements = vec!["sso".into(), "export".into(), "sso".into()];
-        f.ext = vec![("seats".into(), "10".into()), ("region".into(), "eu".into())];
+        f.ext = vec![
+            ("seats".into(), "10".into()),
+            ("region".into(), "eu".into()),
+        ];
         f.grace = Some("14d".into());
         let r = f.resolve(1000).unwrap();
         assert_eq!(r.expires_at, Some(1000 + 365 * 86_400));
@@ -320,7 +404,8 @@ mod tests {
 
     #[test]
     fn names_the_bad_field() {
-        let cases: [(fn(&mut RequestFields), &str); 8] = [
+        type Change = fn(&mut RequestFields);
+        let cases: [(Change, &str); 8] = [
             (|f| f.customer = Some("jane@example.com".into()), "customer"),
             (|f| f.expires = None, "expires"),
             (|f| f.expires = Some("2027-31-01".into()), "expires"),
@@ -328,7 +413,10 @@ mod tests {
             (|f| f.device = Some("ksfp1.nope".into()), "device"),
             (|f| f.device_match = Some("2".into()), "device_match"),
             (|f| f.max_version = Some("five".into()), "max_version"),
-            (|f| f.ext = vec![("a".into(), "1".into()), ("a".into(), "2".into())], "ext"),
+            (
+                |f| f.ext = vec![("a".into(), "1".into()), ("a".into(), "2".into())],
+                "ext",
+            ),
         ];
         for (change, field) in cases {
             let mut f = base();

@@ -15,22 +15,39 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
 
+use crate::Context;
 use crate::audit::{self, AuditEntry, GENESIS};
 use crate::error::{Error, Result};
-use crate::Context;
 
 /// The embedded migrations, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "ledger", include_str!("../migrations/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "ledger", include_str!("../migrations/0001_ledger.sql")),
+    // The issuing service's tenants, tokens, customers and activations (see `service`).
+    (2, "service", include_str!("../migrations/0002_service.sql")),
+];
 
 #[derive(Debug)]
 struct Embedded;
 
 impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(self) -> futures_core_compat::BoxFuture<'s, std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+    fn resolve(
+        self,
+    ) -> futures_core_compat::BoxFuture<
+        's,
+        std::result::Result<Vec<Migration>, sqlx::error::BoxDynError>,
+    > {
         Box::pin(async move {
             Ok(MIGRATIONS
                 .iter()
-                .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(d), MigrationType::Simple, Cow::Borrowed(sql), false))
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
                 .collect())
         })
     }
@@ -68,7 +85,11 @@ impl KeyStatus {
             "active" => KeyStatus::Active,
             "retired" => KeyStatus::Retired,
             "revoked" => KeyStatus::Revoked,
-            other => return Err(Error::CorruptLedger { detail: format!("unknown key status `{other}`") }),
+            other => {
+                return Err(Error::CorruptLedger {
+                    detail: format!("unknown key status `{other}`"),
+                });
+            }
         })
     }
 }
@@ -178,7 +199,9 @@ pub(crate) fn u(v: i64) -> u64 {
 }
 
 fn corrupt(what: &str) -> Error {
-    Error::CorruptLedger { detail: what.to_owned() }
+    Error::CorruptLedger {
+        detail: what.to_owned(),
+    }
 }
 
 /// Rows per INSERT statement (10 parameters each; well under SQLite's and
@@ -198,11 +221,18 @@ impl Store {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
-            std::env::current_dir().map_err(|e| Error::io("resolve", path, e))?.join(path)
+            std::env::current_dir()
+                .map_err(|e| Error::io("resolve", path, e))?
+                .join(path)
         };
-        let s = abs.to_str().ok_or_else(|| Error::invalid("vault", "the vault path must be valid UTF-8"))?;
+        let s = abs
+            .to_str()
+            .ok_or_else(|| Error::invalid("vault", "the vault path must be valid UTF-8"))?;
         if s.contains(['?', '#', '%']) {
-            return Err(Error::invalid("vault", "the vault path must not contain ?, # or %"));
+            return Err(Error::invalid(
+                "vault",
+                "the vault path must not contain ?, # or %",
+            ));
         }
         let url = format!("sqlite://{s}?mode={}", if create { "rwc" } else { "rw" });
         Self::connect_url(&url, 1).await
@@ -215,16 +245,26 @@ impl Store {
 
     async fn connect_url(url: &str, max: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
-        let opts: AnyConnectOptions = url.parse().map_err(|e| Error::db("parsing the ledger URL", e))?;
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let opts: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| Error::db("parsing the ledger URL", e))?;
         if backend == Backend::Sqlite {
             // Probe once, so a damaged file is reported at once instead of
             // the pool retrying until it times out.
-            let mut c = sqlx::AnyConnection::connect_with(&opts).await.map_err(|e| Error::db("opening the ledger", e))?;
+            let mut c = sqlx::AnyConnection::connect_with(&opts)
+                .await
+                .map_err(|e| Error::db("opening the ledger", e))?;
             c.execute("PRAGMA busy_timeout = 5000; SELECT COUNT(*) FROM sqlite_master;")
                 .await
                 .map_err(|e| Error::db("opening the ledger", e))?;
-            c.close().await.map_err(|e| Error::db("opening the ledger", e))?;
+            c.close()
+                .await
+                .map_err(|e| Error::db("opening the ledger", e))?;
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max)
@@ -253,6 +293,11 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// The connection pool (for the crate's other modules, e.g. `service`).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Which database this is.
     #[must_use]
     pub fn backend(&self) -> Backend {
@@ -261,10 +306,16 @@ impl Store {
 
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<()> {
-        let m = Migrator::new(Embedded).await.map_err(|e| Error::CorruptLedger { detail: e.to_string() })?;
+        let m = Migrator::new(Embedded)
+            .await
+            .map_err(|e| Error::CorruptLedger {
+                detail: e.to_string(),
+            })?;
         m.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => Error::db("updating the ledger schema", e),
-            other => Error::CorruptLedger { detail: other.to_string() },
+            other => Error::CorruptLedger {
+                detail: other.to_string(),
+            },
         })
     }
 
@@ -280,8 +331,12 @@ impl Store {
                 e => Error::db("reading the ledger", e),
             })?;
         match row {
-            Some(r) if r.try_get::<String, _>(0).ok().as_deref() == Some("keyseal-ledger/v1") => Ok(()),
-            _ => Err(corrupt("it is not a keyseal ledger (meta.format is missing)")),
+            Some(r) if r.try_get::<String, _>(0).ok().as_deref() == Some("keyseal-ledger/v1") => {
+                Ok(())
+            }
+            _ => Err(corrupt(
+                "it is not a keyseal ledger (meta.format is missing)",
+            )),
         }
     }
 
@@ -293,24 +348,48 @@ impl Store {
     /// Starts a write transaction. Writers are serialised by updating the
     /// `meta.writer` row first (a row lock in PostgreSQL, the write lock in SQLite).
     pub async fn begin_write(&self) -> Result<WriteTx> {
-        let mut tx = self.pool.begin().await.map_err(|e| Error::db("starting a transaction", e))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| Error::db("starting a transaction", e))?;
         sqlx::query("UPDATE meta SET value = value WHERE name = 'writer'")
             .execute(&mut *tx)
             .await
             .map_err(|e| Error::db("locking the ledger for writing", e))?;
-        Ok(WriteTx { tx, head: None, backend: self.backend })
+        Ok(WriteTx {
+            tx,
+            head: None,
+            backend: self.backend,
+        })
     }
 
-    async fn fetch_all<'q>(&self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<Vec<AnyRow>> {
-        q.fetch_all(&self.pool).await.map_err(|e| Error::db(doing, e))
+    async fn fetch_all<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+        doing: &str,
+    ) -> Result<Vec<AnyRow>> {
+        q.fetch_all(&self.pool)
+            .await
+            .map_err(|e| Error::db(doing, e))
     }
 
     // ---- products --------------------------------------------------------
 
     /// The products the vault issues for, sorted.
     pub async fn products(&self) -> Result<Vec<String>> {
-        let rows = self.fetch_all(sqlx::query("SELECT name FROM products ORDER BY name"), "reading products").await?;
-        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(|e| Error::db("reading products", e))).collect()
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT name FROM products ORDER BY name"),
+                "reading products",
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<String, _>(0)
+                    .map_err(|e| Error::db("reading products", e))
+            })
+            .collect()
     }
 
     /// Fails with [`Error::UnknownProduct`] unless `product` is registered.
@@ -319,7 +398,10 @@ impl Store {
         if known.iter().any(|p| p == product) {
             Ok(())
         } else {
-            Err(Error::UnknownProduct { product: product.to_owned(), known })
+            Err(Error::UnknownProduct {
+                product: product.to_owned(),
+                known,
+            })
         }
     }
 
@@ -341,7 +423,11 @@ impl Store {
 
     /// The active signing key, if any.
     pub async fn active_key(&self) -> Result<Option<KeyInfo>> {
-        Ok(self.keys().await?.into_iter().find(|k| k.status == KeyStatus::Active))
+        Ok(self
+            .keys()
+            .await?
+            .into_iter()
+            .find(|k| k.status == KeyStatus::Active))
     }
 
     /// The key with this id, or the one key whose id starts with this prefix
@@ -349,9 +435,16 @@ impl Store {
     pub async fn find_key(&self, id_or_prefix: &str) -> Result<KeyInfo> {
         let want = id_or_prefix.trim().to_ascii_lowercase();
         if want.len() < 4 {
-            return Err(Error::invalid("key id", format!("`{want}` is too short: give at least 4 hex digits of the key id")));
+            return Err(Error::invalid(
+                "key id",
+                format!("`{want}` is too short: give at least 4 hex digits of the key id"),
+            ));
         }
-        let mut found = self.keys().await?.into_iter().filter(|k| k.key_id.to_string().starts_with(&want));
+        let mut found = self
+            .keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.key_id.to_string().starts_with(&want));
         match (found.next(), found.next()) {
             (Some(k), None) => Ok(k),
             (None, _) => Err(Error::UnknownKey(want)),
@@ -363,24 +456,34 @@ impl Store {
 
     /// One license by id (full 32 hex digits).
     pub async fn license(&self, id: &str) -> Result<LicenseRecord> {
-        let lid: LicenseId = id
-            .trim()
-            .parse()
-            .map_err(|_| Error::invalid("license id", format!("`{id}` is not a license id (32 hex digits, as `keyseal issue` prints)")))?;
+        let lid: LicenseId = id.trim().parse().map_err(|_| {
+            Error::invalid(
+                "license id",
+                format!("`{id}` is not a license id (32 hex digits, as `keyseal issue` prints)"),
+            )
+        })?;
         let rows = self
             .fetch_all(
-                sqlx::query(&format!("{LICENSE_SELECT} WHERE l.license_id = $1")).bind(lid.to_string()),
+                sqlx::query(&format!("{LICENSE_SELECT} WHERE l.license_id = $1"))
+                    .bind(lid.to_string()),
                 "reading a license",
             )
             .await?;
-        rows.first().map(license_from_row).transpose()?.ok_or_else(|| Error::UnknownLicense(lid.to_string()))
+        rows.first()
+            .map(license_from_row)
+            .transpose()?
+            .ok_or_else(|| Error::UnknownLicense(lid.to_string()))
     }
 
     /// Licenses matching `filter`.
     pub async fn licenses(&self, filter: &LicenseFilter) -> Result<Vec<LicenseRecord>> {
         let mut sql = format!("{LICENSE_SELECT} WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();
-        for (col, v) in [("l.product", &filter.product), ("l.customer", &filter.customer), ("l.batch_id", &filter.batch_id)] {
+        for (col, v) in [
+            ("l.product", &filter.product),
+            ("l.customer", &filter.customer),
+            ("l.batch_id", &filter.batch_id),
+        ] {
             if let Some(v) = v {
                 args.push(v.clone());
                 sql.push_str(&format!(" AND {col} = ${}", args.len()));
@@ -408,16 +511,28 @@ impl Store {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| Error::db("counting licenses", e))?;
-        Ok(u(row.try_get::<i64, _>(0).map_err(|e| Error::db("counting licenses", e))?))
+        Ok(u(row
+            .try_get::<i64, _>(0)
+            .map_err(|e| Error::db("counting licenses", e))?))
     }
 
     /// Revoked license ids and revoked key ids.
     pub async fn revoked(&self) -> Result<Revoked> {
-        let rows = self.fetch_all(sqlx::query("SELECT license_id FROM revocations"), "reading revocations").await?;
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT license_id FROM revocations"),
+                "reading revocations",
+            )
+            .await?;
         let mut licenses = BTreeSet::new();
         for r in &rows {
-            let s: String = r.try_get(0).map_err(|e| Error::db("reading revocations", e))?;
-            licenses.insert(s.parse().map_err(|_| corrupt("bad license id in revocations"))?);
+            let s: String = r
+                .try_get(0)
+                .map_err(|e| Error::db("reading revocations", e))?;
+            licenses.insert(
+                s.parse()
+                    .map_err(|_| corrupt("bad license id in revocations"))?,
+            );
         }
         let keys = self
             .keys()
@@ -479,16 +594,24 @@ impl Store {
             .await
             .map_err(|e| Error::db("reading the audit head", e))?;
         let Some(row) = row else { return Ok(None) };
-        let v: String = row.try_get(0).map_err(|e| Error::db("reading the audit head", e))?;
+        let v: String = row
+            .try_get(0)
+            .map_err(|e| Error::db("reading the audit head", e))?;
         let (seq, hash) = v.split_once(':').ok_or_else(|| corrupt("bad audit head"))?;
-        Ok(Some((seq.parse().map_err(|_| corrupt("bad audit head"))?, hash.to_owned())))
+        Ok(Some((
+            seq.parse().map_err(|_| corrupt("bad audit head"))?,
+            hash.to_owned(),
+        )))
     }
 
     /// Walks the audit chain; `Err` names the first broken entry.
     pub async fn verify_audit(&self) -> Result<std::result::Result<u64, audit::ChainBreak>> {
         let entries = self.audit_entries().await?;
         let head = self.audit_head().await?;
-        Ok(audit::verify_chain(&entries, head.as_ref().map(|(s, h)| (*s, h.as_str()))))
+        Ok(audit::verify_chain(
+            &entries,
+            head.as_ref().map(|(s, h)| (*s, h.as_str())),
+        ))
     }
 }
 
@@ -526,7 +649,10 @@ fn key_from_row(r: &AnyRow) -> Result<KeyInfo> {
         status: KeyStatus::parse(&status)?,
         created_at: u(r.try_get("created_at").map_err(g)?),
         valid_from: u(r.try_get("valid_from").map_err(g)?),
-        valid_until: r.try_get::<Option<i64>, _>("valid_until").map_err(g)?.map(u),
+        valid_until: r
+            .try_get::<Option<i64>, _>("valid_until")
+            .map_err(g)?
+            .map(u),
         revoked_at: r.try_get::<Option<i64>, _>("revoked_at").map_err(g)?.map(u),
         revoke_reason: r.try_get("revoke_reason").map_err(g)?,
     })
@@ -589,20 +715,39 @@ impl WriteTx {
     }
 
     /// Runs a statement.
-    pub(crate) async fn exec<'q>(&mut self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<u64> {
-        q.execute(self.db()).await.map(|r| r.rows_affected()).map_err(|e| Error::db(doing, e))
+    pub(crate) async fn exec<'q>(
+        &mut self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+        doing: &str,
+    ) -> Result<u64> {
+        q.execute(self.db())
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(|e| Error::db(doing, e))
     }
 
     /// Runs a query.
-    pub(crate) async fn fetch<'q>(&mut self, q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, doing: &str) -> Result<Vec<AnyRow>> {
-        q.fetch_all(self.db()).await.map_err(|e| Error::db(doing, e))
+    pub(crate) async fn fetch<'q>(
+        &mut self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+        doing: &str,
+    ) -> Result<Vec<AnyRow>> {
+        q.fetch_all(self.db())
+            .await
+            .map_err(|e| Error::db(doing, e))
     }
 
     /// Sets a meta value.
     pub(crate) async fn set_meta(&mut self, name: &str, value: &str) -> Result<()> {
-        self.exec(sqlx::query("DELETE FROM meta WHERE name = $1").bind(name.to_owned()), "writing settings").await?;
         self.exec(
-            sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2)").bind(name.to_owned()).bind(value.to_owned()),
+            sqlx::query("DELETE FROM meta WHERE name = $1").bind(name.to_owned()),
+            "writing settings",
+        )
+        .await?;
+        self.exec(
+            sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2)")
+                .bind(name.to_owned())
+                .bind(value.to_owned()),
             "writing settings",
         )
         .await?;
@@ -628,7 +773,16 @@ impl WriteTx {
                     let b = n * 10;
                     sql.push_str(&format!(
                         "(${},${},${},${},${},${},${},${},${},${})",
-                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9,
+                        b + 10
                     ));
                 }
             }
@@ -646,23 +800,35 @@ impl WriteTx {
                     .bind(r.batch_id.map(str::to_owned))
                     .bind(r.batch_row.map(i));
             }
-            q.execute(self.db()).await.map_err(|e| Error::db("recording licenses in the ledger", e))?;
+            q.execute(self.db())
+                .await
+                .map_err(|e| Error::db("recording licenses in the ledger", e))?;
         }
         Ok(())
     }
 
     /// Appends an audit entry in this transaction.
-    pub(crate) async fn audit(&mut self, ctx: &Context, action: &str, details: &serde_json::Value) -> Result<u64> {
+    pub(crate) async fn audit(
+        &mut self,
+        ctx: &Context,
+        action: &str,
+        details: &serde_json::Value,
+    ) -> Result<u64> {
         let (last_seq, prev) = match self.head.take() {
             Some(h) => h,
             None => {
                 let rows = self
-                    .fetch(sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"), "reading the audit log")
+                    .fetch(
+                        sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
+                        "reading the audit log",
+                    )
                     .await?;
                 match rows.first() {
                     Some(r) => (
-                        u(r.try_get(0).map_err(|e| Error::db("reading the audit log", e))?),
-                        r.try_get::<String, _>(1).map_err(|e| Error::db("reading the audit log", e))?,
+                        u(r.try_get(0)
+                            .map_err(|e| Error::db("reading the audit log", e))?),
+                        r.try_get::<String, _>(1)
+                            .map_err(|e| Error::db("reading the audit log", e))?,
                     ),
                     None => (0, GENESIS.to_owned()),
                 }
@@ -685,20 +851,30 @@ impl WriteTx {
             "writing the audit log",
         )
         .await?;
-        self.set_meta("audit_head", &format!("{seq}:{hash}")).await?;
+        self.set_meta("audit_head", &format!("{seq}:{hash}"))
+            .await?;
         self.head = Some((seq, hash));
         Ok(seq)
     }
 
     /// Commits.
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await.map_err(|e| Error::db("committing to the ledger", e))
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| Error::db("committing to the ledger", e))
     }
 }
 
 /// Ensures a SQLite connection can be opened (used by `Vault::open` to turn
 /// "file is not a database" into a clear error before anything else runs).
 pub(crate) async fn ping(store: &Store) -> Result<()> {
-    let mut c = store.pool.acquire().await.map_err(|e| Error::db("opening the ledger", e))?;
-    c.ping().await.map_err(|e| Error::db("opening the ledger", e))
+    let mut c = store
+        .pool
+        .acquire()
+        .await
+        .map_err(|e| Error::db("opening the ledger", e))?;
+    c.ping()
+        .await
+        .map_err(|e| Error::db("opening the ledger", e))
 }

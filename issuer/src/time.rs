@@ -30,8 +30,7 @@ impl When {
 }
 
 /// What a time string may look like, for error messages.
-pub const WHEN_FORMS: &str =
-    "an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31, midnight UTC), a duration from now (365d, 12h, 2w) or `never`";
+pub const WHEN_FORMS: &str = "an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31, midnight UTC), a duration from now (365d, 12h, 2w) or `never`";
 
 impl FromStr for When {
     type Err = String;
@@ -41,12 +40,15 @@ impl FromStr for When {
         if s.eq_ignore_ascii_case("never") {
             return Ok(When::Never);
         }
-        if s.bytes().next().is_some_and(|b| b.is_ascii_digit()) && s.bytes().last().is_some_and(|b| b.is_ascii_alphabetic()) {
-            if let Ok(d) = parse_duration(s) {
-                return Ok(When::After(d));
-            }
+        if s.bytes().next().is_some_and(|b| b.is_ascii_digit())
+            && s.bytes().last().is_some_and(|b| b.is_ascii_alphabetic())
+            && let Ok(d) = parse_duration(s)
+        {
+            return Ok(When::After(d));
         }
-        parse_time(s).map(When::At).map_err(|_| format!("`{s}` is not {WHEN_FORMS}"))
+        parse_time(s)
+            .map(When::At)
+            .map_err(|_| format!("`{s}` is not {WHEN_FORMS}"))
     }
 }
 
@@ -54,14 +56,21 @@ impl FromStr for When {
 /// (midnight UTC), or plain unix seconds.
 pub fn parse_time(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let bad = || format!("`{s}` is not an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31) or unix seconds");
+    let bad = || {
+        format!(
+            "`{s}` is not an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31) or unix seconds"
+        )
+    };
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().map_err(|_| bad());
     }
     let secs = if s.len() == 10 {
         let date: jiff::civil::Date = s.parse().map_err(|_| bad())?;
         let dt = date.to_datetime(jiff::civil::Time::midnight());
-        jiff::tz::TimeZone::UTC.to_timestamp(dt).map_err(|_| bad())?.as_second()
+        jiff::tz::TimeZone::UTC
+            .to_timestamp(dt)
+            .map_err(|_| bad())?
+            .as_second()
     } else {
         s.parse::<jiff::Timestamp>().map_err(|_| bad())?.as_second()
     };
@@ -71,7 +80,8 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
 /// Parses a duration: a number and a unit, `s`, `m`, `h`, `d` or `w`
 /// (`90d`, `12h`, `2w`). Several parts add up (`1d12h`).
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("`{s}` is not a duration such as 30d, 12h, 2w or 90m (units: s, m, h, d, w)");
+    let bad =
+        || format!("`{s}` is not a duration such as 30d, 12h, 2w or 90m (units: s, m, h, d, w)");
     let s = s.trim();
     if s.is_empty() {
         return Err(bad());
@@ -93,7 +103,10 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
             'w' => 7 * 86_400,
             _ => return Err(bad()),
         };
-        total = n.checked_mul(scale).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(scale)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
         rest = &rest[digits + 1..];
     }
     Ok(total)
@@ -112,7 +125,7 @@ pub fn format(secs: u64) -> String {
 #[must_use]
 pub fn format_duration(secs: u64) -> String {
     for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= n && secs % n == 0 {
+        if secs >= n && secs.is_multiple_of(n) {
             return format!("{}{unit}", secs / n);
         }
     }
@@ -148,7 +161,10 @@ mod tests {
         assert!(parse_duration("d").is_err());
         assert_eq!("365d".parse::<When>().unwrap(), When::After(365 * 86_400));
         assert_eq!("never".parse::<When>().unwrap(), When::Never);
-        assert_eq!("2027-01-31".parse::<When>().unwrap().resolve(0), Some(1_801_353_600));
+        assert_eq!(
+            "2027-01-31".parse::<When>().unwrap().resolve(0),
+            Some(1_801_353_600)
+        );
         assert!("2027-31-01".parse::<When>().is_err());
         assert_eq!(format(1_801_353_600), "2027-01-31T00:00:00Z");
         assert_eq!(format_duration(14 * 86_400), "2w");

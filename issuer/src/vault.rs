@@ -15,12 +15,12 @@ use keyseal_core::{KeyId, PublicKey, SigningKey};
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::Context;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, VaultLock};
 use crate::keyfile::{KdfParams, KeyFile, Passphrase};
 use crate::request::check_product;
-use crate::store::{i, KeyInfo, KeyStatus, Store};
-use crate::Context;
+use crate::store::{KeyInfo, KeyStatus, Store, i};
 
 /// File name of the ledger inside the vault.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
@@ -106,16 +106,25 @@ impl Vault {
     ///
     /// The vault is built in a temporary directory beside `dir` and renamed
     /// into place, so an interrupted `init` leaves no half vault behind.
-    pub async fn init(dir: &Path, pass: &Passphrase, opts: &InitOptions, ctx: &Context) -> Result<Vault> {
+    pub async fn init(
+        dir: &Path,
+        pass: &Passphrase,
+        opts: &InitOptions,
+        ctx: &Context,
+    ) -> Result<Vault> {
         for p in &opts.products {
             check_product(p)?;
         }
         if let Ok(mut entries) = std::fs::read_dir(dir) {
             if entries.next().is_some() {
-                return Err(Error::VaultExists { dir: dir.to_path_buf() });
+                return Err(Error::VaultExists {
+                    dir: dir.to_path_buf(),
+                });
             }
         } else if dir.exists() {
-            return Err(Error::VaultExists { dir: dir.to_path_buf() });
+            return Err(Error::VaultExists {
+                dir: dir.to_path_buf(),
+            });
         }
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -123,7 +132,12 @@ impl Vault {
         };
         let name = dir
             .file_name()
-            .ok_or_else(|| Error::invalid("vault", format!("{} is not a directory name", dir.display())))?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "vault",
+                    format!("{} is not a directory name", dir.display()),
+                )
+            })?
             .to_string_lossy()
             .into_owned();
         let mut rnd = [0u8; 6];
@@ -182,7 +196,9 @@ impl Vault {
     pub async fn open(dir: &Path, access: Access) -> Result<Vault> {
         let ledger = dir.join(LEDGER_FILE);
         if !ledger.is_file() {
-            return Err(Error::NoVault { dir: dir.to_path_buf() });
+            return Err(Error::NoVault {
+                dir: dir.to_path_buf(),
+            });
         }
         let lock = match access {
             Access::Write => Some(VaultLock::acquire(dir, dir.join(LOCK_FILE))?),
@@ -194,7 +210,11 @@ impl Vault {
         if access == Access::Write {
             store.migrate().await?;
         }
-        Ok(Vault { dir: dir.to_path_buf(), store, _lock: lock })
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            store,
+            _lock: lock,
+        })
     }
 
     /// The vault directory.
@@ -231,7 +251,10 @@ impl Vault {
         let path = self.key_path(id);
         let file = KeyFile::read(&path)?;
         if file.key_id() != id.to_string() {
-            return Err(Error::CorruptKeyFile { path, detail: format!("it holds key {}, not {id}", file.key_id()) });
+            return Err(Error::CorruptKeyFile {
+                path,
+                detail: format!("it holds key {}, not {id}", file.key_id()),
+            });
         }
         file.open(pass, &path)
     }
@@ -240,7 +263,12 @@ impl Vault {
     /// ends now, so what it signed stays valid). The passphrase must open the
     /// current active key; the new key is sealed under it with `kdf`, or with
     /// the current key's parameters.
-    pub async fn rotate(&self, pass: &Passphrase, kdf: Option<KdfParams>, ctx: &Context) -> Result<(KeyInfo, Option<KeyInfo>)> {
+    pub async fn rotate(
+        &self,
+        pass: &Passphrase,
+        kdf: Option<KdfParams>,
+        ctx: &Context,
+    ) -> Result<(KeyInfo, Option<KeyInfo>)> {
         let old = self.store.active_key().await?;
         let mut params = kdf.unwrap_or_default();
         if let Some(old) = &old {

@@ -1,20 +1,29 @@
 //! The vault through the library API: init, issue, batch, rotate, revoke,
 //! publish, audit, lock, wrong passphrase.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use keyseal_core::license::{Expectations, UnverifiedLicense, decode_text};
 use keyseal_core::{Error as CoreError, RevocationList};
 use keyseal_issuer::batch;
 use keyseal_issuer::{
-    Access, BatchOptions, Context, Error, InitOptions, KdfParams, KeyStatus, LicenseFilter, Passphrase,
-    RequestFields, Vault,
+    Access, BatchOptions, Context, Error, InitOptions, KdfParams, KeyStatus, LicenseFilter,
+    Passphrase, RequestFields, Vault,
 };
 use zeroize::Zeroizing;
 
-const CHEAP: KdfParams = KdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+const CHEAP: KdfParams = KdfParams {
+    m_cost_kib: 64,
+    t_cost: 1,
+    p_cost: 1,
+};
 const T0: u64 = 1_800_000_000;
 
 fn ctx(now: u64) -> Context {
-    Context { now, actor: "tester".into() }
+    Context {
+        now,
+        actor: "tester".into(),
+    }
 }
 
 fn pass(s: &str) -> Passphrase {
@@ -31,7 +40,12 @@ fn req(customer: &str) -> RequestFields {
     }
 }
 
-fn check(key: &str, keyring: &keyseal_core::Keyring, now: u64, list: Option<&RevocationList>) -> Result<(), CoreError> {
+fn check(
+    key: &str,
+    keyring: &keyseal_core::Keyring,
+    now: u64,
+    list: Option<&RevocationList>,
+) -> Result<(), CoreError> {
     let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
     let bytes = decode_text(key, &mut buf)?;
     let lic = UnverifiedLicense::from_bytes(bytes)?;
@@ -46,28 +60,50 @@ fn check(key: &str, keyring: &keyseal_core::Keyring, now: u64, list: Option<&Rev
 async fn full_lifecycle() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
-    let opts = InitOptions { products: vec!["acme-cad".into()], kdf: CHEAP };
-    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await.unwrap();
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: CHEAP,
+    };
+    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
+        .await
+        .unwrap();
 
     // Owner-only permissions.
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     let k1 = vault.store().active_key().await.unwrap().unwrap();
     let kp = vault.key_path(k1.key_id);
-    assert_eq!(std::fs::metadata(&kp).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&kp).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // A second writer is refused while the first holds the lock.
-    assert!(matches!(Vault::open(&dir, Access::Write).await, Err(Error::Locked { .. })));
+    assert!(matches!(
+        Vault::open(&dir, Access::Write).await,
+        Err(Error::Locked { .. })
+    ));
     // Wrong passphrase.
-    assert!(matches!(vault.unlock(&pass("nope")).await, Err(Error::WrongPassphrase { .. })));
+    assert!(matches!(
+        vault.unlock(&pass("nope")).await,
+        Err(Error::WrongPassphrase { .. })
+    ));
 
     let signer = vault.unlock(&pass("pw")).await.unwrap();
     let store = vault.store();
-    let a = store.issue(&signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0)).await.unwrap();
+    let a = store
+        .issue(&signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0))
+        .await
+        .unwrap();
     let mut unknown = req("cus_x");
     unknown.product = Some("other".into());
     assert!(matches!(
-        store.issue(&signer, unknown.resolve(T0).unwrap(), &ctx(T0)).await,
+        store
+            .issue(&signer, unknown.resolve(T0).unwrap(), &ctx(T0))
+            .await,
         Err(Error::UnknownProduct { .. })
     ));
 
@@ -75,45 +111,105 @@ async fn full_lifecycle() {
     let csv = "product,customer,plan,expires\nacme-cad,c1,pro,30d\nacme-cad,c2,pro,30d\nacme-cad,bad@x,pro,30d\nacme-cad,c4,pro,30d\n";
     let mut written = Vec::new();
     let out = store
-        .issue_batch(&signer, &ctx(T0 + 1), batch::csv_rows(csv.as_bytes()), &BatchOptions { chunk_size: 1, start_row: 1 }, |chunk| {
-            written.extend(chunk.iter().map(|i| i.license_key.clone()));
-            Ok(())
-        })
+        .issue_batch(
+            &signer,
+            &ctx(T0 + 1),
+            batch::csv_rows(csv.as_bytes()),
+            &BatchOptions {
+                chunk_size: 1,
+                start_row: 1,
+            },
+            |chunk| {
+                written.extend(chunk.iter().map(|i| i.license_key.clone()));
+                Ok(())
+            },
+        )
         .await;
     assert_eq!(out.minted, 2);
     assert_eq!(out.last_row, 2);
-    assert!(matches!(out.error, Some(Error::BadRow { row: 3, .. })), "{:?}", out.error);
+    assert!(
+        matches!(out.error, Some(Error::BadRow { row: 3, .. })),
+        "{:?}",
+        out.error
+    );
     assert_eq!(written.len(), 2);
-    let in_batch = store.licenses(&LicenseFilter { batch_id: Some(out.batch_id.clone()), ..Default::default() }).await.unwrap();
-    assert_eq!(in_batch.iter().map(|l| l.license_key.clone()).collect::<Vec<_>>(), written);
+    let in_batch = store
+        .licenses(&LicenseFilter {
+            batch_id: Some(out.batch_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        in_batch
+            .iter()
+            .map(|l| l.license_key.clone())
+            .collect::<Vec<_>>(),
+        written
+    );
 
     // Rotate; the old key signs nothing new, both keys' licenses verify.
-    let (k2, old) = vault.rotate(&pass("pw"), None, &ctx(T0 + 10)).await.unwrap();
+    let (k2, old) = vault
+        .rotate(&pass("pw"), None, &ctx(T0 + 10))
+        .await
+        .unwrap();
     assert_eq!(old.unwrap().status, KeyStatus::Retired);
-    assert!(store.issue(&signer, req("cus_b").resolve(T0).unwrap(), &ctx(T0 + 11)).await.is_err());
+    assert!(
+        store
+            .issue(&signer, req("cus_b").resolve(T0).unwrap(), &ctx(T0 + 11))
+            .await
+            .is_err()
+    );
     let signer2 = vault.unlock(&pass("pw")).await.unwrap();
     assert_eq!(signer2.key_id(), k2.key_id);
-    let b = store.issue(&signer2, req("cus_b").resolve(T0 + 11).unwrap(), &ctx(T0 + 11)).await.unwrap();
+    let b = store
+        .issue(
+            &signer2,
+            req("cus_b").resolve(T0 + 11).unwrap(),
+            &ctx(T0 + 11),
+        )
+        .await
+        .unwrap();
     let ring = store.keyring().await.unwrap().keyring;
     check(&a.license_key, &ring, T0 + 20, None).unwrap();
     check(&b.license_key, &ring, T0 + 20, None).unwrap();
 
     // Revoke a, publish; a is rejected, b is not.
-    store.revoke_license(&a.license_id.to_string(), "refund", &ctx(T0 + 30)).await.unwrap();
+    store
+        .revoke_license(&a.license_id.to_string(), "refund", &ctx(T0 + 30))
+        .await
+        .unwrap();
     assert!(matches!(
-        store.revoke_license(&a.license_id.to_string(), "refund", &ctx(T0 + 31)).await,
+        store
+            .revoke_license(&a.license_id.to_string(), "refund", &ctx(T0 + 31))
+            .await,
         Err(Error::AlreadyRevoked { .. })
     ));
-    let l1 = store.publish_revocations(&signer2, T0 + 86_400, &ctx(T0 + 40)).await.unwrap();
-    let l2 = store.publish_revocations(&signer2, T0 + 86_400, &ctx(T0 + 41)).await.unwrap();
+    let l1 = store
+        .publish_revocations(&signer2, T0 + 86_400, &ctx(T0 + 40))
+        .await
+        .unwrap();
+    let l2 = store
+        .publish_revocations(&signer2, T0 + 86_400, &ctx(T0 + 41))
+        .await
+        .unwrap();
     assert_eq!((l1.sequence, l2.sequence), (1, 2));
     let list = RevocationList::verify(&l2.bytes, &ring).unwrap();
-    assert_eq!(check(&a.license_key, &ring, T0 + 50, Some(&list)), Err(CoreError::Revoked));
+    assert_eq!(
+        check(&a.license_key, &ring, T0 + 50, Some(&list)),
+        Err(CoreError::Revoked)
+    );
     check(&b.license_key, &ring, T0 + 50, Some(&list)).unwrap();
 
     // Audit chain verifies; every action is there.
     assert!(store.verify_audit().await.unwrap().is_ok());
-    let actions: Vec<String> = store.audit_entries().await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = store
+        .audit_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(
         actions,
         [
@@ -136,13 +232,19 @@ async fn full_lifecycle() {
     again.close().await;
 
     // init refuses an existing vault.
-    assert!(matches!(Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await, Err(Error::VaultExists { .. })));
+    assert!(matches!(
+        Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await,
+        Err(Error::VaultExists { .. })
+    ));
 }
 
 #[tokio::test]
 async fn corrupt_ledger_and_missing_vault_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(matches!(Vault::open(tmp.path(), Access::Read).await, Err(Error::NoVault { .. })));
+    assert!(matches!(
+        Vault::open(tmp.path(), Access::Read).await,
+        Err(Error::NoVault { .. })
+    ));
     std::fs::write(tmp.path().join("ledger.sqlite"), b"this is not a database, just some bytes padding padding padding padding padding padding padding padding padding padding").unwrap();
     let e = Vault::open(tmp.path(), Access::Read).await.unwrap_err();
     assert!(matches!(e, Error::CorruptLedger { .. }), "{e:?}");

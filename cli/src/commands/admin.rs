@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use keyseal_core::armor;
 use keyseal_issuer::time::{When, format};
-use keyseal_issuer::{Access, InitOptions, KdfParams, KeyInfo, LicenseFilter, LicenseRecord, Vault};
+use keyseal_issuer::{
+    Access, InitOptions, KdfParams, KeyInfo, LicenseFilter, LicenseRecord, Vault,
+};
 use serde_json::{Value, json};
 
 use crate::cli::{
@@ -23,11 +25,23 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
         keyseal_issuer::request::check_product(p)?;
     }
     if dir.join(keyseal_issuer::vault::LEDGER_FILE).exists() {
-        return Err(keyseal_issuer::Error::VaultExists { dir: dir.to_path_buf() }.into());
+        return Err(keyseal_issuer::Error::VaultExists {
+            dir: dir.to_path_buf(),
+        }
+        .into());
     }
     let kdf = env::kdf_override()?.unwrap_or(KdfParams::DEFAULT);
     let pass = env::passphrase(true)?;
-    let vault = Vault::init(dir, &pass, &InitOptions { products: a.products.clone(), kdf }, &ctx).await?;
+    let vault = Vault::init(
+        dir,
+        &pass,
+        &InitOptions {
+            products: a.products.clone(),
+            kdf,
+        },
+        &ctx,
+    )
+    .await?;
     let key = vault.store().active_key().await;
     vault.close().await;
     let key = key?.ok_or(keyseal_issuer::Error::NoActiveKey)?;
@@ -40,13 +54,18 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
         }));
     } else {
         println!("created vault {}", dir.display());
-        println!("  signing key  {} (sealed with Argon2id {kdf}, XChaCha20-Poly1305)", key.key_id);
+        println!(
+            "  signing key  {} (sealed with Argon2id {kdf}, XChaCha20-Poly1305)",
+            key.key_id
+        );
         if a.products.is_empty() {
             println!("  products     none yet: add one with `keyseal products add NAME`");
         } else {
             println!("  products     {}", a.products.join(", "));
         }
-        println!("next: back up the vault directory, then `keyseal keys export` for your app's keyring");
+        println!(
+            "next: back up the vault directory, then `keyseal keys export` for your app's keyring"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -74,32 +93,40 @@ fn status_word(k: &KeyInfo) -> &'static str {
 
 fn resolve_time(s: &str, flag: &str) -> Result<u64, CliError> {
     match s.parse::<When>() {
-        Ok(When::Never) | Err(_) => Err(CliError::input(format!("{flag}: `{s}` is not a time"), "give a date, an RFC 3339 time or a duration")),
+        Ok(When::Never) | Err(_) => Err(CliError::input(
+            format!("{flag}: `{s}` is not a time"),
+            "give a date, an RFC 3339 time or a duration",
+        )),
         Ok(w) => Ok(w.resolve(env::now()?).unwrap_or(0)),
     }
 }
 
 pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitCode, CliError> {
     match c {
-        KeysCommand::List => with_vault(dir, Access::Read, async |v| {
-            let keys = v.store().keys().await?;
-            if json {
-                print_json(&Value::Array(keys.iter().map(key_json).collect()));
-            } else {
-                println!("{:<16}  {:<7}  {:<20}  SIGNS UNTIL", "KEY ID", "STATUS", "SIGNS FROM");
-                for k in &keys {
+        KeysCommand::List => {
+            with_vault(dir, Access::Read, async |v| {
+                let keys = v.store().keys().await?;
+                if json {
+                    print_json(&Value::Array(keys.iter().map(key_json).collect()));
+                } else {
                     println!(
-                        "{}  {:<7}  {:<20}  {}",
-                        k.key_id,
-                        status_word(k),
-                        format(k.valid_from),
-                        opt_time(k.valid_until)
+                        "{:<16}  {:<7}  {:<20}  SIGNS UNTIL",
+                        "KEY ID", "STATUS", "SIGNS FROM"
                     );
+                    for k in &keys {
+                        println!(
+                            "{}  {:<7}  {:<20}  {}",
+                            k.key_id,
+                            status_word(k),
+                            format(k.valid_from),
+                            opt_time(k.valid_until)
+                        );
+                    }
                 }
-            }
-            Ok(ExitCode::SUCCESS)
-        })
-        .await,
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
         KeysCommand::Rotate => {
             let ctx = env::context()?;
             let kdf = env::kdf_override()?;
@@ -134,9 +161,15 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
                 if json {
                     print_json(&key_json(&k));
                 } else {
-                    println!("retired key {}: it signs nothing issued after {}", k.key_id, opt_time(k.valid_until));
+                    println!(
+                        "retired key {}: it signs nothing issued after {}",
+                        k.key_id,
+                        opt_time(k.valid_until)
+                    );
                     if v.store().active_key().await?.is_none() {
-                        println!("the vault has no active key now: make one with `keyseal keys rotate`");
+                        println!(
+                            "the vault has no active key now: make one with `keyseal keys rotate`"
+                        );
                     }
                     println!("next: `keyseal keys export` so apps see the key's end");
                 }
@@ -161,29 +194,42 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
             })
             .await
         }
-        KeysCommand::Export { format: f, out } => with_vault(dir, Access::Read, async |v| {
-            let export = v.store().keyring().await?;
-            let text = match f {
-                ExportFormat::Text => export.text(),
-                ExportFormat::Rust => export.rust(),
-                ExportFormat::Json => export.json(),
-            };
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, text).map_err(|e| {
-                        CliError::input(format!("cannot write {}: {e}", path.display()), "check the path and its permissions")
-                    })?;
-                    eprintln!("wrote the keyring ({} keys) to {}", export.keys.len(), path.display());
+        KeysCommand::Export { format: f, out } => {
+            with_vault(dir, Access::Read, async |v| {
+                let export = v.store().keyring().await?;
+                let text = match f {
+                    ExportFormat::Text => export.text(),
+                    ExportFormat::Rust => export.rust(),
+                    ExportFormat::Json => export.json(),
+                };
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text).map_err(|e| {
+                            CliError::input(
+                                format!("cannot write {}: {e}", path.display()),
+                                "check the path and its permissions",
+                            )
+                        })?;
+                        eprintln!(
+                            "wrote the keyring ({} keys) to {}",
+                            export.keys.len(),
+                            path.display()
+                        );
+                    }
+                    None => print!("{text}"),
                 }
-                None => print!("{text}"),
-            }
-            Ok(ExitCode::SUCCESS)
-        })
-        .await,
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
     }
 }
 
-pub(crate) async fn products(dir: &Path, c: ProductsCommand, json: bool) -> Result<ExitCode, CliError> {
+pub(crate) async fn products(
+    dir: &Path,
+    c: ProductsCommand,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     match c {
         ProductsCommand::Add { name } => {
             let ctx = env::context()?;
@@ -198,18 +244,20 @@ pub(crate) async fn products(dir: &Path, c: ProductsCommand, json: bool) -> Resu
             })
             .await
         }
-        ProductsCommand::List => with_vault(dir, Access::Read, async |v| {
-            let p = v.store().products().await?;
-            if json {
-                print_json(&json!(p));
-            } else {
-                for name in p {
-                    println!("{name}");
+        ProductsCommand::List => {
+            with_vault(dir, Access::Read, async |v| {
+                let p = v.store().products().await?;
+                if json {
+                    print_json(&json!(p));
+                } else {
+                    for name in p {
+                        println!("{name}");
+                    }
                 }
-            }
-            Ok(ExitCode::SUCCESS)
-        })
-        .await,
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
     }
 }
 
@@ -230,16 +278,33 @@ fn license_json(l: &LicenseRecord) -> Value {
     })
 }
 
-pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Result<ExitCode, CliError> {
+pub(crate) async fn licenses(
+    dir: &Path,
+    c: LicensesCommand,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     with_vault(dir, Access::Read, async |v| {
         match c {
-            LicensesCommand::List { product, customer, batch, limit } => {
-                let filter = LicenseFilter { product, customer, batch_id: batch, limit };
+            LicensesCommand::List {
+                product,
+                customer,
+                batch,
+                limit,
+            } => {
+                let filter = LicenseFilter {
+                    product,
+                    customer,
+                    batch_id: batch,
+                    limit,
+                };
                 let list = v.store().licenses(&filter).await?;
                 if json {
                     print_json(&Value::Array(list.iter().map(license_json).collect()));
                 } else {
-                    println!("{:<32}  {:<20}  {:<16}  {:<12}  {:<20}  STATE", "LICENSE ID", "PRODUCT", "CUSTOMER", "PLAN", "EXPIRES");
+                    println!(
+                        "{:<32}  {:<20}  {:<16}  {:<12}  {:<20}  STATE",
+                        "LICENSE ID", "PRODUCT", "CUSTOMER", "PLAN", "EXPIRES"
+                    );
                     for l in &list {
                         println!(
                             "{}  {:<20}  {:<16}  {:<12}  {:<20}  {}",
@@ -248,7 +313,11 @@ pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Resu
                             l.customer,
                             l.plan,
                             opt_time(l.expires_at),
-                            if l.revoked.is_some() { "revoked" } else { "issued" }
+                            if l.revoked.is_some() {
+                                "revoked"
+                            } else {
+                                "issued"
+                            }
                         );
                     }
                 }
@@ -263,7 +332,10 @@ pub(crate) async fn licenses(dir: &Path, c: LicensesCommand, json: bool) -> Resu
                     println!("customer     {}", l.customer);
                     println!("plan         {}", l.plan);
                     println!("issued       {}", format(l.issued_at));
-                    println!("expires      {}", l.expires_at.map_or_else(|| "never".into(), format));
+                    println!(
+                        "expires      {}",
+                        l.expires_at.map_or_else(|| "never".into(), format)
+                    );
                     println!("signing key  {}", l.key_id);
                     if let (Some(b), Some(r)) = (&l.batch_id, l.batch_row) {
                         println!("batch        {b} row {r}");
@@ -291,8 +363,12 @@ fn license_id_of(arg: &str) -> Result<String, CliError> {
             "pass the 32-hex-digit license id, the ks1. key, or the license file",
         )
     })?;
-    let lic = keyseal_core::UnverifiedLicense::from_bytes(&bytes)
-        .map_err(|e| CliError::input(format!("`{arg}` is not a license: {e}"), "pass the 32-hex-digit license id"))?;
+    let lic = keyseal_core::UnverifiedLicense::from_bytes(&bytes).map_err(|e| {
+        CliError::input(
+            format!("`{arg}` is not a license: {e}"),
+            "pass the 32-hex-digit license id",
+        )
+    })?;
     Ok(lic.dangerous_unverified_claims().license_id.to_string())
 }
 
@@ -304,8 +380,13 @@ pub(crate) async fn revoke(dir: &Path, a: RevokeArgs, json: bool) -> Result<Exit
         if json {
             print_json(&license_json(&l));
         } else {
-            println!("revoked license {} ({}, {} for {})", l.license_id, a.reason, l.product, l.customer);
-            println!("next: `keyseal revocations publish --out FILE` and ship the list to your apps");
+            println!(
+                "revoked license {} ({}, {} for {})",
+                l.license_id, a.reason, l.product, l.customer
+            );
+            println!(
+                "next: `keyseal revocations publish --out FILE` and ship the list to your apps"
+            );
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -321,13 +402,25 @@ fn write_list(path: &Path, bytes: &[u8], binary: bool) -> Result<(), CliError> {
         let _ = armor::write_block(&mut s, armor::REVOCATION_LIST, bytes);
         s.into_bytes()
     };
-    std::fs::write(path, data)
-        .map_err(|e| CliError::system(format!("cannot write {}: {e}", path.display()), "check the path and the disk"))
+    std::fs::write(path, data).map_err(|e| {
+        CliError::system(
+            format!("cannot write {}: {e}", path.display()),
+            "check the path and the disk",
+        )
+    })
 }
 
-pub(crate) async fn revocations(dir: &Path, c: RevocationsCommand, json: bool) -> Result<ExitCode, CliError> {
+pub(crate) async fn revocations(
+    dir: &Path,
+    c: RevocationsCommand,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     match c {
-        RevocationsCommand::Publish { out, next_update, binary } => {
+        RevocationsCommand::Publish {
+            out,
+            next_update,
+            binary,
+        } => {
             let ctx = env::context()?;
             let next = resolve_time(&next_update, "--next-update")?;
             with_vault(dir, Access::Write, async |v| {
@@ -364,64 +457,81 @@ pub(crate) async fn revocations(dir: &Path, c: RevocationsCommand, json: bool) -
             })
             .await
         }
-        RevocationsCommand::List => with_vault(dir, Access::Read, async |v| {
-            let lists = v.store().published_lists().await?;
-            if json {
-                let arr = lists
-                    .iter()
-                    .map(|l| {
-                        json!({
-                            "sequence": l.sequence,
-                            "issued_at": format(l.issued_at),
-                            "next_update": format(l.next_update),
-                            "signer": l.signer.to_string(),
-                            "licenses": l.license_count,
-                            "keys": l.key_count,
+        RevocationsCommand::List => {
+            with_vault(dir, Access::Read, async |v| {
+                let lists = v.store().published_lists().await?;
+                if json {
+                    let arr = lists
+                        .iter()
+                        .map(|l| {
+                            json!({
+                                "sequence": l.sequence,
+                                "issued_at": format(l.issued_at),
+                                "next_update": format(l.next_update),
+                                "signer": l.signer.to_string(),
+                                "licenses": l.license_count,
+                                "keys": l.key_count,
+                            })
                         })
-                    })
-                    .collect();
-                print_json(&Value::Array(arr));
-            } else {
-                println!("{:>5}  {:<20}  {:<20}  {:>8}  {:>4}  SIGNER", "SEQ", "ISSUED", "NEXT UPDATE", "LICENSES", "KEYS");
-                for l in &lists {
+                        .collect();
+                    print_json(&Value::Array(arr));
+                } else {
                     println!(
-                        "{:>5}  {:<20}  {:<20}  {:>8}  {:>4}  {}",
-                        l.sequence,
-                        format(l.issued_at),
-                        format(l.next_update),
-                        l.license_count,
-                        l.key_count,
-                        l.signer
+                        "{:>5}  {:<20}  {:<20}  {:>8}  {:>4}  SIGNER",
+                        "SEQ", "ISSUED", "NEXT UPDATE", "LICENSES", "KEYS"
+                    );
+                    for l in &lists {
+                        println!(
+                            "{:>5}  {:<20}  {:<20}  {:>8}  {:>4}  {}",
+                            l.sequence,
+                            format(l.issued_at),
+                            format(l.next_update),
+                            l.license_count,
+                            l.key_count,
+                            l.signer
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        RevocationsCommand::Export {
+            sequence,
+            out,
+            binary,
+        } => {
+            with_vault(dir, Access::Read, async |v| {
+                let lists = v.store().published_lists().await?;
+                let list = match sequence {
+                    Some(n) => lists.iter().find(|l| l.sequence == n),
+                    None => lists.first(),
+                }
+                .ok_or_else(|| {
+                    CliError::input(
+                        match sequence {
+                            Some(n) => format!("no revocation list #{n} was published"),
+                            None => "no revocation list was published yet".into(),
+                        },
+                        "publish one with `keyseal revocations publish --out FILE`",
+                    )
+                })?;
+                write_list(&out, &list.bytes, binary)?;
+                if json {
+                    print_json(
+                        &json!({ "sequence": list.sequence, "out": out.display().to_string() }),
+                    );
+                } else {
+                    println!(
+                        "wrote revocation list #{} to {}",
+                        list.sequence,
+                        out.display()
                     );
                 }
-            }
-            Ok(ExitCode::SUCCESS)
-        })
-        .await,
-        RevocationsCommand::Export { sequence, out, binary } => with_vault(dir, Access::Read, async |v| {
-            let lists = v.store().published_lists().await?;
-            let list = match sequence {
-                Some(n) => lists.iter().find(|l| l.sequence == n),
-                None => lists.first(),
-            }
-            .ok_or_else(|| {
-                CliError::input(
-                    match sequence {
-                        Some(n) => format!("no revocation list #{n} was published"),
-                        None => "no revocation list was published yet".into(),
-                    },
-                    "publish one with `keyseal revocations publish --out FILE`",
-                )
-            })?;
-            write_list(&out, &list.bytes, binary)?;
-            if json {
-                print_json(&json!({ "sequence": list.sequence, "out": out.display().to_string() }));
-            } else {
-                println!("wrote revocation list #{} to {}", list.sequence, out.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        })
-        .await,
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
     }
 }
 

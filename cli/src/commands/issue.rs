@@ -79,12 +79,21 @@ fn write_license_file(out: &Path, issued: &Issued) -> Result<(), CliError> {
             ),
         )
     })?;
-    f.write_all(armored.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| {
-        CliError::system(
-            format!("cannot write {}: {e}; license {} IS issued and recorded", out.display(), issued.license_id),
-            format!("free space, then get the key again with `keyseal licenses show {}`", issued.license_id),
-        )
-    })
+    f.write_all(armored.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| {
+            CliError::system(
+                format!(
+                    "cannot write {}: {e}; license {} IS issued and recorded",
+                    out.display(),
+                    issued.license_id
+                ),
+                format!(
+                    "free space, then get the key again with `keyseal licenses show {}`",
+                    issued.license_id
+                ),
+            )
+        })
 }
 
 fn print_issued(issued: &Issued, out: Option<&Path>, json: bool) {
@@ -106,10 +115,16 @@ fn print_issued(issued: &Issued, out: Option<&Path>, json: bool) {
         return;
     }
     println!("{}", issued.license_key);
-    eprintln!("issued license {} (recorded in the ledger)", issued.license_id);
+    eprintln!(
+        "issued license {} (recorded in the ledger)",
+        issued.license_id
+    );
     if let Some(c) = &claims {
         // These are the claims we just signed, decoded back for display.
-        eprint!("{}", claims_text(c.dangerous_unverified_claims(), c.key_id()));
+        eprint!(
+            "{}",
+            claims_text(c.dangerous_unverified_claims(), c.key_id())
+        );
     }
     if let Some(p) = out {
         eprintln!("wrote the license file {}", p.display());
@@ -126,21 +141,32 @@ struct ResultsFile {
 impl ResultsFile {
     fn open(path: &Path) -> Result<Self, CliError> {
         let cannot = |e: std::io::Error| {
-            CliError::input(format!("cannot open {} for writing: {e}", path.display()), "check the path and its permissions")
+            CliError::input(
+                format!("cannot open {} for writing: {e}", path.display()),
+                "check the path and its permissions",
+            )
         };
-        let mut f = OpenOptions::new().create(true).read(true).append(true).open(path).map_err(cannot)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(cannot)?;
         let len = f.metadata().map_err(cannot)?.len();
         if len > 0 {
             // A process killed mid-append can leave half a line: its license is
             // in the ledger (a chunk is written only after it committed), so the
             // fragment is dropped and the keys stay recoverable from the ledger.
-            use std::io::{Seek, SeekFrom, Read};
+            use std::io::{Read, Seek, SeekFrom};
             let mut tail = Vec::new();
             let start = len.saturating_sub(64 * 1024);
             f.seek(SeekFrom::Start(start)).map_err(cannot)?;
             f.read_to_end(&mut tail).map_err(cannot)?;
             if tail.last() != Some(&b'\n') {
-                let keep = tail.iter().rposition(|b| *b == b'\n').map_or(start, |i| start + i as u64 + 1);
+                let keep = tail
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(start, |i| start + i as u64 + 1);
                 f.set_len(keep).map_err(cannot)?;
                 eprintln!(
                     "note: dropped a partial last line from {} (left by an interrupted run; \
@@ -150,12 +176,23 @@ impl ResultsFile {
             }
         }
         let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(true);
-        let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let mut r = ResultsFile { file: f, csv, buf: Vec::with_capacity(1 << 20) };
+        let csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let mut r = ResultsFile {
+            file: f,
+            csv,
+            buf: Vec::with_capacity(1 << 20),
+        };
         if csv && empty {
             r.file
                 .write_all(b"row,license_id,product,customer,plan,expires_at,license_key\n")
-                .map_err(|e| CliError::system(format!("cannot write {}: {e}", path.display()), "check the disk"))?;
+                .map_err(|e| {
+                    CliError::system(
+                        format!("cannot write {}: {e}", path.display()),
+                        "check the disk",
+                    )
+                })?;
         }
         Ok(r)
     }
@@ -206,19 +243,29 @@ fn count_rows(path: &Path, format: Format) -> Option<u64> {
             n += 1;
         }
     }
-    Some(if format == Format::Csv { n.saturating_sub(1) } else { n })
+    Some(if format == Format::Csv {
+        n.saturating_sub(1)
+    } else {
+        n
+    })
 }
 
 async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, CliError> {
     let (Some(batch_path), Some(out_path)) = (a.batch.as_deref(), a.out.as_deref()) else {
-        return Err(CliError::input("--batch needs --out", "add --out results.jsonl"));
+        return Err(CliError::input(
+            "--batch needs --out",
+            "add --out results.jsonl",
+        ));
     };
     let format = match a.format {
         Some(BatchFormat::Csv) => Format::Csv,
         Some(BatchFormat::Jsonl) => Format::Jsonl,
         None => Format::from_path(batch_path).ok_or_else(|| {
             CliError::input(
-                format!("cannot tell the format of {} from its name", batch_path.display()),
+                format!(
+                    "cannot tell the format of {} from its name",
+                    batch_path.display()
+                ),
                 "name it .csv or .jsonl, or pass --format csv|jsonl",
             )
         })?,
@@ -232,7 +279,11 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         let mut results = ResultsFile::open(out_path)?;
         let show_progress = !a.no_progress && !json && std::io::stderr().is_terminal();
         let bar = if show_progress {
-            let total = if batch_path == Path::new("-") { None } else { count_rows(batch_path, format) };
+            let total = if batch_path == Path::new("-") {
+                None
+            } else {
+                count_rows(batch_path, format)
+            };
             let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
             if let Ok(style) = indicatif::ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
@@ -245,7 +296,10 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         };
         let started = Instant::now();
         let mut write_error: Option<(std::io::Error, u64, u64)> = None;
-        let opts = BatchOptions { chunk_size: a.chunk_size as usize, start_row: a.start_row };
+        let opts = BatchOptions {
+            chunk_size: a.chunk_size as usize,
+            start_row: a.start_row,
+        };
         let outcome = vault
             .store()
             .issue_batch(&signer, &ctx, rows, &opts, |chunk| {
@@ -253,7 +307,9 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                     let first = chunk.first().and_then(|x| x.row).unwrap_or(0);
                     let last = chunk.last().and_then(|x| x.row).unwrap_or(0);
                     write_error = Some((e, first, last));
-                    return Err(IssuerError::DiskFull { doing: "writing the results".into() });
+                    return Err(IssuerError::DiskFull {
+                        doing: "writing the results".into(),
+                    });
                 }
                 bar.inc(chunk.len() as u64);
                 Ok(())
@@ -309,7 +365,11 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                 e => CliError::from(e).what,
             };
             let done = minted_rows(minted, first_row, outcome.last_row, out_path);
-            let what = if row == 0 { inner } else { format!("row {row}: {inner}") };
+            let what = if row == 0 {
+                inner
+            } else {
+                format!("row {row}: {inner}")
+            };
             let hint = if row == 0 {
                 "fix the header row and run again".to_owned()
             } else if minted == 0 && row == first_row {
@@ -321,7 +381,12 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                     out_path.display()
                 )
             };
-            Err(CliError::new("bad_row", crate::error::exit::INPUT, what, hint))
+            Err(CliError::new(
+                "bad_row",
+                crate::error::exit::INPUT,
+                what,
+                hint,
+            ))
         }
         Some(other) => {
             let mut e = CliError::from(other);

@@ -31,7 +31,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Fingerprint(a) => admin::fingerprint(a, json),
         Command::Completions(a) => {
             use clap::CommandFactory;
-            clap_complete::generate(a.shell, &mut Cli::command(), "keyseal", &mut std::io::stdout());
+            clap_complete::generate(
+                a.shell,
+                &mut Cli::command(),
+                "keyseal",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -42,7 +47,12 @@ fn block_on<F: Future<Output = Result<ExitCode, CliError>>>(f: F) -> Result<Exit
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::system(format!("cannot start the async runtime: {e}"), "check the system's thread and file limits"))?;
+        .map_err(|e| {
+            CliError::system(
+                format!("cannot start the async runtime: {e}"),
+                "check the system's thread and file limits",
+            )
+        })?;
     rt.block_on(f)
 }
 

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use keyseal_core::license::{Expectations, Status, UnverifiedLicense};
 use keyseal_core::{Error as CoreError, Fingerprint, Version};
-use keyseal_issuer::time::{When, format};
 use keyseal_issuer::Access;
+use keyseal_issuer::time::{When, format};
 use serde_json::json;
 
 use crate::cli::{InspectArgs, VerifyArgs};
@@ -31,7 +31,12 @@ fn invalid(json: bool, code: &str, reason: &str, hint: Option<&str>) -> ExitCode
 pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<ExitCode, CliError> {
     let now = match &a.at {
         Some(s) => match s.parse::<When>() {
-            Ok(When::Never) | Err(_) => return Err(CliError::input(format!("--at: `{s}` is not a time"), "give a date or an RFC 3339 time")),
+            Ok(When::Never) | Err(_) => {
+                return Err(CliError::input(
+                    format!("--at: `{s}` is not a time"),
+                    "give a date or an RFC 3339 time",
+                ));
+            }
             Ok(w) => w.resolve(env::now()?).unwrap_or(0),
         },
         None => env::now()?,
@@ -39,22 +44,42 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
     let device = match &a.device {
         None => None,
         Some(s) => Some(s.parse::<Fingerprint>().map_err(|_| {
-            CliError::input(format!("--device: `{s}` is not a device fingerprint"), "pass the ksfp1. line `keyseal fingerprint` prints")
+            CliError::input(
+                format!("--device: `{s}` is not a device fingerprint"),
+                "pass the ksfp1. line `keyseal fingerprint` prints",
+            )
         })?),
     };
     let app_version = match &a.app_version {
         None => None,
         Some(s) => Some(s.parse::<Version>().map_err(|_| {
-            CliError::input(format!("--app-version: `{s}` is not a version"), "give a version such as 5.2.1")
+            CliError::input(
+                format!("--app-version: `{s}` is not a version"),
+                "give a version such as 5.2.1",
+            )
         })?),
     };
     let bytes = match read_license(&a.key)? {
         Ok(b) => b,
-        Err(why) => return Ok(invalid(json, "malformed", &why, Some("pass the ks1. key as sent, a license file, or - to read standard input"))),
+        Err(why) => {
+            return Ok(invalid(
+                json,
+                "malformed",
+                &why,
+                Some("pass the ks1. key as sent, a license file, or - to read standard input"),
+            ));
+        }
     };
     let lic = match UnverifiedLicense::from_bytes(&bytes) {
         Ok(l) => l,
-        Err(e) => return Ok(invalid(json, e.code(), &e.to_string(), Some("the key is damaged or was not made by keyseal"))),
+        Err(e) => {
+            return Ok(invalid(
+                json,
+                e.code(),
+                &e.to_string(),
+                Some("the key is damaged or was not made by keyseal"),
+            ));
+        }
     };
 
     with_vault(dir, Access::Read, async |vault| {
@@ -70,7 +95,9 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
                 return Ok(invalid(
                     json,
                     "wrong_product",
-                    &format!("the license names product `{claimed}`, which this vault does not issue for"),
+                    &format!(
+                        "the license names product `{claimed}`, which this vault does not issue for"
+                    ),
                     Some("pass --product to check it against one of yours"),
                 ));
             }
@@ -87,7 +114,9 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
                 let c = v.claims();
                 let status = match v.status() {
                     Status::Active => "active".to_owned(),
-                    Status::InGrace { grace_ends } => format!("in grace until {}", format(grace_ends)),
+                    Status::InGrace { grace_ends } => {
+                        format!("in grace until {}", format(grace_ends))
+                    }
                 };
                 if json {
                     print_json(&json!({
@@ -123,16 +152,28 @@ async fn explain(
             format!("signed by key {id}, which this vault does not hold"),
             Some("another vendor's key, or a forged license".into()),
         ),
-        CoreError::BadSignature => ("invalid signature".into(), Some("the key was altered or forged".into())),
+        CoreError::BadSignature => (
+            "invalid signature".into(),
+            Some("the key was altered or forged".into()),
+        ),
         CoreError::KeyNotValid(id) => (
-            format!("key {id} was not allowed to sign a license issued at {}", format(c.issued_at)),
+            format!(
+                "key {id} was not allowed to sign a license issued at {}",
+                format(c.issued_at)
+            ),
             Some("the issue time lies outside the key's window (see `keyseal keys list`)".into()),
         ),
         CoreError::KeyRevoked(id) => (format!("signing key {id} is revoked"), None),
         CoreError::Expired { expired_at } => (format!("expired at {}", format(*expired_at)), None),
-        CoreError::NotYetValid { not_before } => (format!("not valid before {}", format(*not_before)), None),
+        CoreError::NotYetValid { not_before } => {
+            (format!("not valid before {}", format(*not_before)), None)
+        }
         CoreError::WrongProduct => (
-            format!("the license is for product `{}`, not `{}`", c.product, a.product.as_deref().unwrap_or("")),
+            format!(
+                "the license is for product `{}`, not `{}`",
+                c.product,
+                a.product.as_deref().unwrap_or("")
+            ),
             None,
         ),
         CoreError::WrongDevice if a.device.is_none() => (
@@ -150,10 +191,15 @@ async fn explain(
         ),
         CoreError::Revoked => {
             let detail = match store.license(&c.license_id.to_string()).await {
-                Ok(rec) => rec.revoked.map(|(at, why)| format!(" since {} ({why})", format(at))),
+                Ok(rec) => rec
+                    .revoked
+                    .map(|(at, why)| format!(" since {} ({why})", format(at))),
                 Err(_) => None,
             };
-            (format!("the license is revoked{}", detail.unwrap_or_default()), None)
+            (
+                format!("the license is revoked{}", detail.unwrap_or_default()),
+                None,
+            )
         }
         other => (other.to_string(), None),
     }
@@ -163,14 +209,22 @@ pub(crate) fn inspect(a: InspectArgs, json: bool) -> Result<ExitCode, CliError> 
     const BANNER: &str = "UNVERIFIED: the signature was NOT checked. Anyone can write anything into these claims; \
                           use `keyseal verify` before trusting them.";
     let bytes = read_license(&a.key)?.map_err(|why| {
-        CliError::input(format!("cannot decode the license: {why}"), "pass the ks1. key as sent, a license file, or -")
+        CliError::input(
+            format!("cannot decode the license: {why}"),
+            "pass the ks1. key as sent, a license file, or -",
+        )
     })?;
     let lic = UnverifiedLicense::from_bytes(&bytes).map_err(|e| {
-        CliError::input(format!("cannot decode the license: {e}"), "the key is damaged or was not made by keyseal")
+        CliError::input(
+            format!("cannot decode the license: {e}"),
+            "the key is damaged or was not made by keyseal",
+        )
     })?;
     let c = lic.dangerous_unverified_claims();
     if json {
-        print_json(&json!({ "verified": false, "warning": BANNER, "claims": claims_json(c, lic.key_id()) }));
+        print_json(
+            &json!({ "verified": false, "warning": BANNER, "claims": claims_json(c, lic.key_id()) }),
+        );
     } else {
         eprintln!("{BANNER}");
         println!("UNVERIFIED license (decoded only, nothing checked)");

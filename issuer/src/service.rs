@@ -1,0 +1,636 @@
+//! The issuing service's objects (`keyseal serve`): organisations (tenants),
+//! API tokens, products, customers, licenses and their suspension.
+//!
+//! Every read and write here takes the organisation's id and puts it in the
+//! `WHERE` clause, so one tenant's token can never reach another's objects;
+//! an object of another organisation looks exactly like one that does not
+//! exist. Every mutation appends its audit entry in the same transaction,
+//! with the actor `org:<org id>/token:<token id>`.
+//!
+//! Signing keys belong to the vault and are shared by its organisations.
+
+use keyseal_core::license;
+use keyseal_core::LicenseId;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::audit::AuditEntry;
+use crate::error::{Error, Result};
+use crate::request::{RequestFields, check_product};
+use crate::store::{i, u, LicenseRecord, NewLicense, Store};
+use crate::vault::Signer;
+use crate::Context;
+
+/// Page size when none is asked for, and the most a page holds.
+pub const MAX_PAGE: u64 = 500;
+
+/// An API token's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything, including signing keys.
+    Admin,
+    /// Mint, revoke, suspend, activate; manage products and customers.
+    Issue,
+    /// Read only.
+    Read,
+}
+
+impl Scope {
+    /// The scope's name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Issue => "issue",
+            Scope::Read => "read",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "admin" => Some(Scope::Admin),
+            "issue" => Some(Scope::Issue),
+            "read" => Some(Scope::Read),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API token (its hash, never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Public id of the token (appears in the audit log).
+    pub token_id: String,
+    /// The organisation it acts for.
+    pub org_id: String,
+    /// Lower-case hex SHA-256 of the secret token.
+    pub token_hash: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+}
+
+impl TokenRecord {
+    /// Whether the token may do what `need` allows (admin may do everything,
+    /// issue also reads).
+    #[must_use]
+    pub fn allows(&self, need: Scope) -> bool {
+        self.scopes.iter().any(|s| match need {
+            Scope::Admin => *s == Scope::Admin,
+            Scope::Issue => matches!(s, Scope::Admin | Scope::Issue),
+            Scope::Read => true,
+        })
+    }
+
+    /// The audit actor for this token.
+    #[must_use]
+    pub fn actor(&self) -> String {
+        format!("org:{}/token:{}", self.org_id, self.token_id)
+    }
+}
+
+/// A product of an organisation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Product {
+    /// The product id written into keys.
+    pub product: String,
+    /// Display name.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: u64,
+}
+
+/// A customer: an opaque id (what keys carry) and personal fields kept here only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Customer {
+    /// Opaque id, `cus_` and 16 hex digits.
+    pub customer_id: String,
+    /// Name, if the vendor stores one (erased on request).
+    pub name: Option<String>,
+    /// Email, if the vendor stores one (erased on request).
+    pub email: Option<String>,
+    /// When it was created.
+    pub created_at: u64,
+    /// When its personal fields were erased.
+    pub erased_at: Option<u64>,
+}
+
+/// A license as the service shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgLicense {
+    /// The ledger's record.
+    pub record: LicenseRecord,
+    /// Most devices that may be active at once.
+    pub max_devices: u64,
+    /// When it was suspended, if it is.
+    pub suspended_at: Option<u64>,
+}
+
+/// Filters of [`Store::org_licenses`].
+#[derive(Debug, Clone, Default)]
+pub struct OrgLicenseFilter {
+    /// Only this product.
+    pub product: Option<String>,
+    /// Only this customer.
+    pub customer: Option<String>,
+    /// Only licenses with an id after this one (the cursor).
+    pub after: Option<String>,
+    /// At most this many (capped at [`MAX_PAGE`]).
+    pub limit: u64,
+}
+
+/// One customer's records, for a data export.
+#[derive(Debug, Clone)]
+pub struct CustomerExport {
+    /// The customer.
+    pub customer: Customer,
+    /// Every license minted for them.
+    pub licenses: Vec<OrgLicense>,
+}
+
+fn random_hex(n: usize) -> Result<String> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b)?;
+    Ok(crate::fsutil::hex(&b))
+}
+
+fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
+    if v.len() > max {
+        return Err(Error::invalid(field, format!("is longer than {max} bytes")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+const ORG_LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.customer, l.plan, l.issued_at, l.expires_at, \
+     l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason, o.max_devices, o.suspended_at \
+     FROM org_licenses o JOIN licenses l ON l.license_id = o.license_id \
+     LEFT JOIN revocations r ON r.license_id = l.license_id";
+
+fn db(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| Error::db(doing, e)
+}
+
+fn org_license_from_row(r: &AnyRow) -> Result<OrgLicense> {
+    let g = db("reading licenses");
+    let id: String = r.try_get(0).map_err(&g)?;
+    let key_id: String = r.try_get(1).map_err(&g)?;
+    let revoked_at: Option<i64> = r.try_get(10).map_err(&g)?;
+    let reason: Option<String> = r.try_get(11).map_err(&g)?;
+    let bad = |w: &str| Error::CorruptLedger { detail: format!("bad {w}") };
+    Ok(OrgLicense {
+        record: LicenseRecord {
+            license_id: id.parse().map_err(|_| bad("license id"))?,
+            key_id: key_id.parse().map_err(|_| bad("key id"))?,
+            product: r.try_get(2).map_err(&g)?,
+            customer: r.try_get(3).map_err(&g)?,
+            plan: r.try_get(4).map_err(&g)?,
+            issued_at: u(r.try_get(5).map_err(&g)?),
+            expires_at: r.try_get::<Option<i64>, _>(6).map_err(&g)?.map(u),
+            license_key: r.try_get(7).map_err(&g)?,
+            batch_id: r.try_get(8).map_err(&g)?,
+            batch_row: r.try_get::<Option<i64>, _>(9).map_err(&g)?.map(u),
+            revoked: revoked_at.map(|t| (u(t), reason.unwrap_or_default())),
+        },
+        max_devices: u(r.try_get(12).map_err(&g)?),
+        suspended_at: r.try_get::<Option<i64>, _>(13).map_err(&g)?.map(u),
+    })
+}
+
+fn customer_from_row(r: &AnyRow) -> Result<Customer> {
+    let g = db("reading customers");
+    Ok(Customer {
+        customer_id: r.try_get(0).map_err(&g)?,
+        name: r.try_get(1).map_err(&g)?,
+        email: r.try_get(2).map_err(&g)?,
+        created_at: u(r.try_get(3).map_err(&g)?),
+        erased_at: r.try_get::<Option<i64>, _>(4).map_err(&g)?.map(u),
+    })
+}
+
+/// Normalises a license id given in a URL (32 hex digits); anything else is
+/// simply not found.
+fn license_id(id: &str) -> Option<String> {
+    id.parse::<LicenseId>().ok().map(|l| l.to_string())
+}
+
+impl Store {
+    // ---- organisations and tokens ------------------------------------------
+
+    /// Number of organisations (0 on a vault the service has never set up).
+    pub async fn org_count(&self) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM orgs").fetch_one(self.pool()).await.map_err(db("counting organisations"))?;
+        Ok(u(row.try_get::<i64, _>(0).map_err(db("counting organisations"))?))
+    }
+
+    /// Creates an organisation with a first token whose secret hashes to
+    /// `token_hash`; returns (org id, token id).
+    pub async fn create_org(&self, name: &str, token_hash: &str, scopes: &[Scope], ctx: &Context) -> Result<(String, String)> {
+        check_text("name", name, 200)?;
+        let org_id = format!("org_{}", random_hex(8)?);
+        let token_id = format!("tok_{}", random_hex(8)?);
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(org_id.clone())
+                .bind(name.to_owned())
+                .bind(i(ctx.now)),
+            "creating the organisation",
+        )
+        .await?;
+        insert_token(&mut tx, &org_id, &token_id, token_hash, scopes, "initial", ctx.now).await?;
+        tx.audit(ctx, "org.create", &json!({ "org_id": org_id, "token_id": token_id })).await?;
+        tx.commit().await?;
+        Ok((org_id, token_id))
+    }
+
+    /// Adds a token to an organisation; returns its id.
+    pub async fn add_token(&self, org_id: &str, token_hash: &str, scopes: &[Scope], label: &str, ctx: &Context) -> Result<String> {
+        check_text("label", label, 200)?;
+        let token_id = format!("tok_{}", random_hex(8)?);
+        let mut tx = self.begin_write().await?;
+        insert_token(&mut tx, org_id, &token_id, token_hash, scopes, label, ctx.now).await?;
+        let s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        tx.audit(ctx, "token.create", &json!({ "org_id": org_id, "token_id": token_id, "scopes": s })).await?;
+        tx.commit().await?;
+        Ok(token_id)
+    }
+
+    /// The token whose secret hashes to `token_hash`, if any.
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT token_id, org_id, token_hash, scopes FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading API tokens"))?;
+        let Some(r) = row else { return Ok(None) };
+        let g = db("reading API tokens");
+        let scopes: String = r.try_get(3).map_err(&g)?;
+        Ok(Some(TokenRecord {
+            token_id: r.try_get(0).map_err(&g)?,
+            org_id: r.try_get(1).map_err(&g)?,
+            token_hash: r.try_get(2).map_err(&g)?,
+            scopes: scopes.split(' ').filter_map(Scope::parse).collect(),
+        }))
+    }
+
+    // ---- products -------------------------------------------------------------
+
+    /// The organisation's products, by id.
+    pub async fn org_products(&self, org_id: &str) -> Result<Vec<Product>> {
+        let rows = sqlx::query("SELECT product, name, created_at FROM org_products WHERE org_id = $1 ORDER BY product")
+            .bind(org_id.to_owned())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("reading products"))?;
+        rows.iter().map(product_from_row).collect()
+    }
+
+    /// One product of the organisation.
+    pub async fn org_product(&self, org_id: &str, product: &str) -> Result<Option<Product>> {
+        let row = sqlx::query("SELECT product, name, created_at FROM org_products WHERE org_id = $1 AND product = $2")
+            .bind(org_id.to_owned())
+            .bind(product.to_owned())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading products"))?;
+        row.as_ref().map(product_from_row).transpose()
+    }
+
+    /// Registers a product for the organisation.
+    pub async fn org_add_product(&self, org_id: &str, product: &str, name: &str, ctx: &Context) -> Result<Product> {
+        check_product(product)?;
+        check_text("name", name, 200)?;
+        let mut tx = self.begin_write().await?;
+        let exists = tx
+            .fetch(
+                sqlx::query("SELECT 1 FROM org_products WHERE org_id = $1 AND product = $2")
+                    .bind(org_id.to_owned())
+                    .bind(product.to_owned()),
+                "reading products",
+            )
+            .await?;
+        if !exists.is_empty() {
+            return Err(Error::ProductExists(product.to_owned()));
+        }
+        tx.exec(
+            sqlx::query("INSERT INTO org_products (org_id, product, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(org_id.to_owned())
+                .bind(product.to_owned())
+                .bind(name.to_owned())
+                .bind(i(ctx.now)),
+            "registering the product",
+        )
+        .await?;
+        tx.audit(ctx, "product.add", &json!({ "org_id": org_id, "product": product })).await?;
+        tx.commit().await?;
+        Ok(Product { product: product.to_owned(), name: name.to_owned(), created_at: ctx.now })
+    }
+
+    // ---- customers ------------------------------------------------------------
+
+    /// Creates a customer with an opaque id.
+    pub async fn org_add_customer(&self, org_id: &str, name: Option<&str>, email: Option<&str>, ctx: &Context) -> Result<Customer> {
+        if let Some(n) = name {
+            check_text("name", n, 200)?;
+        }
+        if let Some(e) = email {
+            check_text("email", e, 254)?;
+        }
+        let customer_id = format!("cus_{}", random_hex(8)?);
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query("INSERT INTO customers (customer_id, org_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(customer_id.clone())
+                .bind(org_id.to_owned())
+                .bind(name.map(str::to_owned))
+                .bind(email.map(str::to_owned))
+                .bind(i(ctx.now)),
+            "creating the customer",
+        )
+        .await?;
+        // The audit log records the opaque id only, never personal fields.
+        tx.audit(ctx, "customer.create", &json!({ "org_id": org_id, "customer_id": customer_id })).await?;
+        tx.commit().await?;
+        Ok(Customer { customer_id, name: name.map(str::to_owned), email: email.map(str::to_owned), created_at: ctx.now, erased_at: None })
+    }
+
+    /// One customer of the organisation.
+    pub async fn org_customer(&self, org_id: &str, customer_id: &str) -> Result<Option<Customer>> {
+        let row = sqlx::query(
+            "SELECT customer_id, name, email, created_at, erased_at FROM customers WHERE org_id = $1 AND customer_id = $2",
+        )
+        .bind(org_id.to_owned())
+        .bind(customer_id.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db("reading customers"))?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    /// The organisation's customers after the cursor, by id.
+    pub async fn org_customers(&self, org_id: &str, after: Option<&str>, limit: u64) -> Result<Vec<Customer>> {
+        let rows = sqlx::query(&format!(
+            "SELECT customer_id, name, email, created_at, erased_at FROM customers \
+             WHERE org_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT {}",
+            limit.clamp(1, MAX_PAGE)
+        ))
+        .bind(org_id.to_owned())
+        .bind(after.unwrap_or("").to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading customers"))?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    /// Everything the service holds about one customer.
+    pub async fn org_export_customer(&self, org_id: &str, customer_id: &str) -> Result<Option<CustomerExport>> {
+        let Some(customer) = self.org_customer(org_id, customer_id).await? else { return Ok(None) };
+        let rows = sqlx::query(&format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND l.customer = $2 ORDER BY l.license_id"))
+            .bind(org_id.to_owned())
+            .bind(customer_id.to_owned())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("reading licenses"))?;
+        let licenses = rows.iter().map(org_license_from_row).collect::<Result<_>>()?;
+        Ok(Some(CustomerExport { customer, licenses }))
+    }
+
+    /// Erases a customer's personal fields (the opaque id and the licenses stay).
+    pub async fn org_erase_customer(&self, org_id: &str, customer_id: &str, ctx: &Context) -> Result<Option<Customer>> {
+        let mut tx = self.begin_write().await?;
+        let n = tx
+            .exec(
+                sqlx::query(
+                    "UPDATE customers SET name = NULL, email = NULL, erased_at = COALESCE(erased_at, $1) \
+                     WHERE org_id = $2 AND customer_id = $3",
+                )
+                .bind(i(ctx.now))
+                .bind(org_id.to_owned())
+                .bind(customer_id.to_owned()),
+                "erasing the customer",
+            )
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        tx.audit(ctx, "customer.erase", &json!({ "org_id": org_id, "customer_id": customer_id })).await?;
+        tx.commit().await?;
+        self.org_customer(org_id, customer_id).await
+    }
+
+    // ---- licenses -------------------------------------------------------------
+
+    /// Mints a license for one of the organisation's products and customers.
+    /// The key is returned only after the transaction (license, ownership
+    /// and audit entry) committed.
+    pub async fn org_mint(&self, org_id: &str, signer: &Signer, fields: &RequestFields, max_devices: u64, ctx: &Context) -> Result<OrgLicense> {
+        let req = fields.resolve(ctx.now)?;
+        if self.org_product(org_id, &req.product).await?.is_none() {
+            let known = self.org_products(org_id).await?.into_iter().map(|p| p.product).collect();
+            return Err(Error::UnknownProduct { product: req.product.clone(), known });
+        }
+        if self.org_customer(org_id, &req.customer).await?.is_none() {
+            return Err(Error::invalid("customer", format!("no customer `{}` (create it with POST /v1/customers)", req.customer)));
+        }
+        if !(1..=1000).contains(&max_devices) {
+            return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
+        }
+        let mut idb = [0u8; 16];
+        getrandom::fill(&mut idb)?;
+        let id = LicenseId::from_bytes(idb);
+        let claims = req.claims(id, ctx.now);
+        let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
+        let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
+        let mut tx = self.begin_write().await?;
+        // The signer must still be the active key, checked inside the lock.
+        let active = tx
+            .fetch(sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"), "reading signing keys")
+            .await?;
+        let active: Option<String> = active.first().map(|r| r.try_get(0)).transpose().map_err(db("reading signing keys"))?;
+        if active.as_deref() != Some(signer.key_id().to_string().as_str()) {
+            return Err(Error::NoActiveKey);
+        }
+        tx.insert_licenses(&[NewLicense {
+            license_id: id,
+            key_id: signer.key_id(),
+            product: &req.product,
+            customer: &req.customer,
+            plan: &req.plan,
+            issued_at: ctx.now,
+            expires_at: req.expires_at,
+            license_key: &key_text,
+            batch_id: None,
+            batch_row: None,
+        }])
+        .await?;
+        tx.exec(
+            sqlx::query("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ($1, $2, $3)")
+                .bind(id.to_string())
+                .bind(org_id.to_owned())
+                .bind(i(max_devices)),
+            "recording the license's organisation",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "license.issue",
+            &json!({
+                "org_id": org_id,
+                "license_id": id.to_string(),
+                "key_id": signer.key_id().to_string(),
+                "product": req.product,
+                "plan": req.plan,
+                "customer": req.customer,
+                "expires_at": req.expires_at,
+                "max_devices": max_devices,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(OrgLicense {
+            record: LicenseRecord {
+                license_id: id,
+                key_id: signer.key_id(),
+                product: req.product,
+                customer: req.customer,
+                plan: req.plan,
+                issued_at: ctx.now,
+                expires_at: req.expires_at,
+                license_key: key_text,
+                batch_id: None,
+                batch_row: None,
+                revoked: None,
+            },
+            max_devices,
+            suspended_at: None,
+        })
+    }
+
+    /// One license of the organisation (`None` for a malformed id, an
+    /// unknown one, or another organisation's).
+    pub async fn org_license(&self, org_id: &str, id: &str) -> Result<Option<OrgLicense>> {
+        let Some(id) = license_id(id) else { return Ok(None) };
+        let row = sqlx::query(&format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id = $2"))
+            .bind(org_id.to_owned())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading a license"))?;
+        row.as_ref().map(org_license_from_row).transpose()
+    }
+
+    /// The organisation's licenses matching `filter`, by id after the cursor.
+    pub async fn org_licenses(&self, org_id: &str, filter: &OrgLicenseFilter) -> Result<Vec<OrgLicense>> {
+        let mut sql = format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id > $2");
+        let mut args = vec![org_id.to_owned(), filter.after.clone().unwrap_or_default()];
+        for (col, v) in [("l.product", &filter.product), ("l.customer", &filter.customer)] {
+            if let Some(v) = v {
+                args.push(v.clone());
+                sql.push_str(&format!(" AND {col} = ${}", args.len()));
+            }
+        }
+        sql.push_str(&format!(" ORDER BY o.license_id LIMIT {}", filter.limit.clamp(1, MAX_PAGE)));
+        let mut q = sqlx::query(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        let rows = q.fetch_all(self.pool()).await.map_err(db("reading licenses"))?;
+        rows.iter().map(org_license_from_row).collect()
+    }
+
+    /// Revokes one of the organisation's licenses (`None` if it has no such license).
+    pub async fn org_revoke(&self, org_id: &str, id: &str, reason: &str, ctx: &Context) -> Result<Option<OrgLicense>> {
+        let Some(lic) = self.org_license(org_id, id).await? else { return Ok(None) };
+        self.revoke_license(&lic.record.license_id.to_string(), reason, ctx).await?;
+        self.org_license(org_id, id).await
+    }
+
+    /// Suspends (`true`) or resumes (`false`) one of the organisation's
+    /// licenses: a suspended license gets no new activations. Idempotent.
+    pub async fn org_set_suspended(&self, org_id: &str, id: &str, suspend: bool, ctx: &Context) -> Result<Option<OrgLicense>> {
+        let Some(lid) = license_id(id) else { return Ok(None) };
+        let mut tx = self.begin_write().await?;
+        let sql = if suspend {
+            "UPDATE org_licenses SET suspended_at = COALESCE(suspended_at, $1) WHERE org_id = $2 AND license_id = $3"
+        } else {
+            "UPDATE org_licenses SET suspended_at = NULL WHERE org_id = $2 AND license_id = $3 AND $1 >= 0"
+        };
+        let n = tx
+            .exec(sqlx::query(sql).bind(i(ctx.now)).bind(org_id.to_owned()).bind(lid.clone()), "suspending the license")
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let action = if suspend { "license.suspend" } else { "license.resume" };
+        tx.audit(ctx, action, &json!({ "org_id": org_id, "license_id": lid })).await?;
+        tx.commit().await?;
+        self.org_license(org_id, &lid).await
+    }
+
+    // ---- audit ----------------------------------------------------------------
+
+    /// The organisation's audit entries with seq above `after`, oldest first.
+    pub async fn org_audit(&self, org_id: &str, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log \
+             WHERE actor LIKE $1 AND seq > $2 ORDER BY seq LIMIT {}",
+            limit.clamp(1, MAX_PAGE)
+        ))
+        .bind(format!("org:{org_id}/%"))
+        .bind(i(after))
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading the audit log"))?;
+        rows.iter()
+            .map(|r| {
+                let g = db("reading the audit log");
+                Ok(AuditEntry {
+                    seq: u(r.try_get(0).map_err(&g)?),
+                    at: u(r.try_get(1).map_err(&g)?),
+                    actor: r.try_get(2).map_err(&g)?,
+                    action: r.try_get(3).map_err(&g)?,
+                    details: r.try_get(4).map_err(&g)?,
+                    prev_hash: r.try_get(5).map_err(&g)?,
+                    hash: r.try_get(6).map_err(&g)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn product_from_row(r: &AnyRow) -> Result<Product> {
+    let g = db("reading products");
+    Ok(Product { product: r.try_get(0).map_err(&g)?, name: r.try_get(1).map_err(&g)?, created_at: u(r.try_get(2).map_err(&g)?) })
+}
+
+async fn insert_token(
+    tx: &mut crate::store::WriteTx,
+    org_id: &str,
+    token_id: &str,
+    token_hash: &str,
+    scopes: &[Scope],
+    label: &str,
+    now: u64,
+) -> Result<()> {
+    let mut s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    s.sort_unstable();
+    s.dedup();
+    tx.exec(
+        sqlx::query(
+            "INSERT INTO api_tokens (token_id, org_id, token_hash, scopes, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_id.to_owned())
+        .bind(org_id.to_owned())
+        .bind(token_hash.to_owned())
+        .bind(s.join(" "))
+        .bind(label.to_owned())
+        .bind(i(now)),
+        "recording the API token",
+    )
+    .await?;
+    Ok(())
+}
