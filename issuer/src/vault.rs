@@ -261,8 +261,8 @@ impl Vault {
 
     /// Makes a new active signing key and retires the old one (its window
     /// ends now, so what it signed stays valid). The passphrase must open the
-    /// current active key; the new key is sealed under it with `kdf`, or with
-    /// the current key's parameters.
+    /// current active key (or the newest key, if none is active); the new key
+    /// is sealed under it with `kdf`, or with that key's parameters.
     pub async fn rotate(
         &self,
         pass: &Passphrase,
@@ -270,12 +270,17 @@ impl Vault {
         ctx: &Context,
     ) -> Result<(KeyInfo, Option<KeyInfo>)> {
         let old = self.store.active_key().await?;
+        // One passphrase per vault: it must open the active key, or (if all
+        // were retired or revoked) the newest one.
+        let check = match &old {
+            Some(k) => Some(k.key_id),
+            None => self.store.keys().await?.last().map(|k| k.key_id),
+        };
         let mut params = kdf.unwrap_or_default();
-        if let Some(old) = &old {
-            let path = self.key_path(old.key_id);
-            self.open_key(old.key_id, pass)?;
+        if let Some(id) = check {
+            self.open_key(id, pass)?;
             if kdf.is_none() {
-                params = KeyFile::read(&path)?.kdf_params();
+                params = KeyFile::read(&self.key_path(id))?.kdf_params();
             }
         }
         let key = new_signing_key()?;

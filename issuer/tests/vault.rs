@@ -249,3 +249,25 @@ async fn corrupt_ledger_and_missing_vault_are_clear_errors() {
     let e = Vault::open(tmp.path(), Access::Read).await.unwrap_err();
     assert!(matches!(e, Error::CorruptLedger { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn rotation_without_an_active_key_still_checks_the_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let opts = InitOptions { products: vec!["acme-cad".into()], kdf: CHEAP };
+    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await.unwrap();
+    let k1 = vault.store().active_key().await.unwrap().unwrap();
+    vault.store().retire_key(&k1.key_id.to_string(), T0 + 1, &ctx(T0 + 1)).await.unwrap();
+    assert!(matches!(vault.unlock(&pass("pw")).await, Err(Error::NoActiveKey)));
+    assert!(matches!(
+        vault.rotate(&pass("other"), None, &ctx(T0 + 2)).await,
+        Err(Error::WrongPassphrase { .. })
+    ));
+    let (k2, old) = vault.rotate(&pass("pw"), None, &ctx(T0 + 2)).await.unwrap();
+    assert!(old.is_none());
+    assert_eq!(vault.unlock(&pass("pw")).await.unwrap().key_id(), k2.key_id);
+    // The retired key's window stayed where retire put it.
+    let keys = vault.store().keys().await.unwrap();
+    assert_eq!(keys[0].valid_until, Some(T0 + 1));
+    vault.close().await;
+}
