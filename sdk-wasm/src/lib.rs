@@ -150,8 +150,10 @@ impl Validator {
 
     /// The revocation list in force, or `null`.
     #[wasm_bindgen(getter, js_name = revocationList)]
-    pub fn revocation_list(&self) -> Option<Object> {
-        self.inner.revocation_list().map(|l| list_object(&l))
+    pub fn revocation_list(&self) -> JsValue {
+        self.inner
+            .revocation_list()
+            .map_or(JsValue::NULL, |l| list_object(&l).into())
     }
 
     /// The product this validator expects.

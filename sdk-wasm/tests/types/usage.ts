@@ -1,0 +1,83 @@
+// A web app's use of the package, type-checked with `tsc --noEmit` against
+// the installed package's declarations (never run).
+import {
+  CODES,
+  KeysealError,
+  Validator,
+  deviceFingerprint,
+  localStorageState,
+  verifyEd25519Strict,
+  type KeysealCode,
+  type License,
+  type RevocationListInfo,
+  type StateStore,
+  type ValidatorOptions,
+} from 'keyseal';
+import { fileState } from 'keyseal/node';
+
+const KEYRING = 'key kspub1.kxKnSbdByxwctUQwckwpVwVJ8l88fRnMui68OX4UOB8 from=1794000000\n';
+
+const options: ValidatorOptions = {
+  keyring: KEYRING,
+  product: 'acme-cad',
+  appVersion: '5.2.0',
+  state: localStorageState('acme-cad.keyseal'),
+  staleness: { refuseAfterDays: 7 },
+};
+const validator = new Validator(options);
+
+export function unlock(key: string): string {
+  try {
+    const license: License = validator.validate(key);
+    const pdf: boolean = license.entitlements.includes('export-pdf');
+    const expires: Date | null = license.expiresAt === null ? null : new Date(license.expiresAt * 1000);
+    const grace: number | null = license.status === 'in_grace' ? license.graceEnds : null;
+    for (const w of license.warnings) console.warn(w.code satisfies KeysealCode, w.customerMessage);
+    if (license.device?.kind === 'tolerant') console.log(license.device.required, 'of', license.device.components);
+    return `${license.customer} ${license.plan} ${pdf} ${expires?.toISOString()} ${grace}`;
+  } catch (e) {
+    if (e instanceof KeysealError) {
+      const code: KeysealCode = e.code;
+      if (code === 'expired' || code === 'clock_suspect') return e.customerMessage;
+      return `${e.message} (${e.warnings.length} warnings)`;
+    }
+    throw e;
+  }
+}
+
+export async function refreshRevocations(): Promise<RevocationListInfo> {
+  const response = await fetch('/revocations.bin');
+  return validator.loadRevocationList(new Uint8Array(await response.arrayBuffer()));
+}
+
+// Clocks and stores the app brings.
+const fixed = new Validator({ keyring: KEYRING, product: 'acme-cad', clock: () => Date.UTC(2027, 0, 15) });
+const dated = new Validator({ keyring: KEYRING, product: 'acme-cad', clock: () => new Date(), mode: 'advisory' });
+let saved: string | null = null;
+const custom: StateStore = { get: () => saved, set: (text) => { saved = text; } };
+const onDisk = new Validator({ keyring: KEYRING, product: 'acme-cad', state: fileState('/var/lib/acme/acme-cad.state') });
+const device = deviceFingerprint('acme-cad', [{ kind: 'install-id', id: 'c0ffee' }]);
+const bound = new Validator({ keyring: KEYRING, product: 'acme-cad', device, state: custom, leeway: 300, clockTolerance: 7200, onClockSuspect: 'refuse', onCorruptState: 'warn' });
+const ok: boolean = verifyEd25519Strict(new Uint8Array(32), new Uint8Array(0), new Uint8Array(64));
+const codes: readonly KeysealCode[] = CODES;
+console.log(fixed.product, dated.revocationList?.sequence, onDisk, bound, ok, codes);
+bound.saveState();
+bound.resetClockMark();
+bound.free();
+
+// Mistakes the types catch.
+// @ts-expect-error product is required
+new Validator({ keyring: KEYRING });
+// @ts-expect-error mode is enforce or advisory
+new Validator({ keyring: KEYRING, product: 'acme-cad', mode: 'strict' });
+// @ts-expect-error the clock is a function
+new Validator({ keyring: KEYRING, product: 'acme-cad', clock: 1_800_000_000_000 });
+// @ts-expect-error a store needs set()
+new Validator({ keyring: KEYRING, product: 'acme-cad', state: { get: () => null } });
+// @ts-expect-error validate takes text
+validator.validate(new Uint8Array(4));
+// @ts-expect-error claims are read-only
+validator.validate('ks1.x').plan = 'enterprise';
+// @ts-expect-error not a code
+const nope: KeysealCode = 'oops';
+console.log(nope);
