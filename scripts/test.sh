@@ -92,6 +92,11 @@ run_python() {
     )
 }
 
+run_wasm() {
+    step "wasm: npm package built and packed, size, tsc, bench smoke, node --test on the installed tarball (vectors, Ed25519 suites, demo in Chromium)"
+    bash sdk-wasm/scripts/test.sh
+}
+
 setup_rust
 if want python || want vectors; then setup_python; fi
 want lint && run_lint
@@ -101,4 +106,5 @@ want rust && run_rust_tests
 want benches && run_benches_smoke
 want fuzz && run_fuzz_smoke
 want python && run_python
+want wasm && run_wasm
 step "all checks passed"
