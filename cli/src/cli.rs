@@ -145,12 +145,29 @@ pub enum Command {
         inserted or deleted entry.")]
     Audit(AuditArgs),
 
+    /// Run the issuing service: an HTTP API to mint, revoke and manage licenses.
+    #[command(after_help = "Examples:\n  \
+        KEYSEAL_PASSPHRASE=... keyseal serve\n  \
+        keyseal --vault /srv/keyseal serve --listen 127.0.0.1:8080\n\n\
+        On first start with an empty vault directory, serve initialises the vault and prints a one-time \
+        admin API token (ksk_...): store it in your secret manager, it is never shown again. \
+        The API is described at /v1/openapi.json. Stop with Ctrl-C or SIGTERM: in-flight requests finish.")]
+    Serve(ServeArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         keyseal completions bash > ~/.local/share/bash-completion/completions/keyseal\n  \
         keyseal completions zsh > ~/.zfunc/_keyseal\n  \
         keyseal completions fish > ~/.config/fish/completions/keyseal.fish")]
     Completions(CompletionsArgs),
+}
+
+/// `keyseal serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// `keyseal init`.

@@ -9,24 +9,26 @@
 //!
 //! Signing keys belong to the vault and are shared by its organisations.
 
-use keyseal_core::license;
 use keyseal_core::LicenseId;
+use keyseal_core::license;
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
+use crate::Context;
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::request::{RequestFields, check_product};
-use crate::store::{i, u, LicenseRecord, NewLicense, Store};
+use crate::store::{LicenseRecord, NewLicense, Store, i, u};
 use crate::vault::Signer;
-use crate::Context;
 
 /// Page size when none is asked for, and the most a page holds.
 pub const MAX_PAGE: u64 = 500;
 
 /// An API token's scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Everything, including signing keys.
@@ -180,7 +182,9 @@ fn org_license_from_row(r: &AnyRow) -> Result<OrgLicense> {
     let key_id: String = r.try_get(1).map_err(&g)?;
     let revoked_at: Option<i64> = r.try_get(10).map_err(&g)?;
     let reason: Option<String> = r.try_get(11).map_err(&g)?;
-    let bad = |w: &str| Error::CorruptLedger { detail: format!("bad {w}") };
+    let bad = |w: &str| Error::CorruptLedger {
+        detail: format!("bad {w}"),
+    };
     Ok(OrgLicense {
         record: LicenseRecord {
             license_id: id.parse().map_err(|_| bad("license id"))?,
@@ -222,13 +226,24 @@ impl Store {
 
     /// Number of organisations (0 on a vault the service has never set up).
     pub async fn org_count(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM orgs").fetch_one(self.pool()).await.map_err(db("counting organisations"))?;
-        Ok(u(row.try_get::<i64, _>(0).map_err(db("counting organisations"))?))
+        let row = sqlx::query("SELECT COUNT(*) FROM orgs")
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("counting organisations"))?;
+        Ok(u(row
+            .try_get::<i64, _>(0)
+            .map_err(db("counting organisations"))?))
     }
 
     /// Creates an organisation with a first token whose secret hashes to
     /// `token_hash`; returns (org id, token id).
-    pub async fn create_org(&self, name: &str, token_hash: &str, scopes: &[Scope], ctx: &Context) -> Result<(String, String)> {
+    pub async fn create_org(
+        &self,
+        name: &str,
+        token_hash: &str,
+        scopes: &[Scope],
+        ctx: &Context,
+    ) -> Result<(String, String)> {
         check_text("name", name, 200)?;
         let org_id = format!("org_{}", random_hex(8)?);
         let token_id = format!("tok_{}", random_hex(8)?);
@@ -241,31 +256,56 @@ impl Store {
             "creating the organisation",
         )
         .await?;
-        insert_token(&mut tx, &org_id, &token_id, token_hash, scopes, "initial", ctx.now).await?;
-        tx.audit(ctx, "org.create", &json!({ "org_id": org_id, "token_id": token_id })).await?;
+        insert_token(
+            &mut tx, &org_id, &token_id, token_hash, scopes, "initial", ctx.now,
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "org.create",
+            &json!({ "org_id": org_id, "token_id": token_id }),
+        )
+        .await?;
         tx.commit().await?;
         Ok((org_id, token_id))
     }
 
     /// Adds a token to an organisation; returns its id.
-    pub async fn add_token(&self, org_id: &str, token_hash: &str, scopes: &[Scope], label: &str, ctx: &Context) -> Result<String> {
+    pub async fn add_token(
+        &self,
+        org_id: &str,
+        token_hash: &str,
+        scopes: &[Scope],
+        label: &str,
+        ctx: &Context,
+    ) -> Result<String> {
         check_text("label", label, 200)?;
         let token_id = format!("tok_{}", random_hex(8)?);
         let mut tx = self.begin_write().await?;
-        insert_token(&mut tx, org_id, &token_id, token_hash, scopes, label, ctx.now).await?;
+        insert_token(
+            &mut tx, org_id, &token_id, token_hash, scopes, label, ctx.now,
+        )
+        .await?;
         let s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-        tx.audit(ctx, "token.create", &json!({ "org_id": org_id, "token_id": token_id, "scopes": s })).await?;
+        tx.audit(
+            ctx,
+            "token.create",
+            &json!({ "org_id": org_id, "token_id": token_id, "scopes": s }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(token_id)
     }
 
     /// The token whose secret hashes to `token_hash`, if any.
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT token_id, org_id, token_hash, scopes FROM api_tokens WHERE token_hash = $1")
-            .bind(token_hash.to_owned())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db("reading API tokens"))?;
+        let row = sqlx::query(
+            "SELECT token_id, org_id, token_hash, scopes FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db("reading API tokens"))?;
         let Some(r) = row else { return Ok(None) };
         let g = db("reading API tokens");
         let scopes: String = r.try_get(3).map_err(&g)?;
@@ -281,27 +321,37 @@ impl Store {
 
     /// The organisation's products, by id.
     pub async fn org_products(&self, org_id: &str) -> Result<Vec<Product>> {
-        let rows = sqlx::query("SELECT product, name, created_at FROM org_products WHERE org_id = $1 ORDER BY product")
-            .bind(org_id.to_owned())
-            .fetch_all(self.pool())
-            .await
-            .map_err(db("reading products"))?;
+        let rows = sqlx::query(
+            "SELECT product, name, created_at FROM org_products WHERE org_id = $1 ORDER BY product",
+        )
+        .bind(org_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading products"))?;
         rows.iter().map(product_from_row).collect()
     }
 
     /// One product of the organisation.
     pub async fn org_product(&self, org_id: &str, product: &str) -> Result<Option<Product>> {
-        let row = sqlx::query("SELECT product, name, created_at FROM org_products WHERE org_id = $1 AND product = $2")
-            .bind(org_id.to_owned())
-            .bind(product.to_owned())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db("reading products"))?;
+        let row = sqlx::query(
+            "SELECT product, name, created_at FROM org_products WHERE org_id = $1 AND product = $2",
+        )
+        .bind(org_id.to_owned())
+        .bind(product.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db("reading products"))?;
         row.as_ref().map(product_from_row).transpose()
     }
 
     /// Registers a product for the organisation.
-    pub async fn org_add_product(&self, org_id: &str, product: &str, name: &str, ctx: &Context) -> Result<Product> {
+    pub async fn org_add_product(
+        &self,
+        org_id: &str,
+        product: &str,
+        name: &str,
+        ctx: &Context,
+    ) -> Result<Product> {
         check_product(product)?;
         check_text("name", name, 200)?;
         let mut tx = self.begin_write().await?;
@@ -325,15 +375,30 @@ impl Store {
             "registering the product",
         )
         .await?;
-        tx.audit(ctx, "product.add", &json!({ "org_id": org_id, "product": product })).await?;
+        tx.audit(
+            ctx,
+            "product.add",
+            &json!({ "org_id": org_id, "product": product }),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Product { product: product.to_owned(), name: name.to_owned(), created_at: ctx.now })
+        Ok(Product {
+            product: product.to_owned(),
+            name: name.to_owned(),
+            created_at: ctx.now,
+        })
     }
 
     // ---- customers ------------------------------------------------------------
 
     /// Creates a customer with an opaque id.
-    pub async fn org_add_customer(&self, org_id: &str, name: Option<&str>, email: Option<&str>, ctx: &Context) -> Result<Customer> {
+    pub async fn org_add_customer(
+        &self,
+        org_id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        ctx: &Context,
+    ) -> Result<Customer> {
         if let Some(n) = name {
             check_text("name", n, 200)?;
         }
@@ -353,9 +418,20 @@ impl Store {
         )
         .await?;
         // The audit log records the opaque id only, never personal fields.
-        tx.audit(ctx, "customer.create", &json!({ "org_id": org_id, "customer_id": customer_id })).await?;
+        tx.audit(
+            ctx,
+            "customer.create",
+            &json!({ "org_id": org_id, "customer_id": customer_id }),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Customer { customer_id, name: name.map(str::to_owned), email: email.map(str::to_owned), created_at: ctx.now, erased_at: None })
+        Ok(Customer {
+            customer_id,
+            name: name.map(str::to_owned),
+            email: email.map(str::to_owned),
+            created_at: ctx.now,
+            erased_at: None,
+        })
     }
 
     /// One customer of the organisation.
@@ -372,7 +448,12 @@ impl Store {
     }
 
     /// The organisation's customers after the cursor, by id.
-    pub async fn org_customers(&self, org_id: &str, after: Option<&str>, limit: u64) -> Result<Vec<Customer>> {
+    pub async fn org_customers(
+        &self,
+        org_id: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Customer>> {
         let rows = sqlx::query(&format!(
             "SELECT customer_id, name, email, created_at, erased_at FROM customers \
              WHERE org_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT {}",
@@ -387,20 +468,36 @@ impl Store {
     }
 
     /// Everything the service holds about one customer.
-    pub async fn org_export_customer(&self, org_id: &str, customer_id: &str) -> Result<Option<CustomerExport>> {
-        let Some(customer) = self.org_customer(org_id, customer_id).await? else { return Ok(None) };
-        let rows = sqlx::query(&format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND l.customer = $2 ORDER BY l.license_id"))
-            .bind(org_id.to_owned())
-            .bind(customer_id.to_owned())
-            .fetch_all(self.pool())
-            .await
-            .map_err(db("reading licenses"))?;
-        let licenses = rows.iter().map(org_license_from_row).collect::<Result<_>>()?;
+    pub async fn org_export_customer(
+        &self,
+        org_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<CustomerExport>> {
+        let Some(customer) = self.org_customer(org_id, customer_id).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(&format!(
+            "{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND l.customer = $2 ORDER BY l.license_id"
+        ))
+        .bind(org_id.to_owned())
+        .bind(customer_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading licenses"))?;
+        let licenses = rows
+            .iter()
+            .map(org_license_from_row)
+            .collect::<Result<_>>()?;
         Ok(Some(CustomerExport { customer, licenses }))
     }
 
     /// Erases a customer's personal fields (the opaque id and the licenses stay).
-    pub async fn org_erase_customer(&self, org_id: &str, customer_id: &str, ctx: &Context) -> Result<Option<Customer>> {
+    pub async fn org_erase_customer(
+        &self,
+        org_id: &str,
+        customer_id: &str,
+        ctx: &Context,
+    ) -> Result<Option<Customer>> {
         let mut tx = self.begin_write().await?;
         let n = tx
             .exec(
@@ -417,7 +514,12 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
-        tx.audit(ctx, "customer.erase", &json!({ "org_id": org_id, "customer_id": customer_id })).await?;
+        tx.audit(
+            ctx,
+            "customer.erase",
+            &json!({ "org_id": org_id, "customer_id": customer_id }),
+        )
+        .await?;
         tx.commit().await?;
         self.org_customer(org_id, customer_id).await
     }
@@ -427,14 +529,35 @@ impl Store {
     /// Mints a license for one of the organisation's products and customers.
     /// The key is returned only after the transaction (license, ownership
     /// and audit entry) committed.
-    pub async fn org_mint(&self, org_id: &str, signer: &Signer, fields: &RequestFields, max_devices: u64, ctx: &Context) -> Result<OrgLicense> {
+    pub async fn org_mint(
+        &self,
+        org_id: &str,
+        signer: &Signer,
+        fields: &RequestFields,
+        max_devices: u64,
+        ctx: &Context,
+    ) -> Result<OrgLicense> {
         let req = fields.resolve(ctx.now)?;
         if self.org_product(org_id, &req.product).await?.is_none() {
-            let known = self.org_products(org_id).await?.into_iter().map(|p| p.product).collect();
-            return Err(Error::UnknownProduct { product: req.product.clone(), known });
+            let known = self
+                .org_products(org_id)
+                .await?
+                .into_iter()
+                .map(|p| p.product)
+                .collect();
+            return Err(Error::UnknownProduct {
+                product: req.product.clone(),
+                known,
+            });
         }
         if self.org_customer(org_id, &req.customer).await?.is_none() {
-            return Err(Error::invalid("customer", format!("no customer `{}` (create it with POST /v1/customers)", req.customer)));
+            return Err(Error::invalid(
+                "customer",
+                format!(
+                    "no customer `{}` (create it with POST /v1/customers)",
+                    req.customer
+                ),
+            ));
         }
         if !(1..=1000).contains(&max_devices) {
             return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
@@ -448,9 +571,16 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // The signer must still be the active key, checked inside the lock.
         let active = tx
-            .fetch(sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"), "reading signing keys")
+            .fetch(
+                sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"),
+                "reading signing keys",
+            )
             .await?;
-        let active: Option<String> = active.first().map(|r| r.try_get(0)).transpose().map_err(db("reading signing keys"))?;
+        let active: Option<String> = active
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db("reading signing keys"))?;
         if active.as_deref() != Some(signer.key_id().to_string().as_str()) {
             return Err(Error::NoActiveKey);
         }
@@ -468,10 +598,12 @@ impl Store {
         }])
         .await?;
         tx.exec(
-            sqlx::query("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ($1, $2, $3)")
-                .bind(id.to_string())
-                .bind(org_id.to_owned())
-                .bind(i(max_devices)),
+            sqlx::query(
+                "INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ($1, $2, $3)",
+            )
+            .bind(id.to_string())
+            .bind(org_id.to_owned())
+            .bind(i(max_devices)),
             "recording the license's organisation",
         )
         .await?;
@@ -513,46 +645,80 @@ impl Store {
     /// One license of the organisation (`None` for a malformed id, an
     /// unknown one, or another organisation's).
     pub async fn org_license(&self, org_id: &str, id: &str) -> Result<Option<OrgLicense>> {
-        let Some(id) = license_id(id) else { return Ok(None) };
-        let row = sqlx::query(&format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id = $2"))
-            .bind(org_id.to_owned())
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db("reading a license"))?;
+        let Some(id) = license_id(id) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id = $2"
+        ))
+        .bind(org_id.to_owned())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db("reading a license"))?;
         row.as_ref().map(org_license_from_row).transpose()
     }
 
     /// The organisation's licenses matching `filter`, by id after the cursor.
-    pub async fn org_licenses(&self, org_id: &str, filter: &OrgLicenseFilter) -> Result<Vec<OrgLicense>> {
+    pub async fn org_licenses(
+        &self,
+        org_id: &str,
+        filter: &OrgLicenseFilter,
+    ) -> Result<Vec<OrgLicense>> {
         let mut sql = format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id > $2");
         let mut args = vec![org_id.to_owned(), filter.after.clone().unwrap_or_default()];
-        for (col, v) in [("l.product", &filter.product), ("l.customer", &filter.customer)] {
+        for (col, v) in [
+            ("l.product", &filter.product),
+            ("l.customer", &filter.customer),
+        ] {
             if let Some(v) = v {
                 args.push(v.clone());
                 sql.push_str(&format!(" AND {col} = ${}", args.len()));
             }
         }
-        sql.push_str(&format!(" ORDER BY o.license_id LIMIT {}", filter.limit.clamp(1, MAX_PAGE)));
+        sql.push_str(&format!(
+            " ORDER BY o.license_id LIMIT {}",
+            filter.limit.clamp(1, MAX_PAGE)
+        ));
         let mut q = sqlx::query(&sql);
         for a in args {
             q = q.bind(a);
         }
-        let rows = q.fetch_all(self.pool()).await.map_err(db("reading licenses"))?;
+        let rows = q
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("reading licenses"))?;
         rows.iter().map(org_license_from_row).collect()
     }
 
     /// Revokes one of the organisation's licenses (`None` if it has no such license).
-    pub async fn org_revoke(&self, org_id: &str, id: &str, reason: &str, ctx: &Context) -> Result<Option<OrgLicense>> {
-        let Some(lic) = self.org_license(org_id, id).await? else { return Ok(None) };
-        self.revoke_license(&lic.record.license_id.to_string(), reason, ctx).await?;
+    pub async fn org_revoke(
+        &self,
+        org_id: &str,
+        id: &str,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<Option<OrgLicense>> {
+        let Some(lic) = self.org_license(org_id, id).await? else {
+            return Ok(None);
+        };
+        self.revoke_license(&lic.record.license_id.to_string(), reason, ctx)
+            .await?;
         self.org_license(org_id, id).await
     }
 
     /// Suspends (`true`) or resumes (`false`) one of the organisation's
     /// licenses: a suspended license gets no new activations. Idempotent.
-    pub async fn org_set_suspended(&self, org_id: &str, id: &str, suspend: bool, ctx: &Context) -> Result<Option<OrgLicense>> {
-        let Some(lid) = license_id(id) else { return Ok(None) };
+    pub async fn org_set_suspended(
+        &self,
+        org_id: &str,
+        id: &str,
+        suspend: bool,
+        ctx: &Context,
+    ) -> Result<Option<OrgLicense>> {
+        let Some(lid) = license_id(id) else {
+            return Ok(None);
+        };
         let mut tx = self.begin_write().await?;
         let sql = if suspend {
             "UPDATE org_licenses SET suspended_at = COALESCE(suspended_at, $1) WHERE org_id = $2 AND license_id = $3"
@@ -560,13 +726,24 @@ impl Store {
             "UPDATE org_licenses SET suspended_at = NULL WHERE org_id = $2 AND license_id = $3 AND $1 >= 0"
         };
         let n = tx
-            .exec(sqlx::query(sql).bind(i(ctx.now)).bind(org_id.to_owned()).bind(lid.clone()), "suspending the license")
+            .exec(
+                sqlx::query(sql)
+                    .bind(i(ctx.now))
+                    .bind(org_id.to_owned())
+                    .bind(lid.clone()),
+                "suspending the license",
+            )
             .await?;
         if n == 0 {
             return Ok(None);
         }
-        let action = if suspend { "license.suspend" } else { "license.resume" };
-        tx.audit(ctx, action, &json!({ "org_id": org_id, "license_id": lid })).await?;
+        let action = if suspend {
+            "license.suspend"
+        } else {
+            "license.resume"
+        };
+        tx.audit(ctx, action, &json!({ "org_id": org_id, "license_id": lid }))
+            .await?;
         tx.commit().await?;
         self.org_license(org_id, &lid).await
     }
@@ -604,7 +781,11 @@ impl Store {
 
 fn product_from_row(r: &AnyRow) -> Result<Product> {
     let g = db("reading products");
-    Ok(Product { product: r.try_get(0).map_err(&g)?, name: r.try_get(1).map_err(&g)?, created_at: u(r.try_get(2).map_err(&g)?) })
+    Ok(Product {
+        product: r.try_get(0).map_err(&g)?,
+        name: r.try_get(1).map_err(&g)?,
+        created_at: u(r.try_get(2).map_err(&g)?),
+    })
 }
 
 async fn insert_token(

@@ -11,6 +11,7 @@ use crate::error::CliError;
 
 mod admin;
 mod issue;
+mod serve;
 mod verify;
 
 /// Runs the parsed command line.
@@ -29,6 +30,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Revocations(c) => block_on(admin::revocations(vault, c, json)),
         Command::Audit(a) => block_on(admin::audit(vault, a, json)),
         Command::Fingerprint(a) => admin::fingerprint(a, json),
+        Command::Serve(a) => serve::serve(vault, a),
         Command::Completions(a) => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -1,0 +1,85 @@
+//! `keyseal serve`: the issuing service on this vault.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use keyseal_server::{Options, Service};
+
+use crate::cli::ServeArgs;
+use crate::env;
+use crate::error::CliError;
+
+/// Opens (or initialises) the vault, prints the one-time admin token on
+/// first start, and serves until SIGINT or SIGTERM.
+pub(crate) fn serve(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::system(
+                format!("cannot start the async runtime: {e}"),
+                "check the system's thread and file limits",
+            )
+        })?;
+    rt.block_on(run(vault, a))
+}
+
+async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
+    // Fail on a bad clock now rather than on the first request.
+    env::now()?;
+    let opts = Options {
+        vault_dir: vault.to_path_buf(),
+        passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
+        kdf: env::kdf_override()?,
+        clock: Arc::new(|| env::now().unwrap_or(0)),
+    };
+    let mut service = Service::open(opts).await.map_err(server_error)?;
+    let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
+        CliError::system(
+            format!("cannot listen on {}: {e}", a.listen),
+            "choose another --listen address or stop what uses it",
+        )
+    })?;
+    let addr = listener.local_addr().map_err(|e| {
+        CliError::system(format!("cannot read the listening address: {e}"), "retry")
+    })?;
+    if let Some(token) = service.take_admin_token() {
+        println!("admin API token (shown once; store it in your secret manager):\n{token}");
+    }
+    eprintln!(
+        "keyseal serve: listening on http://{addr} (vault {})",
+        vault.display()
+    );
+    service
+        .serve(listener, shutdown_signal())
+        .await
+        .map_err(server_error)?;
+    eprintln!("keyseal serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server_error(e: keyseal_server::Error) -> CliError {
+    match e {
+        keyseal_server::Error::Issuer(e) => e.into(),
+        other => CliError::system(
+            other.to_string(),
+            "check the system's network and random generator",
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

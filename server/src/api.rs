@@ -1,0 +1,706 @@
+//! Routes and handlers. Every handler that touches an organisation's objects
+//! gets the organisation from the caller's token and passes it to the
+//! store, which puts it in every `WHERE` clause.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
+};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyseal_issuer::service::{
+    Customer, OrgLicense, OrgLicenseFilter, Product, Scope, TokenRecord,
+};
+use keyseal_issuer::{Context, RequestFields};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::problem::Problem;
+use crate::{MAX_BODY, REVOCATION_LIST_LIFETIME, State, auth};
+
+type S = Arc<State>;
+type ApiResult = Result<Response, Problem>;
+
+pub(crate) fn router(state: S) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/public/keyring", get(keyring))
+        .route("/v1/public/revocations", get(revocations))
+        .route("/v1/products", get(list_products).post(create_product))
+        .route("/v1/products/{product}", get(get_product))
+        .route("/v1/customers", get(list_customers).post(create_customer))
+        .route("/v1/customers/{id}", get(get_customer))
+        .route("/v1/customers/{id}/export", get(export_customer))
+        .route("/v1/customers/{id}/erase", post(erase_customer))
+        .route("/v1/licenses", get(list_licenses).post(mint))
+        .route("/v1/licenses/{id}", get(get_license))
+        .route("/v1/licenses/{id}/revoke", post(revoke))
+        .route("/v1/licenses/{id}/suspend", post(suspend))
+        .route("/v1/licenses/{id}/resume", post(resume))
+        .route("/v1/audit", get(audit))
+        .fallback(|| async { Problem::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Records every request in the metrics.
+async fn track(
+    axum::extract::State(state): axum::extract::State<S>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .record(&method, &route, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+// ---- extractors -----------------------------------------------------------
+
+/// The authenticated caller: its token's organisation and scopes.
+pub(crate) struct Caller(TokenRecord);
+
+impl Caller {
+    fn need(&self, scope: Scope) -> Result<&TokenRecord, Problem> {
+        if self.0.allows(scope) {
+            Ok(&self.0)
+        } else {
+            Err(Problem::forbidden(scope.as_str()))
+        }
+    }
+
+    fn org(&self) -> &str {
+        &self.0.org_id
+    }
+
+    fn ctx(&self, state: &State) -> Context {
+        Context {
+            now: state.now(),
+            actor: self.0.actor(),
+        }
+    }
+}
+
+impl FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let now = state.now();
+        if let Some(ip) = ip
+            && state.limiter.blocked(ip, now)
+        {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-failures",
+                "too many failed authentications from this client; wait a minute",
+            ));
+        }
+        let fail = |detail: &str| {
+            if let Some(ip) = ip {
+                state.limiter.fail(ip, now);
+            }
+            Problem::unauthorized(detail.to_owned())
+        };
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(fail("missing `Authorization: Bearer ksk_...` header"));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        if !auth::well_formed(token) {
+            return Err(fail(
+                "the bearer token is not a keyseal API token (ksk_...)",
+            ));
+        }
+        let hash = auth::token_hash(token);
+        match state.store.token_by_hash(&hash).await? {
+            Some(t) if auth::same_hash(&t.token_hash, &hash) => Ok(Caller(t)),
+            _ => Err(fail("unknown API token")),
+        }
+    }
+}
+
+/// A JSON body: `application/json`, at most [`MAX_BODY`] bytes, a closed
+/// schema (unknown fields are an error).
+pub(crate) struct Body<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                )
+            } else {
+                Problem::bad_request(format!("cannot read the body: {e}"))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| Problem::bad_request(format!("bad JSON body: {e}")))
+    }
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(t)| t)
+        .map_err(|e| Problem::bad_request(format!("bad query: {}", e.body_text())))
+}
+
+fn path(p: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    p.map(|Path(s)| s)
+        .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    (status, Json(v)).into_response()
+}
+
+/// A cacheable public document: strong ETag over the body, 304 on a match.
+fn cacheable(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+    use sha2::{Digest, Sha256};
+    let etag = format!("\"{}\"", &auth::hex(&Sha256::digest(&body))[..32]);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut r = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, body).into_response()
+    };
+    let h = r.headers_mut();
+    if !matches {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    r
+}
+
+// ---- views ----------------------------------------------------------------
+
+fn license_view(l: &OrgLicense) -> Value {
+    let r = &l.record;
+    let status = if r.revoked.is_some() {
+        "revoked"
+    } else if l.suspended_at.is_some() {
+        "suspended"
+    } else {
+        "active"
+    };
+    json!({
+        "license_id": r.license_id.to_string(),
+        "product": r.product,
+        "customer_id": r.customer,
+        "plan": r.plan,
+        "issued_at": r.issued_at,
+        "expires_at": r.expires_at,
+        "key_id": r.key_id.to_string(),
+        "license_key": r.license_key,
+        "status": status,
+        "max_devices": l.max_devices,
+        "suspended_at": l.suspended_at,
+        "revoked_at": r.revoked.as_ref().map(|(t, _)| *t),
+        "revoke_reason": r.revoked.as_ref().map(|(_, why)| why.clone()),
+    })
+}
+
+fn product_view(p: &Product) -> Value {
+    json!({ "product": p.product, "name": p.name, "created_at": p.created_at })
+}
+
+fn customer_view(c: &Customer) -> Value {
+    json!({ "customer_id": c.customer_id, "name": c.name, "email": c.email, "created_at": c.created_at, "erased_at": c.erased_at })
+}
+
+fn page(items: Vec<Value>, next: Option<String>) -> Value {
+    json!({ "items": items, "next_cursor": next })
+}
+
+// ---- operations -------------------------------------------------------------
+
+async fn healthz() -> Response {
+    json_response(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+async fn readyz(axum::extract::State(s): axum::extract::State<S>) -> ApiResult {
+    match s.store.org_count().await {
+        Ok(_) => Ok(json_response(StatusCode::OK, &json!({ "status": "ready" }))),
+        Err(_) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "the ledger is not reachable",
+        )),
+    }
+}
+
+async fn metrics(axum::extract::State(s): axum::extract::State<S>) -> Response {
+    let body = s
+        .metrics
+        .render(s.minted.load(std::sync::atomic::Ordering::Relaxed));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn openapi(headers: HeaderMap) -> Response {
+    cacheable(
+        &headers,
+        "application/json",
+        crate::openapi::document().to_string().into_bytes(),
+    )
+}
+
+// ---- public -------------------------------------------------------------------
+
+async fn keyring(
+    axum::extract::State(s): axum::extract::State<S>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let ring = s.store.keyring().await?;
+    Ok(cacheable(
+        &headers,
+        "application/json",
+        ring.json().into_bytes(),
+    ))
+}
+
+async fn revocations(
+    axum::extract::State(s): axum::extract::State<S>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let lists = s.store.published_lists().await?;
+    let latest = lists
+        .first()
+        .ok_or_else(|| Problem::not_found("revocation list"))?;
+    let mut text = String::new();
+    let _ = keyseal_core::armor::write_block(
+        &mut text,
+        keyseal_core::armor::REVOCATION_LIST,
+        &latest.bytes,
+    );
+    Ok(cacheable(
+        &headers,
+        "text/plain; charset=utf-8",
+        text.into_bytes(),
+    ))
+}
+
+// ---- products -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProduct {
+    product: String,
+    name: Option<String>,
+}
+
+async fn create_product(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    Body(b): Body<NewProduct>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let name = b.name.unwrap_or_else(|| b.product.clone());
+    let p = s
+        .store
+        .org_add_product(c.org(), &b.product, &name, &c.ctx(&s))
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &product_view(&p)))
+}
+
+async fn list_products(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+    c.need(Scope::Read)?;
+    let items = s
+        .store
+        .org_products(c.org())
+        .await?
+        .iter()
+        .map(product_view)
+        .collect();
+    Ok(json_response(StatusCode::OK, &page(items, None)))
+}
+
+async fn get_product(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let id = path(p)?;
+    let p = s
+        .store
+        .org_product(c.org(), &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("product"))?;
+    Ok(json_response(StatusCode::OK, &product_view(&p)))
+}
+
+// ---- customers ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCustomer {
+    name: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn create_customer(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    Body(b): Body<NewCustomer>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let cus = s
+        .store
+        .org_add_customer(c.org(), b.name.as_deref(), b.email.as_deref(), &c.ctx(&s))
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &customer_view(&cus)))
+}
+
+async fn list_customers(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let rows = s
+        .store
+        .org_customers(c.org(), q.cursor.as_deref(), limit)
+        .await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|c| c.customer_id.clone()))
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &page(rows.iter().map(customer_view).collect(), next),
+    ))
+}
+
+fn limit(l: Option<u64>) -> Result<u64, Problem> {
+    match l {
+        None => Ok(100),
+        Some(n) if (1..=keyseal_issuer::service::MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::invalid(format!(
+            "limit must be from 1 to {}",
+            keyseal_issuer::service::MAX_PAGE
+        ))),
+    }
+}
+
+async fn get_customer(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let id = path(p)?;
+    let cus = s
+        .store
+        .org_customer(c.org(), &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("customer"))?;
+    Ok(json_response(StatusCode::OK, &customer_view(&cus)))
+}
+
+async fn export_customer(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let id = path(p)?;
+    let e = s
+        .store
+        .org_export_customer(c.org(), &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("customer"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "customer": customer_view(&e.customer), "licenses": e.licenses.iter().map(license_view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn erase_customer(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let id = path(p)?;
+    let cus = s
+        .store
+        .org_erase_customer(c.org(), &id, &c.ctx(&s))
+        .await?
+        .ok_or_else(|| Problem::not_found("customer"))?;
+    Ok(json_response(StatusCode::OK, &customer_view(&cus)))
+}
+
+// ---- licenses -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintRequest {
+    product: String,
+    customer_id: String,
+    plan: String,
+    expires: String,
+    not_before: Option<String>,
+    grace: Option<String>,
+    device: Option<String>,
+    device_match: Option<u8>,
+    entitlements: Option<Vec<String>>,
+    max_version: Option<String>,
+    ext: Option<BTreeMap<String, String>>,
+    max_devices: Option<u64>,
+}
+
+async fn mint(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    Body(b): Body<MintRequest>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let fields = RequestFields {
+        product: Some(b.product),
+        customer: Some(b.customer_id),
+        plan: Some(b.plan),
+        expires: Some(b.expires),
+        not_before: b.not_before,
+        grace: b.grace,
+        device: b.device,
+        device_match: b.device_match.map(|n| n.to_string()),
+        entitlements: b.entitlements.unwrap_or_default(),
+        max_version: b.max_version,
+        ext: b.ext.unwrap_or_default().into_iter().collect(),
+    };
+    let signer = s.signer.read().await.clone();
+    let l = s
+        .store
+        .org_mint(
+            c.org(),
+            &signer,
+            &fields,
+            b.max_devices.unwrap_or(1),
+            &c.ctx(&s),
+        )
+        .await?;
+    s.count_mint();
+    Ok(json_response(StatusCode::CREATED, &license_view(&l)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LicenseQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+    product: Option<String>,
+    customer_id: Option<String>,
+}
+
+async fn list_licenses(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<LicenseQuery>, QueryRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let f = OrgLicenseFilter {
+        product: q.product,
+        customer: q.customer_id,
+        after: q.cursor,
+        limit,
+    };
+    let rows = s.store.org_licenses(c.org(), &f).await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|l| l.record.license_id.to_string()))
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &page(rows.iter().map(license_view).collect(), next),
+    ))
+}
+
+async fn get_license(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let id = path(p)?;
+    let l = s
+        .store
+        .org_license(c.org(), &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("license"))?;
+    Ok(json_response(StatusCode::OK, &license_view(&l)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    reason: String,
+}
+
+async fn revoke(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+    Body(b): Body<RevokeRequest>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let id = path(p)?;
+    let ctx = c.ctx(&s);
+    let l = s
+        .store
+        .org_revoke(c.org(), &id, &b.reason, &ctx)
+        .await?
+        .ok_or_else(|| Problem::not_found("license"))?;
+    // Publish at once, so the public list names the license.
+    let signer = s.signer.read().await.clone();
+    s.store
+        .publish_revocations(&signer, ctx.now + REVOCATION_LIST_LIFETIME, &ctx)
+        .await?;
+    Ok(json_response(StatusCode::OK, &license_view(&l)))
+}
+
+async fn suspend(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    set_suspended(s, c, p, true).await
+}
+
+async fn resume(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    set_suspended(s, c, p, false).await
+}
+
+async fn set_suspended(
+    s: S,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+    suspend: bool,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let id = path(p)?;
+    let l = s
+        .store
+        .org_set_suspended(c.org(), &id, suspend, &c.ctx(&s))
+        .await?
+        .ok_or_else(|| Problem::not_found("license"))?;
+    Ok(json_response(StatusCode::OK, &license_view(&l)))
+}
+
+// ---- audit ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn audit(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let after = match q.cursor.as_deref() {
+        None => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| Problem::invalid("cursor must be a next_cursor from this endpoint"))?,
+    };
+    let rows = s.store.org_audit(c.org(), after, limit).await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|e| e.seq.to_string()))
+        .flatten();
+    let items = rows
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
+                "details": serde_json::from_str::<Value>(&e.details).unwrap_or(Value::Null),
+                "prev_hash": e.prev_hash, "hash": e.hash,
+            })
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &page(items, next)))
+}

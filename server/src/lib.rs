@@ -1,0 +1,188 @@
+//! keyseal-server: the issuing service behind `keyseal serve`.
+//!
+//! An HTTP API (JSON, under `/v1`, described by the OpenAPI document at
+//! `/v1/openapi.json`) over [`keyseal_issuer`]: the vendor's store or backend
+//! calls it to mint keys, manage products and customers, revoke and suspend.
+//! Apps never need it to validate a key.
+//!
+//! * [`Service::open`] opens (or, for an empty directory, initialises) the
+//!   vault, unlocks the active signing key and, on the first start, creates
+//!   an organisation with a one-time admin token.
+//! * [`Service::serve`] serves until the shutdown future resolves, then
+//!   drains in-flight requests.
+//!
+//! The service reads no clock and no environment itself: the caller passes a
+//! [`Clock`] and the passphrase.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keyseal_issuer::service::Scope;
+use keyseal_issuer::{Access, Context, InitOptions, KdfParams, Passphrase, Signer, Store, Vault};
+
+mod api;
+pub mod auth;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+
+/// Now, in unix seconds.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How long a published revocation list stays fresh (7 days).
+pub const REVOCATION_LIST_LIFETIME: u64 = 7 * 24 * 3600;
+/// Largest accepted request body (64 KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What the service starts from.
+pub struct Options {
+    /// The vault directory (created and initialised if missing or empty).
+    pub vault_dir: PathBuf,
+    /// The passphrase that opens the signing keys.
+    pub passphrase: Passphrase,
+    /// Argon2id parameters for a new vault's key (default if `None`).
+    pub kdf: Option<KdfParams>,
+    /// The clock.
+    pub clock: Clock,
+}
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The vault or ledger failed.
+    #[error(transparent)]
+    Issuer(#[from] keyseal_issuer::Error),
+    /// The OS random generator failed.
+    #[error("the OS random generator failed: {0}")]
+    Random(getrandom::Error),
+    /// Serving failed.
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<getrandom::Error> for Error {
+    fn from(e: getrandom::Error) -> Self {
+        Error::Random(e)
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) store: Store,
+    pub(crate) signer: tokio::sync::RwLock<Signer>,
+    pub(crate) clock: Clock,
+    pub(crate) limiter: auth::FailureLimiter,
+    pub(crate) metrics: metrics::Metrics,
+    pub(crate) minted: AtomicU64,
+}
+
+impl State {
+    pub(crate) fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    pub(crate) fn count_mint(&self) {
+        self.minted.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running service's state, ready to serve.
+pub struct Service {
+    vault: Vault,
+    state: Arc<State>,
+    admin_token: Option<String>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("vault", &self.vault.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Opens the vault for writing (initialising an empty one), unlocks the
+    /// active key, and on first start creates the default organisation and
+    /// its admin token (see [`Service::take_admin_token`]).
+    pub async fn open(opts: Options) -> Result<Service, Error> {
+        let now = (opts.clock)();
+        let ctx = Context {
+            now,
+            actor: "service".into(),
+        };
+        let has_ledger = opts
+            .vault_dir
+            .join(keyseal_issuer::vault::LEDGER_FILE)
+            .is_file();
+        let vault = if has_ledger {
+            Vault::open(&opts.vault_dir, Access::Write).await?
+        } else {
+            let init = InitOptions {
+                products: Vec::new(),
+                kdf: opts.kdf.unwrap_or_default(),
+            };
+            Vault::init(&opts.vault_dir, &opts.passphrase, &init, &ctx).await?
+        };
+        let signer = vault.unlock(&opts.passphrase).await?;
+        let store = vault.store().clone();
+        let mut admin_token = None;
+        if store.org_count().await? == 0 {
+            let token = auth::new_token()?;
+            store
+                .create_org("default", &auth::token_hash(&token), &[Scope::Admin], &ctx)
+                .await?;
+            admin_token = Some(token);
+        }
+        if store.published_lists().await?.is_empty() {
+            store
+                .publish_revocations(&signer, now + REVOCATION_LIST_LIFETIME, &ctx)
+                .await?;
+        }
+        let state = Arc::new(State {
+            store,
+            signer: tokio::sync::RwLock::new(signer),
+            clock: opts.clock,
+            limiter: auth::FailureLimiter::new()?,
+            metrics: metrics::Metrics::default(),
+            minted: AtomicU64::new(0),
+        });
+        Ok(Service {
+            vault,
+            state,
+            admin_token,
+        })
+    }
+
+    /// The one-time admin token created on first start (only once).
+    pub fn take_admin_token(&mut self) -> Option<String> {
+        self.admin_token.take()
+    }
+
+    /// The ledger (for tests and tools).
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting,
+    /// lets in-flight requests finish and closes the ledger.
+    pub async fn serve<F>(self, listener: tokio::net::TcpListener, shutdown: F) -> Result<(), Error>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let app = api::router(self.state.clone());
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        drop(self.state);
+        self.vault.close().await;
+        served.map_err(Error::Io)
+    }
+}

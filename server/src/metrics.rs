@@ -1,0 +1,91 @@
+//! Prometheus text-format metrics, rendered by hand: request counts by
+//! route and status, and a latency histogram by route.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Debug, Default)]
+struct Route {
+    by_status: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The service's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    routes: Mutex<BTreeMap<(String, String), Route>>,
+}
+
+impl Metrics {
+    /// Records one request.
+    pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let secs = took.as_secs_f64();
+        let mut m = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = m.entry((method.to_owned(), route.to_owned())).or_default();
+        *r.by_status.entry(status).or_default() += 1;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                r.buckets[i] += 1;
+            }
+        }
+        r.count += 1;
+        r.sum += secs;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, licenses_minted: u64) -> String {
+        let m = self
+            .routes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = String::new();
+        s.push_str("# HELP keyseal_http_requests_total HTTP requests by route and status.\n# TYPE keyseal_http_requests_total counter\n");
+        for ((method, route), r) in m.iter() {
+            for (status, n) in &r.by_status {
+                let _ = writeln!(
+                    s,
+                    "keyseal_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        s.push_str("# HELP keyseal_http_request_duration_seconds Request latency by route.\n# TYPE keyseal_http_request_duration_seconds histogram\n");
+        for ((method, route), r) in m.iter() {
+            let l = format!("method=\"{method}\",route=\"{route}\"");
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "keyseal_http_request_duration_seconds_bucket{{{l},le=\"{b}\"}} {}",
+                    r.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                s,
+                "keyseal_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                r.count
+            );
+            let _ = writeln!(
+                s,
+                "keyseal_http_request_duration_seconds_sum{{{l}}} {}",
+                r.sum
+            );
+            let _ = writeln!(
+                s,
+                "keyseal_http_request_duration_seconds_count{{{l}}} {}",
+                r.count
+            );
+        }
+        s.push_str("# HELP keyseal_licenses_minted_total Licenses minted by this process.\n# TYPE keyseal_licenses_minted_total counter\n");
+        let _ = writeln!(s, "keyseal_licenses_minted_total {licenses_minted}");
+        s
+    }
+}

@@ -1,0 +1,252 @@
+//! The OpenAPI 3.0 document served at `/v1/openapi.json`, written by hand
+//! next to the handlers it describes; the integration tests check that
+//! every route the router serves is in it, and schemathesis checks the
+//! responses against it.
+
+use serde_json::{Value, json};
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn body(name: &str) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": r(name) } } })
+}
+
+fn ok(status: &str, name: &str, errors: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(status.into(), json!({ "description": "success", "content": { "application/json": { "schema": r(name) } } }));
+    for e in errors {
+        m.insert(
+            (*e).into(),
+            json!({ "$ref": format!("#/components/responses/{e}") }),
+        );
+    }
+    Value::Object(m)
+}
+
+const AUTH: &[&str] = &["400", "401", "403", "429"];
+const AUTH_BODY: &[&str] = &["400", "401", "403", "413", "415", "422", "429"];
+
+fn with(base: &[&str], extra: &[&str]) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    for s in base.iter().chain(extra) {
+        let s: &'static str = match *s {
+            "400" => "400",
+            "401" => "401",
+            "403" => "403",
+            "404" => "404",
+            "409" => "409",
+            "413" => "413",
+            "415" => "415",
+            "422" => "422",
+            "429" => "429",
+            _ => "503",
+        };
+        if !v.contains(&s) {
+            v.push(s);
+        }
+    }
+    v
+}
+
+fn path_param(name: &str, what: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": what, "schema": { "type": "string" } })
+}
+
+fn query_param(name: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "schema": schema })
+}
+
+fn page_params(extra: &[(&str, Value)]) -> Value {
+    let mut v = vec![
+        query_param("cursor", json!({ "type": "string" })),
+        query_param(
+            "limit",
+            json!({ "type": "integer", "minimum": 1, "maximum": 500 }),
+        ),
+    ];
+    for (n, s) in extra {
+        v.push(query_param(n, s.clone()));
+    }
+    Value::Array(v)
+}
+
+fn nullable(t: &str) -> Value {
+    json!({ "type": t, "nullable": true })
+}
+
+/// The document.
+#[must_use]
+pub fn document() -> Value {
+    let lic_id = path_param("id", "license id (32 hex digits)");
+    let cus_id = path_param("id", "customer id (cus_...)");
+    let secured = json!([{ "bearer": [] }]);
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "keyseal issuing service",
+            "version": "1",
+            "description": "Mint, revoke and suspend offline-verifiable license keys. Errors are RFC 9457 problem details."
+        },
+        "paths": {
+            "/healthz": { "get": { "operationId": "healthz", "summary": "Liveness", "responses": ok("200", "Status", &[]) } },
+            "/readyz": { "get": { "operationId": "readyz", "summary": "Readiness (the ledger answers)", "responses": ok("200", "Status", &["503"]) } },
+            "/metrics": { "get": { "operationId": "metrics", "summary": "Prometheus metrics",
+                "responses": { "200": { "description": "text exposition", "content": { "text/plain": { "schema": { "type": "string" } } } } } } },
+            "/v1/openapi.json": { "get": { "operationId": "openapi", "summary": "This document",
+                "responses": { "200": { "description": "OpenAPI 3.0", "content": { "application/json": { "schema": { "type": "object" } } } },
+                               "304": { "description": "not modified" } } } },
+            "/v1/public/keyring": { "get": { "operationId": "getKeyring", "summary": "The public keyring apps embed (ETag, If-None-Match)",
+                "responses": { "200": { "description": "keyring", "content": { "application/json": { "schema": r("Keyring") } } },
+                               "304": { "description": "not modified" } } } },
+            "/v1/public/revocations": { "get": { "operationId": "getRevocations", "summary": "The current signed revocation list, armored (ETag, If-None-Match)",
+                "responses": { "200": { "description": "revocation list", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                               "304": { "description": "not modified" },
+                               "404": { "$ref": "#/components/responses/404" } } } },
+            "/v1/products": {
+                "get": { "operationId": "listProducts", "security": secured, "responses": ok("200", "ProductPage", AUTH) },
+                "post": { "operationId": "createProduct", "security": secured, "requestBody": body("NewProduct"),
+                          "responses": ok("201", "Product", &with(AUTH_BODY, &["409"])) }
+            },
+            "/v1/products/{product}": {
+                "get": { "operationId": "getProduct", "security": secured, "parameters": [path_param("product", "product id")],
+                         "responses": ok("200", "Product", &with(AUTH, &["404"])) }
+            },
+            "/v1/customers": {
+                "get": { "operationId": "listCustomers", "security": secured, "parameters": page_params(&[]),
+                         "responses": ok("200", "CustomerPage", &with(AUTH, &["422"])) },
+                "post": { "operationId": "createCustomer", "security": secured, "requestBody": body("NewCustomer"),
+                          "responses": ok("201", "Customer", AUTH_BODY) }
+            },
+            "/v1/customers/{id}": {
+                "get": { "operationId": "getCustomer", "security": secured, "parameters": [cus_id.clone()],
+                         "responses": ok("200", "Customer", &with(AUTH, &["404"])) }
+            },
+            "/v1/customers/{id}/export": {
+                "get": { "operationId": "exportCustomer", "summary": "Everything held about one customer", "security": secured,
+                         "parameters": [cus_id.clone()], "responses": ok("200", "CustomerExport", &with(AUTH, &["404"])) }
+            },
+            "/v1/customers/{id}/erase": {
+                "post": { "operationId": "eraseCustomer", "summary": "Erase the customer's personal fields", "security": secured,
+                          "parameters": [cus_id], "responses": ok("200", "Customer", &with(AUTH, &["404"])) }
+            },
+            "/v1/licenses": {
+                "get": { "operationId": "listLicenses", "security": secured,
+                         "parameters": page_params(&[("product", json!({ "type": "string" })), ("customer_id", json!({ "type": "string" }))]),
+                         "responses": ok("200", "LicensePage", &with(AUTH, &["422"])) },
+                "post": { "operationId": "mintLicense", "security": secured, "requestBody": body("MintRequest"),
+                          "responses": ok("201", "License", &with(AUTH_BODY, &["503"])) }
+            },
+            "/v1/licenses/{id}": {
+                "get": { "operationId": "getLicense", "security": secured, "parameters": [lic_id.clone()],
+                         "responses": ok("200", "License", &with(AUTH, &["404"])) }
+            },
+            "/v1/licenses/{id}/revoke": {
+                "post": { "operationId": "revokeLicense", "security": secured, "parameters": [lic_id.clone()], "requestBody": body("RevokeRequest"),
+                          "responses": ok("200", "License", &with(AUTH_BODY, &["404", "409", "503"])) }
+            },
+            "/v1/licenses/{id}/suspend": {
+                "post": { "operationId": "suspendLicense", "security": secured, "parameters": [lic_id.clone()],
+                          "responses": ok("200", "License", &with(AUTH, &["404"])) }
+            },
+            "/v1/licenses/{id}/resume": {
+                "post": { "operationId": "resumeLicense", "security": secured, "parameters": [lic_id],
+                          "responses": ok("200", "License", &with(AUTH, &["404"])) }
+            },
+            "/v1/audit": {
+                "get": { "operationId": "listAudit", "security": secured, "parameters": page_params(&[]),
+                         "responses": ok("200", "AuditPage", &with(AUTH, &["422"])) }
+            }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "ksk_ followed by 43 base64url characters" } },
+            "responses": responses(),
+            "schemas": schemas()
+        }
+    })
+}
+
+fn responses() -> Value {
+    let mut m = serde_json::Map::new();
+    for (code, what) in [
+        (
+            "400",
+            "malformed request (syntax, unknown field, wrong type)",
+        ),
+        ("401", "missing or unknown API token"),
+        ("403", "the token lacks the scope"),
+        ("404", "no such object in this organisation"),
+        ("409", "conflicts with the current state"),
+        ("413", "body too large"),
+        ("415", "body is not application/json"),
+        ("422", "invalid value"),
+        ("429", "too many failed authentications"),
+        ("503", "not ready, or no active signing key"),
+    ] {
+        m.insert(code.into(), json!({ "description": what, "content": { "application/problem+json": { "schema": r("Problem") } } }));
+    }
+    Value::Object(m)
+}
+
+fn page(item: &str) -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": ["items", "next_cursor"],
+            "properties": { "items": { "type": "array", "items": r(item) }, "next_cursor": nullable("string") } })
+}
+
+fn schemas() -> Value {
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    json!({
+        "Problem": { "type": "object", "required": ["type", "title", "status", "detail"],
+            "properties": { "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" }, "detail": { "type": "string" } } },
+        "Status": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } },
+        "Keyring": { "type": "object", "required": ["keyring", "keys"],
+            "properties": { "keyring": { "type": "string" }, "keys": { "type": "array", "items": { "type": "object" } } } },
+        "NewProduct": { "type": "object", "additionalProperties": false, "required": ["product"],
+            "properties": { "product": { "type": "string", "description": "letters, digits and . _ : - (written into keys)" },
+                            "name": { "type": "string" } } },
+        "Product": { "type": "object", "additionalProperties": false, "required": ["product", "name", "created_at"],
+            "properties": { "product": { "type": "string" }, "name": { "type": "string" }, "created_at": { "type": "integer" } } },
+        "ProductPage": page("Product"),
+        "NewCustomer": { "type": "object", "additionalProperties": false,
+            "properties": { "name": nullable("string"), "email": nullable("string") } },
+        "Customer": { "type": "object", "additionalProperties": false, "required": ["customer_id", "name", "email", "created_at", "erased_at"],
+            "properties": { "customer_id": { "type": "string" }, "name": nullable("string"), "email": nullable("string"),
+                            "created_at": { "type": "integer" }, "erased_at": nullable("integer") } },
+        "CustomerPage": page("Customer"),
+        "CustomerExport": { "type": "object", "additionalProperties": false, "required": ["customer", "licenses"],
+            "properties": { "customer": r("Customer"), "licenses": { "type": "array", "items": r("License") } } },
+        "MintRequest": { "type": "object", "additionalProperties": false, "required": ["product", "customer_id", "plan", "expires"],
+            "properties": {
+                "product": { "type": "string" }, "customer_id": { "type": "string" }, "plan": { "type": "string" },
+                "expires": { "type": "string", "description": "RFC 3339, a date, a duration from now (365d) or `never`" },
+                "not_before": nullable("string"), "grace": nullable("string"),
+                "device": { "type": "string", "nullable": true, "description": "ksfp1. device fingerprint to bind to" },
+                "device_match": { "type": "integer", "nullable": true, "minimum": 0, "maximum": 255 },
+                "entitlements": { "type": "array", "nullable": true, "items": { "type": "string" } },
+                "max_version": nullable("string"),
+                "ext": { "type": "object", "nullable": true, "additionalProperties": { "type": "string" } },
+                "max_devices": { "type": "integer", "nullable": true, "minimum": 0 }
+            } },
+        "License": { "type": "object", "additionalProperties": false,
+            "required": ["license_id", "product", "customer_id", "plan", "issued_at", "expires_at", "key_id", "license_key",
+                         "status", "max_devices", "suspended_at", "revoked_at", "revoke_reason"],
+            "properties": {
+                "license_id": { "type": "string" }, "product": { "type": "string" }, "customer_id": { "type": "string" },
+                "plan": { "type": "string" }, "issued_at": { "type": "integer" }, "expires_at": nullable("integer"),
+                "key_id": { "type": "string" }, "license_key": { "type": "string" },
+                "status": { "type": "string", "enum": ["active", "suspended", "revoked"] },
+                "max_devices": { "type": "integer" }, "suspended_at": nullable("integer"),
+                "revoked_at": nullable("integer"), "revoke_reason": nullable("string")
+            } },
+        "LicensePage": page("License"),
+        "RevokeRequest": { "type": "object", "additionalProperties": false, "required": ["reason"],
+            "properties": { "reason": { "type": "string", "description": "a short slug such as refund" } } },
+        "AuditEntry": { "type": "object", "additionalProperties": false,
+            "required": ["seq", "at", "actor", "action", "details", "prev_hash", "hash"],
+            "properties": { "seq": { "type": "integer" }, "at": { "type": "integer" }, "actor": { "type": "string" },
+                            "action": { "type": "string" }, "details": {}, "prev_hash": { "type": "string" }, "hash": { "type": "string" } } },
+        "AuditPage": page("AuditEntry"),
+        "Strings": strings
+    })
+}

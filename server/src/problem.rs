@@ -1,0 +1,128 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`), each
+//! with a stable `type` URI that clients can match on.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyseal_issuer::Error as IssuerError;
+use serde_json::json;
+
+/// Prefix of every problem `type`.
+pub const TYPE_PREFIX: &str = "urn:keyseal:problem:";
+
+/// An API error: HTTP status, stable slug and a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable slug (the `type` is [`TYPE_PREFIX`] followed by it).
+    pub slug: &'static str,
+    /// What went wrong, for people.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem.
+    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400: the request is malformed (syntax, unknown fields, wrong types).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// 422: well-formed but invalid values.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-value", detail)
+    }
+
+    /// 404: no such object (or one of another organisation).
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no such {what}"),
+        )
+    }
+
+    /// 401: missing or wrong token.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 403: the token lacks the scope.
+    pub fn forbidden(need: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this token lacks the `{need}` scope"),
+        )
+    }
+
+    /// 409: conflicts with the current state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    /// 500: our fault; the detail is generic (no internals leak).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the service log has details",
+        )
+    }
+}
+
+impl From<IssuerError> for Problem {
+    fn from(e: IssuerError) -> Self {
+        match &e {
+            IssuerError::Invalid { .. } | IssuerError::BadRow { .. } => {
+                Problem::invalid(e.to_string())
+            }
+            IssuerError::UnknownProduct { product, .. } => {
+                Problem::invalid(format!("unknown product {product}"))
+            }
+            IssuerError::ProductExists(_) => Problem::conflict(e.to_string()),
+            IssuerError::AlreadyRevoked { .. } => Problem::conflict(e.to_string()),
+            IssuerError::KeyAlreadyRevoked(_) | IssuerError::KeyAlreadyRetired { .. } => {
+                Problem::conflict(e.to_string())
+            }
+            IssuerError::UnknownLicense(_) => Problem::not_found("license"),
+            IssuerError::UnknownKey(_) | IssuerError::AmbiguousKey(_) => {
+                Problem::not_found("signing key")
+            }
+            IssuerError::NoActiveKey => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no-active-key",
+                "the vault has no active signing key; rotate one in",
+            ),
+            IssuerError::Core(_) => Problem::invalid(e.to_string()),
+            _ => {
+                eprintln!("keyseal serve: {e}");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": format!("{TYPE_PREFIX}{}", self.slug),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut r = (self.status, body.to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
