@@ -205,7 +205,10 @@ fn parse_json_row(line: &str) -> Result<RequestFields> {
                     f.entitlements.push(match it {
                         Value::String(s) => s.clone(),
                         _ => {
-                            return Err(Error::invalid("entitlements", "must be a list of strings"));
+                            return Err(Error::invalid(
+                                "entitlements",
+                                "must be a list of strings",
+                            ));
                         }
                     });
                 }

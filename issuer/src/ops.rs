@@ -103,6 +103,84 @@ fn sign_one(
 }
 
 impl Store {
+    /// Sets up a new, empty ledger (after [`Store::migrate`]): its first
+    /// active signing key and products. `details` (for example the vault's
+    /// key-derivation parameters) joins the `vault.init` audit entry.
+    pub async fn initialize(
+        &self,
+        key: &keyseal_core::PublicKey,
+        products: &[String],
+        details: serde_json::Value,
+        ctx: &Context,
+    ) -> Result<()> {
+        let mut products = products.to_vec();
+        for p in &products {
+            check_product(p)?;
+        }
+        products.sort();
+        products.dedup();
+        let mut tx = self.begin_write().await?;
+        let existing = tx
+            .fetch(
+                sqlx::query("SELECT value FROM meta WHERE name = 'format'"),
+                "reading the ledger",
+            )
+            .await?;
+        if !existing.is_empty() {
+            return Err(Error::invalid("ledger", "is already initialized"));
+        }
+        tx.set_meta("format", "keyseal-ledger/v1").await?;
+        tx.set_meta("created_at", &ctx.now.to_string()).await?;
+        insert_key(&mut tx, key, ctx.now).await?;
+        for p in &products {
+            tx.exec(
+                sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)")
+                    .bind(p.clone())
+                    .bind(i(ctx.now)),
+                "registering products",
+            )
+            .await?;
+        }
+        let mut d = json!({ "key_id": key.key_id().to_string(), "products": products });
+        if let (Some(d), serde_json::Value::Object(extra)) = (d.as_object_mut(), details) {
+            d.extend(extra);
+        }
+        tx.audit(ctx, "vault.init", &d).await?;
+        tx.commit().await
+    }
+
+    /// Makes `key` the active signing key; the previous active key is
+    /// retired (its window ends now). Returns the retired key's id.
+    pub async fn activate_key(
+        &self,
+        key: &keyseal_core::PublicKey,
+        ctx: &Context,
+    ) -> Result<Option<KeyId>> {
+        let old = self.active_key().await?;
+        let mut tx = self.begin_write().await?;
+        if let Some(old) = &old {
+            tx.exec(
+                sqlx::query("UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2")
+                    .bind(i(ctx.now))
+                    .bind(old.key_id.to_string()),
+                "retiring the old key",
+            )
+            .await?;
+        }
+        insert_key(&mut tx, key, ctx.now).await?;
+        tx.audit(
+            ctx,
+            "key.rotate",
+            &json!({
+                "key_id": key.key_id().to_string(),
+                "retired_key_id": old.as_ref().map(|o| o.key_id.to_string()),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(old.map(|o| o.key_id))
+    }
+
     /// Registers a product.
     pub async fn add_product(&self, name: &str, ctx: &Context) -> Result<()> {
         check_product(name)?;
@@ -596,4 +674,24 @@ fn check_reason(reason: &str) -> Result<()> {
             ),
         ))
     }
+}
+
+async fn insert_key(
+    tx: &mut crate::store::WriteTx,
+    pk: &keyseal_core::PublicKey,
+    now: u64,
+) -> Result<()> {
+    tx.exec(
+        sqlx::query(
+            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(pk.key_id().to_string())
+        .bind(pk.to_string())
+        .bind(KeyStatus::Active.as_str().to_owned())
+        .bind(i(now))
+        .bind(i(now)),
+        "recording the new key",
+    )
+    .await?;
+    Ok(())
 }

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, VaultLock};
 use crate::keyfile::{KdfParams, KeyFile, Passphrase};
 use crate::request::check_product;
-use crate::store::{KeyInfo, KeyStatus, Store, i};
+use crate::store::{KeyInfo, Store};
 
 /// File name of the ledger inside the vault.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
@@ -61,6 +61,13 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A signer for a key held elsewhere (the HTTP service's key store).
+    /// The key must be the ledger's active key to sign anything.
+    #[must_use]
+    pub fn new(key: SigningKey) -> Self {
+        Signer { key: Arc::new(key) }
+    }
+
     /// The key id.
     #[must_use]
     pub fn key_id(&self) -> KeyId {
@@ -164,27 +171,10 @@ impl Vault {
         let store = Store::open_sqlite(&tmp.join(LEDGER_FILE), true).await?;
         let result = async {
             store.migrate().await?;
-            let mut tx = store.begin_write().await?;
-            tx.set_meta("format", "keyseal-ledger/v1").await?;
-            tx.set_meta("created_at", &ctx.now.to_string()).await?;
-            insert_key(&mut tx, &key.public_key(), ctx.now).await?;
-            let mut products = opts.products.clone();
-            products.sort();
-            products.dedup();
-            for p in &products {
-                tx.exec(
-                    sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)").bind(p.clone()).bind(i(ctx.now)),
-                    "registering products",
-                )
-                .await?;
-            }
-            tx.audit(
-                ctx,
-                "vault.init",
-                &json!({ "key_id": key.key_id().to_string(), "products": products, "kdf": opts.kdf.to_string() }),
-            )
-            .await?;
-            tx.commit().await
+            let details = json!({ "kdf": opts.kdf.to_string() });
+            store
+                .initialize(&key.public_key(), &opts.products, details, ctx)
+                .await
         }
         .await;
         store.close().await;
@@ -286,30 +276,7 @@ impl Vault {
         let key = new_signing_key()?;
         let path = self.key_path(key.key_id());
         KeyFile::seal(&key, pass, params)?.write(&path)?;
-        let result = async {
-            let mut tx = self.store.begin_write().await?;
-            if let Some(old) = &old {
-                tx.exec(
-                    sqlx::query("UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2")
-                        .bind(i(ctx.now))
-                        .bind(old.key_id.to_string()),
-                    "retiring the old key",
-                )
-                .await?;
-            }
-            insert_key(&mut tx, &key.public_key(), ctx.now).await?;
-            tx.audit(
-                ctx,
-                "key.rotate",
-                &json!({
-                    "key_id": key.key_id().to_string(),
-                    "retired_key_id": old.as_ref().map(|o| o.key_id.to_string()),
-                }),
-            )
-            .await?;
-            tx.commit().await
-        }
-        .await;
+        let result = self.store.activate_key(&key.public_key(), ctx).await;
         if let Err(e) = result {
             // The new key never became part of the vault.
             let _ = std::fs::remove_file(&path);
@@ -326,20 +293,4 @@ impl Vault {
 
 fn key_path(dir: &Path, id: KeyId) -> PathBuf {
     dir.join(KEYS_DIR).join(format!("{id}.key"))
-}
-
-async fn insert_key(tx: &mut crate::store::WriteTx, pk: &PublicKey, now: u64) -> Result<()> {
-    tx.exec(
-        sqlx::query(
-            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(pk.key_id().to_string())
-        .bind(pk.to_string())
-        .bind(KeyStatus::Active.as_str().to_owned())
-        .bind(i(now))
-        .bind(i(now)),
-        "recording the new key",
-    )
-    .await?;
-    Ok(())
 }

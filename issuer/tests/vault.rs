@@ -254,11 +254,23 @@ async fn corrupt_ledger_and_missing_vault_are_clear_errors() {
 async fn rotation_without_an_active_key_still_checks_the_passphrase() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
-    let opts = InitOptions { products: vec!["acme-cad".into()], kdf: CHEAP };
-    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await.unwrap();
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: CHEAP,
+    };
+    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
+        .await
+        .unwrap();
     let k1 = vault.store().active_key().await.unwrap().unwrap();
-    vault.store().retire_key(&k1.key_id.to_string(), T0 + 1, &ctx(T0 + 1)).await.unwrap();
-    assert!(matches!(vault.unlock(&pass("pw")).await, Err(Error::NoActiveKey)));
+    vault
+        .store()
+        .retire_key(&k1.key_id.to_string(), T0 + 1, &ctx(T0 + 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        vault.unlock(&pass("pw")).await,
+        Err(Error::NoActiveKey)
+    ));
     assert!(matches!(
         vault.rotate(&pass("other"), None, &ctx(T0 + 2)).await,
         Err(Error::WrongPassphrase { .. })
