@@ -1,0 +1,306 @@
+//! A test server on 127.0.0.1 (random port) in its own thread and runtime,
+//! and a minimal HTTP/1.1 client over std's TcpStream (so tests can send
+//! anything, malformed requests included). Every server stops when its
+//! handle drops, and after 120 seconds at the latest.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keyseal_issuer::service::Scope;
+use keyseal_issuer::{Context, KdfParams, Passphrase};
+use keyseal_server::{Options, Service, auth};
+use serde_json::Value;
+
+pub fn secret(s: &str) -> Passphrase {
+    Passphrase::new(zeroize::Zeroizing::new(s.to_owned())).expect("passphrase")
+}
+
+pub const PASS: &str = "correct horse battery staple";
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Cheap Argon2 for tests.
+pub fn kdf() -> KdfParams {
+    "m=256,t=1,p=1".parse().expect("kdf")
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// Admin token of organisation A (the one made on first start).
+    pub admin: String,
+    /// Read-only token of organisation A.
+    pub read: String,
+    /// Issue-scoped token of organisation A.
+    pub issue: String,
+    /// Admin token of organisation B.
+    pub other: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn start() -> TestServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault_dir = dir.path().join("vault");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let opts = Options {
+                vault_dir,
+                passphrase: secret(PASS),
+                kdf: Some(kdf()),
+                clock: Arc::new(now),
+            };
+            let mut svc = Service::open(opts).await.expect("open service");
+            let admin = svc.take_admin_token().expect("first start prints a token");
+            let ctx = Context {
+                now: now(),
+                actor: "test".into(),
+            };
+            let org_a = svc
+                .store()
+                .token_by_hash(&auth::token_hash(&admin))
+                .await
+                .expect("lookup")
+                .expect("token")
+                .org_id;
+            let read = auth::new_token().expect("token");
+            svc.store()
+                .add_token(
+                    &org_a,
+                    &auth::token_hash(&read),
+                    &[Scope::Read],
+                    "read",
+                    &ctx,
+                )
+                .await
+                .expect("read token");
+            let issue = auth::new_token().expect("token");
+            svc.store()
+                .add_token(
+                    &org_a,
+                    &auth::token_hash(&issue),
+                    &[Scope::Issue],
+                    "issue",
+                    &ctx,
+                )
+                .await
+                .expect("issue token");
+            let other = auth::new_token().expect("token");
+            svc.store()
+                .create_org("other", &auth::token_hash(&other), &[Scope::Admin], &ctx)
+                .await
+                .expect("org b");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            ready_tx
+                .send((addr, admin, read, issue, other))
+                .expect("send");
+            let shutdown = async move {
+                tokio::select! {
+                    _ = stop_rx => {}
+                    () = tokio::time::sleep(Duration::from_secs(120)) => {}
+                }
+            };
+            svc.serve(listener, shutdown).await.expect("serve");
+        });
+    });
+    let (addr, admin, read, issue, other) = ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server started");
+    TestServer {
+        addr,
+        admin,
+        read,
+        issue,
+        other,
+        dir,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a problem+json error with this status and type slug.
+    #[track_caller]
+    pub fn problem(&self, status: u16, slug: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text()
+        );
+        let j = self.json();
+        assert_eq!(
+            j["type"],
+            format!("urn:keyseal:problem:{slug}"),
+            "body: {}",
+            self.text()
+        );
+        assert_eq!(j["status"], status);
+        assert!(j["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+/// Sends raw bytes, reads the whole response (the request says `Connection: close`).
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    // The server may answer (413) before reading everything: ignore write errors.
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse(&buf)
+}
+
+fn parse(buf: &[u8]) -> Resp {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response: {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(p) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..p]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[p + 2..p + 2 + n]);
+        b = &b[p + 2 + n + 2..];
+    }
+    out
+}
+
+/// A request with optional token, content type and body, plus extra headers.
+pub fn req(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &[u8])>,
+    extra: &[(&str, &str)],
+) -> Resp {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        r.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in extra {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let mut bytes = match body {
+        Some((ct, b)) => {
+            r.push_str(&format!(
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                b.len()
+            ));
+            let mut v = r.into_bytes();
+            v.extend_from_slice(b);
+            v
+        }
+        None => {
+            r.push_str("Content-Length: 0\r\n\r\n");
+            r.into_bytes()
+        }
+    };
+    bytes.shrink_to_fit();
+    raw(addr, &bytes)
+}
+
+pub fn get(addr: SocketAddr, path: &str, token: &str) -> Resp {
+    req(addr, "GET", path, Some(token), None, &[])
+}
+
+pub fn post(addr: SocketAddr, path: &str, token: &str, body: &Value) -> Resp {
+    req(
+        addr,
+        "POST",
+        path,
+        Some(token),
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    )
+}
+
+pub fn post_empty(addr: SocketAddr, path: &str, token: &str) -> Resp {
+    req(addr, "POST", path, Some(token), None, &[])
+}
