@@ -286,8 +286,14 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             };
             let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({rate}, eta {eta})",
             ) {
+                let style = style.with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} keys/s", s.per_sec());
+                    },
+                );
                 bar.set_style(style);
             }
             bar
