@@ -97,6 +97,11 @@ run_wasm() {
     bash sdk-wasm/scripts/test.sh
 }
 
+run_server() {
+    step "server: keyseal-server and keyseal-issuer tests on SQLite and on a throwaway PostgreSQL (Debian's packages)"
+    bash server/scripts/test.sh
+}
+
 setup_rust
 if want python || want vectors; then setup_python; fi
 want lint && run_lint
@@ -107,4 +112,5 @@ want benches && run_benches_smoke
 want fuzz && run_fuzz_smoke
 want python && run_python
 want wasm && run_wasm
+want server && run_server
 step "all checks passed"

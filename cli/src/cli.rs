@@ -148,7 +148,8 @@ pub enum Command {
     /// Run the issuing service: an HTTP API to mint, revoke and manage licenses.
     #[command(after_help = "Examples:\n  \
         KEYSEAL_PASSPHRASE=... keyseal serve\n  \
-        keyseal --vault /srv/keyseal serve --listen 127.0.0.1:8080\n\n\
+        keyseal --vault /srv/keyseal serve --listen 127.0.0.1:8080\n  \
+        keyseal serve --database-url postgres://keyseal@db/keyseal   # several replicas, one database\n\n\
         On first start with an empty vault directory, serve initialises the vault and prints a one-time \
         admin API token (ksk_...): store it in your secret manager, it is never shown again. \
         The API is described at /v1/openapi.json. Stop with Ctrl-C or SIGTERM: in-flight requests finish.")]
@@ -168,6 +169,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
+
+    /// A PostgreSQL ledger (postgres://...) shared by several replicas, instead of the vault's
+    /// embedded SQLite file; the vault directory still holds the sealed signing keys.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 /// `keyseal init`.

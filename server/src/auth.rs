@@ -53,6 +53,12 @@ pub fn same_hash(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// Lower-case hex.
+#[must_use]
+pub fn hex_string(bytes: &[u8]) -> String {
+    hex(bytes)
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(bytes.len() * 2);

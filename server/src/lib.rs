@@ -40,7 +40,11 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// What the service starts from.
 pub struct Options {
     /// The vault directory (created and initialised if missing or empty).
+    /// It holds the sealed signing keys, and the ledger unless `database_url`.
     pub vault_dir: PathBuf,
+    /// A `postgres://` ledger shared by several replicas, instead of the
+    /// vault's embedded SQLite file.
+    pub database_url: Option<String>,
     /// The passphrase that opens the signing keys.
     pub passphrase: Passphrase,
     /// Argon2id parameters for a new vault's key (default if `None`).
@@ -118,8 +122,15 @@ impl Service {
             .vault_dir
             .join(keyseal_issuer::vault::LEDGER_FILE)
             .is_file();
+        // With PostgreSQL the vault only holds the key files: replicas on
+        // one host may share it, so no writer's lock is taken.
+        let access = if opts.database_url.is_some() {
+            Access::Read
+        } else {
+            Access::Write
+        };
         let vault = if has_ledger {
-            Vault::open(&opts.vault_dir, Access::Write).await?
+            Vault::open(&opts.vault_dir, access).await?
         } else {
             let init = InitOptions {
                 products: Vec::new(),
@@ -127,8 +138,10 @@ impl Service {
             };
             Vault::init(&opts.vault_dir, &opts.passphrase, &init, &ctx).await?
         };
-        let signer = vault.unlock(&opts.passphrase).await?;
-        let store = vault.store().clone();
+        let (store, signer) = match &opts.database_url {
+            None => (vault.store().clone(), vault.unlock(&opts.passphrase).await?),
+            Some(url) => Self::open_postgres(&vault, url, &opts.passphrase, &ctx).await?,
+        };
         let mut admin_token = None;
         if store.org_count().await? == 0 {
             let token = auth::new_token()?;
@@ -157,6 +170,45 @@ impl Service {
         })
     }
 
+    /// The PostgreSQL ledger, initialised with the vault's active key on
+    /// first use, and the signer for the ledger's active key (its sealed
+    /// file must be in the vault).
+    async fn open_postgres(
+        vault: &Vault,
+        url: &str,
+        pass: &Passphrase,
+        ctx: &Context,
+    ) -> Result<(Store, Signer), Error> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        if store.check().await.is_err() {
+            let local = vault
+                .store()
+                .active_key()
+                .await?
+                .ok_or(keyseal_issuer::Error::NoActiveKey)?;
+            // Another replica may initialise it first: then check() passes.
+            if let Err(e) = store
+                .initialize(
+                    &local.public_key,
+                    &[],
+                    serde_json::json!({ "by": "keyseal serve" }),
+                    ctx,
+                )
+                .await
+            {
+                store.check().await.map_err(|_| e)?;
+            }
+        }
+        let active = store
+            .active_key()
+            .await?
+            .ok_or(keyseal_issuer::Error::NoActiveKey)?;
+        let path = vault.key_path(active.key_id);
+        let key = keyseal_issuer::keyfile::KeyFile::read(&path)?.open(pass, &path)?;
+        Ok((store, Signer::new(key)))
+    }
+
     /// The one-time admin token created on first start (only once).
     pub fn take_admin_token(&mut self) -> Option<String> {
         self.admin_token.take()
@@ -181,7 +233,9 @@ impl Service {
         )
         .with_graceful_shutdown(shutdown)
         .await;
+        let store = self.state.store.clone();
         drop(self.state);
+        store.close().await;
         self.vault.close().await;
         served.map_err(Error::Io)
     }

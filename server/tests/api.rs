@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, get, post, post_empty, req, start};
+use common::{TestServer, get, post, post_empty, req};
 use keyseal_core::Keyring;
 use keyseal_core::license::{self, Expectations, MAX_LICENSE_LEN};
 use serde_json::{Value, json};
@@ -55,464 +55,478 @@ fn keyring(s: &TestServer) -> Keyring {
 
 #[test]
 fn health_readiness_metrics_and_openapi() {
-    let s = start();
-    let r = req(s.addr, "GET", "/healthz", None, None, &[]);
-    assert_eq!((r.status, r.json()["status"].clone()), (200, json!("ok")));
-    let r = req(s.addr, "GET", "/readyz", None, None, &[]);
-    assert_eq!(
-        (r.status, r.json()["status"].clone()),
-        (200, json!("ready"))
-    );
-    let r = req(s.addr, "GET", "/metrics", None, None, &[]);
-    assert_eq!(r.status, 200);
-    assert!(
-        r.text().contains(
-            "keyseal_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"
-        ),
-        "{}",
-        r.text()
-    );
-    assert!(r.text().contains("keyseal_licenses_minted_total 0"));
+    for s in common::backends() {
+        let r = req(s.addr, "GET", "/healthz", None, None, &[]);
+        assert_eq!((r.status, r.json()["status"].clone()), (200, json!("ok")));
+        let r = req(s.addr, "GET", "/readyz", None, None, &[]);
+        assert_eq!(
+            (r.status, r.json()["status"].clone()),
+            (200, json!("ready"))
+        );
+        let r = req(s.addr, "GET", "/metrics", None, None, &[]);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.text().contains(
+                "keyseal_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1"
+            ),
+            "{}",
+            r.text()
+        );
+        assert!(r.text().contains("keyseal_licenses_minted_total 0"));
 
-    let r = req(s.addr, "GET", "/v1/openapi.json", None, None, &[]);
-    assert_eq!(r.status, 200);
-    let doc = r.json();
-    assert_eq!(doc["openapi"], "3.0.3");
-    // Every route the router serves is documented, with the methods it takes.
-    for (path, methods) in [
-        ("/healthz", &["get"][..]),
-        ("/readyz", &["get"]),
-        ("/metrics", &["get"]),
-        ("/v1/openapi.json", &["get"]),
-        ("/v1/public/keyring", &["get"]),
-        ("/v1/public/revocations", &["get"]),
-        ("/v1/products", &["get", "post"]),
-        ("/v1/products/{product}", &["get"]),
-        ("/v1/customers", &["get", "post"]),
-        ("/v1/customers/{id}", &["get"]),
-        ("/v1/customers/{id}/export", &["get"]),
-        ("/v1/customers/{id}/erase", &["post"]),
-        ("/v1/licenses", &["get", "post"]),
-        ("/v1/licenses/{id}", &["get"]),
-        ("/v1/licenses/{id}/revoke", &["post"]),
-        ("/v1/licenses/{id}/suspend", &["post"]),
-        ("/v1/licenses/{id}/resume", &["post"]),
-        ("/v1/audit", &["get"]),
-    ] {
-        for m in methods {
+        let r = req(s.addr, "GET", "/v1/openapi.json", None, None, &[]);
+        assert_eq!(r.status, 200);
+        let doc = r.json();
+        assert_eq!(doc["openapi"], "3.0.3");
+        // Every route the router serves is documented, with the methods it takes.
+        for (path, methods) in [
+            ("/healthz", &["get"][..]),
+            ("/readyz", &["get"]),
+            ("/metrics", &["get"]),
+            ("/v1/openapi.json", &["get"]),
+            ("/v1/public/keyring", &["get"]),
+            ("/v1/public/revocations", &["get"]),
+            ("/v1/products", &["get", "post"]),
+            ("/v1/products/{product}", &["get"]),
+            ("/v1/customers", &["get", "post"]),
+            ("/v1/customers/{id}", &["get"]),
+            ("/v1/customers/{id}/export", &["get"]),
+            ("/v1/customers/{id}/erase", &["post"]),
+            ("/v1/licenses", &["get", "post"]),
+            ("/v1/licenses/{id}", &["get"]),
+            ("/v1/licenses/{id}/revoke", &["post"]),
+            ("/v1/licenses/{id}/suspend", &["post"]),
+            ("/v1/licenses/{id}/resume", &["post"]),
+            ("/v1/audit", &["get"]),
+        ] {
+            for m in methods {
+                assert!(
+                    doc["paths"][path][m].is_object(),
+                    "{m} {path} is not in the OpenAPI document"
+                );
+            }
+        }
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 18);
+        // Every $ref resolves.
+        let text = doc.to_string();
+        for part in text.split("\"$ref\":\"#/components/").skip(1) {
+            let target = &part[..part.find('"').unwrap()];
+            let (kind, name) = target.split_once('/').unwrap();
             assert!(
-                doc["paths"][path][m].is_object(),
-                "{m} {path} is not in the OpenAPI document"
+                doc["components"][kind][name].is_object(),
+                "dangling $ref {target}"
             );
         }
-    }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), 18);
-    // Every $ref resolves.
-    let text = doc.to_string();
-    for part in text.split("\"$ref\":\"#/components/").skip(1) {
-        let target = &part[..part.find('"').unwrap()];
-        let (kind, name) = target.split_once('/').unwrap();
-        assert!(
-            doc["components"][kind][name].is_object(),
-            "dangling $ref {target}"
-        );
     }
 }
 
 #[test]
 fn unknown_routes_and_methods_are_problems() {
-    let s = start();
-    get(s.addr, "/v1/nothing", &s.admin).problem(404, "not-found");
-    req(s.addr, "DELETE", "/v1/licenses", Some(&s.admin), None, &[])
-        .problem(405, "method-not-allowed");
-    req(s.addr, "PUT", "/healthz", None, None, &[]).problem(405, "method-not-allowed");
+    for s in common::backends() {
+        get(s.addr, "/v1/nothing", &s.admin).problem(404, "not-found");
+        req(s.addr, "DELETE", "/v1/licenses", Some(&s.admin), None, &[])
+            .problem(405, "method-not-allowed");
+        req(s.addr, "PUT", "/healthz", None, None, &[]).problem(405, "method-not-allowed");
+    }
 }
 
 #[test]
 fn authentication_and_scopes() {
-    let s = start();
-    // Missing, malformed, unknown tokens: 401 on every protected endpoint.
-    for path in [
-        "/v1/products",
-        "/v1/customers",
-        "/v1/licenses",
-        "/v1/audit",
-        "/v1/customers/cus_1",
-        "/v1/licenses/00",
-    ] {
-        req(s.addr, "GET", path, None, None, &[]).problem(401, "unauthorized");
-        get(s.addr, path, "not-a-token").problem(401, "unauthorized");
-        let unknown = keyseal_server::auth::new_token().unwrap();
-        get(s.addr, path, &unknown).problem(401, "unauthorized");
+    for s in common::backends() {
+        // Missing, malformed, unknown tokens: 401 on every protected endpoint.
+        for path in [
+            "/v1/products",
+            "/v1/customers",
+            "/v1/licenses",
+            "/v1/audit",
+            "/v1/customers/cus_1",
+            "/v1/licenses/00",
+        ] {
+            req(s.addr, "GET", path, None, None, &[]).problem(401, "unauthorized");
+            get(s.addr, path, "not-a-token").problem(401, "unauthorized");
+            let unknown = keyseal_server::auth::new_token().unwrap();
+            get(s.addr, path, &unknown).problem(401, "unauthorized");
+        }
+        req(
+            s.addr,
+            "GET",
+            "/v1/products",
+            None,
+            None,
+            &[("Authorization", "Basic YTpi")],
+        )
+        .problem(401, "unauthorized");
+        // Read scope reads but does not write.
+        assert_eq!(get(s.addr, "/v1/products", &s.read).status, 200);
+        post(s.addr, "/v1/products", &s.read, &json!({ "product": "x" })).problem(403, "forbidden");
+        post(s.addr, "/v1/customers", &s.read, &json!({})).problem(403, "forbidden");
+        // Issue scope writes.
+        product(&s, &s.issue, "acme-cad");
+        let cus = customer(&s, &s.issue);
+        let lic = mint(&s, &s.issue, "acme-cad", &cus);
+        let id = lic["license_id"].as_str().unwrap();
+        post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.read)
+            .problem(403, "forbidden");
+        post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.read,
+            &json!({ "reason": "refund" }),
+        )
+        .problem(403, "forbidden");
+        post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.read)
+            .problem(403, "forbidden");
+        post(
+            s.addr,
+            "/v1/licenses",
+            &s.read,
+            &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "1d" }),
+        )
+        .problem(403, "forbidden");
     }
-    req(
-        s.addr,
-        "GET",
-        "/v1/products",
-        None,
-        None,
-        &[("Authorization", "Basic YTpi")],
-    )
-    .problem(401, "unauthorized");
-    // Read scope reads but does not write.
-    assert_eq!(get(s.addr, "/v1/products", &s.read).status, 200);
-    post(s.addr, "/v1/products", &s.read, &json!({ "product": "x" })).problem(403, "forbidden");
-    post(s.addr, "/v1/customers", &s.read, &json!({})).problem(403, "forbidden");
-    // Issue scope writes.
-    product(&s, &s.issue, "acme-cad");
-    let cus = customer(&s, &s.issue);
-    let lic = mint(&s, &s.issue, "acme-cad", &cus);
-    let id = lic["license_id"].as_str().unwrap();
-    post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.read).problem(403, "forbidden");
-    post(
-        s.addr,
-        &format!("/v1/licenses/{id}/revoke"),
-        &s.read,
-        &json!({ "reason": "refund" }),
-    )
-    .problem(403, "forbidden");
-    post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.read).problem(403, "forbidden");
-    post(
-        s.addr,
-        "/v1/licenses",
-        &s.read,
-        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "1d" }),
-    )
-    .problem(403, "forbidden");
 }
 
 #[test]
 fn failed_authentication_is_rate_limited_per_client() {
-    let s = start();
-    let bad = keyseal_server::auth::new_token().unwrap();
-    for _ in 0..keyseal_server::auth::MAX_FAILURES {
-        get(s.addr, "/v1/products", &bad).problem(401, "unauthorized");
+    for s in common::backends() {
+        let bad = keyseal_server::auth::new_token().unwrap();
+        for _ in 0..keyseal_server::auth::MAX_FAILURES {
+            get(s.addr, "/v1/products", &bad).problem(401, "unauthorized");
+        }
+        get(s.addr, "/v1/products", &bad).problem(429, "too-many-failures");
+        // Even a good token is refused from that client for a while.
+        get(s.addr, "/v1/products", &s.admin).problem(429, "too-many-failures");
+        // Public endpoints still answer.
+        assert_eq!(req(s.addr, "GET", "/healthz", None, None, &[]).status, 200);
     }
-    get(s.addr, "/v1/products", &bad).problem(429, "too-many-failures");
-    // Even a good token is refused from that client for a while.
-    get(s.addr, "/v1/products", &s.admin).problem(429, "too-many-failures");
-    // Public endpoints still answer.
-    assert_eq!(req(s.addr, "GET", "/healthz", None, None, &[]).status, 200);
 }
 
 #[test]
 fn request_bodies_are_closed_capped_and_typed() {
-    let s = start();
-    let a = s.addr;
-    let t = s.admin.as_str();
-    let send =
-        |ct: &str, body: &[u8]| req(a, "POST", "/v1/products", Some(t), Some((ct, body)), &[]);
-    send("application/json", br#"{"product":"acme","colour":"red"}"#).problem(400, "bad-request");
-    send("application/json", br#"{"product":42}"#).problem(400, "bad-request");
-    send("application/json", br#"{"product":"acme""#).problem(400, "bad-request");
-    send("application/json", b"").problem(400, "bad-request");
-    send("application/json", b"[]").problem(400, "bad-request");
-    send("application/json", br#"{}"#).problem(400, "bad-request");
-    send("text/plain", br#"{"product":"acme"}"#).problem(415, "unsupported-media-type");
-    req(a, "POST", "/v1/products", Some(t), None, &[]).problem(415, "unsupported-media-type");
-    let huge = format!(r#"{{"product":"acme","name":"{}"}}"#, "x".repeat(200_000));
-    send("application/json", huge.as_bytes()).problem(413, "body-too-large");
-    send("application/json", "{\"product\":\"\u{0}\"}".as_bytes()).problem(400, "bad-request");
-    send("application/json", br#"{"product":"a\u0000b"}"#).problem(422, "invalid-value");
-    send(
-        "application/json",
-        br#"{"product":"acme","name":"a\u0007b"}"#,
-    )
-    .problem(422, "invalid-value");
-    send("application/json", br#"{"product":"has space"}"#).problem(422, "invalid-value");
-    send("application/json", br#"{"product":""}"#).problem(422, "invalid-value");
-    let long = format!(r#"{{"product":"{}"}}"#, "a".repeat(300));
-    send("application/json", long.as_bytes()).problem(422, "invalid-value");
-    // Nothing was created.
-    assert_eq!(get(a, "/v1/products", t).json()["items"], json!([]));
+    for s in common::backends() {
+        let a = s.addr;
+        let t = s.admin.as_str();
+        let send =
+            |ct: &str, body: &[u8]| req(a, "POST", "/v1/products", Some(t), Some((ct, body)), &[]);
+        send("application/json", br#"{"product":"acme","colour":"red"}"#)
+            .problem(400, "bad-request");
+        send("application/json", br#"{"product":42}"#).problem(400, "bad-request");
+        send("application/json", br#"{"product":"acme""#).problem(400, "bad-request");
+        send("application/json", b"").problem(400, "bad-request");
+        send("application/json", b"[]").problem(400, "bad-request");
+        send("application/json", br#"{}"#).problem(400, "bad-request");
+        send("text/plain", br#"{"product":"acme"}"#).problem(415, "unsupported-media-type");
+        req(a, "POST", "/v1/products", Some(t), None, &[]).problem(415, "unsupported-media-type");
+        let huge = format!(r#"{{"product":"acme","name":"{}"}}"#, "x".repeat(200_000));
+        send("application/json", huge.as_bytes()).problem(413, "body-too-large");
+        send("application/json", "{\"product\":\"\u{0}\"}".as_bytes()).problem(400, "bad-request");
+        send("application/json", br#"{"product":"a\u0000b"}"#).problem(422, "invalid-value");
+        send(
+            "application/json",
+            br#"{"product":"acme","name":"a\u0007b"}"#,
+        )
+        .problem(422, "invalid-value");
+        send("application/json", br#"{"product":"has space"}"#).problem(422, "invalid-value");
+        send("application/json", br#"{"product":""}"#).problem(422, "invalid-value");
+        let long = format!(r#"{{"product":"{}"}}"#, "a".repeat(300));
+        send("application/json", long.as_bytes()).problem(422, "invalid-value");
+        // Nothing was created.
+        assert_eq!(get(a, "/v1/products", t).json()["items"], json!([]));
+    }
 }
 
 #[test]
 fn products_and_tenant_isolation() {
-    let s = start();
-    product(&s, &s.admin, "acme-cad");
-    post(
-        s.addr,
-        "/v1/products",
-        &s.admin,
-        &json!({ "product": "acme-cad" }),
-    )
-    .problem(409, "conflict");
-    let r = get(s.addr, "/v1/products/acme-cad", &s.admin);
-    assert_eq!(r.json()["name"], "Acme CAD");
-    assert_eq!(
-        get(s.addr, "/v1/products", &s.admin).json()["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    get(s.addr, "/v1/products/nope", &s.admin).problem(404, "not-found");
-    // Organisation B sees none of it, and may register the same id.
-    get(s.addr, "/v1/products/acme-cad", &s.other).problem(404, "not-found");
-    assert_eq!(
-        get(s.addr, "/v1/products", &s.other).json()["items"],
-        json!([])
-    );
-    product(&s, &s.other, "acme-cad");
+    for s in common::backends() {
+        product(&s, &s.admin, "acme-cad");
+        post(
+            s.addr,
+            "/v1/products",
+            &s.admin,
+            &json!({ "product": "acme-cad" }),
+        )
+        .problem(409, "conflict");
+        let r = get(s.addr, "/v1/products/acme-cad", &s.admin);
+        assert_eq!(r.json()["name"], "Acme CAD");
+        assert_eq!(
+            get(s.addr, "/v1/products", &s.admin).json()["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        get(s.addr, "/v1/products/nope", &s.admin).problem(404, "not-found");
+        // Organisation B sees none of it, and may register the same id.
+        get(s.addr, "/v1/products/acme-cad", &s.other).problem(404, "not-found");
+        assert_eq!(
+            get(s.addr, "/v1/products", &s.other).json()["items"],
+            json!([])
+        );
+        product(&s, &s.other, "acme-cad");
+    }
 }
 
 #[test]
 fn customers_pagination_export_erasure_and_isolation() {
-    let s = start();
-    let ids: Vec<String> = (0..5).map(|_| customer(&s, &s.admin)).collect();
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10 {
-        let path = match &cursor {
-            Some(c) => format!("/v1/customers?limit=2&cursor={c}"),
-            None => "/v1/customers?limit=2".to_owned(),
-        };
-        let page = get(s.addr, &path, &s.admin).json();
-        for c in page["items"].as_array().unwrap() {
-            seen.push(c["customer_id"].as_str().unwrap().to_owned());
+    for s in common::backends() {
+        let ids: Vec<String> = (0..5).map(|_| customer(&s, &s.admin)).collect();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let path = match &cursor {
+                Some(c) => format!("/v1/customers?limit=2&cursor={c}"),
+                None => "/v1/customers?limit=2".to_owned(),
+            };
+            let page = get(s.addr, &path, &s.admin).json();
+            for c in page["items"].as_array().unwrap() {
+                seen.push(c["customer_id"].as_str().unwrap().to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
         }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want);
+        get(s.addr, "/v1/customers?limit=0", &s.admin).problem(422, "invalid-value");
+        get(s.addr, "/v1/customers?limit=501", &s.admin).problem(422, "invalid-value");
+        get(s.addr, "/v1/customers?limit=x", &s.admin).problem(400, "bad-request");
+        get(s.addr, "/v1/customers?colour=red", &s.admin).problem(400, "bad-request");
+
+        let cus = &ids[0];
+        product(&s, &s.admin, "acme-cad");
+        let lic = mint(&s, &s.admin, "acme-cad", cus);
+        let c = get(s.addr, &format!("/v1/customers/{cus}"), &s.admin).json();
+        assert_eq!(
+            (c["name"].clone(), c["email"].clone()),
+            (json!("Ada"), json!("ada@example.com"))
+        );
+        let e = get(s.addr, &format!("/v1/customers/{cus}/export"), &s.admin).json();
+        assert_eq!(e["customer"]["email"], "ada@example.com");
+        assert_eq!(e["licenses"][0]["license_id"], lic["license_id"]);
+
+        // Organisation B: not found everywhere, and cannot erase.
+        get(s.addr, &format!("/v1/customers/{cus}"), &s.other).problem(404, "not-found");
+        get(s.addr, &format!("/v1/customers/{cus}/export"), &s.other).problem(404, "not-found");
+        post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.other)
+            .problem(404, "not-found");
+        assert_eq!(
+            get(s.addr, "/v1/customers", &s.other).json()["items"],
+            json!([])
+        );
+        // Nor mint for A's customer.
+        product(&s, &s.other, "acme-cad");
+        post(
+            s.addr,
+            "/v1/licenses",
+            &s.other,
+            &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "1d" }),
+        )
+        .problem(422, "invalid-value");
+
+        // Erasure: the personal fields go, the opaque id and licenses stay.
+        let c = post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.admin).json();
+        assert_eq!(
+            (c["name"].clone(), c["email"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert!(c["erased_at"].is_u64());
+        let e = get(s.addr, &format!("/v1/customers/{cus}/export"), &s.admin).json();
+        assert_eq!(e["customer"]["email"], Value::Null);
+        assert_eq!(e["licenses"].as_array().unwrap().len(), 1);
+        // The audit log never held the personal fields.
+        let audit = get(s.addr, "/v1/audit?limit=500", &s.admin).text();
+        assert!(!audit.contains("ada@example.com") && !audit.contains("Ada"));
+        get(s.addr, "/v1/customers/cus_nope", &s.admin).problem(404, "not-found");
+        post_empty(s.addr, "/v1/customers/cus_nope/erase", &s.admin).problem(404, "not-found");
     }
-    let mut want = ids.clone();
-    want.sort();
-    assert_eq!(seen, want);
-    get(s.addr, "/v1/customers?limit=0", &s.admin).problem(422, "invalid-value");
-    get(s.addr, "/v1/customers?limit=501", &s.admin).problem(422, "invalid-value");
-    get(s.addr, "/v1/customers?limit=x", &s.admin).problem(400, "bad-request");
-    get(s.addr, "/v1/customers?colour=red", &s.admin).problem(400, "bad-request");
-
-    let cus = &ids[0];
-    product(&s, &s.admin, "acme-cad");
-    let lic = mint(&s, &s.admin, "acme-cad", cus);
-    let c = get(s.addr, &format!("/v1/customers/{cus}"), &s.admin).json();
-    assert_eq!(
-        (c["name"].clone(), c["email"].clone()),
-        (json!("Ada"), json!("ada@example.com"))
-    );
-    let e = get(s.addr, &format!("/v1/customers/{cus}/export"), &s.admin).json();
-    assert_eq!(e["customer"]["email"], "ada@example.com");
-    assert_eq!(e["licenses"][0]["license_id"], lic["license_id"]);
-
-    // Organisation B: not found everywhere, and cannot erase.
-    get(s.addr, &format!("/v1/customers/{cus}"), &s.other).problem(404, "not-found");
-    get(s.addr, &format!("/v1/customers/{cus}/export"), &s.other).problem(404, "not-found");
-    post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.other).problem(404, "not-found");
-    assert_eq!(
-        get(s.addr, "/v1/customers", &s.other).json()["items"],
-        json!([])
-    );
-    // Nor mint for A's customer.
-    product(&s, &s.other, "acme-cad");
-    post(
-        s.addr,
-        "/v1/licenses",
-        &s.other,
-        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "1d" }),
-    )
-    .problem(422, "invalid-value");
-
-    // Erasure: the personal fields go, the opaque id and licenses stay.
-    let c = post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.admin).json();
-    assert_eq!(
-        (c["name"].clone(), c["email"].clone()),
-        (Value::Null, Value::Null)
-    );
-    assert!(c["erased_at"].is_u64());
-    let e = get(s.addr, &format!("/v1/customers/{cus}/export"), &s.admin).json();
-    assert_eq!(e["customer"]["email"], Value::Null);
-    assert_eq!(e["licenses"].as_array().unwrap().len(), 1);
-    // The audit log never held the personal fields.
-    let audit = get(s.addr, "/v1/audit?limit=500", &s.admin).text();
-    assert!(!audit.contains("ada@example.com") && !audit.contains("Ada"));
-    get(s.addr, "/v1/customers/cus_nope", &s.admin).problem(404, "not-found");
-    post_empty(s.addr, "/v1/customers/cus_nope/erase", &s.admin).problem(404, "not-found");
 }
 
 #[test]
 fn licenses_mint_verify_list_revoke_suspend_and_isolation() {
-    let s = start();
-    product(&s, &s.admin, "acme-cad");
-    product(&s, &s.admin, "acme-viewer");
-    let cus = customer(&s, &s.admin);
-    let lic = mint(&s, &s.admin, "acme-cad", &cus);
-    assert_eq!(lic["status"], "active");
-    assert_eq!(lic["max_devices"], 1);
-    let id = lic["license_id"].as_str().unwrap().to_owned();
-    let key = lic["license_key"].as_str().unwrap().to_owned();
+    for s in common::backends() {
+        product(&s, &s.admin, "acme-cad");
+        product(&s, &s.admin, "acme-viewer");
+        let cus = customer(&s, &s.admin);
+        let lic = mint(&s, &s.admin, "acme-cad", &cus);
+        assert_eq!(lic["status"], "active");
+        assert_eq!(lic["max_devices"], 1);
+        let id = lic["license_id"].as_str().unwrap().to_owned();
+        let key = lic["license_key"].as_str().unwrap().to_owned();
 
-    // The key verifies offline against the public keyring.
-    let ring = keyring(&s);
-    let mut buf = [0u8; MAX_LICENSE_LEN];
-    let v = license::verify_text(
-        &key,
-        &mut buf,
-        &ring,
-        &Expectations::new("acme-cad", common::now()),
-    )
-    .expect("the key verifies");
-    assert!(v.has_entitlement("export"));
+        // The key verifies offline against the public keyring.
+        let ring = keyring(&s);
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let v = license::verify_text(
+            &key,
+            &mut buf,
+            &ring,
+            &Expectations::new("acme-cad", common::now()),
+        )
+        .expect("the key verifies");
+        assert!(v.has_entitlement("export"));
 
-    // Bad mints.
-    let base =
-        json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "365d" });
-    let with = |k: &str, v: Value| {
-        let mut b = base.clone();
-        b[k] = v;
-        b
-    };
-    for (body, status, slug) in [
-        (with("product", json!("unknown")), 422, "invalid-value"),
-        (
-            with("customer_id", json!("cus_0000000000000000")),
-            422,
-            "invalid-value",
-        ),
-        (with("expires", json!("2001-01-01")), 422, "invalid-value"),
-        (with("expires", json!("soon")), 422, "invalid-value"),
-        (with("plan", json!("a b")), 422, "invalid-value"),
-        (with("device", json!("ksfp1.nope")), 422, "invalid-value"),
-        (with("device_match", json!(2)), 422, "invalid-value"),
-        (with("max_devices", json!(0)), 422, "invalid-value"),
-        (with("max_devices", json!(-1)), 400, "bad-request"),
-        (with("device_match", json!(300)), 400, "bad-request"),
-        (with("entitlements", json!("export")), 400, "bad-request"),
-        (with("ext", json!({ "k": 1 })), 400, "bad-request"),
-        (with("license_id", json!("x")), 400, "bad-request"),
-        (json!({ "product": "acme-cad" }), 400, "bad-request"),
-    ] {
-        post(s.addr, "/v1/licenses", &s.admin, &body).problem(status, slug);
+        // Bad mints.
+        let base =
+            json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "365d" });
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        for (body, status, slug) in [
+            (with("product", json!("unknown")), 422, "invalid-value"),
+            (
+                with("customer_id", json!("cus_0000000000000000")),
+                422,
+                "invalid-value",
+            ),
+            (with("expires", json!("2001-01-01")), 422, "invalid-value"),
+            (with("expires", json!("soon")), 422, "invalid-value"),
+            (with("plan", json!("a b")), 422, "invalid-value"),
+            (with("device", json!("ksfp1.nope")), 422, "invalid-value"),
+            (with("device_match", json!(2)), 422, "invalid-value"),
+            (with("max_devices", json!(0)), 422, "invalid-value"),
+            (with("max_devices", json!(-1)), 400, "bad-request"),
+            (with("device_match", json!(300)), 400, "bad-request"),
+            (with("entitlements", json!("export")), 400, "bad-request"),
+            (with("ext", json!({ "k": 1 })), 400, "bad-request"),
+            (with("license_id", json!("x")), 400, "bad-request"),
+            (json!({ "product": "acme-cad" }), 400, "bad-request"),
+        ] {
+            post(s.addr, "/v1/licenses", &s.admin, &body).problem(status, slug);
+        }
+
+        // Get, list with filters and cursor.
+        assert_eq!(
+            get(s.addr, &format!("/v1/licenses/{id}"), &s.admin).json()["license_key"],
+            key
+        );
+        get(s.addr, "/v1/licenses/not-an-id", &s.admin).problem(404, "not-found");
+        get(
+            s.addr,
+            "/v1/licenses/00000000000000000000000000000000",
+            &s.admin,
+        )
+        .problem(404, "not-found");
+        for _ in 0..3 {
+            mint(&s, &s.admin, "acme-viewer", &cus);
+        }
+        let p = get(s.addr, "/v1/licenses?product=acme-viewer&limit=2", &s.admin).json();
+        assert_eq!(p["items"].as_array().unwrap().len(), 2);
+        let c = p["next_cursor"].as_str().unwrap();
+        let p2 = get(
+            s.addr,
+            &format!("/v1/licenses?product=acme-viewer&limit=2&cursor={c}"),
+            &s.admin,
+        )
+        .json();
+        assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+        assert_eq!(p2["next_cursor"], Value::Null);
+        assert_eq!(
+            get(s.addr, &format!("/v1/licenses?customer_id={cus}"), &s.admin).json()["items"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        get(s.addr, "/v1/licenses?status=active", &s.admin).problem(400, "bad-request");
+
+        // Organisation B cannot see or touch A's license.
+        get(s.addr, &format!("/v1/licenses/{id}"), &s.other).problem(404, "not-found");
+        assert_eq!(
+            get(s.addr, "/v1/licenses", &s.other).json()["items"],
+            json!([])
+        );
+        post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.other,
+            &json!({ "reason": "refund" }),
+        )
+        .problem(404, "not-found");
+        post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.other)
+            .problem(404, "not-found");
+        post_empty(s.addr, &format!("/v1/licenses/{id}/resume"), &s.other)
+            .problem(404, "not-found");
+        assert_eq!(
+            get(s.addr, &format!("/v1/licenses/{id}"), &s.admin).json()["status"],
+            "active"
+        );
+
+        // Suspend and resume (idempotent).
+        let r = post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.admin).json();
+        assert_eq!(r["status"], "suspended");
+        assert_eq!(
+            post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.admin).json()["suspended_at"],
+            r["suspended_at"]
+        );
+        assert_eq!(
+            post_empty(s.addr, &format!("/v1/licenses/{id}/resume"), &s.admin).json()["status"],
+            "active"
+        );
+        post_empty(s.addr, "/v1/licenses/nope/suspend", &s.admin).problem(404, "not-found");
+
+        // Revoke: the public list changes (new ETag) and names the license.
+        let before = req(s.addr, "GET", "/v1/public/revocations", None, None, &[]);
+        let etag = before.header("etag").unwrap().to_owned();
+        post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.admin,
+            &json!({ "reason": "has space" }),
+        )
+        .problem(422, "invalid-value");
+        post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.admin,
+            &json!({ "reason": "refund", "x": 1 }),
+        )
+        .problem(400, "bad-request");
+        let r = post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.admin,
+            &json!({ "reason": "refund" }),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            (
+                r.json()["status"].clone(),
+                r.json()["revoke_reason"].clone()
+            ),
+            (json!("revoked"), json!("refund"))
+        );
+        post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.admin,
+            &json!({ "reason": "refund" }),
+        )
+        .problem(409, "conflict");
+        post(
+            s.addr,
+            "/v1/licenses/00000000000000000000000000000000/revoke",
+            &s.admin,
+            &json!({ "reason": "refund" }),
+        )
+        .problem(404, "not-found");
+        let after = req(s.addr, "GET", "/v1/public/revocations", None, None, &[]);
+        assert_ne!(after.header("etag").unwrap(), etag);
+        let list_text = after.text();
+        let b64: String = list_text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let bytes = base64_decode(&b64);
+        let list = keyseal_core::RevocationList::verify(&bytes, &ring).expect("the list verifies");
+        assert!(list.revoked_licenses().any(|l| l.to_string() == id));
+
+        let m = req(s.addr, "GET", "/metrics", None, None, &[]).text();
+        assert!(m.contains("keyseal_licenses_minted_total 4"), "{m}");
     }
-
-    // Get, list with filters and cursor.
-    assert_eq!(
-        get(s.addr, &format!("/v1/licenses/{id}"), &s.admin).json()["license_key"],
-        key
-    );
-    get(s.addr, "/v1/licenses/not-an-id", &s.admin).problem(404, "not-found");
-    get(
-        s.addr,
-        "/v1/licenses/00000000000000000000000000000000",
-        &s.admin,
-    )
-    .problem(404, "not-found");
-    for _ in 0..3 {
-        mint(&s, &s.admin, "acme-viewer", &cus);
-    }
-    let p = get(s.addr, "/v1/licenses?product=acme-viewer&limit=2", &s.admin).json();
-    assert_eq!(p["items"].as_array().unwrap().len(), 2);
-    let c = p["next_cursor"].as_str().unwrap();
-    let p2 = get(
-        s.addr,
-        &format!("/v1/licenses?product=acme-viewer&limit=2&cursor={c}"),
-        &s.admin,
-    )
-    .json();
-    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
-    assert_eq!(p2["next_cursor"], Value::Null);
-    assert_eq!(
-        get(s.addr, &format!("/v1/licenses?customer_id={cus}"), &s.admin).json()["items"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
-    );
-    get(s.addr, "/v1/licenses?status=active", &s.admin).problem(400, "bad-request");
-
-    // Organisation B cannot see or touch A's license.
-    get(s.addr, &format!("/v1/licenses/{id}"), &s.other).problem(404, "not-found");
-    assert_eq!(
-        get(s.addr, "/v1/licenses", &s.other).json()["items"],
-        json!([])
-    );
-    post(
-        s.addr,
-        &format!("/v1/licenses/{id}/revoke"),
-        &s.other,
-        &json!({ "reason": "refund" }),
-    )
-    .problem(404, "not-found");
-    post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.other).problem(404, "not-found");
-    post_empty(s.addr, &format!("/v1/licenses/{id}/resume"), &s.other).problem(404, "not-found");
-    assert_eq!(
-        get(s.addr, &format!("/v1/licenses/{id}"), &s.admin).json()["status"],
-        "active"
-    );
-
-    // Suspend and resume (idempotent).
-    let r = post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.admin).json();
-    assert_eq!(r["status"], "suspended");
-    assert_eq!(
-        post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.admin).json()["suspended_at"],
-        r["suspended_at"]
-    );
-    assert_eq!(
-        post_empty(s.addr, &format!("/v1/licenses/{id}/resume"), &s.admin).json()["status"],
-        "active"
-    );
-    post_empty(s.addr, "/v1/licenses/nope/suspend", &s.admin).problem(404, "not-found");
-
-    // Revoke: the public list changes (new ETag) and names the license.
-    let before = req(s.addr, "GET", "/v1/public/revocations", None, None, &[]);
-    let etag = before.header("etag").unwrap().to_owned();
-    post(
-        s.addr,
-        &format!("/v1/licenses/{id}/revoke"),
-        &s.admin,
-        &json!({ "reason": "has space" }),
-    )
-    .problem(422, "invalid-value");
-    post(
-        s.addr,
-        &format!("/v1/licenses/{id}/revoke"),
-        &s.admin,
-        &json!({ "reason": "refund", "x": 1 }),
-    )
-    .problem(400, "bad-request");
-    let r = post(
-        s.addr,
-        &format!("/v1/licenses/{id}/revoke"),
-        &s.admin,
-        &json!({ "reason": "refund" }),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        (
-            r.json()["status"].clone(),
-            r.json()["revoke_reason"].clone()
-        ),
-        (json!("revoked"), json!("refund"))
-    );
-    post(
-        s.addr,
-        &format!("/v1/licenses/{id}/revoke"),
-        &s.admin,
-        &json!({ "reason": "refund" }),
-    )
-    .problem(409, "conflict");
-    post(
-        s.addr,
-        "/v1/licenses/00000000000000000000000000000000/revoke",
-        &s.admin,
-        &json!({ "reason": "refund" }),
-    )
-    .problem(404, "not-found");
-    let after = req(s.addr, "GET", "/v1/public/revocations", None, None, &[]);
-    assert_ne!(after.header("etag").unwrap(), etag);
-    let list_text = after.text();
-    let b64: String = list_text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let bytes = base64_decode(&b64);
-    let list = keyseal_core::RevocationList::verify(&bytes, &ring).expect("the list verifies");
-    assert!(list.revoked_licenses().any(|l| l.to_string() == id));
-
-    let m = req(s.addr, "GET", "/metrics", None, None, &[]).text();
-    assert!(m.contains("keyseal_licenses_minted_total 4"), "{m}");
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -522,85 +536,88 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[test]
 fn public_documents_are_cacheable() {
-    let s = start();
-    for path in [
-        "/v1/public/keyring",
-        "/v1/public/revocations",
-        "/v1/openapi.json",
-    ] {
-        let r = req(s.addr, "GET", path, None, None, &[]);
-        assert_eq!(r.status, 200);
-        let etag = r.header("etag").expect("etag").to_owned();
-        assert!(etag.starts_with('"') && etag.ends_with('"'));
-        assert!(
-            r.header("cache-control")
-                .is_some_and(|c| c.contains("max-age"))
-        );
-        let again = req(s.addr, "GET", path, None, None, &[("If-None-Match", &etag)]);
-        assert_eq!(again.status, 304);
-        assert!(again.body.is_empty());
-        assert_eq!(again.header("etag"), Some(etag.as_str()));
-        let other = req(
-            s.addr,
-            "GET",
-            path,
-            None,
-            None,
-            &[("If-None-Match", "\"something-else\"")],
-        );
-        assert_eq!(other.status, 200);
-    }
-    // The keyring never holds a secret: public keys only.
-    let k = req(s.addr, "GET", "/v1/public/keyring", None, None, &[]).json();
-    for key in k["keys"].as_array().unwrap() {
-        let fields: Vec<&str> = key
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert!(
-            fields
-                .iter()
-                .all(|f| !f.contains("secret") && !f.contains("seed") && !f.contains("private")),
-            "{fields:?}"
-        );
+    for s in common::backends() {
+        for path in [
+            "/v1/public/keyring",
+            "/v1/public/revocations",
+            "/v1/openapi.json",
+        ] {
+            let r = req(s.addr, "GET", path, None, None, &[]);
+            assert_eq!(r.status, 200);
+            let etag = r.header("etag").expect("etag").to_owned();
+            assert!(etag.starts_with('"') && etag.ends_with('"'));
+            assert!(
+                r.header("cache-control")
+                    .is_some_and(|c| c.contains("max-age"))
+            );
+            let again = req(s.addr, "GET", path, None, None, &[("If-None-Match", &etag)]);
+            assert_eq!(again.status, 304);
+            assert!(again.body.is_empty());
+            assert_eq!(again.header("etag"), Some(etag.as_str()));
+            let other = req(
+                s.addr,
+                "GET",
+                path,
+                None,
+                None,
+                &[("If-None-Match", "\"something-else\"")],
+            );
+            assert_eq!(other.status, 200);
+        }
+        // The keyring never holds a secret: public keys only.
+        let k = req(s.addr, "GET", "/v1/public/keyring", None, None, &[]).json();
+        for key in k["keys"].as_array().unwrap() {
+            let fields: Vec<&str> = key
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert!(
+                fields.iter().all(|f| !f.contains("secret")
+                    && !f.contains("seed")
+                    && !f.contains("private")),
+                "{fields:?}"
+            );
+        }
     }
 }
 
 #[test]
 fn audit_log_is_per_organisation_and_chained() {
-    let s = start();
-    product(&s, &s.admin, "acme-cad");
-    let cus = customer(&s, &s.issue);
-    mint(&s, &s.issue, "acme-cad", &cus);
-    product(&s, &s.other, "other-app");
-    let a = get(s.addr, "/v1/audit", &s.read).json();
-    let actions: Vec<&str> = a["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["product.add", "customer.create", "license.issue"]);
-    let b = get(s.addr, "/v1/audit", &s.other).json();
-    let b_actions: Vec<&str> = b["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(b_actions, ["product.add"]);
-    // Each entry carries its hash and its predecessor's.
-    for e in a["items"].as_array().unwrap() {
-        assert_eq!(e["hash"].as_str().unwrap().len(), 64);
-        assert_eq!(e["prev_hash"].as_str().unwrap().len(), 64);
+    for s in common::backends() {
+        product(&s, &s.admin, "acme-cad");
+        let cus = customer(&s, &s.issue);
+        mint(&s, &s.issue, "acme-cad", &cus);
+        product(&s, &s.other, "other-app");
+        let a = get(s.addr, "/v1/audit", &s.read).json();
+        let actions: Vec<&str> = a["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["product.add", "customer.create", "license.issue"]);
+        let b = get(s.addr, "/v1/audit", &s.other).json();
+        let b_actions: Vec<&str> = b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(b_actions, ["product.add"]);
+        // Each entry carries its hash and its predecessor's.
+        for e in a["items"].as_array().unwrap() {
+            assert_eq!(e["hash"].as_str().unwrap().len(), 64);
+            assert_eq!(e["prev_hash"].as_str().unwrap().len(), 64);
+        }
+        // Cursor paging.
+        let p = get(s.addr, "/v1/audit?limit=2", &s.admin).json();
+        let c = p["next_cursor"].as_str().unwrap();
+        let p2 = get(s.addr, &format!("/v1/audit?limit=10&cursor={c}"), &s.admin).json();
+        assert_eq!(p2["items"].as_array().unwrap().len(), 1);
+        get(s.addr, "/v1/audit?cursor=abc", &s.admin).problem(422, "invalid-value");
+        req(s.addr, "POST", "/v1/audit", Some(&s.admin), None, &[])
+            .problem(405, "method-not-allowed");
     }
-    // Cursor paging.
-    let p = get(s.addr, "/v1/audit?limit=2", &s.admin).json();
-    let c = p["next_cursor"].as_str().unwrap();
-    let p2 = get(s.addr, &format!("/v1/audit?limit=10&cursor={c}"), &s.admin).json();
-    assert_eq!(p2["items"].as_array().unwrap().len(), 1);
-    get(s.addr, "/v1/audit?cursor=abc", &s.admin).problem(422, "invalid-value");
-    req(s.addr, "POST", "/v1/audit", Some(&s.admin), None, &[]).problem(405, "method-not-allowed");
 }

@@ -30,6 +30,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
     env::now()?;
     let opts = Options {
         vault_dir: vault.to_path_buf(),
+        database_url: a.database_url.clone(),
         passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
         kdf: env::kdf_override()?,
         clock: Arc::new(|| env::now().unwrap_or(0)),

@@ -34,6 +34,7 @@ pub fn kdf() -> KdfParams {
 }
 
 pub struct TestServer {
+    pub backend: Backend,
     pub addr: SocketAddr,
     /// Admin token of organisation A (the one made on first start).
     pub admin: String,
@@ -59,7 +60,54 @@ impl Drop for TestServer {
     }
 }
 
+/// Which ledger a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The vault's embedded SQLite file.
+    Sqlite,
+    /// A fresh database on the server `KEYSEAL_TEST_POSTGRES_URL` names.
+    Postgres,
+}
+
+/// The back ends to run on: SQLite always, PostgreSQL when
+/// `KEYSEAL_TEST_POSTGRES_URL` is set (a role that may create databases).
+pub fn backends() -> impl Iterator<Item = TestServer> {
+    let mut v = vec![Backend::Sqlite];
+    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_ok() {
+        v.push(Backend::Postgres);
+    } else {
+        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
+    }
+    v.into_iter().map(start_on)
+}
+
+/// Creates an empty database for one test server; returns its URL.
+pub async fn fresh_postgres() -> String {
+    use sqlx::{Connection, Executor};
+    let base = std::env::var("KEYSEAL_TEST_POSTGRES_URL").expect("KEYSEAL_TEST_POSTGRES_URL");
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).expect("random");
+    let name = format!("ks_test_{}", keyseal_server::auth::hex_string(&rnd));
+    let mut c = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("connect to KEYSEAL_TEST_POSTGRES_URL");
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    c.close().await.expect("close");
+    let (head, _) = base.rsplit_once('/').expect("URL with a database name");
+    let rest = base
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{head}/{name}{rest}")
+}
+
 pub fn start() -> TestServer {
+    start_on(Backend::Sqlite)
+}
+
+pub fn start_on(backend: Backend) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault_dir = dir.path().join("vault");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -71,8 +119,13 @@ pub fn start() -> TestServer {
             .build()
             .expect("runtime");
         rt.block_on(async move {
+            let database_url = match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(fresh_postgres().await),
+            };
             let opts = Options {
                 vault_dir,
+                database_url,
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
                 clock: Arc::new(now),
@@ -137,6 +190,7 @@ pub fn start() -> TestServer {
         .recv_timeout(Duration::from_secs(60))
         .expect("server started");
     TestServer {
+        backend,
         addr,
         admin,
         read,

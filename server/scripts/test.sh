@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# keyseal-server's test step (scripts/test.sh step `server`): the server's
+# and the issuer's tests on SQLite and on PostgreSQL.
+#
+# PostgreSQL comes from Debian's packages (installed if missing, when run as
+# root); a throwaway cluster runs as the unprivileged `postgres` user on a
+# free loopback port in a temporary directory, and is stopped and removed on
+# exit. Set KEYSEAL_TEST_POSTGRES_URL yourself to use another server.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+start_postgres() {
+    local bin tmp port
+    bin=$(pg_bin)
+    if [ -z "$bin" ] && [ "$(id -u)" = 0 ]; then
+        echo "installing PostgreSQL from Debian's packages"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        bin=$(pg_bin)
+    fi
+    if [ -z "$bin" ]; then
+        echo "PostgreSQL: not installed and not root: the PostgreSQL tests are skipped"
+        return 0
+    fi
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"
+    as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+    [ "$(id -u)" = 0 ] && chown postgres "$tmp"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_pg "$bin/initdb" -D "$tmp/data" -U keyseal --auth=trust -E UTF8 >/dev/null
+    # fsync off: a throwaway cluster for tests only.
+    as_pg "$bin/pg_ctl" -D "$tmp/data" -l "$tmp/log" -w -t 60 \
+        -o "-h 127.0.0.1 -p $port -k $tmp -F -c max_connections=200" start >/dev/null
+    PG_STOP="as_pg $bin/pg_ctl -D $tmp/data -m immediate stop >/dev/null 2>&1; rm -rf $tmp"
+    # shellcheck disable=SC2064
+    trap "$PG_STOP" EXIT
+    export KEYSEAL_TEST_POSTGRES_URL="postgres://keyseal@127.0.0.1:$port/postgres"
+    echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port"
+}
+
+if [ -z "${KEYSEAL_TEST_POSTGRES_URL:-}" ]; then
+    start_postgres
+fi
+cargo test -p keyseal-server -p keyseal-issuer
