@@ -18,6 +18,7 @@
 //! The issuer reads no clock and no environment: callers pass a [`Context`]
 //! (time and actor) to every mutation.
 
+pub mod activation;
 pub mod audit;
 pub mod batch;
 mod error;

@@ -24,6 +24,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "ledger", include_str!("../migrations/0001_ledger.sql")),
     // The issuing service's tenants, tokens, customers and activations (see `service`).
     (2, "service", include_str!("../migrations/0002_service.sql")),
+    // The device-bound key of each activation (see `activation`).
+    (3, "device_keys", include_str!("../migrations/0003_device_keys.sql")),
 ];
 
 #[derive(Debug)]

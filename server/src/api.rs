@@ -18,6 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use keyseal_issuer::KeyInfo;
+use keyseal_issuer::activation::{Activated, Activation, Refused};
 use keyseal_issuer::service::{
     Customer, OrgLicense, OrgLicenseFilter, Product, Scope, TokenRecord,
 };
@@ -51,6 +53,17 @@ pub(crate) fn router(state: S) -> Router {
         .route("/v1/licenses/{id}/revoke", post(revoke))
         .route("/v1/licenses/{id}/suspend", post(suspend))
         .route("/v1/licenses/{id}/resume", post(resume))
+        .route(
+            "/v1/licenses/{id}/activations",
+            get(list_activations).post(activate),
+        )
+        .route(
+            "/v1/licenses/{id}/activations/{activation_id}/deactivate",
+            post(deactivate),
+        )
+        .route("/v1/keys", get(list_keys))
+        .route("/v1/keys/rotate", post(rotate_key))
+        .route("/v1/keys/{key_id}/retire", post(retire_key))
         .route("/v1/audit", get(audit))
         .fallback(|| async { Problem::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -703,4 +716,171 @@ async fn audit(
         })
         .collect();
     Ok(json_response(StatusCode::OK, &page(items, next)))
+}
+
+// ---- activations ------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivateRequest {
+    fingerprint: String,
+    device_match: Option<u8>,
+}
+
+fn activation_view(a: &Activation) -> Value {
+    json!({
+        "activation_id": a.activation_id,
+        "license_id": a.license_id,
+        "fingerprint": a.fingerprint,
+        "device_key": a.device_key,
+        "key_id": a.key_id,
+        "created_at": a.created_at,
+        "deactivated_at": a.deactivated_at,
+    })
+}
+
+async fn activate(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+    Body(b): Body<ActivateRequest>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let id = path(p)?;
+    let signer = s.signer.read().await.clone();
+    let out = s
+        .store
+        .org_activate(
+            c.org(),
+            &signer,
+            &id,
+            &b.fingerprint,
+            b.device_match,
+            &c.ctx(&s),
+        )
+        .await?;
+    match out {
+        Ok(Activated::New(a)) => Ok(json_response(StatusCode::CREATED, &activation_view(&a))),
+        Ok(Activated::Existing(a)) => Ok(json_response(StatusCode::OK, &activation_view(&a))),
+        Err(Refused::NotFound) => Err(Problem::not_found("license")),
+        Err(Refused::Revoked) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "license-revoked",
+            "the license is revoked",
+        )),
+        Err(Refused::Suspended) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "license-suspended",
+            "the license is suspended",
+        )),
+        Err(Refused::DeviceLimit { max_devices }) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "device-limit",
+            format!(
+                "all {max_devices} device seats of this license are taken; deactivate a device first"
+            ),
+        )),
+    }
+}
+
+async fn list_activations(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Read)?;
+    let id = path(p)?;
+    let rows = s
+        .store
+        .org_activations(c.org(), &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("license"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &page(rows.iter().map(activation_view).collect(), None),
+    ))
+}
+
+async fn deactivate(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Issue)?;
+    let (id, act) = p
+        .map(|Path(t)| t)
+        .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))?;
+    let a = s
+        .store
+        .org_deactivate(c.org(), &id, &act, &c.ctx(&s))
+        .await?
+        .ok_or_else(|| Problem::not_found("activation"))?;
+    Ok(json_response(StatusCode::OK, &activation_view(&a)))
+}
+
+// ---- signing keys (admin) ------------------------------------------------------------
+
+fn key_view(k: &KeyInfo) -> Value {
+    json!({
+        "key_id": k.key_id.to_string(),
+        "public_key": k.public_key.to_string(),
+        "status": k.status,
+        "created_at": k.created_at,
+        "valid_from": k.valid_from,
+        "valid_until": k.valid_until,
+        "revoked_at": k.revoked_at,
+    })
+}
+
+async fn list_keys(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let keys = s.store.keys().await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &page(keys.iter().map(key_view).collect(), None),
+    ))
+}
+
+/// Makes a new signing key, seals it into the vault, makes it the ledger's
+/// active key (the old one retires) and signs with it from now on.
+async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let ctx = c.ctx(&s);
+    let mut signer = s.signer.write().await;
+    let key = loop {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|_| Problem::internal())?;
+        let k = keyseal_core::SigningKey::from_seed(&seed);
+        seed.fill(0);
+        if let Ok(k) = k {
+            break k;
+        }
+    };
+    let file = keyseal_issuer::keyfile::KeyFile::seal(&key, &s.passphrase, s.kdf)?;
+    let path = s
+        .vault_dir
+        .join(keyseal_issuer::vault::KEYS_DIR)
+        .join(format!("{}.key", key.key_id()));
+    file.write(&path)?;
+    s.store.activate_key(&key.public_key(), &ctx).await?;
+    let id = key.key_id().to_string();
+    *signer = keyseal_issuer::Signer::new(key);
+    drop(signer);
+    let k = s.store.find_key(&id).await?;
+    Ok(json_response(StatusCode::CREATED, &key_view(&k)))
+}
+
+async fn retire_key(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let id = path(p)?;
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Problem::not_found("signing key"));
+    }
+    let ctx = c.ctx(&s);
+    let k = s.store.retire_key(&id, ctx.now, &ctx).await?;
+    Ok(json_response(StatusCode::OK, &key_view(&k)))
 }

@@ -14,6 +14,9 @@
 //! The service reads no clock and no environment itself: the caller passes a
 //! [`Clock`] and the passphrase.
 
+// The OpenAPI document is one large json! literal.
+#![recursion_limit = "512"]
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,6 +79,11 @@ impl From<getrandom::Error> for Error {
 
 pub(crate) struct State {
     pub(crate) store: Store,
+    /// The vault directory: new signing keys are sealed into its `keys/`.
+    pub(crate) vault_dir: PathBuf,
+    /// Seals rotated keys; wiped on drop.
+    pub(crate) passphrase: Passphrase,
+    pub(crate) kdf: KdfParams,
     pub(crate) signer: tokio::sync::RwLock<Signer>,
     pub(crate) clock: Clock,
     pub(crate) limiter: auth::FailureLimiter,
@@ -157,6 +165,9 @@ impl Service {
         }
         let state = Arc::new(State {
             store,
+            vault_dir: opts.vault_dir.clone(),
+            passphrase: opts.passphrase,
+            kdf: opts.kdf.unwrap_or_default(),
             signer: tokio::sync::RwLock::new(signer),
             clock: opts.clock,
             limiter: auth::FailureLimiter::new()?,

@@ -154,6 +154,38 @@ pub fn document() -> Value {
                 "post": { "operationId": "resumeLicense", "security": secured, "parameters": [lic_id],
                           "responses": ok("200", "License", &with(AUTH, &["404"])) }
             },
+            "/v1/licenses/{id}/activations": {
+                "get": { "operationId": "listActivations", "security": secured, "parameters": [path_param("id", "license id (32 hex digits)")],
+                         "responses": ok("200", "ActivationPage", &with(AUTH, &["404"])) },
+                "post": { "operationId": "activate", "summary": "Take a device seat; returns a device-bound key (200 if the device already has one)",
+                          "security": secured, "parameters": [path_param("id", "license id (32 hex digits)")], "requestBody": body("ActivateRequest"),
+                          "responses": {
+                              "200": { "description": "the device's existing activation", "content": { "application/json": { "schema": r("Activation") } } },
+                              "201": { "description": "a new activation", "content": { "application/json": { "schema": r("Activation") } } },
+                              "400": { "$ref": "#/components/responses/400" }, "401": { "$ref": "#/components/responses/401" },
+                              "403": { "$ref": "#/components/responses/403" }, "404": { "$ref": "#/components/responses/404" },
+                              "409": { "$ref": "#/components/responses/409" }, "413": { "$ref": "#/components/responses/413" },
+                              "415": { "$ref": "#/components/responses/415" }, "422": { "$ref": "#/components/responses/422" },
+                              "429": { "$ref": "#/components/responses/429" }, "503": { "$ref": "#/components/responses/503" }
+                          } }
+            },
+            "/v1/licenses/{id}/activations/{activation_id}/deactivate": {
+                "post": { "operationId": "deactivate", "summary": "Free the device's seat", "security": secured,
+                          "parameters": [path_param("id", "license id (32 hex digits)"), path_param("activation_id", "act_...")],
+                          "responses": ok("200", "Activation", &with(AUTH, &["404"])) }
+            },
+            "/v1/keys": {
+                "get": { "operationId": "listKeys", "summary": "Signing keys (public halves; admin)", "security": secured,
+                         "responses": ok("200", "KeyPage", AUTH) }
+            },
+            "/v1/keys/rotate": {
+                "post": { "operationId": "rotateKey", "summary": "New active signing key; the old one retires (admin)", "security": secured,
+                          "responses": ok("201", "Key", AUTH) }
+            },
+            "/v1/keys/{key_id}/retire": {
+                "post": { "operationId": "retireKey", "summary": "The key signs nothing issued from now on (admin)", "security": secured,
+                          "parameters": [path_param("key_id", "16 hex digits")], "responses": ok("200", "Key", &with(AUTH, &["404", "409"])) }
+            },
             "/v1/audit": {
                 "get": { "operationId": "listAudit", "security": secured, "parameters": page_params(&[]),
                          "responses": ok("200", "AuditPage", &with(AUTH, &["422"])) }
@@ -195,7 +227,6 @@ fn page(item: &str) -> Value {
 }
 
 fn schemas() -> Value {
-    let strings = json!({ "type": "array", "items": { "type": "string" } });
     json!({
         "Problem": { "type": "object", "required": ["type", "title", "status", "detail"],
             "properties": { "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" }, "detail": { "type": "string" } } },
@@ -242,11 +273,26 @@ fn schemas() -> Value {
         "LicensePage": page("License"),
         "RevokeRequest": { "type": "object", "additionalProperties": false, "required": ["reason"],
             "properties": { "reason": { "type": "string", "description": "a short slug such as refund" } } },
+        "ActivateRequest": { "type": "object", "additionalProperties": false, "required": ["fingerprint"],
+            "properties": { "fingerprint": { "type": "string", "description": "ksfp1. device fingerprint" },
+                            "device_match": { "type": "integer", "nullable": true, "minimum": 0, "maximum": 255 } } },
+        "Activation": { "type": "object", "additionalProperties": false,
+            "required": ["activation_id", "license_id", "fingerprint", "device_key", "key_id", "created_at", "deactivated_at"],
+            "properties": { "activation_id": { "type": "string" }, "license_id": { "type": "string" }, "fingerprint": { "type": "string" },
+                            "device_key": { "type": "string" }, "key_id": { "type": "string" }, "created_at": { "type": "integer" },
+                            "deactivated_at": nullable("integer") } },
+        "ActivationPage": page("Activation"),
+        "Key": { "type": "object", "additionalProperties": false,
+            "required": ["key_id", "public_key", "status", "created_at", "valid_from", "valid_until", "revoked_at"],
+            "properties": { "key_id": { "type": "string" }, "public_key": { "type": "string" },
+                            "status": { "type": "string", "enum": ["active", "retired", "revoked"] },
+                            "created_at": { "type": "integer" }, "valid_from": { "type": "integer" },
+                            "valid_until": nullable("integer"), "revoked_at": nullable("integer") } },
+        "KeyPage": page("Key"),
         "AuditEntry": { "type": "object", "additionalProperties": false,
             "required": ["seq", "at", "actor", "action", "details", "prev_hash", "hash"],
             "properties": { "seq": { "type": "integer" }, "at": { "type": "integer" }, "actor": { "type": "string" },
                             "action": { "type": "string" }, "details": {}, "prev_hash": { "type": "string" }, "hash": { "type": "string" } } },
-        "AuditPage": page("AuditEntry"),
-        "Strings": strings
+        "AuditPage": page("AuditEntry")
     })
 }

@@ -97,6 +97,14 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/licenses/{id}/revoke", &["post"]),
             ("/v1/licenses/{id}/suspend", &["post"]),
             ("/v1/licenses/{id}/resume", &["post"]),
+            ("/v1/licenses/{id}/activations", &["get", "post"]),
+            (
+                "/v1/licenses/{id}/activations/{activation_id}/deactivate",
+                &["post"],
+            ),
+            ("/v1/keys", &["get"]),
+            ("/v1/keys/rotate", &["post"]),
+            ("/v1/keys/{key_id}/retire", &["post"]),
             ("/v1/audit", &["get"]),
         ] {
             for m in methods {
@@ -106,7 +114,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 18);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 23);
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"$ref\":\"#/components/").skip(1) {
@@ -619,5 +627,247 @@ fn audit_log_is_per_organisation_and_chained() {
         get(s.addr, "/v1/audit?cursor=abc", &s.admin).problem(422, "invalid-value");
         req(s.addr, "POST", "/v1/audit", Some(&s.admin), None, &[])
             .problem(405, "method-not-allowed");
+    }
+}
+
+fn fingerprint(n: u8) -> keyseal_core::Fingerprint {
+    use keyseal_core::Fingerprint;
+    let parts: Vec<_> = ["machine", "disk", "board"]
+        .iter()
+        .map(|k| Fingerprint::component("acme-cad", k, &[n, 1, 2]))
+        .collect();
+    Fingerprint::from_components(&parts).unwrap()
+}
+
+#[test]
+fn activations_enforce_the_device_limit_and_bind_keys() {
+    for s in common::backends() {
+        product(&s, &s.admin, "acme-cad");
+        let cus = customer(&s, &s.admin);
+        let r = post(
+            s.addr,
+            "/v1/licenses",
+            &s.admin,
+            &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro",
+            "expires": "365d", "max_devices": 2 }),
+        );
+        let id = r.json()["license_id"].as_str().unwrap().to_owned();
+        let acts = format!("/v1/licenses/{id}/activations");
+        let (f1, f2, f3) = (fingerprint(1), fingerprint(2), fingerprint(3));
+
+        let a1 = post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": f1.to_string() }),
+        );
+        assert_eq!(a1.status, 201, "{}", a1.text());
+        let a1 = a1.json();
+        // The device key verifies on that device only.
+        let ring = keyring(&s);
+        let key = a1["device_key"].as_str().unwrap();
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let now = common::now();
+        assert!(
+            license::verify_text(
+                key,
+                &mut buf,
+                &ring,
+                &Expectations::new("acme-cad", now).device(&f1)
+            )
+            .is_ok()
+        );
+        assert!(
+            license::verify_text(
+                key,
+                &mut buf,
+                &ring,
+                &Expectations::new("acme-cad", now).device(&f2)
+            )
+            .is_err()
+        );
+        // The same device again: its activation, no new seat.
+        let again = post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": f1.to_string() }),
+        );
+        assert_eq!(again.status, 200);
+        assert_eq!(again.json()["activation_id"], a1["activation_id"]);
+        assert_eq!(
+            post(
+                s.addr,
+                &acts,
+                &s.issue,
+                &json!({ "fingerprint": f2.to_string(), "device_match": 2 })
+            )
+            .status,
+            201
+        );
+        post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": f3.to_string() }),
+        )
+        .problem(409, "device-limit");
+        // Deactivating frees the seat.
+        let act1 = a1["activation_id"].as_str().unwrap();
+        let d = post_empty(s.addr, &format!("{acts}/{act1}/deactivate"), &s.issue);
+        assert_eq!(d.status, 200, "{}", d.text());
+        assert!(d.json()["deactivated_at"].is_u64());
+        assert_eq!(
+            post(
+                s.addr,
+                &acts,
+                &s.issue,
+                &json!({ "fingerprint": f3.to_string() })
+            )
+            .status,
+            201
+        );
+        let list = get(s.addr, &acts, &s.read).json();
+        assert_eq!(list["items"].as_array().unwrap().len(), 3);
+
+        // Bad input.
+        post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": "ksfp1.bad" }),
+        )
+        .problem(422, "invalid-value");
+        post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": f1.to_string(), "device_match": 9 }),
+        )
+        .problem(422, "invalid-value");
+        post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": f1.to_string(), "x": 1 }),
+        )
+        .problem(400, "bad-request");
+        post(s.addr, &acts, &s.issue, &json!({ "fingerprint": 7 })).problem(400, "bad-request");
+        post(
+            s.addr,
+            &acts,
+            &s.read,
+            &json!({ "fingerprint": f1.to_string() }),
+        )
+        .problem(403, "forbidden");
+        post_empty(s.addr, &format!("{acts}/act_nope/deactivate"), &s.issue)
+            .problem(404, "not-found");
+        post(
+            s.addr,
+            "/v1/licenses/nope/activations",
+            &s.issue,
+            &json!({ "fingerprint": f1.to_string() }),
+        )
+        .problem(404, "not-found");
+
+        // Another organisation: nothing.
+        post(
+            s.addr,
+            &acts,
+            &s.other,
+            &json!({ "fingerprint": f1.to_string() }),
+        )
+        .problem(404, "not-found");
+        get(s.addr, &acts, &s.other).problem(404, "not-found");
+        post_empty(s.addr, &format!("{acts}/{act1}/deactivate"), &s.other)
+            .problem(404, "not-found");
+
+        // Suspended and revoked licenses get no seat.
+        post_empty(s.addr, &format!("/v1/licenses/{id}/suspend"), &s.issue);
+        post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": fingerprint(4).to_string() }),
+        )
+        .problem(409, "license-suspended");
+        post_empty(s.addr, &format!("/v1/licenses/{id}/resume"), &s.issue);
+        post(
+            s.addr,
+            &format!("/v1/licenses/{id}/revoke"),
+            &s.issue,
+            &json!({ "reason": "refund" }),
+        );
+        post(
+            s.addr,
+            &acts,
+            &s.issue,
+            &json!({ "fingerprint": fingerprint(4).to_string() }),
+        )
+        .problem(409, "license-revoked");
+    }
+}
+
+#[test]
+fn signing_keys_list_rotate_retire_admin_only() {
+    for s in common::backends() {
+        for t in [&s.read, &s.issue] {
+            get(s.addr, "/v1/keys", t).problem(403, "forbidden");
+            post_empty(s.addr, "/v1/keys/rotate", t).problem(403, "forbidden");
+            post_empty(s.addr, "/v1/keys/0000000000000000/retire", t).problem(403, "forbidden");
+        }
+        let keys = get(s.addr, "/v1/keys", &s.admin).json();
+        let items = keys["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["status"], "active");
+        let old = items[0]["key_id"].as_str().unwrap().to_owned();
+        // No secret in any key view.
+        assert!(
+            items[0]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| !k.contains("secret") && !k.contains("seed"))
+        );
+
+        product(&s, &s.admin, "acme-cad");
+        let cus = customer(&s, &s.admin);
+        let before = mint(&s, &s.admin, "acme-cad", &cus);
+        let r = post_empty(s.addr, "/v1/keys/rotate", &s.admin);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let new = r.json()["key_id"].as_str().unwrap().to_owned();
+        assert_ne!(new, old);
+        let after = mint(&s, &s.admin, "acme-cad", &cus);
+        assert_eq!(after["key_id"], new);
+        // Both keys verify: the keyring holds the retired one for its window.
+        let ring = keyring(&s);
+        for l in [&before, &after] {
+            let mut buf = [0u8; MAX_LICENSE_LEN];
+            let key = l["license_key"].as_str().unwrap();
+            assert!(
+                license::verify_text(
+                    key,
+                    &mut buf,
+                    &ring,
+                    &Expectations::new("acme-cad", common::now())
+                )
+                .is_ok()
+            );
+        }
+        post_empty(s.addr, &format!("/v1/keys/{old}/retire"), &s.admin).problem(409, "conflict");
+        post_empty(s.addr, "/v1/keys/0000000000000000/retire", &s.admin).problem(404, "not-found");
+        post_empty(s.addr, "/v1/keys/zz/retire", &s.admin).problem(404, "not-found");
+        // Retiring the active key stops minting until the next rotation.
+        let r = post_empty(s.addr, &format!("/v1/keys/{new}/retire"), &s.admin);
+        assert_eq!(r.status, 200, "{}", r.text());
+        post(
+            s.addr,
+            "/v1/licenses",
+            &s.admin,
+            &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "1d" }),
+        )
+        .problem(503, "no-active-key");
+        assert_eq!(post_empty(s.addr, "/v1/keys/rotate", &s.admin).status, 201);
+        mint(&s, &s.admin, "acme-cad", &cus);
     }
 }

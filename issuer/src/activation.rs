@@ -1,0 +1,284 @@
+//! Device activations (`keyseal serve`): a device presents its fingerprint
+//! for a license; while the license has a free seat (fewer active devices
+//! than its `max_devices`) the service signs a device-bound key for it: the
+//! same license id and claims, bound to that fingerprint. Deactivating frees
+//! the seat. Every query is scoped to one organisation, and the seat count
+//! is checked inside the write transaction, so concurrent activations never
+//! exceed the limit.
+
+use keyseal_core::device::{DeviceRule, Fingerprint};
+use keyseal_core::license::{self, MAX_LICENSE_LEN, UnverifiedLicense};
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::Context;
+use crate::error::{Error, Result};
+use crate::store::{Store, i, u};
+use crate::vault::Signer;
+
+/// An activation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// Its id, `act_` and 16 hex digits.
+    pub activation_id: String,
+    /// The license.
+    pub license_id: String,
+    /// The device's `ksfp1.` fingerprint (salted hashes only).
+    pub fingerprint: String,
+    /// The device-bound license key.
+    pub device_key: String,
+    /// The signing key that signed it.
+    pub key_id: String,
+    /// When it was made.
+    pub created_at: u64,
+    /// When it was deactivated, if it was.
+    pub deactivated_at: Option<u64>,
+}
+
+/// What an activation request found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activated {
+    /// A new seat was taken.
+    New(Activation),
+    /// The device already holds a seat; its activation is returned again.
+    Existing(Activation),
+}
+
+/// Why an activation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No such license in the organisation.
+    NotFound,
+    /// The license is revoked.
+    Revoked,
+    /// The license is suspended.
+    Suspended,
+    /// Every seat is taken.
+    DeviceLimit {
+        /// The license's limit.
+        max_devices: u64,
+    },
+}
+
+const SELECT: &str = "SELECT activation_id, license_id, fingerprint, device_key, device_key_id, created_at, deactivated_at FROM activations";
+
+fn from_row(r: &AnyRow) -> Result<Activation> {
+    let g = |e| Error::db("reading activations", e);
+    Ok(Activation {
+        activation_id: r.try_get(0).map_err(g)?,
+        license_id: r.try_get(1).map_err(g)?,
+        fingerprint: r.try_get(2).map_err(g)?,
+        device_key: r
+            .try_get::<Option<String>, _>(3)
+            .map_err(g)?
+            .unwrap_or_default(),
+        key_id: r.try_get(4).map_err(g)?,
+        created_at: u(r.try_get(5).map_err(g)?),
+        deactivated_at: r.try_get::<Option<i64>, _>(6).map_err(g)?.map(u),
+    })
+}
+
+/// Signs the license's claims again, bound to `fp`.
+fn device_key(
+    signer: &Signer,
+    license_key: &str,
+    fp: &Fingerprint,
+    rule: DeviceRule,
+    now: u64,
+) -> Result<String> {
+    let mut buf = [0u8; MAX_LICENSE_LEN];
+    let bytes = license::decode_text(license_key, &mut buf)?;
+    let lic = UnverifiedLicense::from_bytes(bytes)?;
+    // The ledger's own key: its claims are ours (it was signed and stored here).
+    let mut claims = *lic.dangerous_unverified_claims();
+    claims.issued_at = now;
+    claims.device = None;
+    let out = license::issue(signer.key(), &claims, Some((fp, rule)))?;
+    Ok(license::to_text(&out))
+}
+
+impl Store {
+    /// Activates a device for one of the organisation's licenses.
+    pub async fn org_activate(
+        &self,
+        org_id: &str,
+        signer: &Signer,
+        license_id: &str,
+        fingerprint: &str,
+        device_match: Option<u8>,
+        ctx: &Context,
+    ) -> Result<std::result::Result<Activated, Refused>> {
+        let fp: Fingerprint = fingerprint.trim().parse().map_err(|_| {
+            Error::invalid(
+                "fingerprint",
+                "not a device fingerprint (ksfp1. then base64url, as `keyseal fingerprint` prints)",
+            )
+        })?;
+        let n = fp.components().len();
+        let rule = match device_match {
+            None => DeviceRule::Exact,
+            Some(k) if (1..=n).contains(&usize::from(k)) => DeviceRule::AtLeast(k),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "device_match",
+                    format!("must be from 1 to {n} (the fingerprint's components)"),
+                ));
+            }
+        };
+        let canonical = fp.to_string();
+        let Some(lic) = self.org_license(org_id, license_id).await? else {
+            return Ok(Err(Refused::NotFound));
+        };
+        let lid = lic.record.license_id.to_string();
+        if lic.record.revoked.is_some() {
+            return Ok(Err(Refused::Revoked));
+        }
+        if lic.suspended_at.is_some() {
+            return Ok(Err(Refused::Suspended));
+        }
+        let key = device_key(signer, &lic.record.license_key, &fp, rule, ctx.now)?;
+        let mut tx = self.begin_write().await?;
+        let active = tx
+            .fetch(
+                sqlx::query(&format!("{SELECT} WHERE org_id = $1 AND license_id = $2 AND deactivated_at IS NULL ORDER BY created_at"))
+                    .bind(org_id.to_owned())
+                    .bind(lid.clone()),
+                "reading activations",
+            )
+            .await?
+            .iter()
+            .map(from_row)
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(a) = active.iter().find(|a| a.fingerprint == canonical) {
+            return Ok(Ok(Activated::Existing(a.clone())));
+        }
+        if active.len() as u64 >= lic.max_devices {
+            return Ok(Err(Refused::DeviceLimit {
+                max_devices: lic.max_devices,
+            }));
+        }
+        let signer_rows = tx
+            .fetch(
+                sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"),
+                "reading signing keys",
+            )
+            .await?;
+        let active_key: Option<String> = signer_rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))?;
+        if active_key.as_deref() != Some(signer.key_id().to_string().as_str()) {
+            return Err(Error::NoActiveKey);
+        }
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd)?;
+        let a = Activation {
+            activation_id: format!("act_{}", crate::fsutil::hex(&rnd)),
+            license_id: lid.clone(),
+            fingerprint: canonical,
+            device_key: key,
+            key_id: signer.key_id().to_string(),
+            created_at: ctx.now,
+            deactivated_at: None,
+        };
+        tx.exec(
+            sqlx::query(
+                "INSERT INTO activations (activation_id, org_id, license_id, fingerprint, device_key_id, created_at, device_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(a.activation_id.clone())
+            .bind(org_id.to_owned())
+            .bind(lid.clone())
+            .bind(a.fingerprint.clone())
+            .bind(a.key_id.clone())
+            .bind(i(ctx.now))
+            .bind(a.device_key.clone()),
+            "recording the activation",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "license.activate",
+            &json!({ "org_id": org_id, "license_id": lid, "activation_id": a.activation_id }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(Activated::New(a)))
+    }
+
+    /// The activations of one of the organisation's licenses, oldest first.
+    pub async fn org_activations(
+        &self,
+        org_id: &str,
+        license_id: &str,
+    ) -> Result<Option<Vec<Activation>>> {
+        let Some(lic) = self.org_license(org_id, license_id).await? else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE org_id = $1 AND license_id = $2 ORDER BY created_at, activation_id"
+        ))
+        .bind(org_id.to_owned())
+        .bind(lic.record.license_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| Error::db("reading activations", e))?;
+        rows.iter()
+            .map(from_row)
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Deactivates one activation of one of the organisation's licenses,
+    /// freeing its seat (idempotent). `None` if there is no such activation.
+    pub async fn org_deactivate(
+        &self,
+        org_id: &str,
+        license_id: &str,
+        activation_id: &str,
+        ctx: &Context,
+    ) -> Result<Option<Activation>> {
+        let Some(lic) = self.org_license(org_id, license_id).await? else {
+            return Ok(None);
+        };
+        let lid = lic.record.license_id.to_string();
+        let mut tx = self.begin_write().await?;
+        let n = tx
+            .exec(
+                sqlx::query(
+                    "UPDATE activations SET deactivated_at = COALESCE(deactivated_at, $1) \
+                     WHERE org_id = $2 AND license_id = $3 AND activation_id = $4",
+                )
+                .bind(i(ctx.now))
+                .bind(org_id.to_owned())
+                .bind(lid.clone())
+                .bind(activation_id.to_owned()),
+                "deactivating",
+            )
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        tx.audit(
+            ctx,
+            "license.deactivate",
+            &json!({ "org_id": org_id, "license_id": lid, "activation_id": activation_id }),
+        )
+        .await?;
+        let rows = tx
+            .fetch(
+                sqlx::query(&format!(
+                    "{SELECT} WHERE org_id = $1 AND activation_id = $2"
+                ))
+                .bind(org_id.to_owned())
+                .bind(activation_id.to_owned()),
+                "reading activations",
+            )
+            .await?;
+        let a = rows.first().map(from_row).transpose()?;
+        tx.commit().await?;
+        Ok(a)
+    }
+}
