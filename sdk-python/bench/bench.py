@@ -241,6 +241,8 @@ def main() -> int:
     for n in notes:
         print(f"note: {n}")
     jwt_us = next((us for n, us in table if n.startswith("PyJWT")), None)
+    if args.smoke:
+        return 0
     if jwt_us is not None:
         ok = jwt_us >= 3 * keyseal_us
         print(f"target keyseal >= 3x faster than PyJWT: {jwt_us / keyseal_us:.2f}x {'met' if ok else 'NOT met'}")
