@@ -1,0 +1,252 @@
+//! `keyseal serve` as a real process: first start prints the admin token
+//! once; an acknowledged mint survives SIGKILL (every key a client received
+//! is in the ledger and valid after a restart); SIGTERM drains and exits 0.
+//! Every server listens on 127.0.0.1 and is killed when its guard drops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use keyseal_core::Keyring;
+use keyseal_core::license::{self, Expectations, MAX_LICENSE_LEN};
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    token: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(vault: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
+        .args([
+            "--vault",
+            vault.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("KEYSEAL_PASSPHRASE", "correct horse battery staple")
+        .env("KEYSEAL_KDF_PARAMS", "m=256,t=1,p=1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keyseal serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split(' ').next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server listening")
+        .parse()
+        .unwrap();
+    // A first start prints two lines (a heading, then the token) before
+    // the listening line; a later start prints nothing on stdout.
+    let stdout = child.stdout.take().unwrap();
+    let (ttx, trx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let _heading = lines.next();
+        let _ = ttx.send(lines.next().unwrap_or_default());
+    });
+    let token = trx
+        .recv_timeout(Duration::from_millis(500))
+        .ok()
+        .filter(|t| t.starts_with("ksk_"));
+    Server { child, addr, token }
+}
+
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("truncated response"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status"))?;
+    let v = serde_json::from_str(body).map_err(|_| std::io::Error::other("truncated body"))?;
+    Ok((status, v))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Mints from `threads` clients until `stop`; returns every acknowledged (id, key).
+fn mint_stream(
+    addr: SocketAddr,
+    token: &str,
+    cus: &str,
+    threads: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<(String, String)>>> {
+    (0..threads)
+        .map(|_| {
+            let (token, cus, stop) = (token.to_owned(), cus.to_owned(), stop.clone());
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let body = json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "365d" });
+                    match http(addr, "POST", "/v1/licenses", &token, Some(&body)) {
+                        Ok((201, v)) => got.push((
+                            v["license_id"].as_str().unwrap().to_owned(),
+                            v["license_key"].as_str().unwrap().to_owned(),
+                        )),
+                        Ok((status, v)) => panic!("mint answered {status}: {v}"),
+                        Err(_) => break, // the server is gone
+                    }
+                }
+                got
+            })
+        })
+        .collect()
+}
+
+fn check_all_in_ledger(s: &Server, token: &str, acked: &[(String, String)]) {
+    let (status, ring) = http(s.addr, "GET", "/v1/public/keyring", token, None).unwrap();
+    assert_eq!(status, 200);
+    let ring: Keyring = ring["keyring"].as_str().unwrap().parse().unwrap();
+    for (id, key) in acked {
+        let (status, v) = http(s.addr, "GET", &format!("/v1/licenses/{id}"), token, None).unwrap();
+        assert_eq!(
+            status, 200,
+            "acknowledged license {id} is not in the ledger"
+        );
+        assert_eq!(v["license_key"].as_str(), Some(key.as_str()));
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let v = license::verify_text(key, &mut buf, &ring, &Expectations::new("acme-cad", now()))
+            .expect("acknowledged key verifies");
+        assert_eq!(v.claims().license_id.to_string(), *id);
+    }
+}
+
+#[test]
+fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let s = start(&vault);
+    let token = s.token.clone().expect("first start prints the admin token");
+    assert!(token.starts_with("ksk_") && token.len() == 47);
+    let (st, _) = http(
+        s.addr,
+        "POST",
+        "/v1/products",
+        &token,
+        Some(&json!({ "product": "acme-cad" })),
+    )
+    .unwrap();
+    assert_eq!(st, 201);
+    let (st, c) = http(s.addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
+    assert_eq!(st, 201);
+    let cus = c["customer_id"].as_str().unwrap().to_owned();
+
+    // SIGKILL in the middle of a stream of mints.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = mint_stream(s.addr, &token, &cus, 4, &stop);
+    let start_t = Instant::now();
+    while start_t.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut s = s;
+    s.child.kill().unwrap(); // SIGKILL
+    let _ = s.child.wait();
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<(String, String)> = clients
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() >= 10,
+        "only {} mints before the kill",
+        acked.len()
+    );
+    eprintln!("{} mints acknowledged before SIGKILL", acked.len());
+    drop(s);
+
+    // Restart on the same vault: no new token, every acknowledged key is there and valid.
+    let s2 = start(&vault);
+    assert!(
+        s2.token.is_none(),
+        "the admin token is printed only on first start"
+    );
+    check_all_in_ledger(&s2, &token, &acked);
+
+    // SIGTERM during a stream: it drains and exits 0; what was acknowledged is kept.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = mint_stream(s2.addr, &token, &cus, 2, &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut s2 = s2;
+    let pid = s2.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_exit(&mut s2.child, Duration::from_secs(30))
+        .expect("serve stops within 30 s of SIGTERM");
+    assert!(status.success(), "serve exited with {status}");
+    stop.store(true, Ordering::Relaxed);
+    let acked2: Vec<(String, String)> = clients
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    drop(s2);
+    let s3 = start(&vault);
+    check_all_in_ledger(&s3, &token, &acked2);
+    let (_, list) = http(s3.addr, "GET", "/v1/licenses?limit=500", &token, None).unwrap();
+    assert!(list["items"].as_array().unwrap().len() >= acked.len().min(500));
+}
