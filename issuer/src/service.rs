@@ -142,6 +142,19 @@ pub struct OrgLicenseFilter {
     pub limit: u64,
 }
 
+/// One mint request of [`Store::org_mint_many`].
+#[derive(Debug, Clone)]
+pub struct MintJob {
+    /// The organisation.
+    pub org_id: String,
+    /// What to mint.
+    pub fields: RequestFields,
+    /// Device seats.
+    pub max_devices: u64,
+    /// When and by whom.
+    pub ctx: Context,
+}
+
 /// One customer's records, for a data export.
 #[derive(Debug, Clone)]
 pub struct CustomerExport {
@@ -640,6 +653,194 @@ impl Store {
             max_devices,
             suspended_at: None,
         })
+    }
+
+    /// Mints many licenses (possibly for several organisations) in one
+    /// transaction: group commit for a service under load. Each request is
+    /// checked on its own (a bad one fails alone); the good ones are signed
+    /// and committed together, and none is returned before the commit. If
+    /// the shared transaction fails, each is retried alone.
+    pub async fn org_mint_many(
+        &self,
+        signer: &Signer,
+        jobs: &[MintJob],
+    ) -> Vec<Result<OrgLicense>> {
+        use std::collections::HashMap;
+        let mut out: Vec<Option<Result<OrgLicense>>> = (0..jobs.len()).map(|_| None).collect();
+        let mut known_products: HashMap<(String, String), bool> = HashMap::new();
+        let mut known_customers: HashMap<(String, String), bool> = HashMap::new();
+        let mut ready: Vec<(usize, OrgLicense)> = Vec::new();
+        for (n, job) in jobs.iter().enumerate() {
+            let checked = async {
+                let req = job.fields.resolve(job.ctx.now)?;
+                let pk = (job.org_id.clone(), req.product.clone());
+                let has_product = match known_products.get(&pk) {
+                    Some(b) => *b,
+                    None => {
+                        let b = self.org_product(&job.org_id, &req.product).await?.is_some();
+                        known_products.insert(pk, b);
+                        b
+                    }
+                };
+                if !has_product {
+                    let known = self
+                        .org_products(&job.org_id)
+                        .await?
+                        .into_iter()
+                        .map(|p| p.product)
+                        .collect();
+                    return Err(Error::UnknownProduct {
+                        product: req.product.clone(),
+                        known,
+                    });
+                }
+                let ck = (job.org_id.clone(), req.customer.clone());
+                let has_customer = match known_customers.get(&ck) {
+                    Some(b) => *b,
+                    None => {
+                        let b = self
+                            .org_customer(&job.org_id, &req.customer)
+                            .await?
+                            .is_some();
+                        known_customers.insert(ck, b);
+                        b
+                    }
+                };
+                if !has_customer {
+                    return Err(Error::invalid(
+                        "customer",
+                        format!(
+                            "no customer `{}` (create it with POST /v1/customers)",
+                            req.customer
+                        ),
+                    ));
+                }
+                if !(1..=1000).contains(&job.max_devices) {
+                    return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
+                }
+                let mut idb = [0u8; 16];
+                getrandom::fill(&mut idb)?;
+                let id = LicenseId::from_bytes(idb);
+                let claims = req.claims(id, job.ctx.now);
+                let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
+                let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
+                Ok(OrgLicense {
+                    record: LicenseRecord {
+                        license_id: id,
+                        key_id: signer.key_id(),
+                        product: req.product,
+                        customer: req.customer,
+                        plan: req.plan,
+                        issued_at: job.ctx.now,
+                        expires_at: req.expires_at,
+                        license_key: key_text,
+                        batch_id: None,
+                        batch_row: None,
+                        revoked: None,
+                    },
+                    max_devices: job.max_devices,
+                    suspended_at: None,
+                })
+            }
+            .await;
+            match checked {
+                Ok(l) => ready.push((n, l)),
+                Err(e) => out[n] = Some(Err(e)),
+            }
+        }
+        if !ready.is_empty() {
+            match self.record_minted(signer, jobs, &ready).await {
+                Ok(()) => {
+                    for (n, l) in ready {
+                        out[n] = Some(Ok(l));
+                    }
+                }
+                Err(Error::NoActiveKey) => {
+                    for (n, _) in ready {
+                        out[n] = Some(Err(Error::NoActiveKey));
+                    }
+                }
+                Err(_) => {
+                    for (n, _) in ready {
+                        let j = &jobs[n];
+                        out[n] = Some(
+                            self.org_mint(&j.org_id, signer, &j.fields, j.max_devices, &j.ctx)
+                                .await,
+                        );
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or(Err(Error::NoActiveKey)))
+            .collect()
+    }
+
+    async fn record_minted(
+        &self,
+        signer: &Signer,
+        jobs: &[MintJob],
+        ready: &[(usize, OrgLicense)],
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let active = tx
+            .fetch(
+                sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"),
+                "reading signing keys",
+            )
+            .await?;
+        let active: Option<String> = active
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db("reading signing keys"))?;
+        if active.as_deref() != Some(signer.key_id().to_string().as_str()) {
+            return Err(Error::NoActiveKey);
+        }
+        let rows: Vec<NewLicense<'_>> = ready
+            .iter()
+            .map(|(_, l)| NewLicense {
+                license_id: l.record.license_id,
+                key_id: l.record.key_id,
+                product: &l.record.product,
+                customer: &l.record.customer,
+                plan: &l.record.plan,
+                issued_at: l.record.issued_at,
+                expires_at: l.record.expires_at,
+                license_key: &l.record.license_key,
+                batch_id: None,
+                batch_row: None,
+            })
+            .collect();
+        tx.insert_licenses(&rows).await?;
+        for (n, l) in ready {
+            let job = &jobs[*n];
+            let id = l.record.license_id.to_string();
+            tx.exec(
+                sqlx::query("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ($1, $2, $3)")
+                    .bind(id.clone())
+                    .bind(job.org_id.clone())
+                    .bind(i(job.max_devices)),
+                "recording the license's organisation",
+            )
+            .await?;
+            tx.audit(
+                &job.ctx,
+                "license.issue",
+                &json!({
+                    "org_id": job.org_id,
+                    "license_id": id,
+                    "key_id": l.record.key_id.to_string(),
+                    "product": l.record.product,
+                    "plan": l.record.plan,
+                    "customer": l.record.customer,
+                    "expires_at": l.record.expires_at,
+                    "max_devices": job.max_devices,
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// One license of the organisation (`None` for a malformed id, an

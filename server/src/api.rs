@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use keyseal_issuer::KeyInfo;
 use keyseal_issuer::activation::{Activated, Activation, Refused};
 use keyseal_issuer::service::{
-    Customer, OrgLicense, OrgLicenseFilter, Product, Scope, TokenRecord,
+    Customer, MintJob, OrgLicense, OrgLicenseFilter, Product, Scope, TokenRecord,
 };
 use keyseal_issuer::{Context, RequestFields};
 use serde::Deserialize;
@@ -32,6 +32,9 @@ use crate::problem::Problem;
 use crate::{MAX_BODY, REVOCATION_LIST_LIFETIME, State, auth};
 
 type S = Arc<State>;
+
+/// How long a token stays cached after it was last read from the ledger.
+const TOKEN_CACHE_SECS: u64 = 30;
 type ApiResult = Result<Response, Problem>;
 
 pub(crate) fn router(state: S) -> Router {
@@ -162,8 +165,31 @@ impl FromRequestParts<S> for Caller {
             ));
         }
         let hash = auth::token_hash(token);
-        match state.store.token_by_hash(&hash).await? {
-            Some(t) if auth::same_hash(&t.token_hash, &hash) => Ok(Caller(t)),
+        let cached = {
+            let map = state
+                .tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.get(&hash)
+                .filter(|(_, until)| now < *until)
+                .map(|(t, _)| t.clone())
+        };
+        let found = match cached {
+            Some(t) => Some(t),
+            None => state.store.token_by_hash(&hash).await?,
+        };
+        match found {
+            Some(t) if auth::same_hash(&t.token_hash, &hash) => {
+                let mut map = state
+                    .tokens
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if map.len() > 10_000 {
+                    map.clear();
+                }
+                map.insert(hash, (t.clone(), now + TOKEN_CACHE_SECS));
+                Ok(Caller(t))
+            }
             _ => Err(fail("unknown API token")),
         }
     }
@@ -555,17 +581,18 @@ async fn mint(
         max_version: b.max_version,
         ext: b.ext.unwrap_or_default().into_iter().collect(),
     };
-    let signer = s.signer.read().await.clone();
-    let l = s
-        .store
-        .org_mint(
-            c.org(),
-            &signer,
-            &fields,
-            b.max_devices.unwrap_or(1),
-            &c.ctx(&s),
-        )
-        .await?;
+    let job = MintJob {
+        org_id: c.org().to_owned(),
+        fields,
+        max_devices: b.max_devices.unwrap_or(1),
+        ctx: c.ctx(&s),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    s.minter
+        .send((job, tx))
+        .await
+        .map_err(|_| Problem::internal())?;
+    let l = rx.await.map_err(|_| Problem::internal())??;
     s.count_mint();
     Ok(json_response(StatusCode::CREATED, &license_view(&l)))
 }
