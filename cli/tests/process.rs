@@ -229,13 +229,13 @@ fn a_full_disk_for_the_results_keeps_the_ledger_whole_and_says_how_to_recover() 
         ],
     );
     assert_eq!(code, 6, "{err}");
-    assert!(
-        err.contains("rows 1-10 ARE minted and in the ledger but not in the file"),
-        "{err}"
-    );
+    // The writer fails on the first chunk; a chunk or two more may have
+    // committed meanwhile. The message covers them all.
+    let recorded = ledger(dir).len();
+    assert!([10, 20, 30].contains(&recorded), "{recorded}");
+    let rows = format!("rows 1-{recorded} ARE minted and in the ledger but not (all) in the file");
+    assert!(err.contains(&rows), "{err}");
     assert!(err.contains("keyseal licenses list --batch b-"), "{err}");
-    // Exactly the one committed chunk is recorded, and the chain is intact.
-    assert_eq!(ledger(dir).len(), 10);
     ok(dir, &["audit", "verify"]);
 }
 

@@ -135,7 +135,6 @@ fn print_issued(issued: &Issued, out: Option<&Path>, json: bool) {
 struct ResultsFile {
     file: File,
     csv: bool,
-    buf: Vec<u8>,
 }
 
 impl ResultsFile {
@@ -179,11 +178,7 @@ impl ResultsFile {
         let csv = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let mut r = ResultsFile {
-            file: f,
-            csv,
-            buf: Vec::with_capacity(1 << 20),
-        };
+        let mut r = ResultsFile { file: f, csv };
         if csv && empty {
             r.file
                 .write_all(b"row,license_id,product,customer,plan,expires_at,license_key\n")
@@ -197,40 +192,89 @@ impl ResultsFile {
         Ok(r)
     }
 
-    fn append(&mut self, chunk: &[Issued]) -> std::io::Result<()> {
-        self.buf.clear();
-        for x in chunk {
-            let r = &x.request;
-            let expires = r.expires_at.map(format);
-            if self.csv {
-                writeln!(
-                    self.buf,
-                    "{},{},{},{},{},{},{}",
-                    x.row.unwrap_or(0),
-                    x.license_id,
-                    r.product,
-                    r.customer,
-                    r.plan,
-                    expires.as_deref().unwrap_or(""),
-                    x.license_key
-                )?;
-            } else {
-                let line = json!({
-                    "row": x.row,
-                    "license_id": x.license_id.to_string(),
-                    "product": r.product,
-                    "customer": r.customer,
-                    "plan": r.plan,
-                    "expires_at": expires,
-                    "license_key": x.license_key,
-                });
-                writeln!(self.buf, "{line}")?;
+    /// Hands the file to a writer thread: each committed chunk is written in
+    /// one write and synced there while the next chunk commits.
+    fn start(self) -> ResultsWriter {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(2);
+        let mut file = self.file;
+        let handle = std::thread::spawn(move || {
+            for (first_row, buf) in rx {
+                file.write_all(&buf)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| (e, first_row))?;
             }
+            Ok(())
+        });
+        ResultsWriter {
+            csv: self.csv,
+            tx: Some(tx),
+            handle: Some(handle),
         }
-        // One write per chunk, then to disk before the next chunk is signed.
-        self.file.write_all(&self.buf)?;
-        self.file.sync_data()
     }
+}
+
+/// The writer thread of a [`ResultsFile`].
+struct ResultsWriter {
+    csv: bool,
+    tx: Option<std::sync::mpsc::SyncSender<(u64, Vec<u8>)>>,
+    handle: Option<std::thread::JoinHandle<Result<(), (std::io::Error, u64)>>>,
+}
+
+impl ResultsWriter {
+    /// Queues a committed chunk; `false` once the writer has failed.
+    fn send(&mut self, chunk: &[Issued]) -> bool {
+        let first = chunk.first().and_then(|x| x.row).unwrap_or(0);
+        let buf = format_chunk(self.csv, chunk);
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.send((first, buf)).is_ok())
+    }
+
+    /// Waits for every queued chunk to be on disk; the error and the first
+    /// row of the chunk that could not be written.
+    fn finish(mut self) -> Result<(), (std::io::Error, u64)> {
+        drop(self.tx.take());
+        match self.handle.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err((std::io::Error::other("the writer thread panicked"), 0)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The result lines of a committed chunk.
+fn format_chunk(csv: bool, chunk: &[Issued]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(chunk.len() * 320);
+    for x in chunk {
+        let r = &x.request;
+        let expires = r.expires_at.map(format);
+        // Writing to a Vec cannot fail.
+        if csv {
+            let _ = writeln!(
+                buf,
+                "{},{},{},{},{},{},{}",
+                x.row.unwrap_or(0),
+                x.license_id,
+                r.product,
+                r.customer,
+                r.plan,
+                expires.as_deref().unwrap_or(""),
+                x.license_key
+            );
+        } else {
+            let line = json!({
+                "row": x.row,
+                "license_id": x.license_id.to_string(),
+                "product": r.product,
+                "customer": r.customer,
+                "plan": r.plan,
+                "expires_at": expires,
+                "license_key": x.license_key,
+            });
+            let _ = writeln!(buf, "{line}");
+        }
+    }
+    buf
 }
 
 /// Data rows in the file, for the progress bar (an estimate for CSV with
@@ -276,7 +320,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         let rows = batch::open(batch_path, format)?;
         let pass = env::passphrase(false)?;
         let signer = vault.unlock(&pass).await?;
-        let mut results = ResultsFile::open(out_path)?;
+        let mut results = ResultsFile::open(out_path)?.start();
         let show_progress = !a.no_progress && !json && std::io::stderr().is_terminal();
         let bar = if show_progress {
             let total = if batch_path == Path::new("-") {
@@ -301,7 +345,6 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             indicatif::ProgressBar::hidden()
         };
         let started = Instant::now();
-        let mut write_error: Option<(std::io::Error, u64, u64)> = None;
         let opts = BatchOptions {
             chunk_size: a.chunk_size as usize,
             start_row: a.start_row,
@@ -309,10 +352,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         let outcome = vault
             .store()
             .issue_batch(&signer, &ctx, rows, &opts, |chunk| {
-                if let Err(e) = results.append(chunk) {
-                    let first = chunk.first().and_then(|x| x.row).unwrap_or(0);
-                    let last = chunk.last().and_then(|x| x.row).unwrap_or(0);
-                    write_error = Some((e, first, last));
+                if !results.send(chunk) {
                     return Err(IssuerError::DiskFull {
                         doing: "writing the results".into(),
                     });
@@ -321,6 +361,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                 Ok(())
             })
             .await;
+        let write_error = results.finish().err();
         bar.finish_and_clear();
         Ok::<_, CliError>((outcome, write_error, started.elapsed()))
     }
@@ -331,10 +372,11 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
     let minted = outcome.minted;
     let rate = minted as f64 / elapsed.as_secs_f64().max(1e-9);
     let first_row = a.start_row;
-    if let Some((e, first, last)) = write_error {
+    if let Some((e, first)) = write_error {
+        let last = outcome.last_row;
         return Err(CliError::system(
             format!(
-                "cannot write {}: {e}; rows {first}-{last} ARE minted and in the ledger but not in the file",
+                "cannot write {}: {e}; rows {first}-{last} ARE minted and in the ledger but not (all) in the file",
                 out_path.display()
             ),
             format!(
