@@ -174,6 +174,11 @@ pub struct ServeArgs {
     /// embedded SQLite file; the vault directory still holds the sealed signing keys.
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// Failed authentications one client may make per minute before it is refused for the rest
+    /// of the minute.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub auth_failures_per_minute: u32,
 }
 
 /// `keyseal init`.

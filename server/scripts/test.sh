@@ -44,3 +44,6 @@ if [ -z "${KEYSEAL_TEST_POSTGRES_URL:-}" ]; then
     start_postgres
 fi
 cargo test -p keyseal-server -p keyseal-issuer
+# Property-based API test against the served OpenAPI document (bounded;
+# one worker: hypothesis's source inspection is not thread-safe on Python 3.11).
+bash server/scripts/schemathesis.sh "${KEYSEAL_SCHEMATHESIS_SECS:-45}"

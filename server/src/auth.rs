@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 pub const TOKEN_PREFIX: &str = "ksk_";
 /// Random bytes in a token.
 pub const TOKEN_BYTES: usize = 32;
-/// Failed authentications a client may make per window.
+/// Failed authentications a client may make per window, by default.
 pub const MAX_FAILURES: u32 = 20;
 /// The window, in seconds.
 pub const FAILURE_WINDOW_SECS: u64 = 60;
@@ -72,16 +72,23 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[derive(Debug)]
 pub struct FailureLimiter {
     salt: [u8; 16],
+    max: u32,
     clients: Mutex<HashMap<[u8; 32], (u64, u32)>>,
 }
 
 impl FailureLimiter {
     /// A limiter with a fresh random salt.
     pub fn new() -> Result<Self, getrandom::Error> {
+        Self::with_limit(MAX_FAILURES)
+    }
+
+    /// A limiter allowing `max` failures per window.
+    pub fn with_limit(max: u32) -> Result<Self, getrandom::Error> {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt)?;
         Ok(FailureLimiter {
             salt,
+            max,
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -103,7 +110,7 @@ impl FailureLimiter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(&key)
-            .is_some_and(|(start, n)| now < start + FAILURE_WINDOW_SECS && *n >= MAX_FAILURES)
+            .is_some_and(|(start, n)| now < start + FAILURE_WINDOW_SECS && *n >= self.max)
     }
 
     /// Counts a failure.

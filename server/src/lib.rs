@@ -54,6 +54,9 @@ pub struct Options {
     pub kdf: Option<KdfParams>,
     /// The clock.
     pub clock: Clock,
+    /// Failed authentications one client may make per minute before it is
+    /// refused for the rest of the minute ([`auth::MAX_FAILURES`] if `None`).
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// Errors starting the service.
@@ -182,7 +185,9 @@ impl Service {
             kdf: opts.kdf.unwrap_or_default(),
             signer,
             clock: opts.clock,
-            limiter: auth::FailureLimiter::new()?,
+            limiter: auth::FailureLimiter::with_limit(
+                opts.auth_failures_per_minute.unwrap_or(auth::MAX_FAILURES),
+            )?,
             metrics: metrics::Metrics::default(),
             minted: AtomicU64::new(0),
         });

@@ -126,6 +126,7 @@ pub fn start_on(backend: Backend) -> TestServer {
             let opts = Options {
                 vault_dir,
                 database_url,
+                auth_failures_per_minute: None,
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
                 clock: Arc::new(now),
