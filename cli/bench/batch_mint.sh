@@ -8,6 +8,10 @@
 # KEYSEAL_BIN=path/to/keyseal skips the build. The vault uses the production
 # Argon2 parameters, so the time includes unlocking the key once. Every
 # minted key is checked to be in the ledger and in the output file.
+#
+# On a machine shared with other busy processes the figure says more about
+# them than about keyseal; `sudo chrt -r 10 cli/bench/batch_mint.sh` gives the
+# bench the CPU first, as on an idle machine (the disk is still shared).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
