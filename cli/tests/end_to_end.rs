@@ -173,3 +173,26 @@ fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
         & 0o777;
     assert_eq!(vault_mode, 0o700);
 }
+
+/// `keyseal fingerprint` prints exactly what the SDK computes in the app, or
+/// says clearly that this machine has no id to fingerprint.
+#[test]
+fn fingerprint_matches_the_sdk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, out, err) = keyseal(tmp.path(), &["fingerprint", "--product", "acme-cad"]);
+    match keyseal::fingerprint::this_machine("acme-cad") {
+        Ok(fp) => {
+            assert_eq!(code, 0, "{err}");
+            assert_eq!(out.trim(), fp.to_string());
+            assert!(err.contains("send this line to the vendor"), "{err}");
+            let (_, other, _) = keyseal(tmp.path(), &["fingerprint", "--product", "acme-viewer"]);
+            assert_ne!(out, other, "fingerprints must differ per product");
+        }
+        Err(_) => {
+            assert_eq!(code, 6, "{out}");
+            assert!(err.contains("cannot fingerprint this machine"), "{err}");
+        }
+    }
+    let (code, _, err) = keyseal(tmp.path(), &["fingerprint", "--product", "acme cad"]);
+    assert_eq!(code, 5, "{err}");
+}
