@@ -125,7 +125,9 @@ fn sdk_validate(c: &mut Criterion) {
     // Warm: the first call loads state; every later one is the steady state.
     let _ = validator.validate(&r.text).unwrap();
     let mut g = c.benchmark_group("validate");
-    g.bench_function("sdk_warm_validator", |b| b.iter(|| black_box(validator.validate(black_box(&r.text)).unwrap())));
+    g.bench_function("sdk_warm_validator", |b| {
+        b.iter(|| black_box(validator.validate(black_box(&r.text)).unwrap()))
+    });
     g.finish();
 }
 
