@@ -42,4 +42,6 @@ for case in json.loads((vec / "revocation_lists.json").read_text())["cases"]:
     seed("revocation_list", raw)
     if len(raw) > 73:
         seed("revocation_list", raw[9:-64])
+seed("sdk_state", "keyseal-state 1\nproduct acme-cad\nseen 1800000000\nsigned 1799996400\nlist 10 1800086400\n")
+seed("sdk_state", "keyseal-state 1\nproduct acme-cad\nseen 0\nsigned 0\nlist none\n")
 print(f"fuzz seeds written to {out}")
