@@ -249,4 +249,16 @@ fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
     check_all_in_ledger(&s3, &token, &acked2);
     let (_, list) = http(s3.addr, "GET", "/v1/licenses?limit=500", &token, None).unwrap();
     assert!(list["items"].as_array().unwrap().len() >= acked.len().min(500));
+    drop(s3);
+    // The audit chain, written a group of mints at a time, is intact.
+    let out = Command::new(env!("CARGO_BIN_EXE_keyseal"))
+        .args(["--vault", vault.to_str().unwrap(), "audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

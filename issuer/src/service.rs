@@ -22,6 +22,10 @@ use crate::request::{RequestFields, check_product};
 use crate::store::{LicenseRecord, NewLicense, Store, i, u};
 use crate::vault::Signer;
 
+/// Rows per INSERT when a group of mints is recorded (7 parameters each at
+/// most, well under SQLite's and PostgreSQL's limits).
+const MINT_ROWS_PER_STATEMENT: usize = 500;
+
 /// Page size when none is asked for, and the most a page holds.
 pub const MAX_PAGE: u64 = 500;
 
@@ -813,21 +817,59 @@ impl Store {
             })
             .collect();
         tx.insert_licenses(&rows).await?;
-        for (n, l) in ready {
-            let job = &jobs[*n];
-            let id = l.record.license_id.to_string();
-            tx.exec(
-                sqlx::query("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ($1, $2, $3)")
-                    .bind(id.clone())
-                    .bind(job.org_id.clone())
-                    .bind(i(job.max_devices)),
-                "recording the license's organisation",
+        // Ownership rows and audit entries, many per statement: one
+        // statement each per group rather than three per license.
+        let sqlite = self.backend() == crate::store::Backend::Sqlite;
+        let head = tx
+            .fetch(
+                sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
+                "reading the audit log",
             )
             .await?;
-            tx.audit(
-                &job.ctx,
-                "license.issue",
-                &json!({
+        let (mut seq, mut prev) = match head.first() {
+            Some(r) => (
+                u(r.try_get(0).map_err(db("reading the audit log"))?),
+                r.try_get::<String, _>(1)
+                    .map_err(db("reading the audit log"))?,
+            ),
+            None => (0, crate::audit::GENESIS.to_owned()),
+        };
+        for chunk in ready.chunks(MINT_ROWS_PER_STATEMENT) {
+            let mut owners =
+                String::from("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ");
+            let mut audits = String::from(
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES ",
+            );
+            for k in 0..chunk.len() {
+                let sep = if k > 0 { "," } else { "" };
+                if sqlite {
+                    owners.push_str(&format!("{sep}(?,?,?)"));
+                    audits.push_str(&format!("{sep}(?,?,?,?,?,?,?)"));
+                } else {
+                    let (a, b) = (k * 3, k * 7);
+                    owners.push_str(&format!("{sep}(${},${},${})", a + 1, a + 2, a + 3));
+                    audits.push_str(&format!(
+                        "{sep}(${},${},${},${},${},${},${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    ));
+                }
+            }
+            let mut oq = sqlx::query(&owners);
+            let mut aq = sqlx::query(&audits);
+            for (n, l) in chunk {
+                let job = &jobs[*n];
+                let id = l.record.license_id.to_string();
+                oq = oq
+                    .bind(id.clone())
+                    .bind(job.org_id.clone())
+                    .bind(i(job.max_devices));
+                let details = json!({
                     "org_id": job.org_id,
                     "license_id": id,
                     "key_id": l.record.key_id.to_string(),
@@ -836,10 +878,30 @@ impl Store {
                     "customer": l.record.customer,
                     "expires_at": l.record.expires_at,
                     "max_devices": job.max_devices,
-                }),
-            )
-            .await?;
+                })
+                .to_string();
+                seq += 1;
+                let hash = crate::audit::entry_hash(
+                    seq,
+                    job.ctx.now,
+                    &job.ctx.actor,
+                    "license.issue",
+                    &details,
+                    &prev,
+                );
+                aq = aq
+                    .bind(i(seq))
+                    .bind(i(job.ctx.now))
+                    .bind(job.ctx.actor.clone())
+                    .bind("license.issue".to_owned())
+                    .bind(details)
+                    .bind(std::mem::replace(&mut prev, hash.clone()))
+                    .bind(hash);
+            }
+            tx.exec(oq, "recording the licenses' organisation").await?;
+            tx.exec(aq, "writing the audit log").await?;
         }
+        tx.set_meta("audit_head", &format!("{seq}:{prev}")).await?;
         tx.commit().await
     }
 

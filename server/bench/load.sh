@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Load bench of `keyseal serve` on its embedded SQLite ledger: wrk streams
+# POST /v1/licenses (mints) on loopback and prints mints/s and p50/p99.
+#   bash server/bench/load.sh            # 20 s, 64 connections
+#   bash server/bench/load.sh --smoke    # 3 s, to check the bench runs
+# Environment: KEYSEAL_BENCH_SECS, KEYSEAL_BENCH_CONNECTIONS.
+# wrk comes from Debian's packages (installed if missing, as root).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${KEYSEAL_BENCH_SECS:-20}
+CONNS=${KEYSEAL_BENCH_CONNECTIONS:-64}
+PROFILE=release
+if [ "${1:-}" = "--smoke" ]; then SECS=3; CONNS=8; PROFILE=debug; fi
+command -v wrk >/dev/null || {
+    [ "$(id -u)" = 0 ] || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+if [ "$PROFILE" = release ]; then cargo build --quiet --release -p keyseal-cli; else cargo build --quiet -p keyseal-cli; fi
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/keyseal
+
+work=$(mktemp -d)
+# Cheap key derivation: the bench measures minting, not Argon2 at start-up.
+KEYSEAL_PASSPHRASE=bench-only KEYSEAL_KDF_PARAMS=m=256,t=1,p=1 \
+    "$BIN" --vault "$work/vault" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+pid=$!
+# shellcheck disable=SC2064
+trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $work" EXIT
+for _ in $(seq 100); do grep -q "listening on" "$work/err" && break; sleep 0.1; done
+addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/err")
+token=$(grep '^ksk_' "$work/out")
+base="http://$addr"
+auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
+curl -sf "${auth[@]}" -d '{"product":"acme-cad"}' "$base/v1/products" >/dev/null
+customer=$(curl -sf "${auth[@]}" -d '{}' "$base/v1/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["customer_id"])')
+
+echo "keyseal serve ($PROFILE, SQLite, synchronous=FULL) on $addr: wrk, $CONNS connections, 2 threads, ${SECS}s, $(nproc) cores"
+KEYSEAL_TOKEN=$token KEYSEAL_CUSTOMER=$customer \
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 10s --latency -s server/bench/mint.lua "$base/v1/licenses" | tee "$work/wrk"
+grep -q "Non-2xx" "$work/wrk" && { echo "some mints failed"; exit 1; }
+# Every acknowledged mint is in the ledger.
+minted=$(curl -sf "$base/metrics" | sed -n 's/^keyseal_licenses_minted_total //p')
+echo "licenses minted by the server: $minted"
