@@ -47,3 +47,5 @@ cargo test -p keyseal-server -p keyseal-issuer
 # Property-based API test against the served OpenAPI document (bounded;
 # one worker: hypothesis's source inspection is not thread-safe on Python 3.11).
 bash server/scripts/schemathesis.sh "${KEYSEAL_SCHEMATHESIS_SECS:-45}"
+# The load bench in its smoke mode (3 s, debug build): it runs and every mint succeeds.
+bash server/bench/load.sh --smoke

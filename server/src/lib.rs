@@ -1,18 +1,4 @@
-//! keyseal-server: the issuing service behind `keyseal serve`.
-//!
-//! An HTTP API (JSON, under `/v1`, described by the OpenAPI document at
-//! `/v1/openapi.json`) over [`keyseal_issuer`]: the vendor's store or backend
-//! calls it to mint keys, manage products and customers, revoke and suspend.
-//! Apps never need it to validate a key.
-//!
-//! * [`Service::open`] opens (or, for an empty directory, initialises) the
-//!   vault, unlocks the active signing key and, on the first start, creates
-//!   an organisation with a one-time admin token.
-//! * [`Service::serve`] serves until the shutdown future resolves, then
-//!   drains in-flight requests.
-//!
-//! The service reads no clock and no environment itself: the caller passes a
-//! [`Clock`] and the passphrase.
+#![doc = include_str!("../README.md")]
 
 // The OpenAPI document is one large json! literal.
 #![recursion_limit = "512"]
