@@ -29,7 +29,8 @@ impl Drop for Server {
     }
 }
 
-fn start(vault: &std::path::Path) -> Server {
+/// Starts `keyseal serve`; `first` waits (long) for the one-time token.
+fn start(vault: &std::path::Path, first: bool) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
         .args([
             "--vault",
@@ -68,7 +69,7 @@ fn start(vault: &std::path::Path) -> Server {
         let _ = ttx.send(lines.next().unwrap_or_default());
     });
     let token = trx
-        .recv_timeout(Duration::from_millis(500))
+        .recv_timeout(Duration::from_millis(if first { 30_000 } else { 500 }))
         .ok()
         .filter(|t| t.starts_with("ksk_"));
     Server { child, addr, token }
@@ -176,7 +177,7 @@ fn check_all_in_ledger(s: &Server, token: &str, acked: &[(String, String)]) {
 fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
     let dir = tempfile::tempdir().unwrap();
     let vault = dir.path().join("vault");
-    let s = start(&vault);
+    let s = start(&vault, true);
     let token = s.token.clone().expect("first start prints the admin token");
     assert!(token.starts_with("ksk_") && token.len() == 47);
     let (st, _) = http(
@@ -216,7 +217,7 @@ fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
     drop(s);
 
     // Restart on the same vault: no new token, every acknowledged key is there and valid.
-    let s2 = start(&vault);
+    let s2 = start(&vault, false);
     assert!(
         s2.token.is_none(),
         "the admin token is printed only on first start"
@@ -245,7 +246,7 @@ fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
         .flat_map(|h| h.join().unwrap())
         .collect();
     drop(s2);
-    let s3 = start(&vault);
+    let s3 = start(&vault, false);
     check_all_in_ledger(&s3, &token, &acked2);
     let (_, list) = http(s3.addr, "GET", "/v1/licenses?limit=500", &token, None).unwrap();
     assert!(list["items"].as_array().unwrap().len() >= acked.len().min(500));
