@@ -25,7 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     // The issuing service's tenants, tokens, customers and activations (see `service`).
     (2, "service", include_str!("../migrations/0002_service.sql")),
     // The device-bound key of each activation (see `activation`).
-    (3, "device_keys", include_str!("../migrations/0003_device_keys.sql")),
+    (
+        3,
+        "device_keys",
+        include_str!("../migrations/0003_device_keys.sql"),
+    ),
 ];
 
 #[derive(Debug)]

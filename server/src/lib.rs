@@ -1,5 +1,4 @@
 #![doc = include_str!("../README.md")]
-
 // The OpenAPI document is one large json! literal.
 #![recursion_limit = "512"]
 
