@@ -587,14 +587,27 @@ async fn mint(
         max_devices: b.max_devices.unwrap_or(1),
         ctx: c.ctx(&s),
     };
+    let mut result = submit_mint(&s, job.clone()).await?;
+    // Another replica may have rotated the key: pick up the ledger's active
+    // key (its sealed file is in the shared vault) and try once more.
+    if matches!(result, Err(keyseal_issuer::Error::NoActiveKey)) && s.reload_signer().await {
+        result = submit_mint(&s, job).await?;
+    }
+    let l = result?;
+    s.count_mint();
+    Ok(json_response(StatusCode::CREATED, &license_view(&l)))
+}
+
+async fn submit_mint(
+    s: &State,
+    job: MintJob,
+) -> Result<keyseal_issuer::Result<OrgLicense>, Problem> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     s.minter
         .send((job, tx))
         .await
         .map_err(|_| Problem::internal())?;
-    let l = rx.await.map_err(|_| Problem::internal())??;
-    s.count_mint();
-    Ok(json_response(StatusCode::CREATED, &license_view(&l)))
+    rx.await.map_err(|_| Problem::internal())
 }
 
 #[derive(Deserialize)]

@@ -94,6 +94,37 @@ impl State {
     pub(crate) fn count_mint(&self) {
         self.minted.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Loads the ledger's active key from the vault if it is not the one
+    /// signing now (another replica rotated). Whether the signer changed.
+    pub(crate) async fn reload_signer(&self) -> bool {
+        let Ok(Some(active)) = self.store.active_key().await else {
+            return false;
+        };
+        let mut signer = self.signer.write().await;
+        if signer.key_id() == active.key_id {
+            return false;
+        }
+        let path = self
+            .vault_dir
+            .join(keyseal_issuer::vault::KEYS_DIR)
+            .join(format!("{}.key", active.key_id));
+        match keyseal_issuer::keyfile::KeyFile::read(&path)
+            .and_then(|f| f.open(&self.passphrase, &path))
+        {
+            Ok(key) => {
+                *signer = Signer::new(key);
+                true
+            }
+            Err(e) => {
+                eprintln!(
+                    "keyseal serve: cannot load the active signing key {}: {e}",
+                    active.key_id
+                );
+                false
+            }
+        }
+    }
 }
 
 /// A running service's state, ready to serve.

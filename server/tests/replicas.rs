@@ -1,0 +1,152 @@
+//! Several replicas on one PostgreSQL database and one vault directory:
+//! one organisation and token for all, each sees what the others minted, and
+//! a key rotated through one is picked up by the others. Skipped unless
+//! `KEYSEAL_TEST_POSTGRES_URL` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{get, post, post_empty};
+use keyseal_server::{Options, Service};
+use serde_json::json;
+
+struct Replica {
+    addr: SocketAddr,
+    token: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn replica(vault_dir: PathBuf, url: String) -> Replica {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let opts = Options {
+                vault_dir,
+                database_url: Some(url),
+                passphrase: common::secret(common::PASS),
+                kdf: Some(common::kdf()),
+                clock: Arc::new(common::now),
+                auth_failures_per_minute: None,
+            };
+            let mut svc = Service::open(opts).await.expect("open replica");
+            let token = svc.take_admin_token();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready_tx
+                .send((listener.local_addr().unwrap(), token))
+                .unwrap();
+            let shutdown = async move {
+                tokio::select! {
+                    _ = stop_rx => {}
+                    () = tokio::time::sleep(Duration::from_secs(120)) => {}
+                }
+            };
+            svc.serve(listener, shutdown).await.unwrap();
+        });
+    });
+    let (addr, token) = ready_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("replica started");
+    Replica {
+        addr,
+        token,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+#[test]
+fn replicas_share_one_postgres_ledger_and_follow_rotations() {
+    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::fresh_postgres());
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let a = replica(vault.clone(), url.clone());
+    let b = replica(vault, url);
+    let token = a
+        .token
+        .clone()
+        .expect("the first replica creates the admin token");
+    assert!(b.token.is_none(), "only the first start prints a token");
+
+    assert_eq!(
+        post(
+            a.addr,
+            "/v1/products",
+            &token,
+            &json!({ "product": "acme-cad" })
+        )
+        .status,
+        201
+    );
+    let cus = post(a.addr, "/v1/customers", &token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mint = |addr| {
+        let r = post(
+            addr,
+            "/v1/licenses",
+            &token,
+            &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d" }),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()
+    };
+    let first = mint(b.addr);
+    // A sees what B minted.
+    assert_eq!(
+        get(
+            a.addr,
+            &format!("/v1/licenses/{}", first["license_id"].as_str().unwrap()),
+            &token
+        )
+        .status,
+        200
+    );
+
+    // Rotate through A; B picks the new key up on its next mint.
+    let rotated = post_empty(a.addr, "/v1/keys/rotate", &token);
+    assert_eq!(rotated.status, 201, "{}", rotated.text());
+    let new_key = rotated.json()["key_id"].clone();
+    assert_ne!(new_key, first["key_id"]);
+    assert_eq!(mint(b.addr)["key_id"], new_key);
+    assert_eq!(mint(a.addr)["key_id"], new_key);
+    assert_eq!(
+        get(b.addr, "/v1/licenses", &token).json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
