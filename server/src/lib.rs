@@ -2,7 +2,7 @@
 // The OpenAPI document is one large json! literal.
 #![recursion_limit = "512"]
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// How long a published revocation list stays fresh (7 days).
 pub const REVOCATION_LIST_LIFETIME: u64 = 7 * 24 * 3600;
+/// How long in-flight requests may take after shutdown, by default.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Largest accepted request body (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -42,6 +44,9 @@ pub struct Options {
     /// Failed authentications one client may make per minute before it is
     /// refused for the rest of the minute ([`auth::MAX_FAILURES`] if `None`).
     pub auth_failures_per_minute: Option<u32>,
+    /// How long in-flight requests may take to finish after the shutdown
+    /// signal ([`DRAIN_TIMEOUT`] if `None`).
+    pub drain_timeout: Option<std::time::Duration>,
 }
 
 /// Errors starting the service.
@@ -129,6 +134,7 @@ impl State {
 
 /// A running service's state, ready to serve.
 pub struct Service {
+    drain: std::time::Duration,
     mint_rx: tokio::sync::mpsc::Receiver<MintRequest>,
     vault: Vault,
     state: Arc<State>,
@@ -208,6 +214,7 @@ impl Service {
             minted: AtomicU64::new(0),
         });
         Ok(Service {
+            drain: opts.drain_timeout.unwrap_or(DRAIN_TIMEOUT),
             vault,
             state,
             admin_token,
@@ -277,16 +284,40 @@ impl Service {
             self.mint_rx,
         ));
         let app = api::router(self.state.clone());
-        let served = axum::serve(
+        // After the shutdown signal, in-flight requests get `drain` to finish;
+        // a client that never completes its request cannot hold the process.
+        let drain = self.drain;
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = signalled_tx.send(());
+        };
+        let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(signal)
+        .into_future();
+        let deadline = async move {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let served = tokio::select! {
+            r = server => r,
+            () = deadline => {
+                eprintln!("keyseal serve: requests still open {} s after shutdown were cut", drain.as_secs());
+                Ok(())
+            }
+        };
         let store = self.state.store.clone();
         drop(self.state);
-        // The last sender is gone: the worker finishes what it holds.
-        let _ = worker.await;
+        // Once the last sender is gone the worker finishes what it holds;
+        // after a cut drain, connections still open keep a sender, so wait
+        // no longer than another drain period.
+        let _ = tokio::time::timeout(drain, worker).await;
         store.close().await;
         self.vault.close().await;
         served.map_err(Error::Io)

@@ -51,6 +51,7 @@ fn replica(vault_dir: PathBuf, url: String) -> Replica {
                 kdf: Some(common::kdf()),
                 clock: Arc::new(common::now),
                 auth_failures_per_minute: None,
+                drain_timeout: None,
             };
             let mut svc = Service::open(opts).await.expect("open replica");
             let token = svc.take_admin_token();

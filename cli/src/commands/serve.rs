@@ -32,6 +32,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         vault_dir: vault.to_path_buf(),
         database_url: a.database_url.clone(),
         auth_failures_per_minute: Some(a.auth_failures_per_minute),
+        drain_timeout: None,
         passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
         kdf: env::kdf_override()?,
         clock: Arc::new(|| env::now().unwrap_or(0)),

@@ -127,6 +127,7 @@ pub fn start_on(backend: Backend) -> TestServer {
                 vault_dir,
                 database_url,
                 auth_failures_per_minute: None,
+                drain_timeout: None,
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
                 clock: Arc::new(now),
