@@ -33,6 +33,8 @@ pub const DEVICE_HINT_LEN: usize = 2;
 /// Upper bound of the encoded claims, in bytes (checked by a test that
 /// encodes claims with every field at its limit).
 pub const MAX_CLAIMS_LEN: usize = 2112;
+/// Claims up to this size are re-encoded in a small stack buffer.
+const SMALL_CLAIMS_LEN: usize = 256;
 
 /// A license's random 128-bit id. Shown as 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -457,9 +459,16 @@ impl<'a> Claims<'a> {
         claims.validate()?;
         // postcard accepts over-long varints; the one canonical form is the
         // re-encoding, byte for byte.
-        let mut buf = [0u8; MAX_CLAIMS_LEN];
-        let again = postcard::to_slice(&claims, &mut buf).map_err(|_| Malformed::Encoding)?;
-        if again != bytes {
+        // Typical claims fit a small buffer; only large ones pay for zeroing
+        // the full one (this is on the verify path).
+        let canonical = if bytes.len() <= SMALL_CLAIMS_LEN {
+            let mut buf = [0u8; SMALL_CLAIMS_LEN];
+            postcard::to_slice(&claims, &mut buf).is_ok_and(|again| again == bytes)
+        } else {
+            let mut buf = [0u8; MAX_CLAIMS_LEN];
+            postcard::to_slice(&claims, &mut buf).is_ok_and(|again| again == bytes)
+        };
+        if !canonical {
             return Err(Malformed::NonCanonical.into());
         }
         Ok(claims)

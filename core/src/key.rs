@@ -145,8 +145,17 @@ impl PublicKey {
         extra: &[u8],
         signature: &[u8; 64],
     ) -> Result<(), Error> {
-        let mut buf = [0u8; crate::MAX_SIGNED_MESSAGE_LEN];
         let len = domain.len() + body.len() + extra.len();
+        // Typical licenses fit a small buffer; zeroing the full one costs
+        // more than the rest of the envelope handling.
+        let mut small = [0u8; 384];
+        let mut large;
+        let buf: &mut [u8] = if len <= small.len() {
+            &mut small
+        } else {
+            large = [0u8; crate::MAX_SIGNED_MESSAGE_LEN];
+            &mut large
+        };
         let msg = buf.get_mut(..len).ok_or(Malformed::TooLong)?;
         let (d, rest) = msg.split_at_mut(domain.len());
         let (b, e) = rest.split_at_mut(body.len());

@@ -29,6 +29,32 @@ pub struct RevocationList {
     next_update: u64,
     keys: Vec<u64>,
     licenses: Vec<u128>,
+    /// For long lists: `buckets[p]` is the index of the first id whose top
+    /// 16 bits are at least `p`, so a lookup binary-searches one small bucket
+    /// (ids are uniformly random) instead of the whole array. Derived from
+    /// `licenses`; empty for short lists.
+    buckets: Vec<u32>,
+}
+
+/// Lists at least this long get a bucket index.
+const BUCKET_INDEX_MIN: usize = 4096;
+const BUCKET_BITS: u32 = 16;
+
+/// The bucket index of a sorted id list (see [`RevocationList::buckets`]).
+fn bucket_index(ids: &[u128]) -> Vec<u32> {
+    if ids.len() < BUCKET_INDEX_MIN || u32::try_from(ids.len()).is_err() {
+        return Vec::new();
+    }
+    let mut buckets = Vec::with_capacity((1 << BUCKET_BITS) + 1);
+    let mut i = 0usize;
+    for p in 0..=(1u32 << BUCKET_BITS) {
+        while i < ids.len() && (ids[i] >> (128 - BUCKET_BITS)) < u128::from(p) {
+            i += 1;
+        }
+        // Fits: ids.len() fits in u32 (checked above).
+        buckets.push(i as u32);
+    }
+    buckets
 }
 
 impl RevocationList {
@@ -55,6 +81,7 @@ impl RevocationList {
             issued_at,
             next_update,
             keys: ids.keys,
+            buckets: bucket_index(&ids.licenses),
             licenses: ids.licenses,
         })
     }
@@ -136,7 +163,13 @@ impl RevocationList {
 
 impl RevocationCheck for RevocationList {
     fn is_license_revoked(&self, id: LicenseId) -> bool {
-        self.licenses.binary_search(&id.to_u128()).is_ok()
+        let v = id.to_u128();
+        let p = (v >> (128 - BUCKET_BITS)) as usize;
+        let ids = match (self.buckets.get(p), self.buckets.get(p + 1)) {
+            (Some(&lo), Some(&hi)) => &self.licenses[lo as usize..hi as usize],
+            _ => &self.licenses[..],
+        };
+        ids.binary_search(&v).is_ok()
     }
 
     fn is_key_revoked(&self, id: KeyId) -> bool {
@@ -374,6 +407,34 @@ mod tests {
         );
         let by_vendor = RevocationList::verify(&next.sign(&key).unwrap(), &ring).unwrap();
         assert_eq!(current.check_signer_not_revoked(&by_vendor), Ok(()));
+    }
+
+    #[test]
+    fn long_lists_use_the_bucket_index_and_find_every_id() {
+        let (key, ring) = setup();
+        let mut b = RevocationListBuilder::new(1, 0, 1);
+        let mut x = 0x1234_5678_9abc_def0_u128;
+        let mut ids = alloc::vec::Vec::new();
+        for _ in 0..(BUCKET_INDEX_MIN * 2) {
+            x = x
+                .wrapping_mul(0x2545_F491_4F6C_DD1D_0000_0000_0000_0001)
+                .wrapping_add(0x9E37_79B9);
+            ids.push(x);
+            b.revoke_license(LicenseId::from_u128(x));
+        }
+        // Edge buckets: the smallest and largest ids there are.
+        for edge in [0, u128::MAX] {
+            ids.push(edge);
+            b.revoke_license(LicenseId::from_u128(edge));
+        }
+        let list = RevocationList::verify(&b.sign(&key).unwrap(), &ring).unwrap();
+        assert_eq!(list.buckets.len(), (1 << BUCKET_BITS) + 1);
+        for id in &ids {
+            assert!(list.is_license_revoked(LicenseId::from_u128(*id)));
+            assert!(
+                !list.is_license_revoked(LicenseId::from_u128(id ^ 1)) || ids.contains(&(id ^ 1))
+            );
+        }
     }
 
     #[test]
