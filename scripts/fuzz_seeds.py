@@ -48,4 +48,13 @@ seed("issuer_inputs", "product,customer,plan,expires,entitlements\nacme-cad,cus_
 seed("issuer_inputs", '{"product":"acme-cad","customer":"cus_1","plan":"pro","expires":"365d","entitlements":["a","b"]}\n')
 for f in sorted((root / "cli" / "tests").rglob("*.csv")) + sorted((root / "cli" / "tests").rglob("*.jsonl")):
     seed("issuer_inputs", f.read_bytes())
+for body in [
+    '{"product":"acme-cad","customer_id":"cus_1","plan":"pro","expires":"365d","entitlements":["export-pdf"],"max_devices":2}',
+    '{"product":"acme-cad","customer_id":"cus_1","plan":"pro","expires":"2027-01-01","grace":"14d","max_version":"5.x","ext":{"seats":"5"}}',
+    '{"product":"acme-cad","name":"ACME CAD"}',
+    '{"name":"Jane","email":"jane@example.com"}',
+    '{"reason":"refund"}',
+    '{"fingerprint":"ksfp1.AAAAAAAAAAAAAAAAAAAAAA","device_match":1}',
+]:
+    seed("server_requests", body)
 print(f"fuzz seeds written to {out}")

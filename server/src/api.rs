@@ -562,29 +562,61 @@ struct MintRequest {
     max_devices: Option<u64>,
 }
 
+impl MintRequest {
+    /// The issuer's request fields (what the CLI's batch rows also become)
+    /// and the device limit.
+    fn into_fields(self) -> (RequestFields, u64) {
+        let fields = RequestFields {
+            product: Some(self.product),
+            customer: Some(self.customer_id),
+            plan: Some(self.plan),
+            expires: Some(self.expires),
+            not_before: self.not_before,
+            grace: self.grace,
+            device: self.device,
+            device_match: self.device_match.map(|n| n.to_string()),
+            entitlements: self.entitlements.unwrap_or_default(),
+            max_version: self.max_version,
+            ext: self.ext.unwrap_or_default().into_iter().collect(),
+        };
+        (fields, self.max_devices.unwrap_or(1))
+    }
+}
+
+/// Parses `bytes` as the JSON body of every request type the API takes
+/// (as the `Body` extractor does), and resolves a mint body the way the mint
+/// handler does, up to the claims keyseal-core checks. For the fuzz target
+/// in `fuzz/`: it must never panic, and a mint body that resolves must give
+/// valid claims.
+#[doc(hidden)]
+pub fn fuzz_request_bodies(bytes: &[u8], now: u64) {
+    let _ = serde_json::from_slice::<NewProduct>(bytes);
+    let _ = serde_json::from_slice::<NewCustomer>(bytes);
+    let _ = serde_json::from_slice::<RevokeRequest>(bytes);
+    let _ = serde_json::from_slice::<ActivateRequest>(bytes);
+    if let Ok(b) = serde_json::from_slice::<MintRequest>(bytes) {
+        let (fields, _) = b.into_fields();
+        if let Ok(req) = fields.resolve(now) {
+            let claims = req.claims(keyseal_core::LicenseId::from_bytes([1; 16]), now);
+            assert!(
+                claims.validate().is_ok(),
+                "a resolved mint request gives valid claims"
+            );
+        }
+    }
+}
+
 async fn mint(
     axum::extract::State(s): axum::extract::State<S>,
     c: Caller,
     Body(b): Body<MintRequest>,
 ) -> ApiResult {
     c.need(Scope::Issue)?;
-    let fields = RequestFields {
-        product: Some(b.product),
-        customer: Some(b.customer_id),
-        plan: Some(b.plan),
-        expires: Some(b.expires),
-        not_before: b.not_before,
-        grace: b.grace,
-        device: b.device,
-        device_match: b.device_match.map(|n| n.to_string()),
-        entitlements: b.entitlements.unwrap_or_default(),
-        max_version: b.max_version,
-        ext: b.ext.unwrap_or_default().into_iter().collect(),
-    };
+    let (fields, max_devices) = b.into_fields();
     let job = MintJob {
         org_id: c.org().to_owned(),
         fields,
-        max_devices: b.max_devices.unwrap_or(1),
+        max_devices,
         ctx: c.ctx(&s),
     };
     let mut result = submit_mint(&s, job.clone()).await?;

@@ -12,6 +12,8 @@ use keyseal_issuer::service::Scope;
 use keyseal_issuer::{Access, Context, InitOptions, KdfParams, Passphrase, Signer, Store, Vault};
 
 mod api;
+#[doc(hidden)]
+pub use api::fuzz_request_bodies;
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
