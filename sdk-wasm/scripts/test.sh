@@ -21,13 +21,7 @@ tar -tzf "$TARBALL" | sort
 
 step "size of the verify-only .wasm"
 WASM_FILE="$OUT/package/wasm/keyseal_wasm_bg.wasm"
-if ! bash "$HERE/scripts/size.sh" "$WASM_FILE"; then
-    # KNOWN MISS, reported: sdk-rust forces keyseal-core's `fast` tables on
-    # (about 10 KiB raw, 9 KiB gzipped here) and the curve code is built for
-    # speed. Until sdk-rust lets a verifier opt out, hold the line where it is.
-    echo "WARNING: the .wasm is over its 150 KiB / 75 KiB budget (see sdk-wasm/README.md, Size and speed)"
-    bash "$HERE/scripts/size.sh" "$WASM_FILE" 180 86
-fi
+bash "$HERE/scripts/size.sh" "$WASM_FILE"
 
 step "scratch project with the packed package"
 SCRATCH="$OUT/scratch"
