@@ -375,11 +375,15 @@ mod file {
     /// `None` if the directory cannot be found (no home directory).
     #[must_use]
     pub fn default_path(product: &str) -> Option<PathBuf> {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        path_in(product, |name| std::env::var_os(name))
+    }
+
+    /// [`default_path`] with the environment read through `env`.
+    pub(super) fn path_in(
+        product: &str,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Option<PathBuf> {
+        let var = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         let base = if cfg!(windows) {
             var("LOCALAPPDATA")?
         } else if cfg!(target_os = "macos") {
@@ -522,10 +526,45 @@ mod tests {
     #[cfg(keyseal_os)]
     #[test]
     fn default_path_is_per_product() {
-        if let Some(p) = default_path("acme:cad") {
-            assert!(
-                p.ends_with("keyseal/acme_cad.state") || p.ends_with("keyseal\\acme_cad.state")
+        use std::ffi::OsString;
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let path =
+            |pairs| file::path_in("acme:cad", env(pairs)).map(|p| p.to_string_lossy().into_owned());
+        if cfg!(windows) {
+            assert_eq!(
+                path(&[("LOCALAPPDATA", r"C:\Users\u\AppData\Local")]).as_deref(),
+                Some(r"C:\Users\u\AppData\Local\keyseal\acme_cad.state")
             );
+            assert_eq!(path(&[("HOME", r"C:\Users\u")]), None);
+        } else if cfg!(target_os = "macos") {
+            assert_eq!(
+                path(&[("HOME", "/Users/u")]).as_deref(),
+                Some("/Users/u/Library/Application Support/keyseal/acme_cad.state")
+            );
+            assert_eq!(path(&[]), None);
+        } else {
+            assert_eq!(
+                path(&[("HOME", "/home/u")]).as_deref(),
+                Some("/home/u/.local/state/keyseal/acme_cad.state")
+            );
+            assert_eq!(
+                path(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "/var/st")]).as_deref(),
+                Some("/var/st/keyseal/acme_cad.state")
+            );
+            // A relative XDG_STATE_HOME is ignored, as the XDG spec says.
+            assert_eq!(
+                path(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "st")]).as_deref(),
+                Some("/home/u/.local/state/keyseal/acme_cad.state")
+            );
+            assert_eq!(path(&[("HOME", "")]), None);
+            assert_eq!(path(&[]), None);
         }
     }
 }
