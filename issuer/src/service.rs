@@ -146,7 +146,7 @@ pub struct OrgLicenseFilter {
     pub limit: u64,
 }
 
-/// One mint request of [`Store::org_mint_many`].
+/// One mint request (see [`sign_mint`] and [`Store::org_record_mints`]).
 #[derive(Debug, Clone)]
 pub struct MintJob {
     /// The organisation.
@@ -157,6 +157,49 @@ pub struct MintJob {
     pub max_devices: u64,
     /// When and by whom.
     pub ctx: Context,
+}
+
+/// A mint request and its signed license, ready for [`Store::org_record_mints`].
+#[derive(Debug, Clone)]
+pub struct SignedMint {
+    /// The request.
+    pub job: MintJob,
+    /// The license signed for it (not yet in the ledger).
+    pub license: OrgLicense,
+}
+
+/// Resolves a mint request and signs its license, with no database access
+/// (so a service can sign many in parallel, outside its commit). The result
+/// is not a license until [`Store::org_record_mints`] has committed it: that
+/// checks the product, the customer and that `signer` is still the active key.
+pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
+    let req = job.fields.resolve(job.ctx.now)?;
+    if !(1..=1000).contains(&job.max_devices) {
+        return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
+    }
+    let mut idb = [0u8; 16];
+    getrandom::fill(&mut idb)?;
+    let id = LicenseId::from_bytes(idb);
+    let claims = req.claims(id, job.ctx.now);
+    let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
+    let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
+    Ok(OrgLicense {
+        record: LicenseRecord {
+            license_id: id,
+            key_id: signer.key_id(),
+            product: req.product,
+            customer: req.customer,
+            plan: req.plan,
+            issued_at: job.ctx.now,
+            expires_at: req.expires_at,
+            license_key: key_text,
+            batch_id: None,
+            batch_row: None,
+            revoked: None,
+        },
+        max_devices: job.max_devices,
+        suspended_at: None,
+    })
 }
 
 /// One customer's records, for a data export.
@@ -659,133 +702,35 @@ impl Store {
         })
     }
 
-    /// Mints many licenses (possibly for several organisations) in one
-    /// transaction: group commit for a service under load. Each request is
-    /// checked on its own (a bad one fails alone); the good ones are signed
-    /// and committed together, and none is returned before the commit. If
-    /// the shared transaction fails, each is retried alone.
-    pub async fn org_mint_many(
-        &self,
-        signer: &Signer,
-        jobs: &[MintJob],
-    ) -> Vec<Result<OrgLicense>> {
-        use std::collections::HashMap;
-        let mut out: Vec<Option<Result<OrgLicense>>> = (0..jobs.len()).map(|_| None).collect();
-        let mut known_products: HashMap<(String, String), bool> = HashMap::new();
-        let mut known_customers: HashMap<(String, String), bool> = HashMap::new();
-        let mut ready: Vec<(usize, OrgLicense)> = Vec::new();
-        for (n, job) in jobs.iter().enumerate() {
-            let checked = async {
-                let req = job.fields.resolve(job.ctx.now)?;
-                let pk = (job.org_id.clone(), req.product.clone());
-                let has_product = match known_products.get(&pk) {
-                    Some(b) => *b,
-                    None => {
-                        let b = self.org_product(&job.org_id, &req.product).await?.is_some();
-                        known_products.insert(pk, b);
-                        b
-                    }
-                };
-                if !has_product {
-                    let known = self
-                        .org_products(&job.org_id)
-                        .await?
-                        .into_iter()
-                        .map(|p| p.product)
-                        .collect();
-                    return Err(Error::UnknownProduct {
-                        product: req.product.clone(),
-                        known,
+    /// Records mints signed with [`sign_mint`] (possibly for several
+    /// organisations) in one transaction: group commit for a service under
+    /// load. Inside the transaction each is checked on its own (its product
+    /// and customer exist in its organisation, and the key that signed it is
+    /// still the active key: otherwise [`Error::NoActiveKey`], and the caller
+    /// re-signs); the good ones commit together. A result is `Ok` only after
+    /// the commit. If the shared transaction fails, each is retried alone.
+    pub async fn org_record_mints(&self, mints: &[SignedMint]) -> Vec<Result<()>> {
+        let all: Vec<&SignedMint> = mints.iter().collect();
+        match self.record_group(&all).await {
+            Ok(results) => results,
+            Err(e) if mints.len() == 1 => vec![Err(e)],
+            Err(_) => {
+                let mut out = Vec::with_capacity(mints.len());
+                for m in mints {
+                    out.push(match self.record_group(&[m]).await {
+                        Ok(mut r) => r.pop().unwrap_or(Err(Error::NoActiveKey)),
+                        Err(e) => Err(e),
                     });
                 }
-                let ck = (job.org_id.clone(), req.customer.clone());
-                let has_customer = match known_customers.get(&ck) {
-                    Some(b) => *b,
-                    None => {
-                        let b = self
-                            .org_customer(&job.org_id, &req.customer)
-                            .await?
-                            .is_some();
-                        known_customers.insert(ck, b);
-                        b
-                    }
-                };
-                if !has_customer {
-                    return Err(Error::invalid(
-                        "customer",
-                        format!(
-                            "no customer `{}` (create it with POST /v1/customers)",
-                            req.customer
-                        ),
-                    ));
-                }
-                if !(1..=1000).contains(&job.max_devices) {
-                    return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
-                }
-                let mut idb = [0u8; 16];
-                getrandom::fill(&mut idb)?;
-                let id = LicenseId::from_bytes(idb);
-                let claims = req.claims(id, job.ctx.now);
-                let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
-                let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
-                Ok(OrgLicense {
-                    record: LicenseRecord {
-                        license_id: id,
-                        key_id: signer.key_id(),
-                        product: req.product,
-                        customer: req.customer,
-                        plan: req.plan,
-                        issued_at: job.ctx.now,
-                        expires_at: req.expires_at,
-                        license_key: key_text,
-                        batch_id: None,
-                        batch_row: None,
-                        revoked: None,
-                    },
-                    max_devices: job.max_devices,
-                    suspended_at: None,
-                })
-            }
-            .await;
-            match checked {
-                Ok(l) => ready.push((n, l)),
-                Err(e) => out[n] = Some(Err(e)),
+                out
             }
         }
-        if !ready.is_empty() {
-            match self.record_minted(signer, jobs, &ready).await {
-                Ok(()) => {
-                    for (n, l) in ready {
-                        out[n] = Some(Ok(l));
-                    }
-                }
-                Err(Error::NoActiveKey) => {
-                    for (n, _) in ready {
-                        out[n] = Some(Err(Error::NoActiveKey));
-                    }
-                }
-                Err(_) => {
-                    for (n, _) in ready {
-                        let j = &jobs[n];
-                        out[n] = Some(
-                            self.org_mint(&j.org_id, signer, &j.fields, j.max_devices, &j.ctx)
-                                .await,
-                        );
-                    }
-                }
-            }
-        }
-        out.into_iter()
-            .map(|o| o.unwrap_or(Err(Error::NoActiveKey)))
-            .collect()
     }
 
-    async fn record_minted(
-        &self,
-        signer: &Signer,
-        jobs: &[MintJob],
-        ready: &[(usize, OrgLicense)],
-    ) -> Result<()> {
+    /// One transaction for a group: checks, inserts and commits; the
+    /// per-mint verdicts, or the error that rolled the whole group back.
+    async fn record_group(&self, mints: &[&SignedMint]) -> Result<Vec<Result<()>>> {
+        use std::collections::HashMap;
         let mut tx = self.begin_write().await?;
         let active = tx
             .fetch(
@@ -798,22 +743,106 @@ impl Store {
             .map(|r| r.try_get(0))
             .transpose()
             .map_err(db("reading signing keys"))?;
-        if active.as_deref() != Some(signer.key_id().to_string().as_str()) {
-            return Err(Error::NoActiveKey);
+        let mut products: HashMap<(&str, &str), bool> = HashMap::new();
+        let mut customers: HashMap<(&str, &str), bool> = HashMap::new();
+        let mut verdicts: Vec<Result<()>> = Vec::with_capacity(mints.len());
+        let mut ready: Vec<&SignedMint> = Vec::with_capacity(mints.len());
+        for m in mints {
+            let org = m.job.org_id.as_str();
+            let rec = &m.license.record;
+            if active.as_deref() != Some(rec.key_id.to_string().as_str()) {
+                verdicts.push(Err(Error::NoActiveKey));
+                continue;
+            }
+            let has_product = match products.get(&(org, rec.product.as_str())) {
+                Some(b) => *b,
+                None => {
+                    let b = !tx
+                        .fetch(
+                            sqlx::query(
+                                "SELECT 1 FROM org_products WHERE org_id = $1 AND product = $2",
+                            )
+                            .bind(org.to_owned())
+                            .bind(rec.product.clone()),
+                            "reading products",
+                        )
+                        .await?
+                        .is_empty();
+                    products.insert((org, rec.product.as_str()), b);
+                    b
+                }
+            };
+            if !has_product {
+                let rows = tx
+                    .fetch(
+                        sqlx::query(
+                            "SELECT product FROM org_products WHERE org_id = $1 ORDER BY product",
+                        )
+                        .bind(org.to_owned()),
+                        "reading products",
+                    )
+                    .await?;
+                let known = rows
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(db("reading products"))?;
+                verdicts.push(Err(Error::UnknownProduct {
+                    product: rec.product.clone(),
+                    known,
+                }));
+                continue;
+            }
+            let has_customer = match customers.get(&(org, rec.customer.as_str())) {
+                Some(b) => *b,
+                None => {
+                    let b = !tx
+                        .fetch(
+                            sqlx::query(
+                                "SELECT 1 FROM customers WHERE org_id = $1 AND customer_id = $2",
+                            )
+                            .bind(org.to_owned())
+                            .bind(rec.customer.clone()),
+                            "reading customers",
+                        )
+                        .await?
+                        .is_empty();
+                    customers.insert((org, rec.customer.as_str()), b);
+                    b
+                }
+            };
+            if !has_customer {
+                verdicts.push(Err(Error::invalid(
+                    "customer",
+                    format!(
+                        "no customer `{}` (create it with POST /v1/customers)",
+                        rec.customer
+                    ),
+                )));
+                continue;
+            }
+            verdicts.push(Ok(()));
+            ready.push(m);
+        }
+        if ready.is_empty() {
+            return Ok(verdicts);
         }
         let rows: Vec<NewLicense<'_>> = ready
             .iter()
-            .map(|(_, l)| NewLicense {
-                license_id: l.record.license_id,
-                key_id: l.record.key_id,
-                product: &l.record.product,
-                customer: &l.record.customer,
-                plan: &l.record.plan,
-                issued_at: l.record.issued_at,
-                expires_at: l.record.expires_at,
-                license_key: &l.record.license_key,
-                batch_id: None,
-                batch_row: None,
+            .map(|m| {
+                let l = &m.license.record;
+                NewLicense {
+                    license_id: l.license_id,
+                    key_id: l.key_id,
+                    product: &l.product,
+                    customer: &l.customer,
+                    plan: &l.plan,
+                    issued_at: l.issued_at,
+                    expires_at: l.expires_at,
+                    license_key: &l.license_key,
+                    batch_id: None,
+                    batch_row: None,
+                }
             })
             .collect();
         tx.insert_licenses(&rows).await?;
@@ -862,13 +891,13 @@ impl Store {
             }
             let mut oq = sqlx::query(&owners);
             let mut aq = sqlx::query(&audits);
-            for (n, l) in chunk {
-                let job = &jobs[*n];
+            for m in chunk {
+                let (job, l) = (&m.job, &m.license);
                 let id = l.record.license_id.to_string();
                 oq = oq
                     .bind(id.clone())
                     .bind(job.org_id.clone())
-                    .bind(i(job.max_devices));
+                    .bind(i(l.max_devices));
                 let details = json!({
                     "org_id": job.org_id,
                     "license_id": id,
@@ -877,7 +906,7 @@ impl Store {
                     "plan": l.record.plan,
                     "customer": l.record.customer,
                     "expires_at": l.record.expires_at,
-                    "max_devices": job.max_devices,
+                    "max_devices": l.max_devices,
                 })
                 .to_string();
                 seq += 1;
@@ -902,7 +931,8 @@ impl Store {
             tx.exec(aq, "writing the audit log").await?;
         }
         tx.set_meta("audit_head", &format!("{seq}:{prev}")).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(verdicts)
     }
 
     /// One license of the organisation (`None` for a malformed id, an

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use keyseal_core::{KeyId, LicenseId, PublicKey};
@@ -194,6 +196,69 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The connect URL (a SQLite checkpointer opens its own connection).
+    url: String,
+    /// WAL pages after which a committing SQLite connection checkpoints
+    /// (0 once checkpoints run on their own connection).
+    autocheckpoint: Arc<AtomicU32>,
+}
+
+/// WAL pages (32 MiB) after which a committing SQLite connection checkpoints
+/// by itself, unless checkpoints run on their own connection
+/// ([`Store::checkpoint_separately`]).
+pub const AUTOCHECKPOINT_PAGES: u32 = 8192;
+
+/// Checkpoints a SQLite ledger's write-ahead log on a connection of its
+/// own, so no commit waits for one (see [`Store::checkpoint_separately`]).
+pub struct Checkpointer {
+    conn: sqlx::AnyConnection,
+}
+
+async fn wal_checkpoint(conn: &mut sqlx::AnyConnection, sql: &str) -> Result<WalProgress> {
+    let g = |e| Error::db("checkpointing the ledger", e);
+    let row = sqlx::query(sql).fetch_one(conn).await.map_err(g)?;
+    let busy: i64 = row.try_get(0).map_err(g)?;
+    let log: i64 = row.try_get(1).map_err(g)?;
+    let done: i64 = row.try_get(2).map_err(g)?;
+    Ok(WalProgress {
+        busy: busy != 0,
+        log_pages: u(log),
+        checkpointed_pages: u(done),
+    })
+}
+
+impl std::fmt::Debug for Checkpointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpointer").finish_non_exhaustive()
+    }
+}
+
+/// What a checkpoint did, in WAL pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalProgress {
+    /// Whether it could not finish (a writer or reader was in the way).
+    pub busy: bool,
+    /// Pages in the log.
+    pub log_pages: u64,
+    /// Pages of the log now in the database file.
+    pub checkpointed_pages: u64,
+}
+
+impl Checkpointer {
+    /// Copies what it can of the log into the database file without
+    /// waiting for or blocking any writer or reader (SQLite's PASSIVE mode).
+    pub async fn passive(&mut self) -> Result<WalProgress> {
+        self.run("PRAGMA wal_checkpoint(PASSIVE)").await
+    }
+
+    async fn run(&mut self, sql: &str) -> Result<WalProgress> {
+        wal_checkpoint(&mut self.conn, sql).await
+    }
+
+    /// Closes its connection.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
 }
 
 pub(crate) fn i(v: u64) -> i64 {
@@ -272,22 +337,26 @@ impl Store {
                 .await
                 .map_err(|e| Error::db("opening the ledger", e))?;
         }
+        let autocheckpoint = Arc::new(AtomicU32::new(AUTOCHECKPOINT_PAGES));
+        let pages = autocheckpoint.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
+                let pages = pages.load(Ordering::Relaxed);
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL with synchronous = FULL: every commit is on disk
                         // before it returns (a batch writes keys out only after
                         // that). Checkpoints every 32 MiB of WAL rather than 4,
-                        // so a batch is not slowed by one per commit; a 32 MiB
-                        // page cache keeps the license index in memory.
-                        conn.execute(
+                        // so a batch is not slowed by one per commit (none at
+                        // all once a checkpointer runs on its own connection);
+                        // a 32 MiB page cache keeps the license index in memory.
+                        conn.execute(&*format!(
                             "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                              PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-                             PRAGMA wal_autocheckpoint = 8192; PRAGMA cache_size = -32768;",
-                        )
+                             PRAGMA wal_autocheckpoint = {pages}; PRAGMA cache_size = -32768;"
+                        ))
                         .await?;
                     }
                     Ok(())
@@ -296,7 +365,63 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| Error::db("opening the ledger", e))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            url: url.to_owned(),
+            autocheckpoint,
+        })
+    }
+
+    /// For a SQLite ledger: a passive checkpoint on the writers' own
+    /// connection. Under a steady stream of commits, checkpoints on another
+    /// connection never let the log start over (frames keep arriving while
+    /// they copy), so the log grows; run this between two commits, just
+    /// after a [`Checkpointer::passive`] (little left to copy), and the next
+    /// commit starts the log over. `None` for PostgreSQL.
+    pub async fn checkpoint_between_commits(&self) -> Result<Option<WalProgress>> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let mut c = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Error::db("checkpointing the ledger", e))?;
+        wal_checkpoint(&mut c, "PRAGMA wal_checkpoint(PASSIVE)")
+            .await
+            .map(Some)
+    }
+
+    /// For a SQLite ledger: stops commits from checkpointing the log
+    /// themselves (on this store's connections, now and later) and returns a
+    /// [`Checkpointer`] on a connection of its own, which the caller must
+    /// then run often (or the log grows). `None` for PostgreSQL.
+    pub async fn checkpoint_separately(&self) -> Result<Option<Checkpointer>> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let g = |e| Error::db("opening the ledger for checkpoints", e);
+        let opts: AnyConnectOptions = self.url.parse().map_err(g)?;
+        let mut conn = sqlx::AnyConnection::connect_with(&opts).await.map_err(g)?;
+        conn.execute(
+            "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
+        )
+        .await
+        .map_err(g)?;
+        self.autocheckpoint.store(0, Ordering::Relaxed);
+        // Connections opened from now on get 0 in after_connect; hold every
+        // open one at once (so each is a different one) and set it there.
+        let mut held = Vec::new();
+        for _ in 0..self.pool.size() {
+            let mut c = self.pool.acquire().await.map_err(g)?;
+            c.execute("PRAGMA wal_autocheckpoint = 0;")
+                .await
+                .map_err(g)?;
+            held.push(c);
+        }
+        drop(held);
+        Ok(Some(Checkpointer { conn }))
     }
 
     /// The connection pool (for the crate's other modules, e.g. `service`).

@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use keyseal_issuer::KeyInfo;
 use keyseal_issuer::activation::{Activated, Activation, Refused};
 use keyseal_issuer::service::{
-    Customer, MintJob, OrgLicense, OrgLicenseFilter, Product, Scope, TokenRecord,
+    Customer, MintJob, OrgLicense, OrgLicenseFilter, Product, Scope, SignedMint, TokenRecord,
 };
 use keyseal_issuer::{Context, RequestFields};
 use serde::Deserialize;
@@ -619,24 +619,37 @@ async fn mint(
         max_devices,
         ctx: c.ctx(&s),
     };
-    let mut result = submit_mint(&s, job.clone()).await?;
-    // Another replica may have rotated the key: pick up the ledger's active
-    // key (its sealed file is in the shared vault) and try once more.
-    if matches!(result, Err(keyseal_issuer::Error::NoActiveKey)) && s.reload_signer().await {
-        result = submit_mint(&s, job).await?;
+    let signer = s.signer.read().await.clone();
+    let mut result = submit_mint(&s, &signer, job.clone()).await?;
+    // The key rotated between signing and commit (here, or through another
+    // replica: then load the ledger's active key from the shared vault):
+    // sign again with the active key and try once more.
+    if matches!(result, Err(keyseal_issuer::Error::NoActiveKey)) {
+        s.reload_signer().await;
+        let now = s.signer.read().await.clone();
+        if now.key_id() != signer.key_id() {
+            result = submit_mint(&s, &now, job).await?;
+        }
     }
     let l = result?;
     s.count_mint();
     Ok(json_response(StatusCode::CREATED, &license_view(&l)))
 }
 
+/// Signs the mint here (handlers sign in parallel), then hands it to the
+/// group-commit task and waits for the commit.
 async fn submit_mint(
     s: &State,
+    signer: &keyseal_issuer::Signer,
     job: MintJob,
 ) -> Result<keyseal_issuer::Result<OrgLicense>, Problem> {
+    let license = match keyseal_issuer::service::sign_mint(signer, &job) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e)),
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
     s.minter
-        .send((job, tx))
+        .send((SignedMint { job, license }, tx))
         .await
         .map_err(|_| Problem::internal())?;
     rx.await.map_err(|_| Problem::internal())

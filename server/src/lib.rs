@@ -280,11 +280,19 @@ impl Service {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let restart_log = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let worker = tokio::spawn(mint_worker(
             self.state.store.clone(),
-            self.state.signer.clone(),
+            restart_log.clone(),
             self.mint_rx,
         ));
+        let (stop_checkpoints, stop_rx) = tokio::sync::oneshot::channel();
+        let checkpoints = self
+            .state
+            .store
+            .checkpoint_separately()
+            .await?
+            .map(|cp| tokio::spawn(checkpointer(cp, restart_log, stop_rx)));
         let app = api::router(self.state.clone());
         // After the shutdown signal, in-flight requests get `drain` to finish;
         // a client that never completes its request cannot hold the process.
@@ -320,37 +328,83 @@ impl Service {
         // after a cut drain, connections still open keep a sender, so wait
         // no longer than another drain period.
         let _ = tokio::time::timeout(drain, worker).await;
+        let _ = stop_checkpoints.send(());
+        if let Some(c) = checkpoints {
+            let _ = c.await;
+        }
         store.close().await;
         self.vault.close().await;
         served.map_err(Error::Io)
     }
 }
 
-/// A mint for the group-commit task, and where to send its result.
+/// A signed mint for the group-commit task, and where to send its result.
 pub(crate) type MintRequest = (
-    keyseal_issuer::service::MintJob,
+    keyseal_issuer::service::SignedMint,
     tokio::sync::oneshot::Sender<keyseal_issuer::Result<keyseal_issuer::service::OrgLicense>>,
 );
 
 /// Most mints committed in one transaction.
 const MAX_GROUP: usize = 512;
 
-/// Group commit: takes every mint waiting (up to [`MAX_GROUP`]), signs and
-/// records them in one transaction, then answers each. While a group
-/// commits, the next one gathers, so one fsync serves many mints under
-/// load and a lone mint waits for nothing.
+/// Group commit: takes every signed mint waiting (up to [`MAX_GROUP`]),
+/// records them in one transaction, then answers each. Signing happens in
+/// the request handlers, in parallel; this task does only the database
+/// work. While a group commits, the next one gathers, so one fsync serves
+/// many mints under load and a lone mint waits for nothing. When the
+/// checkpointer asks (`restart_log`), a checkpoint between two groups lets
+/// the SQLite log start over.
 async fn mint_worker(
     store: Store,
-    signer: Arc<tokio::sync::RwLock<Signer>>,
+    restart_log: Arc<std::sync::atomic::AtomicBool>,
     mut rx: tokio::sync::mpsc::Receiver<MintRequest>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let (jobs, replies): (Vec<_>, Vec<_>) = group.drain(..).unzip();
-        let s = signer.read().await.clone();
-        let results = store.org_mint_many(&s, &jobs).await;
-        for (reply, r) in replies.into_iter().zip(results) {
-            let _ = reply.send(r);
+        let (mints, replies): (Vec<_>, Vec<_>) = group.drain(..).unzip();
+        let results = store.org_record_mints(&mints).await;
+        for ((reply, r), m) in replies.into_iter().zip(results).zip(mints) {
+            let _ = reply.send(r.map(|()| m.license));
+        }
+        if restart_log.swap(false, Ordering::Relaxed)
+            && let Err(e) = store.checkpoint_between_commits().await
+        {
+            eprintln!("keyseal serve: checkpoint failed: {e}");
         }
     }
+}
+
+/// How often the checkpointer copies the SQLite log into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Log pages (16 MiB) after which the log should start over.
+const CHECKPOINT_RESTART_PAGES: u64 = 4096;
+
+/// Checkpoints the SQLite log off the request path, on its own connection,
+/// until `stop` fires. Commits no longer checkpoint by themselves: one that
+/// did waited for up to 32 MiB of copying and an fsync of the database
+/// file. Passive checkpoints copy without blocking writers; once the log is
+/// long, the mint worker is asked (`restart_log`) to run one more between
+/// two groups, which copies only what arrived since and lets the log start
+/// over instead of growing.
+async fn checkpointer(
+    mut cp: keyseal_issuer::store::Checkpointer,
+    restart_log: Arc<std::sync::atomic::AtomicBool>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        match cp.passive().await {
+            Ok(p) if p.log_pages > CHECKPOINT_RESTART_PAGES => {
+                restart_log.store(true, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("keyseal serve: checkpoint failed: {e}"),
+        }
+    }
+    cp.close().await;
 }
