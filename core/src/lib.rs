@@ -24,7 +24,9 @@ pub use error::{Error, Malformed};
 pub use key::SigningKey;
 pub use key::{KeyId, PublicKey};
 pub use keyring::{KeyCertificate, Keyring, TrustedKey};
-pub use license::{Expectations, RevocationCheck, Status, UnverifiedLicense, VerifiedLicense};
+pub use license::{
+    Expectations, RevocationCheck, Status, Timing, UnverifiedLicense, VerifiedLicense,
+};
 #[cfg(feature = "alloc")]
 pub use revocation::RevocationList;
 pub use text::armor;

@@ -147,6 +147,30 @@ impl<'a> UnverifiedLicense<'a> {
         &self.claims
     }
 
+    /// Whether [`verify`](Self::verify) had already checked the signature
+    /// when it refused with `refusal`, so that the claims are the vendor's
+    /// (an advisory validator may then still report them). The order of
+    /// checks is `docs/FORMAT.md`'s: key lookup and the exact device binding
+    /// come before the signature; the key's revocation and window, the
+    /// product, a tolerant binding, the license's revocation, its time window
+    /// and the version cap come after.
+    #[must_use]
+    pub const fn signature_checked_before(&self, refusal: &Error) -> bool {
+        match refusal {
+            Error::KeyRevoked(_)
+            | Error::KeyNotValid(_)
+            | Error::WrongProduct
+            | Error::Revoked
+            | Error::NotYetValid { .. }
+            | Error::Expired { .. }
+            | Error::VersionNotCovered => true,
+            Error::WrongDevice => {
+                matches!(self.claims.device, Some(DeviceBinding::Tolerant { .. }))
+            }
+            _ => false,
+        }
+    }
+
     /// Verifies the license; see `docs/FORMAT.md` for the order of checks.
     #[must_use = "a verification result must be checked"]
     pub fn verify(
@@ -199,25 +223,12 @@ impl<'a> UnverifiedLicense<'a> {
         {
             return Err(Error::Revoked);
         }
-        if let Some(nb) = c.not_before
-            && exp.now.saturating_add(exp.leeway) < nb
-        {
-            return Err(Error::NotYetValid { not_before: nb });
-        }
-        let mut status = Status::Active;
-        if let Some(expires) = c.expires_at {
-            let grace_end = expires.saturating_add(u64::from(c.grace_secs));
-            if exp.now > grace_end.saturating_add(exp.leeway) {
-                return Err(Error::Expired {
-                    expired_at: expires,
-                });
-            }
-            if c.grace_secs > 0 && exp.now > expires {
-                status = Status::InGrace {
-                    grace_ends: grace_end,
-                };
-            }
-        }
+        let status = match c.timing(exp.now, exp.leeway) {
+            Timing::NotYetValid { not_before } => return Err(Error::NotYetValid { not_before }),
+            Timing::Expired { expired_at } => return Err(Error::Expired { expired_at }),
+            Timing::Active => Status::Active,
+            Timing::InGrace { grace_ends } => Status::InGrace { grace_ends },
+        };
         if let (Some(cap), Some(v)) = (c.max_version, exp.app_version)
             && !cap.covers(v)
         {
@@ -228,6 +239,56 @@ impl<'a> UnverifiedLicense<'a> {
             key_id: self.env.key_id,
             status,
         })
+    }
+}
+
+/// Where a license's time window puts it at some moment: the rule
+/// [`UnverifiedLicense::verify`] applies (not-before, then expiry plus
+/// grace, each with the leeway), for callers that report a license outside
+/// its window instead of refusing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Inside its window.
+    Active,
+    /// Past its expiry but inside its grace period.
+    InGrace {
+        /// When the grace period ends (unix seconds).
+        grace_ends: u64,
+    },
+    /// Before its start, even with the leeway.
+    NotYetValid {
+        /// The license's start (unix seconds).
+        not_before: u64,
+    },
+    /// Past its expiry and grace, even with the leeway.
+    Expired {
+        /// The license's expiry (unix seconds).
+        expired_at: u64,
+    },
+}
+
+impl Claims<'_> {
+    /// Where these claims' time window puts the license at `now` (unix
+    /// seconds), allowing `leeway` seconds of clock difference either way.
+    #[must_use]
+    pub fn timing(&self, now: u64, leeway: u64) -> Timing {
+        if let Some(not_before) = self.not_before
+            && now.saturating_add(leeway) < not_before
+        {
+            return Timing::NotYetValid { not_before };
+        }
+        if let Some(expires) = self.expires_at {
+            let grace_ends = expires.saturating_add(u64::from(self.grace_secs));
+            if now > grace_ends.saturating_add(leeway) {
+                return Timing::Expired {
+                    expired_at: expires,
+                };
+            }
+            if self.grace_secs > 0 && now > expires {
+                return Timing::InGrace { grace_ends };
+            }
+        }
+        Timing::Active
     }
 }
 

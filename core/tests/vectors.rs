@@ -4,10 +4,14 @@
 use keyseal_core::license::{self, MAX_LICENSE_LEN};
 use keyseal_core::revocation::RevocationList;
 use keyseal_core::{
-    Claims, DeviceBinding, DeviceRule, Error, Expectations, Fingerprint, Keyring, SigningKey,
-    Status, UnverifiedLicense, Version, armor,
+    Claims, DeviceBinding, DeviceRule, Error, Expectations, Fingerprint, Keyring, SIGNATURE_LEN,
+    SigningKey, Status, UnverifiedLicense, Version, armor,
 };
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Refusals checked against a forged signature: [after it, before it].
+static ORDER_CHECKED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 fn load(name: &str) -> Vec<Value> {
     let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -80,7 +84,27 @@ fn run_license_case(case: &Value) -> Result<Value, Error> {
     }
     let mut buf = [0u8; MAX_LICENSE_LEN];
     let bytes = decode(case["key"].as_str().unwrap(), &mut buf)?;
-    let verified = UnverifiedLicense::from_bytes(bytes)?.verify(&keyring, &exp)?;
+    let unverified = UnverifiedLicense::from_bytes(bytes)?;
+    let verdict = unverified.verify(&keyring, &exp);
+    if let Err(e) = &verdict
+        && *e != Error::BadSignature
+    {
+        // `signature_checked_before` tells verify's order truly: with a
+        // forged signature, exactly the refusals it names become bad_signature.
+        let mut forged = bytes.to_vec();
+        let last = forged.len() - 1;
+        forged[last - SIGNATURE_LEN / 2] ^= 0x01;
+        let forged_verdict = UnverifiedLicense::from_bytes(&forged)?.verify(&keyring, &exp);
+        assert_eq!(
+            unverified.signature_checked_before(e),
+            forged_verdict == Err(Error::BadSignature),
+            "{}: refused with {e:?}; with a forged signature, {forged_verdict:?}",
+            case["name"]
+        );
+        let after = unverified.signature_checked_before(e);
+        ORDER_CHECKED[usize::from(!after)].fetch_add(1, Ordering::Relaxed);
+    }
+    let verified = verdict?;
     let (status, grace_ends) = match verified.status() {
         Status::Active => ("active", None),
         Status::InGrace { grace_ends } => ("in_grace", Some(grace_ends)),
@@ -114,6 +138,11 @@ fn license_vectors() {
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let [after, before] = ORDER_CHECKED.each_ref().map(|n| n.load(Ordering::Relaxed));
+    assert!(
+        after >= 5 && before >= 2,
+        "too few refusals on either side of the signature: {after} after, {before} before"
+    );
 }
 
 fn run_list_case(case: &Value) -> Result<Value, Error> {

@@ -156,25 +156,6 @@ impl Problem {
             }
         }
     }
-
-    /// Whether keyseal-core raised this error only after the license's
-    /// signature had verified (docs/FORMAT.md, "Verification order": steps 5
-    /// to 12), so its claims are the vendor's. `binding_is_tolerant` tells a
-    /// tolerant-binding *wrong_device* (step 8) from an exact one (step 3,
-    /// before the signature).
-    pub(crate) const fn after_signature(e: &CoreError, binding_is_tolerant: bool) -> bool {
-        match e {
-            CoreError::KeyRevoked(_)
-            | CoreError::KeyNotValid(_)
-            | CoreError::WrongProduct
-            | CoreError::Revoked
-            | CoreError::NotYetValid { .. }
-            | CoreError::Expired { .. }
-            | CoreError::VersionNotCovered => true,
-            CoreError::WrongDevice => binding_is_tolerant,
-            _ => false,
-        }
-    }
 }
 
 fn core_message(e: &CoreError) -> String {

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, MAX_LICENSE_TEXT_LEN};
 use keyseal_core::{
-    Claims, DeviceBinding, Error as CoreError, Expectations, Fingerprint, Keyring, Malformed,
-    RevocationList, UnverifiedLicense, Version,
+    Claims, Error as CoreError, Expectations, Fingerprint, Keyring, Malformed,
+    RevocationList, Timing, UnverifiedLicense, Version,
 };
 
 use crate::clock::Clock;
@@ -560,7 +560,6 @@ impl Validator {
         // Unverified until verify() below; used only to pick the time (a
         // forged issue time cannot pass the signature check) and the device.
         let claimed = *unverified.dangerous_unverified_claims();
-        let tolerant = matches!(claimed.device, Some(DeviceBinding::Tolerant { .. }));
         let device = match claimed.device {
             Some(_) => self.fingerprint().ok(),
             None => None,
@@ -593,7 +592,7 @@ impl Validator {
         let now = clock_now.max(signed_mark);
         let verified_claims: Result<(Claims<'_>, Status), CoreError> = match verdict {
             Ok(v) => Ok((*v.claims(), core_status(v.status()))),
-            Err(e) if Problem::after_signature(&e, tolerant) => {
+            Err(e) if unverified.signature_checked_before(&e) => {
                 // The signature verified (docs/FORMAT.md, verification
                 // order), so the claims are the vendor's.
                 if self.mode == Mode::Advisory {
@@ -867,25 +866,15 @@ fn core_status(s: keyseal_core::Status) -> Status {
     }
 }
 
-/// The status keyseal-core would give at `now`, or the time problem (advisory mode).
+/// The status at `now` by keyseal-core's time rule, including the time
+/// problems an advisory validator reports instead of refusing.
 fn status_at(c: &Claims<'_>, now: u64, leeway: u64) -> Status {
-    if let Some(nb) = c.not_before
-        && now.saturating_add(leeway) < nb
-    {
-        return Status::NotYetValid { not_before: nb };
+    match c.timing(now, leeway) {
+        Timing::Active => Status::Active,
+        Timing::InGrace { grace_ends } => Status::InGrace { grace_ends },
+        Timing::NotYetValid { not_before } => Status::NotYetValid { not_before },
+        Timing::Expired { expired_at } => Status::Expired { expired_at },
     }
-    if let Some(expires) = c.expires_at {
-        let grace_ends = expires.saturating_add(u64::from(c.grace_secs));
-        if now > grace_ends.saturating_add(leeway) {
-            return Status::Expired {
-                expired_at: expires,
-            };
-        }
-        if c.grace_secs > 0 && now > expires {
-            return Status::InGrace { grace_ends };
-        }
-    }
-    Status::Active
 }
 
 // Keep the one error conversion explicit: Malformed is re-exported by core.
