@@ -201,6 +201,86 @@ impl<'de, T: Copy + Default + Deserialize<'de>, const N: usize> Deserialize<'de>
 pub type Entitlements<'a> = Bounded<&'a str, MAX_ENTITLEMENTS>;
 /// Vendor extension fields `(key, value)`, sorted by key, keys unique.
 pub type Extensions<'a> = Bounded<(&'a str, &'a str), MAX_EXTENSIONS>;
+
+/// Why a list given in any order cannot become a claims list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListError<'a> {
+    /// More distinct items than the list holds.
+    TooMany {
+        /// The most the list holds.
+        max: usize,
+    },
+    /// An extension key given twice (with different values).
+    DuplicateKey(&'a str),
+}
+
+impl fmt::Display for ListError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListError::TooMany { max } => write!(f, "more than {max} given"),
+            ListError::DuplicateKey(k) => write!(f, "key `{k}` given twice"),
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Bounded<T, N> {
+    /// Inserts `item` where `key` orders it. `Ok(Some(existing))` leaves the
+    /// list as it was when an item with the same key is there already;
+    /// `Err` gives the item back when the list is full.
+    fn insert_by<K: Ord>(&mut self, item: T, key: impl Fn(&T) -> K) -> Result<Option<T>, T> {
+        let k = key(&item);
+        match self.as_slice().binary_search_by(|x| key(x).cmp(&k)) {
+            Ok(i) => Ok(Some(self.items[i])),
+            Err(_) if self.len == N => Err(item),
+            Err(i) => {
+                self.items.copy_within(i..self.len, i + 1);
+                self.items[i] = item;
+                self.len += 1;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl<'a> Bounded<&'a str, MAX_ENTITLEMENTS> {
+    /// Entitlements in the order the format requires (sorted, unique) from
+    /// names in any order; a name given twice counts once. The names' own
+    /// rules are [`Claims::validate`]'s.
+    pub fn sorted_from(names: impl IntoIterator<Item = &'a str>) -> Result<Self, ListError<'a>> {
+        let mut list = Self::new();
+        for name in names {
+            list.insert_by(name, |n| *n)
+                .map_err(|_| ListError::TooMany {
+                    max: MAX_ENTITLEMENTS,
+                })?;
+        }
+        Ok(list)
+    }
+}
+
+impl<'a> Bounded<(&'a str, &'a str), MAX_EXTENSIONS> {
+    /// Extension fields in the order the format requires (sorted by key)
+    /// from pairs in any order. A pair given twice counts once; one key with
+    /// two values is an error.
+    pub fn sorted_from(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ListError<'a>> {
+        let mut list = Self::new();
+        for pair in pairs {
+            match list.insert_by(pair, |(k, _)| *k) {
+                Ok(None) => {}
+                Ok(Some(existing)) if existing == pair => {}
+                Ok(Some(_)) => return Err(ListError::DuplicateKey(pair.0)),
+                Err(_) => {
+                    return Err(ListError::TooMany {
+                        max: MAX_EXTENSIONS,
+                    });
+                }
+            }
+        }
+        Ok(list)
+    }
+}
 /// Component digests of a tolerant device binding.
 pub type ComponentDigests = Bounded<[u8; COMPONENT_DIGEST_LEN], MAX_DEVICE_COMPONENTS>;
 
@@ -507,6 +587,46 @@ fn strictly_sorted<'x>(mut it: impl Iterator<Item = &'x str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_in_any_order_become_canonical() {
+        let e =
+            Entitlements::sorted_from(["plugins", "export-pdf", "cloud-sync", "plugins"]).unwrap();
+        assert_eq!(e.as_slice(), ["cloud-sync", "export-pdf", "plugins"]);
+        // MAX_ENTITLEMENTS + 1 distinct names, in order: a0, a1, ... d2.
+        let mut buf = [0u8; 2 * (MAX_ENTITLEMENTS + 1)];
+        for (i, c) in buf.chunks_mut(2).enumerate() {
+            c[0] = b'a' + u8::try_from(i / 10).unwrap();
+            c[1] = b'0' + u8::try_from(i % 10).unwrap();
+        }
+        let names: [&str; MAX_ENTITLEMENTS + 1] =
+            core::array::from_fn(|i| core::str::from_utf8(&buf[2 * i..2 * i + 2]).unwrap());
+        let full = &names[..MAX_ENTITLEMENTS];
+        let e_full = Entitlements::sorted_from(full.iter().rev().copied()).unwrap();
+        assert_eq!(e_full.as_slice(), full);
+        assert_eq!(
+            Entitlements::sorted_from(names),
+            Err(ListError::TooMany {
+                max: MAX_ENTITLEMENTS
+            })
+        );
+        // A repeat does not count against the limit.
+        assert!(Entitlements::sorted_from(full.iter().chain(full).copied()).is_ok());
+
+        let x =
+            Extensions::sorted_from([("tier", "gold"), ("seat", "7"), ("tier", "gold")]).unwrap();
+        assert_eq!(x.as_slice(), [("seat", "7"), ("tier", "gold")]);
+        assert_eq!(
+            Extensions::sorted_from([("tier", "gold"), ("tier", "silver")]),
+            Err(ListError::DuplicateKey("tier"))
+        );
+
+        // What comes out passes the format's own check.
+        let mut c = Claims::new(LicenseId::from_bytes([1; 16]), "p", "c", "pro", 1);
+        c.entitlements = e;
+        c.extensions = x;
+        assert_eq!(c.validate(), Ok(()));
+    }
 
     fn max_claims<'a>(
         names: &'a [alloc::string::String],

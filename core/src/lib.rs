@@ -16,7 +16,7 @@ pub mod license;
 pub mod revocation;
 mod text;
 
-pub use claims::{Claims, DeviceBinding, LicenseId, Version, VersionCap};
+pub use claims::{Claims, DeviceBinding, LicenseId, ListError, Version, VersionCap};
 pub use device::{DeviceRule, Fingerprint};
 pub use envelope::SIGNATURE_LEN;
 pub use error::{Error, Malformed};

@@ -2,8 +2,8 @@
 //! JSONL fields, all with the same names) and as the issuer signs them.
 
 use keyseal_core::claims::{
-    Claims, Entitlements, Extensions, LicenseId, MAX_CUSTOMER_LEN, MAX_ENTITLEMENTS,
-    MAX_EXTENSION_VALUE_LEN, MAX_EXTENSIONS, MAX_NAME_LEN, VersionCap,
+    Claims, Entitlements, Extensions, LicenseId, MAX_CUSTOMER_LEN, MAX_EXTENSION_VALUE_LEN,
+    MAX_NAME_LEN, VersionCap,
 };
 use keyseal_core::device::{DeviceRule, Fingerprint};
 
@@ -248,7 +248,6 @@ impl RequestFields {
             }
         };
 
-        let mut entitlements = Vec::with_capacity(self.entitlements.len());
         for e in &self.entitlements {
             check_name(
                 "entitlements",
@@ -256,19 +255,15 @@ impl RequestFields {
                 MAX_NAME_LEN,
                 "feature names such as export or sso",
             )?;
-            entitlements.push(e.clone());
         }
-        entitlements.sort_unstable();
-        entitlements.dedup();
-        if entitlements.len() > MAX_ENTITLEMENTS {
-            return Err(Error::invalid(
-                "entitlements",
-                format!(
-                    "{} given, at most {MAX_ENTITLEMENTS} allowed",
-                    entitlements.len()
-                ),
-            ));
-        }
+        // Any order, repeats allowed: keyseal-core makes the format's order.
+        let entitlements: Vec<String> =
+            Entitlements::sorted_from(self.entitlements.iter().map(String::as_str))
+                .map_err(|e| Error::invalid("entitlements", e.to_string()))?
+                .as_slice()
+                .iter()
+                .map(|e| (*e).to_owned())
+                .collect();
 
         let max_version = match optional(&self.max_version) {
             None => None,
@@ -280,8 +275,7 @@ impl RequestFields {
             })?),
         };
 
-        let mut ext = self.ext.clone();
-        for (k, v) in &ext {
+        for (k, v) in &self.ext {
             check_name(
                 "ext",
                 k,
@@ -297,19 +291,13 @@ impl RequestFields {
                 ));
             }
         }
-        ext.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = ext.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::invalid(
-                "ext",
-                format!("key `{}` given twice", w[0].0),
-            ));
-        }
-        if ext.len() > MAX_EXTENSIONS {
-            return Err(Error::invalid(
-                "ext",
-                format!("{} given, at most {MAX_EXTENSIONS} allowed", ext.len()),
-            ));
-        }
+        let ext: Vec<(String, String)> =
+            Extensions::sorted_from(self.ext.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(|e| Error::invalid("ext", e.to_string()))?
+                .as_slice()
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
 
         let req = LicenseRequest {
             product: product.to_owned(),
@@ -400,6 +388,17 @@ mod tests {
         assert_eq!(r.entitlements, ["export", "sso"]);
         assert_eq!(r.ext[0].0, "region");
         assert_eq!(r.grace_secs, 14 * 86_400);
+
+        // One key with two values is refused; the same pair twice is one.
+        f.ext.push(("seats".into(), "11".into()));
+        let e = f.resolve(1000).unwrap_err().to_string();
+        assert!(e.contains("key `seats` given twice"), "{e}");
+        f.ext.pop();
+        f.ext.push(("seats".into(), "10".into()));
+        assert_eq!(f.resolve(1000).unwrap().ext.len(), 2);
+        f.entitlements = (0..33).map(|i| format!("f{i}")).collect();
+        let e = f.resolve(1000).unwrap_err().to_string();
+        assert!(e.contains("more than 32 given"), "{e}");
     }
 
     #[test]

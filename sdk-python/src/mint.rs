@@ -186,8 +186,8 @@ pub fn issue(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
-    // Python sets and lists have no canonical order; the format wants
-    // entitlements sorted and unique, extensions sorted by key.
+    // Python sets and lists have no canonical order: keyseal-core's
+    // `sorted_from` puts them in the order the format requires.
     let mut ents: Vec<String> = Vec::new();
     if let Some(e) = entitlements {
         if e.is_instance_of::<PyString>() {
@@ -199,8 +199,6 @@ pub fn issue(
             ents.push(text(&item?, "each entitlement")?);
         }
     }
-    ents.sort_unstable();
-    ents.dedup();
     let mut exts: Vec<(String, String)> = Vec::new();
     if let Some(x) = extensions {
         let d = x.cast::<PyDict>().map_err(|_| {
@@ -216,7 +214,6 @@ pub fn issue(
             ));
         }
     }
-    exts.sort_unstable();
 
     let mut claims = Claims::new(license_id, product, customer, plan, issued_at);
     claims.expires_at = expires
@@ -232,18 +229,10 @@ pub fn issue(
     claims.max_version = max_version
         .map(|v| v.parse::<VersionCap>().map_err(errors::core_err))
         .transpose()?;
-    let ent_refs: Vec<&str> = ents.iter().map(String::as_str).collect();
-    claims.entitlements = Entitlements::from_slice(&ent_refs).ok_or_else(|| {
-        errors::core_err(keyseal_core::Error::InvalidClaims(
-            keyseal_core::Malformed::List,
-        ))
-    })?;
-    let ext_refs: Vec<(&str, &str)> = exts.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    claims.extensions = Extensions::from_slice(&ext_refs).ok_or_else(|| {
-        errors::core_err(keyseal_core::Error::InvalidClaims(
-            keyseal_core::Malformed::List,
-        ))
-    })?;
+    claims.entitlements =
+        Entitlements::sorted_from(ents.iter().map(String::as_str)).map_err(list_error)?;
+    claims.extensions = Extensions::sorted_from(exts.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(list_error)?;
 
     let fp = device
         .map(|d| d.parse::<Fingerprint>().map_err(errors::core_err))
@@ -279,4 +268,11 @@ pub fn issue(
     let bound = fp.as_ref().zip(rule);
     let bytes = license::issue(&key.inner, &claims, bound).map_err(errors::core_err)?;
     Ok(license::to_text(&bytes))
+}
+
+/// Too many entitlements or extensions: the claims are malformed.
+fn list_error(_: keyseal_core::ListError<'_>) -> PyErr {
+    errors::core_err(keyseal_core::Error::InvalidClaims(
+        keyseal_core::Malformed::List,
+    ))
 }
