@@ -542,11 +542,9 @@ impl<'a> Claims<'a> {
         // Typical claims fit a small buffer; only large ones pay for zeroing
         // the full one (this is on the verify path).
         let canonical = if bytes.len() <= SMALL_CLAIMS_LEN {
-            let mut buf = [0u8; SMALL_CLAIMS_LEN];
-            postcard::to_slice(&claims, &mut buf).is_ok_and(|again| again == bytes)
+            reencodes_to::<SMALL_CLAIMS_LEN>(&claims, bytes)
         } else {
-            let mut buf = [0u8; MAX_CLAIMS_LEN];
-            postcard::to_slice(&claims, &mut buf).is_ok_and(|again| again == bytes)
+            reencodes_to::<MAX_CLAIMS_LEN>(&claims, bytes)
         };
         if !canonical {
             return Err(Malformed::NonCanonical.into());
@@ -559,6 +557,12 @@ impl<'a> Claims<'a> {
         self.validate().map_err(Error::InvalidClaims)?;
         postcard::to_slice(self, buf).map_err(|_| Error::InvalidClaims(Malformed::TooLong))
     }
+}
+
+/// Whether `claims` encode back to exactly `bytes`, in an `N`-byte stack buffer.
+fn reencodes_to<const N: usize>(claims: &Claims<'_>, bytes: &[u8]) -> bool {
+    let mut buf = [0u8; N];
+    postcard::to_slice(claims, &mut buf).is_ok_and(|again| again == bytes)
 }
 
 /// Product ids, plans, entitlements, extension keys and customer ids: 1 to
