@@ -155,6 +155,14 @@ pub enum Command {
         The API is described at /v1/openapi.json. Stop with Ctrl-C or SIGTERM: in-flight requests finish.")]
     Serve(ServeArgs),
 
+    /// Organisations (tenants) of the issuing service: create one (with its first admin token), list.
+    #[command(subcommand)]
+    Org(OrgCommand),
+
+    /// API tokens of the issuing service: create one for an organisation.
+    #[command(subcommand)]
+    Token(TokenCommand),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         keyseal completions bash > ~/.local/share/bash-completion/completions/keyseal\n  \
@@ -179,6 +187,72 @@ pub struct ServeArgs {
     /// of the minute.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
+}
+
+/// Where the service's ledger is: the vault's SQLite file, or PostgreSQL.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// The service's PostgreSQL ledger (postgres://...), as given to `keyseal serve`, instead of
+    /// the vault's embedded SQLite file.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+/// `keyseal org`.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation and print its first admin API token (shown once).
+    #[command(after_help = "Examples:\n  \
+        keyseal org create \"Acme Corp\"\n  \
+        keyseal org create beta-tenant --database-url postgres://keyseal@db/keyseal\n\n\
+        An operator's command: it works on the vault (or the service's PostgreSQL ledger) directly and \
+        needs the vault passphrase. The organisation's admin then makes more tokens with POST /v1/tokens.")]
+    Create {
+        /// The organisation's name.
+        name: String,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// List organisations.
+    List {
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+}
+
+/// `keyseal token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for an organisation and print it (shown once).
+    #[command(after_help = "Examples:\n  \
+        keyseal token create --org org_1a2b3c4d5e6f7a8b --scopes issue --name \"store backend\"\n  \
+        keyseal token create --org org_1a2b3c4d5e6f7a8b --scopes admin --name ops\n\n\
+        Scopes: admin (everything), issue (mint, revoke, activate, products, customers), read. \
+        Tokens are revoked through the API (POST /v1/tokens/{id}/revoke).")]
+    Create {
+        /// The organisation (its id, from `keyseal org list`).
+        #[arg(long, value_name = "ORG_ID")]
+        org: String,
+        /// Comma-separated scopes: admin, issue, read.
+        #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPES")]
+        scopes: Vec<TokenScope>,
+        /// What the token is for.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+}
+
+/// An API token scope.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TokenScope {
+    /// Everything, including signing keys and tokens.
+    Admin,
+    /// Mint, revoke, suspend, activate; products and customers.
+    Issue,
+    /// Read only.
+    Read,
 }
 
 /// `keyseal init`.

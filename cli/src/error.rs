@@ -219,6 +219,16 @@ impl From<IssuerError> for CliError {
                     "register it with `keyseal products add {product}`, or fix the product name"
                 ),
             ),
+            E::LastAdminToken(_) => CliError::input(
+                what,
+                "create another admin token first (`keyseal token create --scopes admin`)",
+            ),
+            E::UnknownOrg(_) => CliError::new(
+                "unknown_org",
+                exit::INPUT,
+                what,
+                "check the id with `keyseal org list`",
+            ),
             E::ProductExists(_) => {
                 CliError::input(what, "nothing to do: see `keyseal products list`")
             }

@@ -115,6 +115,13 @@ pub enum Error {
     /// The product is already registered.
     #[error("product {0} is already registered")]
     ProductExists(String),
+    /// The API token is the organisation's last admin token that is not
+    /// revoked: revoking it would leave nobody able to manage the organisation.
+    #[error("token {0} is the organisation's last admin token: create another admin token first")]
+    LastAdminToken(String),
+    /// No organisation with this id.
+    #[error("no organisation {0}")]
+    UnknownOrg(String),
     /// No license with this id is in the ledger.
     #[error("no license {0} in the ledger")]
     UnknownLicense(String),

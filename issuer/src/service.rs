@@ -54,7 +54,9 @@ impl Scope {
         }
     }
 
-    fn parse(s: &str) -> Option<Scope> {
+    /// The scope named `s` (`admin`, `issue` or `read`).
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Scope> {
         match s {
             "admin" => Some(Scope::Admin),
             "issue" => Some(Scope::Issue),
@@ -94,6 +96,64 @@ impl TokenRecord {
     pub fn actor(&self) -> String {
         format!("org:{}/token:{}", self.org_id, self.token_id)
     }
+}
+
+/// An API token as an admin sees it: never the secret, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// Public id (appears in the audit log).
+    pub token_id: String,
+    /// The organisation it acts for.
+    pub org_id: String,
+    /// What it is for (free text).
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// When it was created.
+    pub created_at: u64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<u64>,
+}
+
+/// An organisation (a tenant of the service).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OrgInfo {
+    /// Its id.
+    pub org_id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: u64,
+}
+
+/// Most API tokens an organisation may have (revoked ones included).
+pub const MAX_TOKENS: u64 = 1000;
+
+fn scopes_text(scopes: &[Scope]) -> String {
+    let mut s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    s.sort_unstable();
+    s.dedup();
+    s.join(" ")
+}
+
+fn parse_scopes(s: &str) -> Vec<Scope> {
+    s.split(' ').filter_map(Scope::parse).collect()
+}
+
+const TOKEN_SELECT: &str =
+    "SELECT token_id, org_id, label, scopes, created_at, revoked_at FROM api_tokens";
+
+fn token_from_row(r: &AnyRow) -> Result<TokenInfo> {
+    let g = db("reading API tokens");
+    let scopes: String = r.try_get(3).map_err(&g)?;
+    Ok(TokenInfo {
+        token_id: r.try_get(0).map_err(&g)?,
+        org_id: r.try_get(1).map_err(&g)?,
+        name: r.try_get(2).map_err(&g)?,
+        scopes: parse_scopes(&scopes),
+        created_at: u(r.try_get(4).map_err(&g)?),
+        revoked_at: r.try_get::<Option<i64>, _>(5).map_err(&g)?.map(u),
+    })
 }
 
 /// A product of an organisation.
@@ -305,6 +365,9 @@ impl Store {
         ctx: &Context,
     ) -> Result<(String, String)> {
         check_text("name", name, 200)?;
+        if name.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
         let org_id = format!("org_{}", random_hex(8)?);
         let token_id = format!("tok_{}", random_hex(8)?);
         let mut tx = self.begin_write().await?;
@@ -330,7 +393,7 @@ impl Store {
         Ok((org_id, token_id))
     }
 
-    /// Adds a token to an organisation; returns its id.
+    /// Adds a token to an organisation; returns its id. `label` is its name.
     pub async fn add_token(
         &self,
         org_id: &str,
@@ -339,28 +402,173 @@ impl Store {
         label: &str,
         ctx: &Context,
     ) -> Result<String> {
-        check_text("label", label, 200)?;
+        check_text("name", label, 200)?;
+        if label.trim().is_empty() {
+            return Err(Error::invalid("name", "must not be empty"));
+        }
+        if scopes.is_empty() {
+            return Err(Error::invalid(
+                "scopes",
+                "give at least one of admin, issue, read",
+            ));
+        }
         let token_id = format!("tok_{}", random_hex(8)?);
         let mut tx = self.begin_write().await?;
+        let org = tx
+            .fetch(
+                sqlx::query("SELECT 1 FROM orgs WHERE org_id = $1").bind(org_id.to_owned()),
+                "reading organisations",
+            )
+            .await?;
+        if org.is_empty() {
+            return Err(Error::UnknownOrg(org_id.to_owned()));
+        }
+        let count = tx
+            .fetch(
+                sqlx::query("SELECT COUNT(*) FROM api_tokens WHERE org_id = $1")
+                    .bind(org_id.to_owned()),
+                "reading API tokens",
+            )
+            .await?;
+        let count: i64 = count
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db("reading API tokens"))?
+            .unwrap_or(0);
+        if u(count) >= MAX_TOKENS {
+            return Err(Error::invalid(
+                "scopes",
+                format!("the organisation has {MAX_TOKENS} tokens, the most it may have"),
+            ));
+        }
         insert_token(
             &mut tx, org_id, &token_id, token_hash, scopes, label, ctx.now,
         )
         .await?;
-        let s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
         tx.audit(
             ctx,
             "token.create",
-            &json!({ "org_id": org_id, "token_id": token_id, "scopes": s }),
+            &json!({ "org_id": org_id, "token_id": token_id, "name": label, "scopes": scopes_text(scopes) }),
         )
         .await?;
         tx.commit().await?;
         Ok(token_id)
     }
 
-    /// The token whose secret hashes to `token_hash`, if any.
+    /// The organisation's API tokens, oldest first (revoked ones included).
+    pub async fn org_tokens(&self, org_id: &str) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(&format!(
+            "{TOKEN_SELECT} WHERE org_id = $1 ORDER BY created_at, token_id"
+        ))
+        .bind(org_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading API tokens"))?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// One API token of the organisation.
+    pub async fn org_token(&self, org_id: &str, token_id: &str) -> Result<Option<TokenInfo>> {
+        let row = sqlx::query(&format!(
+            "{TOKEN_SELECT} WHERE org_id = $1 AND token_id = $2"
+        ))
+        .bind(org_id.to_owned())
+        .bind(token_id.to_owned())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db("reading API tokens"))?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// Revokes one of the organisation's API tokens (`None` if it has no
+    /// such token; idempotent). Refuses ([`Error::LastAdminToken`]) to revoke
+    /// the organisation's last admin token that is not revoked.
+    pub async fn org_revoke_token(
+        &self,
+        org_id: &str,
+        token_id: &str,
+        ctx: &Context,
+    ) -> Result<Option<TokenInfo>> {
+        let mut tx = self.begin_write().await?;
+        let rows = tx
+            .fetch(
+                sqlx::query(
+                    "SELECT token_id, scopes, revoked_at FROM api_tokens WHERE org_id = $1",
+                )
+                .bind(org_id.to_owned()),
+                "reading API tokens",
+            )
+            .await?;
+        let g = db("reading API tokens");
+        let mut target = None;
+        let mut live_admins = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get(0).map_err(&g)?;
+            let scopes: String = r.try_get(1).map_err(&g)?;
+            let revoked: Option<i64> = r.try_get(2).map_err(&g)?;
+            if revoked.is_none() && parse_scopes(&scopes).contains(&Scope::Admin) {
+                live_admins.push(id.clone());
+            }
+            if id == token_id {
+                target = Some(revoked);
+            }
+        }
+        let Some(revoked) = target else {
+            return Ok(None);
+        };
+        if revoked.is_none() {
+            if live_admins == [token_id] {
+                return Err(Error::LastAdminToken(token_id.to_owned()));
+            }
+            tx.exec(
+                sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE org_id = $2 AND token_id = $3",
+                )
+                .bind(i(ctx.now))
+                .bind(org_id.to_owned())
+                .bind(token_id.to_owned()),
+                "revoking the API token",
+            )
+            .await?;
+            tx.audit(
+                ctx,
+                "token.revoke",
+                &json!({ "org_id": org_id, "token_id": token_id }),
+            )
+            .await?;
+            tx.commit().await?;
+        } else {
+            // Already revoked: nothing to write (and the transaction holds
+            // the SQLite ledger's one connection until dropped).
+            drop(tx);
+        }
+        self.org_token(org_id, token_id).await
+    }
+
+    /// Every organisation, oldest first.
+    pub async fn orgs(&self) -> Result<Vec<OrgInfo>> {
+        let rows =
+            sqlx::query("SELECT org_id, name, created_at FROM orgs ORDER BY created_at, org_id")
+                .fetch_all(self.pool())
+                .await
+                .map_err(db("reading organisations"))?;
+        rows.iter()
+            .map(|r| {
+                let g = db("reading organisations");
+                Ok(OrgInfo {
+                    org_id: r.try_get(0).map_err(&g)?,
+                    name: r.try_get(1).map_err(&g)?,
+                    created_at: u(r.try_get(2).map_err(&g)?),
+                })
+            })
+            .collect()
+    }
+
+    /// The token whose secret hashes to `token_hash`, if any and not revoked.
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(
-            "SELECT token_id, org_id, token_hash, scopes FROM api_tokens WHERE token_hash = $1",
+            "SELECT token_id, org_id, token_hash, scopes FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(token_hash.to_owned())
         .fetch_optional(self.pool())
@@ -373,7 +581,7 @@ impl Store {
             token_id: r.try_get(0).map_err(&g)?,
             org_id: r.try_get(1).map_err(&g)?,
             token_hash: r.try_get(2).map_err(&g)?,
-            scopes: scopes.split(' ').filter_map(Scope::parse).collect(),
+            scopes: parse_scopes(&scopes),
         }))
     }
 
@@ -1090,9 +1298,6 @@ async fn insert_token(
     label: &str,
     now: u64,
 ) -> Result<()> {
-    let mut s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    s.sort_unstable();
-    s.dedup();
     tx.exec(
         sqlx::query(
             "INSERT INTO api_tokens (token_id, org_id, token_hash, scopes, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1100,7 +1305,7 @@ async fn insert_token(
         .bind(token_id.to_owned())
         .bind(org_id.to_owned())
         .bind(token_hash.to_owned())
-        .bind(s.join(" "))
+        .bind(scopes_text(scopes))
         .bind(label.to_owned())
         .bind(i(now)),
         "recording the API token",

@@ -32,6 +32,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "device_keys",
         include_str!("../migrations/0003_device_keys.sql"),
     ),
+    // Revocable API tokens (see `service`).
+    (
+        4,
+        "token_revocation",
+        include_str!("../migrations/0004_token_revocation.sql"),
+    ),
 ];
 
 #[derive(Debug)]

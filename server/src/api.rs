@@ -21,7 +21,8 @@ use axum::{Json, Router};
 use keyseal_issuer::KeyInfo;
 use keyseal_issuer::activation::{Activated, Activation, Refused};
 use keyseal_issuer::service::{
-    Customer, MintJob, OrgLicense, OrgLicenseFilter, Product, Scope, SignedMint, TokenRecord,
+    Customer, MintJob, OrgLicense, OrgLicenseFilter, Product, Scope, SignedMint, TokenInfo,
+    TokenRecord,
 };
 use keyseal_issuer::{Context, RequestFields};
 use serde::Deserialize;
@@ -34,7 +35,7 @@ use crate::{MAX_BODY, REVOCATION_LIST_LIFETIME, State, auth};
 type S = Arc<State>;
 
 /// How long a token stays cached after it was last read from the ledger.
-const TOKEN_CACHE_SECS: u64 = 30;
+const TOKEN_CACHE_SECS: u64 = crate::TOKEN_CACHE_SECS;
 type ApiResult = Result<Response, Problem>;
 
 pub(crate) fn router(state: S) -> Router {
@@ -67,6 +68,8 @@ pub(crate) fn router(state: S) -> Router {
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_key))
         .route("/v1/keys/{key_id}/retire", post(retire_key))
+        .route("/v1/tokens", get(list_tokens).post(create_token))
+        .route("/v1/tokens/{token_id}/revoke", post(revoke_token))
         .route("/v1/audit", get(audit))
         .fallback(|| async { Problem::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -594,6 +597,7 @@ pub fn fuzz_request_bodies(bytes: &[u8], now: u64) {
     let _ = serde_json::from_slice::<NewCustomer>(bytes);
     let _ = serde_json::from_slice::<RevokeRequest>(bytes);
     let _ = serde_json::from_slice::<ActivateRequest>(bytes);
+    let _ = serde_json::from_slice::<NewToken>(bytes);
     if let Ok(b) = serde_json::from_slice::<MintRequest>(bytes) {
         let (fields, _) = b.into_fields();
         if let Ok(req) = fields.resolve(now) {
@@ -968,4 +972,82 @@ async fn retire_key(
     let ctx = c.ctx(&s);
     let k = s.store.retire_key(&id, ctx.now, &ctx).await?;
     Ok(json_response(StatusCode::OK, &key_view(&k)))
+}
+
+// ---- API tokens (admin) --------------------------------------------------------------
+
+fn token_view(t: &TokenInfo) -> Value {
+    json!({
+        "token_id": t.token_id,
+        "name": t.name,
+        "scopes": t.scopes,
+        "created_at": t.created_at,
+        "revoked_at": t.revoked_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    name: String,
+    scopes: Vec<Scope>,
+}
+
+/// A new API token of the caller's organisation; the secret is in this
+/// response only.
+async fn create_token(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    Body(b): Body<NewToken>,
+) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let secret = auth::new_token().map_err(|_| Problem::internal())?;
+    let id = s
+        .store
+        .add_token(
+            c.org(),
+            &auth::token_hash(&secret),
+            &b.scopes,
+            &b.name,
+            &c.ctx(&s),
+        )
+        .await?;
+    let t = s
+        .store
+        .org_token(c.org(), &id)
+        .await?
+        .ok_or_else(Problem::internal)?;
+    let mut v = token_view(&t);
+    v["token"] = json!(secret);
+    Ok(json_response(StatusCode::CREATED, &v))
+}
+
+async fn list_tokens(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let tokens = s.store.org_tokens(c.org()).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &page(tokens.iter().map(token_view).collect(), None),
+    ))
+}
+
+/// Revokes a token: refused at once here (its cache entry goes), and by
+/// other replicas within [`crate::TOKEN_CACHE_SECS`].
+async fn revoke_token(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let id = path(p)?;
+    let t = s
+        .store
+        .org_revoke_token(c.org(), &id, &c.ctx(&s))
+        .await?
+        .ok_or_else(|| Problem::not_found("API token"))?;
+    s.tokens
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|_, (cached, _)| cached.token_id != t.token_id);
+    Ok(json_response(StatusCode::OK, &token_view(&t)))
 }

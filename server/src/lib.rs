@@ -26,6 +26,10 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub const REVOCATION_LIST_LIFETIME: u64 = 7 * 24 * 3600;
 /// How long in-flight requests may take after shutdown, by default.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a replica trusts an API token it looked up (5 s): a token
+/// revoked through another replica is refused here within this time (at
+/// once through this one).
+pub const TOKEN_CACHE_SECS: u64 = 5;
 /// Largest accepted request body (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -83,7 +87,7 @@ pub(crate) struct State {
     /// Mint requests for the group-commit task.
     pub(crate) minter: tokio::sync::mpsc::Sender<MintRequest>,
     /// Recently seen tokens (hash -> record, expiry), so a request under
-    /// load does not read the token table.
+    /// load does not read the token table; kept [`TOKEN_CACHE_SECS`].
     pub(crate) tokens: std::sync::Mutex<
         std::collections::HashMap<String, (keyseal_issuer::service::TokenRecord, u64)>,
     >,

@@ -186,6 +186,18 @@ pub fn document() -> Value {
                 "post": { "operationId": "retireKey", "summary": "The key signs nothing issued from now on (admin)", "security": secured,
                           "parameters": [path_param("key_id", "16 hex digits")], "responses": ok("200", "Key", &with(AUTH, &["404", "409"])) }
             },
+            "/v1/tokens": {
+                "get": { "operationId": "listTokens", "summary": "The organisation's API tokens, revoked ones included; no secrets (admin)",
+                         "security": secured, "responses": ok("200", "TokenPage", AUTH) },
+                "post": { "operationId": "createToken", "summary": "A new API token; its secret is in this response only (admin)",
+                          "security": secured, "requestBody": body("NewToken"), "responses": ok("201", "NewTokenResult", AUTH_BODY) }
+            },
+            "/v1/tokens/{token_id}/revoke": {
+                "post": { "operationId": "revokeToken",
+                          "summary": "Revoke a token: refused at once by this replica, by others within 5 s; not the organisation's last admin token (409) (admin)",
+                          "security": secured, "parameters": [path_param("token_id", "tok_...")],
+                          "responses": ok("200", "Token", &with(AUTH, &["404", "409"])) }
+            },
             "/v1/audit": {
                 "get": { "operationId": "listAudit", "security": secured, "parameters": page_params(&[]),
                          "responses": ok("200", "AuditPage", &with(AUTH, &["422"])) }
@@ -293,6 +305,20 @@ fn schemas() -> Value {
             "required": ["seq", "at", "actor", "action", "details", "prev_hash", "hash"],
             "properties": { "seq": { "type": "integer" }, "at": { "type": "integer" }, "actor": { "type": "string" },
                             "action": { "type": "string" }, "details": {}, "prev_hash": { "type": "string" }, "hash": { "type": "string" } } },
-        "AuditPage": page("AuditEntry")
+        "AuditPage": page("AuditEntry"),
+        "NewToken": { "type": "object", "additionalProperties": false, "required": ["name", "scopes"],
+            "properties": { "name": { "type": "string", "description": "what the token is for (1 to 200 bytes, no control characters)" },
+                            "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] },
+                                        "description": "admin: everything; issue: mint, revoke, activate, products and customers; read: read only" } } },
+        "Token": { "type": "object", "additionalProperties": false, "required": ["token_id", "name", "scopes", "created_at", "revoked_at"],
+            "properties": { "token_id": { "type": "string" }, "name": { "type": "string" },
+                            "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] } },
+                            "created_at": { "type": "integer" }, "revoked_at": nullable("integer") } },
+        "NewTokenResult": { "type": "object", "additionalProperties": false, "required": ["token_id", "name", "scopes", "created_at", "revoked_at", "token"],
+            "properties": { "token_id": { "type": "string" }, "name": { "type": "string" },
+                            "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] } },
+                            "created_at": { "type": "integer" }, "revoked_at": nullable("integer"),
+                            "token": { "type": "string", "description": "the secret (ksk_...), shown once" } } },
+        "TokenPage": page("Token")
     })
 }

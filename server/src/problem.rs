@@ -88,6 +88,10 @@ impl From<IssuerError> for Problem {
                 Problem::invalid(format!("unknown product {product}"))
             }
             IssuerError::ProductExists(_) => Problem::conflict(e.to_string()),
+            IssuerError::LastAdminToken(_) => {
+                Problem::new(StatusCode::CONFLICT, "last-admin-token", e.to_string())
+            }
+            IssuerError::UnknownOrg(_) => Problem::not_found("organisation"),
             IssuerError::AlreadyRevoked { .. } => Problem::conflict(e.to_string()),
             IssuerError::KeyAlreadyRevoked(_) | IssuerError::KeyAlreadyRetired { .. } => {
                 Problem::conflict(e.to_string())

@@ -105,6 +105,8 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/keys", &["get"]),
             ("/v1/keys/rotate", &["post"]),
             ("/v1/keys/{key_id}/retire", &["post"]),
+            ("/v1/tokens", &["get", "post"]),
+            ("/v1/tokens/{token_id}/revoke", &["post"]),
             ("/v1/audit", &["get"]),
         ] {
             for m in methods {
@@ -114,7 +116,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 23);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 25);
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"$ref\":\"#/components/").skip(1) {

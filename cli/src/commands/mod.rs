@@ -12,6 +12,7 @@ use crate::error::CliError;
 mod admin;
 mod issue;
 mod serve;
+mod tenants;
 mod verify;
 
 /// Runs the parsed command line.
@@ -31,6 +32,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Audit(a) => block_on(admin::audit(vault, a, json)),
         Command::Fingerprint(a) => admin::fingerprint(a, json),
         Command::Serve(a) => serve::serve(vault, a),
+        Command::Org(c) => block_on(tenants::org(vault, c, json)),
+        Command::Token(c) => block_on(tenants::token(vault, c, json)),
         Command::Completions(a) => {
             use clap::CommandFactory;
             clap_complete::generate(

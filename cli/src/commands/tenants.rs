@@ -1,0 +1,147 @@
+//! `keyseal org` and `keyseal token`: the issuing service's organisations
+//! and API tokens, on the vault's ledger or the service's PostgreSQL one.
+//! The secrets and hashes are made exactly as the service makes them
+//! (`keyseal_server::auth`), and recorded through the issuer library.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use keyseal_issuer::service::Scope;
+use keyseal_issuer::{Access, Store, Vault};
+use keyseal_server::auth;
+use serde_json::json;
+
+use crate::cli::{LedgerArgs, OrgCommand, TokenCommand, TokenScope};
+use crate::env;
+use crate::error::CliError;
+use crate::show::{opt_time, print_json};
+
+/// Opens the vault, checks the passphrase against its active key, and runs
+/// `f` on the service's ledger (the vault's, or PostgreSQL's).
+async fn with_ledger<T, F>(dir: &Path, ledger: &LedgerArgs, f: F) -> Result<T, CliError>
+where
+    F: AsyncFnOnce(&Store) -> Result<T, CliError>,
+{
+    let access = if ledger.database_url.is_some() {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let vault = Vault::open(dir, access).await?;
+    let out = async {
+        let pass = env::passphrase(false)?;
+        vault.unlock(&pass).await?;
+        match &ledger.database_url {
+            None => f(vault.store()).await,
+            Some(url) => {
+                let store = Store::connect(url).await?;
+                let out = async {
+                    store.check().await?;
+                    store.migrate().await?;
+                    f(&store).await
+                }
+                .await;
+                store.close().await;
+                out
+            }
+        }
+    }
+    .await;
+    vault.close().await;
+    out
+}
+
+fn new_secret() -> Result<String, CliError> {
+    auth::new_token().map_err(|e| {
+        CliError::system(
+            format!("the OS random generator failed: {e}"),
+            "check the system's random generator",
+        )
+    })
+}
+
+pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCode, CliError> {
+    match c {
+        OrgCommand::Create { name, ledger } => {
+            let ctx = env::context()?;
+            with_ledger(dir, &ledger, async |store| {
+                let secret = new_secret()?;
+                let (org_id, token_id) = store
+                    .create_org(&name, &auth::token_hash(&secret), &[Scope::Admin], &ctx)
+                    .await?;
+                if json {
+                    print_json(&json!({ "org_id": org_id, "name": name, "token_id": token_id, "token": secret }));
+                } else {
+                    println!("organisation {org_id} ({name})");
+                    println!("admin API token {token_id} (shown once; store it in your secret manager):");
+                    println!("{secret}");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        OrgCommand::List { ledger } => {
+            with_ledger(dir, &ledger, async |store| {
+                let orgs = store.orgs().await?;
+                if json {
+                    print_json(&json!(orgs));
+                } else if orgs.is_empty() {
+                    println!(
+                        "no organisations yet (`keyseal serve` creates the first on first start)"
+                    );
+                } else {
+                    println!("{:<20}  {:<20}  NAME", "ORG ID", "CREATED");
+                    for o in orgs {
+                        println!(
+                            "{:<20}  {:<20}  {}",
+                            o.org_id,
+                            opt_time(Some(o.created_at)),
+                            o.name
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+    }
+}
+
+pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<ExitCode, CliError> {
+    match c {
+        TokenCommand::Create {
+            org,
+            scopes,
+            name,
+            ledger,
+        } => {
+            let ctx = env::context()?;
+            let scopes: Vec<Scope> = scopes
+                .iter()
+                .map(|s| match s {
+                    TokenScope::Admin => Scope::Admin,
+                    TokenScope::Issue => Scope::Issue,
+                    TokenScope::Read => Scope::Read,
+                })
+                .collect();
+            with_ledger(dir, &ledger, async |store| {
+                let secret = new_secret()?;
+                let token_id = store
+                    .add_token(&org, &auth::token_hash(&secret), &scopes, &name, &ctx)
+                    .await?;
+                let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                if json {
+                    print_json(&json!({ "org_id": org, "token_id": token_id, "name": name, "scopes": names, "token": secret }));
+                } else {
+                    println!(
+                        "API token {token_id} for {org} ({}; shown once; store it in your secret manager):",
+                        names.join(", ")
+                    );
+                    println!("{secret}");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+    }
+}
