@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, MAX_LICENSE_TEXT_LEN};
 use keyseal_core::{
-    Claims, Error as CoreError, Expectations, Fingerprint, Keyring, Malformed,
-    RevocationList, Timing, UnverifiedLicense, Version,
+    Claims, Error as CoreError, Expectations, Fingerprint, Keyring, Malformed, RevocationList,
+    Timing, UnverifiedLicense, Version,
 };
 
 use crate::clock::Clock;
