@@ -36,7 +36,9 @@ pub const MAX_CLAIMS_LEN: usize = 2112;
 /// Claims up to this size are re-encoded in a small stack buffer.
 const SMALL_CLAIMS_LEN: usize = 256;
 
-/// A license's random 128-bit id. Shown as 32 hex digits.
+/// A license's 128-bit id, unique and unguessable. Shown as 32 hex digits.
+/// keyseal's issuer makes them 48 bits of milliseconds then 80 random bits,
+/// so they sort in issue order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct LicenseId([u8; LICENSE_ID_LEN]);
 
@@ -420,7 +422,7 @@ impl fmt::Display for VersionCap {
 /// Obtain verified claims only through [`crate::license::VerifiedLicense`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims<'a> {
-    /// Random 128-bit license id.
+    /// 128-bit license id, unique and unguessable.
     pub license_id: LicenseId,
     /// Product id, for example `acme-cad`.
     pub product: &'a str,

@@ -77,14 +77,24 @@ pub struct BatchOutcome {
     pub error: Option<Error>,
 }
 
-fn random_ids(n: usize) -> Result<Vec<LicenseId>> {
-    let mut bytes = vec![0u8; n * 16];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes
-        .chunks_exact(16)
-        .map(|c| {
+/// `n` fresh license ids: 48 bits of milliseconds since 1970, big-endian,
+/// then 80 random bits. As unique and as unguessable as fully random ids
+/// (the key says when it was issued anyway), but in issue order, so the
+/// ledger's indexes on license ids grow at one end: random ids put every
+/// insert on a page of its own, about four written pages a mint, which made
+/// the service's commits slower and spikier under load.
+pub(crate) fn license_ids(n: usize) -> Result<Vec<LicenseId>> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut random = vec![0u8; n * 10];
+    getrandom::fill(&mut random)?;
+    Ok(random
+        .chunks_exact(10)
+        .map(|r| {
             let mut a = [0u8; 16];
-            a.copy_from_slice(c);
+            a[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+            a[6..].copy_from_slice(r);
             LicenseId::from_bytes(a)
         })
         .collect())
@@ -210,7 +220,7 @@ impl Store {
     ) -> Result<Issued> {
         self.require_product(&req.product).await?;
         self.check_signer(signer).await?;
-        let id = random_ids(1)?[0];
+        let id = license_ids(1)?[0];
         let key_text = sign_one(signer.key(), id, &req, ctx.now)?;
         let mut tx = self.begin_write().await?;
         tx.insert_licenses(&[NewLicense {
@@ -634,7 +644,7 @@ fn sign_chunk(
     now: u64,
 ) -> Result<Vec<Issued>> {
     use rayon::prelude::*;
-    let ids = random_ids(chunk.len())?;
+    let ids = license_ids(chunk.len())?;
     let key_id = key.key_id();
     chunk
         .into_par_iter()
@@ -694,4 +704,29 @@ async fn insert_key(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn license_ids_are_unique_and_in_issue_order() {
+        let first = license_ids(2000).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = license_ids(1).unwrap()[0];
+        let mut seen = BTreeSet::new();
+        for id in &first {
+            assert!(seen.insert(id.to_bytes()), "duplicate id {id}");
+            // A later millisecond sorts after, as bytes and as hex text.
+            assert!(id.to_bytes() < later.to_bytes());
+            assert!(id.to_string() < later.to_string());
+        }
+        // 80 random bits after the time: the same millisecond gives distinct tails.
+        assert!(
+            first
+                .windows(2)
+                .all(|w| w[0].to_bytes()[6..] != w[1].to_bytes()[6..])
+        );
+    }
 }

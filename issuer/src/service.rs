@@ -237,9 +237,7 @@ pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
     if !(1..=1000).contains(&job.max_devices) {
         return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
     }
-    let mut idb = [0u8; 16];
-    getrandom::fill(&mut idb)?;
-    let id = LicenseId::from_bytes(idb);
+    let id = crate::ops::license_ids(1)?[0];
     let claims = req.claims(id, job.ctx.now);
     let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
     let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
@@ -830,9 +828,7 @@ impl Store {
         if !(1..=1000).contains(&max_devices) {
             return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
         }
-        let mut idb = [0u8; 16];
-        getrandom::fill(&mut idb)?;
-        let id = LicenseId::from_bytes(idb);
+        let id = crate::ops::license_ids(1)?[0];
         let claims = req.claims(id, ctx.now);
         let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
         let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
