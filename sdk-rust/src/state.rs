@@ -204,6 +204,19 @@ pub trait StateStore: MaybeSendSync {
     fn load(&self) -> io::Result<Option<Vec<u8>>>;
     /// Replaces the saved bytes.
     fn save(&self, bytes: &[u8]) -> io::Result<()>;
+    /// Reads the saved bytes (`None` if there are none or they cannot be
+    /// read), has `merge` make the new bytes from them, and saves those, as
+    /// one step that other writers of the same store cannot interleave with.
+    /// The validator saves its state this way, so that two processes
+    /// sharing a store cannot lose each other's marks.
+    ///
+    /// The default is [`load`](Self::load) then [`save`](Self::save): right
+    /// for a store only one process writes. [`FileStateStore`] holds an
+    /// advisory lock meanwhile.
+    fn update(&self, merge: &mut dyn FnMut(Option<Vec<u8>>) -> Vec<u8>) -> io::Result<()> {
+        let stored = self.load().unwrap_or(None);
+        self.save(&merge(stored))
+    }
 }
 
 impl<T: StateStore + ?Sized> StateStore for Box<T> {
@@ -213,6 +226,9 @@ impl<T: StateStore + ?Sized> StateStore for Box<T> {
     fn save(&self, bytes: &[u8]) -> io::Result<()> {
         (**self).save(bytes)
     }
+    fn update(&self, merge: &mut dyn FnMut(Option<Vec<u8>>) -> Vec<u8>) -> io::Result<()> {
+        (**self).update(merge)
+    }
 }
 
 impl<T: StateStore + ?Sized> StateStore for Arc<T> {
@@ -221,6 +237,9 @@ impl<T: StateStore + ?Sized> StateStore for Arc<T> {
     }
     fn save(&self, bytes: &[u8]) -> io::Result<()> {
         (**self).save(bytes)
+    }
+    fn update(&self, merge: &mut dyn FnMut(Option<Vec<u8>>) -> Vec<u8>) -> io::Result<()> {
+        (**self).update(merge)
     }
 }
 
@@ -281,7 +300,7 @@ impl StateStore for MemoryStateStore {
 }
 
 #[cfg(keyseal_os)]
-pub use file::{FileStateStore, default_path};
+pub use file::{FileStateStore, LOCK_WAIT, default_path};
 
 #[cfg(keyseal_os)]
 mod file {
@@ -289,6 +308,7 @@ mod file {
     use std::io::{self, Read, Write};
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
 
     use super::{MAX_STATE_LEN, StateStore};
 
@@ -361,6 +381,50 @@ mod file {
                 let _ = fs::remove_file(&tmp);
             }
             written
+        }
+
+        /// Under an exclusive advisory lock on `<file>.lock` beside the
+        /// state file (created once, never removed: removing it would let
+        /// two processes lock two different files). The lock is waited for
+        /// at most [`LOCK_WAIT`]; a process that holds it longer (stopped in
+        /// a debugger, say) cannot hang validation, which then goes ahead
+        /// unlocked as a store without locking would.
+        fn update(&self, merge: &mut dyn FnMut(Option<Vec<u8>>) -> Vec<u8>) -> io::Result<()> {
+            let lock = self.lock();
+            let stored = self.load().unwrap_or(None);
+            let written = self.save(&merge(stored));
+            drop(lock);
+            written
+        }
+    }
+
+    /// How long [`FileStateStore`] waits for another process's lock.
+    pub const LOCK_WAIT: Duration = Duration::from_millis(500);
+
+    impl FileStateStore {
+        /// The lock file, locked; `None` if it cannot be had in time.
+        fn lock(&self) -> Option<fs::File> {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir).ok()?;
+            }
+            let mut name = self.path.file_name()?.to_os_string();
+            name.push(".lock");
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.path.with_file_name(name))
+                .ok()?;
+            let deadline = Instant::now() + LOCK_WAIT;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => return Some(file),
+                    Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => return None,
+                }
+            }
         }
     }
 
@@ -520,6 +584,47 @@ mod tests {
         assert_eq!(store.load().unwrap(), Some(b"two".to_vec()));
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.join("sub")).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(keyseal_os)]
+    #[test]
+    fn file_store_updates_do_not_interleave() {
+        // Two stores on one file, as two processes would have: each adds
+        // one to a counter, 100 times. With the lock no update is lost.
+        let dir = std::env::temp_dir().join(format!(
+            "keyseal-state-lock-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("counter.state");
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let store = FileStateStore::new(&path);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        store
+                            .update(&mut |stored| {
+                                let n: u64 = stored
+                                    .and_then(|b| String::from_utf8(b).ok())
+                                    .and_then(|t| t.parse().ok())
+                                    .unwrap_or(0);
+                                // Widen the window between read and write.
+                                std::thread::yield_now();
+                                (n + 1).to_string().into_bytes()
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let total = FileStateStore::new(&path).load().unwrap().unwrap();
+        assert_eq!(String::from_utf8(total).unwrap(), "200");
+        assert!(dir.join("counter.state.lock").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

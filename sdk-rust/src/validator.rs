@@ -815,18 +815,25 @@ impl Validator {
             signed,
             list: list_mark,
         };
-        if merge
-            && let Ok(Some(bytes)) = self.store.load()
-            && let Ok(stored) = State::decode(&self.product, &bytes)
-        {
-            state = state.merge(&stored);
-            self.seen.fetch_max(state.seen, Ordering::AcqRel);
-            self.signed.fetch_max(state.signed, Ordering::AcqRel);
-            if state.list != list_mark {
-                self.write_trust().list_mark = state.list;
-            }
+        let result = if merge {
+            // Another process may have moved the stored marks on: keep the
+            // newest of both, read and written under the store's lock.
+            self.store.update(&mut |stored| {
+                if let Some(bytes) = stored
+                    && let Ok(stored) = State::decode(&self.product, &bytes)
+                {
+                    state = state.merge(&stored);
+                }
+                state.encode(&self.product).into_bytes()
+            })
+        } else {
+            self.store.save(state.encode(&self.product).as_bytes())
+        };
+        self.seen.fetch_max(state.seen, Ordering::AcqRel);
+        self.signed.fetch_max(state.signed, Ordering::AcqRel);
+        if state.list != list_mark {
+            self.write_trust().list_mark = state.list;
         }
-        let result = self.store.save(state.encode(&self.product).as_bytes());
         // Recorded even on failure, so a broken disk is not retried every call.
         self.persisted_seen.store(state.seen, Ordering::Release);
         self.persisted_signed.store(state.signed, Ordering::Release);
