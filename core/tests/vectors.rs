@@ -4,53 +4,16 @@
 use keyseal_core::license::{self, MAX_LICENSE_LEN};
 use keyseal_core::revocation::RevocationList;
 use keyseal_core::{
-    Claims, DeviceBinding, DeviceRule, Error, Expectations, Fingerprint, Keyring, SIGNATURE_LEN,
-    SigningKey, Status, UnverifiedLicense, Version, armor,
+    Claims, DeviceRule, Error, Expectations, Fingerprint, Keyring, SIGNATURE_LEN, SigningKey,
+    Status, UnverifiedLicense, Version, armor,
 };
+use keyseal_testdata::{cases, claims_json, unhex};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Refusals checked against a forged signature: [after it, before it].
 static ORDER_CHECKED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
-fn load(name: &str) -> Vec<Value> {
-    let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("vector file is readable");
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    doc["cases"].as_array().unwrap().clone()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn claims_json(c: &Claims<'_>) -> Value {
-    let device = match &c.device {
-        None => Value::Null,
-        Some(DeviceBinding::Exact { .. }) => json!({"kind": "exact"}),
-        Some(DeviceBinding::Tolerant { required, digests }) => {
-            json!({"kind": "tolerant", "required": required, "components": digests.len()})
-        }
-    };
-    let ext: serde_json::Map<String, Value> = c
-        .extensions
-        .as_slice()
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    json!({
-        "license_id": c.license_id.to_string(), "product": c.product, "customer": c.customer,
-        "plan": c.plan, "issued_at": c.issued_at, "not_before": c.not_before,
-        "expires_at": c.expires_at, "grace_secs": c.grace_secs, "device": device,
-        "entitlements": c.entitlements.as_slice(),
-        "max_version": c.max_version.map(|v| v.to_string()), "extensions": ext,
-    })
-}
-
-/// Text key or armored license file to binary.
 fn decode<'b>(key: &str, buf: &'b mut [u8; MAX_LICENSE_LEN]) -> Result<&'b [u8], Error> {
     if key.contains("-----BEGIN KEYSEAL") {
         let block = armor::blocks(key).next().unwrap()?;
@@ -116,7 +79,7 @@ fn run_license_case(case: &Value) -> Result<Value, Error> {
 
 #[test]
 fn license_vectors() {
-    let cases = load("licenses.json");
+    let cases = cases("licenses.json");
     assert!(cases.len() >= 30, "too few cases: {}", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
@@ -160,7 +123,7 @@ fn run_list_case(case: &Value) -> Result<Value, Error> {
 
 #[test]
 fn revocation_list_vectors() {
-    let cases = load("revocation_lists.json");
+    let cases = cases("revocation_lists.json");
     assert!(cases.len() >= 10);
     let mut failures = Vec::new();
     for case in &cases {
@@ -178,7 +141,7 @@ fn revocation_list_vectors() {
 
 #[test]
 fn issue_vectors_are_reproducible() {
-    let cases = load("issue.json");
+    let cases = cases("issue.json");
     assert!(!cases.is_empty());
     for case in cases {
         let seed: [u8; 32] = unhex(case["seed_hex"].as_str().unwrap())

@@ -12,21 +12,8 @@ use keyseal::{
     BindingKind, Fingerprint, Keyring, License, ManualClock, MemoryStateStore, Mode, Problem,
     Staleness, Status, Validator,
 };
+use keyseal_testdata::{cases, unhex};
 use serde_json::{Value, json};
-
-fn load(name: &str) -> Vec<Value> {
-    let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect("vector file is readable");
-    let doc: Value = serde_json::from_str(&text).unwrap();
-    doc["cases"].as_array().unwrap().clone()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn license_json(l: &License) -> Value {
     let device = match l.binding() {
@@ -86,7 +73,7 @@ fn run_license_case(case: &Value) -> Result<License, Problem> {
 
 #[test]
 fn license_vectors_through_the_validator() {
-    let cases = load("licenses.json");
+    let cases = cases("licenses.json");
     assert!(cases.len() >= 30, "too few cases: {}", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
@@ -114,7 +101,7 @@ fn license_vectors_through_the_validator() {
 #[test]
 fn license_vectors_survive_mail_client_line_breaks() {
     let mut checked = 0;
-    for mut case in load("licenses.json") {
+    for mut case in cases("licenses.json") {
         let key = case["key"].as_str().unwrap().to_owned();
         if key.contains("-----BEGIN") || key.len() < 120 {
             continue;
@@ -164,7 +151,7 @@ fn run_list_case(case: &Value) -> Result<Arc<keyseal::RevocationList>, Problem> 
 
 #[test]
 fn revocation_list_vectors_through_the_validator() {
-    let cases = load("revocation_lists.json");
+    let cases = cases("revocation_lists.json");
     assert!(cases.len() >= 10);
     let mut failures = Vec::new();
     for case in &cases {

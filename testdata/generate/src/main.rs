@@ -16,6 +16,7 @@ use keyseal_core::{
     Claims, DeviceBinding, DeviceRule, Fingerprint, LicenseId, SigningKey, TrustedKey, VersionCap,
     license,
 };
+use keyseal_testdata::{claims_json, hex};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 
@@ -55,10 +56,6 @@ fn fingerprint(label: &str, n: u8) -> Fingerprint {
     Fingerprint::from_components(&comps).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn reference_claims(id: LicenseId) -> Claims<'static> {
     let mut c = Claims::new(id, PRODUCT, "cus_8f3a2b", "pro", 1_795_000_000);
     c.expires_at = Some(1_826_536_000);
@@ -66,36 +63,6 @@ fn reference_claims(id: LicenseId) -> Claims<'static> {
         Entitlements::from_slice(&["cloud-sync", "export-pdf", "plugins"]).unwrap_or_default();
     c.max_version = Some(VersionCap::Major(5));
     c
-}
-
-fn claims_json(c: &Claims<'_>) -> Value {
-    let device = match &c.device {
-        None => Value::Null,
-        Some(DeviceBinding::Exact { .. }) => json!({"kind": "exact"}),
-        Some(DeviceBinding::Tolerant { required, digests }) => {
-            json!({"kind": "tolerant", "required": required, "components": digests.len()})
-        }
-    };
-    let ext: serde_json::Map<String, Value> = c
-        .extensions
-        .as_slice()
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
-    json!({
-        "license_id": c.license_id.to_string(),
-        "product": c.product,
-        "customer": c.customer,
-        "plan": c.plan,
-        "issued_at": c.issued_at,
-        "not_before": c.not_before,
-        "expires_at": c.expires_at,
-        "grace_secs": c.grace_secs,
-        "device": device,
-        "entitlements": c.entitlements.as_slice(),
-        "max_version": c.max_version.map(|v| v.to_string()),
-        "extensions": ext,
-    })
 }
 
 struct Ctx {
