@@ -152,6 +152,8 @@ pub enum Command {
         keyseal serve --database-url postgres://keyseal@db/keyseal   # several replicas, one database\n\n\
         On first start with an empty vault directory, serve initialises the vault and prints a one-time \
         admin API token (ksk_...): store it in your secret manager, it is never shown again. \
+        Each organisation signs with its own keys; its apps embed /v1/public/orgs/ORG_ID/keyring \
+        (/v1/public/keyring is the first, default organisation's: the vault's keys). \
         The API is described at /v1/openapi.json. Stop with Ctrl-C or SIGTERM: in-flight requests finish.")]
     Serve(ServeArgs),
 
@@ -206,7 +208,10 @@ pub enum OrgCommand {
         keyseal org create \"Acme Corp\"\n  \
         keyseal org create beta-tenant --database-url postgres://keyseal@db/keyseal\n\n\
         An operator's command: it works on the vault (or the service's PostgreSQL ledger) directly and \
-        needs the vault passphrase. The organisation's admin then makes more tokens with POST /v1/tokens.")]
+        needs the vault passphrase. The organisation's admin then makes more tokens with POST /v1/tokens.\n\n\
+        The first organisation is the default one and signs with the vault's keys (those the other \
+        keyseal commands use); every other gets a signing key of its own, sealed into the vault, and its \
+        first revocation list. Its apps embed /v1/public/orgs/ORG_ID/keyring.")]
     Create {
         /// The organisation's name.
         name: String,
@@ -214,6 +219,9 @@ pub enum OrgCommand {
         ledger: LedgerArgs,
     },
     /// List organisations.
+    #[command(after_help = "Examples:\n  \
+        keyseal org list\n  \
+        keyseal org list --json --database-url postgres://keyseal@db/keyseal")]
     List {
         #[command(flatten)]
         ledger: LedgerArgs,

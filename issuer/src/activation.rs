@@ -160,7 +160,10 @@ impl Store {
         }
         let signer_rows = tx
             .fetch(
-                sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"),
+                sqlx::query(
+                    "SELECT key_id FROM signing_keys WHERE status = 'active' AND org_id = $1",
+                )
+                .bind(org_id.to_owned()),
                 "reading signing keys",
             )
             .await?;

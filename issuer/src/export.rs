@@ -18,10 +18,17 @@ pub struct KeyringExport {
 }
 
 impl Store {
-    /// The public keyring apps should embed: every key but the revoked ones.
+    /// The public keyring the default organisation's apps should embed:
+    /// every key of it but the revoked ones.
     pub async fn keyring(&self) -> Result<KeyringExport> {
+        self.org_keyring(&self.default_owner().await?).await
+    }
+
+    /// The public keyring one organisation's apps should embed: its keys
+    /// but the revoked ones (never another organisation's).
+    pub async fn org_keyring(&self, org_id: &str) -> Result<KeyringExport> {
         let keys: Vec<KeyInfo> = self
-            .keys()
+            .org_keys(org_id)
             .await?
             .into_iter()
             .filter(|k| k.status != KeyStatus::Revoked)

@@ -141,7 +141,8 @@ impl Store {
         }
         tx.set_meta("format", "keyseal-ledger/v1").await?;
         tx.set_meta("created_at", &ctx.now.to_string()).await?;
-        insert_key(&mut tx, key, ctx.now).await?;
+        // No organisation exists yet: the first one created takes this key.
+        insert_key(&mut tx, "", key, ctx.now).await?;
         for p in &products {
             tx.exec(
                 sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)")
@@ -159,14 +160,28 @@ impl Store {
         tx.commit().await
     }
 
-    /// Makes `key` the active signing key; the previous active key is
-    /// retired (its window ends now). Returns the retired key's id.
+    /// Makes `key` the default organisation's active signing key; the
+    /// previous active key is retired (its window ends now). Returns the
+    /// retired key's id.
     pub async fn activate_key(
         &self,
         key: &keyseal_core::PublicKey,
         ctx: &Context,
     ) -> Result<Option<KeyId>> {
-        let old = self.active_key().await?;
+        self.org_activate_key(&self.default_owner().await?, key, ctx)
+            .await
+    }
+
+    /// Makes `key` one organisation's active signing key; its previous
+    /// active key is retired (its window ends now). Returns the retired
+    /// key's id. Other organisations' keys are untouched.
+    pub async fn org_activate_key(
+        &self,
+        org_id: &str,
+        key: &keyseal_core::PublicKey,
+        ctx: &Context,
+    ) -> Result<Option<KeyId>> {
+        let old = self.org_active_key(org_id).await?;
         let mut tx = self.begin_write().await?;
         if let Some(old) = &old {
             tx.exec(
@@ -177,7 +192,7 @@ impl Store {
             )
             .await?;
         }
-        insert_key(&mut tx, key, ctx.now).await?;
+        insert_key(&mut tx, org_id, key, ctx.now).await?;
         tx.audit(
             ctx,
             "key.rotate",
@@ -431,11 +446,25 @@ impl Store {
         self.license(id).await
     }
 
-    /// Ends a key's window at `at` (it signs nothing issued after that). Only
-    /// narrows: a window never grows. Retiring the active key leaves the
-    /// vault without one until the next rotation.
+    /// Ends a key of the default organisation's window at `at` (see
+    /// [`Store::org_retire_key`]).
     pub async fn retire_key(&self, id: &str, at: u64, ctx: &Context) -> Result<KeyInfo> {
-        let k = self.find_key(id).await?;
+        self.org_retire_key(&self.default_owner().await?, id, at, ctx)
+            .await
+    }
+
+    /// Ends one of the organisation's keys' window at `at` (it signs nothing
+    /// issued after that). Only narrows: a window never grows. Retiring the
+    /// active key leaves the organisation without one until the next
+    /// rotation. Another organisation's key is unknown here.
+    pub async fn org_retire_key(
+        &self,
+        org_id: &str,
+        id: &str,
+        at: u64,
+        ctx: &Context,
+    ) -> Result<KeyInfo> {
+        let k = self.org_find_key(org_id, id).await?;
         if k.status == KeyStatus::Revoked {
             return Err(Error::KeyAlreadyRevoked(k.key_id));
         }
@@ -464,7 +493,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.find_key(&k.key_id.to_string()).await
+        self.org_find_key(org_id, &k.key_id.to_string()).await
     }
 
     /// Marks a key revoked: the next revocation list revokes it, and every
@@ -497,23 +526,33 @@ impl Store {
         self.find_key(&k.key_id.to_string()).await
     }
 
-    /// Signs and records the next revocation list (sequence = last + 1) with
-    /// every revoked license and key, stale after `next_update`.
+    /// Signs and records the next revocation list of the organisation that
+    /// owns `signer` (which must be its active key; sequence = that
+    /// organisation's last + 1) with its revoked licenses and keys, stale
+    /// after `next_update`.
     pub async fn publish_revocations(
         &self,
         signer: &Signer,
         next_update: u64,
         ctx: &Context,
     ) -> Result<PublishedList> {
-        self.check_signer(signer).await?;
+        let org_id = self
+            .key_owner(signer.key_id())
+            .await?
+            .ok_or(Error::NoActiveKey)?;
+        match self.org_active_key(&org_id).await? {
+            Some(k) if k.key_id == signer.key_id() => {}
+            _ => return Err(Error::NoActiveKey),
+        }
         if next_update <= ctx.now {
             return Err(Error::invalid("next-update", "must be in the future"));
         }
-        let revoked = self.revoked().await?;
+        let revoked = self.org_revoked(&org_id).await?;
         let mut tx = self.begin_write().await?;
         let rows = tx
             .fetch(
-                sqlx::query("SELECT MAX(sequence) FROM revocation_lists"),
+                sqlx::query("SELECT MAX(sequence) FROM revocation_lists WHERE org_id = $1")
+                    .bind(org_id.clone()),
                 "reading the last sequence number",
             )
             .await?;
@@ -534,8 +573,8 @@ impl Store {
         let bytes = b.sign(signer.key())?;
         tx.exec(
             sqlx::query(
-                "INSERT INTO revocation_lists (sequence, issued_at, next_update, signer, license_count, key_count, list_b64) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO revocation_lists (sequence, issued_at, next_update, signer, license_count, key_count, list_b64, org_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(i(sequence))
             .bind(i(ctx.now))
@@ -543,7 +582,8 @@ impl Store {
             .bind(signer.key_id().to_string())
             .bind(i(revoked.licenses.len() as u64))
             .bind(i(revoked.keys.len() as u64))
-            .bind(Base64::encode_string(&bytes)),
+            .bind(Base64::encode_string(&bytes))
+            .bind(org_id.clone()),
             "recording the revocation list",
         )
         .await?;
@@ -686,20 +726,22 @@ fn check_reason(reason: &str) -> Result<()> {
     }
 }
 
-async fn insert_key(
+pub(crate) async fn insert_key(
     tx: &mut crate::store::WriteTx,
+    org_id: &str,
     pk: &keyseal_core::PublicKey,
     now: u64,
 ) -> Result<()> {
     tx.exec(
         sqlx::query(
-            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(pk.key_id().to_string())
         .bind(pk.to_string())
         .bind(KeyStatus::Active.as_str().to_owned())
         .bind(i(now))
-        .bind(i(now)),
+        .bind(i(now))
+        .bind(org_id.to_owned()),
         "recording the new key",
     )
     .await?;

@@ -7,7 +7,9 @@
 //! exist. Every mutation appends its audit entry in the same transaction,
 //! with the actor `org:<org id>/token:<token id>`.
 //!
-//! Signing keys belong to the vault and are shared by its organisations.
+//! Every organisation has its own signing keys (their sealed halves are in
+//! the vault) and its own revocation lists. The first organisation is the
+//! default one: it owns the vault's keys, which the CLI signs with.
 
 use keyseal_core::LicenseId;
 use keyseal_core::license;
@@ -355,11 +357,18 @@ impl Store {
 
     /// Creates an organisation with a first token whose secret hashes to
     /// `token_hash`; returns (org id, token id).
+    ///
+    /// The first organisation becomes the default one and takes over the
+    /// vault's signing keys and revocation lists: give `key: None` then
+    /// (see [`Store::default_org`]). Any other organisation gets `key` (the
+    /// public half of a fresh key whose sealed file the caller wrote) as
+    /// its own active key.
     pub async fn create_org(
         &self,
         name: &str,
         token_hash: &str,
         scopes: &[Scope],
+        key: Option<&keyseal_core::PublicKey>,
         ctx: &Context,
     ) -> Result<(String, String)> {
         check_text("name", name, 200)?;
@@ -369,6 +378,19 @@ impl Store {
         let org_id = format!("org_{}", random_hex(8)?);
         let token_id = format!("tok_{}", random_hex(8)?);
         let mut tx = self.begin_write().await?;
+        let default = tx
+            .fetch(
+                sqlx::query("SELECT value FROM meta WHERE name = 'default_org'"),
+                "reading the default organisation",
+            )
+            .await?;
+        let first = default.is_empty();
+        if first != key.is_none() {
+            return Err(Error::invalid(
+                "organisation",
+                "another organisation was created at the same time; run the command again",
+            ));
+        }
         tx.exec(
             sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(org_id.clone())
@@ -377,6 +399,20 @@ impl Store {
             "creating the organisation",
         )
         .await?;
+        match key {
+            None => {
+                tx.set_meta("default_org", &org_id).await?;
+                for table in ["signing_keys", "revocation_lists"] {
+                    tx.exec(
+                        sqlx::query(&format!("UPDATE {table} SET org_id = $1 WHERE org_id = ''"))
+                            .bind(org_id.clone()),
+                        "giving the vault's keys to the organisation",
+                    )
+                    .await?;
+                }
+            }
+            Some(pk) => crate::ops::insert_key(&mut tx, &org_id, pk, ctx.now).await?,
+        }
         insert_token(
             &mut tx, &org_id, &token_id, token_hash, scopes, "initial", ctx.now,
         )
@@ -384,11 +420,47 @@ impl Store {
         tx.audit(
             ctx,
             "org.create",
-            &json!({ "org_id": org_id, "token_id": token_id }),
+            &json!({
+                "org_id": org_id,
+                "token_id": token_id,
+                "key_id": key.map(|k| k.key_id().to_string()),
+                "default": first,
+            }),
         )
         .await?;
         tx.commit().await?;
         Ok((org_id, token_id))
+    }
+
+    /// Gives an organisation that has no signing key at all (one created
+    /// before keys were per organisation) `key` as its active key. Returns
+    /// `false`, changing nothing, if it has a key by now (another replica
+    /// gave it one): the caller then discards `key`'s sealed file.
+    pub async fn org_add_first_key(
+        &self,
+        org_id: &str,
+        key: &keyseal_core::PublicKey,
+        ctx: &Context,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let has = tx
+            .fetch(
+                sqlx::query("SELECT 1 FROM signing_keys WHERE org_id = $1").bind(org_id.to_owned()),
+                "reading signing keys",
+            )
+            .await?;
+        if !has.is_empty() {
+            return Ok(false);
+        }
+        crate::ops::insert_key(&mut tx, org_id, key, ctx.now).await?;
+        tx.audit(
+            ctx,
+            "key.create",
+            &json!({ "org_id": org_id, "key_id": key.key_id().to_string() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Adds a token to an organisation; returns its id. `label` is its name.
@@ -561,6 +633,16 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Whether an organisation with this id exists.
+    pub async fn org_exists(&self, org_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM orgs WHERE org_id = $1")
+            .bind(org_id.to_owned())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading organisations"))?;
+        Ok(row.is_some())
     }
 
     /// The token whose secret hashes to `token_hash`, if any and not revoked.
@@ -833,10 +915,14 @@ impl Store {
         let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
         let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
         let mut tx = self.begin_write().await?;
-        // The signer must still be the active key, checked inside the lock.
+        // The signer must still be the organisation's active key, checked
+        // inside the lock.
         let active = tx
             .fetch(
-                sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"),
+                sqlx::query(
+                    "SELECT key_id FROM signing_keys WHERE status = 'active' AND org_id = $1",
+                )
+                .bind(org_id.to_owned()),
                 "reading signing keys",
             )
             .await?;
@@ -936,17 +1022,19 @@ impl Store {
     async fn record_group(&self, mints: &[&SignedMint]) -> Result<Vec<Result<()>>> {
         use std::collections::HashMap;
         let mut tx = self.begin_write().await?;
-        let active = tx
+        // Each organisation's active key: a mint signed by anything else
+        // (a key rotated since, or another organisation's) is refused.
+        let rows = tx
             .fetch(
-                sqlx::query("SELECT key_id FROM signing_keys WHERE status = 'active'"),
+                sqlx::query("SELECT org_id, key_id FROM signing_keys WHERE status = 'active'"),
                 "reading signing keys",
             )
             .await?;
-        let active: Option<String> = active
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(db("reading signing keys"))?;
+        let mut active: HashMap<String, String> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let g = db("reading signing keys");
+            active.insert(r.try_get(0).map_err(&g)?, r.try_get(1).map_err(&g)?);
+        }
         let mut products: HashMap<(&str, &str), bool> = HashMap::new();
         let mut customers: HashMap<(&str, &str), bool> = HashMap::new();
         let mut verdicts: Vec<Result<()>> = Vec::with_capacity(mints.len());
@@ -954,7 +1042,7 @@ impl Store {
         for m in mints {
             let org = m.job.org_id.as_str();
             let rec = &m.license.record;
-            if active.as_deref() != Some(rec.key_id.to_string().as_str()) {
+            if active.get(org).map(String::as_str) != Some(rec.key_id.to_string().as_str()) {
                 verdicts.push(Err(Error::NoActiveKey));
                 continue;
             }

@@ -38,10 +38,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_revocation",
         include_str!("../migrations/0004_token_revocation.sql"),
     ),
+    // Signing keys and revocation lists per organisation (see `service`).
+    (
+        5,
+        "org_keys",
+        include_str!("../migrations/0005_org_keys.sql"),
+    ),
 ];
 
+/// The embedded migrations up to this version.
 #[derive(Debug)]
-struct Embedded;
+struct Embedded(i64);
 
 impl<'s> MigrationSource<'s> for Embedded {
     fn resolve(
@@ -53,6 +60,7 @@ impl<'s> MigrationSource<'s> for Embedded {
         Box::pin(async move {
             Ok(MIGRATIONS
                 .iter()
+                .filter(|(v, _, _)| *v <= self.0)
                 .map(|(v, d, sql)| {
                     Migration::new(
                         *v,
@@ -443,7 +451,13 @@ impl Store {
 
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<()> {
-        let m = Migrator::new(Embedded)
+        self.migrate_to(i64::MAX).await
+    }
+
+    /// Applies the embedded migrations up to `version` (tests build older
+    /// ledgers with it).
+    pub(crate) async fn migrate_to(&self, version: i64) -> Result<()> {
+        let m = Migrator::new(Embedded(version))
             .await
             .map_err(|e| Error::CorruptLedger {
                 detail: e.to_string(),
@@ -454,6 +468,23 @@ impl Store {
                 detail: other.to_string(),
             },
         })
+    }
+
+    /// Whether some embedded migration has not been applied yet.
+    pub async fn needs_migration(&self) -> Result<bool> {
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        let row = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_optional(&self.pool)
+            .await;
+        let applied: Option<i64> = match row {
+            Ok(Some(r)) => r
+                .try_get::<Option<i64>, _>(0)
+                .map_err(|e| Error::db("reading the ledger schema version", e))?,
+            // No migrations table: nothing applied yet.
+            Ok(None) | Err(sqlx::Error::Database(_)) => None,
+            Err(e) => return Err(Error::db("reading the ledger schema version", e)),
+        };
+        Ok(applied.is_none_or(|v| v < latest))
     }
 
     /// Checks that this is a keyseal ledger (the schema is in place).
@@ -544,32 +575,89 @@ impl Store {
 
     // ---- keys ------------------------------------------------------------
 
-    /// Every signing key, oldest first.
+    /// The default organisation: the first one, which owns the vault's own
+    /// keys (what the CLI signs with and the unscoped public endpoints
+    /// serve). `None` before any organisation exists.
+    pub async fn default_org(&self) -> Result<Option<String>> {
+        let row = self
+            .fetch_all(
+                sqlx::query("SELECT value FROM meta WHERE name = 'default_org'"),
+                "reading the default organisation",
+            )
+            .await?;
+        row.first()
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(|e| Error::db("reading the default organisation", e))
+    }
+
+    /// Who owns the vault's own keys: the default organisation, or `""`
+    /// while none exists (the first one created takes them over).
+    pub(crate) async fn default_owner(&self) -> Result<String> {
+        Ok(self.default_org().await?.unwrap_or_default())
+    }
+
+    /// Every signing key of the default organisation (the vault's), oldest first.
     pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
+        self.org_keys(&self.default_owner().await?).await
+    }
+
+    /// Every signing key of one organisation, oldest first.
+    pub async fn org_keys(&self, org_id: &str) -> Result<Vec<KeyInfo>> {
         let rows = self
             .fetch_all(
                 sqlx::query(
                     "SELECT key_id, public_key, status, created_at, valid_from, valid_until, revoked_at, revoke_reason \
-                     FROM signing_keys ORDER BY created_at, key_id",
-                ),
+                     FROM signing_keys WHERE org_id = $1 ORDER BY created_at, key_id",
+                )
+                .bind(org_id.to_owned()),
                 "reading signing keys",
             )
             .await?;
         rows.iter().map(key_from_row).collect()
     }
 
-    /// The active signing key, if any.
+    /// The default organisation's active signing key, if any.
     pub async fn active_key(&self) -> Result<Option<KeyInfo>> {
+        self.org_active_key(&self.default_owner().await?).await
+    }
+
+    /// One organisation's active signing key, if any.
+    pub async fn org_active_key(&self, org_id: &str) -> Result<Option<KeyInfo>> {
         Ok(self
-            .keys()
+            .org_keys(org_id)
             .await?
             .into_iter()
             .find(|k| k.status == KeyStatus::Active))
     }
 
-    /// The key with this id, or the one key whose id starts with this prefix
-    /// (at least 4 hex digits).
+    /// The organisation owning the key `key_id` (`""` for the vault's keys
+    /// before any organisation exists), or `None` for an unknown key.
+    pub async fn key_owner(&self, key_id: KeyId) -> Result<Option<String>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT org_id FROM signing_keys WHERE key_id = $1")
+                    .bind(key_id.to_string()),
+                "reading signing keys",
+            )
+            .await?;
+        rows.first()
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))
+    }
+
+    /// The default organisation's key with this id, or the one key whose id
+    /// starts with this prefix (at least 4 hex digits).
     pub async fn find_key(&self, id_or_prefix: &str) -> Result<KeyInfo> {
+        self.org_find_key(&self.default_owner().await?, id_or_prefix)
+            .await
+    }
+
+    /// One organisation's key with this id, or its one key whose id starts
+    /// with this prefix (at least 4 hex digits). Another organisation's key
+    /// is unknown here.
+    pub async fn org_find_key(&self, org_id: &str, id_or_prefix: &str) -> Result<KeyInfo> {
         let want = id_or_prefix.trim().to_ascii_lowercase();
         if want.len() < 4 {
             return Err(Error::invalid(
@@ -578,7 +666,7 @@ impl Store {
             ));
         }
         let mut found = self
-            .keys()
+            .org_keys(org_id)
             .await?
             .into_iter()
             .filter(|k| k.key_id.to_string().starts_with(&want));
@@ -653,11 +741,23 @@ impl Store {
             .map_err(|e| Error::db("counting licenses", e))?))
     }
 
-    /// Revoked license ids and revoked key ids.
+    /// The default organisation's revoked license ids and revoked key ids.
     pub async fn revoked(&self) -> Result<Revoked> {
+        self.org_revoked(&self.default_owner().await?).await
+    }
+
+    /// One organisation's revocations: the revoked licenses signed by its
+    /// keys (a license belongs to the keyring that validates it) and its
+    /// revoked keys.
+    pub async fn org_revoked(&self, org_id: &str) -> Result<Revoked> {
         let rows = self
             .fetch_all(
-                sqlx::query("SELECT license_id FROM revocations"),
+                sqlx::query(
+                    "SELECT r.license_id FROM revocations r \
+                     JOIN licenses l ON l.license_id = r.license_id \
+                     JOIN signing_keys k ON k.key_id = l.key_id WHERE k.org_id = $1",
+                )
+                .bind(org_id.to_owned()),
                 "reading revocations",
             )
             .await?;
@@ -672,7 +772,7 @@ impl Store {
             );
         }
         let keys = self
-            .keys()
+            .org_keys(org_id)
             .await?
             .into_iter()
             .filter(|k| k.status == KeyStatus::Revoked)
@@ -683,14 +783,20 @@ impl Store {
 
     // ---- revocation lists ------------------------------------------------
 
-    /// Published revocation lists, newest first.
+    /// The default organisation's published revocation lists, newest first.
     pub async fn published_lists(&self) -> Result<Vec<PublishedList>> {
+        self.org_published_lists(&self.default_owner().await?).await
+    }
+
+    /// One organisation's published revocation lists, newest first.
+    pub async fn org_published_lists(&self, org_id: &str) -> Result<Vec<PublishedList>> {
         let rows = self
             .fetch_all(
                 sqlx::query(
                     "SELECT sequence, issued_at, next_update, signer, license_count, key_count, list_b64 \
-                     FROM revocation_lists ORDER BY sequence DESC",
-                ),
+                     FROM revocation_lists WHERE org_id = $1 ORDER BY sequence DESC",
+                )
+                .bind(org_id.to_owned()),
                 "reading revocation lists",
             )
             .await?;
@@ -1015,3 +1121,6 @@ pub(crate) async fn ping(store: &Store) -> Result<()> {
         .await
         .map_err(|e| Error::db("opening the ledger", e))
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,8 @@
 //! ```text
 //! VAULT/
 //!   ledger.sqlite        the ledger (plus SQLite's -wal and -shm files)
-//!   keys/<key id>.key    sealed signing keys, mode 0600, written atomically
+//!   keys/<key id>.key    sealed signing keys of every organisation, mode 0600,
+//!                        written atomically
 //!   vault.lock           advisory lock held by the one process mutating the vault
 //! ```
 
@@ -199,6 +200,15 @@ impl Vault {
         store.check().await?;
         if access == Access::Write {
             store.migrate().await?;
+        } else if store.needs_migration().await? {
+            // A ledger written by an older keyseal: bring its schema up to
+            // date under the lock, which is released again. If a writer
+            // holds the lock, it migrated the ledger when it opened it.
+            match VaultLock::acquire(dir, dir.join(LOCK_FILE)) {
+                Ok(_held_while_migrating) => store.migrate().await?,
+                Err(Error::Locked { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Vault {
             dir: dir.to_path_buf(),
@@ -238,15 +248,18 @@ impl Vault {
     }
 
     fn open_key(&self, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
-        let path = self.key_path(id);
-        let file = KeyFile::read(&path)?;
-        if file.key_id() != id.to_string() {
-            return Err(Error::CorruptKeyFile {
-                path,
-                detail: format!("it holds key {}, not {id}", file.key_id()),
-            });
-        }
-        file.open(pass, &path)
+        open_key(&self.dir, id, pass)
+    }
+
+    /// Makes a fresh signing key for a new organisation and seals it into
+    /// the vault under `pass` (which must open the default organisation's
+    /// active key) with that key's key-derivation parameters. Record it
+    /// with [`Store::create_org`], or remove it with [`discard_key`].
+    pub async fn seal_new_key(&self, pass: &Passphrase) -> Result<SigningKey> {
+        let info = self.store.active_key().await?.ok_or(Error::NoActiveKey)?;
+        self.open_key(info.key_id, pass)?;
+        let params = KeyFile::read(&self.key_path(info.key_id))?.kdf_params();
+        seal_new_key(&self.dir, pass, params)
     }
 
     /// Makes a new active signing key and retires the old one (its window
@@ -293,4 +306,32 @@ impl Vault {
 
 fn key_path(dir: &Path, id: KeyId) -> PathBuf {
     dir.join(KEYS_DIR).join(format!("{id}.key"))
+}
+
+/// Makes a fresh signing key and seals it under `pass` with `kdf` into the
+/// `keys/` directory of the vault in `dir`. The file is there before any
+/// ledger names the key; if recording it fails, remove it with
+/// [`discard_key`].
+pub fn seal_new_key(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<SigningKey> {
+    let key = new_signing_key()?;
+    KeyFile::seal(&key, pass, kdf)?.write(&key_path(dir, key.key_id()))?;
+    Ok(key)
+}
+
+/// Removes the sealed file of a key no ledger recorded (see [`seal_new_key`]).
+pub fn discard_key(dir: &Path, id: KeyId) {
+    let _ = std::fs::remove_file(key_path(dir, id));
+}
+
+/// Opens the sealed key `id` in the vault in `dir` with `pass`.
+pub fn open_key(dir: &Path, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
+    let path = key_path(dir, id);
+    let file = KeyFile::read(&path)?;
+    if file.key_id() != id.to_string() {
+        return Err(Error::CorruptKeyFile {
+            path,
+            detail: format!("it holds key {}, not {id}", file.key_id()),
+        });
+    }
+    file.open(pass, &path)
 }

@@ -46,6 +46,8 @@ pub(crate) fn router(state: S) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/public/keyring", get(keyring))
         .route("/v1/public/revocations", get(revocations))
+        .route("/v1/public/orgs/{org_id}/keyring", get(org_keyring))
+        .route("/v1/public/orgs/{org_id}/revocations", get(org_revocations))
         .route("/v1/products", get(list_products).post(create_product))
         .route("/v1/products/{product}", get(get_product))
         .route("/v1/customers", get(list_customers).post(create_customer))
@@ -354,13 +356,53 @@ async fn openapi(headers: HeaderMap) -> Response {
 
 // ---- public -------------------------------------------------------------------
 
+/// The default organisation (the first one): what the unscoped public
+/// endpoints serve, so clients from before keys were per organisation keep
+/// working.
+async fn default_org(s: &State) -> Result<String, Problem> {
+    s.store
+        .default_org()
+        .await?
+        .ok_or_else(|| Problem::not_found("organisation"))
+}
+
+/// An organisation named in a public URL; an unknown one is a 404. Ids are
+/// `org_` and hex digits: anything else (a NUL byte PostgreSQL would refuse
+/// as text, say) is not looked up.
+async fn public_org(s: &State, p: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    let org_id = path(p)?;
+    let plausible = org_id.len() <= 64
+        && org_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plausible || !s.store.org_exists(&org_id).await? {
+        return Err(Problem::not_found("organisation"));
+    }
+    Ok(org_id)
+}
+
 async fn keyring(
     axum::extract::State(s): axum::extract::State<S>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let ring = s.store.keyring().await?;
+    let org_id = default_org(&s).await?;
+    keyring_of(&s, &org_id, &headers).await
+}
+
+async fn org_keyring(
+    axum::extract::State(s): axum::extract::State<S>,
+    p: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let org_id = public_org(&s, p).await?;
+    keyring_of(&s, &org_id, &headers).await
+}
+
+/// The organisation's public keyring: its keys, none of another's.
+async fn keyring_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
+    let ring = s.store.org_keyring(org_id).await?;
     Ok(cacheable(
-        &headers,
+        headers,
         "application/json",
         ring.json().into_bytes(),
     ))
@@ -370,7 +412,37 @@ async fn revocations(
     axum::extract::State(s): axum::extract::State<S>,
     headers: HeaderMap,
 ) -> ApiResult {
-    let lists = s.store.published_lists().await?;
+    let org_id = default_org(&s).await?;
+    revocations_of(&s, &org_id, &headers).await
+}
+
+async fn org_revocations(
+    axum::extract::State(s): axum::extract::State<S>,
+    p: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let org_id = public_org(&s, p).await?;
+    revocations_of(&s, &org_id, &headers).await
+}
+
+/// The organisation's latest revocation list, signed by its key. An
+/// organisation made while the service runs (`keyseal org create` on a
+/// shared PostgreSQL ledger) gets its first list on the first request.
+async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
+    let mut lists = s.store.org_published_lists(org_id).await?;
+    if lists.is_empty() && s.store.org_active_key(org_id).await?.is_some() {
+        let signer = s.signer(org_id).await?;
+        let ctx = Context {
+            now: s.now(),
+            actor: format!("org:{org_id}/service"),
+        };
+        // Another request or replica may publish it first: then read that.
+        let _ = s
+            .store
+            .publish_revocations(&signer, ctx.now + REVOCATION_LIST_LIFETIME, &ctx)
+            .await;
+        lists = s.store.org_published_lists(org_id).await?;
+    }
     let latest = lists
         .first()
         .ok_or_else(|| Problem::not_found("revocation list"))?;
@@ -381,7 +453,7 @@ async fn revocations(
         &latest.bytes,
     );
     Ok(cacheable(
-        &headers,
+        headers,
         "text/plain; charset=utf-8",
         text.into_bytes(),
     ))
@@ -623,14 +695,14 @@ async fn mint(
         max_devices,
         ctx: c.ctx(&s),
     };
-    let signer = s.signer.read().await.clone();
+    let signer = s.signer(c.org()).await?;
     let mut result = submit_mint(&s, &signer, job.clone()).await?;
-    // The key rotated between signing and commit (here, or through another
-    // replica: then load the ledger's active key from the shared vault):
-    // sign again with the active key and try once more.
+    // The organisation's key rotated between signing and commit (here, or
+    // through another replica: then load its active key from the shared
+    // vault): sign again with the active key and try once more.
     if matches!(result, Err(keyseal_issuer::Error::NoActiveKey)) {
-        s.reload_signer().await;
-        let now = s.signer.read().await.clone();
+        s.reload_signer(c.org()).await;
+        let now = s.signer(c.org()).await?;
         if now.key_id() != signer.key_id() {
             result = submit_mint(&s, &now, job).await?;
         }
@@ -727,8 +799,8 @@ async fn revoke(
         .org_revoke(c.org(), &id, &b.reason, &ctx)
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
-    // Publish at once, so the public list names the license.
-    let signer = s.signer.read().await.clone();
+    // Publish the organisation's list at once, so it names the license.
+    let signer = s.signer(c.org()).await?;
     s.store
         .publish_revocations(&signer, ctx.now + REVOCATION_LIST_LIFETIME, &ctx)
         .await?;
@@ -836,19 +908,26 @@ async fn activate(
 ) -> ApiResult {
     c.need(Scope::Issue)?;
     let id = path(p)?;
-    let signer = s.signer.read().await.clone();
-    let out = s
-        .store
-        .org_activate(
-            c.org(),
-            &signer,
-            &id,
-            &b.fingerprint,
-            b.device_match,
-            &c.ctx(&s),
-        )
-        .await?;
-    match out {
+    let signer = s.signer(c.org()).await?;
+    let ctx = c.ctx(&s);
+    let activate = |signer: keyseal_issuer::Signer| {
+        let (s, c, id, b, ctx) = (&s, &c, &id, &b, &ctx);
+        async move {
+            s.store
+                .org_activate(c.org(), &signer, id, &b.fingerprint, b.device_match, ctx)
+                .await
+        }
+    };
+    let mut out = activate(signer.clone()).await;
+    // The organisation's key rotated through another replica: load it, retry once.
+    if matches!(out, Err(keyseal_issuer::Error::NoActiveKey)) {
+        s.reload_signer(c.org()).await;
+        let now = s.signer(c.org()).await?;
+        if now.key_id() != signer.key_id() {
+            out = activate(now).await;
+        }
+    }
+    match out? {
         Ok(Activated::New(a)) => Ok(json_response(StatusCode::CREATED, &activation_view(&a))),
         Ok(Activated::Existing(a)) => Ok(json_response(StatusCode::OK, &activation_view(&a))),
         Err(Refused::NotFound) => Err(Problem::not_found("license")),
@@ -923,39 +1002,34 @@ fn key_view(k: &KeyInfo) -> Value {
 
 async fn list_keys(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
     c.need(Scope::Admin)?;
-    let keys = s.store.keys().await?;
+    let keys = s.store.org_keys(c.org()).await?;
     Ok(json_response(
         StatusCode::OK,
         &page(keys.iter().map(key_view).collect(), None),
     ))
 }
 
-/// Makes a new signing key, seals it into the vault, makes it the ledger's
-/// active key (the old one retires) and signs with it from now on.
+/// Makes a new signing key for the caller's organisation, seals it into
+/// the vault, makes it the organisation's active key (its old one retires)
+/// and signs the organisation's licenses with it from now on. Other
+/// organisations' keys are untouched.
 async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
     c.need(Scope::Admin)?;
     let ctx = c.ctx(&s);
-    let mut signer = s.signer.write().await;
-    let key = loop {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| Problem::internal())?;
-        let k = keyseal_core::SigningKey::from_seed(&seed);
-        seed.fill(0);
-        if let Ok(k) = k {
-            break k;
-        }
-    };
-    let file = keyseal_issuer::keyfile::KeyFile::seal(&key, &s.passphrase, s.kdf)?;
-    let path = s
-        .vault_dir
-        .join(keyseal_issuer::vault::KEYS_DIR)
-        .join(format!("{}.key", key.key_id()));
-    file.write(&path)?;
-    s.store.activate_key(&key.public_key(), &ctx).await?;
-    let id = key.key_id().to_string();
-    *signer = keyseal_issuer::Signer::new(key);
-    drop(signer);
-    let k = s.store.find_key(&id).await?;
+    let _one_at_a_time = s.rotation.lock().await;
+    let key = keyseal_issuer::vault::seal_new_key(&s.vault_dir, &s.passphrase, s.kdf)?;
+    let id = key.key_id();
+    if let Err(e) = s
+        .store
+        .org_activate_key(c.org(), &key.public_key(), &ctx)
+        .await
+    {
+        keyseal_issuer::vault::discard_key(&s.vault_dir, id);
+        return Err(e.into());
+    }
+    s.set_signer(c.org(), keyseal_issuer::Signer::new(key))
+        .await;
+    let k = s.store.org_find_key(c.org(), &id.to_string()).await?;
     Ok(json_response(StatusCode::CREATED, &key_view(&k)))
 }
 
@@ -970,7 +1044,7 @@ async fn retire_key(
         return Err(Problem::not_found("signing key"));
     }
     let ctx = c.ctx(&s);
-    let k = s.store.retire_key(&id, ctx.now, &ctx).await?;
+    let k = s.store.org_retire_key(c.org(), &id, ctx.now, &ctx).await?;
     Ok(json_response(StatusCode::OK, &key_view(&k)))
 }
 
@@ -979,6 +1053,7 @@ async fn retire_key(
 fn token_view(t: &TokenInfo) -> Value {
     json!({
         "token_id": t.token_id,
+        "org_id": t.org_id,
         "name": t.name,
         "scopes": t.scopes,
         "created_at": t.created_at,

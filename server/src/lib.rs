@@ -83,7 +83,12 @@ pub(crate) struct State {
     /// Seals rotated keys; wiped on drop.
     pub(crate) passphrase: Passphrase,
     pub(crate) kdf: KdfParams,
-    pub(crate) signer: Arc<tokio::sync::RwLock<Signer>>,
+    /// Each organisation's signer (its active key), loaded from the vault
+    /// on first use.
+    pub(crate) signers: tokio::sync::RwLock<std::collections::HashMap<String, Signer>>,
+    /// Serialises key rotations (sealing a key takes a while: no signer
+    /// lock is held meanwhile).
+    pub(crate) rotation: tokio::sync::Mutex<()>,
     /// Mint requests for the group-commit task.
     pub(crate) minter: tokio::sync::mpsc::Sender<MintRequest>,
     /// Recently seen tokens (hash -> record, expiry), so a request under
@@ -106,35 +111,53 @@ impl State {
         self.minted.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Loads the ledger's active key from the vault if it is not the one
-    /// signing now (another replica rotated). Whether the signer changed.
-    pub(crate) async fn reload_signer(&self) -> bool {
-        let Ok(Some(active)) = self.store.active_key().await else {
-            return false;
-        };
-        let mut signer = self.signer.write().await;
-        if signer.key_id() == active.key_id {
-            return false;
+    /// The organisation's signer: its active key, loaded from the vault the
+    /// first time.
+    pub(crate) async fn signer(&self, org_id: &str) -> keyseal_issuer::Result<Signer> {
+        if let Some(s) = self.signers.read().await.get(org_id) {
+            return Ok(s.clone());
         }
-        let path = self
-            .vault_dir
-            .join(keyseal_issuer::vault::KEYS_DIR)
-            .join(format!("{}.key", active.key_id));
-        match keyseal_issuer::keyfile::KeyFile::read(&path)
-            .and_then(|f| f.open(&self.passphrase, &path))
+        self.load_signer(org_id).await
+    }
+
+    /// Loads the organisation's active key from the vault unless it is the
+    /// one signing for it now.
+    async fn load_signer(&self, org_id: &str) -> keyseal_issuer::Result<Signer> {
+        let active = self
+            .store
+            .org_active_key(org_id)
+            .await?
+            .ok_or(keyseal_issuer::Error::NoActiveKey)?;
+        let mut signers = self.signers.write().await;
+        if let Some(s) = signers.get(org_id)
+            && s.key_id() == active.key_id
         {
-            Ok(key) => {
-                *signer = Signer::new(key);
-                true
-            }
+            return Ok(s.clone());
+        }
+        let key =
+            keyseal_issuer::vault::open_key(&self.vault_dir, active.key_id, &self.passphrase)?;
+        let signer = Signer::new(key);
+        signers.insert(org_id.to_owned(), signer.clone());
+        Ok(signer)
+    }
+
+    /// Loads the organisation's active key from the vault if it is not the
+    /// one signing now (another replica rotated). Whether the signer changed.
+    pub(crate) async fn reload_signer(&self, org_id: &str) -> bool {
+        let before = self.signers.read().await.get(org_id).map(Signer::key_id);
+        match self.load_signer(org_id).await {
+            Ok(s) => Some(s.key_id()) != before,
+            Err(keyseal_issuer::Error::NoActiveKey) => false,
             Err(e) => {
-                eprintln!(
-                    "keyseal serve: cannot load the active signing key {}: {e}",
-                    active.key_id
-                );
+                eprintln!("keyseal serve: cannot load {org_id}'s active signing key: {e}");
                 false
             }
         }
+    }
+
+    /// Makes `signer` the organisation's signer (after a rotation here).
+    pub(crate) async fn set_signer(&self, org_id: &str, signer: Signer) {
+        self.signers.write().await.insert(org_id.to_owned(), signer);
     }
 }
 
@@ -156,9 +179,13 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Opens the vault for writing (initialising an empty one), unlocks the
-    /// active key, and on first start creates the default organisation and
-    /// its admin token (see [`Service::take_admin_token`]).
+    /// Opens the vault for writing (initialising an empty one), on first
+    /// start creates the default organisation (which takes over the vault's
+    /// keys) and its admin token (see [`Service::take_admin_token`]), gives
+    /// every organisation without a signing key one of its own, publishes a
+    /// first revocation list for each organisation without one, and
+    /// unlocks the default organisation's active key (checking the
+    /// passphrase).
     pub async fn open(opts: Options) -> Result<Service, Error> {
         let now = (opts.clock)();
         let ctx = Context {
@@ -185,24 +212,32 @@ impl Service {
             };
             Vault::init(&opts.vault_dir, &opts.passphrase, &init, &ctx).await?
         };
-        let (store, signer) = match &opts.database_url {
-            None => (vault.store().clone(), vault.unlock(&opts.passphrase).await?),
-            Some(url) => Self::open_postgres(&vault, url, &opts.passphrase, &ctx).await?,
+        let store = match &opts.database_url {
+            None => vault.store().clone(),
+            Some(url) => Self::open_postgres(&vault, url, &ctx).await?,
         };
         let mut admin_token = None;
         if store.org_count().await? == 0 {
             let token = auth::new_token()?;
-            store
-                .create_org("default", &auth::token_hash(&token), &[Scope::Admin], &ctx)
-                .await?;
-            admin_token = Some(token);
+            // Another replica may create it first: then it exists.
+            if let Err(e) = store
+                .create_org(
+                    "default",
+                    &auth::token_hash(&token),
+                    &[Scope::Admin],
+                    None,
+                    &ctx,
+                )
+                .await
+            {
+                if store.org_count().await? == 0 {
+                    return Err(e.into());
+                }
+            } else {
+                admin_token = Some(token);
+            }
         }
-        if store.published_lists().await?.is_empty() {
-            store
-                .publish_revocations(&signer, now + REVOCATION_LIST_LIFETIME, &ctx)
-                .await?;
-        }
-        let signer = Arc::new(tokio::sync::RwLock::new(signer));
+        let kdf = opts.kdf.unwrap_or_default();
         let (minter, mint_rx) = tokio::sync::mpsc::channel(4096);
         let state = Arc::new(State {
             minter,
@@ -210,8 +245,9 @@ impl Service {
             store,
             vault_dir: opts.vault_dir.clone(),
             passphrase: opts.passphrase,
-            kdf: opts.kdf.unwrap_or_default(),
-            signer,
+            kdf,
+            signers: tokio::sync::RwLock::new(std::collections::HashMap::new()),
+            rotation: tokio::sync::Mutex::new(()),
             clock: opts.clock,
             limiter: auth::FailureLimiter::with_limit(
                 opts.auth_failures_per_minute.unwrap_or(auth::MAX_FAILURES),
@@ -219,6 +255,10 @@ impl Service {
             metrics: metrics::Metrics::default(),
             minted: AtomicU64::new(0),
         });
+        Self::prepare_orgs(&state, &ctx).await?;
+        if let Some(default) = state.store.default_org().await? {
+            state.signer(&default).await?;
+        }
         Ok(Service {
             drain: opts.drain_timeout.unwrap_or(DRAIN_TIMEOUT),
             vault,
@@ -228,15 +268,57 @@ impl Service {
         })
     }
 
+    /// Gives every organisation that has no signing key (one created before
+    /// keys were per organisation) a key of its own, sealed into the vault,
+    /// and publishes a first revocation list for every organisation with an
+    /// active key and no list yet.
+    async fn prepare_orgs(state: &State, ctx: &Context) -> Result<(), Error> {
+        for org in state.store.orgs().await? {
+            if state.store.org_keys(&org.org_id).await?.is_empty() {
+                let key = keyseal_issuer::vault::seal_new_key(
+                    &state.vault_dir,
+                    &state.passphrase,
+                    state.kdf,
+                )?;
+                let added = state
+                    .store
+                    .org_add_first_key(&org.org_id, &key.public_key(), ctx)
+                    .await;
+                if !matches!(added, Ok(true)) {
+                    keyseal_issuer::vault::discard_key(&state.vault_dir, key.key_id());
+                }
+                added?;
+            }
+            if state
+                .store
+                .org_published_lists(&org.org_id)
+                .await?
+                .is_empty()
+                && state.store.org_active_key(&org.org_id).await?.is_some()
+            {
+                let signer = state.signer(&org.org_id).await?;
+                let published = state
+                    .store
+                    .publish_revocations(&signer, ctx.now + REVOCATION_LIST_LIFETIME, ctx)
+                    .await;
+                // Another replica starting at once may have published it.
+                if let Err(e) = published
+                    && state
+                        .store
+                        .org_published_lists(&org.org_id)
+                        .await?
+                        .is_empty()
+                {
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The PostgreSQL ledger, initialised with the vault's active key on
-    /// first use, and the signer for the ledger's active key (its sealed
-    /// file must be in the vault).
-    async fn open_postgres(
-        vault: &Vault,
-        url: &str,
-        pass: &Passphrase,
-        ctx: &Context,
-    ) -> Result<(Store, Signer), Error> {
+    /// first use (its sealed file must be in the vault).
+    async fn open_postgres(vault: &Vault, url: &str, ctx: &Context) -> Result<Store, Error> {
         let store = Store::connect(url).await?;
         store.migrate().await?;
         if store.check().await.is_err() {
@@ -258,13 +340,7 @@ impl Service {
                 store.check().await.map_err(|_| e)?;
             }
         }
-        let active = store
-            .active_key()
-            .await?
-            .ok_or(keyseal_issuer::Error::NoActiveKey)?;
-        let path = vault.key_path(active.key_id);
-        let key = keyseal_issuer::keyfile::KeyFile::read(&path)?.open(pass, &path)?;
-        Ok((store, Signer::new(key)))
+        Ok(store)
     }
 
     /// The one-time admin token created on first start (only once).

@@ -81,6 +81,7 @@ fn nullable(t: &str) -> Value {
 pub fn document() -> Value {
     let lic_id = path_param("id", "license id (32 hex digits)");
     let cus_id = path_param("id", "customer id (cus_...)");
+    let org_id = path_param("org_id", "organisation id (org_...)");
     let secured = json!([{ "bearer": [] }]);
     json!({
         "openapi": "3.0.3",
@@ -97,12 +98,25 @@ pub fn document() -> Value {
             "/v1/openapi.json": { "get": { "operationId": "openapi", "summary": "This document",
                 "responses": { "200": { "description": "OpenAPI 3.0", "content": { "application/json": { "schema": { "type": "object" } } } },
                                "304": { "description": "not modified" } } } },
-            "/v1/public/keyring": { "get": { "operationId": "getKeyring", "summary": "The public keyring apps embed (ETag, If-None-Match)",
+            "/v1/public/keyring": { "get": { "operationId": "getKeyring", "summary": "The default (first) organisation's public keyring (ETag, If-None-Match); kept for clients from before keys were per organisation",
                 "responses": { "200": { "description": "keyring", "content": { "application/json": { "schema": r("Keyring") } } },
-                               "304": { "description": "not modified" } } } },
-            "/v1/public/revocations": { "get": { "operationId": "getRevocations", "summary": "The current signed revocation list, armored (ETag, If-None-Match)",
+                               "304": { "description": "not modified" },
+                               "404": { "$ref": "#/components/responses/404" } } } },
+            "/v1/public/revocations": { "get": { "operationId": "getRevocations", "summary": "The default (first) organisation's current signed revocation list, armored (ETag, If-None-Match)",
                 "responses": { "200": { "description": "revocation list", "content": { "text/plain": { "schema": { "type": "string" } } } },
                                "304": { "description": "not modified" },
+                               "404": { "$ref": "#/components/responses/404" } } } },
+            "/v1/public/orgs/{org_id}/keyring": { "get": { "operationId": "getOrgKeyring", "summary": "The public keyring an organisation's apps embed: its keys only (ETag, If-None-Match)",
+                "parameters": [org_id.clone()],
+                "responses": { "200": { "description": "keyring", "content": { "application/json": { "schema": r("Keyring") } } },
+                               "304": { "description": "not modified" },
+                               "400": { "$ref": "#/components/responses/400" },
+                               "404": { "$ref": "#/components/responses/404" } } } },
+            "/v1/public/orgs/{org_id}/revocations": { "get": { "operationId": "getOrgRevocations", "summary": "An organisation's current revocation list, signed by its key, armored (ETag, If-None-Match)",
+                "parameters": [org_id],
+                "responses": { "200": { "description": "revocation list", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                               "304": { "description": "not modified" },
+                               "400": { "$ref": "#/components/responses/400" },
                                "404": { "$ref": "#/components/responses/404" } } } },
             "/v1/products": {
                 "get": { "operationId": "listProducts", "security": secured, "responses": ok("200", "ProductPage", AUTH) },
@@ -175,15 +189,15 @@ pub fn document() -> Value {
                           "responses": ok("200", "Activation", &with(AUTH, &["404"])) }
             },
             "/v1/keys": {
-                "get": { "operationId": "listKeys", "summary": "Signing keys (public halves; admin)", "security": secured,
+                "get": { "operationId": "listKeys", "summary": "The organisation's signing keys (public halves; admin)", "security": secured,
                          "responses": ok("200", "KeyPage", AUTH) }
             },
             "/v1/keys/rotate": {
-                "post": { "operationId": "rotateKey", "summary": "New active signing key; the old one retires (admin)", "security": secured,
+                "post": { "operationId": "rotateKey", "summary": "A new active signing key for the organisation; its old one retires; other organisations' keys are untouched (admin)", "security": secured,
                           "responses": ok("201", "Key", AUTH) }
             },
             "/v1/keys/{key_id}/retire": {
-                "post": { "operationId": "retireKey", "summary": "The key signs nothing issued from now on (admin)", "security": secured,
+                "post": { "operationId": "retireKey", "summary": "One of the organisation's keys signs nothing issued from now on; another organisation's key is a 404 (admin)", "security": secured,
                           "parameters": [path_param("key_id", "16 hex digits")], "responses": ok("200", "Key", &with(AUTH, &["404", "409"])) }
             },
             "/v1/tokens": {
@@ -310,12 +324,12 @@ fn schemas() -> Value {
             "properties": { "name": { "type": "string", "description": "what the token is for (1 to 200 bytes, no control characters)" },
                             "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] },
                                         "description": "admin: everything; issue: mint, revoke, activate, products and customers; read: read only" } } },
-        "Token": { "type": "object", "additionalProperties": false, "required": ["token_id", "name", "scopes", "created_at", "revoked_at"],
-            "properties": { "token_id": { "type": "string" }, "name": { "type": "string" },
+        "Token": { "type": "object", "additionalProperties": false, "required": ["token_id", "org_id", "name", "scopes", "created_at", "revoked_at"],
+            "properties": { "token_id": { "type": "string" }, "org_id": { "type": "string", "description": "the organisation (its public keyring: /v1/public/orgs/{org_id}/keyring)" }, "name": { "type": "string" },
                             "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] } },
                             "created_at": { "type": "integer" }, "revoked_at": nullable("integer") } },
-        "NewTokenResult": { "type": "object", "additionalProperties": false, "required": ["token_id", "name", "scopes", "created_at", "revoked_at", "token"],
-            "properties": { "token_id": { "type": "string" }, "name": { "type": "string" },
+        "NewTokenResult": { "type": "object", "additionalProperties": false, "required": ["token_id", "org_id", "name", "scopes", "created_at", "revoked_at", "token"],
+            "properties": { "token_id": { "type": "string" }, "org_id": { "type": "string" }, "name": { "type": "string" },
                             "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] } },
                             "created_at": { "type": "integer" }, "revoked_at": nullable("integer"),
                             "token": { "type": "string", "description": "the secret (ksk_...), shown once" } } },

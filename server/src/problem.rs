@@ -103,7 +103,7 @@ impl From<IssuerError> for Problem {
             IssuerError::NoActiveKey => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no-active-key",
-                "the vault has no active signing key; rotate one in",
+                "the organisation has no active signing key; rotate one in (POST /v1/keys/rotate)",
             ),
             IssuerError::Core(_) => Problem::invalid(e.to_string()),
             _ => {

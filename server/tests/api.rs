@@ -86,6 +86,8 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/openapi.json", &["get"]),
             ("/v1/public/keyring", &["get"]),
             ("/v1/public/revocations", &["get"]),
+            ("/v1/public/orgs/{org_id}/keyring", &["get"]),
+            ("/v1/public/orgs/{org_id}/revocations", &["get"]),
             ("/v1/products", &["get", "post"]),
             ("/v1/products/{product}", &["get"]),
             ("/v1/customers", &["get", "post"]),
@@ -116,7 +118,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 25);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 27);
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"$ref\":\"#/components/").skip(1) {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use keyseal_issuer::service::Scope;
-use keyseal_issuer::{Access, Store, Vault};
+use keyseal_issuer::{Access, Passphrase, Store, Vault};
 use keyseal_server::auth;
 use serde_json::json;
 
@@ -17,10 +17,11 @@ use crate::error::CliError;
 use crate::show::{opt_time, print_json};
 
 /// Opens the vault, checks the passphrase against its active key, and runs
-/// `f` on the service's ledger (the vault's, or PostgreSQL's).
+/// `f` on the vault, the service's ledger (the vault's, or PostgreSQL's)
+/// and the passphrase.
 async fn with_ledger<T, F>(dir: &Path, ledger: &LedgerArgs, f: F) -> Result<T, CliError>
 where
-    F: AsyncFnOnce(&Store) -> Result<T, CliError>,
+    F: AsyncFnOnce(&Vault, &Store, &Passphrase) -> Result<T, CliError>,
 {
     let access = if ledger.database_url.is_some() {
         Access::Read
@@ -32,13 +33,13 @@ where
         let pass = env::passphrase(false)?;
         vault.unlock(&pass).await?;
         match &ledger.database_url {
-            None => f(vault.store()).await,
+            None => f(&vault, vault.store(), &pass).await,
             Some(url) => {
                 let store = Store::connect(url).await?;
                 let out = async {
                     store.check().await?;
                     store.migrate().await?;
-                    f(&store).await
+                    f(&vault, &store, &pass).await
                 }
                 .await;
                 store.close().await;
@@ -64,15 +65,54 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
     match c {
         OrgCommand::Create { name, ledger } => {
             let ctx = env::context()?;
-            with_ledger(dir, &ledger, async |store| {
+            with_ledger(dir, &ledger, async |vault, store, pass| {
                 let secret = new_secret()?;
-                let (org_id, token_id) = store
-                    .create_org(&name, &auth::token_hash(&secret), &[Scope::Admin], &ctx)
-                    .await?;
+                // The first organisation takes over the vault's keys; any
+                // other gets a key of its own, sealed into the vault first.
+                let key = match store.default_org().await? {
+                    None => None,
+                    Some(_) => Some(vault.seal_new_key(pass).await?),
+                };
+                let created = store
+                    .create_org(
+                        &name,
+                        &auth::token_hash(&secret),
+                        &[Scope::Admin],
+                        key.as_ref().map(|k| k.public_key()).as_ref(),
+                        &ctx,
+                    )
+                    .await;
+                let (org_id, token_id) = match created {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        if let Some(k) = &key {
+                            keyseal_issuer::vault::discard_key(vault.dir(), k.key_id());
+                        }
+                        return Err(e.into());
+                    }
+                };
+                let key_id = key.as_ref().map(|k| k.key_id().to_string());
+                let default = key.is_none();
+                // Its first revocation list, signed by its key, for its apps.
+                if let Some(k) = key {
+                    store
+                        .publish_revocations(
+                            &keyseal_issuer::Signer::new(k),
+                            ctx.now + keyseal_server::REVOCATION_LIST_LIFETIME,
+                            &ctx,
+                        )
+                        .await?;
+                }
                 if json {
-                    print_json(&json!({ "org_id": org_id, "name": name, "token_id": token_id, "token": secret }));
+                    print_json(&json!({ "org_id": org_id, "name": name, "token_id": token_id, "token": secret, "key_id": key_id, "default": default }));
                 } else {
                     println!("organisation {org_id} ({name})");
+                    match &key_id {
+                        Some(id) => println!("its own signing key {id} (sealed in the vault)"),
+                        None => println!(
+                            "the default organisation: it signs with the vault's keys"
+                        ),
+                    }
                     println!("admin API token {token_id} (shown once; store it in your secret manager):");
                     println!("{secret}");
                 }
@@ -81,7 +121,7 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
             .await
         }
         OrgCommand::List { ledger } => {
-            with_ledger(dir, &ledger, async |store| {
+            with_ledger(dir, &ledger, async |_, store, _| {
                 let orgs = store.orgs().await?;
                 if json {
                     print_json(&json!(orgs));
@@ -124,7 +164,7 @@ pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<Exi
                     TokenScope::Read => Scope::Read,
                 })
                 .collect();
-            with_ledger(dir, &ledger, async |store| {
+            with_ledger(dir, &ledger, async |_, store, _| {
                 let secret = new_secret()?;
                 let token_id = store
                     .add_token(&org, &auth::token_hash(&secret), &scopes, &name, &ctx)

@@ -44,6 +44,10 @@ pub struct TestServer {
     pub issue: String,
     /// Admin token of organisation B.
     pub other: String,
+    /// Organisation A's id (the default organisation, made on first start).
+    pub org_a: String,
+    /// Organisation B's id (its own signing key, made as `keyseal org create` does).
+    pub org_b: String,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -124,7 +128,7 @@ pub fn start_on(backend: Backend) -> TestServer {
                 Backend::Postgres => Some(fresh_postgres().await),
             };
             let opts = Options {
-                vault_dir,
+                vault_dir: vault_dir.clone(),
                 database_url,
                 auth_failures_per_minute: None,
                 drain_timeout: None,
@@ -168,8 +172,17 @@ pub fn start_on(backend: Backend) -> TestServer {
                 .await
                 .expect("issue token");
             let other = auth::new_token().expect("token");
-            svc.store()
-                .create_org("other", &auth::token_hash(&other), &[Scope::Admin], &ctx)
+            let key_b = keyseal_issuer::vault::seal_new_key(&vault_dir, &secret(PASS), kdf())
+                .expect("org b's key");
+            let (org_b, _) = svc
+                .store()
+                .create_org(
+                    "other",
+                    &auth::token_hash(&other),
+                    &[Scope::Admin],
+                    Some(&key_b.public_key()),
+                    &ctx,
+                )
                 .await
                 .expect("org b");
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -177,7 +190,7 @@ pub fn start_on(backend: Backend) -> TestServer {
                 .expect("bind");
             let addr = listener.local_addr().expect("addr");
             ready_tx
-                .send((addr, admin, read, issue, other))
+                .send((addr, admin, read, issue, other, org_a, org_b))
                 .expect("send");
             let shutdown = async move {
                 tokio::select! {
@@ -188,7 +201,7 @@ pub fn start_on(backend: Backend) -> TestServer {
             svc.serve(listener, shutdown).await.expect("serve");
         });
     });
-    let (addr, admin, read, issue, other) = ready_rx
+    let (addr, admin, read, issue, other, org_a, org_b) = ready_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server started");
     TestServer {
@@ -198,6 +211,8 @@ pub fn start_on(backend: Backend) -> TestServer {
         read,
         issue,
         other,
+        org_a,
+        org_b,
         dir,
         stop: Some(stop_tx),
         thread: Some(thread),

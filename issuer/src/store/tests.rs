@@ -1,0 +1,198 @@
+//! The schema 5 migration on a ledger written before it (schema 4, with
+//! organisations, keys and published lists), on SQLite and, when
+//! `KEYSEAL_TEST_POSTGRES_URL` is set, on a fresh PostgreSQL database: the
+//! existing keys and lists go to the first organisation, which becomes the
+//! default; the others have none; sequences then count per organisation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use keyseal_core::SigningKey;
+
+use super::Store;
+use crate::vault::Signer;
+use crate::{Context, KeyStatus};
+
+fn ctx(now: u64) -> Context {
+    Context {
+        now,
+        actor: "test".into(),
+    }
+}
+
+async fn exec(store: &Store, sql: &str, args: &[&str]) {
+    let mut q = sqlx::query(sql);
+    for a in args {
+        q = q.bind((*a).to_owned());
+    }
+    q.execute(store.pool()).await.unwrap();
+}
+
+/// A schema-4 ledger: two organisations (`org_first` made first), the
+/// vault's two keys (one retired) and two published lists, then migrated.
+async fn migrate_old_ledger(store: &Store) {
+    store.migrate_to(4).await.unwrap();
+    assert!(store.needs_migration().await.unwrap());
+    let (k1, k2) = (
+        SigningKey::from_seed(&[1; 32]).unwrap(),
+        SigningKey::from_seed(&[2; 32]).unwrap(),
+    );
+    exec(
+        store,
+        "INSERT INTO meta (name, value) VALUES ('format', 'keyseal-ledger/v1')",
+        &[],
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO orgs (org_id, name, created_at) VALUES ('org_second', 'b', 200)",
+        &[],
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO orgs (org_id, name, created_at) VALUES ('org_first', 'a', 100)",
+        &[],
+    )
+    .await;
+    for (k, status, until) in [(&k1, "retired", "150"), (&k2, "active", "NULL")] {
+        exec(
+            store,
+            &format!(
+                "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, valid_until) \
+                 VALUES ($1, $2, '{status}', 100, 100, {until})"
+            ),
+            &[&k.key_id().to_string(), &k.public_key().to_string()],
+        )
+        .await;
+    }
+    for seq in ["1", "2"] {
+        exec(
+            store,
+            &format!(
+                "INSERT INTO revocation_lists (sequence, issued_at, next_update, signer, license_count, key_count, list_b64) \
+                 VALUES ({seq}, 100, 200, $1, 0, 0, 'AAAA')"
+            ),
+            &[&k2.key_id().to_string()],
+        )
+        .await;
+    }
+    store.migrate().await.unwrap();
+    assert!(!store.needs_migration().await.unwrap());
+}
+
+async fn check(store: &Store) {
+    migrate_old_ledger(store).await;
+    let k2 = SigningKey::from_seed(&[2; 32]).unwrap();
+    assert_eq!(
+        store.default_org().await.unwrap().as_deref(),
+        Some("org_first")
+    );
+    let first = store.org_keys("org_first").await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(store.keys().await.unwrap(), first);
+    assert_eq!(
+        store
+            .org_active_key("org_first")
+            .await
+            .unwrap()
+            .unwrap()
+            .key_id,
+        k2.key_id()
+    );
+    assert!(store.org_keys("org_second").await.unwrap().is_empty());
+    assert_eq!(
+        store.org_published_lists("org_first").await.unwrap().len(),
+        2
+    );
+    assert!(
+        store
+            .org_published_lists("org_second")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The second organisation gets a key of its own (once); its lists count from 1.
+    let k3 = SigningKey::from_seed(&[3; 32]).unwrap();
+    assert!(
+        store
+            .org_add_first_key("org_second", &k3.public_key(), &ctx(300))
+            .await
+            .unwrap()
+    );
+    let k4 = SigningKey::from_seed(&[4; 32]).unwrap();
+    assert!(
+        !store
+            .org_add_first_key("org_second", &k4.public_key(), &ctx(300))
+            .await
+            .unwrap()
+    );
+    let second = store.org_keys("org_second").await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        (second[0].key_id, second[0].status),
+        (k3.key_id(), KeyStatus::Active)
+    );
+    let l = store
+        .publish_revocations(&Signer::new(k3), 10_000, &ctx(300))
+        .await
+        .unwrap();
+    assert_eq!(l.sequence, 1);
+    let l = store
+        .publish_revocations(&Signer::new(k2), 10_000, &ctx(301))
+        .await
+        .unwrap();
+    assert_eq!(l.sequence, 3);
+    // A key of one organisation is unknown to the other.
+    assert!(
+        store
+            .org_find_key("org_first", &second[0].key_id.to_string())
+            .await
+            .is_err()
+    );
+    // A retired key signs no list.
+    let k1 = SigningKey::from_seed(&[1; 32]).unwrap();
+    assert!(matches!(
+        store
+            .publish_revocations(&Signer::new(k1), 10_000, &ctx(302))
+            .await,
+        Err(crate::Error::NoActiveKey)
+    ));
+}
+
+#[tokio::test]
+async fn schema_5_gives_existing_keys_to_the_first_organisation_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
+        .await
+        .unwrap();
+    check(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn schema_5_gives_existing_keys_to_the_first_organisation_postgres() {
+    use sqlx::{Connection, Executor};
+    let Ok(base) = std::env::var("KEYSEAL_TEST_POSTGRES_URL") else {
+        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).unwrap();
+    let name = format!("ks_migrate_{}", crate::fsutil::hex(&rnd));
+    let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    let rest = base
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    let store = Store::connect(&format!("{head}/{name}{rest}"))
+        .await
+        .unwrap();
+    check(&store).await;
+    store.close().await;
+}
