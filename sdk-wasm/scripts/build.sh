@@ -4,7 +4,7 @@
 # Cargo.toml pins (installed once under the cache, outside the clone), the
 # hand-written modules and types of npm/, then `npm pack`. No wasm-pack.
 #
-# The .wasm is built by the nightly toolchain with the standard library
+# The .wasm is built by a dated nightly toolchain with the standard library
 # rebuilt for it (-Z build-std) and panics that trap at once: on
 # wasm32-unknown-unknown a panic message goes nowhere, and dropping its
 # formatting code, file names and Debug output is what keeps the .wasm under
@@ -39,10 +39,12 @@ if [ ! -x "$WASM_OPT" ]; then
 fi
 
 cd "$ROOT"
-TOOLCHAIN=${KEYSEAL_WASM_TOOLCHAIN:-nightly}
+# A dated nightly, so the .wasm is the same from one day to the next and the
+# -Z flags below keep their meaning (-C panic=immediate-abort is recent).
+TOOLCHAIN=${KEYSEAL_WASM_TOOLCHAIN:-nightly-2026-05-20}
 rustup component list --toolchain "$TOOLCHAIN" --installed 2>/dev/null | grep -q '^rust-src' || {
-    echo "installing rust-src for $TOOLCHAIN (once; -Z build-std compiles the standard library)" >&2
-    rustup component add rust-src --toolchain "$TOOLCHAIN" >/dev/null
+    echo "installing Rust $TOOLCHAIN with rust-src (once; -Z build-std compiles the standard library)" >&2
+    rustup toolchain install "$TOOLCHAIN" --profile minimal --component rust-src >/dev/null
 }
 # Size: sha2's compact SHA-512 (a few KiB smaller; hashing is a sliver of a
 # validation); panics abort at once, with no message, location or Debug
