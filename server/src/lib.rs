@@ -179,9 +179,10 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// Opens the vault for writing (initialising an empty one), on first
-    /// start creates the default organisation (which takes over the vault's
-    /// keys) and its admin token (see [`Service::take_admin_token`]), gives
+    /// Opens the vault for writing (initialising an empty one), checks the
+    /// passphrase against the vault's active key before writing anything
+    /// (a wrong one changes nothing), on first start creates the default
+    /// organisation (which takes over the vault's keys) and its admin token (see [`Service::take_admin_token`]), gives
     /// every organisation without a signing key one of its own, publishes a
     /// first revocation list for each organisation without one, and
     /// unlocks the default organisation's active key (checking the
@@ -212,6 +213,11 @@ impl Service {
             };
             Vault::init(&opts.vault_dir, &opts.passphrase, &init, &ctx).await?
         };
+        // The passphrase must open the vault's active key before anything is
+        // written: a wrong one must not create the default organisation (its
+        // admin token would never be printed), initialise a PostgreSQL
+        // ledger, or seal a new organisation's key under it.
+        vault.unlock(&opts.passphrase).await?;
         let store = match &opts.database_url {
             None => vault.store().clone(),
             Some(url) => Self::open_postgres(&vault, url, &ctx).await?,

@@ -1,0 +1,109 @@
+//! `keyseal serve` with a wrong passphrase on a vault made by `keyseal init`
+//! (SQLite) and on a fresh PostgreSQL ledger: start-up fails with a clear
+//! error and writes nothing (no organisation, no admin token, no ledger
+//! initialisation, no sealed key), so the next start with the right
+//! passphrase still prints the one-time admin token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use keyseal_issuer::{Access, Context, InitOptions, Store, Vault};
+use keyseal_server::{Error, Options, Service};
+
+fn options(vault_dir: &Path, database_url: Option<String>, pass: &str) -> Options {
+    Options {
+        vault_dir: vault_dir.to_owned(),
+        database_url,
+        passphrase: common::secret(pass),
+        kdf: Some(common::kdf()),
+        clock: Arc::new(common::now),
+        auth_failures_per_minute: None,
+        drain_timeout: None,
+    }
+}
+
+fn sealed_keys(vault_dir: &Path) -> usize {
+    std::fs::read_dir(vault_dir.join("keys")).unwrap().count()
+}
+
+async fn wrong_then_right(database_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("vault");
+    // What `keyseal init` leaves: a vault with its key, no organisation.
+    let ctx = Context {
+        now: common::now(),
+        actor: "test".into(),
+    };
+    let init = InitOptions {
+        products: Vec::new(),
+        kdf: common::kdf(),
+    };
+    Vault::init(&vault_dir, &common::secret(common::PASS), &init, &ctx)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let keys = sealed_keys(&vault_dir);
+
+    let err = Service::open(options(
+        &vault_dir,
+        database_url.clone(),
+        "not the passphrase",
+    ))
+    .await
+    .expect_err("a wrong passphrase must not start the service");
+    assert!(
+        matches!(
+            err,
+            Error::Issuer(keyseal_issuer::Error::WrongPassphrase { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    // Nothing was written.
+    assert_eq!(sealed_keys(&vault_dir), keys, "no key sealed");
+    let vault = Vault::open(&vault_dir, Access::Read).await.unwrap();
+    assert_eq!(
+        vault.store().org_count().await.unwrap(),
+        0,
+        "no organisation"
+    );
+    vault.close().await;
+    if let Some(url) = &database_url {
+        let store = Store::connect(url).await.unwrap();
+        assert!(
+            store.check().await.is_err(),
+            "the PostgreSQL ledger was initialised"
+        );
+        store.close().await;
+    }
+
+    let mut svc = Service::open(options(&vault_dir, database_url, common::PASS))
+        .await
+        .expect("the right passphrase starts it");
+    assert!(
+        svc.take_admin_token().is_some(),
+        "the first good start still prints the admin token"
+    );
+    assert_eq!(svc.store().org_count().await.unwrap(), 1);
+}
+
+#[test]
+fn wrong_passphrase_changes_nothing() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(wrong_then_right(None));
+    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_ok() {
+        let url = rt.block_on(common::fresh_postgres());
+        rt.block_on(wrong_then_right(Some(url)));
+    } else {
+        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
+    }
+}
