@@ -170,29 +170,44 @@ impl FromRequestParts<S> for Caller {
             ));
         }
         let hash = auth::token_hash(token);
-        let cached = {
-            let map = state
+        let (cached, revocations) = {
+            let cache = state
                 .tokens
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.get(&hash)
+            let hit = cache
+                .entries
+                .get(&hash)
                 .filter(|(_, until)| now < *until)
-                .map(|(t, _)| t.clone())
+                .map(|(t, _)| t.clone());
+            (hit, cache.revocations)
         };
-        let found = match cached {
-            Some(t) => Some(t),
-            None => state.store.token_by_hash(&hash).await?,
-        };
-        match found {
+        if let Some(t) = cached {
+            // A hit never extends the entry: the ledger is read again once
+            // it expires, so a revocation elsewhere takes effect here.
+            return if auth::same_hash(&t.token_hash, &hash) {
+                Ok(Caller(t))
+            } else {
+                Err(fail("unknown API token"))
+            };
+        }
+        match state.store.token_by_hash(&hash).await? {
             Some(t) if auth::same_hash(&t.token_hash, &hash) => {
-                let mut map = state
+                let mut cache = state
                     .tokens
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if map.len() > 10_000 {
-                    map.clear();
+                // A token revoked here since this request read the ledger
+                // could be this one: not cached, or it would outlive its
+                // revocation on this replica.
+                if cache.revocations == revocations {
+                    if cache.entries.len() > 10_000 {
+                        cache.entries.clear();
+                    }
+                    cache
+                        .entries
+                        .insert(hash, (t.clone(), now + TOKEN_CACHE_SECS));
                 }
-                map.insert(hash, (t.clone(), now + TOKEN_CACHE_SECS));
                 Ok(Caller(t))
             }
             _ => Err(fail("unknown API token")),
@@ -1120,9 +1135,17 @@ async fn revoke_token(
         .org_revoke_token(c.org(), &id, &c.ctx(&s))
         .await?
         .ok_or_else(|| Problem::not_found("API token"))?;
-    s.tokens
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .retain(|_, (cached, _)| cached.token_id != t.token_id);
+    {
+        let mut cache = s
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Requests that read the token before the revocation committed must
+        // not cache it after this (see the `Caller` extractor).
+        cache.revocations += 1;
+        cache
+            .entries
+            .retain(|_, (cached, _)| cached.token_id != t.token_id);
+    }
     Ok(json_response(StatusCode::OK, &token_view(&t)))
 }

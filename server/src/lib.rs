@@ -91,15 +91,26 @@ pub(crate) struct State {
     pub(crate) rotation: tokio::sync::Mutex<()>,
     /// Mint requests for the group-commit task.
     pub(crate) minter: tokio::sync::mpsc::Sender<MintRequest>,
-    /// Recently seen tokens (hash -> record, expiry), so a request under
-    /// load does not read the token table; kept [`TOKEN_CACHE_SECS`].
-    pub(crate) tokens: std::sync::Mutex<
-        std::collections::HashMap<String, (keyseal_issuer::service::TokenRecord, u64)>,
-    >,
+    /// Tokens recently read from the ledger, so a request under load does
+    /// not read the token table; each kept [`TOKEN_CACHE_SECS`] from that
+    /// read (never extended).
+    pub(crate) tokens: std::sync::Mutex<TokenCache>,
     pub(crate) clock: Clock,
     pub(crate) limiter: auth::FailureLimiter,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) minted: AtomicU64,
+}
+
+/// API tokens read from the ledger, and how many tokens were revoked
+/// through this replica (a request that read its token before a revocation
+/// here does not cache it).
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    /// Token hash -> record, and until when it is trusted.
+    pub(crate) entries:
+        std::collections::HashMap<String, (keyseal_issuer::service::TokenRecord, u64)>,
+    /// Revocations through this replica so far.
+    pub(crate) revocations: u64,
 }
 
 impl State {
@@ -247,7 +258,7 @@ impl Service {
         let (minter, mint_rx) = tokio::sync::mpsc::channel(4096);
         let state = Arc::new(State {
             minter,
-            tokens: std::sync::Mutex::new(std::collections::HashMap::new()),
+            tokens: std::sync::Mutex::new(TokenCache::default()),
             store,
             vault_dir: opts.vault_dir.clone(),
             passphrase: opts.passphrase,

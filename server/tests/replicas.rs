@@ -151,3 +151,67 @@ fn replicas_share_one_postgres_ledger_and_follow_rotations() {
         3
     );
 }
+
+/// A token used continuously through replica B while it is revoked through
+/// replica A: B refuses it within TOKEN_CACHE_SECS (a cache hit must not
+/// extend the entry, or a token in steady use is never read again).
+#[test]
+fn a_token_revoked_through_another_replica_is_refused_there_in_time() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::fresh_postgres());
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let a = replica(vault.clone(), url.clone());
+    let b = replica(vault, url);
+    let admin = a.token.clone().unwrap();
+    let t = post(
+        a.addr,
+        "/v1/tokens",
+        &admin,
+        &json!({ "name": "busy", "scopes": ["read"] }),
+    );
+    assert_eq!(t.status, 201, "{}", t.text());
+    let secret = t.json()["token"].as_str().unwrap().to_owned();
+    let id = t.json()["token_id"].as_str().unwrap().to_owned();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = common::hammer(b.addr, &secret, 2, &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    let r = post_empty(a.addr, &format!("/v1/tokens/{id}/revoke"), &admin);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let revoked = std::time::Instant::now();
+    // Through A: at once.
+    get(a.addr, "/v1/products", &secret).problem(401, "unauthorized");
+    let cache = Duration::from_secs(keyseal_server::TOKEN_CACHE_SECS);
+    std::thread::sleep(cache + Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let seen: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert!(
+        seen.iter().any(|(at, st)| *at < revoked && *st == 200),
+        "the token worked through B before"
+    );
+    // Through B: refused once TOKEN_CACHE_SECS (and a second of margin for
+    // the clock's whole seconds) have passed, although it never stopped
+    // being used.
+    let late: Vec<u16> = seen
+        .iter()
+        .filter(|(at, _)| *at > revoked + cache + Duration::from_secs(1))
+        .map(|(_, st)| *st)
+        .collect();
+    assert!(!late.is_empty(), "no request late enough");
+    assert!(
+        late.iter().all(|st| *st == 401 || *st == 429),
+        "B still answers the revoked token: {late:?}"
+    );
+}

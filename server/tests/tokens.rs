@@ -212,3 +212,47 @@ fn token_requests_are_checked() {
         post_empty(s.addr, "/v1/tokens/%ff/revoke", &s.admin).problem(400, "bad-request");
     }
 }
+
+/// A token used continuously while it is revoked through the same replica:
+/// every request that starts after the revocation answered is refused (a
+/// request that read the token just before the revocation committed must
+/// not cache it again, and cache hits must not extend its entry).
+#[test]
+fn a_revoked_token_in_use_is_refused_at_once_here() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for s in common::backends() {
+        let t = create(&s, &s.admin, "busy", &["read"]);
+        let secret = t["token"].as_str().unwrap().to_owned();
+        let id = t["token_id"].as_str().unwrap().to_owned();
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = common::hammer(s.addr, &secret, 3, &stop);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let r = post_empty(s.addr, &format!("/v1/tokens/{id}/revoke"), &s.admin);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let revoked = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        let seen: Vec<_> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert!(
+            seen.iter().any(|(at, st)| *at < revoked && *st == 200),
+            "{:?}: the token worked before",
+            s.backend
+        );
+        let after: Vec<u16> = seen
+            .iter()
+            .filter(|(at, _)| *at > revoked)
+            .map(|(_, st)| *st)
+            .collect();
+        assert!(!after.is_empty(), "{:?}: no request after", s.backend);
+        // 401, then 429 once the client's failures pass the limit.
+        assert!(
+            after.iter().all(|st| *st == 401 || *st == 429),
+            "{:?}: a request after the revocation was answered: {after:?}",
+            s.backend
+        );
+    }
+}

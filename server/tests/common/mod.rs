@@ -375,3 +375,26 @@ pub fn post(addr: SocketAddr, path: &str, token: &str, body: &Value) -> Resp {
 pub fn post_empty(addr: SocketAddr, path: &str, token: &str) -> Resp {
     req(addr, "POST", path, Some(token), None, &[])
 }
+
+/// Uses `token` (`GET /v1/products`, read scope) in a loop from `threads`
+/// threads until `stop` is set; each request's start time and status.
+pub fn hammer(
+    addr: SocketAddr,
+    token: &str,
+    threads: usize,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<(std::time::Instant, u16)>>> {
+    (0..threads)
+        .map(|_| {
+            let (token, stop) = (token.to_owned(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let at = std::time::Instant::now();
+                    seen.push((at, get(addr, "/v1/products", &token).status));
+                }
+                seen
+            })
+        })
+        .collect()
+}
