@@ -446,16 +446,12 @@ async fn org_revocations(
 async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
     let mut lists = s.store.org_published_lists(org_id).await?;
     if lists.is_empty() && s.store.org_active_key(org_id).await?.is_some() {
-        let signer = s.signer(org_id).await?;
         let ctx = Context {
             now: s.now(),
             actor: format!("org:{org_id}/service"),
         };
         // Another request or replica may publish it first: then read that.
-        let _ = s
-            .store
-            .publish_revocations(&signer, ctx.now + REVOCATION_LIST_LIFETIME, &ctx)
-            .await;
+        let _ = publish(s, org_id, &ctx).await;
         lists = s.store.org_published_lists(org_id).await?;
     }
     let latest = lists
@@ -815,11 +811,27 @@ async fn revoke(
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
     // Publish the organisation's list at once, so it names the license.
-    let signer = s.signer(c.org()).await?;
-    s.store
-        .publish_revocations(&signer, ctx.now + REVOCATION_LIST_LIFETIME, &ctx)
-        .await?;
+    publish(&s, c.org(), &ctx).await?;
     Ok(json_response(StatusCode::OK, &license_view(&l)))
+}
+
+/// Publishes the organisation's revocation list, signed by its active key.
+/// If another replica rotated (or retired) the key this one signs with,
+/// loads the active key and tries once more.
+async fn publish(
+    s: &State,
+    org_id: &str,
+    ctx: &Context,
+) -> keyseal_issuer::Result<keyseal_issuer::PublishedList> {
+    let next_update = ctx.now + REVOCATION_LIST_LIFETIME;
+    let signer = s.signer(org_id).await?;
+    match s.store.publish_revocations(&signer, next_update, ctx).await {
+        Err(keyseal_issuer::Error::NoActiveKey) if s.reload_signer(org_id).await => {
+            let now = s.signer(org_id).await?;
+            s.store.publish_revocations(&now, next_update, ctx).await
+        }
+        r => r,
+    }
 }
 
 async fn suspend(

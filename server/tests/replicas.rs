@@ -215,3 +215,94 @@ fn a_token_revoked_through_another_replica_is_refused_there_in_time() {
         "B still answers the revoked token: {late:?}"
     );
 }
+
+/// The organisation's key rotated through replica B, then a license
+/// revoked through replica A (whose signer is the old key): the revocation
+/// answers 200 and A's public list names the license, signed by the new key.
+#[test]
+fn a_revocation_after_a_rotation_elsewhere_is_published() {
+    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::fresh_postgres());
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let a = replica(vault.clone(), url.clone());
+    let b = replica(vault, url);
+    let token = a.token.clone().unwrap();
+    let r = post(
+        a.addr,
+        "/v1/products",
+        &token,
+        &json!({ "product": "acme-cad" }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let cus = post(a.addr, "/v1/customers", &token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A signs with the first key.
+    let lic = post(
+        a.addr,
+        "/v1/licenses",
+        &token,
+        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d" }),
+    );
+    assert_eq!(lic.status, 201, "{}", lic.text());
+    let id = lic.json()["license_id"].as_str().unwrap().to_owned();
+
+    let rotated = post_empty(b.addr, "/v1/keys/rotate", &token);
+    assert_eq!(rotated.status, 201, "{}", rotated.text());
+    let r = post(
+        a.addr,
+        &format!("/v1/licenses/{id}/revoke"),
+        &token,
+        &json!({ "reason": "refund" }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let org = get(a.addr, "/v1/tokens", &token).json()["items"][0]["org_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ring: keyseal::Keyring = common::req(
+        a.addr,
+        "GET",
+        &format!("/v1/public/orgs/{org}/keyring"),
+        None,
+        None,
+        &[],
+    )
+    .json()["keyring"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let list = common::req(
+        a.addr,
+        "GET",
+        &format!("/v1/public/orgs/{org}/revocations"),
+        None,
+        None,
+        &[],
+    );
+    assert_eq!(list.status, 200, "{}", list.text());
+    let app = keyseal::Validator::builder(ring, "acme-cad")
+        .clock(keyseal::ManualClock::new(common::now()))
+        .state(keyseal::MemoryStateStore::new())
+        .no_device()
+        .build()
+        .unwrap();
+    let names: Vec<String> = app
+        .load_revocation_list(&list.body)
+        .expect("the list verifies")
+        .revoked_licenses()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(names, vec![id]);
+}
