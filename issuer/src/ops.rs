@@ -181,29 +181,51 @@ impl Store {
         key: &keyseal_core::PublicKey,
         ctx: &Context,
     ) -> Result<Option<KeyId>> {
-        let old = self.org_active_key(org_id).await?;
+        // The active key is read and retired under the writer's lock: read
+        // before it, two rotations at once each retired the same old key
+        // and left two active ones.
         let mut tx = self.begin_write().await?;
-        if let Some(old) = &old {
-            tx.exec(
-                sqlx::query("UPDATE signing_keys SET status = 'retired', valid_until = $1 WHERE key_id = $2")
-                    .bind(i(ctx.now))
-                    .bind(old.key_id.to_string()),
-                "retiring the old key",
+        let rows = tx
+            .fetch(
+                sqlx::query(
+                    "SELECT key_id FROM signing_keys WHERE org_id = $1 AND status = 'active'",
+                )
+                .bind(org_id.to_owned()),
+                "reading the active key",
             )
             .await?;
-        }
+        let old: Option<KeyId> = match rows.first() {
+            None => None,
+            Some(r) => {
+                let id: String =
+                    sqlx::Row::try_get(r, 0).map_err(|e| Error::db("reading the active key", e))?;
+                Some(id.parse().map_err(|_| Error::CorruptLedger {
+                    detail: "bad key id".to_owned(),
+                })?)
+            }
+        };
+        tx.exec(
+            sqlx::query(
+                "UPDATE signing_keys SET status = 'retired', valid_until = $1 \
+                 WHERE org_id = $2 AND status = 'active'",
+            )
+            .bind(i(ctx.now))
+            .bind(org_id.to_owned()),
+            "retiring the old key",
+        )
+        .await?;
         insert_key(&mut tx, org_id, key, ctx.now).await?;
         tx.audit(
             ctx,
             "key.rotate",
             &json!({
                 "key_id": key.key_id().to_string(),
-                "retired_key_id": old.as_ref().map(|o| o.key_id.to_string()),
+                "retired_key_id": old.map(|o| o.to_string()),
             }),
         )
         .await?;
         tx.commit().await?;
-        Ok(old.map(|o| o.key_id))
+        Ok(old)
     }
 
     /// Registers a product.

@@ -44,6 +44,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "org_keys",
         include_str!("../migrations/0005_org_keys.sql"),
     ),
+    // At most one active signing key per organisation (see `ops`).
+    (
+        6,
+        "one_active_key",
+        include_str!("../migrations/0006_one_active_key.sql"),
+    ),
 ];
 
 /// The embedded migrations up to this version.

@@ -196,3 +196,166 @@ async fn schema_5_gives_existing_keys_to_the_first_organisation_postgres() {
     check(&store).await;
     store.close().await;
 }
+
+/// A fresh PostgreSQL database, if `KEYSEAL_TEST_POSTGRES_URL` is set.
+async fn fresh_postgres(prefix: &str) -> Option<Store> {
+    use sqlx::{Connection, Executor};
+    let Ok(base) = std::env::var("KEYSEAL_TEST_POSTGRES_URL") else {
+        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
+        return None;
+    };
+    let mut rnd = [0u8; 8];
+    getrandom::fill(&mut rnd).unwrap();
+    let name = format!("{prefix}_{}", crate::fsutil::hex(&rnd));
+    let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    let rest = base
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    Some(
+        Store::connect(&format!("{head}/{name}{rest}"))
+            .await
+            .unwrap(),
+    )
+}
+
+fn active(keys: &[crate::KeyInfo]) -> Vec<keyseal_core::KeyId> {
+    keys.iter()
+        .filter(|k| k.status == KeyStatus::Active)
+        .map(|k| k.key_id)
+        .collect()
+}
+
+/// Rotations at once (as two replicas may make them) leave exactly one
+/// active key, the one the group commit and the services agree on.
+async fn check_concurrent_rotations(store: &Store) {
+    store.migrate().await.unwrap();
+    let k0 = SigningKey::from_seed(&[10; 32]).unwrap();
+    store
+        .initialize(&k0.public_key(), &[], serde_json::json!({}), &ctx(100))
+        .await
+        .unwrap();
+    for round in 0..5u8 {
+        let keys: Vec<_> = (0..4u8)
+            .map(|n| SigningKey::from_seed(&[20 + round * 4 + n; 32]).unwrap())
+            .collect();
+        let rotate = |k: &SigningKey| {
+            let pk = k.public_key();
+            async move { store.activate_key(&pk, &ctx(200)).await }
+        };
+        let (a, b, c, d) = tokio::join!(
+            rotate(&keys[0]),
+            rotate(&keys[1]),
+            rotate(&keys[2]),
+            rotate(&keys[3])
+        );
+        let results = [a, b, c, d];
+        for r in &results {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        let all = store.keys().await.unwrap();
+        let now_active = active(&all);
+        assert_eq!(now_active.len(), 1, "round {round}: {all:?}");
+        assert_eq!(
+            store.active_key().await.unwrap().unwrap().key_id,
+            now_active[0]
+        );
+        // Each rotation retired the key active when it ran: one chain.
+        let retired: std::collections::BTreeSet<_> = results
+            .iter()
+            .map(|r| r.as_ref().unwrap().unwrap())
+            .collect();
+        assert_eq!(retired.len(), keys.len(), "round {round}: {results:?}");
+        // The active key signs; the retired ones do not.
+        let signer = keys
+            .into_iter()
+            .find(|k| k.key_id() == now_active[0])
+            .unwrap();
+        store
+            .publish_revocations(&Signer::new(signer), 10_000, &ctx(201))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_rotations_leave_one_active_key_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
+        .await
+        .unwrap();
+    check_concurrent_rotations(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn concurrent_rotations_leave_one_active_key_postgres() {
+    if let Some(store) = fresh_postgres("ks_rotate").await {
+        check_concurrent_rotations(&store).await;
+        store.close().await;
+    }
+}
+
+/// A schema-5 ledger where two rotations at once left two active keys:
+/// schema 6 keeps the newest active and retires the other, and from then on
+/// a second active key is refused.
+async fn check_schema_6(store: &Store) {
+    store.migrate_to(5).await.unwrap();
+    let keys: Vec<_> = (1..=3u8)
+        .map(|n| SigningKey::from_seed(&[n + 40; 32]).unwrap())
+        .collect();
+    for (k, created, status) in [
+        (&keys[0], "100", "retired"),
+        (&keys[1], "200", "active"),
+        (&keys[2], "300", "active"),
+    ] {
+        exec(
+            store,
+            &format!(
+                "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id) \
+                 VALUES ($1, $2, '{status}', {created}, {created}, 'org_a')"
+            ),
+            &[&k.key_id().to_string(), &k.public_key().to_string()],
+        )
+        .await;
+    }
+    store.migrate().await.unwrap();
+    let after = store.org_keys("org_a").await.unwrap();
+    assert_eq!(active(&after), vec![keys[2].key_id()], "{after:?}");
+    let old = after.iter().find(|k| k.key_id == keys[1].key_id()).unwrap();
+    assert_eq!(old.status, KeyStatus::Retired);
+    assert_eq!(old.valid_until, Some(300));
+    let k4 = SigningKey::from_seed(&[50; 32]).unwrap();
+    let second = sqlx::query(
+        "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id) \
+         VALUES ($1, $2, 'active', 400, 400, 'org_a')",
+    )
+    .bind(k4.key_id().to_string())
+    .bind(k4.public_key().to_string())
+    .execute(store.pool())
+    .await;
+    assert!(second.is_err(), "a second active key was accepted");
+}
+
+#[tokio::test]
+async fn schema_6_keeps_one_active_key_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
+        .await
+        .unwrap();
+    check_schema_6(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn schema_6_keeps_one_active_key_postgres() {
+    if let Some(store) = fresh_postgres("ks_migrate6").await {
+        check_schema_6(&store).await;
+        store.close().await;
+    }
+}
