@@ -1044,7 +1044,13 @@ async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller)
     c.need(Scope::Admin)?;
     let ctx = c.ctx(&s);
     let _one_at_a_time = s.rotation.lock().await;
-    let key = keyseal_issuer::vault::seal_new_key(&s.vault_dir, &s.passphrase, s.kdf)?;
+    // Sealing (Argon2id) runs on a blocking thread, not on one of the
+    // runtime's, which serve every organisation's requests.
+    let (dir, pass, kdf) = (s.vault_dir.clone(), s.passphrase.clone(), s.kdf);
+    let key =
+        tokio::task::spawn_blocking(move || keyseal_issuer::vault::seal_new_key(&dir, &pass, kdf))
+            .await
+            .map_err(|_| Problem::internal())??;
     let id = key.key_id();
     if let Err(e) = s
         .store

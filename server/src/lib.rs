@@ -80,12 +80,18 @@ pub(crate) struct State {
     pub(crate) store: Store,
     /// The vault directory: new signing keys are sealed into its `keys/`.
     pub(crate) vault_dir: PathBuf,
-    /// Seals rotated keys; wiped on drop.
-    pub(crate) passphrase: Passphrase,
+    /// Seals rotated keys and opens sealed ones (on a blocking thread);
+    /// wiped on drop.
+    pub(crate) passphrase: Arc<Passphrase>,
     pub(crate) kdf: KdfParams,
     /// Each organisation's signer (its active key), loaded from the vault
     /// on first use.
     pub(crate) signers: tokio::sync::RwLock<std::collections::HashMap<String, Signer>>,
+    /// One key load (or signer change) at a time per organisation, so one
+    /// organisation's unsealing (Argon2id, a while) holds neither the map
+    /// nor the others, and concurrent first uses unseal once.
+    pub(crate) loading:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Serialises key rotations (sealing a key takes a while: no signer
     /// lock is held meanwhile).
     pub(crate) rotation: tokio::sync::Mutex<()>,
@@ -131,24 +137,48 @@ impl State {
         self.load_signer(org_id).await
     }
 
+    /// The organisation's lock for loading or changing its signer.
+    fn loading(&self, org_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.loading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(org_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
     /// Loads the organisation's active key from the vault unless it is the
-    /// one signing for it now.
+    /// one signing for it now. The key is unsealed on a blocking thread
+    /// under this organisation's loading lock only: other organisations'
+    /// signers stay available meanwhile.
     async fn load_signer(&self, org_id: &str) -> keyseal_issuer::Result<Signer> {
+        let gate = self.loading(org_id);
+        let _one_at_a_time = gate.lock().await;
         let active = self
             .store
             .org_active_key(org_id)
             .await?
             .ok_or(keyseal_issuer::Error::NoActiveKey)?;
-        let mut signers = self.signers.write().await;
-        if let Some(s) = signers.get(org_id)
+        if let Some(s) = self.signers.read().await.get(org_id)
             && s.key_id() == active.key_id
         {
             return Ok(s.clone());
         }
-        let key =
-            keyseal_issuer::vault::open_key(&self.vault_dir, active.key_id, &self.passphrase)?;
+        let (dir, pass) = (self.vault_dir.clone(), self.passphrase.clone());
+        let key = tokio::task::spawn_blocking(move || {
+            keyseal_issuer::vault::open_key(&dir, active.key_id, &pass)
+        })
+        .await
+        .map_err(|e| keyseal_issuer::Error::Io {
+            doing: "open a signing key in",
+            path: self.vault_dir.clone(),
+            source: std::io::Error::other(e),
+        })??;
         let signer = Signer::new(key);
-        signers.insert(org_id.to_owned(), signer.clone());
+        self.signers
+            .write()
+            .await
+            .insert(org_id.to_owned(), signer.clone());
         Ok(signer)
     }
 
@@ -168,6 +198,9 @@ impl State {
 
     /// Makes `signer` the organisation's signer (after a rotation here).
     pub(crate) async fn set_signer(&self, org_id: &str, signer: Signer) {
+        // After a load in flight, which may have read the previous key.
+        let gate = self.loading(org_id);
+        let _one_at_a_time = gate.lock().await;
         self.signers.write().await.insert(org_id.to_owned(), signer);
     }
 }
@@ -261,9 +294,10 @@ impl Service {
             tokens: std::sync::Mutex::new(TokenCache::default()),
             store,
             vault_dir: opts.vault_dir.clone(),
-            passphrase: opts.passphrase,
+            passphrase: Arc::new(opts.passphrase),
             kdf,
             signers: tokio::sync::RwLock::new(std::collections::HashMap::new()),
+            loading: std::sync::Mutex::new(std::collections::HashMap::new()),
             rotation: tokio::sync::Mutex::new(()),
             clock: opts.clock,
             limiter: auth::FailureLimiter::with_limit(
