@@ -21,7 +21,7 @@ use crate::Context;
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::request::{RequestFields, check_product};
-use crate::store::{LicenseRecord, NewLicense, Store, i, u};
+use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u};
 use crate::vault::Signer;
 
 /// Rows per INSERT when a group of mints is recorded (7 parameters each at
@@ -291,6 +291,32 @@ const ORG_LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.cu
      l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason, o.max_devices, o.suspended_at \
      FROM org_licenses o JOIN licenses l ON l.license_id = o.license_id \
      LEFT JOIN revocations r ON r.license_id = l.license_id";
+
+/// Whether `sql` (`SELECT 1 ... WHERE org_id = $1 AND ... = $2`, bound to
+/// `key`) finds a row, asked once per key and group: the answer is kept in
+/// `seen`.
+async fn exists_once<'k>(
+    tx: &mut WriteTx,
+    seen: &mut std::collections::HashMap<(&'k str, &'k str), bool>,
+    key: (&'k str, &'k str),
+    sql: &'static str,
+    doing: &str,
+) -> Result<bool> {
+    if let Some(b) = seen.get(&key) {
+        return Ok(*b);
+    }
+    let found = !tx
+        .fetch(
+            sqlx::query(sql)
+                .bind(key.0.to_owned())
+                .bind(key.1.to_owned()),
+            doing,
+        )
+        .await?
+        .is_empty();
+    seen.insert(key, found);
+    Ok(found)
+}
 
 fn db(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |e| Error::db(doing, e)
@@ -1046,24 +1072,14 @@ impl Store {
                 verdicts.push(Err(Error::NoActiveKey));
                 continue;
             }
-            let has_product = match products.get(&(org, rec.product.as_str())) {
-                Some(b) => *b,
-                None => {
-                    let b = !tx
-                        .fetch(
-                            sqlx::query(
-                                "SELECT 1 FROM org_products WHERE org_id = $1 AND product = $2",
-                            )
-                            .bind(org.to_owned())
-                            .bind(rec.product.clone()),
-                            "reading products",
-                        )
-                        .await?
-                        .is_empty();
-                    products.insert((org, rec.product.as_str()), b);
-                    b
-                }
-            };
+            let has_product = exists_once(
+                &mut tx,
+                &mut products,
+                (org, rec.product.as_str()),
+                "SELECT 1 FROM org_products WHERE org_id = $1 AND product = $2",
+                "reading products",
+            )
+            .await?;
             if !has_product {
                 let rows = tx
                     .fetch(
@@ -1085,24 +1101,14 @@ impl Store {
                 }));
                 continue;
             }
-            let has_customer = match customers.get(&(org, rec.customer.as_str())) {
-                Some(b) => *b,
-                None => {
-                    let b = !tx
-                        .fetch(
-                            sqlx::query(
-                                "SELECT 1 FROM customers WHERE org_id = $1 AND customer_id = $2",
-                            )
-                            .bind(org.to_owned())
-                            .bind(rec.customer.clone()),
-                            "reading customers",
-                        )
-                        .await?
-                        .is_empty();
-                    customers.insert((org, rec.customer.as_str()), b);
-                    b
-                }
-            };
+            let has_customer = exists_once(
+                &mut tx,
+                &mut customers,
+                (org, rec.customer.as_str()),
+                "SELECT 1 FROM customers WHERE org_id = $1 AND customer_id = $2",
+                "reading customers",
+            )
+            .await?;
             if !has_customer {
                 verdicts.push(Err(Error::invalid(
                     "customer",
