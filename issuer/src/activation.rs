@@ -158,23 +158,7 @@ impl Store {
                 max_devices: lic.max_devices,
             }));
         }
-        let signer_rows = tx
-            .fetch(
-                sqlx::query(
-                    "SELECT key_id FROM signing_keys WHERE status = 'active' AND org_id = $1",
-                )
-                .bind(org_id.to_owned()),
-                "reading signing keys",
-            )
-            .await?;
-        let active_key: Option<String> = signer_rows
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(|e| Error::db("reading signing keys", e))?;
-        if active_key.as_deref() != Some(signer.key_id().to_string().as_str()) {
-            return Err(Error::NoActiveKey);
-        }
+        tx.require_active_key(org_id, signer.key_id()).await?;
         let mut rnd = [0u8; 8];
         getrandom::fill(&mut rnd)?;
         let a = Activation {

@@ -943,23 +943,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // The signer must still be the organisation's active key, checked
         // inside the lock.
-        let active = tx
-            .fetch(
-                sqlx::query(
-                    "SELECT key_id FROM signing_keys WHERE status = 'active' AND org_id = $1",
-                )
-                .bind(org_id.to_owned()),
-                "reading signing keys",
-            )
-            .await?;
-        let active: Option<String> = active
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(db("reading signing keys"))?;
-        if active.as_deref() != Some(signer.key_id().to_string().as_str()) {
-            return Err(Error::NoActiveKey);
-        }
+        tx.require_active_key(org_id, signer.key_id()).await?;
         tx.insert_licenses(&[NewLicense {
             license_id: id,
             key_id: signer.key_id(),

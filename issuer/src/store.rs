@@ -963,6 +963,31 @@ impl WriteTx {
         &mut self.tx
     }
 
+    /// Refuses with [`Error::NoActiveKey`] unless `key_id` is `org_id`'s
+    /// active signing key, read inside this transaction (so a rotation
+    /// cannot slip between the check and the write).
+    pub(crate) async fn require_active_key(&mut self, org_id: &str, key_id: KeyId) -> Result<()> {
+        let rows = self
+            .fetch(
+                sqlx::query(
+                    "SELECT key_id FROM signing_keys WHERE status = 'active' AND org_id = $1",
+                )
+                .bind(org_id.to_owned()),
+                "reading signing keys",
+            )
+            .await?;
+        let active: Option<String> = rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))?;
+        if active.as_deref() == Some(key_id.to_string().as_str()) {
+            Ok(())
+        } else {
+            Err(Error::NoActiveKey)
+        }
+    }
+
     /// Runs a statement.
     pub(crate) async fn exec<'q>(
         &mut self,
