@@ -120,6 +120,12 @@ impl PublicKey {
         self.key.to_bytes()
     }
 
+    /// The curve point.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn point(&self) -> curve25519_dalek::EdwardsPoint {
+        self.key.to_edwards()
+    }
+
     /// The key's id.
     #[must_use]
     pub const fn key_id(&self) -> KeyId {

@@ -181,11 +181,14 @@ impl TrustedKey {
     }
 }
 
-/// The set of trusted keys. Fixed capacity: no allocation, usable with no std.
+/// The set of trusted keys. Fixed capacity, usable with no std; it
+/// allocates only for [`Keyring::precompute`]'s tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyring {
     keys: [Option<TrustedKey>; MAX_KEYS],
     roots: [Option<PublicKey>; MAX_ROOTS],
+    #[cfg(feature = "alloc")]
+    tables: crate::precomputed::Tables,
 }
 
 impl Default for Keyring {
@@ -201,7 +204,62 @@ impl Keyring {
         Keyring {
             keys: [None; MAX_KEYS],
             roots: [None; MAX_ROOTS],
+            #[cfg(feature = "alloc")]
+            tables: crate::precomputed::Tables::new(),
         }
+    }
+
+    /// Builds verification tables for every issuing key, now and as keys
+    /// are added: each license or revocation list they sign then verifies
+    /// about twice as fast, with the same answers.
+    ///
+    /// Costs about 130 KiB and a few hundred microseconds per key, plus the
+    /// same once for the basepoint. Worth it for a verifier that checks more
+    /// than a handful of signatures; the SDKs' validators do it when built.
+    /// Root keys only sign certificates and are left as they are.
+    #[cfg(feature = "alloc")]
+    pub fn precompute(&mut self) {
+        self.tables.start();
+        for k in self.keys.iter().flatten() {
+            self.tables.add(&k.key);
+        }
+    }
+
+    /// Whether [`Keyring::precompute`] was called.
+    #[cfg(feature = "alloc")]
+    #[must_use]
+    pub fn is_precomputed(&self) -> bool {
+        self.tables.base.is_some()
+    }
+
+    /// Strict verification of `domain || body || extra` by `key`, through
+    /// its table when the keyring has one.
+    pub(crate) fn verify_domain(
+        &self,
+        key: &PublicKey,
+        domain: &[u8],
+        body: &[u8],
+        extra: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<(), Error> {
+        #[cfg(feature = "alloc")]
+        if let Some(verdict) = self.verify_precomputed(key, &[domain, body, extra], signature) {
+            return verdict;
+        }
+        key.verify_domain(domain, body, extra, signature)
+    }
+
+    /// Strict verification of the concatenation of `parts` by `key` through
+    /// its table; `None` if the keyring has no table for it.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn verify_precomputed(
+        &self,
+        key: &PublicKey,
+        parts: &[&[u8]],
+        signature: &[u8; 64],
+    ) -> Option<Result<(), Error>> {
+        let (base, table) = self.tables.find(key)?;
+        Some(table.verify_strict(base, parts, signature))
     }
 
     /// Trusts an issuing key, replacing an entry with the same key id.
@@ -220,6 +278,10 @@ impl Keyring {
                 .ok_or(Error::KeyringFull)?,
         };
         self.keys[slot] = Some(key);
+        #[cfg(feature = "alloc")]
+        if self.is_precomputed() {
+            self.tables.add(&key.key);
+        }
         Ok(())
     }
 
@@ -431,7 +493,7 @@ impl KeyCertificate {
         let root = keyring
             .root(env.key_id)
             .ok_or(Error::UnknownKey(env.key_id))?;
-        root.verify_domain(CERTIFICATE_DOMAIN, env.signed, &[], &env.signature)?;
+        keyring.verify_domain(root, CERTIFICATE_DOMAIN, env.signed, &[], &env.signature)?;
         let mut buf = [0u8; MAX_CERTIFICATE_LEN];
         let again = postcard::to_slice(&body, &mut buf).map_err(|_| Malformed::Encoding)?;
         if again != env.body {

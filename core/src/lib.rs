@@ -13,6 +13,8 @@ pub mod key;
 pub mod keyring;
 pub mod license;
 #[cfg(feature = "alloc")]
+pub mod precomputed;
+#[cfg(feature = "alloc")]
 pub mod revocation;
 mod text;
 
@@ -27,6 +29,8 @@ pub use keyring::{KeyCertificate, Keyring, TrustedKey};
 pub use license::{
     Expectations, RevocationCheck, Status, Timing, UnverifiedLicense, VerifiedLicense,
 };
+#[cfg(feature = "alloc")]
+pub use precomputed::PrecomputedKey;
 #[cfg(feature = "alloc")]
 pub use revocation::RevocationList;
 pub use text::armor;

@@ -195,7 +195,8 @@ impl<'a> UnverifiedLicense<'a> {
             }
             _ => &[],
         };
-        trusted.public_key().verify_domain(
+        keyring.verify_domain(
+            trusted.public_key(),
             LICENSE_DOMAIN,
             self.env.signed,
             extra,

@@ -68,11 +68,16 @@ impl RevocationList {
         // 1-byte delta, a gigabyte for a 64 MiB list).
         read_body(env.body, None)?;
         let signer = keyring.list_signer(env.key_id)?;
-        let mut msg = Vec::with_capacity(REVOCATION_DOMAIN.len() + env.signed.len());
-        msg.extend_from_slice(REVOCATION_DOMAIN);
-        msg.extend_from_slice(env.signed);
-        signer.verify_strict(&msg, &env.signature)?;
-        drop(msg);
+        match keyring.verify_precomputed(signer, &[REVOCATION_DOMAIN, env.signed], &env.signature) {
+            Some(verdict) => verdict?,
+            None => {
+                // A list can be far larger than the stack buffer licenses use.
+                let mut msg = Vec::with_capacity(REVOCATION_DOMAIN.len() + env.signed.len());
+                msg.extend_from_slice(REVOCATION_DOMAIN);
+                msg.extend_from_slice(env.signed);
+                signer.verify_strict(&msg, &env.signature)?;
+            }
+        }
         let mut ids = Ids::default();
         let (sequence, issued_at, next_update) = read_body(env.body, Some(&mut ids))?;
         Ok(RevocationList {

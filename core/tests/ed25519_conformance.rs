@@ -1,6 +1,8 @@
 //! Third-party Ed25519 conformance vectors (`testdata/ed25519/`, see its
 //! README) through the product's own strict verifier: `PublicKey::from_bytes`
-//! (which refuses invalid and weak keys) then `PublicKey::verify_strict`.
+//! (which refuses invalid and weak keys) then `PublicKey::verify_strict`, and
+//! `PrecomputedKey::verify_strict` (the tables validators verify through),
+//! which must agree on every case.
 //!
 //! Each suite runs every case, collects every mismatch and fails listing them
 //! all; each also checks how many cases it ran, so a file that fails to load
@@ -11,7 +13,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use keyseal_core::{PublicKey, SigningKey};
+use keyseal_core::{PrecomputedKey, PublicKey, SigningKey};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
@@ -69,7 +71,19 @@ fn accepts(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = PublicKey::from_bytes(public_key) else {
         return false;
     };
-    key.verify_strict(message, signature).is_ok()
+    let plain = key.verify_strict(message, signature).is_ok();
+    // Validators verify through precomputed tables: the same answer, always.
+    let precomputed = PrecomputedKey::new(&key)
+        .verify_strict(message, signature)
+        .is_ok();
+    assert_eq!(
+        plain,
+        precomputed,
+        "the two verification paths disagree on key {}, signature {}",
+        to_hex(public_key),
+        to_hex(signature)
+    );
+    plain
 }
 
 fn verdict(accepted: bool) -> &'static str {

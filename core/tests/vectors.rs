@@ -24,8 +24,11 @@ fn decode<'b>(key: &str, buf: &'b mut [u8; MAX_LICENSE_LEN]) -> Result<&'b [u8],
     }
 }
 
-fn run_license_case(case: &Value) -> Result<Value, Error> {
-    let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+fn run_license_case(case: &Value, precompute: bool) -> Result<Value, Error> {
+    let mut keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+    if precompute {
+        keyring.precompute();
+    }
     let fp: Option<Fingerprint> = case["device"].as_str().map(|s| s.parse().unwrap());
     let list = case["revocation_list_hex"]
         .as_str()
@@ -83,15 +86,17 @@ fn license_vectors() {
     assert!(cases.len() >= 30, "too few cases: {}", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let got = match run_license_case(case) {
-            Ok(v) => v,
-            Err(e) => json!({"valid": false, "error": e.code()}),
-        };
-        if got != case["expect"] {
-            failures.push(format!(
-                "{}: got {got}, want {}",
-                case["name"], case["expect"]
-            ));
+        for precompute in [false, true] {
+            let got = match run_license_case(case, precompute) {
+                Ok(v) => v,
+                Err(e) => json!({"valid": false, "error": e.code()}),
+            };
+            if got != case["expect"] {
+                failures.push(format!(
+                    "{} (precomputed keyring: {precompute}): got {got}, want {}",
+                    case["name"], case["expect"]
+                ));
+            }
         }
         let name = case["name"].as_str().unwrap();
         let code = case["expect"]["error"].as_str();
@@ -108,8 +113,11 @@ fn license_vectors() {
     );
 }
 
-fn run_list_case(case: &Value) -> Result<Value, Error> {
-    let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+fn run_list_case(case: &Value, precompute: bool) -> Result<Value, Error> {
+    let mut keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
+    if precompute {
+        keyring.precompute();
+    }
     let list = RevocationList::verify(&unhex(case["list_hex"].as_str().unwrap()), &keyring)?;
     list.check_not_rolled_back(case["seen_sequence"].as_u64().unwrap())?;
     list.check_fresh(case["now"].as_u64().unwrap())?;
@@ -127,13 +135,15 @@ fn revocation_list_vectors() {
     assert!(cases.len() >= 10);
     let mut failures = Vec::new();
     for case in &cases {
-        let got =
-            run_list_case(case).unwrap_or_else(|e| json!({"valid": false, "error": e.code()}));
-        if got != case["expect"] {
-            failures.push(format!(
-                "{}: got {got}, want {}",
-                case["name"], case["expect"]
-            ));
+        for precompute in [false, true] {
+            let got = run_list_case(case, precompute)
+                .unwrap_or_else(|e| json!({"valid": false, "error": e.code()}));
+            if got != case["expect"] {
+                failures.push(format!(
+                    "{} (precomputed keyring: {precompute}): got {got}, want {}",
+                    case["name"], case["expect"]
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
