@@ -28,7 +28,7 @@ if command -v valgrind >/dev/null; then
         rm -f "$out"
     }
     declare -A per
-    for path in floor core sdk; do
+    for path in floor core sdk sdk_precomputed; do
         base=$(ir "$path" 0)
         full=$(ir "$path" "$n")
         per[$path]=$(( (full - base) / n ))
@@ -38,7 +38,7 @@ if command -v valgrind >/dev/null; then
     echo
     echo "| path | instructions | × floor |"
     echo "|---|---|---|"
-    for path in floor core sdk; do
+    for path in floor core sdk sdk_precomputed; do
         awk -v p="$path" -v x="${per[$path]}" -v f="${per[floor]}" 'BEGIN { printf "| %s | %d | %.3f |\n", p, x, x / f }'
     done
 fi

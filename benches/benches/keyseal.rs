@@ -38,6 +38,17 @@ fn verify(c: &mut Criterion) {
         });
     });
 
+    // The same, through a keyring with precomputed tables (what the SDKs use).
+    let mut precomputed = r.keyring.clone();
+    precomputed.precompute();
+    g.bench_function("keyseal_text_to_verdict_precomputed", |b| {
+        b.iter(|| {
+            let mut buf = [0u8; MAX_LICENSE_LEN];
+            let v = license::verify_text(black_box(&r.text), &mut buf, &precomputed, &exp).unwrap();
+            black_box(v.status());
+        });
+    });
+
     // jsonwebtoken: EdDSA JWT of the same claims (its verify is not strict).
     let jwt_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     let enc = jsonwebtoken::EncodingKey::from_ed_der(&pkcs8_der(&seed()));
@@ -127,6 +138,29 @@ fn sdk_validate(c: &mut Criterion) {
     let mut g = c.benchmark_group("validate");
     g.bench_function("sdk_warm_validator", |b| {
         b.iter(|| black_box(validator.validate(black_box(&r.text)).unwrap()))
+    });
+    let plain = keyseal::Validator::builder(r.keyring.clone(), PRODUCT)
+        .app_version("5.2.0".parse().unwrap())
+        .clock(keyseal::ManualClock::new(NOW))
+        .state(keyseal::MemoryStateStore::new())
+        .device(r.device)
+        .precompute(false)
+        .build()
+        .unwrap();
+    let _ = plain.validate(&r.text).unwrap();
+    g.bench_function("sdk_warm_validator_no_precompute", |b| {
+        b.iter(|| black_box(plain.validate(black_box(&r.text)).unwrap()))
+    });
+    g.finish();
+
+    // What precomputing costs once: the tables of one key and the basepoint.
+    let mut g = c.benchmark_group("keyring");
+    g.bench_function("precompute_one_key", |b| {
+        b.iter(|| {
+            let mut k = black_box(&r.keyring).clone();
+            k.precompute();
+            black_box(k)
+        })
     });
     g.finish();
 }

@@ -220,16 +220,27 @@ impl Keyring {
     #[cfg(feature = "alloc")]
     pub fn precompute(&mut self) {
         self.tables.start();
+        self.tables.grow = true;
         for k in self.keys.iter().flatten() {
             self.tables.add(&k.key);
         }
     }
 
-    /// Whether [`Keyring::precompute`] was called.
+    /// Keeps the tables built so far but builds none for keys added from
+    /// now on: for a short-lived copy that adds a license file's
+    /// certificates for one verification, where a table would cost more
+    /// than it saves.
+    #[cfg(feature = "alloc")]
+    pub fn stop_precomputing(&mut self) {
+        self.tables.grow = false;
+    }
+
+    /// Whether keys added now get tables ([`Keyring::precompute`] was
+    /// called, and [`Keyring::stop_precomputing`] was not since).
     #[cfg(feature = "alloc")]
     #[must_use]
     pub fn is_precomputed(&self) -> bool {
-        self.tables.base.is_some()
+        self.tables.grow
     }
 
     /// Strict verification of `domain || body || extra` by `key`, through

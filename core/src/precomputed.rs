@@ -211,6 +211,8 @@ impl fmt::Debug for PrecomputedKey {
 pub(crate) struct Tables {
     pub(crate) base: Option<BaseTable>,
     pub(crate) keys: Vec<KeyTable>,
+    /// Whether keys added to the keyring get a table.
+    pub(crate) grow: bool,
 }
 
 impl Tables {
@@ -218,6 +220,7 @@ impl Tables {
         Tables {
             base: None,
             keys: Vec::new(),
+            grow: false,
         }
     }
 

@@ -120,6 +120,14 @@ fn a_precomputed_keyring_builds_tables_for_keys_added_later() {
     assert!(ring.is_precomputed() && !plain.is_precomputed());
     // A cache only: the same trust either way.
     assert_eq!(ring, plain);
+    let mut paused = ring.clone();
     ring.add(TrustedKey::new(later.public_key())).unwrap();
     assert!(format!("{ring:?}").contains("2 precomputed"), "{ring:?}");
+    paused.stop_precomputing();
+    paused.add(TrustedKey::new(later.public_key())).unwrap();
+    assert!(!paused.is_precomputed());
+    assert!(
+        format!("{paused:?}").contains("1 precomputed"),
+        "{paused:?}"
+    );
 }

@@ -96,6 +96,7 @@ pub struct ValidatorBuilder {
     on_clock_suspect: Policy,
     on_corrupt_state: Policy,
     leeway: u64,
+    precompute: bool,
 }
 
 enum ListInput {
@@ -208,6 +209,18 @@ impl ValidatorBuilder {
         self
     }
 
+    /// Whether [`build`](Self::build) computes verification tables for the
+    /// keyring's issuing keys ([`Keyring::precompute`]; default `true`).
+    /// Each validation then verifies its signature about 1.6 times as fast
+    /// natively and 2.3 times in WebAssembly, with the same answers; the
+    /// tables cost about 130 KiB per key plus 130 KiB, and well under a
+    /// millisecond per key to build. Turn it off for a validator that
+    /// checks one license and exits, or on a device short of memory.
+    pub fn precompute(mut self, yes: bool) -> Self {
+        self.precompute = yes;
+        self
+    }
+
     /// Loads the state and the revocation lists, and returns the validator.
     ///
     /// Fails if the product id is invalid, no clock is available, or a
@@ -242,6 +255,10 @@ impl ValidatorBuilder {
                 State::default()
             }
         };
+        let mut keyring = self.keyring;
+        if self.precompute {
+            keyring.precompute();
+        }
         let v = Validator {
             product: self.product,
             app_version: self.app_version,
@@ -259,7 +276,7 @@ impl ValidatorBuilder {
             persisted_seen: AtomicU64::new(state.seen),
             persisted_signed: AtomicU64::new(state.signed),
             trust: RwLock::new(Trust {
-                keyring: self.keyring,
+                keyring,
                 list: None,
                 list_mark: state.list,
                 state_problem,
@@ -376,6 +393,7 @@ impl Validator {
             on_clock_suspect: Policy::default(),
             on_corrupt_state: Policy::default(),
             leeway: 0,
+            precompute: true,
         }
         .default_device()
     }
@@ -538,6 +556,8 @@ impl Validator {
             return self.check(&file.license, None, clock_now);
         }
         let mut keyring = self.read_trust().keyring.clone();
+        // Used for this one license: a table would cost more than it saves.
+        keyring.stop_precomputing();
         for cert in &file.certificates {
             if let Err(e) = keyring.add_certificate(cert) {
                 return Err(self.refuse_input(Problem::Core(e)));

@@ -48,10 +48,11 @@ fn license_json(l: &License) -> Value {
     })
 }
 
-fn run_license_case(case: &Value) -> Result<License, Problem> {
+fn run_license_case(case: &Value, precompute: bool) -> Result<License, Problem> {
     let keyring: Keyring = case["keyring"].as_str().unwrap().parse()?;
     let product = case["product"].as_str().unwrap();
     let mut b = Validator::builder(keyring, product)
+        .precompute(precompute)
         .clock(ManualClock::new(case["now"].as_u64().unwrap()))
         .state(MemoryStateStore::new())
         .leeway(case["leeway"].as_u64().unwrap())
@@ -78,18 +79,24 @@ fn license_vectors_through_the_validator() {
     let mut failures = Vec::new();
     for case in &cases {
         let name = case["name"].as_str().unwrap();
-        let got = match run_license_case(case) {
-            Ok(l) => {
-                // A fixed clock at `now`, fresh state, fresh lists: nothing to warn about.
-                if !l.is_clean() {
-                    failures.push(format!("{name}: unexpected warnings {:?}", l.warnings()));
+        // The default verifies through precomputed tables; both must agree.
+        for precompute in [true, false] {
+            let got = match run_license_case(case, precompute) {
+                Ok(l) => {
+                    // A fixed clock at `now`, fresh state, fresh lists: nothing to warn about.
+                    if !l.is_clean() {
+                        failures.push(format!("{name}: unexpected warnings {:?}", l.warnings()));
+                    }
+                    license_json(&l)
                 }
-                license_json(&l)
+                Err(p) => json!({"valid": false, "error": p.code()}),
+            };
+            if got != case["expect"] {
+                failures.push(format!(
+                    "{name} (precompute {precompute}): got {got}, want {}",
+                    case["expect"]
+                ));
             }
-            Err(p) => json!({"valid": false, "error": p.code()}),
-        };
-        if got != case["expect"] {
-            failures.push(format!("{name}: got {got}, want {}", case["expect"]));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -113,7 +120,7 @@ fn license_vectors_survive_mail_client_line_breaks() {
             .collect::<Vec<_>>()
             .join("\r\n  ");
         case["key"] = json!(format!("\n{wrapped}\n"));
-        let got = match run_license_case(&case) {
+        let got = match run_license_case(&case, true) {
             Ok(l) => license_json(&l),
             Err(p) => json!({"valid": false, "error": p.code()}),
         };

@@ -46,12 +46,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clock(keyseal::ManualClock::new(NOW))
         .state(keyseal::MemoryStateStore::new())
         .device(r.device)
+        .precompute(false)
+        .build()?;
+    // The SDK's default: verification through precomputed tables.
+    let fast = keyseal::Validator::builder(r.keyring.clone(), PRODUCT)
+        .app_version("5.2.0".parse()?)
+        .clock(keyseal::ManualClock::new(NOW))
+        .state(keyseal::MemoryStateStore::new())
+        .device(r.device)
         .build()?;
     // Every path must succeed before it is timed.
     vk.verify_strict(&msg, &sig)?;
     let mut buf = [0u8; MAX_LICENSE_LEN];
     let _ = license::verify_text(&r.text, &mut buf, &r.keyring, &exp)?;
     let _ = validator.validate(&r.text)?;
+    let _ = fast.validate(&r.text)?;
     if let Some((path, n)) = only {
         let n = n?;
         match path.as_str() {
@@ -68,6 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "sdk" => time_batch(n, || {
                 black_box(validator.validate(black_box(&r.text)).is_ok());
             }),
+            "sdk_precomputed" => time_batch(n, || {
+                black_box(fast.validate(black_box(&r.text)).is_ok());
+            }),
             other => return Err(format!("unknown path {other}").into()),
         };
         return Ok(());
@@ -75,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (mut floor, mut core, mut sdk, mut core_ratio, mut sdk_ratio) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut pre, mut pre_ratio) = (vec![], vec![]);
     for _ in 0..rounds {
         let f = time_batch(batch, || {
             vk.verify_strict(black_box(&msg), black_box(&sig))
@@ -87,11 +100,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = time_batch(batch, || {
             black_box(validator.validate(black_box(&r.text)).is_ok());
         });
+        let p = time_batch(batch, || {
+            black_box(fast.validate(black_box(&r.text)).is_ok());
+        });
         floor.push(f);
         core.push(c);
         sdk.push(s);
+        pre.push(p);
         core_ratio.push(c / f);
         sdk_ratio.push(s / f);
+        pre_ratio.push(p / f);
     }
     println!("\ninterleaved, {rounds} rounds of {batch} calls each (median):\n");
     println!("| path | per call | × verify_strict floor |\n|---|---|---|");
@@ -105,9 +123,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         median(&mut core_ratio)
     );
     println!(
-        "| keyseal SDK: warm Validator::validate | {:.2} µs | {:.3} |",
+        "| keyseal SDK: warm Validator::validate, precompute(false) | {:.2} µs | {:.3} |",
         median(&mut sdk) / 1e3,
         median(&mut sdk_ratio)
+    );
+    println!(
+        "| keyseal SDK: warm Validator::validate, precomputed (default) | {:.2} µs | {:.3} |",
+        median(&mut pre) / 1e3,
+        median(&mut pre_ratio)
     );
     Ok(())
 }

@@ -34,7 +34,10 @@ fn main() {
     let ids = [
         FLOOR,
         "verify/keyseal_text_to_verdict",
+        "verify/keyseal_text_to_verdict_precomputed",
         "validate/sdk_warm_validator",
+        "validate/sdk_warm_validator_no_precompute",
+        "keyring/precompute_one_key",
         "verify/jsonwebtoken_eddsa",
         "verify/pasetors_v4_public",
         "keyseal/mint_sign_and_encode",
