@@ -211,12 +211,14 @@ impl Keyring {
 
     /// Builds verification tables for every issuing key, now and as keys
     /// are added: each license or revocation list they sign then verifies
-    /// about twice as fast, with the same answers.
+    /// about twice as fast, with the same answers (see [`crate::precomputed`]).
     ///
-    /// Costs about 130 KiB and a few hundred microseconds per key, plus the
-    /// same once for the basepoint. Worth it for a verifier that checks more
-    /// than a handful of signatures; the SDKs' validators do it when built.
-    /// Root keys only sign certificates and are left as they are.
+    /// Costs 215 KiB per key, plus the same once for the basepoint; the
+    /// first key and the basepoint take about 0.7 ms to build natively
+    /// (criterion `keyring/precompute_one_key`, `scripts/bench.sh`), some 25
+    /// verifications' worth. Worth it for a verifier that checks more than a
+    /// few dozen signatures; the SDKs' validators do it when built. Root
+    /// keys only sign certificates and are left as they are.
     #[cfg(feature = "alloc")]
     pub fn precompute(&mut self) {
         self.tables.start();

@@ -5,12 +5,12 @@
 //! with `k = SHA-512(R || A || M)`. ed25519-dalek computes the left side
 //! with a double-scalar ladder: about 253 point doublings for every call.
 //! Both `B` and `A` are fixed once a keyring is loaded, so their multiples
-//! can be computed once instead: a table of `d * 32^i * P` for every
-//! 5-bit digit position `i` and digit `d` turns each scalar multiplication
-//! into at most 51 point additions and no doublings.
+//! can be computed once instead: a table of `d * 64^i * P` for every
+//! 6-bit digit position `i` and digit `d` turns each scalar multiplication
+//! into at most 43 point additions and no doublings.
 //!
-//! The tables cost memory (about 130 KiB per point) and time to build
-//! (about 800 point additions, some 15 verifications' worth), so
+//! The tables cost memory (215 KiB per point) and time to build (about
+//! 1,400 point additions per point, some 13 verifications' worth), so
 //! [`Keyring::precompute`](crate::Keyring::precompute) is a choice for
 //! verifiers that live long, such as the SDKs' validators.
 //!
@@ -42,15 +42,15 @@ use crate::error::Error;
 use crate::key::{PUBLIC_KEY_LEN, PublicKey};
 
 /// Bits per digit.
-const WINDOW: usize = 5;
-/// Table entries per digit position: multiples 1 to 16 (a signed digit lies
-/// in -16..=15, and the sign is applied by negating the point).
+const WINDOW: usize = 6;
+/// Table entries per digit position: multiples 1 to 32 (a signed digit lies
+/// in -32..=31, and the sign is applied by negating the point).
 const HALF: usize = 1 << (WINDOW - 1);
-/// Digit positions: reduced scalars are below 2^253, and 51 * 5 = 255 bits
+/// Digit positions: reduced scalars are below 2^253, and 43 * 6 = 258 bits
 /// leave room for the final carry of the signed recoding.
-const DIGITS: usize = 51;
+const DIGITS: usize = 43;
 
-/// Multiples of one point: `rows[i][j] = (j + 1) * 32^i * P`.
+/// Multiples of one point: `rows[i][j] = (j + 1) * 64^i * P`.
 struct Comb {
     rows: Vec<[EdwardsPoint; HALF]>,
 }
@@ -64,11 +64,11 @@ impl Comb {
             let mut acc = base;
             for entry in &mut row {
                 *entry = acc;
-                acc += base;
+                acc = add(&acc, &base);
             }
-            // The last entry is 16 * base; twice that is the next position's.
+            // The last entry is 32 * base; twice that is the next position's.
             let top = row[HALF - 1];
-            base = top + top;
+            base = add(&top, &top);
             rows.push(row);
         }
         Comb { rows }
@@ -81,20 +81,27 @@ impl Comb {
             if magnitude == 0 {
                 continue;
             }
-            // magnitude is 1..=16: the mask changes nothing and spares a
+            // magnitude is 1..=32: the mask changes nothing and spares a
             // bounds check.
             let entry = &row[(magnitude - 1) & (HALF - 1)];
             *acc = if digit > 0 {
-                *acc + entry
+                add(acc, entry)
             } else {
-                *acc - entry
+                add(acc, &-entry)
             };
         }
     }
 }
 
-/// Signed radix-32 digits of a reduced scalar (little-endian bytes, value
-/// below 2^253): `sum(d[i] * 32^i)` with every `d[i]` in -16..=15.
+/// The one point addition the tables use: a single copy of the curve
+/// arithmetic in the code (it counts in the WebAssembly package's size).
+#[inline(never)]
+fn add(a: &EdwardsPoint, b: &EdwardsPoint) -> EdwardsPoint {
+    a + b
+}
+
+/// Signed radix-64 digits of a reduced scalar (little-endian bytes, value
+/// below 2^253): `sum(d[i] * 64^i)` with every `d[i]` in -32..=31.
 fn recode(bytes: &[u8; 32]) -> [i8; DIGITS] {
     let mut digits = [0i8; DIGITS];
     let mut carry = 0u8;
@@ -103,12 +110,12 @@ fn recode(bytes: &[u8; 32]) -> [i8; DIGITS] {
         let lo = bytes.get(bit / 8).copied().unwrap_or(0);
         let hi = bytes.get(bit / 8 + 1).copied().unwrap_or(0);
         let pair = u16::from_le_bytes([lo, hi]);
-        let window = ((pair >> (bit % 8)) & 0x1f) as u8 + carry;
-        // window is 0..=32; 16 and up become negative with a carry.
-        carry = u8::from(window >= 16);
+        let window = ((pair >> (bit % 8)) & (2 * HALF as u16 - 1)) as u8 + carry;
+        // window is 0..=64; 32 and up become negative with a carry.
+        carry = u8::from(usize::from(window) >= HALF);
         *d = (window as i8) - ((carry as i8) << WINDOW);
     }
-    // The top position holds bits 250..255; below 2^253 that is at most 7,
+    // The top position holds bits 252..258; below 2^253 that is at most 1,
     // plus a carry of 1: no carry out.
     debug_assert_eq!(carry, 0);
     digits
@@ -175,7 +182,7 @@ impl KeyTable {
 ///
 /// A keyring shares one basepoint table among its keys; see
 /// [`Keyring::precompute`](crate::Keyring::precompute), which is what the
-/// SDKs use. Building one costs as much as about 30 verifications.
+/// SDKs use. Building one costs about as much as 25 verifications.
 #[derive(Clone)]
 pub struct PrecomputedKey {
     base: BaseTable,
@@ -276,7 +283,7 @@ mod tests {
             } else {
                 sum + weight * m
             };
-            weight *= Scalar::from(32u64);
+            weight *= Scalar::from(64u64);
         }
         sum
     }
@@ -290,10 +297,10 @@ mod tests {
             Scalar::ZERO,
             Scalar::ONE,
             minus_one,
-            Scalar::from(15u64),
-            Scalar::from(16u64),
             Scalar::from(31u64),
             Scalar::from(32u64),
+            Scalar::from(63u64),
+            Scalar::from(64u64),
             Scalar::from_bytes_mod_order(all_ones_below_l),
         ];
         let mut x = Scalar::from(0x0123_4567_89ab_cdefu64);
@@ -303,7 +310,7 @@ mod tests {
         });
         for s in edge.into_iter().chain(random) {
             let digits = recode(&s.to_bytes());
-            assert!(digits.iter().all(|d| (-16..=15).contains(d)), "{digits:?}");
+            assert!(digits.iter().all(|d| (-32..=31).contains(d)), "{digits:?}");
             assert_eq!(value(&digits), s);
         }
     }

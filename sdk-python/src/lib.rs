@@ -12,10 +12,12 @@ mod validator;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-/// Strict Ed25519 verification, exactly as every keyseal object is
-/// verified: the key loaded by keyseal-core's `PublicKey::from_bytes`
-/// (refusing invalid, non-canonical and weak keys), then `verify_strict`.
-/// Wrong lengths are `False`, not errors.
+/// Strict Ed25519 verification, exactly as a `Validator` verifies
+/// licenses: the key loaded by keyseal-core's `PublicKey::from_bytes`
+/// (refusing invalid, non-canonical and weak keys), then verified through
+/// its precomputed tables (`PrecomputedKey`). The tables are built on every
+/// call (about 0.7 ms), so this is for checking signatures and test
+/// vectors, not a fast path. Wrong lengths are `False`, not errors.
 #[pyfunction]
 fn verify_ed25519_strict(
     py: Python<'_>,
@@ -32,7 +34,11 @@ fn verify_ed25519_strict(
         return false;
     };
     py.detach(|| {
-        keyseal_core::PublicKey::from_bytes(pk).is_ok_and(|k| k.verify_strict(msg, sig).is_ok())
+        keyseal_core::PublicKey::from_bytes(pk).is_ok_and(|k| {
+            keyseal_core::PrecomputedKey::new(&k)
+                .verify_strict(msg, sig)
+                .is_ok()
+        })
     })
 }
 

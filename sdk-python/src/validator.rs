@@ -234,7 +234,7 @@ impl PyValidator {
         keyring, product, *, app_version = None, device = Some(DeviceArg::Text("os".to_owned())),
         clock = None, state = None, revocation_lists = Vec::new(),
         staleness = StalenessArg::Name("warn".to_owned()), mode = "enforce", clock_tolerance = 3600,
-        on_clock_suspect = "warn", on_corrupt_state = "warn", leeway = 0
+        on_clock_suspect = "warn", on_corrupt_state = "warn", leeway = 0, precompute = true
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -252,6 +252,7 @@ impl PyValidator {
         on_clock_suspect: &str,
         on_corrupt_state: &str,
         leeway: u64,
+        precompute: bool,
     ) -> PyResult<Self> {
         let keyring: Keyring = keyring.parse().map_err(errors::core_err)?;
         let mut b = keyseal::Validator::builder(keyring, product);
@@ -308,7 +309,8 @@ impl PyValidator {
             .clock_tolerance(clock_tolerance)
             .on_clock_suspect(policy(on_clock_suspect, "on_clock_suspect")?)
             .on_corrupt_state(policy(on_corrupt_state, "on_corrupt_state")?)
-            .leeway(leeway);
+            .leeway(leeway)
+            .precompute(precompute);
         let inner = run(py, move || b.build())?.map_err(|p| errors::problem_err(&p))?;
         Ok(PyValidator { inner })
     }

@@ -71,6 +71,7 @@ def test_validate_bad_keys(key: Any, error: type[BaseException]) -> None:
         (lambda: validator(on_corrupt_state=None), TypeError),
         (lambda: validator(clock_tolerance=-1), OverflowError),
         (lambda: validator(leeway="1"), TypeError),
+        (lambda: validator(precompute="yes"), TypeError),
         (lambda: validator(revocation_lists=["text"]), TypeError),
         (lambda: validator(revocation_lists=[b"\x01nope"]), keyseal.Malformed),
         (lambda: validator(unknown_option=1), TypeError),

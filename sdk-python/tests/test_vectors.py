@@ -49,7 +49,7 @@ def license_json(lic: keyseal.License) -> dict[str, Any]:
     }
 
 
-def run_license_case(c: dict[str, Any]) -> dict[str, Any]:
+def run_license_case(c: dict[str, Any], precompute: bool = True) -> dict[str, Any]:
     """sdk-rust's run_license_case: fixed clock at `now`, fresh state in
     memory, the case's device (or none), leeway, version and list."""
     try:
@@ -61,6 +61,7 @@ def run_license_case(c: dict[str, Any]) -> dict[str, Any]:
             clock=lambda: c["now"],
             state=keyseal.MemoryStateStore(),
             leeway=c["leeway"],
+            precompute=precompute,
             revocation_lists=[bytes.fromhex(c["revocation_list_hex"])] if c["revocation_list_hex"] else [],
         )
         lic = validator.validate(c["key"])
@@ -78,8 +79,9 @@ def test_enough_cases() -> None:
 
 
 @pytest.mark.parametrize("c", LICENSES, ids=[c["name"] for c in LICENSES])
-def test_license_vector(c: dict[str, Any]) -> None:
-    assert run_license_case(c) == c["expect"]
+@pytest.mark.parametrize("precompute", [True, False])
+def test_license_vector(c: dict[str, Any], precompute: bool) -> None:
+    assert run_license_case(c, precompute) == c["expect"]
 
 
 @pytest.mark.parametrize(

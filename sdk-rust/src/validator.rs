@@ -211,11 +211,13 @@ impl ValidatorBuilder {
 
     /// Whether [`build`](Self::build) computes verification tables for the
     /// keyring's issuing keys ([`Keyring::precompute`]; default `true`).
-    /// Each validation then verifies its signature about 1.6 times as fast
-    /// natively and 2.3 times in WebAssembly, with the same answers; the
-    /// tables cost about 130 KiB per key plus 130 KiB, and well under a
-    /// millisecond per key to build. Turn it off for a validator that
-    /// checks one license and exits, or on a device short of memory.
+    /// A validation then takes about half as long, with the same answers
+    /// (criterion, `scripts/bench.sh`: 27.6 µs against 54.0 µs; in
+    /// WebAssembly about 100 µs against 210, sdk-wasm's bench). The tables
+    /// cost 215 KiB per key plus 215 KiB for the basepoint, and `build`
+    /// takes about 0.7 ms longer for a one-key keyring (2.7 ms in
+    /// WebAssembly). Turn it off for a validator that checks one license
+    /// and exits, or on a device short of memory.
     pub fn precompute(mut self, yes: bool) -> Self {
         self.precompute = yes;
         self

@@ -64,7 +64,7 @@ rm -rf "$PKG"
 mkdir -p "$PKG/wasm"
 "$WB" --target web --no-typescript --remove-name-section --remove-producers-section \
     --out-dir "$PKG/wasm" "$WASM"
-"$WASM_OPT" -Oz "$PKG/wasm/keyseal_wasm_bg.wasm" -o "$PKG/wasm/keyseal_wasm_bg.wasm"
+"$WASM_OPT" -Os "$PKG/wasm/keyseal_wasm_bg.wasm" -o "$PKG/wasm/keyseal_wasm_bg.wasm"
 cp "$HERE"/npm/*.js "$HERE"/npm/*.d.ts "$HERE/npm/package.json" "$PKG/"
 cp "$HERE/README.md" "$PKG/README.md"
 rm -f "$OUT"/keyseal-*.tgz

@@ -73,6 +73,7 @@ test('bad options are invalid_config errors naming the problem', () => {
     [{ ...base, mode: 'strict' }, /`mode`/],
     [{ ...base, leeway: -1 }, /`leeway`/],
     [{ ...base, leeway: 1.5 }, /`leeway`/],
+    [{ ...base, precompute: 'yes' }, /`precompute`/],
     [{ ...base, clockTolerance: '60' }, /`clockTolerance`/],
     [{ ...base, clock: 1_800_000_000_000 }, /`clock`/],
     [{ ...base, state: { get() { return null; } } }, /`state`/],

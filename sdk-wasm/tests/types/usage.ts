@@ -52,6 +52,7 @@ export async function refreshRevocations(): Promise<RevocationListInfo> {
 
 // Clocks and stores the app brings.
 const fixed = new Validator({ keyring: KEYRING, product: 'acme-cad', clock: () => Date.UTC(2027, 0, 15) });
+const oneShot = new Validator({ keyring: KEYRING, product: 'acme-cad', precompute: false });
 const dated = new Validator({ keyring: KEYRING, product: 'acme-cad', clock: () => new Date(), mode: 'advisory' });
 let saved: string | null = null;
 const custom: StateStore = { get: () => saved, set: (text) => { saved = text; } };
@@ -60,7 +61,7 @@ const device = deviceFingerprint('acme-cad', [{ kind: 'install-id', id: 'c0ffee'
 const bound = new Validator({ keyring: KEYRING, product: 'acme-cad', device, state: custom, leeway: 300, clockTolerance: 7200, onClockSuspect: 'refuse', onCorruptState: 'warn' });
 const ok: boolean = verifyEd25519Strict(new Uint8Array(32), new Uint8Array(0), new Uint8Array(64));
 const codes: readonly KeysealCode[] = CODES;
-console.log(fixed.product, dated.revocationList?.sequence, onDisk, bound, ok, codes);
+console.log(fixed.product, dated.revocationList?.sequence, onDisk, bound, oneShot, ok, codes);
 bound.saveState();
 bound.resetClockMark();
 bound.free();
@@ -72,6 +73,8 @@ new Validator({ keyring: KEYRING });
 new Validator({ keyring: KEYRING, product: 'acme-cad', mode: 'strict' });
 // @ts-expect-error the clock is a function
 new Validator({ keyring: KEYRING, product: 'acme-cad', clock: 1_800_000_000_000 });
+// @ts-expect-error precompute is a boolean
+new Validator({ keyring: KEYRING, product: 'acme-cad', precompute: 'yes' });
 // @ts-expect-error a store needs set()
 new Validator({ keyring: KEYRING, product: 'acme-cad', state: { get: () => null } });
 // @ts-expect-error validate takes text
