@@ -57,4 +57,15 @@ for body in [
     '{"fingerprint":"ksfp1.AAAAAAAAAAAAAAAAAAAAAA","device_match":1}',
 ]:
     seed("server_requests", body)
+# Differential verification: mode byte 0 (the bytes as key and signature),
+# then key, signature, message, from the third-party Ed25519 suites.
+ed = root / "testdata" / "ed25519"
+for group in json.loads((ed / "wycheproof_ed25519_test.json").read_text())["testGroups"]:
+    pk = bytes.fromhex(group["publicKey"]["pk"])
+    for t in group["tests"]:
+        sig = bytes.fromhex(t["sig"])
+        if len(sig) == 64:
+            seed("precomputed_verify", b"\x00" + pk + sig + bytes.fromhex(t["msg"]))
+for t in json.loads((ed / "speccheck_cases.json").read_text()):
+    seed("precomputed_verify", b"\x00" + bytes.fromhex(t["pub_key"]) + bytes.fromhex(t["signature"]) + bytes.fromhex(t["message"]))
 print(f"fuzz seeds written to {out}")
