@@ -212,7 +212,7 @@ impl ValidatorBuilder {
     /// Whether [`build`](Self::build) computes verification tables for the
     /// keyring's issuing keys ([`Keyring::precompute`]; default `true`).
     /// A validation then takes about half as long, with the same answers
-    /// (criterion, `scripts/bench.sh`: 27.6 µs against 54.0 µs; in
+    /// (`scripts/bench.sh`, interleaved: 26.2 µs against 47.0 µs; in
     /// WebAssembly about 100 µs against 210, sdk-wasm's bench). The tables
     /// cost 215 KiB per key plus 215 KiB for the basepoint, and `build`
     /// takes about 0.7 ms longer for a one-key keyring (2.7 ms in
