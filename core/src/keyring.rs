@@ -213,15 +213,15 @@ impl Keyring {
     /// are added: each license or revocation list they sign then verifies
     /// about twice as fast, with the same answers (see [`crate::precomputed`]).
     ///
-    /// Costs 215 KiB per key, plus the same once for the basepoint; the
-    /// first key and the basepoint take about 0.7 ms to build natively
-    /// (criterion `keyring/precompute_one_key`, `scripts/bench.sh`), some 25
-    /// verifications' worth. Worth it for a verifier that checks more than a
-    /// few dozen signatures; the SDKs' validators do it when built. Root
-    /// keys only sign certificates and are left as they are.
+    /// Costs 215 KiB per key, plus the same once for the basepoint (built
+    /// with the first key); the first key and the basepoint take about
+    /// 0.7 ms to build natively (criterion `keyring/precompute_one_key`,
+    /// `scripts/bench.sh`), a dozen plain verifications' worth. Worth it
+    /// for a verifier that checks more than a few dozen signatures; the
+    /// SDKs' validators do it when built. Root keys, which sign certificates
+    /// and (when pinned) revocation lists, are used rarely and get no tables.
     #[cfg(feature = "alloc")]
     pub fn precompute(&mut self) {
-        self.tables.start();
         self.tables.grow = true;
         for k in self.keys.iter().flatten() {
             self.tables.add(&k.key);

@@ -5,8 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use keyseal_core::{Keyring, PrecomputedKey, PublicKey, SigningKey, TrustedKey};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use keyseal_core::license::{self, MAX_LICENSE_LEN};
+use keyseal_core::{
+    Claims, Expectations, Keyring, LicenseId, PrecomputedKey, PublicKey, SigningKey, TrustedKey,
+};
 use proptest::prelude::*;
+use sha2::{Digest, Sha512};
 
 /// The group order L, little-endian.
 const L: [u8; 32] = [
@@ -109,6 +116,86 @@ proptest! {
     }
 }
 
+/// The secret scalar of an Ed25519 seed (RFC 8032: clamped hash).
+fn secret_scalar(seed: &[u8; 32]) -> Scalar {
+    let h = Sha512::digest(seed);
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&h[..32]);
+    a[0] &= 248;
+    a[31] &= 127;
+    a[31] |= 64;
+    Scalar::from_bytes_mod_order(a)
+}
+
+fn challenge(r: &[u8; 32], key: &[u8; 32], msg: &[u8]) -> Scalar {
+    let h = Sha512::new()
+        .chain_update(r)
+        .chain_update(key)
+        .chain_update(msg);
+    Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+}
+
+fn signature(r: &[u8; 32], s: &Scalar) -> [u8; 64] {
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(r);
+    sig[32..].copy_from_slice(s.as_bytes());
+    sig
+}
+
+/// `R` = the identity and `S = k * a`: then `[S]B - [k]A` is the identity,
+/// whose encoding is exactly `R`. Only the small-order check refuses it.
+#[test]
+fn a_signature_whose_r_is_the_identity_is_refused_by_both_paths() {
+    for i in 0..8u8 {
+        let seed = [i + 1; 32];
+        let key = SigningKey::from_seed(&seed).unwrap().public_key();
+        let a = secret_scalar(&seed);
+        assert_eq!(
+            (ED25519_BASEPOINT_POINT * a).compress().to_bytes(),
+            key.to_bytes()
+        );
+        let msg = [i; 40];
+        let r = small_order_encodings()[0];
+        let s = challenge(&r, &key.to_bytes(), &msg) * a;
+        let sig = signature(&r, &s);
+        assert!(!same_answer(&key, &PrecomputedKey::new(&key), &msg, &sig));
+    }
+}
+
+/// A key with a torsion component (`A + T`, `T` of order 8) is not small
+/// order, so it loads. A signature `(R, r + k * a)` satisfies the
+/// cofactorless equation exactly when `[k]T` vanishes, that is when 8
+/// divides the integer `k`: both paths must agree on which, which holds
+/// them to the same `k`, not just the same `k mod L`.
+#[test]
+fn mixed_order_keys_get_the_same_answers() {
+    let t = CompressedEdwardsY(small_order_encodings()[3])
+        .decompress()
+        .unwrap();
+    assert!(!t.is_torsion_free() && t.is_small_order());
+    let seed = [0x42; 32];
+    let a = secret_scalar(&seed);
+    let mixed = ED25519_BASEPOINT_POINT * a + t;
+    let key = PublicKey::from_bytes(&mixed.compress().to_bytes()).unwrap();
+    let table = PrecomputedKey::new(&key);
+    let msg = b"mixed-order key";
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..64u64 {
+        let r_scalar = Scalar::from(1_000 + i);
+        let r: EdwardsPoint = ED25519_BASEPOINT_POINT * r_scalar;
+        let r = r.compress().to_bytes();
+        let k = challenge(&r, &key.to_bytes(), msg);
+        let sig = signature(&r, &(r_scalar + k * a));
+        let ok = same_answer(&key, &table, msg, &sig);
+        assert_eq!(ok, k.as_bytes()[0].is_multiple_of(8), "k {k:?}");
+        if ok { accepted += 1 } else { refused += 1 }
+    }
+    assert!(
+        accepted > 0 && refused > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
 #[test]
 fn a_precomputed_keyring_builds_tables_for_keys_added_later() {
     let first = SigningKey::from_seed(&[1; 32]).unwrap();
@@ -122,12 +209,54 @@ fn a_precomputed_keyring_builds_tables_for_keys_added_later() {
     assert_eq!(ring, plain);
     let mut paused = ring.clone();
     ring.add(TrustedKey::new(later.public_key())).unwrap();
-    assert!(format!("{ring:?}").contains("2 precomputed"), "{ring:?}");
+    assert!(
+        format!("{ring:?}").contains("keys: 2, basepoint: true"),
+        "{ring:?}"
+    );
     paused.stop_precomputing();
     paused.add(TrustedKey::new(later.public_key())).unwrap();
     assert!(!paused.is_precomputed());
     assert!(
-        format!("{paused:?}").contains("1 precomputed"),
+        format!("{paused:?}").contains("keys: 1, basepoint: true"),
         "{paused:?}"
+    );
+
+    // A license by the later key verifies through its table (ring) and
+    // without one (paused); a forged one is refused by both.
+    let claims = Claims::new(
+        LicenseId::from_bytes([7; 16]),
+        "acme-cad",
+        "cus_1",
+        "pro",
+        100,
+    );
+    let bytes = license::issue(&later, &claims, None).unwrap();
+    let mut forged = bytes.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let exp = Expectations::new("acme-cad", 200);
+    for keyring in [&ring, &paused] {
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let text = license::to_text(&bytes);
+        assert!(license::verify_text(&text, &mut buf, keyring, &exp).is_ok());
+        let text = license::to_text(&forged);
+        assert_eq!(
+            license::verify_text(&text, &mut buf, keyring, &exp).err(),
+            Some(keyseal_core::Error::BadSignature)
+        );
+    }
+}
+
+/// With no issuing key there is nothing to verify licenses with: no tables,
+/// not even the basepoint's.
+#[test]
+fn a_keyring_without_issuing_keys_builds_no_tables() {
+    let mut ring = Keyring::new();
+    ring.add_root(SigningKey::from_seed(&[3; 32]).unwrap().public_key())
+        .unwrap();
+    ring.precompute();
+    assert!(
+        format!("{ring:?}").contains("keys: 0, basepoint: false"),
+        "{ring:?}"
     );
 }

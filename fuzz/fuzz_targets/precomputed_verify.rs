@@ -10,7 +10,7 @@ use keyseal_core::{PrecomputedKey, PublicKey, SigningKey};
 use libfuzzer_sys::fuzz_target;
 
 thread_local! {
-    // Building tables costs about 25 verifications: keep the last few keys'.
+    // Building tables costs about 12 verifications: keep the last few keys'.
     static TABLES: RefCell<HashMap<[u8; 32], PrecomputedKey>> = RefCell::new(HashMap::new());
 }
 
