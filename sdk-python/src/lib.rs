@@ -12,18 +12,22 @@ mod validator;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-/// Strict Ed25519 verification, exactly as a `Validator` verifies
-/// licenses: the key loaded by keyseal-core's `PublicKey::from_bytes`
-/// (refusing invalid, non-canonical and weak keys), then verified through
-/// its precomputed tables (`PrecomputedKey`). The tables are built on every
+/// Strict Ed25519 verification as a `Validator` verifies: the key loaded
+/// by keyseal-core's `PublicKey::from_bytes` (refusing invalid,
+/// non-canonical and weak keys), then verified through its precomputed
+/// tables (`PrecomputedKey`, what a validator uses for its keyring's keys),
+/// or with `precompute=False` by the plain `verify_strict` (what it uses
+/// otherwise); both give the same answers. The tables are built on every
 /// call (about 0.7 ms), so this is for checking signatures and test
 /// vectors, not a fast path. Wrong lengths are `False`, not errors.
 #[pyfunction]
+#[pyo3(signature = (public_key, message, signature, *, precompute = true))]
 fn verify_ed25519_strict(
     py: Python<'_>,
     public_key: &Bound<'_, PyBytes>,
     message: &Bound<'_, PyBytes>,
     signature: &Bound<'_, PyBytes>,
+    precompute: bool,
 ) -> bool {
     let (pk, msg, sig) = (
         public_key.as_bytes(),
@@ -35,9 +39,13 @@ fn verify_ed25519_strict(
     };
     py.detach(|| {
         keyseal_core::PublicKey::from_bytes(pk).is_ok_and(|k| {
-            keyseal_core::PrecomputedKey::new(&k)
-                .verify_strict(msg, sig)
-                .is_ok()
+            if precompute {
+                keyseal_core::PrecomputedKey::new(&k)
+                    .verify_strict(msg, sig)
+                    .is_ok()
+            } else {
+                k.verify_strict(msg, sig).is_ok()
+            }
         })
     })
 }

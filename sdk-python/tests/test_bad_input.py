@@ -165,6 +165,8 @@ def test_verify_bad_types() -> None:
     for args in [("a", b"", b""), (b"", None, b""), (b"", b"", 1)]:
         with pytest.raises(TypeError):
             keyseal.verify_ed25519_strict(*args)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        keyseal.verify_ed25519_strict(bytes(32), b"", bytes(64), precompute="no")  # type: ignore[arg-type]
     assert keyseal.verify_ed25519_strict(bytes(32), b"x" * 10_000_000, bytes(64)) is False
 
 

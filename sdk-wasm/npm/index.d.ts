@@ -200,7 +200,14 @@ export function deviceFingerprint(product: string, ids: readonly DeviceId[]): st
 
 /**
  * Strict Ed25519 verification as a `Validator` makes it (canonical, non-weak
- * key; canonical signature; through the key's precomputed tables, built on
- * every call, so no fast path). False for keys or signatures of the wrong length.
+ * key; canonical signature): through the key's precomputed tables, built on
+ * every call, so no fast path; or with `{ precompute: false }` by the plain
+ * strict verify, as a validator checks keys it has no tables for. Both give
+ * the same answers. False for keys or signatures of the wrong length.
  */
-export function verifyEd25519Strict(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+export function verifyEd25519Strict(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+  options?: { precompute?: boolean },
+): boolean;

@@ -65,27 +65,42 @@ pub fn codes() -> Array {
         .collect()
 }
 
-/// Strict Ed25519 verification through keyseal-core, exactly as a
-/// `Validator` verifies licenses: the key is loaded with
-/// `PublicKey::from_bytes` (refusing non-canonical and small-order keys),
-/// then verified through its precomputed tables (`PrecomputedKey`). The
-/// tables are built on every call (about 2.7 ms), so this is for
-/// checking signatures and test vectors, not a fast path.
-/// A key or signature of the wrong length is `false`.
+/// Strict Ed25519 verification through keyseal-core, as a `Validator`
+/// verifies: the key is loaded with `PublicKey::from_bytes` (refusing
+/// non-canonical and small-order keys), then verified through its
+/// precomputed tables (`PrecomputedKey`, what a validator uses for its
+/// keyring's keys), or with `{ precompute: false }` by the plain
+/// `verify_strict` (what it uses otherwise). The tables are built on every
+/// call (about 2.7 ms), so this is for checking signatures and test vectors,
+/// not a fast path. A key or signature of the wrong length is `false`;
+/// options other than `{ precompute: boolean }` throw `invalid_config`.
 #[wasm_bindgen(js_name = verifyEd25519Strict)]
-#[must_use]
-pub fn verify_ed25519_strict(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub fn verify_ed25519_strict(
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+    options: &JsValue,
+) -> Result<bool, JsValue> {
+    let precompute = match get(options, "precompute") {
+        None => true,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| config_error("`precompute` must be true or false"))?,
+    };
     let (Ok(public_key), Ok(signature)) = (
         <&[u8; 32]>::try_from(public_key),
         <&[u8; 64]>::try_from(signature),
     ) else {
-        return false;
+        return Ok(false);
     };
-    keyseal::keyseal_core::PublicKey::from_bytes(public_key)
-        .and_then(|key| {
+    let verdict = keyseal::keyseal_core::PublicKey::from_bytes(public_key).and_then(|key| {
+        if precompute {
             keyseal::keyseal_core::PrecomputedKey::new(&key).verify_strict(message, signature)
-        })
-        .is_ok()
+        } else {
+            key.verify_strict(message, signature)
+        }
+    });
+    Ok(verdict.is_ok())
 }
 
 /// A device fingerprint (`ksfp1.` code) from ids the app supplies, each

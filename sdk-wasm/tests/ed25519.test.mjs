@@ -1,9 +1,11 @@
 // The third-party Ed25519 suites of testdata/ed25519/ (see its README for the
 // expected answers) through verifyEd25519Strict: keyseal-core's
-// PublicKey::from_bytes + verify_strict compiled to WebAssembly, the same
-// verifier licenses go through. Mirrors core/tests/ed25519_conformance.rs:
-// every case runs, every mismatch is listed, and the case count is checked so
-// a file that loads empty cannot pass.
+// PublicKey::from_bytes, then strict verification compiled to WebAssembly,
+// both through precomputed tables (what validators use for their keyring's
+// keys) and plainly (`precompute: false`); the two must agree on every case.
+// Mirrors core/tests/ed25519_conformance.rs: every case runs, every mismatch
+// is listed, and the case count is checked so a file that loads empty cannot
+// pass.
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { test } from 'node:test';
@@ -14,6 +16,14 @@ import { testdata } from './common.mjs';
 function hex(s, what) {
   assert.ok(typeof s === 'string' && /^([0-9a-fA-F]{2})*$/.test(s), `${what} is not hex: ${s}`);
   return new Uint8Array(Buffer.from(s, 'hex'));
+}
+
+/** keyseal's verdict by both paths, which must agree. */
+function verify(publicKey, message, signature) {
+  const tables = verifyEd25519Strict(publicKey, message, signature);
+  const plain = verifyEd25519Strict(publicKey, message, signature, { precompute: false });
+  assert.equal(tables, plain, `the paths disagree: key ${Buffer.from(publicKey).toString('hex')}, signature ${Buffer.from(signature).toString('hex')}`);
+  return tables;
 }
 
 const verdict = (accepted) => (accepted ? 'accepted' : 'rejected');
@@ -33,7 +43,7 @@ test('wycheproof: exactly the `result` field', () => {
     for (const c of group.tests) {
       assert.ok(c.result === 'valid' || c.result === 'invalid', `tcId ${c.tcId}: result ${c.result}`);
       const expected = c.result === 'valid';
-      const got = verifyEd25519Strict(pk, hex(c.msg, 'msg'), hex(c.sig, 'sig'));
+      const got = verify(pk, hex(c.msg, 'msg'), hex(c.sig, 'sig'));
       if (got !== expected) {
         mismatches.push(`tcId ${c.tcId} (${c.comment}, flags ${c.flags}): ${verdict(got)}, expected ${verdict(expected)}`);
       }
@@ -48,7 +58,7 @@ test('speccheck: only case 3 accepted', () => {
   const mismatches = [];
   cases.forEach((c, number) => {
     const expected = number === 3;
-    const got = verifyEd25519Strict(hex(c.pub_key, 'pub_key'), hex(c.message, 'message'), hex(c.signature, 'signature'));
+    const got = verify(hex(c.pub_key, 'pub_key'), hex(c.message, 'message'), hex(c.signature, 'signature'));
     if (got !== expected) mismatches.push(`case ${number}: ${verdict(got)}, expected ${verdict(expected)}`);
   });
   assertNoMismatches('speccheck', cases.length, 12, mismatches);
@@ -62,7 +72,7 @@ test('cctv: accepted iff the flags are within {low_order_component_A, low_order_
     // `flags` is null for the one plain valid case; `msg` is ASCII text.
     const flags = c.flags ?? [];
     const expected = flags.every((f) => tolerated.has(f));
-    const got = verifyEd25519Strict(hex(c.key, 'key'), new TextEncoder().encode(c.msg), hex(c.sig, 'sig'));
+    const got = verify(hex(c.key, 'key'), new TextEncoder().encode(c.msg), hex(c.sig, 'sig'));
     if (got !== expected) mismatches.push(`case ${c.number} (flags ${flags}): ${verdict(got)}, expected ${verdict(expected)}`);
   }
   assertNoMismatches('cctv', cases.length, 914, mismatches);
@@ -76,7 +86,7 @@ test('rfc8032 section 7.1: all accepted, and the file is self-consistent', () =>
     const message = hex(c.message, 'message');
     const signature = hex(c.signature, 'signature');
     if (c.message_len !== undefined) assert.equal(message.length, c.message_len, `${c.name}: message_len`);
-    if (!verifyEd25519Strict(pk, message, signature)) mismatches.push(`${c.name}: rejected, expected accepted`);
+    if (!verify(pk, message, signature)) mismatches.push(`${c.name}: rejected, expected accepted`);
     // The package cannot sign (verify-only); node:crypto checks that the
     // seed gives this key and signature, so the accepted cases are the RFC's.
     const key = createPrivateKey({
@@ -98,8 +108,16 @@ test('wrong lengths are rejected, not thrown', () => {
   const pk = hex(c.public_key, 'pk');
   const msg = hex(c.message, 'msg');
   const sig = hex(c.signature, 'sig');
-  assert.equal(verifyEd25519Strict(pk, msg, sig), true);
-  assert.equal(verifyEd25519Strict(pk.subarray(1), msg, sig), false);
-  assert.equal(verifyEd25519Strict(pk, msg, sig.subarray(1)), false);
-  assert.equal(verifyEd25519Strict(new Uint8Array(0), msg, new Uint8Array(0)), false);
+  assert.equal(verify(pk, msg, sig), true);
+  assert.equal(verify(pk.subarray(1), msg, sig), false);
+  assert.equal(verify(pk, msg, sig.subarray(1)), false);
+  assert.equal(verify(new Uint8Array(0), msg, new Uint8Array(0)), false);
+});
+
+test('options other than { precompute: boolean } are invalid_config errors', () => {
+  const c = testdata('ed25519', 'rfc8032_7.1_ed25519.json').tests[0];
+  const [pk, msg, sig] = [hex(c.public_key, 'pk'), hex(c.message, 'msg'), hex(c.signature, 'sig')];
+  assert.equal(verifyEd25519Strict(pk, msg, sig, {}), true);
+  assert.equal(verifyEd25519Strict(pk, msg, sig, { precompute: true }), true);
+  assert.throws(() => verifyEd25519Strict(pk, msg, sig, { precompute: 'no' }), (e) => e.code === 'invalid_config' && /`precompute`/.test(e.message));
 });

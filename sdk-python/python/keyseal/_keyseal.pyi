@@ -452,5 +452,5 @@ def issue(
 def fingerprint(product: str, *, source: Callable[[], bytes | str | None] | None = None) -> str:
     """This machine's device fingerprint for ``product`` (``ksfp1.``), from the OS machine ids; or from ``source``, a callable returning the app's own id. Raises ``DeviceUnavailable``."""
 
-def verify_ed25519_strict(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """Strict Ed25519 verification exactly as a ``Validator`` verifies licenses: keyseal-core's ``PublicKey.from_bytes`` (refusing invalid, non-canonical and weak keys), then verification through the key's precomputed tables, built on every call (about 0.7 ms): for checking signatures and test vectors, not a fast path. Wrong lengths give ``False``."""
+def verify_ed25519_strict(public_key: bytes, message: bytes, signature: bytes, *, precompute: bool = True) -> bool:
+    """Strict Ed25519 verification as a ``Validator`` verifies: keyseal-core's ``PublicKey.from_bytes`` (refusing invalid, non-canonical and weak keys), then verification through the key's precomputed tables, built on every call (about 0.7 ms; for checking signatures and test vectors, not a fast path), or with ``precompute=False`` the plain strict verify a validator uses for keys it has no tables for. Both give the same answers. Wrong lengths give ``False``."""

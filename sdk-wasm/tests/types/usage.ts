@@ -59,7 +59,8 @@ const custom: StateStore = { get: () => saved, set: (text) => { saved = text; } 
 const onDisk = new Validator({ keyring: KEYRING, product: 'acme-cad', state: fileState('/var/lib/acme/acme-cad.state') });
 const device = deviceFingerprint('acme-cad', [{ kind: 'install-id', id: 'c0ffee' }]);
 const bound = new Validator({ keyring: KEYRING, product: 'acme-cad', device, state: custom, leeway: 300, clockTolerance: 7200, onClockSuspect: 'refuse', onCorruptState: 'warn' });
-const ok: boolean = verifyEd25519Strict(new Uint8Array(32), new Uint8Array(0), new Uint8Array(64));
+const ok: boolean = verifyEd25519Strict(new Uint8Array(32), new Uint8Array(0), new Uint8Array(64))
+  && verifyEd25519Strict(new Uint8Array(32), new Uint8Array(0), new Uint8Array(64), { precompute: false });
 const codes: readonly KeysealCode[] = CODES;
 console.log(fixed.product, dated.revocationList?.sequence, onDisk, bound, oneShot, ok, codes);
 bound.saveState();
@@ -73,6 +74,8 @@ new Validator({ keyring: KEYRING });
 new Validator({ keyring: KEYRING, product: 'acme-cad', mode: 'strict' });
 // @ts-expect-error the clock is a function
 new Validator({ keyring: KEYRING, product: 'acme-cad', clock: 1_800_000_000_000 });
+// @ts-expect-error verifyEd25519Strict's options are an object
+verifyEd25519Strict(new Uint8Array(32), new Uint8Array(0), new Uint8Array(64), false);
 // @ts-expect-error precompute is a boolean
 new Validator({ keyring: KEYRING, product: 'acme-cad', precompute: 'yes' });
 // @ts-expect-error a store needs set()
