@@ -213,6 +213,26 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
         None,
     ));
 
+    // Extension text a binding must carry through untouched: a key that is
+    // special to JavaScript objects, and a value with quotes and a backslash.
+    let mut awkward = reference_claims(license_id("awkward"));
+    awkward.extensions = Extensions::from_slice(&[
+        ("__proto__", "polluted?"),
+        ("constructor", "x"),
+        ("note", r#"say "hi" \ back"#),
+    ])
+    .unwrap_or_default();
+    cases.push(valid(
+        case(
+            "valid_with_awkward_extension_text",
+            license::to_text(&issue(&x.b, &awkward, None)),
+            kr,
+        ),
+        &awkward,
+        "active",
+        None,
+    ));
+
     let mut graced = reference_claims(license_id("graced"));
     graced.expires_at = Some(NOW - 86_400);
     graced.grace_secs = 14 * 86_400;
