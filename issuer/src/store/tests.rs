@@ -162,39 +162,26 @@ async fn check(store: &Store) {
 
 #[tokio::test]
 async fn schema_5_gives_existing_keys_to_the_first_organisation_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
-        .await
-        .unwrap();
+    let (_dir, store) = fresh_sqlite().await;
     check(&store).await;
     store.close().await;
 }
 
 #[tokio::test]
 async fn schema_5_gives_existing_keys_to_the_first_organisation_postgres() {
-    use sqlx::{Connection, Executor};
-    let Ok(base) = std::env::var("KEYSEAL_TEST_POSTGRES_URL") else {
-        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
-        return;
-    };
-    let mut rnd = [0u8; 8];
-    getrandom::fill(&mut rnd).unwrap();
-    let name = format!("ks_migrate_{}", crate::fsutil::hex(&rnd));
-    let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
-    c.execute(format!("CREATE DATABASE {name}").as_str())
+    if let Some(store) = fresh_postgres("ks_migrate").await {
+        check(&store).await;
+        store.close().await;
+    }
+}
+
+/// A fresh SQLite ledger in a temporary directory (kept while the guard lives).
+async fn fresh_sqlite() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
         .await
         .unwrap();
-    c.close().await.unwrap();
-    let (head, _) = base.rsplit_once('/').unwrap();
-    let rest = base
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    let store = Store::connect(&format!("{head}/{name}{rest}"))
-        .await
-        .unwrap();
-    check(&store).await;
-    store.close().await;
+    (dir, store)
 }
 
 /// A fresh PostgreSQL database, if `KEYSEAL_TEST_POSTGRES_URL` is set.
@@ -285,10 +272,7 @@ async fn check_concurrent_rotations(store: &Store) {
 
 #[tokio::test]
 async fn concurrent_rotations_leave_one_active_key_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
-        .await
-        .unwrap();
+    let (_dir, store) = fresh_sqlite().await;
     check_concurrent_rotations(&store).await;
     store.close().await;
 }
@@ -344,10 +328,7 @@ async fn check_schema_6(store: &Store) {
 
 #[tokio::test]
 async fn schema_6_keeps_one_active_key_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("ledger.sqlite"), true)
-        .await
-        .unwrap();
+    let (_dir, store) = fresh_sqlite().await;
     check_schema_6(&store).await;
     store.close().await;
 }
