@@ -71,8 +71,8 @@ pub fn codes() -> Array {
 /// precomputed tables (`PrecomputedKey`, what a validator uses for its
 /// keyring's keys), or with `{ precompute: false }` by the plain
 /// `verify_strict` (what it uses otherwise). The tables are built on every
-/// call (about 2.7 ms), so this is for checking signatures and test vectors,
-/// not a fast path. A key or signature of the wrong length is `false`;
+/// call (as long as a one-key validator's, about 3 ms), so this is for
+/// checking signatures and test vectors, not a fast path. A key or signature of the wrong length is `false`;
 /// options other than `{ precompute: boolean }` throw `invalid_config`.
 #[wasm_bindgen(js_name = verifyEd25519Strict)]
 pub fn verify_ed25519_strict(
@@ -81,12 +81,7 @@ pub fn verify_ed25519_strict(
     signature: &[u8],
     options: &JsValue,
 ) -> Result<bool, JsValue> {
-    let precompute = match get(options, "precompute") {
-        None => true,
-        Some(v) => v
-            .as_bool()
-            .ok_or_else(|| config_error("`precompute` must be true or false"))?,
-    };
+    let precompute = precompute(options)?.unwrap_or(true);
     let (Ok(public_key), Ok(signature)) = (
         <&[u8; 32]>::try_from(public_key),
         <&[u8; 64]>::try_from(signature),
@@ -242,10 +237,7 @@ fn build(options: &JsValue) -> Result<keyseal::Validator, JsValue> {
     if let Some(secs) = seconds(options, "leeway")? {
         b = b.leeway(secs);
     }
-    if let Some(v) = get(options, "precompute") {
-        let yes = v
-            .as_bool()
-            .ok_or_else(|| config_error("`precompute` must be true or false"))?;
+    if let Some(yes) = precompute(options)? {
         b = b.precompute(yes);
     }
     if let Some(secs) = seconds(options, "clockTolerance")? {
@@ -291,6 +283,16 @@ fn policy(options: &JsValue, name: &str) -> Result<Option<Policy>, JsValue> {
             "`{name}` must be 'warn' or 'refuse'"
         ))),
     }
+}
+
+/// The `precompute` option, if given: a boolean.
+fn precompute(options: &JsValue) -> Result<Option<bool>, JsValue> {
+    get(options, "precompute")
+        .map(|v| {
+            v.as_bool()
+                .ok_or_else(|| config_error("`precompute` must be true or false"))
+        })
+        .transpose()
 }
 
 /// A property, `None` if undefined or null.
