@@ -190,6 +190,18 @@ impl From<IssuerError> for CliError {
                 what,
                 "make a new signing key with `keyseal keys rotate`",
             ),
+            E::KeyringFull { oldest_retired, .. } => CliError::new(
+                "keyring_full",
+                exit::INPUT,
+                what,
+                match oldest_retired {
+                    Some(k) => format!(
+                        "revoke a retired key whose licenses you no longer need, oldest first: \
+                         `keyseal keys revoke {k} --reason retired` (every license it signed stops validating)"
+                    ),
+                    None => "revoke a key you no longer need with `keyseal keys revoke`".to_owned(),
+                },
+            ),
             E::UnknownKey(_) | E::AmbiguousKey(_) => CliError::new(
                 "unknown_key",
                 exit::INPUT,

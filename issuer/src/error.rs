@@ -104,6 +104,23 @@ pub enum Error {
         /// The end of its window (unix seconds).
         until: u64,
     },
+    /// A rotation would give the organisation more keys that are not
+    /// revoked than one keyring holds: apps could not load its keyring.
+    /// Nothing was written.
+    #[error(
+        "the organisation has {keys} signing keys that are not revoked and a keyring holds at most {max}: \
+         a new key would make its keyring unloadable"
+    )]
+    KeyringFull {
+        /// Keys of the organisation that are not revoked (all in its keyring).
+        keys: usize,
+        /// Most keys one keyring holds ([`keyseal_core::keyring::MAX_KEYS`]).
+        max: usize,
+        /// The retired key whose window ended first (ties: the lowest key
+        /// id): revoking it (when none of the licenses it signed is still
+        /// wanted) makes room.
+        oldest_retired: Option<KeyId>,
+    },
     /// The product is not one the vault issues for.
     #[error("unknown product {product}")]
     UnknownProduct {

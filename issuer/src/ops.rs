@@ -185,25 +185,26 @@ impl Store {
         // before it, two rotations at once each retired the same old key
         // and left two active ones.
         let mut tx = self.begin_write().await?;
-        let rows = tx
+        let keys = tx
             .fetch(
-                sqlx::query(
-                    "SELECT key_id FROM signing_keys WHERE org_id = $1 AND status = 'active'",
-                )
+                sqlx::query(&format!(
+                    "SELECT {} FROM signing_keys WHERE org_id = $1",
+                    crate::store::KEY_COLUMNS
+                ))
                 .bind(org_id.to_owned()),
-                "reading the active key",
+                "reading the organisation's keys",
             )
-            .await?;
-        let old: Option<KeyId> = match rows.first() {
-            None => None,
-            Some(r) => {
-                let id: String =
-                    sqlx::Row::try_get(r, 0).map_err(|e| Error::db("reading the active key", e))?;
-                Some(id.parse().map_err(|_| Error::CorruptLedger {
-                    detail: "bad key id".to_owned(),
-                })?)
-            }
-        };
+            .await?
+            .iter()
+            .map(crate::store::key_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        // The new key joins the published keyring: refused, with nothing
+        // written, if the keyring could not hold it.
+        crate::export::keyring_room(&keys)?;
+        let old = keys
+            .iter()
+            .find(|k| k.status == KeyStatus::Active)
+            .map(|k| k.key_id);
         tx.exec(
             sqlx::query(
                 "UPDATE signing_keys SET status = 'retired', valid_until = $1 \
@@ -521,23 +522,47 @@ impl Store {
     /// Marks a key revoked: the next revocation list revokes it, and every
     /// license it signed. It is left out of exported keyrings.
     pub async fn revoke_key(&self, id: &str, reason: &str, ctx: &Context) -> Result<KeyInfo> {
+        self.org_revoke_key(&self.default_owner().await?, id, reason, ctx)
+            .await
+    }
+
+    /// Marks one of the organisation's keys revoked: its next revocation
+    /// list revokes the key and every license it signed, and its published
+    /// keyring leaves it out (which makes room for a rotation, see
+    /// [`crate::export::keyring_room`]). Another organisation's key is
+    /// unknown here.
+    pub async fn org_revoke_key(
+        &self,
+        org_id: &str,
+        id: &str,
+        reason: &str,
+        ctx: &Context,
+    ) -> Result<KeyInfo> {
         check_reason(reason)?;
-        let k = self.find_key(id).await?;
+        let k = self.org_find_key(org_id, id).await?;
         if k.status == KeyStatus::Revoked {
             return Err(Error::KeyAlreadyRevoked(k.key_id));
         }
         let mut tx = self.begin_write().await?;
-        tx.exec(
-            sqlx::query(
-                "UPDATE signing_keys SET status = 'revoked', revoked_at = $1, revoke_reason = $2, \
-                 valid_until = COALESCE(valid_until, $1) WHERE key_id = $3",
-            )
+        // Under the writer's lock: of two revocations at once, one wins and
+        // the other is told the key is revoked already.
+        let changed = tx
+            .exec(
+                sqlx::query(
+                    "UPDATE signing_keys SET status = 'revoked', revoked_at = $1, revoke_reason = $2, \
+                 valid_until = COALESCE(valid_until, $1) \
+                 WHERE key_id = $3 AND org_id = $4 AND status <> 'revoked'",
+                )
             .bind(i(ctx.now))
             .bind(reason.to_owned())
-            .bind(k.key_id.to_string()),
-            "revoking the key",
-        )
-        .await?;
+            .bind(k.key_id.to_string())
+                .bind(org_id.to_owned()),
+                "revoking the key",
+            )
+            .await?;
+        if changed == 0 {
+            return Err(Error::KeyAlreadyRevoked(k.key_id));
+        }
         tx.audit(
             ctx,
             "key.revoke",
@@ -545,7 +570,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.find_key(&k.key_id.to_string()).await
+        self.org_find_key(org_id, &k.key_id.to_string()).await
     }
 
     /// Signs and records the next revocation list of the organisation that

@@ -613,8 +613,7 @@ impl Store {
         let rows = self
             .fetch_all(
                 sqlx::query(
-                    "SELECT key_id, public_key, status, created_at, valid_from, valid_until, revoked_at, revoke_reason \
-                     FROM signing_keys WHERE org_id = $1 ORDER BY created_at, key_id",
+                    &format!("SELECT {KEY_COLUMNS} FROM signing_keys WHERE org_id = $1 ORDER BY created_at, key_id"),
                 )
                 .bind(org_id.to_owned()),
                 "reading signing keys",
@@ -887,7 +886,11 @@ const LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.custom
      l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason \
      FROM licenses l LEFT JOIN revocations r ON r.license_id = l.license_id";
 
-fn key_from_row(r: &AnyRow) -> Result<KeyInfo> {
+/// The columns [`key_from_row`] reads.
+pub(crate) const KEY_COLUMNS: &str =
+    "key_id, public_key, status, created_at, valid_from, valid_until, revoked_at, revoke_reason";
+
+pub(crate) fn key_from_row(r: &AnyRow) -> Result<KeyInfo> {
     let g = |e| Error::db("reading signing keys", e);
     let id: String = r.try_get("key_id").map_err(g)?;
     let pk: String = r.try_get("public_key").map_err(g)?;

@@ -272,6 +272,11 @@ impl Vault {
         kdf: Option<KdfParams>,
         ctx: &Context,
     ) -> Result<(KeyInfo, Option<KeyInfo>)> {
+        // Refused early, before the costly sealing, if the keyring is full
+        // (checked again under the writer's lock by `activate_key`).
+        self.store
+            .org_keyring_room(&self.store.default_owner().await?)
+            .await?;
         let old = self.store.active_key().await?;
         // One passphrase per vault: it must open the active key, or (if all
         // were retired or revoked) the newest one.

@@ -283,3 +283,99 @@ async fn rotation_without_an_active_key_still_checks_the_passphrase() {
     assert_eq!(keys[0].valid_until, Some(T0 + 1));
     vault.close().await;
 }
+
+/// A keyring holds 16 keys: the rotation that would make a 17th key that
+/// is not revoked is refused before anything is written (no key file, no
+/// audit entry, through the vault and through the store directly); a
+/// revoked key makes room; the vault still checks a license of a revoked
+/// key among more than 16 keys (`key_revoked`, not an error).
+#[tokio::test]
+async fn rotations_stop_at_a_full_keyring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: CHEAP,
+    };
+    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
+        .await
+        .unwrap();
+    let signer = vault.unlock(&pass("pw")).await.unwrap();
+    let first = vault
+        .store()
+        .issue(&signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0))
+        .await
+        .unwrap();
+    for n in 1..16 {
+        vault.rotate(&pass("pw"), None, &ctx(T0 + n)).await.unwrap();
+    }
+    let files = || std::fs::read_dir(dir.join("keys")).unwrap().count();
+    let (before, head) = (files(), vault.store().audit_head().await.unwrap());
+    assert_eq!(vault.store().keys().await.unwrap().len(), 16);
+    match vault.rotate(&pass("pw"), None, &ctx(T0 + 20)).await {
+        Err(Error::KeyringFull {
+            keys: 16,
+            max: 16,
+            oldest_retired: Some(id),
+        }) => assert_eq!(id, first.key_id),
+        other => panic!("{other:?}"),
+    }
+    // The check under the writer's lock, without the vault's early one.
+    let stray = keyseal_core::SigningKey::from_seed(&[9; 32]).unwrap();
+    assert!(matches!(
+        vault
+            .store()
+            .activate_key(&stray.public_key(), &ctx(T0 + 20))
+            .await,
+        Err(Error::KeyringFull { .. })
+    ));
+    assert_eq!(files(), before);
+    assert_eq!(vault.store().audit_head().await.unwrap(), head);
+    assert_eq!(vault.store().keyring().await.unwrap().keys.len(), 16);
+
+    // Revoking the oldest key makes room for exactly one more.
+    vault
+        .store()
+        .revoke_key(&first.key_id.to_string(), "retired", &ctx(T0 + 21))
+        .await
+        .unwrap();
+    assert!(matches!(
+        vault
+            .store()
+            .revoke_key(&first.key_id.to_string(), "retired", &ctx(T0 + 21))
+            .await,
+        Err(Error::KeyAlreadyRevoked(_))
+    ));
+    vault
+        .rotate(&pass("pw"), None, &ctx(T0 + 22))
+        .await
+        .unwrap();
+    assert!(matches!(
+        vault.rotate(&pass("pw"), None, &ctx(T0 + 23)).await,
+        Err(Error::KeyringFull { .. })
+    ));
+    let export = vault.store().keyring().await.unwrap();
+    assert_eq!(export.keys.len(), 16);
+    assert!(export.left_out.is_empty());
+    assert!(export.keyring.get(first.key_id).is_none());
+
+    // 17 keys in all: the vault checks the first license against its own key.
+    let ring = vault
+        .store()
+        .verification_keyring(first.key_id)
+        .await
+        .unwrap();
+    let revoked = vault.store().revoked().await.unwrap();
+    let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
+    let bytes = decode_text(&first.license_key, &mut buf).unwrap();
+    let lic = UnverifiedLicense::from_bytes(bytes).unwrap();
+    assert_eq!(
+        lic.verify(
+            &ring,
+            &Expectations::new("acme-cad", T0 + 30).revocations(&revoked)
+        )
+        .map(|_| ()),
+        Err(CoreError::KeyRevoked(first.key_id))
+    );
+    vault.close().await;
+}

@@ -70,6 +70,7 @@ pub(crate) fn router(state: S) -> Router {
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_key))
         .route("/v1/keys/{key_id}/retire", post(retire_key))
+        .route("/v1/keys/{key_id}/revoke", post(revoke_key))
         .route("/v1/tokens", get(list_tokens).post(create_token))
         .route("/v1/tokens/{token_id}/revoke", post(revoke_token))
         .route("/v1/audit", get(audit))
@@ -805,6 +806,9 @@ async fn revoke(
     c.need(Scope::Issue)?;
     let id = path(p)?;
     let ctx = c.ctx(&s);
+    // No revocation without a key to sign its list: refused (409
+    // `no-active-key`) before anything is written.
+    require_active_key(&s, c.org()).await?;
     let l = s
         .store
         .org_revoke(c.org(), &id, &b.reason, &ctx)
@@ -813,6 +817,16 @@ async fn revoke(
     // Publish the organisation's list at once, so it names the license.
     publish(&s, c.org(), &ctx).await?;
     Ok(json_response(StatusCode::OK, &license_view(&l)))
+}
+
+/// Refuses (409 `no-active-key`) when the organisation has no active key in
+/// the ledger (this replica's cached signer may be one retired elsewhere):
+/// nothing could sign the revocation list.
+async fn require_active_key(s: &State, org_id: &str) -> Result<(), Problem> {
+    match s.store.org_active_key(org_id).await? {
+        Some(_) => Ok(()),
+        None => Err(keyseal_issuer::Error::NoActiveKey.into()),
+    }
 }
 
 /// Publishes the organisation's revocation list, signed by its active key.
@@ -1044,6 +1058,9 @@ async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller)
     c.need(Scope::Admin)?;
     let ctx = c.ctx(&s);
     let _one_at_a_time = s.rotation.lock().await;
+    // A full keyring is refused before the costly sealing; the rotation
+    // checks again under the ledger's writer lock (another replica).
+    s.store.org_keyring_room(c.org()).await?;
     // Sealing (Argon2id) runs on a blocking thread, not on one of the
     // runtime's, which serve every organisation's requests.
     let (dir, pass, kdf) = (s.vault_dir.clone(), s.passphrase.clone(), s.kdf);
@@ -1078,6 +1095,44 @@ async fn retire_key(
     }
     let ctx = c.ctx(&s);
     let k = s.store.org_retire_key(c.org(), &id, ctx.now, &ctx).await?;
+    Ok(json_response(StatusCode::OK, &key_view(&k)))
+}
+
+/// Revokes one of the organisation's keys that no longer signs (retired):
+/// the organisation's revocation list, published at once, revokes it and
+/// every license it signed, and its public keyring leaves it out, which
+/// makes room for a rotation in a full keyring. The active key is refused
+/// (409): rotate first, so that a key remains to sign the list.
+async fn revoke_key(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+    Body(b): Body<RevokeRequest>,
+) -> ApiResult {
+    c.need(Scope::Admin)?;
+    let id = path(p)?;
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Problem::not_found("signing key"));
+    }
+    // Keys become active only when they are made, so one read retired
+    // here is still not active when the revocation commits.
+    if s.store.org_find_key(c.org(), &id).await?.status == keyseal_issuer::KeyStatus::Active {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "key-active",
+            "this is the organisation's active signing key: rotate first (POST /v1/keys/rotate), \
+             then revoke it, so that a key remains to sign the revocation list",
+        ));
+    }
+    let ctx = c.ctx(&s);
+    // No revocation without a key to sign its list (409 `no-active-key`).
+    require_active_key(&s, c.org()).await?;
+    let k = s
+        .store
+        .org_revoke_key(c.org(), &id, &b.reason, &ctx)
+        .await?;
+    // Publish the organisation's list at once, so it names the key.
+    publish(&s, c.org(), &ctx).await?;
     Ok(json_response(StatusCode::OK, &key_view(&k)))
 }
 

@@ -150,7 +150,7 @@ pub fn document() -> Value {
                          "parameters": page_params(&[("product", json!({ "type": "string" })), ("customer_id", json!({ "type": "string" }))]),
                          "responses": ok("200", "LicensePage", &with(AUTH, &["422"])) },
                 "post": { "operationId": "mintLicense", "security": secured, "requestBody": body("MintRequest"),
-                          "responses": ok("201", "License", &with(AUTH_BODY, &["503"])) }
+                          "responses": ok("201", "License", &with(AUTH_BODY, &["409"])) }
             },
             "/v1/licenses/{id}": {
                 "get": { "operationId": "getLicense", "security": secured, "parameters": [lic_id.clone()],
@@ -158,7 +158,7 @@ pub fn document() -> Value {
             },
             "/v1/licenses/{id}/revoke": {
                 "post": { "operationId": "revokeLicense", "security": secured, "parameters": [lic_id.clone()], "requestBody": body("RevokeRequest"),
-                          "responses": ok("200", "License", &with(AUTH_BODY, &["404", "409", "503"])) }
+                          "responses": ok("200", "License", &with(AUTH_BODY, &["404", "409"])) }
             },
             "/v1/licenses/{id}/suspend": {
                 "post": { "operationId": "suspendLicense", "security": secured, "parameters": [lic_id.clone()],
@@ -180,7 +180,7 @@ pub fn document() -> Value {
                               "403": { "$ref": "#/components/responses/403" }, "404": { "$ref": "#/components/responses/404" },
                               "409": { "$ref": "#/components/responses/409" }, "413": { "$ref": "#/components/responses/413" },
                               "415": { "$ref": "#/components/responses/415" }, "422": { "$ref": "#/components/responses/422" },
-                              "429": { "$ref": "#/components/responses/429" }, "503": { "$ref": "#/components/responses/503" }
+                              "429": { "$ref": "#/components/responses/429" }
                           } }
             },
             "/v1/licenses/{id}/activations/{activation_id}/deactivate": {
@@ -194,11 +194,18 @@ pub fn document() -> Value {
             },
             "/v1/keys/rotate": {
                 "post": { "operationId": "rotateKey", "summary": "A new active signing key for the organisation; its old one retires; other organisations' keys are untouched (admin)", "security": secured,
-                          "responses": ok("201", "Key", AUTH) }
+                          "description": "Refused with 409 `keyring-full` when the organisation already has 16 keys that are not revoked (all of them are in its public keyring, which holds at most 16): revoke a retired key it no longer needs first (POST /v1/keys/{key_id}/revoke).",
+                          "responses": ok("201", "Key", &with(AUTH, &["409"])) }
             },
             "/v1/keys/{key_id}/retire": {
                 "post": { "operationId": "retireKey", "summary": "One of the organisation's keys signs nothing issued from now on; another organisation's key is a 404 (admin)", "security": secured,
                           "parameters": [path_param("key_id", "16 hex digits")], "responses": ok("200", "Key", &with(AUTH, &["404", "409"])) }
+            },
+            "/v1/keys/{key_id}/revoke": {
+                "post": { "operationId": "revokeKey", "summary": "Revoke one of the organisation's retired keys: its revocation list, published at once, revokes the key and every license it signed; its public keyring leaves it out (admin)",
+                          "description": "The active key is refused (409 `key-active`): rotate first. Another organisation's key is a 404.",
+                          "security": secured, "parameters": [path_param("key_id", "16 hex digits")], "requestBody": body("RevokeRequest"),
+                          "responses": ok("200", "Key", &with(AUTH_BODY, &["404", "409"])) }
             },
             "/v1/tokens": {
                 "get": { "operationId": "listTokens", "summary": "The organisation's API tokens, revoked ones included; no secrets (admin)",
@@ -235,12 +242,15 @@ fn responses() -> Value {
         ("401", "missing or unknown API token"),
         ("403", "the token lacks the scope"),
         ("404", "no such object in this organisation"),
-        ("409", "conflicts with the current state"),
+        (
+            "409",
+            "conflicts with the current state (`type` says which: conflict, no-active-key, keyring-full, key-active, device-limit, ...)",
+        ),
         ("413", "body too large"),
         ("415", "body is not application/json"),
         ("422", "invalid value"),
         ("429", "too many failed authentications"),
-        ("503", "not ready, or no active signing key"),
+        ("503", "not ready: the ledger does not answer"),
     ] {
         m.insert(code.into(), json!({ "description": what, "content": { "application/problem+json": { "schema": r("Problem") } } }));
     }
@@ -257,10 +267,19 @@ fn schemas() -> Value {
         "Problem": { "type": "object", "required": ["type", "title", "status", "detail"],
             "properties": { "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" }, "detail": { "type": "string" } } },
         "Status": { "type": "object", "required": ["status"], "properties": { "status": { "type": "string" } } },
-        "Keyring": { "type": "object", "required": ["keyring", "keys"],
-            "properties": { "keyring": { "type": "string" }, "keys": { "type": "array", "items": { "type": "object" } } } },
+        "Keyring": { "type": "object", "additionalProperties": false, "required": ["format", "keyring", "keys", "left_out"],
+            "properties": { "format": { "type": "string", "enum": ["keyseal-keyring/v1"] },
+                            "keyring": { "type": "string", "description": "the keyring text every SDK parses (at most 16 keys)" },
+                            "keys": { "type": "array", "maxItems": 16, "items": r("KeyringKey"), "description": "the keys in it, oldest first" },
+                            "left_out": { "type": "array", "items": { "type": "string" },
+                                          "description": "ids of keys that are not revoked but did not fit; empty unless the ledger predates the 16-key rule" } } },
+        "KeyringKey": { "type": "object", "additionalProperties": false, "required": ["key_id", "public_key", "status", "valid_from", "valid_until"],
+            "properties": { "key_id": { "type": "string" }, "public_key": { "type": "string" },
+                            "status": { "type": "string", "enum": ["active", "retired"] },
+                            "valid_from": { "type": "integer", "description": "unix seconds: it signs licenses issued from then" },
+                            "valid_until": { "type": "integer", "nullable": true, "description": "unix seconds: it signs nothing issued after then; null while active" } } },
         "NewProduct": { "type": "object", "additionalProperties": false, "required": ["product"],
-            "properties": { "product": { "type": "string", "description": "letters, digits and . _ : - (written into keys)" },
+            "properties": { "product": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,32}$", "description": "1 to 32 letters, digits and . _ : - (written into keys)" },
                             "name": { "type": "string" } } },
         "Product": { "type": "object", "additionalProperties": false, "required": ["product", "name", "created_at"],
             "properties": { "product": { "type": "string" }, "name": { "type": "string" }, "created_at": { "type": "integer" } } },
@@ -298,7 +317,7 @@ fn schemas() -> Value {
             } },
         "LicensePage": page("License"),
         "RevokeRequest": { "type": "object", "additionalProperties": false, "required": ["reason"],
-            "properties": { "reason": { "type": "string", "description": "a short slug such as refund" } } },
+            "properties": { "reason": { "type": "string", "pattern": "^[A-Za-z0-9._:-]{1,32}$", "description": "a short slug such as refund (1 to 32 letters, digits and . _ : -)" } } },
         "ActivateRequest": { "type": "object", "additionalProperties": false, "required": ["fingerprint"],
             "properties": { "fingerprint": { "type": "string", "description": "ksfp1. device fingerprint" },
                             "device_match": { "type": "integer", "nullable": true, "minimum": 0, "maximum": 255 } } },
@@ -321,8 +340,8 @@ fn schemas() -> Value {
                             "action": { "type": "string" }, "details": {}, "prev_hash": { "type": "string" }, "hash": { "type": "string" } } },
         "AuditPage": page("AuditEntry"),
         "NewToken": { "type": "object", "additionalProperties": false, "required": ["name", "scopes"],
-            "properties": { "name": { "type": "string", "description": "what the token is for (1 to 200 bytes, no control characters)" },
-                            "scopes": { "type": "array", "items": { "type": "string", "enum": ["admin", "issue", "read"] },
+            "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 200, "description": "what the token is for (1 to 200 bytes, no control characters)" },
+                            "scopes": { "type": "array", "minItems": 1, "items": { "type": "string", "enum": ["admin", "issue", "read"] },
                                         "description": "admin: everything; issue: mint, revoke, activate, products and customers; read: read only" } } },
         "Token": { "type": "object", "additionalProperties": false, "required": ["token_id", "org_id", "name", "scopes", "created_at", "revoked_at"],
             "properties": { "token_id": { "type": "string" }, "org_id": { "type": "string", "description": "the organisation (its public keyring: /v1/public/orgs/{org_id}/keyring)" }, "name": { "type": "string" },

@@ -96,12 +96,27 @@ impl From<IssuerError> for Problem {
             IssuerError::KeyAlreadyRevoked(_) | IssuerError::KeyAlreadyRetired { .. } => {
                 Problem::conflict(e.to_string())
             }
+            IssuerError::KeyringFull { oldest_retired, .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "keyring-full",
+                match oldest_retired {
+                    Some(k) => format!(
+                        "{e}; revoke a retired key whose licenses you no longer need, oldest first \
+                         (POST /v1/keys/{k}/revoke: every license it signed stops validating), then rotate"
+                    ),
+                    None => format!(
+                        "{e}; revoke a key you no longer need (POST /v1/keys/{{key_id}}/revoke)"
+                    ),
+                },
+            ),
             IssuerError::UnknownLicense(_) => Problem::not_found("license"),
             IssuerError::UnknownKey(_) | IssuerError::AmbiguousKey(_) => {
                 Problem::not_found("signing key")
             }
+            // A state the organisation's admin made (its active key was
+            // retired) and ends with a rotation: a conflict, not an outage.
             IssuerError::NoActiveKey => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::CONFLICT,
                 "no-active-key",
                 "the organisation has no active signing key; rotate one in (POST /v1/keys/rotate)",
             ),

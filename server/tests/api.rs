@@ -43,6 +43,12 @@ fn mint(s: &TestServer, token: &str, p: &str, cus: &str) -> Value {
     r.json()
 }
 
+fn keys_listed(s: &TestServer) -> Vec<Value> {
+    let r = get(s.addr, "/v1/keys", &s.admin);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["items"].as_array().unwrap().clone()
+}
+
 fn keyring(s: &TestServer) -> Keyring {
     let r = req(s.addr, "GET", "/v1/public/keyring", None, None, &[]);
     assert_eq!(r.status, 200);
@@ -107,6 +113,7 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/keys", &["get"]),
             ("/v1/keys/rotate", &["post"]),
             ("/v1/keys/{key_id}/retire", &["post"]),
+            ("/v1/keys/{key_id}/revoke", &["post"]),
             ("/v1/tokens", &["get", "post"]),
             ("/v1/tokens/{token_id}/revoke", &["post"]),
             ("/v1/audit", &["get"]),
@@ -118,7 +125,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 27);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 28);
         // Every $ref resolves.
         let text = doc.to_string();
         for part in text.split("\"$ref\":\"#/components/").skip(1) {
@@ -870,7 +877,29 @@ fn signing_keys_list_rotate_retire_admin_only() {
             &s.admin,
             &json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "1d" }),
         )
-        .problem(503, "no-active-key");
+        .problem(409, "no-active-key");
+        // So do revocations, before anything is written: no key could sign
+        // the list that publishes them.
+        let lid = after["license_id"].as_str().unwrap();
+        post(
+            s.addr,
+            &format!("/v1/licenses/{lid}/revoke"),
+            &s.admin,
+            &json!({ "reason": "refund" }),
+        )
+        .problem(409, "no-active-key");
+        post(
+            s.addr,
+            &format!("/v1/keys/{old}/revoke"),
+            &s.admin,
+            &json!({ "reason": "retired" }),
+        )
+        .problem(409, "no-active-key");
+        assert_eq!(
+            get(s.addr, &format!("/v1/licenses/{lid}"), &s.admin).json()["status"],
+            "active"
+        );
+        assert!(keys_listed(&s).iter().all(|k| k["status"] != "revoked"));
         assert_eq!(post_empty(s.addr, "/v1/keys/rotate", &s.admin).status, 201);
         mint(&s, &s.admin, "acme-cad", &cus);
     }

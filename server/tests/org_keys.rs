@@ -149,7 +149,7 @@ fn each_organisation_has_its_own_keys() {
             b,
             &json!({ "product": "acme-cad", "customer_id": cus_b, "plan": "pro", "expires": "30d" }),
         )
-        .problem(503, "no-active-key");
+        .problem(409, "no-active-key");
         assert_eq!(mint(&s, a, &cus_a)["key_id"], a2);
         assert!(keys(&s, a).contains(&(a2.clone(), "active".into())));
 
@@ -340,5 +340,140 @@ fn unknown_organisations_are_not_found() {
             &s.admin,
         );
         assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
+/// Forty rotations through the API: after every one (refused or not) both
+/// public keyring endpoints answer 200 with a keyring the SDK loads, holding
+/// every key of the organisation that is not revoked, the active one
+/// included, and none that is; a 304 for its ETag. A rotation that would
+/// make a 17th key is a 409 `keyring-full` naming the oldest retired key;
+/// revoking that key through the API makes room, and its licenses then
+/// fail as `key_revoked` under the published list. The other organisation
+/// is untouched throughout.
+#[test]
+fn forty_rotations_keep_the_keyring_loadable() {
+    for s in common::backends() {
+        let (a, b) = (s.admin.as_str(), s.other.as_str());
+        let cus = setup(&s, a);
+        let b_keys = keys(&s, b);
+        let first = keys(&s, a)[0].0.clone();
+        let first_license = mint(&s, a, &cus);
+        let (mut refused, mut revoked) = (0, Vec::<String>::new());
+        for i in 0..40 {
+            let r = post_empty(s.addr, "/v1/keys/rotate", a);
+            if r.status == 409 {
+                r.problem(409, "keyring-full");
+                refused += 1;
+                let listed = keys(&s, a);
+                let live: Vec<_> = listed.iter().filter(|k| k.1 != "revoked").collect();
+                assert_eq!(live.len(), 16, "rotation {i}: refused below the limit");
+                // The retired key whose window ended first (ties: the lowest
+                // id) is named; revoking it makes room.
+                let all = get(s.addr, "/v1/keys", a).json();
+                let oldest = all["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|k| k["status"] == "retired")
+                    .min_by_key(|k| {
+                        (
+                            k["valid_until"].as_u64().unwrap(),
+                            k["created_at"].as_u64().unwrap(),
+                            k["key_id"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .unwrap()["key_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                assert!(r.text().contains(&oldest), "{}", r.text());
+                let active = live.iter().find(|k| k.1 == "active").unwrap().0.clone();
+                post(
+                    s.addr,
+                    &format!("/v1/keys/{active}/revoke"),
+                    a,
+                    &json!({ "reason": "retired" }),
+                )
+                .problem(409, "key-active");
+                let r = post(
+                    s.addr,
+                    &format!("/v1/keys/{oldest}/revoke"),
+                    a,
+                    &json!({ "reason": "retired" }),
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+                assert_eq!(r.json()["status"], "revoked");
+                post(
+                    s.addr,
+                    &format!("/v1/keys/{oldest}/revoke"),
+                    a,
+                    &json!({ "reason": "retired" }),
+                )
+                .problem(409, "conflict");
+                revoked.push(oldest);
+                let r = post_empty(s.addr, "/v1/keys/rotate", a);
+                assert_eq!(
+                    r.status,
+                    201,
+                    "rotation {i} after a revocation: {}",
+                    r.text()
+                );
+            } else {
+                assert_eq!(r.status, 201, "rotation {i}: {}", r.text());
+            }
+            let listed = keys(&s, a);
+            let (doc, ring) = org_keyring(&s, &s.org_a);
+            let mut in_ring = ring_key_ids(&doc);
+            let mut live: Vec<String> = listed
+                .iter()
+                .filter(|k| k.1 != "revoked")
+                .map(|k| k.0.clone())
+                .collect();
+            in_ring.sort();
+            live.sort();
+            assert_eq!(in_ring, live, "rotation {i}: keyring != keys not revoked");
+            assert!(in_ring.len() <= 16);
+            assert_eq!(doc["left_out"], json!([]));
+            assert_eq!(ring.keys().count(), in_ring.len());
+            // The unscoped endpoint serves the same (A is the default).
+            let unscoped = public(&s, "/v1/public/keyring");
+            assert_eq!(unscoped.status, 200, "{}", unscoped.text());
+            assert_eq!(unscoped.json(), doc);
+            let etag = unscoped.header("etag").unwrap().to_owned();
+            let again = req(
+                s.addr,
+                "GET",
+                "/v1/public/keyring",
+                None,
+                None,
+                &[("If-None-Match", &etag)],
+            );
+            assert_eq!(again.status, 304);
+            // What the active key mints now validates against it.
+            let lic = mint(&s, a, &cus);
+            let app = validator(&ring, None);
+            assert_eq!(code(&app, lic["license_key"].as_str().unwrap()), "ok");
+        }
+        // 1 key + 15 rotations fill the keyring; each later one needed a revocation.
+        assert_eq!(refused, 25);
+        assert_eq!(revoked.len(), 25);
+        assert!(revoked.contains(&first), "the first key was never revoked");
+        // The first key's license: unknown to the keyring now, and its key
+        // revoked by name in the published list, for apps whose keyring
+        // is older than the revocation.
+        let list = public(&s, &format!("/v1/public/orgs/{}/revocations", s.org_a));
+        assert_eq!(list.status, 200);
+        let (_, ring) = org_keyring(&s, &s.org_a);
+        let key = first_license["license_key"].as_str().unwrap();
+        assert_eq!(code(&validator(&ring, None), key), "unknown_key");
+        let l = validator(&ring, None)
+            .load_revocation_list(&list.body)
+            .expect("the list verifies");
+        let mut named: Vec<String> = l.revoked_keys().map(|k| k.to_string()).collect();
+        named.sort();
+        revoked.sort();
+        assert_eq!(named, revoked);
+        assert_eq!(keys(&s, b), b_keys, "B's keys changed");
     }
 }

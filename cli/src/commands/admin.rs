@@ -197,6 +197,19 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
         KeysCommand::Export { format: f, out } => {
             with_vault(dir, Access::Read, async |v| {
                 let export = v.store().keyring().await?;
+                if !export.left_out.is_empty() {
+                    eprintln!(
+                        "warning: {} keys that are not revoked do not fit in one keyring and are left out \
+                         (their licenses will not validate): {}; revoke the retired keys you no longer need",
+                        export.left_out.len(),
+                        export
+                            .left_out
+                            .iter()
+                            .map(|k| k.key_id.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
                 let text = match f {
                     ExportFormat::Text => export.text(),
                     ExportFormat::Rust => export.rust(),

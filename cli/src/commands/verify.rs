@@ -84,7 +84,7 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
 
     with_vault(dir, Access::Read, async |vault| {
         let store = vault.store();
-        let keyring = store.verification_keyring().await?.keyring;
+        let keyring = store.verification_keyring(lic.key_id()).await?;
         let revoked = store.revoked().await?;
         let products = store.products().await?;
         let claimed = lic.dangerous_unverified_claims().product;

@@ -227,7 +227,8 @@ async fn check_concurrent_rotations(store: &Store) {
         .initialize(&k0.public_key(), &[], serde_json::json!({}), &ctx(100))
         .await
         .unwrap();
-    for round in 0..5u8 {
+    // 1 + 3 * 4 = 13 keys, none revoked: a keyring holds 16.
+    for round in 0..3u8 {
         let keys: Vec<_> = (0..4u8)
             .map(|n| SigningKey::from_seed(&[20 + round * 4 + n; 32]).unwrap())
             .collect();
@@ -268,6 +269,37 @@ async fn check_concurrent_rotations(store: &Store) {
             .await
             .unwrap();
     }
+    // Four more at once with room for three: three pass, one is refused
+    // under the writer's lock, and the keyring holds exactly 16.
+    let keys: Vec<_> = (0..4u8)
+        .map(|n| SigningKey::from_seed(&[90 + n; 32]).unwrap())
+        .collect();
+    let rotate = |k: &SigningKey| {
+        let pk = k.public_key();
+        async move { store.activate_key(&pk, &ctx(300)).await }
+    };
+    let (a, b, c, d) = tokio::join!(
+        rotate(&keys[0]),
+        rotate(&keys[1]),
+        rotate(&keys[2]),
+        rotate(&keys[3])
+    );
+    let results = [a, b, c, d];
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(crate::Error::KeyringFull { keys: 16, .. }))),
+        "{results:?}"
+    );
+    let all = store.keys().await.unwrap();
+    assert_eq!(all.len(), 16);
+    assert_eq!(active(&all).len(), 1);
+    assert_eq!(store.keyring().await.unwrap().keys.len(), 16);
 }
 
 #[tokio::test]
