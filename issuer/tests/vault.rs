@@ -40,6 +40,21 @@ fn req(customer: &str) -> RequestFields {
     }
 }
 
+/// A new vault (passphrase `pw`, product acme-cad, made at `T0`) in a
+/// temporary directory: the directory's guard, the vault's path, the vault.
+async fn new_vault() -> (tempfile::TempDir, std::path::PathBuf, Vault) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: CHEAP,
+    };
+    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
+        .await
+        .unwrap();
+    (tmp, dir, vault)
+}
+
 fn check(
     key: &str,
     keyring: &keyseal_core::Keyring,
@@ -58,15 +73,7 @@ fn check(
 
 #[tokio::test]
 async fn full_lifecycle() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vault");
-    let opts = InitOptions {
-        products: vec!["acme-cad".into()],
-        kdf: CHEAP,
-    };
-    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
-        .await
-        .unwrap();
+    let (_tmp, dir, vault) = new_vault().await;
 
     // Owner-only permissions.
     use std::os::unix::fs::PermissionsExt;
@@ -232,6 +239,10 @@ async fn full_lifecycle() {
     again.close().await;
 
     // init refuses an existing vault.
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: CHEAP,
+    };
     assert!(matches!(
         Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await,
         Err(Error::VaultExists { .. })
@@ -252,15 +263,7 @@ async fn corrupt_ledger_and_missing_vault_are_clear_errors() {
 
 #[tokio::test]
 async fn rotation_without_an_active_key_still_checks_the_passphrase() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vault");
-    let opts = InitOptions {
-        products: vec!["acme-cad".into()],
-        kdf: CHEAP,
-    };
-    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
-        .await
-        .unwrap();
+    let (_tmp, _dir, vault) = new_vault().await;
     let k1 = vault.store().active_key().await.unwrap().unwrap();
     vault
         .store()
@@ -291,15 +294,7 @@ async fn rotation_without_an_active_key_still_checks_the_passphrase() {
 /// key among more than 16 keys (`key_revoked`, not an error).
 #[tokio::test]
 async fn rotations_stop_at_a_full_keyring() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("vault");
-    let opts = InitOptions {
-        products: vec!["acme-cad".into()],
-        kdf: CHEAP,
-    };
-    let vault = Vault::init(&dir, &pass("pw"), &opts, &ctx(T0))
-        .await
-        .unwrap();
+    let (_tmp, dir, vault) = new_vault().await;
     let signer = vault.unlock(&pass("pw")).await.unwrap();
     let first = vault
         .store()

@@ -267,6 +267,16 @@ fn path(p: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
         .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))
 }
 
+/// A signing key's id in a path: its 16 hex digits (a prefix, which the
+/// CLI takes, is not an id here); anything else is a 404.
+fn key_id(p: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    let id = path(p)?;
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Problem::not_found("signing key"));
+    }
+    Ok(id)
+}
+
 fn json_response(status: StatusCode, v: &Value) -> Response {
     (status, Json(v)).into_response()
 }
@@ -1089,10 +1099,7 @@ async fn retire_key(
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     c.need(Scope::Admin)?;
-    let id = path(p)?;
-    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Problem::not_found("signing key"));
-    }
+    let id = key_id(p)?;
     let ctx = c.ctx(&s);
     let k = s.store.org_retire_key(c.org(), &id, ctx.now, &ctx).await?;
     Ok(json_response(StatusCode::OK, &key_view(&k)))
@@ -1110,10 +1117,7 @@ async fn revoke_key(
     Body(b): Body<RevokeRequest>,
 ) -> ApiResult {
     c.need(Scope::Admin)?;
-    let id = path(p)?;
-    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Problem::not_found("signing key"));
-    }
+    let id = key_id(p)?;
     // Keys become active only when they are made, so one read retired
     // here is still not active when the revocation commits.
     if s.store.org_find_key(c.org(), &id).await?.status == keyseal_issuer::KeyStatus::Active {

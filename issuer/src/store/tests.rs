@@ -218,6 +218,25 @@ fn active(keys: &[crate::KeyInfo]) -> Vec<keyseal_core::KeyId> {
         .collect()
 }
 
+/// Four rotations to `keys` at once, at time `at`.
+async fn rotate_four(
+    store: &Store,
+    keys: &[SigningKey],
+    at: u64,
+) -> [crate::Result<Option<keyseal_core::KeyId>>; 4] {
+    let rotate = |k: &SigningKey| {
+        let pk = k.public_key();
+        async move { store.activate_key(&pk, &ctx(at)).await }
+    };
+    let (a, b, c, d) = tokio::join!(
+        rotate(&keys[0]),
+        rotate(&keys[1]),
+        rotate(&keys[2]),
+        rotate(&keys[3])
+    );
+    [a, b, c, d]
+}
+
 /// Rotations at once (as two replicas may make them) leave exactly one
 /// active key, the one the group commit and the services agree on.
 async fn check_concurrent_rotations(store: &Store) {
@@ -232,17 +251,7 @@ async fn check_concurrent_rotations(store: &Store) {
         let keys: Vec<_> = (0..4u8)
             .map(|n| SigningKey::from_seed(&[20 + round * 4 + n; 32]).unwrap())
             .collect();
-        let rotate = |k: &SigningKey| {
-            let pk = k.public_key();
-            async move { store.activate_key(&pk, &ctx(200)).await }
-        };
-        let (a, b, c, d) = tokio::join!(
-            rotate(&keys[0]),
-            rotate(&keys[1]),
-            rotate(&keys[2]),
-            rotate(&keys[3])
-        );
-        let results = [a, b, c, d];
+        let results = rotate_four(store, &keys, 200).await;
         for r in &results {
             assert!(r.is_ok(), "{r:?}");
         }
@@ -274,17 +283,7 @@ async fn check_concurrent_rotations(store: &Store) {
     let keys: Vec<_> = (0..4u8)
         .map(|n| SigningKey::from_seed(&[90 + n; 32]).unwrap())
         .collect();
-    let rotate = |k: &SigningKey| {
-        let pk = k.public_key();
-        async move { store.activate_key(&pk, &ctx(300)).await }
-    };
-    let (a, b, c, d) = tokio::join!(
-        rotate(&keys[0]),
-        rotate(&keys[1]),
-        rotate(&keys[2]),
-        rotate(&keys[3])
-    );
-    let results = [a, b, c, d];
+    let results = rotate_four(store, &keys, 300).await;
     assert_eq!(
         results.iter().filter(|r| r.is_ok()).count(),
         3,
