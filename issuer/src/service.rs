@@ -1284,6 +1284,8 @@ impl Store {
 
     /// Suspends (`true`) or resumes (`false`) one of the organisation's
     /// licenses: a suspended license gets no new activations. Idempotent.
+    /// A revoked license is neither: [`Error::AlreadyRevoked`], nothing
+    /// written (revocation is final).
     pub async fn org_set_suspended(
         &self,
         org_id: &str,
@@ -1311,6 +1313,24 @@ impl Store {
             .await?;
         if n == 0 {
             return Ok(None);
+        }
+        // Under the writer's lock, so a revocation cannot slip in between.
+        let revoked = tx
+            .fetch(
+                sqlx::query("SELECT revoked_at FROM revocations WHERE license_id = $1")
+                    .bind(lid.clone()),
+                "reading revocations",
+            )
+            .await?;
+        if let Some(r) = revoked.first() {
+            let at: i64 = r.try_get("revoked_at").map_err(db("reading revocations"))?;
+            // Dropping `tx` rolls the update back.
+            return Err(Error::AlreadyRevoked {
+                license_id: lid.parse().map_err(|_| Error::CorruptLedger {
+                    detail: "bad license id".to_owned(),
+                })?,
+                revoked_at: u(at),
+            });
         }
         let action = if suspend {
             "license.suspend"

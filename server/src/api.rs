@@ -568,9 +568,16 @@ async fn list_customers(
     c.need(Scope::Read)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
+    let after = cursor(q.cursor, |c| {
+        c.strip_prefix("cus_")
+            .is_some_and(|h| {
+                (1..=60).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            .then(|| c.to_owned())
+    })?;
     let rows = s
         .store
-        .org_customers(c.org(), q.cursor.as_deref(), limit)
+        .org_customers(c.org(), after.as_deref(), limit)
         .await?;
     let next = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|c| c.customer_id.clone()))
@@ -579,6 +586,20 @@ async fn list_customers(
         StatusCode::OK,
         &page(rows.iter().map(customer_view).collect(), next),
     ))
+}
+
+/// A page cursor: what `parse` makes of it, or a 400 when it is not a
+/// `next_cursor` this endpoint gives out (a malformed cursor is not an
+/// empty page).
+fn cursor<T>(c: Option<String>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, Problem> {
+    // `cursor=` (empty) is the first page, as no cursor is.
+    c.filter(|c| !c.is_empty())
+        .map(|c| {
+            parse(&c).ok_or_else(|| {
+                Problem::bad_request("cursor: give a next_cursor from this endpoint, unchanged")
+            })
+        })
+        .transpose()
 }
 
 fn limit(l: Option<u64>) -> Result<u64, Problem> {
@@ -770,10 +791,15 @@ async fn list_licenses(
     c.need(Scope::Read)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
+    let after = cursor(q.cursor, |c| {
+        c.parse::<keyseal_core::LicenseId>()
+            .ok()
+            .map(|id| id.to_string())
+    })?;
     let f = OrgLicenseFilter {
         product: q.product,
         customer: q.customer_id,
-        after: q.cursor,
+        after,
         limit,
     };
     let rows = s.store.org_licenses(c.org(), &f).await?;
@@ -907,12 +933,7 @@ async fn audit(
     c.need(Scope::Read)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
-    let after = match q.cursor.as_deref() {
-        None => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| Problem::invalid("cursor must be a next_cursor from this endpoint"))?,
-    };
+    let after = cursor(q.cursor, |c| c.parse::<u64>().ok())?.unwrap_or(0);
     let rows = s.store.org_audit(c.org(), after, limit).await?;
     let next = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|e| e.seq.to_string()))

@@ -60,7 +60,10 @@ fn query_param(name: &str, schema: Value) -> Value {
 
 fn page_params(extra: &[(&str, Value)]) -> Value {
     let mut v = vec![
-        query_param("cursor", json!({ "type": "string" })),
+        query_param(
+            "cursor",
+            json!({ "type": "string", "description": "a next_cursor from the previous page, unchanged (anything else is a 400)" }),
+        ),
         query_param(
             "limit",
             json!({ "type": "integer", "minimum": 1, "maximum": 500 }),
@@ -162,11 +165,11 @@ pub fn document() -> Value {
             },
             "/v1/licenses/{id}/suspend": {
                 "post": { "operationId": "suspendLicense", "security": secured, "parameters": [lic_id.clone()],
-                          "responses": ok("200", "License", &with(AUTH, &["404"])) }
+                          "responses": ok("200", "License", &with(AUTH, &["404", "409"])) }
             },
             "/v1/licenses/{id}/resume": {
                 "post": { "operationId": "resumeLicense", "security": secured, "parameters": [lic_id],
-                          "responses": ok("200", "License", &with(AUTH, &["404"])) }
+                          "responses": ok("200", "License", &with(AUTH, &["404", "409"])) }
             },
             "/v1/licenses/{id}/activations": {
                 "get": { "operationId": "listActivations", "security": secured, "parameters": [path_param("id", "license id (32 hex digits)")],
@@ -252,7 +255,17 @@ fn responses() -> Value {
         ("429", "too many failed authentications"),
         ("503", "not ready: the ledger does not answer"),
     ] {
-        m.insert(code.into(), json!({ "description": what, "content": { "application/problem+json": { "schema": r("Problem") } } }));
+        let mut v = json!({ "description": what, "content": { "application/problem+json": { "schema": r("Problem") } } });
+        match code {
+            "401" => {
+                v["headers"] = json!({ "WWW-Authenticate": { "description": "Bearer realm=\"keyseal\" (RFC 6750)", "schema": { "type": "string" } } })
+            }
+            "429" => {
+                v["headers"] = json!({ "Retry-After": { "description": "seconds to wait before trying again", "schema": { "type": "integer" } } })
+            }
+            _ => {}
+        }
+        m.insert(code.into(), v);
     }
     Value::Object(m)
 }

@@ -138,10 +138,25 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut r = (self.status, body.to_string()).into_response();
-        r.headers_mut().insert(
+        let h = r.headers_mut();
+        h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        match self.status {
+            // RFC 6750: how to authenticate.
+            StatusCode::UNAUTHORIZED => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"keyseal\""),
+                );
+            }
+            // Failures are counted per minute: a minute from now is safe.
+            StatusCode::TOO_MANY_REQUESTS => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            _ => {}
+        }
         r
     }
 }

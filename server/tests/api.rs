@@ -451,6 +451,16 @@ fn licenses_mint_verify_list_revoke_suspend_and_isolation() {
             4
         );
         get(s.addr, "/v1/licenses?status=active", &s.admin).problem(400, "bad-request");
+        assert_eq!(get(s.addr, "/v1/licenses?cursor=", &s.admin).status, 200);
+        // A malformed cursor is a 400, not an empty page.
+        for bad in ["zzz", "cus_00", "0123", "%20"] {
+            get(s.addr, &format!("/v1/licenses?cursor={bad}"), &s.admin)
+                .problem(400, "bad-request");
+        }
+        for bad in ["zzz", "cus_", "cus_xyz", "0123456789abcdef0123456789abcdef"] {
+            get(s.addr, &format!("/v1/customers?cursor={bad}"), &s.admin)
+                .problem(400, "bad-request");
+        }
 
         // Organisation B cannot see or touch A's license.
         get(s.addr, &format!("/v1/licenses/{id}"), &s.other).problem(404, "not-found");
@@ -525,6 +535,24 @@ fn licenses_mint_verify_list_revoke_suspend_and_isolation() {
             &json!({ "reason": "refund" }),
         )
         .problem(409, "conflict");
+        // Revocation is final: no suspend or resume after it, nothing written.
+        let audit_len = |s: &TestServer| {
+            get(s.addr, "/v1/audit?limit=500", &s.admin).json()["items"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let entries = audit_len(&s);
+        for op in ["suspend", "resume"] {
+            post_empty(s.addr, &format!("/v1/licenses/{id}/{op}"), &s.admin)
+                .problem(409, "conflict");
+        }
+        assert_eq!(audit_len(&s), entries);
+        let l = get(s.addr, &format!("/v1/licenses/{id}"), &s.admin).json();
+        assert_eq!(
+            (l["status"].as_str(), &l["suspended_at"]),
+            (Some("revoked"), &Value::Null)
+        );
         post(
             s.addr,
             "/v1/licenses/00000000000000000000000000000000/revoke",
@@ -635,7 +663,7 @@ fn audit_log_is_per_organisation_and_chained() {
         let c = p["next_cursor"].as_str().unwrap();
         let p2 = get(s.addr, &format!("/v1/audit?limit=10&cursor={c}"), &s.admin).json();
         assert_eq!(p2["items"].as_array().unwrap().len(), 1);
-        get(s.addr, "/v1/audit?cursor=abc", &s.admin).problem(422, "invalid-value");
+        get(s.addr, "/v1/audit?cursor=abc", &s.admin).problem(400, "bad-request");
         req(s.addr, "POST", "/v1/audit", Some(&s.admin), None, &[])
             .problem(405, "method-not-allowed");
     }

@@ -261,6 +261,15 @@ impl Resp {
             self.text()
         );
         assert_eq!(j["status"], status);
+        // RFC 6750 and RFC 6585: how to authenticate, when to try again.
+        match status {
+            401 => assert_eq!(
+                self.header("www-authenticate"),
+                Some("Bearer realm=\"keyseal\"")
+            ),
+            429 => assert_eq!(self.header("retry-after"), Some("60")),
+            _ => {}
+        }
         assert!(j["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
 }
