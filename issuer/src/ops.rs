@@ -442,13 +442,24 @@ impl Store {
     ) -> Result<crate::store::LicenseRecord> {
         check_reason(reason)?;
         let rec = self.license(id).await?;
-        if let Some((at, _)) = rec.revoked {
+        let mut tx = self.begin_write().await?;
+        // Read again under the writer's lock: of two revocations at once,
+        // one wins and the other is told (not a unique-key failure).
+        let earlier = tx
+            .fetch(
+                sqlx::query("SELECT revoked_at FROM revocations WHERE license_id = $1")
+                    .bind(rec.license_id.to_string()),
+                "reading revocations",
+            )
+            .await?;
+        if let Some(r) = earlier.first() {
+            let at: i64 = sqlx::Row::try_get(r, "revoked_at")
+                .map_err(|e| Error::db("reading revocations", e))?;
             return Err(Error::AlreadyRevoked {
                 license_id: rec.license_id,
-                revoked_at: at,
+                revoked_at: crate::store::u(at),
             });
         }
-        let mut tx = self.begin_write().await?;
         tx.exec(
             sqlx::query(
                 "INSERT INTO revocations (license_id, revoked_at, reason) VALUES ($1, $2, $3)",
@@ -583,19 +594,53 @@ impl Store {
         next_update: u64,
         ctx: &Context,
     ) -> Result<PublishedList> {
+        self.publish_revocations_if_due(signer, next_update, None, ctx)
+            .await
+    }
+
+    /// As [`Store::publish_revocations`], but only if the organisation's
+    /// newest list goes stale at or before `due`: a list still fresh past
+    /// `due` is returned as it is. Decided under the writer's lock, so
+    /// replicas (or requests) refreshing at once publish one list, not one
+    /// each. `due = None` always publishes.
+    pub async fn publish_revocations_if_due(
+        &self,
+        signer: &Signer,
+        next_update: u64,
+        due: Option<u64>,
+        ctx: &Context,
+    ) -> Result<PublishedList> {
         let org_id = self
             .key_owner(signer.key_id())
             .await?
             .ok_or(Error::NoActiveKey)?;
-        match self.org_active_key(&org_id).await? {
-            Some(k) if k.key_id == signer.key_id() => {}
-            _ => return Err(Error::NoActiveKey),
-        }
         if next_update <= ctx.now {
             return Err(Error::invalid("next-update", "must be in the future"));
         }
-        let revoked = self.org_revoked(&org_id).await?;
+        // Everything read under the writer's lock: read before it, a list
+        // could miss a revocation committed meanwhile and still take the
+        // higher sequence (lost revocations on PostgreSQL), or be signed by
+        // a key retired meanwhile.
         let mut tx = self.begin_write().await?;
+        tx.require_active_key(&org_id, signer.key_id()).await?;
+        if let Some(due) = due {
+            let latest = tx
+                .fetch(
+                    sqlx::query(&format!("{} LIMIT 1", crate::store::LATEST_LIST))
+                        .bind(org_id.clone()),
+                    "reading revocation lists",
+                )
+                .await?;
+            if let Some(l) = latest
+                .first()
+                .map(crate::store::list_from_row)
+                .transpose()?
+                && l.next_update > due
+            {
+                return Ok(l);
+            }
+        }
+        let revoked = tx.org_revoked(&org_id).await?;
         let rows = tx
             .fetch(
                 sqlx::query("SELECT MAX(sequence) FROM revocation_lists WHERE org_id = $1")

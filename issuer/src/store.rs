@@ -755,38 +755,27 @@ impl Store {
     /// keys (a license belongs to the keyring that validates it) and its
     /// revoked keys.
     pub async fn org_revoked(&self, org_id: &str) -> Result<Revoked> {
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT r.license_id FROM revocations r \
-                     JOIN licenses l ON l.license_id = r.license_id \
-                     JOIN signing_keys k ON k.key_id = l.key_id WHERE k.org_id = $1",
-                )
-                .bind(org_id.to_owned()),
-                "reading revocations",
-            )
-            .await?;
-        let mut licenses = BTreeSet::new();
-        for r in &rows {
-            let s: String = r
-                .try_get(0)
-                .map_err(|e| Error::db("reading revocations", e))?;
-            licenses.insert(
-                s.parse()
-                    .map_err(|_| corrupt("bad license id in revocations"))?,
-            );
-        }
-        let keys = self
-            .org_keys(org_id)
-            .await?
-            .into_iter()
-            .filter(|k| k.status == KeyStatus::Revoked)
-            .map(|k| k.key_id)
-            .collect();
-        Ok(Revoked { licenses, keys })
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Error::db("reading revocations", e))?;
+        read_revoked(&mut conn, org_id).await
     }
 
     // ---- revocation lists ------------------------------------------------
+
+    /// One organisation's newest published revocation list, if any: one
+    /// row read, whatever the number of lists before it.
+    pub async fn org_latest_list(&self, org_id: &str) -> Result<Option<PublishedList>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(&format!("{LATEST_LIST} LIMIT 1")).bind(org_id.to_owned()),
+                "reading revocation lists",
+            )
+            .await?;
+        rows.first().map(list_from_row).transpose()
+    }
 
     /// The default organisation's published revocation lists, newest first.
     pub async fn published_lists(&self) -> Result<Vec<PublishedList>> {
@@ -797,11 +786,7 @@ impl Store {
     pub async fn org_published_lists(&self, org_id: &str) -> Result<Vec<PublishedList>> {
         let rows = self
             .fetch_all(
-                sqlx::query(
-                    "SELECT sequence, issued_at, next_update, signer, license_count, key_count, list_b64 \
-                     FROM revocation_lists WHERE org_id = $1 ORDER BY sequence DESC",
-                )
-                .bind(org_id.to_owned()),
+                sqlx::query(LATEST_LIST).bind(org_id.to_owned()),
                 "reading revocation lists",
             )
             .await?;
@@ -931,7 +916,47 @@ fn license_from_row(r: &AnyRow) -> Result<LicenseRecord> {
     })
 }
 
-fn list_from_row(r: &AnyRow) -> Result<PublishedList> {
+/// An organisation's lists, newest first (bind the organisation as `$1`).
+pub(crate) const LATEST_LIST: &str = "SELECT sequence, issued_at, next_update, signer, license_count, key_count, list_b64 \
+     FROM revocation_lists WHERE org_id = $1 ORDER BY sequence DESC";
+
+/// The organisation's revoked licenses and keys, read on `conn` (inside a
+/// write transaction: after its lock, so no revocation committed before
+/// is missed).
+async fn read_revoked(conn: &mut sqlx::AnyConnection, org_id: &str) -> Result<Revoked> {
+    let doing = "reading revocations";
+    let rows = sqlx::query(
+        "SELECT r.license_id FROM revocations r \
+         JOIN licenses l ON l.license_id = r.license_id \
+         JOIN signing_keys k ON k.key_id = l.key_id WHERE k.org_id = $1",
+    )
+    .bind(org_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::db(doing, e))?;
+    let mut licenses = BTreeSet::new();
+    for r in &rows {
+        let s: String = r.try_get(0).map_err(|e| Error::db(doing, e))?;
+        licenses.insert(
+            s.parse()
+                .map_err(|_| corrupt("bad license id in revocations"))?,
+        );
+    }
+    let rows =
+        sqlx::query("SELECT key_id FROM signing_keys WHERE org_id = $1 AND status = 'revoked'")
+            .bind(org_id.to_owned())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| Error::db(doing, e))?;
+    let mut keys = BTreeSet::new();
+    for r in &rows {
+        let s: String = r.try_get(0).map_err(|e| Error::db(doing, e))?;
+        keys.insert(s.parse().map_err(|_| corrupt("bad key id"))?);
+    }
+    Ok(Revoked { licenses, keys })
+}
+
+pub(crate) fn list_from_row(r: &AnyRow) -> Result<PublishedList> {
     use base64ct::{Base64, Encoding};
     let g = |e| Error::db("reading revocation lists", e);
     let signer: String = r.try_get("signer").map_err(g)?;
@@ -964,6 +989,12 @@ pub(crate) struct NewLicense<'a> {
 impl WriteTx {
     fn db(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
+    }
+
+    /// The organisation's revoked licenses and keys, read after this
+    /// transaction's lock: every revocation committed before is in it.
+    pub(crate) async fn org_revoked(&mut self, org_id: &str) -> Result<Revoked> {
+        read_revoked(self.db(), org_id).await
     }
 
     /// Refuses with [`Error::NoActiveKey`] unless `key_id` is `org_id`'s

@@ -451,23 +451,35 @@ async fn org_revocations(
     revocations_of(&s, &org_id, &headers).await
 }
 
-/// The organisation's latest revocation list, signed by its key. An
+/// The organisation's latest revocation list, signed by its key: one row
+/// read, however many lists came before. A list past half its lifetime is
+/// published again first (same revocations, next sequence, a new
+/// `next_update`), so the list apps fetch never goes stale while the
+/// organisation has an active key, even with no revocation for weeks. An
 /// organisation made while the service runs (`keyseal org create` on a
 /// shared PostgreSQL ledger) gets its first list on the first request.
 async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
-    let mut lists = s.store.org_published_lists(org_id).await?;
-    if lists.is_empty() && s.store.org_active_key(org_id).await?.is_some() {
+    let now = s.now();
+    let mut latest = s.store.org_latest_list(org_id).await?;
+    let due = now + REVOCATION_LIST_LIFETIME / 2;
+    if latest.as_ref().is_none_or(|l| l.next_update <= due)
+        && s.store.org_active_key(org_id).await?.is_some()
+    {
         let ctx = Context {
-            now: s.now(),
+            now,
             actor: format!("org:{org_id}/service"),
         };
-        // Another request or replica may publish it first: then read that.
-        let _ = publish(s, org_id, &ctx).await;
-        lists = s.store.org_published_lists(org_id).await?;
+        // Decided under the ledger's lock: requests and replicas refreshing
+        // at once publish one list. On failure the list there is served.
+        match publish(s, org_id, &ctx, Some(due)).await {
+            Ok(l) => latest = Some(l),
+            Err(e) => {
+                eprintln!("keyseal serve: refreshing {org_id}'s revocation list: {e}");
+                latest = s.store.org_latest_list(org_id).await?;
+            }
+        }
     }
-    let latest = lists
-        .first()
-        .ok_or_else(|| Problem::not_found("revocation list"))?;
+    let latest = latest.ok_or_else(|| Problem::not_found("revocation list"))?;
     let mut text = String::new();
     let _ = keyseal_core::armor::write_block(
         &mut text,
@@ -851,7 +863,7 @@ async fn revoke(
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
     // Publish the organisation's list at once, so it names the license.
-    publish(&s, c.org(), &ctx).await?;
+    publish(&s, c.org(), &ctx, None).await?;
     Ok(json_response(StatusCode::OK, &license_view(&l)))
 }
 
@@ -868,17 +880,26 @@ async fn require_active_key(s: &State, org_id: &str) -> Result<(), Problem> {
 /// Publishes the organisation's revocation list, signed by its active key.
 /// If another replica rotated (or retired) the key this one signs with,
 /// loads the active key and tries once more.
+/// With `due`, only if the newest list goes stale by then (see
+/// `Store::publish_revocations_if_due`).
 async fn publish(
     s: &State,
     org_id: &str,
     ctx: &Context,
+    due: Option<u64>,
 ) -> keyseal_issuer::Result<keyseal_issuer::PublishedList> {
     let next_update = ctx.now + REVOCATION_LIST_LIFETIME;
     let signer = s.signer(org_id).await?;
-    match s.store.publish_revocations(&signer, next_update, ctx).await {
+    let store = &s.store;
+    match store
+        .publish_revocations_if_due(&signer, next_update, due, ctx)
+        .await
+    {
         Err(keyseal_issuer::Error::NoActiveKey) if s.reload_signer(org_id).await => {
             let now = s.signer(org_id).await?;
-            s.store.publish_revocations(&now, next_update, ctx).await
+            store
+                .publish_revocations_if_due(&now, next_update, due, ctx)
+                .await
         }
         r => r,
     }
@@ -1157,7 +1178,7 @@ async fn revoke_key(
         .org_revoke_key(c.org(), &id, &b.reason, &ctx)
         .await?;
     // Publish the organisation's list at once, so it names the key.
-    publish(&s, c.org(), &ctx).await?;
+    publish(&s, c.org(), &ctx, None).await?;
     Ok(json_response(StatusCode::OK, &key_view(&k)))
 }
 

@@ -340,11 +340,7 @@ impl Service {
                 }
                 added?;
             }
-            if state
-                .store
-                .org_published_lists(&org.org_id)
-                .await?
-                .is_empty()
+            if state.store.org_latest_list(&org.org_id).await?.is_none()
                 && state.store.org_active_key(&org.org_id).await?.is_some()
             {
                 let signer = state.signer(&org.org_id).await?;
@@ -354,11 +350,7 @@ impl Service {
                     .await;
                 // Another replica starting at once may have published it.
                 if let Err(e) = published
-                    && state
-                        .store
-                        .org_published_lists(&org.org_id)
-                        .await?
-                        .is_empty()
+                    && state.store.org_latest_list(&org.org_id).await?.is_none()
                 {
                     return Err(e.into());
                 }

@@ -75,14 +75,20 @@ pub enum Backend {
 
 /// The back ends to run on: SQLite always, PostgreSQL when
 /// `KEYSEAL_TEST_POSTGRES_URL` is set (a role that may create databases).
-pub fn backends() -> impl Iterator<Item = TestServer> {
+/// The back ends to test on: SQLite, and PostgreSQL when
+/// `KEYSEAL_TEST_POSTGRES_URL` is set.
+pub fn backend_list() -> Vec<Backend> {
     let mut v = vec![Backend::Sqlite];
     if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_ok() {
         v.push(Backend::Postgres);
     } else {
         eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
     }
-    v.into_iter().map(start_on)
+    v
+}
+
+pub fn backends() -> impl Iterator<Item = TestServer> {
+    backend_list().into_iter().map(start_on)
 }
 
 /// Creates an empty database for one test server; returns its URL.
@@ -112,6 +118,11 @@ pub fn start() -> TestServer {
 }
 
 pub fn start_on(backend: Backend) -> TestServer {
+    start_with_clock(backend, Arc::new(now))
+}
+
+/// A test server whose clock is `clock` (tests that move time).
+pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault_dir = dir.path().join("vault");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -134,12 +145,12 @@ pub fn start_on(backend: Backend) -> TestServer {
                 drain_timeout: None,
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
-                clock: Arc::new(now),
+                clock: clock.clone(),
             };
             let mut svc = Service::open(opts).await.expect("open service");
             let admin = svc.take_admin_token().expect("first start prints a token");
             let ctx = Context {
-                now: now(),
+                now: clock(),
                 actor: "test".into(),
             };
             let org_a = svc
