@@ -141,16 +141,22 @@ impl FromRequestParts<S> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         let now = state.now();
-        if let Some(ip) = ip
-            && state.limiter.blocked(ip, now)
-        {
-            return Err(Problem::new(
+        // A client with too many failures is refused without a ledger
+        // read, except with a token that authenticated here before: behind
+        // a load balancer (one address for every client) one bad client
+        // must not lock the good ones out.
+        let blocked = ip.is_some_and(|ip| state.limiter.blocked(ip, now));
+        let too_many = || {
+            Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-failures",
                 "too many failed authentications from this client; wait a minute",
-            ));
-        }
+            )
+        };
         let fail = |detail: &str| {
+            if blocked {
+                return too_many();
+            }
             if let Some(ip) = ip {
                 state.limiter.fail(ip, now);
             }
@@ -176,6 +182,9 @@ impl FromRequestParts<S> for Caller {
                 .tokens
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if blocked && !cache.known.contains(&hash) {
+                return Err(too_many());
+            }
             let hit = cache
                 .entries
                 .get(&hash)
@@ -201,6 +210,10 @@ impl FromRequestParts<S> for Caller {
                 // A token revoked here since this request read the ledger
                 // could be this one: not cached, or it would outlive its
                 // revocation on this replica.
+                if cache.known.len() >= 10_000 {
+                    cache.known.clear();
+                }
+                cache.known.insert(hash.clone());
                 if cache.revocations == revocations {
                     if cache.entries.len() > 10_000 {
                         cache.entries.clear();

@@ -68,12 +68,29 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Failed-authentication counter per client.
+/// Clients tracked at once before expired windows are swept (at most once
+/// a second, so a flood of new clients does not rescan the table on every
+/// failure).
+const SWEEP_AT: usize = 100_000;
+/// Most clients tracked at once: past this (after a sweep), a new client's
+/// failures are not counted until windows expire, and memory stays bounded.
+pub const MAX_CLIENTS: usize = 1_000_000;
+
+/// Failed-authentication counter per client. A client is an IPv4 address
+/// or an IPv6 /64 (one host usually holds a whole /64, so rotating the low
+/// bits does not escape the limit).
 #[derive(Debug)]
 pub struct FailureLimiter {
     salt: [u8; 16],
     max: u32,
-    clients: Mutex<HashMap<[u8; 32], (u64, u32)>>,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Debug, Default)]
+struct Clients {
+    /// Client key -> (window start, failures in it).
+    windows: HashMap<[u8; 32], (u64, u32)>,
+    last_sweep: u64,
 }
 
 impl FailureLimiter {
@@ -89,45 +106,67 @@ impl FailureLimiter {
         Ok(FailureLimiter {
             salt,
             max,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients::default()),
         })
     }
 
-    /// The salted hash a client's address is kept as.
+    /// The salted hash a client is kept as: of its IPv4 address (an
+    /// IPv4-mapped IPv6 address counts as IPv4), or of its IPv6 /64.
     #[must_use]
     pub fn client_key(&self, ip: IpAddr) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(self.salt);
-        h.update(ip.to_string().as_bytes());
+        match ip {
+            IpAddr::V4(a) => h.update(a.octets()),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => h.update(v4.octets()),
+                None => {
+                    h.update(b"v6/64");
+                    h.update(&a.octets()[..8]);
+                }
+            },
+        }
         h.finalize().into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether the client is refused right now.
     pub fn blocked(&self, ip: IpAddr, now: u64) -> bool {
         let key = self.client_key(ip);
-        let map = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&key)
+        self.lock()
+            .windows
+            .get(&key)
             .is_some_and(|(start, n)| now < start + FAILURE_WINDOW_SECS && *n >= self.max)
     }
 
     /// Counts a failure.
     pub fn fail(&self, ip: IpAddr, now: u64) {
         let key = self.client_key(ip);
-        let mut map = self
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 100_000 {
-            map.retain(|_, (start, _)| now < *start + FAILURE_WINDOW_SECS);
+        let mut c = self.lock();
+        if c.windows.len() >= SWEEP_AT && c.last_sweep != now {
+            c.windows
+                .retain(|_, (start, _)| now < *start + FAILURE_WINDOW_SECS);
+            c.last_sweep = now;
         }
-        let e = map.entry(key).or_insert((now, 0));
+        if c.windows.len() >= MAX_CLIENTS && !c.windows.contains_key(&key) {
+            return;
+        }
+        let e = c.windows.entry(key).or_insert((now, 0));
         if now >= e.0 + FAILURE_WINDOW_SECS {
             *e = (now, 0);
         }
         e.1 = e.1.saturating_add(1);
+    }
+
+    /// Clients tracked now (for tests and metrics).
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.lock().windows.len()
     }
 }
 
@@ -160,6 +199,43 @@ mod tests {
         assert!(l.blocked(ip, 1000));
         assert!(!l.blocked([127, 0, 0, 8].into(), 1000));
         assert!(!l.blocked(ip, 1000 + FAILURE_WINDOW_SECS));
+        Ok(())
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() -> Result<(), getrandom::Error> {
+        let l = FailureLimiter::new()?;
+        let a = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, 1]);
+        let b = IpAddr::from([0x2001, 0xdb8, 1, 2, 0xffff, 1, 2, 3]);
+        let other = IpAddr::from([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]);
+        assert_eq!(l.client_key(a), l.client_key(b));
+        assert_ne!(l.client_key(a), l.client_key(other));
+        // Rotating the low 64 bits does not escape the limit.
+        for n in 0..MAX_FAILURES {
+            let ip = IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 7, u16::try_from(n).unwrap_or(0)]);
+            l.fail(ip, 1000);
+        }
+        assert!(l.blocked(a, 1000));
+        assert!(!l.blocked(other, 1000));
+        // An IPv4-mapped address is its IPv4 client.
+        let v4 = std::net::Ipv4Addr::new(192, 0, 2, 1);
+        let mapped = IpAddr::from(v4.to_ipv6_mapped());
+        let v4 = IpAddr::from(v4);
+        assert_eq!(l.client_key(v4), l.client_key(mapped));
+        Ok(())
+    }
+
+    #[test]
+    fn many_clients_are_swept_and_bounded() -> Result<(), getrandom::Error> {
+        let l = FailureLimiter::new()?;
+        let ip = |n: u32| IpAddr::from(n.to_be_bytes());
+        for n in 0..(SWEEP_AT as u32 + 10) {
+            l.fail(ip(n), 1000);
+        }
+        assert_eq!(l.tracked(), SWEEP_AT + 10);
+        // A minute later the expired windows go at the next failure.
+        l.fail(ip(u32::MAX), 1000 + FAILURE_WINDOW_SECS);
+        assert_eq!(l.tracked(), 1);
         Ok(())
     }
 }

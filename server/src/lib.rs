@@ -117,6 +117,10 @@ pub(crate) struct TokenCache {
         std::collections::HashMap<String, (keyseal_issuer::service::TokenRecord, u64)>,
     /// Revocations through this replica so far.
     pub(crate) revocations: u64,
+    /// Hashes of tokens that authenticated here (at most 10,000, then
+    /// forgotten at once): they pass a client's failure limit, so the
+    /// clients behind one address that hold a good token keep working.
+    pub(crate) known: std::collections::HashSet<String>,
 }
 
 impl State {

@@ -31,6 +31,13 @@ impl Metrics {
             .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Any token is an HTTP method: only the standard ones become labels
+        // (anything else is "other"), so clients cannot grow the exposition.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT"
+            | "TRACE" => method,
+            _ => "other",
+        };
         let r = m.entry((method.to_owned(), route.to_owned())).or_default();
         *r.by_status.entry(status).or_default() += 1;
         for (i, b) in BUCKETS.iter().enumerate() {

@@ -79,6 +79,14 @@ fn health_readiness_metrics_and_openapi() {
             r.text()
         );
         assert!(r.text().contains("keyseal_licenses_minted_total 0"));
+        // Made-up methods do not become labels: the exposition stays bounded.
+        for n in 0..50 {
+            let r = req(s.addr, &format!("FOO{n}"), "/healthz", None, None, &[]);
+            assert_eq!(r.status, 405);
+        }
+        let text = req(s.addr, "GET", "/metrics", None, None, &[]).text();
+        assert!(!text.contains("FOO"), "{text}");
+        assert!(text.contains("method=\"other\""), "{text}");
 
         let r = req(s.addr, "GET", "/v1/openapi.json", None, None, &[]);
         assert_eq!(r.status, 200);
@@ -208,12 +216,20 @@ fn authentication_and_scopes() {
 #[test]
 fn failed_authentication_is_rate_limited_per_client() {
     for s in common::backends() {
+        // A client behind the same address (one load balancer) that has
+        // authenticated before.
+        assert_eq!(get(s.addr, "/v1/products", &s.read).status, 200);
         let bad = keyseal_server::auth::new_token().unwrap();
         for _ in 0..keyseal_server::auth::MAX_FAILURES {
             get(s.addr, "/v1/products", &bad).problem(401, "unauthorized");
         }
         get(s.addr, "/v1/products", &bad).problem(429, "too-many-failures");
-        // Even a good token is refused from that client for a while.
+        get(s.addr, "/v1/products", "not-a-token").problem(429, "too-many-failures");
+        req(s.addr, "GET", "/v1/products", None, None, &[]).problem(429, "too-many-failures");
+        // A token that authenticated here before keeps working; one never
+        // seen here (not looked up: no ledger read for a blocked client)
+        // waits like the bad ones.
+        assert_eq!(get(s.addr, "/v1/products", &s.read).status, 200);
         get(s.addr, "/v1/products", &s.admin).problem(429, "too-many-failures");
         // Public endpoints still answer.
         assert_eq!(req(s.addr, "GET", "/healthz", None, None, &[]).status, 200);
