@@ -445,21 +445,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // Read again under the writer's lock: of two revocations at once,
         // one wins and the other is told (not a unique-key failure).
-        let earlier = tx
-            .fetch(
-                sqlx::query("SELECT revoked_at FROM revocations WHERE license_id = $1")
-                    .bind(rec.license_id.to_string()),
-                "reading revocations",
-            )
-            .await?;
-        if let Some(r) = earlier.first() {
-            let at: i64 = sqlx::Row::try_get(r, "revoked_at")
-                .map_err(|e| Error::db("reading revocations", e))?;
-            return Err(Error::AlreadyRevoked {
-                license_id: rec.license_id,
-                revoked_at: crate::store::u(at),
-            });
-        }
+        tx.require_not_revoked(rec.license_id).await?;
         tx.exec(
             sqlx::query(
                 "INSERT INTO revocations (license_id, revoked_at, reason) VALUES ($1, $2, $3)",

@@ -1314,24 +1314,11 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
-        // Under the writer's lock, so a revocation cannot slip in between.
-        let revoked = tx
-            .fetch(
-                sqlx::query("SELECT revoked_at FROM revocations WHERE license_id = $1")
-                    .bind(lid.clone()),
-                "reading revocations",
-            )
-            .await?;
-        if let Some(r) = revoked.first() {
-            let at: i64 = r.try_get("revoked_at").map_err(db("reading revocations"))?;
-            // Dropping `tx` rolls the update back.
-            return Err(Error::AlreadyRevoked {
-                license_id: lid.parse().map_err(|_| Error::CorruptLedger {
-                    detail: "bad license id".to_owned(),
-                })?,
-                revoked_at: u(at),
-            });
-        }
+        // Dropping `tx` on a revoked license rolls the update back.
+        let parsed = lid.parse().map_err(|_| Error::CorruptLedger {
+            detail: "bad license id".to_owned(),
+        })?;
+        tx.require_not_revoked(parsed).await?;
         let action = if suspend {
             "license.suspend"
         } else {

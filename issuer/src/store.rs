@@ -991,6 +991,28 @@ impl WriteTx {
         &mut self.tx
     }
 
+    /// [`Error::AlreadyRevoked`] if `license_id` is revoked, read after
+    /// this transaction's lock (so a revocation cannot slip in between the
+    /// check and the caller's write).
+    pub(crate) async fn require_not_revoked(&mut self, license_id: LicenseId) -> Result<()> {
+        let rows = self
+            .fetch(
+                sqlx::query("SELECT revoked_at FROM revocations WHERE license_id = $1")
+                    .bind(license_id.to_string()),
+                "reading revocations",
+            )
+            .await?;
+        match rows.first() {
+            None => Ok(()),
+            Some(r) => Err(Error::AlreadyRevoked {
+                license_id,
+                revoked_at: u(r
+                    .try_get("revoked_at")
+                    .map_err(|e| Error::db("reading revocations", e))?),
+            }),
+        }
+    }
+
     /// The organisation's revoked licenses and keys, read after this
     /// transaction's lock: every revocation committed before is in it.
     pub(crate) async fn org_revoked(&mut self, org_id: &str) -> Result<Revoked> {
