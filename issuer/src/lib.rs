@@ -24,6 +24,7 @@ pub mod batch;
 mod error;
 pub mod export;
 mod fsutil;
+pub mod idempotency;
 pub mod keyfile;
 mod ops;
 pub mod request;

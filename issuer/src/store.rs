@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "one_active_key",
         include_str!("../migrations/0006_one_active_key.sql"),
     ),
+    // Idempotency keys of the service's POST requests (see `idempotency`).
+    (
+        7,
+        "idempotency",
+        include_str!("../migrations/0007_idempotency.sql"),
+    ),
 ];
 
 /// The embedded migrations up to this version.

@@ -83,6 +83,10 @@ pub(crate) fn router(state: S) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::idempotency::layer,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -120,7 +124,7 @@ impl Caller {
         }
     }
 
-    fn org(&self) -> &str {
+    pub(crate) fn org(&self) -> &str {
         &self.0.org_id
     }
 

@@ -12,6 +12,7 @@ use keyseal_issuer::service::Scope;
 use keyseal_issuer::{Access, Context, InitOptions, KdfParams, Passphrase, Signer, Store, Vault};
 
 mod api;
+mod idempotency;
 #[doc(hidden)]
 pub use api::fuzz_request_bodies;
 pub mod auth;

@@ -86,7 +86,7 @@ pub fn document() -> Value {
     let cus_id = path_param("id", "customer id (cus_...)");
     let org_id = path_param("org_id", "organisation id (org_...)");
     let secured = json!([{ "bearer": [] }]);
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "keyseal issuing service",
@@ -232,7 +232,44 @@ pub fn document() -> Value {
             "responses": responses(),
             "schemas": schemas()
         }
-    })
+    });
+    idempotency_keys(&mut doc);
+    doc
+}
+
+/// Every `POST` under `/v1` but `createToken` takes `Idempotency-Key`
+/// (see the server's README), and may answer 409 for it.
+fn idempotency_keys(doc: &mut Value) {
+    let param = json!({
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "Any unique string (a UUID, an order number): a retry with the same key and the same request within 24 hours gets the first response again, with `Idempotent-Replayed: true`, and has no second effect. The same key with another request is a 409 `idempotency-key-reused`; while the first request runs, a duplicate waits for its answer (up to 10 s, then 409 `idempotency-key-in-use`).",
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$" },
+        "example": "order-2026-0042"
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let Some(op) = item.get_mut("post") else {
+            continue;
+        };
+        if op["operationId"] == "createToken" {
+            continue;
+        }
+        match op.get_mut("parameters").and_then(Value::as_array_mut) {
+            Some(ps) => ps.push(param.clone()),
+            None => op["parameters"] = json!([param.clone()]),
+        }
+        if op["responses"].get("409").is_none() {
+            op["responses"]["409"] = json!({ "$ref": "#/components/responses/409" });
+        }
+        if op["responses"].get("400").is_none() {
+            op["responses"]["400"] = json!({ "$ref": "#/components/responses/400" });
+        }
+    }
 }
 
 fn responses() -> Value {
