@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use common::{Resp, TestServer, get, post, req};
 use serde_json::{Value, json};
@@ -190,11 +189,7 @@ fn concurrent_duplicates_mint_one_license() {
 #[test]
 fn keys_last_a_day() {
     for backend in common::backend_list() {
-        let offset = Arc::new(AtomicU64::new(0));
-        let clock = {
-            let offset = offset.clone();
-            Arc::new(move || common::now() + offset.load(Ordering::SeqCst))
-        };
+        let (offset, clock) = common::offset_clock();
         let s = common::start_with_clock(backend, clock);
         let cus = setup(&s, &s.admin);
         let body = order(&cus, "pro");

@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use common::{TestServer, get, post, post_empty, req};
 use keyseal_core::{Keyring, RevocationList};
@@ -146,11 +145,7 @@ fn concurrent_revocations_all_reach_the_list() {
 #[test]
 fn lists_are_published_again_before_they_go_stale() {
     for backend in common::backend_list() {
-        let offset = Arc::new(AtomicU64::new(0));
-        let clock = {
-            let offset = offset.clone();
-            Arc::new(move || common::now() + offset.load(Ordering::SeqCst))
-        };
+        let (offset, clock) = common::offset_clock();
         let s = common::start_with_clock(backend, clock.clone());
         let cus = setup(&s);
         let id = mint(&s, &cus);

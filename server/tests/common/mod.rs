@@ -121,6 +121,16 @@ pub fn start_on(backend: Backend) -> TestServer {
     start_with_clock(backend, Arc::new(now))
 }
 
+/// A clock at real time plus an offset the test moves (seconds).
+pub fn offset_clock() -> (Arc<std::sync::atomic::AtomicU64>, keyseal_server::Clock) {
+    let offset = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let o = offset.clone();
+    (
+        offset,
+        Arc::new(move || now() + o.load(std::sync::atomic::Ordering::SeqCst)),
+    )
+}
+
 /// A test server whose clock is `clock` (tests that move time).
 pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
