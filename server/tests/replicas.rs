@@ -306,3 +306,120 @@ fn a_revocation_after_a_rotation_elsewhere_is_published() {
         .collect();
     assert_eq!(names, vec![id]);
 }
+
+/// Two replicas, one ledger: a webhook delivered to both at once, eight
+/// times each with one `Idempotency-Key`, mints one license, and every
+/// delivery gets it; concurrent revocations through both replicas all reach
+/// the newest revocation list.
+#[test]
+fn replicas_share_idempotency_keys_and_revocations() {
+    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
+        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+        return;
+    }
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::fresh_postgres());
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let a = replica(vault.clone(), url.clone());
+    let b = replica(vault, url);
+    let token = a.token.clone().expect("admin token");
+    assert_eq!(
+        post(
+            a.addr,
+            "/v1/products",
+            &token,
+            &json!({ "product": "acme-cad" })
+        )
+        .status,
+        201
+    );
+    let cus = post(b.addr, "/v1/customers", &token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body =
+        json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d" });
+    let text = body.to_string();
+    let deliver = |addr: SocketAddr, key: &str| {
+        common::req(
+            addr,
+            "POST",
+            "/v1/licenses",
+            Some(&token),
+            Some(("application/json", text.as_bytes())),
+            &[("Idempotency-Key", key)],
+        )
+    };
+    for event in 0..3 {
+        let key = format!("evt_{event}");
+        let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|t| {
+            let handles: Vec<_> = (0..16)
+                .map(|n| {
+                    let (addr, key, deliver) =
+                        (if n % 2 == 0 { a.addr } else { b.addr }, &key, &deliver);
+                    t.spawn(move || {
+                        let r = deliver(addr, key);
+                        (r.status, r.json())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (status, j) in &answers {
+            assert_eq!(*status, 201, "event {event}: {j}");
+            assert_eq!(j["license_id"], answers[0].1["license_id"], "event {event}");
+        }
+    }
+    let all = get(a.addr, "/v1/licenses?limit=500", &token).json();
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        3,
+        "one license per event"
+    );
+
+    // Eight revocations at once, half through each replica.
+    let ids: Vec<String> = (0..8)
+        .map(|_| {
+            let r = post(a.addr, "/v1/licenses", &token, &body);
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["license_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    std::thread::scope(|t| {
+        for (n, id) in ids.iter().enumerate() {
+            let (addr, token) = (if n % 2 == 0 { a.addr } else { b.addr }, &token);
+            t.spawn(move || {
+                let r = post(
+                    addr,
+                    &format!("/v1/licenses/{id}/revoke"),
+                    token,
+                    &json!({ "reason": "refund" }),
+                );
+                assert_eq!(r.status, 200, "{}", r.text());
+            });
+        }
+    });
+    let list = common::req(a.addr, "GET", "/v1/public/revocations", None, None, &[]);
+    assert_eq!(list.status, 200);
+    let ring: keyseal_core::Keyring =
+        common::req(a.addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let text = list.text();
+    let block = keyseal_core::armor::blocks(&text).next().unwrap().unwrap();
+    let l = keyseal_core::RevocationList::verify(&block.decode_to_vec().unwrap(), &ring).unwrap();
+    let named: Vec<String> = l.revoked_licenses().map(|i| i.to_string()).collect();
+    for id in &ids {
+        assert!(
+            named.contains(id),
+            "{id} missing from list #{}",
+            l.sequence()
+        );
+    }
+}
