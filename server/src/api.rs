@@ -257,17 +257,21 @@ impl<T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "send the body as application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    format!("the body is larger than {MAX_BODY} bytes"),
-                )
-            } else {
-                Problem::bad_request(format!("cannot read the body: {e}"))
-            }
-        })?;
+        let read = tokio::time::timeout(crate::BODY_TIMEOUT, Bytes::from_request(req, state));
+        let bytes = read
+            .await
+            .map_err(|_| Problem::body_timeout())?
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body-too-large",
+                        format!("the body is larger than {MAX_BODY} bytes"),
+                    )
+                } else {
+                    Problem::bad_request(format!("cannot read the body: {e}"))
+                }
+            })?;
         serde_json::from_slice(&bytes)
             .map(Body)
             .map_err(|e| Problem::bad_request(format!("bad JSON body: {e}")))

@@ -72,7 +72,12 @@ pub(crate) async fn layer(
         Err(p) => return p.into_response(),
     };
     let org = caller.org().to_owned();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+    let Ok(read) =
+        tokio::time::timeout(crate::BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+    else {
+        return Problem::body_timeout().into_response();
+    };
+    let Ok(bytes) = read else {
         return Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",

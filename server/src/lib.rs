@@ -2,8 +2,7 @@
 // The OpenAPI document is one large json! literal.
 #![recursion_limit = "512"]
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +30,11 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// revoked through another replica is refused here within this time (at
 /// once through this one).
 pub const TOKEN_CACHE_SECS: u64 = 5;
+/// Longest wait for a request's headers, and for the next request on an
+/// idle keep-alive connection (10 s).
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest wait for a request's body once its headers arrived (10 s).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Largest accepted request body (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -422,40 +426,13 @@ impl Service {
             .await?
             .map(|cp| tokio::spawn(checkpointer(cp, restart_log, stop_rx)));
         let app = api::router(self.state.clone());
-        // After the shutdown signal, in-flight requests get `drain` to finish;
-        // a client that never completes its request cannot hold the process.
-        let drain = self.drain;
-        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = signalled_tx.send(());
-        };
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .into_future();
-        let deadline = async move {
-            if signalled_rx.await.is_ok() {
-                tokio::time::sleep(drain).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        let served = tokio::select! {
-            r = server => r,
-            () = deadline => {
-                eprintln!("keyseal serve: requests still open {} s after shutdown were cut", drain.as_secs());
-                Ok(())
-            }
-        };
+        let served = serve_connections(listener, app, shutdown, self.drain).await;
         let store = self.state.store.clone();
         drop(self.state);
         // Once the last sender is gone the worker finishes what it holds;
         // after a cut drain, connections still open keep a sender, so wait
         // no longer than another drain period.
-        let _ = tokio::time::timeout(drain, worker).await;
+        let _ = tokio::time::timeout(self.drain, worker).await;
         let _ = stop_checkpoints.send(());
         if let Some(c) = checkpoints {
             let _ = c.await;
@@ -464,6 +441,100 @@ impl Service {
         self.vault.close().await;
         served.map_err(Error::Io)
     }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops
+/// accepting, lets open requests finish for `drain` and cuts the rest.
+///
+/// Each connection must send a request's headers within [`HEADER_TIMEOUT`],
+/// and an idle keep-alive connection is closed once that passes with no new
+/// request (hyper's header read timer starts when the connection waits for
+/// a request head). At most [`max_connections`] are open at once; further
+/// clients wait in the listen backlog, so idle ones cannot take every file
+/// descriptor from valid ones.
+async fn serve_connections<F>(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: F,
+    drain: std::time::Duration,
+) -> Result<(), std::io::Error>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, or the peer gave up: not fatal.
+                    eprintln!("keyseal serve: accepting a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let svc =
+            app.clone()
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                });
+        let conn = http.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(svc),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that disconnects or times out ends its connection.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(drain) => {
+            eprintln!(
+                "keyseal serve: requests still open {} s after shutdown were cut",
+                drain.as_secs()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Most connections open at once: half the process's open-file limit (the
+/// other half for the ledger, the vault and the log), at most 4,096 and at
+/// least 16; 1,024 where the limit cannot be read.
+#[must_use]
+pub fn max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|n| n.parse::<usize>().ok())
+        });
+    soft.map_or(1024, |n| (n / 2).clamp(16, 4096))
 }
 
 /// A signed mint for the group-commit task, and where to send its result.

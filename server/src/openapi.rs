@@ -26,7 +26,7 @@ fn ok(status: &str, name: &str, errors: &[&str]) -> Value {
 }
 
 const AUTH: &[&str] = &["400", "401", "403", "429"];
-const AUTH_BODY: &[&str] = &["400", "401", "403", "413", "415", "422", "429"];
+const AUTH_BODY: &[&str] = &["400", "401", "403", "408", "413", "415", "422", "429"];
 
 fn with(base: &[&str], extra: &[&str]) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = Vec::new();
@@ -36,6 +36,7 @@ fn with(base: &[&str], extra: &[&str]) -> Vec<&'static str> {
             "401" => "401",
             "403" => "403",
             "404" => "404",
+            "408" => "408",
             "409" => "409",
             "413" => "413",
             "415" => "415",
@@ -181,6 +182,7 @@ pub fn document() -> Value {
                               "201": { "description": "a new activation", "content": { "application/json": { "schema": r("Activation") } } },
                               "400": { "$ref": "#/components/responses/400" }, "401": { "$ref": "#/components/responses/401" },
                               "403": { "$ref": "#/components/responses/403" }, "404": { "$ref": "#/components/responses/404" },
+                              "408": { "$ref": "#/components/responses/408" },
                               "409": { "$ref": "#/components/responses/409" }, "413": { "$ref": "#/components/responses/413" },
                               "415": { "$ref": "#/components/responses/415" }, "422": { "$ref": "#/components/responses/422" },
                               "429": { "$ref": "#/components/responses/429" }
@@ -266,8 +268,12 @@ fn idempotency_keys(doc: &mut Value) {
         if op["responses"].get("409").is_none() {
             op["responses"]["409"] = json!({ "$ref": "#/components/responses/409" });
         }
-        if op["responses"].get("400").is_none() {
-            op["responses"]["400"] = json!({ "$ref": "#/components/responses/400" });
+        // The key's request is read whole (400 for a bad key; 408 and 413
+        // for a body too slow or too large, even where none is expected).
+        for code in ["400", "408", "413"] {
+            if op["responses"].get(code).is_none() {
+                op["responses"][code] = json!({ "$ref": format!("#/components/responses/{code}") });
+            }
         }
     }
 }
@@ -282,6 +288,7 @@ fn responses() -> Value {
         ("401", "missing or unknown API token"),
         ("403", "the token lacks the scope"),
         ("404", "no such object in this organisation"),
+        ("408", "the request body did not arrive within 10 s"),
         (
             "409",
             "conflicts with the current state (`type` says which: conflict, no-active-key, keyring-full, key-active, device-limit, ...)",

@@ -68,6 +68,18 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
     }
 
+    /// 408: the body did not arrive in time ([`crate::BODY_TIMEOUT`]).
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                crate::BODY_TIMEOUT.as_secs()
+            ),
+        )
+    }
+
     /// 500: our fault; the detail is generic (no internals leak).
     pub fn internal() -> Self {
         Self::new(
