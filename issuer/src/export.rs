@@ -29,9 +29,9 @@ pub struct KeyringExport {
 /// [`MAX_KEYS`]. A rotation adds a key (the old active one stays, retired,
 /// for the licenses it signed), so it needs room for one more; without it,
 /// [`Error::KeyringFull`] names the oldest retired key, whose revocation
-/// makes room. Every path that adds a key to an organisation (the CLI's
-/// rotation, the service's, a new organisation's first key) checks this
-/// under the writer's lock.
+/// makes room. Every rotation (the CLI's and the service's, through
+/// `Store::org_activate_key`) checks this under the writer's lock; a new
+/// organisation's first key needs no check.
 ///
 /// Root keys (key certificates carried with revocation lists) are the way
 /// past this limit: an app pinning a root trusts every key the root

@@ -612,7 +612,7 @@ impl Store {
         if let Some(due) = due {
             let latest = tx
                 .fetch(
-                    sqlx::query(&format!("{} LIMIT 1", crate::store::LATEST_LIST))
+                    sqlx::query(&format!("{} LIMIT 1", crate::store::LISTS_NEWEST_FIRST))
                         .bind(org_id.clone()),
                     "reading revocation lists",
                 )

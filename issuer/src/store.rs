@@ -776,7 +776,7 @@ impl Store {
     pub async fn org_latest_list(&self, org_id: &str) -> Result<Option<PublishedList>> {
         let rows = self
             .fetch_all(
-                sqlx::query(&format!("{LATEST_LIST} LIMIT 1")).bind(org_id.to_owned()),
+                sqlx::query(&format!("{LISTS_NEWEST_FIRST} LIMIT 1")).bind(org_id.to_owned()),
                 "reading revocation lists",
             )
             .await?;
@@ -792,7 +792,7 @@ impl Store {
     pub async fn org_published_lists(&self, org_id: &str) -> Result<Vec<PublishedList>> {
         let rows = self
             .fetch_all(
-                sqlx::query(LATEST_LIST).bind(org_id.to_owned()),
+                sqlx::query(LISTS_NEWEST_FIRST).bind(org_id.to_owned()),
                 "reading revocation lists",
             )
             .await?;
@@ -923,7 +923,7 @@ fn license_from_row(r: &AnyRow) -> Result<LicenseRecord> {
 }
 
 /// An organisation's lists, newest first (bind the organisation as `$1`).
-pub(crate) const LATEST_LIST: &str = "SELECT sequence, issued_at, next_update, signer, license_count, key_count, list_b64 \
+pub(crate) const LISTS_NEWEST_FIRST: &str = "SELECT sequence, issued_at, next_update, signer, license_count, key_count, list_b64 \
      FROM revocation_lists WHERE org_id = $1 ORDER BY sequence DESC";
 
 /// The organisation's revoked licenses and keys, read on `conn` (inside a

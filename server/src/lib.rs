@@ -426,7 +426,7 @@ impl Service {
             .await?
             .map(|cp| tokio::spawn(checkpointer(cp, restart_log, stop_rx)));
         let app = api::router(self.state.clone());
-        let served = serve_connections(listener, app, shutdown, self.drain).await;
+        serve_connections(listener, app, shutdown, self.drain).await;
         let store = self.state.store.clone();
         drop(self.state);
         // Once the last sender is gone the worker finishes what it holds;
@@ -439,7 +439,7 @@ impl Service {
         }
         store.close().await;
         self.vault.close().await;
-        served.map_err(Error::Io)
+        Ok(())
     }
 }
 
@@ -457,8 +457,7 @@ async fn serve_connections<F>(
     app: axum::Router,
     shutdown: F,
     drain: std::time::Duration,
-) -> Result<(), std::io::Error>
-where
+) where
     F: Future<Output = ()> + Send + 'static,
 {
     use tower::ServiceExt as _;
@@ -518,7 +517,6 @@ where
             );
         }
     }
-    Ok(())
 }
 
 /// Most connections open at once: half the process's open-file limit (the
@@ -526,14 +524,20 @@ where
 /// least 16; 1,024 where the limit cannot be read.
 #[must_use]
 pub fn max_connections() -> usize {
-    let soft = std::fs::read_to_string("/proc/self/limits")
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3))
-                .and_then(|n| n.parse::<usize>().ok())
-        });
+    connections_for(std::fs::read_to_string("/proc/self/limits").ok().as_deref())
+}
+
+/// [`max_connections`] for a `/proc/self/limits` text (`None` where there
+/// is none to read).
+#[doc(hidden)]
+#[must_use]
+pub fn connections_for(limits: Option<&str>) -> usize {
+    let soft = limits.and_then(|l| {
+        l.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|n| n.parse::<usize>().ok())
+    });
     soft.map_or(1024, |n| (n / 2).clamp(16, 4096))
 }
 

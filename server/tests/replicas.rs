@@ -79,11 +79,12 @@ fn replica(vault_dir: PathBuf, url: String) -> Replica {
     }
 }
 
-#[test]
-fn replicas_share_one_postgres_ledger_and_follow_rotations() {
+/// Two replicas on a fresh PostgreSQL database and one vault directory (A
+/// started first), or `None` when `KEYSEAL_TEST_POSTGRES_URL` is not set.
+fn two_replicas() -> Option<(tempfile::TempDir, Replica, Replica)> {
     if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
         eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
-        return;
+        return None;
     }
     let url = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -94,6 +95,14 @@ fn replicas_share_one_postgres_ledger_and_follow_rotations() {
     let vault = dir.path().join("vault");
     let a = replica(vault.clone(), url.clone());
     let b = replica(vault, url);
+    Some((dir, a, b))
+}
+
+#[test]
+fn replicas_share_one_postgres_ledger_and_follow_rotations() {
+    let Some((_dir, a, b)) = two_replicas() else {
+        return;
+    };
     let token = a
         .token
         .clone()
@@ -158,19 +167,9 @@ fn replicas_share_one_postgres_ledger_and_follow_rotations() {
 #[test]
 fn a_token_revoked_through_another_replica_is_refused_there_in_time() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
-        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+    let Some((_dir, a, b)) = two_replicas() else {
         return;
-    }
-    let url = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(common::fresh_postgres());
-    let dir = tempfile::tempdir().unwrap();
-    let vault = dir.path().join("vault");
-    let a = replica(vault.clone(), url.clone());
-    let b = replica(vault, url);
+    };
     let admin = a.token.clone().unwrap();
     let t = post(
         a.addr,
@@ -221,19 +220,9 @@ fn a_token_revoked_through_another_replica_is_refused_there_in_time() {
 /// answers 200 and A's public list names the license, signed by the new key.
 #[test]
 fn a_revocation_after_a_rotation_elsewhere_is_published() {
-    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
-        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+    let Some((_dir, a, b)) = two_replicas() else {
         return;
-    }
-    let url = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(common::fresh_postgres());
-    let dir = tempfile::tempdir().unwrap();
-    let vault = dir.path().join("vault");
-    let a = replica(vault.clone(), url.clone());
-    let b = replica(vault, url);
+    };
     let token = a.token.clone().unwrap();
     let r = post(
         a.addr,
@@ -313,19 +302,9 @@ fn a_revocation_after_a_rotation_elsewhere_is_published() {
 /// the newest revocation list.
 #[test]
 fn replicas_share_idempotency_keys_and_revocations() {
-    if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
-        eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
+    let Some((_dir, a, b)) = two_replicas() else {
         return;
-    }
-    let url = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(common::fresh_postgres());
-    let dir = tempfile::tempdir().unwrap();
-    let vault = dir.path().join("vault");
-    let a = replica(vault.clone(), url.clone());
-    let b = replica(vault, url);
+    };
     let token = a.token.clone().expect("admin token");
     assert_eq!(
         post(

@@ -114,6 +114,27 @@ fn idle_slow_and_stalled_clients_are_cut() {
 
 #[test]
 fn connections_are_capped_by_the_file_limit() {
-    let n = keyseal_server::max_connections();
-    assert!((16..=4096).contains(&n), "{n}");
+    let limits = |soft: &str| {
+        format!(
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+             Max processes             63704                63704                processes\n\
+             Max open files            {soft}                 524288               files\n"
+        )
+    };
+    let of = |soft: &str| keyseal_server::connections_for(Some(&limits(soft)));
+    // Half the soft limit, within 16 and 4,096.
+    assert_eq!(of("128"), 64);
+    assert_eq!(of("1024"), 512);
+    assert_eq!(of("20"), 16);
+    assert_eq!(of("1048576"), 4096);
+    // Nothing to read (not Linux): 1,024.
+    assert_eq!(keyseal_server::connections_for(None), 1024);
+    assert_eq!(keyseal_server::connections_for(Some("garbage")), 1024);
+    // This machine's limit is read.
+    let here = std::fs::read_to_string("/proc/self/limits").unwrap();
+    assert_eq!(
+        keyseal_server::max_connections(),
+        keyseal_server::connections_for(Some(&here))
+    );
+    assert!(here.contains("Max open files"));
 }
