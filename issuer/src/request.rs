@@ -8,7 +8,7 @@ use keyseal_core::claims::{
 use keyseal_core::device::{DeviceRule, Fingerprint};
 
 use crate::error::{Error, Result};
-use crate::time::{When, parse_duration};
+use crate::time::{MAX_TIME, When, parse_duration};
 
 /// The field names of a request, shared by the CLI flags (`--not-before`
 /// for `not_before`), CSV headers and JSONL keys.
@@ -103,6 +103,38 @@ fn check_name(field: &str, value: &str, max: usize, hint: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `c` is a character no name may hold: a control character, a
+/// bidirectional override, embedding, isolate or mark (which make text read
+/// differently from what it holds, the "Trojan Source" trick), or an
+/// invisible format character (zero-width spaces and joiners, the word
+/// joiner, the byte-order mark).
+#[must_use]
+pub fn hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}'                 // Arabic letter mark
+            | '\u{180E}'               // Mongolian vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+            | '\u{2028}'..='\u{202E}' // separators, embeddings, overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, isolates, deprecated format
+            | '\u{FEFF}'               // byte-order mark
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotation
+        )
+}
+
+/// Whether an extension value looks like an email address (`x@y.z`): keys
+/// carry no personal data, and an address in a key can be read by anyone
+/// who holds it, and never erased.
+#[must_use]
+pub fn looks_like_email(v: &str) -> bool {
+    v.split_once('@').is_some_and(|(local, domain)| {
+        !local.trim().is_empty()
+            && domain
+                .rsplit_once('.')
+                .is_some_and(|(host, tld)| !host.trim().is_empty() && !tld.trim().is_empty())
+    })
+}
+
 /// Checks a product id (also used when registering products).
 pub fn check_product(name: &str) -> Result<()> {
     check_name(
@@ -174,6 +206,17 @@ impl RequestFields {
             .map_err(|e| Error::invalid("expires", e))?
             .resolve(now);
         if let Some(t) = expires_at
+            && t > MAX_TIME
+        {
+            return Err(Error::invalid(
+                "expires",
+                format!(
+                    "is after {}, the latest time keyseal takes (use `never` for a perpetual license)",
+                    crate::time::format(MAX_TIME)
+                ),
+            ));
+        }
+        if let Some(t) = expires_at
             && t <= now
         {
             return Err(Error::invalid(
@@ -193,7 +236,18 @@ impl RequestFields {
                         "`never` makes no sense here; leave it out",
                     ));
                 }
-                w => w.resolve(now),
+                w => match w.resolve(now) {
+                    Some(t) if t > MAX_TIME => {
+                        return Err(Error::invalid(
+                            "not_before",
+                            format!(
+                                "is after {}, the latest time keyseal takes",
+                                crate::time::format(MAX_TIME)
+                            ),
+                        ));
+                    }
+                    t => t,
+                },
             },
         };
         if let (Some(nb), Some(exp)) = (not_before, expires_at)
@@ -290,6 +344,16 @@ impl RequestFields {
                     ),
                 ));
             }
+        }
+        if let Some((k, _)) = self.ext.iter().find(|(_, v)| looks_like_email(v)) {
+            return Err(Error::invalid(
+                "ext",
+                format!(
+                    "the value of `{k}` looks like an email address: keys carry no personal \
+                     data (anyone holding the key can read it, and it can never be erased); \
+                     keep personal data on the customer record and put its opaque id in the key"
+                ),
+            ));
         }
         let ext: Vec<(String, String)> =
             Extensions::sorted_from(self.ext.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -404,7 +468,15 @@ mod tests {
     #[test]
     fn names_the_bad_field() {
         type Change = fn(&mut RequestFields);
-        let cases: [(Change, &str); 8] = [
+        let cases: [(Change, &str); 13] = [
+            (|f| f.expires = Some("18446744073709551615".into()), "expires"),
+            (|f| f.expires = Some("9999-12-31".into()), "expires"),
+            (|f| f.expires = Some("999999999999w".into()), "expires"),
+            (|f| f.not_before = Some("253402207201".into()), "not_before"),
+            (
+                |f| f.ext = vec![("contact".into(), "jane.doe@example.com".into())],
+                "ext",
+            ),
             (|f| f.customer = Some("jane@example.com".into()), "customer"),
             (|f| f.expires = None, "expires"),
             (|f| f.expires = Some("2027-31-01".into()), "expires"),
@@ -425,5 +497,25 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn spots_email_addresses_and_hidden_characters() {
+        for v in ["a@b.co", "jane.doe+x@mail.example.org", " j @ x.y "] {
+            assert!(looks_like_email(v), "{v}");
+        }
+        for v in ["@b.co", "a@b", "a@.co", "a@b.", "eu-west", "x@", "10"] {
+            assert!(!looks_like_email(v), "{v}");
+        }
+        for c in ['\0', '\n', '\u{7f}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}'] {
+            assert!(hidden_char(c), "{c:?}");
+        }
+        for c in ['a', 'é', 'ß', '漢', ' ', '-'] {
+            assert!(!hidden_char(c), "{c:?}");
+        }
+        // A time at the limit is taken; one past it is not.
+        let mut f = base();
+        f.expires = Some(MAX_TIME.to_string());
+        assert_eq!(f.resolve(1000).unwrap().expires_at, Some(MAX_TIME));
     }
 }

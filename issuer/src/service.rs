@@ -281,8 +281,14 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
     if v.len() > max {
         return Err(Error::invalid(field, format!("is longer than {max} bytes")));
     }
-    if v.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains control characters"));
+    if let Some(c) = v.chars().find(|&c| crate::request::hidden_char(c)) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "contains U+{:04X}, a control, bidi or invisible character",
+                u32::from(c)
+            ),
+        ));
     }
     Ok(())
 }

@@ -29,6 +29,12 @@ impl When {
     }
 }
 
+/// The latest time keyseal takes (9999-12-30T22:00:00Z, unix seconds): the
+/// last that RFC 3339 output can show in every offset. The format could
+/// carry up to `u64::MAX` and the ledger up to `i64::MAX`; a later time is
+/// refused where it is written, so every part agrees on what was issued.
+pub const MAX_TIME: u64 = 253_402_207_200;
+
 /// What a time string may look like, for error messages.
 pub const WHEN_FORMS: &str = "an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31, midnight UTC), a duration from now (365d, 12h, 2w) or `never`";
 
@@ -46,35 +52,67 @@ impl FromStr for When {
         {
             return Ok(When::After(d));
         }
-        parse_time(s)
-            .map(When::At)
-            .map_err(|_| format!("`{s}` is not {WHEN_FORMS}"))
+        parse_time_as(s).map(When::At).map_err(|e| match e {
+            TimeError::Syntax => format!("`{s}` is not {WHEN_FORMS}"),
+            e => e.message(s),
+        })
     }
 }
 
 /// Parses an absolute time: RFC 3339 with an offset, or `YYYY-MM-DD`
-/// (midnight UTC), or plain unix seconds.
+/// (midnight UTC), or plain unix seconds; from 1970 to [`MAX_TIME`].
 pub fn parse_time(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let bad = || {
-        format!(
-            "`{s}` is not an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31) or unix seconds"
-        )
-    };
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map_err(|_| bad());
+    parse_time_as(s).map_err(|e| e.message(s.trim()))
+}
+
+/// Why a time did not parse.
+enum TimeError {
+    Syntax,
+    BeforeEpoch,
+    TooLate,
+}
+
+impl TimeError {
+    fn message(&self, s: &str) -> String {
+        match self {
+            TimeError::Syntax => format!(
+                "`{s}` is not an RFC 3339 time (2027-01-31T12:00:00Z), a date (2027-01-31) or unix seconds"
+            ),
+            TimeError::BeforeEpoch => format!("`{s}` is before 1970"),
+            TimeError::TooLate => format!(
+                "`{s}` is after {}, the latest time keyseal takes",
+                format(MAX_TIME)
+            ),
+        }
     }
-    let secs = if s.len() == 10 {
-        let date: jiff::civil::Date = s.parse().map_err(|_| bad())?;
+}
+
+fn parse_time_as(s: &str) -> Result<u64, TimeError> {
+    let s = s.trim();
+    let secs: i128 = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        // Any number of digits: past u64 it is too late, not malformed.
+        s.parse::<u64>().map_or(i128::MAX, i128::from)
+    } else if s.len() == 10 {
+        let date: jiff::civil::Date = s.parse().map_err(|_| TimeError::Syntax)?;
         let dt = date.to_datetime(jiff::civil::Time::midnight());
         jiff::tz::TimeZone::UTC
             .to_timestamp(dt)
-            .map_err(|_| bad())?
+            .map_err(|_| TimeError::TooLate)?
             .as_second()
+            .into()
     } else {
-        s.parse::<jiff::Timestamp>().map_err(|_| bad())?.as_second()
+        s.parse::<jiff::Timestamp>()
+            .map_err(|_| TimeError::Syntax)?
+            .as_second()
+            .into()
     };
-    u64::try_from(secs).map_err(|_| format!("`{s}` is before 1970"))
+    if secs < 0 {
+        Err(TimeError::BeforeEpoch)
+    } else if secs > i128::from(MAX_TIME) {
+        Err(TimeError::TooLate)
+    } else {
+        u64::try_from(secs).map_err(|_| TimeError::TooLate)
+    }
 }
 
 /// Parses a duration: a number and a unit, `s`, `m`, `h`, `d` or `w`
@@ -154,6 +192,21 @@ mod tests {
         assert_eq!(parse_time("86400").unwrap(), 86_400);
         assert!(parse_time("2027-13-01").is_err());
         assert!(parse_time("tomorrow").is_err());
+        assert_eq!(parse_time(&MAX_TIME.to_string()), Ok(MAX_TIME));
+        assert_eq!(format(MAX_TIME), "9999-12-30T22:00:00Z");
+        assert_eq!(parse_time("9999-12-30T22:00:00Z"), Ok(MAX_TIME));
+        for late in [
+            "253402207201",
+            "9223372036854775808",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "9999-12-31",
+        ] {
+            let e = parse_time(late).unwrap_err();
+            assert!(e.contains("the latest time keyseal takes"), "{late}: {e}");
+            let e = late.parse::<When>().unwrap_err();
+            assert!(e.contains("the latest time keyseal takes"), "{late}: {e}");
+        }
         assert_eq!(parse_duration("365d").unwrap(), 365 * 86_400);
         assert_eq!(parse_duration("1d12h").unwrap(), 36 * 3600);
         assert!(parse_duration("12").is_err());

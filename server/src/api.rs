@@ -87,8 +87,53 @@ pub(crate) fn router(state: S) -> Router {
             state.clone(),
             crate::idempotency::layer,
         ))
+        .layer(middleware::from_fn(guard))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
+}
+
+/// Refuses a path or query that decodes to a control character (400): no
+/// id, name or filter contains one, and PostgreSQL refuses a NUL in text
+/// outright. Marks every answer that is not public `Cache-Control:
+/// no-store`: they carry tokens, keys or personal data, or are scoped to a
+/// caller.
+async fn guard(req: Request, next: Next) -> Response {
+    if let Some(what) = control_in_uri(req.uri()) {
+        return Problem::bad_request(format!("the {what} contains a control character"))
+            .into_response();
+    }
+    let public = {
+        let p = req.uri().path();
+        p.starts_with("/v1/public/") || p == "/v1/openapi.json" || !p.starts_with("/v1/")
+    };
+    let mut resp = next.run(req).await;
+    if !public {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Which part of `uri` (`"path"` or `"query"`) has a percent-encoded
+/// control character (`%00`–`%1F`, `%7F`); raw ones never reach here
+/// (hyper refuses them).
+fn control_in_uri(uri: &axum::http::Uri) -> Option<&'static str> {
+    fn has(s: &str) -> bool {
+        s.as_bytes().windows(3).any(|w| {
+            w[0] == b'%'
+                && matches!(
+                    (w[1].to_ascii_uppercase(), w[2].to_ascii_uppercase()),
+                    (b'0' | b'1', b'0'..=b'9' | b'A'..=b'F') | (b'7', b'F')
+                )
+        })
+    }
+    if has(uri.path()) {
+        Some("path")
+    } else if uri.query().is_some_and(has) {
+        Some("query")
+    } else {
+        None
+    }
 }
 
 /// Records every request in the metrics.
@@ -709,8 +754,40 @@ struct MintRequest {
     device_match: Option<u8>,
     entitlements: Option<Vec<String>>,
     max_version: Option<String>,
-    ext: Option<BTreeMap<String, String>>,
+    ext: Option<UniqueMap>,
     max_devices: Option<u64>,
+}
+
+/// A JSON object of strings in which a key given twice is an error (serde's
+/// maps keep the last silently, and a signed key must say what was sent).
+struct UniqueMap(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for UniqueMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UniqueMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<UniqueMap, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = m.next_entry::<String, String>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "key `{k}` given twice"
+                        )));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl MintRequest {
@@ -728,7 +805,7 @@ impl MintRequest {
             device_match: self.device_match.map(|n| n.to_string()),
             entitlements: self.entitlements.unwrap_or_default(),
             max_version: self.max_version,
-            ext: self.ext.unwrap_or_default().into_iter().collect(),
+            ext: self.ext.map(|m| m.0).unwrap_or_default().into_iter().collect(),
         };
         (fields, self.max_devices.unwrap_or(1))
     }
