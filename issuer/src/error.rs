@@ -121,6 +121,16 @@ pub enum Error {
         /// wanted) makes room.
         oldest_retired: Option<KeyId>,
     },
+    /// The organisation holds as many of these objects as one may
+    /// ([`crate::service::MAX_PRODUCTS`]): a bound that keeps one tenant's
+    /// size out of every other tenant's requests. Nothing was written.
+    #[error("the organisation has {max} {what}, the most one may have")]
+    LimitReached {
+        /// What there are too many of (`products`).
+        what: &'static str,
+        /// The limit.
+        max: u64,
+    },
     /// The product is not one the vault issues for.
     #[error("unknown product {product}")]
     UnknownProduct {

@@ -469,7 +469,10 @@ mod tests {
     fn names_the_bad_field() {
         type Change = fn(&mut RequestFields);
         let cases: [(Change, &str); 13] = [
-            (|f| f.expires = Some("18446744073709551615".into()), "expires"),
+            (
+                |f| f.expires = Some("18446744073709551615".into()),
+                "expires",
+            ),
             (|f| f.expires = Some("9999-12-31".into()), "expires"),
             (|f| f.expires = Some("999999999999w".into()), "expires"),
             (|f| f.not_before = Some("253402207201".into()), "not_before"),
@@ -507,7 +510,9 @@ mod tests {
         for v in ["@b.co", "a@b", "a@.co", "a@b.", "eu-west", "x@", "10"] {
             assert!(!looks_like_email(v), "{v}");
         }
-        for c in ['\0', '\n', '\u{7f}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}'] {
+        for c in [
+            '\0', '\n', '\u{7f}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}',
+        ] {
             assert!(hidden_char(c), "{c:?}");
         }
         for c in ['a', 'é', 'ß', '漢', ' ', '-'] {

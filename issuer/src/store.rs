@@ -56,6 +56,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../migrations/0007_idempotency.sql"),
     ),
+    // Indexes for a customer's and a product's licenses (see `service`).
+    (
+        8,
+        "license_filters",
+        include_str!("../migrations/0008_license_filters.sql"),
+    ),
 ];
 
 /// The embedded migrations up to this version.

@@ -582,16 +582,30 @@ async fn create_product(
     Ok(json_response(StatusCode::CREATED, &product_view(&p)))
 }
 
-async fn list_products(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+async fn list_products(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
     c.need(Scope::Read)?;
-    let items = s
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let after = cursor(q.cursor, |c| {
+        keyseal_issuer::request::check_product(c)
+            .is_ok()
+            .then(|| c.to_owned())
+    })?;
+    let rows = s
         .store
-        .org_products(c.org())
-        .await?
-        .iter()
-        .map(product_view)
-        .collect();
-    Ok(json_response(StatusCode::OK, &page(items, None)))
+        .org_products(c.org(), after.as_deref(), limit)
+        .await?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|p| p.product.clone()))
+        .flatten();
+    Ok(json_response(
+        StatusCode::OK,
+        &page(rows.iter().map(product_view).collect(), next),
+    ))
 }
 
 async fn get_product(
@@ -805,7 +819,12 @@ impl MintRequest {
             device_match: self.device_match.map(|n| n.to_string()),
             entitlements: self.entitlements.unwrap_or_default(),
             max_version: self.max_version,
-            ext: self.ext.map(|m| m.0).unwrap_or_default().into_iter().collect(),
+            ext: self
+                .ext
+                .map(|m| m.0)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         };
         (fields, self.max_devices.unwrap_or(1))
     }

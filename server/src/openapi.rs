@@ -123,8 +123,10 @@ pub fn document() -> Value {
                                "400": { "$ref": "#/components/responses/400" },
                                "404": { "$ref": "#/components/responses/404" } } } },
             "/v1/products": {
-                "get": { "operationId": "listProducts", "security": secured, "responses": ok("200", "ProductPage", AUTH) },
+                "get": { "operationId": "listProducts", "security": secured, "parameters": page_params(&[]),
+                         "responses": ok("200", "ProductPage", &with(AUTH, &["422"])) },
                 "post": { "operationId": "createProduct", "security": secured, "requestBody": body("NewProduct"),
+                          "summary": "Register a product (at most 10,000 per organisation: 409 limit-reached)",
                           "responses": ok("201", "Product", &with(AUTH_BODY, &["409"])) }
             },
             "/v1/products/{product}": {

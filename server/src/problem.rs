@@ -96,10 +96,14 @@ impl From<IssuerError> for Problem {
             IssuerError::Invalid { .. } | IssuerError::BadRow { .. } => {
                 Problem::invalid(e.to_string())
             }
-            IssuerError::UnknownProduct { product, .. } => {
-                Problem::invalid(format!("unknown product {product}"))
-            }
+            IssuerError::UnknownProduct { product, .. } => Problem::invalid(format!(
+                "product: unknown product `{product}` (register it with POST /v1/products; \
+                     GET /v1/products lists them)"
+            )),
             IssuerError::ProductExists(_) => Problem::conflict(e.to_string()),
+            IssuerError::LimitReached { .. } => {
+                Problem::new(StatusCode::CONFLICT, "limit-reached", e.to_string())
+            }
             IssuerError::LastAdminToken(_) => {
                 Problem::new(StatusCode::CONFLICT, "last-admin-token", e.to_string())
             }

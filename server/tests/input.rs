@@ -66,7 +66,8 @@ fn mint_input_is_checked_before_it_is_signed() {
     for s in common::backends() {
         let cus = setup(&s);
         let mint = |body: serde_json::Value| post(s.addr, "/v1/licenses", &s.admin, &body);
-        let base = json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "365d" });
+        let base =
+            json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "365d" });
         let with = |k: &str, v: serde_json::Value| {
             let mut b = base.clone();
             b[k] = v;

@@ -371,3 +371,127 @@ async fn schema_6_keeps_one_active_key_postgres() {
         store.close().await;
     }
 }
+
+/// Two organisations, 40,000 licenses of one product for 2,000 customers
+/// in the first and 10,000 in the second, written straight in SQL (the same
+/// text runs on both back ends).
+async fn many_licenses(store: &Store) {
+    for sql in [
+        "INSERT INTO orgs (org_id, name, created_at) VALUES ('org_a', 'a', 0), ('org_b', 'b', 0)",
+        "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id) \
+         VALUES ('00000000000000aa', 'pk', 'retired', 0, 0, 'org_a')",
+        "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) \
+         SELECT '0000000000000000000000000' || (1000000 + i), '00000000000000aa', 'acme-cad', 'cus_' || (i % 2500), 'pro', 0, 'key' FROM n",
+        "INSERT INTO org_licenses (license_id, org_id, max_devices) \
+         SELECT license_id, CASE WHEN customer < 'cus_2000' OR customer >= 'cus_3' THEN 'org_a' ELSE 'org_b' END, 1 \
+         FROM licenses",
+    ] {
+        exec(store, sql, &[]).await;
+    }
+}
+
+/// The plan of a customer's licenses starts from the customer index and
+/// walks no organisation-wide range, on SQLite before and after `ANALYZE`, and in
+/// PostgreSQL's generic plan (what a prepared statement gets after five runs).
+async fn check_customer_plan(store: &Store, postgres: bool) {
+    use sqlx::Row;
+    store.migrate().await.unwrap();
+    many_licenses(store).await;
+    let filter = crate::service::OrgLicenseFilter {
+        customer: Some("cus_42".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let (sql, args) = crate::service::org_licenses_query("org_a", &filter);
+    for analyzed in [false, true] {
+        if analyzed {
+            exec(store, "ANALYZE", &[]).await;
+        }
+        let plan: Vec<String> = if postgres {
+            let mut c = store.pool().acquire().await.unwrap();
+            let types = vec!["text"; args.len()].join(", ");
+            let values = args
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sqlx::raw_sql(&format!("PREPARE q ({types}) AS {sql}"))
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            let rows = sqlx::query(&format!("EXPLAIN EXECUTE q ({values})"))
+                .fetch_all(&mut *c)
+                .await
+                .unwrap();
+            sqlx::raw_sql("DEALLOCATE q; RESET plan_cache_mode")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect()
+        } else {
+            let explain = format!("EXPLAIN QUERY PLAN {sql}");
+            let mut q = sqlx::query(&explain);
+            for a in &args {
+                q = q.bind(a.clone());
+            }
+            q.fetch_all(store.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>(3))
+                .collect()
+        };
+        let text = plan.join("\n");
+        assert!(
+            text.contains("licenses_by_customer_id"),
+            "analyzed {analyzed}:\n{text}"
+        );
+        // (PostgreSQL may sort what the customer index found: the
+        // customer's licenses, never the organisation's.)
+        for bad in [
+            "org_licenses_by_org",
+            "Seq Scan on licenses",
+            "Seq Scan on org_licenses",
+            "SCAN o",
+            "SCAN l",
+        ] {
+            assert!(!text.contains(bad), "analyzed {analyzed}: {bad}\n{text}");
+        }
+    }
+    // And it answers: the customer's licenses in the organisation, in order.
+    let got = store.org_licenses("org_a", &filter).await.unwrap();
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|l| l.record.customer == "cus_42"));
+    let other = crate::service::OrgLicenseFilter {
+        customer: Some("cus_2042".into()),
+        ..filter
+    };
+    assert!(
+        store
+            .org_licenses("org_a", &other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.org_licenses("org_b", &other).await.unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn a_customers_licenses_come_from_its_index_sqlite() {
+    let (_dir, store) = fresh_sqlite().await;
+    check_customer_plan(&store, false).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_customers_licenses_come_from_its_index_postgres() {
+    if let Some(store) = fresh_postgres("ks_plan").await {
+        check_customer_plan(&store, true).await;
+        store.close().await;
+    }
+}
