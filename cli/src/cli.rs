@@ -241,7 +241,7 @@ pub enum TokenCommand {
         /// The organisation (its id, from `keyseal org list`).
         #[arg(long, value_name = "ORG_ID")]
         org: String,
-        /// Comma-separated scopes: admin, issue, read.
+        /// Comma-separated scopes: admin, issue, read, read:pii.
         #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPES")]
         scopes: Vec<TokenScope>,
         /// What the token is for.
@@ -259,8 +259,11 @@ pub enum TokenScope {
     Admin,
     /// Mint, revoke, suspend, activate; products and customers.
     Issue,
-    /// Read only.
+    /// Read only, customers' personal fields left out.
     Read,
+    /// Customers' personal data (names, emails, metadata, exports).
+    #[value(name = "read:pii")]
+    ReadPii,
 }
 
 /// `keyseal init`.

@@ -67,6 +67,20 @@ pub fn entry_hash(
     hex(&h.finalize())
 }
 
+/// The organisation an entry belongs to (its actor's, `org:ID/...`, or the
+/// `org_id` its details name) and the customer it names (`customer_id` or
+/// `customer` in its details): the indexed columns beside the chain.
+#[must_use]
+pub fn refs(actor: &str, details: &serde_json::Value) -> (Option<String>, Option<String>) {
+    let text = |k: &str| details.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let org = actor
+        .strip_prefix("org:")
+        .and_then(|a| a.split_once('/'))
+        .map(|(o, _)| o.to_owned())
+        .or_else(|| text("org_id"));
+    (org, text("customer_id").or_else(|| text("customer")))
+}
+
 /// Where and how the chain is broken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainBreak {

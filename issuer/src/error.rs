@@ -131,6 +131,10 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// Customers' personal data is sealed and this store was not unlocked
+    /// with the passphrase ([`crate::Store::unlock_personal_data`]).
+    #[error("customers' personal data is sealed: open the ledger with the passphrase first")]
+    PersonalDataLocked,
     /// The product is not one the vault issues for.
     #[error("unknown product {product}")]
     UnknownProduct {

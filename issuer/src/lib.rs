@@ -27,6 +27,7 @@ mod fsutil;
 pub mod idempotency;
 pub mod keyfile;
 mod ops;
+pub mod privacy;
 pub mod request;
 pub mod service;
 pub mod store;

@@ -20,11 +20,12 @@ use sqlx::any::AnyRow;
 use crate::Context;
 use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
+use crate::privacy::PersonalFields;
 use crate::request::{RequestFields, check_product};
 use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u};
 use crate::vault::Signer;
 
-/// Rows per INSERT when a group of mints is recorded (7 parameters each at
+/// Rows per INSERT when a group of mints is recorded (9 parameters each at
 /// most, well under SQLite's and PostgreSQL's limits).
 const MINT_ROWS_PER_STATEMENT: usize = 500;
 
@@ -43,12 +44,16 @@ pub const MAX_PRODUCTS: u64 = 10_000;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
-    /// Everything, including signing keys.
+    /// Everything, including signing keys and customers' personal data.
     Admin,
     /// Mint, revoke, suspend, activate; manage products and customers.
     Issue,
-    /// Read only.
+    /// Read only, customers' personal data left out.
     Read,
+    /// Read customers' personal data (names, emails, metadata, exports);
+    /// nothing else by itself.
+    #[serde(rename = "read:pii")]
+    ReadPii,
 }
 
 impl Scope {
@@ -59,16 +64,18 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Issue => "issue",
             Scope::Read => "read",
+            Scope::ReadPii => "read:pii",
         }
     }
 
-    /// The scope named `s` (`admin`, `issue` or `read`).
+    /// The scope named `s` (`admin`, `issue`, `read` or `read:pii`).
     #[must_use]
     pub fn parse(s: &str) -> Option<Scope> {
         match s {
             "admin" => Some(Scope::Admin),
             "issue" => Some(Scope::Issue),
             "read" => Some(Scope::Read),
+            "read:pii" => Some(Scope::ReadPii),
             _ => None,
         }
     }
@@ -89,13 +96,14 @@ pub struct TokenRecord {
 
 impl TokenRecord {
     /// Whether the token may do what `need` allows (admin may do everything,
-    /// issue also reads).
+    /// issue also reads; personal data needs admin or `read:pii`).
     #[must_use]
     pub fn allows(&self, need: Scope) -> bool {
         self.scopes.iter().any(|s| match need {
             Scope::Admin => *s == Scope::Admin,
             Scope::Issue => matches!(s, Scope::Admin | Scope::Issue),
             Scope::Read => true,
+            Scope::ReadPii => matches!(s, Scope::Admin | Scope::ReadPii),
         })
     }
 
@@ -184,6 +192,8 @@ pub struct Customer {
     pub name: Option<String>,
     /// Email, if the vendor stores one (erased on request).
     pub email: Option<String>,
+    /// The vendor's key-value data about the customer (erased on request).
+    pub metadata: std::collections::BTreeMap<String, String>,
     /// When it was created.
     pub created_at: u64,
     /// When its personal fields were erased.
@@ -275,6 +285,10 @@ pub struct CustomerExport {
     pub customer: Customer,
     /// Every license minted for them.
     pub licenses: Vec<OrgLicense>,
+    /// Every device activation of those licenses.
+    pub activations: Vec<crate::activation::Activation>,
+    /// The audit entries about them or their licenses.
+    pub audit: Vec<AuditEntry>,
 }
 
 fn random_hex(n: usize) -> Result<String> {
@@ -401,15 +415,58 @@ fn org_license_from_row(r: &AnyRow) -> Result<OrgLicense> {
     })
 }
 
-fn customer_from_row(r: &AnyRow) -> Result<Customer> {
-    let g = db("reading customers");
-    Ok(Customer {
-        customer_id: r.try_get(0).map_err(&g)?,
-        name: r.try_get(1).map_err(&g)?,
-        email: r.try_get(2).map_err(&g)?,
-        created_at: u(r.try_get(3).map_err(&g)?),
-        erased_at: r.try_get::<Option<i64>, _>(4).map_err(&g)?.map(u),
+const CUSTOMER_SELECT: &str =
+    "SELECT customer_id, data_key, sealed, created_at, erased_at FROM customers";
+
+fn audit_from_row(r: &AnyRow) -> Result<AuditEntry> {
+    let g = db("reading the audit log");
+    Ok(AuditEntry {
+        seq: u(r.try_get(0).map_err(&g)?),
+        at: u(r.try_get(1).map_err(&g)?),
+        actor: r.try_get(2).map_err(&g)?,
+        action: r.try_get(3).map_err(&g)?,
+        details: r.try_get(4).map_err(&g)?,
+        prev_hash: r.try_get(5).map_err(&g)?,
+        hash: r.try_get(6).map_err(&g)?,
     })
+}
+
+/// Most metadata entries on one customer, and the longest value.
+pub const MAX_METADATA: usize = 20;
+/// The longest metadata value (bytes).
+pub const MAX_METADATA_VALUE: usize = 500;
+
+fn check_personal_fields(f: &PersonalFields) -> Result<()> {
+    if let Some(n) = &f.name {
+        check_text("name", n, 200)?;
+    }
+    if let Some(e) = &f.email {
+        check_text("email", e, 254)?;
+    }
+    if f.metadata.len() > MAX_METADATA {
+        return Err(Error::invalid(
+            "metadata",
+            format!("has more than {MAX_METADATA} entries"),
+        ));
+    }
+    for (k, v) in &f.metadata {
+        if k.is_empty()
+            || k.len() > 40
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            return Err(Error::invalid(
+                "metadata",
+                format!(
+                    "key `{}` must be 1 to 40 letters, digits or . _ -",
+                    k.escape_debug()
+                ),
+            ));
+        }
+        check_text("metadata", v, MAX_METADATA_VALUE)?;
+    }
+    Ok(())
 }
 
 /// Normalises a license id given in a URL (32 hex digits); anything else is
@@ -843,29 +900,40 @@ impl Store {
 
     // ---- customers ------------------------------------------------------------
 
-    /// Creates a customer with an opaque id.
+    /// Creates a customer with an opaque id. Its personal fields are sealed
+    /// (see [`crate::privacy`]): the ledger never holds them in plaintext.
     pub async fn org_add_customer(
         &self,
         org_id: &str,
-        name: Option<&str>,
-        email: Option<&str>,
+        fields: PersonalFields,
         ctx: &Context,
     ) -> Result<Customer> {
-        if let Some(n) = name {
-            check_text("name", n, 200)?;
-        }
-        if let Some(e) = email {
-            check_text("email", e, 254)?;
-        }
+        check_personal_fields(&fields)?;
+        let keys = self.data_keys()?;
         let customer_id = format!("cus_{}", random_hex(8)?);
+        let empty = fields == PersonalFields::default();
+        let (data_key, sealed) = if empty {
+            (None, None)
+        } else {
+            let (key, wrapped) = keys.new_customer_key(org_id, &customer_id)?;
+            (
+                Some(wrapped),
+                Some(key.seal(org_id, &customer_id, &fields)?),
+            )
+        };
+        let email_hash = fields.email.as_deref().map(|e| keys.email_hash(org_id, e));
         let mut tx = self.begin_write().await?;
         tx.exec(
-            sqlx::query("INSERT INTO customers (customer_id, org_id, name, email, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(customer_id.clone())
-                .bind(org_id.to_owned())
-                .bind(name.map(str::to_owned))
-                .bind(email.map(str::to_owned))
-                .bind(i(ctx.now)),
+            sqlx::query(
+                "INSERT INTO customers (customer_id, org_id, created_at, data_key, sealed, email_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(customer_id.clone())
+            .bind(org_id.to_owned())
+            .bind(i(ctx.now))
+            .bind(data_key)
+            .bind(sealed)
+            .bind(email_hash),
             "creating the customer",
         )
         .await?;
@@ -879,8 +947,9 @@ impl Store {
         tx.commit().await?;
         Ok(Customer {
             customer_id,
-            name: name.map(str::to_owned),
-            email: email.map(str::to_owned),
+            name: fields.name,
+            email: fields.email,
+            metadata: fields.metadata,
             created_at: ctx.now,
             erased_at: None,
         })
@@ -888,38 +957,79 @@ impl Store {
 
     /// One customer of the organisation.
     pub async fn org_customer(&self, org_id: &str, customer_id: &str) -> Result<Option<Customer>> {
-        let row = sqlx::query(
-            "SELECT customer_id, name, email, created_at, erased_at FROM customers WHERE org_id = $1 AND customer_id = $2",
-        )
+        let row = sqlx::query(&format!(
+            "{CUSTOMER_SELECT} WHERE org_id = $1 AND customer_id = $2"
+        ))
         .bind(org_id.to_owned())
         .bind(customer_id.to_owned())
         .fetch_optional(self.pool())
         .await
         .map_err(db("reading customers"))?;
-        row.as_ref().map(customer_from_row).transpose()
+        row.as_ref()
+            .map(|r| self.customer_from_row(org_id, r))
+            .transpose()
     }
 
-    /// The organisation's customers after the cursor, by id.
+    /// The organisation's customers after the cursor, by id; or those with
+    /// this email address (found by its keyed hash).
     pub async fn org_customers(
         &self,
         org_id: &str,
         after: Option<&str>,
+        email: Option<&str>,
         limit: u64,
     ) -> Result<Vec<Customer>> {
-        let rows = sqlx::query(&format!(
-            "SELECT customer_id, name, email, created_at, erased_at FROM customers \
-             WHERE org_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT {}",
-            limit.clamp(1, MAX_PAGE)
-        ))
-        .bind(org_id.to_owned())
-        .bind(after.unwrap_or("").to_owned())
-        .fetch_all(self.pool())
-        .await
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = match email {
+            None => sqlx::query(&format!(
+                "{CUSTOMER_SELECT} WHERE org_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT {limit}"
+            ))
+            .bind(org_id.to_owned())
+            .bind(after.unwrap_or("").to_owned())
+            .fetch_all(self.pool())
+            .await,
+            Some(e) => sqlx::query(&format!(
+                "{CUSTOMER_SELECT} WHERE org_id = $1 AND email_hash = $2 AND customer_id > $3 \
+                 ORDER BY customer_id LIMIT {limit}"
+            ))
+            .bind(org_id.to_owned())
+            .bind(self.data_keys()?.email_hash(org_id, e))
+            .bind(after.unwrap_or("").to_owned())
+            .fetch_all(self.pool())
+            .await,
+        }
         .map_err(db("reading customers"))?;
-        rows.iter().map(customer_from_row).collect()
+        rows.iter()
+            .map(|r| self.customer_from_row(org_id, r))
+            .collect()
     }
 
-    /// Everything the service holds about one customer.
+    /// A customer row, its fields opened.
+    fn customer_from_row(&self, org_id: &str, r: &AnyRow) -> Result<Customer> {
+        let g = db("reading customers");
+        let customer_id: String = r.try_get(0).map_err(&g)?;
+        let data_key: Option<String> = r.try_get(1).map_err(&g)?;
+        let sealed: Option<String> = r.try_get(2).map_err(&g)?;
+        let fields = match (data_key, sealed) {
+            (Some(k), Some(s)) => self
+                .data_keys()?
+                .open_customer_key(org_id, &customer_id, &k)?
+                .open(org_id, &customer_id, &s)?,
+            _ => PersonalFields::default(),
+        };
+        Ok(Customer {
+            customer_id,
+            name: fields.name,
+            email: fields.email,
+            metadata: fields.metadata,
+            created_at: u(r.try_get(3).map_err(&g)?),
+            erased_at: r.try_get::<Option<i64>, _>(4).map_err(&g)?.map(u),
+        })
+    }
+
+    /// Everything the service holds about one customer: its fields, its
+    /// licenses, their device activations, and the audit entries about it
+    /// or its licenses.
     pub async fn org_export_customer(
         &self,
         org_id: &str,
@@ -936,14 +1046,43 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(db("reading licenses"))?;
-        let licenses = rows
+        let licenses: Vec<OrgLicense> = rows
             .iter()
             .map(org_license_from_row)
             .collect::<Result<_>>()?;
-        Ok(Some(CustomerExport { customer, licenses }))
+        let mut activations = Vec::new();
+        for l in &licenses {
+            activations.extend(
+                self.org_activations(org_id, &l.record.license_id.to_string())
+                    .await?
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log \
+             WHERE org_id = $1 AND subject = $2 ORDER BY seq",
+        )
+        .bind(org_id.to_owned())
+        .bind(customer_id.to_owned())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("reading the audit log"))?;
+        let audit = rows.iter().map(audit_from_row).collect::<Result<_>>()?;
+        Ok(Some(CustomerExport {
+            customer,
+            licenses,
+            activations,
+            audit,
+        }))
     }
 
-    /// Erases a customer's personal fields (the opaque id and the licenses stay).
+    /// Erases a customer's personal data (the opaque id and the licenses
+    /// stay): its sealed fields, its data key (so copies of the ciphertext
+    /// anywhere open under no key) and its email hash; its activations'
+    /// device fingerprints are replaced by `erased`. Then, on SQLite, the
+    /// WAL is checkpointed and truncated, so the old row images leave the
+    /// disk (deleted content is zeroed: `secure_delete`).
     pub async fn org_erase_customer(
         &self,
         org_id: &str,
@@ -954,7 +1093,8 @@ impl Store {
         let n = tx
             .exec(
                 sqlx::query(
-                    "UPDATE customers SET name = NULL, email = NULL, erased_at = COALESCE(erased_at, $1) \
+                    "UPDATE customers SET name = NULL, email = NULL, data_key = NULL, sealed = NULL, \
+                     email_hash = NULL, erased_at = COALESCE(erased_at, $1) \
                      WHERE org_id = $2 AND customer_id = $3",
                 )
                 .bind(i(ctx.now))
@@ -966,6 +1106,16 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
+        tx.exec(
+            sqlx::query(
+                "UPDATE activations SET fingerprint = 'erased' WHERE org_id = $1 AND license_id IN \
+                 (SELECT license_id FROM licenses WHERE customer = $2)",
+            )
+            .bind(org_id.to_owned())
+            .bind(customer_id.to_owned()),
+            "erasing the customer's activations",
+        )
+        .await?;
         tx.audit(
             ctx,
             "customer.erase",
@@ -973,6 +1123,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.truncate_wal().await;
         self.org_customer(org_id, customer_id).await
     }
 
@@ -1114,26 +1265,18 @@ impl Store {
             let mut owners =
                 String::from("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ");
             let mut audits = String::from(
-                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES ",
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject) VALUES ",
             );
             for k in 0..chunk.len() {
                 let sep = if k > 0 { "," } else { "" };
                 if sqlite {
                     owners.push_str(&format!("{sep}(?,?,?)"));
-                    audits.push_str(&format!("{sep}(?,?,?,?,?,?,?)"));
+                    audits.push_str(&format!("{sep}(?,?,?,?,?,?,?,?,?)"));
                 } else {
-                    let (a, b) = (k * 3, k * 7);
+                    let (a, b) = (k * 3, k * 9);
                     owners.push_str(&format!("{sep}(${},${},${})", a + 1, a + 2, a + 3));
-                    audits.push_str(&format!(
-                        "{sep}(${},${},${},${},${},${},${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    ));
+                    let params: Vec<String> = (1..=9).map(|n| format!("${}", b + n)).collect();
+                    audits.push_str(&format!("{sep}({})", params.join(",")));
                 }
             }
             let mut oq = sqlx::query(&owners);
@@ -1172,7 +1315,9 @@ impl Store {
                     .bind("license.issue".to_owned())
                     .bind(details)
                     .bind(std::mem::replace(&mut prev, hash.clone()))
-                    .bind(hash);
+                    .bind(hash)
+                    .bind(job.org_id.clone())
+                    .bind(l.record.customer.clone());
             }
             tx.exec(oq, "recording the licenses' organisation").await?;
             tx.exec(aq, "writing the audit log").await?;
@@ -1287,28 +1432,15 @@ impl Store {
     pub async fn org_audit(&self, org_id: &str, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(&format!(
             "SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log \
-             WHERE actor LIKE $1 AND seq > $2 ORDER BY seq LIMIT {}",
+             WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT {}",
             limit.clamp(1, MAX_PAGE)
         ))
-        .bind(format!("org:{org_id}/%"))
+        .bind(org_id.to_owned())
         .bind(i(after))
         .fetch_all(self.pool())
         .await
         .map_err(db("reading the audit log"))?;
-        rows.iter()
-            .map(|r| {
-                let g = db("reading the audit log");
-                Ok(AuditEntry {
-                    seq: u(r.try_get(0).map_err(&g)?),
-                    at: u(r.try_get(1).map_err(&g)?),
-                    actor: r.try_get(2).map_err(&g)?,
-                    action: r.try_get(3).map_err(&g)?,
-                    details: r.try_get(4).map_err(&g)?,
-                    prev_hash: r.try_get(5).map_err(&g)?,
-                    hash: r.try_get(6).map_err(&g)?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit_from_row).collect()
     }
 }
 

@@ -62,6 +62,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "license_filters",
         include_str!("../migrations/0008_license_filters.sql"),
     ),
+    // Sealed personal data; the audit log by organisation and customer
+    // (see `privacy`, `Store::fill_audit_subjects`).
+    (
+        9,
+        "personal_data",
+        include_str!("../migrations/0009_personal_data.sql"),
+    ),
 ];
 
 /// The embedded migrations up to this version.
@@ -233,6 +240,9 @@ pub struct Store {
     /// WAL pages after which a committing SQLite connection checkpoints
     /// (0 once checkpoints run on their own connection).
     autocheckpoint: Arc<AtomicU32>,
+    /// The keys of customers' personal data, once
+    /// [`Store::unlock_personal_data`] opened them.
+    personal: Arc<std::sync::OnceLock<crate::privacy::DataKeys>>,
 }
 
 /// WAL pages (32 MiB) after which a committing SQLite connection checkpoints
@@ -386,7 +396,7 @@ impl Store {
                         // a 32 MiB page cache keeps the license index in memory.
                         conn.execute(&*format!(
                             "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; \
                              PRAGMA wal_autocheckpoint = {pages}; PRAGMA cache_size = -32768;"
                         ))
                         .await?;
@@ -402,7 +412,130 @@ impl Store {
             backend,
             url: url.to_owned(),
             autocheckpoint,
+            personal: Arc::default(),
         })
+    }
+
+    /// The keys of customers' personal data; an error until
+    /// [`Store::unlock_personal_data`] ran.
+    pub(crate) fn data_keys(&self) -> Result<&crate::privacy::DataKeys> {
+        self.personal.get().ok_or(Error::PersonalDataLocked)
+    }
+
+    /// Opens the ledger's data secret with the passphrase (making and
+    /// sealing one, with `kdf`, on first use; see [`crate::privacy`]), then
+    /// seals the personal fields of customers written before schema 9.
+    /// Costs one Argon2 run.
+    pub async fn unlock_personal_data(
+        &self,
+        pass: &crate::Passphrase,
+        kdf: crate::KdfParams,
+    ) -> Result<()> {
+        use crate::keyfile::KeyFile;
+        const NAME: &str = "data_secret";
+        let read = || async {
+            sqlx::query("SELECT value FROM meta WHERE name = $1")
+                .bind(NAME)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| Error::db("reading the ledger", e))?
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()
+                .map_err(|e| Error::db("reading the ledger", e))
+        };
+        let text = match read().await? {
+            Some(t) => t,
+            None => {
+                let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+                getrandom::fill(seed.as_mut())?;
+                let key = keyseal_core::SigningKey::from_seed(&seed)
+                    .map_err(|_| corrupt("a random seed was refused"))?;
+                let sealed = serde_json::to_string(&KeyFile::seal(&key, pass, kdf)?)
+                    .map_err(|e| corrupt(&e.to_string()))?;
+                // Under the writer lock: two replicas starting at once make
+                // one secret, the first.
+                let mut tx = self.begin_write().await?;
+                let rows = tx
+                    .fetch(
+                        sqlx::query("SELECT value FROM meta WHERE name = $1").bind(NAME),
+                        "reading the ledger",
+                    )
+                    .await?;
+                if rows.is_empty() {
+                    tx.set_meta(NAME, &sealed).await?;
+                }
+                tx.commit().await?;
+                read()
+                    .await?
+                    .ok_or_else(|| corrupt("the data secret was not saved"))?
+            }
+        };
+        let file: KeyFile =
+            serde_json::from_str(&text).map_err(|_| corrupt("the data secret is malformed"))?;
+        let key = file.open(pass, Path::new("the ledger's data secret"))?;
+        let _ = self
+            .personal
+            .set(crate::privacy::DataKeys::from_secret(&key.to_seed()));
+        self.seal_plaintext_customers().await
+    }
+
+    /// Seals the fields of customers written in plaintext (before schema
+    /// 9), then clears the plaintext, a page of rows per transaction.
+    async fn seal_plaintext_customers(&self) -> Result<()> {
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = tx
+                .fetch(
+                    sqlx::query(
+                        "SELECT org_id, customer_id, name, email FROM customers \
+                         WHERE name IS NOT NULL OR email IS NOT NULL ORDER BY customer_id LIMIT 500",
+                    ),
+                    "reading customers",
+                )
+                .await?;
+            if rows.is_empty() {
+                return tx.commit().await;
+            }
+            let keys = self.data_keys()?;
+            for r in &rows {
+                let g = |e| Error::db("reading customers", e);
+                let org: String = r.try_get(0).map_err(g)?;
+                let id: String = r.try_get(1).map_err(g)?;
+                let fields = crate::privacy::PersonalFields {
+                    name: r.try_get(2).map_err(g)?,
+                    email: r.try_get(3).map_err(g)?,
+                    metadata: std::collections::BTreeMap::new(),
+                };
+                let (key, wrapped) = keys.new_customer_key(&org, &id)?;
+                let hash = fields.email.as_deref().map(|e| keys.email_hash(&org, e));
+                tx.exec(
+                    sqlx::query(
+                        "UPDATE customers SET data_key = $1, sealed = $2, email_hash = $3, \
+                         name = NULL, email = NULL WHERE customer_id = $4",
+                    )
+                    .bind(wrapped)
+                    .bind(key.seal(&org, &id, &fields)?)
+                    .bind(hash)
+                    .bind(id),
+                    "sealing customers",
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            self.truncate_wal().await;
+        }
+    }
+
+    /// On SQLite: checkpoints the whole WAL into the database and truncates
+    /// it, so row images written before (an erased customer's) leave the
+    /// disk. Best effort: a reader holding an old snapshot makes it stop
+    /// early (the next checkpoint finishes it).
+    pub(crate) async fn truncate_wal(&self) {
+        if self.backend == Backend::Sqlite
+            && let Ok(mut c) = self.pool.acquire().await
+        {
+            let _ = wal_checkpoint(&mut c, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+        }
     }
 
     /// For a SQLite ledger: a passive checkpoint on the writers' own
@@ -469,7 +602,48 @@ impl Store {
 
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrate_to(i64::MAX).await
+        self.migrate_to(i64::MAX).await?;
+        self.fill_audit_subjects().await
+    }
+
+    /// Once, after schema 9: the organisation and customer of the audit
+    /// entries written before it, read from their JSON details (with each
+    /// back end's own JSON functions; a license action's customer is its
+    /// license's). Entries written since carry both.
+    async fn fill_audit_subjects(&self) -> Result<()> {
+        let done = sqlx::query("SELECT value FROM meta WHERE name = 'audit_subjects'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| Error::db("reading the ledger", e))?;
+        if done.is_some() {
+            return Ok(());
+        }
+        let (field, text) = match self.backend {
+            Backend::Sqlite => ("json_extract(details, '$.", "')"),
+            Backend::Postgres => ("(details::json ->> '", "')"),
+        };
+        let f = |name: &str| format!("{field}{name}{text}");
+        let sql = [
+            format!(
+                "UPDATE audit_log SET org_id = {} WHERE org_id IS NULL AND {} IS NOT NULL",
+                f("org_id"),
+                f("org_id")
+            ),
+            format!(
+                "UPDATE audit_log SET subject = COALESCE({}, {}, \
+                 (SELECT l.customer FROM licenses l WHERE l.license_id = {})) WHERE subject IS NULL",
+                f("customer_id"),
+                f("customer"),
+                f("license_id")
+            ),
+        ];
+        let mut tx = self.begin_write().await?;
+        for q in &sql {
+            tx.exec(sqlx::query(q), "filling the audit log's subjects")
+                .await?;
+        }
+        tx.set_meta("audit_subjects", "9").await?;
+        tx.commit().await
     }
 
     /// Applies the embedded migrations up to `version` (tests build older
@@ -1177,11 +1351,29 @@ impl WriteTx {
             }
         };
         let seq = last_seq + 1;
+        let (org_id, mut subject) = audit::refs(&ctx.actor, details);
+        if subject.is_none()
+            && let Some(license) = details.get("license_id").and_then(|v| v.as_str())
+        {
+            let rows = self
+                .fetch(
+                    sqlx::query("SELECT customer FROM licenses WHERE license_id = $1")
+                        .bind(license.to_owned()),
+                    "reading licenses",
+                )
+                .await?;
+            subject = rows
+                .first()
+                .map(|r| r.try_get::<String, _>(0))
+                .transpose()
+                .map_err(|e| Error::db("reading licenses", e))?;
+        }
         let details = details.to_string();
         let hash = audit::entry_hash(seq, ctx.now, &ctx.actor, action, &details, &prev);
         self.exec(
             sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(i(seq))
             .bind(i(ctx.now))
@@ -1189,7 +1381,9 @@ impl WriteTx {
             .bind(action.to_owned())
             .bind(details)
             .bind(prev)
-            .bind(hash.clone()),
+            .bind(hash.clone())
+            .bind(org_id)
+            .bind(subject),
             "writing the audit log",
         )
         .await?;

@@ -251,6 +251,15 @@ impl Vault {
         open_key(&self.dir, id, pass)
     }
 
+    /// The key-derivation parameters of the vault's active key (what keys
+    /// and secrets sealed later use too); the defaults in a vault with none.
+    pub async fn kdf_params(&self) -> Result<KdfParams> {
+        match self.store.active_key().await? {
+            Some(info) => Ok(KeyFile::read(&self.key_path(info.key_id))?.kdf_params()),
+            None => Ok(KdfParams::default()),
+        }
+    }
+
     /// Makes a fresh signing key for a new organisation and seals it into
     /// the vault under `pass` (which must open the default organisation's
     /// active key) with that key's key-derivation parameters. Record it

@@ -406,8 +406,22 @@ fn product_view(p: &Product) -> Value {
     json!({ "product": p.product, "name": p.name, "created_at": p.created_at })
 }
 
-fn customer_view(c: &Customer) -> Value {
-    json!({ "customer_id": c.customer_id, "name": c.name, "email": c.email, "created_at": c.created_at, "erased_at": c.erased_at })
+/// A customer as `caller` may see it: its personal fields (name, email,
+/// metadata) only for `admin` and `read:pii` tokens, else `null` with
+/// `"redacted": true`.
+fn customer_view(c: &Customer, caller: &Caller) -> Value {
+    customer_json(c, caller.0.allows(Scope::ReadPii))
+}
+
+/// A customer, its personal fields shown or `null` (`redacted`).
+fn customer_json(c: &Customer, pii: bool) -> Value {
+    if pii {
+        json!({ "customer_id": c.customer_id, "name": c.name, "email": c.email, "metadata": c.metadata,
+                "created_at": c.created_at, "erased_at": c.erased_at, "redacted": false })
+    } else {
+        json!({ "customer_id": c.customer_id, "name": null, "email": null, "metadata": null,
+                "created_at": c.created_at, "erased_at": c.erased_at, "redacted": true })
+    }
 }
 
 fn page(items: Vec<Value>, next: Option<String>) -> Value {
@@ -630,6 +644,15 @@ async fn get_product(
 struct NewCustomer {
     name: Option<String>,
     email: Option<String>,
+    metadata: Option<UniqueMap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
+    email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -645,20 +668,33 @@ async fn create_customer(
     Body(b): Body<NewCustomer>,
 ) -> ApiResult {
     c.need(Scope::Issue)?;
+    let fields = keyseal_issuer::privacy::PersonalFields {
+        name: b.name,
+        email: b.email,
+        metadata: b.metadata.map(|m| m.0).unwrap_or_default(),
+    };
     let cus = s
         .store
-        .org_add_customer(c.org(), b.name.as_deref(), b.email.as_deref(), &c.ctx(&s))
+        .org_add_customer(c.org(), fields, &c.ctx(&s))
         .await?;
-    Ok(json_response(StatusCode::CREATED, &customer_view(&cus)))
+    // The creator gets back what it sent, whatever its scopes.
+    Ok(json_response(
+        StatusCode::CREATED,
+        &customer_json(&cus, true),
+    ))
 }
 
 async fn list_customers(
     axum::extract::State(s): axum::extract::State<S>,
     c: Caller,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    q: Result<Query<CustomerQuery>, QueryRejection>,
 ) -> ApiResult {
     c.need(Scope::Read)?;
     let q = query(q)?;
+    if q.email.is_some() {
+        // Whether an address is a customer's is personal data too.
+        c.need(Scope::ReadPii)?;
+    }
     let limit = limit(q.limit)?;
     let after = cursor(q.cursor, |c| {
         c.strip_prefix("cus_")
@@ -669,14 +705,14 @@ async fn list_customers(
     })?;
     let rows = s
         .store
-        .org_customers(c.org(), after.as_deref(), limit)
+        .org_customers(c.org(), after.as_deref(), q.email.as_deref(), limit)
         .await?;
     let next = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|c| c.customer_id.clone()))
         .flatten();
     Ok(json_response(
         StatusCode::OK,
-        &page(rows.iter().map(customer_view).collect(), next),
+        &page(rows.iter().map(|r| customer_view(r, &c)).collect(), next),
     ))
 }
 
@@ -717,7 +753,7 @@ async fn get_customer(
         .org_customer(c.org(), &id)
         .await?
         .ok_or_else(|| Problem::not_found("customer"))?;
-    Ok(json_response(StatusCode::OK, &customer_view(&cus)))
+    Ok(json_response(StatusCode::OK, &customer_view(&cus, &c)))
 }
 
 async fn export_customer(
@@ -725,7 +761,8 @@ async fn export_customer(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
+    // An export is personal data through and through.
+    c.need(Scope::ReadPii)?;
     let id = path(p)?;
     let e = s
         .store
@@ -734,7 +771,12 @@ async fn export_customer(
         .ok_or_else(|| Problem::not_found("customer"))?;
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "customer": customer_view(&e.customer), "licenses": e.licenses.iter().map(license_view).collect::<Vec<_>>() }),
+        &json!({
+            "customer": customer_view(&e.customer, &c),
+            "licenses": e.licenses.iter().map(license_view).collect::<Vec<_>>(),
+            "activations": e.activations.iter().map(activation_view).collect::<Vec<_>>(),
+            "audit": e.audit,
+        }),
     ))
 }
 
@@ -750,7 +792,7 @@ async fn erase_customer(
         .org_erase_customer(c.org(), &id, &c.ctx(&s))
         .await?
         .ok_or_else(|| Problem::not_found("customer"))?;
-    Ok(json_response(StatusCode::OK, &customer_view(&cus)))
+    Ok(json_response(StatusCode::OK, &customer_view(&cus, &c)))
 }
 
 // ---- licenses -----------------------------------------------------------------

@@ -296,7 +296,13 @@ impl Service {
                 admin_token = Some(token);
             }
         }
-        let kdf = opts.kdf.unwrap_or_default();
+        // Keys and secrets the service seals use the vault's Argon2
+        // parameters (those of its active key), unless told otherwise.
+        let kdf = match opts.kdf {
+            Some(k) => k,
+            None => vault.kdf_params().await?,
+        };
+        store.unlock_personal_data(&opts.passphrase, kdf).await?;
         let (minter, mint_rx) = tokio::sync::mpsc::channel(4096);
         let state = Arc::new(State {
             minter,

@@ -101,6 +101,11 @@ impl From<IssuerError> for Problem {
                      GET /v1/products lists them)"
             )),
             IssuerError::ProductExists(_) => Problem::conflict(e.to_string()),
+            IssuerError::PersonalDataLocked => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "personal-data-locked",
+                e.to_string(),
+            ),
             IssuerError::LimitReached { .. } => {
                 Problem::new(StatusCode::CONFLICT, "limit-reached", e.to_string())
             }

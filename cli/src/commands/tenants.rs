@@ -162,6 +162,7 @@ pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<Exi
                     TokenScope::Admin => Scope::Admin,
                     TokenScope::Issue => Scope::Issue,
                     TokenScope::Read => Scope::Read,
+                    TokenScope::ReadPii => Scope::ReadPii,
                 })
                 .collect();
             with_ledger(dir, &ledger, async |_, store, _| {

@@ -495,3 +495,136 @@ async fn a_customers_licenses_come_from_its_index_postgres() {
         store.close().await;
     }
 }
+
+/// Customers written in plaintext before schema 9 are sealed when the
+/// ledger is unlocked, and read back the same; the data secret is made
+/// once and opens only with the passphrase.
+async fn check_sealing_old_customers(store: &Store) {
+    use crate::Passphrase;
+    store.migrate_to(8).await.unwrap();
+    exec(
+        store,
+        "INSERT INTO orgs (org_id, name, created_at) VALUES ('org_a', 'a', 0)",
+        &[],
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO customers (customer_id, org_id, name, email, created_at) VALUES \
+         ('cus_0000000000000001', 'org_a', 'Ada Lovelace', 'ada@example.com', 5), \
+         ('cus_0000000000000002', 'org_a', NULL, NULL, 6)",
+        &[],
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash) VALUES \
+         (1, 5, 'org:org_00000000000000aa/token:t', 'customer.create', \
+          '{\"customer_id\":\"cus_0000000000000001\"}', 'p', 'h'), \
+         (2, 6, 'alice', 'token.create', '{\"org_id\":\"org_a\",\"token_id\":\"t\"}', 'h', 'i')",
+        &[],
+    )
+    .await;
+    store.migrate().await.unwrap();
+    // The audit entries from before schema 9 got their organisation and
+    // customer (the actor's or the details' organisation).
+    let rows = sqlx::query("SELECT org_id, subject FROM audit_log ORDER BY seq")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let got: Vec<(Option<String>, Option<String>)> = rows
+        .iter()
+        .map(|r| (sqlx::Row::get(r, 0), sqlx::Row::get(r, 1)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Some("org_00000000000000aa".to_owned()),
+                Some("cus_0000000000000001".to_owned())
+            ),
+            (Some("org_a".to_owned()), None),
+        ]
+    );
+    // Locked, nothing personal is written.
+    let ctx = crate::Context {
+        now: 10,
+        actor: "test".into(),
+    };
+    assert!(matches!(
+        store
+            .org_add_customer("org_a", crate::privacy::PersonalFields::default(), &ctx)
+            .await,
+        Err(crate::Error::PersonalDataLocked)
+    ));
+    let pass = |s: &str| Passphrase::new(zeroize::Zeroizing::new(s.to_owned())).unwrap();
+    let kdf = crate::KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    store
+        .unlock_personal_data(&pass("correct horse battery"), kdf)
+        .await
+        .unwrap();
+    let rows =
+        sqlx::query("SELECT COUNT(*) FROM customers WHERE name IS NOT NULL OR email IS NOT NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(sqlx::Row::get::<i64, _>(&rows, 0), 0, "plaintext left");
+    let c = store
+        .org_customer("org_a", "cus_0000000000000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(c.email.as_deref(), Some("ada@example.com"));
+    let found = store
+        .org_customers("org_a", None, Some("ADA@example.com"), 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    let c2 = store
+        .org_customer("org_a", "cus_0000000000000002")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c2.name, None);
+    // Another store on the same ledger: the wrong passphrase opens nothing.
+    let again = Store {
+        personal: std::sync::Arc::default(),
+        ..store.clone()
+    };
+    assert!(
+        again
+            .unlock_personal_data(&pass("wrong horse battery"), kdf)
+            .await
+            .is_err()
+    );
+    again
+        .unlock_personal_data(&pass("correct horse battery"), kdf)
+        .await
+        .unwrap();
+    let c = again
+        .org_customer("org_a", "cus_0000000000000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.name.as_deref(), Some("Ada Lovelace"));
+}
+
+#[tokio::test]
+async fn old_customers_are_sealed_on_unlock_sqlite() {
+    let (_dir, store) = fresh_sqlite().await;
+    check_sealing_old_customers(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn old_customers_are_sealed_on_unlock_postgres() {
+    if let Some(store) = fresh_postgres("ks_seal").await {
+        check_sealing_old_customers(&store).await;
+        store.close().await;
+    }
+}

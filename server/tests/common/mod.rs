@@ -49,6 +49,8 @@ pub struct TestServer {
     /// Organisation B's id (its own signing key, made as `keyseal org create` does).
     pub org_b: String,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database's URL, on that back end.
+    pub database_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -150,7 +152,7 @@ pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestS
             };
             let opts = Options {
                 vault_dir: vault_dir.clone(),
-                database_url,
+                database_url: database_url.clone(),
                 auth_failures_per_minute: None,
                 drain_timeout: None,
                 passphrase: secret(PASS),
@@ -211,7 +213,7 @@ pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestS
                 .expect("bind");
             let addr = listener.local_addr().expect("addr");
             ready_tx
-                .send((addr, admin, read, issue, other, org_a, org_b))
+                .send((addr, admin, read, issue, other, org_a, org_b, database_url))
                 .expect("send");
             let shutdown = async move {
                 tokio::select! {
@@ -222,7 +224,7 @@ pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestS
             svc.serve(listener, shutdown).await.expect("serve");
         });
     });
-    let (addr, admin, read, issue, other, org_a, org_b) = ready_rx
+    let (addr, admin, read, issue, other, org_a, org_b, database_url) = ready_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server started");
     TestServer {
@@ -235,6 +237,7 @@ pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestS
         org_a,
         org_b,
         dir,
+        database_url,
         stop: Some(stop_tx),
         thread: Some(thread),
     }
