@@ -261,7 +261,7 @@ pub enum TokenScope {
     Issue,
     /// Read only, customers' personal fields left out.
     Read,
-    /// Customers' personal data (names, emails, metadata, exports).
+    /// Read, and customers' personal data (names, emails, metadata, exports).
     #[value(name = "read:pii")]
     ReadPii,
 }

@@ -50,8 +50,8 @@ pub enum Scope {
     Issue,
     /// Read only, customers' personal data left out.
     Read,
-    /// Read customers' personal data (names, emails, metadata, exports);
-    /// nothing else by itself.
+    /// Read, and customers' personal data too (names, emails, metadata,
+    /// exports).
     #[serde(rename = "read:pii")]
     ReadPii,
 }

@@ -181,10 +181,37 @@ impl Caller {
     }
 }
 
+/// The scope a route needs, known from the method and route alone, so it
+/// is checked before the body is read or parsed: keys and tokens need
+/// `admin`, an export `read:pii`, other reads `read`, other writes `issue`.
+/// (Handlers check again, and the customer list's `email` filter needs
+/// `read:pii` too.)
+fn route_scope(method: &axum::http::Method, route: &str) -> Scope {
+    if route.starts_with("/v1/keys") || route.starts_with("/v1/tokens") {
+        Scope::Admin
+    } else if route == "/v1/customers/{id}/export" {
+        Scope::ReadPii
+    } else if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Issue
+    }
+}
+
 impl FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let caller = Self::authenticate(parts, state).await?;
+        if let Some(route) = parts.extensions.get::<MatchedPath>() {
+            caller.need(route_scope(&parts.method, route.as_str()))?;
+        }
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    async fn authenticate(parts: &Parts, state: &S) -> Result<Self, Problem> {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

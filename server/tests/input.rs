@@ -199,3 +199,40 @@ fn answers_with_secrets_keys_or_personal_data_are_not_stored() {
     assert_eq!(r.status, 200);
     assert_ne!(r.header("cache-control"), Some("no-store"));
 }
+
+#[test]
+fn scopes_are_checked_before_bodies_are_read() {
+    let s = common::start();
+    // A read token's write is a 403 whatever its body: malformed,
+    // oversized or of the wrong type.
+    let bodies: [(&str, &[u8]); 3] = [
+        ("application/json", b"{not json"),
+        ("text/plain", b"x"),
+        ("application/json", &[b'x'; 300_000]),
+    ];
+    for (ct, body) in bodies {
+        for path in ["/v1/licenses", "/v1/customers", "/v1/products"] {
+            let r = req(s.addr, "POST", path, Some(&s.read), Some((ct, body)), &[]);
+            r.problem(403, "forbidden");
+        }
+        // An issue token on admin routes, with or without an Idempotency-Key.
+        for extra in [&[][..], &[("Idempotency-Key", "k1")][..]] {
+            let r = req(
+                s.addr,
+                "POST",
+                "/v1/keys/rotate",
+                Some(&s.issue),
+                Some((ct, body)),
+                extra,
+            );
+            r.problem(403, "forbidden");
+        }
+    }
+    // Exports need read:pii (or admin).
+    let cus = setup(&s);
+    get(s.addr, &format!("/v1/customers/{cus}/export"), &s.issue).problem(403, "forbidden");
+    assert_eq!(
+        get(s.addr, &format!("/v1/customers/{cus}/export"), &s.admin).status,
+        200
+    );
+}
