@@ -182,13 +182,62 @@ pub struct ServeArgs {
 
     /// A PostgreSQL ledger (postgres://...) shared by several replicas, instead of the vault's
     /// embedded SQLite file; the vault directory still holds the sealed signing keys.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KEYSEAL_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Failed authentications one client may make per minute before it is refused for the rest
     /// of the minute.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
+
+    /// Longest wait for a request's headers, and for the next request on an idle keep-alive
+    /// connection (a duration: 10s, 1m).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub header_timeout: std::time::Duration,
+
+    /// Longest wait for a request's body once its headers arrived; then 408.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub body_timeout: std::time::Duration,
+
+    /// Most connections open at once [default: half the open-file limit, 16 to 4096].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: Option<u32>,
+
+    /// A load balancer or proxy (an address or CIDR range, repeatable) whose X-Forwarded-For
+    /// names the client; authentication limits then count that client, not the proxy.
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEYSEAL_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR",
+        value_parser = cidr
+    )]
+    pub trusted_proxies: Vec<keyseal_server::IpNet>,
+}
+
+/// A duration for a timeout: 1 second to 1 hour.
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let secs = keyseal_issuer::time::parse_duration(s)?;
+    if !(1..=3600).contains(&secs) {
+        return Err(format!("`{s}` must be from 1s to 1h"));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// An address (a one-address range) or a CIDR range.
+fn cidr(s: &str) -> Result<keyseal_server::IpNet, String> {
+    let s = s.trim();
+    s.parse::<keyseal_server::IpNet>()
+        .or_else(|_| {
+            s.parse::<std::net::IpAddr>()
+                .map(keyseal_server::IpNet::from)
+        })
+        .map_err(|_| format!("`{s}` is not an IP address or a CIDR range such as 10.0.0.0/8"))
 }
 
 /// Where the service's ledger is: the vault's SQLite file, or PostgreSQL.
@@ -196,7 +245,12 @@ pub struct ServeArgs {
 pub struct LedgerArgs {
     /// The service's PostgreSQL ledger (postgres://...), as given to `keyseal serve`, instead of
     /// the vault's embedded SQLite file.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KEYSEAL_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 }
 

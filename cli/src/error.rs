@@ -173,6 +173,11 @@ impl From<IssuerError> for CliError {
                 what,
                 "free some disk space and run the command again; the interrupted transaction was rolled back, nothing is half-written",
             ),
+            E::Ledger { doing, .. } if doing.contains("PostgreSQL") => CliError::system(
+                what,
+                "check that PostgreSQL runs at that address and that the URL's user, password \
+                 and database are right (unset KEYSEAL_DATABASE_URL to use the vault's own ledger)",
+            ),
             E::Ledger { .. } => CliError::system(
                 what,
                 "check that the vault directory is readable and writable, then try again",

@@ -22,7 +22,7 @@ fn keyseal(dir: &Path, args: &[&str]) -> Value {
         .env("KEYSEAL_ACTOR", "operator")
         .env_remove("KEYSEAL_NOW")
         .env_remove("KEYSEAL_VAULT")
-        .env_remove("DATABASE_URL")
+        .env_remove("KEYSEAL_DATABASE_URL")
         .args(args)
         .output()
         .unwrap();

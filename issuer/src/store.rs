@@ -245,6 +245,13 @@ pub struct Store {
     personal: Arc<std::sync::OnceLock<crate::privacy::DataKeys>>,
 }
 
+/// The host and port of a ledger URL, for messages (never its password).
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or("").to_owned()
+}
+
 /// WAL pages (32 MiB) after which a committing SQLite connection checkpoints
 /// by itself, unless checkpoints run on their own connection
 /// ([`Store::checkpoint_separately`]).
@@ -366,6 +373,30 @@ impl Store {
         let opts: AnyConnectOptions = url
             .parse()
             .map_err(|e| Error::db("parsing the ledger URL", e))?;
+        let unreachable = || {
+            format!(
+                "connecting to the PostgreSQL ledger at {} (--database-url or KEYSEAL_DATABASE_URL)",
+                url_host(url)
+            )
+        };
+        if backend == Backend::Postgres {
+            // Probe once, so a refused connection or a wrong password is
+            // reported at once (with its cause) instead of the pool
+            // retrying until it times out; 10 s for a host that never
+            // answers.
+            match tokio::time::timeout(
+                Duration::from_secs(10),
+                sqlx::AnyConnection::connect_with(&opts),
+            )
+            .await
+            {
+                Ok(Ok(c)) => {
+                    let _ = c.close().await;
+                }
+                Ok(Err(e)) => return Err(Error::db(unreachable(), e)),
+                Err(_) => return Err(Error::db(unreachable(), sqlx::Error::PoolTimedOut)),
+            }
+        }
         if backend == Backend::Sqlite {
             // Probe once, so a damaged file is reported at once instead of
             // the pool retrying until it times out.
@@ -406,7 +437,16 @@ impl Store {
             })
             .connect_with(opts)
             .await
-            .map_err(|e| Error::db("opening the ledger", e))?;
+            .map_err(|e| {
+                Error::db(
+                    match backend {
+                        Backend::Sqlite => "opening the ledger".to_owned(),
+                        // Name the real cause: the URL, not the vault.
+                        Backend::Postgres => unreachable(),
+                    },
+                    e,
+                )
+            })?;
         Ok(Store {
             pool,
             backend,

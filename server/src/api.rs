@@ -198,6 +198,26 @@ fn route_scope(method: &axum::http::Method, route: &str) -> Scope {
     }
 }
 
+/// The client's address: the peer's, or the one a trusted proxy forwarded
+/// ([`crate::Network::client`]).
+pub(crate) fn client_ip(parts: &Parts, state: &State) -> Option<std::net::IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    if state.network.trusted_proxies.is_empty() {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = (!forwarded.is_empty()).then(|| forwarded.join(","));
+    Some(state.network.client(peer, joined.as_deref()))
+}
+
 impl FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
@@ -212,10 +232,7 @@ impl FromRequestParts<S> for Caller {
 
 impl Caller {
     async fn authenticate(parts: &Parts, state: &S) -> Result<Self, Problem> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let ip = client_ip(parts, state);
         let now = state.now();
         // A client with too many failures is refused without a ledger
         // read, except with a token that authenticated here before: behind
@@ -329,10 +346,11 @@ impl<T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "send the body as application/json",
             ));
         }
-        let read = tokio::time::timeout(crate::BODY_TIMEOUT, Bytes::from_request(req, state));
+        let read =
+            tokio::time::timeout(state.network.body_timeout, Bytes::from_request(req, state));
         let bytes = read
             .await
-            .map_err(|_| Problem::body_timeout())?
+            .map_err(|_| Problem::body_timeout(state.network.body_timeout))?
             .map_err(|e| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     Problem::new(

@@ -73,9 +73,9 @@ pub(crate) async fn layer(
     };
     let org = caller.org().to_owned();
     let Ok(read) =
-        tokio::time::timeout(crate::BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await
+        tokio::time::timeout(s.network.body_timeout, axum::body::to_bytes(body, MAX_BODY)).await
     else {
-        return Problem::body_timeout().into_response();
+        return Problem::body_timeout(s.network.body_timeout).into_response();
     };
     let Ok(bytes) = read else {
         return Problem::new(

@@ -14,6 +14,8 @@ mod api;
 mod idempotency;
 #[doc(hidden)]
 pub use api::fuzz_request_bodies;
+/// An address range (`--trusted-proxy`), from the `ipnet` crate.
+pub use ipnet::IpNet;
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
@@ -58,6 +60,70 @@ pub struct Options {
     /// How long in-flight requests may take to finish after the shutdown
     /// signal ([`DRAIN_TIMEOUT`] if `None`).
     pub drain_timeout: Option<std::time::Duration>,
+    /// Timeouts, the connection limit and the trusted proxies.
+    pub network: Network,
+}
+
+/// How the service meets its clients.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Longest wait for a request's headers, and for the next request on an
+    /// idle keep-alive connection.
+    pub header_timeout: std::time::Duration,
+    /// Longest wait for a request's body once its headers arrived (then 408).
+    pub body_timeout: std::time::Duration,
+    /// Most connections open at once ([`max_connections`] if `None`).
+    pub max_connections: Option<usize>,
+    /// Proxies (load balancers) whose `X-Forwarded-For` says who the client
+    /// is. A request from anywhere else is counted under its own address,
+    /// whatever it claims.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+            max_connections: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Network {
+    /// The client behind a request from `peer`: `peer` itself, unless it is
+    /// a trusted proxy; then the rightmost address of `X-Forwarded-For`
+    /// (`forwarded`, every such header joined by commas) that is not a
+    /// trusted proxy (the leftmost if all are). Each proxy appends the
+    /// address it saw, so only addresses right of the first untrusted one
+    /// were written by proxies; anything left of it is the client's claim.
+    #[must_use]
+    pub fn client(&self, peer: std::net::IpAddr, forwarded: Option<&str>) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| {
+            let ip = ip.to_canonical();
+            self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        };
+        if !trusted(&peer) {
+            return peer;
+        }
+        let Some(hops) = forwarded else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in hops.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<std::net::IpAddr>() else {
+                // A hop that is no address: what lies left of it is not
+                // to be believed.
+                break;
+            };
+            client = ip;
+            if !trusted(&ip) {
+                break;
+            }
+        }
+        client
+    }
 }
 
 /// Errors starting the service.
@@ -110,6 +176,8 @@ pub(crate) struct State {
     pub(crate) limiter: auth::FailureLimiter,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) minted: AtomicU64,
+    /// Timeouts, connection limit, trusted proxies.
+    pub(crate) network: Network,
 }
 
 /// API tokens read from the ledger, and how many tokens were revoked
@@ -320,6 +388,7 @@ impl Service {
             )?,
             metrics: metrics::Metrics::default(),
             minted: AtomicU64::new(0),
+            network: opts.network,
         });
         Self::prepare_orgs(&state, &ctx).await?;
         if let Some(default) = state.store.default_org().await? {
@@ -432,7 +501,7 @@ impl Service {
             .await?
             .map(|cp| tokio::spawn(checkpointer(cp, restart_log, stop_rx)));
         let app = api::router(self.state.clone());
-        serve_connections(listener, app, shutdown, self.drain).await;
+        serve_connections(listener, app, shutdown, self.drain, &self.state.network).await;
         let store = self.state.store.clone();
         drop(self.state);
         // Once the last sender is gone the worker finishes what it holds;
@@ -452,10 +521,11 @@ impl Service {
 /// Serves `app` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets open requests finish for `drain` and cuts the rest.
 ///
-/// Each connection must send a request's headers within [`HEADER_TIMEOUT`],
+/// Each connection must send a request's headers within the header timeout
+/// ([`HEADER_TIMEOUT`] by default),
 /// and an idle keep-alive connection is closed once that passes with no new
 /// request (hyper's header read timer starts when the connection waits for
-/// a request head). At most [`max_connections`] are open at once; further
+/// a request head). At most [`Network::max_connections`] are open at once; further
 /// clients wait in the listen backlog, so idle ones cannot take every file
 /// descriptor from valid ones.
 async fn serve_connections<F>(
@@ -463,15 +533,21 @@ async fn serve_connections<F>(
     app: axum::Router,
     shutdown: F,
     drain: std::time::Duration,
+    network: &Network,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
     use tower::ServiceExt as _;
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections()));
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        network
+            .max_connections
+            .unwrap_or_else(max_connections)
+            .max(1),
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(network.header_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {

@@ -68,14 +68,14 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
     }
 
-    /// 408: the body did not arrive in time ([`crate::BODY_TIMEOUT`]).
-    pub fn body_timeout() -> Self {
+    /// 408: the body did not arrive within `after`.
+    pub fn body_timeout(after: std::time::Duration) -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
             "request-timeout",
             format!(
                 "the request body did not arrive within {} s",
-                crate::BODY_TIMEOUT.as_secs()
+                after.as_secs_f64()
             ),
         )
     }

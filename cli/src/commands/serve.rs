@@ -33,6 +33,12 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         database_url: a.database_url.clone(),
         auth_failures_per_minute: Some(a.auth_failures_per_minute),
         drain_timeout: None,
+        network: keyseal_server::Network {
+            header_timeout: a.header_timeout,
+            body_timeout: a.body_timeout,
+            max_connections: a.max_connections.map(|n| n as usize),
+            trusted_proxies: a.trusted_proxies.clone(),
+        },
         passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
         kdf: env::kdf_override()?,
         clock: Arc::new(|| env::now().unwrap_or(0)),

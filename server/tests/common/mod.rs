@@ -135,6 +135,19 @@ pub fn offset_clock() -> (Arc<std::sync::atomic::AtomicU64>, keyseal_server::Clo
 
 /// A test server whose clock is `clock` (tests that move time).
 pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestServer {
+    start_full(backend, clock, keyseal_server::Network::default())
+}
+
+/// A test server with these timeouts, connection limit and proxies.
+pub fn start_with_network(network: keyseal_server::Network) -> TestServer {
+    start_full(Backend::Sqlite, Arc::new(now), network)
+}
+
+fn start_full(
+    backend: Backend,
+    clock: keyseal_server::Clock,
+    network: keyseal_server::Network,
+) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault_dir = dir.path().join("vault");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -155,6 +168,7 @@ pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestS
                 database_url: database_url.clone(),
                 auth_failures_per_minute: None,
                 drain_timeout: None,
+                network,
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
                 clock: clock.clone(),

@@ -1,0 +1,133 @@
+//! The network options over real TCP: trusted proxies (their
+//! `X-Forwarded-For` names the client the failure limit counts; anyone
+//! else's is ignored), and a configured header timeout and connection
+//! limit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::req;
+use keyseal_server::Network;
+
+fn net(proxies: &[&str]) -> Network {
+    Network {
+        trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+        ..Network::default()
+    }
+}
+
+#[test]
+fn the_client_is_the_rightmost_untrusted_hop() {
+    let n = net(&["10.0.0.0/8", "::1/128"]);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let proxy = ip("10.1.2.3");
+    // Not from a proxy: the header is the client's claim, ignored.
+    assert_eq!(
+        n.client(ip("203.0.113.9"), Some("198.51.100.1")),
+        ip("203.0.113.9")
+    );
+    // From a proxy: the address it saw.
+    assert_eq!(n.client(proxy, Some("198.51.100.1")), ip("198.51.100.1"));
+    // A client that forges hops on the left gains nothing.
+    assert_eq!(
+        n.client(proxy, Some("1.1.1.1, 198.51.100.1, 10.9.9.9")),
+        ip("198.51.100.1")
+    );
+    // No header, or only proxies: the leftmost known.
+    assert_eq!(n.client(proxy, None), proxy);
+    assert_eq!(n.client(proxy, Some("10.0.0.1, 10.0.0.2")), ip("10.0.0.1"));
+    // Garbage stops the walk where it is.
+    assert_eq!(n.client(proxy, Some("198.51.100.1, nonsense")), proxy);
+    // IPv4-mapped IPv6 peers match IPv4 ranges; IPv6 proxies work.
+    assert_eq!(
+        n.client(ip("::ffff:10.1.2.3"), Some("2001:db8::7")),
+        ip("2001:db8::7")
+    );
+    assert_eq!(n.client(ip("::1"), Some("2001:db8::7")), ip("2001:db8::7"));
+    // No trusted proxies: never believed.
+    assert_eq!(
+        Network::default().client(proxy, Some("198.51.100.1")),
+        proxy
+    );
+}
+
+fn bad_auth(addr: std::net::SocketAddr, forwarded: &str) -> u16 {
+    req(
+        addr,
+        "GET",
+        "/v1/licenses",
+        Some("ksk_0000000000000000000000000000000000000000000"),
+        None,
+        &[("X-Forwarded-For", forwarded)],
+    )
+    .status
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
+    let s = common::start_with_network(net(&["127.0.0.1/32"]));
+    // One client fails until it is limited...
+    let mut limited = false;
+    for _ in 0..40 {
+        if bad_auth(s.addr, "198.51.100.1") == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the failing client was never limited");
+    // ...another client behind the same proxy is not,
+    assert_eq!(bad_auth(s.addr, "198.51.100.2"), 401);
+    // and the first stays limited however it rewrites its own header.
+    assert_eq!(bad_auth(s.addr, "9.9.9.9, 198.51.100.1"), 429);
+}
+
+#[test]
+fn without_trusted_proxies_a_forged_header_escapes_nothing() {
+    let s = common::start();
+    let mut limited = false;
+    for i in 0..40 {
+        if bad_auth(s.addr, &format!("198.51.100.{i}")) == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "rotating X-Forwarded-For escaped the limit");
+}
+
+#[test]
+fn the_header_timeout_and_connection_limit_are_configurable() {
+    let s = common::start_with_network(Network {
+        header_timeout: Duration::from_secs(1),
+        max_connections: Some(4),
+        ..Network::default()
+    });
+    // Four idle connections take every slot; a fifth client waits...
+    let start = Instant::now();
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    // ...until the 1 s header timeout closes the idle ones: answered after
+    // about a second, not the default 10.
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    drop(idle);
+}
