@@ -17,7 +17,10 @@ Exit codes:
 
 Environment:
   KEYSEAL_VAULT       vault directory (default ./keyseal-vault)
-  KEYSEAL_PASSPHRASE  the vault passphrase (otherwise keyseal prompts for it)
+  KEYSEAL_PASSPHRASE  the vault passphrase (otherwise keyseal prompts for it); prefer
+                      --passphrase-file or --passphrase-fd: a process's environment stays
+                      readable (/proc/PID/environ) for its whole life
+  KEYSEAL_DATABASE_URL  the service's PostgreSQL ledger (serve, org, token)
   KEYSEAL_ACTOR       who to record in the audit log (default: $USER)";
 
 /// Mint, rotate and revoke keyseal license keys.
@@ -53,6 +56,28 @@ pub struct Cli {
     /// Machine-readable JSON on stdout instead of text.
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
+
+    /// Read the vault passphrase from this file (its first line) rather than KEYSEAL_PASSPHRASE
+    /// or a prompt; keep it readable by you alone.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSEAL_PASSPHRASE_FILE",
+        value_name = "FILE",
+        conflicts_with = "passphrase_fd",
+        help_heading = "Global options"
+    )]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Read the vault passphrase from this inherited file descriptor (its first line), as in
+    /// `keyseal --passphrase-fd 3 serve 3<secret`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FD",
+        help_heading = "Global options"
+    )]
+    pub passphrase_fd: Option<i32>,
 
     /// The command.
     #[command(subcommand)]
@@ -194,6 +219,11 @@ pub struct ServeArgs {
     /// of the minute.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
+
+    /// On first start, write the one-time admin API token to this new file (mode 0600) instead
+    /// of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Longest wait for a request's headers, and for the next request on an idle keep-alive
     /// connection (a duration: 10s, 1m).

@@ -1,7 +1,9 @@
 //! What the CLI takes from its environment: the clock, the actor, the
 //! passphrase and (for tests) cheap key-derivation parameters.
 //!
-//! * `KEYSEAL_PASSPHRASE`: the passphrase; otherwise a prompt on the terminal.
+//! * `--passphrase-file` / `KEYSEAL_PASSPHRASE_FILE`, `--passphrase-fd`,
+//!   then `KEYSEAL_PASSPHRASE`: the passphrase; otherwise a prompt on the
+//!   terminal. A new vault's passphrase must score 3 of 4 in zxcvbn.
 //! * `KEYSEAL_ACTOR`: the actor recorded in the audit log; otherwise `$USER`.
 //! * `KEYSEAL_NOW` (tests and reproducible demos only): pretend the time is
 //!   this (unix seconds or RFC 3339).
@@ -48,10 +50,115 @@ pub(crate) fn context() -> Result<Context, CliError> {
     })
 }
 
-/// The passphrase: `KEYSEAL_PASSPHRASE`, or a prompt (twice when `confirm`).
+/// A passphrase given by `--passphrase-file` / `KEYSEAL_PASSPHRASE_FILE`
+/// or `--passphrase-fd`, read at start (before the process opens any
+/// descriptor of its own, so `--passphrase-fd` cannot name one), or why it
+/// could not be read (what, hint).
+type Given = Result<Zeroizing<String>, (String, &'static str)>;
+
+static GIVEN: std::sync::OnceLock<Given> = std::sync::OnceLock::new();
+
+/// Reads the passphrase file or descriptor named on the command line.
+/// Call first thing in `main`.
+pub(crate) fn passphrase_from(file: Option<std::path::PathBuf>, fd: Option<i32>) {
+    let given = match (file, fd) {
+        (Some(f), _) => read_file(&f),
+        (None, Some(fd)) => read_fd(fd),
+        (None, None) => return,
+    };
+    let _ = GIVEN.set(given);
+}
+
+fn read_file(p: &std::path::Path) -> Given {
+    let hint = "check --passphrase-file / KEYSEAL_PASSPHRASE_FILE";
+    let f = std::fs::File::open(p).map_err(|e| {
+        (
+            format!("cannot read the passphrase file {}: {e}", p.display()),
+            hint,
+        )
+    })?;
+    #[cfg(unix)]
+    if let Ok(m) = f.metadata() {
+        use std::os::unix::fs::PermissionsExt;
+        if m.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "warning: the passphrase file {} is readable by others; chmod 600 it",
+                p.display()
+            );
+        }
+    }
+    first_line(f, &p.display().to_string(), hint)
+}
+
+fn read_fd(fd: i32) -> Given {
+    let hint = "open it in the shell, as in `keyseal --passphrase-fd 3 serve 3<secret`";
+    if fd < 3 {
+        return Err((format!("--passphrase-fd {fd} is a standard stream"), hint));
+    }
+    // The descriptor through /dev/fd (a pipe or a file the shell opened):
+    // no unsafe code, and a descriptor that is not open is simply missing.
+    let f = std::fs::File::open(format!("/dev/fd/{fd}"))
+        .map_err(|e| (format!("--passphrase-fd {fd} cannot be read: {e}"), hint))?;
+    first_line(f, &format!("descriptor {fd}"), hint)
+}
+
+/// The first line of `r` (at most 64 KiB read), without its line end.
+fn first_line(r: impl std::io::Read, what: &str, hint: &'static str) -> Given {
+    use std::io::Read;
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    r.take(64 * 1024)
+        .read_to_end(&mut buf)
+        .map_err(|e| (format!("cannot read the passphrase from {what}: {e}"), hint))?;
+    let text = std::str::from_utf8(&buf)
+        .map_err(|_| (format!("the passphrase in {what} is not UTF-8"), hint))?;
+    let line = text.split(['\n', '\r']).next().unwrap_or("");
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// Refuses a new vault passphrase that zxcvbn scores below 3 of 4 ("safely
+/// unguessable": about 10^10 guesses or more), unless the key-derivation
+/// parameters are test ones (`KEYSEAL_KDF_PARAMS` weaker than the
+/// default), where it warns.
+fn check_strength(p: &str) -> Result<(), CliError> {
+    let estimate = zxcvbn::zxcvbn(p, &["keyseal", "vault", "license"]);
+    if u8::from(estimate.score()) >= 3 {
+        return Ok(());
+    }
+    let hint = estimate
+        .feedback()
+        .and_then(|f| f.warning().map(|w| w.to_string()))
+        .unwrap_or_else(|| "it is too easy to guess".to_owned());
+    let testing = std::env::var("KEYSEAL_KDF_PARAMS")
+        .ok()
+        .and_then(|v| v.parse::<KdfParams>().ok())
+        .is_some_and(|k| k.is_weaker_than_default());
+    if testing {
+        eprintln!(
+            "warning: a weak vault passphrase ({hint}); allowed with test KEYSEAL_KDF_PARAMS only"
+        );
+        return Ok(());
+    }
+    Err(CliError::input(
+        format!("the new vault passphrase is too weak: {hint}"),
+        "use four or more random words, or a long phrase of your own; it protects every signing key",
+    ))
+}
+
+/// The passphrase: `--passphrase-file` (or `KEYSEAL_PASSPHRASE_FILE`),
+/// `--passphrase-fd`, `KEYSEAL_PASSPHRASE`, or a prompt (twice when
+/// `confirm`). A new vault's (`confirm`) must be strong enough.
 pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
-    if let Ok(v) = std::env::var("KEYSEAL_PASSPHRASE") {
-        return Ok(Passphrase::new(Zeroizing::new(v))?);
+    let given = match GIVEN.get() {
+        Some(Ok(p)) => Some(p.clone()),
+        Some(Err((what, hint))) => return Err(CliError::input(what.clone(), *hint)),
+        None => std::env::var("KEYSEAL_PASSPHRASE").ok().map(Zeroizing::new),
+    };
+    if let Some(v) = given {
+        let p = Passphrase::new(v.clone())?;
+        if confirm {
+            check_strength(&v)?;
+        }
+        return Ok(p);
     }
     if !std::io::stderr().is_terminal() {
         return Err(CliError::new(
@@ -77,6 +184,7 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
         "Vault passphrase: "
     })?;
     if confirm {
+        check_strength(&first)?;
         let again = read("Repeat the passphrase: ")?;
         if *again != *first {
             return Err(CliError::input(

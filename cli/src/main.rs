@@ -13,6 +13,7 @@ mod show;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = cli.json;
+    env::passphrase_from(cli.passphrase_file.clone(), cli.passphrase_fd);
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

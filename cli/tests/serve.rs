@@ -263,3 +263,54 @@ fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_first_admin_token_can_go_to_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let vault = tmp.path().join("vault");
+    let file = tmp.path().join("admin.token");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keyseal"))
+            .args([
+                "--vault",
+                vault.to_str().unwrap(),
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("KEYSEAL_PASSPHRASE", "correct horse battery staple")
+            .env("KEYSEAL_KDF_PARAMS", "m=256,t=1,p=1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = run(&["--admin-token-file", file.to_str().unwrap()]);
+    let stderr = child.stderr.take().unwrap();
+    let listening = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on http://"));
+    assert!(listening);
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ksk_"));
+    let token = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        token.starts_with("ksk_") && token.ends_with('\n'),
+        "{token}"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // An existing file is never overwritten: refused before anything starts.
+    let out = run(&["--admin-token-file", file.to_str().unwrap()])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
+}

@@ -28,6 +28,16 @@ pub(crate) fn serve(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
 async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
     // Fail on a bad clock now rather than on the first request.
     env::now()?;
+    // Before anything is created: a token file that exists would lose the
+    // one-time token.
+    if let Some(p) = &a.admin_token_file
+        && p.exists()
+    {
+        return Err(CliError::input(
+            format!("--admin-token-file {} already exists", p.display()),
+            "name a new file: it is never overwritten",
+        ));
+    }
     let opts = Options {
         vault_dir: vault.to_path_buf(),
         database_url: a.database_url.clone(),
@@ -54,7 +64,25 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         CliError::system(format!("cannot read the listening address: {e}"), "retry")
     })?;
     if let Some(token) = service.take_admin_token() {
-        println!("admin API token (shown once; store it in your secret manager):\n{token}");
+        match &a.admin_token_file {
+            Some(path) => match write_secret(path, &token) {
+                Ok(()) => eprintln!(
+                    "keyseal serve: wrote the one-time admin API token to {} (mode 0600)",
+                    path.display()
+                ),
+                // The token exists now and is never shown again: print it
+                // rather than lose it.
+                Err(e) => {
+                    e.report(false);
+                    println!(
+                        "admin API token (shown once; store it in your secret manager):\n{token}"
+                    );
+                }
+            },
+            None => {
+                println!("admin API token (shown once; store it in your secret manager):\n{token}");
+            }
+        }
     }
     eprintln!(
         "keyseal serve: listening on http://{addr} (vault {})",
@@ -66,6 +94,30 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         .map_err(server_error)?;
     eprintln!("keyseal serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `secret` to a new file readable by its owner alone (never over
+/// an existing file).
+fn write_secret(path: &Path, secret: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(|e| {
+        CliError::system(
+            format!("cannot create {}: {e}", path.display()),
+            "give --admin-token-file a new file in a directory you can write; it is never overwritten",
+        )
+    })?;
+    f.write_all(format!("{secret}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| {
+            CliError::system(
+                format!("cannot write {}: {e}", path.display()),
+                "check the disk, then start again with a new --admin-token-file",
+            )
+        })
 }
 
 fn server_error(e: keyseal_server::Error) -> CliError {
