@@ -220,6 +220,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
 
+    /// The log on stderr: `text`, or `json` (one object a line). KEYSEAL_LOG filters it
+    /// (`info` by default; `warn` drops the access log; tracing's EnvFilter syntax).
+    #[arg(long, env = "KEYSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// On first start, write the one-time admin API token to this new file (mode 0600) instead
     /// of printing it.
     #[arg(long, value_name = "FILE")]
@@ -248,6 +253,15 @@ pub struct ServeArgs {
         value_parser = cidr
     )]
     pub trusted_proxies: Vec<keyseal_server::IpNet>,
+}
+
+/// How `keyseal serve` writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
 }
 
 /// A duration for a timeout: 1 second to 1 hour.

@@ -136,22 +136,66 @@ fn control_in_uri(uri: &axum::http::Uri) -> Option<&'static str> {
     }
 }
 
-/// Records every request in the metrics.
+/// The response header with the request's id.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+
+/// A request id: the client's `X-Request-Id` when it is 1 to 64 letters,
+/// digits, `-`, `_` or `.` (so a proxy's id follows the request), else 16
+/// random hex digits.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(
+            || {
+                let mut b = [0u8; 8];
+                let _ = getrandom::fill(&mut b);
+                auth::hex_string(&b)
+            },
+            str::to_owned,
+        )
+}
+
+/// Records every request in the metrics and the access log, under its
+/// request id (also in the `X-Request-Id` response header, and on every log
+/// line written while it runs). The log has the method, the route template
+/// (never the path: ids stay out), the status and the time taken; never a
+/// token, key, address or personal data.
 async fn track(
     axum::extract::State(state): axum::extract::State<S>,
     req: Request,
     next: Next,
 ) -> Response {
+    use tracing::Instrument as _;
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = crate::metrics::method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let resp = next.run(req).await;
-    state
-        .metrics
-        .record(&method, &route, resp.status().as_u16(), start.elapsed());
+    let id = request_id(req.headers());
+    let span = tracing::info_span!("request", id = %id);
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let took = start.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.record(method, &route, status, took);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "keyseal::access",
+            method,
+            route = %route,
+            status,
+            ms = took.as_secs_f64() * 1000.0,
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     resp
 }
 
@@ -599,7 +643,7 @@ async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResu
         match publish(s, org_id, &ctx, Some(due)).await {
             Ok(l) => latest = Some(l),
             Err(e) => {
-                eprintln!("keyseal serve: refreshing {org_id}'s revocation list: {e}");
+                tracing::error!(org_id, error = %crate::problem::chain(&e), "refreshing the revocation list");
                 latest = s.store.org_latest_list(org_id).await?;
             }
         }

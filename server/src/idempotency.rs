@@ -141,13 +141,13 @@ pub(crate) async fn layer(
             // over after a minute (`ABANDONED_AFTER`) and a retry then runs
             // again; say so in the log.
             if let Err(e) = s.store.idempotency_finish(&org, &key, &stored).await {
-                eprintln!("keyseal serve: recording an idempotent response: {e}");
+                tracing::error!(error = %crate::problem::chain(&e), "recording an idempotent response");
             }
         }
         // A failure of ours: a retry runs the request again.
         _ => {
             if let Err(e) = s.store.idempotency_release(&org, &key).await {
-                eprintln!("keyseal serve: releasing an idempotency key: {e}");
+                tracing::error!(error = %crate::problem::chain(&e), "releasing an idempotency key");
             }
         }
     }

@@ -267,7 +267,7 @@ impl State {
             Ok(s) => Some(s.key_id()) != before,
             Err(keyseal_issuer::Error::NoActiveKey) => false,
             Err(e) => {
-                eprintln!("keyseal serve: cannot load {org_id}'s active signing key: {e}");
+                tracing::error!(org_id, error = %problem::chain(&e), "cannot load the active signing key");
                 false
             }
         }
@@ -563,7 +563,7 @@ async fn serve_connections<F>(
                 Ok(c) => c,
                 Err(e) => {
                     // Out of descriptors, or the peer gave up: not fatal.
-                    eprintln!("keyseal serve: accepting a connection: {e}");
+                    tracing::warn!(error = %e, "accepting a connection");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
@@ -593,10 +593,7 @@ async fn serve_connections<F>(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(drain) => {
-            eprintln!(
-                "keyseal serve: requests still open {} s after shutdown were cut",
-                drain.as_secs()
-            );
+            tracing::warn!(drain_secs = drain.as_secs(), "requests still open after the drain were cut");
         }
     }
 }
@@ -654,7 +651,7 @@ async fn mint_worker(
         if restart_log.swap(false, Ordering::Relaxed)
             && let Err(e) = store.checkpoint_between_commits().await
         {
-            eprintln!("keyseal serve: checkpoint failed: {e}");
+            tracing::error!(error = %problem::chain(&e), "checkpoint failed");
         }
     }
 }
@@ -688,7 +685,7 @@ async fn checkpointer(
                 restart_log.store(true, Ordering::Relaxed);
             }
             Ok(_) => {}
-            Err(e) => eprintln!("keyseal serve: checkpoint failed: {e}"),
+            Err(e) => tracing::error!(error = %problem::chain(&e), "checkpoint failed"),
         }
     }
     cp.close().await;

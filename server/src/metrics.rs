@@ -17,6 +17,30 @@ struct Route {
     sum: f64,
 }
 
+/// A method as a label: any token is an HTTP method, so only the standard
+/// ones are labels (anything else is "other") and clients cannot grow the
+/// exposition or the log.
+fn label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+/// [`label`] of a request's method.
+#[must_use]
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    label(m.as_str())
+}
+
 /// The service's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -31,13 +55,7 @@ impl Metrics {
             .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Any token is an HTTP method: only the standard ones become labels
-        // (anything else is "other"), so clients cannot grow the exposition.
-        let method = match method {
-            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT"
-            | "TRACE" => method,
-            _ => "other",
-        };
+        let method = label(method);
         let r = m.entry((method.to_owned(), route.to_owned())).or_default();
         *r.by_status.entry(status).or_default() += 1;
         for (i, b) in BUCKETS.iter().enumerate() {

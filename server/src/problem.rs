@@ -143,11 +143,27 @@ impl From<IssuerError> for Problem {
             ),
             IssuerError::Core(_) => Problem::invalid(e.to_string()),
             _ => {
-                eprintln!("keyseal serve: {e}");
+                tracing::error!(error = %chain(&e), "internal error");
                 Problem::internal()
             }
         }
     }
+}
+
+/// An error and every cause under it, `: `-separated (what the log needs
+/// to find the fault; never shown to clients).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 impl IntoResponse for Problem {

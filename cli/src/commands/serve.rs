@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use keyseal_server::{Options, Service};
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::env;
 use crate::error::CliError;
 
@@ -25,7 +25,34 @@ pub(crate) fn serve(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
     rt.block_on(run(vault, a))
 }
 
+/// The service's log on stderr, as `--log-format` says, filtered by
+/// `KEYSEAL_LOG` (default `info`).
+fn init_log(format: LogFormat) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSEAL_LOG").or_else(|e| {
+        if std::env::var_os("KEYSEAL_LOG").is_some() {
+            Err(CliError::input(
+                format!("KEYSEAL_LOG: {e}"),
+                "give a level (error, warn, info, debug) or tracing's directives, such as keyseal::access=warn",
+            ))
+        } else {
+            Ok(tracing_subscriber::EnvFilter::new("info"))
+        }
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+    Ok(())
+}
+
 async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
+    init_log(a.log_format)?;
     // Fail on a bad clock now rather than on the first request.
     env::now()?;
     // Before anything is created: a token file that exists would lose the
