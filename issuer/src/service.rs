@@ -25,7 +25,7 @@ use crate::request::{RequestFields, check_product};
 use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u};
 use crate::vault::Signer;
 
-/// Rows per INSERT when a group of mints is recorded (9 parameters each at
+/// Rows per INSERT when a group of mints is recorded (12 parameters each at
 /// most, well under SQLite's and PostgreSQL's limits).
 const MINT_ROWS_PER_STATEMENT: usize = 500;
 
@@ -1060,8 +1060,8 @@ impl Store {
             );
         }
         let rows = sqlx::query(
-            "SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log \
-             WHERE org_id = $1 AND subject = $2 ORDER BY seq",
+            "SELECT org_seq, at, actor, action, details, org_prev_hash, org_hash FROM audit_log \
+             WHERE org_id = $1 AND subject = $2 ORDER BY org_seq",
         )
         .bind(org_id.to_owned())
         .bind(customer_id.to_owned())
@@ -1265,17 +1265,18 @@ impl Store {
             let mut owners =
                 String::from("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ");
             let mut audits = String::from(
-                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject) VALUES ",
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
+                 org_seq, org_prev_hash, org_hash) VALUES ",
             );
             for k in 0..chunk.len() {
                 let sep = if k > 0 { "," } else { "" };
                 if sqlite {
                     owners.push_str(&format!("{sep}(?,?,?)"));
-                    audits.push_str(&format!("{sep}(?,?,?,?,?,?,?,?,?)"));
+                    audits.push_str(&format!("{sep}(?,?,?,?,?,?,?,?,?,?,?,?)"));
                 } else {
-                    let (a, b) = (k * 3, k * 9);
+                    let (a, b) = (k * 3, k * 12);
                     owners.push_str(&format!("{sep}(${},${},${})", a + 1, a + 2, a + 3));
-                    let params: Vec<String> = (1..=9).map(|n| format!("${}", b + n)).collect();
+                    let params: Vec<String> = (1..=12).map(|n| format!("${}", b + n)).collect();
                     audits.push_str(&format!("{sep}({})", params.join(",")));
                 }
             }
@@ -1308,6 +1309,15 @@ impl Store {
                     &details,
                     &prev,
                 );
+                let (org_seq, org_prev, org_hash) = tx
+                    .org_chain(
+                        Some(&job.org_id),
+                        job.ctx.now,
+                        &job.ctx.actor,
+                        "license.issue",
+                        &details,
+                    )
+                    .await?;
                 aq = aq
                     .bind(i(seq))
                     .bind(i(job.ctx.now))
@@ -1317,7 +1327,10 @@ impl Store {
                     .bind(std::mem::replace(&mut prev, hash.clone()))
                     .bind(hash)
                     .bind(job.org_id.clone())
-                    .bind(l.record.customer.clone());
+                    .bind(l.record.customer.clone())
+                    .bind(org_seq)
+                    .bind(org_prev)
+                    .bind(org_hash);
             }
             tx.exec(oq, "recording the licenses' organisation").await?;
             tx.exec(aq, "writing the audit log").await?;
@@ -1431,8 +1444,8 @@ impl Store {
     /// The organisation's audit entries with seq above `after`, oldest first.
     pub async fn org_audit(&self, org_id: &str, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(&format!(
-            "SELECT seq, at, actor, action, details, prev_hash, hash FROM audit_log \
-             WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT {}",
+            "SELECT org_seq, at, actor, action, details, org_prev_hash, org_hash FROM audit_log \
+             WHERE org_id = $1 AND org_seq > $2 ORDER BY org_seq LIMIT {}",
             limit.clamp(1, MAX_PAGE)
         ))
         .bind(org_id.to_owned())

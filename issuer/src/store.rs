@@ -332,6 +332,9 @@ const INSERT_ROWS: usize = 1000;
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     head: Option<(u64, String)>,
+    /// Each organisation's audit chain head (its last org_seq and hash), as
+    /// read or written in this transaction.
+    org_heads: std::collections::HashMap<String, (u64, String)>,
     backend: Backend,
 }
 
@@ -682,8 +685,56 @@ impl Store {
             tx.exec(sqlx::query(q), "filling the audit log's subjects")
                 .await?;
         }
+        tx.commit().await?;
+        self.fill_org_chains().await?;
+        // Only once all is done: an interrupted fill starts again.
+        let mut tx = self.begin_write().await?;
         tx.set_meta("audit_subjects", "9").await?;
         tx.commit().await
+    }
+
+    /// Once, after schema 9: chains each organisation's earlier entries
+    /// (in ledger order), a page per transaction.
+    async fn fill_org_chains(&self) -> Result<()> {
+        loop {
+            let mut tx = self.begin_write().await?;
+            let rows = tx
+                .fetch(
+                    sqlx::query(
+                        "SELECT seq, at, actor, action, details, org_id FROM audit_log \
+                         WHERE org_id IS NOT NULL AND org_seq IS NULL ORDER BY seq LIMIT 1000",
+                    ),
+                    "reading the audit log",
+                )
+                .await?;
+            if rows.is_empty() {
+                return tx.commit().await;
+            }
+            for r in &rows {
+                let g = |e| Error::db("reading the audit log", e);
+                let seq: i64 = r.try_get(0).map_err(g)?;
+                let at: i64 = r.try_get(1).map_err(g)?;
+                let actor: String = r.try_get(2).map_err(g)?;
+                let action: String = r.try_get(3).map_err(g)?;
+                let details: String = r.try_get(4).map_err(g)?;
+                let org: String = r.try_get(5).map_err(g)?;
+                let (org_seq, prev) = tx.org_link(&org).await?;
+                let hash = audit::entry_hash(org_seq, u(at), &actor, &action, &details, &prev);
+                tx.exec(
+                    sqlx::query(
+                        "UPDATE audit_log SET org_seq = $1, org_prev_hash = $2, org_hash = $3 WHERE seq = $4",
+                    )
+                    .bind(i(org_seq))
+                    .bind(prev)
+                    .bind(hash.clone())
+                    .bind(seq),
+                    "chaining the audit log",
+                )
+                .await?;
+                tx.org_heads.insert(org, (org_seq, hash));
+            }
+            tx.commit().await?;
+        }
     }
 
     /// Applies the embedded migrations up to `version` (tests build older
@@ -760,6 +811,7 @@ impl Store {
         Ok(WriteTx {
             tx,
             head: None,
+            org_heads: std::collections::HashMap::new(),
             backend: self.backend,
         })
     }
@@ -1363,6 +1415,52 @@ impl WriteTx {
         Ok(())
     }
 
+    /// The next place in `org`'s audit chain: its org_seq and the hash
+    /// before it. The caller records the new head in `org_heads`.
+    pub(crate) async fn org_link(&mut self, org: &str) -> Result<(u64, String)> {
+        if let Some((seq, hash)) = self.org_heads.get(org) {
+            return Ok((seq + 1, hash.clone()));
+        }
+        let rows = self
+            .fetch(
+                sqlx::query(
+                    "SELECT org_seq, org_hash FROM audit_log WHERE org_id = $1 AND org_seq IS NOT NULL \
+                     ORDER BY org_seq DESC LIMIT 1",
+                )
+                .bind(org.to_owned()),
+                "reading the audit log",
+            )
+            .await?;
+        let g = |e| Error::db("reading the audit log", e);
+        Ok(match rows.first() {
+            Some(r) => (
+                u(r.try_get(0).map_err(g)?) + 1,
+                r.try_get::<String, _>(1).map_err(g)?,
+            ),
+            None => (1, GENESIS.to_owned()),
+        })
+    }
+
+    /// The organisation chain's columns of a new entry (and its new head
+    /// noted), or `None`s when it belongs to no organisation.
+    pub(crate) async fn org_chain(
+        &mut self,
+        org: Option<&str>,
+        at: u64,
+        actor: &str,
+        action: &str,
+        details: &str,
+    ) -> Result<(Option<i64>, Option<String>, Option<String>)> {
+        let Some(org) = org else {
+            return Ok((None, None, None));
+        };
+        let (org_seq, prev) = self.org_link(org).await?;
+        let hash = audit::entry_hash(org_seq, at, actor, action, details, &prev);
+        self.org_heads
+            .insert(org.to_owned(), (org_seq, hash.clone()));
+        Ok((Some(i(org_seq)), Some(prev), Some(hash)))
+    }
+
     /// Appends an audit entry in this transaction.
     pub(crate) async fn audit(
         &mut self,
@@ -1410,10 +1508,13 @@ impl WriteTx {
         }
         let details = details.to_string();
         let hash = audit::entry_hash(seq, ctx.now, &ctx.actor, action, &details, &prev);
+        let (org_seq, org_prev, org_hash) = self
+            .org_chain(org_id.as_deref(), ctx.now, &ctx.actor, action, &details)
+            .await?;
         self.exec(
             sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
+                 org_seq, org_prev_hash, org_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(i(seq))
             .bind(i(ctx.now))
@@ -1423,7 +1524,10 @@ impl WriteTx {
             .bind(prev)
             .bind(hash.clone())
             .bind(org_id)
-            .bind(subject),
+            .bind(subject)
+            .bind(org_seq)
+            .bind(org_prev)
+            .bind(org_hash),
             "writing the audit log",
         )
         .await?;

@@ -406,6 +406,7 @@ fn schemas() -> Value {
                             "valid_until": nullable("integer"), "revoked_at": nullable("integer") } },
         "KeyPage": page("Key"),
         "AuditEntry": { "type": "object", "additionalProperties": false,
+            "description": "One entry of the organisation's own hash chain: seq counts from 1 per organisation; hash = SHA-256(\"keyseal/audit/v1\\0\" || seq || at (8-byte big-endian each) || len+actor || len+action || len+details || prev_hash (32 raw bytes)), details being the compact JSON of the details object, keys in the order given",
             "required": ["seq", "at", "actor", "action", "details", "prev_hash", "hash"],
             "properties": { "seq": { "type": "integer" }, "at": { "type": "integer" }, "actor": { "type": "string" },
                             "action": { "type": "string" }, "details": {}, "prev_hash": { "type": "string" }, "hash": { "type": "string" } } },

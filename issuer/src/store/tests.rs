@@ -528,6 +528,15 @@ async fn check_sealing_old_customers(store: &Store) {
     store.migrate().await.unwrap();
     // The audit entries from before schema 9 got their organisation and
     // customer (the actor's or the details' organisation).
+    let chained = sqlx::query("SELECT org_seq, org_prev_hash FROM audit_log ORDER BY seq")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    for r in &chained {
+        // Each of the two is the first of its organisation's chain.
+        assert_eq!(sqlx::Row::get::<i64, _>(r, 0), 1);
+        assert_eq!(sqlx::Row::get::<String, _>(r, 1), crate::audit::GENESIS);
+    }
     let rows = sqlx::query("SELECT org_id, subject FROM audit_log ORDER BY seq")
         .fetch_all(store.pool())
         .await
