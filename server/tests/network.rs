@@ -131,3 +131,55 @@ fn the_header_timeout_and_connection_limit_are_configurable() {
     );
     drop(idle);
 }
+
+#[test]
+fn random_methods_do_not_grow_the_metrics() {
+    let s = common::start();
+    // Warm every label the flood will touch: the unmatched route and "other".
+    req(s.addr, "BREW", "/v1/nope", None, None, &[]);
+    let size = || req(s.addr, "GET", "/metrics", None, None, &[]).body.len();
+    size();
+    let before = size();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..3_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let method: String = (0..8)
+            .map(|i| char::from(b'A' + ((seed >> (i * 5)) % 26) as u8))
+            .collect();
+        let mut c = TcpStream::connect(s.addr).unwrap();
+        write!(
+            c,
+            "{method} /v1/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut sink = Vec::new();
+        let _ = c.read_to_end(&mut sink);
+    }
+    let after = size();
+    // Counters grow by digits, never by labels.
+    assert!(after < before + 64, "{before} -> {after}");
+    let text = req(s.addr, "GET", "/metrics", None, None, &[]).text();
+    assert!(text.contains("method=\"other\""), "{text}");
+}
+
+#[test]
+fn one_hundred_fifty_idle_connections_leave_valid_requests_answered() {
+    // The default limit (half the open-file limit): the idle ones do not
+    // reach it. (Below it, they wait their header timeout out in turn.)
+    let s = common::start();
+    let idle: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let r = req(s.addr, "GET", "/v1/products", Some(&s.read), None, &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(idle);
+}

@@ -108,3 +108,64 @@ fn wrong_passphrase_changes_nothing() {
         eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
     }
 }
+
+/// Keys and secrets the service seals itself (a new organisation's key, a
+/// rotation through the API, the data secret) use the vault's Argon2
+/// parameters, not the library defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_sealed_keys_use_the_vault_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("vault");
+    let ctx = Context {
+        now: common::now(),
+        actor: "test".into(),
+    };
+    let init = InitOptions {
+        products: Vec::new(),
+        kdf: common::kdf(),
+    };
+    Vault::init(&vault_dir, &common::secret(common::PASS), &init, &ctx)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let mut opts = options(&vault_dir, None, common::PASS);
+    opts.kdf = None;
+    let mut svc = Service::open(opts).await.unwrap();
+    let admin = svc.take_admin_token().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(svc.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let r =
+        tokio::task::spawn_blocking(move || common::post_empty(addr, "/v1/keys/rotate", &admin))
+            .await
+            .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let want = common::kdf().to_string();
+    let mut files = 0;
+    for f in std::fs::read_dir(vault_dir.join("keys")).unwrap() {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        let file: keyseal_issuer::keyfile::KeyFile = serde_json::from_str(&text).unwrap();
+        assert_eq!(file.kdf_params().to_string(), want);
+        files += 1;
+    }
+    assert_eq!(files, 2, "the vault's key and the rotated one");
+    let db = vault_dir.join("ledger.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let secret: String = sqlx::Row::get(
+        &sqlx::query("SELECT value FROM meta WHERE name = 'data_secret'")
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+        0,
+    );
+    let file: keyseal_issuer::keyfile::KeyFile = serde_json::from_str(&secret).unwrap();
+    assert_eq!(file.kdf_params().to_string(), want);
+}
