@@ -195,20 +195,29 @@ impl Store {
         Ok(Ok(Activated::New(a)))
     }
 
-    /// The activations of one of the organisation's licenses, oldest first.
+    /// The activations of one of the organisation's licenses, by id after
+    /// `after`, at most `limit` (`u64::MAX`: all, for exports).
     pub async fn org_activations(
         &self,
         org_id: &str,
         license_id: &str,
+        after: Option<&str>,
+        limit: u64,
     ) -> Result<Option<Vec<Activation>>> {
         let Some(lic) = self.org_license(org_id, license_id).await? else {
             return Ok(None);
         };
+        let cap = if limit == u64::MAX {
+            String::new()
+        } else {
+            format!(" LIMIT {}", limit.clamp(1, crate::service::MAX_PAGE))
+        };
         let rows = sqlx::query(&format!(
-            "{SELECT} WHERE org_id = $1 AND license_id = $2 ORDER BY created_at, activation_id"
+            "{SELECT} WHERE org_id = $1 AND license_id = $2 AND activation_id > $3 ORDER BY activation_id{cap}"
         ))
         .bind(org_id.to_owned())
         .bind(lic.record.license_id.to_string())
+        .bind(after.unwrap_or("").to_owned())
         .fetch_all(self.pool())
         .await
         .map_err(|e| Error::db("reading activations", e))?;

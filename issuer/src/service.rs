@@ -661,11 +661,18 @@ impl Store {
     }
 
     /// The organisation's API tokens, oldest first (revoked ones included).
-    pub async fn org_tokens(&self, org_id: &str) -> Result<Vec<TokenInfo>> {
+    pub async fn org_tokens(
+        &self,
+        org_id: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<TokenInfo>> {
         let rows = sqlx::query(&format!(
-            "{TOKEN_SELECT} WHERE org_id = $1 ORDER BY created_at, token_id"
+            "{TOKEN_SELECT} WHERE org_id = $1 AND token_id > $2 ORDER BY token_id LIMIT {}",
+            limit.clamp(1, MAX_PAGE)
         ))
         .bind(org_id.to_owned())
+        .bind(after.unwrap_or("").to_owned())
         .fetch_all(self.pool())
         .await
         .map_err(db("reading API tokens"))?;
@@ -1053,7 +1060,7 @@ impl Store {
         let mut activations = Vec::new();
         for l in &licenses {
             activations.extend(
-                self.org_activations(org_id, &l.record.license_id.to_string())
+                self.org_activations(org_id, &l.record.license_id.to_string(), None, u64::MAX)
                     .await?
                     .into_iter()
                     .flatten(),

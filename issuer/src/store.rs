@@ -234,6 +234,9 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where reads go: the same pool on PostgreSQL; on SQLite, connections
+    /// of their own ([`READ_CONNECTIONS`]) beside the writing one.
+    reads: AnyPool,
     backend: Backend,
     /// The connect URL (a SQLite checkpointer opens its own connection).
     url: String,
@@ -244,6 +247,9 @@ pub struct Store {
     /// [`Store::unlock_personal_data`] opened them.
     personal: Arc<std::sync::OnceLock<crate::privacy::DataKeys>>,
 }
+
+/// Read connections of a SQLite ledger, beside the one that writes.
+const READ_CONNECTIONS: u32 = 4;
 
 /// The host and port of a ledger URL, for messages (never its password).
 fn url_host(url: &str) -> String {
@@ -414,8 +420,11 @@ impl Store {
                 .map_err(|e| Error::db("opening the ledger", e))?;
         }
         let autocheckpoint = Arc::new(AtomicU32::new(AUTOCHECKPOINT_PAGES));
-        let pages = autocheckpoint.clone();
-        let pool = AnyPoolOptions::new()
+        let make = |max: u32| {
+            let pages = autocheckpoint.clone();
+            let opts = opts.clone();
+            async move {
+                AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
@@ -449,9 +458,22 @@ impl Store {
                     },
                     e,
                 )
-            })?;
+            })
+            }
+        };
+        let pool = make(max).await?;
+        // SQLite: one connection writes (writers queue in the pool, not in
+        // SQLite's sleeping busy handler); reads have connections of their
+        // own, so a long read (a page of 500) never holds up a commit. WAL
+        // readers see every commit made before they start.
+        let reads = match backend {
+            Backend::Sqlite => make(READ_CONNECTIONS).await?,
+            Backend::Postgres => pool.clone(),
+        };
+
         Ok(Store {
             pool,
+            reads,
             backend,
             url: url.to_owned(),
             autocheckpoint,
@@ -634,7 +656,7 @@ impl Store {
 
     /// The connection pool (for the crate's other modules, e.g. `service`).
     pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+        &self.reads
     }
 
     /// Which database this is.
@@ -793,6 +815,7 @@ impl Store {
 
     /// Closes the pool (waits for connections to finish).
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 
@@ -821,7 +844,7 @@ impl Store {
         q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
         doing: &str,
     ) -> Result<Vec<AnyRow>> {
-        q.fetch_all(&self.pool)
+        q.fetch_all(&self.reads)
             .await
             .map_err(|e| Error::db(doing, e))
     }

@@ -465,7 +465,15 @@ fn cacheable(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> 
 
 // ---- views ----------------------------------------------------------------
 
-fn license_view(l: &OrgLicense) -> Value {
+/// Whether `c` sees license keys (a key is what an app accepts, as good as
+/// the license itself): tokens that may mint anyway (`issue`, `admin`) and
+/// `read:pii`; a plain `read` token gets `null` with `"redacted": true`.
+fn sees_keys(c: &Caller) -> bool {
+    c.0.allows(Scope::Issue) || c.0.allows(Scope::ReadPii)
+}
+
+fn license_view(l: &OrgLicense, c: &Caller) -> Value {
+    let keys = sees_keys(c);
     let r = &l.record;
     let status = if r.revoked.is_some() {
         "revoked"
@@ -482,7 +490,8 @@ fn license_view(l: &OrgLicense) -> Value {
         "issued_at": r.issued_at,
         "expires_at": r.expires_at,
         "key_id": r.key_id.to_string(),
-        "license_key": r.license_key,
+        "license_key": keys.then_some(&r.license_key),
+        "redacted": !keys,
         "status": status,
         "max_devices": l.max_devices,
         "suspended_at": l.suspended_at,
@@ -862,8 +871,8 @@ async fn export_customer(
         StatusCode::OK,
         &json!({
             "customer": customer_view(&e.customer, &c),
-            "licenses": e.licenses.iter().map(license_view).collect::<Vec<_>>(),
-            "activations": e.activations.iter().map(activation_view).collect::<Vec<_>>(),
+            "licenses": e.licenses.iter().map(|l| license_view(l, &c)).collect::<Vec<_>>(),
+            "activations": e.activations.iter().map(|a| activation_view(a, &c)).collect::<Vec<_>>(),
             "audit": e.audit,
         }),
     ))
@@ -1012,7 +1021,7 @@ async fn mint(
     }
     let l = result?;
     s.count_mint();
-    Ok(json_response(StatusCode::CREATED, &license_view(&l)))
+    Ok(json_response(StatusCode::CREATED, &license_view(&l, &c)))
 }
 
 /// Signs the mint here (handlers sign in parallel), then hands it to the
@@ -1068,7 +1077,7 @@ async fn list_licenses(
         .flatten();
     Ok(json_response(
         StatusCode::OK,
-        &page(rows.iter().map(license_view).collect(), next),
+        &page(rows.iter().map(|l| license_view(l, &c)).collect(), next),
     ))
 }
 
@@ -1084,7 +1093,7 @@ async fn get_license(
         .org_license(c.org(), &id)
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
-    Ok(json_response(StatusCode::OK, &license_view(&l)))
+    Ok(json_response(StatusCode::OK, &license_view(&l, &c)))
 }
 
 #[derive(Deserialize)]
@@ -1112,7 +1121,7 @@ async fn revoke(
         .ok_or_else(|| Problem::not_found("license"))?;
     // Publish the organisation's list at once, so it names the license.
     publish(&s, c.org(), &ctx, None).await?;
-    Ok(json_response(StatusCode::OK, &license_view(&l)))
+    Ok(json_response(StatusCode::OK, &license_view(&l, &c)))
 }
 
 /// Refuses (409 `no-active-key`) when the organisation has no active key in
@@ -1182,7 +1191,7 @@ async fn set_suspended(
         .org_set_suspended(c.org(), &id, suspend, &c.ctx(&s))
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
-    Ok(json_response(StatusCode::OK, &license_view(&l)))
+    Ok(json_response(StatusCode::OK, &license_view(&l, &c)))
 }
 
 // ---- audit ----------------------------------------------------------------------
@@ -1229,12 +1238,14 @@ struct ActivateRequest {
     device_match: Option<u8>,
 }
 
-fn activation_view(a: &Activation) -> Value {
+fn activation_view(a: &Activation, c: &Caller) -> Value {
+    let keys = sees_keys(c);
     json!({
         "activation_id": a.activation_id,
         "license_id": a.license_id,
         "fingerprint": a.fingerprint,
-        "device_key": a.device_key,
+        "device_key": keys.then_some(&a.device_key),
+        "redacted": !keys,
         "key_id": a.key_id,
         "created_at": a.created_at,
         "deactivated_at": a.deactivated_at,
@@ -1269,8 +1280,8 @@ async fn activate(
         }
     }
     match out? {
-        Ok(Activated::New(a)) => Ok(json_response(StatusCode::CREATED, &activation_view(&a))),
-        Ok(Activated::Existing(a)) => Ok(json_response(StatusCode::OK, &activation_view(&a))),
+        Ok(Activated::New(a)) => Ok(json_response(StatusCode::CREATED, &activation_view(&a, &c))),
+        Ok(Activated::Existing(a)) => Ok(json_response(StatusCode::OK, &activation_view(&a, &c))),
         Err(Refused::NotFound) => Err(Problem::not_found("license")),
         Err(Refused::Revoked) => Err(Problem::new(
             StatusCode::CONFLICT,
@@ -1296,17 +1307,24 @@ async fn list_activations(
     axum::extract::State(s): axum::extract::State<S>,
     c: Caller,
     p: Result<Path<String>, PathRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
     c.need(Scope::Read)?;
     let id = path(p)?;
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.cursor, "act_")?;
     let rows = s
         .store
-        .org_activations(c.org(), &id)
+        .org_activations(c.org(), &id, after.as_deref(), limit)
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
+    let next = (rows.len() as u64 == limit)
+        .then(|| rows.last().map(|a| a.activation_id.clone()))
+        .flatten();
     Ok(json_response(
         StatusCode::OK,
-        &page(rows.iter().map(activation_view).collect(), None),
+        &page(rows.iter().map(|a| activation_view(a, &c)).collect(), next),
     ))
 }
 
@@ -1324,7 +1342,7 @@ async fn deactivate(
         .org_deactivate(c.org(), &id, &act, &c.ctx(&s))
         .await?
         .ok_or_else(|| Problem::not_found("activation"))?;
-    Ok(json_response(StatusCode::OK, &activation_view(&a)))
+    Ok(json_response(StatusCode::OK, &activation_view(&a, &c)))
 }
 
 // ---- signing keys (admin) ------------------------------------------------------------
@@ -1479,12 +1497,33 @@ async fn create_token(
     Ok(json_response(StatusCode::CREATED, &v))
 }
 
-async fn list_tokens(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+/// A page cursor that is an object id: `prefix` then hex digits.
+fn id_cursor(c: Option<String>, prefix: &'static str) -> Result<Option<String>, Problem> {
+    cursor(c, |c| {
+        c.strip_prefix(prefix)
+            .is_some_and(|h| {
+                (1..=60).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            .then(|| c.to_owned())
+    })
+}
+
+async fn list_tokens(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
     c.need(Scope::Admin)?;
-    let tokens = s.store.org_tokens(c.org()).await?;
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let after = id_cursor(q.cursor, "tok_")?;
+    let tokens = s.store.org_tokens(c.org(), after.as_deref(), limit).await?;
+    let next = (tokens.len() as u64 == limit)
+        .then(|| tokens.last().map(|t| t.token_id.clone()))
+        .flatten();
     Ok(json_response(
         StatusCode::OK,
-        &page(tokens.iter().map(token_view).collect(), None),
+        &page(tokens.iter().map(token_view).collect(), next),
     ))
 }
 

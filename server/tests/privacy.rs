@@ -169,6 +169,19 @@ async fn personal_data_is_sealed_scoped_exported_and_erased() {
                 assert_eq!(r["email"], EMAIL);
                 assert_eq!(r["metadata"]["crm"], META);
             }
+            // License and device keys: not for read alone.
+            let l = get(s.addr, &format!("/v1/licenses/{lic}"), &s.read).json();
+            assert_eq!(l["license_key"], Value::Null);
+            assert_eq!(l["redacted"], true);
+            let acts = get(s.addr, &format!("/v1/licenses/{lic}/activations"), &s.read).json();
+            assert_eq!(acts["items"][0]["device_key"], Value::Null);
+            for t in [&s.issue, &pii, &s.admin] {
+                let l = get(s.addr, &format!("/v1/licenses/{lic}"), t).json();
+                assert!(l["license_key"].as_str().unwrap().starts_with("ks1."));
+                assert_eq!(l["redacted"], false);
+            }
+            let list = get(s.addr, "/v1/licenses", &s.read).text();
+            assert!(!list.contains("ks1."), "{list}");
             // A read:pii token alone may not mint or change anything.
             let r = post(
                 s.addr,
