@@ -655,7 +655,13 @@ impl Store {
     }
 
     /// The connection pool (for the crate's other modules, e.g. `service`).
+    /// Where reads go: the writing pool on PostgreSQL, the read connections
+    /// on SQLite.
     pub(crate) fn pool(&self) -> &AnyPool {
+        self.read_pool()
+    }
+
+    fn read_pool(&self) -> &AnyPool {
         &self.reads
     }
 
