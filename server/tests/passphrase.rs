@@ -31,10 +31,8 @@ fn sealed_keys(vault_dir: &Path) -> usize {
     std::fs::read_dir(vault_dir.join("keys")).unwrap().count()
 }
 
-async fn wrong_then_right(database_url: Option<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let vault_dir = dir.path().join("vault");
-    // What `keyseal init` leaves: a vault with its key, no organisation.
+/// What `keyseal init` leaves: a vault with its key, no organisation.
+async fn init_vault(vault_dir: &Path) {
     let ctx = Context {
         now: common::now(),
         actor: "test".into(),
@@ -43,11 +41,17 @@ async fn wrong_then_right(database_url: Option<String>) {
         products: Vec::new(),
         kdf: common::kdf(),
     };
-    Vault::init(&vault_dir, &common::secret(common::PASS), &init, &ctx)
+    Vault::init(vault_dir, &common::secret(common::PASS), &init, &ctx)
         .await
         .unwrap()
         .close()
         .await;
+}
+
+async fn wrong_then_right(database_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("vault");
+    init_vault(&vault_dir).await;
     let keys = sealed_keys(&vault_dir);
 
     let err = Service::open(options(
@@ -116,19 +120,7 @@ fn wrong_passphrase_changes_nothing() {
 async fn service_sealed_keys_use_the_vault_parameters() {
     let dir = tempfile::tempdir().unwrap();
     let vault_dir = dir.path().join("vault");
-    let ctx = Context {
-        now: common::now(),
-        actor: "test".into(),
-    };
-    let init = InitOptions {
-        products: Vec::new(),
-        kdf: common::kdf(),
-    };
-    Vault::init(&vault_dir, &common::secret(common::PASS), &init, &ctx)
-        .await
-        .unwrap()
-        .close()
-        .await;
+    init_vault(&vault_dir).await;
     let mut opts = options(&vault_dir, None, common::PASS);
     opts.kdf = None;
     let mut svc = Service::open(opts).await.unwrap();
