@@ -50,3 +50,5 @@ cargo test -p keyseal-server -p keyseal-issuer
 bash server/scripts/schemathesis.sh
 # The load bench in its smoke mode (3 s, debug build): it runs and every mint succeeds.
 bash server/bench/load.sh --smoke
+# The tenant bench in its smoke mode (200 products, 20,000 licenses): it runs.
+bash server/bench/tenants.sh --smoke
