@@ -57,6 +57,17 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
+    /// The organisation (tenant) to act on, as `org list` shows it; by default the ledger's
+    /// default organisation, the one the vault was created with.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSEAL_ORG",
+        value_name = "ORG_ID",
+        help_heading = "Global options"
+    )]
+    pub org: Option<String>,
+
     /// Read the vault passphrase from this file (its first line) rather than KEYSEAL_PASSPHRASE
     /// or a prompt; keep it readable by you alone.
     #[arg(
@@ -178,7 +189,8 @@ pub enum Command {
         On first start with an empty vault directory, serve initialises the vault and prints a one-time \
         admin API token (ksk_...): store it in your secret manager, it is never shown again. \
         Each organisation signs with its own keys; its apps embed /v1/public/orgs/ORG_ID/keyring \
-        (/v1/public/keyring is the first, default organisation's: the vault's keys). \
+        (/v1/public/keyring is the default organisation's, the one `keyseal init` made: the keys the \
+        other keyseal commands use unless given --org). \
         The API is described at /v1/openapi.json. Stop with Ctrl-C or SIGTERM: in-flight requests finish.")]
     Serve(ServeArgs),
 
@@ -307,9 +319,9 @@ pub enum OrgCommand {
         keyseal org create beta-tenant --database-url postgres://keyseal@db/keyseal\n\n\
         An operator's command: it works on the vault (or the service's PostgreSQL ledger) directly and \
         needs the vault passphrase. The organisation's admin then makes more tokens with POST /v1/tokens.\n\n\
-        The first organisation is the default one and signs with the vault's keys (those the other \
-        keyseal commands use); every other gets a signing key of its own, sealed into the vault, and its \
-        first revocation list. Its apps embed /v1/public/orgs/ORG_ID/keyring.")]
+        The vault comes with the default organisation (named `default`: what the other keyseal \
+        commands act on unless given --org ORG_ID). A new one gets a signing key of its own, sealed \
+        into the vault, and its first revocation list. Its apps embed /v1/public/orgs/ORG_ID/keyring.")]
     Create {
         /// The organisation's name.
         name: String,
@@ -329,16 +341,14 @@ pub enum OrgCommand {
 /// `keyseal token`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an API token for an organisation and print it (shown once).
+    /// Create an API token for an organisation (--org, or the default one) and print it (shown
+    /// once).
     #[command(after_help = "Examples:\n  \
         keyseal token create --org org_1a2b3c4d5e6f7a8b --scopes issue --name \"store backend\"\n  \
         keyseal token create --org org_1a2b3c4d5e6f7a8b --scopes admin --name ops\n\n\
         Scopes: admin (everything), issue (mint, revoke, activate, products, customers), read. \
         Tokens are revoked through the API (POST /v1/tokens/{id}/revoke).")]
     Create {
-        /// The organisation (its id, from `keyseal org list`).
-        #[arg(long, value_name = "ORG_ID")]
-        org: String,
         /// Comma-separated scopes: admin, issue, read, read:pii.
         #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPES")]
         scopes: Vec<TokenScope>,

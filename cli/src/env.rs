@@ -4,6 +4,8 @@
 //! * `--passphrase-file` / `KEYSEAL_PASSPHRASE_FILE`, `--passphrase-fd`,
 //!   then `KEYSEAL_PASSPHRASE`: the passphrase; otherwise a prompt on the
 //!   terminal. A new vault's passphrase must score 3 of 4 in zxcvbn.
+//! * `--org` / `KEYSEAL_ORG`: the organisation ledger commands act on;
+//!   otherwise the default one.
 //! * `KEYSEAL_ACTOR`: the actor recorded in the audit log; otherwise `$USER`.
 //! * `KEYSEAL_NOW` (tests and reproducible demos only): pretend the time is
 //!   this (unix seconds or RFC 3339).
@@ -48,6 +50,18 @@ pub(crate) fn context() -> Result<Context, CliError> {
         now: now()?,
         actor: actor(),
     })
+}
+
+static ORG: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Remembers `--org` / `KEYSEAL_ORG`. Call first thing in `main`.
+pub(crate) fn set_org(org: Option<String>) {
+    let _ = ORG.set(org);
+}
+
+/// The organisation named by `--org` / `KEYSEAL_ORG`, if any.
+pub(crate) fn org() -> Option<&'static str> {
+    ORG.get().and_then(Option::as_deref)
 }
 
 /// A passphrase given by `--passphrase-file` / `KEYSEAL_PASSPHRASE_FILE`

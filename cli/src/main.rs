@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let json = cli.json;
     env::passphrase_from(cli.passphrase_file.clone(), cli.passphrase_fd);
+    env::set_org(cli.org.clone());
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -143,6 +143,7 @@ fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
     assert_eq!(
         actions,
         [
+            "org.create",
             "vault.init",
             "license.issue",
             "key.rotate",

@@ -314,3 +314,158 @@ fn the_first_admin_token_can_go_to_a_private_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
 }
+
+/// Runs the keyseal CLI on `vault`: (exit code, stdout as JSON or Null).
+fn cli(vault: &std::path::Path, args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_keyseal"))
+        .args(["--vault", vault.to_str().unwrap(), "--json"])
+        .args(args)
+        .env("KEYSEAL_PASSPHRASE", "correct horse battery staple")
+        .env("KEYSEAL_KDF_PARAMS", "m=256,t=1,p=1")
+        .env_remove("KEYSEAL_ORG")
+        .env_remove("KEYSEAL_DATABASE_URL")
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// One ledger: what the CLI mints the API gets, suspends and lists, and
+/// what the API mints the CLI shows and revokes, in the default
+/// organisation; another organisation's license is out of the CLI's reach
+/// unless it names that organisation with --org.
+#[test]
+fn the_cli_and_the_api_share_one_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let (code, _) = cli(&vault, &["init", "--product", "acme-cad"]);
+    assert_eq!(code, 0);
+    let (code, minted) = cli(
+        &vault,
+        &[
+            "issue",
+            "--product",
+            "acme-cad",
+            "--customer",
+            "cus_cli",
+            "--plan",
+            "pro",
+            "--expires",
+            "365d",
+        ],
+    );
+    assert_eq!(code, 0);
+    let by_cli = minted["license_id"].as_str().unwrap().to_owned();
+
+    // The service's first start on a vault the CLI made: the default
+    // organisation's admin token, its products and the CLI's license.
+    let s = start(&vault, true);
+    let token = s.token.clone().expect("first start prints the admin token");
+    let (st, products) = http(s.addr, "GET", "/v1/products", &token, None).unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(products["items"][0]["product"], "acme-cad");
+    let (st, got) = http(
+        s.addr,
+        "GET",
+        &format!("/v1/licenses/{by_cli}"),
+        &token,
+        None,
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["license_key"], minted["license_key"]);
+    for action in ["suspend", "resume"] {
+        let path = format!("/v1/licenses/{by_cli}/{action}");
+        let (st, v) = http(s.addr, "POST", &path, &token, Some(&json!({}))).unwrap();
+        assert_eq!(st, 200, "{action}: {v}");
+    }
+    let (_, list) = http(s.addr, "GET", "/v1/licenses?product=acme-cad", &token, None).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    let (_, c) = http(s.addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
+    let cus = c["customer_id"].as_str().unwrap().to_owned();
+    let body =
+        json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d" });
+    let (st, by_api) = http(s.addr, "POST", "/v1/licenses", &token, Some(&body)).unwrap();
+    assert_eq!(st, 201, "{by_api}");
+    let by_api = by_api["license_id"].as_str().unwrap().to_owned();
+    // Reads need no lock: the CLI sees it while the service runs.
+    let (code, shown) = cli(&vault, &["licenses", "show", &by_api]);
+    assert_eq!((code, shown["customer"].as_str()), (0, Some(cus.as_str())));
+    let (code, _) = cli(&vault, &["licenses", "show", &by_cli]);
+    assert_eq!(code, 0);
+    drop(s);
+
+    // The CLI revokes the API's license; another organisation's stays out
+    // of reach without --org.
+    let (code, _) = cli(&vault, &["revoke", &by_api, "--reason", "refund"]);
+    assert_eq!(code, 0);
+    let (code, other) = cli(&vault, &["org", "create", "Other"]);
+    assert_eq!(code, 0);
+    let (other_org, other_token) = (
+        other["org_id"].as_str().unwrap().to_owned(),
+        other["token"].as_str().unwrap().to_owned(),
+    );
+    let s = start(&vault, false);
+    let (st, v) = http(
+        s.addr,
+        "GET",
+        &format!("/v1/licenses/{by_api}"),
+        &token,
+        None,
+    )
+    .unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(
+        (v["status"].as_str(), v["revoke_reason"].as_str()),
+        (Some("revoked"), Some("refund")),
+        "{v}"
+    );
+    let (st, _) = http(
+        s.addr,
+        "GET",
+        &format!("/v1/licenses/{by_cli}"),
+        &other_token,
+        None,
+    )
+    .unwrap();
+    assert_eq!(st, 404, "another organisation's token sees no CLI license");
+    http(
+        s.addr,
+        "POST",
+        "/v1/products",
+        &other_token,
+        Some(&json!({ "product": "acme-cad" })),
+    )
+    .unwrap();
+    let (_, c) = http(
+        s.addr,
+        "POST",
+        "/v1/customers",
+        &other_token,
+        Some(&json!({})),
+    )
+    .unwrap();
+    let body = json!({ "product": "acme-cad", "customer_id": c["customer_id"], "plan": "pro", "expires": "30d" });
+    let (st, theirs) = http(s.addr, "POST", "/v1/licenses", &other_token, Some(&body)).unwrap();
+    assert_eq!(st, 201);
+    let theirs = theirs["license_id"].as_str().unwrap().to_owned();
+    drop(s);
+    let (code, _) = cli(&vault, &["revoke", &theirs, "--reason", "refund"]);
+    assert_eq!(code, 5, "the default organisation has no such license");
+    let (code, listed) = cli(&vault, &["licenses", "list"]);
+    assert_eq!((code, listed.as_array().unwrap().len()), (0, 2));
+    let (code, _) = cli(
+        &vault,
+        &["--org", &other_org, "revoke", &theirs, "--reason", "refund"],
+    );
+    assert_eq!(code, 0);
+    let (code, listed) = cli(&vault, &["--org", &other_org, "licenses", "list"]);
+    assert_eq!((code, listed.as_array().unwrap().len()), (0, 1));
+    assert_eq!(listed[0]["revoke_reason"], "refund", "{listed}");
+    let (code, _) = cli(
+        &vault,
+        &["--org", "org_0000000000000000", "licenses", "list"],
+    );
+    assert_ne!(code, 0, "an unknown --org is refused");
+}

@@ -58,9 +58,11 @@ async fn created_orgs_and_tokens_authenticate_with_their_scopes() {
         ],
     );
     let issue = tok["token"].as_str().unwrap().to_owned();
+    // The default organisation (made with the vault) first, then Acme.
     let list = keyseal(dir, &["--json", "org", "list"]);
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["org_id"], org_id.as_str());
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[0]["name"], "default");
+    assert_eq!(list[1]["org_id"], org_id.as_str());
 
     let vault = Vault::open(&dir.join("keyseal-vault"), Access::Read)
         .await

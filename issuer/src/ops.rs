@@ -141,18 +141,35 @@ impl Store {
         }
         tx.set_meta("format", "keyseal-ledger/v1").await?;
         tx.set_meta("created_at", &ctx.now.to_string()).await?;
-        // No organisation exists yet: the first one created takes this key.
-        insert_key(&mut tx, "", key, ctx.now).await?;
+        // A ledger migrated from before schema 10 may have one already.
+        let org_id = match tx
+            .fetch(
+                sqlx::query("SELECT value FROM meta WHERE name = 'default_org'"),
+                "reading the default organisation",
+            )
+            .await?
+            .first()
+        {
+            Some(r) => sqlx::Row::try_get::<String, _>(r, 0)
+                .map_err(|e| Error::db("reading the default organisation", e))?,
+            None => tx.insert_default_org(ctx).await?,
+        };
+        insert_key(&mut tx, &org_id, key, ctx.now).await?;
         for p in &products {
             tx.exec(
-                sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)")
-                    .bind(p.clone())
-                    .bind(i(ctx.now)),
+                sqlx::query(
+                    "INSERT INTO org_products (org_id, product, name, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(org_id.clone())
+                .bind(p.clone())
+                .bind(p.clone())
+                .bind(i(ctx.now)),
                 "registering products",
             )
             .await?;
         }
-        let mut d = json!({ "key_id": key.key_id().to_string(), "products": products });
+        let mut d =
+            json!({ "org_id": org_id, "key_id": key.key_id().to_string(), "products": products });
         if let (Some(d), serde_json::Value::Object(extra)) = (d.as_object_mut(), details) {
             d.extend(extra);
         }
@@ -220,6 +237,7 @@ impl Store {
             ctx,
             "key.rotate",
             &json!({
+                "org_id": org_id,
                 "key_id": key.key_id().to_string(),
                 "retired_key_id": old.map(|o| o.to_string()),
             }),
@@ -229,39 +247,25 @@ impl Store {
         Ok(old)
     }
 
-    /// Registers a product.
-    pub async fn add_product(&self, name: &str, ctx: &Context) -> Result<()> {
-        check_product(name)?;
-        if self.products().await?.iter().any(|p| p == name) {
-            return Err(Error::ProductExists(name.to_owned()));
-        }
-        let mut tx = self.begin_write().await?;
-        tx.exec(
-            sqlx::query("INSERT INTO products (name, created_at) VALUES ($1, $2)")
-                .bind(name.to_owned())
-                .bind(i(ctx.now)),
-            "registering the product",
-        )
-        .await?;
-        tx.audit(ctx, "product.add", &json!({ "product": name }))
-            .await?;
-        tx.commit().await
-    }
-
     /// Mints one license and records it. The key is returned only after the
     /// ledger transaction committed.
+    /// `org_id` is the organisation the license belongs to; `signer` must
+    /// be its active key.
     pub async fn issue(
         &self,
+        org_id: &str,
         signer: &Signer,
         req: LicenseRequest,
         ctx: &Context,
     ) -> Result<Issued> {
-        self.require_product(&req.product).await?;
-        self.check_signer(signer).await?;
+        self.require_product(org_id, &req.product).await?;
+        self.check_signer(org_id, signer).await?;
         let id = license_ids(1)?[0];
         let key_text = sign_one(signer.key(), id, &req, ctx.now)?;
         let mut tx = self.begin_write().await?;
         tx.insert_licenses(&[NewLicense {
+            org_id,
+            max_devices: 1,
             license_id: id,
             key_id: signer.key_id(),
             product: &req.product,
@@ -278,6 +282,7 @@ impl Store {
             ctx,
             "license.issue",
             &json!({
+                "org_id": org_id,
                 "license_id": id.to_string(),
                 "key_id": signer.key_id().to_string(),
                 "product": req.product,
@@ -298,9 +303,9 @@ impl Store {
         })
     }
 
-    /// The signer must be the vault's active key.
-    async fn check_signer(&self, signer: &Signer) -> Result<()> {
-        match self.active_key().await? {
+    /// The signer must be the organisation's active key.
+    async fn check_signer(&self, org_id: &str, signer: &Signer) -> Result<()> {
+        match self.org_active_key(org_id).await? {
             Some(k) if k.key_id == signer.key_id() => Ok(()),
             _ => Err(Error::NoActiveKey),
         }
@@ -313,6 +318,7 @@ impl Store {
     /// overlap. A bad row stops the batch after the rows before it are minted.
     pub async fn issue_batch<I, F>(
         &self,
+        org_id: &str,
         signer: &Signer,
         ctx: &Context,
         rows: I,
@@ -342,8 +348,8 @@ impl Store {
             error: None,
         };
         let products: BTreeSet<String> = match async {
-            self.check_signer(signer).await?;
-            self.products().await
+            self.check_signer(org_id, signer).await?;
+            self.all_products(org_id).await
         }
         .await
         {
@@ -367,7 +373,7 @@ impl Store {
         while let Some(item) = rx.recv().await {
             let step = match item {
                 Ok(chunk) => {
-                    self.record_chunk(chunk, ctx, &mut out, &mut on_commit)
+                    self.record_chunk(org_id, chunk, ctx, &mut out, &mut on_commit)
                         .await
                 }
                 Err(e) => Err(e),
@@ -387,6 +393,7 @@ impl Store {
 
     async fn record_chunk<F>(
         &self,
+        org_id: &str,
         issued: Vec<Issued>,
         ctx: &Context,
         out: &mut BatchOutcome,
@@ -401,6 +408,8 @@ impl Store {
         let rows: Vec<NewLicense<'_>> = issued
             .iter()
             .map(|x| NewLicense {
+                org_id,
+                max_devices: 1,
                 license_id: x.license_id,
                 key_id: x.key_id,
                 product: &x.request.product,
@@ -419,6 +428,7 @@ impl Store {
             ctx,
             "license.issue_batch",
             &json!({
+                "org_id": org_id,
                 "batch_id": out.batch_id,
                 "key_id": first.key_id.to_string(),
                 "rows": [first.row, last.row],
@@ -433,15 +443,17 @@ impl Store {
         on_commit(&issued)
     }
 
-    /// Revokes a license. `reason` is a short slug (`refund`, `chargeback`).
+    /// Revokes one of the organisation's licenses (another's is unknown
+    /// here). `reason` is a short slug (`refund`, `chargeback`).
     pub async fn revoke_license(
         &self,
+        org_id: &str,
         id: &str,
         reason: &str,
         ctx: &Context,
     ) -> Result<crate::store::LicenseRecord> {
         check_reason(reason)?;
-        let rec = self.license(id).await?;
+        let rec = self.license(org_id, id).await?;
         let mut tx = self.begin_write().await?;
         // Read again under the writer's lock: of two revocations at once,
         // one wins and the other is told (not a unique-key failure).
@@ -459,11 +471,11 @@ impl Store {
         tx.audit(
             ctx,
             "license.revoke",
-            &json!({ "license_id": rec.license_id.to_string(), "reason": reason }),
+            &json!({ "org_id": org_id, "license_id": rec.license_id.to_string(), "reason": reason }),
         )
         .await?;
         tx.commit().await?;
-        self.license(id).await
+        self.license(org_id, id).await
     }
 
     /// Ends a key of the default organisation's window at `at` (see
@@ -509,7 +521,7 @@ impl Store {
         tx.audit(
             ctx,
             "key.retire",
-            &json!({ "key_id": k.key_id.to_string(), "valid_until": at }),
+            &json!({ "org_id": org_id, "key_id": k.key_id.to_string(), "valid_until": at }),
         )
         .await?;
         tx.commit().await?;
@@ -563,7 +575,7 @@ impl Store {
         tx.audit(
             ctx,
             "key.revoke",
-            &json!({ "key_id": k.key_id.to_string(), "reason": reason }),
+            &json!({ "org_id": org_id, "key_id": k.key_id.to_string(), "reason": reason }),
         )
         .await?;
         tx.commit().await?;
@@ -669,6 +681,7 @@ impl Store {
             ctx,
             "revocations.publish",
             &json!({
+                "org_id": org_id,
                 "sequence": sequence,
                 "next_update": next_update,
                 "signer": signer.key_id().to_string(),

@@ -291,6 +291,38 @@ pub struct CustomerExport {
     pub audit: Vec<AuditEntry>,
 }
 
+impl crate::store::WriteTx {
+    /// Creates the default organisation (named `default`): it takes over
+    /// the keys and lists written before any organisation existed. Returns
+    /// its id.
+    pub(crate) async fn insert_default_org(&mut self, ctx: &Context) -> Result<String> {
+        let org_id = format!("org_{}", random_hex(8)?);
+        self.exec(
+            sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES ($1, 'default', $2)")
+                .bind(org_id.clone())
+                .bind(i(ctx.now)),
+            "creating the default organisation",
+        )
+        .await?;
+        self.set_meta("default_org", &org_id).await?;
+        for table in ["signing_keys", "revocation_lists"] {
+            self.exec(
+                sqlx::query(&format!("UPDATE {table} SET org_id = $1 WHERE org_id = ''"))
+                    .bind(org_id.clone()),
+                "giving the vault's keys to the default organisation",
+            )
+            .await?;
+        }
+        self.audit(
+            ctx,
+            "org.create",
+            &json!({ "org_id": org_id, "name": "default", "default": true }),
+        )
+        .await?;
+        Ok(org_id)
+    }
+}
+
 fn random_hex(n: usize) -> Result<String> {
     let mut b = vec![0u8; n];
     getrandom::fill(&mut b)?;
@@ -490,19 +522,16 @@ impl Store {
     }
 
     /// Creates an organisation with a first token whose secret hashes to
-    /// `token_hash`; returns (org id, token id).
-    ///
-    /// The first organisation becomes the default one and takes over the
-    /// vault's signing keys and revocation lists: give `key: None` then
-    /// (see [`Store::default_org`]). Any other organisation gets `key` (the
-    /// public half of a fresh key whose sealed file the caller wrote) as
-    /// its own active key.
+    /// `token_hash` and `key` (the public half of a fresh key whose sealed
+    /// file the caller wrote) as its active key; returns (org id, token id).
+    /// The default organisation is not made here: every ledger has it from
+    /// [`Store::initialize`] (or its migration) on.
     pub async fn create_org(
         &self,
         name: &str,
         token_hash: &str,
         scopes: &[Scope],
-        key: Option<&keyseal_core::PublicKey>,
+        key: &keyseal_core::PublicKey,
         ctx: &Context,
     ) -> Result<(String, String)> {
         check_text("name", name, 200)?;
@@ -512,19 +541,6 @@ impl Store {
         let org_id = format!("org_{}", random_hex(8)?);
         let token_id = format!("tok_{}", random_hex(8)?);
         let mut tx = self.begin_write().await?;
-        let default = tx
-            .fetch(
-                sqlx::query("SELECT value FROM meta WHERE name = 'default_org'"),
-                "reading the default organisation",
-            )
-            .await?;
-        let first = default.is_empty();
-        if first != key.is_none() {
-            return Err(Error::invalid(
-                "organisation",
-                "another organisation was created at the same time; run the command again",
-            ));
-        }
         tx.exec(
             sqlx::query("INSERT INTO orgs (org_id, name, created_at) VALUES ($1, $2, $3)")
                 .bind(org_id.clone())
@@ -533,20 +549,7 @@ impl Store {
             "creating the organisation",
         )
         .await?;
-        match key {
-            None => {
-                tx.set_meta("default_org", &org_id).await?;
-                for table in ["signing_keys", "revocation_lists"] {
-                    tx.exec(
-                        sqlx::query(&format!("UPDATE {table} SET org_id = $1 WHERE org_id = ''"))
-                            .bind(org_id.clone()),
-                        "giving the vault's keys to the organisation",
-                    )
-                    .await?;
-                }
-            }
-            Some(pk) => crate::ops::insert_key(&mut tx, &org_id, pk, ctx.now).await?,
-        }
+        crate::ops::insert_key(&mut tx, &org_id, key, ctx.now).await?;
         insert_token(
             &mut tx, &org_id, &token_id, token_hash, scopes, "initial", ctx.now,
         )
@@ -557,13 +560,67 @@ impl Store {
             &json!({
                 "org_id": org_id,
                 "token_id": token_id,
-                "key_id": key.map(|k| k.key_id().to_string()),
-                "default": first,
+                "key_id": key.key_id().to_string(),
+                "default": false,
             }),
         )
         .await?;
         tx.commit().await?;
         Ok((org_id, token_id))
+    }
+
+    /// The default organisation's first admin token, once: `None` (nothing
+    /// written) if the organisation has had a token before, revoked or not,
+    /// so a restart never hands out another. Returns the token's id.
+    pub async fn first_admin_token(
+        &self,
+        token_hash: &str,
+        ctx: &Context,
+    ) -> Result<Option<String>> {
+        let mut tx = self.begin_write().await?;
+        let org = tx
+            .fetch(
+                sqlx::query("SELECT value FROM meta WHERE name = 'default_org'"),
+                "reading the default organisation",
+            )
+            .await?;
+        let Some(org_id) = org
+            .first()
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(db("reading the default organisation"))?
+        else {
+            return Err(Error::invalid("ledger", "has no default organisation"));
+        };
+        let had = tx
+            .fetch(
+                sqlx::query("SELECT 1 FROM api_tokens WHERE org_id = $1 LIMIT 1")
+                    .bind(org_id.clone()),
+                "reading API tokens",
+            )
+            .await?;
+        if !had.is_empty() {
+            return Ok(None);
+        }
+        let token_id = format!("tok_{}", random_hex(8)?);
+        insert_token(
+            &mut tx,
+            &org_id,
+            &token_id,
+            token_hash,
+            &[Scope::Admin],
+            "initial",
+            ctx.now,
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "token.create",
+            &json!({ "org_id": org_id, "token_id": token_id, "name": "initial", "scopes": "admin" }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(token_id))
     }
 
     /// Gives an organisation that has no signing key at all (one created
@@ -757,10 +814,12 @@ impl Store {
         self.org_token(org_id, token_id).await
     }
 
-    /// Every organisation, oldest first.
+    /// Every organisation: the default one first, then oldest first.
     pub async fn orgs(&self) -> Result<Vec<OrgInfo>> {
         let rows =
-            sqlx::query("SELECT org_id, name, created_at FROM orgs ORDER BY created_at, org_id")
+            sqlx::query("SELECT org_id, name, created_at FROM orgs ORDER BY \
+                 CASE WHEN org_id = (SELECT value FROM meta WHERE name = 'default_org') THEN 0 ELSE 1 END, \
+                 created_at, org_id")
                 .fetch_all(self.pool())
                 .await
                 .map_err(db("reading organisations"))?;
@@ -1237,6 +1296,8 @@ impl Store {
             .map(|m| {
                 let l = &m.license.record;
                 NewLicense {
+                    org_id: &m.job.org_id,
+                    max_devices: m.license.max_devices,
                     license_id: l.license_id,
                     key_id: l.key_id,
                     product: &l.product,
@@ -1251,8 +1312,8 @@ impl Store {
             })
             .collect();
         tx.insert_licenses(&rows).await?;
-        // Ownership rows and audit entries, many per statement: one
-        // statement each per group rather than three per license.
+        // Audit entries, many per statement: one statement per group
+        // rather than one per license.
         let sqlite = self.backend() == crate::store::Backend::Sqlite;
         let head = tx
             .fetch(
@@ -1269,8 +1330,6 @@ impl Store {
             None => (0, crate::audit::GENESIS.to_owned()),
         };
         for chunk in ready.chunks(MINT_ROWS_PER_STATEMENT) {
-            let mut owners =
-                String::from("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ");
             let mut audits = String::from(
                 "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
                  org_seq, org_prev_hash, org_hash) VALUES ",
@@ -1278,24 +1337,17 @@ impl Store {
             for k in 0..chunk.len() {
                 let sep = if k > 0 { "," } else { "" };
                 if sqlite {
-                    owners.push_str(&format!("{sep}(?,?,?)"));
                     audits.push_str(&format!("{sep}(?,?,?,?,?,?,?,?,?,?,?,?)"));
                 } else {
-                    let (a, b) = (k * 3, k * 12);
-                    owners.push_str(&format!("{sep}(${},${},${})", a + 1, a + 2, a + 3));
+                    let b = k * 12;
                     let params: Vec<String> = (1..=12).map(|n| format!("${}", b + n)).collect();
                     audits.push_str(&format!("{sep}({})", params.join(",")));
                 }
             }
-            let mut oq = sqlx::query(&owners);
             let mut aq = sqlx::query(&audits);
             for m in chunk {
                 let (job, l) = (&m.job, &m.license);
                 let id = l.record.license_id.to_string();
-                oq = oq
-                    .bind(id.clone())
-                    .bind(job.org_id.clone())
-                    .bind(i(l.max_devices));
                 let details = json!({
                     "org_id": job.org_id,
                     "license_id": id,
@@ -1339,7 +1391,6 @@ impl Store {
                     .bind(org_prev)
                     .bind(org_hash);
             }
-            tx.exec(oq, "recording the licenses' organisation").await?;
             tx.exec(aq, "writing the audit log").await?;
         }
         tx.set_meta("audit_head", &format!("{seq}:{prev}")).await?;
@@ -1393,7 +1444,7 @@ impl Store {
         let Some(lic) = self.org_license(org_id, id).await? else {
             return Ok(None);
         };
-        self.revoke_license(&lic.record.license_id.to_string(), reason, ctx)
+        self.revoke_license(org_id, &lic.record.license_id.to_string(), reason, ctx)
             .await?;
         self.org_license(org_id, id).await
     }

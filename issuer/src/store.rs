@@ -69,7 +69,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "personal_data",
         include_str!("../migrations/0009_personal_data.sql"),
     ),
+    // One data model: the command line's products and licenses belong to
+    // the default organisation (see `Store::fold_into_orgs`).
+    (
+        10,
+        "one_model",
+        include_str!("../migrations/0010_one_model.sql"),
+    ),
 ];
+
+/// The schema before which [`Store::fold_into_orgs`] runs.
+const BEFORE_ONE_MODEL: i64 = 9;
 
 /// The embedded migrations up to this version.
 #[derive(Debug)]
@@ -673,8 +683,77 @@ impl Store {
 
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrate_to(i64::MAX).await?;
-        self.fill_audit_subjects().await
+        if self.applied_version().await?.unwrap_or(0) < BEFORE_ONE_MODEL + 1 {
+            self.migrate_to(BEFORE_ONE_MODEL).await?;
+            self.fill_audit_subjects().await?;
+            self.fold_into_orgs().await?;
+        }
+        self.migrate_to(i64::MAX).await
+    }
+
+    /// Once, before schema 10: folds what the command line wrote into the
+    /// organisation tables, so the command line and the service share one
+    /// data model. An initialised ledger without organisations gets its
+    /// default one (named `default`, taking over the vault's keys and
+    /// lists); every registered product becomes the default organisation's
+    /// and every license without an owner its, with one device seat. All in
+    /// one transaction, with an `org.create` audit entry when one was made
+    /// (at the system clock's time: a migration has no caller's clock).
+    async fn fold_into_orgs(&self) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let meta =
+            |name: &'static str| sqlx::query("SELECT value FROM meta WHERE name = $1").bind(name);
+        if !tx
+            .fetch(meta("one_model"), "reading the ledger")
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let initialised = !tx
+            .fetch(meta("format"), "reading the ledger")
+            .await?
+            .is_empty();
+        if initialised {
+            let g = |e| Error::db("reading the ledger", e);
+            let default = tx.fetch(meta("default_org"), "reading the ledger").await?;
+            let org_id = match default.first() {
+                Some(r) => r.try_get::<String, _>(0).map_err(g)?,
+                None => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let ctx = Context {
+                        now,
+                        actor: "keyseal (ledger migration)".into(),
+                    };
+                    tx.insert_default_org(&ctx).await?
+                }
+            };
+            tx.exec(
+                sqlx::query(
+                    "INSERT INTO org_products (org_id, product, name, created_at) \
+                     SELECT $1, p.name, p.name, p.created_at FROM products p WHERE NOT EXISTS \
+                     (SELECT 1 FROM org_products o WHERE o.org_id = $2 AND o.product = p.name)",
+                )
+                .bind(org_id.clone())
+                .bind(org_id.clone()),
+                "moving products to the default organisation",
+            )
+            .await?;
+            tx.exec(
+                sqlx::query(
+                    "INSERT INTO org_licenses (license_id, org_id, max_devices) \
+                     SELECT l.license_id, $1, 1 FROM licenses l WHERE NOT EXISTS \
+                     (SELECT 1 FROM org_licenses o WHERE o.license_id = l.license_id)",
+                )
+                .bind(org_id),
+                "moving licenses to the default organisation",
+            )
+            .await?;
+        }
+        tx.set_meta("one_model", "10").await?;
+        tx.commit().await
     }
 
     /// Once, after schema 9: the organisation and customer of the audit
@@ -784,6 +863,11 @@ impl Store {
     /// Whether some embedded migration has not been applied yet.
     pub async fn needs_migration(&self) -> Result<bool> {
         let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        Ok(self.applied_version().await?.is_none_or(|v| v < latest))
+    }
+
+    /// The newest schema version applied, if any.
+    async fn applied_version(&self) -> Result<Option<i64>> {
         let row = sqlx::query("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
             .fetch_optional(&self.pool)
             .await;
@@ -795,7 +879,7 @@ impl Store {
             Ok(None) | Err(sqlx::Error::Database(_)) => None,
             Err(e) => return Err(Error::db("reading the ledger schema version", e)),
         };
-        Ok(applied.is_none_or(|v| v < latest))
+        Ok(applied)
     }
 
     /// Checks that this is a keyseal ledger (the schema is in place).
@@ -857,33 +941,37 @@ impl Store {
 
     // ---- products --------------------------------------------------------
 
-    /// The products the vault issues for, sorted.
-    pub async fn products(&self) -> Result<Vec<String>> {
-        let rows = self
-            .fetch_all(
-                sqlx::query("SELECT name FROM products ORDER BY name"),
-                "reading products",
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                r.try_get::<String, _>(0)
-                    .map_err(|e| Error::db("reading products", e))
-            })
-            .collect()
+    /// Every product of the organisation, sorted (at most
+    /// [`crate::service::MAX_PRODUCTS`]), read page by page.
+    pub async fn all_products(&self, org_id: &str) -> Result<Vec<String>> {
+        let mut all = Vec::new();
+        loop {
+            let page = self
+                .org_products(
+                    org_id,
+                    all.last().map(String::as_str),
+                    crate::service::MAX_PAGE,
+                )
+                .await?;
+            let full = page.len() as u64 == crate::service::MAX_PAGE;
+            all.extend(page.into_iter().map(|p| p.product));
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
-    /// Fails with [`Error::UnknownProduct`] unless `product` is registered.
-    pub async fn require_product(&self, product: &str) -> Result<()> {
-        let known = self.products().await?;
-        if known.iter().any(|p| p == product) {
-            Ok(())
-        } else {
-            Err(Error::UnknownProduct {
-                product: product.to_owned(),
-                known,
-            })
+    /// Fails with [`Error::UnknownProduct`] unless the organisation has
+    /// registered `product` (naming up to 20 of the products it has).
+    pub async fn require_product(&self, org_id: &str, product: &str) -> Result<()> {
+        if self.org_product(org_id, product).await?.is_some() {
+            return Ok(());
         }
+        let known = self.org_products(org_id, None, 20).await?;
+        Err(Error::UnknownProduct {
+            product: product.to_owned(),
+            known: known.into_iter().map(|p| p.product).collect(),
+        })
     }
 
     // ---- keys ------------------------------------------------------------
@@ -991,8 +1079,9 @@ impl Store {
 
     // ---- licenses --------------------------------------------------------
 
-    /// One license by id (full 32 hex digits).
-    pub async fn license(&self, id: &str) -> Result<LicenseRecord> {
+    /// One of the organisation's licenses by id (full 32 hex digits);
+    /// another organisation's is [`Error::UnknownLicense`].
+    pub async fn license(&self, org_id: &str, id: &str) -> Result<LicenseRecord> {
         let lid: LicenseId = id.trim().parse().map_err(|_| {
             Error::invalid(
                 "license id",
@@ -1001,8 +1090,12 @@ impl Store {
         })?;
         let rows = self
             .fetch_all(
-                sqlx::query(&format!("{LICENSE_SELECT} WHERE l.license_id = $1"))
-                    .bind(lid.to_string()),
+                sqlx::query(&format!(
+                    "{LICENSE_SELECT} JOIN org_licenses o ON o.license_id = l.license_id \
+                     WHERE l.license_id = $1 AND o.org_id = $2"
+                ))
+                .bind(lid.to_string())
+                .bind(org_id.to_owned()),
                 "reading a license",
             )
             .await?;
@@ -1012,10 +1105,16 @@ impl Store {
             .ok_or_else(|| Error::UnknownLicense(lid.to_string()))
     }
 
-    /// Licenses matching `filter`.
-    pub async fn licenses(&self, filter: &LicenseFilter) -> Result<Vec<LicenseRecord>> {
-        let mut sql = format!("{LICENSE_SELECT} WHERE 1 = 1");
-        let mut args: Vec<String> = Vec::new();
+    /// The organisation's licenses matching `filter`.
+    pub async fn licenses(
+        &self,
+        org_id: &str,
+        filter: &LicenseFilter,
+    ) -> Result<Vec<LicenseRecord>> {
+        let mut sql = format!(
+            "{LICENSE_SELECT} JOIN org_licenses o ON o.license_id = l.license_id WHERE o.org_id = $1"
+        );
+        let mut args: Vec<String> = vec![org_id.to_owned()];
         for (col, v) in [
             ("l.product", &filter.product),
             ("l.customer", &filter.customer),
@@ -1279,8 +1378,10 @@ pub(crate) fn list_from_row(r: &AnyRow) -> Result<PublishedList> {
     })
 }
 
-/// A row of the licenses table, ready to insert.
+/// A license's rows (in `licenses` and `org_licenses`), ready to insert.
 pub(crate) struct NewLicense<'a> {
+    pub org_id: &'a str,
+    pub max_devices: u64,
     pub license_id: LicenseId,
     pub key_id: KeyId,
     pub product: &'a str,
@@ -1440,6 +1541,29 @@ impl WriteTx {
             q.execute(self.db())
                 .await
                 .map_err(|e| Error::db("recording licenses in the ledger", e))?;
+            let mut sql = String::with_capacity(70 + chunk.len() * 16);
+            sql.push_str("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ");
+            for n in 0..chunk.len() {
+                if n > 0 {
+                    sql.push(',');
+                }
+                if self.backend == Backend::Sqlite {
+                    sql.push_str("(?,?,?)");
+                } else {
+                    let b = n * 3;
+                    sql.push_str(&format!("(${},${},${})", b + 1, b + 2, b + 3));
+                }
+            }
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(r.license_id.to_string())
+                    .bind(r.org_id.to_owned())
+                    .bind(i(r.max_devices));
+            }
+            q.execute(self.db())
+                .await
+                .map_err(|e| Error::db("recording the licenses' organisation", e))?;
         }
         Ok(())
     }

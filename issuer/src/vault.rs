@@ -240,9 +240,21 @@ impl Vault {
         key_path(&self.dir, id)
     }
 
-    /// Decrypts the active signing key.
+    /// Decrypts the default organisation's active signing key.
     pub async fn unlock(&self, pass: &Passphrase) -> Result<Signer> {
         let info = self.store.active_key().await?.ok_or(Error::NoActiveKey)?;
+        let key = self.open_key(info.key_id, pass)?;
+        Ok(Signer { key: Arc::new(key) })
+    }
+
+    /// Decrypts one organisation's active signing key (its sealed file is
+    /// in the vault, under the same passphrase).
+    pub async fn unlock_org(&self, org_id: &str, pass: &Passphrase) -> Result<Signer> {
+        let info = self
+            .store
+            .org_active_key(org_id)
+            .await?
+            .ok_or(Error::NoActiveKey)?;
         let key = self.open_key(info.key_id, pass)?;
         Ok(Signer { key: Arc::new(key) })
     }
@@ -281,17 +293,27 @@ impl Vault {
         kdf: Option<KdfParams>,
         ctx: &Context,
     ) -> Result<(KeyInfo, Option<KeyInfo>)> {
+        let org = self.store.default_owner().await?;
+        self.rotate_org(&org, pass, kdf, ctx).await
+    }
+
+    /// [`Vault::rotate`] for one organisation's keys.
+    pub async fn rotate_org(
+        &self,
+        org_id: &str,
+        pass: &Passphrase,
+        kdf: Option<KdfParams>,
+        ctx: &Context,
+    ) -> Result<(KeyInfo, Option<KeyInfo>)> {
         // Refused early, before the costly sealing, if the keyring is full
-        // (checked again under the writer's lock by `activate_key`).
-        self.store
-            .org_keyring_room(&self.store.default_owner().await?)
-            .await?;
-        let old = self.store.active_key().await?;
+        // (checked again under the writer's lock by `org_activate_key`).
+        self.store.org_keyring_room(org_id).await?;
+        let old = self.store.org_active_key(org_id).await?;
         // One passphrase per vault: it must open the active key, or (if all
         // were retired or revoked) the newest one.
         let check = match &old {
             Some(k) => Some(k.key_id),
-            None => self.store.keys().await?.last().map(|k| k.key_id),
+            None => self.store.org_keys(org_id).await?.last().map(|k| k.key_id),
         };
         let mut params = kdf.unwrap_or_default();
         if let Some(id) = check {
@@ -303,15 +325,25 @@ impl Vault {
         let key = new_signing_key()?;
         let path = self.key_path(key.key_id());
         KeyFile::seal(&key, pass, params)?.write(&path)?;
-        let result = self.store.activate_key(&key.public_key(), ctx).await;
+        let result = self
+            .store
+            .org_activate_key(org_id, &key.public_key(), ctx)
+            .await;
         if let Err(e) = result {
             // The new key never became part of the vault.
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        let new = self.store.find_key(&key.key_id().to_string()).await?;
+        let new = self
+            .store
+            .org_find_key(org_id, &key.key_id().to_string())
+            .await?;
         let old = match old {
-            Some(o) => Some(self.store.find_key(&o.key_id.to_string()).await?),
+            Some(o) => Some(
+                self.store
+                    .org_find_key(org_id, &o.key_id.to_string())
+                    .await?,
+            ),
             None => None,
         };
         Ok((new, old))

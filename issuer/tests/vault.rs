@@ -101,15 +101,16 @@ async fn full_lifecycle() {
 
     let signer = vault.unlock(&pass("pw")).await.unwrap();
     let store = vault.store();
+    let org = store.default_org().await.unwrap().unwrap();
     let a = store
-        .issue(&signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0))
+        .issue(&org, &signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0))
         .await
         .unwrap();
     let mut unknown = req("cus_x");
     unknown.product = Some("other".into());
     assert!(matches!(
         store
-            .issue(&signer, unknown.resolve(T0).unwrap(), &ctx(T0))
+            .issue(&org, &signer, unknown.resolve(T0).unwrap(), &ctx(T0))
             .await,
         Err(Error::UnknownProduct { .. })
     ));
@@ -119,6 +120,7 @@ async fn full_lifecycle() {
     let mut written = Vec::new();
     let out = store
         .issue_batch(
+            &org,
             &signer,
             &ctx(T0 + 1),
             batch::csv_rows(csv.as_bytes()),
@@ -141,10 +143,13 @@ async fn full_lifecycle() {
     );
     assert_eq!(written.len(), 2);
     let in_batch = store
-        .licenses(&LicenseFilter {
-            batch_id: Some(out.batch_id.clone()),
-            ..Default::default()
-        })
+        .licenses(
+            &org,
+            &LicenseFilter {
+                batch_id: Some(out.batch_id.clone()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -163,7 +168,12 @@ async fn full_lifecycle() {
     assert_eq!(old.unwrap().status, KeyStatus::Retired);
     assert!(
         store
-            .issue(&signer, req("cus_b").resolve(T0).unwrap(), &ctx(T0 + 11))
+            .issue(
+                &org,
+                &signer,
+                req("cus_b").resolve(T0).unwrap(),
+                &ctx(T0 + 11)
+            )
             .await
             .is_err()
     );
@@ -171,6 +181,7 @@ async fn full_lifecycle() {
     assert_eq!(signer2.key_id(), k2.key_id);
     let b = store
         .issue(
+            &org,
             &signer2,
             req("cus_b").resolve(T0 + 11).unwrap(),
             &ctx(T0 + 11),
@@ -183,12 +194,12 @@ async fn full_lifecycle() {
 
     // Revoke a, publish; a is rejected, b is not.
     store
-        .revoke_license(&a.license_id.to_string(), "refund", &ctx(T0 + 30))
+        .revoke_license(&org, &a.license_id.to_string(), "refund", &ctx(T0 + 30))
         .await
         .unwrap();
     assert!(matches!(
         store
-            .revoke_license(&a.license_id.to_string(), "refund", &ctx(T0 + 31))
+            .revoke_license(&org, &a.license_id.to_string(), "refund", &ctx(T0 + 31))
             .await,
         Err(Error::AlreadyRevoked { .. })
     ));
@@ -220,6 +231,7 @@ async fn full_lifecycle() {
     assert_eq!(
         actions,
         [
+            "org.create",
             "vault.init",
             "license.issue",
             "license.issue_batch",
@@ -296,9 +308,10 @@ async fn rotation_without_an_active_key_still_checks_the_passphrase() {
 async fn rotations_stop_at_a_full_keyring() {
     let (_tmp, dir, vault) = new_vault().await;
     let signer = vault.unlock(&pass("pw")).await.unwrap();
+    let org = vault.store().default_org().await.unwrap().unwrap();
     let first = vault
         .store()
-        .issue(&signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0))
+        .issue(&org, &signer, req("cus_a").resolve(T0).unwrap(), &ctx(T0))
         .await
         .unwrap();
     for n in 1..16 {

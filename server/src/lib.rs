@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use keyseal_issuer::service::Scope;
 use keyseal_issuer::{Access, Context, InitOptions, KdfParams, Passphrase, Signer, Store, Vault};
 
 mod api;
@@ -303,7 +302,7 @@ impl Service {
     /// Opens the vault for writing (initialising an empty one), checks the
     /// passphrase against the vault's active key before writing anything
     /// (a wrong one changes nothing), on first start creates the default
-    /// organisation (which takes over the vault's keys) and its admin token (see [`Service::take_admin_token`]), gives
+    /// organisation's first admin token (see [`Service::take_admin_token`]), gives
     /// every organisation without a signing key one of its own, publishes a
     /// first revocation list for each organisation without one, and
     /// unlocks the default organisation's active key (checking the
@@ -343,27 +342,13 @@ impl Service {
             None => vault.store().clone(),
             Some(url) => Self::open_postgres(&vault, url, &ctx).await?,
         };
-        let mut admin_token = None;
-        if store.org_count().await? == 0 {
-            let token = auth::new_token()?;
-            // Another replica may create it first: then it exists.
-            if let Err(e) = store
-                .create_org(
-                    "default",
-                    &auth::token_hash(&token),
-                    &[Scope::Admin],
-                    None,
-                    &ctx,
-                )
-                .await
-            {
-                if store.org_count().await? == 0 {
-                    return Err(e.into());
-                }
-            } else {
-                admin_token = Some(token);
-            }
-        }
+        // The default organisation's first admin token, on the first start
+        // only (of all replicas: the check and the write are one transaction).
+        let token = auth::new_token()?;
+        let admin_token = store
+            .first_admin_token(&auth::token_hash(&token), &ctx)
+            .await?
+            .map(|_| token);
         // Keys and secrets the service seals use the vault's Argon2
         // parameters (those of its active key), unless told otherwise.
         let kdf = match opts.kdf {

@@ -660,12 +660,17 @@ fn audit_log_is_per_organisation_and_chained() {
             .iter()
             .map(|e| e["action"].as_str().unwrap())
             .collect();
-        // The operator's actions on the organisation (made before any of
-        // its tokens existed), then its own.
+        // The default organisation's setup (made with the vault, before
+        // any of its tokens existed), then its own actions.
         let (setup, own) = actions.split_at(actions.len() - 3);
         assert_eq!(own, ["product.add", "customer.create", "license.issue"]);
-        assert_eq!(setup[0], "org.create");
-        assert!(setup[1..].iter().all(|a| *a == "token.create"), "{setup:?}");
+        assert_eq!(setup[..2], ["org.create", "vault.init"]);
+        assert!(
+            setup[2..]
+                .iter()
+                .all(|a| ["token.create", "revocations.publish"].contains(a)),
+            "{setup:?}"
+        );
         let b = get(s.addr, "/v1/audit", &s.other).json();
         let b_actions: Vec<&str> = b["items"]
             .as_array()

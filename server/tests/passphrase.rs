@@ -72,10 +72,20 @@ async fn wrong_then_right(database_url: Option<String>) {
     // Nothing was written.
     assert_eq!(sealed_keys(&vault_dir), keys, "no key sealed");
     let vault = Vault::open(&vault_dir, Access::Read).await.unwrap();
+    let org = vault.store().default_org().await.unwrap().unwrap();
+    assert!(
+        vault
+            .store()
+            .org_tokens(&org, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no admin token"
+    );
     assert_eq!(
         vault.store().org_count().await.unwrap(),
-        0,
-        "no organisation"
+        1,
+        "no organisation but the vault's"
     );
     vault.close().await;
     if let Some(url) = &database_url {

@@ -66,7 +66,7 @@ fn one_organisations_key_load_does_not_stall_another() {
                     "b",
                     &auth::token_hash(&admin_b),
                     &[Scope::Admin],
-                    Some(&key.public_key()),
+                    &key.public_key(),
                     &ctx,
                 )
                 .await

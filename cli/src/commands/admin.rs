@@ -105,7 +105,8 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
     match c {
         KeysCommand::List => {
             with_vault(dir, Access::Read, async |v| {
-                let keys = v.store().keys().await?;
+                let org = super::org_of(v.store()).await?;
+                let keys = v.store().org_keys(&org).await?;
                 if json {
                     print_json(&Value::Array(keys.iter().map(key_json).collect()));
                 } else {
@@ -132,7 +133,8 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
             let kdf = env::kdf_override()?;
             with_vault(dir, Access::Write, async |v| {
                 let pass = env::passphrase(false)?;
-                let (new, old) = v.rotate(&pass, kdf, &ctx).await?;
+                let org = super::org_of(v.store()).await?;
+                let (new, old) = v.rotate_org(&org, &pass, kdf, &ctx).await?;
                 if json {
                     print_json(&json!({ "new": key_json(&new), "retired": old.as_ref().map(key_json) }));
                 } else {
@@ -157,7 +159,8 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
                 None => ctx.now,
             };
             with_vault(dir, Access::Write, async |v| {
-                let k = v.store().retire_key(&key, at, &ctx).await?;
+                let org = super::org_of(v.store()).await?;
+                let k = v.store().org_retire_key(&org, &key, at, &ctx).await?;
                 if json {
                     print_json(&key_json(&k));
                 } else {
@@ -166,7 +169,7 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
                         k.key_id,
                         opt_time(k.valid_until)
                     );
-                    if v.store().active_key().await?.is_none() {
+                    if v.store().org_active_key(&org).await?.is_none() {
                         println!(
                             "the vault has no active key now: make one with `keyseal keys rotate`"
                         );
@@ -180,12 +183,13 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
         KeysCommand::Revoke { key, reason } => {
             let ctx = env::context()?;
             with_vault(dir, Access::Write, async |v| {
-                let k = v.store().revoke_key(&key, &reason, &ctx).await?;
+                let org = super::org_of(v.store()).await?;
+                let k = v.store().org_revoke_key(&org, &key, &reason, &ctx).await?;
                 if json {
                     print_json(&key_json(&k));
                 } else {
                     println!("revoked key {} ({reason})", k.key_id);
-                    if v.store().active_key().await?.is_none() {
+                    if v.store().org_active_key(&org).await?.is_none() {
                         println!("the vault has no active key now: make one with `keyseal keys rotate`");
                     }
                     println!("next: `keyseal revocations publish --out FILE` so apps reject everything it signed");
@@ -196,7 +200,8 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
         }
         KeysCommand::Export { format: f, out } => {
             with_vault(dir, Access::Read, async |v| {
-                let export = v.store().keyring().await?;
+                let org = super::org_of(v.store()).await?;
+                let export = v.store().org_keyring(&org).await?;
                 if !export.left_out.is_empty() {
                     eprintln!(
                         "warning: {} keys that are not revoked do not fit in one keyring and are left out \
@@ -247,7 +252,8 @@ pub(crate) async fn products(
         ProductsCommand::Add { name } => {
             let ctx = env::context()?;
             with_vault(dir, Access::Write, async |v| {
-                v.store().add_product(&name, &ctx).await?;
+                let org = super::org_of(v.store()).await?;
+                v.store().org_add_product(&org, &name, &name, &ctx).await?;
                 if json {
                     print_json(&json!({ "product": name }));
                 } else {
@@ -259,7 +265,8 @@ pub(crate) async fn products(
         }
         ProductsCommand::List => {
             with_vault(dir, Access::Read, async |v| {
-                let p = v.store().products().await?;
+                let org = super::org_of(v.store()).await?;
+                let p = v.store().all_products(&org).await?;
                 if json {
                     print_json(&json!(p));
                 } else {
@@ -310,7 +317,8 @@ pub(crate) async fn licenses(
                     batch_id: batch,
                     limit,
                 };
-                let list = v.store().licenses(&filter).await?;
+                let org = super::org_of(v.store()).await?;
+                let list = v.store().licenses(&org, &filter).await?;
                 if json {
                     print_json(&Value::Array(list.iter().map(license_json).collect()));
                 } else {
@@ -336,7 +344,8 @@ pub(crate) async fn licenses(
                 }
             }
             LicensesCommand::Show { id } => {
-                let l = v.store().license(&license_id_of(&id)?).await?;
+                let org = super::org_of(v.store()).await?;
+                let l = v.store().license(&org, &license_id_of(&id)?).await?;
                 if json {
                     print_json(&license_json(&l));
                 } else {
@@ -389,7 +398,8 @@ pub(crate) async fn revoke(dir: &Path, a: RevokeArgs, json: bool) -> Result<Exit
     let ctx = env::context()?;
     let id = license_id_of(&a.license_id)?;
     with_vault(dir, Access::Write, async |v| {
-        let l = v.store().revoke_license(&id, &a.reason, &ctx).await?;
+        let org = super::org_of(v.store()).await?;
+        let l = v.store().revoke_license(&org, &id, &a.reason, &ctx).await?;
         if json {
             print_json(&license_json(&l));
         } else {
@@ -438,7 +448,8 @@ pub(crate) async fn revocations(
             let next = resolve_time(&next_update, "--next-update")?;
             with_vault(dir, Access::Write, async |v| {
                 let pass = env::passphrase(false)?;
-                let signer = v.unlock(&pass).await?;
+                let org = super::org_of(v.store()).await?;
+                let signer = v.unlock_org(&org, &pass).await?;
                 let list = v.store().publish_revocations(&signer, next, &ctx).await?;
                 write_list(&out, &list.bytes, binary).map_err(|mut e| {
                     e.hint = Some(format!(
@@ -472,7 +483,8 @@ pub(crate) async fn revocations(
         }
         RevocationsCommand::List => {
             with_vault(dir, Access::Read, async |v| {
-                let lists = v.store().published_lists().await?;
+                let org = super::org_of(v.store()).await?;
+                let lists = v.store().org_published_lists(&org).await?;
                 if json {
                     let arr = lists
                         .iter()
@@ -515,7 +527,8 @@ pub(crate) async fn revocations(
             binary,
         } => {
             with_vault(dir, Access::Read, async |v| {
-                let lists = v.store().published_lists().await?;
+                let org = super::org_of(v.store()).await?;
+                let lists = v.store().org_published_lists(&org).await?;
                 let list = match sequence {
                     Some(n) => lists.iter().find(|l| l.sequence == n),
                     None => lists.first(),

@@ -49,10 +49,11 @@ pub(crate) async fn issue(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCo
     let result = async {
         // Every check that needs no passphrase comes before the prompt.
         let req = fields.resolve(ctx.now)?;
-        vault.store().require_product(&req.product).await?;
+        let org = super::org_of(vault.store()).await?;
+        vault.store().require_product(&org, &req.product).await?;
         let pass = env::passphrase(false)?;
-        let signer = vault.unlock(&pass).await?;
-        Ok::<_, CliError>(vault.store().issue(&signer, req, &ctx).await?)
+        let signer = vault.unlock_org(&org, &pass).await?;
+        Ok::<_, CliError>(vault.store().issue(&org, &signer, req, &ctx).await?)
     }
     .await;
     vault.close().await;
@@ -318,8 +319,9 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
     let vault = Vault::open(dir, Access::Write).await?;
     let result = async {
         let rows = batch::open(batch_path, format)?;
+        let org = super::org_of(vault.store()).await?;
         let pass = env::passphrase(false)?;
-        let signer = vault.unlock(&pass).await?;
+        let signer = vault.unlock_org(&org, &pass).await?;
         let mut results = ResultsFile::open(out_path)?.start();
         let show_progress = !a.no_progress && !json && std::io::stderr().is_terminal();
         let bar = if show_progress {
@@ -351,7 +353,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         };
         let outcome = vault
             .store()
-            .issue_batch(&signer, &ctx, rows, &opts, |chunk| {
+            .issue_batch(&org, &signer, &ctx, rows, &opts, |chunk| {
                 if !results.send(chunk) {
                     return Err(IssuerError::DiskFull {
                         doing: "writing the results".into(),

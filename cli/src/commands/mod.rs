@@ -61,6 +61,26 @@ fn block_on<F: Future<Output = Result<ExitCode, CliError>>>(f: F) -> Result<Exit
     rt.block_on(f)
 }
 
+/// The organisation a ledger command acts on: `--org` (which must exist)
+/// or the ledger's default one.
+async fn org_of(store: &keyseal_issuer::Store) -> Result<String, CliError> {
+    match crate::env::org() {
+        Some(org) => {
+            if store.org_exists(org).await? {
+                Ok(org.to_owned())
+            } else {
+                Err(keyseal_issuer::Error::UnknownOrg(org.to_owned()).into())
+            }
+        }
+        None => store.default_org().await?.ok_or_else(|| {
+            keyseal_issuer::Error::CorruptLedger {
+                detail: "it has no default organisation (was its creation interrupted?)".into(),
+            }
+            .into()
+        }),
+    }
+}
+
 /// Opens the vault and runs `f`, closing the ledger cleanly either way.
 async fn with_vault<T, F>(dir: &Path, access: Access, f: F) -> Result<T, CliError>
 where

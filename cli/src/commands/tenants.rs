@@ -67,52 +67,39 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
             let ctx = env::context()?;
             with_ledger(dir, &ledger, async |vault, store, pass| {
                 let secret = new_secret()?;
-                // The first organisation takes over the vault's keys; any
-                // other gets a key of its own, sealed into the vault first.
-                let key = match store.default_org().await? {
-                    None => None,
-                    Some(_) => Some(vault.seal_new_key(pass).await?),
-                };
+                // Every organisation but the default one (made with the
+                // vault) gets a key of its own, sealed into the vault first.
+                let key = vault.seal_new_key(pass).await?;
                 let created = store
                     .create_org(
                         &name,
                         &auth::token_hash(&secret),
                         &[Scope::Admin],
-                        key.as_ref().map(|k| k.public_key()).as_ref(),
+                        &key.public_key(),
                         &ctx,
                     )
                     .await;
                 let (org_id, token_id) = match created {
                     Ok(ids) => ids,
                     Err(e) => {
-                        if let Some(k) = &key {
-                            keyseal_issuer::vault::discard_key(vault.dir(), k.key_id());
-                        }
+                        keyseal_issuer::vault::discard_key(vault.dir(), key.key_id());
                         return Err(e.into());
                     }
                 };
-                let key_id = key.as_ref().map(|k| k.key_id().to_string());
-                let default = key.is_none();
+                let key_id = key.key_id().to_string();
                 // Its first revocation list, signed by its key, for its apps.
-                if let Some(k) = key {
-                    store
-                        .publish_revocations(
-                            &keyseal_issuer::Signer::new(k),
-                            ctx.now + keyseal_server::REVOCATION_LIST_LIFETIME,
-                            &ctx,
-                        )
-                        .await?;
-                }
+                store
+                    .publish_revocations(
+                        &keyseal_issuer::Signer::new(key),
+                        ctx.now + keyseal_server::REVOCATION_LIST_LIFETIME,
+                        &ctx,
+                    )
+                    .await?;
                 if json {
-                    print_json(&json!({ "org_id": org_id, "name": name, "token_id": token_id, "token": secret, "key_id": key_id, "default": default }));
+                    print_json(&json!({ "org_id": org_id, "name": name, "token_id": token_id, "token": secret, "key_id": key_id, "default": false }));
                 } else {
                     println!("organisation {org_id} ({name})");
-                    match &key_id {
-                        Some(id) => println!("its own signing key {id} (sealed in the vault)"),
-                        None => println!(
-                            "the default organisation: it signs with the vault's keys"
-                        ),
-                    }
+                    println!("its own signing key {key_id} (sealed in the vault)");
                     println!("admin API token {token_id} (shown once; store it in your secret manager):");
                     println!("{secret}");
                 }
@@ -127,7 +114,7 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
                     print_json(&json!(orgs));
                 } else if orgs.is_empty() {
                     println!(
-                        "no organisations yet (`keyseal serve` creates the first on first start)"
+                        "no organisations (the ledger is not initialised: run `keyseal init`)"
                     );
                 } else {
                     println!("{:<20}  {:<20}  NAME", "ORG ID", "CREATED");
@@ -150,7 +137,6 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
 pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<ExitCode, CliError> {
     match c {
         TokenCommand::Create {
-            org,
             scopes,
             name,
             ledger,
@@ -166,6 +152,7 @@ pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<Exi
                 })
                 .collect();
             with_ledger(dir, &ledger, async |_, store, _| {
+                let org = super::org_of(store).await?;
                 let secret = new_secret()?;
                 let token_id = store
                     .add_token(&org, &auth::token_hash(&secret), &scopes, &name, &ctx)

@@ -85,8 +85,11 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
     with_vault(dir, Access::Read, async |vault| {
         let store = vault.store();
         let keyring = store.verification_keyring(lic.key_id()).await?;
-        let revoked = store.revoked().await?;
-        let products = store.products().await?;
+        // The organisation whose key signed it (its keyring, revocations,
+        // products and ledger are the ones that count).
+        let org = store.key_owner(lic.key_id()).await?.unwrap_or_default();
+        let revoked = store.org_revoked(&org).await?;
+        let products = store.all_products(&org).await?;
         let claimed = lic.dangerous_unverified_claims().product;
         let product = match &a.product {
             Some(p) => p.clone(),
@@ -190,7 +193,13 @@ async fn explain(
             None,
         ),
         CoreError::Revoked => {
-            let detail = match store.license(&c.license_id.to_string()).await {
+            let org = store
+                .key_owner(lic.key_id())
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let detail = match store.license(&org, &c.license_id.to_string()).await {
                 Ok(rec) => rec
                     .revoked
                     .map(|(at, why)| format!(" since {} ({why})", format(at))),

@@ -217,7 +217,7 @@ fn start_full(
                     "other",
                     &auth::token_hash(&other),
                     &[Scope::Admin],
-                    Some(&key_b.public_key()),
+                    &key_b.public_key(),
                     &ctx,
                 )
                 .await
