@@ -20,7 +20,7 @@ Environment:
   KEYSEAL_PASSPHRASE  the vault passphrase (otherwise keyseal prompts for it); prefer
                       --passphrase-file or --passphrase-fd: a process's environment stays
                       readable (/proc/PID/environ) for its whole life
-  KEYSEAL_DATABASE_URL  the service's PostgreSQL ledger (serve, org, token)
+  KEYSEAL_DATABASE_URL  a PostgreSQL ledger instead of the vault's SQLite file (every command)
   KEYSEAL_ACTOR       who to record in the audit log (default: $USER)";
 
 /// Mint, rotate and revoke keyseal license keys.
@@ -67,6 +67,18 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub org: Option<String>,
+
+    /// A PostgreSQL ledger (postgres://...) instead of the vault directory's SQLite file; it
+    /// holds the sealed keys too, so `keyseal serve` replicas need only it and the passphrase.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSEAL_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Global options"
+    )]
+    pub database_url: Option<String>,
 
     /// Read the vault passphrase from this file (its first line) rather than KEYSEAL_PASSPHRASE
     /// or a prompt; keep it readable by you alone.
@@ -217,16 +229,6 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
 
-    /// A PostgreSQL ledger (postgres://...) shared by several replicas, instead of the vault's
-    /// embedded SQLite file; the vault directory still holds the sealed signing keys.
-    #[arg(
-        long,
-        env = "KEYSEAL_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-
     /// Failed authentications one client may make per minute before it is refused for the rest
     /// of the minute.
     #[arg(long, default_value_t = 20, value_name = "N")]
@@ -296,20 +298,6 @@ fn cidr(s: &str) -> Result<keyseal_server::IpNet, String> {
         .map_err(|_| format!("`{s}` is not an IP address or a CIDR range such as 10.0.0.0/8"))
 }
 
-/// Where the service's ledger is: the vault's SQLite file, or PostgreSQL.
-#[derive(Debug, Args)]
-pub struct LedgerArgs {
-    /// The service's PostgreSQL ledger (postgres://...), as given to `keyseal serve`, instead of
-    /// the vault's embedded SQLite file.
-    #[arg(
-        long,
-        env = "KEYSEAL_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-}
-
 /// `keyseal org`.
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
@@ -321,21 +309,16 @@ pub enum OrgCommand {
         needs the vault passphrase. The organisation's admin then makes more tokens with POST /v1/tokens.\n\n\
         The vault comes with the default organisation (named `default`: what the other keyseal \
         commands act on unless given --org ORG_ID). A new one gets a signing key of its own, sealed \
-        into the vault, and its first revocation list. Its apps embed /v1/public/orgs/ORG_ID/keyring.")]
+        in the ledger under the vault passphrase, and its first revocation list. Its apps embed /v1/public/orgs/ORG_ID/keyring.")]
     Create {
         /// The organisation's name.
         name: String,
-        #[command(flatten)]
-        ledger: LedgerArgs,
     },
     /// List organisations.
     #[command(after_help = "Examples:\n  \
         keyseal org list\n  \
         keyseal org list --json --database-url postgres://keyseal@db/keyseal")]
-    List {
-        #[command(flatten)]
-        ledger: LedgerArgs,
-    },
+    List,
 }
 
 /// `keyseal token`.
@@ -355,8 +338,6 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, value_name = "NAME")]
         name: String,
-        #[command(flatten)]
-        ledger: LedgerArgs,
     },
 }
 

@@ -6,6 +6,8 @@
 //!   terminal. A new vault's passphrase must score 3 of 4 in zxcvbn.
 //! * `--org` / `KEYSEAL_ORG`: the organisation ledger commands act on;
 //!   otherwise the default one.
+//! * `--database-url` / `KEYSEAL_DATABASE_URL`: a PostgreSQL ledger instead
+//!   of the vault directory's SQLite file.
 //! * `KEYSEAL_ACTOR`: the actor recorded in the audit log; otherwise `$USER`.
 //! * `KEYSEAL_NOW` (tests and reproducible demos only): pretend the time is
 //!   this (unix seconds or RFC 3339).
@@ -62,6 +64,18 @@ pub(crate) fn set_org(org: Option<String>) {
 /// The organisation named by `--org` / `KEYSEAL_ORG`, if any.
 pub(crate) fn org() -> Option<&'static str> {
     ORG.get().and_then(Option::as_deref)
+}
+
+static DATABASE_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Remembers `--database-url` / `KEYSEAL_DATABASE_URL`. Call first thing in `main`.
+pub(crate) fn set_database_url(url: Option<String>) {
+    let _ = DATABASE_URL.set(url);
+}
+
+/// The PostgreSQL ledger named by `--database-url` / `KEYSEAL_DATABASE_URL`, if any.
+pub(crate) fn database_url() -> Option<&'static str> {
+    DATABASE_URL.get().and_then(Option::as_deref)
 }
 
 /// A passphrase given by `--passphrase-file` / `KEYSEAL_PASSPHRASE_FILE`

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let json = cli.json;
     env::passphrase_from(cli.passphrase_file.clone(), cli.passphrase_fd);
     env::set_org(cli.org.clone());
+    env::set_database_url(cli.database_url.clone());
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -31,6 +31,11 @@ impl Drop for Server {
 
 /// Starts `keyseal serve`; `first` waits (long) for the one-time token.
 fn start(vault: &std::path::Path, first: bool) -> Server {
+    start_with(vault, first, &[])
+}
+
+/// [`start`] with more arguments (`--database-url URL`).
+fn start_with(vault: &std::path::Path, first: bool, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyseal"))
         .args([
             "--vault",
@@ -39,6 +44,7 @@ fn start(vault: &std::path::Path, first: bool) -> Server {
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(extra)
         .env("KEYSEAL_PASSPHRASE", "correct horse battery staple")
         .env("KEYSEAL_KDF_PARAMS", "m=256,t=1,p=1")
         .stdout(Stdio::piped())
@@ -468,4 +474,110 @@ fn the_cli_and_the_api_share_one_ledger() {
         &["--org", "org_0000000000000000", "licenses", "list"],
     );
     assert_ne!(code, 0, "an unknown --org is refused");
+}
+
+/// A new, empty database on the server of `KEYSEAL_TEST_POSTGRES_URL`.
+fn fresh_postgres(base: &str) -> String {
+    use sqlx::{Connection, Executor};
+    let name = format!("ks_cli_{}", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+        c.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await
+            .unwrap();
+        c.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let (head, _) = base.rsplit_once('/').unwrap();
+    format!("{head}/{name}")
+}
+
+/// On PostgreSQL the database is the whole vault: replicas started with
+/// only `--database-url` and the passphrase write no file (no stray SQLite
+/// ledger, no key file), and every ledger command of the CLI works on it
+/// beside them: it lists and revokes what the API minted, mints what the
+/// API then serves from either replica, and checks the audit chain.
+#[test]
+fn replicas_and_the_cli_share_a_postgres_ledger() {
+    let Ok(base) = std::env::var("KEYSEAL_TEST_POSTGRES_URL") else {
+        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    let url = fresh_postgres(&base);
+    let dir = tempfile::tempdir().unwrap();
+    let (vault_a, vault_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_with(&vault_a, true, &["--database-url", &url]);
+    let token = a.token.clone().expect("first start prints the admin token");
+    let b = start_with(&vault_b, false, &["--database-url", &url]);
+    assert!(b.token.is_none(), "one admin token for all replicas");
+
+    http(
+        a.addr,
+        "POST",
+        "/v1/products",
+        &token,
+        Some(&json!({ "product": "acme-cad" })),
+    )
+    .unwrap();
+    let (_, c) = http(a.addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
+    let body = json!({ "product": "acme-cad", "customer_id": c["customer_id"], "plan": "pro", "expires": "30d" });
+    let (st, by_api) = http(a.addr, "POST", "/v1/licenses", &token, Some(&body)).unwrap();
+    assert_eq!(st, 201, "{by_api}");
+    let by_api = by_api["license_id"].as_str().unwrap().to_owned();
+
+    let db = ["--database-url", url.as_str()];
+    let cli_db = |args: &[&str]| cli(&vault_a, &[&db[..], args].concat());
+    let (code, listed) = cli_db(&["licenses", "list"]);
+    assert_eq!(
+        (code, listed[0]["license_id"].as_str()),
+        (0, Some(by_api.as_str()))
+    );
+    let (code, minted) = cli_db(&[
+        "issue",
+        "--product",
+        "acme-cad",
+        "--customer",
+        "cus_cli",
+        "--plan",
+        "pro",
+        "--expires",
+        "365d",
+    ]);
+    assert_eq!(code, 0, "{minted}");
+    let by_cli = minted["license_id"].as_str().unwrap();
+    let (st, got) = http(
+        b.addr,
+        "GET",
+        &format!("/v1/licenses/{by_cli}"),
+        &token,
+        None,
+    )
+    .unwrap();
+    assert_eq!((st, &got["license_key"]), (200, &minted["license_key"]));
+    let (code, _) = cli_db(&["revoke", &by_api, "--reason", "refund"]);
+    assert_eq!(code, 0);
+    let (_, got) = http(
+        b.addr,
+        "GET",
+        &format!("/v1/licenses/{by_api}"),
+        &token,
+        None,
+    )
+    .unwrap();
+    assert_eq!(got["status"], "revoked");
+    let (code, audit) = cli_db(&["audit", "verify"]);
+    assert_eq!((code, &audit["intact"]), (0, &json!(true)), "{audit}");
+    let (code, rotated) = cli_db(&["keys", "rotate"]);
+    assert_eq!(code, 0, "{rotated}");
+    drop((a, b));
+    assert!(
+        !vault_a.exists() && !vault_b.exists(),
+        "a PostgreSQL deployment writes no vault directory"
+    );
 }

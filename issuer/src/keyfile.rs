@@ -274,6 +274,39 @@ impl KeyFile {
         &self.key_id
     }
 
+    /// The public key the file claims, checked against its key id (the
+    /// passphrase is not needed; [`KeyFile::open`] checks the sealed seed
+    /// against it).
+    pub fn public_key(&self, path: &Path) -> Result<PublicKey> {
+        let corrupt = |detail: &str| Error::CorruptKeyFile {
+            path: path.to_path_buf(),
+            detail: detail.to_owned(),
+        };
+        let public: PublicKey = self
+            .public_key
+            .parse()
+            .map_err(|_| corrupt("bad public_key"))?;
+        if public.key_id().to_string() != self.key_id {
+            return Err(corrupt("key_id does not match public_key"));
+        }
+        Ok(public)
+    }
+
+    /// The file's text (JSON), as the ledger keeps it.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        // A struct of strings and integers always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses the text of a key file; `path` is only for error messages.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::CorruptKeyFile {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+
     /// The Argon2 parameters the file was sealed with.
     #[must_use]
     pub fn kdf_params(&self) -> KdfParams {
@@ -283,10 +316,7 @@ impl KeyFile {
     /// Reads and parses a key file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::CorruptKeyFile {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })
+        Self::from_json(&text, path)
     }
 
     /// Writes the file atomically, readable by its owner only.

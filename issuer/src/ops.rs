@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::Context;
 use crate::error::{Error, Result};
+use crate::keyfile::KeyFile;
 use crate::request::{LicenseRequest, RequestFields, check_product};
 use crate::store::{KeyInfo, KeyStatus, NewLicense, PublishedList, Store, i};
 use crate::vault::Signer;
@@ -118,7 +119,7 @@ impl Store {
     /// key-derivation parameters) joins the `vault.init` audit entry.
     pub async fn initialize(
         &self,
-        key: &keyseal_core::PublicKey,
+        key: &KeyFile,
         products: &[String],
         details: serde_json::Value,
         ctx: &Context,
@@ -180,11 +181,7 @@ impl Store {
     /// Makes `key` the default organisation's active signing key; the
     /// previous active key is retired (its window ends now). Returns the
     /// retired key's id.
-    pub async fn activate_key(
-        &self,
-        key: &keyseal_core::PublicKey,
-        ctx: &Context,
-    ) -> Result<Option<KeyId>> {
+    pub async fn activate_key(&self, key: &KeyFile, ctx: &Context) -> Result<Option<KeyId>> {
         self.org_activate_key(&self.default_owner().await?, key, ctx)
             .await
     }
@@ -195,7 +192,7 @@ impl Store {
     pub async fn org_activate_key(
         &self,
         org_id: &str,
-        key: &keyseal_core::PublicKey,
+        key: &KeyFile,
         ctx: &Context,
     ) -> Result<Option<KeyId>> {
         // The active key is read and retired under the writer's lock: read
@@ -820,19 +817,22 @@ fn check_reason(reason: &str) -> Result<()> {
 pub(crate) async fn insert_key(
     tx: &mut crate::store::WriteTx,
     org_id: &str,
-    pk: &keyseal_core::PublicKey,
+    sealed: &KeyFile,
     now: u64,
 ) -> Result<()> {
+    let pk = sealed.public_key(std::path::Path::new("a new sealed key"))?;
     tx.exec(
         sqlx::query(
-            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id, sealed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(pk.key_id().to_string())
         .bind(pk.to_string())
         .bind(KeyStatus::Active.as_str().to_owned())
         .bind(i(now))
         .bind(i(now))
-        .bind(org_id.to_owned()),
+        .bind(org_id.to_owned())
+        .bind(sealed.to_json()),
         "recording the new key",
     )
     .await?;

@@ -531,7 +531,7 @@ impl Store {
         name: &str,
         token_hash: &str,
         scopes: &[Scope],
-        key: &keyseal_core::PublicKey,
+        key: &crate::keyfile::KeyFile,
         ctx: &Context,
     ) -> Result<(String, String)> {
         check_text("name", name, 200)?;
@@ -560,7 +560,7 @@ impl Store {
             &json!({
                 "org_id": org_id,
                 "token_id": token_id,
-                "key_id": key.key_id().to_string(),
+                "key_id": key.key_id(),
                 "default": false,
             }),
         )
@@ -630,7 +630,7 @@ impl Store {
     pub async fn org_add_first_key(
         &self,
         org_id: &str,
-        key: &keyseal_core::PublicKey,
+        key: &crate::keyfile::KeyFile,
         ctx: &Context,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
@@ -647,7 +647,7 @@ impl Store {
         tx.audit(
             ctx,
             "key.create",
-            &json!({ "org_id": org_id, "key_id": key.key_id().to_string() }),
+            &json!({ "org_id": org_id, "key_id": key.key_id() }),
         )
         .await?;
         tx.commit().await?;

@@ -76,6 +76,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "one_model",
         include_str!("../migrations/0010_one_model.sql"),
     ),
+    // Sealed signing keys in the ledger (see `Store::sealed_key`).
+    (
+        11,
+        "sealed_keys",
+        include_str!("../migrations/0011_sealed_keys.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -262,7 +268,7 @@ pub struct Store {
 const READ_CONNECTIONS: u32 = 4;
 
 /// The host and port of a ledger URL, for messages (never its password).
-fn url_host(url: &str) -> String {
+pub fn url_host(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or("").to_owned()
@@ -1029,6 +1035,70 @@ impl Store {
             .await?
             .into_iter()
             .find(|k| k.status == KeyStatus::Active))
+    }
+
+    /// The sealed copy of key `key_id` the ledger keeps, if it has one.
+    pub async fn sealed_key(&self, key_id: KeyId) -> Result<Option<crate::keyfile::KeyFile>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT sealed FROM signing_keys WHERE key_id = $1")
+                    .bind(key_id.to_string()),
+                "reading signing keys",
+            )
+            .await?;
+        let text: Option<String> = rows
+            .first()
+            .map(|r| r.try_get::<Option<String>, _>(0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))?
+            .flatten();
+        let label = format!("the ledger's sealed key {key_id}");
+        text.map(|t| crate::keyfile::KeyFile::from_json(&t, Path::new(&label)))
+            .transpose()
+    }
+
+    /// Imports the key files in `keys_dir` (a vault's `keys/`) for keys the
+    /// ledger records without a sealed copy (written before schema 11):
+    /// each file must hold the very public key the ledger names. Files of
+    /// keys the ledger does not record, or holds already, are left alone.
+    /// Returns how many were imported.
+    pub async fn import_key_files(&self, keys_dir: &Path) -> Result<u64> {
+        let rows = self
+            .fetch_all(
+                sqlx::query("SELECT key_id, public_key FROM signing_keys WHERE sealed IS NULL"),
+                "reading signing keys",
+            )
+            .await?;
+        let mut imported = 0;
+        for r in &rows {
+            let g = |e| Error::db("reading signing keys", e);
+            let id: String = r.try_get(0).map_err(g)?;
+            let public: String = r.try_get(1).map_err(g)?;
+            let path = keys_dir.join(format!("{id}.key"));
+            if !path.is_file() {
+                continue;
+            }
+            let file = crate::keyfile::KeyFile::read(&path)?;
+            if file.key_id() != id || file.public_key(&path)?.to_string() != public {
+                return Err(Error::CorruptKeyFile {
+                    path,
+                    detail: format!("it does not hold key {id} as the ledger records it"),
+                });
+            }
+            let mut tx = self.begin_write().await?;
+            tx.exec(
+                sqlx::query(
+                    "UPDATE signing_keys SET sealed = $1 WHERE key_id = $2 AND sealed IS NULL",
+                )
+                .bind(file.to_json())
+                .bind(id),
+                "importing a key file into the ledger",
+            )
+            .await?;
+            tx.commit().await?;
+            imported += 1;
+        }
+        Ok(imported)
     }
 
     /// The organisation owning the key `key_id` (`""` for the vault's keys

@@ -1,13 +1,18 @@
-//! The vault: a directory (mode 0700) holding the ledger and the sealed
-//! signing keys.
+//! The vault: the ledger, which holds every organisation's signing keys
+//! sealed under the vault passphrase (Argon2id, then XChaCha20-Poly1305; see
+//! [`crate::keyfile`]). Embedded, it is a directory (mode 0700):
 //!
 //! ```text
 //! VAULT/
 //!   ledger.sqlite        the ledger (plus SQLite's -wal and -shm files)
-//!   keys/<key id>.key    sealed signing keys of every organisation, mode 0600,
-//!                        written atomically
 //!   vault.lock           advisory lock held by the one process mutating the vault
+//!   keys/<key id>.key    sealed key files of vaults from before schema 11 (mode
+//!                        0600): imported into the ledger when it is opened for
+//!                        writing, and left in place
 //! ```
+//!
+//! On PostgreSQL ([`Vault::init_postgres`], [`Vault::connect`]) the database
+//! is the whole vault: replicas need its URL and the passphrase, no files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -165,16 +170,22 @@ impl Vault {
     }
 
     async fn build(tmp: &Path, pass: &Passphrase, opts: &InitOptions, ctx: &Context) -> Result<()> {
-        fsutil::create_private_dir(&tmp.join(KEYS_DIR))?;
-        let key = new_signing_key()?;
-        let file = KeyFile::seal(&key, pass, opts.kdf)?;
-        file.write(&key_path(tmp, key.key_id()))?;
-        let store = Store::open_sqlite(&tmp.join(LEDGER_FILE), true).await?;
+        let (_, sealed) = seal_new_key(pass, opts.kdf)?;
+        let ledger = tmp.join(LEDGER_FILE);
+        let store = Store::open_sqlite(&ledger, true).await?;
+        // Owner-only, like the directory: it holds the sealed keys (SQLite
+        // gives its -wal and -shm files the same mode).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&ledger, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io("restrict the permissions of", &ledger, e))?;
+        }
         let result = async {
             store.migrate().await?;
             let details = json!({ "kdf": opts.kdf.to_string() });
             store
-                .initialize(&key.public_key(), &opts.products, details, ctx)
+                .initialize(&sealed, &opts.products, details, ctx)
                 .await
         }
         .await;
@@ -183,7 +194,52 @@ impl Vault {
         fsutil::sync_dir(tmp)
     }
 
-    /// Opens the vault in `dir`.
+    /// Creates the ledger in the PostgreSQL database at `url` (a
+    /// deployment of several replicas), with a first signing key sealed
+    /// under `pass`: everything is in the database, nothing on disk.
+    /// [`Error::VaultExists`] if it holds a ledger already.
+    pub async fn init_postgres(
+        url: &str,
+        pass: &Passphrase,
+        opts: &InitOptions,
+        ctx: &Context,
+    ) -> Result<Vault> {
+        for p in &opts.products {
+            check_product(p)?;
+        }
+        let store = Store::connect(url).await?;
+        let result = async {
+            store.migrate().await?;
+            if store.check().await.is_ok() {
+                return Err(Error::invalid(
+                    "database-url",
+                    format!(
+                        "{} already holds a keyseal ledger",
+                        crate::store::url_host(url)
+                    ),
+                ));
+            }
+            let (_, sealed) = seal_new_key(pass, opts.kdf)?;
+            let details = json!({ "kdf": opts.kdf.to_string() });
+            store
+                .initialize(&sealed, &opts.products, details, ctx)
+                .await
+        }
+        .await;
+        if let Err(e) = result {
+            store.close().await;
+            return Err(e);
+        }
+        Ok(Vault {
+            dir: PathBuf::new(),
+            store,
+            _lock: None,
+        })
+    }
+
+    /// Opens the vault in `dir`. Opened for writing, key files of keys the
+    /// ledger holds no sealed copy of (a vault from before schema 11) are
+    /// imported into it.
     pub async fn open(dir: &Path, access: Access) -> Result<Vault> {
         let ledger = dir.join(LEDGER_FILE);
         if !ledger.is_file() {
@@ -200,12 +256,16 @@ impl Vault {
         store.check().await?;
         if access == Access::Write {
             store.migrate().await?;
+            store.import_key_files(&dir.join(KEYS_DIR)).await?;
         } else if store.needs_migration().await? {
             // A ledger written by an older keyseal: bring its schema up to
             // date under the lock, which is released again. If a writer
             // holds the lock, it migrated the ledger when it opened it.
             match VaultLock::acquire(dir, dir.join(LOCK_FILE)) {
-                Ok(_held_while_migrating) => store.migrate().await?,
+                Ok(_held_while_migrating) => {
+                    store.migrate().await?;
+                    store.import_key_files(&dir.join(KEYS_DIR)).await?;
+                }
                 Err(Error::Locked { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -217,7 +277,34 @@ impl Vault {
         })
     }
 
-    /// The vault directory.
+    /// Opens the ledger in the PostgreSQL database at `url` (initialised,
+    /// by [`Vault::init_postgres`] or `keyseal serve --database-url`),
+    /// bringing its schema up to date. `keys_from` is a vault directory
+    /// whose key files are imported for keys the database holds no sealed
+    /// copy of (deployments from before schema 11); none is needed after.
+    pub async fn connect(url: &str, keys_from: Option<&Path>) -> Result<Vault> {
+        let store = Store::connect(url).await?;
+        let result = async {
+            store.migrate().await?;
+            store.check().await?;
+            if let Some(dir) = keys_from {
+                store.import_key_files(&dir.join(KEYS_DIR)).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            store.close().await;
+            return Err(e);
+        }
+        Ok(Vault {
+            dir: keys_from.map(Path::to_path_buf).unwrap_or_default(),
+            store,
+            _lock: None,
+        })
+    }
+
+    /// The vault directory (empty for a PostgreSQL ledger opened without one).
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -234,53 +321,64 @@ impl Vault {
         self.store.close().await;
     }
 
-    /// The path of a key's file.
-    #[must_use]
-    pub fn key_path(&self, id: KeyId) -> PathBuf {
-        key_path(&self.dir, id)
-    }
-
     /// Decrypts the default organisation's active signing key.
     pub async fn unlock(&self, pass: &Passphrase) -> Result<Signer> {
-        let info = self.store.active_key().await?.ok_or(Error::NoActiveKey)?;
-        let key = self.open_key(info.key_id, pass)?;
-        Ok(Signer { key: Arc::new(key) })
+        let org = self.store.default_owner().await?;
+        self.unlock_org(&org, pass).await
     }
 
-    /// Decrypts one organisation's active signing key (its sealed file is
-    /// in the vault, under the same passphrase).
+    /// Decrypts one organisation's active signing key (sealed in the
+    /// ledger, under the vault's passphrase).
     pub async fn unlock_org(&self, org_id: &str, pass: &Passphrase) -> Result<Signer> {
         let info = self
             .store
             .org_active_key(org_id)
             .await?
             .ok_or(Error::NoActiveKey)?;
-        let key = self.open_key(info.key_id, pass)?;
+        let key = self.open_key(info.key_id, pass).await?;
         Ok(Signer { key: Arc::new(key) })
     }
 
-    fn open_key(&self, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
-        open_key(&self.dir, id, pass)
+    /// The sealed key `id`: the ledger's copy, or (in a vault opened only
+    /// for reading, before its key files were imported) its file.
+    pub async fn sealed_key(&self, id: KeyId) -> Result<(KeyFile, PathBuf)> {
+        if let Some(file) = self.store.sealed_key(id).await? {
+            return Ok((file, PathBuf::from(format!("the ledger's sealed key {id}"))));
+        }
+        let path = key_path(&self.dir, id);
+        let file = KeyFile::read(&path)?;
+        if file.key_id() != id.to_string() {
+            return Err(Error::CorruptKeyFile {
+                path,
+                detail: format!("it holds key {}, not {id}", file.key_id()),
+            });
+        }
+        Ok((file, path))
+    }
+
+    async fn open_key(&self, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
+        let (file, path) = self.sealed_key(id).await?;
+        file.open(pass, &path)
     }
 
     /// The key-derivation parameters of the vault's active key (what keys
     /// and secrets sealed later use too); the defaults in a vault with none.
     pub async fn kdf_params(&self) -> Result<KdfParams> {
         match self.store.active_key().await? {
-            Some(info) => Ok(KeyFile::read(&self.key_path(info.key_id))?.kdf_params()),
+            Some(info) => Ok(self.sealed_key(info.key_id).await?.0.kdf_params()),
             None => Ok(KdfParams::default()),
         }
     }
 
-    /// Makes a fresh signing key for a new organisation and seals it into
-    /// the vault under `pass` (which must open the default organisation's
-    /// active key) with that key's key-derivation parameters. Record it
-    /// with [`Store::create_org`], or remove it with [`discard_key`].
-    pub async fn seal_new_key(&self, pass: &Passphrase) -> Result<SigningKey> {
+    /// Makes a fresh signing key for a new organisation, sealed under
+    /// `pass` (which must open the default organisation's active key) with
+    /// that key's key-derivation parameters. Nothing is written: record it
+    /// with [`Store::create_org`].
+    pub async fn seal_new_key(&self, pass: &Passphrase) -> Result<(SigningKey, KeyFile)> {
         let info = self.store.active_key().await?.ok_or(Error::NoActiveKey)?;
-        self.open_key(info.key_id, pass)?;
-        let params = KeyFile::read(&self.key_path(info.key_id))?.kdf_params();
-        seal_new_key(&self.dir, pass, params)
+        let (file, path) = self.sealed_key(info.key_id).await?;
+        file.open(pass, &path)?;
+        seal_new_key(pass, file.kdf_params())
     }
 
     /// Makes a new active signing key and retires the old one (its window
@@ -317,23 +415,14 @@ impl Vault {
         };
         let mut params = kdf.unwrap_or_default();
         if let Some(id) = check {
-            self.open_key(id, pass)?;
+            let (file, path) = self.sealed_key(id).await?;
+            file.open(pass, &path)?;
             if kdf.is_none() {
-                params = KeyFile::read(&self.key_path(id))?.kdf_params();
+                params = file.kdf_params();
             }
         }
-        let key = new_signing_key()?;
-        let path = self.key_path(key.key_id());
-        KeyFile::seal(&key, pass, params)?.write(&path)?;
-        let result = self
-            .store
-            .org_activate_key(org_id, &key.public_key(), ctx)
-            .await;
-        if let Err(e) = result {
-            // The new key never became part of the vault.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+        let (key, sealed) = seal_new_key(pass, params)?;
+        self.store.org_activate_key(org_id, &sealed, ctx).await?;
         let new = self
             .store
             .org_find_key(org_id, &key.key_id().to_string())
@@ -354,30 +443,11 @@ fn key_path(dir: &Path, id: KeyId) -> PathBuf {
     dir.join(KEYS_DIR).join(format!("{id}.key"))
 }
 
-/// Makes a fresh signing key and seals it under `pass` with `kdf` into the
-/// `keys/` directory of the vault in `dir`. The file is there before any
-/// ledger names the key; if recording it fails, remove it with
-/// [`discard_key`].
-pub fn seal_new_key(dir: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<SigningKey> {
+/// Makes a fresh signing key and seals it under `pass` with `kdf`. Nothing
+/// is written: the ledger keeps the sealed key when it records it (see
+/// [`Store::create_org`], [`Store::org_activate_key`]).
+pub fn seal_new_key(pass: &Passphrase, kdf: KdfParams) -> Result<(SigningKey, KeyFile)> {
     let key = new_signing_key()?;
-    KeyFile::seal(&key, pass, kdf)?.write(&key_path(dir, key.key_id()))?;
-    Ok(key)
-}
-
-/// Removes the sealed file of a key no ledger recorded (see [`seal_new_key`]).
-pub fn discard_key(dir: &Path, id: KeyId) {
-    let _ = std::fs::remove_file(key_path(dir, id));
-}
-
-/// Opens the sealed key `id` in the vault in `dir` with `pass`.
-pub fn open_key(dir: &Path, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
-    let path = key_path(dir, id);
-    let file = KeyFile::read(&path)?;
-    if file.key_id() != id.to_string() {
-        return Err(Error::CorruptKeyFile {
-            path,
-            detail: format!("it holds key {}, not {id}", file.key_id()),
-        });
-    }
-    file.open(pass, &path)
+    let sealed = KeyFile::seal(&key, pass, kdf)?;
+    Ok((key, sealed))
 }

@@ -3,7 +3,8 @@
 //! keeps every row: `tests/fixtures/ledger-v9` was made by that build's
 //! `keyseal init --product acme-cad`, `products add acme-viewer`, one
 //! `issue`, a batch of two, a `revoke`, `revocations publish`, `keys
-//! rotate` and one more `issue` (see its README.md).
+//! rotate` and one more `issue` (see its README.md). Its sealed keys were
+//! files in `keys/` then; they are imported into the ledger (schema 11).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -67,6 +68,10 @@ async fn a_schema_9_ledger_migrates_into_the_default_organisation() {
     );
     let keys = store.org_keys(&org).await.unwrap();
     assert_eq!(keys.len(), 2);
+    // Their key files were imported: the ledger keeps the sealed keys.
+    for k in &keys {
+        assert!(store.sealed_key(k.key_id).await.unwrap().is_some());
+    }
     assert_eq!(store.org_published_lists(&org).await.unwrap().len(), 1);
 
     // Every license the old CLI minted, with the very key it printed, is
@@ -156,8 +161,11 @@ async fn a_schema_9_ledger_migrates_into_the_default_organisation() {
     );
     vault.close().await;
 
-    // Opening again changes nothing.
+    // Opening again changes nothing, and the key files are no longer
+    // needed.
+    std::fs::remove_dir_all(dir.join("keys")).unwrap();
     let again = Vault::open(&dir, Access::Write).await.unwrap();
+    again.unlock_org(&org, &pass).await.unwrap();
     assert_eq!(again.store().orgs().await.unwrap().len(), 1);
     assert_eq!(again.store().default_org().await.unwrap(), Some(org));
     assert_eq!(again.store().verify_audit().await.unwrap(), Ok(11));

@@ -12,6 +12,17 @@ use sqlx::Connection;
 
 const T0: u64 = 1_800_000_000;
 
+/// `k` sealed (cheaply) as the ledger keeps keys.
+fn sealed(k: &SigningKey) -> keyseal_issuer::keyfile::KeyFile {
+    let pass = keyseal_issuer::Passphrase::new(zeroize::Zeroizing::new("test".into())).unwrap();
+    let cheap = keyseal_issuer::KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    keyseal_issuer::keyfile::KeyFile::seal(k, &pass, cheap).unwrap()
+}
+
 fn ctx(now: u64) -> Context {
     Context {
         now,
@@ -49,7 +60,7 @@ async fn the_ledger_runs_on_postgres() {
     let k1 = SigningKey::from_seed(&[1; 32]).unwrap();
     store
         .initialize(
-            &k1.public_key(),
+            &sealed(&k1),
             &["acme-cad".into()],
             serde_json::json!({ "keys": "hsm" }),
             &ctx(T0),
@@ -59,7 +70,7 @@ async fn the_ledger_runs_on_postgres() {
     store.check().await.unwrap();
     assert!(
         store
-            .initialize(&k1.public_key(), &[], serde_json::Value::Null, &ctx(T0))
+            .initialize(&sealed(&k1), &[], serde_json::Value::Null, &ctx(T0))
             .await
             .is_err()
     );
@@ -105,7 +116,7 @@ async fn the_ledger_runs_on_postgres() {
     let k2 = SigningKey::from_seed(&[2; 32]).unwrap();
     assert_eq!(
         store
-            .activate_key(&k2.public_key(), &ctx(T0 + 10))
+            .activate_key(&sealed(&k2), &ctx(T0 + 10))
             .await
             .unwrap(),
         Some(s1.key_id())

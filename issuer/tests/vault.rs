@@ -81,12 +81,17 @@ async fn full_lifecycle() {
         std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
         0o700
     );
+    // The key is sealed in the ledger (no key file), and only the
+    // passphrase opens it.
     let k1 = vault.store().active_key().await.unwrap().unwrap();
-    let kp = vault.key_path(k1.key_id);
-    assert_eq!(
-        std::fs::metadata(&kp).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    let (sealed, _) = vault.sealed_key(k1.key_id).await.unwrap();
+    let here = std::path::Path::new("test");
+    assert_eq!(sealed.open(&pass("pw"), here).unwrap().key_id(), k1.key_id);
+    assert!(matches!(
+        sealed.open(&pass("nope"), here),
+        Err(Error::WrongPassphrase { .. })
+    ));
+    assert!(!dir.join("keys").exists());
 
     // A second writer is refused while the first holds the lock.
     assert!(matches!(
@@ -306,7 +311,7 @@ async fn rotation_without_an_active_key_still_checks_the_passphrase() {
 /// key among more than 16 keys (`key_revoked`, not an error).
 #[tokio::test]
 async fn rotations_stop_at_a_full_keyring() {
-    let (_tmp, dir, vault) = new_vault().await;
+    let (_tmp, _dir, vault) = new_vault().await;
     let signer = vault.unlock(&pass("pw")).await.unwrap();
     let org = vault.store().default_org().await.unwrap().unwrap();
     let first = vault
@@ -317,8 +322,11 @@ async fn rotations_stop_at_a_full_keyring() {
     for n in 1..16 {
         vault.rotate(&pass("pw"), None, &ctx(T0 + n)).await.unwrap();
     }
-    let files = || std::fs::read_dir(dir.join("keys")).unwrap().count();
-    let (before, head) = (files(), vault.store().audit_head().await.unwrap());
+    let sealed_keys = || async { vault.store().keys().await.unwrap().len() };
+    let (before, head) = (
+        sealed_keys().await,
+        vault.store().audit_head().await.unwrap(),
+    );
     assert_eq!(vault.store().keys().await.unwrap().len(), 16);
     match vault.rotate(&pass("pw"), None, &ctx(T0 + 20)).await {
         Err(Error::KeyringFull {
@@ -333,11 +341,14 @@ async fn rotations_stop_at_a_full_keyring() {
     assert!(matches!(
         vault
             .store()
-            .activate_key(&stray.public_key(), &ctx(T0 + 20))
+            .activate_key(
+                &keyseal_issuer::keyfile::KeyFile::seal(&stray, &pass("pw"), CHEAP).unwrap(),
+                &ctx(T0 + 20)
+            )
             .await,
         Err(Error::KeyringFull { .. })
     ));
-    assert_eq!(files(), before);
+    assert_eq!(sealed_keys().await, before);
     assert_eq!(vault.store().audit_head().await.unwrap(), head);
     assert_eq!(vault.store().keyring().await.unwrap().keys.len(), 16);
 

@@ -46,14 +46,21 @@ fn open_vault_key(
                 path: path.to_path_buf(),
                 source: e,
             })?;
-        let path = rt.block_on(async {
+        let (file, label) = rt.block_on(async {
             let v = vault::Vault::open(path, vault::Access::Read).await?;
-            let active = v.store().active_key().await;
-            let key_path = active.map(|k| k.map(|k| v.key_path(k.key_id)));
+            let sealed = async {
+                let active = v
+                    .store()
+                    .active_key()
+                    .await?
+                    .ok_or(keyseal_issuer::Error::NoActiveKey)?;
+                v.sealed_key(active.key_id).await
+            }
+            .await;
             v.close().await;
-            key_path?.ok_or(keyseal_issuer::Error::NoActiveKey)
+            sealed
         })?;
-        KeyFile::read(&path)?.open(pass, &path)
+        file.open(pass, &label)
     } else {
         KeyFile::read(path)?.open(pass, path)
     }
@@ -89,8 +96,9 @@ impl PySigningKey {
         }
     }
 
-    /// Opens a sealed key: a key file (`VAULT/keys/<key id>.key`) or a
-    /// vault directory (its active key), with the passphrase.
+    /// Opens a sealed key with the passphrase: a vault directory (its
+    /// active key, sealed in its ledger) or a key file (`VAULT/keys/<key
+    /// id>.key` of a vault from before keys moved into the ledger).
     #[staticmethod]
     fn from_vault(py: Python<'_>, path: PathBuf, passphrase: &str) -> PyResult<Self> {
         let pass = Passphrase::new(Zeroizing::new(passphrase.to_owned()))

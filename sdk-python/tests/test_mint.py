@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -65,7 +66,10 @@ def test_from_vault_directory_uses_the_active_key(tmp_path: Path) -> None:
     subprocess.run([cli, "--vault", str(vault), "init", "--product", "acme-cad"],
                    check=True, env=env, capture_output=True, timeout=120)
     key = keyseal.SigningKey.from_vault(vault, PASSPHRASE)
-    assert (vault / "keys" / f"{key.key_id}.key").is_file()
+    listed = subprocess.run([cli, "--vault", str(vault), "--json", "keys", "list"],
+                            check=True, env=env, capture_output=True, timeout=120)
+    active = [k["key_id"] for k in json.loads(listed.stdout) if k["status"] == "active"]
+    assert active == [key.key_id]
     with pytest.raises(keyseal.WrongPassphrase):
         keyseal.SigningKey.from_vault(vault, "wrong")
 

@@ -1369,7 +1369,7 @@ async fn list_keys(axum::extract::State(s): axum::extract::State<S>, c: Caller) 
 }
 
 /// Makes a new signing key for the caller's organisation, seals it into
-/// the vault, makes it the organisation's active key (its old one retires)
+/// the ledger, makes it the organisation's active key (its old one retires)
 /// and signs the organisation's licenses with it from now on. Other
 /// organisations' keys are untouched.
 async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
@@ -1381,20 +1381,13 @@ async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller)
     s.store.org_keyring_room(c.org()).await?;
     // Sealing (Argon2id) runs on a blocking thread, not on one of the
     // runtime's, which serve every organisation's requests.
-    let (dir, pass, kdf) = (s.vault_dir.clone(), s.passphrase.clone(), s.kdf);
-    let key =
-        tokio::task::spawn_blocking(move || keyseal_issuer::vault::seal_new_key(&dir, &pass, kdf))
+    let (pass, kdf) = (s.passphrase.clone(), s.kdf);
+    let (key, sealed) =
+        tokio::task::spawn_blocking(move || keyseal_issuer::vault::seal_new_key(&pass, kdf))
             .await
             .map_err(|_| Problem::internal())??;
     let id = key.key_id();
-    if let Err(e) = s
-        .store
-        .org_activate_key(c.org(), &key.public_key(), &ctx)
-        .await
-    {
-        keyseal_issuer::vault::discard_key(&s.vault_dir, id);
-        return Err(e.into());
-    }
+    s.store.org_activate_key(c.org(), &sealed, &ctx).await?;
     s.set_signer(c.org(), keyseal_issuer::Signer::new(key))
         .await;
     let k = s.store.org_find_key(c.org(), &id.to_string()).await?;

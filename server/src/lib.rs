@@ -240,9 +240,18 @@ impl State {
         {
             return Ok(s.clone());
         }
-        let (dir, pass) = (self.vault_dir.clone(), self.passphrase.clone());
+        let sealed = self.store.sealed_key(active.key_id).await?.ok_or_else(|| {
+            keyseal_issuer::Error::CorruptLedger {
+                detail: format!(
+                    "it holds no sealed copy of key {} (start keyseal serve once with the vault \
+                     directory holding its key file)",
+                    active.key_id
+                ),
+            }
+        })?;
+        let pass = self.passphrase.clone();
         let key = tokio::task::spawn_blocking(move || {
-            keyseal_issuer::vault::open_key(&dir, active.key_id, &pass)
+            sealed.open(&pass, std::path::Path::new("the ledger's active key"))
         })
         .await
         .map_err(|e| keyseal_issuer::Error::Io {
@@ -313,35 +322,30 @@ impl Service {
             now,
             actor: "service".into(),
         };
-        let has_ledger = opts
-            .vault_dir
-            .join(keyseal_issuer::vault::LEDGER_FILE)
-            .is_file();
-        // With PostgreSQL the vault only holds the key files: replicas on
-        // one host may share it, so no writer's lock is taken.
-        let access = if opts.database_url.is_some() {
-            Access::Read
-        } else {
-            Access::Write
+        let vault = match &opts.database_url {
+            None => {
+                let has_ledger = opts
+                    .vault_dir
+                    .join(keyseal_issuer::vault::LEDGER_FILE)
+                    .is_file();
+                if has_ledger {
+                    Vault::open(&opts.vault_dir, Access::Write).await?
+                } else {
+                    let init = InitOptions {
+                        products: Vec::new(),
+                        kdf: opts.kdf.unwrap_or_default(),
+                    };
+                    Vault::init(&opts.vault_dir, &opts.passphrase, &init, &ctx).await?
+                }
+            }
+            Some(url) => Self::open_postgres(&opts, url, &ctx).await?,
         };
-        let vault = if has_ledger {
-            Vault::open(&opts.vault_dir, access).await?
-        } else {
-            let init = InitOptions {
-                products: Vec::new(),
-                kdf: opts.kdf.unwrap_or_default(),
-            };
-            Vault::init(&opts.vault_dir, &opts.passphrase, &init, &ctx).await?
-        };
-        // The passphrase must open the vault's active key before anything is
-        // written: a wrong one must not create the default organisation (its
-        // admin token would never be printed), initialise a PostgreSQL
-        // ledger, or seal a new organisation's key under it.
+        // The passphrase must open the default organisation's active key
+        // before anything is written: a wrong one must not create its admin
+        // token (it would never be printed) or seal a new organisation's
+        // key under it.
         vault.unlock(&opts.passphrase).await?;
-        let store = match &opts.database_url {
-            None => vault.store().clone(),
-            Some(url) => Self::open_postgres(&vault, url, &ctx).await?,
-        };
+        let store = vault.store().clone();
         // The default organisation's first admin token, on the first start
         // only (of all replicas: the check and the write are one transaction).
         let token = auth::new_token()?;
@@ -395,19 +399,13 @@ impl Service {
     async fn prepare_orgs(state: &State, ctx: &Context) -> Result<(), Error> {
         for org in state.store.orgs().await? {
             if state.store.org_keys(&org.org_id).await?.is_empty() {
-                let key = keyseal_issuer::vault::seal_new_key(
-                    &state.vault_dir,
-                    &state.passphrase,
-                    state.kdf,
-                )?;
-                let added = state
+                let (_, sealed) =
+                    keyseal_issuer::vault::seal_new_key(&state.passphrase, state.kdf)?;
+                // `false`: another replica gave it one first.
+                state
                     .store
-                    .org_add_first_key(&org.org_id, &key.public_key(), ctx)
-                    .await;
-                if !matches!(added, Ok(true)) {
-                    keyseal_issuer::vault::discard_key(&state.vault_dir, key.key_id());
-                }
-                added?;
+                    .org_add_first_key(&org.org_id, &sealed, ctx)
+                    .await?;
             }
             if state.store.org_latest_list(&org.org_id).await?.is_none()
                 && state.store.org_active_key(&org.org_id).await?.is_some()
@@ -428,31 +426,54 @@ impl Service {
         Ok(())
     }
 
-    /// The PostgreSQL ledger, initialised with the vault's active key on
-    /// first use (its sealed file must be in the vault).
-    async fn open_postgres(vault: &Vault, url: &str, ctx: &Context) -> Result<Store, Error> {
+    /// The PostgreSQL ledger: the whole vault (keys sealed in it), so no
+    /// file is written. On first use it is initialised, with the active key
+    /// of the vault in `opts.vault_dir` if one is there (its passphrase
+    /// checked first: a wrong one initialises nothing), else with a new key
+    /// sealed under the passphrase. Key files in the vault directory of keys
+    /// the database holds no sealed copy of (deployments from before schema
+    /// 11) are imported.
+    async fn open_postgres(opts: &Options, url: &str, ctx: &Context) -> Result<Vault, Error> {
+        let dir = &opts.vault_dir;
+        let local = dir.join(keyseal_issuer::vault::LEDGER_FILE).is_file();
+        let keys_from = local.then_some(dir.as_path());
+        match Vault::connect(url, keys_from).await {
+            Err(keyseal_issuer::Error::CorruptLedger { .. }) => {}
+            other => return Ok(other?),
+        }
+        // Not initialised yet.
+        let sealed = if local {
+            let vault = Vault::open(dir, Access::Read).await?;
+            let sealed = async {
+                let signer = vault.unlock(&opts.passphrase).await?;
+                vault.sealed_key(signer.key_id()).await.map(|(f, _)| f)
+            }
+            .await;
+            vault.close().await;
+            sealed?
+        } else {
+            let kdf = opts.kdf.unwrap_or_default();
+            keyseal_issuer::vault::seal_new_key(&opts.passphrase, kdf)?.1
+        };
         let store = Store::connect(url).await?;
-        store.migrate().await?;
-        if store.check().await.is_err() {
-            let local = vault
-                .store()
-                .active_key()
-                .await?
-                .ok_or(keyseal_issuer::Error::NoActiveKey)?;
-            // Another replica may initialise it first: then check() passes.
-            if let Err(e) = store
+        let init = async {
+            store.migrate().await?;
+            store
                 .initialize(
-                    &local.public_key,
+                    &sealed,
                     &[],
                     serde_json::json!({ "by": "keyseal serve" }),
                     ctx,
                 )
                 .await
-            {
-                store.check().await.map_err(|_| e)?;
-            }
         }
-        Ok(store)
+        .await;
+        store.close().await;
+        // Another replica may initialise it first: then it opens.
+        match (init, Vault::connect(url, keys_from).await) {
+            (_, Ok(v)) => Ok(v),
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => Err(e.into()),
+        }
     }
 
     /// The one-time admin token created on first start (only once).

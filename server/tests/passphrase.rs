@@ -27,8 +27,18 @@ fn options(vault_dir: &Path, database_url: Option<String>, pass: &str) -> Option
     }
 }
 
-fn sealed_keys(vault_dir: &Path) -> usize {
-    std::fs::read_dir(vault_dir.join("keys")).unwrap().count()
+/// The sealed keys the vault's ledger holds, as JSON key files.
+async fn sealed_keys(vault_dir: &Path) -> Vec<String> {
+    let db = vault_dir.join("ledger.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT sealed FROM signing_keys ORDER BY key_id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rows.iter().map(|r| sqlx::Row::get(r, 0)).collect()
 }
 
 /// What `keyseal init` leaves: a vault with its key, no organisation.
@@ -52,7 +62,7 @@ async fn wrong_then_right(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let vault_dir = dir.path().join("vault");
     init_vault(&vault_dir).await;
-    let keys = sealed_keys(&vault_dir);
+    let keys = sealed_keys(&vault_dir).await;
 
     let err = Service::open(options(
         &vault_dir,
@@ -70,7 +80,7 @@ async fn wrong_then_right(database_url: Option<String>) {
     );
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     // Nothing was written.
-    assert_eq!(sealed_keys(&vault_dir), keys, "no key sealed");
+    assert_eq!(sealed_keys(&vault_dir).await, keys, "no key sealed");
     let vault = Vault::open(&vault_dir, Access::Read).await.unwrap();
     let org = vault.store().default_org().await.unwrap().unwrap();
     assert!(
@@ -149,14 +159,12 @@ async fn service_sealed_keys_use_the_vault_parameters() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     let want = common::kdf().to_string();
-    let mut files = 0;
-    for f in std::fs::read_dir(vault_dir.join("keys")).unwrap() {
-        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-        let file: keyseal_issuer::keyfile::KeyFile = serde_json::from_str(&text).unwrap();
+    let keys = sealed_keys(&vault_dir).await;
+    for text in &keys {
+        let file: keyseal_issuer::keyfile::KeyFile = serde_json::from_str(text).unwrap();
         assert_eq!(file.kdf_params().to_string(), want);
-        files += 1;
     }
-    assert_eq!(files, 2, "the vault's key and the rotated one");
+    assert_eq!(keys.len(), 2, "the vault's key and the rotated one");
     let db = vault_dir.join("ledger.sqlite");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await

@@ -30,7 +30,7 @@ fn one_organisations_key_load_does_not_stall_another() {
     // Keys to make B's active one (on the server's runtime, whose ledger
     // pool it is), and the answer.
     let (rotate_tx, mut rotate_rx) =
-        tokio::sync::mpsc::unbounded_channel::<keyseal_core::PublicKey>();
+        tokio::sync::mpsc::unbounded_channel::<keyseal_issuer::keyfile::KeyFile>();
     let (rotated_tx, rotated_rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -58,15 +58,14 @@ fn one_organisations_key_load_does_not_stall_another() {
             // Organisation B with its own key, as `keyseal org create` makes it.
             let admin_b = auth::new_token().unwrap();
             let pass = common::secret(common::PASS);
-            let key =
-                keyseal_issuer::vault::seal_new_key(&vault_dir, &pass, common::kdf()).unwrap();
+            let (_, key) = keyseal_issuer::vault::seal_new_key(&pass, common::kdf()).unwrap();
             let (org_b, _) = svc
                 .store()
                 .create_org(
                     "b",
                     &auth::token_hash(&admin_b),
                     &[Scope::Admin],
-                    &key.public_key(),
+                    &key,
                     &ctx,
                 )
                 .await
@@ -103,7 +102,7 @@ fn one_organisations_key_load_does_not_stall_another() {
             svc.serve(listener, shutdown).await.unwrap();
         });
     });
-    let (addr, admin_a, admin_b, _org_b, vault_dir) =
+    let (addr, admin_a, admin_b, _org_b, _vault_dir) =
         ready_rx.recv_timeout(Duration::from_secs(120)).unwrap();
 
     let customer = |token: &str| {
@@ -138,8 +137,8 @@ fn one_organisations_key_load_does_not_stall_another() {
     // B's key changes under the service (another replica rotated it), to a
     // key that takes long to unseal.
     let pass = common::secret(common::PASS);
-    let slow = keyseal_issuer::vault::seal_new_key(&vault_dir, &pass, slow_kdf()).unwrap();
-    rotate_tx.send(slow.public_key()).unwrap();
+    let (_, slow) = keyseal_issuer::vault::seal_new_key(&pass, slow_kdf()).unwrap();
+    rotate_tx.send(slow).unwrap();
     assert!(rotated_rx.recv().unwrap(), "B's key changed");
 
     let b = std::thread::spawn(move || mint(&admin_b, &cus_b));

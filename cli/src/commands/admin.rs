@@ -24,7 +24,8 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
     for p in &a.products {
         keyseal_issuer::request::check_product(p)?;
     }
-    if dir.join(keyseal_issuer::vault::LEDGER_FILE).exists() {
+    let url = env::database_url();
+    if url.is_none() && dir.join(keyseal_issuer::vault::LEDGER_FILE).exists() {
         return Err(keyseal_issuer::Error::VaultExists {
             dir: dir.to_path_buf(),
         }
@@ -32,28 +33,30 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
     }
     let kdf = env::kdf_override()?.unwrap_or(KdfParams::DEFAULT);
     let pass = env::passphrase(true)?;
-    let vault = Vault::init(
-        dir,
-        &pass,
-        &InitOptions {
-            products: a.products.clone(),
-            kdf,
-        },
-        &ctx,
-    )
-    .await?;
+    let opts = InitOptions {
+        products: a.products.clone(),
+        kdf,
+    };
+    let vault = match url {
+        Some(url) => Vault::init_postgres(url, &pass, &opts, &ctx).await?,
+        None => Vault::init(dir, &pass, &opts, &ctx).await?,
+    };
     let key = vault.store().active_key().await;
     vault.close().await;
     let key = key?.ok_or(keyseal_issuer::Error::NoActiveKey)?;
+    let place = match url {
+        Some(u) => format!("PostgreSQL {}", keyseal_issuer::store::url_host(u)),
+        None => dir.display().to_string(),
+    };
     if json {
         print_json(&json!({
-            "vault": dir.display().to_string(),
+            "vault": place,
             "key_id": key.key_id.to_string(),
             "products": a.products,
             "kdf": kdf.to_string(),
         }));
     } else {
-        println!("created vault {}", dir.display());
+        println!("created vault {place}");
         println!(
             "  signing key  {} (sealed with Argon2id {kdf}, XChaCha20-Poly1305)",
             key.key_id
@@ -64,7 +67,12 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
             println!("  products     {}", a.products.join(", "));
         }
         println!(
-            "next: back up the vault directory, then `keyseal keys export` for your app's keyring"
+            "next: back up the {}, then `keyseal keys export` for your app's keyring",
+            if url.is_some() {
+                "database"
+            } else {
+                "vault directory"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use keyseal_issuer::batch::{self, Format};
 use keyseal_issuer::request::{RequestFields, parse_ext, split_list};
 use keyseal_issuer::time::format;
-use keyseal_issuer::{Access, BatchOptions, Error as IssuerError, Issued, Vault};
+use keyseal_issuer::{Access, BatchOptions, Error as IssuerError, Issued};
 use serde_json::json;
 
 use crate::cli::{BatchFormat, IssueArgs};
@@ -45,7 +45,7 @@ pub(crate) async fn issue(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCo
             "choose another --out file, or remove the old one first",
         ));
     }
-    let vault = Vault::open(dir, Access::Write).await?;
+    let vault = super::open_vault(dir, Access::Write).await?;
     let result = async {
         // Every check that needs no passphrase comes before the prompt.
         let req = fields.resolve(ctx.now)?;
@@ -316,7 +316,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         })?,
     };
     let ctx = env::context()?;
-    let vault = Vault::open(dir, Access::Write).await?;
+    let vault = super::open_vault(dir, Access::Write).await?;
     let result = async {
         let rows = batch::open(batch_path, format)?;
         let org = super::org_of(vault.store()).await?;

@@ -81,12 +81,24 @@ async fn org_of(store: &keyseal_issuer::Store) -> Result<String, CliError> {
     }
 }
 
+/// Opens the vault: the PostgreSQL ledger given by `--database-url` (the
+/// vault directory's key files imported if it has any), or the directory's.
+async fn open_vault(dir: &Path, access: Access) -> Result<Vault, CliError> {
+    Ok(match crate::env::database_url() {
+        Some(url) => {
+            let keys = dir.join(keyseal_issuer::vault::KEYS_DIR).is_dir();
+            Vault::connect(url, keys.then_some(dir)).await?
+        }
+        None => Vault::open(dir, access).await?,
+    })
+}
+
 /// Opens the vault and runs `f`, closing the ledger cleanly either way.
 async fn with_vault<T, F>(dir: &Path, access: Access, f: F) -> Result<T, CliError>
 where
     F: AsyncFnOnce(&Vault) -> Result<T, CliError>,
 {
-    let vault = Vault::open(dir, access).await?;
+    let vault = open_vault(dir, access).await?;
     let out = f(&vault).await;
     vault.close().await;
     out

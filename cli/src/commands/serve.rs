@@ -67,7 +67,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
     }
     let opts = Options {
         vault_dir: vault.to_path_buf(),
-        database_url: a.database_url.clone(),
+        database_url: env::database_url().map(str::to_owned),
         auth_failures_per_minute: Some(a.auth_failures_per_minute),
         drain_timeout: None,
         network: keyseal_server::Network {

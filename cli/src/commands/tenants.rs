@@ -11,45 +11,25 @@ use keyseal_issuer::{Access, Passphrase, Store, Vault};
 use keyseal_server::auth;
 use serde_json::json;
 
-use crate::cli::{LedgerArgs, OrgCommand, TokenCommand, TokenScope};
+use crate::cli::{OrgCommand, TokenCommand, TokenScope};
+use crate::commands::with_vault;
 use crate::env;
 use crate::error::CliError;
 use crate::show::{opt_time, print_json};
 
-/// Opens the vault, checks the passphrase against its active key, and runs
-/// `f` on the vault, the service's ledger (the vault's, or PostgreSQL's)
-/// and the passphrase.
-async fn with_ledger<T, F>(dir: &Path, ledger: &LedgerArgs, f: F) -> Result<T, CliError>
+/// `f` on the vault (its directory's ledger, or the PostgreSQL one of
+/// `--database-url`) once the passphrase opened its default organisation's
+/// active key.
+async fn with_ledger<T, F>(dir: &Path, f: F) -> Result<T, CliError>
 where
     F: AsyncFnOnce(&Vault, &Store, &Passphrase) -> Result<T, CliError>,
 {
-    let access = if ledger.database_url.is_some() {
-        Access::Read
-    } else {
-        Access::Write
-    };
-    let vault = Vault::open(dir, access).await?;
-    let out = async {
+    with_vault(dir, Access::Write, async |vault| {
         let pass = env::passphrase(false)?;
         vault.unlock(&pass).await?;
-        match &ledger.database_url {
-            None => f(&vault, vault.store(), &pass).await,
-            Some(url) => {
-                let store = Store::connect(url).await?;
-                let out = async {
-                    store.check().await?;
-                    store.migrate().await?;
-                    f(&vault, &store, &pass).await
-                }
-                .await;
-                store.close().await;
-                out
-            }
-        }
-    }
-    .await;
-    vault.close().await;
-    out
+        f(vault, vault.store(), &pass).await
+    })
+    .await
 }
 
 fn new_secret() -> Result<String, CliError> {
@@ -63,29 +43,22 @@ fn new_secret() -> Result<String, CliError> {
 
 pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCode, CliError> {
     match c {
-        OrgCommand::Create { name, ledger } => {
+        OrgCommand::Create { name } => {
             let ctx = env::context()?;
-            with_ledger(dir, &ledger, async |vault, store, pass| {
+            with_ledger(dir, async |vault, store, pass| {
                 let secret = new_secret()?;
                 // Every organisation but the default one (made with the
-                // vault) gets a key of its own, sealed into the vault first.
-                let key = vault.seal_new_key(pass).await?;
-                let created = store
+                // vault) gets a key of its own, sealed in the ledger.
+                let (key, sealed) = vault.seal_new_key(pass).await?;
+                let (org_id, token_id) = store
                     .create_org(
                         &name,
                         &auth::token_hash(&secret),
                         &[Scope::Admin],
-                        &key.public_key(),
+                        &sealed,
                         &ctx,
                     )
-                    .await;
-                let (org_id, token_id) = match created {
-                    Ok(ids) => ids,
-                    Err(e) => {
-                        keyseal_issuer::vault::discard_key(vault.dir(), key.key_id());
-                        return Err(e.into());
-                    }
-                };
+                    .await?;
                 let key_id = key.key_id().to_string();
                 // Its first revocation list, signed by its key, for its apps.
                 store
@@ -107,8 +80,8 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
             })
             .await
         }
-        OrgCommand::List { ledger } => {
-            with_ledger(dir, &ledger, async |_, store, _| {
+        OrgCommand::List => {
+            with_ledger(dir, async |_, store, _| {
                 let orgs = store.orgs().await?;
                 if json {
                     print_json(&json!(orgs));
@@ -136,11 +109,7 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
 
 pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<ExitCode, CliError> {
     match c {
-        TokenCommand::Create {
-            scopes,
-            name,
-            ledger,
-        } => {
+        TokenCommand::Create { scopes, name } => {
             let ctx = env::context()?;
             let scopes: Vec<Scope> = scopes
                 .iter()
@@ -151,7 +120,7 @@ pub(crate) async fn token(dir: &Path, c: TokenCommand, json: bool) -> Result<Exi
                     TokenScope::ReadPii => Scope::ReadPii,
                 })
                 .collect();
-            with_ledger(dir, &ledger, async |_, store, _| {
+            with_ledger(dir, async |_, store, _| {
                 let org = super::org_of(store).await?;
                 let secret = new_secret()?;
                 let token_id = store

@@ -12,6 +12,17 @@ use super::Store;
 use crate::vault::Signer;
 use crate::{Context, KeyStatus};
 
+/// `k` sealed (cheaply) as the ledger keeps keys.
+fn sealed(k: &SigningKey) -> crate::keyfile::KeyFile {
+    let pass = crate::Passphrase::new(zeroize::Zeroizing::new("test".into())).unwrap();
+    let cheap = crate::KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    crate::keyfile::KeyFile::seal(k, &pass, cheap).unwrap()
+}
+
 fn ctx(now: u64) -> Context {
     Context {
         now,
@@ -116,14 +127,14 @@ async fn check(store: &Store) {
     let k3 = SigningKey::from_seed(&[3; 32]).unwrap();
     assert!(
         store
-            .org_add_first_key("org_second", &k3.public_key(), &ctx(300))
+            .org_add_first_key("org_second", &sealed(&k3), &ctx(300))
             .await
             .unwrap()
     );
     let k4 = SigningKey::from_seed(&[4; 32]).unwrap();
     assert!(
         !store
-            .org_add_first_key("org_second", &k4.public_key(), &ctx(300))
+            .org_add_first_key("org_second", &sealed(&k4), &ctx(300))
             .await
             .unwrap()
     );
@@ -225,7 +236,7 @@ async fn rotate_four(
     at: u64,
 ) -> [crate::Result<Option<keyseal_core::KeyId>>; 4] {
     let rotate = |k: &SigningKey| {
-        let pk = k.public_key();
+        let pk = sealed(k);
         async move { store.activate_key(&pk, &ctx(at)).await }
     };
     let (a, b, c, d) = tokio::join!(
@@ -243,7 +254,7 @@ async fn check_concurrent_rotations(store: &Store) {
     store.migrate().await.unwrap();
     let k0 = SigningKey::from_seed(&[10; 32]).unwrap();
     store
-        .initialize(&k0.public_key(), &[], serde_json::json!({}), &ctx(100))
+        .initialize(&sealed(&k0), &[], serde_json::json!({}), &ctx(100))
         .await
         .unwrap();
     // 1 + 3 * 4 = 13 keys, none revoked: a keyring holds 16.

@@ -406,9 +406,10 @@ class SigningKey:
         """A fresh key from the operating system's random generator."""
     @staticmethod
     def from_vault(path: _Path, passphrase: str) -> SigningKey:
-        """Opens a sealed key (Argon2id + XChaCha20-Poly1305, keyseal-issuer's key files): a key file
-        (``VAULT/keys/<key id>.key``), or a vault directory (its active key). Raises ``WrongPassphrase``,
-        ``VaultError``, or ``OSError`` for a file that cannot be read."""
+        """Opens a sealed key (Argon2id + XChaCha20-Poly1305, as keyseal-issuer seals keys): a vault
+        directory (its default organisation's active key, sealed in its ledger), or a key file
+        (``VAULT/keys/<key id>.key`` of a vault from before keys moved into the ledger). Raises
+        ``WrongPassphrase``, ``VaultError``, or ``OSError`` for a file that cannot be read."""
     @property
     def public_key(self) -> str:
         """The public key as a keyring names it (``kspub1.``)."""

@@ -209,15 +209,15 @@ fn start_full(
                 .await
                 .expect("issue token");
             let other = auth::new_token().expect("token");
-            let key_b = keyseal_issuer::vault::seal_new_key(&vault_dir, &secret(PASS), kdf())
-                .expect("org b's key");
+            let (_, key_b) =
+                keyseal_issuer::vault::seal_new_key(&secret(PASS), kdf()).expect("org b's key");
             let (org_b, _) = svc
                 .store()
                 .create_org(
                     "other",
                     &auth::token_hash(&other),
                     &[Scope::Admin],
-                    &key_b.public_key(),
+                    &key_b,
                     &ctx,
                 )
                 .await
