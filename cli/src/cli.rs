@@ -129,7 +129,9 @@ pub enum Command {
         Times: RFC 3339 (2027-01-31T12:00:00Z), a date (2027-01-31, midnight UTC), a duration from now \
         (365d, 12h, 2w) or `never`.\n\n\
         Batch files: CSV with a header row, or JSONL, with the fields product, customer, plan, expires, \
-        not_before, grace, device, device_match, entitlements, max_version, ext (and ext.KEY columns). \
+        not_before, grace, device, device_match, entitlements, max_version, ext (and ext.KEY columns), \
+        external_id (a row whose external id was minted before, by an earlier run, is skipped and \
+        reported, so a batch run twice mints each row once). \
         Rows are minted in transactions of --chunk-size rows; each committed chunk is appended to --out \
         and synced before the next. A bad row stops the batch: the rows before it stay minted, and \
         --start-row resumes after the fix.")]
@@ -399,12 +401,16 @@ pub struct IssueArgs {
     /// A vendor extension field (repeatable).
     #[arg(long = "ext", value_name = "KEY=VALUE")]
     pub ext: Vec<String>,
+    /// Your own id for the license (an order number), unique in the organisation: a second
+    /// issue with it is refused and names the first license. In the ledger, never in the key.
+    #[arg(long, value_name = "ID")]
+    pub external_id: Option<String>,
 
     /// Mint every row of a CSV or JSONL file instead.
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["product", "customer", "plan", "expires", "not_before", "grace", "device", "device_match", "entitlements", "max_version", "ext"],
+        conflicts_with_all = ["product", "customer", "plan", "expires", "not_before", "grace", "device", "device_match", "entitlements", "max_version", "ext", "external_id"],
         requires = "out"
     )]
     pub batch: Option<PathBuf>,
@@ -558,6 +564,9 @@ pub enum LicensesCommand {
         /// Only this batch (in row order).
         #[arg(long, value_name = "BATCH-ID")]
         batch: Option<String>,
+        /// Only the license with this external id.
+        #[arg(long, value_name = "ID")]
+        external_id: Option<String>,
         /// At most this many.
         #[arg(long)]
         limit: Option<u64>,

@@ -255,6 +255,12 @@ impl From<IssuerError> for CliError {
                 what,
                 "check the id (32 hex digits) with `keyseal licenses list`",
             ),
+            E::ExternalIdExists { license_id, .. } => CliError::new(
+                "external_id_exists",
+                exit::INPUT,
+                what.clone(),
+                format!("nothing to do: `keyseal licenses show {license_id}` shows it"),
+            ),
             E::AlreadyRevoked { .. } => CliError::input(
                 what,
                 "nothing to do; run `keyseal revocations publish` if the list has not gone out since",

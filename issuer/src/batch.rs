@@ -51,6 +51,7 @@ fn set(f: &mut RequestFields, name: &str, value: String) -> Result<()> {
         "device" => f.device = v,
         "device_match" => f.device_match = v,
         "max_version" => f.max_version = v,
+        "external_id" => f.external_id = v,
         "entitlements" => f.entitlements = split_list(v.as_deref().unwrap_or("")),
         "ext" => {
             for item in v

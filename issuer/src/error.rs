@@ -164,6 +164,14 @@ pub enum Error {
         /// When it was revoked (unix seconds).
         revoked_at: u64,
     },
+    /// A license with this external id exists in the organisation already.
+    #[error("external id `{external_id}` was minted already, as license {license_id}")]
+    ExternalIdExists {
+        /// The external id.
+        external_id: String,
+        /// The license minted with it.
+        license_id: String,
+    },
     /// A field of a license request (or another input) is invalid.
     #[error("{field}: {problem}")]
     Invalid {

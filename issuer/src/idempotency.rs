@@ -34,6 +34,17 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// The response a mint records for its idempotency key in the mint's own
+/// transaction (see [`crate::service::SignedMint::record`]): no crash
+/// between the two can leave a license whose key a retry would mint again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The idempotency key the request claimed.
+    pub key: String,
+    /// The response to replay.
+    pub response: StoredResponse,
+}
+
 /// What a request with an idempotency key should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

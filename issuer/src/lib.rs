@@ -3,10 +3,12 @@
 //! It owns the vendor's state: the sealed signing keys, the ledger of every
 //! issued license, revocations, published revocation lists and the audit
 //! log. The `keyseal` CLI and the HTTP service are front ends over it and
-//! see the same data.
+//! share one data model: every license, product and key belongs to an
+//! organisation, and the vault's own is the default one.
 //!
-//! * [`Vault`]: a directory with the SQLite ledger and the sealed keys; one
-//!   writer at a time ([`vault::Access::Write`] takes its lock).
+//! * [`Vault`]: the ledger with the signing keys sealed in it: a directory
+//!   holding a SQLite ledger (one writer at a time: [`vault::Access::Write`]
+//!   takes its lock), or a PostgreSQL database that replicas share.
 //! * [`Store`]: the ledger itself, on SQLite or PostgreSQL; every mutation
 //!   is one transaction together with its [`audit`] entry.
 //! * [`service`]: the issuing service's tenants (organisations), API

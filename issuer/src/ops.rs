@@ -24,6 +24,9 @@ pub struct Issued {
     pub license_id: LicenseId,
     /// The key that signed it.
     pub key_id: KeyId,
+    /// The signed license (the format's bytes): the key text and the
+    /// armored file are its encodings.
+    pub license: Vec<u8>,
     /// The license key text (`ks1.`).
     pub license_key: String,
     /// The request it was minted from.
@@ -38,11 +41,12 @@ impl Issued {
     /// The armored license file form.
     #[must_use]
     pub fn armored(&self) -> String {
-        let mut buf = [0u8; license::MAX_LICENSE_LEN];
-        match license::decode_text(&self.license_key, &mut buf) {
-            Ok(bytes) => license::to_armored(bytes),
-            Err(_) => String::new(),
-        }
+        license::to_armored(&self.license)
+    }
+
+    /// What the license claims (decoded from the bytes just signed).
+    pub fn claims(&self) -> Result<keyseal_core::UnverifiedLicense<'_>> {
+        Ok(keyseal_core::UnverifiedLicense::from_bytes(&self.license)?)
     }
 }
 
@@ -71,23 +75,37 @@ pub struct BatchOutcome {
     pub batch_id: String,
     /// Licenses minted and recorded.
     pub minted: u64,
-    /// The last row minted (0 if none).
+    /// The last row done: minted, or skipped as minted before (0 if none).
     pub last_row: u64,
     /// Why the batch stopped early, if it did. Everything counted in
     /// `minted` is in the ledger and was handed to the commit callback.
     pub error: Option<Error>,
+    /// Rows not minted because their external id was minted before (an
+    /// earlier run of the batch, or an earlier row of this one).
+    pub skipped: Vec<SkippedRow>,
 }
 
-/// `n` fresh license ids: 48 bits of milliseconds since 1970, big-endian,
-/// then 80 random bits. As unique and as unguessable as fully random ids
-/// (the key says when it was issued anyway), but in issue order, so the
+/// A batch row whose external id was minted already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedRow {
+    /// Its row in the batch file.
+    pub row: u64,
+    /// Its external id.
+    pub external_id: String,
+    /// The license minted with that id before.
+    pub license_id: String,
+}
+
+/// `n` fresh license ids for licenses issued at `now` (unix seconds, the
+/// caller's clock): 48 bits of milliseconds since 1970 (`now` in
+/// milliseconds), big-endian, then 80 random bits. As unique and as
+/// unguessable as fully random ids (the key says when it was issued
+/// anyway), but in issue order from one second to the next, so the
 /// ledger's indexes on license ids grow at one end: random ids put every
 /// insert on a page of its own, about four written pages a mint, which made
 /// the service's commits slower and spikier under load.
-pub(crate) fn license_ids(n: usize) -> Result<Vec<LicenseId>> {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+pub(crate) fn license_ids(n: usize, now: u64) -> Result<Vec<LicenseId>> {
+    let ms = now.saturating_mul(1000);
     let mut random = vec![0u8; n * 10];
     getrandom::fill(&mut random)?;
     Ok(random
@@ -101,16 +119,19 @@ pub(crate) fn license_ids(n: usize) -> Result<Vec<LicenseId>> {
         .collect())
 }
 
-fn sign_one(
+/// The issuer's one signing step: a checked request, its id and the issue
+/// time become a signed license (the format's bytes), from which the key
+/// text, the armored file and the claims view are all derived. The command
+/// line (one or a batch) and the service's mints sign through it.
+pub fn sign_request(
     key: &keyseal_core::SigningKey,
     id: LicenseId,
     req: &LicenseRequest,
     now: u64,
-) -> Result<String> {
+) -> Result<Vec<u8>> {
     let claims = req.claims(id, now);
     let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
-    let bytes = license::issue(key, &claims, device)?;
-    Ok(license::to_text(&bytes))
+    Ok(license::issue(key, &claims, device)?)
 }
 
 impl Store {
@@ -257,12 +278,22 @@ impl Store {
     ) -> Result<Issued> {
         self.require_product(org_id, &req.product).await?;
         self.check_signer(org_id, signer).await?;
-        let id = license_ids(1)?[0];
-        let key_text = sign_one(signer.key(), id, &req, ctx.now)?;
+        let id = license_ids(1, ctx.now)?[0];
+        let bytes = sign_request(signer.key(), id, &req, ctx.now)?;
+        let key_text = license::to_text(&bytes);
         let mut tx = self.begin_write().await?;
+        if let Some(x) = &req.external_id
+            && let Some(license_id) = tx.external_id_owner(org_id, x).await?
+        {
+            return Err(Error::ExternalIdExists {
+                external_id: x.clone(),
+                license_id,
+            });
+        }
         tx.insert_licenses(&[NewLicense {
             org_id,
             max_devices: 1,
+            external_id: req.external_id.as_deref(),
             license_id: id,
             key_id: signer.key_id(),
             product: &req.product,
@@ -275,24 +306,24 @@ impl Store {
             batch_row: None,
         }])
         .await?;
-        tx.audit(
-            ctx,
-            "license.issue",
-            &json!({
-                "org_id": org_id,
-                "license_id": id.to_string(),
-                "key_id": signer.key_id().to_string(),
-                "product": req.product,
-                "plan": req.plan,
-                "customer": req.customer,
-                "expires_at": req.expires_at,
-            }),
-        )
-        .await?;
+        let mut details = json!({
+            "org_id": org_id,
+            "license_id": id.to_string(),
+            "key_id": signer.key_id().to_string(),
+            "product": req.product,
+            "plan": req.plan,
+            "customer": req.customer,
+            "expires_at": req.expires_at,
+        });
+        if let Some(x) = &req.external_id {
+            details["external_id"] = json!(x);
+        }
+        tx.audit(ctx, "license.issue", &details).await?;
         tx.commit().await?;
         Ok(Issued {
             license_id: id,
             key_id: signer.key_id(),
+            license: bytes,
             license_key: key_text,
             request: req,
             issued_at: ctx.now,
@@ -335,6 +366,7 @@ impl Store {
                     minted: 0,
                     last_row: 0,
                     error: Some(e.into()),
+                    skipped: Vec::new(),
                 };
             }
         };
@@ -343,6 +375,7 @@ impl Store {
             minted: 0,
             last_row: 0,
             error: None,
+            skipped: Vec::new(),
         };
         let products: BTreeSet<String> = match async {
             self.check_signer(org_id, signer).await?;
@@ -399,14 +432,44 @@ impl Store {
     where
         F: FnMut(&[Issued]) -> Result<()>,
     {
-        let (Some(first), Some(last)) = (issued.first(), issued.last()) else {
+        let Some(last_row) = issued.last().and_then(|x| x.row) else {
             return Ok(());
+        };
+        let mut tx = self.begin_write().await?;
+        // Rows whose external id was minted before (an earlier run, or an
+        // earlier row) are skipped, under the writer's lock.
+        let ids: Vec<&str> = issued
+            .iter()
+            .filter_map(|x| x.request.external_id.as_deref())
+            .collect();
+        let mut seen = tx.external_id_owners(org_id, &ids).await?;
+        let mut kept = Vec::with_capacity(issued.len());
+        for x in issued {
+            if let Some(ext) = &x.request.external_id {
+                if let Some(license_id) = seen.get(ext).cloned() {
+                    out.skipped.push(SkippedRow {
+                        row: x.row.unwrap_or(0),
+                        external_id: ext.clone(),
+                        license_id,
+                    });
+                    continue;
+                }
+                seen.insert(ext.clone(), x.license_id.to_string());
+            }
+            kept.push(x);
+        }
+        let issued = kept;
+        let (Some(first), Some(last)) = (issued.first(), issued.last()) else {
+            // Every row of the chunk was skipped: nothing to record.
+            out.last_row = last_row;
+            return tx.commit().await;
         };
         let rows: Vec<NewLicense<'_>> = issued
             .iter()
             .map(|x| NewLicense {
                 org_id,
                 max_devices: 1,
+                external_id: x.request.external_id.as_deref(),
                 license_id: x.license_id,
                 key_id: x.key_id,
                 product: &x.request.product,
@@ -419,7 +482,6 @@ impl Store {
                 batch_row: x.row,
             })
             .collect();
-        let mut tx = self.begin_write().await?;
         tx.insert_licenses(&rows).await?;
         tx.audit(
             ctx,
@@ -436,7 +498,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         out.minted += issued.len() as u64;
-        out.last_row = last.row.unwrap_or(0);
+        out.last_row = last_row;
         on_commit(&issued)
     }
 
@@ -772,20 +834,21 @@ fn sign_chunk(
     now: u64,
 ) -> Result<Vec<Issued>> {
     use rayon::prelude::*;
-    let ids = license_ids(chunk.len())?;
+    let ids = license_ids(chunk.len(), now)?;
     let key_id = key.key_id();
     chunk
         .into_par_iter()
         .zip(ids)
         .map(|((row, req), id)| {
-            let text = sign_one(key, id, &req, now).map_err(|e| Error::BadRow {
+            let bytes = sign_request(key, id, &req, now).map_err(|e| Error::BadRow {
                 row,
                 source: Box::new(e),
             })?;
             Ok(Issued {
                 license_id: id,
                 key_id,
-                license_key: text,
+                license_key: license::to_text(&bytes),
+                license: bytes,
                 request: req,
                 issued_at: now,
                 row: Some(row),
@@ -845,9 +908,8 @@ mod tests {
 
     #[test]
     fn license_ids_are_unique_and_in_issue_order() {
-        let first = license_ids(2000).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let later = license_ids(1).unwrap()[0];
+        let first = license_ids(2000, 1_800_000_000).unwrap();
+        let later = license_ids(1, 1_800_000_001).unwrap()[0];
         let mut seen = BTreeSet::new();
         for id in &first {
             assert!(seen.insert(id.to_bytes()), "duplicate id {id}");

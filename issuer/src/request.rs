@@ -24,7 +24,11 @@ pub const FIELDS: &[&str] = &[
     "entitlements",
     "max_version",
     "ext",
+    "external_id",
 ];
+
+/// Longest external id, in bytes.
+pub const MAX_EXTERNAL_ID_LEN: usize = 128;
 
 /// A license request as written: every field is still text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,6 +55,10 @@ pub struct RequestFields {
     pub max_version: Option<String>,
     /// Vendor extension fields `key=value`.
     pub ext: Vec<(String, String)>,
+    /// The vendor's own id for the license (an order number), unique in
+    /// the organisation: a request with an id already minted is refused
+    /// (a batch row is skipped). Kept in the ledger, never in the key.
+    pub external_id: Option<String>,
 }
 
 /// A validated request: every field checked against the format's limits,
@@ -77,6 +85,23 @@ pub struct LicenseRequest {
     pub max_version: Option<VersionCap>,
     /// Extension fields, sorted by key.
     pub ext: Vec<(String, String)>,
+    /// The vendor's own id for the license (not signed into it).
+    pub external_id: Option<String>,
+}
+
+/// An external id: 1 to [`MAX_EXTERNAL_ID_LEN`] visible ASCII characters
+/// (no spaces), so it reads the same in a CSV cell, a JSON body and a URL.
+fn check_external_id(v: Option<&str>) -> Result<Option<String>> {
+    let Some(v) = v else { return Ok(None) };
+    if v.len() > MAX_EXTERNAL_ID_LEN || !v.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "external_id",
+            format!(
+                "give 1 to {MAX_EXTERNAL_ID_LEN} visible ASCII characters, no spaces (an order number)"
+            ),
+        ));
+    }
+    Ok(Some(v.to_owned()))
 }
 
 const NAME_RULE: &str = "letters, digits and . _ : - only";
@@ -374,6 +399,7 @@ impl RequestFields {
             entitlements,
             max_version,
             ext,
+            external_id: check_external_id(optional(&self.external_id))?,
         };
         // The core's own check is the last word.
         req.claims(LicenseId::default(), now)

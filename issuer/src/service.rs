@@ -25,10 +25,6 @@ use crate::request::{RequestFields, check_product};
 use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u};
 use crate::vault::Signer;
 
-/// Rows per INSERT when a group of mints is recorded (12 parameters each at
-/// most, well under SQLite's and PostgreSQL's limits).
-const MINT_ROWS_PER_STATEMENT: usize = 500;
-
 /// Page size when none is asked for, and the most a page holds.
 pub const MAX_PAGE: u64 = 500;
 
@@ -244,6 +240,9 @@ pub struct SignedMint {
     pub job: MintJob,
     /// The license signed for it (not yet in the ledger).
     pub license: OrgLicense,
+    /// The response to record for the request's idempotency key, in the
+    /// transaction that records the license.
+    pub record: Option<crate::idempotency::Recorded>,
 }
 
 /// Resolves a mint request and signs its license, with no database access
@@ -255,10 +254,13 @@ pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
     if !(1..=1000).contains(&job.max_devices) {
         return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
     }
-    let id = crate::ops::license_ids(1)?[0];
-    let claims = req.claims(id, job.ctx.now);
-    let device = req.device.as_ref().map(|(fp, rule)| (fp, *rule));
-    let key_text = license::to_text(&license::issue(signer.key(), &claims, device)?);
+    let id = crate::ops::license_ids(1, job.ctx.now)?[0];
+    let key_text = license::to_text(&crate::ops::sign_request(
+        signer.key(),
+        id,
+        &req,
+        job.ctx.now,
+    )?);
     Ok(OrgLicense {
         record: LicenseRecord {
             license_id: id,
@@ -272,6 +274,7 @@ pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
             batch_id: None,
             batch_row: None,
             revoked: None,
+            external_id: req.external_id,
         },
         max_devices: job.max_devices,
         suspended_at: None,
@@ -346,7 +349,8 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
 }
 
 const ORG_LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.customer, l.plan, l.issued_at, l.expires_at, \
-     l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason, o.max_devices, o.suspended_at \
+     l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason, o.max_devices, o.suspended_at, \
+     o.external_id \
      FROM org_licenses o JOIN licenses l ON l.license_id = o.license_id \
      LEFT JOIN revocations r ON r.license_id = l.license_id";
 
@@ -441,6 +445,7 @@ fn org_license_from_row(r: &AnyRow) -> Result<OrgLicense> {
             batch_id: r.try_get(8).map_err(&g)?,
             batch_row: r.try_get::<Option<i64>, _>(9).map_err(&g)?.map(u),
             revoked: revoked_at.map(|t| (u(t), reason.unwrap_or_default())),
+            external_id: r.try_get(14).map_err(&g)?,
         },
         max_devices: u(r.try_get(12).map_err(&g)?),
         suspended_at: r.try_get::<Option<i64>, _>(13).map_err(&g)?.map(u),
@@ -1240,6 +1245,8 @@ impl Store {
         }
         let mut products: HashMap<(&str, &str), bool> = HashMap::new();
         let mut customers: HashMap<(&str, &str), bool> = HashMap::new();
+        // External ids minted earlier in this group.
+        let mut in_group: HashMap<(&str, &str), String> = HashMap::new();
         let mut verdicts: Vec<Result<()>> = Vec::with_capacity(mints.len());
         let mut ready: Vec<&SignedMint> = Vec::with_capacity(mints.len());
         for m in mints {
@@ -1285,6 +1292,20 @@ impl Store {
                 )));
                 continue;
             }
+            if let Some(ext) = &rec.external_id {
+                let owner = match in_group.get(&(org, ext.as_str())) {
+                    Some(l) => Some(l.clone()),
+                    None => tx.external_id_owner(org, ext).await?,
+                };
+                if let Some(license_id) = owner {
+                    verdicts.push(Err(Error::ExternalIdExists {
+                        external_id: ext.clone(),
+                        license_id,
+                    }));
+                    continue;
+                }
+                in_group.insert((org, ext.as_str()), rec.license_id.to_string());
+            }
             verdicts.push(Ok(()));
             ready.push(m);
         }
@@ -1298,6 +1319,7 @@ impl Store {
                 NewLicense {
                     org_id: &m.job.org_id,
                     max_devices: m.license.max_devices,
+                    external_id: l.external_id.as_deref(),
                     license_id: l.license_id,
                     key_id: l.key_id,
                     product: &l.product,
@@ -1312,88 +1334,42 @@ impl Store {
             })
             .collect();
         tx.insert_licenses(&rows).await?;
-        // Audit entries, many per statement: one statement per group
-        // rather than one per license.
-        let sqlite = self.backend() == crate::store::Backend::Sqlite;
-        let head = tx
-            .fetch(
-                sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
-                "reading the audit log",
-            )
-            .await?;
-        let (mut seq, mut prev) = match head.first() {
-            Some(r) => (
-                u(r.try_get(0).map_err(db("reading the audit log"))?),
-                r.try_get::<String, _>(1)
-                    .map_err(db("reading the audit log"))?,
-            ),
-            None => (0, crate::audit::GENESIS.to_owned()),
-        };
-        for chunk in ready.chunks(MINT_ROWS_PER_STATEMENT) {
-            let mut audits = String::from(
-                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
-                 org_seq, org_prev_hash, org_hash) VALUES ",
-            );
-            for k in 0..chunk.len() {
-                let sep = if k > 0 { "," } else { "" };
-                if sqlite {
-                    audits.push_str(&format!("{sep}(?,?,?,?,?,?,?,?,?,?,?,?)"));
-                } else {
-                    let b = k * 12;
-                    let params: Vec<String> = (1..=12).map(|n| format!("${}", b + n)).collect();
-                    audits.push_str(&format!("{sep}({})", params.join(",")));
-                }
+        // One audit entry per license (written at commit, many per
+        // statement).
+        for m in &ready {
+            let (job, l) = (&m.job, &m.license);
+            let mut details = json!({
+                "org_id": job.org_id,
+                "license_id": l.record.license_id.to_string(),
+                "key_id": l.record.key_id.to_string(),
+                "product": l.record.product,
+                "plan": l.record.plan,
+                "customer": l.record.customer,
+                "expires_at": l.record.expires_at,
+                "max_devices": l.max_devices,
+            });
+            if let Some(x) = &l.record.external_id {
+                details["external_id"] = json!(x);
             }
-            let mut aq = sqlx::query(&audits);
-            for m in chunk {
-                let (job, l) = (&m.job, &m.license);
-                let id = l.record.license_id.to_string();
-                let details = json!({
-                    "org_id": job.org_id,
-                    "license_id": id,
-                    "key_id": l.record.key_id.to_string(),
-                    "product": l.record.product,
-                    "plan": l.record.plan,
-                    "customer": l.record.customer,
-                    "expires_at": l.record.expires_at,
-                    "max_devices": l.max_devices,
-                })
-                .to_string();
-                seq += 1;
-                let hash = crate::audit::entry_hash(
-                    seq,
-                    job.ctx.now,
-                    &job.ctx.actor,
-                    "license.issue",
-                    &details,
-                    &prev,
-                );
-                let (org_seq, org_prev, org_hash) = tx
-                    .org_chain(
-                        Some(&job.org_id),
-                        job.ctx.now,
-                        &job.ctx.actor,
-                        "license.issue",
-                        &details,
-                    )
-                    .await?;
-                aq = aq
-                    .bind(i(seq))
-                    .bind(i(job.ctx.now))
-                    .bind(job.ctx.actor.clone())
-                    .bind("license.issue".to_owned())
-                    .bind(details)
-                    .bind(std::mem::replace(&mut prev, hash.clone()))
-                    .bind(hash)
-                    .bind(job.org_id.clone())
-                    .bind(l.record.customer.clone())
-                    .bind(org_seq)
-                    .bind(org_prev)
-                    .bind(org_hash);
-            }
-            tx.exec(aq, "writing the audit log").await?;
+            tx.audit(&job.ctx, "license.issue", &details).await?;
         }
-        tx.set_meta("audit_head", &format!("{seq}:{prev}")).await?;
+        for m in &ready {
+            if let Some(r) = &m.record {
+                tx.exec(
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 \
+                         WHERE org_id = $4 AND idem_key = $5",
+                    )
+                    .bind(i64::from(r.response.status))
+                    .bind(r.response.content_type.clone())
+                    .bind(r.response.body.clone())
+                    .bind(m.job.org_id.clone())
+                    .bind(r.key.clone()),
+                    "recording the idempotent response",
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(verdicts)
     }

@@ -82,6 +82,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sealed_keys",
         include_str!("../migrations/0011_sealed_keys.sql"),
     ),
+    // External ids of licenses (see `request::RequestFields::external_id`).
+    (
+        12,
+        "external_ids",
+        include_str!("../migrations/0012_external_ids.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -203,6 +209,8 @@ pub struct LicenseRecord {
     pub batch_row: Option<u64>,
     /// When and why it was revoked, if it was.
     pub revoked: Option<(u64, String)>,
+    /// The vendor's own id for it, unique in its organisation, if given.
+    pub external_id: Option<String>,
 }
 
 /// A published revocation list.
@@ -227,6 +235,8 @@ pub struct PublishedList {
 /// Filter for [`Store::licenses`].
 #[derive(Debug, Clone, Default)]
 pub struct LicenseFilter {
+    /// Only the license with this external id.
+    pub external_id: Option<String>,
     /// Only this product.
     pub product: Option<String>,
     /// Only this customer.
@@ -354,6 +364,9 @@ const INSERT_ROWS: usize = 1000;
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     head: Option<(u64, String)>,
+    /// Audit entries of this transaction, chained but not yet written:
+    /// [`WriteTx::commit`] writes them, many rows per statement.
+    pending: Vec<PendingEntry>,
     /// Each organisation's audit chain head (its last org_seq and hash), as
     /// read or written in this transaction.
     org_heads: std::collections::HashMap<String, (u64, String)>,
@@ -704,7 +717,7 @@ impl Store {
     /// lists); every registered product becomes the default organisation's
     /// and every license without an owner its, with one device seat. All in
     /// one transaction, with an `org.create` audit entry when one was made
-    /// (at the system clock's time: a migration has no caller's clock).
+    /// (dated at the ledger's last entry: a migration has no caller's clock).
     async fn fold_into_orgs(&self) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let meta =
@@ -726,9 +739,21 @@ impl Store {
             let org_id = match default.first() {
                 Some(r) => r.try_get::<String, _>(0).map_err(g)?,
                 None => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
+                    // Dated at the ledger's last entry: a migration has no
+                    // caller's clock, and the issuer reads none.
+                    let last = tx
+                        .fetch(
+                            sqlx::query("SELECT MAX(at) FROM audit_log"),
+                            "reading the audit log",
+                        )
+                        .await?;
+                    let now = last
+                        .first()
+                        .map(|r| r.try_get::<Option<i64>, _>(0))
+                        .transpose()
+                        .map_err(g)?
+                        .flatten()
+                        .map_or(0, u);
                     let ctx = Context {
                         now,
                         actor: "keyseal (ledger migration)".into(),
@@ -930,6 +955,7 @@ impl Store {
         Ok(WriteTx {
             tx,
             head: None,
+            pending: Vec::new(),
             org_heads: std::collections::HashMap::new(),
             backend: self.backend,
         })
@@ -1161,8 +1187,7 @@ impl Store {
         let rows = self
             .fetch_all(
                 sqlx::query(&format!(
-                    "{LICENSE_SELECT} JOIN org_licenses o ON o.license_id = l.license_id \
-                     WHERE l.license_id = $1 AND o.org_id = $2"
+                    "{LICENSE_SELECT} WHERE l.license_id = $1 AND o.org_id = $2"
                 ))
                 .bind(lid.to_string())
                 .bind(org_id.to_owned()),
@@ -1181,14 +1206,13 @@ impl Store {
         org_id: &str,
         filter: &LicenseFilter,
     ) -> Result<Vec<LicenseRecord>> {
-        let mut sql = format!(
-            "{LICENSE_SELECT} JOIN org_licenses o ON o.license_id = l.license_id WHERE o.org_id = $1"
-        );
+        let mut sql = format!("{LICENSE_SELECT} WHERE o.org_id = $1");
         let mut args: Vec<String> = vec![org_id.to_owned()];
         for (col, v) in [
             ("l.product", &filter.product),
             ("l.customer", &filter.customer),
             ("l.batch_id", &filter.batch_id),
+            ("o.external_id", &filter.external_id),
         ] {
             if let Some(v) = v {
                 args.push(v.clone());
@@ -1343,9 +1367,11 @@ impl keyseal_core::RevocationCheck for Revoked {
     }
 }
 
+/// A license with its organisation row `o` (filter on `o.org_id`).
 const LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.customer, l.plan, l.issued_at, l.expires_at, \
-     l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason \
-     FROM licenses l LEFT JOIN revocations r ON r.license_id = l.license_id";
+     l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason, o.external_id \
+     FROM licenses l JOIN org_licenses o ON o.license_id = l.license_id \
+     LEFT JOIN revocations r ON r.license_id = l.license_id";
 
 /// The columns [`key_from_row`] reads.
 pub(crate) const KEY_COLUMNS: &str =
@@ -1389,6 +1415,7 @@ fn license_from_row(r: &AnyRow) -> Result<LicenseRecord> {
         batch_id: r.try_get(8).map_err(g)?,
         batch_row: r.try_get::<Option<i64>, _>(9).map_err(g)?.map(u),
         revoked: revoked_at.map(|t| (u(t), reason.unwrap_or_default())),
+        external_id: r.try_get(12).map_err(g)?,
     })
 }
 
@@ -1448,10 +1475,30 @@ pub(crate) fn list_from_row(r: &AnyRow) -> Result<PublishedList> {
     })
 }
 
+/// Audit rows per statement (12 parameters each: within SQLite's limit).
+const AUDIT_ROWS: usize = 500;
+
+/// An audit entry chained in a transaction, written at its commit.
+struct PendingEntry {
+    seq: u64,
+    at: u64,
+    actor: String,
+    action: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+    org_id: Option<String>,
+    subject: Option<String>,
+    org_seq: Option<i64>,
+    org_prev_hash: Option<String>,
+    org_hash: Option<String>,
+}
+
 /// A license's rows (in `licenses` and `org_licenses`), ready to insert.
 pub(crate) struct NewLicense<'a> {
     pub org_id: &'a str,
     pub max_devices: u64,
+    pub external_id: Option<&'a str>,
     pub license_id: LicenseId,
     pub key_id: KeyId,
     pub product: &'a str,
@@ -1562,6 +1609,55 @@ impl WriteTx {
         Ok(())
     }
 
+    /// The license already minted in `org_id` with `external_id`, if any
+    /// (read under this transaction's lock).
+    pub(crate) async fn external_id_owner(
+        &mut self,
+        org_id: &str,
+        external_id: &str,
+    ) -> Result<Option<String>> {
+        let rows = self
+            .fetch(
+                sqlx::query(
+                    "SELECT license_id FROM org_licenses WHERE org_id = $1 AND external_id = $2",
+                )
+                .bind(org_id.to_owned())
+                .bind(external_id.to_owned()),
+                "reading external ids",
+            )
+            .await?;
+        rows.first()
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(|e| Error::db("reading external ids", e))
+    }
+
+    /// Of `external_ids`, those already minted in `org_id`, each with its
+    /// license (read under this transaction's lock, many per statement).
+    pub(crate) async fn external_id_owners(
+        &mut self,
+        org_id: &str,
+        external_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in external_ids.chunks(INSERT_ROWS) {
+            let params: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
+            let sql = format!(
+                "SELECT external_id, license_id FROM org_licenses WHERE org_id = $1 AND external_id IN ({})",
+                params.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(org_id.to_owned());
+            for x in chunk {
+                q = q.bind((*x).to_owned());
+            }
+            for r in self.fetch(q, "reading external ids").await? {
+                let g = |e| Error::db("reading external ids", e);
+                found.insert(r.try_get(0).map_err(g)?, r.try_get(1).map_err(g)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Inserts licenses, many rows per statement.
     pub(crate) async fn insert_licenses(&mut self, rows: &[NewLicense<'_>]) -> Result<()> {
         for chunk in rows.chunks(INSERT_ROWS) {
@@ -1611,17 +1707,19 @@ impl WriteTx {
             q.execute(self.db())
                 .await
                 .map_err(|e| Error::db("recording licenses in the ledger", e))?;
-            let mut sql = String::with_capacity(70 + chunk.len() * 16);
-            sql.push_str("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES ");
+            let mut sql = String::with_capacity(90 + chunk.len() * 20);
+            sql.push_str(
+                "INSERT INTO org_licenses (license_id, org_id, max_devices, external_id) VALUES ",
+            );
             for n in 0..chunk.len() {
                 if n > 0 {
                     sql.push(',');
                 }
                 if self.backend == Backend::Sqlite {
-                    sql.push_str("(?,?,?)");
+                    sql.push_str("(?,?,?,?)");
                 } else {
-                    let b = n * 3;
-                    sql.push_str(&format!("(${},${},${})", b + 1, b + 2, b + 3));
+                    let b = n * 4;
+                    sql.push_str(&format!("(${},${},${},${})", b + 1, b + 2, b + 3, b + 4));
                 }
             }
             let mut q = sqlx::query(&sql);
@@ -1629,7 +1727,8 @@ impl WriteTx {
                 q = q
                     .bind(r.license_id.to_string())
                     .bind(r.org_id.to_owned())
-                    .bind(i(r.max_devices));
+                    .bind(i(r.max_devices))
+                    .bind(r.external_id.map(str::to_owned));
             }
             q.execute(self.db())
                 .await
@@ -1684,7 +1783,9 @@ impl WriteTx {
         Ok((Some(i(org_seq)), Some(prev), Some(hash)))
     }
 
-    /// Appends an audit entry in this transaction.
+    /// Appends an audit entry in this transaction: the one writer of the
+    /// audit log. The entry is chained to the ledger's and its
+    /// organisation's heads now and written at [`WriteTx::commit`].
     pub(crate) async fn audit(
         &mut self,
         ctx: &Context,
@@ -1734,34 +1835,75 @@ impl WriteTx {
         let (org_seq, org_prev, org_hash) = self
             .org_chain(org_id.as_deref(), ctx.now, &ctx.actor, action, &details)
             .await?;
-        self.exec(
-            sqlx::query(
-                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
-                 org_seq, org_prev_hash, org_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(i(seq))
-            .bind(i(ctx.now))
-            .bind(ctx.actor.clone())
-            .bind(action.to_owned())
-            .bind(details)
-            .bind(prev)
-            .bind(hash.clone())
-            .bind(org_id)
-            .bind(subject)
-            .bind(org_seq)
-            .bind(org_prev)
-            .bind(org_hash),
-            "writing the audit log",
-        )
-        .await?;
-        self.set_meta("audit_head", &format!("{seq}:{hash}"))
-            .await?;
+        self.pending.push(PendingEntry {
+            seq,
+            at: ctx.now,
+            actor: ctx.actor.clone(),
+            action: action.to_owned(),
+            details,
+            prev_hash: prev,
+            hash: hash.clone(),
+            org_id,
+            subject,
+            org_seq,
+            org_prev_hash: org_prev,
+            org_hash,
+        });
         self.head = Some((seq, hash));
         Ok(seq)
     }
 
-    /// Commits.
-    pub async fn commit(self) -> Result<()> {
+    /// Writes the pending audit entries (many per statement) and the
+    /// ledger's chain head.
+    async fn flush_audit(&mut self) -> Result<()> {
+        const COLUMNS: usize = 12;
+        let pending = std::mem::take(&mut self.pending);
+        for chunk in pending.chunks(AUDIT_ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
+                 org_seq, org_prev_hash, org_hash) VALUES ",
+            );
+            for n in 0..chunk.len() {
+                if n > 0 {
+                    sql.push(',');
+                }
+                if self.backend == Backend::Sqlite {
+                    sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+                } else {
+                    let params: Vec<String> = (1..=COLUMNS)
+                        .map(|c| format!("${}", n * COLUMNS + c))
+                        .collect();
+                    sql.push_str(&format!("({})", params.join(",")));
+                }
+            }
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(i(e.seq))
+                    .bind(i(e.at))
+                    .bind(e.actor.clone())
+                    .bind(e.action.clone())
+                    .bind(e.details.clone())
+                    .bind(e.prev_hash.clone())
+                    .bind(e.hash.clone())
+                    .bind(e.org_id.clone())
+                    .bind(e.subject.clone())
+                    .bind(e.org_seq)
+                    .bind(e.org_prev_hash.clone())
+                    .bind(e.org_hash.clone());
+            }
+            self.exec(q, "writing the audit log").await?;
+        }
+        if let Some(last) = pending.last() {
+            self.set_meta("audit_head", &format!("{}:{}", last.seq, last.hash))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the transaction's audit entries, then commits.
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_audit().await?;
         self.tx
             .commit()
             .await

@@ -398,3 +398,119 @@ async fn rotations_stop_at_a_full_keyring() {
     );
     vault.close().await;
 }
+
+/// Runs a CSV batch; returns the outcome and the rows handed out.
+async fn run_batch(
+    vault: &Vault,
+    org: &str,
+    csv: &str,
+    chunk_size: usize,
+) -> (keyseal_issuer::BatchOutcome, usize) {
+    let signer = vault.unlock(&pass("pw")).await.unwrap();
+    let mut written = 0;
+    let out = vault
+        .store()
+        .issue_batch(
+            org,
+            &signer,
+            &ctx(T0 + 5),
+            batch::csv_rows(std::io::Cursor::new(csv.as_bytes().to_vec())),
+            &BatchOptions {
+                chunk_size,
+                start_row: 1,
+            },
+            |chunk| {
+                written += chunk.len();
+                Ok(())
+            },
+        )
+        .await;
+    (out, written)
+}
+
+/// External ids: a batch run twice mints each row once (the second run
+/// skips every row and names the license each was minted as, and so does
+/// a row repeating an earlier row's id), and a single issue with a minted
+/// id is refused with that license.
+#[tokio::test]
+async fn a_batch_run_twice_mints_each_row_once() {
+    let (_tmp, _dir, vault) = new_vault().await;
+    let org = vault.store().default_org().await.unwrap().unwrap();
+    let csv = "product,customer,plan,expires,external_id\n\
+               acme-cad,c1,pro,30d,order-1\n\
+               acme-cad,c2,pro,30d,order-2\n\
+               acme-cad,c3,pro,30d,\n\
+               acme-cad,c4,pro,30d,order-4\n";
+    let (first, written) = run_batch(&vault, &org, csv, 2).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!((first.minted, written, first.skipped.len()), (4, 4, 0));
+
+    // Again: the three rows with an id are skipped, the one without is
+    // minted again (nothing tells it apart).
+    let (again, written) = run_batch(&vault, &org, csv, 2).await;
+    assert!(again.error.is_none(), "{:?}", again.error);
+    assert_eq!((again.minted, written), (1, 1));
+    assert_eq!(again.last_row, 4);
+    let skipped: Vec<(u64, &str)> = again
+        .skipped
+        .iter()
+        .map(|s| (s.row, s.external_id.as_str()))
+        .collect();
+    assert_eq!(skipped, [(1, "order-1"), (2, "order-2"), (4, "order-4")]);
+    let store = vault.store();
+    for s in &again.skipped {
+        let rec = store.license(&org, &s.license_id).await.unwrap();
+        assert_eq!(rec.external_id.as_deref(), Some(s.external_id.as_str()));
+        assert_eq!(rec.batch_id.as_deref(), Some(first.batch_id.as_str()));
+    }
+
+    // A new id is minted once, even if the file repeats it.
+    let more = "product,customer,plan,expires,external_id\n\
+                acme-cad,c5,pro,30d,order-5\n\
+                acme-cad,c5,pro,30d,order-5\n\
+                acme-cad,c1,pro,30d,order-1\n";
+    let (out, _) = run_batch(&vault, &org, more, 10).await;
+    assert_eq!(out.minted, 1);
+    let skipped: Vec<u64> = out.skipped.iter().map(|s| s.row).collect();
+    assert_eq!(skipped, [2, 3]);
+    let five = store
+        .licenses(
+            &org,
+            &LicenseFilter {
+                external_id: Some("order-5".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(five.len(), 1);
+    assert_eq!(out.skipped[0].license_id, five[0].license_id.to_string());
+
+    // One at a time: the same id is refused, naming the license.
+    let signer = vault.unlock(&pass("pw")).await.unwrap();
+    let mut fields = req("c1");
+    fields.external_id = Some("order-1".into());
+    match store
+        .issue(&org, &signer, fields.resolve(T0).unwrap(), &ctx(T0 + 9))
+        .await
+    {
+        Err(Error::ExternalIdExists {
+            external_id,
+            license_id,
+        }) => {
+            assert_eq!(external_id, "order-1");
+            assert_eq!(
+                store.license(&org, &license_id).await.unwrap().customer,
+                "c1"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    fields.external_id = Some("order 1".into());
+    assert!(matches!(
+        fields.resolve(T0),
+        Err(Error::Invalid { ref field, .. }) if field == "external_id"
+    ));
+    // Every audit entry of the runs holds, chained.
+    assert!(store.verify_audit().await.unwrap().is_ok());
+}

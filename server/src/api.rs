@@ -497,6 +497,7 @@ fn license_view(l: &OrgLicense, c: &Caller) -> Value {
         "suspended_at": l.suspended_at,
         "revoked_at": r.revoked.as_ref().map(|(t, _)| *t),
         "revoke_reason": r.revoked.as_ref().map(|(_, why)| why.clone()),
+        "external_id": r.external_id,
     })
 }
 
@@ -910,6 +911,7 @@ struct MintRequest {
     max_version: Option<String>,
     ext: Option<UniqueMap>,
     max_devices: Option<u64>,
+    external_id: Option<String>,
 }
 
 /// A JSON object of strings in which a key given twice is an error (serde's
@@ -965,6 +967,7 @@ impl MintRequest {
                 .unwrap_or_default()
                 .into_iter()
                 .collect(),
+            external_id: self.external_id,
         };
         (fields, self.max_devices.unwrap_or(1))
     }
@@ -997,6 +1000,7 @@ pub fn fuzz_request_bodies(bytes: &[u8], now: u64) {
 async fn mint(
     axum::extract::State(s): axum::extract::State<S>,
     c: Caller,
+    claimed: Option<axum::Extension<crate::idempotency::ClaimedKey>>,
     Body(b): Body<MintRequest>,
 ) -> ApiResult {
     c.need(Scope::Issue)?;
@@ -1007,8 +1011,14 @@ async fn mint(
         max_devices,
         ctx: c.ctx(&s),
     };
+    // With an Idempotency-Key, the 201 is recorded in the transaction that
+    // records the license (rendered from the signed license, which is what
+    // the commit stores): a crash between the two cannot happen.
+    let key = claimed.map(|k| k.0.0.clone());
+    let render = |l: &OrgLicense| serde_json::to_string(&license_view(l, &c)).unwrap_or_default();
+    let recorded = key.is_some();
     let signer = s.signer(c.org()).await?;
-    let mut result = submit_mint(&s, &signer, job.clone()).await?;
+    let mut result = submit_mint(&s, &signer, job.clone(), key.clone(), &render).await?;
     // The organisation's key rotated between signing and commit (here, or
     // through another replica: then load its active key from the shared
     // vault): sign again with the active key and try once more.
@@ -1016,12 +1026,17 @@ async fn mint(
         s.reload_signer(c.org()).await;
         let now = s.signer(c.org()).await?;
         if now.key_id() != signer.key_id() {
-            result = submit_mint(&s, &now, job).await?;
+            result = submit_mint(&s, &now, job, key, &render).await?;
         }
     }
     let l = result?;
     s.count_mint();
-    Ok(json_response(StatusCode::CREATED, &license_view(&l, &c)))
+    let mut r = json_response(StatusCode::CREATED, &license_view(&l, &c));
+    if recorded {
+        r.extensions_mut()
+            .insert(crate::idempotency::RecordedWithEffect);
+    }
+    Ok(r)
 }
 
 /// Signs the mint here (handlers sign in parallel), then hands it to the
@@ -1030,14 +1045,31 @@ async fn submit_mint(
     s: &State,
     signer: &keyseal_issuer::Signer,
     job: MintJob,
+    idempotency_key: Option<String>,
+    render: &(dyn Fn(&OrgLicense) -> String + Sync),
 ) -> Result<keyseal_issuer::Result<OrgLicense>, Problem> {
     let license = match keyseal_issuer::service::sign_mint(signer, &job) {
         Ok(l) => l,
         Err(e) => return Ok(Err(e)),
     };
+    let record = idempotency_key.map(|key| keyseal_issuer::idempotency::Recorded {
+        key,
+        response: keyseal_issuer::idempotency::StoredResponse {
+            status: StatusCode::CREATED.as_u16(),
+            content_type: "application/json".to_owned(),
+            body: render(&license),
+        },
+    });
     let (tx, rx) = tokio::sync::oneshot::channel();
     s.minter
-        .send((SignedMint { job, license }, tx))
+        .send((
+            SignedMint {
+                job,
+                license,
+                record,
+            },
+            tx,
+        ))
         .await
         .map_err(|_| Problem::internal())?;
     rx.await.map_err(|_| Problem::internal())

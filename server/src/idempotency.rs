@@ -117,10 +117,14 @@ pub(crate) async fn layer(
             }
         }
     }
+    parts.extensions.insert(ClaimedKey(key.clone()));
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     let (rparts, rbody) = resp.into_parts();
+    if rparts.extensions.get::<RecordedWithEffect>().is_some() {
+        return Response::from_parts(rparts, rbody);
+    }
     let Ok(rbytes) = axum::body::to_bytes(rbody, MAX_RESPONSE).await else {
         let _ = s.store.idempotency_release(&org, &key).await;
         return Problem::internal().into_response();
@@ -153,6 +157,16 @@ pub(crate) async fn layer(
     }
     Response::from_parts(rparts, Body::from(rbytes))
 }
+
+/// A request extension: the idempotency key this request claimed (a
+/// handler may record its response in its own transaction).
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimedKey(pub String);
+
+/// A response extension: the handler recorded this response for the
+/// claimed key itself, in the transaction of its effect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordedWithEffect;
 
 /// SHA-256 over the method, the path and the body.
 fn request_hash(method: &Method, path: &str, body: &Bytes) -> String {

@@ -373,11 +373,13 @@ fn schemas() -> Value {
                 "entitlements": { "type": "array", "nullable": true, "items": { "type": "string" } },
                 "max_version": nullable("string"),
                 "ext": { "type": "object", "nullable": true, "additionalProperties": { "type": "string" } },
-                "max_devices": { "type": "integer", "nullable": true, "minimum": 0 }
+                "max_devices": { "type": "integer", "nullable": true, "minimum": 0 },
+                "external_id": { "type": "string", "nullable": true, "pattern": "^[!-~]{1,128}$",
+                                 "description": "your own id for the license (an order number), unique in the organisation: a second mint with it is a 409 external-id-exists naming the first license; kept in the ledger, never in the key" }
             } },
         "License": { "type": "object", "additionalProperties": false,
             "required": ["license_id", "product", "customer_id", "plan", "issued_at", "expires_at", "key_id", "license_key", "redacted",
-                         "status", "max_devices", "suspended_at", "revoked_at", "revoke_reason"],
+                         "status", "max_devices", "suspended_at", "revoked_at", "revoke_reason", "external_id"],
             "properties": {
                 "license_id": { "type": "string" }, "product": { "type": "string" }, "customer_id": { "type": "string" },
                 "plan": { "type": "string" }, "issued_at": { "type": "integer" }, "expires_at": nullable("integer"),
@@ -386,7 +388,8 @@ fn schemas() -> Value {
                 "redacted": { "type": "boolean" },
                 "status": { "type": "string", "enum": ["active", "suspended", "revoked"] },
                 "max_devices": { "type": "integer" }, "suspended_at": nullable("integer"),
-                "revoked_at": nullable("integer"), "revoke_reason": nullable("string")
+                "revoked_at": nullable("integer"), "revoke_reason": nullable("string"),
+                "external_id": nullable("string")
             } },
         "LicensePage": page("License"),
         "RevokeRequest": { "type": "object", "additionalProperties": false, "required": ["reason"],

@@ -114,6 +114,11 @@ impl From<IssuerError> for Problem {
             }
             IssuerError::UnknownOrg(_) => Problem::not_found("organisation"),
             IssuerError::AlreadyRevoked { .. } => Problem::conflict(e.to_string()),
+            IssuerError::ExternalIdExists { license_id, .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "external-id-exists",
+                format!("{e}: GET /v1/licenses/{license_id}"),
+            ),
             IssuerError::KeyAlreadyRevoked(_) | IssuerError::KeyAlreadyRetired { .. } => {
                 Problem::conflict(e.to_string())
             }

@@ -979,3 +979,38 @@ fn signing_keys_list_rotate_retire_admin_only() {
         mint(&s, &s.admin, "acme-cad", &cus);
     }
 }
+
+/// A mint may carry the vendor's own id (an order number): it comes back
+/// with the license, a second mint with it is a 409 naming the first
+/// license (on both back ends), another organisation may use the same id,
+/// and a malformed one is a 422.
+#[test]
+fn external_ids_are_unique_per_organisation() {
+    for s in common::backends() {
+        product(&s, &s.admin, "acme-cad");
+        let cus = customer(&s, &s.issue);
+        let body = json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro",
+                           "expires": "30d", "external_id": "order-42" });
+        let first = post(s.addr, "/v1/licenses", &s.issue, &body);
+        assert_eq!(first.status, 201, "{}", first.text());
+        let first = first.json();
+        assert_eq!(first["external_id"], "order-42");
+        let id = first["license_id"].as_str().unwrap();
+        let got = get(s.addr, &format!("/v1/licenses/{id}"), &s.read).json();
+        assert_eq!(got["external_id"], "order-42");
+        let again = post(s.addr, "/v1/licenses", &s.issue, &body);
+        assert_eq!(again.status, 409, "{}", again.text());
+        let p = again.json();
+        assert_eq!(p["type"], "urn:keyseal:problem:external-id-exists", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains(id), "{p}");
+        // Another organisation's ids are its own.
+        product(&s, &s.other, "acme-cad");
+        let other_cus = customer(&s, &s.other);
+        let theirs = json!({ "product": "acme-cad", "customer_id": other_cus, "plan": "pro",
+                             "expires": "30d", "external_id": "order-42" });
+        assert_eq!(post(s.addr, "/v1/licenses", &s.other, &theirs).status, 201);
+        let mut bad = body.clone();
+        bad["external_id"] = json!("order 42");
+        assert_eq!(post(s.addr, "/v1/licenses", &s.issue, &bad).status, 422);
+    }
+}

@@ -499,3 +499,56 @@ fn replicas_share_sealed_customers_and_one_audit_chain() {
         4
     );
 }
+
+/// Sixteen mints with one external id at once, half through each replica
+/// (a payment event delivered many times, without an Idempotency-Key):
+/// one license, one 201; every other answer is a 409 `external-id-exists`
+/// naming it. The id then lists it through either replica.
+#[test]
+fn one_external_id_mints_one_license_across_replicas() {
+    let Some((_dir, a, b)) = two_replicas() else {
+        return;
+    };
+    let token = a.token.clone().expect("admin token");
+    post(
+        a.addr,
+        "/v1/products",
+        &token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let cus = post(b.addr, "/v1/customers", &token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d",
+                       "external_id": "order-1001" });
+    let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|t| {
+        let handles: Vec<_> = (0..16)
+            .map(|n| {
+                let (addr, token, body) = (if n % 2 == 0 { a.addr } else { b.addr }, &token, &body);
+                t.spawn(move || {
+                    let r = post(addr, "/v1/licenses", token, body);
+                    (r.status, r.json())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let made: Vec<&serde_json::Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, j)| j)
+        .collect();
+    assert_eq!(made.len(), 1, "{answers:?}");
+    let id = made[0]["license_id"].as_str().unwrap();
+    assert_eq!(made[0]["external_id"], "order-1001");
+    for (status, j) in answers.iter().filter(|(s, _)| *s != 201) {
+        assert_eq!(*status, 409, "{j}");
+        assert_eq!(j["type"], "urn:keyseal:problem:external-id-exists", "{j}");
+        assert!(j["detail"].as_str().unwrap().contains(id), "{j}");
+    }
+    for r in [a.addr, b.addr] {
+        let all = get(r, "/v1/licenses?limit=500", &token).json();
+        assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    }
+}

@@ -303,6 +303,7 @@ fn license_json(l: &LicenseRecord) -> Value {
         "batch_row": l.batch_row,
         "revoked_at": l.revoked.as_ref().map(|r| format(r.0)),
         "revoke_reason": l.revoked.as_ref().map(|r| r.1.clone()),
+        "external_id": l.external_id,
     })
 }
 
@@ -317,12 +318,14 @@ pub(crate) async fn licenses(
                 product,
                 customer,
                 batch,
+                external_id,
                 limit,
             } => {
                 let filter = LicenseFilter {
                     product,
                     customer,
                     batch_id: batch,
+                    external_id,
                     limit,
                 };
                 let org = super::org_of(v.store()).await?;
@@ -369,6 +372,9 @@ pub(crate) async fn licenses(
                     println!("signing key  {}", l.key_id);
                     if let (Some(b), Some(r)) = (&l.batch_id, l.batch_row) {
                         println!("batch        {b} row {r}");
+                    }
+                    if let Some(x) = &l.external_id {
+                        println!("external id  {x}");
                     }
                     if let Some((at, why)) = &l.revoked {
                         println!("revoked      {} ({why})", format(*at));

@@ -38,6 +38,7 @@ pub(crate) async fn issue(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCo
         entitlements: a.entitlements.iter().flat_map(|e| split_list(e)).collect(),
         max_version: a.max_version,
         ext,
+        external_id: a.external_id,
     };
     if let Some(out) = a.out.as_deref().filter(|p| p.exists()) {
         return Err(CliError::input(
@@ -98,10 +99,8 @@ fn write_license_file(out: &Path, issued: &Issued) -> Result<(), CliError> {
 }
 
 fn print_issued(issued: &Issued, out: Option<&Path>, json: bool) {
-    let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
-    let claims = keyseal_core::license::decode_text(&issued.license_key, &mut buf)
-        .ok()
-        .and_then(|b| keyseal_core::UnverifiedLicense::from_bytes(b).ok());
+    // The claims just signed, from the signed bytes.
+    let claims = issued.claims().ok();
     if json {
         let mut v = json!({
             "license_id": issued.license_id.to_string(),
@@ -392,11 +391,35 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
         print_json(&json!({
             "batch_id": outcome.batch_id,
             "minted": minted,
+            "skipped": outcome.skipped.len(),
             "first_row": first_row,
             "last_row": outcome.last_row,
             "out": out_path.display().to_string(),
             "complete": outcome.error.is_none(),
         }));
+    }
+    if !outcome.skipped.is_empty() {
+        let shown: Vec<String> = outcome
+            .skipped
+            .iter()
+            .take(3)
+            .map(|s| {
+                format!(
+                    "row {} ({} is license {})",
+                    s.row, s.external_id, s.license_id
+                )
+            })
+            .collect();
+        eprintln!(
+            "skipped {} whose external id was minted before: {}{}",
+            crate::show::plural(outcome.skipped.len() as u64, "row"),
+            shown.join(", "),
+            if outcome.skipped.len() > 3 {
+                ", ..."
+            } else {
+                ""
+            }
+        );
     }
     match outcome.error {
         None => {

@@ -1,0 +1,123 @@
+//! A mint carries the response to its idempotency key into the group
+//! commit: the license and the recorded response are one transaction, so no
+//! crash between them can leave a claimed key whose retry (after the claim
+//! is abandoned) mints a second license. A refused mint records nothing:
+//! its claim stays the request's, for the service to record the 4xx.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use keyseal_issuer::idempotency::{Claim, Recorded, StoredResponse};
+use keyseal_issuer::privacy::PersonalFields;
+use keyseal_issuer::service::{MintJob, SignedMint, sign_mint};
+use keyseal_issuer::{Context, InitOptions, KdfParams, Passphrase, RequestFields, Vault};
+use zeroize::Zeroizing;
+
+const T0: u64 = 1_800_000_000;
+
+fn ctx() -> Context {
+    Context {
+        now: T0,
+        actor: "tester".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = Passphrase::new(Zeroizing::new("pw".into())).unwrap();
+    let cheap = KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: cheap,
+    };
+    let vault = Vault::init(&tmp.path().join("v"), &pass, &opts, &ctx())
+        .await
+        .unwrap();
+    let store = vault.store();
+    store.unlock_personal_data(&pass, cheap).await.unwrap();
+    let org = store.default_org().await.unwrap().unwrap();
+    let cus = store
+        .org_add_customer(&org, PersonalFields::default(), &ctx())
+        .await
+        .unwrap();
+    let signer = vault.unlock(&pass).await.unwrap();
+
+    let job = |product: &str| MintJob {
+        org_id: org.clone(),
+        fields: RequestFields {
+            product: Some(product.into()),
+            customer: Some(cus.customer_id.clone()),
+            plan: Some("pro".into()),
+            expires: Some("30d".into()),
+            ..Default::default()
+        },
+        max_devices: 1,
+        ctx: ctx(),
+    };
+    let response = |body: &str| StoredResponse {
+        status: 201,
+        content_type: "application/json".into(),
+        body: body.into(),
+    };
+    let claim = |key: &'static str| {
+        let org = org.clone();
+        async move {
+            store
+                .idempotency_claim(&org, key, "hash", T0)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Claimed, minted: the response is there with nothing else written.
+    assert_eq!(claim("evt_1").await, Claim::New);
+    let good = job("acme-cad");
+    let license = sign_mint(&signer, &good).unwrap();
+    let body = format!("{{\"license_id\":\"{}\"}}", license.record.license_id);
+    let mint = SignedMint {
+        job: good,
+        license,
+        record: Some(Recorded {
+            key: "evt_1".into(),
+            response: response(&body),
+        }),
+    };
+    let verdicts = store.org_record_mints(&[mint]).await;
+    assert!(verdicts[0].is_ok(), "{verdicts:?}");
+    assert_eq!(claim("evt_1").await, Claim::Replay(response(&body)));
+
+    // Refused (unknown product) in the same group as a good one: only the
+    // good one's response is recorded.
+    assert_eq!(claim("evt_2").await, Claim::New);
+    assert_eq!(claim("evt_3").await, Claim::New);
+    let bad = job("no-such-product");
+    let bad = SignedMint {
+        license: sign_mint(&signer, &bad).unwrap(),
+        job: bad,
+        record: Some(Recorded {
+            key: "evt_2".into(),
+            response: response("{}"),
+        }),
+    };
+    let ok = job("acme-cad");
+    let ok = SignedMint {
+        license: sign_mint(&signer, &ok).unwrap(),
+        job: ok,
+        record: Some(Recorded {
+            key: "evt_3".into(),
+            response: response("{\"third\":true}"),
+        }),
+    };
+    let verdicts = store.org_record_mints(&[bad, ok]).await;
+    assert!(verdicts[0].is_err() && verdicts[1].is_ok(), "{verdicts:?}");
+    assert_eq!(claim("evt_2").await, Claim::Pending);
+    assert_eq!(
+        claim("evt_3").await,
+        Claim::Replay(response("{\"third\":true}"))
+    );
+    vault.close().await;
+}
