@@ -34,12 +34,13 @@ pub mod request;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod token;
 pub mod vault;
 
 pub use error::{Error, Result};
 pub use export::KeyringExport;
 pub use keyfile::{KdfParams, Passphrase};
-pub use ops::{BatchOptions, BatchOutcome, Issued};
+pub use ops::{BatchOptions, BatchOutcome, Issued, REVOCATION_LIST_LIFETIME, SkippedRow};
 pub use request::{LicenseRequest, RequestFields};
 pub use store::{KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, PublishedList, Revoked, Store};
 pub use vault::{Access, InitOptions, Signer, Vault};

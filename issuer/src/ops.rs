@@ -50,6 +50,10 @@ impl Issued {
     }
 }
 
+/// How long a revocation list the service publishes stays current (its
+/// `next_update`: 7 days); the service publishes again at half of it.
+pub const REVOCATION_LIST_LIFETIME: u64 = 7 * 24 * 3600;
+
 /// How a batch is minted.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {

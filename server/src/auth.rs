@@ -1,6 +1,6 @@
-//! API tokens: `ksk_` and 43 base64url characters (256 random bits). The
-//! service stores only the SHA-256 of a token, finds it by that hash and
-//! compares the hashes again in constant time. Failed attempts are counted
+//! API tokens (their format is `keyseal_issuer::token`'s, re-exported
+//! here): the service stores only the SHA-256 of a token, finds it by that
+//! hash and compares the hashes again in constant time. Failed attempts are counted
 //! per client (by a salted hash of its IP address, never the address) and
 //! a client with too many is refused for a while.
 
@@ -8,50 +8,16 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use base64ct::{Base64UrlUnpadded, Encoding};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-/// Every token starts with this, so secret scanners recognise it.
-pub const TOKEN_PREFIX: &str = "ksk_";
-/// Random bytes in a token.
-pub const TOKEN_BYTES: usize = 32;
+pub use keyseal_issuer::token::{
+    TOKEN_BYTES, TOKEN_PREFIX, new_token, same_hash, token_hash, well_formed,
+};
+
 /// Failed authentications a client may make per window, by default.
 pub const MAX_FAILURES: u32 = 20;
 /// The window, in seconds.
 pub const FAILURE_WINDOW_SECS: u64 = 60;
-
-/// A new random token (the secret, shown once).
-pub fn new_token() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; TOKEN_BYTES];
-    getrandom::fill(&mut b)?;
-    Ok(format!(
-        "{TOKEN_PREFIX}{}",
-        Base64UrlUnpadded::encode_string(&b)
-    ))
-}
-
-/// Lower-case hex SHA-256 of a token: what the ledger stores.
-#[must_use]
-pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-/// Whether a token has the right shape (checked before any lookup).
-#[must_use]
-pub fn well_formed(token: &str) -> bool {
-    token.len() == TOKEN_PREFIX.len() + 43
-        && token.starts_with(TOKEN_PREFIX)
-        && token[TOKEN_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Constant-time equality of two hashes.
-#[must_use]
-pub fn same_hash(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
-}
 
 /// Lower-case hex.
 #[must_use]

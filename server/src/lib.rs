@@ -23,8 +23,7 @@ pub mod problem;
 /// Now, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
-/// How long a published revocation list stays fresh (7 days).
-pub const REVOCATION_LIST_LIFETIME: u64 = 7 * 24 * 3600;
+pub use keyseal_issuer::REVOCATION_LIST_LIFETIME;
 /// How long in-flight requests may take after shutdown, by default.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a replica trusts an API token it looked up (5 s): a token

@@ -1,14 +1,14 @@
 //! `keyseal org` and `keyseal token`: the issuing service's organisations
 //! and API tokens, on the vault's ledger or the service's PostgreSQL one.
 //! The secrets and hashes are made exactly as the service makes them
-//! (`keyseal_server::auth`), and recorded through the issuer library.
+//! (`keyseal_issuer::token`), and recorded through the issuer library.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use keyseal_issuer::service::Scope;
+use keyseal_issuer::token as auth;
 use keyseal_issuer::{Access, Passphrase, Store, Vault};
-use keyseal_server::auth;
 use serde_json::json;
 
 use crate::cli::{OrgCommand, TokenCommand, TokenScope};
@@ -64,7 +64,7 @@ pub(crate) async fn org(dir: &Path, c: OrgCommand, json: bool) -> Result<ExitCod
                 store
                     .publish_revocations(
                         &keyseal_issuer::Signer::new(key),
-                        ctx.now + keyseal_server::REVOCATION_LIST_LIFETIME,
+                        ctx.now + keyseal_issuer::REVOCATION_LIST_LIFETIME,
                         &ctx,
                     )
                     .await?;
