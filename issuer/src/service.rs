@@ -205,6 +205,11 @@ pub struct OrgLicense {
     pub max_devices: u64,
     /// When it was suspended, if it is.
     pub suspended_at: Option<u64>,
+    /// The vendor's key-value references about it (at most
+    /// [`MAX_METADATA`] entries; never in the key; erased with the
+    /// customer). Not for personal data: that goes on the customer, whose
+    /// fields are sealed.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// Filters of [`Store::org_licenses`].
@@ -229,6 +234,8 @@ pub struct MintJob {
     pub fields: RequestFields,
     /// Device seats.
     pub max_devices: u64,
+    /// The license's metadata (see [`OrgLicense::metadata`]).
+    pub metadata: std::collections::BTreeMap<String, String>,
     /// When and by whom.
     pub ctx: Context,
 }
@@ -254,6 +261,20 @@ pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
     if !(1..=1000).contains(&job.max_devices) {
         return Err(Error::invalid("max_devices", "must be from 1 to 1000"));
     }
+    check_metadata(&job.metadata)?;
+    if let Some((k, _)) = job
+        .metadata
+        .iter()
+        .find(|(_, v)| crate::request::looks_like_email(v))
+    {
+        return Err(Error::invalid(
+            "metadata",
+            format!(
+                "`{k}` looks like an email address: personal data goes on the customer \
+                 (POST /v1/customers), whose fields are sealed"
+            ),
+        ));
+    }
     let id = crate::ops::license_ids(1, job.ctx.now)?[0];
     let key_text = license::to_text(&crate::ops::sign_request(
         signer.key(),
@@ -278,6 +299,7 @@ pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
         },
         max_devices: job.max_devices,
         suspended_at: None,
+        metadata: job.metadata.clone(),
     })
 }
 
@@ -350,7 +372,7 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
 
 const ORG_LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.product, l.customer, l.plan, l.issued_at, l.expires_at, \
      l.license_key, l.batch_id, l.batch_row, r.revoked_at, r.reason, o.max_devices, o.suspended_at, \
-     o.external_id \
+     o.external_id, o.metadata \
      FROM org_licenses o JOIN licenses l ON l.license_id = o.license_id \
      LEFT JOIN revocations r ON r.license_id = l.license_id";
 
@@ -449,6 +471,10 @@ fn org_license_from_row(r: &AnyRow) -> Result<OrgLicense> {
         },
         max_devices: u(r.try_get(12).map_err(&g)?),
         suspended_at: r.try_get::<Option<i64>, _>(13).map_err(&g)?.map(u),
+        metadata: match r.try_get::<Option<String>, _>(15).map_err(&g)? {
+            Some(text) => serde_json::from_str(&text).map_err(|_| bad("license metadata"))?,
+            None => std::collections::BTreeMap::new(),
+        },
     })
 }
 
@@ -468,7 +494,7 @@ fn audit_from_row(r: &AnyRow) -> Result<AuditEntry> {
     })
 }
 
-/// Most metadata entries on one customer, and the longest value.
+/// Most metadata entries on one customer or license.
 pub const MAX_METADATA: usize = 20;
 /// The longest metadata value (bytes).
 pub const MAX_METADATA_VALUE: usize = 500;
@@ -480,13 +506,20 @@ fn check_personal_fields(f: &PersonalFields) -> Result<()> {
     if let Some(e) = &f.email {
         check_text("email", e, 254)?;
     }
-    if f.metadata.len() > MAX_METADATA {
+    check_metadata(&f.metadata)
+}
+
+/// A metadata map: at most [`MAX_METADATA`] entries, keys of 1 to 40
+/// letters, digits or `. _ -`, values text of at most
+/// [`MAX_METADATA_VALUE`] bytes.
+fn check_metadata(m: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    if m.len() > MAX_METADATA {
         return Err(Error::invalid(
             "metadata",
             format!("has more than {MAX_METADATA} entries"),
         ));
     }
-    for (k, v) in &f.metadata {
+    for (k, v) in m {
         if k.is_empty()
             || k.len() > 40
             || !k
@@ -1187,6 +1220,16 @@ impl Store {
             "erasing the customer's activations",
         )
         .await?;
+        tx.exec(
+            sqlx::query(
+                "UPDATE org_licenses SET metadata = NULL WHERE org_id = $1 AND license_id IN \
+                 (SELECT license_id FROM licenses WHERE customer = $2)",
+            )
+            .bind(org_id.to_owned())
+            .bind(customer_id.to_owned()),
+            "erasing the customer's license metadata",
+        )
+        .await?;
         tx.audit(
             ctx,
             "customer.erase",
@@ -1320,6 +1363,8 @@ impl Store {
                     org_id: &m.job.org_id,
                     max_devices: m.license.max_devices,
                     external_id: l.external_id.as_deref(),
+                    metadata: (!m.license.metadata.is_empty())
+                        .then(|| serde_json::to_string(&m.license.metadata).unwrap_or_default()),
                     license_id: l.license_id,
                     key_id: l.key_id,
                     product: &l.product,

@@ -88,6 +88,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "external_ids",
         include_str!("../migrations/0012_external_ids.sql"),
     ),
+    // License metadata (see `service::OrgLicense::metadata`).
+    (
+        13,
+        "license_metadata",
+        include_str!("../migrations/0013_license_metadata.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -1499,6 +1505,8 @@ pub(crate) struct NewLicense<'a> {
     pub org_id: &'a str,
     pub max_devices: u64,
     pub external_id: Option<&'a str>,
+    /// The metadata as JSON (`None` for none).
+    pub metadata: Option<String>,
     pub license_id: LicenseId,
     pub key_id: KeyId,
     pub product: &'a str,
@@ -1707,19 +1715,26 @@ impl WriteTx {
             q.execute(self.db())
                 .await
                 .map_err(|e| Error::db("recording licenses in the ledger", e))?;
-            let mut sql = String::with_capacity(90 + chunk.len() * 20);
+            let mut sql = String::with_capacity(100 + chunk.len() * 24);
             sql.push_str(
-                "INSERT INTO org_licenses (license_id, org_id, max_devices, external_id) VALUES ",
+                "INSERT INTO org_licenses (license_id, org_id, max_devices, external_id, metadata) VALUES ",
             );
             for n in 0..chunk.len() {
                 if n > 0 {
                     sql.push(',');
                 }
                 if self.backend == Backend::Sqlite {
-                    sql.push_str("(?,?,?,?)");
+                    sql.push_str("(?,?,?,?,?)");
                 } else {
-                    let b = n * 4;
-                    sql.push_str(&format!("(${},${},${},${})", b + 1, b + 2, b + 3, b + 4));
+                    let b = n * 5;
+                    sql.push_str(&format!(
+                        "(${},${},${},${},${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    ));
                 }
             }
             let mut q = sqlx::query(&sql);
@@ -1728,7 +1743,8 @@ impl WriteTx {
                     .bind(r.license_id.to_string())
                     .bind(r.org_id.to_owned())
                     .bind(i(r.max_devices))
-                    .bind(r.external_id.map(str::to_owned));
+                    .bind(r.external_id.map(str::to_owned))
+                    .bind(r.metadata.clone());
             }
             q.execute(self.db())
                 .await

@@ -56,6 +56,7 @@ async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
             ..Default::default()
         },
         max_devices: 1,
+        metadata: Default::default(),
         ctx: ctx(),
     };
     let response = |body: &str| StoredResponse {

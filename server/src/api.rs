@@ -498,6 +498,7 @@ fn license_view(l: &OrgLicense, c: &Caller) -> Value {
         "revoked_at": r.revoked.as_ref().map(|(t, _)| *t),
         "revoke_reason": r.revoked.as_ref().map(|(_, why)| why.clone()),
         "external_id": r.external_id,
+        "metadata": l.metadata,
     })
 }
 
@@ -912,6 +913,7 @@ struct MintRequest {
     ext: Option<UniqueMap>,
     max_devices: Option<u64>,
     external_id: Option<String>,
+    metadata: Option<UniqueMap>,
 }
 
 /// A JSON object of strings in which a key given twice is an error (serde's
@@ -949,7 +951,7 @@ impl<'de> Deserialize<'de> for UniqueMap {
 impl MintRequest {
     /// The issuer's request fields (what the CLI's batch rows also become)
     /// and the device limit.
-    fn into_fields(self) -> (RequestFields, u64) {
+    fn into_fields(self) -> (RequestFields, u64, BTreeMap<String, String>) {
         let fields = RequestFields {
             product: Some(self.product),
             customer: Some(self.customer_id),
@@ -969,7 +971,8 @@ impl MintRequest {
                 .collect(),
             external_id: self.external_id,
         };
-        (fields, self.max_devices.unwrap_or(1))
+        let metadata = self.metadata.map(|m| m.0).unwrap_or_default();
+        (fields, self.max_devices.unwrap_or(1), metadata)
     }
 }
 
@@ -986,7 +989,7 @@ pub fn fuzz_request_bodies(bytes: &[u8], now: u64) {
     let _ = serde_json::from_slice::<ActivateRequest>(bytes);
     let _ = serde_json::from_slice::<NewToken>(bytes);
     if let Ok(b) = serde_json::from_slice::<MintRequest>(bytes) {
-        let (fields, _) = b.into_fields();
+        let (fields, _, _) = b.into_fields();
         if let Ok(req) = fields.resolve(now) {
             let claims = req.claims(keyseal_core::LicenseId::from_bytes([1; 16]), now);
             assert!(
@@ -1004,11 +1007,12 @@ async fn mint(
     Body(b): Body<MintRequest>,
 ) -> ApiResult {
     c.need(Scope::Issue)?;
-    let (fields, max_devices) = b.into_fields();
+    let (fields, max_devices, metadata) = b.into_fields();
     let job = MintJob {
         org_id: c.org().to_owned(),
         fields,
         max_devices,
+        metadata,
         ctx: c.ctx(&s),
     };
     // With an Idempotency-Key, the 201 is recorded in the transaction that

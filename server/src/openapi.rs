@@ -374,12 +374,15 @@ fn schemas() -> Value {
                 "max_version": nullable("string"),
                 "ext": { "type": "object", "nullable": true, "additionalProperties": { "type": "string" } },
                 "max_devices": { "type": "integer", "nullable": true, "minimum": 0 },
+                "metadata": { "type": "object", "nullable": true, "maxProperties": 20,
+                              "additionalProperties": { "type": "string", "maxLength": 500 },
+                              "description": "your key-value references about the license (keys of 1 to 40 letters, digits or . _ -); kept in the service, never in the key, erased with the customer; not for personal data (an email address is refused)" },
                 "external_id": { "type": "string", "nullable": true, "pattern": "^[!-~]{1,128}$",
                                  "description": "your own id for the license (an order number), unique in the organisation: a second mint with it is a 409 external-id-exists naming the first license; kept in the ledger, never in the key" }
             } },
         "License": { "type": "object", "additionalProperties": false,
             "required": ["license_id", "product", "customer_id", "plan", "issued_at", "expires_at", "key_id", "license_key", "redacted",
-                         "status", "max_devices", "suspended_at", "revoked_at", "revoke_reason", "external_id"],
+                         "status", "max_devices", "suspended_at", "revoked_at", "revoke_reason", "external_id", "metadata"],
             "properties": {
                 "license_id": { "type": "string" }, "product": { "type": "string" }, "customer_id": { "type": "string" },
                 "plan": { "type": "string" }, "issued_at": { "type": "integer" }, "expires_at": nullable("integer"),
@@ -389,7 +392,8 @@ fn schemas() -> Value {
                 "status": { "type": "string", "enum": ["active", "suspended", "revoked"] },
                 "max_devices": { "type": "integer" }, "suspended_at": nullable("integer"),
                 "revoked_at": nullable("integer"), "revoke_reason": nullable("string"),
-                "external_id": nullable("string")
+                "external_id": nullable("string"),
+                "metadata": { "type": "object", "additionalProperties": { "type": "string" } }
             } },
         "LicensePage": page("License"),
         "RevokeRequest": { "type": "object", "additionalProperties": false, "required": ["reason"],

@@ -1014,3 +1014,65 @@ fn external_ids_are_unique_per_organisation() {
         assert_eq!(post(s.addr, "/v1/licenses", &s.issue, &bad).status, 422);
     }
 }
+
+/// A license's metadata: bounded, returned with the license and in its
+/// customer's export, never in the key, erased with the customer; an
+/// email address in it is refused (personal data goes on the customer).
+#[test]
+fn license_metadata_is_kept_exported_and_erased() {
+    for s in common::backends() {
+        product(&s, &s.admin, "acme-cad");
+        let cus = customer(&s, &s.issue);
+        let body = json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d",
+                           "metadata": { "reseller": "r-17", "plan_id": "price_123" } });
+        let r = post(s.addr, "/v1/licenses", &s.issue, &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let made = r.json();
+        assert_eq!(
+            made["metadata"],
+            json!({ "reseller": "r-17", "plan_id": "price_123" })
+        );
+        let key = made["license_key"].as_str().unwrap();
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let bytes = license::decode_text(key, &mut buf).unwrap();
+        assert!(
+            !bytes.windows(4).any(|w| w == b"r-17"),
+            "metadata is not in the key"
+        );
+        let id = made["license_id"].as_str().unwrap();
+        let got = get(s.addr, &format!("/v1/licenses/{id}"), &s.read).json();
+        assert_eq!(got["metadata"]["reseller"], "r-17");
+        let export = get(s.addr, &format!("/v1/customers/{cus}/export"), &s.admin).json();
+        assert_eq!(
+            export["licenses"][0]["metadata"]["plan_id"], "price_123",
+            "{export}"
+        );
+
+        for bad in [
+            json!({ "who": "jane@example.com" }),
+            json!({ "bad key": "x" }),
+            serde_json::Value::Object((0..21).map(|n| (format!("k{n}"), json!("v"))).collect()),
+        ] {
+            let mut b = body.clone();
+            b["metadata"] = bad;
+            let r = post(s.addr, "/v1/licenses", &s.issue, &b);
+            assert_eq!(r.status, 422, "{}", r.text());
+        }
+        let dup = r#"{"product":"acme-cad","customer_id":"CUS","plan":"pro","expires":"30d","metadata":{"a":"1","a":"2"}}"#
+            .replace("CUS", &cus);
+        let r = req(
+            s.addr,
+            "POST",
+            "/v1/licenses",
+            Some(&s.issue),
+            Some(("application/json", dup.as_bytes())),
+            &[],
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+
+        let r = post_empty(s.addr, &format!("/v1/customers/{cus}/erase"), &s.admin);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let got = get(s.addr, &format!("/v1/licenses/{id}"), &s.read).json();
+        assert_eq!(got["metadata"], json!({}), "erased with the customer");
+    }
+}
