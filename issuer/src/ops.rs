@@ -101,26 +101,49 @@ pub struct SkippedRow {
 }
 
 /// `n` fresh license ids for licenses issued at `now` (unix seconds, the
-/// caller's clock): 48 bits of milliseconds since 1970 (`now` in
-/// milliseconds), big-endian, then 80 random bits. As unique and as
-/// unguessable as fully random ids (the key says when it was issued
-/// anyway), but in issue order from one second to the next, so the
-/// ledger's indexes on license ids grow at one end: random ids put every
-/// insert on a page of its own, about four written pages a mint, which made
-/// the service's commits slower and spikier under load.
+/// caller's clock; the issuer reads none), in ascending order: a 48-bit
+/// prefix, big-endian, then 80 random bits. As unique and as unguessable as
+/// fully random ids (the key says when it was issued anyway), but in issue
+/// order, so the ledger's indexes on license ids grow at one end: random
+/// ids put every insert on a page of its own, about four written pages a
+/// mint, which made commits slower and spikier under load, and a batch of
+/// 100,000 under one prefix half as fast.
+///
+/// The prefix is `now` in milliseconds, or just above the last prefix this
+/// process gave a batch (`n > 1`) when that is later: every chunk of a
+/// batch gets a prefix of its own, above the chunk before, within one
+/// second as across seconds. Single ids share their second's prefix.
 pub(crate) fn license_ids(n: usize, now: u64) -> Result<Vec<LicenseId>> {
-    let ms = now.saturating_mul(1000);
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let floor = now.saturating_mul(1000);
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(if n > 1 {
+                floor.max(last + 1)
+            } else {
+                floor.max(last)
+            })
+        })
+        .unwrap_or(0);
+    let prefix = if n > 1 {
+        floor.max(prev + 1)
+    } else {
+        floor.max(prev)
+    };
     let mut random = vec![0u8; n * 10];
     getrandom::fill(&mut random)?;
-    Ok(random
+    let mut ids: Vec<LicenseId> = random
         .chunks_exact(10)
         .map(|r| {
             let mut a = [0u8; 16];
-            a[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+            a[..6].copy_from_slice(&prefix.to_be_bytes()[2..]);
             a[6..].copy_from_slice(r);
             LicenseId::from_bytes(a)
         })
-        .collect())
+        .collect();
+    ids.sort_unstable_by_key(|id| id.to_bytes());
+    Ok(ids)
 }
 
 /// The issuer's one signing step: a checked request, its id and the issue
@@ -923,11 +946,12 @@ mod tests {
             assert!(id.to_bytes() < later.to_bytes());
             assert!(id.to_string() < later.to_string());
         }
-        // 80 random bits after the time: the same millisecond gives distinct tails.
-        assert!(
-            first
-                .windows(2)
-                .all(|w| w[0].to_bytes()[6..] != w[1].to_bytes()[6..])
-        );
+        // 80 random bits after the prefix: distinct, and each call's ids
+        // come sorted.
+        assert!(first.windows(2).all(|w| w[0].to_bytes() < w[1].to_bytes()));
+        // Chunks of a batch in one second: each above the one before.
+        let a = license_ids(500, 1_900_000_000).unwrap();
+        let b = license_ids(500, 1_900_000_000).unwrap();
+        assert!(a.last().unwrap().to_bytes() < b[0].to_bytes());
     }
 }
