@@ -4,10 +4,29 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `println!` that ends quietly on a closed pipe (see [`out`]); shadows
+/// std's in every module of the crate.
+macro_rules! println {
+    () => {
+        $crate::out::write(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!($($arg)*), true)
+    };
+}
+
+/// `print!` that ends quietly on a closed pipe (see [`out`]).
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!($($arg)*), false)
+    };
+}
+
 mod cli;
 mod commands;
 mod env;
 mod error;
+mod out;
 mod show;
 
 fn main() -> ExitCode {

@@ -307,3 +307,35 @@ fn bench_smoke() {
     );
     assert!(stdout.contains("minted 1000 keys"), "{stdout}");
 }
+
+/// A reader that stops early (`keyseal licenses list | head -2`,
+/// `keyseal completions bash | head`) ends keyseal quietly with exit 0, not
+/// a panic (exit 101).
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init", "--product", "acme-cad"]);
+    write_batch(&dir.join("rows.csv"), 3000);
+    ok(
+        dir,
+        &["issue", "--batch", "rows.csv", "--out", "rows.jsonl"],
+    );
+    for args in [&["licenses", "list"][..], &["completions", "bash"][..]] {
+        let mut child = keyseal(dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one line, then close the pipe while keyseal still writes.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        let _ = std::io::Read::read(&mut stdout, &mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "keyseal {args:?}: {err}");
+        assert!(!err.contains("panicked"), "keyseal {args:?}: {err}");
+    }
+}

@@ -321,6 +321,19 @@ fn the_first_admin_token_can_go_to_a_private_file() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
 }
 
+/// `keyseal issue` of one license for `cus_cli`.
+const ISSUE: &[&str] = &[
+    "issue",
+    "--product",
+    "acme-cad",
+    "--customer",
+    "cus_cli",
+    "--plan",
+    "pro",
+    "--expires",
+    "365d",
+];
+
 /// Runs the keyseal CLI on `vault`: (exit code, stdout as JSON or Null).
 fn cli(vault: &std::path::Path, args: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_keyseal"))
@@ -346,20 +359,7 @@ fn the_cli_and_the_api_share_one_ledger() {
     let vault = dir.path().join("vault");
     let (code, _) = cli(&vault, &["init", "--product", "acme-cad"]);
     assert_eq!(code, 0);
-    let (code, minted) = cli(
-        &vault,
-        &[
-            "issue",
-            "--product",
-            "acme-cad",
-            "--customer",
-            "cus_cli",
-            "--plan",
-            "pro",
-            "--expires",
-            "365d",
-        ],
-    );
+    let (code, minted) = cli(&vault, ISSUE);
     assert_eq!(code, 0);
     let by_cli = minted["license_id"].as_str().unwrap().to_owned();
 
@@ -538,17 +538,7 @@ fn replicas_and_the_cli_share_a_postgres_ledger() {
         (code, listed[0]["license_id"].as_str()),
         (0, Some(by_api.as_str()))
     );
-    let (code, minted) = cli_db(&[
-        "issue",
-        "--product",
-        "acme-cad",
-        "--customer",
-        "cus_cli",
-        "--plan",
-        "pro",
-        "--expires",
-        "365d",
-    ]);
+    let (code, minted) = cli_db(ISSUE);
     assert_eq!(code, 0, "{minted}");
     let by_cli = minted["license_id"].as_str().unwrap();
     let (st, got) = http(

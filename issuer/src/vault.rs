@@ -197,7 +197,7 @@ impl Vault {
     /// Creates the ledger in the PostgreSQL database at `url` (a
     /// deployment of several replicas), with a first signing key sealed
     /// under `pass`: everything is in the database, nothing on disk.
-    /// [`Error::VaultExists`] if it holds a ledger already.
+    /// [`Error::Invalid`] (`database-url`) if it holds a ledger already.
     pub async fn init_postgres(
         url: &str,
         pass: &Passphrase,

@@ -36,12 +36,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Token(c) => block_on(tenants::token(vault, c, json)),
         Command::Completions(a) => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                a.shell,
-                &mut Cli::command(),
-                "keyseal",
-                &mut std::io::stdout(),
-            );
+            // Into memory first: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "keyseal", &mut script);
+            crate::out::write_bytes(&script);
             Ok(ExitCode::SUCCESS)
         }
     }
