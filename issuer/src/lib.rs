@@ -17,8 +17,10 @@
 //! * [`request`]: license requests as users write them, checked against the
 //!   format's limits; [`batch`] reads them from CSV or JSONL.
 //!
-//! The issuer reads no clock and no environment: callers pass a [`Context`]
-//! (time and actor) to every mutation.
+//! The issuer reads no environment, and no clock for anything it records
+//! or signs: callers pass a [`Context`] (time and actor) to every mutation.
+//! The one exception orders nothing but ids: new license ids start with the
+//! system clock's milliseconds, so the ledger's indexes grow at one end.
 
 pub mod activation;
 pub mod audit;

@@ -275,7 +275,7 @@ pub fn sign_mint(signer: &Signer, job: &MintJob) -> Result<OrgLicense> {
             ),
         ));
     }
-    let id = crate::ops::license_ids(1, job.ctx.now)?[0];
+    let id = crate::ops::license_ids(1)?[0];
     let key_text = license::to_text(&crate::ops::sign_request(
         signer.key(),
         id,
