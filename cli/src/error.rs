@@ -9,6 +9,8 @@ use keyseal_issuer::Error as IssuerError;
 pub(crate) mod exit {
     /// `verify`: invalid license; `audit verify`: broken chain.
     pub const NEGATIVE: u8 = 1;
+    /// Usage error (clap's own code).
+    pub const USAGE: u8 = 2;
     /// Wrong passphrase.
     pub const PASSPHRASE: u8 = 3;
     /// The vault is locked by another process.
@@ -30,6 +32,9 @@ pub(crate) struct CliError {
     pub hint: Option<String>,
     /// The process exit code.
     pub code: u8,
+    /// What the command did before it failed (a batch's summary), for the
+    /// `--json` document.
+    pub done: Option<serde_json::Value>,
 }
 
 impl CliError {
@@ -44,6 +49,7 @@ impl CliError {
             what: what.into(),
             hint: Some(hint.into()),
             code,
+            done: None,
         }
     }
 
@@ -68,11 +74,18 @@ impl CliError {
             eprintln!("  hint: {h}");
         }
         if json {
-            println!(
-                "{}",
-                serde_json::json!({ "error": { "kind": self.kind, "message": self.what, "hint": self.hint, "exit_code": self.code } })
-            );
+            self.report_json();
         }
+    }
+
+    /// The error as the one JSON document on stdout: `{"error": {...}}`,
+    /// with what the command did before it failed (`done`), if anything.
+    pub(crate) fn report_json(&self) {
+        let mut v = serde_json::json!({ "error": { "kind": self.kind, "message": self.what, "hint": self.hint, "exit_code": self.code } });
+        if let Some(d) = &self.done {
+            v["done"] = d.clone();
+        }
+        println!("{v}");
     }
 }
 

@@ -30,7 +30,25 @@ mod out;
 mod show;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // A usage error: with --json, also one JSON document on stdout,
+            // as every other error gives (help and --version are not errors).
+            use clap::error::ErrorKind;
+            let usage = !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                && e.exit_code() == i32::from(error::exit::USAGE);
+            if usage && std::env::args_os().any(|a| a == "--json") {
+                let message = e.kind().as_str().map_or_else(
+                    || e.to_string().lines().next().unwrap_or("").to_owned(),
+                    str::to_owned,
+                );
+                error::CliError::new("usage", error::exit::USAGE, message, "see --help")
+                    .report_json();
+            }
+            e.exit();
+        }
+    };
     let json = cli.json;
     env::passphrase_from(cli.passphrase_file.clone(), cli.passphrase_fd);
     env::set_org(cli.org.clone());

@@ -30,6 +30,13 @@ pub(crate) fn read_license(arg: &str) -> Result<Result<Vec<u8>, String>, CliErro
                 "pass a license file (text) or the ks1. key",
             )
         })?
+    } else if !arg.starts_with("ks") && !arg.contains("-----BEGIN") {
+        // Neither a key nor a license file's text: a path that is not there
+        // (a typo), not a key that failed to verify.
+        return Err(CliError::input(
+            format!("no such file: {arg}"),
+            "pass a license file, the ks1. key, or - to read standard input",
+        ));
     } else {
         arg.to_owned()
     };
@@ -125,9 +132,10 @@ pub(crate) fn claims_text(c: &Claims<'_>, key_id: KeyId) -> String {
 /// The claims as a JSON object (times in RFC 3339 UTC).
 pub(crate) fn claims_json(c: &Claims<'_>, key_id: KeyId) -> Value {
     let device = c.device.as_ref().map(|d| match d {
-        DeviceBinding::Exact { .. } => json!({ "binding": "exact" }),
+        // As the vectors and the other SDKs name them.
+        DeviceBinding::Exact { .. } => json!({ "kind": "exact" }),
         DeviceBinding::Tolerant { required, digests } => {
-            json!({ "binding": "k_of_n", "required": required, "components": digests.len() })
+            json!({ "kind": "tolerant", "required": required, "components": digests.len() })
         }
     });
     let ext: serde_json::Map<String, Value> = c

@@ -373,9 +373,24 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
     let minted = outcome.minted;
     let rate = minted as f64 / elapsed.as_secs_f64().max(1e-9);
     let first_row = a.start_row;
+    // With --json, one document: this summary, or the error with it as
+    // `done`.
+    let summary = json!({
+        "batch_id": outcome.batch_id,
+        "minted": minted,
+        "skipped": outcome.skipped.len(),
+        "first_row": first_row,
+        "last_row": outcome.last_row,
+        "out": out_path.display().to_string(),
+        "complete": outcome.error.is_none() && write_error.is_none(),
+    });
+    let with_done = |mut e: CliError| {
+        e.done = Some(summary.clone());
+        e
+    };
     if let Some((e, first)) = write_error {
         let last = outcome.last_row;
-        return Err(CliError::system(
+        return Err(with_done(CliError::system(
             format!(
                 "cannot write {}: {e}; rows {first}-{last} ARE minted and in the ledger but not (all) in the file",
                 out_path.display()
@@ -385,18 +400,10 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                 outcome.batch_id,
                 last + 1
             ),
-        ));
+        )));
     }
-    if json {
-        print_json(&json!({
-            "batch_id": outcome.batch_id,
-            "minted": minted,
-            "skipped": outcome.skipped.len(),
-            "first_row": first_row,
-            "last_row": outcome.last_row,
-            "out": out_path.display().to_string(),
-            "complete": outcome.error.is_none(),
-        }));
+    if json && outcome.error.is_none() {
+        print_json(&summary);
     }
     if !outcome.skipped.is_empty() {
         let shown: Vec<String> = outcome
@@ -454,12 +461,12 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                     out_path.display()
                 )
             };
-            Err(CliError::new(
+            Err(with_done(CliError::new(
                 "bad_row",
                 crate::error::exit::INPUT,
                 what,
                 hint,
-            ))
+            )))
         }
         Some(other) => {
             let mut e = CliError::from(other);
@@ -469,7 +476,7 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
                 e.hint.map(|h| format!("{h}; ")).unwrap_or_default(),
                 outcome.last_row.max(first_row - 1) + 1
             ));
-            Err(e)
+            Err(with_done(e))
         }
     }
 }
