@@ -459,6 +459,14 @@ pub struct VerifyArgs {
     /// Check as of this time instead of now.
     #[arg(long, value_name = "TIME", value_parser = parse_when)]
     pub at: Option<String>,
+    /// Check against this public keyring (the text or JSON `keyseal keys export` writes) instead
+    /// of the vault: no vault and no passphrase, as an app checks it.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// With --keyring: a signed revocation list to honour (as `keyseal revocations publish`
+    /// writes it, checked against the keyring).
+    #[arg(long, value_name = "FILE", requires = "keyring")]
+    pub revocations: Option<PathBuf>,
 }
 
 /// `keyseal inspect`.

@@ -110,6 +110,37 @@ fn init_issue_rotate_revoke_publish_and_the_sdk_agrees() {
     ok(dir, &["revocations", "publish", "--out", "revocations.txt"]);
     let list = std::fs::read(dir.join("revocations.txt")).unwrap();
 
+    // Support staff without the vault: the public keyring (text or JSON)
+    // and the published list give the app's verdicts.
+    std::fs::write(dir.join("ring.txt"), &keyring_text).unwrap();
+    ok(
+        dir,
+        &["keys", "export", "--format", "json", "--out", "ring.json"],
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = elsewhere.path();
+    for ring in ["ring.txt", "ring.json"] {
+        let ring = dir.join(ring);
+        let ring = ring.to_str().unwrap();
+        let list = dir.join("revocations.txt");
+        let list = list.to_str().unwrap();
+        let (code, out, _) = keyseal(here, &["verify", &b_key, "--keyring", ring, "--json"]);
+        assert_eq!(code, 0, "{out}");
+        let (code, out, _) = keyseal(here, &["verify", &a_key, "--keyring", ring]);
+        assert_eq!(
+            code, 0,
+            "without the list a revoked key still verifies: {out}"
+        );
+        assert!(out.contains("no revocation list given"), "{out}");
+        let args = ["verify", &a_key, "--keyring", ring, "--revocations", list];
+        let (code, out, _) = keyseal(here, &args);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.starts_with("INVALID: the license is revoked"), "{out}");
+    }
+    let (code, _, err) = keyseal(here, &["verify", &b_key, "--keyring", "nope.txt"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(!here.join("keyseal-vault").exists());
+
     // The app: the exported keyring, the published list, the SDK.
     let keyring: Keyring = keyring_text.parse().unwrap();
     let validator = Validator::builder(keyring.clone(), "acme-cad")

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use keyseal_core::license::{Expectations, Status, UnverifiedLicense};
-use keyseal_core::{Error as CoreError, Fingerprint, Version};
+use keyseal_core::{Error as CoreError, Fingerprint, Keyring, RevocationList, Version, armor};
 use keyseal_issuer::Access;
 use keyseal_issuer::time::{When, format};
 use serde_json::json;
@@ -82,6 +82,9 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
         }
     };
 
+    if let Some(path) = &a.keyring {
+        return verify_offline(path, &a, &lic, now, device.as_ref(), app_version, json).await;
+    }
     with_vault(dir, Access::Read, async |vault| {
         let store = vault.store();
         let keyring = store.verification_keyring(lic.key_id()).await?;
@@ -135,7 +138,7 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                let (reason, hint) = explain(&e, &lic, &a, store).await;
+                let (reason, hint) = explain(&e, &lic, &a, Some(store)).await;
                 Ok(invalid(json, e.code(), &reason, hint.as_deref()))
             }
         }
@@ -143,16 +146,120 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
     .await
 }
 
+/// Reads a file the user named, or says which and why not (exit 5).
+fn read_named(flag: &str, path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        CliError::input(
+            format!("{flag}: cannot read {}: {e}", path.display()),
+            format!("check the path given to {flag}"),
+        )
+    })
+}
+
+/// `verify --keyring FILE [--revocations FILE]`: the app's check, with the
+/// public keyring (and list) alone.
+async fn verify_offline(
+    path: &Path,
+    a: &VerifyArgs,
+    lic: &UnverifiedLicense<'_>,
+    now: u64,
+    device: Option<&Fingerprint>,
+    app_version: Option<Version>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let text = read_named("--keyring", path)?;
+    // The JSON export carries the text form under "keyring".
+    let ring_text = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("keyring").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or(text);
+    let keyring: Keyring = ring_text.parse().map_err(|e| {
+        CliError::input(
+            format!("--keyring: {} is not a keyring: {e}", path.display()),
+            "pass the file `keyseal keys export` (text or --format json) wrote",
+        )
+    })?;
+    let list = match &a.revocations {
+        None => None,
+        Some(p) => {
+            let text = read_named("--revocations", p)?;
+            let bytes = armor::blocks(&text)
+                .filter_map(Result::ok)
+                .find(|b| b.label() == armor::REVOCATION_LIST)
+                .and_then(|b| b.decode_to_vec().ok())
+                .ok_or_else(|| {
+                    CliError::input(
+                        format!("--revocations: {} holds no revocation list", p.display()),
+                        "pass the file `keyseal revocations publish --out` wrote",
+                    )
+                })?;
+            Some(RevocationList::verify(&bytes, &keyring).map_err(|e| {
+                CliError::input(
+                    format!("--revocations: the list does not check out against the keyring: {e}"),
+                    "pass the list and the keyring of the same vendor, both current",
+                )
+            })?)
+        }
+    };
+    // No vault: the product is the one asked for, or the one it names.
+    let product = a
+        .product
+        .clone()
+        .unwrap_or_else(|| lic.dangerous_unverified_claims().product.to_owned());
+    let mut exp = Expectations::new(&product, now);
+    if let Some(l) = &list {
+        exp = exp.revocations(l);
+    }
+    if let Some(d) = device {
+        exp = exp.device(d);
+    }
+    if let Some(v) = app_version {
+        exp = exp.app_version(v);
+    }
+    match lic.verify(&keyring, &exp) {
+        Ok(v) => {
+            let c = v.claims();
+            let status = match v.status() {
+                Status::Active => "active".to_owned(),
+                Status::InGrace { grace_ends } => format!("in grace until {}", format(grace_ends)),
+            };
+            if json {
+                print_json(&json!({
+                    "valid": true,
+                    "status": status,
+                    "checked_at": format(now),
+                    "revocation_list": list.as_ref().map(RevocationList::sequence),
+                    "claims": claims_json(c, v.key_id()),
+                }));
+            } else {
+                println!("VALID: license {} ({status})", c.license_id);
+                print!("{}", claims_text(c, v.key_id()));
+                if list.is_none() {
+                    println!("(no revocation list given: a revoked license shows as valid here)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let (reason, hint) = explain(&e, lic, a, None).await;
+            Ok(invalid(json, e.code(), &reason, hint.as_deref()))
+        }
+    }
+}
+
 async fn explain(
     e: &CoreError,
     lic: &UnverifiedLicense<'_>,
     a: &VerifyArgs,
-    store: &keyseal_issuer::Store,
+    store: Option<&keyseal_issuer::Store>,
 ) -> (String, Option<String>) {
     let c = lic.dangerous_unverified_claims();
     match e {
         CoreError::UnknownKey(id) => (
-            format!("signed by key {id}, which this vault does not hold"),
+            format!(
+                "signed by key {id}, which this {} does not hold",
+                if store.is_some() { "vault" } else { "keyring" }
+            ),
             Some("another vendor's key, or a forged license".into()),
         ),
         CoreError::BadSignature => (
@@ -193,17 +300,22 @@ async fn explain(
             None,
         ),
         CoreError::Revoked => {
-            let org = store
-                .key_owner(lic.key_id())
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            let detail = match store.license(&org, &c.license_id.to_string()).await {
-                Ok(rec) => rec
-                    .revoked
-                    .map(|(at, why)| format!(" since {} ({why})", format(at))),
-                Err(_) => None,
+            let detail = match store {
+                Some(store) => {
+                    let org = store
+                        .key_owner(lic.key_id())
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    match store.license(&org, &c.license_id.to_string()).await {
+                        Ok(rec) => rec
+                            .revoked
+                            .map(|(at, why)| format!(" since {} ({why})", format(at))),
+                        Err(_) => None,
+                    }
+                }
+                None => None,
             };
             (
                 format!("the license is revoked{}", detail.unwrap_or_default()),
