@@ -339,3 +339,23 @@ fn a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked"), "keyseal {args:?}: {err}");
     }
 }
+
+/// `init` inside a git working tree whose .gitignore does not name the
+/// vault warns that `git add -A` would commit it; once ignored, it does not.
+#[test]
+fn init_warns_about_a_vault_git_would_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join(".git")).unwrap();
+    let (code, _, err) = run(dir, &["init", "--product", "acme-cad"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("inside the git working tree"), "{err}");
+    std::fs::write(dir.join(".gitignore"), "target/\n/keyseal-vault\n").unwrap();
+    let (code, _, err) = run(dir, &["--vault", "keyseal-vault-2", "init"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("inside the git working tree"), "{err}");
+    std::fs::remove_dir_all(dir.join("keyseal-vault")).unwrap();
+    let (code, _, err) = run(dir, &["init"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("git working tree"), "{err}");
+}

@@ -44,6 +44,10 @@ step "bench (smoke)"
 
 if [ ! -x /usr/bin/chromium ]; then
     step "install Debian's chromium for the browser test"
+    if [ "$(id -u)" != 0 ]; then
+        echo "chromium is not installed and this is not root: run \`sudo apt-get install chromium\` first" >&2
+        exit 1
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi

@@ -75,7 +75,34 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
             }
         );
     }
+    if url.is_none()
+        && let Some(repo) = unignored_in_git_tree(dir)
+    {
+        eprintln!(
+            "warning: the vault is inside the git working tree {} and its .gitignore does not name it: \
+             add it (the vault holds the sealed keys and the customer ledger), or use --vault DIR",
+            repo.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The git working tree `dir` is in, when the tree's top-level
+/// `.gitignore` names no part of `dir`'s path within it (so `git add -A`
+/// would commit the vault).
+fn unignored_in_git_tree(dir: &Path) -> Option<std::path::PathBuf> {
+    let abs = std::path::absolute(dir).ok()?;
+    let repo = abs.ancestors().skip(1).find(|a| a.join(".git").exists())?;
+    let inside = abs.strip_prefix(repo).ok()?;
+    let ignore = std::fs::read_to_string(repo.join(".gitignore")).unwrap_or_default();
+    let named = ignore.lines().map(str::trim).any(|l| {
+        let l = l.trim_start_matches('/').trim_end_matches('/');
+        !l.is_empty()
+            && inside
+                .ancestors()
+                .any(|p| p.as_os_str() == std::ffi::OsStr::new(l))
+    });
+    (!named).then(|| repo.to_path_buf())
 }
 
 fn key_json(k: &KeyInfo) -> Value {
