@@ -79,7 +79,8 @@ fn from_row(r: &AnyRow) -> Result<Activation> {
     })
 }
 
-/// Signs the license's claims again, bound to `fp`.
+/// Signs the license's claims again, bound to `fp` and issued `now`,
+/// through the issuer's one signing step ([`crate::ops::sign_request`]).
 fn device_key(
     signer: &Signer,
     license_key: &str,
@@ -91,10 +92,31 @@ fn device_key(
     let bytes = license::decode_text(license_key, &mut buf)?;
     let lic = UnverifiedLicense::from_bytes(bytes)?;
     // The ledger's own key: its claims are ours (it was signed and stored here).
-    let mut claims = *lic.dangerous_unverified_claims();
-    claims.issued_at = now;
-    claims.device = None;
-    let out = license::issue(signer.key(), &claims, Some((fp, rule)))?;
+    let c = lic.dangerous_unverified_claims();
+    let req = crate::request::LicenseRequest {
+        product: c.product.to_owned(),
+        customer: c.customer.to_owned(),
+        plan: c.plan.to_owned(),
+        not_before: c.not_before,
+        expires_at: c.expires_at,
+        grace_secs: c.grace_secs,
+        device: Some((*fp, rule)),
+        entitlements: c
+            .entitlements
+            .as_slice()
+            .iter()
+            .map(|e| (*e).to_owned())
+            .collect(),
+        max_version: c.max_version,
+        ext: c
+            .extensions
+            .as_slice()
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        external_id: None,
+    };
+    let out = crate::ops::sign_request(signer.key(), c.license_id, &req, now)?;
     Ok(license::to_text(&out))
 }
 

@@ -134,7 +134,8 @@ pub(crate) fn license_ids(n: usize) -> Result<Vec<LicenseId>> {
 /// The issuer's one signing step: a checked request, its id and the issue
 /// time become a signed license (the format's bytes), from which the key
 /// text, the armored file and the claims view are all derived. The command
-/// line (one or a batch) and the service's mints sign through it.
+/// line (one or a batch), the service's mints and device activations sign
+/// through it.
 pub fn sign_request(
     key: &keyseal_core::SigningKey,
     id: LicenseId,
