@@ -202,6 +202,12 @@ impl From<IssuerError> for CliError {
                 what,
                 "KEYSEAL_KDF_PARAMS takes m=KIB,t=PASSES,p=LANES, for example m=65536,t=3,p=1",
             ),
+            E::StaleSigner { .. } => CliError::new(
+                "key_rotated",
+                exit::SYSTEM,
+                what,
+                "another keyseal rotated the key meanwhile: run the command again",
+            ),
             E::NoActiveKey => CliError::new(
                 "no_active_key",
                 exit::INPUT,

@@ -87,6 +87,15 @@ pub enum Error {
     /// The vault has no active signing key (it was retired or revoked).
     #[error("the vault has no active signing key")]
     NoActiveKey,
+    /// What was signed used a key that is no longer the organisation's
+    /// active one (a rotation happened meanwhile, maybe through another
+    /// replica): not a failure of the request, which signs again with the
+    /// active key.
+    #[error("signing key {key_id} is no longer the active one (it was rotated meanwhile)")]
+    StaleSigner {
+        /// The key that signed.
+        key_id: KeyId,
+    },
     /// No signing key with this id (or id prefix) is in the vault.
     #[error("no signing key {0} in this vault")]
     UnknownKey(String),

@@ -349,7 +349,10 @@ impl Store {
     async fn check_signer(&self, org_id: &str, signer: &Signer) -> Result<()> {
         match self.org_active_key(org_id).await? {
             Some(k) if k.key_id == signer.key_id() => Ok(()),
-            _ => Err(Error::NoActiveKey),
+            Some(_) => Err(Error::StaleSigner {
+                key_id: signer.key_id(),
+            }),
+            None => Err(Error::NoActiveKey),
         }
     }
 

@@ -1295,9 +1295,16 @@ impl Store {
         for m in mints {
             let org = m.job.org_id.as_str();
             let rec = &m.license.record;
-            if active.get(org).map(String::as_str) != Some(rec.key_id.to_string().as_str()) {
-                verdicts.push(Err(Error::NoActiveKey));
-                continue;
+            match active.get(org) {
+                Some(k) if *k == rec.key_id.to_string() => {}
+                Some(_) => {
+                    verdicts.push(Err(Error::StaleSigner { key_id: rec.key_id }));
+                    continue;
+                }
+                None => {
+                    verdicts.push(Err(Error::NoActiveKey));
+                    continue;
+                }
             }
             let has_product = exists_once(
                 &mut tx,

@@ -1552,8 +1552,9 @@ impl WriteTx {
         read_revoked(self.db(), org_id).await
     }
 
-    /// Refuses with [`Error::NoActiveKey`] unless `key_id` is `org_id`'s
-    /// active signing key, read inside this transaction (so a rotation
+    /// Refuses unless `key_id` is `org_id`'s active signing key
+    /// ([`Error::StaleSigner`] if another is, [`Error::NoActiveKey`] if
+    /// none is), read inside this transaction (so a rotation
     /// cannot slip between the check and the write).
     pub(crate) async fn require_active_key(&mut self, org_id: &str, key_id: KeyId) -> Result<()> {
         let rows = self
@@ -1570,10 +1571,10 @@ impl WriteTx {
             .map(|r| r.try_get(0))
             .transpose()
             .map_err(|e| Error::db("reading signing keys", e))?;
-        if active.as_deref() == Some(key_id.to_string().as_str()) {
-            Ok(())
-        } else {
-            Err(Error::NoActiveKey)
+        match active {
+            Some(a) if a == key_id.to_string() => Ok(()),
+            Some(_) => Err(Error::StaleSigner { key_id }),
+            None => Err(Error::NoActiveKey),
         }
     }
 

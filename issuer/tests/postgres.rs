@@ -125,7 +125,7 @@ async fn the_ledger_runs_on_postgres() {
         store
             .issue(&org, &s1, req("cus_x").resolve(T0).unwrap(), &ctx(T0 + 11))
             .await,
-        Err(Error::NoActiveKey)
+        Err(Error::StaleSigner { key_id }) if key_id == s1.key_id()
     ));
     let s2 = Signer::new(k2);
     store

@@ -1026,7 +1026,7 @@ async fn mint(
     // The organisation's key rotated between signing and commit (here, or
     // through another replica: then load its active key from the shared
     // vault): sign again with the active key and try once more.
-    if matches!(result, Err(keyseal_issuer::Error::NoActiveKey)) {
+    if matches!(result, Err(keyseal_issuer::Error::StaleSigner { .. })) {
         s.reload_signer(c.org()).await;
         let now = s.signer(c.org()).await?;
         if now.key_id() != signer.key_id() {
@@ -1188,7 +1188,7 @@ async fn publish(
         .publish_revocations_if_due(&signer, next_update, due, ctx)
         .await
     {
-        Err(keyseal_issuer::Error::NoActiveKey) if s.reload_signer(org_id).await => {
+        Err(keyseal_issuer::Error::StaleSigner { .. }) if s.reload_signer(org_id).await => {
             let now = s.signer(org_id).await?;
             store
                 .publish_revocations_if_due(&now, next_update, due, ctx)
@@ -1308,7 +1308,7 @@ async fn activate(
     };
     let mut out = activate(signer.clone()).await;
     // The organisation's key rotated through another replica: load it, retry once.
-    if matches!(out, Err(keyseal_issuer::Error::NoActiveKey)) {
+    if matches!(out, Err(keyseal_issuer::Error::StaleSigner { .. })) {
         s.reload_signer(c.org()).await;
         let now = s.signer(c.org()).await?;
         if now.key_id() != signer.key_id() {

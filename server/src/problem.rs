@@ -141,6 +141,12 @@ impl From<IssuerError> for Problem {
             }
             // A state the organisation's admin made (its active key was
             // retired) and ends with a rotation: a conflict, not an outage.
+            // Rotated twice while one request ran: the client retries.
+            IssuerError::StaleSigner { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "key-rotated",
+                "the organisation's signing key changed while this request ran; send it again",
+            ),
             IssuerError::NoActiveKey => Problem::new(
                 StatusCode::CONFLICT,
                 "no-active-key",

@@ -161,13 +161,13 @@ async fn check(store: &Store) {
             .await
             .is_err()
     );
-    // A retired key signs no list.
+    // A retired key signs no list: another key is the active one now.
     let k1 = SigningKey::from_seed(&[1; 32]).unwrap();
     assert!(matches!(
         store
             .publish_revocations(&Signer::new(k1), 10_000, &ctx(302))
             .await,
-        Err(crate::Error::NoActiveKey)
+        Err(crate::Error::StaleSigner { .. })
     ));
 }
 
