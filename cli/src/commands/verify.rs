@@ -116,27 +116,7 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
             exp = exp.app_version(v);
         }
         match lic.verify(&keyring, &exp) {
-            Ok(v) => {
-                let c = v.claims();
-                let status = match v.status() {
-                    Status::Active => "active".to_owned(),
-                    Status::InGrace { grace_ends } => {
-                        format!("in grace until {}", format(grace_ends))
-                    }
-                };
-                if json {
-                    print_json(&json!({
-                        "valid": true,
-                        "status": status,
-                        "checked_at": format(now),
-                        "claims": claims_json(c, v.key_id()),
-                    }));
-                } else {
-                    println!("VALID: license {} ({status})", c.license_id);
-                    print!("{}", claims_text(c, v.key_id()));
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+            Ok(v) => Ok(valid(json, now, &v, None)),
             Err(e) => {
                 let (reason, hint) = explain(&e, &lic, &a, Some(store)).await;
                 Ok(invalid(json, e.code(), &reason, hint.as_deref()))
@@ -144,6 +124,40 @@ pub(crate) async fn verify(dir: &Path, a: VerifyArgs, json: bool) -> Result<Exit
         }
     })
     .await
+}
+
+/// A positive verdict: printed, exit code 0. `list` is `Some` for a check
+/// against a keyring file: the sequence of the list given, if one was.
+fn valid(
+    json: bool,
+    now: u64,
+    v: &keyseal_core::license::VerifiedLicense<'_>,
+    list: Option<Option<u64>>,
+) -> ExitCode {
+    let c = v.claims();
+    let status = match v.status() {
+        Status::Active => "active".to_owned(),
+        Status::InGrace { grace_ends } => format!("in grace until {}", format(grace_ends)),
+    };
+    if json {
+        let mut out = json!({
+            "valid": true,
+            "status": status,
+            "checked_at": format(now),
+            "claims": claims_json(c, v.key_id()),
+        });
+        if let Some(seq) = list {
+            out["revocation_list"] = json!(seq);
+        }
+        print_json(&out);
+    } else {
+        println!("VALID: license {} ({status})", c.license_id);
+        print!("{}", claims_text(c, v.key_id()));
+        if list == Some(None) {
+            println!("(no revocation list given: a revoked license shows as valid here)");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// Reads a file the user named, or says which and why not (exit 5).
@@ -217,29 +231,12 @@ async fn verify_offline(
         exp = exp.app_version(v);
     }
     match lic.verify(&keyring, &exp) {
-        Ok(v) => {
-            let c = v.claims();
-            let status = match v.status() {
-                Status::Active => "active".to_owned(),
-                Status::InGrace { grace_ends } => format!("in grace until {}", format(grace_ends)),
-            };
-            if json {
-                print_json(&json!({
-                    "valid": true,
-                    "status": status,
-                    "checked_at": format(now),
-                    "revocation_list": list.as_ref().map(RevocationList::sequence),
-                    "claims": claims_json(c, v.key_id()),
-                }));
-            } else {
-                println!("VALID: license {} ({status})", c.license_id);
-                print!("{}", claims_text(c, v.key_id()));
-                if list.is_none() {
-                    println!("(no revocation list given: a revoked license shows as valid here)");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(v) => Ok(valid(
+            json,
+            now,
+            &v,
+            Some(list.as_ref().map(RevocationList::sequence)),
+        )),
         Err(e) => {
             let (reason, hint) = explain(&e, lic, a, None).await;
             Ok(invalid(json, e.code(), &reason, hint.as_deref()))
