@@ -4,9 +4,13 @@
 It shares no code with the Rust implementation: it decodes every license in
 testdata/vectors/licenses.json with the rules of FORMAT.md, checks signatures
 with the `cryptography` package, and compares its verdict to the vectors.
+It then plays every scenario of testdata/vectors/trust.json with FORMAT.md's
+rules for who may sign a revocation list, which list wins, and how far a
+signed time may move the clock (warnings are SDK behaviour and not compared).
 Exit status 0 when every case agrees.
 """
 import base64
+import copy
 import hashlib
 import json
 import sys
@@ -139,8 +143,6 @@ def parse_keyring(text):
         if not line:
             continue
         words = line.split()
-        if words[0] != "key":
-            return None  # roots and certificates: outside this checker's scope
         pk = b64url(words[1][len("kspub1."):])
         entry = {"pk": pk, "from": 0, "until": None, "products": None}
         for opt in words[2:]:
@@ -164,6 +166,182 @@ def parse_revocations(data):
         out.append(ids)
     keys, licenses = out
     return {x.to_bytes(8, "big") for x in keys}, {x.to_bytes(16, "big").hex() for x in licenses}
+
+
+def signature_ok(pk, msg, sig):
+    """Ed25519 with a canonical S (the `cryptography` package checks the rest)."""
+    if int.from_bytes(sig[32:], "little") >= L:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def envelope(data):
+    if len(data) <= 73:
+        raise Reject("malformed")
+    if data[0] != 1:
+        raise Reject("unsupported_version")
+    return data[1:9], data[9:-64], data[-64:]
+
+
+def blocks(text):
+    """The armored blocks of a file, in order: (label, bytes)."""
+    out, label, body = [], None, []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        line = line.strip()
+        if label is None and line.startswith("-----BEGIN KEYSEAL ") and line.endswith("-----"):
+            label, body = line[len("-----BEGIN KEYSEAL "):-len("-----")], []
+        elif label is not None and line == f"-----END KEYSEAL {label}-----":
+            out.append((label, b"".join(b64url(x) for x in body)))
+            label = None
+        elif label is not None and line:
+            body.append(line)
+    return out
+
+
+def in_window(key, t):
+    return key["from"] <= t and (key["until"] is None or t <= key["until"])
+
+
+def full_keyring(text):
+    """Keys, roots and certificates (the `cert` lines checked against the
+    roots above them)."""
+    ring = {"keys": {}, "roots": {}}
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        kind, value, *opts = line.split()
+        if kind == "root":
+            pk = b64url(value[len("kspub1."):])
+            ring["roots"][key_id(pk)] = pk
+        elif kind == "cert":
+            add_certificate(ring, b64url(value[len("kscert1."):]))
+        else:
+            ring["keys"].update(parse_keyring(line))
+    return ring
+
+
+def add_certificate(ring, data):
+    kid, body, sig = envelope(data)
+    if kid not in ring["roots"]:
+        raise Reject("unknown_key")
+    if not signature_ok(ring["roots"][kid], b"keyseal/key-certificate/v1\0" + data[:-64], sig):
+        raise Reject("bad_signature")
+    r = Reader(body)
+    pk, start = r.take(32), r.varint(10)
+    until = r.option(lambda: r.varint(10))
+    products = [name(r.string(), 32) for _ in range(r.varint(5))]
+    if r.pos != len(body):
+        raise Reject("malformed")
+    new = {"pk": pk, "from": start, "until": until, "products": products or None}
+    old = ring["keys"].get(key_id(pk))
+    if old:  # the narrower window and scope of the two
+        ends = [u for u in (old["until"], until) if u is not None]
+        new["from"], new["until"] = max(old["from"], start), min(ends) if ends else None
+        if old["products"] and products:
+            new["products"] = [p for p in old["products"] if p in products] or ["\0none"]
+        else:
+            new["products"] = old["products"] or new["products"]
+    ring["keys"][key_id(pk)] = new
+
+
+def verify_list(data, ring):
+    """A revocation list, by rules 1 and 2 of "Who may sign a list"."""
+    kid, body, sig = envelope(data)
+    r = Reader(body)
+    sequence, issued_at, next_update = r.varint(10), r.varint(10), r.varint(10)
+    if next_update < issued_at:
+        raise Reject("malformed")
+    ids = []
+    for size, width in ((8, 10), (16, 19)):
+        out, prev = set(), None
+        for _ in range(r.varint(10)):
+            d = r.varint(width)
+            prev = d if prev is None else prev + d + 1
+            out.add(prev.to_bytes(size, "big"))
+        ids.append(out)
+    if r.pos != len(body):
+        raise Reject("malformed")
+    key = ring["keys"].get(kid)
+    if key is None:
+        raise Reject("unknown_key")
+    if not signature_ok(key["pk"], b"keyseal/revocation-list/v1\0" + data[:-64], sig):
+        raise Reject("bad_signature")
+    keys, licenses = ids
+    if not in_window(key, issued_at) or any(
+            k in ring["keys"] and ring["keys"][k]["from"] > key["from"] for k in keys):
+        raise Reject("key_not_valid")
+    return {"signer": kid, "order": (key["from"], sequence), "issued_at": issued_at,
+            "keys": keys, "licenses": {x.hex() for x in licenses}}
+
+
+MAX_SIGNED_LEAD = 86_400
+
+
+def play(scenario):
+    """Plays a trust.json scenario; returns the mismatches."""
+    start = full_keyring(scenario["keyring"])
+    ring, in_force, newest, mark, problems = copy.deepcopy(start), None, None, 0, []
+    for i, step in enumerate(scenario["steps"]):
+        if step["action"] == "restart":  # the mark and the newest (rank, sequence) persist
+            ring, in_force = copy.deepcopy(start), None
+            continue
+        clock = step["now"]
+        try:
+            if step["action"] == "load_list":
+                trial, lists = copy.deepcopy(ring), []
+                for label, data in blocks(step["list"]):
+                    if label == "KEY CERTIFICATE":
+                        add_certificate(trial, data)
+                    elif label == "REVOCATION LIST":
+                        lists.append(data)
+                rl = verify_list(lists[0], trial)
+                seen = max([o for o in (newest, in_force and in_force["order"]) if o] or [(0, 0)])
+                if rl["order"] < seen:
+                    raise Reject("rolled_back_revocation_list")
+                if in_force and rl["signer"] in in_force["keys"] and rl["order"][0] <= in_force["order"][0]:
+                    raise Reject("key_revoked")
+                ring, in_force, newest = trial, rl, rl["order"]
+                if rl["issued_at"] <= clock + MAX_SIGNED_LEAD:
+                    mark = max(mark, rl["issued_at"])
+                got = {"ok": True, "sequence": rl["order"][1]}
+            else:
+                trial, data = copy.deepcopy(ring), None
+                if "-----BEGIN" in step["key"]:
+                    for label, b in blocks(step["key"]):
+                        if label == "KEY CERTIFICATE":
+                            add_certificate(trial, b)
+                        elif label == "LICENSE":
+                            data = b
+                else:
+                    data = decode_key(step["key"])
+                revoked = (in_force["keys"], in_force["licenses"]) if in_force else (set(), set())
+                seen, refusal = {}, None
+                try:
+                    status, _, _ = check_license(
+                        data, trial["keys"], {"product": scenario["product"]}, max(clock, mark), revoked, seen)
+                except Reject as r:
+                    refusal = r
+                # A signed time counts if the signature verified, the key was
+                # trusted for it, and it is at most a day past the clock.
+                trusted = seen.get("signature") and not (
+                    refusal and refusal.code in ("key_revoked", "key_not_valid"))
+                if trusted and seen["issued_at"] <= clock + MAX_SIGNED_LEAD:
+                    mark = max(mark, seen["issued_at"])
+                if refusal:
+                    raise refusal
+                got = {"ok": True, "status": status}
+        except Reject as r:
+            got = {"ok": False, "error": r.code}
+        mark = max(mark, clock)
+        want = {k: v for k, v in step["expect"].items() if k != "warnings"}
+        if got != want:
+            problems.append(f"step {i}: got {got}, want {want}")
+    return problems
 
 
 def decode_key(text):
@@ -190,10 +368,17 @@ def covers(cap, version):
 
 
 def verify(case):
-    keys = parse_keyring(case["keyring"])
-    if keys is None:
-        return None
-    data = decode_key(case["key"])
+    keys = full_keyring(case["keyring"])["keys"]
+    revoked = (set(), set())
+    if case["revocation_list_hex"]:
+        revoked = parse_revocations(bytes.fromhex(case["revocation_list_hex"]))
+    return check_license(decode_key(case["key"]), keys, case, case["now"], revoked, {})
+
+
+def check_license(data, keys, case, now, revoked, seen):
+    """The verification order of FORMAT.md; `seen["signature"]` is set once
+    the signature verified. A license is checked at no earlier than its own
+    issued-at."""
     if not data:
         raise Reject("malformed")
     if data[0] != 1:
@@ -205,7 +390,7 @@ def verify(case):
     if kid not in keys:
         raise Reject("unknown_key")
     key = keys[kid]
-    device = [] if case["device"] is None else fingerprint(case["device"])
+    device = [] if case.get("device") is None else fingerprint(case["device"])
     extra = b""
     lid = bytes.fromhex(claims["license_id"])
     if claims["device"] and claims["device"]["kind"] == "exact":
@@ -215,15 +400,12 @@ def verify(case):
         if d[32:34] != claims["device"]["hint"]:
             raise Reject("wrong_device")
         extra = d[:32]
-    if int.from_bytes(sig[32:], "little") >= L:
+    if not signature_ok(key["pk"], b"keyseal/license/v1\0" + data[:-64] + extra, sig):
         raise Reject("bad_signature")
-    try:
-        Ed25519PublicKey.from_public_bytes(key["pk"]).verify(sig, b"keyseal/license/v1\0" + data[:-64] + extra)
-    except InvalidSignature:
-        raise Reject("bad_signature") from None
-    revoked_keys, revoked_licenses = set(), set()
-    if case["revocation_list_hex"]:
-        revoked_keys, revoked_licenses = parse_revocations(bytes.fromhex(case["revocation_list_hex"]))
+    seen["signature"] = True
+    seen["issued_at"] = claims["issued_at"]
+    now = max(now, claims["issued_at"])
+    revoked_keys, revoked_licenses = revoked
     if kid in revoked_keys:
         raise Reject("key_revoked")
     if claims["issued_at"] < key["from"] or (key["until"] is not None and claims["issued_at"] > key["until"]):
@@ -242,7 +424,7 @@ def verify(case):
             raise Reject("wrong_device")
     if claims["license_id"] in revoked_licenses:
         raise Reject("revoked")
-    now, leeway = case["now"], case["leeway"]
+    leeway = case.get("leeway", 0)
     if claims["not_before"] is not None and now + leeway < claims["not_before"]:
         raise Reject("not_yet_valid")
     status, grace_ends = "active", None
@@ -252,22 +434,18 @@ def verify(case):
             raise Reject("expired")
         if claims["grace_secs"] > 0 and now > claims["expires_at"]:
             status, grace_ends = "in_grace", end
-    if claims["max_version"] and case["app_version"] and not covers(claims["max_version"], case["app_version"]):
+    if claims["max_version"] and case.get("app_version") and not covers(claims["max_version"], case["app_version"]):
         raise Reject("version_not_covered")
     return status, grace_ends, claims
 
 
 def main():
     cases = json.loads((ROOT / "testdata/vectors/licenses.json").read_text())["cases"]
-    checked = failed = skipped = 0
+    checked = failed = 0
     for case in cases:
         want = case["expect"]
         try:
-            got = verify(case)
-            if got is None:
-                skipped += 1
-                continue
-            status, grace_ends, claims = got
+            status, grace_ends, claims = verify(case)
             ok = want["valid"] and want["status"] == status and want["grace_ends"] == grace_ends
             wc = want["claims"] if want["valid"] else {}
             for k in ("license_id", "product", "customer", "plan", "issued_at", "not_before",
@@ -281,8 +459,15 @@ def main():
         if not ok:
             failed += 1
             print(f"MISMATCH {case['name']}: {verdict}, want {want.get('error', 'valid')}")
-    print(f"format_check: {checked - failed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed or checked < 25 else 0
+    print(f"format_check: {checked - failed} passed, {failed} failed")
+    scenarios = json.loads((ROOT / "testdata/vectors/trust.json").read_text())["cases"]
+    broken = 0
+    for sc in scenarios:
+        for p in play(sc):
+            broken += 1
+            print(f"MISMATCH {sc['name']} {p}")
+    print(f"format_check: {len(scenarios)} trust scenarios, {broken} mismatched steps")
+    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 else 0
 
 
 if __name__ == "__main__":

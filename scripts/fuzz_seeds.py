@@ -44,6 +44,7 @@ for case in json.loads((vec / "revocation_lists.json").read_text())["cases"]:
         seed("revocation_list", raw[9:-64])
 seed("sdk_state", "keyseal-state 1\nproduct acme-cad\nseen 1800000000\nsigned 1799996400\nlist 10 1800086400\n")
 seed("sdk_state", "keyseal-state 1\nproduct acme-cad\nseen 0\nsigned 0\nlist none\n")
+seed("sdk_state", "keyseal-state 2\nproduct acme-cad\nseen 1800000000\nsigned 1799996400\nlist 1794000000 10 1800086400\n")
 seed("issuer_inputs", "product,customer,plan,expires,entitlements\nacme-cad,cus_1,pro,2027-01-01,export-pdf;plugins\n")
 seed("issuer_inputs", '{"product":"acme-cad","customer":"cus_1","plan":"pro","expires":"365d","entitlements":["a","b"]}\n')
 for f in sorted((root / "cli" / "tests").rglob("*.csv")) + sorted((root / "cli" / "tests").rglob("*.jsonl")):

@@ -50,11 +50,13 @@ pub enum Error {
         /// When the list said it would be replaced.
         next_update: u64,
     },
-    /// The revocation list is older than one already seen (a rollback).
+    /// The revocation list does not supersede one already seen (a rollback:
+    /// a lower sequence, or a signer outranked by the newest list's; see
+    /// [`crate::revocation::ListOrder`]).
     RolledBackRevocationList {
         /// The sequence number of the list offered.
         sequence: u64,
-        /// The highest sequence number seen before.
+        /// The sequence number of the newest list seen before.
         seen: u64,
     },
     /// The keyring is full ([`crate::keyring::MAX_KEYS`] keys or roots).
@@ -180,7 +182,7 @@ impl fmt::Display for Error {
             }
             Error::RolledBackRevocationList { sequence, seen } => write!(
                 f,
-                "revocation list {sequence} is older than list {seen} already seen"
+                "revocation list {sequence} does not supersede list {seen} already seen"
             ),
             Error::KeyringFull => f.write_str("keyring is full"),
             Error::InvalidClaims(m) => write!(f, "invalid claims: {m}"),

@@ -143,11 +143,16 @@ impl TrustedKey {
         self.products.as_slice()
     }
 
+    /// Whether `t` is inside the issue-time window.
+    #[must_use]
+    pub fn window_covers(&self, t: u64) -> bool {
+        t >= self.valid_from && self.valid_until.is_none_or(|u| t <= u)
+    }
+
     /// Whether this key may sign a license issued at `issued_at` for `product`.
     #[must_use]
     pub fn allows(&self, issued_at: u64, product: &str) -> bool {
-        issued_at >= self.valid_from
-            && self.valid_until.is_none_or(|u| issued_at <= u)
+        self.window_covers(issued_at)
             && (self.products.is_empty()
                 || self
                     .products
@@ -374,16 +379,13 @@ impl Keyring {
         self.roots.iter().flatten()
     }
 
-    /// The key that may sign revocation lists with this id: a root if the
-    /// keyring pins roots (so a leaked issuing key cannot publish lists),
-    /// otherwise an issuing key.
+    /// The key that may sign revocation lists with this id: an issuing key,
+    /// listed or certified. Roots never sign lists (they stay offline and
+    /// only certify keys); which of two issuing keys' lists wins is decided
+    /// by their rank (see [`crate::revocation::ListOrder`]).
     #[cfg(feature = "alloc")]
-    pub(crate) fn list_signer(&self, id: KeyId) -> Result<&PublicKey, Error> {
-        if self.roots().next().is_some() {
-            self.root(id).ok_or(Error::UnknownKey(id))
-        } else {
-            self.get(id).map(|k| &k.key).ok_or(Error::UnknownKey(id))
-        }
+    pub(crate) fn list_signer(&self, id: KeyId) -> Result<&TrustedKey, Error> {
+        self.get(id).ok_or(Error::UnknownKey(id))
     }
 }
 

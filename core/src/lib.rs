@@ -32,7 +32,7 @@ pub use license::{
 #[cfg(feature = "alloc")]
 pub use precomputed::PrecomputedKey;
 #[cfg(feature = "alloc")]
-pub use revocation::RevocationList;
+pub use revocation::{ListOrder, RevocationList};
 pub use text::armor;
 
 /// Largest message any keyseal signature covers on the allocation-free

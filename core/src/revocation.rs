@@ -20,10 +20,26 @@ pub const MAX_REVOCATION_LIST_LEN: usize = 64 << 20;
 /// Domain separation of revocation list signatures.
 pub(crate) const REVOCATION_DOMAIN: &[u8] = b"keyseal/revocation-list/v1\0";
 
+/// Where a list stands in the order in which lists replace each other:
+/// first the rank of its signer (the start of the signer's window in the
+/// keyring that verified it, so a key made later outranks every key made
+/// before it), then its sequence. A list replaces the one in force only if
+/// its order is not lower. So a leaked key's list, whatever its sequence
+/// (`u64::MAX` included), gives way to the first list of any newer key;
+/// docs/FORMAT.md gives the argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ListOrder {
+    /// The start of the signer's window (unix seconds).
+    pub rank: u64,
+    /// The list's sequence number.
+    pub sequence: u64,
+}
+
 /// A verified revocation list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationList {
     signer: KeyId,
+    rank: u64,
     sequence: u64,
     issued_at: u64,
     next_update: u64,
@@ -58,8 +74,12 @@ fn bucket_index(ids: &[u128]) -> Vec<u32> {
 }
 
 impl RevocationList {
-    /// Decodes `bytes` and verifies the signature. The signer must be a root
-    /// of `keyring` if it pins roots, else one of its issuing keys.
+    /// Decodes `bytes` and verifies the signature, which must be an issuing
+    /// key of `keyring` (listed or certified; roots never sign lists). The
+    /// list must be issued inside that key's window, and may revoke only
+    /// keys that do not outrank it (a known key whose window starts later is
+    /// [`Error::KeyNotValid`] of the signer): a leaked old key can neither
+    /// sign lists after it was retired nor revoke the keys that replace it.
     pub fn verify(bytes: &[u8], keyring: &Keyring) -> Result<Self, Error> {
         let env = envelope::split(bytes, REVOCATION_LIST_VERSION, MAX_REVOCATION_LIST_LEN)?;
         // Structure first (cheap, and a truncated list is reported as such),
@@ -67,7 +87,8 @@ impl RevocationList {
         // list must not make the verifier allocate (up to 16 bytes per
         // 1-byte delta, a gigabyte for a 64 MiB list).
         read_body(env.body, None)?;
-        let signer = keyring.list_signer(env.key_id)?;
+        let trusted = keyring.list_signer(env.key_id)?;
+        let signer = trusted.public_key();
         match keyring.verify_precomputed(signer, &[REVOCATION_DOMAIN, env.signed], &env.signature) {
             Some(verdict) => verdict?,
             None => {
@@ -80,8 +101,18 @@ impl RevocationList {
         }
         let mut ids = Ids::default();
         let (sequence, issued_at, next_update) = read_body(env.body, Some(&mut ids))?;
+        let rank = trusted.window_start();
+        let outranked = ids.keys.iter().any(|k| {
+            keyring
+                .get(KeyId::from_bytes(k.to_be_bytes()))
+                .is_some_and(|revoked| revoked.window_start() > rank)
+        });
+        if !trusted.window_covers(issued_at) || outranked {
+            return Err(Error::KeyNotValid(env.key_id));
+        }
         Ok(RevocationList {
             signer: env.key_id,
+            rank,
             sequence,
             issued_at,
             next_update,
@@ -97,7 +128,24 @@ impl RevocationList {
         self.signer
     }
 
-    /// The sequence number; a newer list always has a higher one.
+    /// The rank of the signer: the start of its window in the keyring that
+    /// verified the list.
+    #[must_use]
+    pub const fn signer_rank(&self) -> u64 {
+        self.rank
+    }
+
+    /// Where the list stands among lists (see [`ListOrder`]).
+    #[must_use]
+    pub const fn order(&self) -> ListOrder {
+        ListOrder {
+            rank: self.rank,
+            sequence: self.sequence,
+        }
+    }
+
+    /// The sequence number; a newer list of the same signer always has a
+    /// higher one.
     #[must_use]
     pub const fn sequence(&self) -> u64 {
         self.sequence
@@ -131,25 +179,28 @@ impl RevocationList {
         Ok(())
     }
 
-    /// [`Error::RolledBackRevocationList`] if this list is older than the
-    /// newest sequence number `seen` before. The same list again is fine.
-    pub const fn check_not_rolled_back(&self, seen: u64) -> Result<(), Error> {
-        if self.sequence < seen {
+    /// [`Error::RolledBackRevocationList`] if this list does not supersede
+    /// the newest list `seen` before: its order ([`ListOrder`]: signer
+    /// rank, then sequence) is lower. The same list again is fine.
+    pub fn check_not_rolled_back(&self, seen: ListOrder) -> Result<(), Error> {
+        if self.order() < seen {
             return Err(Error::RolledBackRevocationList {
                 sequence: self.sequence,
-                seen,
+                seen: seen.sequence,
             });
         }
         Ok(())
     }
 
     /// [`Error::KeyRevoked`] if this list (the one in force) revokes the
-    /// key that signed `next`: a key revoked once (a leaked one, say) must
-    /// not sign the next list and so un-revoke itself. Keyrings that pin no
-    /// roots let any issuing key sign lists, so this is what keeps a
-    /// revocation of one of them in force.
+    /// key that signed `next` and that key does not outrank this list's
+    /// signer: a key revoked once (a leaked one, say) must not sign the next
+    /// list and so un-revoke itself. A key that outranks this list's signer
+    /// was not this list's to revoke ([`RevocationList::verify`] refuses a
+    /// list revoking a higher-ranked key it knows; one certified only later
+    /// is caught here).
     pub fn check_signer_not_revoked(&self, next: &RevocationList) -> Result<(), Error> {
-        if self.is_key_revoked(next.signer) {
+        if self.is_key_revoked(next.signer) && next.rank <= self.rank {
             return Err(Error::KeyRevoked(next.signer));
         }
         Ok(())
@@ -392,8 +443,91 @@ mod tests {
         assert!(!list.is_license_revoked(LicenseId::from_u128(2)));
         assert!(list.is_key_revoked(KeyId::from_bytes([1; 8])));
         assert!(list.is_stale(201) && !list.is_stale(200));
-        assert!(list.check_not_rolled_back(8).is_err());
-        assert!(list.check_not_rolled_back(7).is_ok());
+        let at = |rank, sequence| ListOrder { rank, sequence };
+        assert!(list.check_not_rolled_back(at(0, 8)).is_err());
+        assert!(list.check_not_rolled_back(at(0, 7)).is_ok());
+        // A list of a higher-ranked signer wins whatever its sequence.
+        assert!(list.check_not_rolled_back(at(1, 0)).is_err());
+    }
+
+    /// Keys A (from 100) and B (from 200, so B outranks A).
+    fn ranked() -> (SigningKey, SigningKey, Keyring) {
+        let a = SigningKey::from_seed(&[11; 32]).unwrap();
+        let b = SigningKey::from_seed(&[12; 32]).unwrap();
+        let mut ring = Keyring::new();
+        ring.add(
+            TrustedKey::new(a.public_key())
+                .valid_from(100)
+                .valid_until(300),
+        )
+        .unwrap();
+        ring.add(TrustedKey::new(b.public_key()).valid_from(200))
+            .unwrap();
+        (a, b, ring)
+    }
+
+    #[test]
+    fn a_newer_key_supersedes_a_leaked_key_whatever_its_sequence() {
+        let (a, b, ring) = ranked();
+        let forged = RevocationListBuilder::new(u64::MAX, 250, 400)
+            .sign(&a)
+            .unwrap();
+        let forged = RevocationList::verify(&forged, &ring).unwrap();
+        let mut genuine = RevocationListBuilder::new(5, 260, 400);
+        genuine.revoke_key(a.key_id());
+        let genuine = RevocationList::verify(&genuine.sign(&b).unwrap(), &ring).unwrap();
+        assert_eq!(
+            genuine.order(),
+            ListOrder {
+                rank: 200,
+                sequence: 5
+            }
+        );
+        assert_eq!(genuine.check_not_rolled_back(forged.order()), Ok(()));
+        assert!(forged.check_not_rolled_back(genuine.order()).is_err());
+        // A's list in force cannot keep B out, and B's revocation of A holds.
+        assert_eq!(forged.check_signer_not_revoked(&genuine), Ok(()));
+        assert_eq!(
+            genuine.check_signer_not_revoked(&forged),
+            Err(Error::KeyRevoked(a.key_id()))
+        );
+    }
+
+    #[test]
+    fn a_key_cannot_revoke_a_newer_key_nor_sign_outside_its_window() {
+        let (a, b, ring) = ranked();
+        let mut revokes_b = RevocationListBuilder::new(9, 250, 400);
+        revokes_b.revoke_key(b.key_id());
+        assert_eq!(
+            RevocationList::verify(&revokes_b.sign(&a).unwrap(), &ring),
+            Err(Error::KeyNotValid(a.key_id()))
+        );
+        // B may revoke itself (a vendor's own choice) and A.
+        assert!(RevocationList::verify(&revokes_b.sign(&b).unwrap(), &ring).is_ok());
+        // A was retired at 300: a list it dates later is refused, and so is
+        // one B dates before its window.
+        let late = RevocationListBuilder::new(9, 301, 400);
+        assert_eq!(
+            RevocationList::verify(&late.sign(&a).unwrap(), &ring),
+            Err(Error::KeyNotValid(a.key_id()))
+        );
+        let early = RevocationListBuilder::new(9, 199, 400);
+        assert_eq!(
+            RevocationList::verify(&early.sign(&b).unwrap(), &ring),
+            Err(Error::KeyNotValid(b.key_id()))
+        );
+    }
+
+    #[test]
+    fn roots_do_not_sign_lists() {
+        let root = SigningKey::from_seed(&[13; 32]).unwrap();
+        let mut ring = Keyring::new();
+        ring.add_root(root.public_key()).unwrap();
+        let list = RevocationListBuilder::new(1, 100, 200).sign(&root).unwrap();
+        assert_eq!(
+            RevocationList::verify(&list, &ring),
+            Err(Error::UnknownKey(root.key_id()))
+        );
     }
 
     #[test]

@@ -119,7 +119,10 @@ fn run_list_case(case: &Value, precompute: bool) -> Result<Value, Error> {
         keyring.precompute();
     }
     let list = RevocationList::verify(&unhex(case["list_hex"].as_str().unwrap()), &keyring)?;
-    list.check_not_rolled_back(case["seen_sequence"].as_u64().unwrap())?;
+    list.check_not_rolled_back(keyseal_core::ListOrder {
+        rank: case["seen_rank"].as_u64().unwrap(),
+        sequence: case["seen_sequence"].as_u64().unwrap(),
+    })?;
     list.check_fresh(case["now"].as_u64().unwrap())?;
     Ok(json!({
         "valid": true, "sequence": list.sequence(), "issued_at": list.issued_at(),

@@ -714,13 +714,20 @@ pub struct PyState {
 #[pymethods]
 impl PyState {
     #[new]
-    #[pyo3(signature = (*, seen = 0, signed = 0, list_sequence = None, list_next_update = 0))]
-    fn new(seen: u64, signed: u64, list_sequence: Option<u64>, list_next_update: u64) -> Self {
+    #[pyo3(signature = (*, seen = 0, signed = 0, list_sequence = None, list_next_update = 0, list_rank = 0))]
+    fn new(
+        seen: u64,
+        signed: u64,
+        list_sequence: Option<u64>,
+        list_next_update: u64,
+        list_rank: u64,
+    ) -> Self {
         PyState {
             inner: State {
                 seen,
                 signed,
                 list: list_sequence.map(|sequence| ListMark {
+                    rank: list_rank,
                     sequence,
                     next_update: list_next_update,
                 }),
@@ -765,6 +772,13 @@ impl PyState {
         self.inner.list.map_or(0, |l| l.next_update)
     }
 
+    /// Its signer's rank, the start of the signer's window (unix seconds; 0
+    /// if none seen): a list of a lower-ranked signer is refused.
+    #[getter]
+    fn list_rank(&self) -> u64 {
+        self.inner.list.map_or(0, |l| l.rank)
+    }
+
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other
             .cast::<PyState>()
@@ -773,11 +787,12 @@ impl PyState {
 
     fn __repr__(&self) -> String {
         format!(
-            "State(seen={}, signed={}, list_sequence={:?}, list_next_update={})",
+            "State(seen={}, signed={}, list_sequence={:?}, list_next_update={}, list_rank={})",
             self.seen(),
             self.signed(),
             self.list_sequence(),
-            self.list_next_update()
+            self.list_next_update(),
+            self.list_rank()
         )
     }
 }

@@ -14,6 +14,7 @@ from conftest import load_vectors, unix, utc
 LICENSES = load_vectors("licenses.json")
 LISTS = load_vectors("revocation_lists.json")
 ISSUES = load_vectors("issue.json")
+TRUST = load_vectors("trust.json")
 
 
 def license_json(lic: keyseal.License) -> dict[str, Any]:
@@ -96,9 +97,9 @@ def test_license_vector_survives_mail_client_line_breaks(c: dict[str, Any]) -> N
 
 
 def run_list_case(c: dict[str, Any]) -> dict[str, Any]:
-    """sdk-rust's run_list_case: the state remembers `seen_sequence`, and a
+    """sdk-rust's run_list_case: the state remembers `seen_rank` and `seen_sequence`, and a
     list stale at `now` is refused (strict staleness, RefuseAfter 0 days)."""
-    state = keyseal.State(list_sequence=c["seen_sequence"], list_next_update=0)
+    state = keyseal.State(list_sequence=c["seen_sequence"], list_next_update=0, list_rank=c["seen_rank"])
     try:
         validator = keyseal.Validator(
             c["keyring"],
@@ -159,3 +160,34 @@ def test_issue_vector_byte_for_byte(c: dict[str, Any], times: str) -> None:
     )
     assert text == c["expect_key"]
     assert len(text) == c["expect_len"]
+
+
+@pytest.mark.parametrize("sc", TRUST, ids=[sc["name"] for sc in TRUST])
+def test_trust_scenario(sc: dict[str, Any]) -> None:
+    """sdk-rust's trust_vectors_through_the_validator: the steps against one
+    validator whose memory state survives a `restart`."""
+    now = [0]
+    store = keyseal.MemoryStateStore()
+
+    def build() -> keyseal.Validator:
+        return keyseal.Validator(
+            sc["keyring"], sc["product"], device=None, clock=lambda: now[0], state=store, mode="enforce"
+        )
+
+    validator = build()
+    for i, step in enumerate(sc["steps"]):
+        if step["action"] == "restart":
+            validator = build()
+            continue
+        now[0] = step["now"]
+        got: dict[str, Any]
+        try:
+            if step["action"] == "load_list":
+                rl = validator.load_revocation_list(step["list"].encode())
+                got = {"ok": True, "sequence": rl.sequence}
+            else:
+                lic = validator.validate(step["key"])
+                got = {"ok": True, "status": lic.status, "warnings": [w.code for w in lic.warnings]}
+        except keyseal.KeysealError as e:
+            got = {"ok": False, "error": e.code}
+        assert got == step["expect"], f"step {i}"

@@ -24,7 +24,7 @@ pub use problem::{Problem, Rejection};
 #[cfg(keyseal_os)]
 pub use state::FileStateStore;
 pub use state::{MemoryStateStore, State, StateStore};
-pub use validator::{Mode, Policy, Staleness, Validator, ValidatorBuilder};
+pub use validator::{MAX_SIGNED_LEAD, Mode, Policy, Staleness, Validator, ValidatorBuilder};
 
 /// `Send + Sync` on targets with threads; nothing on WebAssembly, where the
 /// JavaScript binding implements [`Clock`], [`StateStore`] and fingerprint

@@ -15,8 +15,9 @@ use sha2::{Digest, Sha512};
 
 use crate::MaybeSendSync;
 
-/// Version in the first line of the state text.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+/// Version in the first line of the state text. Version 1 (no signer rank
+/// on the list line) is still read, as rank 0.
+pub const STATE_FORMAT_VERSION: u32 = 2;
 /// Largest state text accepted (a valid one is about 250 bytes).
 pub const MAX_STATE_LEN: usize = 1024;
 const MAGIC: &str = "keyseal-state";
@@ -25,7 +26,11 @@ const CHECKSUM_DOMAIN: &[u8] = b"keyseal/state/v1\0";
 /// The newest revocation list seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListMark {
-    /// Its sequence number; an older list is refused.
+    /// Its signer's rank ([`keyseal_core::ListOrder`]): a list of a
+    /// lower-ranked signer is refused.
+    pub rank: u64,
+    /// Its sequence number; a list of the same rank with a lower one is
+    /// refused.
     pub sequence: u64,
     /// Its next-update time (unix seconds).
     pub next_update: u64,
@@ -71,13 +76,24 @@ impl fmt::Display for StateDefect {
     }
 }
 
+impl ListMark {
+    /// Where the list stands among lists.
+    #[must_use]
+    pub const fn order(&self) -> keyseal_core::ListOrder {
+        keyseal_core::ListOrder {
+            rank: self.rank,
+            sequence: self.sequence,
+        }
+    }
+}
+
 impl State {
-    /// The field-wise newest of two states: the later times, the list with
-    /// the higher sequence.
+    /// The field-wise newest of two states: the later times, the list that
+    /// supersedes the other (higher signer rank, then higher sequence).
     #[must_use]
     pub fn merge(&self, other: &State) -> State {
         let list = match (self.list, other.list) {
-            (Some(a), Some(b)) => Some(if b.sequence > a.sequence { b } else { a }),
+            (Some(a), Some(b)) => Some(if b.order() > a.order() { b } else { a }),
             (a, b) => a.or(b),
         };
         State {
@@ -90,21 +106,22 @@ impl State {
     /// The text form, for `product`:
     ///
     /// ```text
-    /// keyseal-state 1
+    /// keyseal-state 2
     /// product acme-cad
     /// seen 1800000000
     /// signed 1799996400
-    /// list 10 1800086400
+    /// list 1794000000 10 1800086400
     /// checksum <128 hex digits>
     /// ```
     ///
-    /// `list none` if no list was seen. Each line ends in `\n`. The checksum
+    /// The list line holds the signer's rank, the sequence and the next
+    /// update; `list none` if no list was seen (version 1 had no rank). Each line ends in `\n`. The checksum
     /// is the hex SHA-512 of `"keyseal/state/v1\0" || u64be(len(product)) ||
     /// product || every byte before the checksum line`.
     #[must_use]
     pub fn encode(&self, product: &str) -> String {
         let list = match self.list {
-            Some(l) => format!("{} {}", l.sequence, l.next_update),
+            Some(l) => format!("{} {} {}", l.rank, l.sequence, l.next_update),
             None => "none".to_owned(),
         };
         let mut s = format!(
@@ -140,13 +157,17 @@ impl State {
                 .ok_or(StateDefect::Unparseable)
         };
         let version = field(MAGIC)?;
-        if version != STATE_FORMAT_VERSION.to_string() {
-            return Err(if number(version).is_ok() {
-                StateDefect::UnknownVersion
-            } else {
-                StateDefect::Unparseable
-            });
-        }
+        let ranked = match version {
+            "1" => false,
+            "2" => true,
+            v => {
+                return Err(if number(v).is_ok() {
+                    StateDefect::UnknownVersion
+                } else {
+                    StateDefect::Unparseable
+                });
+            }
+        };
         if field("product")? != product {
             return Err(StateDefect::OtherProduct);
         }
@@ -155,8 +176,15 @@ impl State {
         let list = match field("list")? {
             "none" => None,
             l => {
+                let (rank, l) = if ranked {
+                    let (rank, rest) = l.split_once(' ').ok_or(StateDefect::Unparseable)?;
+                    (number(rank)?, rest)
+                } else {
+                    (0, l)
+                };
                 let (seq, next) = l.split_once(' ').ok_or(StateDefect::Unparseable)?;
                 Some(ListMark {
+                    rank,
                     sequence: number(seq)?,
                     next_update: number(next)?,
                 })
@@ -473,10 +501,28 @@ mod tests {
             seen: 1_800_000_000,
             signed: 1_799_996_400,
             list: Some(ListMark {
+                rank: 1_794_000_000,
                 sequence: 10,
                 next_update: 1_800_086_400,
             }),
         }
+    }
+
+    #[test]
+    fn version_1_states_are_read_with_rank_0() {
+        let body = "keyseal-state 1\nproduct acme-cad\nseen 1800000000\nsigned 1799996400\nlist 10 1800086400\n";
+        let text = format!("{body}checksum {}\n", checksum("acme-cad", body.as_bytes()));
+        let mut want = sample();
+        want.list = want.list.map(|l| ListMark { rank: 0, ..l });
+        assert_eq!(State::decode("acme-cad", text.as_bytes()), Ok(want));
+        // A version 2 list line in a version 1 state is refused.
+        let v2 = sample().encode("acme-cad");
+        let body = v2[..v2.rfind("checksum").unwrap()].replace("state 2", "state 1");
+        let text = format!("{body}checksum {}\n", checksum("acme-cad", body.as_bytes()));
+        assert_eq!(
+            State::decode("acme-cad", text.as_bytes()),
+            Err(StateDefect::Unparseable)
+        );
     }
 
     #[test]
@@ -503,7 +549,7 @@ mod tests {
             Err(StateDefect::OtherProduct)
         );
         assert_eq!(
-            State::decode("acme-cad", text.replace("state 1", "state 2").as_bytes()),
+            State::decode("acme-cad", text.replace("state 2", "state 3").as_bytes()),
             Err(StateDefect::UnknownVersion)
         );
         // Every single-byte change and every truncation is refused, never a panic.
@@ -550,6 +596,7 @@ mod tests {
             seen: 10,
             signed: 3,
             list: Some(ListMark {
+                rank: 7,
                 sequence: 2,
                 next_update: 50,
             }),
@@ -558,6 +605,7 @@ mod tests {
             seen: 8,
             signed: 5,
             list: Some(ListMark {
+                rank: 7,
                 sequence: 3,
                 next_update: 40,
             }),
@@ -571,6 +619,18 @@ mod tests {
             }
         );
         assert_eq!(State::default().merge(&a), a);
+        // A list of a higher-ranked signer supersedes whatever the sequence.
+        let newer_key = State {
+            seen: 0,
+            signed: 0,
+            list: Some(ListMark {
+                rank: 8,
+                sequence: 1,
+                next_update: 60,
+            }),
+        };
+        assert_eq!(b.merge(&newer_key).list, newer_key.list);
+        assert_eq!(newer_key.merge(&b).list, newer_key.list);
     }
 
     #[cfg(keyseal_os)]

@@ -20,6 +20,13 @@ use crate::state::{ListMark, MemoryStateStore, State, StateStore};
 /// Default clock tolerance: how far behind the high-water mark the clock may
 /// be before it is suspect (1 hour).
 pub const DEFAULT_CLOCK_TOLERANCE: u64 = 3_600;
+/// How far past the clock a vendor-signed time (a license's issue time, a
+/// revocation list's) may be and still raise the high-water mark: one day.
+/// A later one is no evidence of the time (the vendor's clock, a typo, or a
+/// leaked key could have put it there), so one license or list dated in the
+/// future can never expire the other licenses on the machine; the mark is
+/// never more than this ahead of the clock's own readings.
+pub const MAX_SIGNED_LEAD: u64 = 86_400;
 /// The high-water mark is written when the clock has moved it this far since
 /// the last write (vendor-signed times are written at once), so a warm
 /// validator does no I/O on almost every call.
@@ -449,8 +456,9 @@ impl Validator {
     ///
     /// Key certificates in a license file are trusted for that validation
     /// only (they are checked against the keyring's roots); a revocation
-    /// list in it is loaded like [`Validator::load_revocation_list`] if it is
-    /// newer than the one in force, and otherwise ignored.
+    /// list in it is loaded like [`Validator::load_revocation_list`], with
+    /// the file's certificates, if it supersedes the one in force, and
+    /// otherwise ignored.
     pub fn validate(&self, key: &str) -> Result<License, Rejection> {
         let clock_now = self.clock.now();
         if input::is_armored(key) {
@@ -486,12 +494,22 @@ impl Validator {
     /// Verifies a revocation list (binary or armored) with the keyring and
     /// puts it in force.
     ///
-    /// Refused: anything that does not verify; a list older than the newest
-    /// seen (`rolled_back_revocation_list`, the sequence is persisted); a
-    /// list signed by a key the list in force revokes (`key_revoked`); a
-    /// stale one under [`Staleness::RefuseAfter`] in enforce mode. Key
-    /// certificates in an armored list file are added to the keyring. The
-    /// list's issue time raises the high-water mark.
+    /// The signer must be an issuing key of the keyring, or one that a key
+    /// certificate in an armored list file certifies (such certificates are
+    /// added to the keyring); roots never sign lists.
+    ///
+    /// Refused: anything that does not verify; a list dated outside its
+    /// signer's window, or revoking a key that outranks its signer
+    /// (`key_not_valid`); a list that does not supersede the newest seen
+    /// (`rolled_back_revocation_list`: its signer's rank, the start of its
+    /// window, is lower, or the rank is the same and the sequence lower;
+    /// both are persisted), so a leaked key's list gives way to the first
+    /// list of any newer key whatever its sequence; a list signed by a key
+    /// the list in force revokes, unless that key outranks the list in
+    /// force's signer (`key_revoked`); a stale one under
+    /// [`Staleness::RefuseAfter`] in enforce mode. The list's issue time
+    /// raises the high-water mark if it is at most [`MAX_SIGNED_LEAD`] past
+    /// the clock.
     pub fn load_revocation_list(&self, bytes: &[u8]) -> Result<Arc<RevocationList>, Problem> {
         let file = input::parse_list_file(bytes)?;
         self.install_list(&file.list, &file.certificates, self.clock.now())
@@ -549,7 +567,8 @@ impl Validator {
             Err(e) => return Err(self.refuse_undecodable(e, clock_now)),
         };
         for list in &file.revocation_lists {
-            match self.install_list(list, &[], clock_now) {
+            // The file's certificates may be what certifies the list's signer.
+            match self.install_list(list, &file.certificates, clock_now) {
                 Ok(_) => {}
                 // An older or stale list next to a license is harmless: the
                 // one in force stays.
@@ -612,9 +631,10 @@ impl Validator {
         // for it: a revoked key, or one used outside its window (a retired or
         // leaked key), can sign any time at all, and that must not drag the
         // mark (and with it every later check) into the future.
+        // A time far past the clock is no evidence either ([`MAX_SIGNED_LEAD`]).
         let vendor_time = match verdict {
             Err(CoreError::KeyRevoked(_) | CoreError::KeyNotValid(_)) => None,
-            _ => Some(claimed.issued_at),
+            _ => signed_evidence(claimed.issued_at, clock_now),
         };
         let signed_mark = vendor_time.map_or(mark, |t| mark.max(t));
         let now = clock_now.max(signed_mark);
@@ -764,8 +784,9 @@ impl Validator {
         let list = RevocationList::verify(bytes, &keyring)?;
         let seen = trust
             .list_mark
-            .map_or(0, |m| m.sequence)
-            .max(trust.list.as_ref().map_or(0, |l| l.sequence()));
+            .map(|m| m.order())
+            .unwrap_or_default()
+            .max(trust.list.as_ref().map(|l| l.order()).unwrap_or_default());
         list.check_not_rolled_back(seen)?;
         if let Some(current) = &trust.list {
             current.check_signer_not_revoked(&list)?;
@@ -786,12 +807,13 @@ impl Validator {
         }
         trust.keyring = keyring;
         trust.list_mark = Some(ListMark {
+            rank: list.signer_rank(),
             sequence: list.sequence(),
             next_update: list.next_update(),
         });
         trust.list = Some(Arc::clone(&list));
         drop(trust);
-        self.raise(clock_now, Some(issued_at));
+        self.raise(clock_now, signed_evidence(issued_at, clock_now));
         // The sequence must survive a restart even if the clock did not move.
         let _ = self.persist(true);
         Ok(list)
@@ -898,6 +920,12 @@ impl ValidatorBuilder {
     fn default_device(self) -> Self {
         self
     }
+}
+
+/// A vendor-signed time as evidence of the time: only if it is at most
+/// [`MAX_SIGNED_LEAD`] past the clock.
+fn signed_evidence(t: u64, clock_now: u64) -> Option<u64> {
+    (t <= clock_now.saturating_add(MAX_SIGNED_LEAD)).then_some(t)
 }
 
 fn core_status(s: keyseal_core::Status) -> Status {

@@ -116,14 +116,36 @@ fn clock_rollback_detected_from_a_persisted_mark() {
 fn clock_behind_a_license_issue_time_is_suspect() {
     let v = Vendor::new();
     let key = v.issue(&v.claims(4)); // issued NOW - 1 day
-    let validator = v.builder(NOW - 3 * DAY).build().unwrap();
+    let validator = v.builder(NOW - DAY - 7_200).build().unwrap();
     let l = validator.validate(&key).unwrap();
-    assert_eq!(l.warnings(), [Problem::ClockSuspect { behind_by: 2 * DAY }]);
+    assert_eq!(l.warnings(), [Problem::ClockSuspect { behind_by: 7_200 }]);
     // The signed issue time raised the mark: a later, unsigned check sees it.
     assert_eq!(validator.high_water_mark(), NOW - DAY);
     let r = validator.validate("ks1.AQID").unwrap_err();
     assert_eq!(r.code(), "malformed");
-    assert_eq!(r.warnings(), [Problem::ClockSuspect { behind_by: 2 * DAY }]);
+    assert_eq!(r.warnings(), [Problem::ClockSuspect { behind_by: 7_200 }]);
+}
+
+#[test]
+fn a_signed_time_more_than_a_day_past_the_clock_is_no_evidence() {
+    let v = Vendor::new();
+    let key = v.issue(&v.claims(4)); // issued NOW - 1 day
+    // One second more than MAX_SIGNED_LEAD behind: the mark stays with the
+    // clock, nothing is suspect, and the license is checked at its own
+    // issue time.
+    let clock = NOW - DAY - keyseal::MAX_SIGNED_LEAD - 1;
+    let validator = v.builder(clock).build().unwrap();
+    assert!(validator.validate(&key).unwrap().is_clean());
+    assert_eq!(validator.high_water_mark(), clock);
+    // Exactly MAX_SIGNED_LEAD behind still counts.
+    let validator = v.builder(clock + 1).build().unwrap();
+    let l = validator.validate(&key).unwrap();
+    assert_eq!(
+        l.warnings(),
+        [Problem::ClockSuspect {
+            behind_by: keyseal::MAX_SIGNED_LEAD
+        }]
+    );
 }
 
 #[test]
@@ -238,11 +260,11 @@ impl Clock for MeddlingClock {
 
 #[test]
 fn a_saved_state_never_has_a_signed_time_above_the_seen_one() {
-    // A license issued (genuinely) ten days ahead is validated while the
+    // A license issued (genuinely) half a day ahead is validated while the
     // mark is being reset: the state written must still decode.
     let v = Vendor::new();
     let mut ahead = v.claims(62);
-    ahead.issued_at = NOW + 10 * DAY;
+    ahead.issued_at = NOW + DAY / 2;
     let clock = Arc::new(MeddlingClock {
         armed: AtomicBool::new(false),
         validator: OnceLock::new(),
@@ -272,7 +294,7 @@ fn a_saved_state_never_has_a_signed_time_above_the_seen_one() {
     let saved = State::decode(PRODUCT, &store.contents().unwrap());
     assert!(saved.is_ok(), "{saved:?}");
     let next = v.builder(NOW).state(Arc::clone(&store)).build().unwrap();
-    assert_eq!(next.high_water_mark(), NOW + 10 * DAY);
+    assert_eq!(next.high_water_mark(), NOW + DAY / 2);
 }
 
 /// Counts saves: a warm validator must not write on every call.
@@ -600,6 +622,7 @@ fn a_list_seen_before_must_not_go_missing() {
         seen: NOW,
         signed: NOW,
         list: Some(ListMark {
+            rank: 0,
             sequence: 9,
             next_update: NOW + DAY,
         }),
@@ -635,13 +658,19 @@ fn a_list_seen_before_must_not_go_missing() {
 #[test]
 fn list_issue_time_raises_the_mark() {
     let v = Vendor::new();
-    let validator = v.builder(NOW - 5 * DAY).build().unwrap();
+    let validator = v.builder(NOW - DAY / 2).build().unwrap();
     validator
         .load_revocation_list(&v.list(1, NOW, NOW + DAY, &[]))
         .unwrap();
     assert_eq!(validator.high_water_mark(), NOW);
     let l = validator.validate(&v.issue(&v.claims(15))).unwrap();
-    assert_eq!(l.warnings(), [Problem::ClockSuspect { behind_by: 5 * DAY }]);
+    assert_eq!(l.warnings(), [Problem::ClockSuspect { behind_by: DAY / 2 }]);
+    // A list dated more than a day past the clock is loaded, but its time
+    // is no evidence: the mark stays.
+    validator
+        .load_revocation_list(&v.list(2, NOW + 5 * DAY, NOW + 6 * DAY, &[]))
+        .unwrap();
+    assert_eq!(validator.high_water_mark(), NOW);
 }
 
 #[test]
@@ -837,7 +866,24 @@ fn armored_file_with_certificate_and_list() {
         "unknown_key"
     );
 
-    // A list in the file (signed by the root, as roots are pinned) is loaded.
+    // A list signed by the root refuses the file: roots only certify keys.
+    let mut by_root = file.clone();
+    armor::write_block(
+        &mut by_root,
+        armor::REVOCATION_LIST,
+        &keyseal::keyseal_core::revocation::RevocationListBuilder::new(4, NOW - 10, NOW + DAY)
+            .sign(&root)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        validator.validate(&by_root).unwrap_err().code(),
+        "unknown_key"
+    );
+    assert!(validator.revocation_list().is_none());
+
+    // A list in the file, signed by the key the file's certificate
+    // certifies, is loaded (and the certificate with it).
     let mut b =
         keyseal::keyseal_core::revocation::RevocationListBuilder::new(4, NOW - 10, NOW + DAY);
     b.revoke_license(keyseal::LicenseId::from_u128(30));
@@ -845,7 +891,7 @@ fn armored_file_with_certificate_and_list() {
     armor::write_block(
         &mut with_list,
         armor::REVOCATION_LIST,
-        &b.sign(&root).unwrap(),
+        &b.sign(&v.key).unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -855,7 +901,7 @@ fn armored_file_with_certificate_and_list() {
     assert_eq!(validator.revocation_list().unwrap().sequence(), 4);
     // An older list in a file is ignored, not a refusal of the license.
     let old = keyseal::keyseal_core::revocation::RevocationListBuilder::new(3, NOW - 20, NOW + DAY)
-        .sign(&root)
+        .sign(&v.key)
         .unwrap();
     let mut with_old = String::new();
     armor::write_block(

@@ -137,6 +137,7 @@ fn run_list_case(case: &Value) -> Result<Arc<keyseal::RevocationList>, Problem> 
         seen: 0,
         signed: 0,
         list: Some(ListMark {
+            rank: case["seen_rank"].as_u64().unwrap(),
             sequence: case["seen_sequence"].as_u64().unwrap(),
             next_update: 0,
         }),
@@ -176,6 +177,72 @@ fn revocation_list_vectors_through_the_validator() {
                 "{}: got {got}, want {}",
                 case["name"], case["expect"]
             ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One step of a trust.json scenario, as the vectors' JSON gives its outcome.
+fn trust_step(validator: &Validator, clock: &ManualClock, step: &Value) -> Value {
+    clock.set(step["now"].as_u64().unwrap());
+    match step["action"].as_str().unwrap() {
+        "load_list" => {
+            match validator.load_revocation_list(step["list"].as_str().unwrap().as_bytes()) {
+                Ok(list) => json!({"ok": true, "sequence": list.sequence()}),
+                Err(p) => json!({"ok": false, "error": p.code()}),
+            }
+        }
+        "validate" => match validator.validate(step["key"].as_str().unwrap()) {
+            Ok(l) => {
+                let status = match l.status() {
+                    Status::Active => "active",
+                    Status::InGrace { .. } => "in_grace",
+                    other => panic!("enforcing validator gave {other:?}"),
+                };
+                let warnings: Vec<_> = l.warnings().iter().map(Problem::code).collect();
+                json!({"ok": true, "status": status, "warnings": warnings})
+            }
+            Err(r) => json!({"ok": false, "error": r.code()}),
+        },
+        other => panic!("unknown action {other}"),
+    }
+}
+
+/// trust.json: each scenario's steps against one validator, whose memory
+/// state survives a `restart` (a new validator, no list loaded).
+#[test]
+fn trust_vectors_through_the_validator() {
+    let scenarios = cases("trust.json");
+    assert!(scenarios.len() >= 10, "too few scenarios");
+    let mut failures = Vec::new();
+    for sc in &scenarios {
+        let name = sc["name"].as_str().unwrap();
+        let keyring: Keyring = sc["keyring"].as_str().unwrap().parse().unwrap();
+        let product = sc["product"].as_str().unwrap();
+        let store = Arc::new(MemoryStateStore::new());
+        let clock = Arc::new(ManualClock::new(0));
+        let build = || {
+            Validator::builder(keyring.clone(), product)
+                .clock(Arc::clone(&clock))
+                .state(Arc::clone(&store))
+                .mode(Mode::Enforce)
+                .no_device()
+                .build()
+                .unwrap()
+        };
+        let mut validator = build();
+        for (i, step) in sc["steps"].as_array().unwrap().iter().enumerate() {
+            if step["action"] == "restart" {
+                validator = build();
+                continue;
+            }
+            let got = trust_step(&validator, &clock, step);
+            if got != step["expect"] {
+                failures.push(format!(
+                    "{name} step {i}: got {got}, want {}",
+                    step["expect"]
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

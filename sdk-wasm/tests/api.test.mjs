@@ -120,7 +120,7 @@ test('the clock-rollback guard keeps its state in any { get, set } object', () =
   const store = memoryStore();
   validatorAt(NOW, { state: store }).validate(perpetual.key);
   assert.ok(store.writes >= 1);
-  assert.match(store.value, /^keyseal-state 1\nproduct acme-cad\nseen 1800000000\n/);
+  assert.match(store.value, /^keyseal-state 2\nproduct acme-cad\nseen 1800000000\n/);
   // The format is the documented one (checksum recomputed independently).
   const [, signed] = store.value.match(/^signed (\d+)$/m);
   assert.equal(store.value, stateText('acme-cad', { seen: NOW, signed: Number(signed) }));
@@ -161,7 +161,7 @@ test('localStorageState over any Storage', () => {
   const map = new Map();
   const storage = { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, String(v)) };
   validatorAt(NOW, { state: localStorageState('acme-cad.keyseal', storage) }).validate(perpetual.key);
-  assert.match(map.get('acme-cad.keyseal'), /^keyseal-state 1\n/);
+  assert.match(map.get('acme-cad.keyseal'), /^keyseal-state 2\n/);
   const l = validatorAt(NOW - 2 * HOUR, { state: localStorageState('acme-cad.keyseal', storage) }).validate(perpetual.key);
   assert.deepEqual(l.warnings.map((w) => w.code), ['clock_suspect']);
   // No Web Storage (Node, a sandboxed iframe): a warning.
@@ -176,7 +176,7 @@ test('fileState keeps the state in a file, shared across validators', () => {
     assert.equal(fileState(path).get(), null);
     validatorAt(NOW, { state: fileState(path) }).validate(perpetual.key);
     const text = readFileSync(path, 'utf8');
-    assert.match(text, /^keyseal-state 1\nproduct acme-cad\nseen 1800000000\n/);
+    assert.match(text, /^keyseal-state 2\nproduct acme-cad\nseen 1800000000\n/);
     assert.equal(existsSync(`${path}.tmp`), false);
     const l = validatorAt(NOW - 2 * HOUR, { state: fileState(path) }).validate(perpetual.key);
     assert.deepEqual(l.warnings.map((w) => w.code), ['clock_suspect']);

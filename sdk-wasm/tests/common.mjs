@@ -23,8 +23,8 @@ export const unhex = (s) => new Uint8Array(Buffer.from(s, 'hex'));
  */
 export function stateText(product, { seen = 0, signed = 0, list = null } = {}) {
   const body =
-    `keyseal-state 1\nproduct ${product}\nseen ${seen}\nsigned ${signed}\n` +
-    `list ${list ? `${list.sequence} ${list.nextUpdate}` : 'none'}\n`;
+    `keyseal-state 2\nproduct ${product}\nseen ${seen}\nsigned ${signed}\n` +
+    `list ${list ? `${list.rank ?? 0} ${list.sequence} ${list.nextUpdate}` : 'none'}\n`;
   const len = Buffer.alloc(8);
   len.writeBigUInt64BE(BigInt(Buffer.byteLength(product)));
   const sum = createHash('sha512').update('keyseal/state/v1\0').update(len).update(product).update(body).digest('hex');

@@ -79,9 +79,12 @@ test('revocation_lists.json through loadRevocationList', async (t) => {
   assert.ok(cases.length >= 10);
   for (const c of cases) {
     await t.test(c.name, () => {
-      // The vectors' rule: refuse a list below `seen_sequence` (kept in the
-      // state, as sdk-rust/tests/vectors.rs does) or stale at `now`.
-      const store = memoryStore(stateText('acme-cad', { list: { sequence: c.seen_sequence, nextUpdate: 0 } }));
+      // The vectors' rule: refuse a list that does not supersede
+      // (`seen_rank`, `seen_sequence`) (kept in the state, as
+      // sdk-rust/tests/vectors.rs does) or is stale at `now`.
+      const store = memoryStore(
+        stateText('acme-cad', { list: { rank: c.seen_rank, sequence: c.seen_sequence, nextUpdate: 0 } }),
+      );
       const got = codeOf(() => {
         const validator = new Validator({
           keyring: c.keyring,
@@ -94,7 +97,7 @@ test('revocation_lists.json through loadRevocationList', async (t) => {
         const list = validator.loadRevocationList(unhex(c.list_hex));
         assert.deepEqual(validator.revocationList, list, 'the loaded list is in force');
         // The sequence is persisted at once, so a restart cannot roll it back.
-        assert.match(store.value, new RegExp(`^list ${list.sequence} ${list.nextUpdate}$`, 'm'));
+        assert.match(store.value, new RegExp(`^list \\d+ ${list.sequence} ${list.nextUpdate}$`, 'm'));
         return {
           valid: true,
           sequence: list.sequence,
@@ -105,6 +108,36 @@ test('revocation_lists.json through loadRevocationList', async (t) => {
         };
       });
       assert.deepEqual(got, c.expect);
+    });
+  }
+});
+
+test('trust.json: each scenario against one validator whose state survives a restart', async (t) => {
+  const scenarios = vectors('trust.json');
+  assert.ok(scenarios.length >= 10);
+  for (const sc of scenarios) {
+    await t.test(sc.name, () => {
+      let now = 0;
+      const store = memoryStore();
+      const build = () =>
+        new Validator({ keyring: sc.keyring, product: sc.product, clock: () => now * 1000, state: store, mode: 'enforce' });
+      let validator = build();
+      sc.steps.forEach((step, i) => {
+        if (step.action === 'restart') {
+          validator = build();
+          return;
+        }
+        now = step.now;
+        const got = codeOf(() => {
+          if (step.action === 'load_list') {
+            return { ok: true, sequence: validator.loadRevocationList(step.list).sequence };
+          }
+          const l = validator.validate(step.key);
+          return { ok: true, status: l.status, warnings: l.warnings.map((w) => w.code) };
+        });
+        const want = step.expect.ok ? step.expect : { valid: false, error: step.expect.error };
+        assert.deepEqual(got, want, `step ${i}`);
+      });
     });
   }
 });

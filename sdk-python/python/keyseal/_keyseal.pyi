@@ -296,7 +296,13 @@ class State:
     """What a validator persists: its high-water mark, the latest vendor-signed time, the newest revocation list seen."""
 
     def __new__(
-        cls, *, seen: int = 0, signed: int = 0, list_sequence: int | None = None, list_next_update: int = 0
+        cls,
+        *,
+        seen: int = 0,
+        signed: int = 0,
+        list_sequence: int | None = None,
+        list_next_update: int = 0,
+        list_rank: int = 0,
     ) -> State:
         """A state (times in unix seconds)."""
     def encode(self, product: str) -> bytes:
@@ -316,6 +322,9 @@ class State:
     @property
     def list_next_update(self) -> int:
         """Its next-update time (unix seconds; 0 if none)."""
+    @property
+    def list_rank(self) -> int:
+        """Its signer's rank, the start of the signer's window (unix seconds; 0 if none): a list of a lower-ranked signer is refused."""
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
 

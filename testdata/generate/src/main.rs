@@ -582,7 +582,8 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
         .revoke_license(license_id("r2"))
         .revoke_key(x.a.key_id());
     let good = b.sign(&x.b).unwrap_or_else(|e| panic!("{e}"));
-    let list = |name: &str, bytes: &[u8], keyring: &str, now: u64, seen: u64| json!({"name": name, "list_hex": hex(bytes), "keyring": keyring, "now": now, "seen_sequence": seen});
+    // `seen`: the sequence of an earlier list of key B (rank B_FROM).
+    let list = |name: &str, bytes: &[u8], keyring: &str, now: u64, seen: u64| json!({"name": name, "list_hex": hex(bytes), "keyring": keyring, "now": now, "seen_rank": if seen > 0 { B_FROM } else { 0 }, "seen_sequence": seen});
     let ok = |mut c: Value| {
         let mut revoked = vec![
             license_id("revoked").to_string(),
@@ -606,23 +607,23 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
     trailing.push(0);
     let stranger = b.sign(&x.stranger).unwrap_or_else(|e| panic!("{e}"));
     let root_signed = b.sign(&x.root).unwrap_or_else(|e| panic!("{e}"));
+    let certified = b.sign(&x.d).unwrap_or_else(|e| panic!("{e}"));
     let empty = RevocationListBuilder::new(1, NOW, NOW + 60)
         .sign(&x.b)
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut root_ok = list(
-        "valid_signed_by_root",
-        &root_signed,
+    let certified_ok = ok(list(
+        "valid_signed_by_certified_key",
+        &certified,
         &x.root_keyring,
         NOW,
         0,
-    );
-    root_ok = ok(root_ok);
+    ));
     let mut empty_ok = list("valid_empty", &empty, kr, NOW, 0);
     empty_ok["expect"] = json!({"valid": true, "sequence": 1, "issued_at": NOW, "next_update": NOW + 60, "revoked_licenses": [], "revoked_keys": []});
     vec![
         ok(list("valid", &good, kr, NOW, 9)),
         ok(list("valid_same_sequence_again", &good, kr, NOW, 10)),
-        root_ok,
+        certified_ok,
         empty_ok,
         bad(
             list("stale_revocation_list", &good, kr, NOW + 86_401, 0),
@@ -636,7 +637,17 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
         bad(list("unknown_key", &stranger, kr, NOW, 0), "unknown_key"),
         bad(
             list(
-                "unknown_key_issuing_key_when_roots_pinned",
+                "unknown_key_root_does_not_sign_lists",
+                &root_signed,
+                &x.root_keyring,
+                NOW,
+                0,
+            ),
+            "unknown_key",
+        ),
+        bad(
+            list(
+                "unknown_key_uncertified_key_when_roots_pinned",
                 &good,
                 &x.root_keyring,
                 NOW,
@@ -663,6 +674,336 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
             "unsupported_version",
         ),
     ]
+}
+
+/// Armored blocks, one after another (a list or license file).
+fn armored(blocks: &[(&str, &[u8])]) -> String {
+    let mut out = String::new();
+    for (label, bytes) in blocks {
+        keyseal_core::armor::write_block(&mut out, label, bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+    out
+}
+
+fn list_bytes(
+    key: &SigningKey,
+    (sequence, issued_at, next_update): (u64, u64, u64),
+    keys: &[&SigningKey],
+    licenses: &[&str],
+) -> Vec<u8> {
+    let mut b = RevocationListBuilder::new(sequence, issued_at, next_update);
+    for k in keys {
+        b.revoke_key(k.key_id());
+    }
+    for l in licenses {
+        b.revoke_license(license_id(l));
+    }
+    b.sign(key).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn certify(root: &SigningKey, key: &SigningKey, from: u64) -> Vec<u8> {
+    KeyCertificate::sign(root, &TrustedKey::new(key.public_key()).valid_from(from))
+}
+
+/// A license of `key` issued at `issued_at`, expiring at `expires_at`.
+fn trust_license(
+    key: &SigningKey,
+    label: &str,
+    issued_at: u64,
+    expires_at: Option<u64>,
+) -> Vec<u8> {
+    let mut c = Claims::new(license_id(label), PRODUCT, "cus_1", "pro", issued_at);
+    c.expires_at = expires_at;
+    issue(key, &c, None)
+}
+
+fn load(now: u64, list: String, expect: Value) -> Value {
+    json!({"now": now, "action": "load_list", "list": list, "expect": expect})
+}
+
+fn check(now: u64, key: String, expect: Value) -> Value {
+    json!({"now": now, "action": "validate", "key": key, "expect": expect})
+}
+
+fn loaded(sequence: u64) -> Value {
+    json!({"ok": true, "sequence": sequence})
+}
+
+fn active(warnings: &[&str]) -> Value {
+    json!({"ok": true, "status": "active", "warnings": warnings})
+}
+
+fn refused(code: &str) -> Value {
+    json!({"ok": false, "error": code})
+}
+
+/// Attacks on the trust rules (docs/FORMAT.md, "Who may sign a list" and
+/// "Signed times and the app's clock"), each a sequence of steps against one
+/// validator with the memory state it keeps across a restart.
+fn trust_cases() -> Vec<Value> {
+    const WEEK: u64 = 7 * 86_400;
+    const YEAR_2100: u64 = 4_102_444_800;
+    let old = key("trust-old");
+    let new = key("trust-new");
+    let plain = format!(
+        "key {} from={A_FROM} until={B_FROM}\nkey {} from={B_FROM}\n",
+        old.public_key(),
+        new.public_key()
+    );
+    let list_text = |bytes: &[u8]| armored(&[(keyseal_core::armor::REVOCATION_LIST, bytes)]);
+    let text = |bytes: &[u8]| license::to_text(bytes);
+    let genuine = text(&trust_license(
+        &new,
+        "genuine",
+        NOW - 1000,
+        Some(NOW + 30 * 86_400),
+    ));
+    let soon = text(&trust_license(&new, "soon", NOW - 1000, Some(NOW + 3600)));
+    let backdated = text(&trust_license(&old, "backdated", B_FROM - 100, None));
+    let frozen = list_bytes(&old, (u64::MAX, B_FROM - 10, NOW + 520 * WEEK), &[], &[]);
+    let response = list_bytes(
+        &new,
+        (5, NOW - 3600, NOW + WEEK),
+        &[&old],
+        &["leaked-refund"],
+    );
+    let scenario = |name: &str, keyring: &str, about: &str, steps: Vec<Value>| json!({"name": name, "about": about, "keyring": keyring, "product": PRODUCT, "steps": steps});
+    let restart = json!({"action": "restart"});
+
+    let mut out = vec![
+        scenario(
+            "leaked_key_list_with_max_sequence_gives_way_to_a_newer_key",
+            &plain,
+            "A retired key leaks and signs a back-dated list with sequence u64::MAX. The vendor's next list, signed by the newer key, supersedes it and revokes the leaked key; the leaked list never comes back, not after a restart either.",
+            vec![
+                load(NOW, list_text(&frozen), loaded(u64::MAX)),
+                load(NOW, list_text(&response), loaded(5)),
+                check(NOW, genuine.clone(), active(&[])),
+                check(NOW, backdated.clone(), refused("key_revoked")),
+                load(
+                    NOW,
+                    list_text(&frozen),
+                    refused("rolled_back_revocation_list"),
+                ),
+                restart.clone(),
+                load(
+                    NOW,
+                    list_text(&frozen),
+                    refused("rolled_back_revocation_list"),
+                ),
+                load(NOW, list_text(&response), loaded(5)),
+                check(NOW, backdated.clone(), refused("key_revoked")),
+                check(NOW, genuine.clone(), active(&[])),
+            ],
+        ),
+        scenario(
+            "an_older_key_cannot_revoke_a_newer_one",
+            &plain,
+            "A list signed by the older key that revokes the newer key is refused.",
+            vec![load(
+                NOW,
+                list_text(&list_bytes(
+                    &old,
+                    (9, B_FROM - 10, NOW + WEEK),
+                    &[&new],
+                    &[],
+                )),
+                refused("key_not_valid"),
+            )],
+        ),
+        scenario(
+            "a_retired_key_cannot_date_a_list_after_its_window",
+            &plain,
+            "Key `old` was retired at its window's end; a list it dates later is refused.",
+            vec![load(
+                NOW,
+                list_text(&list_bytes(&old, (9, B_FROM + 1, NOW + WEEK), &[], &[])),
+                refused("key_not_valid"),
+            )],
+        ),
+        scenario(
+            "same_signer_lower_sequence_is_a_rollback",
+            &plain,
+            "At equal rank the higher sequence wins; the same list again is fine.",
+            vec![
+                load(NOW, list_text(&response), loaded(5)),
+                load(
+                    NOW,
+                    list_text(&list_bytes(&new, (4, NOW - 7200, NOW + WEEK), &[], &[])),
+                    refused("rolled_back_revocation_list"),
+                ),
+                load(NOW, list_text(&response), loaded(5)),
+                load(
+                    NOW,
+                    list_text(&list_bytes(&new, (6, NOW - 60, NOW + WEEK), &[], &[])),
+                    loaded(6),
+                ),
+            ],
+        ),
+        scenario(
+            "a_future_dated_license_does_not_expire_other_licenses",
+            &plain,
+            "A license dated in 2100 by a trusted key (a vendor's wrong clock, a typo, or a leaked key) validates on its own terms but does not move the clock: a license expiring in an hour stays active, also after a restart.",
+            vec![
+                check(
+                    NOW,
+                    text(&trust_license(&new, "dated-2100", YEAR_2100, None)),
+                    active(&[]),
+                ),
+                check(NOW, soon.clone(), active(&[])),
+                restart.clone(),
+                check(NOW, soon.clone(), active(&[])),
+            ],
+        ),
+        scenario(
+            "a_future_dated_list_does_not_move_the_clock",
+            &plain,
+            "A list dated in 2100 is loaded, but its issue time is no evidence of the time.",
+            vec![
+                load(
+                    NOW,
+                    list_text(&list_bytes(
+                        &new,
+                        (7, YEAR_2100, YEAR_2100 + WEEK),
+                        &[],
+                        &[],
+                    )),
+                    loaded(7),
+                ),
+                check(NOW, soon.clone(), active(&[])),
+            ],
+        ),
+        scenario(
+            "a_signed_time_one_day_ahead_still_counts",
+            &plain,
+            "A license issued exactly one day past the clock raises the mark: the clock is then suspect and a license that expires within the day is expired.",
+            vec![
+                check(
+                    NOW,
+                    text(&trust_license(&new, "day-ahead", NOW + 86_400, None)),
+                    active(&["clock_suspect"]),
+                ),
+                check(NOW, soon.clone(), refused("expired")),
+            ],
+        ),
+        scenario(
+            "a_signed_time_more_than_one_day_ahead_does_not_count",
+            &plain,
+            "One second more than a day past the clock: no evidence, the mark stays.",
+            vec![
+                check(
+                    NOW,
+                    text(&trust_license(&new, "day-and-a-second", NOW + 86_401, None)),
+                    active(&[]),
+                ),
+                check(NOW, soon.clone(), active(&[])),
+            ],
+        ),
+    ];
+
+    // Same-rank keys: a revocation between them holds.
+    let (x, y) = (key("trust-x"), key("trust-y"));
+    let twins = format!(
+        "key {} from={B_FROM}\nkey {} from={B_FROM}\n",
+        x.public_key(),
+        y.public_key()
+    );
+    out.push(scenario(
+        "a_revoked_key_cannot_sign_the_next_list",
+        &twins,
+        "Two keys of equal rank: once a list in force revokes one, its lists are refused, whatever their sequence.",
+        vec![
+            load(NOW, list_text(&list_bytes(&x, (3, NOW - 60, NOW + WEEK), &[&y], &[])), loaded(3)),
+            load(NOW, list_text(&list_bytes(&y, (4, NOW - 30, NOW + WEEK), &[], &[])), refused("key_revoked")),
+        ],
+    ));
+
+    // An app that pins only the root: rotations and a compromise, no app update.
+    let root = key("trust-root");
+    let k: Vec<SigningKey> = (1..=4).map(|i| key(&format!("trust-k{i}"))).collect();
+    let from = [A_FROM, B_FROM, NOW - 30 * 86_400, NOW - 600];
+    let cert: Vec<Vec<u8>> = k
+        .iter()
+        .zip(from)
+        .map(|(k, f)| certify(&root, k, f))
+        .collect();
+    let root_only = format!("root {}\n", root.public_key());
+    let list_file = |i: usize, bytes: &[u8]| {
+        armored(&[
+            (keyseal_core::armor::KEY_CERTIFICATE, &cert[i]),
+            (keyseal_core::armor::REVOCATION_LIST, bytes),
+        ])
+    };
+    let license_file = |i: usize, label: &str, issued_at: u64| {
+        armored(&[
+            (keyseal_core::armor::KEY_CERTIFICATE, &cert[i]),
+            (
+                keyseal_core::armor::LICENSE,
+                &trust_license(&k[i], label, issued_at, Some(NOW + 365 * 86_400)),
+            ),
+        ])
+    };
+    let g1 = license_file(0, "root-g1", A_FROM + 100);
+    let g2 = license_file(1, "root-g2", B_FROM + 100);
+    let g3 = license_file(2, "root-g3", NOW - 20 * 86_400);
+    let g4 = license_file(3, "root-g4", NOW - 60);
+    let forged_2100 = armored(&[
+        (keyseal_core::armor::KEY_CERTIFICATE, &cert[2]),
+        (
+            keyseal_core::armor::LICENSE,
+            &trust_license(&k[2], "forged-2100", YEAR_2100, None),
+        ),
+    ]);
+    let frozen3 = list_file(
+        2,
+        &list_bytes(&k[2], (u64::MAX, NOW - 100, NOW + 520 * WEEK), &[], &[]),
+    );
+    out.push(scenario(
+        "root_pinned_app_survives_three_rotations_and_a_compromise",
+        &root_only,
+        "The app pins only the root; keys arrive certified in list and license files. Keys 1 to 4 take over in turn; key 3 leaks, signs a list with sequence u64::MAX and a license dated 2100. Key 4's list revokes key 3: the forged list and license stop working, every genuine license keeps validating.",
+        vec![
+            load(NOW, list_file(0, &list_bytes(&k[0], (1, B_FROM - 100, NOW + WEEK), &[], &[])), loaded(1)),
+            check(NOW, g1.clone(), active(&[])),
+            load(NOW, list_file(1, &list_bytes(&k[1], (2, NOW - 40 * 86_400, NOW + WEEK), &[], &[])), loaded(2)),
+            load(NOW, list_file(2, &list_bytes(&k[2], (3, NOW - 10 * 86_400, NOW + WEEK), &[], &[])), loaded(3)),
+            check(NOW, g2.clone(), active(&[])),
+            check(NOW, g3.clone(), active(&[])),
+            load(NOW, frozen3.clone(), loaded(u64::MAX)),
+            check(NOW, forged_2100.clone(), active(&[])),
+            check(NOW, g1.clone(), active(&[])),
+            load(NOW, list_file(3, &list_bytes(&k[3], (4, NOW - 300, NOW + WEEK), &[&k[2]], &[])), loaded(4)),
+            check(NOW, forged_2100.clone(), refused("key_revoked")),
+            check(NOW, g3.clone(), refused("key_revoked")),
+            load(NOW, frozen3.clone(), refused("rolled_back_revocation_list")),
+            check(NOW, g1.clone(), active(&[])),
+            check(NOW, g2.clone(), active(&[])),
+            check(NOW, g4.clone(), active(&[])),
+            restart.clone(),
+            load(NOW, frozen3, refused("rolled_back_revocation_list")),
+        ],
+    ));
+    out.push(scenario(
+        "a_newer_key_learned_later_is_not_kept_out_by_an_older_keys_revocation",
+        &root_only,
+        "Key 1 revokes key 2 before the app knows key 2 (so the list loads); key 2's list, certified in its file, still supersedes it.",
+        vec![
+            load(NOW, list_file(0, &list_bytes(&k[0], (9, B_FROM - 100, NOW + WEEK), &[&k[1]], &[])), loaded(9)),
+            load(NOW, list_file(1, &list_bytes(&k[1], (1, NOW - 60, NOW + WEEK), &[], &[])), loaded(1)),
+            check(NOW, g2, active(&[])),
+        ],
+    ));
+    out.push(scenario(
+        "roots_do_not_sign_lists",
+        &root_only,
+        "A list signed by the pinned root itself is refused: roots only certify keys.",
+        vec![load(
+            NOW,
+            list_text(&list_bytes(&root, (1, NOW - 60, NOW + WEEK), &[], &[])),
+            refused("unknown_key"),
+        )],
+    ));
+    out
 }
 
 fn issue_cases(x: &Ctx) -> Vec<Value> {
@@ -727,8 +1068,14 @@ fn main() -> std::io::Result<()> {
     write(
         &dir,
         "revocation_lists.json",
-        "Signed revocation lists: verify `list_hex` with `keyring`, refuse it if its sequence is below `seen_sequence` (rolled back) or it is stale at `now`; a valid case gives its contents, an invalid one the error code.",
+        "Signed revocation lists: verify `list_hex` with `keyring`, refuse it if it does not supersede a list seen before with signer rank `seen_rank` and sequence `seen_sequence` (rolled back: lower rank, or equal rank and lower sequence) or it is stale at `now`; a valid case gives its contents, an invalid one the error code.",
         revocation_cases(&x),
+    )?;
+    write(
+        &dir,
+        "trust.json",
+        "Attacks on the trust rules, as steps against one validator for `product` that trusts `keyring` (enforce mode, no device, no app version, leeway 0, staleness warned only), with its clock set to each step's `now` and a state kept in memory. `load_list` loads the armored `list` file (it may carry key certificates): `expect` gives ok and the list's sequence, or the error code. `validate` validates `key` (a key or an armored license file): ok, the status and the warning codes in order, or the error code. `restart` builds a new validator with the same state and no list loaded.",
+        trust_cases(),
     )?;
     write(
         &dir,
