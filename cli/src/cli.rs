@@ -212,6 +212,10 @@ pub enum Command {
     #[command(subcommand)]
     Org(OrgCommand),
 
+    /// Offline root keys: make one, certify signing keys with it, print the keyring that pins it.
+    #[command(subcommand)]
+    Root(RootCommand),
+
     /// API tokens of the issuing service: create one for an organisation.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -599,6 +603,63 @@ pub struct RevokeArgs {
     pub reason: String,
 }
 
+/// `keyseal root ...`.
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Make an offline root key, sealed in its own file (never in the vault or the ledger).
+    #[command(after_help = "Examples:\n  \
+        KEYSEAL_ROOT_PASSPHRASE=... keyseal root create --out /media/usb/acme-root.key\n  \
+        keyseal root keyring --root /media/usb/acme-root.key --out keyring.txt\n  \
+        keyseal root certify --root /media/usb/acme-root.key <key id>\n\n\
+        Apps that embed the keyring pinning only the root trust every signing key the root \
+        certifies: rotate, certify the new key, and apps follow with no update; after a leak, \
+        revoke the key, rotate and certify, and the next revocation list (signed by the newer key) \
+        supersedes anything the leaked key signed. The root never signs licenses or lists: keep its \
+        file offline, its passphrase (KEYSEAL_ROOT_PASSPHRASE, or a prompt) apart from the vault's, \
+        and a backup. It is made once: losing it means shipping apps a new keyring.")]
+    Create {
+        /// Where to write the sealed root (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Certify one of the organisation's signing keys with the root.
+    #[command(after_help = "Examples:\n  \
+        keyseal keys rotate\n  \
+        keyseal root certify --root /media/usb/acme-root.key 3f2a9c1e\n  \
+        keyseal root certify --root /media/usb/acme-root.key 3f2a9c1e --products acme-cad\n\n\
+        The certificate covers the key's window from its start (later keys outrank earlier ones), \
+        to --until or the key's own end. It is stored in the ledger and published: every revocation \
+        list file (the service's and `keyseal revocations publish`) starts with the certificates \
+        of the keys not revoked, so apps learn a new key before it signs. Certifying again \
+        replaces it.")]
+    Certify {
+        /// The sealed root file (`keyseal root create`).
+        #[arg(long, value_name = "FILE")]
+        root: PathBuf,
+        /// Key id (or a unique prefix of at least 4 hex digits).
+        key: String,
+        /// End the certified window at this time (default: the key's own end, if any).
+        #[arg(long, value_name = "TIME", value_parser = parse_when)]
+        until: Option<String>,
+        /// Only these products (comma-separated, at most 4; default all).
+        #[arg(long, value_name = "PRODUCTS", value_delimiter = ',')]
+        products: Vec<String>,
+    },
+    /// Print the keyring that pins only the root: what apps embed.
+    #[command(after_help = "Examples:\n  \
+        keyseal root keyring --root /media/usb/acme-root.key\n  \
+        keyseal root keyring --root /media/usb/acme-root.key --out keyring.txt\n\n\
+        Needs no passphrase and no vault: only the root's public key is read.")]
+    Keyring {
+        /// The sealed root file.
+        #[arg(long, value_name = "FILE")]
+        root: PathBuf,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
 /// `keyseal revocations ...`.
 #[derive(Debug, Subcommand)]
 pub enum RevocationsCommand {
@@ -607,7 +668,9 @@ pub enum RevocationsCommand {
         keyseal revocations publish --out revocations.txt\n  \
         keyseal revocations publish --out revocations.bin --binary --next-update 30d\n\n\
         The list holds every revoked license and key. Apps treat it as stale after --next-update: \
-        publish again before then, even if nothing changed.")]
+        publish again before then, even if nothing changed. The text form starts with the \
+        certificates of the keys an offline root certified (`keyseal root certify`), so apps \
+        that pin only the root verify the list and learn each new key.")]
     Publish {
         /// Where to write the list.
         #[arg(long, value_name = "FILE")]
@@ -615,7 +678,8 @@ pub enum RevocationsCommand {
         /// When apps should expect the next list.
         #[arg(long, value_name = "WHEN", default_value = "7d", value_parser = parse_when)]
         next_update: String,
-        /// Raw bytes instead of the armored text form.
+        /// Raw bytes of the list alone instead of the armored text form (which also carries the
+        /// key certificates, if any).
         #[arg(long)]
         binary: bool,
     },
@@ -633,7 +697,8 @@ pub enum RevocationsCommand {
         /// Where to write it.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
-        /// Raw bytes instead of the armored text form.
+        /// Raw bytes of the list alone instead of the armored text form (which also carries the
+        /// key certificates, if any).
         #[arg(long)]
         binary: bool,
     },

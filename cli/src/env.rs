@@ -4,6 +4,8 @@
 //! * `--passphrase-file` / `KEYSEAL_PASSPHRASE_FILE`, `--passphrase-fd`,
 //!   then `KEYSEAL_PASSPHRASE`: the passphrase; otherwise a prompt on the
 //!   terminal. A new vault's passphrase must score 3 of 4 in zxcvbn.
+//! * `KEYSEAL_ROOT_PASSPHRASE`: an offline root's passphrase (`keyseal
+//!   root`); otherwise a prompt. A separate secret from the vault's.
 //! * `--org` / `KEYSEAL_ORG`: the organisation ledger commands act on;
 //!   otherwise the default one.
 //! * `--database-url` / `KEYSEAL_DATABASE_URL`: a PostgreSQL ledger instead
@@ -143,12 +145,12 @@ fn first_line(r: impl std::io::Read, what: &str, hint: &'static str) -> Given {
     Ok(Zeroizing::new(line.to_owned()))
 }
 
-/// Refuses a new vault passphrase that zxcvbn scores below 3 of 4 ("safely
+/// Refuses a new vault (or root) passphrase that zxcvbn scores below 3 of 4 ("safely
 /// unguessable": about 10^10 guesses or more), unless the key-derivation
 /// parameters are test ones (`KEYSEAL_KDF_PARAMS` weaker than the
 /// default), where it warns.
-fn check_strength(p: &str) -> Result<(), CliError> {
-    let estimate = zxcvbn::zxcvbn(p, &["keyseal", "vault", "license"]);
+fn check_strength(p: &str, what: &str) -> Result<(), CliError> {
+    let estimate = zxcvbn::zxcvbn(p, &["keyseal", "vault", "root", "license"]);
     if u8::from(estimate.score()) >= 3 {
         return Ok(());
     }
@@ -162,12 +164,12 @@ fn check_strength(p: &str) -> Result<(), CliError> {
         .is_some_and(|k| k.is_weaker_than_default());
     if testing {
         eprintln!(
-            "warning: a weak vault passphrase ({hint}); allowed with test KEYSEAL_KDF_PARAMS only"
+            "warning: a weak {what} passphrase ({hint}); allowed with test KEYSEAL_KDF_PARAMS only"
         );
         return Ok(());
     }
     Err(CliError::input(
-        format!("the new vault passphrase is too weak: {hint}"),
+        format!("the new {what} passphrase is too weak: {hint}"),
         "use four or more random words, or a long phrase of your own; it protects every signing key",
     ))
 }
@@ -181,10 +183,29 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
         Some(Err((what, hint))) => return Err(CliError::input(what.clone(), *hint)),
         None => std::env::var("KEYSEAL_PASSPHRASE").ok().map(Zeroizing::new),
     };
+    given_or_prompt(given, "KEYSEAL_PASSPHRASE", "vault", confirm)
+}
+
+/// An offline root's passphrase: `KEYSEAL_ROOT_PASSPHRASE` or a prompt
+/// (twice when `confirm`, for a new root, which must be strong enough). A
+/// separate secret from the vault's: the root outranks every vault key.
+pub(crate) fn root_passphrase(confirm: bool) -> Result<Passphrase, CliError> {
+    let given = std::env::var("KEYSEAL_ROOT_PASSPHRASE")
+        .ok()
+        .map(Zeroizing::new);
+    given_or_prompt(given, "KEYSEAL_ROOT_PASSPHRASE", "root", confirm)
+}
+
+fn given_or_prompt(
+    given: Option<Zeroizing<String>>,
+    var: &str,
+    what: &str,
+    confirm: bool,
+) -> Result<Passphrase, CliError> {
     if let Some(v) = given {
         let p = Passphrase::new(v.clone())?;
         if confirm {
-            check_strength(&v)?;
+            check_strength(&v, what)?;
         }
         return Ok(p);
     }
@@ -192,8 +213,8 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
         return Err(CliError::new(
             "no_passphrase",
             crate::error::exit::INPUT,
-            "no passphrase: KEYSEAL_PASSPHRASE is not set and there is no terminal to ask on",
-            "set KEYSEAL_PASSPHRASE (from your secret store) or run keyseal in a terminal",
+            format!("no passphrase: {var} is not set and there is no terminal to ask on"),
+            format!("set {var} (from your secret store) or run keyseal in a terminal"),
         ));
     }
     let read = |prompt: &str| {
@@ -202,17 +223,17 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
             .map_err(|e| {
                 CliError::system(
                     format!("cannot read the passphrase: {e}"),
-                    "set KEYSEAL_PASSPHRASE instead",
+                    format!("set {var} instead"),
                 )
             })
     };
-    let first = read(if confirm {
-        "New vault passphrase: "
+    let first = read(&if confirm {
+        format!("New {what} passphrase: ")
     } else {
-        "Vault passphrase: "
+        format!("{} passphrase: ", capitalised(what))
     })?;
     if confirm {
-        check_strength(&first)?;
+        check_strength(&first, what)?;
         let again = read("Repeat the passphrase: ")?;
         if *again != *first {
             return Err(CliError::input(
@@ -222,6 +243,13 @@ pub(crate) fn passphrase(confirm: bool) -> Result<Passphrase, CliError> {
         }
     }
     Ok(Passphrase::new(first)?)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// Argon2id parameters for new key files: `KEYSEAL_KDF_PARAMS`, if set.

@@ -208,6 +208,12 @@ impl From<IssuerError> for CliError {
                 what,
                 "another keyseal rotated the key meanwhile: run the command again",
             ),
+            E::ClockBehindNewestKey { .. } => CliError::new(
+                "clock_behind",
+                exit::SYSTEM,
+                what,
+                "a new key must not start before an older one: fix this machine's clock (or KEYSEAL_NOW)",
+            ),
             E::NoActiveKey => CliError::new(
                 "no_active_key",
                 exit::INPUT,

@@ -88,6 +88,19 @@ fn http(
     token: &str,
     body: Option<&Value>,
 ) -> std::io::Result<(u16, Value)> {
+    let (status, body) = http_text(addr, method, path, token, body)?;
+    let v = serde_json::from_str(&body).map_err(|_| std::io::Error::other("truncated body"))?;
+    Ok((status, v))
+}
+
+/// [`http`], the body as text.
+fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.map(Value::to_string).unwrap_or_default();
@@ -108,8 +121,7 @@ fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("no status"))?;
-    let v = serde_json::from_str(body).map_err(|_| std::io::Error::other("truncated body"))?;
-    Ok((status, v))
+    Ok((status, body.to_owned()))
 }
 
 fn now() -> u64 {
@@ -340,6 +352,10 @@ fn cli(vault: &std::path::Path, args: &[&str]) -> (i32, Value) {
         .args(["--vault", vault.to_str().unwrap(), "--json"])
         .args(args)
         .env("KEYSEAL_PASSPHRASE", "correct horse battery staple")
+        .env(
+            "KEYSEAL_ROOT_PASSPHRASE",
+            "an offline root, kept in a drawer",
+        )
         .env("KEYSEAL_KDF_PARAMS", "m=256,t=1,p=1")
         .env_remove("KEYSEAL_ORG")
         .env_remove("KEYSEAL_DATABASE_URL")
@@ -476,10 +492,11 @@ fn the_cli_and_the_api_share_one_ledger() {
     assert_ne!(code, 0, "an unknown --org is refused");
 }
 
-/// A new, empty database on the server of `KEYSEAL_TEST_POSTGRES_URL`.
-fn fresh_postgres(base: &str) -> String {
+/// A new, empty database on the server of `KEYSEAL_TEST_POSTGRES_URL`,
+/// named after `test` (tests run at once in one process).
+fn fresh_postgres(base: &str, test: &str) -> String {
     use sqlx::{Connection, Executor};
-    let name = format!("ks_cli_{}", std::process::id());
+    let name = format!("ks_cli_{test}_{}", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -509,7 +526,7 @@ fn replicas_and_the_cli_share_a_postgres_ledger() {
         eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
         return;
     };
-    let url = fresh_postgres(&base);
+    let url = fresh_postgres(&base, "share");
     let dir = tempfile::tempdir().unwrap();
     let (vault_a, vault_b) = (dir.path().join("a"), dir.path().join("b"));
     let a = start_with(&vault_a, true, &["--database-url", &url]);
@@ -570,4 +587,262 @@ fn replicas_and_the_cli_share_a_postgres_ledger() {
         !vault_a.exists() && !vault_b.exists(),
         "a PostgreSQL deployment writes no vault directory"
     );
+}
+
+/// An app that embeds only the keyring `keyseal root keyring` prints (one
+/// pinned root, no issuing key) follows the vendor through three rotations
+/// and a key compromise with no update (docs/FORMAT.md, "Who may sign a
+/// list"): it learns each key the root certifies from the revocation list
+/// file the service serves. The leaked key's list (sequence u64::MAX) and
+/// license (dated 2100) work until the vendor revokes the key, rotates and
+/// certifies; from the next list on they are refused, also by a restarted
+/// app, and every genuine license of the other keys keeps validating.
+/// `db`: the PostgreSQL database two replicas share (None: one service on
+/// the vault's SQLite ledger).
+fn a_root_pinned_app_follows_the_vendor(db: Option<&str>) {
+    use keyseal::{MemoryStateStore, Validator};
+    use keyseal_core::armor;
+    use keyseal_core::revocation::RevocationListBuilder;
+
+    let dir = tempfile::tempdir().unwrap();
+    let vault = dir.path().join("vault");
+    let root_file = dir.path().join("root.key");
+    let db_args: Vec<&str> = db.map(|u| vec!["--database-url", u]).unwrap_or_default();
+    let run = |args: &[&str]| cli(&vault, &[&db_args[..], args].concat());
+    let (code, made) = run(&["root", "create", "--out", root_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{made}");
+    let (code, again) = run(&["root", "create", "--out", root_file.to_str().unwrap()]);
+    assert_ne!(code, 0, "a root is made once: {again}");
+    let (servers, token) = match db {
+        None => {
+            assert_eq!(run(&["init", "--product", "acme-cad"]).0, 0);
+            let s = start(&vault, true);
+            let token = s.token.clone().unwrap();
+            (vec![s], token)
+        }
+        Some(url) => {
+            let a = start_with(&dir.path().join("a"), true, &["--database-url", url]);
+            let token = a.token.clone().unwrap();
+            let b = start_with(&dir.path().join("b"), false, &["--database-url", url]);
+            let (st, _) = http(
+                a.addr,
+                "POST",
+                "/v1/products",
+                &token,
+                Some(&json!({ "product": "acme-cad" })),
+            )
+            .unwrap();
+            assert_eq!(st, 201);
+            (vec![a, b], token)
+        }
+    };
+    // Requests alternate between the replicas.
+    let mut turn = 0;
+    let mut addr = || {
+        turn += 1;
+        servers[turn % servers.len()].addr
+    };
+    let (code, ring) = run(&["root", "keyring", "--root", root_file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let keyring: Keyring = ring["keyring"].as_str().unwrap().parse().unwrap();
+    assert_eq!((keyring.keys().count(), keyring.roots().count()), (0, 1));
+    let store = Arc::new(MemoryStateStore::new());
+    let app = |store: &Arc<MemoryStateStore>| {
+        Validator::builder(keyring.clone(), "acme-cad")
+            .state(Arc::clone(store))
+            .no_device()
+            .build()
+            .unwrap()
+    };
+    let mut validator = app(&store);
+    let active_key = || -> String {
+        let (code, keys) = run(&["keys", "list"]);
+        assert_eq!(code, 0);
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["status"] == "active")
+            .unwrap()["key_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let certify = |key: &str| {
+        let (code, c) = run(&[
+            "root",
+            "certify",
+            "--root",
+            root_file.to_str().unwrap(),
+            key,
+        ]);
+        assert_eq!(code, 0, "{c}");
+    };
+    let fetch = |addr: SocketAddr| {
+        let (st, text) = http_text(addr, "GET", "/v1/public/revocations", "", None).unwrap();
+        assert_eq!(st, 200, "{text}");
+        text
+    };
+    let mint = |addr: SocketAddr| {
+        let (_, c) = http(addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
+        let body = json!({ "product": "acme-cad", "customer_id": c["customer_id"], "plan": "pro", "expires": "365d" });
+        let (st, l) = http(addr, "POST", "/v1/licenses", &token, Some(&body)).unwrap();
+        assert_eq!(st, 201, "{l}");
+        l["license_key"].as_str().unwrap().to_owned()
+    };
+    let rotate = |addr: SocketAddr| {
+        // Ranks have one-second resolution: a replacement made in the same
+        // second as the key it replaces would tie with it (never so outside
+        // a test, where a leak is found long after the key was made).
+        std::thread::sleep(Duration::from_millis(1100));
+        let (st, k) = http(addr, "POST", "/v1/keys/rotate", &token, Some(&json!({}))).unwrap();
+        assert_eq!(st, 201, "{k}");
+        k["key_id"].as_str().unwrap().to_owned()
+    };
+    let valid = |v: &Validator, key: &str| v.validate(key).map(|_| ()).map_err(|r| r.code());
+
+    // Key 1, certified; then three rotations, each certified.
+    certify(&active_key());
+    validator
+        .load_revocation_list(fetch(addr()).as_bytes())
+        .unwrap();
+    let mut genuine = vec![mint(addr())];
+    let mut keys = vec![active_key()];
+    for _ in 0..3 {
+        let k = rotate(addr());
+        certify(&k);
+        // The list in force (signed by the previous key) now comes with the
+        // new key's certificate: the app knows the key before it signs.
+        validator
+            .load_revocation_list(fetch(addr()).as_bytes())
+            .unwrap();
+        genuine.push(mint(addr()));
+        keys.push(k);
+    }
+    for key in &genuine {
+        assert_eq!(valid(&validator, key), Ok(()));
+    }
+
+    // Key 4 (keys[3], the active one) leaks.
+    let leaked = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = match db {
+                Some(url) => keyseal_issuer::Store::connect(url).await.unwrap(),
+                None => keyseal_issuer::Vault::open(&vault, keyseal_issuer::Access::Read)
+                    .await
+                    .unwrap()
+                    .store()
+                    .clone(),
+            };
+            let pass =
+                keyseal_issuer::Passphrase::new("correct horse battery staple".to_owned().into())
+                    .unwrap();
+            store
+                .sealed_key(keys[3].parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .open(&pass, std::path::Path::new("ledger"))
+                .unwrap()
+        })
+    };
+    // The certificates the service publishes (the leaked key's among them).
+    let served = fetch(addr());
+    let certificates =
+        served[..served.find("-----BEGIN KEYSEAL REVOCATION LIST").unwrap()].to_owned();
+    assert_eq!(
+        certificates
+            .matches("BEGIN KEYSEAL KEY CERTIFICATE")
+            .count(),
+        4
+    );
+    let mut frozen = certificates.clone();
+    let list = RevocationListBuilder::new(u64::MAX, now(), now() + 3650 * 86_400)
+        .sign(&leaked)
+        .unwrap();
+    armor::write_block(&mut frozen, armor::REVOCATION_LIST, &list).unwrap();
+    let mut claims = keyseal_core::Claims::new(
+        keyseal_core::LicenseId::from_u128(2100),
+        "acme-cad",
+        "cus_pirate",
+        "pro",
+        4_102_444_800,
+    );
+    claims.expires_at = None;
+    let forged = license::to_text(&license::issue(&leaked, &claims, None).unwrap());
+    validator.load_revocation_list(frozen.as_bytes()).unwrap();
+    assert_eq!(valid(&validator, &forged), Ok(()));
+    assert_eq!(
+        valid(&validator, &genuine[0]),
+        Ok(()),
+        "the forged date moved no clock"
+    );
+
+    // The vendor's response: rotate, certify the new key, revoke the leaked
+    // one (the list that revocation publishes is the new key's).
+    let fresh = rotate(addr());
+    certify(&fresh);
+    let (st, v) = http(
+        addr(),
+        "POST",
+        &format!("/v1/keys/{}/revoke", keys[3]),
+        &token,
+        Some(&json!({ "reason": "key-leaked" })),
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{v}");
+    genuine.push(mint(addr()));
+    for restarted in [false, true] {
+        if restarted {
+            validator = app(&store);
+            assert_eq!(
+                validator
+                    .load_revocation_list(frozen.as_bytes())
+                    .unwrap_err()
+                    .code(),
+                "rolled_back_revocation_list"
+            );
+        }
+        validator
+            .load_revocation_list(fetch(addr()).as_bytes())
+            .unwrap();
+        // A restarted app no longer even knows the leaked key: its
+        // certificate is not served any more.
+        let gone = if restarted {
+            "unknown_key"
+        } else {
+            "key_revoked"
+        };
+        assert_eq!(valid(&validator, &forged), Err(gone));
+        assert_eq!(
+            validator
+                .load_revocation_list(frozen.as_bytes())
+                .unwrap_err()
+                .code(),
+            "rolled_back_revocation_list"
+        );
+        // Genuine licenses of the leaked key go with it (the vendor reissues
+        // them); every other one validates.
+        assert_eq!(valid(&validator, &genuine[3]), Err(gone));
+        for (i, key) in genuine.iter().enumerate().filter(|(i, _)| *i != 3) {
+            assert_eq!(valid(&validator, key), Ok(()), "license {i}");
+        }
+    }
+}
+
+#[test]
+fn a_root_pinned_app_follows_the_vendor_on_sqlite() {
+    a_root_pinned_app_follows_the_vendor(None);
+}
+
+#[test]
+fn a_root_pinned_app_follows_the_vendor_on_postgres_replicas() {
+    let Ok(base) = std::env::var("KEYSEAL_TEST_POSTGRES_URL") else {
+        eprintln!("PostgreSQL: skipped (KEYSEAL_TEST_POSTGRES_URL is not set)");
+        return;
+    };
+    a_root_pinned_app_follows_the_vendor(Some(&fresh_postgres(&base, "root")));
 }

@@ -96,6 +96,14 @@ pub enum Error {
         /// The key that signed.
         key_id: KeyId,
     },
+    /// A new key's window starts now, and must not start before an older
+    /// key's (a newer key outranks every older one, docs/FORMAT.md): this
+    /// machine's clock is behind the newest key's start.
+    #[error("the newest signing key's window starts at {}, after now: is this machine's clock behind?", crate::time::format(*newest))]
+    ClockBehindNewestKey {
+        /// The newest key's window start (unix seconds).
+        newest: u64,
+    },
     /// No signing key with this id (or id prefix) is in the vault.
     #[error("no signing key {0} in this vault")]
     UnknownKey(String),

@@ -33,6 +33,7 @@ pub mod keyfile;
 mod ops;
 pub mod privacy;
 pub mod request;
+pub mod root;
 pub mod service;
 pub mod store;
 pub mod time;
@@ -42,7 +43,9 @@ pub mod vault;
 pub use error::{Error, Result};
 pub use export::KeyringExport;
 pub use keyfile::{KdfParams, Passphrase};
-pub use ops::{BatchOptions, BatchOutcome, Issued, REVOCATION_LIST_LIFETIME, SkippedRow};
+pub use ops::{
+    BatchOptions, BatchOutcome, Certificate, Issued, REVOCATION_LIST_LIFETIME, SkippedRow,
+};
 pub use request::{LicenseRequest, RequestFields};
 pub use store::{KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, PublishedList, Revoked, Store};
 pub use vault::{Access, InitOptions, Signer, Vault};

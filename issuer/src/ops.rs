@@ -222,7 +222,9 @@ impl Store {
 
     /// Makes `key` one organisation's active signing key; its previous
     /// active key is retired (its window ends now). Returns the retired
-    /// key's id. Other organisations' keys are untouched.
+    /// key's id. Other organisations' keys are untouched. The new key's
+    /// window starts now, which must not be before an earlier key's start
+    /// (its rank: [`Error::ClockBehindNewestKey`] otherwise).
     pub async fn org_activate_key(
         &self,
         org_id: &str,
@@ -249,6 +251,13 @@ impl Store {
         // The new key joins the published keyring: refused, with nothing
         // written, if the keyring could not hold it.
         crate::export::keyring_room(&keys)?;
+        // Ranks never fall: a new key must not be outranked by an older one
+        // (its lists would give way to theirs).
+        if let Some(newest) = keys.iter().map(|k| k.valid_from).max()
+            && newest > ctx.now
+        {
+            return Err(Error::ClockBehindNewestKey { newest });
+        }
         let old = keys
             .iter()
             .find(|k| k.status == KeyStatus::Active)
@@ -659,6 +668,105 @@ impl Store {
         self.org_find_key(org_id, &k.key_id.to_string()).await
     }
 
+    /// Certifies one of the organisation's keys with an offline `root`: the
+    /// certificate covers the key's window from its start (its rank, so
+    /// which list supersedes which is the same for apps that pin the root),
+    /// to `until` or the key's own end, whichever is earlier, for
+    /// `products` (empty: all). Certifying again replaces the key's
+    /// certificate. A revoked key, or a root that is one of the
+    /// organisation's signing keys, is refused.
+    pub async fn org_certify_key(
+        &self,
+        org_id: &str,
+        id: &str,
+        root: &keyseal_core::SigningKey,
+        until: Option<u64>,
+        products: &[String],
+        ctx: &Context,
+    ) -> Result<Certificate> {
+        let k = self.org_find_key(org_id, id).await?;
+        if k.status == KeyStatus::Revoked {
+            return Err(Error::KeyAlreadyRevoked(k.key_id));
+        }
+        let root_id = root.key_id();
+        if self
+            .org_keys(org_id)
+            .await?
+            .iter()
+            .any(|x| x.key_id == root_id)
+        {
+            return Err(Error::invalid(
+                "root",
+                "the root is one of the organisation's signing keys: make a separate root with `keyseal root create`",
+            ));
+        }
+        let valid_until = match (until, k.valid_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if valid_until.is_some_and(|u| u < k.valid_from) {
+            return Err(Error::invalid(
+                "until",
+                format!("ends before the key's window starts ({})", k.valid_from),
+            ));
+        }
+        let names: Vec<&str> = products.iter().map(String::as_str).collect();
+        let mut trusted = keyseal_core::TrustedKey::new(k.public_key)
+            .valid_from(k.valid_from)
+            .products(&names)
+            .map_err(|e| {
+                Error::invalid(
+                    "products",
+                    format!(
+                        "{e} (at most {} product ids)",
+                        keyseal_core::keyring::MAX_KEY_PRODUCTS
+                    ),
+                )
+            })?;
+        if let Some(u) = valid_until {
+            trusted = trusted.valid_until(u);
+        }
+        let bytes = keyseal_core::KeyCertificate::sign(root, &trusted);
+        let mut tx = self.begin_write().await?;
+        let key_id = k.key_id.to_string();
+        tx.exec(
+            sqlx::query("DELETE FROM key_certificates WHERE key_id = $1").bind(key_id.clone()),
+            "replacing the key's certificate",
+        )
+        .await?;
+        tx.exec(
+            sqlx::query(
+                "INSERT INTO key_certificates (key_id, org_id, root_key_id, certificate, valid_from, valid_until, created_at)                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(key_id.clone())
+            .bind(org_id.to_owned())
+            .bind(root_id.to_string())
+            .bind(Base64::encode_string(&bytes))
+            .bind(i(k.valid_from))
+            .bind(valid_until.map(i))
+            .bind(i(ctx.now)),
+            "recording the certificate",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "key.certify",
+            &json!({
+                "org_id": org_id, "key_id": key_id, "root_key_id": root_id.to_string(),
+                "valid_from": k.valid_from, "valid_until": valid_until, "products": products,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Certificate {
+            key_id: k.key_id,
+            root_key_id: root_id,
+            valid_from: k.valid_from,
+            valid_until,
+            bytes,
+        })
+    }
+
     /// Signs and records the next revocation list of the organisation that
     /// owns `signer` (which must be its active key; sequence = that
     /// organisation's last + 1) with its revoked licenses and keys, stale
@@ -873,6 +981,22 @@ fn sign_chunk(
             })
         })
         .collect()
+}
+
+/// A key certificate an offline root made for one of the organisation's
+/// keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// The certified key.
+    pub key_id: KeyId,
+    /// The root that signed it.
+    pub root_key_id: KeyId,
+    /// The certified window: from the key's own start.
+    pub valid_from: u64,
+    /// Its end, if any.
+    pub valid_until: Option<u64>,
+    /// The certificate (the format's bytes; `kscert1.` + base64url is its text).
+    pub bytes: Vec<u8>,
 }
 
 /// Revocation reasons are short slugs, so free text (and personal data)

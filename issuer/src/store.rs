@@ -94,6 +94,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "license_metadata",
         include_str!("../migrations/0013_license_metadata.sql"),
     ),
+    // Key certificates by an offline root (see `Store::org_certify_key`).
+    (
+        14,
+        "key_certificates",
+        include_str!("../migrations/0014_key_certificates.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -1267,6 +1273,60 @@ impl Store {
             .await
             .map_err(|e| Error::db("reading revocations", e))?;
         read_revoked(&mut conn, org_id).await
+    }
+
+    // ---- key certificates ------------------------------------------------
+
+    /// The certificates of the organisation's keys that are not revoked,
+    /// oldest key first.
+    pub async fn org_certificates(&self, org_id: &str) -> Result<Vec<(KeyId, Vec<u8>)>> {
+        use base64ct::Encoding as _;
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT c.key_id, c.certificate FROM key_certificates c \
+                     JOIN signing_keys k ON k.key_id = c.key_id \
+                     WHERE c.org_id = $1 AND k.status <> 'revoked' ORDER BY k.valid_from, c.key_id",
+                )
+                .bind(org_id.to_owned()),
+                "reading key certificates",
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| Error::db("reading key certificates", e);
+                let id: String = r.try_get("key_id").map_err(g)?;
+                let b64: String = r.try_get("certificate").map_err(g)?;
+                Ok((
+                    id.parse().map_err(|_| corrupt("bad key id"))?,
+                    base64ct::Base64::decode_vec(&b64)
+                        .map_err(|_| corrupt("bad key certificate"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The revocation list file of one of the organisation's lists: the
+    /// certificates of its keys that are not revoked (so apps that pin only
+    /// an offline root verify the list and learn every key the root
+    /// certified, a new one before it signs anything), then the list,
+    /// armored. At most [`keyseal_core::keyring::MAX_KEYS`] certificates:
+    /// rotations never leave more keys unrevoked than a keyring holds.
+    pub async fn org_list_file(&self, org_id: &str, list: &PublishedList) -> Result<String> {
+        let mut text = String::new();
+        for (_, cert) in self.org_certificates(org_id).await? {
+            let _ = keyseal_core::armor::write_block(
+                &mut text,
+                keyseal_core::armor::KEY_CERTIFICATE,
+                &cert,
+            );
+        }
+        let _ = keyseal_core::armor::write_block(
+            &mut text,
+            keyseal_core::armor::REVOCATION_LIST,
+            &list.bytes,
+        );
+        Ok(text)
     }
 
     // ---- revocation lists ------------------------------------------------

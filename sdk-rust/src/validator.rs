@@ -586,7 +586,7 @@ impl Validator {
         // Used for this one license: a table would cost more than it saves.
         keyring.stop_precomputing();
         for cert in &file.certificates {
-            if let Err(e) = keyring.add_certificate(cert) {
+            if let Err(e) = add_pinned_certificate(&mut keyring, cert) {
                 return Err(self.refuse_input(Problem::Core(e)));
             }
         }
@@ -779,7 +779,7 @@ impl Validator {
         let precompute = keyring.is_precomputed();
         keyring.stop_precomputing();
         for cert in certificates {
-            keyring.add_certificate(cert)?;
+            add_pinned_certificate(&mut keyring, cert)?;
         }
         let list = RevocationList::verify(bytes, &keyring)?;
         let seen = trust
@@ -919,6 +919,17 @@ impl ValidatorBuilder {
     #[cfg(not(keyseal_os))]
     fn default_device(self) -> Self {
         self
+    }
+}
+
+/// Trusts the key a certificate certifies if the keyring pins its root. A
+/// certificate of a root the app does not pin is skipped (an app with a
+/// plain keyring, or one pinning another root, reads the same list files);
+/// a forged or malformed one is an error.
+fn add_pinned_certificate(keyring: &mut Keyring, cert: &[u8]) -> Result<(), CoreError> {
+    match keyring.add_certificate(cert) {
+        Ok(_) | Err(CoreError::UnknownKey(_)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -631,7 +631,8 @@ async fn org_revocations(
     revocations_of(&s, &org_id, &headers).await
 }
 
-/// The organisation's latest revocation list, signed by its key: one row
+/// The organisation's latest revocation list, signed by its key (after the
+/// certificates of its keys that an offline root certified): one row
 /// read, however many lists came before. A list past half its lifetime is
 /// published again first (same revocations, next sequence, a new
 /// `next_update`), so the list apps fetch never goes stale while the
@@ -660,12 +661,9 @@ async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResu
         }
     }
     let latest = latest.ok_or_else(|| Problem::not_found("revocation list"))?;
-    let mut text = String::new();
-    let _ = keyseal_core::armor::write_block(
-        &mut text,
-        keyseal_core::armor::REVOCATION_LIST,
-        &latest.bytes,
-    );
+    // With the certificates of its keys: apps that pin only an offline root
+    // learn every key it certified from this file.
+    let text = s.store.org_list_file(org_id, &latest).await?;
     Ok(cacheable(
         headers,
         "text/plain; charset=utf-8",

@@ -147,6 +147,11 @@ impl From<IssuerError> for Problem {
                 "key-rotated",
                 "the organisation's signing key changed while this request ran; send it again",
             ),
+            IssuerError::ClockBehindNewestKey { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "clock-behind-newest-key",
+                "the newest signing key starts later than this server's clock says it is now, and a new key must not start before an older one (newer keys outrank older ones): fix the server's clock",
+            ),
             IssuerError::NoActiveKey => Problem::new(
                 StatusCode::CONFLICT,
                 "no-active-key",

@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use keyseal_core::armor;
 use keyseal_issuer::time::{When, format};
 use keyseal_issuer::{
     Access, InitOptions, KdfParams, KeyInfo, LicenseFilter, LicenseRecord, Vault,
@@ -126,7 +125,7 @@ fn status_word(k: &KeyInfo) -> &'static str {
     }
 }
 
-fn resolve_time(s: &str, flag: &str) -> Result<u64, CliError> {
+pub(super) fn resolve_time(s: &str, flag: &str) -> Result<u64, CliError> {
     match s.parse::<When>() {
         Ok(When::Never) | Err(_) => Err(CliError::input(
             format!("{flag}: `{s}` is not a time"),
@@ -457,15 +456,22 @@ pub(crate) async fn revoke(dir: &Path, a: RevokeArgs, json: bool) -> Result<Exit
     .await
 }
 
-fn write_list(path: &Path, bytes: &[u8], binary: bool) -> Result<(), CliError> {
-    let data = if binary {
-        bytes.to_vec()
+/// The list file: armored, after the certificates of the keys a root
+/// certified; or, with `binary`, the list's bytes alone.
+async fn list_file(
+    store: &keyseal_issuer::Store,
+    org: &str,
+    list: &keyseal_issuer::PublishedList,
+    binary: bool,
+) -> Result<Vec<u8>, CliError> {
+    Ok(if binary {
+        list.bytes.clone()
     } else {
-        let mut s = String::new();
-        // Writing to a String cannot fail.
-        let _ = armor::write_block(&mut s, armor::REVOCATION_LIST, bytes);
-        s.into_bytes()
-    };
+        store.org_list_file(org, list).await?.into_bytes()
+    })
+}
+
+fn write_list(path: &Path, data: Vec<u8>) -> Result<(), CliError> {
     std::fs::write(path, data).map_err(|e| {
         CliError::system(
             format!("cannot write {}: {e}", path.display()),
@@ -492,7 +498,8 @@ pub(crate) async fn revocations(
                 let org = super::org_of(v.store()).await?;
                 let signer = v.unlock_org(&org, &pass).await?;
                 let list = v.store().publish_revocations(&signer, next, &ctx).await?;
-                write_list(&out, &list.bytes, binary).map_err(|mut e| {
+                let data = list_file(v.store(), &org, &list, binary).await?;
+                write_list(&out, data).map_err(|mut e| {
                     e.hint = Some(format!(
                         "list {} IS recorded; write it again with `keyseal revocations export --sequence {} --out FILE`",
                         list.sequence, list.sequence
@@ -583,7 +590,7 @@ pub(crate) async fn revocations(
                         "publish one with `keyseal revocations publish --out FILE`",
                     )
                 })?;
-                write_list(&out, &list.bytes, binary)?;
+                write_list(&out, list_file(v.store(), &org, list, binary).await?)?;
                 if json {
                     print_json(
                         &json!({ "sequence": list.sequence, "out": out.display().to_string() }),

@@ -11,6 +11,7 @@ use crate::error::CliError;
 
 mod admin;
 mod issue;
+mod root;
 mod serve;
 mod tenants;
 mod verify;
@@ -33,6 +34,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Fingerprint(a) => admin::fingerprint(a, json),
         Command::Serve(a) => serve::serve(vault, a),
         Command::Org(c) => block_on(tenants::org(vault, c, json)),
+        Command::Root(c) => block_on(root::root(vault, c, json)),
         Command::Token(c) => block_on(tenants::token(vault, c, json)),
         Command::Completions(a) => {
             use clap::CommandFactory;

@@ -993,6 +993,19 @@ fn trust_cases() -> Vec<Value> {
             check(NOW, g2, active(&[])),
         ],
     ));
+    let mut foreign = armored(&[(keyseal_core::armor::KEY_CERTIFICATE, &cert[0])]);
+    foreign.push_str(&list_text(&list_bytes(
+        &new,
+        (2, NOW - 60, NOW + WEEK),
+        &[],
+        &[],
+    )));
+    out.push(scenario(
+        "certificates_of_a_root_the_app_does_not_pin_are_ignored",
+        &plain,
+        "A list file carries a key certificate of a root this app does not pin (the vendor serves one file to every app): the certificate is skipped, the list loads.",
+        vec![load(NOW, foreign, loaded(2))],
+    ));
     out.push(scenario(
         "roots_do_not_sign_lists",
         &root_only,
