@@ -124,6 +124,32 @@ fn http_text(
     Ok((status, body.to_owned()))
 }
 
+/// Registers the product `acme-cad` through the API.
+fn add_product(addr: SocketAddr, token: &str) {
+    let (st, v) = http(
+        addr,
+        "POST",
+        "/v1/products",
+        token,
+        Some(&json!({ "product": "acme-cad" })),
+    )
+    .unwrap();
+    assert_eq!(st, 201, "{v}");
+}
+
+/// Mints one `acme-cad` license expiring after `expires` for a new
+/// customer through the API: (customer id, the license as the API gives it).
+fn mint_for_new_customer(addr: SocketAddr, token: &str, expires: &str) -> (String, Value) {
+    let (st, c) = http(addr, "POST", "/v1/customers", token, Some(&json!({}))).unwrap();
+    assert_eq!(st, 201, "{c}");
+    let cus = c["customer_id"].as_str().unwrap().to_owned();
+    let body =
+        json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": expires });
+    let (st, l) = http(addr, "POST", "/v1/licenses", token, Some(&body)).unwrap();
+    assert_eq!(st, 201, "{l}");
+    (cus, l)
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -198,15 +224,7 @@ fn acknowledged_mints_survive_sigkill_and_sigterm_drains() {
     let s = start(&vault, true);
     let token = s.token.clone().expect("first start prints the admin token");
     assert!(token.starts_with("ksk_") && token.len() == 47);
-    let (st, _) = http(
-        s.addr,
-        "POST",
-        "/v1/products",
-        &token,
-        Some(&json!({ "product": "acme-cad" })),
-    )
-    .unwrap();
-    assert_eq!(st, 201);
+    add_product(s.addr, &token);
     let (st, c) = http(s.addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
     assert_eq!(st, 201);
     let cus = c["customer_id"].as_str().unwrap().to_owned();
@@ -404,12 +422,7 @@ fn the_cli_and_the_api_share_one_ledger() {
     let (_, list) = http(s.addr, "GET", "/v1/licenses?product=acme-cad", &token, None).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
-    let (_, c) = http(s.addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
-    let cus = c["customer_id"].as_str().unwrap().to_owned();
-    let body =
-        json!({ "product": "acme-cad", "customer_id": cus, "plan": "pro", "expires": "30d" });
-    let (st, by_api) = http(s.addr, "POST", "/v1/licenses", &token, Some(&body)).unwrap();
-    assert_eq!(st, 201, "{by_api}");
+    let (cus, by_api) = mint_for_new_customer(s.addr, &token, "30d");
     let by_api = by_api["license_id"].as_str().unwrap().to_owned();
     // Reads need no lock: the CLI sees it while the service runs.
     let (code, shown) = cli(&vault, &["licenses", "show", &by_api]);
@@ -452,25 +465,8 @@ fn the_cli_and_the_api_share_one_ledger() {
     )
     .unwrap();
     assert_eq!(st, 404, "another organisation's token sees no CLI license");
-    http(
-        s.addr,
-        "POST",
-        "/v1/products",
-        &other_token,
-        Some(&json!({ "product": "acme-cad" })),
-    )
-    .unwrap();
-    let (_, c) = http(
-        s.addr,
-        "POST",
-        "/v1/customers",
-        &other_token,
-        Some(&json!({})),
-    )
-    .unwrap();
-    let body = json!({ "product": "acme-cad", "customer_id": c["customer_id"], "plan": "pro", "expires": "30d" });
-    let (st, theirs) = http(s.addr, "POST", "/v1/licenses", &other_token, Some(&body)).unwrap();
-    assert_eq!(st, 201);
+    add_product(s.addr, &other_token);
+    let (_, theirs) = mint_for_new_customer(s.addr, &other_token, "30d");
     let theirs = theirs["license_id"].as_str().unwrap().to_owned();
     drop(s);
     let (code, _) = cli(&vault, &["revoke", &theirs, "--reason", "refund"]);
@@ -534,18 +530,8 @@ fn replicas_and_the_cli_share_a_postgres_ledger() {
     let b = start_with(&vault_b, false, &["--database-url", &url]);
     assert!(b.token.is_none(), "one admin token for all replicas");
 
-    http(
-        a.addr,
-        "POST",
-        "/v1/products",
-        &token,
-        Some(&json!({ "product": "acme-cad" })),
-    )
-    .unwrap();
-    let (_, c) = http(a.addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
-    let body = json!({ "product": "acme-cad", "customer_id": c["customer_id"], "plan": "pro", "expires": "30d" });
-    let (st, by_api) = http(a.addr, "POST", "/v1/licenses", &token, Some(&body)).unwrap();
-    assert_eq!(st, 201, "{by_api}");
+    add_product(a.addr, &token);
+    let (_, by_api) = mint_for_new_customer(a.addr, &token, "30d");
     let by_api = by_api["license_id"].as_str().unwrap().to_owned();
 
     let db = ["--database-url", url.as_str()];
@@ -624,15 +610,7 @@ fn a_root_pinned_app_follows_the_vendor(db: Option<&str>) {
             let a = start_with(&dir.path().join("a"), true, &["--database-url", url]);
             let token = a.token.clone().unwrap();
             let b = start_with(&dir.path().join("b"), false, &["--database-url", url]);
-            let (st, _) = http(
-                a.addr,
-                "POST",
-                "/v1/products",
-                &token,
-                Some(&json!({ "product": "acme-cad" })),
-            )
-            .unwrap();
-            assert_eq!(st, 201);
+            add_product(a.addr, &token);
             (vec![a, b], token)
         }
     };
@@ -683,10 +661,7 @@ fn a_root_pinned_app_follows_the_vendor(db: Option<&str>) {
         text
     };
     let mint = |addr: SocketAddr| {
-        let (_, c) = http(addr, "POST", "/v1/customers", &token, Some(&json!({}))).unwrap();
-        let body = json!({ "product": "acme-cad", "customer_id": c["customer_id"], "plan": "pro", "expires": "365d" });
-        let (st, l) = http(addr, "POST", "/v1/licenses", &token, Some(&body)).unwrap();
-        assert_eq!(st, 201, "{l}");
+        let (_, l) = mint_for_new_customer(addr, &token, "365d");
         l["license_key"].as_str().unwrap().to_owned()
     };
     let rotate = |addr: SocketAddr| {
