@@ -2,7 +2,7 @@
 //!
 //! Usage: `cargo run -p keyseal-testdata -- [OUT_DIR]` (default `testdata/vectors`).
 //! CI runs it into a scratch directory and fails on any difference from the
-//! committed files. Every SDK reads the same files; see `testdata/vectors/README.md`.
+//! committed files. Every SDK reads the same files; see `testdata/README.md`.
 
 // A developer tool run by CI: any failure must stop it loudly.
 #![allow(clippy::panic)]
