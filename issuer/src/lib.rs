@@ -44,10 +44,13 @@ pub use error::{Error, Result};
 pub use export::KeyringExport;
 pub use keyfile::{KdfParams, Passphrase};
 pub use ops::{
-    BatchOptions, BatchOutcome, Certificate, Issued, REVOCATION_LIST_LIFETIME, SkippedRow,
+    BatchOptions, BatchOutcome, Certificate, Issued, KEPT_LISTS, REVOCATION_LIST_LIFETIME,
+    REVOKED_LISTED_AFTER_EXPIRY, SkippedRow,
 };
 pub use request::{LicenseRequest, RequestFields};
-pub use store::{KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, PublishedList, Revoked, Store};
+pub use store::{
+    KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, ListHead, PublishedList, Revoked, Store,
+};
 pub use vault::{Access, InitOptions, Signer, Vault};
 
 /// Who does a mutation, and when: recorded in the ledger and the audit log.

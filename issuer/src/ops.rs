@@ -546,11 +546,12 @@ impl Store {
         tx.require_not_revoked(rec.license_id).await?;
         tx.exec(
             sqlx::query(
-                "INSERT INTO revocations (license_id, revoked_at, reason) VALUES ($1, $2, $3)",
+                "INSERT INTO revocations (license_id, revoked_at, reason, listed_until) VALUES ($1, $2, $3, $4)",
             )
             .bind(rec.license_id.to_string())
             .bind(i(ctx.now))
-            .bind(reason.to_owned()),
+            .bind(reason.to_owned())
+            .bind(listed_until(&rec.license_key).map(i)),
             "recording the revocation",
         )
         .await?;
@@ -658,6 +659,9 @@ impl Store {
         if changed == 0 {
             return Err(Error::KeyAlreadyRevoked(k.key_id));
         }
+        // Its certificate leaves the list files: cached ones are stale.
+        tx.set_meta("certificates", &format!("revoked {}", k.key_id))
+            .await?;
         tx.audit(
             ctx,
             "key.revoke",
@@ -748,6 +752,12 @@ impl Store {
             "recording the certificate",
         )
         .await?;
+        // A new version of the certificates: cached list files are stale.
+        tx.set_meta(
+            "certificates",
+            &Base64::encode_string(&bytes[bytes.len() - 16..]),
+        )
+        .await?;
         tx.audit(
             ctx,
             "key.certify",
@@ -823,7 +833,7 @@ impl Store {
                 return Ok(l);
             }
         }
-        let revoked = tx.org_revoked(&org_id).await?;
+        let revoked = tx.org_revoked(&org_id, Some(ctx.now)).await?;
         let rows = tx
             .fetch(
                 sqlx::query("SELECT MAX(sequence) FROM revocation_lists WHERE org_id = $1")
@@ -860,6 +870,16 @@ impl Store {
             .bind(Base64::encode_string(&bytes))
             .bind(org_id.clone()),
             "recording the revocation list",
+        )
+        .await?;
+        // The newest lists are kept (to export one again); an app only ever
+        // wants the newest, and keeping every list ever signed would grow
+        // the ledger with the square of the revocations.
+        tx.exec(
+            sqlx::query("DELETE FROM revocation_lists WHERE org_id = $1 AND sequence <= $2")
+                .bind(org_id.clone())
+                .bind(i(sequence.saturating_sub(KEPT_LISTS))),
+            "dropping old revocation lists",
         )
         .await?;
         tx.audit(
@@ -997,6 +1017,29 @@ pub struct Certificate {
     pub valid_until: Option<u64>,
     /// The certificate (the format's bytes; `kscert1.` + base64url is its text).
     pub bytes: Vec<u8>,
+}
+
+/// How many of an organisation's newest revocation lists the ledger keeps.
+pub const KEPT_LISTS: u64 = 16;
+
+/// How long past its expiry plus grace a revoked license stays on the
+/// revocation lists: 30 days, a margin for apps whose clock is behind or
+/// that allow leeway. After that every app refuses it as expired anyway,
+/// so lists stop growing with licenses that can no longer validate.
+pub const REVOKED_LISTED_AFTER_EXPIRY: u64 = 30 * 86_400;
+
+/// Until when the revoked license with this key must stay listed: its
+/// expiry plus grace plus [`REVOKED_LISTED_AFTER_EXPIRY`]; `None` (for
+/// ever) for a perpetual license, or a key that does not decode.
+fn listed_until(license_key: &str) -> Option<u64> {
+    let mut buf = [0u8; license::MAX_LICENSE_LEN];
+    let bytes = license::decode_text(license_key, &mut buf).ok()?;
+    let unverified = keyseal_core::UnverifiedLicense::from_bytes(bytes).ok()?;
+    let claims = unverified.dangerous_unverified_claims();
+    claims.expires_at.map(|e| {
+        e.saturating_add(u64::from(claims.grace_secs))
+            .saturating_add(REVOKED_LISTED_AFTER_EXPIRY)
+    })
 }
 
 /// Revocation reasons are short slugs, so free text (and personal data)

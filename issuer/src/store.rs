@@ -100,6 +100,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key_certificates",
         include_str!("../migrations/0014_key_certificates.sql"),
     ),
+    // Expired revoked licenses drop off the lists (see `ops::REVOKED_LISTED_AFTER_EXPIRY`).
+    (
+        15,
+        "revocation_pruning",
+        include_str!("../migrations/0015_revocation_pruning.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -242,6 +248,18 @@ pub struct PublishedList {
     pub key_count: u64,
     /// The signed list.
     pub bytes: Vec<u8>,
+}
+
+/// What identifies an organisation's current list file
+/// ([`Store::org_list_head`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListHead {
+    /// The newest list's sequence.
+    pub sequence: u64,
+    /// Its next-update time.
+    pub next_update: u64,
+    /// The version of the key certificates (empty before any).
+    pub certificates: String,
 }
 
 /// Filter for [`Store::licenses`].
@@ -1272,7 +1290,7 @@ impl Store {
             .acquire()
             .await
             .map_err(|e| Error::db("reading revocations", e))?;
-        read_revoked(&mut conn, org_id).await
+        read_revoked(&mut conn, org_id, None).await
     }
 
     // ---- key certificates ------------------------------------------------
@@ -1330,6 +1348,48 @@ impl Store {
     }
 
     // ---- revocation lists ------------------------------------------------
+
+    /// What identifies the organisation's current list file: the newest
+    /// list's sequence and next-update time, and the version of the key
+    /// certificates (any certification changes it). Two small reads,
+    /// whatever the number of revocations: what a cache of list files
+    /// checks before serving one.
+    pub async fn org_list_head(&self, org_id: &str) -> Result<Option<ListHead>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT sequence, next_update FROM revocation_lists WHERE org_id = $1 \
+                     ORDER BY sequence DESC LIMIT 1",
+                )
+                .bind(org_id.to_owned()),
+                "reading revocation lists",
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let g = |e| Error::db("reading revocation lists", e);
+        let (sequence, next_update) = (
+            u(r.try_get("sequence").map_err(g)?),
+            u(r.try_get("next_update").map_err(g)?),
+        );
+        let certificates = self
+            .fetch_all(
+                sqlx::query("SELECT value FROM meta WHERE name = 'certificates'"),
+                "reading key certificates",
+            )
+            .await?
+            .first()
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(|e| Error::db("reading key certificates", e))?
+            .unwrap_or_default();
+        Ok(Some(ListHead {
+            sequence,
+            next_update,
+            certificates,
+        }))
+    }
 
     /// One organisation's newest published revocation list, if any: one
     /// row read, whatever the number of lists before it.
@@ -1491,15 +1551,22 @@ pub(crate) const LISTS_NEWEST_FIRST: &str = "SELECT sequence, issued_at, next_up
 
 /// The organisation's revoked licenses and keys, read on `conn` (inside a
 /// write transaction: after its lock, so no revocation committed before
-/// is missed).
-async fn read_revoked(conn: &mut sqlx::AnyConnection, org_id: &str) -> Result<Revoked> {
+/// is missed). With `listed_at`, licenses whose `listed_until` has passed
+/// by then are left out (a list need not carry them).
+async fn read_revoked(
+    conn: &mut sqlx::AnyConnection,
+    org_id: &str,
+    listed_at: Option<u64>,
+) -> Result<Revoked> {
     let doing = "reading revocations";
     let rows = sqlx::query(
         "SELECT r.license_id FROM revocations r \
          JOIN licenses l ON l.license_id = r.license_id \
-         JOIN signing_keys k ON k.key_id = l.key_id WHERE k.org_id = $1",
+         JOIN signing_keys k ON k.key_id = l.key_id WHERE k.org_id = $1 \
+         AND (r.listed_until IS NULL OR r.listed_until >= $2)",
     )
     .bind(org_id.to_owned())
+    .bind(listed_at.map_or(0, i))
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| Error::db(doing, e))?;
@@ -1608,8 +1675,14 @@ impl WriteTx {
 
     /// The organisation's revoked licenses and keys, read after this
     /// transaction's lock: every revocation committed before is in it.
-    pub(crate) async fn org_revoked(&mut self, org_id: &str) -> Result<Revoked> {
-        read_revoked(self.db(), org_id).await
+    /// `listed_at`: only the licenses that must still be listed then
+    /// (see `revocations.listed_until`); `None`: every revoked license.
+    pub(crate) async fn org_revoked(
+        &mut self,
+        org_id: &str,
+        listed_at: Option<u64>,
+    ) -> Result<Revoked> {
+        read_revoked(self.db(), org_id, listed_at).await
     }
 
     /// Refuses unless `key_id` is `org_id`'s active signing key

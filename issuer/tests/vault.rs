@@ -514,3 +514,68 @@ async fn a_batch_run_twice_mints_each_row_once() {
     // Every audit entry of the runs holds, chained.
     assert!(store.verify_audit().await.unwrap().is_ok());
 }
+
+/// Lists stop carrying a revoked license once it is past its expiry, grace
+/// and [`keyseal_issuer::REVOKED_LISTED_AFTER_EXPIRY`] (every app refuses it
+/// as expired by then), keep a perpetual one for ever, and the ledger keeps
+/// only the newest [`keyseal_issuer::KEPT_LISTS`] lists.
+#[tokio::test]
+async fn expired_revocations_drop_off_the_lists_and_old_lists_are_not_kept() {
+    let (_tmp, _dir, vault) = new_vault().await;
+    let store = vault.store();
+    let org = store.default_org().await.unwrap().unwrap();
+    let signer = vault.unlock(&pass("pw")).await.unwrap();
+    let mut month = req("cus_a");
+    month.expires = Some("30d".into());
+    month.grace = Some("2d".into());
+    let mut perpetual = req("cus_b");
+    perpetual.expires = Some("never".into());
+    let mut ids = Vec::new();
+    for fields in [month, perpetual] {
+        let issued = store
+            .issue(&org, &signer, fields.resolve(T0).unwrap(), &ctx(T0))
+            .await
+            .unwrap();
+        store
+            .revoke_license(&org, &issued.license_id.to_string(), "refund", &ctx(T0))
+            .await
+            .unwrap();
+        ids.push(issued.license_id);
+    }
+    let listed = |t: u64| {
+        let store = store.clone();
+        let signer = signer.clone();
+        async move {
+            let l = store
+                .publish_revocations(&signer, t + 86_400, &ctx(t))
+                .await
+                .unwrap();
+            let l = RevocationList::verify(&l.bytes, &vault_keyring(&store).await).unwrap();
+            l.revoked_licenses().collect::<Vec<_>>()
+        }
+    };
+    let last_day = T0 + 32 * 86_400 + keyseal_issuer::REVOKED_LISTED_AFTER_EXPIRY;
+    let mut both = ids.clone();
+    both.sort_by_key(|i| i.to_bytes());
+    assert_eq!(listed(last_day).await, both, "listed to the last second");
+    assert_eq!(
+        listed(last_day + 1).await,
+        vec![ids[1]],
+        "then only the perpetual one"
+    );
+    // The ledger still knows it was revoked.
+    let rec = store.license(&org, &ids[0].to_string()).await.unwrap();
+    assert!(rec.revoked.is_some());
+
+    for n in 0..20 {
+        listed(last_day + 2 + n).await;
+    }
+    let kept = store.org_published_lists(&org).await.unwrap();
+    assert_eq!(kept.len() as u64, keyseal_issuer::KEPT_LISTS);
+    assert_eq!(kept[0].sequence, 22, "the newest first");
+}
+
+async fn vault_keyring(store: &keyseal_issuer::Store) -> keyseal_core::Keyring {
+    let org = store.default_org().await.unwrap().unwrap();
+    store.org_keyring(&org).await.unwrap().keyring
+}

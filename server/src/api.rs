@@ -438,12 +438,30 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
 
 /// A cacheable public document: strong ETag over the body, 304 on a match.
 fn cacheable(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+    let etag = etag_of(&body);
+    cacheable_with(headers, content_type, body.into(), &etag)
+}
+
+/// A strong ETag: the first 128 bits of the body's SHA-256, quoted.
+fn etag_of(body: &[u8]) -> HeaderValue {
     use sha2::{Digest, Sha256};
-    let etag = format!("\"{}\"", &auth::hex(&Sha256::digest(&body))[..32]);
+    let tag = format!("\"{}\"", &auth::hex(&Sha256::digest(body))[..32]);
+    // Hex digits and quotes: always a valid header value.
+    HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// `body` with its `etag`, or 304 when `If-None-Match` names it.
+fn cacheable_with(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    body: Bytes,
+    etag: &HeaderValue,
+) -> Response {
+    let tag = etag.to_str().unwrap_or_default();
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let mut r = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -453,9 +471,7 @@ fn cacheable(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> 
     if !matches {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
+    h.insert(header::ETAG, etag.clone());
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
@@ -631,19 +647,30 @@ async fn org_revocations(
     revocations_of(&s, &org_id, &headers).await
 }
 
+/// An organisation's revocation list file as served, with what identifies
+/// it ([`keyseal_issuer::ListHead`]) and its ETag, computed once.
+pub(crate) struct ListFile {
+    sequence: u64,
+    certificates: String,
+    body: Bytes,
+    etag: HeaderValue,
+}
+
 /// The organisation's latest revocation list, signed by its key (after the
-/// certificates of its keys that an offline root certified): one row
-/// read, however many lists came before. A list past half its lifetime is
-/// published again first (same revocations, next sequence, a new
-/// `next_update`), so the list apps fetch never goes stale while the
-/// organisation has an active key, even with no revocation for weeks. An
-/// organisation made while the service runs (`keyseal org create` on a
-/// shared PostgreSQL ledger) gets its first list on the first request.
+/// certificates of its keys that an offline root certified). A request
+/// reads the list's head (two small rows) and, if this replica built that
+/// file already, sends it from memory: its cost does not grow with the
+/// number of revocations. A list past half its lifetime is published again
+/// first (same revocations, next sequence, a new `next_update`), so the
+/// list apps fetch never goes stale while the organisation has an active
+/// key, even with no revocation for weeks. An organisation made while the
+/// service runs (`keyseal org create` on a shared PostgreSQL ledger) gets
+/// its first list on the first request.
 async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
     let now = s.now();
-    let mut latest = s.store.org_latest_list(org_id).await?;
+    let mut head = s.store.org_list_head(org_id).await?;
     let due = now + REVOCATION_LIST_LIFETIME / 2;
-    if latest.as_ref().is_none_or(|l| l.next_update <= due)
+    if head.as_ref().is_none_or(|h| h.next_update <= due)
         && s.store.org_active_key(org_id).await?.is_some()
     {
         let ctx = Context {
@@ -652,23 +679,50 @@ async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResu
         };
         // Decided under the ledger's lock: requests and replicas refreshing
         // at once publish one list. On failure the list there is served.
-        match publish(s, org_id, &ctx, Some(due)).await {
-            Ok(l) => latest = Some(l),
-            Err(e) => {
-                tracing::error!(org_id, error = %crate::problem::chain(&e), "refreshing the revocation list");
-                latest = s.store.org_latest_list(org_id).await?;
-            }
+        if let Err(e) = publish(s, org_id, &ctx, Some(due)).await {
+            tracing::error!(org_id, error = %crate::problem::chain(&e), "refreshing the revocation list");
         }
+        head = s.store.org_list_head(org_id).await?;
     }
-    let latest = latest.ok_or_else(|| Problem::not_found("revocation list"))?;
-    // With the certificates of its keys: apps that pin only an offline root
-    // learn every key it certified from this file.
-    let text = s.store.org_list_file(org_id, &latest).await?;
-    Ok(cacheable(
+    let head = head.ok_or_else(|| Problem::not_found("revocation list"))?;
+    let cached = lock(&s.lists).get(org_id).cloned();
+    let file = match cached {
+        Some(f) if f.sequence == head.sequence && f.certificates == head.certificates => f,
+        _ => {
+            let latest = s
+                .store
+                .org_latest_list(org_id)
+                .await?
+                .ok_or_else(|| Problem::not_found("revocation list"))?;
+            // The certificates' version was read before the file is built:
+            // a certification meanwhile makes the next request build again.
+            let text = s.store.org_list_file(org_id, &latest).await?;
+            let f = Arc::new(ListFile {
+                sequence: latest.sequence,
+                certificates: head.certificates,
+                etag: etag_of(text.as_bytes()),
+                body: text.into(),
+            });
+            let mut lists = lock(&s.lists);
+            if lists
+                .get(org_id)
+                .is_none_or(|old| old.sequence <= f.sequence)
+            {
+                lists.insert(org_id.to_owned(), Arc::clone(&f));
+            }
+            f
+        }
+    };
+    Ok(cacheable_with(
         headers,
         "text/plain; charset=utf-8",
-        text.into_bytes(),
+        file.body.clone(),
+        &file.etag,
     ))
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 // ---- products -----------------------------------------------------------------

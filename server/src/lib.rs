@@ -171,6 +171,10 @@ pub(crate) struct State {
     /// read (never extended).
     pub(crate) tokens: std::sync::Mutex<TokenCache>,
     pub(crate) clock: Clock,
+    /// Each organisation's current revocation list file, as served: a
+    /// public request checks the list's head (two small reads) and sends
+    /// this, whatever the number of revocations.
+    pub(crate) lists: std::sync::Mutex<std::collections::HashMap<String, Arc<api::ListFile>>>,
     pub(crate) limiter: auth::FailureLimiter,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) minted: AtomicU64,
@@ -371,6 +375,7 @@ impl Service {
             loading: std::sync::Mutex::new(std::collections::HashMap::new()),
             rotation: tokio::sync::Mutex::new(()),
             clock: opts.clock,
+            lists: std::sync::Mutex::new(std::collections::HashMap::new()),
             limiter: auth::FailureLimiter::with_limit(
                 opts.auth_failures_per_minute.unwrap_or(auth::MAX_FAILURES),
             )?,

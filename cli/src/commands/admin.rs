@@ -584,7 +584,10 @@ pub(crate) async fn revocations(
                 .ok_or_else(|| {
                     CliError::input(
                         match sequence {
-                            Some(n) => format!("no revocation list #{n} was published"),
+                            Some(n) => format!(
+                                "no revocation list #{n} is kept (the ledger keeps the newest {})",
+                                keyseal_issuer::KEPT_LISTS
+                            ),
                             None => "no revocation list was published yet".into(),
                         },
                         "publish one with `keyseal revocations publish --out FILE`",
