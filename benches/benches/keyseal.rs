@@ -151,6 +151,30 @@ fn sdk_validate(c: &mut Criterion) {
     g.bench_function("sdk_warm_validator_no_precompute", |b| {
         b.iter(|| black_box(plain.validate(black_box(&r.text)).unwrap()))
     });
+
+    // A revocation list of a million licenses, ids as keyseal's issuer makes
+    // them (48-bit milliseconds over two years of issuing, then 80 random
+    // bits): its size, and what loading it into a validator costs
+    // (decode, strict signature check over all of it, the bucket index).
+    let n = 1_000_000u64;
+    let mut x = 0x2545_F491_4F6C_DD1D_u64;
+    let span_ms = 2 * 365 * 86_400_000u64;
+    let mut b = RevocationListBuilder::new(1, NOW, NOW + 7 * 86_400);
+    for _ in 0..n {
+        let ms = NOW * 1000 - span_ms + splitmix(&mut x) % span_ms;
+        let random = (u128::from(splitmix(&mut x)) << 16) | u128::from(splitmix(&mut x) >> 48);
+        b.revoke_license(LicenseId::from_u128((u128::from(ms) << 80) | random));
+    }
+    let list = b.sign(&r.key).unwrap();
+    eprintln!(
+        "revocation list of {n} licenses issued over two years: {} bytes, {:.2} bytes a license",
+        list.len(),
+        list.len() as f64 / n as f64
+    );
+    g.sample_size(10);
+    g.bench_function("sdk_load_revocation_list_1000000", |bch| {
+        bch.iter(|| black_box(validator.load_revocation_list(black_box(&list)).unwrap()))
+    });
     g.finish();
 
     // What precomputing costs once: the tables of one key and the basepoint.

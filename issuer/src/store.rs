@@ -1391,6 +1391,31 @@ impl Store {
         }))
     }
 
+    /// Every organisation's newest list: (organisation, issued at, next
+    /// update), for the service's metrics.
+    pub async fn newest_lists(&self) -> Result<Vec<(String, u64, u64)>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT l.org_id, l.issued_at, l.next_update FROM revocation_lists l \
+                     WHERE l.sequence = (SELECT MAX(m.sequence) FROM revocation_lists m WHERE m.org_id = l.org_id) \
+                     ORDER BY l.org_id",
+                ),
+                "reading revocation lists",
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let g = |e| Error::db("reading revocation lists", e);
+                Ok((
+                    r.try_get("org_id").map_err(g)?,
+                    u(r.try_get("issued_at").map_err(g)?),
+                    u(r.try_get("next_update").map_err(g)?),
+                ))
+            })
+            .collect()
+    }
+
     /// One organisation's newest published revocation list, if any: one
     /// row read, whatever the number of lists before it.
     pub async fn org_latest_list(&self, org_id: &str) -> Result<Option<PublishedList>> {

@@ -562,9 +562,18 @@ async fn readyz(axum::extract::State(s): axum::extract::State<S>) -> ApiResult {
 }
 
 async fn metrics(axum::extract::State(s): axum::extract::State<S>) -> Response {
-    let body = s
+    let mut body = s
         .metrics
         .render(s.minted.load(std::sync::atomic::Ordering::Relaxed));
+    // The lists' health: the oldest, the nearest to stale, how many are
+    // stale (a list is published again when fetched past half its
+    // lifetime; alert when the time left nears zero).
+    match s.store.newest_lists().await {
+        Ok(lists) => crate::metrics::render_lists(&mut body, s.now(), &lists),
+        Err(e) => {
+            tracing::error!(error = %crate::problem::chain(&e), "reading revocation lists for the metrics");
+        }
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

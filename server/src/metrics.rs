@@ -114,3 +114,30 @@ impl Metrics {
         s
     }
 }
+
+/// Appends the revocation lists' health at `now`, over every
+/// organisation's newest list (`lists`: organisation, issued at, next
+/// update): the oldest one's age, the least time left before one goes
+/// stale (negative: stale), and how many are stale. Aggregates only: the
+/// endpoint is public, and organisation ids are not for everyone to list.
+pub fn render_lists(s: &mut String, now: u64, lists: &[(String, u64, u64)]) {
+    let oldest = lists
+        .iter()
+        .map(|(_, issued_at, _)| i128::from(now) - i128::from(*issued_at))
+        .max();
+    let least_left = lists
+        .iter()
+        .map(|(_, _, next_update)| i128::from(*next_update) - i128::from(now))
+        .min();
+    let stale = lists.iter().filter(|(_, _, n)| *n < now).count();
+    if let Some(age) = oldest {
+        s.push_str("# HELP keyseal_revocation_list_max_age_seconds Age of the oldest of the organisations' newest revocation lists.\n# TYPE keyseal_revocation_list_max_age_seconds gauge\n");
+        let _ = writeln!(s, "keyseal_revocation_list_max_age_seconds {age}");
+    }
+    if let Some(left) = least_left {
+        s.push_str("# HELP keyseal_revocation_list_min_fresh_seconds Least time before one of the organisations' newest revocation lists goes stale (negative: stale).\n# TYPE keyseal_revocation_list_min_fresh_seconds gauge\n");
+        let _ = writeln!(s, "keyseal_revocation_list_min_fresh_seconds {left}");
+    }
+    s.push_str("# HELP keyseal_revocation_lists_stale Organisations whose newest revocation list is stale.\n# TYPE keyseal_revocation_lists_stale gauge\n");
+    let _ = writeln!(s, "keyseal_revocation_lists_stale {stale}");
+}

@@ -220,5 +220,20 @@ fn lists_are_published_again_before_they_go_stale() {
         let (b_now, _) = list(&s, &s.org_b);
         assert_eq!(b_now.sequence(), b_list.sequence());
         assert!(b_now.is_stale(clock()));
+        // The metrics tell: both lists are stale 30 days on (A's has not
+        // been fetched since), then only B's once A's is fetched (no ids).
+        let metrics = || req(s.addr, "GET", "/metrics", None, None, &[]).text();
+        let m = metrics();
+        assert!(m.contains("\nkeyseal_revocation_lists_stale 2\n"), "{m}");
+        assert!(
+            m.contains("\nkeyseal_revocation_list_min_fresh_seconds -"),
+            "{m}"
+        );
+        assert!(
+            !m.contains(&s.org_a) && !m.contains(&s.org_b),
+            "no organisation ids"
+        );
+        assert!(!list(&s, &s.org_a).0.is_stale(clock()));
+        assert!(metrics().contains("\nkeyseal_revocation_lists_stale 1\n"));
     }
 }
