@@ -515,6 +515,14 @@ mod tests {
         let mut want = sample();
         want.list = want.list.map(|l| ListMark { rank: 0, ..l });
         assert_eq!(State::decode("acme-cad", text.as_bytes()), Ok(want));
+        // Found by fuzzing (fuzz target sdk_state): a version 1 state is
+        // written back as version 2, which reads as the same state.
+        let body = "keyseal-state 1\nproduct acme-cad\nseen 0\nsigned 0\nlist none\n";
+        let text = format!("{body}checksum {}\n", checksum("acme-cad", body.as_bytes()));
+        let state = State::decode("acme-cad", text.as_bytes()).unwrap();
+        let again = state.encode("acme-cad");
+        assert!(again.starts_with("keyseal-state 2\n"));
+        assert_eq!(State::decode("acme-cad", again.as_bytes()), Ok(state));
         // A version 2 list line in a version 1 state is refused.
         let v2 = sample().encode("acme-cad");
         let body = v2[..v2.rfind("checksum").unwrap()].replace("state 2", "state 1");

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Public revocation lists of `keyseal serve` at scale, on its embedded SQLite
+# ledger, on loopback (issue 14's targets):
+#  1. GET /v1/public/orgs/{org}/revocations with 100,000 revoked licenses on
+#     the list, 16 anonymous clients: requests/s and p99, full downloads and
+#     conditional ones (If-None-Match, what apps send: 304);
+#  2. another organisation's mint p99 (wrk, 16 connections) alone, then
+#     while the 16 clients read lists (target: within 1.5x of alone).
+#   bash server/bench/lists.sh           # the figures (release build)
+#   bash server/bench/lists.sh --smoke   # small sizes, to check it runs
+# Setup shortcut: the revoked licenses are written into the ledger with
+# SQL while the service is stopped (through the API, each revocation
+# publishes a list); the service then publishes one list of all of them.
+# Environment: KEYSEAL_BENCH_SECS (15), KEYSEAL_BENCH_REVOKED (100000).
+# wrk comes from Debian's packages (installed if missing, as root).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${KEYSEAL_BENCH_SECS:-15}
+REVOKED=${KEYSEAL_BENCH_REVOKED:-100000}
+PROFILE=release
+if [ "${1:-}" = "--smoke" ]; then SECS=2; REVOKED=2000; PROFILE=debug; fi
+command -v wrk >/dev/null || {
+    [ "$(id -u)" = 0 ] || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+if [ "$PROFILE" = release ]; then cargo build --quiet --release -p keyseal-cli; else cargo build --quiet -p keyseal-cli; fi
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/keyseal
+
+work=$(mktemp -d)
+pid=
+# shellcheck disable=SC2064
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+export KEYSEAL_PASSPHRASE=bench-only KEYSEAL_KDF_PARAMS=m=256,t=1,p=1 KEYSEAL_VAULT=$work/vault
+"$BIN" init >/dev/null 2>&1
+org() { "$BIN" --json org create "$1" 2>/dev/null; }
+a=$(org vendor)
+b=$(org quiet)
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+org_a=$(field "$a" org_id)
+token_b=$(field "$b" token)
+
+start() {
+    KEYSEAL_LOG=warn "$BIN" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+    pid=$!
+    for _ in $(seq 200); do grep -q "listening on" "$work/err" && break; sleep 0.1; done
+    addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/err")
+    base="http://$addr"
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+
+# Organisation A's revoked licenses, signed (in the ledger's view) by its key.
+python3 - "$work/vault/ledger.sqlite" "$org_a" "$REVOKED" <<'PY'
+import random, sqlite3, sys, time
+db, org, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = sqlite3.connect(db)
+key = c.execute("SELECT key_id FROM signing_keys WHERE org_id = ? AND status = 'active'", (org,)).fetchone()[0]
+now_ms = int(time.time() * 1000)
+rnd = random.Random(7)
+ids = []
+for _ in range(n):
+    # As keyseal's issuer makes them: 48-bit milliseconds (the last two
+    # years), then 80 random bits.
+    ms = now_ms - rnd.randrange(2 * 365 * 86_400_000)
+    ids.append(f"{(ms << 80) | rnd.getrandbits(80):032x}")
+c.executemany("INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) "
+              "VALUES (?, ?, 'acme-cad', 'cus_bench', 'pro', 0, 'k')", ((i, key) for i in ids))
+c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES (?, ?, 1)", ((i, org) for i in ids))
+c.executemany("INSERT INTO revocations (license_id, revoked_at, reason) VALUES (?, 0, 'bench')", ((i,) for i in ids))
+c.commit()
+PY
+start
+list_url="$base/v1/public/orgs/$org_a/revocations"
+t0=$(date +%s%N)
+curl -sf -D "$work/headers" -o "$work/list.txt" "$list_url"
+t1=$(date +%s%N)
+etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^[:space:]]*\).*/\1/p' "$work/headers")
+echo "keyseal serve ($PROFILE, SQLite) on $addr, $(nproc) cores: organisation A's list of $REVOKED revoked licenses,"
+echo "   $(stat -c %s "$work/list.txt") bytes armored; first request (publishes the list): $(( (t1 - t0) / 1000000 )) ms"
+
+readers() {
+    KEYSEAL_ETAG=$1 wrk -t2 -c16 -d"$2s" --timeout 10s --latency -s server/bench/lists.lua "$list_url" | grep '^lists:'
+}
+echo
+echo "1. 16 anonymous clients read A's list (${SECS}s)"
+echo "   full downloads:          $(readers "" "$SECS")"
+echo "   conditional (304):       $(readers "$etag" "$SECS")"
+
+curl -sf -H 'Content-Type: application/json' -H "Authorization: Bearer $token_b" -d '{"product":"acme-cad"}' "$base/v1/products" >/dev/null
+customer_b=$(curl -sf -H 'Content-Type: application/json' -H "Authorization: Bearer $token_b" -d '{}' "$base/v1/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["customer_id"])')
+mints_b() {
+    KEYSEAL_TOKEN=$token_b KEYSEAL_CUSTOMER=$customer_b \
+        wrk -t2 -c16 -d"${SECS}s" --timeout 10s --latency -s server/bench/mint.lua "$base/v1/licenses" | grep '^mints:'
+}
+ratio() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+p = [float(re.search(r"p99 ([0-9.]+) ms", s).group(1)) for s in sys.argv[1:]]
+print(f"   p99 ratio (busy / alone): {p[1] / p[0]:.2f} (target: at most 1.5)")
+PY
+}
+echo
+echo "2. organisation B's mints (16 connections, ${SECS}s)"
+alone=$(mints_b)
+echo "   alone:                                $alone"
+for mode in conditional full; do
+    tag=""; [ "$mode" = conditional ] && tag=$etag
+    readers "$tag" $((SECS + 2)) >"$work/readers" &
+    r=$!
+    sleep 1
+    busy=$(mints_b)
+    wait $r
+    echo "   while 16 clients read ($mode):   $busy"
+    echo "      (the readers: $(cat "$work/readers"))"
+    ratio "$alone" "$busy"
+done
+stop
