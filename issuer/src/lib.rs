@@ -44,7 +44,7 @@ pub use error::{Error, Result};
 pub use export::KeyringExport;
 pub use keyfile::{KdfParams, Passphrase};
 pub use ops::{
-    BatchOptions, BatchOutcome, Certificate, Issued, KEPT_LISTS, REVOCATION_LIST_LIFETIME,
+    BatchOptions, BatchOutcome, Certificate, Issued, KEPT_LISTS, Publish, REVOCATION_LIST_LIFETIME,
     REVOKED_LISTED_AFTER_EXPIRY, SkippedRow,
 };
 pub use request::{LicenseRequest, RequestFields};

@@ -555,6 +555,7 @@ impl Store {
             "recording the revocation",
         )
         .await?;
+        tx.bump_revision(org_id).await?;
         tx.audit(
             ctx,
             "license.revoke",
@@ -662,6 +663,7 @@ impl Store {
         // Its certificate leaves the list files: cached ones are stale.
         tx.set_meta("certificates", &format!("revoked {}", k.key_id))
             .await?;
+        tx.bump_revision(org_id).await?;
         tx.audit(
             ctx,
             "key.revoke",
@@ -787,22 +789,26 @@ impl Store {
         next_update: u64,
         ctx: &Context,
     ) -> Result<PublishedList> {
-        self.publish_revocations_if_due(signer, next_update, None, ctx)
-            .await
+        // `Always` never skips: `None` cannot come back.
+        self.publish_list(signer, next_update, Publish::Always, ctx)
+            .await?
+            .ok_or_else(|| Error::CorruptLedger {
+                detail: "a list to publish always was skipped".into(),
+            })
     }
 
-    /// As [`Store::publish_revocations`], but only if the organisation's
-    /// newest list goes stale at or before `due`: a list still fresh past
-    /// `due` is returned as it is. Decided under the writer's lock, so
-    /// replicas (or requests) refreshing at once publish one list, not one
-    /// each. `due = None` always publishes.
-    pub async fn publish_revocations_if_due(
+    /// As [`Store::publish_revocations`], `when` the organisation's list
+    /// needs it ([`Publish`]); `None` if it did not. Decided under the
+    /// writer's lock, so requests and replicas publishing at once (after a
+    /// burst of revocations, or refreshing a list) sign one list, not one
+    /// each: every revocation committed before a list was built is in it.
+    pub async fn publish_list(
         &self,
         signer: &Signer,
         next_update: u64,
-        due: Option<u64>,
+        when: Publish,
         ctx: &Context,
-    ) -> Result<PublishedList> {
+    ) -> Result<Option<PublishedList>> {
         let org_id = self
             .key_owner(signer.key_id())
             .await?
@@ -816,21 +822,30 @@ impl Store {
         // a key retired meanwhile.
         let mut tx = self.begin_write().await?;
         tx.require_active_key(&org_id, signer.key_id()).await?;
-        if let Some(due) = due {
-            let latest = tx
+        let revision = tx.revision(&org_id).await?;
+        if when != Publish::Always {
+            let newest = tx
                 .fetch(
-                    sqlx::query(&format!("{} LIMIT 1", crate::store::LISTS_NEWEST_FIRST))
-                        .bind(org_id.clone()),
+                    sqlx::query(
+                        "SELECT next_update, revision FROM revocation_lists WHERE org_id = $1 \
+                         ORDER BY sequence DESC LIMIT 1",
+                    )
+                    .bind(org_id.clone()),
                     "reading revocation lists",
                 )
                 .await?;
-            if let Some(l) = latest
-                .first()
-                .map(crate::store::list_from_row)
-                .transpose()?
-                && l.next_update > due
-            {
-                return Ok(l);
+            if let Some(r) = newest.first() {
+                let g = |e| Error::db("reading revocation lists", e);
+                let next: i64 = sqlx::Row::try_get(r, "next_update").map_err(g)?;
+                let built: i64 = sqlx::Row::try_get(r, "revision").map_err(g)?;
+                let skip = match when {
+                    Publish::IfDueBy(due) => crate::store::u(next) > due,
+                    Publish::IfChanged => crate::store::u(built) >= revision,
+                    Publish::Always => false,
+                };
+                if skip {
+                    return Ok(None);
+                }
             }
         }
         let revoked = tx.org_revoked(&org_id, Some(ctx.now)).await?;
@@ -858,8 +873,8 @@ impl Store {
         let bytes = b.sign(signer.key())?;
         tx.exec(
             sqlx::query(
-                "INSERT INTO revocation_lists (sequence, issued_at, next_update, signer, license_count, key_count, list_b64, org_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO revocation_lists (sequence, issued_at, next_update, signer, license_count, key_count, list_b64, org_id, revision) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(i(sequence))
             .bind(i(ctx.now))
@@ -868,7 +883,8 @@ impl Store {
             .bind(i(revoked.licenses.len() as u64))
             .bind(i(revoked.keys.len() as u64))
             .bind(Base64::encode_string(&bytes))
-            .bind(org_id.clone()),
+            .bind(org_id.clone())
+            .bind(i(revision)),
             "recording the revocation list",
         )
         .await?;
@@ -896,7 +912,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(PublishedList {
+        Ok(Some(PublishedList {
             sequence,
             issued_at: ctx.now,
             next_update,
@@ -904,8 +920,21 @@ impl Store {
             license_count: revoked.licenses.len() as u64,
             key_count: revoked.keys.len() as u64,
             bytes,
-        })
+        }))
     }
+}
+
+/// When [`Store::publish_list`] signs a new list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Always (an explicit publish, with a new next-update time).
+    Always,
+    /// Only if a revocation was recorded since the newest list was built:
+    /// what follows a revocation, so a burst of them publishes one list.
+    IfChanged,
+    /// Only if the newest list goes stale at or before this time (a list
+    /// refreshed when fetched).
+    IfDueBy(u64),
 }
 
 /// The batch reader: checks rows, signs them a chunk at a time, and sends

@@ -106,6 +106,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation_pruning",
         include_str!("../migrations/0015_revocation_pruning.sql"),
     ),
+    // The revision each list was built from (see `ops::Publish::IfChanged`).
+    (
+        16,
+        "list_revision",
+        include_str!("../migrations/0016_list_revision.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -1757,6 +1763,36 @@ impl WriteTx {
         q.fetch_all(self.db())
             .await
             .map_err(|e| Error::db(doing, e))
+    }
+
+    /// The organisation's revocation revision: how many revocations (of
+    /// licenses and keys) it has recorded; each list records the revision
+    /// it was built from.
+    pub(crate) async fn revision(&mut self, org_id: &str) -> Result<u64> {
+        let rows = self
+            .fetch(
+                sqlx::query("SELECT value FROM meta WHERE name = $1")
+                    .bind(format!("revision {org_id}")),
+                "reading the revocation revision",
+            )
+            .await?;
+        match rows.first() {
+            None => Ok(0),
+            Some(r) => {
+                let v: String = r
+                    .try_get(0)
+                    .map_err(|e| Error::db("reading the revocation revision", e))?;
+                v.parse().map_err(|_| corrupt("bad revocation revision"))
+            }
+        }
+    }
+
+    /// Records one more revocation of the organisation (see
+    /// [`WriteTx::revision`]).
+    pub(crate) async fn bump_revision(&mut self, org_id: &str) -> Result<()> {
+        let next = self.revision(org_id).await? + 1;
+        self.set_meta(&format!("revision {org_id}"), &next.to_string())
+            .await
     }
 
     /// Sets a meta value.

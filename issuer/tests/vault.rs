@@ -579,3 +579,59 @@ async fn vault_keyring(store: &keyseal_issuer::Store) -> keyseal_core::Keyring {
     let org = store.default_org().await.unwrap().unwrap();
     store.org_keyring(&org).await.unwrap().keyring
 }
+
+/// A list follows revocations, not requests: after a burst of revocations
+/// the first `IfChanged` publish carries them all and the next ones sign
+/// nothing; a list is refreshed only when due.
+#[tokio::test]
+async fn a_burst_of_revocations_publishes_one_list() {
+    use keyseal_issuer::Publish;
+    let (_tmp, _dir, vault) = new_vault().await;
+    let store = vault.store();
+    let org = store.default_org().await.unwrap().unwrap();
+    let signer = vault.unlock(&pass("pw")).await.unwrap();
+    let week = 7 * 86_400;
+    let first = store
+        .publish_revocations(&signer, T0 + week, &ctx(T0))
+        .await
+        .unwrap();
+    let revoke = async |customer: &str, at: u64| {
+        let issued = store
+            .issue(&org, &signer, req(customer).resolve(at).unwrap(), &ctx(at))
+            .await
+            .unwrap();
+        store
+            .revoke_license(&org, &issued.license_id.to_string(), "refund", &ctx(at))
+            .await
+            .unwrap();
+    };
+    for c in ["cus_a", "cus_b", "cus_c"] {
+        revoke(c, T0 + 1).await;
+    }
+    let publish = async |when: Publish, at: u64| {
+        store
+            .publish_list(&signer, at + week, when, &ctx(at))
+            .await
+            .unwrap()
+    };
+    let burst = publish(Publish::IfChanged, T0 + 2).await.expect("changed");
+    assert_eq!(
+        (burst.sequence, burst.license_count),
+        (first.sequence + 1, 3)
+    );
+    for _ in 0..3 {
+        assert!(publish(Publish::IfChanged, T0 + 3).await.is_none());
+    }
+    // Fresh past the due time: nothing; due: the same revocations again.
+    assert!(publish(Publish::IfDueBy(T0 + 3), T0 + 3).await.is_none());
+    let refreshed = publish(Publish::IfDueBy(T0 + 2 + week), T0 + 4)
+        .await
+        .expect("due");
+    assert_eq!(
+        (refreshed.sequence, refreshed.license_count),
+        (burst.sequence + 1, 3)
+    );
+    revoke("cus_d", T0 + 5).await;
+    let next = publish(Publish::IfChanged, T0 + 6).await.expect("changed");
+    assert_eq!(next.license_count, 4);
+}

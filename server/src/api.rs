@@ -688,7 +688,7 @@ async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResu
         };
         // Decided under the ledger's lock: requests and replicas refreshing
         // at once publish one list. On failure the list there is served.
-        if let Err(e) = publish(s, org_id, &ctx, Some(due)).await {
+        if let Err(e) = publish(s, org_id, &ctx, keyseal_issuer::Publish::IfDueBy(due)).await {
             tracing::error!(org_id, error = %crate::problem::chain(&e), "refreshing the revocation list");
         }
         head = s.store.org_list_head(org_id).await?;
@@ -1216,8 +1216,10 @@ async fn revoke(
         .org_revoke(c.org(), &id, &b.reason, &ctx)
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
-    // Publish the organisation's list at once, so it names the license.
-    publish(&s, c.org(), &ctx, None).await?;
+    // Publish the organisation's list at once, so it names the license (a
+    // burst of revocations publishes one list: the first to get the
+    // ledger's lock builds it with all of them).
+    publish(&s, c.org(), &ctx, keyseal_issuer::Publish::IfChanged).await?;
     Ok(json_response(StatusCode::OK, &license_view(&l, &c)))
 }
 
@@ -1231,29 +1233,23 @@ async fn require_active_key(s: &State, org_id: &str) -> Result<(), Problem> {
     }
 }
 
-/// Publishes the organisation's revocation list, signed by its active key.
-/// If another replica rotated (or retired) the key this one signs with,
-/// loads the active key and tries once more.
-/// With `due`, only if the newest list goes stale by then (see
-/// `Store::publish_revocations_if_due`).
+/// Publishes the organisation's revocation list, signed by its active key,
+/// `when` it needs it (see `Store::publish_list`): `None` if it did not. If
+/// another replica rotated (or retired) the key this one signs with, loads
+/// the active key and tries once more.
 async fn publish(
     s: &State,
     org_id: &str,
     ctx: &Context,
-    due: Option<u64>,
-) -> keyseal_issuer::Result<keyseal_issuer::PublishedList> {
+    when: keyseal_issuer::Publish,
+) -> keyseal_issuer::Result<Option<keyseal_issuer::PublishedList>> {
     let next_update = ctx.now + REVOCATION_LIST_LIFETIME;
     let signer = s.signer(org_id).await?;
     let store = &s.store;
-    match store
-        .publish_revocations_if_due(&signer, next_update, due, ctx)
-        .await
-    {
+    match store.publish_list(&signer, next_update, when, ctx).await {
         Err(keyseal_issuer::Error::StaleSigner { .. }) if s.reload_signer(org_id).await => {
             let now = s.signer(org_id).await?;
-            store
-                .publish_revocations_if_due(&now, next_update, due, ctx)
-                .await
+            store.publish_list(&now, next_update, when, ctx).await
         }
         r => r,
     }
@@ -1534,7 +1530,7 @@ async fn revoke_key(
         .org_revoke_key(c.org(), &id, &b.reason, &ctx)
         .await?;
     // Publish the organisation's list at once, so it names the key.
-    publish(&s, c.org(), &ctx, None).await?;
+    publish(&s, c.org(), &ctx, keyseal_issuer::Publish::IfChanged).await?;
     Ok(json_response(StatusCode::OK, &key_view(&k)))
 }
 
