@@ -299,8 +299,8 @@ fn a_revocation_after_a_rotation_elsewhere_is_published() {
 
 /// Two replicas, one ledger: a webhook delivered to both at once, eight
 /// times each with one `Idempotency-Key`, mints one license, and every
-/// delivery gets it; concurrent revocations through both replicas all reach
-/// the newest revocation list.
+/// delivery gets it; 400 revocations in bursts of 40 through both replicas
+/// all reach the newest revocation list, whose sequence only grows.
 #[test]
 fn replicas_share_idempotency_keys_and_revocations() {
     let Some((_dir, a, b)) = two_replicas() else {
@@ -361,47 +361,66 @@ fn replicas_share_idempotency_keys_and_revocations() {
         "one license per event"
     );
 
-    // Eight revocations at once, half through each replica.
-    let ids: Vec<String> = (0..8)
-        .map(|_| {
-            let r = post(a.addr, "/v1/licenses", &token, &body);
-            assert_eq!(r.status, 201, "{}", r.text());
-            r.json()["license_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    std::thread::scope(|t| {
-        for (n, id) in ids.iter().enumerate() {
-            let (addr, token) = (if n % 2 == 0 { a.addr } else { b.addr }, &token);
-            t.spawn(move || {
-                let r = post(
-                    addr,
-                    &format!("/v1/licenses/{id}/revoke"),
-                    token,
-                    &json!({ "reason": "refund" }),
-                );
-                assert_eq!(r.status, 200, "{}", r.text());
-            });
-        }
-    });
-    let list = common::req(a.addr, "GET", "/v1/public/revocations", None, None, &[]);
-    assert_eq!(list.status, 200);
+    // 400 revocations in 10 bursts of 40 at once, half through each
+    // replica: after each burst, the newest list (from either replica)
+    // holds every license revoked so far, and sequences only grow.
     let ring: keyseal_core::Keyring =
         common::req(a.addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
             .as_str()
             .unwrap()
             .parse()
             .unwrap();
-    let text = list.text();
-    let block = keyseal_core::armor::blocks(&text).next().unwrap().unwrap();
-    let l = keyseal_core::RevocationList::verify(&block.decode_to_vec().unwrap(), &ring).unwrap();
-    let named: Vec<String> = l.revoked_licenses().map(|i| i.to_string()).collect();
-    for id in &ids {
-        assert!(
-            named.contains(id),
-            "{id} missing from list #{}",
-            l.sequence()
-        );
+    let newest = |addr: SocketAddr| {
+        let list = common::req(addr, "GET", "/v1/public/revocations", None, None, &[]);
+        assert_eq!(list.status, 200);
+        let text = list.text();
+        let block = keyseal_core::armor::blocks(&text)
+            .map(Result::unwrap)
+            .find(|b| b.label() == keyseal_core::armor::REVOCATION_LIST)
+            .unwrap();
+        keyseal_core::RevocationList::verify(&block.decode_to_vec().unwrap(), &ring).unwrap()
+    };
+    let mut revoked = std::collections::BTreeSet::new();
+    let mut last_sequence = 0;
+    for burst in 0..10 {
+        let ids: Vec<String> = (0..40)
+            .map(|_| {
+                let r = post(a.addr, "/v1/licenses", &token, &body);
+                assert_eq!(r.status, 201, "{}", r.text());
+                r.json()["license_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        std::thread::scope(|t| {
+            for (n, id) in ids.iter().enumerate() {
+                let (addr, token) = (if n % 2 == 0 { a.addr } else { b.addr }, &token);
+                t.spawn(move || {
+                    let r = post(
+                        addr,
+                        &format!("/v1/licenses/{id}/revoke"),
+                        token,
+                        &json!({ "reason": "refund" }),
+                    );
+                    assert_eq!(r.status, 200, "{}", r.text());
+                });
+            }
+        });
+        revoked.extend(ids);
+        for addr in [a.addr, b.addr] {
+            let l = newest(addr);
+            let named: std::collections::BTreeSet<String> =
+                l.revoked_licenses().map(|i| i.to_string()).collect();
+            let missing: Vec<_> = revoked.difference(&named).collect();
+            assert!(
+                missing.is_empty(),
+                "burst {burst}: list #{} misses {missing:?}",
+                l.sequence()
+            );
+            assert!(l.sequence() > last_sequence || addr == b.addr);
+            assert!(l.sequence() >= last_sequence);
+            last_sequence = l.sequence();
+        }
     }
+    assert_eq!(revoked.len(), 400);
 }
 
 /// Two replicas, one ledger: customers with personal data created through
