@@ -19,31 +19,13 @@ LICENSES=${KEYSEAL_BENCH_LICENSES:-1000000}
 PRODUCTS=10000
 PROFILE=release
 if [ "${1:-}" = "--smoke" ]; then SECS=2; LICENSES=20000; PRODUCTS=200; PROFILE=debug; fi
-command -v wrk >/dev/null || {
-    [ "$(id -u)" = 0 ] || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
-if [ "$PROFILE" = release ]; then cargo build --quiet --release -p keyseal-cli; else cargo build --quiet -p keyseal-cli; fi
-BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/keyseal
-
-work=$(mktemp -d)
-pid=
-# shellcheck disable=SC2064
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
-export KEYSEAL_PASSPHRASE=bench-only KEYSEAL_KDF_PARAMS=m=256,t=1,p=1 KEYSEAL_VAULT=$work/vault
+# shellcheck source=server/bench/common.sh
+. server/bench/common.sh
 "$BIN" init >/dev/null 2>&1
 org_token() { "$BIN" --json org create "$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'; }
 token_a=$(org_token noisy)
 token_b=$(org_token quiet)
 
-start() {
-    KEYSEAL_LOG=warn "$BIN" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
-    pid=$!
-    for _ in $(seq 200); do grep -q "listening on" "$work/err" && break; sleep 0.1; done
-    addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/err")
-    base="http://$addr"
-}
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 start
 json=(-H 'Content-Type: application/json')
 curl -sf "${json[@]}" -H "Authorization: Bearer $token_b" -d '{"product":"acme-cad"}' "$base/v1/products" >/dev/null
