@@ -240,6 +240,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
 
+    /// Requests a second one client may make to the public endpoints (keyrings, revocation
+    /// lists), in bursts of five times as many; beyond, 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = keyseal_server::PUBLIC_REQUESTS_PER_SECOND, value_name = "N")]
+    pub public_requests_per_second: u32,
+
     /// The log on stderr: `text`, or `json` (one object a line). KEYSEAL_LOG filters it
     /// (`info` by default; `warn` drops the access log; tracing's EnvFilter syntax).
     #[arg(long, env = "KEYSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

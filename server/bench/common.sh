@@ -2,8 +2,8 @@
 # (release, or debug for --smoke): installs wrk (Debian's package, as root)
 # if missing, builds the keyseal binary ($BIN), makes a scratch directory
 # ($work, removed on exit with the server it started), and defines start
-# (a `keyseal serve` on the vault $KEYSEAL_VAULT, its address in $base) and
-# stop.
+# (a `keyseal serve` on the vault $KEYSEAL_VAULT with any more options
+# given, its address in $base) and stop.
 command -v wrk >/dev/null || {
     [ "$(id -u)" = 0 ] || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
@@ -18,7 +18,7 @@ trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; f
 export KEYSEAL_PASSPHRASE=bench-only KEYSEAL_KDF_PARAMS=m=256,t=1,p=1 KEYSEAL_VAULT=$work/vault
 
 start() {
-    KEYSEAL_LOG=${KEYSEAL_LOG:-warn} "$BIN" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
+    KEYSEAL_LOG=${KEYSEAL_LOG:-warn} "$BIN" serve --listen 127.0.0.1:0 "$@" >"$work/out" 2>"$work/err" &
     pid=$!
     for _ in $(seq 200); do grep -q "listening on" "$work/err" && break; sleep 0.1; done
     addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/err")

@@ -5,7 +5,10 @@
 #     the list, 16 anonymous clients: requests/s and p99, full downloads and
 #     conditional ones (If-None-Match, what apps send: 304);
 #  2. another organisation's mint p99 (wrk, 16 connections) alone, then
-#     while the 16 clients read lists (target: within 1.5x of alone).
+#     while the 16 clients read lists (target: within 1.5x of alone), with
+#     no limit on public requests, then with the default per-client limit
+#     (--public-requests-per-second 20: the 16 readers share one address).
+# Part 1 runs with no limit (it measures what the service can serve).
 #   bash server/bench/lists.sh           # the figures (release build)
 #   bash server/bench/lists.sh --smoke   # small sizes, to check it runs
 # Setup shortcut: the revoked licenses are written into the ledger with
@@ -51,7 +54,7 @@ c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES
 c.executemany("INSERT INTO revocations (license_id, revoked_at, reason) VALUES (?, 0, 'bench')", ((i,) for i in ids))
 c.commit()
 PY
-start
+start --public-requests-per-second 0
 # One revocation through the API publishes A's list, with all of them.
 auth_a=(-H 'Content-Type: application/json' -H "Authorization: Bearer $token_a")
 curl -sf "${auth_a[@]}" -d '{"product":"acme-cad"}' "$base/v1/products" >/dev/null
@@ -90,7 +93,9 @@ echo "   first request (builds the file): $(( (t2 - t1) / 1000000 )) ms, the nex
 [ "$listed" -gt "$REVOKED" ] || { echo "the list does not hold the revocations"; exit 1; }
 
 readers() {
-    KEYSEAL_ETAG=$1 wrk -t2 -c16 -d"$2s" --timeout 10s --latency -s server/bench/lists.lua "$list_url" | grep '^lists:'
+    # 429s count as answers here; wrk's "Non-2xx or 3xx" line says how many.
+    KEYSEAL_ETAG=$1 wrk -t2 -c16 -d"$2s" --timeout 10s --latency -s server/bench/lists.lua "$list_url" \
+        | grep -E '^lists:|Non-2xx' | tr -s ' \n' ' '
 }
 echo
 echo "1. 16 anonymous clients read A's list (${SECS}s)"
@@ -110,19 +115,26 @@ p = [float(re.search(r"p99 ([0-9.]+) ms", s).group(1)) for s in sys.argv[1:]]
 print(f"   p99 ratio (busy / alone): {p[1] / p[0]:.2f} (target: at most 1.5)")
 PY
 }
-echo
-echo "2. organisation B's mints (16 connections, ${SECS}s)"
-alone=$(mints_b)
-echo "   alone:                                $alone"
-for mode in conditional full; do
-    tag=""; [ "$mode" = conditional ] && tag=$etag
-    readers "$tag" $((SECS + 2)) >"$work/readers" &
-    r=$!
-    sleep 1
-    busy=$(mints_b)
-    wait $r
-    echo "   while 16 clients read ($mode):   $busy"
-    echo "      (the readers: $(cat "$work/readers"))"
-    ratio "$alone" "$busy"
-done
+fairness() {
+    list_url="$base/v1/public/orgs/$org_a/revocations"
+    echo
+    echo "2. organisation B's mints (16 connections, ${SECS}s), $1"
+    alone=$(mints_b)
+    echo "   alone:                                $alone"
+    for mode in conditional full; do
+        tag=""; [ "$mode" = conditional ] && tag=$etag
+        readers "$tag" $((SECS + 2)) >"$work/readers" &
+        r=$!
+        sleep 1
+        busy=$(mints_b)
+        wait $r
+        echo "   while 16 clients read ($mode):   $busy"
+        echo "      (the readers: $(cat "$work/readers"))"
+        ratio "$alone" "$busy"
+    done
+}
+fairness "no limit on public requests"
+stop
+start
+fairness "the default limit on public requests (20 a second per client; the readers share one address, most of their requests get 429)"
 stop

@@ -262,6 +262,38 @@ pub(crate) fn client_ip(parts: &Parts, state: &State) -> Option<std::net::IpAddr
     Some(state.network.client(peer, joined.as_deref()))
 }
 
+/// A client of the public endpoints within its rate
+/// ([`crate::Options::public_requests_per_second`]); otherwise 429
+/// `rate-limited` with `Retry-After`. Counted by address, as failed
+/// authentications are (behind trusted proxies, the forwarded one).
+pub(crate) struct PublicClient;
+
+impl FromRequestParts<S> for PublicClient {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let (Some(limiter), Some(ip)) = (&state.public_limiter, client_ip(parts, state)) else {
+            return Ok(PublicClient);
+        };
+        // Now and then, forget clients whose allowance is full again.
+        if state
+            .public_seen
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(16_384)
+        {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&ip).map(|()| PublicClient).map_err(|_| {
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "too many requests from this client to the public endpoints; retry in a second \
+                 (apps need the keyring and the revocation list every few hours, with If-None-Match)",
+            )
+        })
+    }
+}
+
 impl FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
@@ -614,6 +646,7 @@ async fn public_org(s: &State, p: Result<Path<String>, PathRejection>) -> Result
 
 async fn keyring(
     axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
     headers: HeaderMap,
 ) -> ApiResult {
     let org_id = default_org(&s).await?;
@@ -622,6 +655,7 @@ async fn keyring(
 
 async fn org_keyring(
     axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
     p: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult {
@@ -641,6 +675,7 @@ async fn keyring_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
 
 async fn revocations(
     axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
     headers: HeaderMap,
 ) -> ApiResult {
     let org_id = default_org(&s).await?;
@@ -649,6 +684,7 @@ async fn revocations(
 
 async fn org_revocations(
     axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
     p: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult {

@@ -62,6 +62,16 @@ pub struct Options {
     pub network: Network,
 }
 
+/// Default of [`Options::public_requests_per_second`]: an app fetches its
+/// keyring and list at start and every few hours, so one address behind
+/// which hundreds of apps start at once stays well under it, while 16
+/// clients reading lists as fast as they can no longer take the service's
+/// cores from the organisations that mint (`server/bench/lists.sh`).
+pub const PUBLIC_REQUESTS_PER_SECOND: u32 = 20;
+
+/// The public endpoints' per-client limiter.
+pub(crate) type PublicLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
+
 /// How the service meets its clients.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -76,6 +86,11 @@ pub struct Network {
     /// is. A request from anywhere else is counted under its own address,
     /// whatever it claims.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests a second one client may make to the public endpoints
+    /// (keyrings, revocation lists; bursts of five times as many), beyond
+    /// which it gets 429 with `Retry-After`; 0: no limit (default
+    /// [`PUBLIC_REQUESTS_PER_SECOND`]).
+    pub public_requests_per_second: u32,
 }
 
 impl Default for Network {
@@ -85,6 +100,7 @@ impl Default for Network {
             body_timeout: BODY_TIMEOUT,
             max_connections: None,
             trusted_proxies: Vec::new(),
+            public_requests_per_second: PUBLIC_REQUESTS_PER_SECOND,
         }
     }
 }
@@ -176,6 +192,11 @@ pub(crate) struct State {
     /// this, whatever the number of revocations.
     pub(crate) lists: std::sync::Mutex<std::collections::HashMap<String, Arc<api::ListFile>>>,
     pub(crate) limiter: auth::FailureLimiter,
+    /// Requests to the public endpoints, per client (`None`: no limit).
+    pub(crate) public_limiter: Option<PublicLimiter>,
+    /// Public requests seen, to drop idle clients from the limiter now and
+    /// then.
+    pub(crate) public_seen: AtomicU64,
     pub(crate) metrics: metrics::Metrics,
     pub(crate) minted: AtomicU64,
     /// Timeouts, connection limit, trusted proxies.
@@ -379,6 +400,8 @@ impl Service {
             limiter: auth::FailureLimiter::with_limit(
                 opts.auth_failures_per_minute.unwrap_or(auth::MAX_FAILURES),
             )?,
+            public_limiter: public_limiter(opts.network.public_requests_per_second),
+            public_seen: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),
             minted: AtomicU64::new(0),
             network: opts.network,
@@ -664,6 +687,16 @@ async fn mint_worker(
             tracing::error!(error = %problem::chain(&e), "checkpoint failed");
         }
     }
+}
+
+/// A limiter of `per_second` requests a second per client, bursts of five
+/// times as many; none for 0.
+fn public_limiter(per_second: u32) -> Option<PublicLimiter> {
+    let rate = std::num::NonZeroU32::new(per_second)?;
+    let burst = std::num::NonZeroU32::new(per_second.saturating_mul(5))?;
+    Some(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))
 }
 
 /// How often the checkpointer copies the SQLite log into the database file.

@@ -204,9 +204,15 @@ impl IntoResponse for Problem {
                     HeaderValue::from_static("Bearer realm=\"keyseal\""),
                 );
             }
-            // Failures are counted per minute: a minute from now is safe.
+            // Public requests are limited per second; failed
+            // authentications are counted per minute.
             StatusCode::TOO_MANY_REQUESTS => {
-                h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                let after = if self.slug == "rate-limited" {
+                    "1"
+                } else {
+                    "60"
+                };
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static(after));
             }
             _ => {}
         }

@@ -1,7 +1,7 @@
 //! The network options over real TCP: trusted proxies (their
 //! `X-Forwarded-For` names the client the failure limit counts; anyone
 //! else's is ignored), and a configured header timeout and connection
-//! limit.
+//! limit, and the public endpoints' per-client rate limit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -182,4 +182,50 @@ fn one_hundred_fifty_idle_connections_leave_valid_requests_answered() {
         start.elapsed()
     );
     drop(idle);
+}
+
+/// The public endpoints are limited per client: past its burst a client
+/// gets 429 `rate-limited` with `Retry-After: 1`; another client (behind a
+/// trusted proxy, by its forwarded address) is not held up, authenticated
+/// requests are not counted, and the allowance comes back with time.
+#[test]
+fn public_endpoints_are_rate_limited_per_client() {
+    let network = Network {
+        public_requests_per_second: 2,
+        ..net(&["127.0.0.1/32"])
+    };
+    let s = common::start_with_network(network);
+    let public = |client: &str| {
+        req(
+            s.addr,
+            "GET",
+            "/v1/public/keyring",
+            None,
+            None,
+            &[("X-Forwarded-For", client)],
+        )
+    };
+    // A burst of five times the rate (10), then refused.
+    let mut answered = 0;
+    let refused = loop {
+        let r = public("198.51.100.7");
+        if r.status != 200 {
+            break r;
+        }
+        answered += 1;
+        assert!(answered <= 12, "never limited");
+    };
+    assert!((10..=12).contains(&answered), "{answered} before the limit");
+    refused.problem(429, "rate-limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(public("198.51.100.8").status, 200, "another client");
+    for _ in 0..20 {
+        assert_eq!(
+            common::get(s.addr, "/v1/keys", &s.admin).status,
+            200,
+            "authenticated requests are not counted"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(public("198.51.100.7").status, 200, "allowance back");
 }

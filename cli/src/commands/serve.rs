@@ -75,6 +75,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
             body_timeout: a.body_timeout,
             max_connections: a.max_connections.map(|n| n as usize),
             trusted_proxies: a.trusted_proxies.clone(),
+            public_requests_per_second: a.public_requests_per_second,
         },
         passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
         kdf: env::kdf_override()?,

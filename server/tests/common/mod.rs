@@ -135,7 +135,13 @@ pub fn offset_clock() -> (Arc<std::sync::atomic::AtomicU64>, keyseal_server::Clo
 
 /// A test server whose clock is `clock` (tests that move time).
 pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestServer {
-    start_full(backend, clock, keyseal_server::Network::default())
+    // Tests read the public endpoints far faster than apps: no rate limit
+    // (`tests/network.rs` checks it).
+    let network = keyseal_server::Network {
+        public_requests_per_second: 0,
+        ..keyseal_server::Network::default()
+    };
+    start_full(backend, clock, network)
 }
 
 /// A test server with these timeouts, connection limit and proxies.
@@ -305,7 +311,11 @@ impl Resp {
                 self.header("www-authenticate"),
                 Some("Bearer realm=\"keyseal\"")
             ),
-            429 => assert_eq!(self.header("retry-after"), Some("60")),
+            // Public requests are limited per second, failures per minute.
+            429 => assert_eq!(
+                self.header("retry-after"),
+                Some(if slug == "rate-limited" { "1" } else { "60" })
+            ),
             _ => {}
         }
         assert!(j["detail"].as_str().is_some_and(|d| !d.is_empty()));
