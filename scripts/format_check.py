@@ -264,7 +264,7 @@ def verify_list(data, ring):
     kid, body, sig = envelope(data)
     r = Reader(body)
     sequence, issued_at, next_update = r.varint(10), r.varint(10), r.varint(10)
-    if next_update < issued_at:
+    if next_update < issued_at or max(sequence, next_update) >= 2**64:
         raise Reject("malformed")
     ids = []
     for size, width in ((8, 10), (16, 19)):
@@ -272,6 +272,8 @@ def verify_list(data, ring):
         for _ in range(r.varint(10)):
             d = r.varint(width)
             prev = d if prev is None else prev + d + 1
+            if prev >= 2 ** (8 * size):
+                raise Reject("malformed")
             out.add(prev.to_bytes(size, "big"))
         ids.append(out)
     if r.pos != len(body):

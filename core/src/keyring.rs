@@ -149,6 +149,13 @@ impl TrustedKey {
         t >= self.valid_from && self.valid_until.is_none_or(|u| t <= u)
     }
 
+    /// Whether the key may sign nothing at all (two scopes of it with no
+    /// product in common): such a key outranks no other.
+    #[must_use]
+    pub fn is_void(&self) -> bool {
+        self.valid_until.is_some_and(|u| u < self.valid_from)
+    }
+
     /// Whether this key may sign a license issued at `issued_at` for `product`.
     #[must_use]
     pub fn allows(&self, issued_at: u64, product: &str) -> bool {
@@ -223,8 +230,8 @@ impl Keyring {
     /// 0.7 ms to build natively (criterion `keyring/precompute_one_key`,
     /// `scripts/bench.sh`), a dozen plain verifications' worth. Worth it
     /// for a verifier that checks more than a few dozen signatures; the
-    /// SDKs' validators do it when built. Root keys, which sign certificates
-    /// and (when pinned) revocation lists, are used rarely and get no tables.
+    /// SDKs' validators do it when built. Root keys, which only sign
+    /// certificates, are used rarely and get no tables.
     #[cfg(feature = "alloc")]
     pub fn precompute(&mut self) {
         self.tables.grow = true;

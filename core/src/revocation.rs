@@ -105,7 +105,7 @@ impl RevocationList {
         let outranked = ids.keys.iter().any(|k| {
             keyring
                 .get(KeyId::from_bytes(k.to_be_bytes()))
-                .is_some_and(|revoked| revoked.window_start() > rank)
+                .is_some_and(|revoked| !revoked.is_void() && revoked.window_start() > rank)
         });
         if !trusted.window_covers(issued_at) || outranked {
             return Err(Error::KeyNotValid(env.key_id));
@@ -516,6 +516,34 @@ mod tests {
             RevocationList::verify(&early.sign(&b).unwrap(), &ring),
             Err(Error::KeyNotValid(b.key_id()))
         );
+    }
+
+    #[test]
+    fn a_void_key_outranks_no_one() {
+        // Two scopes of key B with no product in common leave it unable to
+        // sign anything: a list revoking it is not blocked by its rank.
+        let (a, b, mut ring) = ranked();
+        ring.add(
+            TrustedKey::new(b.public_key())
+                .valid_from(200)
+                .products(&["one"])
+                .unwrap(),
+        )
+        .unwrap();
+        let root = SigningKey::from_seed(&[14; 32]).unwrap();
+        ring.add_root(root.public_key()).unwrap();
+        let other = crate::keyring::KeyCertificate::sign(
+            &root,
+            &TrustedKey::new(b.public_key())
+                .valid_from(200)
+                .products(&["two"])
+                .unwrap(),
+        );
+        ring.add_certificate(&other).unwrap();
+        assert!(ring.get(b.key_id()).unwrap().is_void());
+        let mut revokes_b = RevocationListBuilder::new(9, 250, 400);
+        revokes_b.revoke_key(b.key_id());
+        assert!(RevocationList::verify(&revokes_b.sign(&a).unwrap(), &ring).is_ok());
     }
 
     #[test]

@@ -822,6 +822,28 @@ impl Store {
         // a key retired meanwhile.
         let mut tx = self.begin_write().await?;
         tx.require_active_key(&org_id, signer.key_id()).await?;
+        // Dated no earlier than the signer's window starts (apps refuse a
+        // list dated outside it): a replica whose clock lags the one that
+        // rotated must not publish lists every app refuses.
+        let starts = tx
+            .fetch(
+                sqlx::query("SELECT valid_from FROM signing_keys WHERE key_id = $1")
+                    .bind(signer.key_id().to_string()),
+                "reading signing keys",
+            )
+            .await?
+            .first()
+            .map(|r| sqlx::Row::try_get::<i64, _>(r, 0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))?
+            .map_or(0, crate::store::u);
+        let issued_at = ctx.now.max(starts);
+        if next_update <= issued_at {
+            return Err(Error::invalid(
+                "next-update",
+                "must be after the list's issue time",
+            ));
+        }
         let revision = tx.revision(&org_id).await?;
         if when != Publish::Always {
             let newest = tx
@@ -863,7 +885,7 @@ impl Store {
             .map_err(|e| Error::db("reading the last sequence number", e))?
             .flatten();
         let sequence = last.map_or(1, |l| crate::store::u(l) + 1);
-        let mut b = RevocationListBuilder::new(sequence, ctx.now, next_update);
+        let mut b = RevocationListBuilder::new(sequence, issued_at, next_update);
         for l in &revoked.licenses {
             b.revoke_license(*l);
         }
@@ -877,7 +899,7 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(i(sequence))
-            .bind(i(ctx.now))
+            .bind(i(issued_at))
             .bind(i(next_update))
             .bind(signer.key_id().to_string())
             .bind(i(revoked.licenses.len() as u64))
@@ -914,7 +936,7 @@ impl Store {
         tx.commit().await?;
         Ok(Some(PublishedList {
             sequence,
-            issued_at: ctx.now,
+            issued_at,
             next_update,
             signer: signer.key_id(),
             license_count: revoked.licenses.len() as u64,

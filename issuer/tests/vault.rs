@@ -635,3 +635,25 @@ async fn a_burst_of_revocations_publishes_one_list() {
     let next = publish(Publish::IfChanged, T0 + 6).await.expect("changed");
     assert_eq!(next.license_count, 4);
 }
+
+/// A replica whose clock lags the one that rotated dates its list no
+/// earlier than the new key's window starts: apps would refuse a list dated
+/// outside its signer's window.
+#[tokio::test]
+async fn a_list_is_never_dated_before_its_signers_window() {
+    let (_tmp, _dir, vault) = new_vault().await;
+    let store = vault.store();
+    let org = store.default_org().await.unwrap().unwrap();
+    vault
+        .rotate_org(&org, &pass("pw"), Some(CHEAP), &ctx(T0 + 100))
+        .await
+        .unwrap();
+    let signer = vault.unlock_org(&org, &pass("pw")).await.unwrap();
+    let list = store
+        .publish_revocations(&signer, T0 + 86_400, &ctx(T0 + 40))
+        .await
+        .unwrap();
+    assert_eq!(list.issued_at, T0 + 100);
+    let ring = vault_keyring(store).await;
+    RevocationList::verify(&list.bytes, &ring).expect("inside the signer's window");
+}

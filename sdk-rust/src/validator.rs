@@ -455,7 +455,9 @@ impl Validator {
     /// armored license file (`-----BEGIN KEYSEAL LICENSE-----`).
     ///
     /// Key certificates in a license file are trusted for that validation
-    /// only (they are checked against the keyring's roots); a revocation
+    /// only (they are checked against the keyring's roots; those of a root
+    /// it does not pin are skipped), unless the file's revocation list is
+    /// loaded, which keeps them in the keyring; a revocation
     /// list in it is loaded like [`Validator::load_revocation_list`], with
     /// the file's certificates, if it supersedes the one in force, and
     /// otherwise ignored.
@@ -644,7 +646,9 @@ impl Validator {
                 // The signature verified (docs/FORMAT.md, verification
                 // order), so the claims are the vendor's.
                 if self.mode == Mode::Advisory {
-                    Ok((claimed, status_at(&claimed, now, self.leeway)))
+                    // At no earlier than its own issue time, as the verdict was.
+                    let at = now.max(claimed.issued_at);
+                    Ok((claimed, status_at(&claimed, at, self.leeway)))
                 } else {
                     Err(e)
                 }
@@ -888,7 +892,17 @@ impl Validator {
         self.seen.fetch_max(state.seen, Ordering::AcqRel);
         self.signed.fetch_max(state.signed, Ordering::AcqRel);
         if state.list != list_mark {
-            self.write_trust().list_mark = state.list;
+            // Keep the newest: `install_list` may have moved it on since it
+            // was read above.
+            let mut trust = self.write_trust();
+            trust.list_mark = match (trust.list_mark, state.list) {
+                (Some(now), Some(saved)) => Some(if saved.order() > now.order() {
+                    saved
+                } else {
+                    now
+                }),
+                (now, saved) => now.or(saved),
+            };
         }
         // Recorded even on failure, so a broken disk is not retried every call.
         self.persisted_seen.store(state.seen, Ordering::Release);
