@@ -128,13 +128,6 @@ impl RevocationList {
         self.signer
     }
 
-    /// The rank of the signer: the start of its window in the keyring that
-    /// verified the list.
-    #[must_use]
-    pub const fn signer_rank(&self) -> u64 {
-        self.rank
-    }
-
     /// Where the list stands among lists (see [`ListOrder`]).
     #[must_use]
     pub const fn order(&self) -> ListOrder {

@@ -85,6 +85,16 @@ impl ListMark {
             sequence: self.sequence,
         }
     }
+
+    /// The one of two marks that supersedes the other (higher signer rank,
+    /// then higher sequence; `a` on a tie), or the one there is.
+    #[must_use]
+    pub fn newest(a: Option<ListMark>, b: Option<ListMark>) -> Option<ListMark> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.order() > a.order() { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl State {
@@ -92,14 +102,10 @@ impl State {
     /// supersedes the other (higher signer rank, then higher sequence).
     #[must_use]
     pub fn merge(&self, other: &State) -> State {
-        let list = match (self.list, other.list) {
-            (Some(a), Some(b)) => Some(if b.order() > a.order() { b } else { a }),
-            (a, b) => a.or(b),
-        };
         State {
             seen: self.seen.max(other.seen),
             signed: self.signed.max(other.signed),
-            list,
+            list: ListMark::newest(self.list, other.list),
         }
     }
 

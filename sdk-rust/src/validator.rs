@@ -811,7 +811,7 @@ impl Validator {
         }
         trust.keyring = keyring;
         trust.list_mark = Some(ListMark {
-            rank: list.signer_rank(),
+            rank: list.order().rank,
             sequence: list.sequence(),
             next_update: list.next_update(),
         });
@@ -895,14 +895,7 @@ impl Validator {
             // Keep the newest: `install_list` may have moved it on since it
             // was read above.
             let mut trust = self.write_trust();
-            trust.list_mark = match (trust.list_mark, state.list) {
-                (Some(now), Some(saved)) => Some(if saved.order() > now.order() {
-                    saved
-                } else {
-                    now
-                }),
-                (now, saved) => now.or(saved),
-            };
+            trust.list_mark = ListMark::newest(trust.list_mark, state.list);
         }
         // Recorded even on failure, so a broken disk is not retried every call.
         self.persisted_seen.store(state.seen, Ordering::Release);

@@ -84,11 +84,13 @@ def varint(b, i):
 i = 9
 for _ in range(4): _, i = varint(data, i)
 n, _ = varint(data, i)
-print(n)
+print(n, len(data))
 PY
 )
+read -r listed binary <<<"$listed"
 echo "keyseal serve ($PROFILE, SQLite) on $addr, $(nproc) cores: organisation A's list holds $listed revoked licenses,"
-echo "   $(stat -c %s "$work/list.txt") bytes armored; the revocation that published it: $(( (t1 - t0) / 1000000 )) ms;"
+echo "   $binary bytes ($(python3 -c "print(f'{$binary / $listed:.2f}')") a license), $(stat -c %s "$work/list.txt") armored;"
+echo "   the revocation that published it: $(( (t1 - t0) / 1000000 )) ms;"
 echo "   first request (builds the file): $(( (t2 - t1) / 1000000 )) ms, the next: $(( (t3 - t2) / 1000000 )) ms"
 [ "$listed" -gt "$REVOKED" ] || { echo "the list does not hold the revocations"; exit 1; }
 
