@@ -22,7 +22,7 @@ use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::privacy::PersonalFields;
 use crate::request::{RequestFields, check_product};
-use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u};
+use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u, unpack_page};
 use crate::vault::Signer;
 
 /// Page size when none is asked for, and the most a page holds.
@@ -912,17 +912,29 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<Product>> {
-        let rows = sqlx::query(&format!(
-            "SELECT product, name, created_at FROM org_products \
-             WHERE org_id = $1 AND product > $2 ORDER BY product LIMIT {}",
-            limit.clamp(1, MAX_PAGE)
-        ))
-        .bind(org_id.to_owned())
-        .bind(after.unwrap_or("").to_owned())
-        .fetch_all(self.pool())
-        .await
-        .map_err(db("reading products"))?;
-        rows.iter().map(product_from_row).collect()
+        let sql = self.packed_page(
+            "product, name, created_at",
+            "product",
+            &format!(
+                "SELECT product, name, created_at FROM org_products \
+                 WHERE org_id = $1 AND product > $2 ORDER BY product LIMIT {}",
+                limit.clamp(1, MAX_PAGE)
+            ),
+        );
+        let row = sqlx::query(&sql)
+            .bind(org_id.to_owned())
+            .bind(after.unwrap_or("").to_owned())
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("reading products"))?;
+        Ok(unpack_page::<(String, String, i64)>(&row, "reading products")?
+            .into_iter()
+            .map(|(product, name, created_at)| Product {
+                product,
+                name,
+                created_at: u(created_at),
+            })
+            .collect())
     }
 
     /// One product of the organisation.

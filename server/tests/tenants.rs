@@ -18,7 +18,9 @@ fn products_come_in_pages() {
                 s.addr,
                 "/v1/products",
                 &s.admin,
-                &json!({ "product": format!("p{i}"), "name": "P" }),
+                // Quotes, a backslash and non-ASCII: pages are encoded by
+                // the database (one JSON text a page) and decoded here.
+                &json!({ "product": format!("p{i}"), "name": format!("P \"{i}\" \\ é") }),
             );
             assert_eq!(r.status, 201, "{}", r.text());
         }
@@ -30,6 +32,11 @@ fn products_come_in_pages() {
             let j = r.json();
             let items = j["items"].as_array().unwrap();
             assert!(items.len() <= 3);
+            for p in items {
+                let i = &p["product"].as_str().unwrap()[1..];
+                assert_eq!(p["name"], format!("P \"{i}\" \\ é"), "{p}");
+                assert!(p["created_at"].as_u64().unwrap() > 1_700_000_000, "{p}");
+            }
             seen.extend(
                 items
                     .iter()
