@@ -744,9 +744,9 @@ impl Store {
     /// (with its `LIMIT`), and the database encodes its rows as one JSON
     /// array of arrays of `cols`, in `order`. A page of 500 then costs one
     /// row's trip through the driver instead of 500 (each a wake-up of the
-    /// reading task and a row conversion): measured on SQLite, a page of 500
-    /// products took 2.1 ms of server CPU read row by row. Decode the text
-    /// with [`unpack_page`].
+    /// reading task and a row conversion; `bash server/bench/tenants.sh`
+    /// prints what a page of 500 products costs the server). Decode the
+    /// text with [`unpack_page`].
     pub(crate) fn packed_page(&self, cols: &str, order: &str, inner: &str) -> String {
         match self.backend {
             Backend::Sqlite => format!(
