@@ -1325,7 +1325,7 @@ impl Store {
             .acquire()
             .await
             .map_err(|e| Error::db("reading revocations", e))?;
-        read_revoked(&mut conn, org_id, None).await
+        read_revoked(&mut conn, self.backend, org_id, None).await
     }
 
     // ---- key certificates ------------------------------------------------
@@ -1613,31 +1613,41 @@ pub(crate) const LISTS_NEWEST_FIRST: &str = "SELECT sequence, issued_at, next_up
 /// write transaction: after its lock, so no revocation committed before
 /// is missed). With `listed_at`, licenses whose `listed_until` has passed
 /// by then are left out (a list need not carry them).
+///
+/// The license ids come as one text, joined by the database (a list of
+/// 100,000 read row by row spent most of its publishing time in the
+/// driver, a wake-up and a row conversion per id).
 async fn read_revoked(
     conn: &mut sqlx::AnyConnection,
+    backend: Backend,
     org_id: &str,
     listed_at: Option<u64>,
 ) -> Result<Revoked> {
     let doing = "reading revocations";
-    let rows = sqlx::query(
-        "SELECT r.license_id FROM revocations r \
+    let joined = match backend {
+        Backend::Sqlite => "group_concat(r.license_id, ',')",
+        Backend::Postgres => "string_agg(r.license_id, ',')",
+    };
+    let row = sqlx::query(&format!(
+        "SELECT COALESCE({joined}, '') FROM revocations r \
          JOIN licenses l ON l.license_id = r.license_id \
          JOIN signing_keys k ON k.key_id = l.key_id WHERE k.org_id = $1 \
-         AND (r.listed_until IS NULL OR r.listed_until >= $2)",
-    )
+         AND (r.listed_until IS NULL OR r.listed_until >= $2)"
+    ))
     .bind(org_id.to_owned())
     .bind(listed_at.map_or(0, i))
-    .fetch_all(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(|e| Error::db(doing, e))?;
-    let mut licenses = BTreeSet::new();
-    for r in &rows {
-        let s: String = r.try_get(0).map_err(|e| Error::db(doing, e))?;
-        licenses.insert(
+    let ids: String = row.try_get(0).map_err(|e| Error::db(doing, e))?;
+    let licenses = ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
             s.parse()
-                .map_err(|_| corrupt("bad license id in revocations"))?,
-        );
-    }
+                .map_err(|_| corrupt("bad license id in revocations"))
+        })
+        .collect::<Result<BTreeSet<_>>>()?;
     let rows =
         sqlx::query("SELECT key_id FROM signing_keys WHERE org_id = $1 AND status = 'revoked'")
             .bind(org_id.to_owned())
@@ -1742,7 +1752,8 @@ impl WriteTx {
         org_id: &str,
         listed_at: Option<u64>,
     ) -> Result<Revoked> {
-        read_revoked(self.db(), org_id, listed_at).await
+        let backend = self.backend;
+        read_revoked(self.db(), backend, org_id, listed_at).await
     }
 
     /// Refuses unless `key_id` is `org_id`'s active signing key
