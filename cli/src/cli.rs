@@ -241,9 +241,15 @@ pub struct ServeArgs {
     pub auth_failures_per_minute: u32,
 
     /// Requests a second one client may make to the public endpoints (keyrings, revocation
-    /// lists), in bursts of five times as many; beyond, 429 with Retry-After. 0: no limit.
+    /// lists), in bursts of five times as many; beyond, a request waits up to a second for its
+    /// turn, then gets 429 with Retry-After. 0: no limit.
     #[arg(long, default_value_t = keyseal_server::PUBLIC_REQUESTS_PER_SECOND, value_name = "N")]
     pub public_requests_per_second: u32,
+
+    /// How often to look for revocation lists past half their lifetime (a week) and sign them
+    /// again, so no list goes stale while its organisation has an active key.
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = duration)]
+    pub list_refresh: std::time::Duration,
 
     /// The log on stderr: `text`, or `json` (one object a line). KEYSEAL_LOG filters it
     /// (`info` by default; `warn` drops the access log; tracing's EnvFilter syntax).

@@ -927,14 +927,16 @@ impl Store {
             .fetch_one(self.pool())
             .await
             .map_err(db("reading products"))?;
-        Ok(unpack_page::<(String, String, i64)>(&row, "reading products")?
-            .into_iter()
-            .map(|(product, name, created_at)| Product {
-                product,
-                name,
-                created_at: u(created_at),
-            })
-            .collect())
+        Ok(
+            unpack_page::<(String, String, i64)>(&row, "reading products")?
+                .into_iter()
+                .map(|(product, name, created_at)| Product {
+                    product,
+                    name,
+                    created_at: u(created_at),
+                })
+                .collect(),
+        )
     }
 
     /// One product of the organisation.

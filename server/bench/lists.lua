@@ -1,8 +1,19 @@
 -- wrk script: GET an organisation's public revocation list (no token), with
 -- If-None-Match when KEYSEAL_ETAG is set (what an app that cached the list
--- sends). Used by server/bench/lists.sh.
+-- sends). With KEYSEAL_CLIENTS=N, requests say (X-Forwarded-For, to a
+-- service that trusts this proxy) they come from N addresses in turn.
+-- Used by server/bench/lists.sh.
 local etag = os.getenv("KEYSEAL_ETAG")
 if etag and etag ~= "" then wrk.headers["If-None-Match"] = etag end
+local clients = tonumber(os.getenv("KEYSEAL_CLIENTS") or "0")
+local n = 0
+if clients > 0 then
+    request = function()
+        n = n + 1
+        wrk.headers["X-Forwarded-For"] = "198.51.100." .. (n % clients + 1)
+        return wrk.format()
+    end
+end
 
 local good, other = 0, 0
 function response(status, headers, body)

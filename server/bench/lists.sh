@@ -7,7 +7,8 @@
 #  2. another organisation's mint p99 (wrk, 16 connections) alone, then
 #     while the 16 clients read lists (target: within 1.5x of alone), with
 #     no limit on public requests, then with the default per-client limit
-#     (--public-requests-per-second 20: the 16 readers share one address).
+#     (--public-requests-per-second 20), the 16 readers sharing one address,
+#     then each with an address of its own.
 # Part 1 runs with no limit (it measures what the service can serve).
 #   bash server/bench/lists.sh           # the figures (release build)
 #   bash server/bench/lists.sh --smoke   # small sizes, to check it runs
@@ -138,5 +139,10 @@ fairness() {
 fairness "no limit on public requests"
 stop
 start
-fairness "the default limit on public requests (20 a second per client; the readers share one address, most of their requests get 429)"
+fairness "the default limit on public requests (20 a second per client, the 16 readers from one address: past its rate a request waits for its turn, up to a second, then 429)"
+stop
+start --trusted-proxy 127.0.0.1/32
+export KEYSEAL_CLIENTS=16
+fairness "the default limit, the 16 readers from 16 addresses (X-Forwarded-For from a trusted proxy): 20 requests a second each"
+unset KEYSEAL_CLIENTS
 stop

@@ -21,12 +21,11 @@ use axum::{Json, Router};
 use keyseal_issuer::KeyInfo;
 use keyseal_issuer::activation::{Activated, Activation, Refused};
 use keyseal_issuer::service::{
-    Customer, MintJob, OrgLicense, OrgLicenseFilter, Scope, SignedMint, TokenInfo,
-    TokenRecord,
+    Customer, MintJob, OrgLicense, OrgLicenseFilter, Scope, SignedMint, TokenInfo, TokenRecord,
 };
 use keyseal_issuer::{Context, RequestFields};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::problem::Problem;
@@ -263,7 +262,8 @@ pub(crate) fn client_ip(parts: &Parts, state: &State) -> Option<std::net::IpAddr
 }
 
 /// A client of the public endpoints within its rate
-/// ([`crate::Options::public_requests_per_second`]); otherwise 429
+/// ([`crate::Options::public_requests_per_second`]); over it, the request
+/// waits up to [`PUBLIC_WAIT`] for the allowance, then gets 429
 /// `rate-limited` with `Retry-After`. Counted by address, as failed
 /// authentications are (behind trusted proxies, the forwarded one).
 pub(crate) struct PublicClient;
@@ -283,16 +283,36 @@ impl FromRequestParts<S> for PublicClient {
         {
             limiter.retain_recent();
         }
-        limiter.check_key(&ip).map(|()| PublicClient).map_err(|_| {
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "too many requests from this client to the public endpoints; retry in a second \
-                 (apps need the keyring and the revocation list every few hours, with If-None-Match)",
-            )
-        })
+        // Over its rate, a request waits for the client's allowance (for at
+        // most PUBLIC_WAIT) rather than being refused at once: a client that
+        // asks again as soon as it is answered (a loop on keep-alive
+        // connections) is slowed to its rate. Refused at once, it asked tens
+        // of thousands of times a second, and answering those took CPU from
+        // every other tenant (server/bench/lists.sh).
+        let deadline = tokio::time::Instant::now() + PUBLIC_WAIT;
+        loop {
+            let Err(not_until) = limiter.check_key(&ip) else {
+                return Ok(PublicClient);
+            };
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            let wake = tokio::time::Instant::now() + wait;
+            if wake > deadline {
+                return Err(Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "too many requests from this client to the public endpoints; retry in a second \
+                     (apps need the keyring and the revocation list every few hours, with If-None-Match)",
+                ));
+            }
+            tokio::time::sleep_until(wake).await;
+        }
     }
 }
+
+/// The longest a public request over its client's rate waits for the
+/// allowance before it gets 429 `rate-limited`.
+pub(crate) const PUBLIC_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl FromRequestParts<S> for Caller {
     type Rejection = Problem;
@@ -697,6 +717,37 @@ async fn org_revocations(
     revocations_of(&s, &org_id, &headers).await
 }
 
+/// Publishes `org_id`'s list again (same revocations, next sequence, a new
+/// `next_update`) if its newest list (`next_update`; `None`: no list yet)
+/// is past half its lifetime and the organisation has an active key; true
+/// if it tried. Decided again under the ledger's lock, so requests, the
+/// refresher and replicas doing it at once publish one list. A failure is
+/// logged, not returned: the list there is still served.
+async fn refresh_list(s: &State, org_id: &str, next_update: Option<u64>) -> Result<bool, Problem> {
+    let now = s.now();
+    let due = now + REVOCATION_LIST_LIFETIME / 2;
+    if next_update.is_some_and(|n| n > due) || s.store.org_active_key(org_id).await?.is_none() {
+        return Ok(false);
+    }
+    let ctx = Context {
+        now,
+        actor: format!("org:{org_id}/service"),
+    };
+    if let Err(e) = publish(s, org_id, &ctx, keyseal_issuer::Publish::IfDueBy(due)).await {
+        tracing::error!(org_id, error = %crate::problem::chain(&e), "refreshing the revocation list");
+    }
+    Ok(true)
+}
+
+/// Signs again every organisation's list that is past half its lifetime
+/// ([`refresh_list`]); what the service's refresher runs.
+pub(crate) async fn refresh_lists(s: &State) -> Result<(), Problem> {
+    for (org_id, _, next_update) in s.store.newest_lists().await? {
+        refresh_list(s, &org_id, Some(next_update)).await?;
+    }
+    Ok(())
+}
+
 /// An organisation's revocation list file as served, with what identifies
 /// it ([`keyseal_issuer::ListHead`]) and its ETag, computed once.
 pub(crate) struct ListFile {
@@ -717,21 +768,8 @@ pub(crate) struct ListFile {
 /// service runs (`keyseal org create` on a shared PostgreSQL ledger) gets
 /// its first list on the first request.
 async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResult {
-    let now = s.now();
     let mut head = s.store.org_list_head(org_id).await?;
-    let due = now + REVOCATION_LIST_LIFETIME / 2;
-    if head.as_ref().is_none_or(|h| h.next_update <= due)
-        && s.store.org_active_key(org_id).await?.is_some()
-    {
-        let ctx = Context {
-            now,
-            actor: format!("org:{org_id}/service"),
-        };
-        // Decided under the ledger's lock: requests and replicas refreshing
-        // at once publish one list. On failure the list there is served.
-        if let Err(e) = publish(s, org_id, &ctx, keyseal_issuer::Publish::IfDueBy(due)).await {
-            tracing::error!(org_id, error = %crate::problem::chain(&e), "refreshing the revocation list");
-        }
+    if refresh_list(s, org_id, head.as_ref().map(|h| h.next_update)).await? {
         head = s.store.org_list_head(org_id).await?;
     }
     let head = head.ok_or_else(|| Problem::not_found("revocation list"))?;
@@ -820,7 +858,10 @@ async fn list_products(
         .flatten();
     Ok(json_response(
         StatusCode::OK,
-        &TypedPage { items: &rows, next_cursor: next },
+        &TypedPage {
+            items: &rows,
+            next_cursor: next,
+        },
     ))
 }
 

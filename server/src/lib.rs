@@ -60,7 +60,16 @@ pub struct Options {
     pub drain_timeout: Option<std::time::Duration>,
     /// Timeouts, the connection limit and the trusted proxies.
     pub network: Network,
+    /// How often this replica looks for revocation lists past half their
+    /// lifetime and signs them again ([`LIST_REFRESH`] if `None`).
+    pub list_refresh: Option<std::time::Duration>,
 }
+
+/// Default of [`Options::list_refresh`]: lists live a week and are signed
+/// again past half of it, so a look every ten minutes (one query over the
+/// organisations' newest lists) leaves days to spare, even with replicas
+/// down for a while.
+pub const LIST_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Default of [`Options::public_requests_per_second`]: an app fetches its
 /// keyring and list at start and every few hours, so one address behind
@@ -317,6 +326,7 @@ impl State {
 /// A running service's state, ready to serve.
 pub struct Service {
     drain: std::time::Duration,
+    list_refresh: std::time::Duration,
     mint_rx: tokio::sync::mpsc::Receiver<MintRequest>,
     vault: Vault,
     state: Arc<State>,
@@ -412,6 +422,7 @@ impl Service {
         }
         Ok(Service {
             drain: opts.drain_timeout.unwrap_or(DRAIN_TIMEOUT),
+            list_refresh: opts.list_refresh.unwrap_or(LIST_REFRESH),
             vault,
             state,
             admin_token,
@@ -533,8 +544,16 @@ impl Service {
             .checkpoint_separately()
             .await?
             .map(|cp| tokio::spawn(checkpointer(cp, restart_log, stop_rx)));
+        let (stop_refresh, refresh_rx) = tokio::sync::oneshot::channel();
+        let refresher = tokio::spawn(list_refresher(
+            self.state.clone(),
+            self.list_refresh,
+            refresh_rx,
+        ));
         let app = api::router(self.state.clone());
         serve_connections(listener, app, shutdown, self.drain, &self.state.network).await;
+        let _ = stop_refresh.send(());
+        let _ = refresher.await;
         let store = self.state.store.clone();
         drop(self.state);
         // Once the last sender is gone the worker finishes what it holds;
@@ -685,6 +704,29 @@ async fn mint_worker(
             && let Err(e) = store.checkpoint_between_commits().await
         {
             tracing::error!(error = %problem::chain(&e), "checkpoint failed");
+        }
+    }
+}
+
+/// Every `every` until `stop` fires, signs again the revocation lists past
+/// half their lifetime ([`api::refresh_lists`]), so a list never goes stale
+/// while its organisation has an active key, fetched or not (a list served
+/// through a CDN, or read only by `keyseal revocations export`). Every
+/// replica runs one; the ledger's lock makes them publish each list once.
+async fn list_refresher(
+    state: Arc<State>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = api::refresh_lists(&state).await {
+            tracing::error!(error = %e.detail, "refreshing revocation lists");
         }
     }
 }

@@ -23,6 +23,7 @@ fn options(vault_dir: &Path, database_url: Option<String>, pass: &str) -> Option
         clock: Arc::new(common::now),
         auth_failures_per_minute: None,
         drain_timeout: None,
+        list_refresh: None,
         network: Default::default(),
     }
 }

@@ -52,6 +52,7 @@ fn replica(vault_dir: PathBuf, url: String) -> Replica {
                 clock: Arc::new(common::now),
                 auth_failures_per_minute: None,
                 drain_timeout: None,
+                list_refresh: None,
                 network: Default::default(),
             };
             let mut svc = Service::open(opts).await.expect("open replica");

@@ -10,6 +10,7 @@
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::{TestServer, get, post, post_empty, req};
 use keyseal_core::{Keyring, RevocationList};
@@ -71,6 +72,30 @@ fn list(s: &TestServer, org: &str) -> (RevocationList, String) {
     let bytes = block.decode_to_vec().unwrap();
     let l = RevocationList::verify(&bytes, &keyring(s, org)).expect("the list verifies");
     (l, r.header("etag").unwrap().to_owned())
+}
+
+/// The organisation's newest list as the ledger holds it (read straight
+/// from the database: a public request would publish one itself),
+/// verified against its public keyring.
+fn newest_list(s: &TestServer, org: &str) -> RevocationList {
+    let url = match &s.database_url {
+        Some(u) => u.clone(),
+        None => format!(
+            "sqlite://{}?mode=rw",
+            s.dir.path().join("vault").join("ledger.sqlite").display()
+        ),
+    };
+    let bytes = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = keyseal_issuer::store::Store::connect(&url).await.unwrap();
+            let l = store.org_latest_list(org).await.unwrap().expect("a list");
+            store.close().await;
+            l.bytes
+        });
+    RevocationList::verify(&bytes, &keyring(s, org)).expect("the list verifies")
 }
 
 fn revoke(s: &TestServer, id: &str) -> common::Resp {
@@ -235,5 +260,49 @@ fn lists_are_published_again_before_they_go_stale() {
         );
         assert!(!list(&s, &s.org_a).0.is_stale(clock()));
         assert!(metrics().contains("\nkeyseal_revocation_lists_stale 1\n"));
+    }
+}
+
+/// With no fetch at all (a list served through a CDN, or exported), the
+/// service's refresher signs each list again before it goes stale: across
+/// 30 simulated days with no revocation, the newest list in the ledger is
+/// never stale, holds the same revocations, and is signed about every half
+/// lifetime (not on every look).
+#[test]
+fn lists_stay_fresh_with_no_one_fetching_them() {
+    for backend in common::backend_list() {
+        let (offset, clock) = common::offset_clock();
+        let s = common::start_with_refresh(backend, clock.clone(), Duration::from_millis(50));
+        let cus = setup(&s);
+        let id = mint(&s, &cus);
+        assert_eq!(revoke(&s, &id).status, 200);
+        let first = newest_list(&s, &s.org_a);
+        let metrics = || req(s.addr, "GET", "/metrics", None, None, &[]).text();
+        for day in 1..=30u64 {
+            offset.store(day * DAY, Ordering::SeqCst);
+            // A few of the refresher's rounds.
+            std::thread::sleep(Duration::from_millis(200));
+            let l = newest_list(&s, &s.org_a);
+            assert!(!l.is_stale(clock()), "day {day}: stale");
+            assert!(
+                l.next_update() > clock() + 3 * DAY,
+                "day {day}: not signed again past half its lifetime"
+            );
+            assert_eq!(
+                l.revoked_licenses()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>(),
+                std::slice::from_ref(&id)
+            );
+            let m = metrics();
+            assert!(
+                m.contains("\nkeyseal_revocation_lists_stale 0\n"),
+                "day {day}: {m}"
+            );
+        }
+        // Every 3 to 4 days over 30: 8 or 9 lists after the first, for each
+        // organisation (B's too: it has an active key).
+        let signed = newest_list(&s, &s.org_a).sequence() - first.sequence();
+        assert!((7..=10).contains(&signed), "{signed} lists in 30 days");
     }
 }

@@ -34,6 +34,7 @@ fn shutdown_drains_then_cuts_stuck_requests() {
                 clock: Arc::new(common::now),
                 auth_failures_per_minute: None,
                 drain_timeout: Some(Duration::from_secs(1)),
+                list_refresh: None,
                 network: Default::default(),
             };
             let mut svc = Service::open(opts).await.unwrap();

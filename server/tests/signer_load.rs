@@ -47,6 +47,7 @@ fn one_organisations_key_load_does_not_stall_another() {
                 clock: Arc::new(common::now),
                 auth_failures_per_minute: None,
                 drain_timeout: None,
+                list_refresh: None,
                 network: Default::default(),
             };
             let mut svc = Service::open(opts).await.unwrap();

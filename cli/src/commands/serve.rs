@@ -70,6 +70,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         database_url: env::database_url().map(str::to_owned),
         auth_failures_per_minute: Some(a.auth_failures_per_minute),
         drain_timeout: None,
+        list_refresh: Some(a.list_refresh),
         network: keyseal_server::Network {
             header_timeout: a.header_timeout,
             body_timeout: a.body_timeout,

@@ -141,18 +141,33 @@ pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestS
         public_requests_per_second: 0,
         ..keyseal_server::Network::default()
     };
-    start_full(backend, clock, network)
+    start_full(backend, clock, network, None)
+}
+
+/// A test server whose clock is `clock` and whose revocation-list
+/// refresher runs every `every`.
+pub fn start_with_refresh(
+    backend: Backend,
+    clock: keyseal_server::Clock,
+    every: std::time::Duration,
+) -> TestServer {
+    let network = keyseal_server::Network {
+        public_requests_per_second: 0,
+        ..keyseal_server::Network::default()
+    };
+    start_full(backend, clock, network, Some(every))
 }
 
 /// A test server with these timeouts, connection limit and proxies.
 pub fn start_with_network(network: keyseal_server::Network) -> TestServer {
-    start_full(Backend::Sqlite, Arc::new(now), network)
+    start_full(Backend::Sqlite, Arc::new(now), network, None)
 }
 
 fn start_full(
     backend: Backend,
     clock: keyseal_server::Clock,
     network: keyseal_server::Network,
+    list_refresh: Option<std::time::Duration>,
 ) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault_dir = dir.path().join("vault");
@@ -174,6 +189,7 @@ fn start_full(
                 database_url: database_url.clone(),
                 auth_failures_per_minute: None,
                 drain_timeout: None,
+                list_refresh,
                 network,
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
