@@ -22,7 +22,7 @@ use crate::audit::AuditEntry;
 use crate::error::{Error, Result};
 use crate::privacy::PersonalFields;
 use crate::request::{RequestFields, check_product};
-use crate::store::{LicenseRecord, NewLicense, Store, WriteTx, i, u, unpack_page};
+use crate::store::{Backend, LicenseRecord, NewLicense, Store, WriteTx, i, u, unpack_page};
 use crate::vault::Signer;
 
 /// Page size when none is asked for, and the most a page holds.
@@ -402,43 +402,37 @@ async fn exists_once<'k>(
     Ok(found)
 }
 
-/// The query [`Store::org_licenses`] runs, and its arguments. Unfiltered,
-/// it walks the organisation's licenses in id order (`org_licenses_by_org`).
-/// Filtered by customer or product, it walks that customer's or product's
-/// licenses in id order (`licenses_by_customer_id`, `licenses_by_product_id`,
-/// schema 8) and checks the organisation of each: `o.org_id || ''` keeps
-/// either planner (SQLite's, and PostgreSQL's generic plan) from choosing
-/// the organisation-wide walk, which reads every license of the
-/// organisation to find one customer's.
+/// The query [`Store::org_licenses`] runs, and its arguments: the
+/// organisation's licenses in id order, unfiltered from
+/// `org_licenses_by_org`, by customer from `org_licenses_by_customer` (a
+/// product too: checked on each of the customer's), by product from
+/// `org_licenses_by_product` (schema 17). Each walk starts at the
+/// organisation and the cursor and stops after the page, whatever the
+/// statistics say (SQLite's, and PostgreSQL's generic plan).
 pub(crate) fn org_licenses_query(org_id: &str, filter: &OrgLicenseFilter) -> (String, Vec<String>) {
     let after = filter.after.clone().unwrap_or_default();
     let limit = filter.limit.clamp(1, MAX_PAGE);
-    let by = match (&filter.customer, &filter.product) {
-        (Some(c), p) => Some(("l.customer", c, p.as_ref().map(|p| ("l.product", p)))),
-        (None, Some(p)) => Some(("l.product", p, None)),
-        (None, None) => None,
-    };
-    match by {
-        None => (
-            format!(
-                "{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id > $2 \
-                 ORDER BY o.license_id LIMIT {limit}"
-            ),
-            vec![org_id.to_owned(), after],
-        ),
-        Some((col, v, also)) => {
-            let mut sql = format!(
-                "{ORG_LICENSE_SELECT} WHERE {col} = $1 AND l.license_id > $2 AND o.org_id || '' = $3"
-            );
-            let mut args = vec![v.clone(), after, org_id.to_owned()];
-            if let Some((col, v)) = also {
-                args.push(v.clone());
-                sql.push_str(&format!(" AND {col} = $4"));
-            }
-            sql.push_str(&format!(" ORDER BY l.license_id LIMIT {limit}"));
-            (sql, args)
+    let mut sql = format!("{ORG_LICENSE_SELECT} WHERE o.org_id = $1 AND o.license_id > $2");
+    let mut args = vec![org_id.to_owned(), after];
+    for (col, v) in [
+        ("o.customer", &filter.customer),
+        ("o.product", &filter.product),
+    ] {
+        if let Some(v) = v {
+            args.push(v.clone());
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
         }
     }
+    // The order is the index's whole key (the same order, as the leading
+    // columns are fixed): only that index gives it without a sort, so no
+    // planner walks the licenses of every organisation in id order instead.
+    let order = match (&filter.customer, &filter.product) {
+        (Some(_), _) => "o.org_id, o.customer, o.license_id",
+        (None, Some(_)) => "o.org_id, o.product, o.license_id",
+        (None, None) => "o.org_id, o.license_id",
+    };
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {limit}"));
+    (sql, args)
 }
 
 fn db(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {
@@ -1177,15 +1171,12 @@ impl Store {
                     .flatten(),
             );
         }
-        let rows = sqlx::query(
-            "SELECT org_seq, at, actor, action, details, org_prev_hash, org_hash FROM audit_log \
-             WHERE org_id = $1 AND subject = $2 ORDER BY org_seq",
-        )
-        .bind(org_id.to_owned())
-        .bind(customer_id.to_owned())
-        .fetch_all(self.pool())
-        .await
-        .map_err(db("reading the audit log"))?;
+        let rows = sqlx::query(AUDIT_OF_SUBJECT)
+            .bind(org_id.to_owned())
+            .bind(customer_id.to_owned())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("reading the audit log"))?;
         let audit = rows.iter().map(audit_from_row).collect::<Result<_>>()?;
         Ok(Some(CustomerExport {
             customer,
@@ -1464,7 +1455,12 @@ impl Store {
         filter: &OrgLicenseFilter,
     ) -> Result<Vec<OrgLicense>> {
         let (sql, args) = org_licenses_query(org_id, filter);
-        let mut q = sqlx::query(&sql);
+        // Not a prepared statement PostgreSQL keeps: its generic plan
+        // (chosen after five runs) knows only how many organisations there
+        // are, and for a small one among large ones it may walk every
+        // license in id order to fill a page. Planned for these values, the
+        // organisation's own index range is read.
+        let mut q = sqlx::query(&sql).persistent(self.backend() == Backend::Sqlite);
         for a in args {
             q = q.bind(a);
         }
@@ -1543,19 +1539,25 @@ impl Store {
 
     /// The organisation's audit entries with seq above `after`, oldest first.
     pub async fn org_audit(&self, org_id: &str, after: u64, limit: u64) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(&format!(
-            "SELECT org_seq, at, actor, action, details, org_prev_hash, org_hash FROM audit_log \
-             WHERE org_id = $1 AND org_seq > $2 ORDER BY org_seq LIMIT {}",
-            limit.clamp(1, MAX_PAGE)
-        ))
-        .bind(org_id.to_owned())
-        .bind(i(after))
-        .fetch_all(self.pool())
-        .await
-        .map_err(db("reading the audit log"))?;
+        let rows = sqlx::query(&format!("{AUDIT_PAGE} LIMIT {}", limit.clamp(1, MAX_PAGE)))
+            .bind(org_id.to_owned())
+            .bind(i(after))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("reading the audit log"))?;
         rows.iter().map(audit_from_row).collect()
     }
 }
+
+/// A page of the organisation's audit chain (`audit_org_seq`): bind the
+/// organisation and the last `org_seq` seen, add a `LIMIT`.
+pub(crate) const AUDIT_PAGE: &str = "SELECT org_seq, at, actor, action, details, org_prev_hash, org_hash \
+     FROM audit_log WHERE org_id = $1 AND org_seq > $2 ORDER BY org_seq";
+
+/// A customer's audit entries (`audit_by_subject`): bind the organisation
+/// and the customer.
+pub(crate) const AUDIT_OF_SUBJECT: &str = "SELECT org_seq, at, actor, action, details, org_prev_hash, org_hash \
+     FROM audit_log WHERE org_id = $1 AND subject = $2 ORDER BY org_seq";
 
 fn product_from_row(r: &AnyRow) -> Result<Product> {
     let g = db("reading products");

@@ -135,8 +135,8 @@ def rows():
         yield (f"{0xb0000000000000000000000000000000 + i:032x}", key, "acme-cad", cus, "pro", 0, "k")
 c.executemany("INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) "
               "VALUES (?, ?, ?, ?, ?, ?, ?)", rows())
-c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES (?, ?, 1)",
-              ((f"{0xb0000000000000000000000000000000 + i:032x}", org) for i in range(n)))
+c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices, product, customer) "
+              "VALUES (?, ?, 1, ?, ?)", ((r[0], org, r[2], r[3]) for r in rows()))
 c.commit()
 print(f"   inserted {n} licenses; the customer has {c.execute('SELECT COUNT(*) FROM licenses WHERE customer = ?', (customer,)).fetchone()[0]}")
 EOF

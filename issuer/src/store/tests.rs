@@ -394,19 +394,98 @@ async fn many_licenses(store: &Store) {
         "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) \
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) \
          SELECT '0000000000000000000000000' || (1000000 + i), '00000000000000aa', 'acme-cad', 'cus_' || (i % 2500), 'pro', 0, 'key' FROM n",
-        "INSERT INTO org_licenses (license_id, org_id, max_devices) \
-         SELECT license_id, CASE WHEN customer < 'cus_2000' OR customer >= 'cus_3' THEN 'org_a' ELSE 'org_b' END, 1 \
-         FROM licenses",
+        "INSERT INTO org_licenses (license_id, org_id, max_devices, product, customer) \
+         SELECT license_id, CASE WHEN customer < 'cus_2000' OR customer >= 'cus_3' THEN 'org_a' ELSE 'org_b' END, 1, \
+         product, customer FROM licenses",
+        // 100,000 more of 200 other organisations, whose customers and
+        // product ids overlap (a product id many vendors use).
+        "INSERT INTO orgs (org_id, name, created_at) \
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199) \
+         SELECT 'org_x' || i, 'x', 0 FROM n",
+        "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) \
+         SELECT '0000000000000000000000000' || (2000000 + i), '00000000000000aa', 'acme-cad', 'cus_' || (i % 2500), 'pro', 0, 'key' FROM n",
+        "INSERT INTO org_licenses (license_id, org_id, max_devices, product, customer) \
+         SELECT license_id, 'org_x' || (CAST(substr(license_id, 26) AS INTEGER) % 200), 1, product, customer \
+         FROM licenses WHERE license_id > '00000000000000000000000002'",
+        // The two organisations' audit chains, about customers of each.
+        "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, \
+         org_id, subject, org_seq, org_prev_hash, org_hash) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000) \
+         SELECT i, 0, 'test', 'license.create', '{}', 'p', 'h', \
+         CASE WHEN i % 2 = 0 THEN 'org_a' ELSE 'org_b' END, 'cus_' || (i % 2500), i, 'p', 'h' FROM n",
     ] {
         exec(store, sql, &[]).await;
     }
 }
 
-/// The plan of a customer's licenses starts from the customer index and
-/// walks no organisation-wide range, on SQLite before and after `ANALYZE`, and in
-/// PostgreSQL's generic plan (what a prepared statement gets after five runs).
-async fn check_customer_plan(store: &Store, postgres: bool) {
+/// The plan of `sql` (with `args`, all text) on SQLite (`EXPLAIN QUERY
+/// PLAN`) or PostgreSQL: with `generic`, the generic plan (what a prepared
+/// statement gets after five runs), else the plan for these values (a
+/// statement not kept prepared).
+async fn plan_of(
+    store: &Store,
+    postgres: bool,
+    generic: bool,
+    sql: &str,
+    args: &[String],
+) -> String {
     use sqlx::Row;
+    let plan: Vec<String> = if postgres {
+        let mut c = store.pool().acquire().await.unwrap();
+        // Untyped parameters: PostgreSQL infers each from its column.
+        let values = args
+            .iter()
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sqlx::raw_sql(&format!("PREPARE q AS {sql}"))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        let mode = if generic {
+            "force_generic_plan"
+        } else {
+            "force_custom_plan"
+        };
+        sqlx::raw_sql(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        let rows = sqlx::query(&format!("EXPLAIN EXECUTE q ({values})"))
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+        sqlx::raw_sql("DEALLOCATE q; RESET plan_cache_mode")
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        rows.iter().map(|r| r.get::<String, _>(0)).collect()
+    } else {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query(&explain);
+        for a in args {
+            q = q.bind(a.clone());
+        }
+        q.fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect()
+    };
+    plan.join("\n")
+}
+
+/// Every license filter and audit query the API and exports run starts
+/// from its own index and walks no range beyond the organisation's, on
+/// SQLite before and after `ANALYZE`, and on PostgreSQL as the service
+/// runs it: license pages planned for their values (not kept prepared),
+/// audit queries in their generic plan. A customer's and a product's
+/// licenses, and all of a small organisation's (one of 200 that share the
+/// product id, beside a large one), a page of an organisation's audit
+/// chain, and a customer's audit entries.
+async fn check_customer_plan(store: &Store, postgres: bool) {
     store.migrate().await.unwrap();
     many_licenses(store).await;
     let filter = crate::service::OrgLicenseFilter {
@@ -414,64 +493,77 @@ async fn check_customer_plan(store: &Store, postgres: bool) {
         limit: 100,
         ..Default::default()
     };
-    let (sql, args) = crate::service::org_licenses_query("org_a", &filter);
+    let by_product = crate::service::OrgLicenseFilter {
+        product: Some("acme-cad".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let all = crate::service::OrgLicenseFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    // A walk in id order over every organisation's licenses (looking one
+    // up by id is fine).
+    let licenses_bad = [
+        "org_licenses_pkey",
+        "Index Cond: (license_id >",
+        "(license_id>?)",
+        "Seq Scan on licenses",
+        "Seq Scan on org_licenses",
+        "SCAN o",
+        "SCAN l",
+    ];
+    let audit_bad = ["Seq Scan on audit_log", "SCAN audit_log"];
+    let q = crate::service::org_licenses_query;
+    let page = format!("{} LIMIT 100", crate::service::AUDIT_PAGE);
+    // Where the product is all of the organisation's licenses, its walk in
+    // id order is as good as the product's.
+    let org_range = ["org_licenses_by_product", "org_licenses_by_org"];
+    let cases: Vec<((String, Vec<String>), &[&str], &[&str], bool)> = vec![
+        (
+            q("org_a", &filter),
+            &["org_licenses_by_customer"],
+            &licenses_bad,
+            false,
+        ),
+        (q("org_x7", &by_product), &org_range, &licenses_bad, false),
+        (
+            q("org_x7", &all),
+            &["org_licenses_by_org"],
+            &licenses_bad,
+            false,
+        ),
+        (
+            (page, vec!["org_a".into(), "10".into()]),
+            &["audit_org_seq"],
+            &audit_bad,
+            true,
+        ),
+        (
+            (
+                crate::service::AUDIT_OF_SUBJECT.to_owned(),
+                vec!["org_a".into(), "cus_42".into()],
+            ),
+            &["audit_by_subject"],
+            &audit_bad,
+            true,
+        ),
+    ];
     for analyzed in [false, true] {
         if analyzed {
             exec(store, "ANALYZE", &[]).await;
         }
-        let plan: Vec<String> = if postgres {
-            let mut c = store.pool().acquire().await.unwrap();
-            let types = vec!["text"; args.len()].join(", ");
-            let values = args
-                .iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            sqlx::raw_sql(&format!("PREPARE q ({types}) AS {sql}"))
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            let rows = sqlx::query(&format!("EXPLAIN EXECUTE q ({values})"))
-                .fetch_all(&mut *c)
-                .await
-                .unwrap();
-            sqlx::raw_sql("DEALLOCATE q; RESET plan_cache_mode")
-                .execute(&mut *c)
-                .await
-                .unwrap();
-            rows.iter().map(|r| r.get::<String, _>(0)).collect()
-        } else {
-            let explain = format!("EXPLAIN QUERY PLAN {sql}");
-            let mut q = sqlx::query(&explain);
-            for a in &args {
-                q = q.bind(a.clone());
+        for ((sql, args), indexes, bad, generic) in &cases {
+            let text = plan_of(store, postgres, *generic, sql, args).await;
+            assert!(
+                indexes.iter().any(|i| text.contains(i)),
+                "analyzed {analyzed}, {indexes:?}:\n{text}"
+            );
+            // (PostgreSQL may sort what the index found: the customer's
+            // licenses, never the organisation's.)
+            for b in *bad {
+                assert!(!text.contains(b), "analyzed {analyzed}: {b}\n{text}");
             }
-            q.fetch_all(store.pool())
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(3))
-                .collect()
-        };
-        let text = plan.join("\n");
-        assert!(
-            text.contains("licenses_by_customer_id"),
-            "analyzed {analyzed}:\n{text}"
-        );
-        // (PostgreSQL may sort what the customer index found: the
-        // customer's licenses, never the organisation's.)
-        for bad in [
-            "org_licenses_by_org",
-            "Seq Scan on licenses",
-            "Seq Scan on org_licenses",
-            "SCAN o",
-            "SCAN l",
-        ] {
-            assert!(!text.contains(bad), "analyzed {analyzed}: {bad}\n{text}");
         }
     }
     // And it answers: the customer's licenses in the organisation, in order.
@@ -593,6 +685,12 @@ async fn check_sealing_old_customers(store: &Store) {
             .await
             .unwrap();
     assert_eq!(sqlx::Row::get::<i64, _>(&rows, 0), 0, "plaintext left");
+    // Done once: later starts skip the scan.
+    let done = sqlx::query("SELECT value FROM meta WHERE name = 'customers_sealed'")
+        .fetch_optional(store.pool())
+        .await
+        .unwrap();
+    assert!(done.is_some(), "the sealing is not marked done");
     let c = store
         .org_customer("org_a", "cus_0000000000000001")
         .await
