@@ -112,6 +112,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "list_revision",
         include_str!("../migrations/0016_list_revision.sql"),
     ),
+    // An organisation's licenses by customer and by product, from an index
+    // that starts with the organisation (see `service::org_licenses_query`).
+    (
+        17,
+        "org_license_filters",
+        include_str!("../migrations/0017_org_license_filters.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -620,8 +627,20 @@ impl Store {
     }
 
     /// Seals the fields of customers written in plaintext (before schema
-    /// 9), then clears the plaintext, a page of rows per transaction.
+    /// 9), then clears the plaintext, a page of rows per transaction. Once
+    /// none is left, `meta` says so and later starts skip the scan (no
+    /// write transaction, no walk of `customers`): since schema 9 nothing
+    /// writes plaintext.
     async fn seal_plaintext_customers(&self) -> Result<()> {
+        const DONE: &str = "customers_sealed";
+        let done = sqlx::query("SELECT value FROM meta WHERE name = $1")
+            .bind(DONE)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| Error::db("reading the ledger", e))?;
+        if done.is_some() {
+            return Ok(());
+        }
         loop {
             let mut tx = self.begin_write().await?;
             let rows = tx
@@ -634,6 +653,7 @@ impl Store {
                 )
                 .await?;
             if rows.is_empty() {
+                tx.set_meta(DONE, "9").await?;
                 return tx.commit().await;
             }
             let keys = self.data_keys()?;
@@ -1952,23 +1972,26 @@ impl WriteTx {
                 .map_err(|e| Error::db("recording licenses in the ledger", e))?;
             let mut sql = String::with_capacity(100 + chunk.len() * 24);
             sql.push_str(
-                "INSERT INTO org_licenses (license_id, org_id, max_devices, external_id, metadata) VALUES ",
+                "INSERT INTO org_licenses (license_id, org_id, max_devices, external_id, metadata, \
+                 product, customer) VALUES ",
             );
             for n in 0..chunk.len() {
                 if n > 0 {
                     sql.push(',');
                 }
                 if self.backend == Backend::Sqlite {
-                    sql.push_str("(?,?,?,?,?)");
+                    sql.push_str("(?,?,?,?,?,?,?)");
                 } else {
-                    let b = n * 5;
+                    let b = n * 7;
                     sql.push_str(&format!(
-                        "(${},${},${},${},${})",
+                        "(${},${},${},${},${},${},${})",
                         b + 1,
                         b + 2,
                         b + 3,
                         b + 4,
-                        b + 5
+                        b + 5,
+                        b + 6,
+                        b + 7
                     ));
                 }
             }
@@ -1979,7 +2002,9 @@ impl WriteTx {
                     .bind(r.org_id.to_owned())
                     .bind(i(r.max_devices))
                     .bind(r.external_id.map(str::to_owned))
-                    .bind(r.metadata.clone());
+                    .bind(r.metadata.clone())
+                    .bind(r.product.to_owned())
+                    .bind(r.customer.to_owned());
             }
             q.execute(self.db())
                 .await
