@@ -225,10 +225,11 @@ impl Caller {
 }
 
 /// The scope a route needs, known from the method and route alone, so it
-/// is checked before the body is read or parsed: keys and tokens need
+/// is checked before the body is read or parsed, by the [`Caller`]
+/// extractor every authenticated handler takes: keys and tokens need
 /// `admin`, an export `read:pii`, other reads `read`, other writes `issue`.
-/// (Handlers check again, and the customer list's `email` filter needs
-/// `read:pii` too.)
+/// This is the only table of scopes; handlers check only what depends on
+/// the request (the customer list's `email` filter needs `read:pii`).
 fn route_scope(method: &axum::http::Method, route: &str) -> Scope {
     if route.starts_with("/v1/keys") || route.starts_with("/v1/tokens") {
         Scope::Admin
@@ -319,9 +320,15 @@ impl FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let caller = Self::authenticate(parts, state).await?;
-        if let Some(route) = parts.extensions.get::<MatchedPath>() {
-            caller.need(route_scope(&parts.method, route.as_str()))?;
-        }
+        // The one place a route's scope is checked (before its body is
+        // read); a request with no matched route needs `admin`.
+        let need = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or(Scope::Admin, |route| {
+                route_scope(&parts.method, route.as_str())
+            });
+        caller.need(need)?;
         Ok(caller)
     }
 }
@@ -509,11 +516,7 @@ fn cacheable_with(
     body: Bytes,
     etag: &HeaderValue,
 ) -> Response {
-    let tag = etag.to_str().unwrap_or_default();
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let matches = not_modified(headers, etag);
     let mut r = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -529,6 +532,53 @@ fn cacheable_with(
         HeaderValue::from_static("public, max-age=60"),
     );
     r
+}
+
+/// Whether the request's `If-None-Match` names `etag` (a 304).
+fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let tag = etag.to_str().unwrap_or_default();
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+}
+
+/// Waits (up to [`PUBLIC_WAIT`]) until the replica's budget of full list
+/// downloads has room for `bytes`; otherwise 429 `rate-limited`. A list
+/// larger than a second's budget takes the whole second.
+async fn spend_list_bytes(s: &State, bytes: usize) -> Result<(), Problem> {
+    let Some(budget) = &s.list_bytes else {
+        return Ok(());
+    };
+    let kib = u32::try_from(bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let deadline = tokio::time::Instant::now() + PUBLIC_WAIT;
+    let mut n = std::num::NonZeroU32::MIN.saturating_add(kib - 1);
+    loop {
+        let wait = match budget.check_n(n) {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(not_until)) => {
+                use governor::clock::Clock;
+                not_until.wait_time_from(budget.clock().now())
+            }
+            // Larger than the burst (a second's worth): ask for all of it.
+            Err(governor::InsufficientCapacity(cap)) => {
+                n = std::num::NonZeroU32::new(cap).unwrap_or(std::num::NonZeroU32::MIN);
+                continue;
+            }
+        };
+        let wake = tokio::time::Instant::now() + wait;
+        if wake > deadline {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "this replica is sending as many revocation lists as it may this second; retry in \
+                 a second (apps send If-None-Match, which is never held up)",
+            ));
+        }
+        tokio::time::sleep_until(wake).await;
+    }
 }
 
 // ---- views ----------------------------------------------------------------
@@ -801,6 +851,9 @@ async fn revocations_of(s: &State, org_id: &str, headers: &HeaderMap) -> ApiResu
             f
         }
     };
+    if !not_modified(headers, &file.etag) {
+        spend_list_bytes(s, file.body.len()).await?;
+    }
     Ok(cacheable_with(
         headers,
         "text/plain; charset=utf-8",
@@ -827,7 +880,6 @@ async fn create_product(
     c: Caller,
     Body(b): Body<NewProduct>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let name = b.name.unwrap_or_else(|| b.product.clone());
     let p = s
         .store
@@ -841,7 +893,6 @@ async fn list_products(
     c: Caller,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
     let after = cursor(q.cursor, |c| {
@@ -870,7 +921,6 @@ async fn get_product(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let id = path(p)?;
     let p = s
         .store
@@ -910,7 +960,6 @@ async fn create_customer(
     c: Caller,
     Body(b): Body<NewCustomer>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let fields = keyseal_issuer::privacy::PersonalFields {
         name: b.name,
         email: b.email,
@@ -932,7 +981,6 @@ async fn list_customers(
     c: Caller,
     q: Result<Query<CustomerQuery>, QueryRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let q = query(q)?;
     if q.email.is_some() {
         // Whether an address is a customer's is personal data too.
@@ -989,7 +1037,6 @@ async fn get_customer(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let id = path(p)?;
     let cus = s
         .store
@@ -1004,8 +1051,6 @@ async fn export_customer(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    // An export is personal data through and through.
-    c.need(Scope::ReadPii)?;
     let id = path(p)?;
     let e = s
         .store
@@ -1028,7 +1073,6 @@ async fn erase_customer(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let id = path(p)?;
     let cus = s
         .store
@@ -1149,7 +1193,6 @@ async fn mint(
     claimed: Option<axum::Extension<crate::idempotency::ClaimedKey>>,
     Body(b): Body<MintRequest>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let (fields, max_devices, metadata) = b.into_fields();
     let job = MintJob {
         org_id: c.org().to_owned(),
@@ -1236,7 +1279,6 @@ async fn list_licenses(
     c: Caller,
     q: Result<Query<LicenseQuery>, QueryRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
     let after = cursor(q.cursor, |c| {
@@ -1265,7 +1307,6 @@ async fn get_license(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let id = path(p)?;
     let l = s
         .store
@@ -1287,7 +1328,6 @@ async fn revoke(
     p: Result<Path<String>, PathRejection>,
     Body(b): Body<RevokeRequest>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let id = path(p)?;
     let ctx = c.ctx(&s);
     // No revocation without a key to sign its list: refused (409
@@ -1359,7 +1399,6 @@ async fn set_suspended(
     p: Result<Path<String>, PathRejection>,
     suspend: bool,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let id = path(p)?;
     let l = s
         .store
@@ -1383,7 +1422,6 @@ async fn audit(
     c: Caller,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
     let after = cursor(q.cursor, |c| c.parse::<u64>().ok())?.unwrap_or(0);
@@ -1433,7 +1471,6 @@ async fn activate(
     p: Result<Path<String>, PathRejection>,
     Body(b): Body<ActivateRequest>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let id = path(p)?;
     let signer = s.signer(c.org()).await?;
     let ctx = c.ctx(&s);
@@ -1484,7 +1521,6 @@ async fn list_activations(
     p: Result<Path<String>, PathRejection>,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
-    c.need(Scope::Read)?;
     let id = path(p)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
@@ -1508,7 +1544,6 @@ async fn deactivate(
     c: Caller,
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Issue)?;
     let (id, act) = p
         .map(|Path(t)| t)
         .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))?;
@@ -1535,7 +1570,6 @@ fn key_view(k: &KeyInfo) -> Value {
 }
 
 async fn list_keys(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
-    c.need(Scope::Admin)?;
     let keys = s.store.org_keys(c.org()).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -1548,7 +1582,6 @@ async fn list_keys(axum::extract::State(s): axum::extract::State<S>, c: Caller) 
 /// and signs the organisation's licenses with it from now on. Other
 /// organisations' keys are untouched.
 async fn rotate_key(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
-    c.need(Scope::Admin)?;
     let ctx = c.ctx(&s);
     let _one_at_a_time = s.rotation.lock().await;
     // A full keyring is refused before the costly sealing; the rotation
@@ -1574,7 +1607,6 @@ async fn retire_key(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Admin)?;
     let id = key_id(p)?;
     let ctx = c.ctx(&s);
     let k = s.store.org_retire_key(c.org(), &id, ctx.now, &ctx).await?;
@@ -1592,7 +1624,6 @@ async fn revoke_key(
     p: Result<Path<String>, PathRejection>,
     Body(b): Body<RevokeRequest>,
 ) -> ApiResult {
-    c.need(Scope::Admin)?;
     let id = key_id(p)?;
     // Keys become active only when they are made, so one read retired
     // here is still not active when the revocation commits.
@@ -1643,7 +1674,6 @@ async fn create_token(
     c: Caller,
     Body(b): Body<NewToken>,
 ) -> ApiResult {
-    c.need(Scope::Admin)?;
     let secret = auth::new_token().map_err(|_| Problem::internal())?;
     let id = s
         .store
@@ -1681,7 +1711,6 @@ async fn list_tokens(
     c: Caller,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
-    c.need(Scope::Admin)?;
     let q = query(q)?;
     let limit = limit(q.limit)?;
     let after = id_cursor(q.cursor, "tok_")?;
@@ -1702,7 +1731,6 @@ async fn revoke_token(
     c: Caller,
     p: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
-    c.need(Scope::Admin)?;
     let id = path(p)?;
     let t = s
         .store
