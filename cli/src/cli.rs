@@ -246,6 +246,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = keyseal_server::PUBLIC_REQUESTS_PER_SECOND, value_name = "N")]
     pub public_requests_per_second: u32,
 
+    /// MiB a second this replica sends as full revocation list files, over every client
+    /// (answers to If-None-Match are not counted); past it, a download waits up to a second,
+    /// then gets 429 with Retry-After. 0: no limit.
+    #[arg(long, default_value_t = keyseal_server::PUBLIC_LIST_BYTES_PER_SECOND >> 20, value_name = "MIB")]
+    pub public_list_mib_per_second: u64,
+
     /// How often to look for revocation lists past half their lifetime (a week) and sign them
     /// again, so no list goes stale while its organisation has an active key.
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = duration)]

@@ -6,9 +6,10 @@
 #     conditional ones (If-None-Match, what apps send: 304);
 #  2. another organisation's mint p99 (wrk, 16 connections) alone, then
 #     while the 16 clients read lists (target: within 1.5x of alone), with
-#     no limit on public requests, then with the default per-client limit
-#     (--public-requests-per-second 20), the 16 readers sharing one address,
-#     then each with an address of its own.
+#     no limit on public requests, then with the default limits
+#     (--public-requests-per-second 20 per client, --public-list-mib-per-second
+#     64 in all), the 16 readers sharing one address, then each with an
+#     address of its own.
 # Part 1 runs with no limit (it measures what the service can serve).
 #   bash server/bench/lists.sh           # the figures (release build)
 #   bash server/bench/lists.sh --smoke   # small sizes, to check it runs
@@ -51,11 +52,12 @@ for _ in range(n):
     ids.append(f"{(ms << 80) | rnd.getrandbits(80):032x}")
 c.executemany("INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) "
               "VALUES (?, ?, 'acme-cad', 'cus_bench', 'pro', 0, 'k')", ((i, key) for i in ids))
-c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices) VALUES (?, ?, 1)", ((i, org) for i in ids))
+c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices, product, customer) "
+              "VALUES (?, ?, 1, 'acme-cad', 'cus_bench')", ((i, org) for i in ids))
 c.executemany("INSERT INTO revocations (license_id, revoked_at, reason) VALUES (?, 0, 'bench')", ((i,) for i in ids))
 c.commit()
 PY
-start --public-requests-per-second 0
+start --public-requests-per-second 0 --public-list-mib-per-second 0
 # One revocation through the API publishes A's list, with all of them.
 auth_a=(-H 'Content-Type: application/json' -H "Authorization: Bearer $token_a")
 curl -sf "${auth_a[@]}" -d '{"product":"acme-cad"}' "$base/v1/products" >/dev/null
@@ -136,13 +138,13 @@ fairness() {
         ratio "$alone" "$busy"
     done
 }
-fairness "no limit on public requests"
+fairness "no limit on public requests (per client or in bytes)"
 stop
 start
-fairness "the default limit on public requests (20 a second per client, the 16 readers from one address: past its rate a request waits for its turn, up to a second, then 429)"
+fairness "the default limits on public requests (20 a second per client, full lists 64 MiB a second in all), the 16 readers from one address: past a limit a request waits for its turn, up to a second, then 429"
 stop
 start --trusted-proxy 127.0.0.1/32
 export KEYSEAL_CLIENTS=16
-fairness "the default limit, the 16 readers from 16 addresses (X-Forwarded-For from a trusted proxy): 20 requests a second each"
+fairness "the default limits, the 16 readers from 16 addresses (X-Forwarded-For from a trusted proxy): 20 requests a second each"
 unset KEYSEAL_CLIENTS
 stop

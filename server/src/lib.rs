@@ -81,6 +81,9 @@ pub const PUBLIC_REQUESTS_PER_SECOND: u32 = 20;
 /// The public endpoints' per-client limiter.
 pub(crate) type PublicLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 
+/// The replica's budget of full list downloads: one cell a KiB.
+pub(crate) type ListBytes = governor::DefaultDirectRateLimiter;
+
 /// How the service meets its clients.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -100,7 +103,20 @@ pub struct Network {
     /// which it gets 429 with `Retry-After`; 0: no limit (default
     /// [`PUBLIC_REQUESTS_PER_SECOND`]).
     pub public_requests_per_second: u32,
+    /// Bytes a second this replica sends as full revocation list files,
+    /// over every client (conditional requests answered 304 are not
+    /// counted); a download past it waits up to a second, then gets 429
+    /// with `Retry-After`. 0: no limit (default
+    /// [`PUBLIC_LIST_BYTES_PER_SECOND`]).
+    pub public_list_bytes_per_second: u64,
 }
+
+/// Default of [`Network::public_list_bytes_per_second`], 64 MiB: 100,000
+/// apps that each download a new 2 MB list within four hours need 14 MB a
+/// second, while many clients that download the whole list as fast as
+/// their own limit lets them no longer take the cores from the
+/// organisations that mint (`server/bench/lists.sh`).
+pub const PUBLIC_LIST_BYTES_PER_SECOND: u64 = 64 << 20;
 
 impl Default for Network {
     fn default() -> Self {
@@ -110,6 +126,7 @@ impl Default for Network {
             max_connections: None,
             trusted_proxies: Vec::new(),
             public_requests_per_second: PUBLIC_REQUESTS_PER_SECOND,
+            public_list_bytes_per_second: PUBLIC_LIST_BYTES_PER_SECOND,
         }
     }
 }
@@ -203,6 +220,9 @@ pub(crate) struct State {
     pub(crate) limiter: auth::FailureLimiter,
     /// Requests to the public endpoints, per client (`None`: no limit).
     pub(crate) public_limiter: Option<PublicLimiter>,
+    /// The budget of full revocation list downloads, in KiB
+    /// ([`Network::public_list_bytes_per_second`]).
+    pub(crate) list_bytes: Option<ListBytes>,
     /// Public requests seen, to drop idle clients from the limiter now and
     /// then.
     pub(crate) public_seen: AtomicU64,
@@ -411,6 +431,7 @@ impl Service {
                 opts.auth_failures_per_minute.unwrap_or(auth::MAX_FAILURES),
             )?,
             public_limiter: public_limiter(opts.network.public_requests_per_second),
+            list_bytes: list_bytes(opts.network.public_list_bytes_per_second),
             public_seen: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),
             minted: AtomicU64::new(0),
@@ -706,6 +727,16 @@ async fn mint_worker(
             tracing::error!(error = %problem::chain(&e), "checkpoint failed");
         }
     }
+}
+
+/// A budget of `per_second` bytes a second in KiB cells, a second's worth
+/// at once; none for 0.
+fn list_bytes(per_second: u64) -> Option<ListBytes> {
+    let kib = u32::try_from((per_second / 1024).max(u64::from(per_second > 0))).unwrap_or(u32::MAX);
+    let rate = std::num::NonZeroU32::new(kib)?;
+    Some(governor::RateLimiter::direct(
+        governor::Quota::per_second(rate).allow_burst(rate),
+    ))
 }
 
 /// Every `every` until `stop` fires, signs again the revocation lists past

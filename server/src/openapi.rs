@@ -305,7 +305,7 @@ fn responses() -> Value {
         ("422", "invalid value"),
         (
             "429",
-            "too many requests: failed authentications (`type` too-many-failures, Retry-After 60), or requests to the public endpoints (`type` rate-limited, Retry-After 1)",
+            "too many requests: failed authentications (`type` too-many-failures, Retry-After 60), or requests to the public endpoints past the client's rate, or full list downloads past the replica's byte budget, that a second's wait could not serve (`type` rate-limited, Retry-After 1)",
         ),
         ("503", "not ready: the ledger does not answer"),
     ] {

@@ -257,3 +257,63 @@ fn public_endpoints_are_rate_limited_per_client() {
     assert_eq!(public("198.51.100.7").status, 200, "allowance back");
     assert!(t.elapsed() < Duration::from_millis(300), "allowance back");
 }
+
+/// Full downloads of revocation lists share the replica's byte budget,
+/// whoever asks: past it a download waits up to a second, then gets 429
+/// `rate-limited` with `Retry-After: 1`; a conditional request (what apps
+/// send) is answered at once whatever the budget.
+#[test]
+fn full_list_downloads_share_a_budget() {
+    let network = Network {
+        public_requests_per_second: 0,
+        // One KiB a second: each list file here is under a KiB.
+        public_list_bytes_per_second: 1024,
+        ..net(&[])
+    };
+    let s = common::start_with_network(network);
+    let list = |etag: Option<&str>| {
+        let headers: Vec<(&str, &str)> = etag.map(|e| ("If-None-Match", e)).into_iter().collect();
+        req(
+            s.addr,
+            "GET",
+            "/v1/public/revocations",
+            None,
+            None,
+            &headers,
+        )
+    };
+    let first = list(None);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().len() < 1024, "{} bytes", first.text().len());
+    let etag = first.header("etag").unwrap().to_owned();
+    // Six more at once: at most one more fits in the next second.
+    let t = Instant::now();
+    let answers: Vec<common::Resp> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..6).map(|_| sc.spawn(|| list(None))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let served = answers.iter().filter(|r| r.status == 200).count();
+    assert!(served <= 2, "{served} of 6 served");
+    for r in answers.iter().filter(|r| r.status != 200) {
+        r.problem(429, "rate-limited");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        t.elapsed()
+    );
+    // Conditional requests are not held up.
+    let t = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(list(Some(&etag)).status, 304);
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // And the budget comes back with time.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(list(None).status, 200);
+}

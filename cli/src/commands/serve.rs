@@ -77,6 +77,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
             max_connections: a.max_connections.map(|n| n as usize),
             trusted_proxies: a.trusted_proxies.clone(),
             public_requests_per_second: a.public_requests_per_second,
+            public_list_bytes_per_second: a.public_list_mib_per_second.saturating_mul(1 << 20),
         },
         passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
         kdf: env::kdf_override()?,
