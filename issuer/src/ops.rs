@@ -546,12 +546,14 @@ impl Store {
         tx.require_not_revoked(rec.license_id).await?;
         tx.exec(
             sqlx::query(
-                "INSERT INTO revocations (license_id, revoked_at, reason, listed_until) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO revocations (license_id, revoked_at, reason, listed_until, org_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(rec.license_id.to_string())
             .bind(i(ctx.now))
             .bind(reason.to_owned())
-            .bind(listed_until(&rec.license_key).map(i)),
+            .bind(listed_until(&rec.license_key).map(i))
+            .bind(org_id.to_owned()),
             "recording the revocation",
         )
         .await?;

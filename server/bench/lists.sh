@@ -54,7 +54,7 @@ c.executemany("INSERT INTO licenses (license_id, key_id, product, customer, plan
               "VALUES (?, ?, 'acme-cad', 'cus_bench', 'pro', 0, 'k')", ((i, key) for i in ids))
 c.executemany("INSERT INTO org_licenses (license_id, org_id, max_devices, product, customer) "
               "VALUES (?, ?, 1, 'acme-cad', 'cus_bench')", ((i, org) for i in ids))
-c.executemany("INSERT INTO revocations (license_id, revoked_at, reason) VALUES (?, 0, 'bench')", ((i,) for i in ids))
+c.executemany("INSERT INTO revocations (license_id, revoked_at, reason, org_id) VALUES (?, 0, 'bench', ?)", ((i, org) for i in ids))
 c.commit()
 PY
 start --public-requests-per-second 0 --public-list-mib-per-second 0
