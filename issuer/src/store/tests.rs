@@ -519,7 +519,9 @@ async fn check_customer_plan(store: &Store, postgres: bool) {
     // Where the product is all of the organisation's licenses, its walk in
     // id order is as good as the product's.
     let org_range = ["org_licenses_by_product", "org_licenses_by_org"];
-    let cases: Vec<((String, Vec<String>), &[&str], &[&str], bool)> = vec![
+    // (query and arguments, acceptable indexes, forbidden steps, generic plan)
+    type Case<'a> = ((String, Vec<String>), &'a [&'a str], &'a [&'a str], bool);
+    let cases: Vec<Case<'_>> = vec![
         (
             q("org_a", &filter),
             &["org_licenses_by_customer"],
