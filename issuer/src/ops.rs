@@ -544,19 +544,27 @@ impl Store {
         // Read again under the writer's lock: of two revocations at once,
         // one wins and the other is told (not a unique-key failure).
         tx.require_not_revoked(rec.license_id).await?;
-        tx.exec(
-            sqlx::query(
-                "INSERT INTO revocations (license_id, revoked_at, reason, listed_until, org_id) \
-                 VALUES ($1, $2, $3, $4, $5)",
+        // The revocation counts for the organisation of the key that signed
+        // the license (whose keyring validates it), as lists always have.
+        let n = tx
+            .exec(
+                sqlx::query(
+                    "INSERT INTO revocations (license_id, revoked_at, reason, listed_until, org_id) \
+                     SELECT $1, $2, $3, $4, k.org_id FROM signing_keys k WHERE k.key_id = $5",
+                )
+                .bind(rec.license_id.to_string())
+                .bind(i(ctx.now))
+                .bind(reason.to_owned())
+                .bind(listed_until(&rec.license_key).map(i))
+                .bind(rec.key_id.to_string()),
+                "recording the revocation",
             )
-            .bind(rec.license_id.to_string())
-            .bind(i(ctx.now))
-            .bind(reason.to_owned())
-            .bind(listed_until(&rec.license_key).map(i))
-            .bind(org_id.to_owned()),
-            "recording the revocation",
-        )
-        .await?;
+            .await?;
+        if n != 1 {
+            return Err(Error::CorruptLedger {
+                detail: format!("license {} names no known signing key", rec.license_id),
+            });
+        }
         tx.bump_revision(org_id).await?;
         tx.audit(
             ctx,

@@ -1140,6 +1140,82 @@ impl Store {
         rows.iter().map(key_from_row).collect()
     }
 
+    /// A page of the organisation's signing keys (revoked ones included),
+    /// oldest first: at most `limit` (capped at
+    /// [`crate::service::MAX_PAGE`]) after the key made at `after.0` with
+    /// id `after.1`.
+    pub async fn org_keys_page(
+        &self,
+        org_id: &str,
+        after: Option<(u64, KeyId)>,
+        limit: u64,
+    ) -> Result<Vec<KeyInfo>> {
+        let (at, id) = after.map_or((-1, String::new()), |(at, id)| (i(at), id.to_string()));
+        let rows = self
+            .fetch_all(
+                sqlx::query(&format!(
+                    "SELECT {KEY_COLUMNS} FROM signing_keys WHERE org_id = $1 \
+                     AND (created_at > $2 OR (created_at = $2 AND key_id > $3)) \
+                     ORDER BY created_at, key_id LIMIT {}",
+                    limit.clamp(1, crate::service::MAX_PAGE)
+                ))
+                .bind(org_id.to_owned())
+                .bind(at)
+                .bind(id),
+                "reading signing keys",
+            )
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Fills the columns schemas 17 and 18 added (a license's product and
+    /// customer in `org_licenses`, a revocation's organisation) on rows an
+    /// older replica wrote during an upgrade, which the filters' and lists'
+    /// indexes would not find otherwise; true if it found any. Cheap when
+    /// there are none: two index look-ups, no write.
+    pub async fn fill_upgrade_gaps(&self) -> Result<bool> {
+        let gaps = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM org_licenses WHERE customer IS NULL LIMIT 1) a) \
+                     + (SELECT COUNT(*) FROM (SELECT 1 FROM revocations WHERE org_id IS NULL LIMIT 1) b)",
+                ),
+                "reading the ledger",
+            )
+            .await?;
+        let found: i64 = gaps
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(|e| Error::db("reading the ledger", e))?
+            .unwrap_or(0);
+        if found == 0 {
+            return Ok(false);
+        }
+        let mut tx = self.begin_write().await?;
+        tx.exec(
+            sqlx::query(
+                "UPDATE org_licenses SET \
+                 product = (SELECT l.product FROM licenses l WHERE l.license_id = org_licenses.license_id), \
+                 customer = (SELECT l.customer FROM licenses l WHERE l.license_id = org_licenses.license_id) \
+                 WHERE customer IS NULL",
+            ),
+            "filling license filters",
+        )
+        .await?;
+        tx.exec(
+            sqlx::query(
+                "UPDATE revocations SET org_id = (SELECT k.org_id FROM licenses l \
+                 JOIN signing_keys k ON k.key_id = l.key_id WHERE l.license_id = revocations.license_id) \
+                 WHERE org_id IS NULL",
+            ),
+            "filling revocations' organisations",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The default organisation's active signing key, if any.
     pub async fn active_key(&self) -> Result<Option<KeyInfo>> {
         self.org_active_key(&self.default_owner().await?).await
@@ -1656,9 +1732,18 @@ async fn read_revoked(
         Backend::Sqlite => "group_concat(r.license_id, ',')",
         Backend::Postgres => "string_agg(r.license_id, ',')",
     };
+    // Rows with no organisation (written by a replica still on schema 17
+    // or older, during an upgrade) are found through their key, as before:
+    // a revocation must never miss a list.
     let row = sqlx::query(&format!(
-        "SELECT COALESCE({joined}, '') FROM revocations r WHERE r.org_id = $1 \
-         AND (r.listed_until IS NULL OR r.listed_until >= $2)"
+        "SELECT COALESCE({joined}, '') FROM (\
+         SELECT r.license_id FROM revocations r WHERE r.org_id = $1 \
+         AND (r.listed_until IS NULL OR r.listed_until >= $2) \
+         UNION ALL SELECT r.license_id FROM revocations r \
+         JOIN licenses l ON l.license_id = r.license_id \
+         JOIN signing_keys k ON k.key_id = l.key_id \
+         WHERE r.org_id IS NULL AND k.org_id = $1 \
+         AND (r.listed_until IS NULL OR r.listed_until >= $2)) AS r"
     ))
     .bind(org_id.to_owned())
     .bind(listed_at.map_or(0, i))

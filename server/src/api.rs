@@ -321,14 +321,13 @@ impl FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let caller = Self::authenticate(parts, state).await?;
         // The one place a route's scope is checked (before its body is
-        // read); a request with no matched route needs `admin`.
-        let need = parts
+        // read). No route matched (a middleware asking on the fallback):
+        // the fallback's 404.
+        let route = parts
             .extensions
             .get::<MatchedPath>()
-            .map_or(Scope::Admin, |route| {
-                route_scope(&parts.method, route.as_str())
-            });
-        caller.need(need)?;
+            .ok_or_else(|| Problem::not_found("route"))?;
+        caller.need(route_scope(&parts.method, route.as_str()))?;
         Ok(caller)
     }
 }
@@ -545,11 +544,16 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 
 /// Waits (up to [`PUBLIC_WAIT`]) until the replica's budget of full list
 /// downloads has room for `bytes`; otherwise 429 `rate-limited`. A list
-/// larger than a second's budget takes the whole second.
+/// larger than a second's budget takes the whole second; one smaller than
+/// a thousandth of it (a KiB a MiB of budget) is not counted, so large
+/// lists read often hold up only each other.
 async fn spend_list_bytes(s: &State, bytes: usize) -> Result<(), Problem> {
     let Some(budget) = &s.list_bytes else {
         return Ok(());
     };
+    if (bytes as u64) < s.network.public_list_bytes_per_second / 1024 {
+        return Ok(());
+    }
     let kib = u32::try_from(bytes.div_ceil(1024))
         .unwrap_or(u32::MAX)
         .max(1);
@@ -573,8 +577,8 @@ async fn spend_list_bytes(s: &State, bytes: usize) -> Result<(), Problem> {
             return Err(Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate-limited",
-                "this replica is sending as many revocation lists as it may this second; retry in \
-                 a second (apps send If-None-Match, which is never held up)",
+                "this replica is sending as many large revocation lists as it may this second; \
+                 retry in a second (a list is valid for a week: an app with a cached copy can wait)",
             ));
         }
         tokio::time::sleep_until(wake).await;
@@ -1569,11 +1573,33 @@ fn key_view(k: &KeyInfo) -> Value {
     })
 }
 
-async fn list_keys(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
-    let keys = s.store.org_keys(c.org()).await?;
+/// The organisation's signing keys, oldest first, in pages (revoked keys
+/// stay, so rotations make the list grow). The cursor is the last key's
+/// creation time and id, `<unix seconds>.<key id>`.
+async fn list_keys(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let after = cursor(q.cursor, |c| {
+        let (at, id) = c.split_once('.')?;
+        Some((
+            at.parse::<u64>().ok()?,
+            id.parse::<keyseal_core::KeyId>().ok()?,
+        ))
+    })?;
+    let keys = s.store.org_keys_page(c.org(), after, limit).await?;
+    let next = (keys.len() as u64 == limit)
+        .then(|| {
+            keys.last()
+                .map(|k| format!("{}.{}", k.created_at, k.key_id))
+        })
+        .flatten();
     Ok(json_response(
         StatusCode::OK,
-        &page(keys.iter().map(key_view).collect(), None),
+        &page(keys.iter().map(key_view).collect(), next),
     ))
 }
 

@@ -100,13 +100,15 @@ pub struct Network {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Requests a second one client may make to the public endpoints
     /// (keyrings, revocation lists; bursts of five times as many), beyond
-    /// which it gets 429 with `Retry-After`; 0: no limit (default
+    /// which a request waits for the client's turn, up to a second, then
+    /// gets 429 with `Retry-After`; 0: no limit (default
     /// [`PUBLIC_REQUESTS_PER_SECOND`]).
     pub public_requests_per_second: u32,
     /// Bytes a second this replica sends as full revocation list files,
-    /// over every client (conditional requests answered 304 are not
-    /// counted); a download past it waits up to a second, then gets 429
-    /// with `Retry-After`. 0: no limit (default
+    /// over every client and organisation (answers 304 to conditional
+    /// requests are not counted, nor files under a thousandth of a second's
+    /// budget: 64 KiB by default); a download past it waits up to a second,
+    /// then gets 429 with `Retry-After`. 0: no limit (default
     /// [`PUBLIC_LIST_BYTES_PER_SECOND`]).
     pub public_list_bytes_per_second: u64,
 }
@@ -573,8 +575,13 @@ impl Service {
         ));
         let app = api::router(self.state.clone());
         serve_connections(listener, app, shutdown, self.drain, &self.state.network).await;
+        // A pass in progress finishes within the drain period, or is cut
+        // (each publication is its own transaction).
         let _ = stop_refresh.send(());
-        let _ = refresher.await;
+        let abort = refresher.abort_handle();
+        if tokio::time::timeout(self.drain, refresher).await.is_err() {
+            abort.abort();
+        }
         let store = self.state.store.clone();
         drop(self.state);
         // Once the last sender is gone the worker finishes what it holds;
@@ -749,12 +756,21 @@ async fn list_refresher(
     every: std::time::Duration,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    // (`interval_at` refuses a zero period.)
+    let every = every.max(std::time::Duration::from_millis(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {}
+        }
+        // Rows an older replica wrote during an upgrade: filled before the
+        // lists are looked at (the lists find them anyway).
+        match state.store.fill_upgrade_gaps().await {
+            Ok(true) => tracing::info!("filled columns an older replica left empty"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %problem::chain(&e), "filling upgrade gaps"),
         }
         if let Err(e) = api::refresh_lists(&state).await {
             tracing::error!(error = %e.detail, "refreshing revocation lists");

@@ -201,8 +201,9 @@ pub fn document() -> Value {
                           "responses": ok("200", "Activation", &with(AUTH, &["404"])) }
             },
             "/v1/keys": {
-                "get": { "operationId": "listKeys", "summary": "The organisation's signing keys (public halves; admin)", "security": secured,
-                         "responses": ok("200", "KeyPage", AUTH) }
+                "get": { "operationId": "listKeys", "summary": "The organisation's signing keys, oldest first, revoked ones included (public halves; admin)", "security": secured,
+                         "parameters": page_params(&[]),
+                         "responses": ok("200", "KeyPage", &with(AUTH, &["422"])) }
             },
             "/v1/keys/rotate": {
                 "post": { "operationId": "rotateKey", "summary": "A new active signing key for the organisation; its old one retires; other organisations' keys are untouched (admin)", "security": secured,
@@ -221,7 +222,8 @@ pub fn document() -> Value {
             },
             "/v1/tokens": {
                 "get": { "operationId": "listTokens", "summary": "The organisation's API tokens, revoked ones included; no secrets (admin)",
-                         "security": secured, "responses": ok("200", "TokenPage", AUTH) },
+                         "security": secured, "parameters": page_params(&[]),
+                         "responses": ok("200", "TokenPage", &with(AUTH, &["422"])) },
                 "post": { "operationId": "createToken", "summary": "A new API token; its secret is in this response only (admin)",
                           "security": secured, "requestBody": body("NewToken"), "responses": ok("201", "NewTokenResult", AUTH_BODY) }
             },

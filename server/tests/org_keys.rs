@@ -486,5 +486,30 @@ fn forty_rotations_keep_the_keyring_loadable() {
         revoked.sort();
         assert_eq!(named, revoked);
         assert_eq!(keys(&s, b), b_keys, "B's keys changed");
+
+        // Revoked keys stay listed, so the list grows with rotations: it
+        // comes in pages, oldest first, each key once.
+        let all = keys(&s, a);
+        assert_eq!(all.len(), 41);
+        let mut paged = Vec::new();
+        let mut path = "/v1/keys?limit=7".to_owned();
+        loop {
+            let j = get(s.addr, &path, a).json();
+            let items = j["items"].as_array().unwrap();
+            assert!(items.len() <= 7);
+            paged.extend(items.iter().map(|k| {
+                (
+                    k["key_id"].as_str().unwrap().to_owned(),
+                    k["status"].as_str().unwrap().to_owned(),
+                )
+            }));
+            match j["next_cursor"].as_str() {
+                Some(c) => path = format!("/v1/keys?limit=7&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all);
+        get(s.addr, "/v1/keys?cursor=nonsense", a).problem(400, "bad-request");
+        get(s.addr, "/v1/keys?limit=0", a).problem(422, "invalid-value");
     }
 }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use keyseal_core::SigningKey;
+use keyseal_core::{LicenseId, SigningKey};
 
 use super::Store;
 use crate::vault::Signer;
@@ -745,6 +745,90 @@ async fn old_customers_are_sealed_on_unlock_sqlite() {
 async fn old_customers_are_sealed_on_unlock_postgres() {
     if let Some(store) = fresh_postgres("ks_seal").await {
         check_sealing_old_customers(&store).await;
+        store.close().await;
+    }
+}
+
+/// Rows a replica on an older schema writes during an upgrade (no copy of
+/// the license's product and customer, no organisation on a revocation):
+/// the revocation is on the organisation's list at once (found through its
+/// key), and `fill_upgrade_gaps` fills both, so the filters find the
+/// license; with nothing left it writes nothing.
+async fn check_upgrade_gaps(store: &Store) {
+    store.migrate().await.unwrap();
+    for sql in [
+        "INSERT INTO orgs (org_id, name, created_at) VALUES ('org_a', 'a', 0)",
+        "INSERT INTO signing_keys (key_id, public_key, status, created_at, valid_from, org_id) \
+         VALUES ('00000000000000aa', 'pk', 'active', 0, 0, 'org_a')",
+        "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, license_key) \
+         VALUES ('000000000000000000000000000000a1', '00000000000000aa', 'acme-cad', 'cus_1', 'pro', 0, 'key')",
+        "INSERT INTO org_licenses (license_id, org_id, max_devices) \
+         VALUES ('000000000000000000000000000000a1', 'org_a', 1)",
+        "INSERT INTO revocations (license_id, revoked_at, reason) \
+         VALUES ('000000000000000000000000000000a1', 5, 'refund')",
+    ] {
+        exec(store, sql, &[]).await;
+    }
+    let id: LicenseId = "000000000000000000000000000000a1".parse().unwrap();
+    assert!(
+        store
+            .org_revoked("org_a")
+            .await
+            .unwrap()
+            .licenses
+            .contains(&id)
+    );
+    let by_customer = crate::service::OrgLicenseFilter {
+        customer: Some("cus_1".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .org_licenses("org_a", &by_customer)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.fill_upgrade_gaps().await.unwrap());
+    assert_eq!(
+        store
+            .org_licenses("org_a", &by_customer)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .org_revoked("org_a")
+            .await
+            .unwrap()
+            .licenses
+            .contains(&id)
+    );
+    let org: Option<String> = sqlx::Row::get(
+        &sqlx::query("SELECT org_id FROM revocations")
+            .fetch_one(store.pool())
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(org.as_deref(), Some("org_a"));
+    assert!(!store.fill_upgrade_gaps().await.unwrap(), "nothing left");
+}
+
+#[tokio::test]
+async fn rows_an_older_replica_writes_are_found_and_filled_sqlite() {
+    let (_dir, store) = fresh_sqlite().await;
+    check_upgrade_gaps(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn rows_an_older_replica_writes_are_found_and_filled_postgres() {
+    if let Some(store) = fresh_postgres("ks_gaps").await {
+        check_upgrade_gaps(&store).await;
         store.close().await;
     }
 }
