@@ -832,3 +832,26 @@ async fn rows_an_older_replica_writes_are_found_and_filled_postgres() {
         store.close().await;
     }
 }
+
+/// A ledger a newer version migrated (a schema this binary does not know)
+/// is refused, naming the version: an older replica cannot go on writing
+/// beside a newer one's schema after it restarts.
+#[tokio::test]
+async fn a_ledger_from_a_newer_version_is_refused() {
+    let (_dir, store) = fresh_sqlite().await;
+    store.migrate().await.unwrap();
+    exec(
+        &store,
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+         VALUES (999, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
+        &[],
+    )
+    .await;
+    let e = store
+        .migrate()
+        .await
+        .expect_err("a newer ledger is refused");
+    assert!(matches!(e, crate::Error::CorruptLedger { .. }), "{e}");
+    assert!(e.to_string().contains("999"), "{e}");
+    store.close().await;
+}
