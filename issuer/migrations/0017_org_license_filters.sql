@@ -6,13 +6,11 @@
 -- organisation's licenses, left PostgreSQL's generic plan scanning the
 -- organisation's table. A license's product and customer never change, so
 -- org_licenses keeps a copy of both.
+-- `Store::migrate` fills both on existing rows (`Store::fill_upgrade_gaps`,
+-- which also fills rows an older replica writes during an upgrade).
 ALTER TABLE org_licenses ADD COLUMN product TEXT;
 ALTER TABLE org_licenses ADD COLUMN customer TEXT;
-UPDATE org_licenses SET
-    product = (SELECT l.product FROM licenses l WHERE l.license_id = org_licenses.license_id),
-    customer = (SELECT l.customer FROM licenses l WHERE l.license_id = org_licenses.license_id);
 CREATE INDEX org_licenses_by_customer ON org_licenses (org_id, customer, license_id);
 CREATE INDEX org_licenses_by_product ON org_licenses (org_id, product, license_id);
--- Rows an older replica writes during an upgrade have no copy yet; the
--- service fills them (`Store::fill_upgrade_gaps`), found through this.
+-- Rows with no copy yet, found quickly by `Store::fill_upgrade_gaps`.
 CREATE INDEX org_licenses_unfilled ON org_licenses (license_id) WHERE customer IS NULL;

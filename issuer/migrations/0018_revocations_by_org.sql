@@ -3,9 +3,6 @@
 -- counted it), so building an organisation's list reads one index range
 -- of its own revocations instead of joining every revoked license to its
 -- license and key (most of a 100,000-license list's publishing time).
+-- `Store::migrate` fills it on existing rows (`Store::fill_upgrade_gaps`).
 ALTER TABLE revocations ADD COLUMN org_id TEXT;
-UPDATE revocations SET org_id = (
-    SELECT k.org_id FROM licenses l JOIN signing_keys k ON k.key_id = l.key_id
-    WHERE l.license_id = revocations.license_id
-);
 CREATE INDEX revocations_by_org ON revocations (org_id, license_id, listed_until);

@@ -798,7 +798,9 @@ impl Store {
             self.fill_audit_subjects().await?;
             self.fold_into_orgs().await?;
         }
-        self.migrate_to(i64::MAX).await
+        self.migrate_to(i64::MAX).await?;
+        // The copies schemas 17 and 18 keep, on the rows written before.
+        self.fill_upgrade_gaps().await.map(drop)
     }
 
     /// Once, before schema 10: folds what the command line wrote into the
@@ -1169,10 +1171,11 @@ impl Store {
     }
 
     /// Fills the columns schemas 17 and 18 added (a license's product and
-    /// customer in `org_licenses`, a revocation's organisation) on rows an
-    /// older replica wrote during an upgrade, which the filters' and lists'
-    /// indexes would not find otherwise; true if it found any. Cheap when
-    /// there are none: two index look-ups, no write.
+    /// customer in `org_licenses`, a revocation's organisation) on rows
+    /// written before them: once by [`Store::migrate`], and by the service's
+    /// refresher for rows an older replica wrote during an upgrade, which
+    /// the filters' and lists' indexes would not find otherwise; true if it
+    /// found any. Cheap when there are none: two index look-ups, no write.
     pub async fn fill_upgrade_gaps(&self) -> Result<bool> {
         let gaps = self
             .fetch_all(

@@ -284,30 +284,47 @@ impl FromRequestParts<S> for PublicClient {
         {
             limiter.retain_recent();
         }
-        // Over its rate, a request waits for the client's allowance (for at
-        // most PUBLIC_WAIT) rather than being refused at once: a client that
-        // asks again as soon as it is answered (a loop on keep-alive
-        // connections) is slowed to its rate. Refused at once, it asked tens
-        // of thousands of times a second, and answering those took CPU from
-        // every other tenant (server/bench/lists.sh).
-        let deadline = tokio::time::Instant::now() + PUBLIC_WAIT;
-        loop {
-            let Err(not_until) = limiter.check_key(&ip) else {
-                return Ok(PublicClient);
-            };
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            let wake = tokio::time::Instant::now() + wait;
-            if wake > deadline {
-                return Err(Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate-limited",
-                    "too many requests from this client to the public endpoints; retry in a second \
-                     (apps need the keyring and the revocation list every few hours, with If-None-Match)",
-                ));
-            }
-            tokio::time::sleep_until(wake).await;
+        // Over its rate, a request waits for the client's allowance rather
+        // than being refused at once: a client that asks again as soon as it
+        // is answered (a loop on keep-alive connections) is slowed to its
+        // rate. Refused at once, it asked tens of thousands of times a
+        // second, and answering those took CPU from every other tenant
+        // (server/bench/lists.sh).
+        use governor::clock::Clock;
+        let granted = wait_for_allowance(|| {
+            limiter
+                .check_key(&ip)
+                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+        })
+        .await;
+        if granted {
+            Ok(PublicClient)
+        } else {
+            Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "too many requests from this client to the public endpoints; retry in a second \
+                 (apps need the keyring and the revocation list every few hours, with If-None-Match)",
+            ))
         }
+    }
+}
+
+/// Waits until `check` grants an allowance (`Err` says how long until it
+/// may), for at most [`PUBLIC_WAIT`]; false if that would take longer. The
+/// public endpoints' two limits (per client, and the bytes of full lists)
+/// wait this way.
+async fn wait_for_allowance(mut check: impl FnMut() -> Result<(), std::time::Duration>) -> bool {
+    let deadline = tokio::time::Instant::now() + PUBLIC_WAIT;
+    loop {
+        let Err(wait) = check() else {
+            return true;
+        };
+        let wake = tokio::time::Instant::now() + wait;
+        if wake > deadline {
+            return false;
+        }
+        tokio::time::sleep_until(wake).await;
     }
 }
 
@@ -548,40 +565,31 @@ fn not_modified(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 /// a thousandth of it (a KiB a MiB of budget) is not counted, so large
 /// lists read often hold up only each other.
 async fn spend_list_bytes(s: &State, bytes: usize) -> Result<(), Problem> {
-    let Some(budget) = &s.list_bytes else {
+    let per_second = s.network.public_list_bytes_per_second;
+    let (Some(budget), Some(burst)) = (&s.list_bytes, crate::list_budget_kib(per_second)) else {
         return Ok(());
     };
-    if (bytes as u64) < s.network.public_list_bytes_per_second / 1024 {
+    if (bytes as u64) < per_second / 1024 {
         return Ok(());
     }
-    let kib = u32::try_from(bytes.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .max(1);
-    let deadline = tokio::time::Instant::now() + PUBLIC_WAIT;
-    let mut n = std::num::NonZeroU32::MIN.saturating_add(kib - 1);
-    loop {
-        let wait = match budget.check_n(n) {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(not_until)) => {
-                use governor::clock::Clock;
-                not_until.wait_time_from(budget.clock().now())
-            }
-            // Larger than the burst (a second's worth): ask for all of it.
-            Err(governor::InsufficientCapacity(cap)) => {
-                n = std::num::NonZeroU32::new(cap).unwrap_or(std::num::NonZeroU32::MIN);
-                continue;
-            }
-        };
-        let wake = tokio::time::Instant::now() + wait;
-        if wake > deadline {
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "this replica is sending as many large revocation lists as it may this second; \
-                 retry in a second (a list is valid for a week: an app with a cached copy can wait)",
-            ));
-        }
-        tokio::time::sleep_until(wake).await;
+    let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX);
+    let n = std::num::NonZeroU32::new(kib).map_or(burst, |n| n.min(burst));
+    use governor::clock::Clock;
+    let granted = wait_for_allowance(|| match budget.check_n(n) {
+        Ok(r) => r.map_err(|not_until| not_until.wait_time_from(budget.clock().now())),
+        // Cannot happen: `n` is at most the burst.
+        Err(governor::InsufficientCapacity(_)) => Ok(()),
+    })
+    .await;
+    if granted {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "this replica is sending as many large revocation lists as it may this second; \
+             retry in a second (a list is valid for a week: an app with a cached copy can wait)",
+        ))
     }
 }
 

@@ -736,13 +736,17 @@ async fn mint_worker(
     }
 }
 
-/// A budget of `per_second` bytes a second in KiB cells, a second's worth
-/// at once; none for 0.
+/// The budget of full list downloads in KiB a second (also its burst: a
+/// second's worth at once), for `per_second` bytes; none for 0.
+pub(crate) fn list_budget_kib(per_second: u64) -> Option<std::num::NonZeroU32> {
+    std::num::NonZeroU32::new(u32::try_from(per_second.div_ceil(1024)).unwrap_or(u32::MAX))
+}
+
+/// The limiter of [`list_budget_kib`]; none for 0.
 fn list_bytes(per_second: u64) -> Option<ListBytes> {
-    let kib = u32::try_from((per_second / 1024).max(u64::from(per_second > 0))).unwrap_or(u32::MAX);
-    let rate = std::num::NonZeroU32::new(kib)?;
+    let kib = list_budget_kib(per_second)?;
     Some(governor::RateLimiter::direct(
-        governor::Quota::per_second(rate).allow_burst(rate),
+        governor::Quota::per_second(kib).allow_burst(kib),
     ))
 }
 
