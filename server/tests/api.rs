@@ -91,7 +91,7 @@ fn health_readiness_metrics_and_openapi() {
         let r = req(s.addr, "GET", "/v1/openapi.json", None, None, &[]);
         assert_eq!(r.status, 200);
         let doc = r.json();
-        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["openapi"], "3.1.0");
         // Every route the router serves is documented, with the methods it takes.
         for (path, methods) in [
             ("/healthz", &["get"][..]),
@@ -134,8 +134,55 @@ fn health_readiness_metrics_and_openapi() {
             }
         }
         assert_eq!(doc["paths"].as_object().unwrap().len(), 28);
-        // Every $ref resolves.
+        // Every operation says what it is, for people and for generated
+        // clients: a unique camel-case id, a summary, a description, a tag.
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (m, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    !id.is_empty() && !id.contains('_') && ids.insert(id.to_owned()),
+                    "{m} {path}: operationId {id:?}"
+                );
+                for field in ["summary", "description"] {
+                    assert!(
+                        op[field].as_str().is_some_and(|t| !t.is_empty()),
+                        "{m} {path} has no {field}"
+                    );
+                }
+                assert!(op["tags"][0].is_string(), "{m} {path} has no tag");
+            }
+        }
+        // Every property of every schema has a type or names one, and every
+        // time is stated in unix seconds.
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            let Some(props) = schema["properties"].as_object() else {
+                continue;
+            };
+            for (field, p) in props {
+                assert!(
+                    p.get("type").is_some() || p.get("$ref").is_some() || p.get("oneOf").is_some(),
+                    "{name}.{field} has no type: {p}"
+                );
+                if field.ends_with("_at") || field.starts_with("valid_") {
+                    assert!(
+                        p["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("nix seconds")),
+                        "{name}.{field} states no unit: {p}"
+                    );
+                }
+            }
+        }
+        // One definition per enum: the scopes and key states are named
+        // schemas, never written inline.
         let text = doc.to_string();
+        assert_eq!(
+            text.matches("\"read:pii\"").count(),
+            1,
+            "the scope enum is written more than once"
+        );
+        // Every $ref resolves.
         for part in text.split("\"$ref\":\"#/components/").skip(1) {
             let target = &part[..part.find('"').unwrap()];
             let (kind, name) = target.split_once('/').unwrap();

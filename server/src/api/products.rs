@@ -1,0 +1,96 @@
+//! `/v1/products`: the products licenses are minted for.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{Body, Caller, PageQuery, cursor, limit, path, query};
+use super::views::{Product, ProductPage, next_cursor};
+use super::{ApiResult, S, json_response};
+use crate::problem::Problem;
+
+/// A product to register.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewProduct {
+    /// Its id, written into keys: 1 to 32 letters, digits and `. _ : -`.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,32}$", example = "acme-cad")]
+    pub(crate) product: String,
+    /// A name for people (default: the id).
+    #[schema(example = "Acme CAD")]
+    pub(crate) name: Option<String>,
+}
+
+/// Register a product
+#[utoipa::path(post, path = "/v1/products", tag = "products",
+    description = "Registers a product of the caller's organisation; licenses are minted for registered products only. At most 10,000 per organisation (409 `limit-reached`); an id registered already is a 409 `conflict`. Needs `issue`.",
+    request_body = NewProduct,
+    responses(
+        (status = 201, description = "the product", body = Product),
+        (status = 409, description = "`conflict` (registered already) or `limit-reached`", body = crate::openapi::ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn create_product(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    Body(b): Body<NewProduct>,
+) -> ApiResult {
+    let name = b.name.unwrap_or_else(|| b.product.clone());
+    let p = s
+        .store
+        .org_add_product(c.org(), &b.product, &name, &c.ctx(&s))
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &Product::from(p)))
+}
+
+/// List products
+#[utoipa::path(get, path = "/v1/products", tag = "products",
+    description = "The organisation's products in pages, by id. Needs `read`.",
+    params(PageQuery),
+    responses((status = 200, description = "a page of products", body = ProductPage)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_products(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult {
+    let q = query(q)?;
+    let limit = limit(q.limit)?;
+    let after = cursor(q.cursor, |c| {
+        keyseal_issuer::request::check_product(c)
+            .is_ok()
+            .then(|| c.to_owned())
+    })?;
+    let rows = s
+        .store
+        .org_products(c.org(), after.as_deref(), limit)
+        .await?;
+    let next_cursor = next_cursor(&rows, limit, |p| p.product.clone());
+    let items = rows.into_iter().map(Product::from).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &ProductPage { items, next_cursor },
+    ))
+}
+
+/// Get a product
+#[utoipa::path(get, path = "/v1/products/{product}", tag = "products",
+    description = "One of the organisation's products. Needs `read`.",
+    params(("product" = String, Path, description = "the product's id", example = "acme-cad")),
+    responses((status = 200, description = "the product", body = Product)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_product(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = path(p)?;
+    let p = s
+        .store
+        .org_product(c.org(), &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("product"))?;
+    Ok(json_response(StatusCode::OK, &Product::from(p)))
+}
