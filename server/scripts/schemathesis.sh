@@ -28,27 +28,11 @@ VENV="$CACHE/st-venv"
     "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$VERSION"
 cargo build --quiet -p keyseal-cli
 
-work=$(mktemp -d)
-out="$work/serve.out"
-KEYSEAL_PASSPHRASE=schemathesis-only KEYSEAL_KDF_PARAMS=m=256,t=1,p=1 \
-    "$BIN" --vault "$work/vault" serve --listen 127.0.0.1:0 --auth-failures-per-minute 1000000 \
-    >"$out" 2>"$work/serve.err" &
-pid=$!
-# shellcheck disable=SC2064
-trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf $work" EXIT
-for _ in $(seq 100); do grep -q "listening on" "$work/serve.err" && break; sleep 0.1; done
-addr=$(sed -n 's/.*listening on http:\/\/\([^ ]*\).*/\1/p' "$work/serve.err")
-token=$(grep '^ksk_' "$out")
-[ -n "$addr" ] && [ -n "$token" ] || { cat "$work/serve.err"; exit 1; }
-base="http://$addr"
+# shellcheck source=server/scripts/throwaway.sh
+source server/scripts/throwaway.sh
 # Some objects for the generated requests to find.
 curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d '{"product":"acme-cad"}' "$base/v1/products" >/dev/null
-# The organisation's public keyring and revocation list are asked for by its
-# real id (random ids are all 404s; server/tests/org_keys.rs covers those).
-org=$(curl -sf -H "Authorization: Bearer $token" "$base/v1/tokens" |
-    sed -n 's/.*"org_id":"\(org_[0-9a-f]*\)".*/\1/p')
-[ -n "$org" ] || { echo "no organisation id in GET /v1/tokens" >&2; exit 1; }
 # A customer and a license of it, so that the operations on one reach past
 # the 404 (random ids are all 404s; server/tests covers those).
 cus=$(curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

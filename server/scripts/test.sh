@@ -48,6 +48,9 @@ cargo test -p keyseal-server -p keyseal-issuer
 # examples per operation and a fixed seed, not by time; one worker:
 # hypothesis's source inspection is not thread-safe on Python 3.11).
 bash server/scripts/schemathesis.sh
+# Clients generated from that document by openapi-python-client and
+# openapi-typescript type-check strictly and run the mint/revoke/keyring flow.
+bash server/clients/test.sh
 # The load bench in its smoke mode (3 s, debug build): it runs and every mint succeeds.
 bash server/bench/load.sh --smoke
 # The tenant bench in its smoke mode (200 products, 20,000 licenses): it runs.
