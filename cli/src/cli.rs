@@ -155,7 +155,7 @@ pub enum Command {
         Needs no vault.")]
     Inspect(InspectArgs),
 
-    /// Signing keys: list, rotate, retire, revoke, export the public keyring.
+    /// Signing keys: list, rotate, retire, revoke, export the public keyring or a sealed key.
     #[command(subcommand)]
     Keys(KeysCommand),
 
@@ -548,6 +548,26 @@ pub enum KeysCommand {
         /// Write to this file instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Write a signing key, still sealed, to a key file (for the Python wheel).
+    ///
+    /// The file is what the Python wheel's `SigningKey.from_key_file` opens with the vault's
+    /// passphrase (the wheel reads no ledger).
+    #[command(
+        name = "export-sealed",
+        after_help = "Examples:\n  \
+        keyseal keys export-sealed --out signing.key\n  \
+        keyseal keys export-sealed 3f2a9c1e --out old-signing.key\n\n\
+        The file is written readable by its owner only. It opens only with the vault's passphrase; \
+        keys minted with it from Python are not in the ledger (record them with `keyseal issue` \
+        or the service if they must be listed, revoked by id or audited)."
+    )]
+    ExportSealed {
+        /// Key id (or a unique prefix of at least 4 hex digits); default: the active key.
+        key: Option<String>,
+        /// The key file to write (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 

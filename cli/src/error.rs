@@ -123,9 +123,17 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A key file's error, as the issuer's.
+impl From<keyseal_issuer::keyfile::Error> for CliError {
+    fn from(e: keyseal_issuer::keyfile::Error) -> Self {
+        IssuerError::from(e).into()
+    }
+}
+
 impl From<IssuerError> for CliError {
     fn from(e: IssuerError) -> Self {
         use IssuerError as E;
+        use keyseal_issuer::keyfile::Error as K;
         let what = chain(&e);
         match &e {
             E::NoVault { dir } => CliError::new(
@@ -153,22 +161,22 @@ impl From<IssuerError> for CliError {
                 "another keyseal command is changing this vault: wait for it to finish, then run this again \
                  (the lock goes away when that process exits)",
             ),
-            E::WrongPassphrase { key_id } => CliError::new(
+            E::KeyFile(K::WrongPassphrase { key_id }) => CliError::new(
                 "wrong_passphrase",
                 exit::PASSPHRASE,
                 what,
                 format!(
-                    "type the vault's passphrase again (or fix KEYSEAL_PASSPHRASE); if it is right, keys/{key_id}.key \
-                     was altered: restore the vault from a backup"
+                    "type the vault's passphrase again (or fix KEYSEAL_PASSPHRASE); if it is right, the sealed \
+                     key {key_id} was altered: restore the vault from a backup"
                 ),
             ),
-            E::BadPassphrase(_) => CliError::new(
+            E::KeyFile(K::BadPassphrase(_)) => CliError::new(
                 "bad_passphrase",
                 exit::INPUT,
                 what,
                 "choose a non-empty passphrase",
             ),
-            E::CorruptKeyFile { .. } => CliError::new(
+            E::KeyFile(K::CorruptKeyFile { .. }) => CliError::new(
                 "corrupt_key_file",
                 exit::SYSTEM,
                 what,
@@ -195,10 +203,10 @@ impl From<IssuerError> for CliError {
                 what,
                 "check that the vault directory is readable and writable, then try again",
             ),
-            E::Io { .. } => {
+            E::Io { .. } | E::KeyFile(K::Io { .. }) => {
                 CliError::system(what, "check the path and its permissions, then try again")
             }
-            E::KdfParams(_) => CliError::input(
+            E::KeyFile(K::KdfParams(_)) => CliError::input(
                 what,
                 "KEYSEAL_KDF_PARAMS takes m=KIB,t=PASSES,p=LANES, for example m=65536,t=3,p=1",
             ),

@@ -31,24 +31,11 @@ pub enum Error {
         /// The vault directory.
         dir: PathBuf,
     },
-    /// The passphrase does not decrypt a signing key (or the key file was
-    /// altered: the two cannot be told apart).
-    #[error("wrong passphrase for signing key {key_id}")]
-    WrongPassphrase {
-        /// The key that did not decrypt.
-        key_id: KeyId,
-    },
-    /// A passphrase was empty or otherwise refused.
-    #[error("passphrase refused: {0}")]
-    BadPassphrase(&'static str),
-    /// A signing key file is missing, unreadable or inconsistent.
-    #[error("signing key file {} is damaged: {detail}", path.display())]
-    CorruptKeyFile {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong with it.
-        detail: String,
-    },
+    /// A sealed signing key: a wrong passphrase (or an altered key: the two
+    /// cannot be told apart), a refused passphrase, a damaged key, bad
+    /// Argon2 parameters.
+    #[error(transparent)]
+    KeyFile(#[from] keyseal_keyfile::Error),
     /// The ledger database is damaged or is not a keyseal ledger.
     #[error("the ledger is damaged: {detail}")]
     CorruptLedger {
@@ -81,9 +68,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The Argon2 parameters are out of range.
-    #[error("invalid key-derivation parameters: {0}")]
-    KdfParams(String),
     /// The vault has no active signing key (it was retired or revoked).
     #[error("the vault has no active signing key")]
     NoActiveKey,

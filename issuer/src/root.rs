@@ -33,12 +33,12 @@ pub fn create(path: &Path, pass: &Passphrase, kdf: KdfParams) -> Result<PublicKe
 
 /// The root's public key (no passphrase needed).
 pub fn public_key(path: &Path) -> Result<PublicKey> {
-    KeyFile::read(path)?.public_key(path)
+    Ok(KeyFile::read(path)?.public_key(path)?)
 }
 
 /// Unseals the root at `path`.
 pub fn open(path: &Path, pass: &Passphrase) -> Result<SigningKey> {
-    KeyFile::read(path)?.open(pass, path)
+    Ok(KeyFile::read(path)?.open(pass, path)?)
 }
 
 /// The keyring text that pins only `root`: what an app embeds once; every

@@ -1249,8 +1249,9 @@ impl Store {
             .map_err(|e| Error::db("reading signing keys", e))?
             .flatten();
         let label = format!("the ledger's sealed key {key_id}");
-        text.map(|t| crate::keyfile::KeyFile::from_json(&t, Path::new(&label)))
-            .transpose()
+        Ok(text
+            .map(|t| crate::keyfile::KeyFile::from_json(&t, Path::new(&label)))
+            .transpose()?)
     }
 
     /// Imports the key files in `keys_dir` (a vault's `keys/`) for keys the
@@ -1276,10 +1277,10 @@ impl Store {
             }
             let file = crate::keyfile::KeyFile::read(&path)?;
             if file.key_id() != id || file.public_key(&path)?.to_string() != public {
-                return Err(Error::CorruptKeyFile {
+                return Err(Error::KeyFile(keyseal_keyfile::Error::CorruptKeyFile {
                     path,
                     detail: format!("it does not hold key {id} as the ledger records it"),
-                });
+                }));
             }
             let mut tx = self.begin_write().await?;
             tx.exec(

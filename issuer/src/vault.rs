@@ -160,7 +160,7 @@ impl Vault {
         let built = Self::build(&tmp, pass, opts, ctx).await;
         let placed = built.and_then(|()| {
             std::fs::rename(&tmp, dir).map_err(|e| Error::io("move the new vault to", dir, e))?;
-            fsutil::sync_dir(&parent)
+            Ok(fsutil::sync_dir(&parent)?)
         });
         if let Err(e) = placed {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -191,7 +191,7 @@ impl Vault {
         .await;
         store.close().await;
         result?;
-        fsutil::sync_dir(tmp)
+        Ok(fsutil::sync_dir(tmp)?)
     }
 
     /// Creates the ledger in the PostgreSQL database at `url` (a
@@ -348,17 +348,17 @@ impl Vault {
         let path = key_path(&self.dir, id);
         let file = KeyFile::read(&path)?;
         if file.key_id() != id.to_string() {
-            return Err(Error::CorruptKeyFile {
+            return Err(Error::KeyFile(keyseal_keyfile::Error::CorruptKeyFile {
                 path,
                 detail: format!("it holds key {}, not {id}", file.key_id()),
-            });
+            }));
         }
         Ok((file, path))
     }
 
     async fn open_key(&self, id: KeyId, pass: &Passphrase) -> Result<SigningKey> {
         let (file, path) = self.sealed_key(id).await?;
-        file.open(pass, &path)
+        Ok(file.open(pass, &path)?)
     }
 
     /// The key-derivation parameters of the vault's active key (what keys

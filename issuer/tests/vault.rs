@@ -89,7 +89,7 @@ async fn full_lifecycle() {
     assert_eq!(sealed.open(&pass("pw"), here).unwrap().key_id(), k1.key_id);
     assert!(matches!(
         sealed.open(&pass("nope"), here),
-        Err(Error::WrongPassphrase { .. })
+        Err(keyseal_issuer::keyfile::Error::WrongPassphrase { .. })
     ));
     assert!(!dir.join("keys").exists());
 
@@ -101,7 +101,9 @@ async fn full_lifecycle() {
     // Wrong passphrase.
     assert!(matches!(
         vault.unlock(&pass("nope")).await,
-        Err(Error::WrongPassphrase { .. })
+        Err(Error::KeyFile(
+            keyseal_issuer::keyfile::Error::WrongPassphrase { .. }
+        ))
     ));
 
     let signer = vault.unlock(&pass("pw")).await.unwrap();
@@ -293,7 +295,9 @@ async fn rotation_without_an_active_key_still_checks_the_passphrase() {
     ));
     assert!(matches!(
         vault.rotate(&pass("other"), None, &ctx(T0 + 2)).await,
-        Err(Error::WrongPassphrase { .. })
+        Err(Error::KeyFile(
+            keyseal_issuer::keyfile::Error::WrongPassphrase { .. }
+        ))
     ));
     let (k2, old) = vault.rotate(&pass("pw"), None, &ctx(T0 + 2)).await.unwrap();
     assert!(old.is_none());

@@ -1,5 +1,5 @@
 //! Writes the key-file fixture of the Python tests
-//! (`tests/data/test.key`) with keyseal-issuer's own key-file code: the
+//! (`tests/data/test.key`) with keyseal-keyfile (the issuer's own key-file code): the
 //! key of seed `[7; 32]`, sealed under the passphrase
 //! `correct horse battery staple` with cheap Argon2id parameters (m=64 KiB,
 //! t=1, p=1) so the tests stay fast. Regenerate after a key-file format change:
@@ -8,8 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use keyseal_core::SigningKey;
-use keyseal_issuer::keyfile::KeyFile;
-use keyseal_issuer::{KdfParams, Passphrase};
+use keyseal_keyfile::KeyFile;
+use keyseal_keyfile::{KdfParams, Passphrase};
 use zeroize::Zeroizing;
 
 fn main() {

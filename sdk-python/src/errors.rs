@@ -381,10 +381,33 @@ pub fn core_err(e: CoreError) -> PyErr {
     problem_err(&Problem::Core(e))
 }
 
-/// An error of the vault's key files, raised: `WrongPassphrase`, an
-/// `OSError` for a file that cannot be read, else `VaultError`.
-pub fn vault_err(e: keyseal_issuer::Error) -> PyErr {
-    use keyseal_issuer::Error as E;
+/// A `VaultError` for a vault directory given where a key file belongs:
+/// the wheel reads no ledger, so the key must be exported first.
+pub fn vault_dir_err(path: &std::path::Path) -> PyErr {
+    Python::attach(|py| {
+        match instance(
+            py,
+            "vault",
+            format!(
+                "{} is a directory: the wheel opens sealed key files, not a vault's ledger; \
+                 export the key first (`keyseal --vault DIR keys export-sealed --out FILE`), \
+                 then SigningKey.from_key_file(FILE, passphrase)",
+                path.display()
+            ),
+            "The signing key could not be loaded from the vault.".into(),
+            &[],
+            Vec::new(),
+        ) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(err) => err,
+        }
+    })
+}
+
+/// An error of a sealed key file, raised: `WrongPassphrase`, an `OSError`
+/// for a file that cannot be read, else `VaultError`.
+pub fn vault_err(e: keyseal_keyfile::Error) -> PyErr {
+    use keyseal_keyfile::Error as E;
     match e {
         E::Io {
             doing,
@@ -413,7 +436,6 @@ pub fn vault_err(e: keyseal_issuer::Error) -> PyErr {
                 Err(err) => err,
             }
         }),
-        E::Core(core) => core_err(core),
         other => Python::attach(|py| {
             match instance(
                 py,

@@ -1,7 +1,7 @@
 //! `keyseal._keyseal`: the private native module behind the `keyseal`
 //! Python package. A thin adapter: names change at the boundary (unix
 //! seconds become aware datetimes, problems become exceptions), the logic
-//! stays in sdk-rust, keyseal-core and keyseal-issuer. The typed facade
+//! stays in sdk-rust, keyseal-core and keyseal-keyfile. The typed facade
 //! and the stubs are in `python/keyseal/`.
 
 mod errors;

@@ -1,6 +1,6 @@
 //! Minting: `SigningKey` (keyseal-core's, loaded from a seed, made fresh,
-//! or opened from the vault with keyseal-issuer's key files) and `issue`
-//! (keyseal-core's `license::issue`).
+//! or opened from a sealed key file with keyseal-keyfile, the issuer's own
+//! key-file code) and `issue` (keyseal-core's `license::issue`).
 
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,7 @@ use zeroize::Zeroizing;
 use keyseal_core::claims::{Entitlements, Extensions};
 use keyseal_core::key::SEED_LEN;
 use keyseal_core::{Claims, DeviceRule, Fingerprint, LicenseId, VersionCap, license};
-use keyseal_issuer::keyfile::KeyFile;
-use keyseal_issuer::{Passphrase, vault};
+use keyseal_keyfile::{KeyFile, Passphrase};
 
 use crate::errors;
 use crate::time;
@@ -32,38 +31,11 @@ fn random_bytes<const N: usize>() -> PyResult<Zeroizing<[u8; N]>> {
     Ok(b)
 }
 
-fn open_vault_key(
+fn open_key_file(
     path: &Path,
     pass: &Passphrase,
-) -> Result<keyseal_core::SigningKey, keyseal_issuer::Error> {
-    if path.is_dir() {
-        // A vault directory: its active key, as the ledger records it.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| keyseal_issuer::Error::Io {
-                doing: "start a runtime for",
-                path: path.to_path_buf(),
-                source: e,
-            })?;
-        let (file, label) = rt.block_on(async {
-            let v = vault::Vault::open(path, vault::Access::Read).await?;
-            let sealed = async {
-                let active = v
-                    .store()
-                    .active_key()
-                    .await?
-                    .ok_or(keyseal_issuer::Error::NoActiveKey)?;
-                v.sealed_key(active.key_id).await
-            }
-            .await;
-            v.close().await;
-            sealed
-        })?;
-        file.open(pass, &label)
-    } else {
-        KeyFile::read(path)?.open(pass, path)
-    }
+) -> Result<keyseal_core::SigningKey, keyseal_keyfile::Error> {
+    KeyFile::read(path)?.open(pass, path)
 }
 
 #[pymethods]
@@ -96,17 +68,27 @@ impl PySigningKey {
         }
     }
 
-    /// Opens a sealed key with the passphrase: a vault directory (its
-    /// active key, sealed in its ledger) or a key file (`VAULT/keys/<key
-    /// id>.key` of a vault from before keys moved into the ledger).
+    /// Opens a sealed key file with the passphrase: one written by
+    /// `keyseal keys export-sealed --out FILE` (or `VAULT/keys/<key id>.key`
+    /// of a vault from before keys moved into the ledger).
     #[staticmethod]
-    fn from_vault(py: Python<'_>, path: PathBuf, passphrase: &str) -> PyResult<Self> {
+    fn from_key_file(py: Python<'_>, path: PathBuf, passphrase: &str) -> PyResult<Self> {
+        if path.is_dir() {
+            return Err(errors::vault_dir_err(&path));
+        }
         let pass = Passphrase::new(Zeroizing::new(passphrase.to_owned()))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        match py.detach(|| open_vault_key(&path, &pass)) {
+        match py.detach(|| open_key_file(&path, &pass)) {
             Ok(inner) => Ok(PySigningKey { inner }),
             Err(e) => Err(errors::vault_err(e)),
         }
+    }
+
+    /// [`Self::from_key_file`], under its name from before keys moved into
+    /// the ledger.
+    #[staticmethod]
+    fn from_vault(py: Python<'_>, path: PathBuf, passphrase: &str) -> PyResult<Self> {
+        Self::from_key_file(py, path, passphrase)
     }
 
     /// The public key, as the keyring names it (`kspub1.`).

@@ -1,5 +1,6 @@
-"""Minting from Python: signing keys from a seed, fresh, or from the vault
-(keyseal-issuer's key files), and issue() round-trips through the Validator."""
+"""Minting from Python: signing keys from a seed, fresh, or from a sealed key
+file (keyseal-keyfile, the issuer's own key-file code), and issue()
+round-trips through the Validator."""
 
 from __future__ import annotations
 
@@ -27,11 +28,13 @@ def test_generate_gives_distinct_keys_and_secrets_do_not_print() -> None:
     assert not hasattr(a, "seed") and not hasattr(a, "to_seed")
 
 
-def test_from_vault_key_file() -> None:
-    key = keyseal.SigningKey.from_vault(KEY_FILE, PASSPHRASE)
+def test_from_key_file() -> None:
+    key = keyseal.SigningKey.from_key_file(KEY_FILE, PASSPHRASE)
     assert key.key_id == "7cba3005a027729e"
     assert key.public_key_bytes == keyseal.SigningKey.from_seed(bytes([7] * 32)).public_key_bytes
-    assert keyseal.SigningKey.from_vault(str(KEY_FILE), PASSPHRASE).key_id == key.key_id
+    assert keyseal.SigningKey.from_key_file(str(KEY_FILE), PASSPHRASE).key_id == key.key_id
+    # The earlier name of the same call.
+    assert keyseal.SigningKey.from_vault(KEY_FILE, PASSPHRASE).key_id == key.key_id
 
 
 def test_from_vault_failures(tmp_path: Path) -> None:
@@ -51,31 +54,42 @@ def test_from_vault_failures(tmp_path: Path) -> None:
     not_json.write_text("{")
     with pytest.raises(keyseal.VaultError):
         keyseal.SigningKey.from_vault(not_json, PASSPHRASE)
-    with pytest.raises(keyseal.VaultError):  # a directory that is no vault
-        keyseal.SigningKey.from_vault(tmp_path, PASSPHRASE)
+    with pytest.raises(keyseal.VaultError) as dinfo:  # a directory: no ledger is read
+        keyseal.SigningKey.from_key_file(tmp_path, PASSPHRASE)
+    assert "export-sealed" in str(dinfo.value)
 
 
-def test_from_vault_directory_uses_the_active_key(tmp_path: Path) -> None:
+def test_a_vaults_key_exported_sealed_opens(tmp_path: Path) -> None:
     """A vault made by the keyseal CLI (scripts/test.sh points KEYSEAL_CLI
-    at the binary when the Rust step built it)."""
+    at the binary when the Rust step built it): its active key, exported
+    still sealed, opens here; the vault directory itself is refused."""
     cli = os.environ.get("KEYSEAL_CLI") or shutil.which("keyseal")
     if not cli or not Path(cli).is_file():
         pytest.skip("no keyseal CLI binary (set KEYSEAL_CLI) to make a vault with")
-    vault = tmp_path / "vault"
+    vault, exported = tmp_path / "vault", tmp_path / "signing.key"
     env = dict(os.environ, KEYSEAL_PASSPHRASE=PASSPHRASE)
     subprocess.run([cli, "--vault", str(vault), "init", "--product", "acme-cad"],
                    check=True, env=env, capture_output=True, timeout=120)
-    key = keyseal.SigningKey.from_vault(vault, PASSPHRASE)
+    subprocess.run([cli, "--vault", str(vault), "keys", "export-sealed", "--out", str(exported)],
+                   check=True, env=env, capture_output=True, timeout=120)
+    assert exported.stat().st_mode & 0o077 == 0  # readable by its owner only
+    key = keyseal.SigningKey.from_key_file(exported, PASSPHRASE)
     listed = subprocess.run([cli, "--vault", str(vault), "--json", "keys", "list"],
                             check=True, env=env, capture_output=True, timeout=120)
     active = [k["key_id"] for k in json.loads(listed.stdout) if k["status"] == "active"]
     assert active == [key.key_id]
     with pytest.raises(keyseal.WrongPassphrase):
-        keyseal.SigningKey.from_vault(vault, "wrong")
+        keyseal.SigningKey.from_key_file(exported, "wrong")
+    with pytest.raises(keyseal.VaultError):
+        keyseal.SigningKey.from_vault(vault, PASSPHRASE)
+    # A key file is never overwritten.
+    again = subprocess.run([cli, "--vault", str(vault), "keys", "export-sealed", "--out", str(exported)],
+                           env=env, capture_output=True, timeout=120)
+    assert again.returncode != 0 and b"exists" in again.stderr
 
 
 def test_webhook_mint_then_validate() -> None:
-    key = keyseal.SigningKey.from_vault(KEY_FILE, PASSPHRASE)
+    key = keyseal.SigningKey.from_key_file(KEY_FILE, PASSPHRASE)
     text = keyseal.issue(
         key,
         product="acme-cad",

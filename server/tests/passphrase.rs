@@ -75,7 +75,9 @@ async fn wrong_then_right(database_url: Option<String>) {
     assert!(
         matches!(
             err,
-            Error::Issuer(keyseal_issuer::Error::WrongPassphrase { .. })
+            Error::Issuer(keyseal_issuer::Error::KeyFile(
+                keyseal_issuer::keyfile::Error::WrongPassphrase { .. }
+            ))
         ),
         "{err}"
     );

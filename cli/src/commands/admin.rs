@@ -232,6 +232,39 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
             })
             .await
         }
+        KeysCommand::ExportSealed { key, out } => {
+            with_vault(dir, Access::Read, async |v| {
+                let org = super::org_of(v.store()).await?;
+                let k = match key {
+                    Some(k) => v.store().org_find_key(&org, &k).await?,
+                    None => v
+                        .store()
+                        .org_active_key(&org)
+                        .await?
+                        .ok_or(keyseal_issuer::Error::NoActiveKey)?,
+                };
+                let (file, _) = v.sealed_key(k.key_id).await?;
+                if out.exists() {
+                    return Err(CliError::input(
+                        format!("{} exists", out.display()),
+                        "give a new file name (a key file is never overwritten)",
+                    ));
+                }
+                file.write(&out)?;
+                if json {
+                    print_json(&json!({ "key": key_json(&k), "file": out.display().to_string() }));
+                } else {
+                    eprintln!(
+                        "wrote signing key {} ({}), sealed under the vault's passphrase, to {}",
+                        k.key_id,
+                        status_word(&k),
+                        out.display()
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
         KeysCommand::Export { format: f, out } => {
             with_vault(dir, Access::Read, async |v| {
                 let org = super::org_of(v.store()).await?;

@@ -22,7 +22,8 @@ Validate::
 
 Mint (a backend with the vendor's signing key)::
 
-    key = keyseal.SigningKey.from_vault("vault/", passphrase)
+    # keyseal keys export-sealed --out signing.key
+    key = keyseal.SigningKey.from_key_file("signing.key", passphrase)
     text = keyseal.issue(key, product="acme-cad", customer="cus_8f3a2b", plan="pro",
                          expires=datetime(2027, 11, 18, tzinfo=timezone.utc),
                          entitlements={"export-pdf", "cloud-sync"})

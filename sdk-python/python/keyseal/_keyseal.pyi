@@ -414,11 +414,15 @@ class SigningKey:
     def generate() -> SigningKey:
         """A fresh key from the operating system's random generator."""
     @staticmethod
+    def from_key_file(path: _Path, passphrase: str) -> SigningKey:
+        """Opens a sealed key file (Argon2id + XChaCha20-Poly1305, as keyseal-issuer seals keys): one
+        written by ``keyseal keys export-sealed --out FILE``, or ``VAULT/keys/<key id>.key`` of a vault
+        from before keys moved into the ledger. The wheel reads no ledger: a vault directory raises
+        ``VaultError`` naming the export command. Raises ``WrongPassphrase``, ``VaultError``, or
+        ``OSError`` for a file that cannot be read."""
+    @staticmethod
     def from_vault(path: _Path, passphrase: str) -> SigningKey:
-        """Opens a sealed key (Argon2id + XChaCha20-Poly1305, as keyseal-issuer seals keys): a vault
-        directory (its default organisation's active key, sealed in its ledger), or a key file
-        (``VAULT/keys/<key id>.key`` of a vault from before keys moved into the ledger). Raises
-        ``WrongPassphrase``, ``VaultError``, or ``OSError`` for a file that cannot be read."""
+        """``from_key_file``, under its earlier name."""
     @property
     def public_key(self) -> str:
         """The public key as a keyring names it (``kspub1.``)."""
