@@ -10,7 +10,11 @@
 //! ([`Claim::Pending`]) and then replay it. A key is kept for
 //! [`KEY_LIFETIME`]; reused with another request, it is
 //! [`Claim::Mismatch`]. A claim whose request never answered (the process
-//! died) is taken over after [`ABANDONED_AFTER`].
+//! died) is taken over after [`ABANDONED_AFTER`], unless the request's
+//! effect had committed: a request runs inside [`with_claim`], and every
+//! write transaction it commits notes the effect on its claim atomically
+//! ([`Claim::Unanswered`]), so a retry never repeats an effect whose answer
+//! was lost.
 
 use crate::error::{Error, Result};
 use crate::store::{Store, i, u};
@@ -56,6 +60,35 @@ pub enum Claim {
     Pending,
     /// The key was used with another request.
     Mismatch,
+    /// The first request with this key committed its effect, then died
+    /// before its answer was recorded: running it again would repeat the
+    /// effect, and its answer cannot be rebuilt.
+    Unanswered,
+}
+
+/// The idempotency key the running request claimed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Its organisation.
+    pub org_id: String,
+    /// The key.
+    pub key: String,
+}
+
+tokio::task_local! {
+    static CLAIMED: Claimed;
+}
+
+/// Runs `request` as the one that claimed `claimed`: every write
+/// transaction it commits (on this task) also notes the effect on the claim,
+/// in the same transaction.
+pub async fn with_claim<F: std::future::Future>(claimed: Claimed, request: F) -> F::Output {
+    CLAIMED.scope(claimed, request).await
+}
+
+/// The claim of the request running on this task, if any.
+pub(crate) fn current_claim() -> Option<Claimed> {
+    CLAIMED.try_with(Claimed::clone).ok()
 }
 
 /// Whether `key` may be an idempotency key: 1 to [`MAX_KEY_LEN`] visible
@@ -94,7 +127,7 @@ impl Store {
         let rows = tx
             .fetch(
                 sqlx::query(
-                    "SELECT request_hash, created_at, status, content_type, body \
+                    "SELECT request_hash, created_at, status, content_type, body, effect \
                      FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2",
                 )
                 .bind(org_id.to_owned())
@@ -140,6 +173,10 @@ impl Store {
                             .map_err(g)?
                             .unwrap_or_default(),
                     })
+                } else if u(created) + ABANDONED_AFTER <= now
+                    && r.try_get::<Option<i64>, _>("effect").map_err(g)?.is_some()
+                {
+                    Claim::Unanswered
                 } else if u(created) + ABANDONED_AFTER <= now {
                     tx.exec(
                         sqlx::query(
@@ -187,12 +224,15 @@ impl Store {
     }
 
     /// Releases a claim whose request failed on the server's side (a 5xx):
-    /// a retry with the key runs the request again.
+    /// a retry with the key runs the request again, unless an effect of the
+    /// request committed (then the claim stays, and ends
+    /// [`Claim::Unanswered`]).
     pub async fn idempotency_release(&self, org_id: &str, key: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         tx.exec(
             sqlx::query(
-                "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND status IS NULL",
+                "DELETE FROM idempotency_keys \
+                 WHERE org_id = $1 AND idem_key = $2 AND status IS NULL AND effect IS NULL",
             )
             .bind(org_id.to_owned())
             .bind(key.to_owned()),

@@ -125,6 +125,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocations_by_org",
         include_str!("../migrations/0018_revocations_by_org.sql"),
     ),
+    // A claimed idempotency key notes its request's committed effect (see
+    // `idempotency::Claim::Unanswered`).
+    (
+        19,
+        "idempotency_effects",
+        include_str!("../migrations/0019_idempotency_effects.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
@@ -2275,6 +2282,19 @@ impl WriteTx {
     /// Writes the transaction's audit entries, then commits.
     pub async fn commit(mut self) -> Result<()> {
         self.flush_audit().await?;
+        // Within a request that claimed an idempotency key, its claim notes
+        // that an effect committed, atomically with it.
+        if let Some(c) = crate::idempotency::current_claim() {
+            sqlx::query(
+                "UPDATE idempotency_keys SET effect = 1 \
+                 WHERE org_id = $1 AND idem_key = $2 AND status IS NULL",
+            )
+            .bind(c.org_id)
+            .bind(c.key)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| Error::db("noting the idempotent request's effect", e))?;
+        }
         self.tx
             .commit()
             .await

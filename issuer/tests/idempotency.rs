@@ -122,3 +122,100 @@ async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
     );
     vault.close().await;
 }
+
+/// Any other request runs inside `with_claim`: a write it commits notes the
+/// effect on its claim in the same transaction, so a claim abandoned after
+/// its effect is `Unanswered` (a retry would repeat the effect), while one
+/// abandoned before any effect is taken over (`New`). A 5xx's release keeps
+/// a claim whose effect committed.
+#[tokio::test]
+async fn a_claim_abandoned_after_its_effect_is_never_run_again() {
+    use keyseal_issuer::idempotency::{ABANDONED_AFTER, Claimed, with_claim};
+    let tmp = tempfile::tempdir().unwrap();
+    let pass = Passphrase::new(Zeroizing::new("pw".into())).unwrap();
+    let cheap = KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let opts = InitOptions {
+        products: vec!["acme-cad".into()],
+        kdf: cheap,
+    };
+    let vault = Vault::init(&tmp.path().join("v"), &pass, &opts, &ctx())
+        .await
+        .unwrap();
+    let store = vault.store();
+    store.unlock_personal_data(&pass, cheap).await.unwrap();
+    let org = store.default_org().await.unwrap().unwrap();
+    let claimed = |key: &str| Claimed {
+        org_id: org.clone(),
+        key: key.into(),
+    };
+    let later = T0 + ABANDONED_AFTER;
+
+    // A customer made under the claim, then the process "dies" before the
+    // response is recorded.
+    assert_eq!(
+        store.idempotency_claim(&org, "k1", "h", T0).await.unwrap(),
+        Claim::New
+    );
+    with_claim(claimed("k1"), async {
+        store
+            .org_add_customer(&org, PersonalFields::default(), &ctx())
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(
+        store
+            .idempotency_claim(&org, "k1", "h", T0 + 1)
+            .await
+            .unwrap(),
+        Claim::Pending
+    );
+    assert_eq!(
+        store
+            .idempotency_claim(&org, "k1", "h", later)
+            .await
+            .unwrap(),
+        Claim::Unanswered
+    );
+    // Its 5xx's release does not free it either.
+    store.idempotency_release(&org, "k1").await.unwrap();
+    assert_eq!(
+        store
+            .idempotency_claim(&org, "k1", "h", later)
+            .await
+            .unwrap(),
+        Claim::Unanswered
+    );
+
+    // A write outside the claim's task (another request) notes nothing on
+    // it; a claim with no effect is taken over once abandoned, and a 5xx's
+    // release frees it at once.
+    assert_eq!(
+        store.idempotency_claim(&org, "k2", "h", T0).await.unwrap(),
+        Claim::New
+    );
+    store
+        .org_add_customer(&org, PersonalFields::default(), &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .idempotency_claim(&org, "k2", "h", later)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    store.idempotency_release(&org, "k2").await.unwrap();
+    assert_eq!(
+        store
+            .idempotency_claim(&org, "k2", "h", later)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    vault.close().await;
+}

@@ -7,7 +7,11 @@
 //! arrive while the first runs wait for its answer (up to
 //! [`WAIT_FOR_FIRST`], then 409 `idempotency-key-in-use`). The key's state
 //! lives in the ledger (`keyseal_issuer::idempotency`), so replicas share
-//! it.
+//! it. A mint records its response in the transaction that records the
+//! license; every other request's committed writes note their effect on
+//! the claim in their own transaction, so if the service dies before the
+//! response is recorded, a retry gets 409 `idempotency-key-unanswered`
+//! instead of a second effect.
 
 use std::time::Duration;
 
@@ -101,6 +105,16 @@ pub(crate) async fn layer(
                 )
                 .into_response();
             }
+            Ok(Claim::Unanswered) => {
+                return Problem::new(
+                    StatusCode::CONFLICT,
+                    "idempotency-key-unanswered",
+                    "the first request with this Idempotency-Key took effect, but the service \
+                     stopped before recording its answer: read the object it made or changed \
+                     (GET) instead of retrying; this key stays refused for 24 hours",
+                )
+                .into_response();
+            }
             Ok(Claim::Pending) if waited_from.elapsed() < WAIT_FOR_FIRST => {
                 tokio::time::sleep(POLL).await;
             }
@@ -118,9 +132,17 @@ pub(crate) async fn layer(
         }
     }
     parts.extensions.insert(ClaimedKey(key.clone()));
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    // Every write the request commits notes its effect on the claim, in
+    // the same transaction (`Claim::Unanswered` if the answer is lost).
+    let claimed = keyseal_issuer::idempotency::Claimed {
+        org_id: org.clone(),
+        key: key.clone(),
+    };
+    let resp = keyseal_issuer::idempotency::with_claim(
+        claimed,
+        next.run(Request::from_parts(parts, Body::from(bytes))),
+    )
+    .await;
     let (rparts, rbody) = resp.into_parts();
     if rparts.extensions.get::<RecordedWithEffect>().is_some() {
         return Response::from_parts(rparts, rbody);

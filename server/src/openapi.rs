@@ -195,7 +195,7 @@ fn camel_case(id: &str) -> String {
 fn add_idempotency_key(op: &mut Value) {
     let param = json!({
         "name": "Idempotency-Key", "in": "header", "required": false,
-        "description": "Any unique string (a UUID, an order number): a retry with the same key and the same request within 24 hours gets the first response again, with `Idempotent-Replayed: true`, and has no second effect. The same key with another request is a 409 `idempotency-key-reused`; while the first request runs, a duplicate waits for its answer (up to 10 s, then 409 `idempotency-key-in-use`).",
+        "description": "Any unique string (a UUID, an order number): a retry with the same key and the same request within 24 hours gets the first response again, with `Idempotent-Replayed: true`, and has no second effect. The same key with another request is a 409 `idempotency-key-reused`; while the first request runs, a duplicate waits for its answer (up to 10 s, then 409 `idempotency-key-in-use`); if the first request took effect but the service stopped before recording its answer, a retry is a 409 `idempotency-key-unanswered`, never a second effect.",
         "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]*[!-~][ -~]*$" },
         "example": "order-2026-0042"
     });
