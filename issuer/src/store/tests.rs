@@ -514,8 +514,8 @@ async fn check_customer_plan(store: &Store, postgres: bool) {
         "SCAN l",
     ];
     let audit_bad = ["Seq Scan on audit_log", "SCAN audit_log"];
-    let q = crate::service::org_licenses_query;
-    let page = format!("{} LIMIT 100", crate::service::AUDIT_PAGE);
+    let q = super::licenses::org_licenses_query;
+    let page = format!("{} LIMIT 100", super::audit_log::AUDIT_PAGE);
     // Where the product is all of the organisation's licenses, its walk in
     // id order is as good as the product's.
     let org_range = ["org_licenses_by_product", "org_licenses_by_org"];
@@ -543,7 +543,7 @@ async fn check_customer_plan(store: &Store, postgres: bool) {
         ),
         (
             (
-                crate::service::AUDIT_OF_SUBJECT.to_owned(),
+                super::audit_log::AUDIT_OF_SUBJECT.to_owned(),
                 vec!["org_a".into(), "cus_42".into()],
             ),
             &["audit_by_subject"],
