@@ -9,7 +9,6 @@
 use keyseal_core::device::{DeviceRule, Fingerprint};
 use keyseal_core::license::{self, MAX_LICENSE_LEN, UnverifiedLicense};
 use serde_json::json;
-use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::Context;
@@ -63,19 +62,28 @@ pub enum Refused {
 
 const SELECT: &str = "SELECT activation_id, license_id, fingerprint, device_key, device_key_id, created_at, deactivated_at FROM activations";
 
+/// A row of [`SELECT`].
+#[derive(sqlx::FromRow)]
+struct ActivationRow {
+    activation_id: String,
+    license_id: String,
+    fingerprint: String,
+    device_key: Option<String>,
+    device_key_id: String,
+    created_at: i64,
+    deactivated_at: Option<i64>,
+}
+
 fn from_row(r: &AnyRow) -> Result<Activation> {
-    let g = |e| Error::db("reading activations", e);
+    let r: ActivationRow = crate::store::read_row(r, "reading activations")?;
     Ok(Activation {
-        activation_id: r.try_get(0).map_err(g)?,
-        license_id: r.try_get(1).map_err(g)?,
-        fingerprint: r.try_get(2).map_err(g)?,
-        device_key: r
-            .try_get::<Option<String>, _>(3)
-            .map_err(g)?
-            .unwrap_or_default(),
-        key_id: r.try_get(4).map_err(g)?,
-        created_at: u(r.try_get(5).map_err(g)?),
-        deactivated_at: r.try_get::<Option<i64>, _>(6).map_err(g)?.map(u),
+        activation_id: r.activation_id,
+        license_id: r.license_id,
+        fingerprint: r.fingerprint,
+        device_key: r.device_key.unwrap_or_default(),
+        key_id: r.device_key_id,
+        created_at: u(r.created_at),
+        deactivated_at: r.deactivated_at.map(u),
     })
 }
 

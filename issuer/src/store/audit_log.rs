@@ -209,16 +209,29 @@ impl WriteTx {
     }
 }
 
+/// A row of [`AUDIT_PAGE`] or [`AUDIT_OF_SUBJECT`]: an entry of its
+/// organisation's chain.
+#[derive(sqlx::FromRow)]
+struct OrgAuditRow {
+    org_seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    details: String,
+    org_prev_hash: String,
+    org_hash: String,
+}
+
 pub(crate) fn audit_from_row(r: &AnyRow) -> Result<AuditEntry> {
-    let g = db_err("reading the audit log");
+    let r: OrgAuditRow = read_row(r, "reading the audit log")?;
     Ok(AuditEntry {
-        seq: u(r.try_get(0).map_err(&g)?),
-        at: u(r.try_get(1).map_err(&g)?),
-        actor: r.try_get(2).map_err(&g)?,
-        action: r.try_get(3).map_err(&g)?,
-        details: r.try_get(4).map_err(&g)?,
-        prev_hash: r.try_get(5).map_err(&g)?,
-        hash: r.try_get(6).map_err(&g)?,
+        seq: u(r.org_seq),
+        at: u(r.at),
+        actor: r.actor,
+        action: r.action,
+        details: r.details,
+        prev_hash: r.org_prev_hash,
+        hash: r.org_hash,
     })
 }
 

@@ -152,10 +152,16 @@ impl Store {
 }
 
 pub(crate) fn product_from_row(r: &AnyRow) -> Result<Product> {
-    let g = db_err("reading products");
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        product: String,
+        name: String,
+        created_at: i64,
+    }
+    let r: Row = read_row(r, "reading products")?;
     Ok(Product {
-        product: r.try_get(0).map_err(&g)?,
-        name: r.try_get(1).map_err(&g)?,
-        created_at: u(r.try_get(2).map_err(&g)?),
+        product: r.product,
+        name: r.name,
+        created_at: u(r.created_at),
     })
 }

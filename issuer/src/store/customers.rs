@@ -107,11 +107,11 @@ impl Store {
             let keys = self.data_keys()?;
             for r in &rows {
                 let g = |e| Error::db("reading customers", e);
-                let org: String = r.try_get(0).map_err(g)?;
-                let id: String = r.try_get(1).map_err(g)?;
+                let org: String = r.try_get("org_id").map_err(g)?;
+                let id: String = r.try_get("customer_id").map_err(g)?;
                 let fields = crate::privacy::PersonalFields {
-                    name: r.try_get(2).map_err(g)?,
-                    email: r.try_get(3).map_err(g)?,
+                    name: r.try_get("name").map_err(g)?,
+                    email: r.try_get("email").map_err(g)?,
                     metadata: std::collections::BTreeMap::new(),
                 };
                 let (key, wrapped) = keys.new_customer_key(&org, &id)?;
@@ -240,10 +240,22 @@ impl Store {
 
     /// A customer row, its fields opened.
     pub(crate) fn customer_from_row(&self, org_id: &str, r: &AnyRow) -> Result<Customer> {
-        let g = db_err("reading customers");
-        let customer_id: String = r.try_get(0).map_err(&g)?;
-        let data_key: Option<String> = r.try_get(1).map_err(&g)?;
-        let sealed: Option<String> = r.try_get(2).map_err(&g)?;
+        /// A row of [`CUSTOMER_SELECT`].
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            customer_id: String,
+            data_key: Option<String>,
+            sealed: Option<String>,
+            created_at: i64,
+            erased_at: Option<i64>,
+        }
+        let Row {
+            customer_id,
+            data_key,
+            sealed,
+            created_at,
+            erased_at,
+        } = read_row(r, "reading customers")?;
         let fields = match (data_key, sealed) {
             (Some(k), Some(s)) => self
                 .data_keys()?
@@ -256,8 +268,8 @@ impl Store {
             name: fields.name,
             email: fields.email,
             metadata: fields.metadata,
-            created_at: u(r.try_get(3).map_err(&g)?),
-            erased_at: r.try_get::<Option<i64>, _>(4).map_err(&g)?.map(u),
+            created_at: u(created_at),
+            erased_at: erased_at.map(u),
         })
     }
 

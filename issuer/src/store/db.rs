@@ -395,12 +395,12 @@ impl Store {
             }
             for r in &rows {
                 let g = |e| Error::db("reading the audit log", e);
-                let seq: i64 = r.try_get(0).map_err(g)?;
-                let at: i64 = r.try_get(1).map_err(g)?;
-                let actor: String = r.try_get(2).map_err(g)?;
-                let action: String = r.try_get(3).map_err(g)?;
-                let details: String = r.try_get(4).map_err(g)?;
-                let org: String = r.try_get(5).map_err(g)?;
+                let seq: i64 = r.try_get("seq").map_err(g)?;
+                let at: i64 = r.try_get("at").map_err(g)?;
+                let actor: String = r.try_get("actor").map_err(g)?;
+                let action: String = r.try_get("action").map_err(g)?;
+                let details: String = r.try_get("details").map_err(g)?;
+                let org: String = r.try_get("org_id").map_err(g)?;
                 let (org_seq, prev) = tx.org_link(&org).await?;
                 let hash = audit::entry_hash(org_seq, u(at), &actor, &action, &details, &prev);
                 tx.exec(
@@ -914,9 +914,9 @@ pub(super) async fn wal_checkpoint(
 ) -> Result<WalProgress> {
     let g = |e| Error::db("checkpointing the ledger", e);
     let row = sqlx::query(sql).fetch_one(conn).await.map_err(g)?;
-    let busy: i64 = row.try_get(0).map_err(g)?;
-    let log: i64 = row.try_get(1).map_err(g)?;
-    let done: i64 = row.try_get(2).map_err(g)?;
+    let busy: i64 = row.try_get("busy").map_err(g)?;
+    let log: i64 = row.try_get("log").map_err(g)?;
+    let done: i64 = row.try_get("checkpointed").map_err(g)?;
     Ok(WalProgress {
         busy: busy != 0,
         log_pages: u(log),

@@ -107,8 +107,8 @@ impl Store {
         let mut imported = 0;
         for r in &rows {
             let g = |e| Error::db("reading signing keys", e);
-            let id: String = r.try_get(0).map_err(g)?;
-            let public: String = r.try_get(1).map_err(g)?;
+            let id: String = r.try_get("key_id").map_err(g)?;
+            let public: String = r.try_get("public_key").map_err(g)?;
             let path = keys_dir.join(format!("{id}.key"));
             if !path.is_file() {
                 continue;

@@ -124,7 +124,10 @@ impl Store {
         let mut active: HashMap<String, String> = HashMap::with_capacity(rows.len());
         for r in &rows {
             let g = db_err("reading signing keys");
-            active.insert(r.try_get(0).map_err(&g)?, r.try_get(1).map_err(&g)?);
+            active.insert(
+                r.try_get("org_id").map_err(&g)?,
+                r.try_get("key_id").map_err(&g)?,
+            );
         }
         let mut products: HashMap<(&str, &str), bool> = HashMap::new();
         let mut customers: HashMap<(&str, &str), bool> = HashMap::new();
@@ -630,7 +633,10 @@ impl WriteTx {
             }
             for r in self.fetch(q, "reading external ids").await? {
                 let g = |e| Error::db("reading external ids", e);
-                found.insert(r.try_get(0).map_err(g)?, r.try_get(1).map_err(g)?);
+                found.insert(
+                    r.try_get("external_id").map_err(g)?,
+                    r.try_get("license_id").map_err(g)?,
+                );
             }
         }
         Ok(found)
@@ -820,34 +826,26 @@ pub(crate) fn org_licenses_query(org_id: &str, filter: &OrgLicenseFilter) -> (St
     (sql, args)
 }
 
+/// A row of [`ORG_LICENSE_SELECT`].
+#[derive(sqlx::FromRow)]
+struct OrgLicenseRow {
+    #[sqlx(flatten)]
+    license: LicenseRow,
+    max_devices: i64,
+    suspended_at: Option<i64>,
+    metadata: Option<String>,
+}
+
 pub(crate) fn org_license_from_row(r: &AnyRow) -> Result<OrgLicense> {
-    let g = db_err("reading licenses");
-    let id: String = r.try_get(0).map_err(&g)?;
-    let key_id: String = r.try_get(1).map_err(&g)?;
-    let revoked_at: Option<i64> = r.try_get(10).map_err(&g)?;
-    let reason: Option<String> = r.try_get(11).map_err(&g)?;
-    let bad = |w: &str| Error::CorruptLedger {
-        detail: format!("bad {w}"),
-    };
+    let row: OrgLicenseRow = read_row(r, "reading licenses")?;
     Ok(OrgLicense {
-        record: LicenseRecord {
-            license_id: id.parse().map_err(|_| bad("license id"))?,
-            key_id: key_id.parse().map_err(|_| bad("key id"))?,
-            product: r.try_get(2).map_err(&g)?,
-            customer: r.try_get(3).map_err(&g)?,
-            plan: r.try_get(4).map_err(&g)?,
-            issued_at: u(r.try_get(5).map_err(&g)?),
-            expires_at: r.try_get::<Option<i64>, _>(6).map_err(&g)?.map(u),
-            license_key: r.try_get(7).map_err(&g)?,
-            batch_id: r.try_get(8).map_err(&g)?,
-            batch_row: r.try_get::<Option<i64>, _>(9).map_err(&g)?.map(u),
-            revoked: revoked_at.map(|t| (u(t), reason.unwrap_or_default())),
-            external_id: r.try_get(14).map_err(&g)?,
-        },
-        max_devices: u(r.try_get(12).map_err(&g)?),
-        suspended_at: r.try_get::<Option<i64>, _>(13).map_err(&g)?.map(u),
-        metadata: match r.try_get::<Option<String>, _>(15).map_err(&g)? {
-            Some(text) => serde_json::from_str(&text).map_err(|_| bad("license metadata"))?,
+        record: row.license.try_into()?,
+        max_devices: u(row.max_devices),
+        suspended_at: row.suspended_at.map(u),
+        metadata: match row.metadata {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|_| corrupt("bad license metadata"))?
+            }
             None => std::collections::BTreeMap::new(),
         },
     })
@@ -909,26 +907,51 @@ pub(super) const LICENSE_SELECT: &str = "SELECT l.license_id, l.key_id, l.produc
      FROM licenses l JOIN org_licenses o ON o.license_id = l.license_id \
      LEFT JOIN revocations r ON r.license_id = l.license_id";
 
+/// A row of [`LICENSE_SELECT`] (and the license part of
+/// [`ORG_LICENSE_SELECT`]).
+#[derive(sqlx::FromRow)]
+struct LicenseRow {
+    license_id: String,
+    key_id: String,
+    product: String,
+    customer: String,
+    plan: String,
+    issued_at: i64,
+    expires_at: Option<i64>,
+    license_key: String,
+    batch_id: Option<String>,
+    batch_row: Option<i64>,
+    revoked_at: Option<i64>,
+    reason: Option<String>,
+    external_id: Option<String>,
+}
+
+impl TryFrom<LicenseRow> for LicenseRecord {
+    type Error = Error;
+
+    fn try_from(r: LicenseRow) -> Result<Self> {
+        Ok(LicenseRecord {
+            license_id: r
+                .license_id
+                .parse()
+                .map_err(|_| corrupt("bad license id"))?,
+            key_id: r.key_id.parse().map_err(|_| corrupt("bad key id"))?,
+            product: r.product,
+            customer: r.customer,
+            plan: r.plan,
+            issued_at: u(r.issued_at),
+            expires_at: r.expires_at.map(u),
+            license_key: r.license_key,
+            batch_id: r.batch_id,
+            batch_row: r.batch_row.map(u),
+            revoked: r.revoked_at.map(|t| (u(t), r.reason.unwrap_or_default())),
+            external_id: r.external_id,
+        })
+    }
+}
+
 pub(super) fn license_from_row(r: &AnyRow) -> Result<LicenseRecord> {
-    let g = |e| Error::db("reading licenses", e);
-    let id: String = r.try_get(0).map_err(g)?;
-    let key_id: String = r.try_get(1).map_err(g)?;
-    let revoked_at: Option<i64> = r.try_get(10).map_err(g)?;
-    let reason: Option<String> = r.try_get(11).map_err(g)?;
-    Ok(LicenseRecord {
-        license_id: id.parse().map_err(|_| corrupt("bad license id"))?,
-        key_id: key_id.parse().map_err(|_| corrupt("bad key id"))?,
-        product: r.try_get(2).map_err(g)?,
-        customer: r.try_get(3).map_err(g)?,
-        plan: r.try_get(4).map_err(g)?,
-        issued_at: u(r.try_get(5).map_err(g)?),
-        expires_at: r.try_get::<Option<i64>, _>(6).map_err(g)?.map(u),
-        license_key: r.try_get(7).map_err(g)?,
-        batch_id: r.try_get(8).map_err(g)?,
-        batch_row: r.try_get::<Option<i64>, _>(9).map_err(g)?.map(u),
-        revoked: revoked_at.map(|t| (u(t), reason.unwrap_or_default())),
-        external_id: r.try_get(12).map_err(g)?,
-    })
+    read_row::<LicenseRow>(r, "reading licenses")?.try_into()
 }
 
 /// Rows per INSERT statement (10 parameters each; well under SQLite's and

@@ -150,6 +150,14 @@ pub(crate) fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// A row read into `T`, a struct named after the query's columns.
+pub(crate) fn read_row<T>(r: &AnyRow, doing: &'static str) -> Result<T>
+where
+    T: for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    T::from_row(r).map_err(db_err(doing))
+}
+
 pub(crate) fn db_err(doing: &'static str) -> impl Fn(sqlx::Error) -> Error {
     move |e| Error::db(doing, e)
 }

@@ -100,11 +100,17 @@ impl Store {
                 .map_err(db_err("reading organisations"))?;
         rows.iter()
             .map(|r| {
-                let g = db_err("reading organisations");
+                #[derive(sqlx::FromRow)]
+                struct Row {
+                    org_id: String,
+                    name: String,
+                    created_at: i64,
+                }
+                let r: Row = read_row(r, "reading organisations")?;
                 Ok(OrgInfo {
-                    org_id: r.try_get(0).map_err(&g)?,
-                    name: r.try_get(1).map_err(&g)?,
-                    created_at: u(r.try_get(2).map_err(&g)?),
+                    org_id: r.org_id,
+                    name: r.name,
+                    created_at: u(r.created_at),
                 })
             })
             .collect()

@@ -855,3 +855,16 @@ async fn a_ledger_from_a_newer_version_is_refused() {
     assert!(e.to_string().contains("999"), "{e}");
     store.close().await;
 }
+
+/// The checkpointer reads SQLite's `PRAGMA wal_checkpoint` row by its
+/// column names (busy, log, checkpointed).
+#[tokio::test]
+async fn a_separate_checkpoint_reports_the_log() {
+    let (_dir, store) = fresh_sqlite().await;
+    store.migrate().await.unwrap();
+    let mut cp = store.checkpoint_separately().await.unwrap().unwrap();
+    let p = cp.passive().await.unwrap();
+    assert!(!p.busy, "{p:?}");
+    assert!(p.checkpointed_pages <= p.log_pages, "{p:?}");
+    cp.close().await;
+}

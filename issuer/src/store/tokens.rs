@@ -177,9 +177,9 @@ impl Store {
         let mut target = None;
         let mut live_admins = Vec::new();
         for r in &rows {
-            let id: String = r.try_get(0).map_err(&g)?;
-            let scopes: String = r.try_get(1).map_err(&g)?;
-            let revoked: Option<i64> = r.try_get(2).map_err(&g)?;
+            let id: String = r.try_get("token_id").map_err(&g)?;
+            let scopes: String = r.try_get("scopes").map_err(&g)?;
+            let revoked: Option<i64> = r.try_get("revoked_at").map_err(&g)?;
             if revoked.is_none() && parse_scopes(&scopes).contains(&Scope::Admin) {
                 live_admins.push(id.clone());
             }
@@ -229,13 +229,19 @@ impl Store {
         .await
         .map_err(db_err("reading API tokens"))?;
         let Some(r) = row else { return Ok(None) };
-        let g = db_err("reading API tokens");
-        let scopes: String = r.try_get(3).map_err(&g)?;
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            token_id: String,
+            org_id: String,
+            token_hash: String,
+            scopes: String,
+        }
+        let r: Row = read_row(&r, "reading API tokens")?;
         Ok(Some(TokenRecord {
-            token_id: r.try_get(0).map_err(&g)?,
-            org_id: r.try_get(1).map_err(&g)?,
-            token_hash: r.try_get(2).map_err(&g)?,
-            scopes: parse_scopes(&scopes),
+            token_id: r.token_id,
+            org_id: r.org_id,
+            token_hash: r.token_hash,
+            scopes: parse_scopes(&r.scopes),
         }))
     }
 }
@@ -254,16 +260,26 @@ pub(crate) fn parse_scopes(s: &str) -> Vec<Scope> {
 pub(crate) const TOKEN_SELECT: &str =
     "SELECT token_id, org_id, label, scopes, created_at, revoked_at FROM api_tokens";
 
+/// A row of [`TOKEN_SELECT`].
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    token_id: String,
+    org_id: String,
+    label: String,
+    scopes: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
 pub(crate) fn token_from_row(r: &AnyRow) -> Result<TokenInfo> {
-    let g = db_err("reading API tokens");
-    let scopes: String = r.try_get(3).map_err(&g)?;
+    let r: TokenRow = read_row(r, "reading API tokens")?;
     Ok(TokenInfo {
-        token_id: r.try_get(0).map_err(&g)?,
-        org_id: r.try_get(1).map_err(&g)?,
-        name: r.try_get(2).map_err(&g)?,
-        scopes: parse_scopes(&scopes),
-        created_at: u(r.try_get(4).map_err(&g)?),
-        revoked_at: r.try_get::<Option<i64>, _>(5).map_err(&g)?.map(u),
+        token_id: r.token_id,
+        org_id: r.org_id,
+        name: r.label,
+        scopes: parse_scopes(&r.scopes),
+        created_at: u(r.created_at),
+        revoked_at: r.revoked_at.map(u),
     })
 }
 
