@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 
 use crate::Context;
 use crate::error::{Error, Result};
-use crate::store::{Store, i, u};
+use crate::store::{Signed, Store, i, u};
 use crate::vault::Signer;
 
 /// An activation.
@@ -138,7 +138,7 @@ impl Store {
         fingerprint: &str,
         device_match: Option<u8>,
         ctx: &Context,
-    ) -> Result<std::result::Result<Activated, Refused>> {
+    ) -> Result<Signed<std::result::Result<Activated, Refused>>> {
         let fp: Fingerprint = fingerprint.trim().parse().map_err(|_| {
             Error::invalid(
                 "fingerprint",
@@ -158,14 +158,14 @@ impl Store {
         };
         let canonical = fp.to_string();
         let Some(lic) = self.org_license(org_id, license_id).await? else {
-            return Ok(Err(Refused::NotFound));
+            return Ok(Signed::Done(Err(Refused::NotFound)));
         };
         let lid = lic.record.license_id.to_string();
         if lic.record.revoked.is_some() {
-            return Ok(Err(Refused::Revoked));
+            return Ok(Signed::Done(Err(Refused::Revoked)));
         }
         if lic.suspended_at.is_some() {
-            return Ok(Err(Refused::Suspended));
+            return Ok(Signed::Done(Err(Refused::Suspended)));
         }
         let key = device_key(signer, &lic.record.license_key, &fp, rule, ctx.now)?;
         let mut tx = self.begin_write().await?;
@@ -181,14 +181,18 @@ impl Store {
             .map(from_row)
             .collect::<Result<Vec<_>>>()?;
         if let Some(a) = active.iter().find(|a| a.fingerprint == canonical) {
-            return Ok(Ok(Activated::Existing(a.clone())));
+            return Ok(Signed::Done(Ok(Activated::Existing(a.clone()))));
         }
         if active.len() as u64 >= lic.max_devices {
-            return Ok(Err(Refused::DeviceLimit {
+            return Ok(Signed::Done(Err(Refused::DeviceLimit {
                 max_devices: lic.max_devices,
-            }));
+            })));
         }
-        tx.require_active_key(org_id, signer.key_id()).await?;
+        if !tx.signer_is_active(org_id, signer.key_id()).await? {
+            return Ok(Signed::KeyRotated {
+                key_id: signer.key_id(),
+            });
+        }
         let mut rnd = [0u8; 8];
         getrandom::fill(&mut rnd)?;
         let a = Activation {
@@ -222,7 +226,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Ok(Activated::New(a)))
+        Ok(Signed::Done(Ok(Activated::New(a))))
     }
 
     /// The activations of one of the organisation's licenses, by id after

@@ -73,8 +73,9 @@ pub enum Error {
     NoActiveKey,
     /// What was signed used a key that is no longer the organisation's
     /// active one (a rotation happened meanwhile, maybe through another
-    /// replica): not a failure of the request, which signs again with the
-    /// active key.
+    /// replica), for a caller that cannot sign again: the command line,
+    /// whose operator runs the command again. The service's writes get
+    /// [`crate::Signed::KeyRotated`] instead, an outcome, and sign again.
     #[error("signing key {key_id} is no longer the active one (it was rotated meanwhile)")]
     StaleSigner {
         /// The key that signed.

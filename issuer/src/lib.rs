@@ -49,7 +49,8 @@ pub use ops::{
 };
 pub use request::{LicenseRequest, RequestFields};
 pub use store::{
-    KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, ListHead, PublishedList, Revoked, Store,
+    KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, ListHead, PublishedList, Revoked, Signed,
+    Store,
 };
 pub use vault::{Access, InitOptions, Signer, Vault};
 

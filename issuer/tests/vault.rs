@@ -617,6 +617,8 @@ async fn a_burst_of_revocations_publishes_one_list() {
             .publish_list(&signer, at + week, when, &ctx(at))
             .await
             .unwrap()
+            .or_stale()
+            .unwrap()
     };
     let burst = publish(Publish::IfChanged, T0 + 2).await.expect("changed");
     assert_eq!(

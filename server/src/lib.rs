@@ -703,7 +703,9 @@ pub fn connections_for(limits: Option<&str>) -> usize {
 /// A signed mint for the group-commit task, and where to send its result.
 pub(crate) type MintRequest = (
     keyseal_issuer::service::SignedMint,
-    tokio::sync::oneshot::Sender<keyseal_issuer::Result<keyseal_issuer::service::OrgLicense>>,
+    tokio::sync::oneshot::Sender<
+        keyseal_issuer::Result<keyseal_issuer::Signed<keyseal_issuer::service::OrgLicense>>,
+    >,
 );
 
 /// Most mints committed in one transaction.
@@ -726,7 +728,12 @@ async fn mint_worker(
         let (mints, replies): (Vec<_>, Vec<_>) = group.drain(..).unzip();
         let results = store.org_record_mints(&mints).await;
         for ((reply, r), m) in replies.into_iter().zip(results).zip(mints) {
-            let _ = reply.send(r.map(|()| m.license));
+            let _ = reply.send(r.map(|signed| match signed {
+                keyseal_issuer::Signed::Done(()) => keyseal_issuer::Signed::Done(m.license),
+                keyseal_issuer::Signed::KeyRotated { key_id } => {
+                    keyseal_issuer::Signed::KeyRotated { key_id }
+                }
+            }));
         }
         if restart_log.swap(false, Ordering::Relaxed)
             && let Err(e) = store.checkpoint_between_commits().await

@@ -513,12 +513,38 @@ impl Store {
     }
 }
 
+/// What a write signed with one of an organisation's keys gives: done, or
+/// nothing written because the key is no longer the organisation's active
+/// one (a rotation happened meanwhile, maybe through another replica). Not
+/// a failure of the request: the caller signs again with the active key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Signed<T> {
+    /// Written.
+    Done(T),
+    /// Nothing written: `key_id` was rotated out meanwhile.
+    KeyRotated {
+        /// The key that signed.
+        key_id: KeyId,
+    },
+}
+
+impl<T> Signed<T> {
+    /// The result, or [`Error::StaleSigner`] for a caller that cannot sign
+    /// again (the command line: its operator runs the command again).
+    pub fn or_stale(self) -> Result<T> {
+        match self {
+            Signed::Done(t) => Ok(t),
+            Signed::KeyRotated { key_id } => Err(Error::StaleSigner { key_id }),
+        }
+    }
+}
+
 impl WriteTx {
-    /// Refuses unless `key_id` is `org_id`'s active signing key
-    /// ([`Error::StaleSigner`] if another is, [`Error::NoActiveKey`] if
-    /// none is), read inside this transaction (so a rotation
-    /// cannot slip between the check and the write).
-    pub(crate) async fn require_active_key(&mut self, org_id: &str, key_id: KeyId) -> Result<()> {
+    /// Whether `key_id` is `org_id`'s active signing key (false if another
+    /// is; [`Error::NoActiveKey`] if none is), read inside this transaction
+    /// (so a rotation cannot slip between the check and the write).
+    pub(crate) async fn signer_is_active(&mut self, org_id: &str, key_id: KeyId) -> Result<bool> {
         let rows = self
             .fetch(
                 sqlx::query(
@@ -534,8 +560,7 @@ impl WriteTx {
             .transpose()
             .map_err(|e| Error::db("reading signing keys", e))?;
         match active {
-            Some(a) if a == key_id.to_string() => Ok(()),
-            Some(_) => Err(Error::StaleSigner { key_id }),
+            Some(a) => Ok(a == key_id.to_string()),
             None => Err(Error::NoActiveKey),
         }
     }

@@ -87,10 +87,11 @@ impl Store {
     /// organisations) in one transaction: group commit for a service under
     /// load. Inside the transaction each is checked on its own (its product
     /// and customer exist in its organisation, and the key that signed it is
-    /// still the active key: otherwise [`Error::NoActiveKey`], and the caller
-    /// re-signs); the good ones commit together. A result is `Ok` only after
-    /// the commit. If the shared transaction fails, each is retried alone.
-    pub async fn org_record_mints(&self, mints: &[SignedMint]) -> Vec<Result<()>> {
+    /// still the active key: otherwise [`Signed::KeyRotated`], and the
+    /// caller signs again, or [`Error::NoActiveKey`]); the good ones commit
+    /// together. A result is `Ok` only after the commit. If the shared
+    /// transaction fails, each is retried alone.
+    pub async fn org_record_mints(&self, mints: &[SignedMint]) -> Vec<Result<Signed<()>>> {
         let all: Vec<&SignedMint> = mints.iter().collect();
         match self.record_group(&all).await {
             Ok(results) => results,
@@ -110,7 +111,10 @@ impl Store {
 
     /// One transaction for a group: checks, inserts and commits; the
     /// per-mint verdicts, or the error that rolled the whole group back.
-    pub(crate) async fn record_group(&self, mints: &[&SignedMint]) -> Result<Vec<Result<()>>> {
+    pub(crate) async fn record_group(
+        &self,
+        mints: &[&SignedMint],
+    ) -> Result<Vec<Result<Signed<()>>>> {
         use std::collections::HashMap;
         let mut tx = self.begin_write().await?;
         // Each organisation's active key: a mint signed by anything else
@@ -133,7 +137,7 @@ impl Store {
         let mut customers: HashMap<(&str, &str), bool> = HashMap::new();
         // External ids minted earlier in this group.
         let mut in_group: HashMap<(&str, &str), String> = HashMap::new();
-        let mut verdicts: Vec<Result<()>> = Vec::with_capacity(mints.len());
+        let mut verdicts: Vec<Result<Signed<()>>> = Vec::with_capacity(mints.len());
         let mut ready: Vec<&SignedMint> = Vec::with_capacity(mints.len());
         for m in mints {
             let org = m.job.org_id.as_str();
@@ -141,7 +145,7 @@ impl Store {
             match active.get(org) {
                 Some(k) if *k == rec.key_id.to_string() => {}
                 Some(_) => {
-                    verdicts.push(Err(Error::StaleSigner { key_id: rec.key_id }));
+                    verdicts.push(Ok(Signed::KeyRotated { key_id: rec.key_id }));
                     continue;
                 }
                 None => {
@@ -199,7 +203,7 @@ impl Store {
                 }
                 in_group.insert((org, ext.as_str()), rec.license_id.to_string());
             }
-            verdicts.push(Ok(()));
+            verdicts.push(Ok(Signed::Done(())));
             ready.push(m);
         }
         if ready.is_empty() {

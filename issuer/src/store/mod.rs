@@ -111,7 +111,7 @@ pub(crate) use customers::check_metadata;
 pub(crate) use db::ping;
 pub use db::{AUTOCHECKPOINT_PAGES, Checkpointer, WalProgress, url_host};
 pub(crate) use keys::{KEY_COLUMNS, key_from_row};
-pub use keys::{KeyInfo, KeyStatus};
+pub use keys::{KeyInfo, KeyStatus, Signed};
 pub use licenses::{LicenseFilter, LicenseRecord};
 pub use revocations::{ListHead, PublishedList, Revoked};
 

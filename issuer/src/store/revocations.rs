@@ -251,6 +251,7 @@ impl Store {
         // `Always` never skips: `None` cannot come back.
         self.publish_list(signer, next_update, Publish::Always, ctx)
             .await?
+            .or_stale()?
             .ok_or_else(|| Error::CorruptLedger {
                 detail: "a list to publish always was skipped".into(),
             })
@@ -261,13 +262,15 @@ impl Store {
     /// writer's lock, so requests and replicas publishing at once (after a
     /// burst of revocations, or refreshing a list) sign one list, not one
     /// each: every revocation committed before a list was built is in it.
+    /// [`Signed::KeyRotated`] if `signer` is no longer the organisation's
+    /// active key.
     pub async fn publish_list(
         &self,
         signer: &Signer,
         next_update: u64,
         when: Publish,
         ctx: &Context,
-    ) -> Result<Option<PublishedList>> {
+    ) -> Result<Signed<Option<PublishedList>>> {
         let org_id = self
             .key_owner(signer.key_id())
             .await?
@@ -280,7 +283,11 @@ impl Store {
         // higher sequence (lost revocations on PostgreSQL), or be signed by
         // a key retired meanwhile.
         let mut tx = self.begin_write().await?;
-        tx.require_active_key(&org_id, signer.key_id()).await?;
+        if !tx.signer_is_active(&org_id, signer.key_id()).await? {
+            return Ok(Signed::KeyRotated {
+                key_id: signer.key_id(),
+            });
+        }
         // Dated no earlier than the signer's window starts (apps refuse a
         // list dated outside it): a replica whose clock lags the one that
         // rotated must not publish lists every app refuses.
@@ -325,7 +332,7 @@ impl Store {
                     Publish::Always => false,
                 };
                 if skip {
-                    return Ok(None);
+                    return Ok(Signed::Done(None));
                 }
             }
         }
@@ -393,7 +400,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(PublishedList {
+        Ok(Signed::Done(Some(PublishedList {
             sequence,
             issued_at,
             next_update,
@@ -401,7 +408,7 @@ impl Store {
             license_count: revoked.licenses.len() as u64,
             key_count: revoked.keys.len() as u64,
             bytes,
-        }))
+        })))
     }
 }
 

@@ -161,12 +161,21 @@ async fn check(store: &Store) {
             .await
             .is_err()
     );
-    // A retired key signs no list: another key is the active one now.
+    // A retired key signs no list: another key is the active one now. The
+    // service is told to sign again (not an error); the command line, which
+    // cannot, gets the error.
     let k1 = SigningKey::from_seed(&[1; 32]).unwrap();
-    assert!(matches!(
+    let k1_id = k1.key_id();
+    let k1 = Signer::new(k1);
+    assert_eq!(
         store
-            .publish_revocations(&Signer::new(k1), 10_000, &ctx(302))
-            .await,
+            .publish_list(&k1, 10_000, crate::Publish::Always, &ctx(302))
+            .await
+            .unwrap(),
+        crate::Signed::KeyRotated { key_id: k1_id }
+    );
+    assert!(matches!(
+        store.publish_revocations(&k1, 10_000, &ctx(302)).await,
         Err(crate::Error::StaleSigner { .. })
     ));
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{Body, Caller, PageQuery, id_cursor, limit, path, query};
+use super::licenses::with_active_key;
 use super::views::{Activation, ActivationPage, next_cursor};
 use super::{ApiResult, S, json_response};
 use crate::openapi::ProblemSchema;
@@ -42,26 +43,17 @@ pub(crate) async fn activate(
     Body(b): Body<ActivateRequest>,
 ) -> ApiResult {
     let id = path(p)?;
-    let signer = s.signer(c.org()).await?;
     let ctx = c.ctx(&s);
-    let activate = |signer: keyseal_issuer::Signer| {
+    let out = with_active_key(&s, c.org(), |signer| {
         let (s, c, id, b, ctx) = (&s, &c, &id, &b, &ctx);
         async move {
-            s.store
+            Ok(s.store
                 .org_activate(c.org(), &signer, id, &b.fingerprint, b.device_match, ctx)
-                .await
+                .await?)
         }
-    };
-    let mut out = activate(signer.clone()).await;
-    // The organisation's key rotated through another replica: load it, retry once.
-    if matches!(out, Err(keyseal_issuer::Error::StaleSigner { .. })) {
-        s.reload_signer(c.org()).await;
-        let now = s.signer(c.org()).await?;
-        if now.key_id() != signer.key_id() {
-            out = activate(now).await;
-        }
-    }
-    match out? {
+    })
+    .await?;
+    match out {
         Ok(Activated::New(a)) => Ok(json_response(
             StatusCode::CREATED,
             &Activation::seen_by(a, &c),

@@ -6,7 +6,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use keyseal_issuer::service::{MintJob, OrgLicense, OrgLicenseFilter, SignedMint};
-use keyseal_issuer::{Context, RequestFields};
+use keyseal_issuer::{Context, RequestFields, Signed};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -185,19 +185,10 @@ pub(crate) async fn mint(
         serde_json::to_string(&License::seen_by(l.clone(), &c)).unwrap_or_default()
     };
     let recorded = key.is_some();
-    let signer = s.signer(c.org()).await?;
-    let mut result = submit_mint(&s, &signer, job.clone(), key.clone(), &render).await?;
-    // The organisation's key rotated between signing and commit (here, or
-    // through another replica: then load its active key from the shared
-    // vault): sign again with the active key and try once more.
-    if matches!(result, Err(keyseal_issuer::Error::StaleSigner { .. })) {
-        s.reload_signer(c.org()).await;
-        let now = s.signer(c.org()).await?;
-        if now.key_id() != signer.key_id() {
-            result = submit_mint(&s, &now, job, key, &render).await?;
-        }
-    }
-    let l = result?;
+    let l = with_active_key(&s, c.org(), |signer| {
+        submit_mint(&s, signer, job.clone(), key.clone(), &render)
+    })
+    .await?;
     s.count_mint();
     let mut r = json_response(StatusCode::CREATED, &License::seen_by(l, &c));
     if recorded {
@@ -207,19 +198,39 @@ pub(crate) async fn mint(
     Ok(r)
 }
 
+/// Runs `op`, a write signed with the organisation's key; if the key was
+/// rotated meanwhile (here, or through another replica: then its active
+/// key is loaded from the ledger), runs it once more with the active key.
+pub(super) async fn with_active_key<T, F, Fut>(s: &State, org_id: &str, op: F) -> Result<T, Problem>
+where
+    F: Fn(keyseal_issuer::Signer) -> Fut,
+    Fut: std::future::Future<Output = Result<Signed<T>, Problem>>,
+{
+    let signer = s.signer(org_id).await?;
+    let first = signer.key_id();
+    if let Signed::Done(t) = op(signer).await? {
+        return Ok(t);
+    }
+    s.reload_signer(org_id).await;
+    let now = s.signer(org_id).await?;
+    if now.key_id() != first
+        && let Signed::Done(t) = op(now).await?
+    {
+        return Ok(t);
+    }
+    Err(keyseal_issuer::Error::StaleSigner { key_id: first }.into())
+}
+
 /// Signs the mint here (handlers sign in parallel), then hands it to the
 /// group-commit task and waits for the commit.
 async fn submit_mint(
     s: &State,
-    signer: &keyseal_issuer::Signer,
+    signer: keyseal_issuer::Signer,
     job: MintJob,
     idempotency_key: Option<String>,
     render: &(dyn Fn(&OrgLicense) -> String + Sync),
-) -> Result<keyseal_issuer::Result<OrgLicense>, Problem> {
-    let license = match keyseal_issuer::service::sign_mint(signer, &job) {
-        Ok(l) => l,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<Signed<OrgLicense>, Problem> {
+    let license = keyseal_issuer::service::sign_mint(&signer, &job)?;
     let record = idempotency_key.map(|key| keyseal_issuer::idempotency::Recorded {
         key,
         response: keyseal_issuer::idempotency::StoredResponse {
@@ -240,7 +251,7 @@ async fn submit_mint(
         ))
         .await
         .map_err(|_| Problem::internal())?;
-    rx.await.map_err(|_| Problem::internal())
+    Ok(rx.await.map_err(|_| Problem::internal())??)
 }
 
 /// The license list's parameters.
@@ -378,12 +389,16 @@ pub(super) async fn publish(
     let next_update = ctx.now + REVOCATION_LIST_LIFETIME;
     let signer = s.signer(org_id).await?;
     let store = &s.store;
-    match store.publish_list(&signer, next_update, when, ctx).await {
-        Err(keyseal_issuer::Error::StaleSigner { .. }) if s.reload_signer(org_id).await => {
+    match store.publish_list(&signer, next_update, when, ctx).await? {
+        Signed::Done(list) => Ok(list),
+        Signed::KeyRotated { key_id } if s.reload_signer(org_id).await => {
             let now = s.signer(org_id).await?;
-            store.publish_list(&now, next_update, when, ctx).await
+            match store.publish_list(&now, next_update, when, ctx).await? {
+                Signed::Done(list) => Ok(list),
+                Signed::KeyRotated { .. } => Err(keyseal_issuer::Error::StaleSigner { key_id }),
+            }
         }
-        r => r,
+        Signed::KeyRotated { key_id } => Err(keyseal_issuer::Error::StaleSigner { key_id }),
     }
 }
 
