@@ -21,8 +21,9 @@ fn ctx() -> Context {
     }
 }
 
-#[tokio::test]
-async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
+/// A fresh vault (product `acme-cad`, personal data unlocked), its
+/// passphrase and its default organisation.
+async fn vault() -> (tempfile::TempDir, Vault, Passphrase, String) {
     let tmp = tempfile::tempdir().unwrap();
     let pass = Passphrase::new(Zeroizing::new("pw".into())).unwrap();
     let cheap = KdfParams {
@@ -37,9 +38,19 @@ async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
     let vault = Vault::init(&tmp.path().join("v"), &pass, &opts, &ctx())
         .await
         .unwrap();
+    vault
+        .store()
+        .unlock_personal_data(&pass, cheap)
+        .await
+        .unwrap();
+    let org = vault.store().default_org().await.unwrap().unwrap();
+    (tmp, vault, pass, org)
+}
+
+#[tokio::test]
+async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
+    let (_tmp, vault, pass, org) = vault().await;
     let store = vault.store();
-    store.unlock_personal_data(&pass, cheap).await.unwrap();
-    let org = store.default_org().await.unwrap().unwrap();
     let cus = store
         .org_add_customer(&org, PersonalFields::default(), &ctx())
         .await
@@ -137,23 +148,8 @@ async fn a_mint_records_its_idempotent_response_in_its_own_transaction() {
 #[tokio::test]
 async fn a_claim_abandoned_after_its_effect_is_never_run_again() {
     use keyseal_issuer::idempotency::{ABANDONED_AFTER, Claimed, with_claim};
-    let tmp = tempfile::tempdir().unwrap();
-    let pass = Passphrase::new(Zeroizing::new("pw".into())).unwrap();
-    let cheap = KdfParams {
-        m_cost_kib: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
-    let opts = InitOptions {
-        products: vec!["acme-cad".into()],
-        kdf: cheap,
-    };
-    let vault = Vault::init(&tmp.path().join("v"), &pass, &opts, &ctx())
-        .await
-        .unwrap();
+    let (_tmp, vault, _, org) = vault().await;
     let store = vault.store();
-    store.unlock_personal_data(&pass, cheap).await.unwrap();
-    let org = store.default_org().await.unwrap().unwrap();
     let claimed = |key: &str| Claimed {
         org_id: org.clone(),
         key: key.into(),

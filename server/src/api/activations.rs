@@ -7,9 +7,9 @@ use keyseal_issuer::activation::{Activated, Refused};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{Body, Caller, PageQuery, id_cursor, limit, path, query};
+use super::extract::{Body, Caller, PageQuery, object_id, page_args, path, query};
 use super::licenses::with_active_key;
-use super::views::{Activation, ActivationPage, next_cursor};
+use super::views::{Activation, ActivationPage};
 use super::{ApiResult, S, json_response};
 use crate::openapi::ProblemSchema;
 use crate::problem::Problem;
@@ -96,21 +96,17 @@ pub(crate) async fn list_activations(
 ) -> ApiResult {
     let id = path(p)?;
     let q = query(q)?;
-    let limit = limit(q.limit)?;
-    let after = id_cursor(q.cursor, "act_")?;
+    let (after, limit) = page_args(q.cursor, q.limit, object_id("act_"))?;
     let rows = s
         .store
         .org_activations(c.org(), &id, after.as_deref(), limit)
         .await?
         .ok_or_else(|| Problem::not_found("license"))?;
-    let next_cursor = next_cursor(&rows, limit, |a| a.activation_id.clone());
-    let items = rows
-        .into_iter()
-        .map(|a| Activation::seen_by(a, &c))
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &ActivationPage { items, next_cursor },
+    Ok(ActivationPage::answer(
+        rows,
+        limit,
+        |a| a.activation_id.clone(),
+        |a| Activation::seen_by(a, &c),
     ))
 }
 

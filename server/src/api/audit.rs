@@ -2,11 +2,10 @@
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::http::StatusCode;
 
-use super::extract::{Caller, PageQuery, cursor, limit, query};
-use super::views::{AuditEntry, AuditPage, next_cursor};
-use super::{ApiResult, S, json_response};
+use super::extract::{Caller, PageQuery, page_args, query};
+use super::views::{AuditEntry, AuditPage};
+use super::{ApiResult, S};
 
 /// Read the audit log
 #[utoipa::path(get, path = "/v1/audit", operation_id = "listAudit", tag = "audit",
@@ -20,13 +19,13 @@ pub(crate) async fn audit(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    let limit = limit(q.limit)?;
-    let after = cursor(q.cursor, |c| c.parse::<u64>().ok())?.unwrap_or(0);
+    let (after, limit) = page_args(q.cursor, q.limit, |c| c.parse::<u64>().ok())?;
+    let after = after.unwrap_or(0);
     let rows = s.store.org_audit(c.org(), after, limit).await?;
-    let next_cursor = next_cursor(&rows, limit, |e| e.seq.to_string());
-    let items = rows.into_iter().map(AuditEntry::from).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &AuditPage { items, next_cursor },
+    Ok(AuditPage::answer(
+        rows,
+        limit,
+        |e| e.seq.to_string(),
+        AuditEntry::from,
     ))
 }

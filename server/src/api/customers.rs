@@ -8,11 +8,9 @@ use keyseal_issuer::service::Scope;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Body, Caller, id_cursor, limit, path, query};
+use super::extract::{Body, Caller, object_id, page_args, path, query};
 use super::licenses::UniqueMap;
-use super::views::{
-    Activation, AuditEntry, Customer, CustomerExport, CustomerPage, License, next_cursor,
-};
+use super::views::{Activation, AuditEntry, Customer, CustomerExport, CustomerPage, License};
 use super::{ApiResult, S, json_response};
 use crate::problem::Problem;
 
@@ -90,17 +88,16 @@ pub(crate) async fn list_customers(
         // Whether an address is a customer's is personal data too.
         c.need(Scope::ReadPii)?;
     }
-    let limit = limit(q.limit)?;
-    let after = id_cursor(q.cursor, "cus_")?;
+    let (after, limit) = page_args(q.cursor, q.limit, object_id("cus_"))?;
     let rows = s
         .store
         .org_customers(c.org(), after.as_deref(), q.email.as_deref(), limit)
         .await?;
-    let next_cursor = next_cursor(&rows, limit, |c| c.customer_id.clone());
-    let items = rows.into_iter().map(|r| Customer::seen_by(r, &c)).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &CustomerPage { items, next_cursor },
+    Ok(CustomerPage::answer(
+        rows,
+        limit,
+        |c| c.customer_id.clone(),
+        |r| Customer::seen_by(r, &c),
     ))
 }
 

@@ -352,6 +352,15 @@ pub(super) fn cursor<T>(
         .transpose()
 }
 
+/// A page's cursor (what `parse` makes of it) and limit, or a 400/422.
+pub(super) fn page_args<T>(
+    c: Option<String>,
+    l: Option<u64>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<(Option<T>, u64), Problem> {
+    Ok((cursor(c, parse)?, limit(l)?))
+}
+
 pub(super) fn limit(l: Option<u64>) -> Result<u64, Problem> {
     match l {
         None => Ok(100),
@@ -364,17 +373,14 @@ pub(super) fn limit(l: Option<u64>) -> Result<u64, Problem> {
 }
 
 /// A page cursor that is an object id: `prefix` then hex digits.
-pub(super) fn id_cursor(
-    c: Option<String>,
-    prefix: &'static str,
-) -> Result<Option<String>, Problem> {
-    cursor(c, |c| {
+pub(super) fn object_id(prefix: &'static str) -> impl Fn(&str) -> Option<String> {
+    move |c| {
         c.strip_prefix(prefix)
             .is_some_and(|h| {
                 (1..=60).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_hexdigit())
             })
             .then(|| c.to_owned())
-    })
+    }
 }
 
 /// The paging parameters of a list.

@@ -4,9 +4,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 
-use super::extract::{Body, Caller, PageQuery, cursor, key_id, limit, query};
+use super::extract::{Body, Caller, PageQuery, key_id, page_args, query};
 use super::licenses::{RevokeRequest, publish, require_active_key};
-use super::views::{Key, KeyPage, next_cursor};
+use super::views::{Key, KeyPage};
 use super::{ApiResult, S, json_response};
 use crate::openapi::ProblemSchema;
 use crate::problem::Problem;
@@ -25,8 +25,7 @@ pub(crate) async fn list_keys(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    let limit = limit(q.limit)?;
-    let after = cursor(q.cursor, |c| {
+    let (after, limit) = page_args(q.cursor, q.limit, |c| {
         let (at, id) = c.split_once('.')?;
         Some((
             at.parse::<u64>().ok()?,
@@ -34,11 +33,11 @@ pub(crate) async fn list_keys(
         ))
     })?;
     let keys = s.store.org_keys_page(c.org(), after, limit).await?;
-    let next_cursor = next_cursor(&keys, limit, |k| format!("{}.{}", k.created_at, k.key_id));
-    let items = keys.into_iter().map(Key::from).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &KeyPage { items, next_cursor },
+    Ok(KeyPage::answer(
+        keys,
+        limit,
+        |k| format!("{}.{}", k.created_at, k.key_id),
+        Key::from,
     ))
 }
 

@@ -10,8 +10,8 @@ use keyseal_issuer::{Context, RequestFields, Signed};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Body, Caller, cursor, limit, path, query};
-use super::views::{License, LicensePage, next_cursor};
+use super::extract::{Body, Caller, page_args, path, query};
+use super::views::{License, LicensePage};
 use super::{ApiResult, S, json_response};
 use crate::openapi::ProblemSchema;
 use crate::problem::Problem;
@@ -283,8 +283,7 @@ pub(crate) async fn list_licenses(
     q: Result<Query<LicenseQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    let limit = limit(q.limit)?;
-    let after = cursor(q.cursor, |c| {
+    let (after, limit) = page_args(q.cursor, q.limit, |c| {
         c.parse::<keyseal_core::LicenseId>()
             .ok()
             .map(|id| id.to_string())
@@ -296,11 +295,11 @@ pub(crate) async fn list_licenses(
         limit,
     };
     let rows = s.store.org_licenses(c.org(), &f).await?;
-    let next_cursor = next_cursor(&rows, limit, |l| l.record.license_id.to_string());
-    let items = rows.into_iter().map(|l| License::seen_by(l, &c)).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &LicensePage { items, next_cursor },
+    Ok(LicensePage::answer(
+        rows,
+        limit,
+        |l| l.record.license_id.to_string(),
+        |l| License::seen_by(l, &c),
     ))
 }
 

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{Body, Caller, PageQuery, cursor, limit, path, query};
-use super::views::{Product, ProductPage, next_cursor};
+use super::extract::{Body, Caller, PageQuery, page_args, path, query};
+use super::views::{Product, ProductPage};
 use super::{ApiResult, S, json_response};
 use crate::problem::Problem;
 
@@ -57,8 +57,7 @@ pub(crate) async fn list_products(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    let limit = limit(q.limit)?;
-    let after = cursor(q.cursor, |c| {
+    let (after, limit) = page_args(q.cursor, q.limit, |c| {
         keyseal_issuer::request::check_product(c)
             .is_ok()
             .then(|| c.to_owned())
@@ -67,11 +66,11 @@ pub(crate) async fn list_products(
         .store
         .org_products(c.org(), after.as_deref(), limit)
         .await?;
-    let next_cursor = next_cursor(&rows, limit, |p| p.product.clone());
-    let items = rows.into_iter().map(Product::from).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &ProductPage { items, next_cursor },
+    Ok(ProductPage::answer(
+        rows,
+        limit,
+        |p| p.product.clone(),
+        Product::from,
     ))
 }
 

@@ -7,8 +7,8 @@ use keyseal_issuer::service::Scope;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{Body, Caller, PageQuery, id_cursor, limit, path, query};
-use super::views::{NewTokenResult, ScopeSchema, Token, TokenPage, next_cursor};
+use super::extract::{Body, Caller, PageQuery, object_id, page_args, path, query};
+use super::views::{NewTokenResult, ScopeSchema, Token, TokenPage};
 use super::{ApiResult, S, json_response};
 use crate::auth;
 use crate::openapi::ProblemSchema;
@@ -72,14 +72,13 @@ pub(crate) async fn list_tokens(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> ApiResult {
     let q = query(q)?;
-    let limit = limit(q.limit)?;
-    let after = id_cursor(q.cursor, "tok_")?;
+    let (after, limit) = page_args(q.cursor, q.limit, object_id("tok_"))?;
     let tokens = s.store.org_tokens(c.org(), after.as_deref(), limit).await?;
-    let next_cursor = next_cursor(&tokens, limit, |t| t.token_id.clone());
-    let items = tokens.into_iter().map(Token::from).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &TokenPage { items, next_cursor },
+    Ok(TokenPage::answer(
+        tokens,
+        limit,
+        |t| t.token_id.clone(),
+        Token::from,
     ))
 }
 

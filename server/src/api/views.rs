@@ -78,6 +78,24 @@ macro_rules! page {
             #[schema(required = true)]
             pub(crate) next_cursor: Option<String>,
         }
+
+        impl $name {
+            /// The answer with the page of `rows` asked with `limit`, each
+            /// row seen through `view`; the next cursor is the last row's
+            /// (`cursor_of`) when the page is full.
+            pub(crate) fn answer<R>(
+                rows: Vec<R>,
+                limit: u64,
+                cursor_of: impl Fn(&R) -> String,
+                view: impl FnMut(R) -> $item,
+            ) -> axum::response::Response {
+                let next_cursor = (rows.len() as u64 == limit)
+                    .then(|| rows.last().map(cursor_of))
+                    .flatten();
+                let items = rows.into_iter().map(view).collect();
+                super::json_response(axum::http::StatusCode::OK, &$name { items, next_cursor })
+            }
+        }
     };
 }
 
@@ -88,14 +106,6 @@ page!(ActivationPage, Activation, "activations");
 page!(KeyPage, Key, "signing keys");
 page!(TokenPage, Token, "API tokens");
 page!(AuditPage, AuditEntry, "audit entries");
-
-/// The next cursor of a page of `rows` asked with `limit`: the last row's,
-/// when the page is full.
-pub(crate) fn next_cursor<T>(rows: &[T], limit: u64, of: impl Fn(&T) -> String) -> Option<String> {
-    (rows.len() as u64 == limit)
-        .then(|| rows.last().map(of))
-        .flatten()
-}
 
 /// `{"status": ...}`.
 #[derive(Serialize, ToSchema)]
