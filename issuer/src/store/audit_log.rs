@@ -170,19 +170,7 @@ impl WriteTx {
                 "INSERT INTO audit_log (seq, at, actor, action, details, prev_hash, hash, org_id, subject, \
                  org_seq, org_prev_hash, org_hash) VALUES ",
             );
-            for n in 0..chunk.len() {
-                if n > 0 {
-                    sql.push(',');
-                }
-                if self.backend == Backend::Sqlite {
-                    sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
-                } else {
-                    let params: Vec<String> = (1..=COLUMNS)
-                        .map(|c| format!("${}", n * COLUMNS + c))
-                        .collect();
-                    sql.push_str(&format!("({})", params.join(",")));
-                }
-            }
+            super::values_rows(&mut sql, self.backend, chunk.len(), COLUMNS);
             let mut q = sqlx::query(&sql);
             for e in chunk {
                 q = q

@@ -653,31 +653,7 @@ impl WriteTx {
             sql.push_str(
                 "INSERT INTO licenses (license_id, key_id, product, customer, plan, issued_at, expires_at, license_key, batch_id, batch_row) VALUES ",
             );
-            for n in 0..chunk.len() {
-                if n > 0 {
-                    sql.push(',');
-                }
-                if self.backend == Backend::Sqlite {
-                    // Anonymous parameters: sqlx looks each named one up by
-                    // a linear scan, which is quadratic for big statements.
-                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
-                } else {
-                    let b = n * 10;
-                    sql.push_str(&format!(
-                        "(${},${},${},${},${},${},${},${},${},${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 9,
-                        b + 10
-                    ));
-                }
-            }
+            values_rows(&mut sql, self.backend, chunk.len(), 10);
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -700,26 +676,7 @@ impl WriteTx {
                 "INSERT INTO org_licenses (license_id, org_id, max_devices, external_id, metadata, \
                  product, customer) VALUES ",
             );
-            for n in 0..chunk.len() {
-                if n > 0 {
-                    sql.push(',');
-                }
-                if self.backend == Backend::Sqlite {
-                    sql.push_str("(?,?,?,?,?,?,?)");
-                } else {
-                    let b = n * 7;
-                    sql.push_str(&format!(
-                        "(${},${},${},${},${},${},${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7
-                    ));
-                }
-            }
+            values_rows(&mut sql, self.backend, chunk.len(), 7);
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 q = q
@@ -979,4 +936,26 @@ pub(crate) struct NewLicense<'a> {
     pub license_key: &'a str,
     pub batch_id: Option<&'a str>,
     pub batch_row: Option<u64>,
+}
+
+/// Appends the parameters of `rows` rows of `cols` values each to an
+/// `INSERT ... VALUES` statement: anonymous `(?,?)` on SQLite (sqlx looks
+/// each named one up by a linear scan, quadratic for big statements),
+/// numbered `($1,$2),($3,$4)` on PostgreSQL.
+pub(super) fn values_rows(sql: &mut String, backend: Backend, rows: usize, cols: usize) {
+    use std::fmt::Write as _;
+    for n in 0..rows {
+        sql.push_str(if n > 0 { ",(" } else { "(" });
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            if backend == Backend::Sqlite {
+                sql.push('?');
+            } else {
+                let _ = write!(sql, "${}", n * cols + c + 1);
+            }
+        }
+        sql.push(')');
+    }
 }

@@ -112,6 +112,7 @@ pub(crate) use db::ping;
 pub use db::{AUTOCHECKPOINT_PAGES, Checkpointer, WalProgress, url_host};
 pub(crate) use keys::{KEY_COLUMNS, key_from_row};
 pub use keys::{KeyInfo, KeyStatus, Signed};
+use licenses::values_rows;
 pub use licenses::{LicenseFilter, LicenseRecord};
 pub use revocations::{ListHead, PublishedList, Revoked};
 
