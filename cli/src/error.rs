@@ -1,5 +1,6 @@
 //! The CLI's error: what went wrong, what to do next, and the exit code.
 
+use keyseal_issuer::{KeyError, LedgerError, RequestError, VaultError};
 use std::fmt;
 use std::process::ExitCode;
 
@@ -136,7 +137,7 @@ impl From<IssuerError> for CliError {
         use keyseal_issuer::keyfile::Error as K;
         let what = chain(&e);
         match &e {
-            E::NoVault { dir } => CliError::new(
+            E::Vault(VaultError::NoVault { dir }) => CliError::new(
                 "no_vault",
                 exit::SYSTEM,
                 what,
@@ -145,7 +146,7 @@ impl From<IssuerError> for CliError {
                     dir.display()
                 ),
             ),
-            E::VaultExists { dir } => CliError::new(
+            E::Vault(VaultError::VaultExists { dir }) => CliError::new(
                 "vault_exists",
                 exit::INPUT,
                 what,
@@ -154,7 +155,7 @@ impl From<IssuerError> for CliError {
                     dir.display()
                 ),
             ),
-            E::Locked { .. } => CliError::new(
+            E::Vault(VaultError::Locked { .. }) => CliError::new(
                 "locked",
                 exit::LOCKED,
                 what,
@@ -182,53 +183,55 @@ impl From<IssuerError> for CliError {
                 what,
                 "restore the vault directory from a backup; nothing was changed",
             ),
-            E::CorruptLedger { .. } => CliError::new(
+            E::Ledger(LedgerError::Corrupt { .. }) => CliError::new(
                 "corrupt_ledger",
                 exit::SYSTEM,
                 what,
                 "restore the vault directory from a backup; nothing was changed",
             ),
-            E::DiskFull { .. } => CliError::new(
+            E::Ledger(LedgerError::DiskFull { .. }) => CliError::new(
                 "disk_full",
                 exit::SYSTEM,
                 what,
                 "free some disk space and run the command again; the interrupted transaction was rolled back, nothing is half-written",
             ),
-            E::Ledger { doing, .. } if doing.contains("PostgreSQL") => CliError::system(
-                what,
-                "check that PostgreSQL runs at that address and that the URL's user, password \
+            E::Ledger(LedgerError::Database { doing, .. }) if doing.contains("PostgreSQL") => {
+                CliError::system(
+                    what,
+                    "check that PostgreSQL runs at that address and that the URL's user, password \
                  and database are right (unset KEYSEAL_DATABASE_URL to use the vault's own ledger)",
-            ),
-            E::Ledger { .. } => CliError::system(
+                )
+            }
+            E::Ledger(LedgerError::Database { .. }) => CliError::system(
                 what,
                 "check that the vault directory is readable and writable, then try again",
             ),
-            E::Io { .. } | E::KeyFile(K::Io { .. }) => {
+            E::Ledger(LedgerError::Io { .. }) | E::KeyFile(K::Io { .. }) => {
                 CliError::system(what, "check the path and its permissions, then try again")
             }
             E::KeyFile(K::KdfParams(_)) => CliError::input(
                 what,
                 "KEYSEAL_KDF_PARAMS takes m=KIB,t=PASSES,p=LANES, for example m=65536,t=3,p=1",
             ),
-            E::StaleSigner { .. } => CliError::new(
+            E::Key(KeyError::StaleSigner { .. }) => CliError::new(
                 "key_rotated",
                 exit::SYSTEM,
                 what,
                 "another keyseal rotated the key meanwhile: run the command again",
             ),
-            E::ClockBehindNewestKey { .. } => CliError::new(
+            E::Key(KeyError::ClockBehindNewestKey { .. }) => CliError::new(
                 "clock_behind",
                 exit::SYSTEM,
                 what,
                 "a new key must not start before an older one: fix this machine's clock (or KEYSEAL_NOW)",
             ),
-            E::NoActiveKey => CliError::new(
+            E::Key(KeyError::NoActiveKey) => CliError::new(
                 "no_active_key",
                 exit::INPUT,
                 what,
                 "make a new signing key with `keyseal keys rotate`",
             ),
-            E::KeyringFull { oldest_retired, .. } => CliError::new(
+            E::Key(KeyError::KeyringFull { oldest_retired, .. }) => CliError::new(
                 "keyring_full",
                 exit::INPUT,
                 what,
@@ -240,21 +243,21 @@ impl From<IssuerError> for CliError {
                     None => "revoke a key you no longer need with `keyseal keys revoke`".to_owned(),
                 },
             ),
-            E::UnknownKey(_) | E::AmbiguousKey(_) => CliError::new(
+            E::Key(KeyError::Unknown(_)) | E::Key(KeyError::Ambiguous(_)) => CliError::new(
                 "unknown_key",
                 exit::INPUT,
                 what,
                 "see the key ids with `keyseal keys list`",
             ),
-            E::KeyAlreadyRevoked(_) => CliError::input(
+            E::Key(KeyError::AlreadyRevoked(_)) => CliError::input(
                 what,
                 "nothing to do; publish the revocation list if you have not",
             ),
-            E::KeyAlreadyRetired { .. } => CliError::input(
+            E::Key(KeyError::AlreadyRetired { .. }) => CliError::input(
                 what,
                 "a key's window can only be shortened: pass an earlier --at, or leave it",
             ),
-            E::UnknownProduct { product, known } => CliError::new(
+            E::Request(RequestError::UnknownProduct { product, known }) => CliError::new(
                 "unknown_product",
                 exit::INPUT,
                 if known.is_empty() {
@@ -269,36 +272,36 @@ impl From<IssuerError> for CliError {
                     "register it with `keyseal products add {product}`, or fix the product name"
                 ),
             ),
-            E::LastAdminToken(_) => CliError::input(
+            E::Request(RequestError::LastAdminToken(_)) => CliError::input(
                 what,
                 "create another admin token first (`keyseal token create --scopes admin`)",
             ),
-            E::UnknownOrg(_) => CliError::new(
+            E::Request(RequestError::UnknownOrg(_)) => CliError::new(
                 "unknown_org",
                 exit::INPUT,
                 what,
                 "check the id with `keyseal org list`",
             ),
-            E::ProductExists(_) => {
+            E::Request(RequestError::ProductExists(_)) => {
                 CliError::input(what, "nothing to do: see `keyseal products list`")
             }
-            E::UnknownLicense(_) => CliError::new(
+            E::Request(RequestError::UnknownLicense(_)) => CliError::new(
                 "unknown_license",
                 exit::INPUT,
                 what,
                 "check the id (32 hex digits) with `keyseal licenses list`",
             ),
-            E::ExternalIdExists { license_id, .. } => CliError::new(
+            E::Request(RequestError::ExternalIdExists { license_id, .. }) => CliError::new(
                 "external_id_exists",
                 exit::INPUT,
                 what.clone(),
                 format!("nothing to do: `keyseal licenses show {license_id}` shows it"),
             ),
-            E::AlreadyRevoked { .. } => CliError::input(
+            E::Request(RequestError::AlreadyRevoked { .. }) => CliError::input(
                 what,
                 "nothing to do; run `keyseal revocations publish` if the list has not gone out since",
             ),
-            E::Invalid { field, .. } => {
+            E::Request(RequestError::Invalid { field, .. }) => {
                 let flag = flag_of(field);
                 CliError::input(
                     format!(
@@ -308,7 +311,7 @@ impl From<IssuerError> for CliError {
                     format!("fix {flag} and run the command again"),
                 )
             }
-            E::BadRow { .. } => CliError::input(
+            E::Request(RequestError::BadRow { .. }) => CliError::input(
                 what,
                 "fix the row and run again with --start-row at that row",
             ),

@@ -9,6 +9,7 @@
 //! * `ext`: in CSV `key=value` pairs separated by semicolons, or one column
 //!   per key named `ext.KEY`; in JSONL an object or the CSV form.
 
+use crate::error::RequestError;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
@@ -96,15 +97,15 @@ pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
     let headers = match rdr.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect::<Vec<_>>(),
         Err(e) => {
-            return Box::new(std::iter::once(Err(Error::BadRow {
+            return Box::new(std::iter::once(Err(Error::Request(RequestError::BadRow {
                 row: 0,
                 source: Box::new(csv_error(e)),
-            })));
+            }))));
         }
     };
     for h in &headers {
         if !FIELDS.contains(&h.as_str()) && !h.starts_with("ext.") {
-            return Box::new(std::iter::once(Err(Error::BadRow {
+            return Box::new(std::iter::once(Err(Error::Request(RequestError::BadRow {
                 row: 0,
                 source: Box::new(Error::invalid(
                     "header",
@@ -113,7 +114,7 @@ pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
                         FIELDS.join(", ")
                     ),
                 )),
-            })));
+            }))));
         }
     }
     let mut row = 0u64;
@@ -133,9 +134,11 @@ pub fn csv_rows<'r, R: Read + Send + 'r>(reader: R) -> Rows<'r> {
             Ok((row, f))
         });
         failed = out.is_err();
-        Some(out.map_err(|e| Error::BadRow {
-            row,
-            source: Box::new(e),
+        Some(out.map_err(|e| {
+            Error::Request(RequestError::BadRow {
+                row,
+                source: Box::new(e),
+            })
         }))
     }))
 }
@@ -175,9 +178,11 @@ pub fn jsonl_rows<'r, R: BufRead + Send + 'r>(reader: R) -> Rows<'r> {
                     .and_then(|l| parse_json_row(&l))
                     .map(|f| (row, f));
                 failed = out.is_err();
-                Some(out.map_err(|e| Error::BadRow {
-                    row,
-                    source: Box::new(e),
+                Some(out.map_err(|e| {
+                    Error::Request(RequestError::BadRow {
+                        row,
+                        source: Box::new(e),
+                    })
                 }))
             }),
     )
@@ -266,10 +271,19 @@ mod tests {
         let csv = "product,customer,plan,expires\nacme,c1,pro,1d\nacme,c2\nacme,c3,pro,1d\n";
         let rows: Vec<_> = csv_rows(csv.as_bytes()).collect();
         assert_eq!(rows.len(), 2);
-        assert!(matches!(rows[1], Err(Error::BadRow { row: 2, .. })));
+        assert!(matches!(
+            rows[1],
+            Err(Error::Request(RequestError::BadRow { row: 2, .. }))
+        ));
         let rows: Vec<_> = csv_rows("product,expiry\n".as_bytes()).collect();
-        assert!(matches!(rows[0], Err(Error::BadRow { row: 0, .. })));
+        assert!(matches!(
+            rows[0],
+            Err(Error::Request(RequestError::BadRow { row: 0, .. }))
+        ));
         let rows: Vec<_> = jsonl_rows("{\"product\":\"a\"}\n[1]\n".as_bytes()).collect();
-        assert!(matches!(rows[1], Err(Error::BadRow { row: 2, .. })));
+        assert!(matches!(
+            rows[1],
+            Err(Error::Request(RequestError::BadRow { row: 2, .. }))
+        ));
     }
 }

@@ -1,4 +1,7 @@
-//! The one error type of keyseal-issuer.
+//! The errors of keyseal-issuer: [`Error`], one variant per concern
+//! ([`VaultError`], [`LedgerError`], [`KeyError`], [`RequestError`], and
+//! the key files' and the core's own), so a caller matches the concern it
+//! handles.
 //!
 //! Messages say what went wrong, lower-case and without a trailing period.
 //! What the user should do next depends on the front end (CLI or service),
@@ -13,6 +16,35 @@ use keyseal_core::{KeyId, LicenseId};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Opening or creating a vault.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// A sealed signing key: a wrong passphrase (or an altered key: the two
+    /// cannot be told apart), a refused passphrase, a damaged key, bad
+    /// Argon2 parameters.
+    #[error(transparent)]
+    KeyFile(#[from] keyseal_keyfile::Error),
+    /// The ledger's storage.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The organisation's signing keys.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// What a request asks for.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The core refused to sign (claims break a limit the request checks missed).
+    #[error("cannot sign: {0}")]
+    Core(#[from] keyseal_core::Error),
+    /// The OS random generator failed.
+    #[error("the OS random generator failed: {0}")]
+    Random(getrandom::Error),
+}
+
+/// Opening or creating a vault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
     /// There is no vault in this directory.
     #[error("no keyseal vault in {}", dir.display())]
     NoVault {
@@ -31,14 +63,15 @@ pub enum Error {
         /// The vault directory.
         dir: PathBuf,
     },
-    /// A sealed signing key: a wrong passphrase (or an altered key: the two
-    /// cannot be told apart), a refused passphrase, a damaged key, bad
-    /// Argon2 parameters.
-    #[error(transparent)]
-    KeyFile(#[from] keyseal_keyfile::Error),
+}
+
+/// The ledger's storage: the database, the files beside it, the disk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
     /// The ledger database is damaged or is not a keyseal ledger.
     #[error("the ledger is damaged: {detail}")]
-    CorruptLedger {
+    Corrupt {
         /// What is wrong with it.
         detail: String,
     },
@@ -50,7 +83,7 @@ pub enum Error {
     },
     /// A database error not covered by another variant.
     #[error("ledger error while {doing}")]
-    Ledger {
+    Database {
         /// What was being done.
         doing: String,
         /// The database error.
@@ -68,6 +101,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// The organisation's signing keys.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
     /// The vault has no active signing key (it was retired or revoked).
     #[error("the vault has no active signing key")]
     NoActiveKey,
@@ -91,16 +130,16 @@ pub enum Error {
     },
     /// No signing key with this id (or id prefix) is in the vault.
     #[error("no signing key {0} in this vault")]
-    UnknownKey(String),
+    Unknown(String),
     /// A key id prefix matches several keys.
     #[error("key id prefix {0} matches several keys")]
-    AmbiguousKey(String),
+    Ambiguous(String),
     /// The key is already revoked.
     #[error("signing key {0} is already revoked")]
-    KeyAlreadyRevoked(KeyId),
+    AlreadyRevoked(KeyId),
     /// The key's window already ends at or before the requested time.
     #[error("signing key {key_id} already stopped signing at {}", crate::time::Rfc3339(*until))]
-    KeyAlreadyRetired {
+    AlreadyRetired {
         /// The key.
         key_id: KeyId,
         /// The end of its window (unix seconds).
@@ -123,6 +162,12 @@ pub enum Error {
         /// wanted) makes room.
         oldest_retired: Option<KeyId>,
     },
+}
+
+/// What a request asks for: its values, and the objects it names.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
     /// The organisation holds as many of these objects as one may
     /// ([`crate::service::MAX_PRODUCTS`]): a bound that keeps one tenant's
     /// size out of every other tenant's requests. Nothing was written.
@@ -191,21 +236,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    /// The core refused to sign (claims break a limit the request checks missed).
-    #[error("cannot sign: {0}")]
-    Core(#[from] keyseal_core::Error),
-    /// The OS random generator failed.
-    #[error("the OS random generator failed: {0}")]
-    Random(getrandom::Error),
 }
 
 impl Error {
     /// An invalid-field error.
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Error::Invalid {
+        Error::Request(RequestError::Invalid {
             field: field.into(),
             problem: problem.into(),
-        }
+        })
     }
 
     /// Wraps a database error, telling lock, disk-full and corruption apart.
@@ -218,35 +257,35 @@ impl Error {
                 .and_then(|c| c.parse::<i64>().ok())
                 .map(|c| c & 0xff);
             match code {
-                Some(13) => return Error::DiskFull { doing },
+                Some(13) => return Error::Ledger(LedgerError::DiskFull { doing }),
                 Some(11 | 26) => {
-                    return Error::CorruptLedger {
+                    return Error::Ledger(LedgerError::Corrupt {
                         detail: db.message().to_owned(),
-                    };
+                    });
                 }
                 _ => {}
             }
             // PostgreSQL: 53100 disk_full.
             if db.code().as_deref() == Some("53100") {
-                return Error::DiskFull { doing };
+                return Error::Ledger(LedgerError::DiskFull { doing });
             }
         }
-        Error::Ledger { doing, source }
+        Error::Ledger(LedgerError::Database { doing, source })
     }
 
-    /// Wraps an I/O error; ENOSPC and EDQUOT become [`Error::DiskFull`].
+    /// Wraps an I/O error; ENOSPC and EDQUOT become [`LedgerError::DiskFull`].
     pub(crate) fn io(doing: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         if matches!(source.raw_os_error(), Some(28 | 122)) {
-            return Error::DiskFull {
+            return Error::Ledger(LedgerError::DiskFull {
                 doing: format!("writing {}", path.display()),
-            };
+            });
         }
-        Error::Io {
+        Error::Ledger(LedgerError::Io {
             doing,
             path,
             source,
-        }
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The public keyring in the forms apps embed: the keyring text, a Rust
 //! constant, and JSON for the JavaScript and Python SDKs.
 
+use crate::error::KeyError;
 use keyseal_core::keyring::MAX_KEYS;
 use keyseal_core::{KeyId, Keyring, TrustedKey};
 use serde_json::json;
@@ -28,7 +29,7 @@ pub struct KeyringExport {
 /// every key that is not revoked is in it, and one keyring holds at most
 /// [`MAX_KEYS`]. A rotation adds a key (the old active one stays, retired,
 /// for the licenses it signed), so it needs room for one more; without it,
-/// [`Error::KeyringFull`] names the oldest retired key, whose revocation
+/// [`KeyError::KeyringFull`] names the oldest retired key, whose revocation
 /// makes room. Every rotation (the CLI's and the service's, through
 /// `Store::org_activate_key`) checks this under the writer's lock; a new
 /// organisation's first key needs no check.
@@ -56,11 +57,11 @@ pub fn keyring_room(keys: &[KeyInfo]) -> Result<()> {
             )
         })
         .map(|k| k.key_id);
-    Err(Error::KeyringFull {
+    Err(Error::Key(KeyError::KeyringFull {
         keys: live.len(),
         max: MAX_KEYS,
         oldest_retired,
-    })
+    }))
 }
 
 impl Store {
@@ -234,11 +235,11 @@ mod tests {
         assert!(keyring_room(&keys(14, 30)).is_ok());
         // 16: full; the retired key whose window ended first is named.
         match keyring_room(&keys(15, 3)) {
-            Err(Error::KeyringFull {
+            Err(Error::Key(KeyError::KeyringFull {
                 keys: 16,
                 max: MAX_KEYS,
                 oldest_retired: Some(id),
-            }) => assert_eq!(id, key(1, KeyStatus::Retired).key_id),
+            })) => assert_eq!(id, key(1, KeyStatus::Retired).key_id),
             other => panic!("{other:?}"),
         }
         // Ties on the window's end: the lowest key id.
@@ -256,7 +257,7 @@ mod tests {
             .min_by_key(ToString::to_string);
         assert!(matches!(
             keyring_room(&v),
-            Err(Error::KeyringFull { oldest_retired, .. }) if oldest_retired == lowest
+            Err(Error::Key(KeyError::KeyringFull { oldest_retired, .. })) if oldest_retired == lowest
         ));
     }
 

@@ -1,5 +1,6 @@
 //! File system helpers: atomic owner-only writes, the vault lock.
 
+use crate::error::VaultError;
 use std::fs::{self, File, OpenOptions};
 #[cfg(unix)]
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -43,7 +44,7 @@ pub struct VaultLock {
 }
 
 impl VaultLock {
-    /// Takes the lock of the vault in `dir`, or fails at once with [`Error::Locked`].
+    /// Takes the lock of the vault in `dir`, or fails at once with [`VaultError::Locked`].
     pub fn acquire(dir: &Path, lock_path: PathBuf) -> Result<Self> {
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
@@ -54,9 +55,9 @@ impl VaultLock {
             .map_err(|e| Error::io("open", &lock_path, e))?;
         match fs4::FileExt::try_lock(&file) {
             Ok(()) => Ok(VaultLock { _file: file }),
-            Err(fs4::TryLockError::WouldBlock) => Err(Error::Locked {
+            Err(fs4::TryLockError::WouldBlock) => Err(Error::Vault(VaultError::Locked {
                 dir: dir.to_path_buf(),
-            }),
+            })),
             Err(fs4::TryLockError::Error(e)) => Err(Error::io("lock", &lock_path, e)),
         }
     }

@@ -17,6 +17,7 @@
 //! was lost.
 
 use crate::error::{Error, Result};
+use crate::error::{LedgerError, RequestError};
 use crate::store::{Store, i, u};
 
 /// How long a key and its response are kept (24 hours).
@@ -111,10 +112,10 @@ impl Store {
         now: u64,
     ) -> Result<Claim> {
         if !valid_key(key) {
-            return Err(Error::Invalid {
+            return Err(Error::Request(RequestError::Invalid {
                 field: "Idempotency-Key".to_owned(),
                 problem: format!("give 1 to {MAX_KEY_LEN} visible ASCII characters"),
-            });
+            }));
         }
         let doing = "reading idempotency keys";
         let mut tx = self.begin_write().await?;
@@ -161,8 +162,10 @@ impl Store {
                     Claim::Mismatch
                 } else if let Some(status) = status {
                     Claim::Replay(StoredResponse {
-                        status: u16::try_from(status).map_err(|_| Error::CorruptLedger {
-                            detail: "bad status in idempotency_keys".to_owned(),
+                        status: u16::try_from(status).map_err(|_| {
+                            Error::Ledger(LedgerError::Corrupt {
+                                detail: "bad status in idempotency_keys".to_owned(),
+                            })
                         })?,
                         content_type: r
                             .try_get::<Option<String>, _>("content_type")

@@ -40,7 +40,7 @@ pub mod time;
 pub mod token;
 pub mod vault;
 
-pub use error::{Error, Result};
+pub use error::{Error, KeyError, LedgerError, RequestError, Result, VaultError};
 pub use export::KeyringExport;
 pub use keyfile::{KdfParams, Passphrase};
 pub use ops::{

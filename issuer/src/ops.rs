@@ -4,6 +4,7 @@
 //! operations themselves are the store's (`store::licenses`, `keys`,
 //! `revocations`); each runs in one transaction with its audit entry.
 
+use crate::error::RequestError;
 use std::collections::BTreeSet;
 
 use keyseal_core::license;
@@ -174,19 +175,21 @@ pub(crate) fn read_and_sign<I>(
         let mut error = None;
         for r in rows.by_ref() {
             let checked = r.and_then(|(n, fields)| {
-                let req = fields.resolve(now).map_err(|e| Error::BadRow {
-                    row: n,
-                    source: Box::new(e),
+                let req = fields.resolve(now).map_err(|e| {
+                    Error::Request(RequestError::BadRow {
+                        row: n,
+                        source: Box::new(e),
+                    })
                 })?;
                 if !products.contains(&req.product) {
                     let known = products.iter().cloned().collect();
-                    return Err(Error::BadRow {
+                    return Err(Error::Request(RequestError::BadRow {
                         row: n,
-                        source: Box::new(Error::UnknownProduct {
+                        source: Box::new(Error::Request(RequestError::UnknownProduct {
                             product: req.product,
                             known,
-                        }),
-                    });
+                        })),
+                    }));
                 }
                 Ok((n, req))
             });
@@ -233,9 +236,11 @@ pub(crate) fn sign_chunk(
         .into_par_iter()
         .zip(ids)
         .map(|((row, req), id)| {
-            let bytes = sign_request(key, id, &req, now).map_err(|e| Error::BadRow {
-                row,
-                source: Box::new(e),
+            let bytes = sign_request(key, id, &req, now).map_err(|e| {
+                Error::Request(RequestError::BadRow {
+                    row,
+                    source: Box::new(e),
+                })
             })?;
             Ok(Issued {
                 license_id: id,

@@ -27,6 +27,7 @@
 //! Sealed values are text: `v1.` then base64url (no padding) of the nonce
 //! and the ciphertext with its tag.
 
+use crate::error::LedgerError;
 use std::collections::BTreeMap;
 
 use aes_gcm::aead::{Aead, Payload};
@@ -162,9 +163,9 @@ fn aad(domain: &[u8], org_id: &str, customer_id: &str) -> Vec<u8> {
 }
 
 fn corrupt(detail: &str) -> Error {
-    Error::CorruptLedger {
+    Error::Ledger(LedgerError::Corrupt {
         detail: format!("personal data: {detail}"),
-    }
+    })
 }
 
 fn seal(key: &[u8; KEY_LEN], aad: &[u8], msg: &[u8]) -> Result<String> {

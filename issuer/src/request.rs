@@ -453,6 +453,7 @@ impl LicenseRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::RequestError;
 
     fn base() -> RequestFields {
         RequestFields {
@@ -522,7 +523,9 @@ mod tests {
             let mut f = base();
             change(&mut f);
             match f.resolve(1_900_000_000) {
-                Err(Error::Invalid { field: got, .. }) => assert_eq!(got, field),
+                Err(Error::Request(RequestError::Invalid { field: got, .. })) => {
+                    assert_eq!(got, field)
+                }
                 other => panic!("{field}: {other:?}"),
             }
         }

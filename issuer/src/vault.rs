@@ -14,6 +14,7 @@
 //! On PostgreSQL ([`Vault::init_postgres`], [`Vault::connect`]) the database
 //! is the whole vault: replicas need its URL and the passphrase, no files.
 
+use crate::error::{KeyError, VaultError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ pub const LOCK_FILE: &str = "vault.lock";
 pub enum Access {
     /// Reading only; no lock taken (SQLite serves readers while a writer works).
     Read,
-    /// Mutating: takes the vault lock, or fails with [`Error::Locked`].
+    /// Mutating: takes the vault lock, or fails with [`VaultError::Locked`].
     Write,
 }
 
@@ -130,14 +131,14 @@ impl Vault {
         }
         if let Ok(mut entries) = std::fs::read_dir(dir) {
             if entries.next().is_some() {
-                return Err(Error::VaultExists {
+                return Err(Error::Vault(VaultError::VaultExists {
                     dir: dir.to_path_buf(),
-                });
+                }));
             }
         } else if dir.exists() {
-            return Err(Error::VaultExists {
+            return Err(Error::Vault(VaultError::VaultExists {
                 dir: dir.to_path_buf(),
-            });
+            }));
         }
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -197,7 +198,7 @@ impl Vault {
     /// Creates the ledger in the PostgreSQL database at `url` (a
     /// deployment of several replicas), with a first signing key sealed
     /// under `pass`: everything is in the database, nothing on disk.
-    /// [`Error::Invalid`] (`database-url`) if it holds a ledger already.
+    /// [`crate::RequestError::Invalid`] (`database-url`) if it holds a ledger already.
     pub async fn init_postgres(
         url: &str,
         pass: &Passphrase,
@@ -243,9 +244,9 @@ impl Vault {
     pub async fn open(dir: &Path, access: Access) -> Result<Vault> {
         let ledger = dir.join(LEDGER_FILE);
         if !ledger.is_file() {
-            return Err(Error::NoVault {
+            return Err(Error::Vault(VaultError::NoVault {
                 dir: dir.to_path_buf(),
-            });
+            }));
         }
         let lock = match access {
             Access::Write => Some(VaultLock::acquire(dir, dir.join(LOCK_FILE))?),
@@ -266,7 +267,7 @@ impl Vault {
                     store.migrate().await?;
                     store.import_key_files(&dir.join(KEYS_DIR)).await?;
                 }
-                Err(Error::Locked { .. }) => {}
+                Err(Error::Vault(VaultError::Locked { .. })) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -334,7 +335,7 @@ impl Vault {
             .store
             .org_active_key(org_id)
             .await?
-            .ok_or(Error::NoActiveKey)?;
+            .ok_or(Error::Key(KeyError::NoActiveKey))?;
         let key = self.open_key(info.key_id, pass).await?;
         Ok(Signer { key: Arc::new(key) })
     }
@@ -375,7 +376,11 @@ impl Vault {
     /// that key's key-derivation parameters. Nothing is written: record it
     /// with [`Store::create_org`].
     pub async fn seal_new_key(&self, pass: &Passphrase) -> Result<(SigningKey, KeyFile)> {
-        let info = self.store.active_key().await?.ok_or(Error::NoActiveKey)?;
+        let info = self
+            .store
+            .active_key()
+            .await?
+            .ok_or(Error::Key(KeyError::NoActiveKey))?;
         let (file, path) = self.sealed_key(info.key_id).await?;
         file.open(pass, &path)?;
         seal_new_key(pass, file.kdf_params())

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use keyseal_core::{RevocationList, SigningKey};
+use keyseal_issuer::KeyError;
 use keyseal_issuer::{
     BatchOptions, Context, Error, LicenseFilter, RequestFields, Signer, Store, batch,
 };
@@ -125,7 +126,7 @@ async fn the_ledger_runs_on_postgres() {
         store
             .issue(&org, &s1, req("cus_x").resolve(T0).unwrap(), &ctx(T0 + 11))
             .await,
-        Err(Error::StaleSigner { key_id }) if key_id == s1.key_id()
+        Err(Error::Key(KeyError::StaleSigner { key_id })) if key_id == s1.key_id()
     ));
     let s2 = Signer::new(k2);
     store

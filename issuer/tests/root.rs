@@ -8,6 +8,7 @@
 
 use keyseal_core::{KeyCertificate, Keyring};
 use keyseal_issuer::{Context, Error, InitOptions, KdfParams, Passphrase, Vault, root};
+use keyseal_issuer::{KeyError, RequestError};
 use zeroize::Zeroizing;
 
 const T0: u64 = 1_800_000_000;
@@ -43,7 +44,7 @@ async fn a_root_certifies_keys_and_its_certificates_come_with_the_lists() {
     let pk = root::create(&file, &root_pass, CHEAP).unwrap();
     assert!(matches!(
         root::create(&file, &root_pass, CHEAP),
-        Err(Error::Invalid { .. })
+        Err(Error::Request(RequestError::Invalid { .. }))
     ));
     assert_eq!(root::public_key(&file).unwrap(), pk);
     assert!(
@@ -81,16 +82,16 @@ async fn a_root_certifies_keys_and_its_certificates_come_with_the_lists() {
     let own_key = own_key.open(&pass, std::path::Path::new("k")).unwrap();
     assert!(matches!(
         store.org_certify_key(&org, &active, &own_key, None, &[], &at(T0 + 12)).await,
-        Err(Error::Invalid { field, .. }) if field == "root"
+        Err(Error::Request(RequestError::Invalid { field, .. })) if field == "root"
     ));
     assert!(matches!(
         store.org_certify_key(&org, &active, &root_key, Some(T0), &[], &at(T0 + 12)).await,
-        Err(Error::Invalid { field, .. }) if field == "until"
+        Err(Error::Request(RequestError::Invalid { field, .. })) if field == "until"
     ));
     let five: Vec<String> = (0..5).map(|i| format!("p{i}")).collect();
     assert!(matches!(
         store.org_certify_key(&org, &active, &root_key, None, &five, &at(T0 + 12)).await,
-        Err(Error::Invalid { field, .. }) if field == "products"
+        Err(Error::Request(RequestError::Invalid { field, .. })) if field == "products"
     ));
     store
         .org_revoke_key(&org, &first, "key-leaked", &at(T0 + 13))
@@ -100,7 +101,7 @@ async fn a_root_certifies_keys_and_its_certificates_come_with_the_lists() {
         store
             .org_certify_key(&org, &first, &root_key, None, &[], &at(T0 + 14))
             .await,
-        Err(Error::KeyAlreadyRevoked(_))
+        Err(Error::Key(KeyError::AlreadyRevoked(_)))
     ));
 
     // The list file carries the certificates of the keys not revoked: the

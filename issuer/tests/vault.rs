@@ -10,6 +10,7 @@ use keyseal_issuer::{
     Access, BatchOptions, Context, Error, InitOptions, KdfParams, KeyStatus, LicenseFilter,
     Passphrase, RequestFields, Vault,
 };
+use keyseal_issuer::{KeyError, LedgerError, RequestError, VaultError};
 use zeroize::Zeroizing;
 
 const CHEAP: KdfParams = KdfParams {
@@ -96,7 +97,7 @@ async fn full_lifecycle() {
     // A second writer is refused while the first holds the lock.
     assert!(matches!(
         Vault::open(&dir, Access::Write).await,
-        Err(Error::Locked { .. })
+        Err(Error::Vault(VaultError::Locked { .. }))
     ));
     // Wrong passphrase.
     assert!(matches!(
@@ -119,7 +120,7 @@ async fn full_lifecycle() {
         store
             .issue(&org, &signer, unknown.resolve(T0).unwrap(), &ctx(T0))
             .await,
-        Err(Error::UnknownProduct { .. })
+        Err(Error::Request(RequestError::UnknownProduct { .. }))
     ));
 
     // Batch with a bad third row: the two before it are minted.
@@ -144,7 +145,10 @@ async fn full_lifecycle() {
     assert_eq!(out.minted, 2);
     assert_eq!(out.last_row, 2);
     assert!(
-        matches!(out.error, Some(Error::BadRow { row: 3, .. })),
+        matches!(
+            out.error,
+            Some(Error::Request(RequestError::BadRow { row: 3, .. }))
+        ),
         "{:?}",
         out.error
     );
@@ -208,7 +212,7 @@ async fn full_lifecycle() {
         store
             .revoke_license(&org, &a.license_id.to_string(), "refund", &ctx(T0 + 31))
             .await,
-        Err(Error::AlreadyRevoked { .. })
+        Err(Error::Request(RequestError::AlreadyRevoked { .. }))
     ));
     let l1 = store
         .publish_revocations(&signer2, T0 + 86_400, &ctx(T0 + 40))
@@ -264,7 +268,7 @@ async fn full_lifecycle() {
     };
     assert!(matches!(
         Vault::init(&dir, &pass("pw"), &opts, &ctx(T0)).await,
-        Err(Error::VaultExists { .. })
+        Err(Error::Vault(VaultError::VaultExists { .. }))
     ));
 }
 
@@ -273,11 +277,14 @@ async fn corrupt_ledger_and_missing_vault_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     assert!(matches!(
         Vault::open(tmp.path(), Access::Read).await,
-        Err(Error::NoVault { .. })
+        Err(Error::Vault(VaultError::NoVault { .. }))
     ));
     std::fs::write(tmp.path().join("ledger.sqlite"), b"this is not a database, just some bytes padding padding padding padding padding padding padding padding padding padding").unwrap();
     let e = Vault::open(tmp.path(), Access::Read).await.unwrap_err();
-    assert!(matches!(e, Error::CorruptLedger { .. }), "{e:?}");
+    assert!(
+        matches!(e, Error::Ledger(LedgerError::Corrupt { .. })),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
@@ -291,7 +298,7 @@ async fn rotation_without_an_active_key_still_checks_the_passphrase() {
         .unwrap();
     assert!(matches!(
         vault.unlock(&pass("pw")).await,
-        Err(Error::NoActiveKey)
+        Err(Error::Key(KeyError::NoActiveKey))
     ));
     assert!(matches!(
         vault.rotate(&pass("other"), None, &ctx(T0 + 2)).await,
@@ -333,11 +340,11 @@ async fn rotations_stop_at_a_full_keyring() {
     );
     assert_eq!(vault.store().keys().await.unwrap().len(), 16);
     match vault.rotate(&pass("pw"), None, &ctx(T0 + 20)).await {
-        Err(Error::KeyringFull {
+        Err(Error::Key(KeyError::KeyringFull {
             keys: 16,
             max: 16,
             oldest_retired: Some(id),
-        }) => assert_eq!(id, first.key_id),
+        })) => assert_eq!(id, first.key_id),
         other => panic!("{other:?}"),
     }
     // The check under the writer's lock, without the vault's early one.
@@ -350,7 +357,7 @@ async fn rotations_stop_at_a_full_keyring() {
                 &ctx(T0 + 20)
             )
             .await,
-        Err(Error::KeyringFull { .. })
+        Err(Error::Key(KeyError::KeyringFull { .. }))
     ));
     assert_eq!(sealed_keys().await, before);
     assert_eq!(vault.store().audit_head().await.unwrap(), head);
@@ -367,7 +374,7 @@ async fn rotations_stop_at_a_full_keyring() {
             .store()
             .revoke_key(&first.key_id.to_string(), "retired", &ctx(T0 + 21))
             .await,
-        Err(Error::KeyAlreadyRevoked(_))
+        Err(Error::Key(KeyError::AlreadyRevoked(_)))
     ));
     vault
         .rotate(&pass("pw"), None, &ctx(T0 + 22))
@@ -375,7 +382,7 @@ async fn rotations_stop_at_a_full_keyring() {
         .unwrap();
     assert!(matches!(
         vault.rotate(&pass("pw"), None, &ctx(T0 + 23)).await,
-        Err(Error::KeyringFull { .. })
+        Err(Error::Key(KeyError::KeyringFull { .. }))
     ));
     let export = vault.store().keyring().await.unwrap();
     assert_eq!(export.keys.len(), 16);
@@ -498,10 +505,10 @@ async fn a_batch_run_twice_mints_each_row_once() {
         .issue(&org, &signer, fields.resolve(T0).unwrap(), &ctx(T0 + 9))
         .await
     {
-        Err(Error::ExternalIdExists {
+        Err(Error::Request(RequestError::ExternalIdExists {
             external_id,
             license_id,
-        }) => {
+        })) => {
             assert_eq!(external_id, "order-1");
             assert_eq!(
                 store.license(&org, &license_id).await.unwrap().customer,
@@ -513,7 +520,7 @@ async fn a_batch_run_twice_mints_each_row_once() {
     fields.external_id = Some("order 1".into());
     assert!(matches!(
         fields.resolve(T0),
-        Err(Error::Invalid { ref field, .. }) if field == "external_id"
+        Err(Error::Request(RequestError::Invalid { ref field, .. })) if field == "external_id"
     ));
     // Every audit entry of the runs holds, chained.
     assert!(store.verify_audit().await.unwrap().is_ok());

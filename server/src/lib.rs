@@ -2,6 +2,7 @@
 // The OpenAPI document is one large json! literal.
 #![recursion_limit = "512"]
 
+use keyseal_issuer::{KeyError, LedgerError};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -289,30 +290,32 @@ impl State {
             .store
             .org_active_key(org_id)
             .await?
-            .ok_or(keyseal_issuer::Error::NoActiveKey)?;
+            .ok_or(keyseal_issuer::Error::Key(KeyError::NoActiveKey))?;
         if let Some(s) = self.signers.read().await.get(org_id)
             && s.key_id() == active.key_id
         {
             return Ok(s.clone());
         }
         let sealed = self.store.sealed_key(active.key_id).await?.ok_or_else(|| {
-            keyseal_issuer::Error::CorruptLedger {
+            keyseal_issuer::Error::Ledger(LedgerError::Corrupt {
                 detail: format!(
                     "it holds no sealed copy of key {} (start keyseal serve once with the vault \
                      directory holding its key file)",
                     active.key_id
                 ),
-            }
+            })
         })?;
         let pass = self.passphrase.clone();
         let key = tokio::task::spawn_blocking(move || {
             sealed.open(&pass, std::path::Path::new("the ledger's active key"))
         })
         .await
-        .map_err(|e| keyseal_issuer::Error::Io {
-            doing: "open a signing key in",
-            path: self.vault_dir.clone(),
-            source: std::io::Error::other(e),
+        .map_err(|e| {
+            keyseal_issuer::Error::Ledger(LedgerError::Io {
+                doing: "open a signing key in",
+                path: self.vault_dir.clone(),
+                source: std::io::Error::other(e),
+            })
         })??;
         let signer = Signer::new(key);
         self.signers
@@ -328,7 +331,7 @@ impl State {
         let before = self.signers.read().await.get(org_id).map(Signer::key_id);
         match self.load_signer(org_id).await {
             Ok(s) => Some(s.key_id()) != before,
-            Err(keyseal_issuer::Error::NoActiveKey) => false,
+            Err(keyseal_issuer::Error::Key(KeyError::NoActiveKey)) => false,
             Err(e) => {
                 tracing::error!(org_id, error = %problem::chain(&e), "cannot load the active signing key");
                 false
@@ -499,7 +502,7 @@ impl Service {
         let local = dir.join(keyseal_issuer::vault::LEDGER_FILE).is_file();
         let keys_from = local.then_some(dir.as_path());
         match Vault::connect(url, keys_from).await {
-            Err(keyseal_issuer::Error::CorruptLedger { .. }) => {}
+            Err(keyseal_issuer::Error::Ledger(LedgerError::Corrupt { .. })) => {}
             other => return Ok(other?),
         }
         // Not initialised yet.

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyseal_issuer::Error as IssuerError;
+use keyseal_issuer::{KeyError, RequestError};
 use serde_json::json;
 
 /// Prefix of every problem `type`.
@@ -93,36 +94,42 @@ impl Problem {
 impl From<IssuerError> for Problem {
     fn from(e: IssuerError) -> Self {
         match &e {
-            IssuerError::Invalid { .. } | IssuerError::BadRow { .. } => {
-                Problem::invalid(e.to_string())
-            }
-            IssuerError::UnknownProduct { product, .. } => Problem::invalid(format!(
-                "product: unknown product `{product}` (register it with POST /v1/products; \
+            IssuerError::Request(RequestError::Invalid { .. })
+            | IssuerError::Request(RequestError::BadRow { .. }) => Problem::invalid(e.to_string()),
+            IssuerError::Request(RequestError::UnknownProduct { product, .. }) => {
+                Problem::invalid(format!(
+                    "product: unknown product `{product}` (register it with POST /v1/products; \
                      GET /v1/products lists them)"
-            )),
-            IssuerError::ProductExists(_) => Problem::conflict(e.to_string()),
-            IssuerError::PersonalDataLocked => Problem::new(
+                ))
+            }
+            IssuerError::Request(RequestError::ProductExists(_)) => {
+                Problem::conflict(e.to_string())
+            }
+            IssuerError::Request(RequestError::PersonalDataLocked) => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "personal-data-locked",
                 e.to_string(),
             ),
-            IssuerError::LimitReached { .. } => {
+            IssuerError::Request(RequestError::LimitReached { .. }) => {
                 Problem::new(StatusCode::CONFLICT, "limit-reached", e.to_string())
             }
-            IssuerError::LastAdminToken(_) => {
+            IssuerError::Request(RequestError::LastAdminToken(_)) => {
                 Problem::new(StatusCode::CONFLICT, "last-admin-token", e.to_string())
             }
-            IssuerError::UnknownOrg(_) => Problem::not_found("organisation"),
-            IssuerError::AlreadyRevoked { .. } => Problem::conflict(e.to_string()),
-            IssuerError::ExternalIdExists { license_id, .. } => Problem::new(
-                StatusCode::CONFLICT,
-                "external-id-exists",
-                format!("{e}: GET /v1/licenses/{license_id}"),
-            ),
-            IssuerError::KeyAlreadyRevoked(_) | IssuerError::KeyAlreadyRetired { .. } => {
+            IssuerError::Request(RequestError::UnknownOrg(_)) => Problem::not_found("organisation"),
+            IssuerError::Request(RequestError::AlreadyRevoked { .. }) => {
                 Problem::conflict(e.to_string())
             }
-            IssuerError::KeyringFull { oldest_retired, .. } => Problem::new(
+            IssuerError::Request(RequestError::ExternalIdExists { license_id, .. }) => {
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "external-id-exists",
+                    format!("{e}: GET /v1/licenses/{license_id}"),
+                )
+            }
+            IssuerError::Key(KeyError::AlreadyRevoked(_))
+            | IssuerError::Key(KeyError::AlreadyRetired { .. }) => Problem::conflict(e.to_string()),
+            IssuerError::Key(KeyError::KeyringFull { oldest_retired, .. }) => Problem::new(
                 StatusCode::CONFLICT,
                 "keyring-full",
                 match oldest_retired {
@@ -135,24 +142,24 @@ impl From<IssuerError> for Problem {
                     ),
                 },
             ),
-            IssuerError::UnknownLicense(_) => Problem::not_found("license"),
-            IssuerError::UnknownKey(_) | IssuerError::AmbiguousKey(_) => {
+            IssuerError::Request(RequestError::UnknownLicense(_)) => Problem::not_found("license"),
+            IssuerError::Key(KeyError::Unknown(_)) | IssuerError::Key(KeyError::Ambiguous(_)) => {
                 Problem::not_found("signing key")
             }
             // A state the organisation's admin made (its active key was
             // retired) and ends with a rotation: a conflict, not an outage.
             // Rotated twice while one request ran: the client retries.
-            IssuerError::StaleSigner { .. } => Problem::new(
+            IssuerError::Key(KeyError::StaleSigner { .. }) => Problem::new(
                 StatusCode::CONFLICT,
                 "key-rotated",
                 "the organisation's signing key changed while this request ran; send it again",
             ),
-            IssuerError::ClockBehindNewestKey { .. } => Problem::new(
+            IssuerError::Key(KeyError::ClockBehindNewestKey { .. }) => Problem::new(
                 StatusCode::CONFLICT,
                 "clock-behind-newest-key",
                 "the newest signing key starts later than this server's clock says it is now, and a new key must not start before an older one (newer keys outrank older ones): fix the server's clock",
             ),
-            IssuerError::NoActiveKey => Problem::new(
+            IssuerError::Key(KeyError::NoActiveKey) => Problem::new(
                 StatusCode::CONFLICT,
                 "no-active-key",
                 "the organisation has no active signing key; rotate one in (POST /v1/keys/rotate)",

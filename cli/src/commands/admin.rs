@@ -1,5 +1,6 @@
 //! Vault administration: init, keys, products, licenses, revocations, audit.
 
+use keyseal_issuer::{KeyError, VaultError};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -25,9 +26,9 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
     }
     let url = env::database_url();
     if url.is_none() && dir.join(keyseal_issuer::vault::LEDGER_FILE).exists() {
-        return Err(keyseal_issuer::Error::VaultExists {
+        return Err(keyseal_issuer::Error::Vault(VaultError::VaultExists {
             dir: dir.to_path_buf(),
-        }
+        })
         .into());
     }
     let kdf = env::kdf_override()?.unwrap_or(KdfParams::DEFAULT);
@@ -42,7 +43,7 @@ pub(crate) async fn init(dir: &Path, a: InitArgs, json: bool) -> Result<ExitCode
     };
     let key = vault.store().active_key().await;
     vault.close().await;
-    let key = key?.ok_or(keyseal_issuer::Error::NoActiveKey)?;
+    let key = key?.ok_or(keyseal_issuer::Error::Key(KeyError::NoActiveKey))?;
     let place = match url {
         Some(u) => format!("PostgreSQL {}", keyseal_issuer::store::url_host(u)),
         None => dir.display().to_string(),
@@ -241,7 +242,7 @@ pub(crate) async fn keys(dir: &Path, c: KeysCommand, json: bool) -> Result<ExitC
                         .store()
                         .org_active_key(&org)
                         .await?
-                        .ok_or(keyseal_issuer::Error::NoActiveKey)?,
+                        .ok_or(keyseal_issuer::Error::Key(KeyError::NoActiveKey))?,
                 };
                 let (file, _) = v.sealed_key(k.key_id).await?;
                 if out.exists() {

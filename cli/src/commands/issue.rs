@@ -1,5 +1,6 @@
 //! `keyseal issue`: one license, or a batch.
 
+use keyseal_issuer::{LedgerError, RequestError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
@@ -354,9 +355,9 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             .store()
             .issue_batch(&org, &signer, &ctx, rows, &opts, |chunk| {
                 if !results.send(chunk) {
-                    return Err(IssuerError::DiskFull {
+                    return Err(IssuerError::Ledger(LedgerError::DiskFull {
                         doing: "writing the results".into(),
-                    });
+                    }));
                 }
                 bar.inc(chunk.len() as u64);
                 Ok(())
@@ -438,10 +439,10 @@ async fn issue_batch(dir: &Path, a: IssueArgs, json: bool) -> Result<ExitCode, C
             );
             Ok(ExitCode::SUCCESS)
         }
-        Some(IssuerError::BadRow { row, source }) => {
+        Some(IssuerError::Request(RequestError::BadRow { row, source })) => {
             // Batch fields are named as in the file, not as flags.
             let inner = match *source {
-                e @ IssuerError::Invalid { .. } => e.to_string(),
+                e @ IssuerError::Request(RequestError::Invalid { .. }) => e.to_string(),
                 e => CliError::from(e).what,
             };
             let done = minted_rows(minted, first_row, outcome.last_row, out_path);

@@ -1,5 +1,6 @@
 //! One function per command. Each returns the exit code or a [`CliError`].
 
+use keyseal_issuer::{LedgerError, RequestError};
 use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
@@ -69,13 +70,13 @@ async fn org_of(store: &keyseal_issuer::Store) -> Result<String, CliError> {
             if store.org_exists(org).await? {
                 Ok(org.to_owned())
             } else {
-                Err(keyseal_issuer::Error::UnknownOrg(org.to_owned()).into())
+                Err(keyseal_issuer::Error::Request(RequestError::UnknownOrg(org.to_owned())).into())
             }
         }
         None => store.default_org().await?.ok_or_else(|| {
-            keyseal_issuer::Error::CorruptLedger {
+            keyseal_issuer::Error::Ledger(LedgerError::Corrupt {
                 detail: "it has no default organisation (was its creation interrupted?)".into(),
-            }
+            })
             .into()
         }),
     }

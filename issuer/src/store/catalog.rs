@@ -1,6 +1,7 @@
 //! Products (`org_products`): what licenses are minted for.
 
 use super::*;
+use crate::error::RequestError;
 use crate::request::check_product;
 use crate::service::{MAX_PAGE, MAX_PRODUCTS, Product};
 use serde_json::json;
@@ -26,17 +27,17 @@ impl Store {
         }
     }
 
-    /// Fails with [`Error::UnknownProduct`] unless the organisation has
+    /// Fails with [`RequestError::UnknownProduct`] unless the organisation has
     /// registered `product` (naming up to 20 of the products it has).
     pub async fn require_product(&self, org_id: &str, product: &str) -> Result<()> {
         if self.org_product(org_id, product).await?.is_some() {
             return Ok(());
         }
         let known = self.org_products(org_id, None, 20).await?;
-        Err(Error::UnknownProduct {
+        Err(Error::Request(RequestError::UnknownProduct {
             product: product.to_owned(),
             known: known.into_iter().map(|p| p.product).collect(),
-        })
+        }))
     }
 
     /// A page of the organisation's products, by id after `after`.
@@ -106,7 +107,9 @@ impl Store {
             )
             .await?;
         if !exists.is_empty() {
-            return Err(Error::ProductExists(product.to_owned()));
+            return Err(Error::Request(RequestError::ProductExists(
+                product.to_owned(),
+            )));
         }
         let count = tx
             .fetch(
@@ -122,10 +125,10 @@ impl Store {
             .map_err(db_err("counting products"))?
             .unwrap_or(0);
         if u64::try_from(count).unwrap_or(0) >= MAX_PRODUCTS {
-            return Err(Error::LimitReached {
+            return Err(Error::Request(RequestError::LimitReached {
                 what: "products",
                 max: MAX_PRODUCTS,
-            });
+            }));
         }
         tx.exec(
             sqlx::query("INSERT INTO org_products (org_id, product, name, created_at) VALUES ($1, $2, $3, $4)")

@@ -4,6 +4,7 @@
 use super::audit_log::{AUDIT_OF_SUBJECT, audit_from_row};
 use super::licenses::{ORG_LICENSE_SELECT, org_license_from_row};
 use super::*;
+use crate::error::RequestError;
 use crate::privacy::PersonalFields;
 use crate::service::{
     Customer, CustomerExport, MAX_METADATA, MAX_METADATA_VALUE, MAX_PAGE, OrgLicense,
@@ -14,7 +15,9 @@ impl Store {
     /// The keys of customers' personal data; an error until
     /// [`Store::unlock_personal_data`] ran.
     pub(crate) fn data_keys(&self) -> Result<&crate::privacy::DataKeys> {
-        self.personal.get().ok_or(Error::PersonalDataLocked)
+        self.personal
+            .get()
+            .ok_or(Error::Request(RequestError::PersonalDataLocked))
     }
 
     /// Opens the ledger's data secret with the passphrase (making and

@@ -3,6 +3,7 @@
 
 use super::keys::insert_key;
 use super::*;
+use crate::error::LedgerError;
 use crate::keyfile::KeyFile;
 use crate::request::check_product;
 use serde_json::json;
@@ -423,16 +424,16 @@ impl Store {
     /// Applies the embedded migrations up to `version` (tests build older
     /// ledgers with it).
     pub(crate) async fn migrate_to(&self, version: i64) -> Result<()> {
-        let m = Migrator::new(Embedded(version))
-            .await
-            .map_err(|e| Error::CorruptLedger {
+        let m = Migrator::new(Embedded(version)).await.map_err(|e| {
+            Error::Ledger(LedgerError::Corrupt {
                 detail: e.to_string(),
-            })?;
+            })
+        })?;
         m.run(&self.pool).await.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(e) => Error::db("updating the ledger schema", e),
-            other => Error::CorruptLedger {
+            other => Error::Ledger(LedgerError::Corrupt {
                 detail: other.to_string(),
-            },
+            }),
         })
     }
 

@@ -3,6 +3,7 @@
 
 use super::revocations::check_reason;
 use super::*;
+use crate::error::{KeyError, LedgerError};
 use crate::keyfile::KeyFile;
 use crate::ops::Certificate;
 use crate::vault::Signer;
@@ -177,8 +178,8 @@ impl Store {
             .filter(|k| k.key_id.to_string().starts_with(&want));
         match (found.next(), found.next()) {
             (Some(k), None) => Ok(k),
-            (None, _) => Err(Error::UnknownKey(want)),
-            (Some(_), Some(_)) => Err(Error::AmbiguousKey(want)),
+            (None, _) => Err(Error::Key(KeyError::Unknown(want))),
+            (Some(_), Some(_)) => Err(Error::Key(KeyError::Ambiguous(want))),
         }
     }
 
@@ -225,7 +226,7 @@ impl Store {
     /// active key is retired (its window ends now). Returns the retired
     /// key's id. Other organisations' keys are untouched. The new key's
     /// window starts now, which must not be before an earlier key's start
-    /// (its rank: [`Error::ClockBehindNewestKey`] otherwise).
+    /// (its rank: [`KeyError::ClockBehindNewestKey`] otherwise).
     pub async fn org_activate_key(
         &self,
         org_id: &str,
@@ -257,7 +258,7 @@ impl Store {
         if let Some(newest) = keys.iter().map(|k| k.valid_from).max()
             && newest > ctx.now
         {
-            return Err(Error::ClockBehindNewestKey { newest });
+            return Err(Error::Key(KeyError::ClockBehindNewestKey { newest }));
         }
         let old = keys
             .iter()
@@ -292,10 +293,10 @@ impl Store {
     pub(crate) async fn check_signer(&self, org_id: &str, signer: &Signer) -> Result<()> {
         match self.org_active_key(org_id).await? {
             Some(k) if k.key_id == signer.key_id() => Ok(()),
-            Some(_) => Err(Error::StaleSigner {
+            Some(_) => Err(Error::Key(KeyError::StaleSigner {
                 key_id: signer.key_id(),
-            }),
-            None => Err(Error::NoActiveKey),
+            })),
+            None => Err(Error::Key(KeyError::NoActiveKey)),
         }
     }
 
@@ -319,15 +320,15 @@ impl Store {
     ) -> Result<KeyInfo> {
         let k = self.org_find_key(org_id, id).await?;
         if k.status == KeyStatus::Revoked {
-            return Err(Error::KeyAlreadyRevoked(k.key_id));
+            return Err(Error::Key(KeyError::AlreadyRevoked(k.key_id)));
         }
         if let Some(until) = k.valid_until
             && until <= at
         {
-            return Err(Error::KeyAlreadyRetired {
+            return Err(Error::Key(KeyError::AlreadyRetired {
                 key_id: k.key_id,
                 until,
-            });
+            }));
         }
         let mut tx = self.begin_write().await?;
         tx.exec(
@@ -371,7 +372,7 @@ impl Store {
         check_reason(reason)?;
         let k = self.org_find_key(org_id, id).await?;
         if k.status == KeyStatus::Revoked {
-            return Err(Error::KeyAlreadyRevoked(k.key_id));
+            return Err(Error::Key(KeyError::AlreadyRevoked(k.key_id)));
         }
         let mut tx = self.begin_write().await?;
         // Under the writer's lock: of two revocations at once, one wins and
@@ -391,7 +392,7 @@ impl Store {
             )
             .await?;
         if changed == 0 {
-            return Err(Error::KeyAlreadyRevoked(k.key_id));
+            return Err(Error::Key(KeyError::AlreadyRevoked(k.key_id)));
         }
         // Its certificate leaves the list files: cached ones are stale.
         tx.set_meta("certificates", &format!("revoked {}", k.key_id))
@@ -425,7 +426,7 @@ impl Store {
     ) -> Result<Certificate> {
         let k = self.org_find_key(org_id, id).await?;
         if k.status == KeyStatus::Revoked {
-            return Err(Error::KeyAlreadyRevoked(k.key_id));
+            return Err(Error::Key(KeyError::AlreadyRevoked(k.key_id)));
         }
         let root_id = root.key_id();
         if self
@@ -530,19 +531,19 @@ pub enum Signed<T> {
 }
 
 impl<T> Signed<T> {
-    /// The result, or [`Error::StaleSigner`] for a caller that cannot sign
+    /// The result, or [`KeyError::StaleSigner`] for a caller that cannot sign
     /// again (the command line: its operator runs the command again).
     pub fn or_stale(self) -> Result<T> {
         match self {
             Signed::Done(t) => Ok(t),
-            Signed::KeyRotated { key_id } => Err(Error::StaleSigner { key_id }),
+            Signed::KeyRotated { key_id } => Err(Error::Key(KeyError::StaleSigner { key_id })),
         }
     }
 }
 
 impl WriteTx {
     /// Whether `key_id` is `org_id`'s active signing key (false if another
-    /// is; [`Error::NoActiveKey`] if none is), read inside this transaction
+    /// is; [`KeyError::NoActiveKey`] if none is), read inside this transaction
     /// (so a rotation cannot slip between the check and the write).
     pub(crate) async fn signer_is_active(&mut self, org_id: &str, key_id: KeyId) -> Result<bool> {
         let rows = self
@@ -561,7 +562,7 @@ impl WriteTx {
             .map_err(|e| Error::db("reading signing keys", e))?;
         match active {
             Some(a) => Ok(a == key_id.to_string()),
-            None => Err(Error::NoActiveKey),
+            None => Err(Error::Key(KeyError::NoActiveKey)),
         }
     }
 }
@@ -618,9 +619,9 @@ impl KeyStatus {
             "retired" => KeyStatus::Retired,
             "revoked" => KeyStatus::Revoked,
             other => {
-                return Err(Error::CorruptLedger {
+                return Err(Error::Ledger(LedgerError::Corrupt {
                     detail: format!("unknown key status `{other}`"),
-                });
+                }));
             }
         })
     }

@@ -2,6 +2,7 @@
 //! group commit of the service's mints, reads, suspension.
 
 use super::*;
+use crate::error::{KeyError, LedgerError, RequestError};
 use crate::ops::{
     BatchOptions, BatchOutcome, Issued, SkippedRow, license_ids, read_and_sign, sign_request,
 };
@@ -13,7 +14,7 @@ use serde_json::json;
 
 impl Store {
     /// One of the organisation's licenses by id (full 32 hex digits);
-    /// another organisation's is [`Error::UnknownLicense`].
+    /// another organisation's is [`RequestError::UnknownLicense`].
     pub async fn license(&self, org_id: &str, id: &str) -> Result<LicenseRecord> {
         let lid: LicenseId = id.trim().parse().map_err(|_| {
             Error::invalid(
@@ -34,7 +35,7 @@ impl Store {
         rows.first()
             .map(license_from_row)
             .transpose()?
-            .ok_or_else(|| Error::UnknownLicense(lid.to_string()))
+            .ok_or_else(|| Error::Request(RequestError::UnknownLicense(lid.to_string())))
     }
 
     /// The organisation's licenses matching `filter`.
@@ -88,7 +89,7 @@ impl Store {
     /// load. Inside the transaction each is checked on its own (its product
     /// and customer exist in its organisation, and the key that signed it is
     /// still the active key: otherwise [`Signed::KeyRotated`], and the
-    /// caller signs again, or [`Error::NoActiveKey`]); the good ones commit
+    /// caller signs again, or [`KeyError::NoActiveKey`]); the good ones commit
     /// together. A result is `Ok` only after the commit. If the shared
     /// transaction fails, each is retried alone.
     pub async fn org_record_mints(&self, mints: &[SignedMint]) -> Vec<Result<Signed<()>>> {
@@ -100,7 +101,7 @@ impl Store {
                 let mut out = Vec::with_capacity(mints.len());
                 for m in mints {
                     out.push(match self.record_group(&[m]).await {
-                        Ok(mut r) => r.pop().unwrap_or(Err(Error::NoActiveKey)),
+                        Ok(mut r) => r.pop().unwrap_or(Err(Error::Key(KeyError::NoActiveKey))),
                         Err(e) => Err(e),
                     });
                 }
@@ -149,7 +150,7 @@ impl Store {
                     continue;
                 }
                 None => {
-                    verdicts.push(Err(Error::NoActiveKey));
+                    verdicts.push(Err(Error::Key(KeyError::NoActiveKey)));
                     continue;
                 }
             }
@@ -165,10 +166,10 @@ impl Store {
                 // No list of the known products here: it would be work the
                 // size of the tenant inside the shared commit (the API
                 // points to GET /v1/products instead).
-                verdicts.push(Err(Error::UnknownProduct {
+                verdicts.push(Err(Error::Request(RequestError::UnknownProduct {
                     product: rec.product.clone(),
                     known: Vec::new(),
-                }));
+                })));
                 continue;
             }
             let has_customer = exists_once(
@@ -195,10 +196,10 @@ impl Store {
                     None => tx.external_id_owner(org, ext).await?,
                 };
                 if let Some(license_id) = owner {
-                    verdicts.push(Err(Error::ExternalIdExists {
+                    verdicts.push(Err(Error::Request(RequestError::ExternalIdExists {
                         external_id: ext.clone(),
                         license_id,
-                    }));
+                    })));
                     continue;
                 }
                 in_group.insert((org, ext.as_str()), rec.license_id.to_string());
@@ -315,7 +316,7 @@ impl Store {
 
     /// Suspends (`true`) or resumes (`false`) one of the organisation's
     /// licenses: a suspended license gets no new activations. Idempotent.
-    /// A revoked license is neither: [`Error::AlreadyRevoked`], nothing
+    /// A revoked license is neither: [`RequestError::AlreadyRevoked`], nothing
     /// written (revocation is final).
     pub async fn org_set_suspended(
         &self,
@@ -346,8 +347,10 @@ impl Store {
             return Ok(None);
         }
         // Dropping `tx` on a revoked license rolls the update back.
-        let parsed = lid.parse().map_err(|_| Error::CorruptLedger {
-            detail: "bad license id".to_owned(),
+        let parsed = lid.parse().map_err(|_| {
+            Error::Ledger(LedgerError::Corrupt {
+                detail: "bad license id".to_owned(),
+            })
         })?;
         tx.require_not_revoked(parsed).await?;
         let action = if suspend {
@@ -381,10 +384,10 @@ impl Store {
         if let Some(x) = &req.external_id
             && let Some(license_id) = tx.external_id_owner(org_id, x).await?
         {
-            return Err(Error::ExternalIdExists {
+            return Err(Error::Request(RequestError::ExternalIdExists {
                 external_id: x.clone(),
                 license_id,
-            });
+            }));
         }
         tx.insert_licenses(&[NewLicense {
             org_id,

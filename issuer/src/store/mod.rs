@@ -12,6 +12,7 @@
 //! [`Store`] and [`WriteTx`] types, and what every module uses (they
 //! `use super::*`).
 
+use crate::error::LedgerError;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -74,9 +75,9 @@ pub(crate) fn unpack_page<T: serde::de::DeserializeOwned>(
 }
 
 fn corrupt(what: &str) -> Error {
-    Error::CorruptLedger {
+    Error::Ledger(LedgerError::Corrupt {
         detail: what.to_owned(),
-    }
+    })
 }
 
 /// A write transaction: holds the writers' lock until commit or drop (rollback).

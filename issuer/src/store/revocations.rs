@@ -2,6 +2,7 @@
 //! (`revocation_lists`).
 
 use super::*;
+use crate::error::{KeyError, LedgerError, RequestError};
 use crate::ops::{KEPT_LISTS, Publish, REVOKED_LISTED_AFTER_EXPIRY};
 use crate::service::OrgLicense;
 use crate::vault::Signer;
@@ -223,9 +224,9 @@ impl Store {
             )
             .await?;
         if n != 1 {
-            return Err(Error::CorruptLedger {
+            return Err(Error::Ledger(LedgerError::Corrupt {
                 detail: format!("license {} names no known signing key", rec.license_id),
-            });
+            }));
         }
         tx.bump_revision(org_id).await?;
         tx.audit(
@@ -252,8 +253,10 @@ impl Store {
         self.publish_list(signer, next_update, Publish::Always, ctx)
             .await?
             .or_stale()?
-            .ok_or_else(|| Error::CorruptLedger {
-                detail: "a list to publish always was skipped".into(),
+            .ok_or_else(|| {
+                Error::Ledger(LedgerError::Corrupt {
+                    detail: "a list to publish always was skipped".into(),
+                })
             })
     }
 
@@ -274,7 +277,7 @@ impl Store {
         let org_id = self
             .key_owner(signer.key_id())
             .await?
-            .ok_or(Error::NoActiveKey)?;
+            .ok_or(Error::Key(KeyError::NoActiveKey))?;
         if next_update <= ctx.now {
             return Err(Error::invalid("next-update", "must be in the future"));
         }
@@ -413,7 +416,7 @@ impl Store {
 }
 
 impl WriteTx {
-    /// [`Error::AlreadyRevoked`] if `license_id` is revoked, read after
+    /// [`RequestError::AlreadyRevoked`] if `license_id` is revoked, read after
     /// this transaction's lock (so a revocation cannot slip in between the
     /// check and the caller's write).
     pub(crate) async fn require_not_revoked(&mut self, license_id: LicenseId) -> Result<()> {
@@ -426,12 +429,12 @@ impl WriteTx {
             .await?;
         match rows.first() {
             None => Ok(()),
-            Some(r) => Err(Error::AlreadyRevoked {
+            Some(r) => Err(Error::Request(RequestError::AlreadyRevoked {
                 license_id,
                 revoked_at: u(r
                     .try_get("revoked_at")
                     .map_err(|e| Error::db("reading revocations", e))?),
-            }),
+            })),
         }
     }
 

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::error::{KeyError, LedgerError, RequestError};
 use keyseal_core::{LicenseId, SigningKey};
 
 use super::Store;
@@ -176,7 +177,7 @@ async fn check(store: &Store) {
     );
     assert!(matches!(
         store.publish_revocations(&k1, 10_000, &ctx(302)).await,
-        Err(crate::Error::StaleSigner { .. })
+        Err(crate::Error::Key(KeyError::StaleSigner { .. }))
     ));
 }
 
@@ -310,9 +311,10 @@ async fn check_concurrent_rotations(store: &Store) {
         "{results:?}"
     );
     assert!(
-        results
-            .iter()
-            .any(|r| matches!(r, Err(crate::Error::KeyringFull { keys: 16, .. }))),
+        results.iter().any(|r| matches!(
+            r,
+            Err(crate::Error::Key(KeyError::KeyringFull { keys: 16, .. }))
+        )),
         "{results:?}"
     );
     let all = store.keys().await.unwrap();
@@ -678,7 +680,7 @@ async fn check_sealing_old_customers(store: &Store) {
         store
             .org_add_customer("org_a", crate::privacy::PersonalFields::default(), &ctx)
             .await,
-        Err(crate::Error::PersonalDataLocked)
+        Err(crate::Error::Request(RequestError::PersonalDataLocked))
     ));
     let pass = |s: &str| Passphrase::new(zeroize::Zeroizing::new(s.to_owned())).unwrap();
     let kdf = crate::KdfParams {
@@ -860,7 +862,10 @@ async fn a_ledger_from_a_newer_version_is_refused() {
         .migrate()
         .await
         .expect_err("a newer ledger is refused");
-    assert!(matches!(e, crate::Error::CorruptLedger { .. }), "{e}");
+    assert!(
+        matches!(e, crate::Error::Ledger(LedgerError::Corrupt { .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("999"), "{e}");
     store.close().await;
 }

@@ -1,6 +1,7 @@
 //! API tokens (`api_tokens`): stored as hashes, scoped to an organisation.
 
 use super::*;
+use crate::error::RequestError;
 use crate::service::{MAX_PAGE, MAX_TOKENS, Scope, TokenInfo, TokenRecord};
 use serde_json::json;
 
@@ -87,7 +88,7 @@ impl Store {
             )
             .await?;
         if org.is_empty() {
-            return Err(Error::UnknownOrg(org_id.to_owned()));
+            return Err(Error::Request(RequestError::UnknownOrg(org_id.to_owned())));
         }
         let count = tx
             .fetch(
@@ -155,7 +156,7 @@ impl Store {
     }
 
     /// Revokes one of the organisation's API tokens (`None` if it has no
-    /// such token; idempotent). Refuses ([`Error::LastAdminToken`]) to revoke
+    /// such token; idempotent). Refuses ([`RequestError::LastAdminToken`]) to revoke
     /// the organisation's last admin token that is not revoked.
     pub async fn org_revoke_token(
         &self,
@@ -192,7 +193,9 @@ impl Store {
         };
         if revoked.is_none() {
             if live_admins == [token_id] {
-                return Err(Error::LastAdminToken(token_id.to_owned()));
+                return Err(Error::Request(RequestError::LastAdminToken(
+                    token_id.to_owned(),
+                )));
             }
             tx.exec(
                 sqlx::query(

@@ -1,5 +1,6 @@
 //! `/v1/licenses`: mint, read, revoke, suspend and resume licenses.
 
+use keyseal_issuer::KeyError;
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -218,7 +219,7 @@ where
     {
         return Ok(t);
     }
-    Err(keyseal_issuer::Error::StaleSigner { key_id: first }.into())
+    Err(keyseal_issuer::Error::Key(KeyError::StaleSigner { key_id: first }).into())
 }
 
 /// Signs the mint here (handlers sign in parallel), then hands it to the
@@ -371,7 +372,7 @@ pub(crate) async fn revoke(
 pub(super) async fn require_active_key(s: &State, org_id: &str) -> Result<(), Problem> {
     match s.store.org_active_key(org_id).await? {
         Some(_) => Ok(()),
-        None => Err(keyseal_issuer::Error::NoActiveKey.into()),
+        None => Err(keyseal_issuer::Error::Key(KeyError::NoActiveKey).into()),
     }
 }
 
@@ -394,10 +395,14 @@ pub(super) async fn publish(
             let now = s.signer(org_id).await?;
             match store.publish_list(&now, next_update, when, ctx).await? {
                 Signed::Done(list) => Ok(list),
-                Signed::KeyRotated { .. } => Err(keyseal_issuer::Error::StaleSigner { key_id }),
+                Signed::KeyRotated { .. } => {
+                    Err(keyseal_issuer::Error::Key(KeyError::StaleSigner { key_id }))
+                }
             }
         }
-        Signed::KeyRotated { key_id } => Err(keyseal_issuer::Error::StaleSigner { key_id }),
+        Signed::KeyRotated { key_id } => {
+            Err(keyseal_issuer::Error::Key(KeyError::StaleSigner { key_id }))
+        }
     }
 }
 
