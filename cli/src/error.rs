@@ -1,10 +1,10 @@
 //! The CLI's error: what went wrong, what to do next, and the exit code.
 
-use keyseal_issuer::{KeyError, LedgerError, RequestError, VaultError};
 use std::fmt;
 use std::process::ExitCode;
 
 use keyseal_issuer::Error as IssuerError;
+use keyseal_issuer::{KeyError, LedgerError, RequestError, VaultError};
 
 /// Exit codes (documented in `keyseal --help`).
 pub(crate) mod exit {

@@ -9,10 +9,10 @@
 //! * `ext`: in CSV `key=value` pairs separated by semicolons, or one column
 //!   per key named `ext.KEY`; in JSONL an object or the CSV form.
 
-use crate::error::RequestError;
 use std::io::{BufRead, Read};
 use std::path::Path;
 
+use crate::error::RequestError;
 use crate::error::{Error, Result};
 use crate::request::{FIELDS, RequestFields, parse_ext, split_list};
 

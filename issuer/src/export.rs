@@ -1,11 +1,11 @@
 //! The public keyring in the forms apps embed: the keyring text, a Rust
 //! constant, and JSON for the JavaScript and Python SDKs.
 
-use crate::error::KeyError;
 use keyseal_core::keyring::MAX_KEYS;
 use keyseal_core::{KeyId, Keyring, TrustedKey};
 use serde_json::json;
 
+use crate::error::KeyError;
 use crate::error::{Error, Result};
 use crate::store::{KeyInfo, KeyStatus, Store};
 

@@ -1,11 +1,11 @@
 //! File system helpers: atomic owner-only writes, the vault lock.
 
-use crate::error::VaultError;
 use std::fs::{self, File, OpenOptions};
 #[cfg(unix)]
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::error::VaultError;
 use crate::error::{Error, Result};
 
 pub use keyseal_keyfile::fs::sync_dir;

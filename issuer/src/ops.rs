@@ -4,12 +4,12 @@
 //! operations themselves are the store's (`store::licenses`, `keys`,
 //! `revocations`); each runs in one transaction with its audit entry.
 
-use crate::error::RequestError;
 use std::collections::BTreeSet;
 
 use keyseal_core::license;
 use keyseal_core::{KeyId, LicenseId};
 
+use crate::error::RequestError;
 use crate::error::{Error, Result};
 use crate::request::{LicenseRequest, RequestFields};
 

@@ -27,7 +27,6 @@
 //! Sealed values are text: `v1.` then base64url (no padding) of the nonce
 //! and the ciphertext with its tag.
 
-use crate::error::LedgerError;
 use std::collections::BTreeMap;
 
 use aes_gcm::aead::{Aead, Payload};
@@ -38,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::error::LedgerError;
 use crate::error::{Error, Result};
 
 const PREFIX: &str = "v1.";

@@ -14,7 +14,6 @@
 //! On PostgreSQL ([`Vault::init_postgres`], [`Vault::connect`]) the database
 //! is the whole vault: replicas need its URL and the passphrase, no files.
 
-use crate::error::{KeyError, VaultError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::Context;
 use crate::error::{Error, Result};
+use crate::error::{KeyError, VaultError};
 use crate::fsutil::{self, VaultLock};
 use crate::keyfile::{KdfParams, KeyFile, Passphrase};
 use crate::request::check_product;

@@ -1,14 +1,14 @@
 #![doc = include_str!("../README.md")]
-// The OpenAPI document is one large json! literal.
-#![recursion_limit = "512"]
 
-use keyseal_issuer::{KeyError, LedgerError};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use keyseal_issuer::{Access, Context, InitOptions, KdfParams, Passphrase, Signer, Store, Vault};
+use keyseal_issuer::{
+    Access, Context, InitOptions, KdfParams, KeyError, LedgerError, Passphrase, Signer, Store,
+    Vault,
+};
 
 mod api;
 mod idempotency;

@@ -1,6 +1,5 @@
 //! Vault administration: init, keys, products, licenses, revocations, audit.
 
-use keyseal_issuer::{KeyError, VaultError};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,6 +7,7 @@ use keyseal_issuer::time::{When, format};
 use keyseal_issuer::{
     Access, InitOptions, KdfParams, KeyInfo, LicenseFilter, LicenseRecord, Vault,
 };
+use keyseal_issuer::{KeyError, VaultError};
 use serde_json::{Value, json};
 
 use crate::cli::{

@@ -1,6 +1,5 @@
 //! `keyseal issue`: one license, or a batch.
 
-use keyseal_issuer::{LedgerError, RequestError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
@@ -11,6 +10,7 @@ use keyseal_issuer::batch::{self, Format};
 use keyseal_issuer::request::{RequestFields, parse_ext, split_list};
 use keyseal_issuer::time::format;
 use keyseal_issuer::{Access, BatchOptions, Error as IssuerError, Issued};
+use keyseal_issuer::{LedgerError, RequestError};
 use serde_json::json;
 
 use crate::cli::{BatchFormat, IssueArgs};

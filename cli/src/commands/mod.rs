@@ -1,11 +1,11 @@
 //! One function per command. Each returns the exit code or a [`CliError`].
 
-use keyseal_issuer::{LedgerError, RequestError};
 use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 
 use keyseal_issuer::{Access, Vault};
+use keyseal_issuer::{LedgerError, RequestError};
 
 use crate::cli::{Cli, Command};
 use crate::error::CliError;

@@ -1,10 +1,10 @@
 //! Products (`org_products`): what licenses are minted for.
+use serde_json::json;
 
 use super::*;
 use crate::error::RequestError;
 use crate::request::check_product;
 use crate::service::{MAX_PAGE, MAX_PRODUCTS, Product};
-use serde_json::json;
 
 impl Store {
     /// Every product of the organisation, sorted (at most

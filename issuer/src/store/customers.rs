@@ -1,6 +1,8 @@
 //! Customers: their personal fields sealed at rest (`customers`), the
 //! data secret that seals them, export and erasure.
 
+use serde_json::json;
+
 use super::audit_log::{AUDIT_OF_SUBJECT, audit_from_row};
 use super::licenses::{ORG_LICENSE_SELECT, org_license_from_row};
 use super::*;
@@ -9,7 +11,6 @@ use crate::privacy::PersonalFields;
 use crate::service::{
     Customer, CustomerExport, MAX_METADATA, MAX_METADATA_VALUE, MAX_PAGE, OrgLicense,
 };
-use serde_json::json;
 
 impl Store {
     /// The keys of customers' personal data; an error until

@@ -1,12 +1,13 @@
 //! Connections, pragmas, checkpoints and migrations, and the write
 //! transaction's own steps (one writer at a time).
 
+use serde_json::json;
+
 use super::keys::insert_key;
 use super::*;
 use crate::error::LedgerError;
 use crate::keyfile::KeyFile;
 use crate::request::check_product;
-use serde_json::json;
 
 impl Store {
     /// Opens (or with `create`, creates) a SQLite ledger file.

@@ -1,14 +1,15 @@
 //! Signing keys (`signing_keys`): the public halves, the sealed seeds,
 //! rotation, retirement, revocation and certification.
 
+use base64ct::{Base64, Encoding};
+use serde_json::json;
+
 use super::revocations::check_reason;
 use super::*;
 use crate::error::{KeyError, LedgerError};
 use crate::keyfile::KeyFile;
 use crate::ops::Certificate;
 use crate::vault::Signer;
-use base64ct::{Base64, Encoding};
-use serde_json::json;
 
 impl Store {
     /// Every signing key of the default organisation (the vault's), oldest first.

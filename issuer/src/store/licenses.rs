@@ -1,6 +1,9 @@
 //! Licenses (`licenses`, `org_licenses`): minting one or a batch, the
 //! group commit of the service's mints, reads, suspension.
 
+use keyseal_core::license;
+use serde_json::json;
+
 use super::*;
 use crate::error::{KeyError, LedgerError, RequestError};
 use crate::ops::{
@@ -9,8 +12,6 @@ use crate::ops::{
 use crate::request::{LicenseRequest, RequestFields};
 use crate::service::{MAX_PAGE, OrgLicense, OrgLicenseFilter, SignedMint};
 use crate::vault::Signer;
-use keyseal_core::license;
-use serde_json::json;
 
 impl Store {
     /// One of the organisation's licenses by id (full 32 hex digits);

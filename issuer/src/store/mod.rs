@@ -12,7 +12,6 @@
 //! [`Store`] and [`WriteTx`] types, and what every module uses (they
 //! `use super::*`).
 
-use crate::error::LedgerError;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -27,6 +26,7 @@ use sqlx::{Any, AnyPool, Connection, Executor, Row, Transaction};
 
 use crate::Context;
 use crate::audit::{self, AuditEntry, GENESIS};
+use crate::error::LedgerError;
 use crate::error::{Error, Result};
 
 /// Which database.

@@ -1,11 +1,12 @@
 //! Organisations (`orgs`): the tenants every row belongs to, and the
 //! default one the command line acts on.
 
+use serde_json::json;
+
 use super::keys::insert_key;
 use super::tokens::insert_token;
 use super::*;
 use crate::service::{OrgInfo, Scope};
-use serde_json::json;
 
 impl Store {
     /// The default organisation: the first one, which owns the vault's own

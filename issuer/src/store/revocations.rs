@@ -1,15 +1,16 @@
 //! Revocations (`revocations`) and the signed lists published from them
 //! (`revocation_lists`).
 
+use base64ct::{Base64, Encoding};
+use keyseal_core::license;
+use keyseal_core::revocation::RevocationListBuilder;
+use serde_json::json;
+
 use super::*;
 use crate::error::{KeyError, LedgerError, RequestError};
 use crate::ops::{KEPT_LISTS, Publish, REVOKED_LISTED_AFTER_EXPIRY};
 use crate::service::OrgLicense;
 use crate::vault::Signer;
-use base64ct::{Base64, Encoding};
-use keyseal_core::license;
-use keyseal_core::revocation::RevocationListBuilder;
-use serde_json::json;
 
 impl Store {
     /// The default organisation's revoked license ids and revoked key ids.

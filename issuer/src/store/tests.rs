@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::error::{KeyError, LedgerError, RequestError};
 use keyseal_core::{LicenseId, SigningKey};
 
 use super::Store;
+use crate::error::{KeyError, LedgerError, RequestError};
 use crate::vault::Signer;
 use crate::{Context, KeyStatus};
 

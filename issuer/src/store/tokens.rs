@@ -1,9 +1,9 @@
 //! API tokens (`api_tokens`): stored as hashes, scoped to an organisation.
+use serde_json::json;
 
 use super::*;
 use crate::error::RequestError;
 use crate::service::{MAX_PAGE, MAX_TOKENS, Scope, TokenInfo, TokenRecord};
-use serde_json::json;
 
 impl Store {
     /// The default organisation's first admin token, once: `None` (nothing

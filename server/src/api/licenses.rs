@@ -1,11 +1,11 @@
 //! `/v1/licenses`: mint, read, revoke, suspend and resume licenses.
 
-use keyseal_issuer::KeyError;
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
+use keyseal_issuer::KeyError;
 use keyseal_issuer::service::{MintJob, OrgLicense, OrgLicenseFilter, SignedMint};
 use keyseal_issuer::{Context, RequestFields, Signed};
 use serde::Deserialize;
