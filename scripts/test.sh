@@ -53,6 +53,14 @@ run_nostd() {
     done
 }
 
+run_packaging() {
+    step "packaging: the published crates package and build from their .crate files (publish --dry-run), their docs build as docs.rs builds them"
+    cargo publish --dry-run --quiet -p keyseal-core -p keyseal
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo +nightly doc --quiet --no-deps --all-features \
+        -p keyseal-core -p keyseal
+}
+
 run_vectors() {
     step "vectors: regenerate and compare with testdata/vectors"
     local out
@@ -116,6 +124,7 @@ setup_rust
 if want python || want vectors; then setup_python; fi
 want lint && run_lint
 want nostd && run_nostd
+want packaging && run_packaging
 want vectors && run_vectors
 want rust && run_rust_tests
 want benches && run_benches_smoke
