@@ -6,7 +6,9 @@ testdata/vectors/licenses.json with the rules of FORMAT.md, checks signatures
 with the `cryptography` package, and compares its verdict to the vectors.
 It then plays every scenario of testdata/vectors/trust.json with FORMAT.md's
 rules for who may sign a revocation list, which list wins, and how far a
-signed time may move the clock (warnings are SDK behaviour and not compared).
+signed time may move the clock (warnings are SDK behaviour and not compared),
+and checks every license and lease of testdata/vectors/leases.json with the
+rules of "Lease".
 Exit status 0 when every case agrees.
 """
 import base64
@@ -451,6 +453,85 @@ def check_license(data, keys, case, now, revoked, seen):
     return status, grace_ends, claims
 
 
+def check_lease(text, keys, case, license_claims, now, revoked):
+    """FORMAT.md's "Verifying a lease", after the license verified; returns
+    (renew_at, expires_at, issued_at, seat id, check-in due)."""
+    def fault(f):
+        return Reject(("lease_invalid", f))
+
+    if text.startswith("kslease") and "." in text:
+        digits = text[len("kslease"):text.index(".")]
+        if digits.isdigit() and digits != "1":
+            raise fault("unsupported_version")
+    if not text.startswith("kslease1."):
+        raise fault("malformed")
+    try:
+        data = b64url(text[len("kslease1."):])
+    except Reject:
+        raise fault("malformed")
+    if not data or data[0] != 1:
+        raise fault("unsupported_version" if data else "malformed")
+    if len(data) <= 73 or len(data) > 137:
+        raise fault("malformed")
+    kid, body, sig = data[1:9], data[9:-64], data[-64:]
+    try:
+        r = Reader(body)
+        lid, seat, hint = r.take(16), r.take(16), r.take(2)
+        issued, renew, expires = r.varint(10), r.varint(10), r.varint(10)
+    except Reject:
+        raise fault("malformed")
+    if r.pos != len(body) or max(issued, renew, expires) >= 2**64 or not issued <= renew <= expires:
+        raise fault("malformed")
+    if kid not in keys:
+        raise fault("unknown_key")
+    key = keys[kid]
+    device = [] if case.get("device") is None else fingerprint(case["device"])
+    if not device:
+        raise fault("wrong_device")
+    d = hashlib.sha512(b"keyseal/device-binding/v1\0" + lid + bytes([len(device)]) + b"".join(device)).digest()
+    if d[32:34] != hint:
+        raise fault("wrong_device")
+    if not signature_ok(key["pk"], b"keyseal/lease/v1\0" + data[:-64] + d[:32], sig):
+        raise fault("bad_signature")
+    if kid in revoked[0]:
+        raise fault("key_revoked")
+    if not in_window(key, issued) or (key["products"] and license_claims["product"] not in key["products"]):
+        raise fault("key_not_valid")
+    if lid.hex() != license_claims["license_id"]:
+        raise fault("other_license")
+    leeway = case.get("leeway", 0)
+    if issued > now + max(leeway, 86400):
+        raise fault("not_yet_valid")
+    t = max(now, issued)
+    if t > expires + leeway:
+        raise Reject("lease_expired")
+    return {"seat_id": seat.hex(), "issued_at": issued, "renew_at": renew,
+            "expires_at": expires, "check_in_due": t > renew}
+
+
+def lease_cases():
+    cases = json.loads((ROOT / "testdata/vectors/leases.json").read_text())["cases"]
+    failed = 0
+    for case in cases:
+        want = case["expect"]
+        try:
+            status, _, claims = verify(case)
+            keys = full_keyring(case["keyring"])["keys"]
+            revoked = (set(), set())
+            if case["revocation_list_hex"]:
+                revoked = parse_revocations(bytes.fromhex(case["revocation_list_hex"]))
+            lease = check_lease(case["lease"], keys, case, claims, case["now"], revoked)
+            got = {"valid": True, "license_id": claims["license_id"], "status": status, "lease": lease}
+        except Reject as r:
+            code, f = r.code if isinstance(r.code, tuple) else (r.code, None)
+            got = {"valid": False, "error": code, "fault": f}
+        if got != want:
+            failed += 1
+            print(f"MISMATCH {case['name']}: {got}, want {want}")
+    print(f"format_check: {len(cases) - failed} lease cases passed, {failed} failed")
+    return failed == 0 and len(cases) >= 20
+
+
 def main():
     cases = json.loads((ROOT / "testdata/vectors/licenses.json").read_text())["cases"]
     checked = failed = 0
@@ -479,7 +560,8 @@ def main():
             broken += 1
             print(f"MISMATCH {sc['name']} {p}")
     print(f"format_check: {len(scenarios)} trust scenarios, {broken} mismatched steps")
-    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 else 0
+    leases_ok = lease_cases()
+    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 or not leases_ok else 0
 
 
 if __name__ == "__main__":

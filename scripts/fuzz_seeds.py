@@ -70,3 +70,10 @@ for group in json.loads((ed / "wycheproof_ed25519_test.json").read_text())["test
 for t in json.loads((ed / "speccheck_cases.json").read_text()):
     seed("precomputed_verify", b"\x00" + bytes.fromhex(t["pub_key"]) + bytes.fromhex(t["signature"]) + bytes.fromhex(t["message"]))
 print(f"fuzz seeds written to {out}")
+for case in json.loads((vec / "leases.json").read_text())["cases"]:
+    seed("lease", case["lease"])
+    if case["lease"].startswith("kslease1."):
+        try:
+            seed("lease", b64(case["lease"][len("kslease1."):]))
+        except Exception:
+            continue

@@ -6,6 +6,7 @@
 use core::fmt;
 
 use crate::key::KeyId;
+use crate::lease::LeaseFault;
 
 /// Why a key, certificate or revocation list was refused, or an input was bad.
 ///
@@ -63,6 +64,14 @@ pub enum Error {
     KeyringFull,
     /// Claims given to the issuer break a documented limit; the detail says which.
     InvalidClaims(Malformed),
+    /// The license holds, but its lease does not hold for it on this device;
+    /// the fault says why.
+    LeaseInvalid(LeaseFault),
+    /// The license holds, but its lease ended: check in, or activate again.
+    LeaseExpired {
+        /// When the lease ended.
+        expired_at: u64,
+    },
 }
 
 /// What exactly is malformed. Kept small and `Copy`, so errors never allocate.
@@ -118,6 +127,8 @@ impl Error {
             Error::RolledBackRevocationList { .. } => "rolled_back_revocation_list",
             Error::KeyringFull => "keyring_full",
             Error::InvalidClaims(_) => "invalid_claims",
+            Error::LeaseInvalid(_) => "lease_invalid",
+            Error::LeaseExpired { .. } => "lease_expired",
         }
     }
 
@@ -139,6 +150,8 @@ impl Error {
         "rolled_back_revocation_list",
         "keyring_full",
         "invalid_claims",
+        "lease_invalid",
+        "lease_expired",
     ];
 }
 
@@ -186,6 +199,8 @@ impl fmt::Display for Error {
             ),
             Error::KeyringFull => f.write_str("keyring is full"),
             Error::InvalidClaims(m) => write!(f, "invalid claims: {m}"),
+            Error::LeaseInvalid(l) => write!(f, "{l}"),
+            Error::LeaseExpired { expired_at } => write!(f, "lease ended at {expired_at}"),
         }
     }
 }
@@ -224,6 +239,8 @@ mod tests {
             },
             Error::KeyringFull,
             Error::InvalidClaims(Malformed::Text),
+            Error::LeaseInvalid(LeaseFault::OtherLicense),
+            Error::LeaseExpired { expired_at: 1 },
         ];
         assert_eq!(samples.len(), Error::CODES.len());
         for (e, code) in samples.iter().zip(Error::CODES) {

@@ -11,6 +11,7 @@ mod envelope;
 pub mod error;
 pub mod key;
 pub mod keyring;
+pub mod lease;
 pub mod license;
 #[cfg(feature = "alloc")]
 pub mod precomputed;
@@ -26,6 +27,7 @@ pub use error::{Error, Malformed};
 pub use key::SigningKey;
 pub use key::{KeyId, PublicKey};
 pub use keyring::{KeyCertificate, Keyring, TrustedKey};
+pub use lease::{LeaseFault, LeaseStatus, LeaseTerms, SeatId, UnverifiedLease, VerifiedLease};
 pub use license::{
     Expectations, RevocationCheck, Status, Timing, UnverifiedLicense, VerifiedLicense,
 };

@@ -59,12 +59,12 @@ fn other_version_prefix(text: &str) -> Option<u8> {
 /// What the app expects of a license, and the time to check it at.
 #[derive(Clone, Copy)]
 pub struct Expectations<'e> {
-    now: u64,
-    product: &'e str,
-    leeway: u64,
+    pub(crate) now: u64,
+    pub(crate) product: &'e str,
+    pub(crate) leeway: u64,
     app_version: Option<Version>,
-    device: Option<&'e Fingerprint>,
-    revocations: Option<&'e dyn RevocationCheck>,
+    pub(crate) device: Option<&'e Fingerprint>,
+    pub(crate) revocations: Option<&'e dyn RevocationCheck>,
 }
 
 impl<'e> Expectations<'e> {

@@ -12,14 +12,15 @@ pub mod validator;
 
 pub use keyseal_core;
 pub use keyseal_core::{
-    Error as CoreError, Fingerprint, KeyId, Keyring, LicenseId, RevocationList, Version, VersionCap,
+    Error as CoreError, Fingerprint, KeyId, Keyring, LeaseFault, LicenseId, RevocationList, SeatId,
+    Version, VersionCap,
 };
 
 #[cfg(keyseal_os)]
 pub use clock::SystemClock;
 pub use clock::{Clock, ManualClock};
 pub use fingerprint::Fingerprinter;
-pub use license::{BindingKind, License, Status};
+pub use license::{BindingKind, Lease, License, Status};
 pub use problem::{Problem, Rejection};
 #[cfg(keyseal_os)]
 pub use state::FileStateStore;

@@ -3,7 +3,9 @@
 use std::fmt;
 
 use keyseal_core::claims::{MAX_ENTITLEMENTS, MAX_EXTENSIONS};
-use keyseal_core::{Claims, DeviceBinding, KeyId, LicenseId, VersionCap};
+use keyseal_core::{
+    Claims, DeviceBinding, KeyId, LeaseStatus, LicenseId, SeatId, VerifiedLease, VersionCap,
+};
 
 use crate::problem::Problem;
 
@@ -48,6 +50,70 @@ pub enum BindingKind {
     },
 }
 
+/// The lease a license was validated with ([`crate::Validator::validate_with_lease`]):
+/// this device's hold on one seat of the license, until [`Lease::expires_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    seat_id: SeatId,
+    key_id: KeyId,
+    issued_at: u64,
+    renew_at: u64,
+    expires_at: u64,
+    check_in_due: bool,
+}
+
+impl Lease {
+    pub(crate) fn new(v: &VerifiedLease) -> Self {
+        let t = v.terms();
+        Lease {
+            seat_id: t.seat_id,
+            key_id: v.key_id(),
+            issued_at: t.issued_at,
+            renew_at: t.renew_at,
+            expires_at: t.expires_at,
+            check_in_due: v.status() == LeaseStatus::CheckInDue,
+        }
+    }
+
+    /// The seat this device holds; check-ins and releases name it.
+    #[must_use]
+    pub const fn seat_id(&self) -> SeatId {
+        self.seat_id
+    }
+
+    /// The key that signed the lease.
+    #[must_use]
+    pub const fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// When the service signed it (unix seconds).
+    #[must_use]
+    pub const fn issued_at(&self) -> u64 {
+        self.issued_at
+    }
+
+    /// When the app should check in (unix seconds).
+    #[must_use]
+    pub const fn renew_at(&self) -> u64 {
+        self.renew_at
+    }
+
+    /// When the lease ends (unix seconds): check in before it, or the
+    /// license is refused with `lease_expired` on this device.
+    #[must_use]
+    pub const fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// Whether the renew time has passed: the lease still holds (its
+    /// check-in grace), and the app should check in now.
+    #[must_use]
+    pub const fn check_in_due(&self) -> bool {
+        self.check_in_due
+    }
+}
+
 /// A byte range in [`License`]'s one string buffer.
 #[derive(Clone, Copy, Default)]
 struct Span(u16, u16);
@@ -78,6 +144,7 @@ pub struct License {
     n_entitlements: u8,
     extensions: [(Span, Span); MAX_EXTENSIONS],
     n_extensions: u8,
+    lease: Option<Lease>,
     warnings: Vec<Problem>,
 }
 
@@ -138,8 +205,23 @@ impl License {
             n_entitlements: ents.len() as u8,
             extensions,
             n_extensions: exts.len() as u8,
+            lease: None,
             warnings,
         }
+    }
+
+    pub(crate) fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    pub(crate) fn warn_first(mut self, problem: Problem) -> Self {
+        self.warnings.insert(0, problem);
+        self
+    }
+
+    pub(crate) fn into_warnings(self) -> Vec<Problem> {
+        self.warnings
     }
 
     fn str(&self, s: Span) -> &str {
@@ -256,6 +338,13 @@ impl License {
         self.binding
     }
 
+    /// The lease it was validated with, if it was
+    /// ([`crate::Validator::validate_with_lease`]).
+    #[must_use]
+    pub const fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
     /// Problems worth telling the customer about that did not refuse the
     /// license (and, in advisory mode, those that would have).
     #[must_use]
@@ -287,6 +376,7 @@ impl fmt::Debug for License {
             .field("extensions", &self.extensions().collect::<Vec<_>>())
             .field("binding", &self.binding)
             .field("key_id", &self.key_id)
+            .field("lease", &self.lease)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -308,6 +398,7 @@ impl PartialEq for License {
             && self.plan() == other.plan()
             && self.entitlements().eq(other.entitlements())
             && self.extensions().eq(other.extensions())
+            && self.lease == other.lease
             && self.warnings == other.warnings
     }
 }

@@ -174,6 +174,8 @@ fn core_message(e: &CoreError) -> String {
         CoreError::Revoked => "This license has been withdrawn by the vendor. Contact the vendor if you think this is a mistake.".into(),
         CoreError::StaleRevocationList { .. } => "The app's list of withdrawn licenses is out of date, so your license cannot be checked. Connect to the internet so the app can update it.".into(),
         CoreError::RolledBackRevocationList { .. } => "An older list of withdrawn licenses was offered than the one the app already has; it was ignored.".into(),
+        CoreError::LeaseInvalid(_) => "Your license is fine, but this computer's permission to use it is not valid here. Connect to the internet and activate the app again on this computer.".into(),
+        CoreError::LeaseExpired { expired_at } => format!("Your license is fine, but this computer's permission to use it ended on {} (UTC). Connect to the internet so the app can renew it.", time::date(*expired_at)),
         _ => "Something went wrong while checking the license. Contact the vendor.".into(),
     }
 }
@@ -271,6 +273,10 @@ mod tests {
             },
             CoreError::KeyringFull,
             CoreError::InvalidClaims(Malformed::Text),
+            CoreError::LeaseInvalid(keyseal_core::LeaseFault::WrongDevice),
+            CoreError::LeaseExpired {
+                expired_at: 1_800_000_000,
+            },
         ];
         let mut all: Vec<Problem> = core.into_iter().map(Problem::Core).collect();
         all.extend([

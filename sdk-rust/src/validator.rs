@@ -4,16 +4,17 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use keyseal_core::lease::MAX_LEASE_LEN;
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, MAX_LICENSE_TEXT_LEN};
 use keyseal_core::{
-    Claims, Error as CoreError, Expectations, Fingerprint, Keyring, Malformed, RevocationList,
-    Timing, UnverifiedLicense, Version,
+    Claims, Error as CoreError, Expectations, Fingerprint, Keyring, LeaseFault, Malformed,
+    RevocationList, Timing, UnverifiedLease, UnverifiedLicense, Version,
 };
 
 use crate::clock::Clock;
 use crate::fingerprint::Fingerprinter;
 use crate::input;
-use crate::license::{License, Status};
+use crate::license::{Lease, License, Status};
 use crate::problem::{Problem, Rejection};
 use crate::state::{ListMark, MemoryStateStore, State, StateStore};
 
@@ -491,6 +492,84 @@ impl Validator {
     pub fn validate_env(&self, name: &str) -> Result<License, Rejection> {
         let text = input::read_key_env(name).map_err(|p| self.refuse_input(p))?;
         self.validate(&text)
+    }
+
+    /// Validates a license key (as [`Validator::validate`]) together with the
+    /// lease (`kslease1.` text) that the vendor's service signed for this
+    /// device's seat at activation or at the last check-in; the license's
+    /// [`License::lease`] then says when to check in and when the lease ends.
+    ///
+    /// A license that fails is refused with its own code, as by
+    /// [`Validator::validate`]; a license that holds with a lease that does
+    /// not is refused with `lease_expired` (check in, or activate again) or
+    /// `lease_invalid` (the [`LeaseFault`](keyseal_core::LeaseFault) in
+    /// [`CoreError::LeaseInvalid`] says why: another device, another
+    /// license, a key the keyring does not trust, a bad signature...). The
+    /// lease's signer must be an issuing key of the validator's keyring
+    /// (certificates in a license file count for the license only). The
+    /// device is this validator's fingerprint; a lease is always bound to
+    /// one. In [advisory mode](Mode::Advisory) a lease whose signature
+    /// verified but that fails a later check is a warning instead.
+    pub fn validate_with_lease(&self, key: &str, lease: &str) -> Result<License, Rejection> {
+        let license = self.validate(key)?;
+        self.check_lease(license, lease)
+    }
+
+    fn check_lease(&self, license: License, lease: &str) -> Result<License, Rejection> {
+        let clock_now = self.clock.now();
+        let mut text = [0u8; MAX_LICENSE_TEXT_LEN];
+        let mut bin = [0u8; MAX_LEASE_LEN];
+        let unverified = input::clean_key(lease, &mut text)
+            .map_err(|e| match e {
+                CoreError::Malformed(m) => CoreError::LeaseInvalid(LeaseFault::Malformed(m)),
+                e => e,
+            })
+            .and_then(|t| UnverifiedLease::from_text(t, &mut bin));
+        let unverified = match unverified {
+            Ok(u) => u,
+            Err(e) => return Err(Rejection::new(Problem::Core(e), license.into_warnings())),
+        };
+        let device = match self.fingerprint() {
+            Ok(fp) => Some(fp),
+            Err(_) if matches!(self.device, Device::None) => None,
+            Err(p) => return Err(Rejection::new(p, license.into_warnings())),
+        };
+        let mark = self.seen.load(Ordering::Acquire);
+        let now = clock_now.max(mark);
+        let trust = self.read_trust();
+        let mut exp = Expectations::new(&self.product, now).leeway(self.leeway);
+        if let Some(fp) = &device {
+            exp = exp.device(fp);
+        }
+        if let Some(list) = &trust.list {
+            exp = exp.revocations(&**list);
+        }
+        let verdict = unverified.verify(&trust.keyring, license.id(), &exp);
+        drop(trust);
+        // As for licenses: the issue time is the vendor's only once the
+        // signature verified and the key may sign for it.
+        let verified = match verdict {
+            Ok(_)
+            | Err(
+                CoreError::LeaseExpired { .. }
+                | CoreError::LeaseInvalid(LeaseFault::OtherLicense | LeaseFault::NotYetValid { .. }),
+            ) => true,
+            Err(_) => false,
+        };
+        let issued_at = unverified.dangerous_unverified_terms().issued_at;
+        self.raise(
+            clock_now,
+            verified
+                .then(|| signed_evidence(issued_at, clock_now))
+                .flatten(),
+        );
+        match verdict {
+            Ok(v) => Ok(license.with_lease(Lease::new(&v))),
+            Err(e) if self.mode == Mode::Advisory && verified => {
+                Ok(license.warn_first(Problem::Core(e)))
+            }
+            Err(e) => Err(Rejection::new(Problem::Core(e), license.into_warnings())),
+        }
     }
 
     /// Verifies a revocation list (binary or armored) with the keyring and

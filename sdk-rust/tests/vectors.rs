@@ -247,3 +247,68 @@ fn trust_vectors_through_the_validator() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `leases.json`: a license with the lease of one of its seats, through
+/// [`Validator::validate_with_lease`].
+#[test]
+fn lease_vectors_through_the_validator() {
+    let cases = cases("leases.json");
+    assert!(cases.len() >= 20, "too few cases: {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        for precompute in [true, false] {
+            let keyring: Keyring = case["keyring"].as_str().unwrap().parse().unwrap();
+            let mut b = Validator::builder(keyring, case["product"].as_str().unwrap())
+                .precompute(precompute)
+                .clock(ManualClock::new(case["now"].as_u64().unwrap()))
+                .state(MemoryStateStore::new())
+                .leeway(case["leeway"].as_u64().unwrap())
+                .no_device();
+            if let Some(fp) = case["device"].as_str() {
+                b = b.device(fp.parse::<Fingerprint>().unwrap());
+            }
+            if let Some(h) = case["revocation_list_hex"].as_str() {
+                b = b.revocation_list(unhex(h));
+            }
+            let v = b.build().unwrap();
+            let got = match v.validate_with_lease(
+                case["key"].as_str().unwrap(),
+                case["lease"].as_str().unwrap(),
+            ) {
+                Ok(l) => {
+                    if !l.is_clean() {
+                        failures.push(format!("{name}: unexpected warnings {:?}", l.warnings()));
+                    }
+                    let lease = l.lease().expect("a lease");
+                    json!({
+                        "valid": true,
+                        "license_id": l.id().to_string(),
+                        "status": match l.status() { Status::Active => "active", _ => "in_grace" },
+                        "lease": {
+                            "seat_id": lease.seat_id().to_string(),
+                            "issued_at": lease.issued_at(),
+                            "renew_at": lease.renew_at(),
+                            "expires_at": lease.expires_at(),
+                            "check_in_due": lease.check_in_due(),
+                        },
+                    })
+                }
+                Err(r) => {
+                    let fault = match r.problem().core_error() {
+                        Some(keyseal::CoreError::LeaseInvalid(f)) => json!(f.code()),
+                        _ => Value::Null,
+                    };
+                    json!({"valid": false, "error": r.code(), "fault": fault})
+                }
+            };
+            if got != case["expect"] {
+                failures.push(format!(
+                    "{name} (precompute {precompute}): got {got}, want {}",
+                    case["expect"]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -13,8 +13,8 @@ use keyseal_core::claims::{ComponentDigests, Entitlements, Extensions};
 use keyseal_core::keyring::KeyCertificate;
 use keyseal_core::revocation::RevocationListBuilder;
 use keyseal_core::{
-    Claims, DeviceBinding, DeviceRule, Fingerprint, LicenseId, SigningKey, TrustedKey, VersionCap,
-    license,
+    Claims, DeviceBinding, DeviceRule, Fingerprint, LeaseTerms, LicenseId, SeatId, SigningKey,
+    TrustedKey, VersionCap, lease, license,
 };
 use keyseal_testdata::{claims_json, hex};
 use serde_json::{Value, json};
@@ -1054,6 +1054,359 @@ fn issue_cases(x: &Ctx) -> Vec<Value> {
     ]
 }
 
+/// Lease terms for the lease cases: issued `issued` seconds from NOW,
+/// renew and end that many seconds after it.
+fn lease_terms(label: &str, issued: i64, renew: u64, end: u64) -> LeaseTerms {
+    let issued_at = NOW.saturating_add_signed(issued);
+    let mut seat = [0u8; 16];
+    seat.copy_from_slice(&seed(&format!("seat {label}"))[..16]);
+    LeaseTerms {
+        license_id: license_id(label),
+        seat_id: SeatId::from_bytes(seat),
+        device_hint: [0; 2],
+        issued_at,
+        renew_at: issued_at + renew,
+        expires_at: issued_at + end,
+    }
+}
+
+fn sign_lease(key: &SigningKey, t: &LeaseTerms, fp: &Fingerprint) -> String {
+    lease::to_text(&lease::issue(key, t, fp).unwrap_or_else(|e| panic!("lease: {e}")))
+}
+
+/// Signs an arbitrary lease body under `domain`, with the device binding
+/// hash of `fp` as EXTRA, for cases the issuer refuses to make.
+fn sign_raw_lease(
+    key: &SigningKey,
+    domain: &[u8],
+    body: &[u8],
+    lid: LicenseId,
+    fp: &Fingerprint,
+) -> String {
+    let mut out = vec![1u8];
+    out.extend_from_slice(&key.key_id().to_bytes());
+    out.extend_from_slice(body);
+    let mut msg = domain.to_vec();
+    msg.extend_from_slice(&out);
+    msg.extend_from_slice(&fp.exact_binding(&lid).0);
+    out.extend_from_slice(&key.sign_raw(&msg));
+    lease::to_text(&out)
+}
+
+/// A lease body as the format spells it, fields given one by one.
+fn raw_lease_body(t: &LeaseTerms, hint: [u8; 2], times: &[&[u8]]) -> Vec<u8> {
+    let mut b = t.license_id.to_bytes().to_vec();
+    b.extend_from_slice(&t.seat_id.to_bytes());
+    b.extend_from_slice(&hint);
+    for v in times {
+        b.extend_from_slice(v);
+    }
+    b
+}
+
+fn varint(mut v: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn lease_cases(x: &Ctx) -> Vec<Value> {
+    const LABEL: &str = "leased";
+    let kr = x.keyring.as_str();
+    let fp = fingerprint("laptop", 2);
+    let other_fp = fingerprint("desktop", 2);
+    let mut claims = reference_claims(license_id(LABEL));
+    claims.max_version = None;
+    let key_text = license::to_text(&issue(&x.b, &claims, None));
+    // Renew in an hour, end an hour later: a floating seat's lease.
+    let terms = lease_terms(LABEL, -3_600, 7_200, 10_800);
+    let good = sign_lease(&x.b, &terms, &fp);
+    let case = |name: &str, lease: String, now: u64| {
+        json!({
+            "name": name,
+            "key": key_text,
+            "lease": lease,
+            "keyring": kr,
+            "now": now,
+            "product": PRODUCT,
+            "device": fp.to_string(),
+            "leeway": 0,
+            "revocation_list_hex": null,
+        })
+    };
+    let holds = |mut c: Value, t: &LeaseTerms, due: bool| {
+        c["expect"] = json!({
+            "valid": true,
+            "license_id": t.license_id.to_string(),
+            "status": "active",
+            "lease": {
+                "seat_id": t.seat_id.to_string(),
+                "issued_at": t.issued_at,
+                "renew_at": t.renew_at,
+                "expires_at": t.expires_at,
+                "check_in_due": due,
+            },
+        });
+        c
+    };
+    let fails = |mut c: Value, code: &str, fault: Option<&str>| {
+        c["expect"] = json!({"valid": false, "error": code, "fault": fault});
+        c
+    };
+    let t = &terms;
+    let mut cases = vec![
+        holds(case("lease_active", good.clone(), NOW), t, false),
+        holds(
+            case("lease_at_its_renew_time", good.clone(), t.renew_at),
+            t,
+            false,
+        ),
+        holds(
+            case("lease_in_check_in_grace", good.clone(), t.renew_at + 1),
+            t,
+            true,
+        ),
+        holds(
+            case("lease_at_its_end", good.clone(), t.expires_at),
+            t,
+            true,
+        ),
+        fails(
+            case("lease_expired", good.clone(), t.expires_at + 1),
+            "lease_expired",
+            None,
+        ),
+    ];
+    let mut c = case(
+        "lease_expired_within_leeway",
+        good.clone(),
+        t.expires_at + 60,
+    );
+    c["leeway"] = json!(60);
+    cases.push(holds(c, t, true));
+    let mut c = case("lease_wrong_device", good.clone(), NOW);
+    c["device"] = json!(other_fp.to_string());
+    cases.push(fails(c, "lease_invalid", Some("wrong_device")));
+    let mut c = case("lease_no_device", good.clone(), NOW);
+    c["device"] = Value::Null;
+    cases.push(fails(c, "lease_invalid", Some("wrong_device")));
+    // A device with the first component of the right one only: leases bind
+    // the exact fingerprint.
+    let mut c = case("lease_one_component_changed", good.clone(), NOW);
+    let half = Fingerprint::from_components(&[fp.components()[0], other_fp.components()[1]])
+        .unwrap_or_else(|e| panic!("{e}"));
+    c["device"] = json!(half.to_string());
+    cases.push(fails(c, "lease_invalid", Some("wrong_device")));
+    let other = lease_terms("another-license", -3_600, 7_200, 10_800);
+    cases.push(fails(
+        case(
+            "lease_for_another_license",
+            sign_lease(&x.b, &other, &fp),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("other_license"),
+    ));
+    let mut bad = lease::decode_text(&good, &mut [0u8; lease::MAX_LEASE_LEN])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_vec();
+    let n = bad.len();
+    bad[n - 40] ^= 0x10;
+    cases.push(fails(
+        case("lease_bad_signature", lease::to_text(&bad), NOW),
+        "lease_invalid",
+        Some("bad_signature"),
+    ));
+    let body = raw_lease_body(
+        t,
+        fp.exact_binding(&t.license_id).1,
+        &[
+            &varint(t.issued_at),
+            &varint(t.renew_at),
+            &varint(t.expires_at),
+        ],
+    );
+    cases.push(fails(
+        case(
+            "lease_signed_as_a_license",
+            sign_raw_lease(&x.b, b"keyseal/license/v1\0", &body, t.license_id, &fp),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("bad_signature"),
+    ));
+    // The same body under the lease domain verifies: the case above differs only in the domain.
+    cases.push(holds(
+        case(
+            "lease_signed_raw",
+            sign_raw_lease(&x.b, b"keyseal/lease/v1\0", &body, t.license_id, &fp),
+            NOW,
+        ),
+        t,
+        false,
+    ));
+    cases.push(fails(
+        case("lease_unknown_key", sign_lease(&x.stranger, t, &fp), NOW),
+        "lease_invalid",
+        Some("unknown_key"),
+    ));
+    // Key A's window ended at A_UNTIL, long before the lease was signed.
+    cases.push(fails(
+        case("lease_key_not_valid", sign_lease(&x.a, t, &fp), NOW),
+        "lease_invalid",
+        Some("key_not_valid"),
+    ));
+    // Key A signed a lease inside its window (and long) ; B's list revokes A.
+    let mut old = lease_terms(LABEL, 0, 1_000, 2_000);
+    old.issued_at = A_UNTIL - 10;
+    old.renew_at = NOW + 1_000;
+    old.expires_at = NOW + 2_000;
+    let mut c = case("lease_key_revoked", sign_lease(&x.a, &old, &fp), NOW);
+    c["revocation_list_hex"] = json!(hex(&list_bytes(
+        &x.b,
+        (1, NOW - 60, NOW + 86_400),
+        &[&x.a],
+        &[]
+    )));
+    cases.push(fails(c, "lease_invalid", Some("key_revoked")));
+    let mut c = case("lease_key_a_unrevoked", sign_lease(&x.a, &old, &fp), NOW);
+    c["revocation_list_hex"] = json!(hex(&list_bytes(
+        &x.b,
+        (1, NOW - 60, NOW + 86_400),
+        &[],
+        &[]
+    )));
+    cases.push(holds(c, &old, false));
+    // The service's clock an hour ahead: checked at the lease's issue time.
+    let ahead = lease_terms(LABEL, 3_600, 7_200, 10_800);
+    cases.push(holds(
+        case(
+            "lease_issued_an_hour_ahead",
+            sign_lease(&x.b, &ahead, &fp),
+            NOW,
+        ),
+        &ahead,
+        false,
+    ));
+    let ahead = lease_terms(LABEL, 86_400, 7_200, 10_800);
+    cases.push(holds(
+        case(
+            "lease_issued_a_day_ahead",
+            sign_lease(&x.b, &ahead, &fp),
+            NOW,
+        ),
+        &ahead,
+        false,
+    ));
+    let far = lease_terms(LABEL, 86_401, 7_200, 10_800);
+    cases.push(fails(
+        case(
+            "lease_issued_past_a_day_ahead",
+            sign_lease(&x.b, &far, &fp),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("not_yet_valid"),
+    ));
+    let hint = fp.exact_binding(&t.license_id).1;
+    let mut long = varint(t.issued_at);
+    let last = long.len() - 1;
+    long[last] |= 0x80;
+    long.push(0);
+    let body = raw_lease_body(
+        t,
+        hint,
+        &[&long, &varint(t.renew_at), &varint(t.expires_at)],
+    );
+    cases.push(fails(
+        case(
+            "lease_overlong_varint",
+            sign_raw_lease(&x.b, b"keyseal/lease/v1\0", &body, t.license_id, &fp),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("malformed"),
+    ));
+    let body = raw_lease_body(
+        t,
+        hint,
+        &[
+            &varint(t.issued_at),
+            &varint(t.expires_at + 1),
+            &varint(t.expires_at),
+        ],
+    );
+    cases.push(fails(
+        case(
+            "lease_renew_after_end",
+            sign_raw_lease(&x.b, b"keyseal/lease/v1\0", &body, t.license_id, &fp),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("malformed"),
+    ));
+    let mut body = raw_lease_body(
+        t,
+        hint,
+        &[
+            &varint(t.issued_at),
+            &varint(t.renew_at),
+            &varint(t.expires_at),
+        ],
+    );
+    body.push(0);
+    cases.push(fails(
+        case(
+            "lease_trailing_byte",
+            sign_raw_lease(&x.b, b"keyseal/lease/v1\0", &body, t.license_id, &fp),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("malformed"),
+    ));
+    cases.push(fails(
+        case("lease_not_a_lease", key_text.clone(), NOW),
+        "lease_invalid",
+        Some("malformed"),
+    ));
+    cases.push(fails(
+        case("lease_padded_base64", format!("{good}="), NOW),
+        "lease_invalid",
+        Some("malformed"),
+    ));
+    cases.push(fails(
+        case(
+            "lease_version_2",
+            good.replacen("kslease1.", "kslease2.", 1),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("unsupported_version"),
+    ));
+    // The license is checked first: an expired license is `expired`, whatever its lease.
+    let mut c = case("license_expired_before_its_lease", good.clone(), NOW);
+    let mut short = claims;
+    short.expires_at = Some(NOW - 1);
+    c["key"] = json!(license::to_text(&issue(&x.b, &short, None)));
+    cases.push(fails(c, "expired", None));
+    let mut c = case("license_revoked_with_a_good_lease", good, NOW);
+    c["revocation_list_hex"] = json!(hex(&list_bytes(
+        &x.b,
+        (1, NOW - 60, NOW + 86_400),
+        &[],
+        &[LABEL]
+    )));
+    cases.push(fails(c, "revoked", None));
+    cases
+}
+
 fn write(
     dir: &std::path::Path,
     name: &str,
@@ -1089,6 +1442,12 @@ fn main() -> std::io::Result<()> {
         "trust.json",
         "Attacks on the trust rules, as steps against one validator for `product` that trusts `keyring` (enforce mode, no device, no app version, leeway 0, staleness warned only), with its clock set to each step's `now` and a state kept in memory. `load_list` loads the armored `list` file (it may carry key certificates): `expect` gives ok and the list's sequence, or the error code. `validate` validates `key` (a key or an armored license file): ok, the status and the warning codes in order, or the error code. `restart` builds a new validator with the same state and no list loaded.",
         trust_cases(),
+    )?;
+    write(
+        &dir,
+        "leases.json",
+        "A license key with the lease of one of its seats: validate `key` as in licenses.json (no app version), then `lease` for it on the device with fingerprint `device`, against `keyring` at `now` for `product`, with `leeway` seconds and the optional revocation list. A valid case gives the license id and the lease's terms and whether a check-in is due; an invalid one the error code and, for `lease_invalid`, the fault.",
+        lease_cases(&x),
     )?;
     write(
         &dir,
