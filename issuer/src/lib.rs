@@ -34,6 +34,7 @@ mod ops;
 pub mod privacy;
 pub mod request;
 pub mod root;
+pub mod seats;
 pub mod service;
 pub mod store;
 pub mod time;

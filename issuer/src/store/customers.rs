@@ -363,6 +363,18 @@ impl Store {
             "erasing the customer's activations",
         )
         .await?;
+        // Seats keep only a salted device hash; erased all the same, and
+        // released, so an erased customer's devices hold nothing.
+        tx.exec(
+            sqlx::query(
+                "UPDATE seats SET device = 'erased', released_at = COALESCE(released_at, $3)                  WHERE org_id = $1 AND license_id IN (SELECT license_id FROM licenses WHERE customer = $2)",
+            )
+            .bind(org_id.to_owned())
+            .bind(customer_id.to_owned())
+            .bind(i(ctx.now)),
+            "erasing the customer's seats",
+        )
+        .await?;
         tx.exec(
             sqlx::query(
                 "UPDATE org_licenses SET metadata = NULL WHERE org_id = $1 AND license_id IN \

@@ -849,6 +849,8 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency_effects",
         include_str!("../../migrations/0019_idempotency_effects.sql"),
     ),
+    // Seats held by leases, and the products' lease policies.
+    (20, "seats", include_str!("../../migrations/0020_seats.sql")),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.

@@ -1,0 +1,730 @@
+//! Seats held by leases (docs/FORMAT.md, "Lease"; `keyseal serve`'s
+//! end-user endpoints): an app presents its license key and this device's
+//! fingerprint and gets a short-lived lease on one of the license's seats;
+//! it checks in before the lease ends to get the next one, and releases the
+//! seat when it is done. A seat whose lease ended without a check-in is
+//! free again.
+//!
+//! **The seat invariant.** Every activation and check-in counts the seats
+//! in force inside the ledger's write transaction (one writer at a time,
+//! across replicas), and a seat counts until [`SEAT_MARGIN_SECS`] after its
+//! lease ends. So the leases that hold at any moment, for apps whose clocks
+//! are right and whose leeway is at most that margin, are never more than
+//! the license's seats (`max_devices`), whatever the order or concurrency
+//! of activations, check-ins and releases.
+//!
+//! **Proofs.** At activation the app sends a public key of a key pair it
+//! made for this installation; check-ins and releases are signed with it
+//! over a domain string, the seat id and the request time
+//! ([`check_in_message`], [`release_message`]), so only that installation
+//! can renew or free its seat, and a recorded request cannot be played
+//! again (its time must be within [`PROOF_WINDOW_SECS`] of the service's
+//! clock and after the seat's last proof). A release frees the seat at
+//! once: the app states that it dropped its lease. An app modified to keep
+//! the lease anyway keeps it until its end, which bounds what a release
+//! can cost (short leases for floating seats).
+//!
+//! **Privacy.** A seat stores the device as the lease's device binding
+//! hash (the fingerprint's components, salted with the product and again
+//! with the license id), never a fingerprint or an address.
+
+use keyseal_core::device::Fingerprint;
+use keyseal_core::lease::{self, LeaseTerms, SeatId};
+use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, UnverifiedLicense};
+use keyseal_core::{LicenseId, PublicKey};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::Context;
+use crate::error::{Error, Result};
+use crate::service::OrgLicense;
+use crate::store::{Signed, Store, WriteTx, i, u};
+use crate::vault::Signer;
+
+/// A lease's renew interval when the product sets none: a day.
+pub const DEFAULT_LEASE_SECS: u64 = 86_400;
+/// A lease's grace for failed check-ins when the product sets none: three days.
+pub const DEFAULT_LEASE_GRACE_SECS: u64 = 3 * 86_400;
+/// Shortest renew interval a product may set.
+pub const MIN_LEASE_SECS: u64 = 60;
+/// Longest renew interval plus grace a product may set: a year.
+pub const MAX_LEASE_TOTAL_SECS: u64 = 366 * 86_400;
+/// A seat counts this long after its lease ends (apps' leeway and clock
+/// differences), before another device may take it.
+pub const SEAT_MARGIN_SECS: u64 = 300;
+/// How far a check-in's or release's time may be from the service's clock.
+pub const PROOF_WINDOW_SECS: u64 = 300;
+
+const CHECK_IN_DOMAIN: &[u8] = b"keyseal/lease-check-in/v1\0";
+const RELEASE_DOMAIN: &[u8] = b"keyseal/lease-release/v1\0";
+
+/// What an app signs to check in: `"keyseal/lease-check-in/v1\0" || seat id
+/// (16 bytes) || at (8 bytes, big-endian unix seconds)`.
+#[must_use]
+pub fn check_in_message(seat: SeatId, at: u64) -> Vec<u8> {
+    proof_message(CHECK_IN_DOMAIN, seat, at)
+}
+
+/// What an app signs to release its seat: `"keyseal/lease-release/v1\0" ||
+/// seat id (16 bytes) || at (8 bytes, big-endian unix seconds)`.
+#[must_use]
+pub fn release_message(seat: SeatId, at: u64) -> Vec<u8> {
+    proof_message(RELEASE_DOMAIN, seat, at)
+}
+
+fn proof_message(domain: &[u8], seat: SeatId, at: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len() + 24);
+    m.extend_from_slice(domain);
+    m.extend_from_slice(&seat.to_bytes());
+    m.extend_from_slice(&at.to_be_bytes());
+    m
+}
+
+/// A lease the service signed for a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatLease {
+    /// The seat (32 hex digits).
+    pub seat_id: String,
+    /// The license (32 hex digits).
+    pub license_id: String,
+    /// The lease (`kslease1.`), for the app to keep with its license key.
+    pub lease: String,
+    /// When it was signed.
+    pub issued_at: u64,
+    /// When the app should check in.
+    pub renew_at: u64,
+    /// When the lease ends.
+    pub expires_at: u64,
+}
+
+/// A released seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// The seat.
+    pub seat_id: String,
+    /// When it was released (the first release, for a repeated one).
+    pub released_at: u64,
+}
+
+/// Why a lease request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatRefused {
+    /// The license key is not one this service issued (or not whole).
+    UnknownLicense,
+    /// The license is revoked.
+    Revoked,
+    /// The license is suspended.
+    Suspended,
+    /// The license expired (its grace included).
+    Expired {
+        /// Its expiry.
+        expired_at: u64,
+    },
+    /// The license is not valid yet.
+    NotYetValid {
+        /// Its start.
+        not_before: u64,
+    },
+    /// Every seat is held by another device.
+    SeatLimit {
+        /// The license's seats.
+        seats: u64,
+        /// When the first of them frees if nobody checks in (unix seconds).
+        free_at: u64,
+    },
+    /// No such seat on this license.
+    UnknownSeat,
+    /// The seat was released; activate again.
+    SeatReleased,
+    /// The seat's lease ended without a check-in and another device took
+    /// the seat meanwhile; activate again when one frees.
+    SeatLapsed {
+        /// The license's seats.
+        seats: u64,
+    },
+    /// The request's signature does not verify with the seat's key, or its
+    /// time is too far from the service's clock or not after the seat's
+    /// last request (a replay).
+    BadProof(&'static str),
+    /// The fingerprint is not the seat's device.
+    WrongDevice,
+}
+
+/// The license a lease request named.
+struct Found {
+    org_id: String,
+    lic: OrgLicense,
+    id: LicenseId,
+    not_before: Option<u64>,
+    /// Expiry, and expiry plus grace.
+    ends: Option<(u64, u64)>,
+}
+
+/// The time a lease request carries, as a proof's: near the service's clock.
+fn fresh(at: u64, now: u64) -> bool {
+    at.abs_diff(now) <= PROOF_WINDOW_SECS
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint> {
+    text.trim().parse().map_err(|_| {
+        Error::invalid(
+            "fingerprint",
+            "not a device fingerprint (ksfp1. then base64url, as the SDKs' fingerprint() gives)",
+        )
+    })
+}
+
+fn parse_seat(text: &str) -> Result<SeatId> {
+    text.parse()
+        .map_err(|_| Error::invalid("seat_id", "not a seat id (32 hex digits)"))
+}
+
+fn parse_signature(text: &str) -> Result<[u8; 64]> {
+    let mut sig = [0u8; 64];
+    let ok = text.len() == 128
+        && (0..64).all(|k| {
+            u8::from_str_radix(text.get(2 * k..2 * k + 2).unwrap_or("zz"), 16)
+                .map(|b| sig[k] = b)
+                .is_ok()
+        });
+    if ok {
+        Ok(sig)
+    } else {
+        Err(Error::invalid(
+            "signature",
+            "not an Ed25519 signature (128 hex digits)",
+        ))
+    }
+}
+
+fn seat_hex(seat: SeatId) -> String {
+    seat.to_string()
+}
+
+impl Store {
+    /// Finds the license a lease request's key names: the organisation
+    /// whose key signed it and the license, which must be this exact key.
+    async fn find_license(&self, license_key: &str) -> Result<Option<Found>> {
+        let text: String = license_key
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let Ok(bytes) = core_license::decode_text(&text, &mut buf) else {
+            return Ok(None);
+        };
+        let Ok(unverified) = UnverifiedLicense::from_bytes(bytes) else {
+            return Ok(None);
+        };
+        let claims = *unverified.dangerous_unverified_claims();
+        let org = self
+            .fetch_all(
+                sqlx::query("SELECT org_id FROM signing_keys WHERE key_id = $1")
+                    .bind(unverified.key_id().to_string()),
+                "reading signing keys",
+            )
+            .await?;
+        let Some(org_id) = org
+            .first()
+            .map(|r| sqlx::Row::try_get::<Option<String>, _>(r, 0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let Some(lic) = self
+            .org_license(&org_id, &claims.license_id.to_string())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // The ledger's key, byte for byte: then the claims above are the
+        // ones this service signed. Compared in constant time, like a secret.
+        if !bool::from(lic.record.license_key.as_bytes().ct_eq(text.as_bytes())) {
+            return Ok(None);
+        }
+        Ok(Some(Found {
+            org_id,
+            lic,
+            id: claims.license_id,
+            not_before: claims.not_before,
+            ends: claims
+                .expires_at
+                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
+        }))
+    }
+
+    /// [`Store::find_license`], and whether the license may hold a seat at `now`.
+    async fn leasable(
+        &self,
+        license_key: &str,
+        now: u64,
+    ) -> Result<std::result::Result<Found, SeatRefused>> {
+        let Some(f) = self.find_license(license_key).await? else {
+            return Ok(Err(SeatRefused::UnknownLicense));
+        };
+        if f.lic.record.revoked.is_some() {
+            return Ok(Err(SeatRefused::Revoked));
+        }
+        if f.lic.suspended_at.is_some() {
+            return Ok(Err(SeatRefused::Suspended));
+        }
+        if let Some(not_before) = f.not_before
+            && now < not_before
+        {
+            return Ok(Err(SeatRefused::NotYetValid { not_before }));
+        }
+        if let Some((expired_at, end)) = f.ends
+            && now > end
+        {
+            return Ok(Err(SeatRefused::Expired { expired_at }));
+        }
+        Ok(Ok(f))
+    }
+
+    /// The organisation whose license a lease request names, so that the
+    /// service can pick that organisation's signing key; `Err` with the
+    /// refusal when the key is not one of ours or the license may not take
+    /// a seat now.
+    pub async fn lease_org(
+        &self,
+        license_key: &str,
+        now: u64,
+    ) -> Result<std::result::Result<String, SeatRefused>> {
+        Ok(self.leasable(license_key, now).await?.map(|l| l.org_id))
+    }
+
+    /// The product's lease policy: renew interval and grace, in seconds.
+    async fn lease_policy(tx: &mut WriteTx, org_id: &str, product: &str) -> Result<(u64, u64)> {
+        let rows = tx
+            .fetch(
+                sqlx::query(
+                    "SELECT lease_secs, lease_grace_secs FROM org_products WHERE org_id = $1 AND product = $2",
+                )
+                .bind(org_id.to_owned())
+                .bind(product.to_owned()),
+                "reading the lease policy",
+            )
+            .await?;
+        let (secs, grace) = match rows.first() {
+            Some(r) => (
+                sqlx::Row::try_get::<Option<i64>, _>(r, 0)
+                    .map_err(|e| Error::db("reading the lease policy", e))?,
+                sqlx::Row::try_get::<Option<i64>, _>(r, 1)
+                    .map_err(|e| Error::db("reading the lease policy", e))?,
+            ),
+            None => (None, None),
+        };
+        Ok((
+            secs.map_or(DEFAULT_LEASE_SECS, u),
+            grace.map_or(DEFAULT_LEASE_GRACE_SECS, u),
+        ))
+    }
+
+    /// Takes a seat of the license `license_key` for the device with
+    /// `fingerprint`, for the installation with public key `instance_key`
+    /// (`kspub1.`), and signs its first lease with `signer` (the
+    /// organisation's active key, from [`Store::lease_org`]). A device that
+    /// already holds a seat of the license gets that seat again, with the
+    /// new installation key.
+    pub async fn lease_activate(
+        &self,
+        signer: &Signer,
+        license_key: &str,
+        fingerprint: &str,
+        instance_key: &str,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
+        let fp = parse_fingerprint(fingerprint)?;
+        let instance: PublicKey = instance_key.trim().parse().map_err(|_| {
+            Error::invalid(
+                "public_key",
+                "not an Ed25519 public key (kspub1. then base64url)",
+            )
+        })?;
+        let now = ctx.now;
+        let l = match self.leasable(license_key, now).await? {
+            Ok(l) => l,
+            Err(r) => return Ok(Signed::Done(Err(r))),
+        };
+        let device = crate::fsutil::hex(&fp.exact_binding(&l.id).0);
+        let lid = l.id.to_string();
+        let mut tx = self.begin_write().await?;
+        let held = seats_in_force(&mut tx, &l.org_id, &lid, now).await?;
+        let mine = held
+            .iter()
+            .find(|s| s.device == device)
+            .map(|s| s.seat_id.clone());
+        if mine.is_none() && held.len() as u64 >= l.lic.max_devices {
+            let free_at = held.iter().map(|s| s.expires_at).min().unwrap_or(now) + SEAT_MARGIN_SECS;
+            return Ok(Signed::Done(Err(SeatRefused::SeatLimit {
+                seats: l.lic.max_devices,
+                free_at,
+            })));
+        }
+        if !tx.signer_is_active(&l.org_id, signer.key_id()).await? {
+            return Ok(Signed::KeyRotated {
+                key_id: signer.key_id(),
+            });
+        }
+        let seat = match &mine {
+            Some(s) => parse_seat(s)?,
+            None => {
+                let mut b = [0u8; 16];
+                getrandom::fill(&mut b)?;
+                SeatId::from_bytes(b)
+            }
+        };
+        let (secs, grace) = Self::lease_policy(&mut tx, &l.org_id, &l.lic.record.product).await?;
+        let out = sign(signer, l.id, seat, &fp, now, secs, grace)?;
+        if mine.is_some() {
+            tx.exec(
+                sqlx::query(
+                    "UPDATE seats SET instance_key = $1, proof_at = $2, renew_at = $3, expires_at = $4 \
+                     WHERE org_id = $5 AND seat_id = $6",
+                )
+                .bind(instance.to_string())
+                .bind(i(now))
+                .bind(i(out.renew_at))
+                .bind(i(out.expires_at))
+                .bind(l.org_id.clone())
+                .bind(out.seat_id.clone()),
+                "renewing the seat",
+            )
+            .await?;
+        } else {
+            tx.exec(
+                sqlx::query(
+                    "INSERT INTO seats (seat_id, org_id, license_id, device, instance_key, created_at, proof_at, renew_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(out.seat_id.clone())
+                .bind(l.org_id.clone())
+                .bind(lid.clone())
+                .bind(device)
+                .bind(instance.to_string())
+                .bind(i(now))
+                .bind(i(now))
+                .bind(i(out.renew_at))
+                .bind(i(out.expires_at)),
+                "taking a seat",
+            )
+            .await?;
+        }
+        tx.audit(
+            ctx,
+            "seat.activate",
+            &json!({ "org_id": l.org_id, "license_id": lid, "seat_id": out.seat_id, "again": mine.is_some() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Signed::Done(Ok(out)))
+    }
+
+    /// Renews the lease of seat `seat_id` of the license `license_key` for
+    /// the device with `fingerprint`: the request must be signed by the
+    /// seat's installation key over [`check_in_message`] at `at`. A seat
+    /// whose lease lapsed is renewed if a seat is free, and refused as
+    /// [`SeatRefused::SeatLapsed`] if not. Check-ins are not audited (they
+    /// are the heartbeat); activations and releases are.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn lease_check_in(
+        &self,
+        signer: &Signer,
+        license_key: &str,
+        fingerprint: &str,
+        seat_id: &str,
+        at: u64,
+        signature: &str,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
+        let fp = parse_fingerprint(fingerprint)?;
+        let seat = parse_seat(seat_id)?;
+        let sig = parse_signature(signature)?;
+        let now = ctx.now;
+        let l = match self.leasable(license_key, now).await? {
+            Ok(l) => l,
+            Err(r) => return Ok(Signed::Done(Err(r))),
+        };
+        let lid = l.id.to_string();
+        let mut tx = self.begin_write().await?;
+        let row = match seat_row(&mut tx, &l.org_id, &lid, seat).await? {
+            Ok(r) => r,
+            Err(refused) => return Ok(Signed::Done(Err(refused))),
+        };
+        if let Err(refused) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
+            return Ok(Signed::Done(Err(refused)));
+        }
+        if row.device != crate::fsutil::hex(&fp.exact_binding(&l.id).0) {
+            return Ok(Signed::Done(Err(SeatRefused::WrongDevice)));
+        }
+        if u(row.expires_at).saturating_add(SEAT_MARGIN_SECS) < now {
+            let held = seats_in_force(&mut tx, &l.org_id, &lid, now).await?;
+            if held.len() as u64 >= l.lic.max_devices {
+                return Ok(Signed::Done(Err(SeatRefused::SeatLapsed {
+                    seats: l.lic.max_devices,
+                })));
+            }
+        }
+        if !tx.signer_is_active(&l.org_id, signer.key_id()).await? {
+            return Ok(Signed::KeyRotated {
+                key_id: signer.key_id(),
+            });
+        }
+        let (secs, grace) = Self::lease_policy(&mut tx, &l.org_id, &l.lic.record.product).await?;
+        let out = sign(signer, l.id, seat, &fp, now, secs, grace)?;
+        tx.exec(
+            sqlx::query(
+                "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5",
+            )
+            .bind(i(at))
+            .bind(i(out.renew_at))
+            .bind(i(out.expires_at))
+            .bind(l.org_id.clone())
+            .bind(out.seat_id.clone()),
+            "renewing the seat",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Signed::Done(Ok(out)))
+    }
+
+    /// Releases seat `seat_id` of the license `license_key`: the request
+    /// must be signed by the seat's installation key over
+    /// [`release_message`] at `at`. The seat is free at once. Releasing a
+    /// released seat again answers as the first release did.
+    pub async fn lease_release(
+        &self,
+        license_key: &str,
+        seat_id: &str,
+        at: u64,
+        signature: &str,
+        ctx: &Context,
+    ) -> Result<std::result::Result<Released, SeatRefused>> {
+        let seat = parse_seat(seat_id)?;
+        let sig = parse_signature(signature)?;
+        let now = ctx.now;
+        // A revoked, suspended or expired license may still free its seats.
+        let Some(Found { org_id, id, .. }) = self.find_license(license_key).await? else {
+            return Ok(Err(SeatRefused::UnknownLicense));
+        };
+        let lid = id.to_string();
+        let mut tx = self.begin_write().await?;
+        let row = match seat_row(&mut tx, &org_id, &lid, seat).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(SeatRefused::SeatReleased)) => {
+                let at = released_at(&mut tx, &org_id, seat).await?;
+                return Ok(Ok(Released {
+                    seat_id: seat_hex(seat),
+                    released_at: at,
+                }));
+            }
+            Ok(Err(refused)) => return Ok(Err(refused)),
+            Err(e) => return Err(e),
+        };
+        if let Err(refused) = check_proof(&row, &release_message(seat, at), &sig, at, now) {
+            return Ok(Err(refused));
+        }
+        tx.exec(
+            sqlx::query(
+                "UPDATE seats SET released_at = $1, proof_at = $2 WHERE org_id = $3 AND seat_id = $4 AND released_at IS NULL",
+            )
+            .bind(i(now))
+            .bind(i(at))
+            .bind(org_id.clone())
+            .bind(seat_hex(seat)),
+            "releasing the seat",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "seat.release",
+            &json!({ "org_id": org_id, "license_id": lid, "seat_id": seat_hex(seat) }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(Released {
+            seat_id: seat_hex(seat),
+            released_at: now,
+        }))
+    }
+
+    /// The seats of a license whose leases are in force at `now` (margin
+    /// included), for the vendor's view.
+    pub async fn org_seats_in_force(
+        &self,
+        org_id: &str,
+        license_id: &str,
+        now: u64,
+    ) -> Result<u64> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT COUNT(*) FROM seats WHERE org_id = $1 AND license_id = $2 \
+                     AND released_at IS NULL AND expires_at >= $3",
+                )
+                .bind(org_id.to_owned())
+                .bind(license_id.to_owned())
+                .bind(i(now.saturating_sub(SEAT_MARGIN_SECS))),
+                "counting seats",
+            )
+            .await?;
+        let n: i64 = rows
+            .first()
+            .map(|r| sqlx::Row::try_get(r, 0))
+            .transpose()
+            .map_err(|e| Error::db("counting seats", e))?
+            .unwrap_or(0);
+        Ok(u(n))
+    }
+}
+
+/// A seat's row, as lease requests need it.
+#[derive(sqlx::FromRow)]
+struct SeatRow {
+    seat_id: String,
+    device: String,
+    instance_key: String,
+    proof_at: i64,
+    expires_at: i64,
+    released_at: Option<i64>,
+}
+
+/// A seat in force.
+struct Held {
+    seat_id: String,
+    device: String,
+    expires_at: u64,
+}
+
+async fn seats_in_force(tx: &mut WriteTx, org_id: &str, lid: &str, now: u64) -> Result<Vec<Held>> {
+    let rows = tx
+        .fetch(
+            sqlx::query(
+                "SELECT seat_id, device, instance_key, proof_at, expires_at, released_at FROM seats \
+                 WHERE org_id = $1 AND license_id = $2 AND released_at IS NULL AND expires_at >= $3",
+            )
+            .bind(org_id.to_owned())
+            .bind(lid.to_owned())
+            .bind(i(now.saturating_sub(SEAT_MARGIN_SECS))),
+            "reading seats",
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let s: SeatRow = crate::store::read_row(r, "reading seats")?;
+            Ok(Held {
+                seat_id: s.seat_id,
+                device: s.device,
+                expires_at: u(s.expires_at),
+            })
+        })
+        .collect()
+}
+
+async fn seat_row(
+    tx: &mut WriteTx,
+    org_id: &str,
+    lid: &str,
+    seat: SeatId,
+) -> Result<std::result::Result<SeatRow, SeatRefused>> {
+    let rows = tx
+        .fetch(
+            sqlx::query(
+                "SELECT seat_id, device, instance_key, proof_at, expires_at, released_at FROM seats \
+                 WHERE org_id = $1 AND license_id = $2 AND seat_id = $3",
+            )
+            .bind(org_id.to_owned())
+            .bind(lid.to_owned())
+            .bind(seat_hex(seat)),
+            "reading the seat",
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(Err(SeatRefused::UnknownSeat));
+    };
+    let row: SeatRow = crate::store::read_row(r, "reading the seat")?;
+    if row.released_at.is_some() {
+        return Ok(Err(SeatRefused::SeatReleased));
+    }
+    Ok(Ok(row))
+}
+
+async fn released_at(tx: &mut WriteTx, org_id: &str, seat: SeatId) -> Result<u64> {
+    let rows = tx
+        .fetch(
+            sqlx::query("SELECT released_at FROM seats WHERE org_id = $1 AND seat_id = $2")
+                .bind(org_id.to_owned())
+                .bind(seat_hex(seat)),
+            "reading the seat",
+        )
+        .await?;
+    let at: Option<i64> = rows
+        .first()
+        .map(|r| sqlx::Row::try_get(r, 0))
+        .transpose()
+        .map_err(|e| Error::db("reading the seat", e))?
+        .flatten();
+    Ok(at.map_or(0, u))
+}
+
+/// The seat's installation key signed `message`, at a fresh time after its
+/// last proof.
+fn check_proof(
+    row: &SeatRow,
+    message: &[u8],
+    sig: &[u8; 64],
+    at: u64,
+    now: u64,
+) -> std::result::Result<(), SeatRefused> {
+    if !fresh(at, now) {
+        return Err(SeatRefused::BadProof(
+            "the request's time is more than 300 s from the service's clock",
+        ));
+    }
+    if at <= u(row.proof_at) {
+        return Err(SeatRefused::BadProof(
+            "the request's time is not after the seat's last request (a replay?)",
+        ));
+    }
+    let key: PublicKey = row
+        .instance_key
+        .parse()
+        .map_err(|_| SeatRefused::BadProof("the seat's key is not readable"))?;
+    if key.verify_strict(message, sig).is_err() {
+        return Err(SeatRefused::BadProof(
+            "the signature does not verify with the seat's key",
+        ));
+    }
+    Ok(())
+}
+
+/// Signs a lease for `seat` at `now` under the policy.
+fn sign(
+    signer: &Signer,
+    id: LicenseId,
+    seat: SeatId,
+    fp: &Fingerprint,
+    now: u64,
+    secs: u64,
+    grace: u64,
+) -> Result<SeatLease> {
+    let terms = LeaseTerms {
+        license_id: id,
+        seat_id: seat,
+        device_hint: [0; 2],
+        issued_at: now,
+        renew_at: now.saturating_add(secs),
+        expires_at: now.saturating_add(secs).saturating_add(grace),
+    };
+    let bytes = lease::issue(signer.key(), &terms, fp)?;
+    Ok(SeatLease {
+        seat_id: seat_hex(seat),
+        license_id: id.to_string(),
+        lease: lease::to_text(&bytes),
+        issued_at: terms.issued_at,
+        renew_at: terms.renew_at,
+        expires_at: terms.expires_at,
+    })
+}
