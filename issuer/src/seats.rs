@@ -385,7 +385,9 @@ impl Store {
                      WHERE org_id = $5 AND seat_id = $6",
                 )
                 .bind(instance.to_string())
-                .bind(i(now))
+                // No signed request of the new installation key yet (the
+                // old key's do not verify with it).
+                .bind(0_i64)
                 .bind(i(out.renew_at))
                 .bind(i(out.expires_at))
                 .bind(l.org_id.clone())
@@ -405,7 +407,7 @@ impl Store {
                 .bind(device)
                 .bind(instance.to_string())
                 .bind(i(now))
-                .bind(i(now))
+                .bind(0_i64)
                 .bind(i(out.renew_at))
                 .bind(i(out.expires_at)),
                 "taking a seat",

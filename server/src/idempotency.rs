@@ -43,7 +43,12 @@ pub(crate) async fn layer(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() != Method::POST || !req.uri().path().starts_with("/v1/") {
+    // Apps' lease requests (`/v1/public/leases`) carry no token to scope a
+    // key to, and are safe to retry as they are.
+    if req.method() != Method::POST
+        || !req.uri().path().starts_with("/v1/")
+        || req.uri().path().starts_with("/v1/public/")
+    {
         return next.run(req).await;
     }
     let Some(key) = req.headers().get(HEADER) else {

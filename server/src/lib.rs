@@ -79,6 +79,15 @@ pub const LIST_REFRESH: std::time::Duration = std::time::Duration::from_secs(600
 /// cores from the organisations that mint (`server/bench/lists.sh`).
 pub const PUBLIC_REQUESTS_PER_SECOND: u32 = 20;
 
+/// Default of [`Network::lease_requests_per_license_per_minute`]: a seat
+/// checks in once a lease period (an hour to a day, or every few minutes
+/// for floating seats), so a license of a hundred floating seats that
+/// check in every ten minutes asks ten times a minute.
+pub const LEASE_REQUESTS_PER_LICENSE_PER_MINUTE: u32 = 600;
+
+/// The lease endpoints' per-license limiter (by license id).
+pub(crate) type LeaseLimiter = governor::DefaultKeyedRateLimiter<u128>;
+
 /// The public endpoints' per-client limiter.
 pub(crate) type PublicLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 
@@ -112,6 +121,11 @@ pub struct Network {
     /// then gets 429 with `Retry-After`. 0: no limit (default
     /// [`PUBLIC_LIST_BYTES_PER_SECOND`]).
     pub public_list_bytes_per_second: u64,
+    /// Lease requests (activations, check-ins, releases) a minute for one
+    /// license, in bursts of as many; beyond, a request waits up to a second,
+    /// then gets 429. 0: no limit (default
+    /// [`LEASE_REQUESTS_PER_LICENSE_PER_MINUTE`]).
+    pub lease_requests_per_license_per_minute: u32,
 }
 
 /// Default of [`Network::public_list_bytes_per_second`], 64 MiB: 100,000
@@ -130,6 +144,7 @@ impl Default for Network {
             trusted_proxies: Vec::new(),
             public_requests_per_second: PUBLIC_REQUESTS_PER_SECOND,
             public_list_bytes_per_second: PUBLIC_LIST_BYTES_PER_SECOND,
+            lease_requests_per_license_per_minute: LEASE_REQUESTS_PER_LICENSE_PER_MINUTE,
         }
     }
 }
@@ -223,6 +238,8 @@ pub(crate) struct State {
     pub(crate) limiter: auth::FailureLimiter,
     /// Requests to the public endpoints, per client (`None`: no limit).
     pub(crate) public_limiter: Option<PublicLimiter>,
+    /// Lease requests, per license (`None`: no limit).
+    pub(crate) lease_limiter: Option<LeaseLimiter>,
     /// The budget of full revocation list downloads, in KiB
     /// ([`Network::public_list_bytes_per_second`]).
     pub(crate) list_bytes: Option<ListBytes>,
@@ -436,6 +453,10 @@ impl Service {
                 opts.auth_failures_per_minute.unwrap_or(auth::MAX_FAILURES),
             )?,
             public_limiter: public_limiter(opts.network.public_requests_per_second),
+            lease_limiter: std::num::NonZeroU32::new(
+                opts.network.lease_requests_per_license_per_minute,
+            )
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
             list_bytes: list_bytes(opts.network.public_list_bytes_per_second),
             public_seen: AtomicU64::new(0),
             metrics: metrics::Metrics::default(),

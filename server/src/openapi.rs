@@ -43,7 +43,7 @@ pub(crate) struct ProblemSchema {
     info(
         title = "keyseal issuing service",
         version = "1",
-        description = "Mint, revoke and suspend offline-verifiable license keys, and publish the keyrings and revocation lists apps check them with.\n\nAuthenticate with an API token: `Authorization: Bearer ksk_...`. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` names the case. Every `POST` but `createToken` takes an `Idempotency-Key`. Lists come in pages: give `next_cursor` back as `cursor`. Times are unix seconds (UTC)."
+        description = "Mint, revoke and suspend offline-verifiable license keys, and publish the keyrings and revocation lists apps check them with.\n\nAuthenticate with an API token: `Authorization: Bearer ksk_...`. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` names the case. Every `POST` but `createToken` and the apps' lease requests takes an `Idempotency-Key`. Lists come in pages: give `next_cursor` back as `cursor`. Times are unix seconds (UTC)."
     ),
     tags(
         (name = "licenses", description = "Mint, read, revoke, suspend and resume licenses."),
@@ -54,6 +54,7 @@ pub(crate) struct ProblemSchema {
         (name = "tokens", description = "API tokens (admin)."),
         (name = "audit", description = "The organisation's audit log, a hash chain."),
         (name = "public", description = "What apps fetch, anonymously: keyrings and revocation lists (cacheable, rate-limited per client)."),
+        (name = "leases", description = "What apps ask with their license key, no API token: a seat for this device and its lease, check-ins, releases (docs/FORMAT.md, \"Lease\"; rate-limited per client and per license)."),
         (name = "service", description = "Liveness, readiness, metrics and this document."),
     ),
     components(schemas(ProblemSchema))
@@ -154,8 +155,13 @@ fn conventions(doc: &mut Value) {
             if has_path_param {
                 shared.extend(["400", "404"]);
             }
-            let idempotent =
-                method == "post" && path.starts_with("/v1/") && op["operationId"] != "createToken";
+            // Apps' lease requests are safe to retry as they are (the same
+            // device gets its seat again; a check-in or release is signed
+            // anew) and carry no token to scope a key to.
+            let idempotent = method == "post"
+                && path.starts_with("/v1/")
+                && !path.starts_with("/v1/public/")
+                && op["operationId"] != "createToken";
             if idempotent {
                 add_idempotency_key(op);
                 // The key's request is read whole (400 for a bad key; 408

@@ -572,3 +572,110 @@ fn one_external_id_mints_one_license_across_replicas() {
         assert_eq!(all["items"].as_array().unwrap().len(), 1);
     }
 }
+
+/// 50 devices ask two replicas for seats of one 5-seat license at once,
+/// and two in three of those that get one release it: the organisation's
+/// audit log (one chain, in commit order) never shows more seats held
+/// than the license has, and seats released were taken again.
+#[test]
+fn fifty_devices_through_two_replicas_never_hold_more_seats_than_the_license() {
+    use keyseal_core::{Fingerprint, SeatId, SigningKey};
+    use keyseal_issuer::seats::release_message;
+    let Some((_dir, a, b)) = two_replicas() else {
+        return;
+    };
+    let token = a.token.clone().expect("admin token");
+    let _ = post(
+        a.addr,
+        "/v1/products",
+        &token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let cus = post(a.addr, "/v1/customers", &token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        a.addr,
+        "/v1/licenses",
+        &token,
+        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "30d", "max_devices": 5 }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = r.json()["license_key"].as_str().unwrap().to_owned();
+    let grants = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let threads: Vec<_> = (0..50u32)
+        .map(|n| {
+            let addr = if n % 2 == 0 { a.addr } else { b.addr };
+            let (key, grants) = (key.clone(), Arc::clone(&grants));
+            std::thread::spawn(move || {
+                let fp = Fingerprint::from_components(&[Fingerprint::component(
+                    "acme-cad",
+                    "machine-id",
+                    &n.to_be_bytes(),
+                )])
+                .unwrap();
+                let mut seed = [5u8; 32];
+                seed[..4].copy_from_slice(&n.to_be_bytes());
+                let me = SigningKey::from_seed(&seed).unwrap();
+                let body = json!({"license_key": key, "fingerprint": fp.to_string(), "public_key": me.public_key().to_string()});
+                // One address for all: the public rate limit (20 a second
+                // per client) makes some wait; they ask again.
+                let ask = |path: &str, body: &serde_json::Value| loop {
+                    let r = common::req(addr, "POST", path, None, Some(("application/json", body.to_string().as_bytes())), &[]);
+                    if r.status != 429 {
+                        return r;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                };
+                for _ in 0..10 {
+                    let r = ask("/v1/public/leases", &body);
+                    if r.status == 201 {
+                        if grants.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 3 != 2 {
+                            let seat = r.json()["seat_id"].as_str().unwrap().to_owned();
+                            let at = common::now();
+                            let sig = me.sign_raw(&release_message(seat.parse::<SeatId>().unwrap(), at));
+                            let sig: String = sig.iter().map(|x| format!("{x:02x}")).collect();
+                            let rel = json!({"license_key": key, "seat_id": seat, "at": at, "signature": sig});
+                            let r = ask("/v1/public/leases/release", &rel);
+                            assert_eq!(r.status, 200, "{}", r.text());
+                            return (1, 1);
+                        }
+                        return (1, 0);
+                    }
+                    r.problem(409, "seat-limit");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                (0, 0)
+            })
+        })
+        .collect();
+    let (mut granted, mut released) = (0i64, 0i64);
+    for t in threads {
+        let (g, r) = t.join().unwrap();
+        granted += g;
+        released += r;
+    }
+    assert!(
+        granted > 5 && released > 0,
+        "{granted} granted, {released} released"
+    );
+    let mut held = 0i64;
+    let mut cursor = String::new();
+    loop {
+        let page = get(b.addr, &format!("/v1/audit?limit=100{cursor}"), &token).json();
+        for e in page["items"].as_array().unwrap() {
+            match e["action"].as_str().unwrap() {
+                "seat.activate" if e["details"]["again"] == json!(false) => held += 1,
+                "seat.release" => held -= 1,
+                _ => {}
+            }
+            assert!(held <= 5, "{held} seats held at {}", e["seq"]);
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(held, granted - released);
+}

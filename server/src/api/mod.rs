@@ -27,6 +27,7 @@ mod audit;
 mod customers;
 mod extract;
 mod keys;
+mod leases;
 mod licenses;
 mod products;
 mod public;
@@ -54,6 +55,9 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         .routes(routes!(public::revocations))
         .routes(routes!(public::org_keyring))
         .routes(routes!(public::org_revocations))
+        .routes(routes!(leases::activate_seat))
+        .routes(routes!(leases::check_in))
+        .routes(routes!(leases::release_seat))
         .routes(routes!(products::list_products, products::create_product))
         .routes(routes!(products::get_product))
         .routes(routes!(

@@ -1,0 +1,316 @@
+//! `/v1/public/leases`: apps take, renew and free seats of their license
+//! with the license key itself, no vendor token (docs/FORMAT.md "Lease";
+//! `keyseal_issuer::seats`). Rate-limited per client address and per
+//! license.
+
+use axum::http::StatusCode;
+use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, UnverifiedLicense};
+use keyseal_issuer::Context;
+use keyseal_issuer::seats::{SeatLease, SeatRefused};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{Body, PublicClient, wait_for_allowance};
+use super::licenses::with_active_key;
+use super::{ApiResult, S, json_response};
+use crate::openapi::ProblemSchema;
+use crate::problem::Problem;
+
+/// Who asks, in the audit log: an app, named by nothing personal.
+const ACTOR: &str = "app";
+
+/// A device asking for a seat.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ActivateSeat {
+    /// The license key (`ks1.`), exactly as the vendor issued it.
+    #[schema(example = "ks1.AQ...")]
+    pub(crate) license_key: String,
+    /// This device's fingerprint (`ksfp1.`, from an SDK's `fingerprint()`).
+    #[schema(example = "ksfp1.eko3XfFUUhImBLP3uaoWsw")]
+    pub(crate) fingerprint: String,
+    /// The public key (`kspub1.`) of a key pair this installation made for
+    /// the seat; it signs the seat's check-ins and its release.
+    #[schema(example = "kspub1.kxKnSbdByxwctUQwckwpVwVJ8l88fRnMui68OX4UOB8")]
+    pub(crate) public_key: String,
+}
+
+/// A seat's check-in, signed by its installation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckIn {
+    /// The license key (`ks1.`).
+    pub(crate) license_key: String,
+    /// This device's fingerprint (`ksfp1.`): the seat's device.
+    pub(crate) fingerprint: String,
+    /// The seat (32 hex digits).
+    #[schema(example = "43c484827f1a147f45dcd1e2d4104842")]
+    pub(crate) seat_id: String,
+    /// The request's time (unix seconds (UTC)): within 300 s of the
+    /// service's clock, and after the seat's last request.
+    #[schema(minimum = 0)]
+    pub(crate) at: u64,
+    /// Ed25519 signature (128 hex digits) by the installation's key of
+    /// `"keyseal/lease-check-in/v1\0" || seat id (16 bytes) || at (8 bytes, big-endian)`.
+    pub(crate) signature: String,
+}
+
+/// A seat's release, signed by its installation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Release {
+    /// The license key (`ks1.`).
+    pub(crate) license_key: String,
+    /// The seat (32 hex digits).
+    pub(crate) seat_id: String,
+    /// The request's time (unix seconds (UTC)), as for a check-in.
+    #[schema(minimum = 0)]
+    pub(crate) at: u64,
+    /// Ed25519 signature (128 hex digits) by the installation's key of
+    /// `"keyseal/lease-release/v1\0" || seat id (16 bytes) || at (8 bytes, big-endian)`.
+    pub(crate) signature: String,
+}
+
+/// A lease on a seat.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Lease {
+    /// The seat (32 hex digits).
+    seat_id: String,
+    /// The license (32 hex digits).
+    license_id: String,
+    /// The lease (`kslease1.`): keep it with the license key and validate
+    /// both with the SDK.
+    lease: String,
+    /// When it was signed (unix seconds (UTC)).
+    issued_at: u64,
+    /// When to check in (unix seconds (UTC)).
+    renew_at: u64,
+    /// When the lease ends (unix seconds (UTC)); the seat is free a
+    /// little after it unless the app checks in.
+    expires_at: u64,
+}
+
+impl From<SeatLease> for Lease {
+    fn from(l: SeatLease) -> Self {
+        Lease {
+            seat_id: l.seat_id,
+            license_id: l.license_id,
+            lease: l.lease,
+            issued_at: l.issued_at,
+            renew_at: l.renew_at,
+            expires_at: l.expires_at,
+        }
+    }
+}
+
+/// A released seat.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ReleasedSeat {
+    /// The seat (32 hex digits).
+    seat_id: String,
+    /// When it was released (unix seconds (UTC)).
+    released_at: u64,
+}
+
+/// Over the license's rate: the request waits its turn up to a second,
+/// then gets 429. Keyed by the license id the key text carries (checked
+/// later): a stranger's made-up keys each get a bucket, which the
+/// per-client limit bounds.
+async fn license_turn(s: &S, license_key: &str) -> Result<(), Problem> {
+    let Some(limiter) = &s.lease_limiter else {
+        return Ok(());
+    };
+    let text: String = license_key
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let mut buf = [0u8; MAX_LICENSE_LEN];
+    let id = core_license::decode_text(&text, &mut buf)
+        .ok()
+        .and_then(|b| UnverifiedLicense::from_bytes(b).ok())
+        .map_or(0, |l| l.dangerous_unverified_claims().license_id.to_u128());
+    if s.public_seen
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(16_384)
+    {
+        limiter.retain_recent();
+    }
+    use governor::clock::Clock;
+    let granted = wait_for_allowance(|| {
+        limiter
+            .check_key(&id)
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    })
+    .await;
+    if granted {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "too many lease requests for this license; retry in a second",
+        ))
+    }
+}
+
+fn refused(r: SeatRefused, now: u64) -> Problem {
+    let conflict = |slug, detail: String| Problem::new(StatusCode::CONFLICT, slug, detail);
+    match r {
+        SeatRefused::UnknownLicense => Problem::new(
+            StatusCode::FORBIDDEN,
+            "invalid-license-key",
+            "the license key is not one this service issued (paste it whole, as issued)",
+        ),
+        SeatRefused::Revoked => conflict("license-revoked", "the license is revoked".into()),
+        SeatRefused::Suspended => conflict("license-suspended", "the license is suspended".into()),
+        SeatRefused::Expired { expired_at } => conflict(
+            "license-expired",
+            format!("the license expired at {expired_at}"),
+        ),
+        SeatRefused::NotYetValid { not_before } => conflict(
+            "license-not-yet-valid",
+            format!("the license is valid from {not_before}"),
+        ),
+        SeatRefused::SeatLimit { seats, free_at } => conflict(
+            "seat-limit",
+            format!(
+                "all {seats} seats of this license are held; the first frees in {} s unless its device checks in",
+                free_at.saturating_sub(now)
+            ),
+        ),
+        SeatRefused::UnknownSeat => Problem::not_found("seat"),
+        SeatRefused::SeatReleased => conflict(
+            "seat-released",
+            "the seat was released; activate again".into(),
+        ),
+        SeatRefused::SeatLapsed { seats } => conflict(
+            "seat-lapsed",
+            format!(
+                "the seat's lease ended and all {seats} seats are held by other devices; activate again later"
+            ),
+        ),
+        SeatRefused::BadProof(why) => Problem::new(StatusCode::FORBIDDEN, "bad-proof", why),
+        SeatRefused::WrongDevice => Problem::new(
+            StatusCode::FORBIDDEN,
+            "wrong-device",
+            "the fingerprint is not the seat's device; activate this device instead",
+        ),
+    }
+}
+
+fn ctx(s: &S) -> Context {
+    Context {
+        now: s.now(),
+        actor: ACTOR.into(),
+    }
+}
+
+/// The organisation whose key signed the license, or the refusal.
+async fn org_of(s: &S, license_key: &str, now: u64) -> Result<String, Problem> {
+    s.store
+        .lease_org(license_key, now)
+        .await?
+        .map_err(|r| refused(r, now))
+}
+
+/// Take a seat
+#[utoipa::path(post, path = "/v1/public/leases", tag = "leases", operation_id = "activateSeat",
+    description = "An app takes one of its license's seats for this device with the license key itself (no API token) and gets a lease (`kslease1.`) to validate with the key offline. The same device asking again gets its seat back with the new installation key. The lease's lifetime is the product's policy. Rate-limited per client and per license.",
+    request_body = ActivateSeat,
+    responses(
+        (status = 201, description = "a lease on a seat", body = Lease),
+        (status = 403, description = "`invalid-license-key`: not a key this service issued", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`license-revoked`, `license-suspended`, `license-expired`, `license-not-yet-valid`, `seat-limit` (every seat is held; the detail says when one frees) or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "over the client's or the license's rate after a second's wait (`rate-limited`, Retry-After)", body = ProblemSchema, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "seconds to wait"))),
+    ))]
+pub(crate) async fn activate_seat(
+    axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
+    Body(b): Body<ActivateSeat>,
+) -> ApiResult {
+    license_turn(&s, &b.license_key).await?;
+    let ctx = ctx(&s);
+    let org = org_of(&s, &b.license_key, ctx.now).await?;
+    let out = with_active_key(&s, &org, |signer| {
+        let (s, b, ctx) = (&s, &b, &ctx);
+        async move {
+            Ok(s.store
+                .lease_activate(&signer, &b.license_key, &b.fingerprint, &b.public_key, ctx)
+                .await?)
+        }
+    })
+    .await?;
+    let lease = out.map_err(|r| refused(r, ctx.now))?;
+    Ok(json_response(StatusCode::CREATED, &Lease::from(lease)))
+}
+
+/// Check in
+#[utoipa::path(post, path = "/v1/public/leases/check-in", tag = "leases", operation_id = "checkIn",
+    description = "Renews a seat's lease: signed by the installation that took the seat, from the seat's device. A seat whose lease ended is renewed while a seat is free (`seat-lapsed` if not). Rate-limited per client and per license.",
+    request_body = CheckIn,
+    responses(
+        (status = 200, description = "the next lease", body = Lease),
+        (status = 403, description = "`invalid-license-key`, `bad-proof` (signature, a time more than 300 s off, a replay) or `wrong-device`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "no such seat on this license", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`license-revoked`, `license-suspended`, `license-expired`, `license-not-yet-valid`, `seat-released`, `seat-lapsed` or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "over the client's or the license's rate after a second's wait (`rate-limited`, Retry-After)", body = ProblemSchema, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "seconds to wait"))),
+    ))]
+pub(crate) async fn check_in(
+    axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
+    Body(b): Body<CheckIn>,
+) -> ApiResult {
+    license_turn(&s, &b.license_key).await?;
+    let ctx = ctx(&s);
+    let org = org_of(&s, &b.license_key, ctx.now).await?;
+    let out = with_active_key(&s, &org, |signer| {
+        let (s, b, ctx) = (&s, &b, &ctx);
+        async move {
+            Ok(s.store
+                .lease_check_in(
+                    &signer,
+                    &b.license_key,
+                    &b.fingerprint,
+                    &b.seat_id,
+                    b.at,
+                    &b.signature,
+                    ctx,
+                )
+                .await?)
+        }
+    })
+    .await?;
+    let lease = out.map_err(|r| refused(r, ctx.now))?;
+    Ok(json_response(StatusCode::OK, &Lease::from(lease)))
+}
+
+/// Release a seat
+#[utoipa::path(post, path = "/v1/public/leases/release", tag = "leases", operation_id = "releaseSeat",
+    description = "Frees a seat at once: signed by the installation that took it, which states that it dropped its lease. Releasing again answers as the first release did. A revoked, suspended or expired license may still release its seats. Rate-limited per client and per license.",
+    request_body = Release,
+    responses(
+        (status = 200, description = "the seat is free", body = ReleasedSeat),
+        (status = 403, description = "`invalid-license-key` or `bad-proof`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "no such seat on this license", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "over the client's or the license's rate after a second's wait (`rate-limited`, Retry-After)", body = ProblemSchema, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "seconds to wait"))),
+    ))]
+pub(crate) async fn release_seat(
+    axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
+    Body(b): Body<Release>,
+) -> ApiResult {
+    license_turn(&s, &b.license_key).await?;
+    let ctx = ctx(&s);
+    let out = s
+        .store
+        .lease_release(&b.license_key, &b.seat_id, b.at, &b.signature, &ctx)
+        .await?
+        .map_err(|r| refused(r, ctx.now))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ReleasedSeat {
+            seat_id: out.seat_id,
+            released_at: out.released_at,
+        },
+    ))
+}

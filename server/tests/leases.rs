@@ -1,0 +1,240 @@
+//! Apps take, renew and free seats with their license key
+//! (`/v1/public/leases`), on SQLite and PostgreSQL: the leases validate
+//! offline through the Rust SDK with the organisation's public keyring;
+//! seats hold; leases lapse with the clock; proofs are the installation's;
+//! refusals are problems.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use common::{Backend, Resp, get, post, req};
+use keyseal::{Fingerprint, Keyring, ManualClock, MemoryStateStore, Validator};
+use keyseal_core::{SeatId, SigningKey};
+use keyseal_issuer::seats::{
+    DEFAULT_LEASE_GRACE_SECS, DEFAULT_LEASE_SECS, SEAT_MARGIN_SECS, check_in_message,
+    release_message,
+};
+use serde_json::{Value, json};
+
+fn device(n: u32) -> Fingerprint {
+    Fingerprint::from_components(&[Fingerprint::component(
+        "acme-cad",
+        "machine-id",
+        &n.to_be_bytes(),
+    )])
+    .unwrap()
+}
+
+fn instance(n: u32) -> SigningKey {
+    let mut seed = [9u8; 32];
+    seed[..4].copy_from_slice(&n.to_be_bytes());
+    SigningKey::from_seed(&seed).unwrap()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An anonymous JSON POST, with extra headers.
+fn public_post(addr: SocketAddr, path: &str, body: &Value, extra: &[(&str, &str)]) -> Resp {
+    req(
+        addr,
+        "POST",
+        path,
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        extra,
+    )
+}
+
+fn activate(addr: SocketAddr, key: &str, n: u32) -> Resp {
+    public_post(
+        addr,
+        "/v1/public/leases",
+        &json!({
+            "license_key": key,
+            "fingerprint": device(n).to_string(),
+            "public_key": instance(n).public_key().to_string(),
+        }),
+        &[],
+    )
+}
+
+fn signed(
+    addr: SocketAddr,
+    what: &str,
+    key: &str,
+    n: u32,
+    seat: &str,
+    at: u64,
+    signer: u32,
+) -> Resp {
+    let id: SeatId = seat.parse().unwrap();
+    let (path, msg) = match what {
+        "check-in" => ("/v1/public/leases/check-in", check_in_message(id, at)),
+        _ => ("/v1/public/leases/release", release_message(id, at)),
+    };
+    let mut body = json!({
+        "license_key": key,
+        "seat_id": seat,
+        "at": at,
+        "signature": hex(&instance(signer).sign_raw(&msg)),
+    });
+    if what == "check-in" {
+        body["fingerprint"] = json!(device(n).to_string());
+    }
+    public_post(addr, path, &body, &[])
+}
+
+/// Product, customer and a license of `seats` seats; its key.
+fn license(addr: SocketAddr, token: &str, seats: u64) -> String {
+    let _ = post(
+        addr,
+        "/v1/products",
+        token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let cus = post(addr, "/v1/customers", token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        addr,
+        "/v1/licenses",
+        token,
+        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "365d", "max_devices": seats }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["license_key"].as_str().unwrap().to_owned()
+}
+
+/// Validates `key` with `lease` as an app on device `n` would, at `now`,
+/// with the organisation's public keyring.
+fn validate(
+    addr: SocketAddr,
+    key: &str,
+    lease: &str,
+    n: u32,
+    now: u64,
+) -> Result<keyseal::License, String> {
+    let ring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json();
+    let keyring: Keyring = ring["keyring"].as_str().unwrap().parse().unwrap();
+    let v = Validator::builder(keyring, "acme-cad")
+        .clock(ManualClock::new(now))
+        .state(MemoryStateStore::new())
+        .device(device(n))
+        .build()
+        .unwrap();
+    v.validate_with_lease(key, lease)
+        .map_err(|r| r.code().to_owned())
+}
+
+#[test]
+fn apps_take_renew_and_free_seats_with_their_license_key() {
+    for backend in common::backend_list() {
+        let (offset, clock) = common::offset_clock();
+        let s = common::start_with_clock(backend, clock);
+        let addr = s.addr;
+        let key = license(addr, &s.admin, 3);
+        let t0 = common::now();
+
+        // Three seats; a fourth device waits. No token is needed, and an
+        // Idempotency-Key is ignored rather than asking for one.
+        let first = activate(addr, &key, 1);
+        assert_eq!(first.status, 201, "{backend:?}: {}", first.text());
+        let first = first.json();
+        let seat1 = first["seat_id"].as_str().unwrap().to_owned();
+        let renew = first["renew_at"].as_u64().unwrap();
+        assert!(renew >= t0 + DEFAULT_LEASE_SECS && renew <= t0 + DEFAULT_LEASE_SECS + 5);
+        assert_eq!(
+            first["expires_at"].as_u64().unwrap(),
+            renew + DEFAULT_LEASE_GRACE_SECS
+        );
+        let lease1 = first["lease"].as_str().unwrap().to_owned();
+        let ok = validate(addr, &key, &lease1, 1, t0 + 60).unwrap();
+        assert_eq!(ok.lease().unwrap().seat_id().to_string(), seat1);
+        assert_eq!(
+            validate(addr, &key, &lease1, 2, t0 + 60).unwrap_err(),
+            "lease_invalid"
+        );
+        assert_eq!(
+            validate(addr, &key, &lease1, 1, renew + DEFAULT_LEASE_GRACE_SECS + 1).unwrap_err(),
+            "lease_expired"
+        );
+        let again = public_post(
+            addr,
+            "/v1/public/leases",
+            &json!({"license_key": key, "fingerprint": device(1).to_string(), "public_key": instance(1).public_key().to_string()}),
+            &[("Idempotency-Key", "same-device")],
+        );
+        assert_eq!(again.status, 201, "{}", again.text());
+        assert_eq!(again.json()["seat_id"], json!(seat1));
+        let seat2 = activate(addr, &key, 2).json()["seat_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let seat3 = activate(addr, &key, 3).json()["seat_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        activate(addr, &key, 4).problem(409, "seat-limit");
+
+        // Check-in by the installation, not by another; not twice.
+        let now = common::now() + offset.load(Ordering::SeqCst);
+        let r = signed(addr, "check-in", &key, 2, &seat2, now, 2);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let renewed = validate(addr, &key, r.json()["lease"].as_str().unwrap(), 2, now).unwrap();
+        assert_eq!(renewed.lease().unwrap().seat_id().to_string(), seat2);
+        signed(addr, "check-in", &key, 2, &seat2, now, 2).problem(403, "bad-proof");
+        signed(addr, "check-in", &key, 2, &seat2, now + 1, 7).problem(403, "bad-proof");
+        signed(addr, "check-in", &key, 1, &seat2, now + 2, 2).problem(403, "wrong-device");
+        signed(addr, "check-in", &key, 2, &"0".repeat(32), now + 3, 2).problem(404, "not-found");
+
+        // A release frees a seat at once, for the fourth device.
+        let r = signed(addr, "release", &key, 3, &seat3, now + 4, 3);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            signed(addr, "release", &key, 3, &seat3, now + 5, 3).status,
+            200
+        );
+        signed(addr, "check-in", &key, 3, &seat3, now + 6, 3).problem(409, "seat-released");
+        assert_eq!(activate(addr, &key, 4).status, 201);
+        activate(addr, &key, 5).problem(409, "seat-limit");
+
+        // Seat 1's lease ends (plus the margin) without a check-in: free.
+        let lapse = renew + DEFAULT_LEASE_GRACE_SECS + SEAT_MARGIN_SECS + 10 - common::now();
+        offset.store(lapse, Ordering::SeqCst);
+        let r = activate(addr, &key, 5);
+        assert_eq!(r.status, 201, "{backend:?}: {}", r.text());
+
+        // Refusals: a key changed by one character; a revoked license.
+        let mut bad = key.clone();
+        let last = bad.pop().unwrap();
+        bad.push(if last == 'A' { 'B' } else { 'A' });
+        activate(addr, &bad, 6).problem(403, "invalid-license-key");
+        let lid = first["license_id"].as_str().unwrap();
+        let r = post(
+            addr,
+            &format!("/v1/licenses/{lid}/revoke"),
+            &s.admin,
+            &json!({"reason": "refund"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        activate(addr, &key, 6).problem(409, "license-revoked");
+        // Seats are in the audit log, with no fingerprint.
+        let audit = get(addr, "/v1/audit?limit=200", &s.admin).text();
+        assert!(
+            audit.contains("seat.activate") && audit.contains("seat.release"),
+            "{audit}"
+        );
+        assert!(!audit.contains(&device(1).to_string()));
+        drop(s);
+        if backend == Backend::Sqlite {
+            eprintln!("sqlite: ok");
+        }
+    }
+}
