@@ -50,8 +50,8 @@ pub use ops::{
 };
 pub use request::{LicenseRequest, RequestFields};
 pub use store::{
-    KeyInfo, KeyStatus, LicenseFilter, LicenseRecord, ListHead, PublishedList, Revoked, Signed,
-    Store,
+    KeyInfo, KeyStatus, LeasePolicy, LicenseFilter, LicenseRecord, ListHead, PublishedList,
+    Revoked, Signed, Store,
 };
 pub use vault::{Access, InitOptions, Signer, Vault};
 

@@ -147,6 +147,11 @@ pub struct Product {
     pub name: String,
     /// When it was registered.
     pub created_at: u64,
+    /// Its leases' renew interval (seconds; [`crate::seats::DEFAULT_LEASE_SECS`] unless set).
+    pub lease_secs: u64,
+    /// Its leases' grace for failed check-ins (seconds;
+    /// [`crate::seats::DEFAULT_LEASE_GRACE_SECS`] unless set).
+    pub lease_grace_secs: u64,
 }
 
 /// A customer: an opaque id (what keys carry) and personal fields kept here only.

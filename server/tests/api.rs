@@ -102,8 +102,12 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/public/revocations", &["get"]),
             ("/v1/public/orgs/{org_id}/keyring", &["get"]),
             ("/v1/public/orgs/{org_id}/revocations", &["get"]),
+            ("/v1/public/leases", &["post"]),
+            ("/v1/public/leases/check-in", &["post"]),
+            ("/v1/public/leases/release", &["post"]),
             ("/v1/products", &["get", "post"]),
             ("/v1/products/{product}", &["get"]),
+            ("/v1/products/{product}/lease-policy", &["post"]),
             ("/v1/customers", &["get", "post"]),
             ("/v1/customers/{id}", &["get"]),
             ("/v1/customers/{id}/export", &["get"]),
@@ -133,7 +137,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 28);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 32);
         // Every operation says what it is, for people and for generated
         // clients: a unique camel-case id, a summary, a description, a tag.
         let mut ids = std::collections::BTreeSet::new();

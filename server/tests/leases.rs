@@ -238,3 +238,71 @@ fn apps_take_renew_and_free_seats_with_their_license_key() {
         }
     }
 }
+
+/// Floating seats: a product whose leases last ten minutes plus two; a
+/// client that crashed (no check-in) gives its seat back when its lease
+/// ends, while one that checks in keeps its own.
+#[test]
+fn floating_seats_come_back_from_crashed_clients() {
+    let (offset, clock) = common::offset_clock();
+    let s = common::start_with_clock(Backend::Sqlite, clock);
+    let addr = s.addr;
+    let key = license(addr, &s.admin, 2);
+    let p = post(
+        addr,
+        "/v1/products/acme-cad/lease-policy",
+        &s.admin,
+        &json!({"lease_secs": 600, "lease_grace_secs": 120}),
+    );
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert_eq!(p.json()["lease_secs"], json!(600));
+    post(
+        addr,
+        "/v1/products/acme-cad/lease-policy",
+        &s.admin,
+        &json!({"lease_secs": 5, "lease_grace_secs": 0}),
+    )
+    .problem(422, "invalid-value");
+    let a = activate(addr, &key, 1).json();
+    let t = a["issued_at"].as_u64().unwrap();
+    assert_eq!(a["renew_at"], json!(t + 600));
+    assert_eq!(a["expires_at"], json!(t + 720));
+    let b = activate(addr, &key, 2).json();
+    activate(addr, &key, 3).problem(409, "seat-limit");
+    // Client 2 heartbeats every 5 minutes; client 1 crashed.
+    let mut at = t;
+    for _ in 0..3 {
+        at += 300;
+        offset.store(at - common::now().min(at), Ordering::SeqCst);
+        let r = signed(
+            addr,
+            "check-in",
+            &key,
+            2,
+            b["seat_id"].as_str().unwrap(),
+            at,
+            2,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // At t + 900: client 1's lease ended at t + 720, and the margin passed
+    // at t + 1020; not yet.
+    activate(addr, &key, 3).problem(409, "seat-limit");
+    offset.store(
+        t + 720 + SEAT_MARGIN_SECS + 1 - common::now().min(t + 1021),
+        Ordering::SeqCst,
+    );
+    let c = activate(addr, &key, 3);
+    assert_eq!(c.status, 201, "{}", c.text());
+    // Client 1 comes back: its seat is gone.
+    let back = signed(
+        addr,
+        "check-in",
+        &key,
+        1,
+        a["seat_id"].as_str().unwrap(),
+        common::now() + offset.load(Ordering::SeqCst),
+        1,
+    );
+    back.problem(409, "seat-lapsed");
+}

@@ -321,7 +321,9 @@ pub(crate) async fn products(
             let ctx = env::context()?;
             with_vault(dir, Access::Write, async |v| {
                 let org = super::org_of(v.store()).await?;
-                v.store().org_add_product(&org, &name, &name, &ctx).await?;
+                v.store()
+                    .org_add_product(&org, &name, &name, None, &ctx)
+                    .await?;
                 if json {
                     print_json(&json!({ "product": name }));
                 } else {

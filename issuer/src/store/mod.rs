@@ -119,6 +119,7 @@ pub use revocations::{ListHead, PublishedList, Revoked};
 
 mod audit_log;
 mod catalog;
+pub use catalog::LeasePolicy;
 mod customers;
 mod db;
 mod keys;

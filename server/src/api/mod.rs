@@ -60,6 +60,7 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         .routes(routes!(leases::release_seat))
         .routes(routes!(products::list_products, products::create_product))
         .routes(routes!(products::get_product))
+        .routes(routes!(products::set_lease_policy))
         .routes(routes!(
             customers::list_customers,
             customers::create_customer

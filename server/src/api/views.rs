@@ -129,6 +129,13 @@ pub(crate) struct Product {
     /// Unix seconds (UTC).
     #[schema(example = 1_764_806_400)]
     pub(crate) created_at: u64,
+    /// Seconds from a lease's signing to its renew time (apps check in
+    /// then): the product's lease policy.
+    #[schema(example = 86_400)]
+    pub(crate) lease_secs: u64,
+    /// Seconds from a lease's renew time to its end, for failed check-ins.
+    #[schema(example = 259_200)]
+    pub(crate) lease_grace_secs: u64,
 }
 
 impl From<keyseal_issuer::service::Product> for Product {
@@ -137,6 +144,8 @@ impl From<keyseal_issuer::service::Product> for Product {
             product: p.product,
             name: p.name,
             created_at: p.created_at,
+            lease_secs: p.lease_secs,
+            lease_grace_secs: p.lease_grace_secs,
         }
     }
 }
