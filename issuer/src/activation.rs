@@ -53,6 +53,12 @@ pub enum Refused {
     Revoked,
     /// The license is suspended.
     Suspended,
+    /// The license expired (its grace included): a device-bound key of it
+    /// would not validate anyway, and must not take a seat.
+    Expired {
+        /// Its expiry.
+        expired_at: u64,
+    },
     /// Every seat is taken.
     DeviceLimit {
         /// The license's limit.
@@ -166,6 +172,16 @@ impl Store {
         }
         if lic.suspended_at.is_some() {
             return Ok(Signed::Done(Err(Refused::Suspended)));
+        }
+        {
+            let mut buf = [0u8; MAX_LICENSE_LEN];
+            let bytes = license::decode_text(&lic.record.license_key, &mut buf)?;
+            let c = *UnverifiedLicense::from_bytes(bytes)?.dangerous_unverified_claims();
+            if let Some(expired_at) = c.expires_at
+                && ctx.now > expired_at.saturating_add(u64::from(c.grace_secs))
+            {
+                return Ok(Signed::Done(Err(Refused::Expired { expired_at })));
+            }
         }
         let key = device_key(signer, &lic.record.license_key, &fp, rule, ctx.now)?;
         let mut tx = self.begin_write().await?;

@@ -306,3 +306,39 @@ fn floating_seats_come_back_from_crashed_clients() {
     );
     back.problem(409, "seat-lapsed");
 }
+
+/// An expired license takes no seat, through the vendor's activation
+/// endpoint either (it signed a device-bound key for it).
+#[test]
+fn an_expired_license_is_not_activated() {
+    let (offset, clock) = common::offset_clock();
+    let s = common::start_with_clock(Backend::Sqlite, clock);
+    let key = license(s.addr, &s.admin, 2);
+    let lid = {
+        let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
+        let b = keyseal_core::license::decode_text(&key, &mut buf).unwrap();
+        keyseal_core::UnverifiedLicense::from_bytes(b)
+            .unwrap()
+            .dangerous_unverified_claims()
+            .license_id
+            .to_string()
+    };
+    let fp = json!({ "fingerprint": device(1).to_string() });
+    let r = post(
+        s.addr,
+        &format!("/v1/licenses/{lid}/activations"),
+        &s.admin,
+        &fp,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    offset.store(366 * 86_400, Ordering::SeqCst);
+    let fp = json!({ "fingerprint": device(2).to_string() });
+    post(
+        s.addr,
+        &format!("/v1/licenses/{lid}/activations"),
+        &s.admin,
+        &fp,
+    )
+    .problem(409, "license-expired");
+    activate(s.addr, &key, 2).problem(409, "license-expired");
+}

@@ -33,7 +33,7 @@ pub(crate) struct ActivateRequest {
     responses(
         (status = 201, description = "a new activation", body = Activation),
         (status = 200, description = "the device's existing activation", body = Activation),
-        (status = 409, description = "`license-revoked`, `license-suspended`, `device-limit` (every seat is taken) or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`license-revoked`, `license-suspended`, `license-expired` (grace included), `device-limit` (every seat is taken) or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn activate(
@@ -66,6 +66,11 @@ pub(crate) async fn activate(
             StatusCode::CONFLICT,
             "license-revoked",
             "the license is revoked",
+        )),
+        Err(Refused::Expired { expired_at }) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "license-expired",
+            format!("the license expired at {expired_at}"),
         )),
         Err(Refused::Suspended) => Err(Problem::new(
             StatusCode::CONFLICT,
