@@ -152,6 +152,41 @@ fn sdk_validate(c: &mut Criterion) {
         b.iter(|| black_box(plain.validate(black_box(&r.text)).unwrap()))
     });
 
+    // A lease of one seat of the reference license on its device
+    // (docs/FORMAT.md "Lease"): the license and its lease together (two
+    // signature checks), and the lease alone for a license validated
+    // before (one), against the plain validation above.
+    let terms = keyseal_core::LeaseTerms {
+        license_id: claims().license_id,
+        seat_id: keyseal_core::SeatId::from_bytes([0x33; 16]),
+        device_hint: [0; 2],
+        issued_at: NOW - 3_600,
+        renew_at: NOW + 86_400,
+        expires_at: NOW + 4 * 86_400,
+    };
+    let lease = keyseal_core::lease::to_text(
+        &keyseal_core::lease::issue(&r.key, &terms, &r.device).unwrap(),
+    );
+    let license = validator.validate_with_lease(&r.text, &lease).unwrap();
+    g.bench_function("sdk_warm_validate_with_lease", |b| {
+        b.iter(|| {
+            black_box(
+                validator
+                    .validate_with_lease(black_box(&r.text), black_box(&lease))
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("sdk_warm_validate_lease_alone", |b| {
+        b.iter(|| {
+            black_box(
+                validator
+                    .validate_lease(&license, black_box(&lease))
+                    .unwrap(),
+            )
+        })
+    });
+
     // A revocation list of a million licenses, ids as keyseal's issuer makes
     // them (48-bit milliseconds over two years of issuing, then 80 random
     // bits): its size, and what loading it into a validator costs

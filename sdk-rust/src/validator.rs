@@ -515,7 +515,31 @@ impl Validator {
         self.check_lease(license, lease)
     }
 
+    /// Checks only the lease (`kslease1.`) of a license this validator
+    /// already validated, as [`Validator::validate_with_lease`] does after
+    /// the license: for an app that validated its key at start and checks
+    /// the lease it renews at every check-in, or on a timer. It costs one
+    /// signature check, as [`Validator::validate`] does. A failure is a
+    /// [`Rejection`] whatever the [mode](Mode) (`lease_invalid`,
+    /// `lease_expired`, or this device's fingerprint problem).
+    pub fn validate_lease(&self, license: &License, lease: &str) -> Result<Lease, Rejection> {
+        match self.lease_verdict(license, lease) {
+            (Ok(l), _) => Ok(l),
+            (Err(p), _) => Err(Rejection::new(p, Vec::new())),
+        }
+    }
+
     fn check_lease(&self, license: License, lease: &str) -> Result<License, Rejection> {
+        match self.lease_verdict(&license, lease) {
+            (Ok(l), _) => Ok(license.with_lease(l)),
+            (Err(p), true) if self.mode == Mode::Advisory => Ok(license.warn_first(p)),
+            (Err(p), _) => Err(Rejection::new(p, license.into_warnings())),
+        }
+    }
+
+    /// The lease's verdict for `license`, and whether its signature
+    /// verified (an advisory validator then warns instead of refusing).
+    fn lease_verdict(&self, license: &License, lease: &str) -> (Result<Lease, Problem>, bool) {
         let clock_now = self.clock.now();
         let mut text = [0u8; MAX_LICENSE_TEXT_LEN];
         let mut bin = [0u8; MAX_LEASE_LEN];
@@ -527,12 +551,12 @@ impl Validator {
             .and_then(|t| UnverifiedLease::from_text(t, &mut bin));
         let unverified = match unverified {
             Ok(u) => u,
-            Err(e) => return Err(Rejection::new(Problem::Core(e), license.into_warnings())),
+            Err(e) => return (Err(Problem::Core(e)), false),
         };
         let device = match self.fingerprint() {
             Ok(fp) => Some(fp),
             Err(_) if matches!(self.device, Device::None) => None,
-            Err(p) => return Err(Rejection::new(p, license.into_warnings())),
+            Err(p) => return (Err(p), false),
         };
         let mark = self.seen.load(Ordering::Acquire);
         let now = clock_now.max(mark);
@@ -563,13 +587,10 @@ impl Validator {
                 .then(|| signed_evidence(issued_at, clock_now))
                 .flatten(),
         );
-        match verdict {
-            Ok(v) => Ok(license.with_lease(Lease::new(&v))),
-            Err(e) if self.mode == Mode::Advisory && verified => {
-                Ok(license.warn_first(Problem::Core(e)))
-            }
-            Err(e) => Err(Rejection::new(Problem::Core(e), license.into_warnings())),
-        }
+        (
+            verdict.map(|v| Lease::new(&v)).map_err(Problem::Core),
+            verified,
+        )
     }
 
     /// Verifies a revocation list (binary or armored) with the keyring and

@@ -308,6 +308,24 @@ fn lease_vectors_through_the_validator() {
                     case["expect"]
                 ));
             }
+            // The lease alone, for a license validated first: the same verdict.
+            if let Ok(l) = v.validate(case["key"].as_str().unwrap()) {
+                let alone = match v.validate_lease(&l, case["lease"].as_str().unwrap()) {
+                    Ok(lease) => {
+                        json!({"valid": true, "seat_id": lease.seat_id().to_string(), "expires_at": lease.expires_at()})
+                    }
+                    Err(r) => json!({"valid": false, "error": r.code()}),
+                };
+                let e = &case["expect"];
+                let want = if e["valid"] == json!(true) {
+                    json!({"valid": true, "seat_id": e["lease"]["seat_id"], "expires_at": e["lease"]["expires_at"]})
+                } else {
+                    json!({"valid": false, "error": e["error"]})
+                };
+                if alone != want {
+                    failures.push(format!("{name}: validate_lease gave {alone}, want {want}"));
+                }
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -53,5 +53,7 @@ bash server/scripts/schemathesis.sh
 bash server/clients/test.sh
 # The load bench in its smoke mode (3 s, debug build): it runs and every mint succeeds.
 bash server/bench/load.sh --smoke
+# The check-in bench in its smoke mode (20 seats, 3 s): it runs and every check-in succeeds.
+bash server/bench/checkins.sh --smoke
 # The tenant bench in its smoke mode (200 products, 20,000 licenses): it runs.
 bash server/bench/tenants.sh --smoke

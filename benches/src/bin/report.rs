@@ -37,6 +37,8 @@ fn main() {
         "verify/keyseal_text_to_verdict_precomputed",
         "validate/sdk_warm_validator",
         "validate/sdk_warm_validator_no_precompute",
+        "validate/sdk_warm_validate_with_lease",
+        "validate/sdk_warm_validate_lease_alone",
         "keyring/precompute_one_key",
         "verify/jsonwebtoken_eddsa",
         "verify/pasetors_v4_public",
