@@ -125,6 +125,18 @@ const TABLE: &[(&str, &str, Also, &str)] = &[
         "Claims given to issue() break a limit of the format.",
     ),
     (
+        "lease_invalid",
+        "LeaseInvalid",
+        Also::Nothing,
+        "The license holds, but its lease does not hold for it on this device; ``fault`` says why (another device or license, a bad signature, an untrusted key...). Activate this device again.",
+    ),
+    (
+        "lease_expired",
+        "LeaseExpired",
+        Also::Nothing,
+        "The license holds, but its lease ended: check in with the vendor's service, or activate again.",
+    ),
+    (
         "clock_suspect",
         "ClockSuspect",
         Also::Nothing,
@@ -188,6 +200,47 @@ const TABLE: &[(&str, &str, Also, &str)] = &[
 
 /// Codes only the minting side raises; not among [`keyseal_codes`].
 const VAULT_CODES: usize = 2;
+
+// A code added to keyseal-core or sdk-rust without its row here (or a row
+// out of order) fails the build rather than raising the base class.
+const _: () = assert!(
+    table_follows(CoreError::CODES, Problem::SDK_CODES),
+    "errors::TABLE must list CoreError::CODES, then Problem::SDK_CODES, then the vault's codes"
+);
+
+const fn table_follows(core: &[&str], sdk: &[&str]) -> bool {
+    if TABLE.len() != core.len() + sdk.len() + VAULT_CODES {
+        return false;
+    }
+    let mut i = 0;
+    while i < core.len() + sdk.len() {
+        let want = if i < core.len() {
+            core[i]
+        } else {
+            sdk[i - core.len()]
+        };
+        if !str_eq(TABLE[i].0, want) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
@@ -342,6 +395,10 @@ fn details<'py>(
         Problem::Core(
             CoreError::UnknownKey(id) | CoreError::KeyNotValid(id) | CoreError::KeyRevoked(id),
         ) => vec![("key_id", text(id.to_string()))],
+        Problem::Core(CoreError::LeaseInvalid(fault)) => vec![("fault", text(fault.code().into()))],
+        Problem::Core(CoreError::LeaseExpired { expired_at }) => {
+            vec![("expired_at", time::datetime_or_none(py, *expired_at)?)]
+        }
         Problem::Core(CoreError::StaleRevocationList { next_update }) => {
             vec![("next_update", time::datetime_or_none(py, *next_update)?)]
         }

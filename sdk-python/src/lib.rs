@@ -60,6 +60,7 @@ fn _keyseal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<validator::PyValidator>()?;
     m.add_class::<validator::PyLicense>()?;
+    m.add_class::<validator::PyLease>()?;
     m.add_class::<validator::PyRevocationList>()?;
     m.add_class::<validator::PyMemoryStateStore>()?;
     m.add_class::<validator::PyState>()?;

@@ -323,6 +323,17 @@ impl PyValidator {
         }
     }
 
+    /// Validates a license key with its lease (`kslease1.` text) for this
+    /// device: a license that fails raises its own refusal; a license that
+    /// holds with a lease that does not raises `LeaseInvalid` (its `fault`
+    /// says why) or `LeaseExpired`.
+    fn validate_with_lease(&self, py: Python<'_>, key: &str, lease: &str) -> PyResult<PyLicense> {
+        match run(py, || self.inner.validate_with_lease(key, lease))? {
+            Ok(inner) => Ok(PyLicense { inner }),
+            Err(r) => Err(errors::rejection_err(py, &r)),
+        }
+    }
+
     /// Validates the license key or license file at `path`.
     fn validate_file(&self, py: Python<'_>, path: PathBuf) -> PyResult<PyLicense> {
         match run(py, || self.inner.validate_file(&path))? {
@@ -604,6 +615,12 @@ impl PyLicense {
         self.inner.is_clean()
     }
 
+    /// The lease it was validated with (`Validator.validate_with_lease`), else `None`.
+    #[getter]
+    fn lease(&self) -> Option<PyLease> {
+        self.inner.lease().map(|inner| PyLease { inner: *inner })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "License(id={:?}, product={:?}, customer={:?}, plan={:?}, status={:?})",
@@ -612,6 +629,65 @@ impl PyLicense {
             self.inner.customer(),
             self.inner.plan(),
             self.status()
+        )
+    }
+}
+
+/// The lease a license was validated with (sdk-rust's `Lease`): this
+/// device's hold on one seat of the license.
+#[pyclass(name = "Lease", module = "keyseal._keyseal", frozen)]
+pub struct PyLease {
+    inner: keyseal::Lease,
+}
+
+#[pymethods]
+impl PyLease {
+    /// The seat this device holds: 32 hex digits.
+    #[getter]
+    fn seat_id(&self) -> String {
+        self.inner.seat_id().to_string()
+    }
+
+    /// The id of the key that signed the lease (16 hex digits).
+    #[getter]
+    fn key_id(&self) -> String {
+        self.inner.key_id().to_string()
+    }
+
+    /// When the service signed it (UTC).
+    #[getter]
+    fn issued_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(time::datetime(py, self.inner.issued_at())?.into_any())
+    }
+
+    /// When the app should check in (UTC).
+    #[getter]
+    fn renew_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(time::datetime(py, self.inner.renew_at())?.into_any())
+    }
+
+    /// When the lease ends (UTC).
+    #[getter]
+    fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(time::datetime(py, self.inner.expires_at())?.into_any())
+    }
+
+    /// Whether the renew time has passed: the app should check in now.
+    #[getter]
+    fn check_in_due(&self) -> bool {
+        self.inner.check_in_due()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Lease(seat_id={:?}, key_id={:?}, check_in_due={})",
+            self.inner.seat_id().to_string(),
+            self.inner.key_id().to_string(),
+            if self.inner.check_in_due() {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }

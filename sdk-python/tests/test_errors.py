@@ -4,10 +4,12 @@ every code of keyseal-core and sdk-rust mapped (from one table in Rust)."""
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 
 import keyseal
+from conftest import case
 
 # keyseal-core's Error::CODES then sdk-rust's Problem::SDK_CODES, as the
 # Rust SDK's README lists them: every SDK gives these same codes.
@@ -15,7 +17,7 @@ CORE_CODES = [
     "malformed", "unsupported_version", "unknown_key", "bad_signature", "key_not_valid",
     "key_revoked", "not_yet_valid", "expired", "wrong_product", "wrong_device",
     "version_not_covered", "revoked", "stale_revocation_list", "rolled_back_revocation_list",
-    "keyring_full", "invalid_claims",
+    "keyring_full", "invalid_claims", "lease_invalid", "lease_expired",
 ]
 SDK_CODES = [
     "clock_suspect", "revocation_list_missing", "state_corrupt", "state_unavailable",
@@ -33,7 +35,8 @@ NAMES = {
     "revocation_list_missing": "RevocationListMissing", "state_corrupt": "StateCorrupt",
     "state_unavailable": "StateUnavailable", "license_not_found": "LicenseNotFound",
     "unreadable": "Unreadable", "device_unavailable": "DeviceUnavailable",
-    "invalid_config": "InvalidConfig",
+    "invalid_config": "InvalidConfig", "lease_invalid": "LeaseInvalid",
+    "lease_expired": "LeaseExpired",
 }
 
 
@@ -83,3 +86,36 @@ def test_exceptions_pickle() -> None:
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is keyseal.Malformed
     assert again.code == "malformed" and again.customer_message == info.value.customer_message
+
+
+def lease_validator(c: dict[str, Any], **kw: Any) -> keyseal.Validator:
+    return keyseal.Validator(
+        c["keyring"], c["product"], device=c["device"], clock=lambda: c["now"],
+        state=keyseal.MemoryStateStore(), **kw,
+    )
+
+
+def test_lease_refusals_carry_the_fault_and_the_end() -> None:
+    c = case("lease_wrong_device", "leases.json")
+    with pytest.raises(keyseal.LeaseInvalid) as info:
+        lease_validator(c).validate_with_lease(c["key"], c["lease"])
+    e = info.value
+    assert e.code == "lease_invalid" and e.fault == "wrong_device"
+    assert e.customer_message.startswith("Your license is fine")
+    again = pickle.loads(pickle.dumps(e))
+    assert type(again) is keyseal.LeaseInvalid and again.fault == "wrong_device"
+
+    c = case("lease_expired", "leases.json")
+    with pytest.raises(keyseal.LeaseExpired) as expired:
+        lease_validator(c).validate_with_lease(c["key"], c["lease"])
+    assert expired.value.expired_at is not None
+    assert int(expired.value.expired_at.timestamp()) == c["now"] - 1
+    assert not hasattr(expired.value, "fault")
+
+
+def test_advisory_mode_reports_a_lease_for_another_license_as_a_warning() -> None:
+    c = case("lease_for_another_license", "leases.json")
+    lic = lease_validator(c, mode="advisory").validate_with_lease(c["key"], c["lease"])
+    assert lic.lease is None
+    (w,) = lic.warnings
+    assert isinstance(w, keyseal.LeaseInvalid) and w.fault == "other_license"

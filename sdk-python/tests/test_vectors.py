@@ -15,6 +15,11 @@ LICENSES = load_vectors("licenses.json")
 LISTS = load_vectors("revocation_lists.json")
 ISSUES = load_vectors("issue.json")
 TRUST = load_vectors("trust.json")
+LEASES = load_vectors("leases.json")
+LEASE_FAULTS = {
+    "malformed", "unsupported_version", "unknown_key", "bad_signature", "key_revoked",
+    "key_not_valid", "other_license", "wrong_device", "not_yet_valid",
+}
 
 
 def license_json(lic: keyseal.License) -> dict[str, Any]:
@@ -77,6 +82,7 @@ def run_license_case(c: dict[str, Any], precompute: bool = True) -> dict[str, An
 
 def test_enough_cases() -> None:
     assert len(LICENSES) >= 30 and len(LISTS) >= 10 and len(ISSUES) >= 2
+    assert len(LEASES) >= 20, f"too few lease cases: {len(LEASES)}"
 
 
 @pytest.mark.parametrize("c", LICENSES, ids=[c["name"] for c in LICENSES])
@@ -191,3 +197,65 @@ def test_trust_scenario(sc: dict[str, Any]) -> None:
         except keyseal.KeysealError as e:
             got = {"ok": False, "error": e.code}
         assert got == step["expect"], f"step {i}"
+
+
+def run_lease_case(c: dict[str, Any], precompute: bool) -> dict[str, Any]:
+    """sdk-rust's lease_vectors_through_the_validator: the license as in
+    licenses.json (no app version), then its lease on the case's device."""
+    try:
+        validator = keyseal.Validator(
+            c["keyring"],
+            c["product"],
+            device=c["device"],
+            clock=lambda: c["now"],
+            state=keyseal.MemoryStateStore(),
+            leeway=c["leeway"],
+            precompute=precompute,
+            revocation_lists=[bytes.fromhex(c["revocation_list_hex"])] if c["revocation_list_hex"] else [],
+        )
+        lic = validator.validate_with_lease(c["key"], c["lease"])
+    except keyseal.KeysealError as e:
+        assert isinstance(e, keyseal.ERRORS[e.code]), "raised as the class of its code"
+        assert e.customer_message and e.customer_message.endswith(".")
+        fault: str | None = None
+        if isinstance(e, keyseal.LeaseInvalid):
+            fault = e.fault
+            assert fault in LEASE_FAULTS, fault
+        else:
+            assert not hasattr(e, "fault"), "only lease_invalid carries a fault"
+        if isinstance(e, keyseal.LeaseExpired):
+            assert e.expired_at is not None and unix(e.expired_at) is not None
+        return {"valid": False, "error": e.code, "fault": fault}
+    assert lic.is_clean and lic.warnings == (), lic.warnings
+    lease = lic.lease
+    assert lease is not None, "validated with a lease"
+    assert isinstance(lease, keyseal.Lease) and len(lease.key_id) == 16
+    assert lic.status in ("active", "in_grace")
+    return {
+        "valid": True,
+        "license_id": lic.id,
+        "status": lic.status,
+        "lease": {
+            "seat_id": lease.seat_id,
+            "issued_at": unix(lease.issued_at),
+            "renew_at": unix(lease.renew_at),
+            "expires_at": unix(lease.expires_at),
+            "check_in_due": lease.check_in_due,
+        },
+    }
+
+
+@pytest.mark.parametrize("c", LEASES, ids=[c["name"] for c in LEASES])
+@pytest.mark.parametrize("precompute", [True, False])
+def test_lease_vector(c: dict[str, Any], precompute: bool) -> None:
+    assert run_lease_case(c, precompute) == c["expect"]
+
+
+def test_lease_is_none_without_a_lease() -> None:
+    c = next(c for c in LEASES if c["expect"]["valid"])
+    validator = keyseal.Validator(
+        c["keyring"], c["product"], device=c["device"], clock=lambda: c["now"], state=keyseal.MemoryStateStore()
+    )
+    assert validator.validate(c["key"]).lease is None
+    lease = validator.validate_with_lease(c["key"], c["lease"]).lease
+    assert lease is not None and lease.seat_id in repr(lease)

@@ -21,6 +21,8 @@ export type KeysealCode =
   | 'rolled_back_revocation_list'
   | 'keyring_full'
   | 'invalid_claims'
+  | 'lease_invalid'
+  | 'lease_expired'
   // the SDK
   | 'clock_suspect'
   | 'revocation_list_missing'
@@ -34,6 +36,18 @@ export type KeysealCode =
 /** Every {@link KeysealCode}, in a fixed order. */
 export const CODES: readonly KeysealCode[];
 
+/** Why a lease does not hold (the `fault` of a `lease_invalid` error); the same in every keyseal SDK. */
+export type LeaseFault =
+  | 'malformed'
+  | 'unsupported_version'
+  | 'unknown_key'
+  | 'bad_signature'
+  | 'key_revoked'
+  | 'key_not_valid'
+  | 'other_license'
+  | 'wrong_device'
+  | 'not_yet_valid';
+
 /** A problem that did not refuse the license (or, in advisory mode, would have). */
 export interface Warning {
   readonly code: KeysealCode;
@@ -41,6 +55,8 @@ export interface Warning {
   readonly message: string;
   /** Plain English for the customer, saying what to do next. */
   readonly customerMessage: string;
+  /** For `lease_invalid` (advisory mode), why the lease does not hold; null for every other code. */
+  readonly fault: LeaseFault | null;
 }
 
 /**
@@ -53,7 +69,15 @@ export class KeysealError extends Error {
   readonly customerMessage: string;
   /** Other problems found while validating (a suspect clock may explain an expiry). */
   readonly warnings: readonly Warning[];
-  constructor(code: KeysealCode, message: string, customerMessage: string, warnings?: readonly Warning[]);
+  /** For `lease_invalid`, why the lease does not hold (another device, another license, a bad signature...); null for every other code. */
+  readonly fault: LeaseFault | null;
+  constructor(
+    code: KeysealCode,
+    message: string,
+    customerMessage: string,
+    warnings?: readonly Warning[],
+    fault?: LeaseFault | null,
+  );
 }
 
 /** `active`, `in_grace`; `expired` and `not_yet_valid` only in advisory mode. */
@@ -62,6 +86,26 @@ export type Status = 'active' | 'in_grace' | 'expired' | 'not_yet_valid';
 export type DeviceBinding =
   | { readonly kind: 'exact' }
   | { readonly kind: 'tolerant'; readonly required: number; readonly components: number };
+
+/**
+ * This device's hold on one seat of a license, which the vendor's service
+ * signs at activation and at every check-in: `license.lease` after
+ * `validateWithLease()`. Times are unix seconds.
+ */
+export interface Lease {
+  /** The seat this device holds, 32 hex digits; check-ins and releases name it. */
+  readonly seatId: string;
+  /** The id of the key that signed the lease, 16 hex digits. */
+  readonly keyId: string;
+  /** Unix seconds: when the service signed it. */
+  readonly issuedAt: number;
+  /** Unix seconds: when the app should check in. */
+  readonly renewAt: number;
+  /** Unix seconds: when the lease ends (then `validateWithLease()` throws `lease_expired`). */
+  readonly expiresAt: number;
+  /** Whether `renewAt` has passed: the lease still holds, and the app should check in now. */
+  readonly checkInDue: boolean;
+}
 
 /** A license whose signature verified: what `validate()` returns. A plain object. */
 export interface License {
@@ -92,6 +136,8 @@ export interface License {
   readonly keyId: string;
   /** How the license is bound to a device, or null. */
   readonly device: DeviceBinding | null;
+  /** The lease it was validated with (`validateWithLease()`), or null. */
+  readonly lease: Lease | null;
   readonly warnings: readonly Warning[];
 }
 
@@ -169,6 +215,12 @@ export class Validator {
   constructor(options: ValidatorOptions);
   /** The license, or throws a {@link KeysealError} saying why not. Takes the key text or an armored license file. */
   validate(key: string): License;
+  /**
+   * The license with its lease (`kslease1.`) for this validator's `device`, or
+   * throws a {@link KeysealError}: the license's own refusal, else
+   * `lease_invalid` (with its {@link KeysealError.fault}) or `lease_expired`.
+   */
+  validateWithLease(key: string, lease: string): License;
   /** Verifies a revocation list (binary or armored) and puts it in force; throws a {@link KeysealError} if refused. */
   loadRevocationList(list: Uint8Array | ArrayBuffer | string): RevocationListInfo;
   /** The revocation list in force, or null. */

@@ -3,14 +3,18 @@
 // Everything here is naming and plumbing: the logic is the Rust SDK's.
 import { Validator, __setErrorClass, codes, deviceFingerprint, verifyEd25519Strict } from './wasm/keyseal_wasm.js';
 
-/** Every failure: a real Error with a stable `code` (the same in every keyseal SDK). */
+/**
+ * Every failure: a real Error with a stable `code` (the same in every keyseal
+ * SDK); for `lease_invalid`, `fault` says why the lease does not hold.
+ */
 export class KeysealError extends Error {
-  constructor(code, message, customerMessage, warnings = []) {
+  constructor(code, message, customerMessage, warnings = [], fault = null) {
     super(message);
     this.name = 'KeysealError';
     this.code = code;
     this.customerMessage = customerMessage;
     this.warnings = warnings;
+    this.fault = fault;
   }
 }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Prints the raw and gzipped (-9) size of the package's verify-only .wasm and
-# fails if it is over budget: 151 KiB raw, 75 KiB gzipped (or the limits given).
+# fails if it is over budget: 157 KiB raw, 75 KiB gzipped (or the limits given).
 #   bash sdk-wasm/scripts/size.sh [path/to/keyseal_wasm_bg.wasm [RAW_KIB GZIP_KIB]]
 set -euo pipefail
 WASM=${1:-${KEYSEAL_CACHE:-$HOME/.cache/keyseal}/sdk-wasm/package/wasm/keyseal_wasm_bg.wasm}
-MAX_RAW=${2:-151}
+MAX_RAW=${2:-157}
 MAX_GZ=${3:-75}
 raw=$(wc -c <"$WASM")
 gz=$(gzip -9 -c "$WASM" | wc -c)

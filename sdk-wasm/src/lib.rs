@@ -47,7 +47,7 @@ thread_local! {
 }
 
 /// Registers the JavaScript `KeysealError` class every failure is thrown as:
-/// `new KeysealError(code, message, customerMessage, warnings)`. The
+/// `new KeysealError(code, message, customerMessage, warnings, fault)`. The
 /// package's entry modules call it once, right after loading the `.wasm`.
 #[wasm_bindgen(js_name = __setErrorClass)]
 pub fn set_error_class(class: Function) {
@@ -147,6 +147,23 @@ impl Validator {
             .ok_or_else(|| config_error("validate() takes the license key as a string"))?;
         self.inner
             .validate(&key)
+            .map(|l| license_object(&l))
+            .map_err(|r| rejection_error(&r))
+    }
+
+    /// Validates a license key with its lease (`kslease1.` text) for this
+    /// validator's device: the license as a plain object with its `lease`,
+    /// or a thrown `KeysealError` (the license's own refusal, else
+    /// `lease_invalid` with its `fault`, or `lease_expired`).
+    #[wasm_bindgen(js_name = validateWithLease)]
+    pub fn validate_with_lease(&self, key: &JsValue, lease: &JsValue) -> Result<Object, JsValue> {
+        let (Some(key), Some(lease)) = (key.as_string(), lease.as_string()) else {
+            return Err(config_error(
+                "validateWithLease() takes the license key and the lease as strings",
+            ));
+        };
+        self.inner
+            .validate_with_lease(&key, &lease)
             .map(|l| license_object(&l))
             .map_err(|r| rejection_error(&r))
     }
@@ -482,6 +499,24 @@ fn license_object(l: &License) -> Object {
         }
         Some(_) => j.push(br#"{"kind":"unknown"}"#),
     };
+    j.field("lease");
+    match l.lease() {
+        None => j.push(b"null"),
+        Some(lease) => {
+            j.push(b"{");
+            j.field("seatId").string(&lease.seat_id().to_string());
+            j.field("keyId").string(&lease.key_id().to_string());
+            j.field("issuedAt").number(Some(lease.issued_at()));
+            j.field("renewAt").number(Some(lease.renew_at()));
+            j.field("expiresAt").number(Some(lease.expires_at()));
+            j.field("checkInDue").push(if lease.check_in_due() {
+                b"true"
+            } else {
+                b"false"
+            });
+            j.push(b"}")
+        }
+    };
     j.field("warnings");
     write_warnings(&mut j, l.warnings());
     j.push(b"}");
@@ -573,7 +608,7 @@ fn list_object(l: &RevocationList) -> Object {
     j.parse().unchecked_into()
 }
 
-/// `[{ code, message, customerMessage }]`, written into `j`.
+/// `[{ code, message, customerMessage, fault }]`, written into `j`.
 fn write_warnings(j: &mut Json, problems: &[Problem]) {
     j.push(b"[");
     for p in problems {
@@ -581,26 +616,46 @@ fn write_warnings(j: &mut Json, problems: &[Problem]) {
         j.field("code").string(p.code());
         j.field("message").string(&p.to_string());
         j.field("customerMessage").string(&p.customer_message());
+        match fault(p) {
+            Some(f) => j.field("fault").string(f),
+            None => j.field("fault").push(b"null"),
+        };
         j.push(b"}");
     }
     j.push(b"]");
 }
 
-/// `[{ code, message, customerMessage }]`.
+/// Why a lease does not hold, for `lease_invalid` (its `fault`); else `None`.
+fn fault(p: &Problem) -> Option<&'static str> {
+    match p.core_error() {
+        Some(CoreError::LeaseInvalid(f)) => Some(f.code()),
+        _ => None,
+    }
+}
+
+/// `[{ code, message, customerMessage, fault }]`.
 fn warnings(problems: &[Problem]) -> Array {
     let mut j = Json(Vec::new());
     write_warnings(&mut j, problems);
     j.parse().unchecked_into()
 }
 
-/// `new KeysealError(code, message, customerMessage, warnings)`, or a plain
-/// `Error` with the same properties if no class was registered.
-fn js_error(code: &str, message: &str, customer_message: &str, warnings: &Array) -> JsValue {
-    let args = Array::of4(
+/// `new KeysealError(code, message, customerMessage, warnings, fault)`, or
+/// a plain `Error` with the same properties if no class was registered.
+fn js_error(
+    code: &str,
+    message: &str,
+    customer_message: &str,
+    warnings: &Array,
+    fault: Option<&str>,
+) -> JsValue {
+    let fault = fault.map_or(JsValue::NULL, JsValue::from_str);
+    let args = Array::of5(
         &code.into(),
         &message.into(),
         &customer_message.into(),
         warnings,
+        &fault,
     );
     let registered = ERROR_CLASS.with(|c| c.borrow().clone());
     if let Some(class) = registered
@@ -613,6 +668,7 @@ fn js_error(code: &str, message: &str, customer_message: &str, warnings: &Array)
     set(&e, "code", &code.into());
     set(&e, "customerMessage", &customer_message.into());
     set(&e, "warnings", warnings);
+    set(&e, "fault", &fault);
     e.into()
 }
 
@@ -622,6 +678,7 @@ fn problem_error(p: &Problem) -> JsValue {
         &p.to_string(),
         &p.customer_message(),
         &Array::new(),
+        fault(p),
     )
 }
 
@@ -631,6 +688,7 @@ fn rejection_error(r: &Rejection) -> JsValue {
         &r.to_string(),
         &r.customer_message(),
         &warnings(r.warnings()),
+        fault(r.problem()),
     )
 }
 
@@ -647,6 +705,7 @@ fn config_error(detail: &str) -> JsValue {
         &format!("invalid configuration: {detail}"),
         &p.customer_message(),
         &Array::new(),
+        None,
     )
 }
 

@@ -42,12 +42,14 @@ test('a refusal is a real Error with a stable code and a customer message', () =
 });
 
 test('CODES lists every code once, in the Rust SDK order', () => {
-  assert.equal(CODES.length, 24);
+  assert.equal(CODES.length, 26);
   assert.equal(new Set(CODES).size, CODES.length);
   assert.ok(Object.isFrozen(CODES));
   assert.deepEqual(CODES.slice(0, 4), ['malformed', 'unsupported_version', 'unknown_key', 'bad_signature']);
   assert.equal(CODES.at(-1), 'invalid_config');
   for (const c of vectors('licenses.json')) if (!c.expect.valid) assert.ok(CODES.includes(c.expect.error), c.expect.error);
+  for (const c of vectors('leases.json')) if (!c.expect.valid) assert.ok(CODES.includes(c.expect.error), c.expect.error);
+  assert.deepEqual(CODES.slice(16, 18), ['lease_invalid', 'lease_expired']);
 });
 
 test('the license is a plain object with the claims and the verdict', () => {
@@ -228,4 +230,50 @@ test('validator odds and ends', () => {
   v.resetClockMark();
   v.free();
   assert.throws(() => v.validate(perpetual.key));
+});
+
+const leases = Object.fromEntries(vectors('leases.json').map((c) => [c.name, c]));
+
+/** A validator for a leases.json case, at its `now` and on its device. */
+const leaseValidator = (c, options = {}) =>
+  new Validator({ keyring: c.keyring, product: c.product, device: c.device ?? undefined, clock: () => c.now * 1000, ...options });
+
+test('a license validated with a lease carries it; without one, lease is null', () => {
+  const c = leases.lease_in_check_in_grace;
+  const v = leaseValidator(c);
+  assert.equal(v.validate(c.key).lease, null);
+  const l = v.validateWithLease(c.key, c.lease);
+  assert.equal(Object.getPrototypeOf(l.lease), Object.prototype);
+  assert.deepEqual(JSON.parse(JSON.stringify(l)), l, 'survives JSON');
+  assert.deepEqual(Object.keys(l.lease), ['seatId', 'keyId', 'issuedAt', 'renewAt', 'expiresAt', 'checkInDue']);
+  assert.match(l.lease.seatId, /^[0-9a-f]{32}$/);
+  assert.equal(l.lease.checkInDue, true);
+  // Whitespace a mail client adds to the lease is tolerated, as for keys.
+  assert.deepEqual(v.validateWithLease(c.key, `\n  ${c.lease}\r\n`).lease, l.lease);
+});
+
+test('lease_invalid errors carry the fault; others carry fault null', () => {
+  const c = leases.lease_wrong_device;
+  const e = throwsCode(() => leaseValidator(c).validateWithLease(c.key, c.lease), 'lease_invalid');
+  assert.equal(e.fault, 'wrong_device');
+  assert.match(e.customerMessage, /^Your license is fine/);
+  const expired = leases.lease_expired;
+  assert.equal(throwsCode(() => leaseValidator(expired).validateWithLease(expired.key, expired.lease), 'lease_expired').fault, null);
+  assert.equal(throwsCode(() => validatorAt(NOW).validate(cases.bad_signature_tampered_plan.key), 'bad_signature').fault, null);
+  assert.equal(new KeysealError('expired', 'm', 'c').fault, null, 'the constructor defaults fault to null');
+});
+
+test('advisory mode: a lease for another license is a warning with its fault, and no lease', () => {
+  const c = leases.lease_for_another_license;
+  const l = leaseValidator(c, { mode: 'advisory' }).validateWithLease(c.key, c.lease);
+  assert.equal(l.lease, null);
+  assert.deepEqual(l.warnings.map((w) => [w.code, w.fault]), [['lease_invalid', 'other_license']]);
+});
+
+test('validateWithLease takes two strings', () => {
+  const c = leases.lease_active;
+  const v = leaseValidator(c);
+  throwsCode(() => v.validateWithLease(c.key), 'invalid_config');
+  throwsCode(() => v.validateWithLease(c.key, new Uint8Array(4)), 'invalid_config');
+  throwsCode(() => v.validateWithLease(undefined, c.lease), 'invalid_config');
 });

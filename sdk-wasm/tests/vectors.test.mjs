@@ -171,6 +171,56 @@ test('issue.json: each expected key validates to the claims it was issued from',
   }
 });
 
+/**
+ * sdk-rust's lease_vectors_through_the_validator: the license as in
+ * licenses.json (no app version), then its lease on the case's device.
+ */
+function runLeaseCase(c, precompute) {
+  const validator = new Validator({
+    precompute,
+    keyring: c.keyring,
+    product: c.product,
+    clock: () => c.now * 1000,
+    leeway: c.leeway,
+    device: c.device ?? undefined,
+    revocationList: c.revocation_list_hex ? unhex(c.revocation_list_hex) : undefined,
+  });
+  let l;
+  try {
+    l = validator.validateWithLease(c.key, c.lease);
+  } catch (e) {
+    if (!(e instanceof KeysealError)) throw e;
+    assert.equal(e.fault === null, e.code !== 'lease_invalid', 'a fault exactly for lease_invalid');
+    return { valid: false, error: e.code, fault: e.fault };
+  }
+  // A fixed clock at `now`, fresh state, fresh lists: nothing to warn about.
+  assert.deepEqual(l.warnings, [], 'unexpected warnings');
+  assert.match(l.lease.keyId, /^[0-9a-f]{16}$/);
+  return {
+    valid: true,
+    license_id: l.licenseId,
+    status: l.status,
+    lease: {
+      seat_id: l.lease.seatId,
+      issued_at: l.lease.issuedAt,
+      renew_at: l.lease.renewAt,
+      expires_at: l.lease.expiresAt,
+      check_in_due: l.lease.checkInDue,
+    },
+  };
+}
+
+test('leases.json through validateWithLease', async (t) => {
+  const cases = vectors('leases.json');
+  assert.ok(cases.length >= 20, `too few cases: ${cases.length}`);
+  for (const c of cases) {
+    await t.test(c.name, () => {
+      assert.deepEqual(runLeaseCase(c, true), c.expect);
+      assert.deepEqual(runLeaseCase(c, false), c.expect, 'without precomputed tables');
+    });
+  }
+});
+
 test('a refusal is a KeysealError', () => {
   const c = vectors('licenses.json').find((v) => v.name === 'bad_signature_tampered_plan');
   const validator = new Validator({ keyring: c.keyring, product: c.product, clock: () => c.now * 1000 });

@@ -20,6 +20,18 @@ Validate::
         if "export-pdf" in license.entitlements:
             ...
 
+With a lease (a seat the vendor's service granted this device)::
+
+    try:
+        license = validator.validate_with_lease(key, lease_text)
+    except keyseal.LeaseExpired:
+        ...  # check in with the service, or activate again
+    except keyseal.LeaseInvalid as e:
+        print(e.fault)  # "wrong_device", "other_license", ...
+    else:
+        if license.lease is not None and license.lease.check_in_due:
+            ...  # check in now
+
 Mint (a backend with the vendor's signing key)::
 
     # keyseal keys export-sealed --out signing.key
@@ -51,6 +63,9 @@ from ._keyseal import (
     KeyRevoked,
     KeyringFull,
     KeysealError,
+    Lease,
+    LeaseExpired,
+    LeaseInvalid,
     License,
     LicenseNotFound,
     Malformed,
@@ -112,6 +127,9 @@ __all__ = [
     "KeyRevoked",
     "KeyringFull",
     "KeysealError",
+    "Lease",
+    "LeaseExpired",
+    "LeaseInvalid",
     "License",
     "LicenseNotFound",
     "Malformed",

@@ -29,6 +29,8 @@ __all__ = [
     "RolledBackRevocationList",
     "KeyringFull",
     "InvalidClaims",
+    "LeaseInvalid",
+    "LeaseExpired",
     "ClockSuspect",
     "RevocationListMissing",
     "StateCorrupt",
@@ -44,6 +46,7 @@ __all__ = [
     "__version__",
     "Validator",
     "License",
+    "Lease",
     "RevocationList",
     "MemoryStateStore",
     "State",
@@ -63,6 +66,17 @@ ERRORS: Final[dict[str, type[KeysealError]]]
 
 _Time = Union[datetime, int, float]
 _Path = Union[str, PathLike[str]]
+_LeaseFault = Literal[
+    "malformed",
+    "unsupported_version",
+    "unknown_key",
+    "bad_signature",
+    "key_revoked",
+    "key_not_valid",
+    "other_license",
+    "wrong_device",
+    "not_yet_valid",
+]
 
 class _StateStore(Protocol):
     def load(self) -> bytes | None: ...
@@ -152,6 +166,18 @@ class KeyringFull(KeysealError):
 
 class InvalidClaims(KeysealError, ValueError):
     """Claims given to issue() break a limit of the format."""
+
+class LeaseInvalid(KeysealError):
+    """The license holds, but its lease does not hold for it on this device; ``fault`` says why (another device or license, a bad signature, an untrusted key...). Activate this device again."""
+
+    fault: _LeaseFault
+    """Why, as a stable code shared by every keyseal SDK: ``malformed``, ``unsupported_version``, ``unknown_key``, ``bad_signature``, ``key_revoked``, ``key_not_valid``, ``other_license``, ``wrong_device`` or ``not_yet_valid``."""
+
+class LeaseExpired(KeysealError):
+    """The license holds, but its lease ended: check in with the vendor's service, or activate again."""
+
+    expired_at: datetime | None
+    """When the lease ended (``None`` if past the year 9999)."""
 
 class ClockSuspect(KeysealError):
     """The clock is behind the latest time seen by more than the tolerance."""
@@ -256,6 +282,32 @@ class License:
     @property
     def is_clean(self) -> bool:
         """Whether there is nothing to warn about."""
+    @property
+    def lease(self) -> Lease | None:
+        """The lease it was validated with (``Validator.validate_with_lease``); ``None`` when validated without one."""
+
+@final
+class Lease:
+    """This device's hold on one seat of a license, signed by the vendor's service at activation and at every check-in. Found on ``License.lease``; never constructed directly."""
+
+    @property
+    def seat_id(self) -> str:
+        """The seat this device holds (32 hex digits); check-ins and releases name it."""
+    @property
+    def key_id(self) -> str:
+        """The id of the key that signed the lease (16 hex digits)."""
+    @property
+    def issued_at(self) -> datetime:
+        """When the service signed it (UTC)."""
+    @property
+    def renew_at(self) -> datetime:
+        """When the app should check in (UTC)."""
+    @property
+    def expires_at(self) -> datetime:
+        """When the lease ends (UTC): check in before it, or the license is refused with ``LeaseExpired`` on this device."""
+    @property
+    def check_in_due(self) -> bool:
+        """Whether the renew time has passed: the lease still holds (its check-in grace), and the app should check in now."""
 
 @final
 class RevocationList:
@@ -376,6 +428,16 @@ class Validator:
         """
     def validate(self, key: str) -> License:
         """Validates a license key (``ks1.``; line breaks and spaces mail clients add are tolerated) or an armored license file's text. Raises the ``KeysealError`` subclass of the refusal."""
+    def validate_with_lease(self, key: str, lease: str) -> License:
+        """Validates a license key (as ``validate``) with the lease (``kslease1.``) the vendor's service signed for this device's seat; ``License.lease`` then says when to check in and when the lease ends.
+
+        A license that fails raises its own refusal, as ``validate``. A license that holds with a lease that does not
+        raises ``LeaseExpired`` (check in, or activate again) or ``LeaseInvalid`` (``fault`` says why). The lease's
+        signer must be an issuing key of the keyring; the device is the validator's ``device`` (a lease is always
+        bound to one, so with ``device=None`` every lease is ``LeaseInvalid`` with fault ``wrong_device``). In
+        advisory mode a lease whose signature verified but that fails a later check is a warning instead
+        (first in ``License.warnings``), and ``License.lease`` is ``None``.
+        """
     def validate_file(self, path: _Path) -> License:
         """Validates the key or license file at ``path``; a missing or empty file is ``LicenseNotFound``."""
     def validate_env(self, name: str) -> License:

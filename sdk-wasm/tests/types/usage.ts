@@ -8,6 +8,8 @@ import {
   localStorageState,
   verifyEd25519Strict,
   type KeysealCode,
+  type Lease,
+  type LeaseFault,
   type License,
   type RevocationListInfo,
   type StateStore,
@@ -41,6 +43,25 @@ export function unlock(key: string): string {
       if (code === 'expired' || code === 'clock_suspect') return e.customerMessage;
       return `${e.message} (${e.warnings.length} warnings)`;
     }
+    throw e;
+  }
+}
+
+// A seat held with a lease the vendor's service signed for this device.
+export function unlockSeat(key: string, leaseText: string): string {
+  try {
+    const license: License = bound.validateWithLease(key, leaseText);
+    const lease: Lease | null = license.lease;
+    if (lease === null) return 'advisory: see warnings';
+    const ends: Date = new Date(lease.expiresAt * 1000);
+    const due: boolean = lease.checkInDue;
+    return `${lease.seatId} ${lease.keyId} ${lease.issuedAt} ${lease.renewAt} ${ends.toISOString()} ${due}`;
+  } catch (e) {
+    if (e instanceof KeysealError && e.code === 'lease_invalid') {
+      const fault: LeaseFault | null = e.fault;
+      return fault === 'wrong_device' ? 'activate this device again' : `${fault}`;
+    }
+    if (e instanceof KeysealError && e.code === 'lease_expired') return 'check in';
     throw e;
   }
 }
@@ -87,3 +108,12 @@ validator.validate('ks1.x').plan = 'enterprise';
 // @ts-expect-error not a code
 const nope: KeysealCode = 'oops';
 console.log(nope);
+// @ts-expect-error not a lease fault
+const notAFault: LeaseFault = 'expired';
+console.log(notAFault);
+// @ts-expect-error validateWithLease needs the lease
+validator.validateWithLease('ks1.x');
+// @ts-expect-error the lease is read-only
+validator.validate('ks1.x').lease = null;
+// @ts-expect-error a lease's times are read-only
+validator.validateWithLease('ks1.x', 'kslease1.x').lease!.expiresAt = 0;
