@@ -6,6 +6,9 @@ pub mod fingerprint;
 mod input;
 pub mod license;
 pub mod problem;
+#[cfg(feature = "seats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "seats")))]
+pub mod seats;
 pub mod state;
 mod time;
 pub mod validator;

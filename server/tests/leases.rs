@@ -342,3 +342,50 @@ fn an_expired_license_is_not_activated() {
     .problem(409, "license-expired");
     activate(s.addr, &key, 2).problem(409, "license-expired");
 }
+
+/// The Rust SDK's seat client (feature `online`, its default ureq
+/// transport) against the service: activate, validate the lease offline,
+/// save and restore the seat, check in, release; refusals as codes.
+#[test]
+fn the_rust_sdk_takes_and_frees_a_seat() {
+    use keyseal::seats::{Seat, SeatClient};
+    let s = common::start();
+    let key = license(s.addr, &s.admin, 1);
+    let client = SeatClient::new(format!("http://{}/", s.addr));
+    let me = device(1);
+    let seat = client.activate(&key, &me).unwrap();
+    let now = common::now();
+    let ok = validate(s.addr, &key, seat.lease(), 1, now).unwrap();
+    assert_eq!(ok.lease().unwrap().seat_id(), seat.seat_id());
+    assert_eq!(ok.lease().unwrap().renew_at(), seat.renew_at());
+    let saved = seat.to_text();
+    drop(seat);
+    let mut seat = Seat::from_text(&saved).unwrap();
+    // Two check-ins in a row (the client makes each signed time later).
+    client.check_in(&key, &me, &mut seat).unwrap();
+    client.check_in(&key, &me, &mut seat).unwrap();
+    let _ = validate(s.addr, &key, seat.lease(), 1, common::now()).unwrap();
+    let e = client.activate(&key, &device(2)).unwrap_err();
+    assert_eq!((e.code(), e.is_transient()), ("seat_limit", true));
+    client.release(&key, &mut seat).unwrap();
+    let mut other = client.activate(&key, &device(2)).unwrap();
+    assert_eq!(
+        client.check_in(&key, &me, &mut other).unwrap_err().code(),
+        "wrong_device"
+    );
+    let lid = ok.id().to_string();
+    let r = post(
+        s.addr,
+        &format!("/v1/licenses/{lid}/revoke"),
+        &s.admin,
+        &json!({"reason": "refund"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(client.activate(&key, &me).unwrap_err().code(), "revoked");
+    assert_eq!(
+        client.activate("ks1.AAAA", &me).unwrap_err().code(),
+        "invalid_license_key"
+    );
+    let down = SeatClient::new("http://127.0.0.1:9");
+    assert_eq!(down.activate(&key, &me).unwrap_err().code(), "unreachable");
+}

@@ -1,0 +1,536 @@
+//! Seats held by leases, online (cargo feature `seats`; `online` adds a
+//! default HTTP transport): activate this device on one of the license's
+//! seats, check in before the lease ends, release the seat when done.
+//! The service is the vendor's `keyseal serve` (server/README.md, "Seats
+//! and leases"); the lease it answers is validated offline with
+//! [`crate::Validator::validate_with_lease`].
+//!
+//! Nothing here runs unless the app calls it: validation never touches the
+//! network. The transport is a trait ([`Transport`]), so an app brings its
+//! own HTTP client (or a test its own fake).
+//!
+//! ```no_run
+//! # #[cfg(feature = "online")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use keyseal::seats::{Seat, SeatClient};
+//! # let (license_key, this_device, saved) = ("ks1.…", "ksfp1.…".parse()?, None::<String>);
+//! let client = SeatClient::new("https://licensing.example.com");
+//! let mut seat = match saved {
+//!     Some(text) => Seat::from_text(&text)?,
+//!     None => client.activate(license_key, &this_device)?,
+//! };
+//! // Keep `seat.to_text()` (it holds the installation's private key) and
+//! // validate `seat.lease()` with the key; check in when the lease says so:
+//! client.check_in(license_key, &this_device, &mut seat)?;
+//! // Uninstalling: free the seat for another device.
+//! client.release(license_key, &mut seat)?;
+//! # Ok(()) }
+//! # #[cfg(not(feature = "online"))] fn main() {}
+//! ```
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use keyseal_core::{Fingerprint, SeatId, SigningKey};
+use serde_json::{Value, json};
+
+/// Prefix of a seat's saved text.
+pub const SEAT_PREFIX: &str = "ksseat1.";
+
+const CHECK_IN_DOMAIN: &[u8] = b"keyseal/lease-check-in/v1\0";
+const RELEASE_DOMAIN: &[u8] = b"keyseal/lease-release/v1\0";
+
+/// How requests reach the service: POST a JSON body to a URL, and give
+/// back the answer's status and body, or why there was no answer.
+pub trait Transport: crate::MaybeSendSync {
+    /// POSTs `body` (`application/json`) to `url`.
+    fn post_json(&self, url: &str, body: &str) -> Result<(u16, String), String>;
+}
+
+/// Why a seat request failed. [`SeatError::code`] is stable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeatError {
+    /// The service refused (its problem's `type` gives the code).
+    #[error("the licensing service refused ({code}): {detail}")]
+    Refused {
+        /// `revoked`, `expired`, `not_yet_valid`, `suspended`,
+        /// `invalid_license_key`, `seat_limit`, `seat_lapsed`,
+        /// `seat_released`, `unknown_seat`, `wrong_device`, `bad_proof`,
+        /// `rate_limited`, or `service_error` for anything else.
+        code: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The service's words.
+        detail: String,
+    },
+    /// No answer: the transport failed (network, DNS, TLS, timeout).
+    #[error("the licensing service could not be reached: {0}")]
+    Unreachable(String),
+    /// An answer this SDK does not understand, or saved seat text that is
+    /// not a seat.
+    #[error("not understood: {0}")]
+    BadAnswer(String),
+}
+
+impl SeatError {
+    /// The stable code: [`SeatError::Refused`]'s, `unreachable` or `bad_answer`.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            SeatError::Refused { code, .. } => code,
+            SeatError::Unreachable(_) => "unreachable",
+            SeatError::BadAnswer(_) => "bad_answer",
+        }
+    }
+
+    /// Whether trying again later may succeed (no answer, a full license,
+    /// the rate limit, a server error), as opposed to a refusal that stands.
+    #[must_use]
+    pub const fn is_transient(&self) -> bool {
+        match self {
+            SeatError::Unreachable(_) => true,
+            SeatError::Refused { code, status, .. } => {
+                matches!(code.as_bytes(), b"seat_limit" | b"rate_limited") || *status >= 500
+            }
+            SeatError::BadAnswer(_) => false,
+        }
+    }
+}
+
+/// The code for a problem `type` (`urn:keyseal:problem:<slug>`).
+fn code_of(slug: &str) -> &'static str {
+    match slug {
+        "license-revoked" => "revoked",
+        "license-expired" => "expired",
+        "license-not-yet-valid" => "not_yet_valid",
+        "license-suspended" => "suspended",
+        "invalid-license-key" => "invalid_license_key",
+        "seat-limit" => "seat_limit",
+        "seat-lapsed" => "seat_lapsed",
+        "seat-released" => "seat_released",
+        "not-found" => "unknown_seat",
+        "wrong-device" => "wrong_device",
+        "bad-proof" => "bad_proof",
+        "rate-limited" => "rate_limited",
+        _ => "service_error",
+    }
+}
+
+/// This device's seat: its id, its current lease, and the private key of
+/// the installation that took it (check-ins and the release are signed
+/// with it). Save it with [`Seat::to_text`] where the app keeps its data.
+pub struct Seat {
+    seat_id: SeatId,
+    lease: String,
+    renew_at: u64,
+    expires_at: u64,
+    key: SigningKey,
+    /// The newest signed request's time: the next must be later.
+    last_at: u64,
+}
+
+impl fmt::Debug for Seat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seat")
+            .field("seat_id", &self.seat_id)
+            .field("renew_at", &self.renew_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Seat {
+    /// The seat's id.
+    #[must_use]
+    pub const fn seat_id(&self) -> SeatId {
+        self.seat_id
+    }
+
+    /// The current lease (`kslease1.`), to validate with the license key.
+    #[must_use]
+    pub fn lease(&self) -> &str {
+        &self.lease
+    }
+
+    /// When to check in (unix seconds), as the service said.
+    #[must_use]
+    pub const fn renew_at(&self) -> u64 {
+        self.renew_at
+    }
+
+    /// When the lease ends (unix seconds).
+    #[must_use]
+    pub const fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// The seat as text to save: `ksseat1.` then hex of the seat id and
+    /// the installation's private key seed, a line break, then the lease.
+    /// It holds a secret: keep it with the app's own data, readable by the
+    /// app's user only.
+    #[must_use]
+    pub fn to_text(&self) -> zeroize::Zeroizing<String> {
+        let mut s = zeroize::Zeroizing::new(String::with_capacity(200 + self.lease.len()));
+        s.push_str(SEAT_PREFIX);
+        for b in self
+            .seat_id
+            .to_bytes()
+            .iter()
+            .chain(self.key.to_seed().iter())
+        {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s.push('\n');
+        s.push_str(&self.lease);
+        s.push('\n');
+        s
+    }
+
+    /// A seat saved with [`Seat::to_text`].
+    pub fn from_text(text: &str) -> Result<Seat, SeatError> {
+        let bad = || SeatError::BadAnswer("not a saved seat (ksseat1.)".into());
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let head = lines
+            .next()
+            .and_then(|l| l.strip_prefix(SEAT_PREFIX))
+            .ok_or_else(bad)?;
+        let lease = lines.next().ok_or_else(bad)?;
+        if head.len() != 96 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let mut raw = zeroize::Zeroizing::new([0u8; 48]);
+        for (k, byte) in raw.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&head[2 * k..2 * k + 2], 16).map_err(|_| bad())?;
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&raw[..16]);
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&raw[16..]);
+        let key = SigningKey::from_seed(&seed).map_err(|_| bad())?;
+        let terms = lease_terms(lease).ok_or_else(bad)?;
+        Ok(Seat {
+            seat_id: SeatId::from_bytes(id),
+            lease: lease.to_owned(),
+            renew_at: terms.renew_at,
+            expires_at: terms.expires_at,
+            key,
+            last_at: 0,
+        })
+    }
+
+    /// The time for the next signed request: now, or one second after the
+    /// last one (the service refuses a time that does not grow).
+    fn next_at(&mut self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_at = now.max(self.last_at + 1);
+        self.last_at
+    }
+
+    fn sign(&self, domain: &[u8], at: u64) -> String {
+        let mut m = Vec::with_capacity(domain.len() + 24);
+        m.extend_from_slice(domain);
+        m.extend_from_slice(&self.seat_id.to_bytes());
+        m.extend_from_slice(&at.to_be_bytes());
+        self.key
+            .sign_raw(&m)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The (unverified) terms of a lease text, for the renew and end times a
+/// saved seat shows; the validator checks the lease itself.
+fn lease_terms(text: &str) -> Option<keyseal_core::LeaseTerms> {
+    let mut buf = [0u8; keyseal_core::lease::MAX_LEASE_LEN];
+    let l = keyseal_core::UnverifiedLease::from_text(text, &mut buf).ok()?;
+    Some(*l.dangerous_unverified_terms())
+}
+
+/// Asks the vendor's licensing service for seats and leases.
+pub struct SeatClient {
+    base: String,
+    transport: Box<dyn Transport>,
+}
+
+impl fmt::Debug for SeatClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeatClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SeatClient {
+    /// A client of the service at `base_url` (`https://…`, without
+    /// `/v1`), over ureq (feature `online`; timeouts of 30 s).
+    #[cfg(feature = "online")]
+    #[must_use]
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self::with_transport(base_url, UreqTransport::default())
+    }
+
+    /// A client of the service at `base_url` over `transport`.
+    #[must_use]
+    pub fn with_transport(
+        base_url: impl Into<String>,
+        transport: impl Transport + 'static,
+    ) -> Self {
+        SeatClient {
+            base: base_url.into().trim_end_matches('/').to_owned(),
+            transport: Box::new(transport),
+        }
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value, SeatError> {
+        let (status, text) = self
+            .transport
+            .post_json(&format!("{}{path}", self.base), &body.to_string())
+            .map_err(SeatError::Unreachable)?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| SeatError::BadAnswer(format!("HTTP {status}, not JSON")))?;
+        if (200..300).contains(&status) {
+            return Ok(v);
+        }
+        let slug = v["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("urn:keyseal:problem:"))
+            .unwrap_or("");
+        Err(SeatError::Refused {
+            code: code_of(slug),
+            status,
+            detail: v["detail"].as_str().unwrap_or("").to_owned(),
+        })
+    }
+
+    /// Takes a seat of `license_key`'s license for this device (its
+    /// fingerprint), with a key pair made here for this installation. The
+    /// same device asking again gets its seat back.
+    pub fn activate(
+        &self,
+        license_key: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Seat, SeatError> {
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut *seed)
+            .map_err(|e| SeatError::Unreachable(format!("no randomness: {e}")))?;
+        let key = SigningKey::from_seed(&seed)
+            .map_err(|_| SeatError::Unreachable("no usable randomness".into()))?;
+        let v = self.post(
+            "/v1/public/leases",
+            &json!({
+                "license_key": license_key.trim(),
+                "fingerprint": fingerprint.to_string(),
+                "public_key": key.public_key().to_string(),
+            }),
+        )?;
+        let (seat_id, lease) = answer(&v)?;
+        let terms =
+            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
+        Ok(Seat {
+            seat_id,
+            lease,
+            renew_at: terms.renew_at,
+            expires_at: terms.expires_at,
+            key,
+            last_at: 0,
+        })
+    }
+
+    /// Renews the seat's lease (signed by the installation's key); `seat`
+    /// then holds the new lease (save it again).
+    pub fn check_in(
+        &self,
+        license_key: &str,
+        fingerprint: &Fingerprint,
+        seat: &mut Seat,
+    ) -> Result<(), SeatError> {
+        let at = seat.next_at();
+        let v = self.post(
+            "/v1/public/leases/check-in",
+            &json!({
+                "license_key": license_key.trim(),
+                "fingerprint": fingerprint.to_string(),
+                "seat_id": seat.seat_id.to_string(),
+                "at": at,
+                "signature": seat.sign(CHECK_IN_DOMAIN, at),
+            }),
+        )?;
+        let (id, lease) = answer(&v)?;
+        if id != seat.seat_id {
+            return Err(SeatError::BadAnswer("a lease for another seat".into()));
+        }
+        let terms =
+            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
+        seat.lease = lease;
+        seat.renew_at = terms.renew_at;
+        seat.expires_at = terms.expires_at;
+        Ok(())
+    }
+
+    /// Frees the seat for another device (signed by the installation's
+    /// key). The app should then delete the saved seat and its lease.
+    pub fn release(&self, license_key: &str, seat: &mut Seat) -> Result<(), SeatError> {
+        let at = seat.next_at();
+        self.post(
+            "/v1/public/leases/release",
+            &json!({
+                "license_key": license_key.trim(),
+                "seat_id": seat.seat_id.to_string(),
+                "at": at,
+                "signature": seat.sign(RELEASE_DOMAIN, at),
+            }),
+        )
+        .map(drop)
+    }
+}
+
+fn answer(v: &Value) -> Result<(SeatId, String), SeatError> {
+    let id = v["seat_id"]
+        .as_str()
+        .and_then(|s| s.parse::<SeatId>().ok())
+        .ok_or_else(|| SeatError::BadAnswer("no seat_id".into()))?;
+    let lease = v["lease"]
+        .as_str()
+        .ok_or_else(|| SeatError::BadAnswer("no lease".into()))?;
+    Ok((id, lease.to_owned()))
+}
+
+/// The default transport: ureq, blocking, 30 s timeouts, TLS by rustls.
+#[cfg(feature = "online")]
+#[derive(Debug)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+}
+
+#[cfg(feature = "online")]
+impl Default for UreqTransport {
+    fn default() -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .build();
+        UreqTransport {
+            agent: config.into(),
+        }
+    }
+}
+
+#[cfg(feature = "online")]
+impl Transport for UreqTransport {
+    fn post_json(&self, url: &str, body: &str) -> Result<(u16, String), String> {
+        let mut r = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let text = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        Ok((status, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake service that answers from a closure.
+    struct Fake<F>(F);
+    impl<F: Fn(&str, &Value) -> (u16, Value) + Send + Sync> Transport for Fake<F> {
+        fn post_json(&self, url: &str, body: &str) -> Result<(u16, String), String> {
+            let (s, v) = (self.0)(url, &serde_json::from_str(body).map_err(|e| e.to_string())?);
+            Ok((s, v.to_string()))
+        }
+    }
+
+    #[test]
+    fn refusals_map_to_codes_and_a_dead_transport_is_unreachable() {
+        let fp: Fingerprint = Fingerprint::from_components(&[[1; 16]]).unwrap();
+        let c = SeatClient::with_transport(
+            "https://x/",
+            Fake(|url: &str, body: &Value| {
+                assert_eq!(url, "https://x/v1/public/leases");
+                assert!(body["public_key"].as_str().unwrap().starts_with("kspub1."));
+                (
+                    409,
+                    json!({"type": "urn:keyseal:problem:seat-limit", "detail": "all 3 seats"}),
+                )
+            }),
+        );
+        let e = c.activate(" ks1.x ", &fp).unwrap_err();
+        assert_eq!(e.code(), "seat_limit");
+        assert!(e.is_transient());
+        struct Down;
+        impl Transport for Down {
+            fn post_json(&self, _: &str, _: &str) -> Result<(u16, String), String> {
+                Err("connection refused".into())
+            }
+        }
+        let e = SeatClient::with_transport("https://x", Down)
+            .activate("ks1.x", &fp)
+            .unwrap_err();
+        assert_eq!(e.code(), "unreachable");
+        let e = SeatClient::with_transport(
+            "https://x",
+            Fake(|_: &str, _: &Value| {
+                (
+                    403,
+                    json!({"type": "urn:keyseal:problem:invalid-license-key"}),
+                )
+            }),
+        )
+        .activate("ks1.x", &fp)
+        .unwrap_err();
+        assert_eq!((e.code(), e.is_transient()), ("invalid_license_key", false));
+    }
+
+    #[test]
+    fn a_saved_seat_reads_back_and_hides_its_key() {
+        let key = SigningKey::from_seed(&[4; 32]).unwrap();
+        let fp = Fingerprint::from_components(&[[1; 16]]).unwrap();
+        let terms = keyseal_core::LeaseTerms {
+            license_id: keyseal_core::LicenseId::from_bytes([2; 16]),
+            seat_id: SeatId::from_bytes([3; 16]),
+            device_hint: [0; 2],
+            issued_at: 10,
+            renew_at: 20,
+            expires_at: 30,
+        };
+        let lease =
+            keyseal_core::lease::to_text(&keyseal_core::lease::issue(&key, &terms, &fp).unwrap());
+        let seat = Seat {
+            seat_id: terms.seat_id,
+            lease: lease.clone(),
+            renew_at: 20,
+            expires_at: 30,
+            key: SigningKey::from_seed(&[9; 32]).unwrap(),
+            last_at: 0,
+        };
+        let text = seat.to_text();
+        let back = Seat::from_text(&text).unwrap();
+        assert_eq!(
+            (
+                back.seat_id(),
+                back.lease(),
+                back.renew_at(),
+                back.expires_at()
+            ),
+            (terms.seat_id, lease.as_str(), 20, 30)
+        );
+        assert_eq!(back.sign(CHECK_IN_DOMAIN, 5), seat.sign(CHECK_IN_DOMAIN, 5));
+        assert!(!format!("{seat:?}").contains(&text[40..104]));
+        assert_eq!(
+            Seat::from_text("ksseat1.00").unwrap_err().code(),
+            "bad_answer"
+        );
+    }
+}
