@@ -55,7 +55,17 @@ run_nostd() {
 
 run_packaging() {
     step "packaging: the published crates package and build from their .crate files (publish --dry-run), their docs build as docs.rs builds them"
-    cargo publish --dry-run --quiet -p keyseal-core -p keyseal
+    # cargo treats the packaged crates as registry crates: it never unpacks
+    # (under $CARGO_HOME/registry/src/) nor rebuilds the same name and
+    # version again, so what an earlier run (another commit, the same 0.1.0)
+    # left would be verified instead of this commit's. Remove our unpacked
+    # copies, and verify in a target directory of its own (about a minute).
+    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/keyseal-core-[0-9]* \
+        "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/keyseal-[0-9]*
+    local scratch
+    scratch=$(mktemp -d)
+    CARGO_TARGET_DIR="$scratch" cargo publish --dry-run --quiet -p keyseal-core -p keyseal
+    rm -rf "$scratch"
     rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
     RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo +nightly doc --quiet --no-deps --all-features \
         -p keyseal-core -p keyseal

@@ -167,6 +167,17 @@ pub enum Command {
     #[command(subcommand)]
     Licenses(LicensesCommand),
 
+    /// Answer an air-gapped device's activation request code with a response code (its lease).
+    #[command(after_help = "Examples:\n  \
+        keyseal activate --request KSREQ1.0A1B2-C3D4E-...\n  \
+        keyseal activate --request \"$(cat request.txt)\" --json\n\n\
+        A device with no network shows a request code (from the SDK: its license, a proof that it holds \
+        the key, its device binding and an installation key). This takes one of the license's seats \
+        for that device and prints the response code, which carries the lease the device installs. \
+        Both codes fit a QR code; a typo is caught by the checksum. The lease lasts as the product's \
+        lease policy says; answer a new request to renew it.")]
+    Activate(ActivateArgs),
+
     /// Revoke a license: the next published revocation list rejects it.
     #[command(after_help = "Examples:\n  \
         keyseal revoke 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80 --reason refund\n  \
@@ -633,6 +644,14 @@ pub enum LicensesCommand {
         #[arg(value_name = "LICENSE-ID")]
         id: String,
     },
+}
+
+/// `keyseal activate`.
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// The device's request code (`KSREQ1.`; case, dashes and spaces do not matter).
+    #[arg(long, value_name = "CODE")]
+    pub request: String,
 }
 
 /// `keyseal revoke`.

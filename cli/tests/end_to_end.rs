@@ -236,3 +236,66 @@ fn fingerprint_matches_the_sdk() {
     let (code, _, err) = keyseal(tmp.path(), &["fingerprint", "--product", "acme cad"]);
     assert_eq!(code, 5, "{err}");
 }
+
+/// Air-gapped activation: the device's SDK makes a request code, the
+/// vendor answers it with `keyseal activate --request`, the device installs
+/// the response and validates its license with the lease; the license's
+/// one seat is then taken, and a typo in the code is caught.
+#[test]
+fn an_air_gapped_device_activates_with_codes() {
+    use keyseal::seats::OfflineRequest;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init", "--product", "acme-cad"]);
+    let key = issue(dir, "cus_airgap")["license_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = keyseal::Fingerprint::from_components(&[keyseal::Fingerprint::component(
+        "acme-cad",
+        "machine-id",
+        b"air-gapped",
+    )])
+    .unwrap();
+    let pending = OfflineRequest::new(&key, &device).unwrap();
+    let code = pending.code().to_owned();
+    assert!(code.len() <= 300 && code.starts_with("KSREQ1."), "{code}");
+    // The app restarts while it waits for the vendor.
+    let pending = OfflineRequest::from_text(&pending.to_text()).unwrap();
+    let out: Value =
+        serde_json::from_str(&ok(dir, &["activate", "--request", &code, "--json"])).unwrap();
+    let response = out["response"].as_str().unwrap();
+    assert!(
+        response.len() <= 300 && response.starts_with("KSRES1."),
+        "{response}"
+    );
+    // Read over the phone: lower case, spaces.
+    let spoken = response.to_lowercase().replace('-', " ");
+    let seat = pending.install(&spoken).unwrap();
+    let ring = ok(dir, &["keys", "export"]);
+    let keyring: Keyring = ring.parse().unwrap();
+    let v = Validator::builder(keyring, "acme-cad")
+        .state(MemoryStateStore::new())
+        .device(device)
+        .build()
+        .unwrap();
+    let lic = v.validate_with_lease(&key, seat.lease()).unwrap();
+    assert_eq!(lic.lease().unwrap().seat_id(), seat.seat_id());
+    assert_eq!(
+        out["seat_id"],
+        serde_json::json!(seat.seat_id().to_string())
+    );
+    // Its one seat is taken: another device's request is refused.
+    let other = keyseal::Fingerprint::from_components(&[[7; 16]]).unwrap();
+    let second = OfflineRequest::new(&key, &other).unwrap();
+    let (code2, _, err) = keyseal(dir, &["activate", "--request", second.code()]);
+    assert_eq!(code2, 5, "{err}");
+    assert!(err.contains("seats"), "{err}");
+    // A typo.
+    let mut typo = code.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == '2' { '3' } else { '2' });
+    let (code3, _, err) = keyseal(dir, &["activate", "--request", &typo]);
+    assert_eq!(code3, 5, "{err}");
+    assert!(err.contains("typo"), "{err}");
+}

@@ -104,6 +104,8 @@ pub enum Malformed {
     Keyring,
     /// A device fingerprint is not well formed.
     Fingerprint,
+    /// An activation code's checksum does not match: a typo.
+    Checksum,
 }
 
 impl Error {
@@ -171,6 +173,7 @@ impl fmt::Display for Malformed {
             Malformed::Armor => "broken armor",
             Malformed::Keyring => "invalid keyring line",
             Malformed::Fingerprint => "invalid device fingerprint",
+            Malformed::Checksum => "checksum does not match (a typo?)",
         })
     }
 }

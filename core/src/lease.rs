@@ -406,16 +406,32 @@ mod sign {
         terms: &LeaseTerms,
         device: &Fingerprint,
     ) -> Result<Vec<u8>, Error> {
+        let (hash, hint) = device.exact_binding(&terms.license_id);
+        issue_bound(
+            key,
+            &LeaseTerms {
+                device_hint: hint,
+                ..*terms
+            },
+            &hash,
+        )
+    }
+
+    /// Signs a lease for the device whose binding hash (`D[0..32]` for the
+    /// lease's license id) is `binding_hash` and whose hint is in `terms`:
+    /// for an air-gapped request, which carries the binding, not the
+    /// fingerprint.
+    pub fn issue_bound(
+        key: &SigningKey,
+        terms: &LeaseTerms,
+        binding_hash: &[u8; crate::device::BINDING_HASH_LEN],
+    ) -> Result<Vec<u8>, Error> {
         if !(terms.issued_at <= terms.renew_at && terms.renew_at <= terms.expires_at) {
             return Err(Error::InvalidClaims(Malformed::Field));
         }
-        let (hash, hint) = device.exact_binding(&terms.license_id);
-        let terms = LeaseTerms {
-            device_hint: hint,
-            ..*terms
-        };
+        let hash = *binding_hash;
         let mut buf = [0u8; MAX_LEASE_BODY_LEN];
-        let body = postcard::to_slice(&terms, &mut buf)
+        let body = postcard::to_slice(terms, &mut buf)
             .map_err(|_| Error::InvalidClaims(Malformed::TooLong))?;
         Ok(envelope::seal(
             key,
@@ -428,7 +444,7 @@ mod sign {
 }
 
 #[cfg(feature = "sign")]
-pub use sign::issue;
+pub use sign::{issue, issue_bound};
 
 #[cfg(test)]
 mod tests {

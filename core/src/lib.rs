@@ -5,6 +5,7 @@
 #[cfg(any(feature = "alloc", test))]
 extern crate alloc;
 
+pub mod activation_code;
 pub mod claims;
 pub mod device;
 mod envelope;

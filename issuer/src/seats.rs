@@ -28,6 +28,7 @@
 //! hash (the fingerprint's components, salted with the product and again
 //! with the license id), never a fingerprint or an address.
 
+use keyseal_core::activation_code::ActivationRequest;
 use keyseal_core::device::Fingerprint;
 use keyseal_core::lease::{self, LeaseTerms, SeatId};
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, UnverifiedLicense};
@@ -160,6 +161,27 @@ struct Found {
     ends: Option<(u64, u64)>,
 }
 
+/// Why the license `f` may not take or renew a seat at `now`, if it may not.
+fn state_refusal(f: &Found, now: u64) -> Option<SeatRefused> {
+    if f.lic.record.revoked.is_some() {
+        return Some(SeatRefused::Revoked);
+    }
+    if f.lic.suspended_at.is_some() {
+        return Some(SeatRefused::Suspended);
+    }
+    if let Some(not_before) = f.not_before
+        && now < not_before
+    {
+        return Some(SeatRefused::NotYetValid { not_before });
+    }
+    if let Some((expired_at, end)) = f.ends
+        && now > end
+    {
+        return Some(SeatRefused::Expired { expired_at });
+    }
+    None
+}
+
 /// The time a lease request carries, as a proof's: near the service's clock.
 fn fresh(at: u64, now: u64) -> bool {
     at.abs_diff(now) <= PROOF_WINDOW_SECS
@@ -264,23 +286,10 @@ impl Store {
         let Some(f) = self.find_license(license_key).await? else {
             return Ok(Err(SeatRefused::UnknownLicense));
         };
-        if f.lic.record.revoked.is_some() {
-            return Ok(Err(SeatRefused::Revoked));
-        }
-        if f.lic.suspended_at.is_some() {
-            return Ok(Err(SeatRefused::Suspended));
-        }
-        if let Some(not_before) = f.not_before
-            && now < not_before
-        {
-            return Ok(Err(SeatRefused::NotYetValid { not_before }));
-        }
-        if let Some((expired_at, end)) = f.ends
-            && now > end
-        {
-            return Ok(Err(SeatRefused::Expired { expired_at }));
-        }
-        Ok(Ok(f))
+        Ok(match state_refusal(&f, now) {
+            Some(r) => Err(r),
+            None => Ok(f),
+        })
     }
 
     /// The organisation whose license a lease request names, so that the
@@ -343,12 +352,75 @@ impl Store {
                 "not an Ed25519 public key (kspub1. then base64url)",
             )
         })?;
-        let now = ctx.now;
-        let l = match self.leasable(license_key, now).await? {
+        let l = match self.leasable(license_key, ctx.now).await? {
             Ok(l) => l,
             Err(r) => return Ok(Signed::Done(Err(r))),
         };
-        let device = crate::fsutil::hex(&fp.exact_binding(&l.id).0);
+        let (hash, hint) = fp.exact_binding(&l.id);
+        self.take_seat(signer, l, (hash, hint), instance, "app", ctx)
+            .await
+    }
+
+    /// Takes a seat for an air-gapped device's request (docs/FORMAT.md,
+    /// "Activation codes"), which the vendor answers with the lease in a
+    /// response code: the request names the license and proves it holds
+    /// its key, and carries the device binding and the installation key.
+    /// The license must be the organisation's.
+    pub async fn lease_activate_offline(
+        &self,
+        org_id: &str,
+        signer: &Signer,
+        request: &ActivationRequest,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
+        let Some(lic) = self
+            .org_license(org_id, &request.license_id.to_string())
+            .await?
+        else {
+            return Ok(Signed::Done(Err(SeatRefused::UnknownLicense)));
+        };
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let bytes = core_license::decode_text(&lic.record.license_key, &mut buf)?;
+        if !request.proves(bytes) {
+            return Ok(Signed::Done(Err(SeatRefused::UnknownLicense)));
+        }
+        let claims = *UnverifiedLicense::from_bytes(bytes)?.dangerous_unverified_claims();
+        let f = Found {
+            org_id: org_id.to_owned(),
+            lic,
+            id: claims.license_id,
+            not_before: claims.not_before,
+            ends: claims
+                .expires_at
+                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
+        };
+        if let Some(r) = state_refusal(&f, ctx.now) {
+            return Ok(Signed::Done(Err(r)));
+        }
+        self.take_seat(
+            signer,
+            f,
+            (request.binding_hash, request.device_hint),
+            request.public_key,
+            "air-gapped",
+            ctx,
+        )
+        .await
+    }
+
+    /// Takes (or takes again) a seat of `l` for the device with this
+    /// binding, and signs its first lease.
+    async fn take_seat(
+        &self,
+        signer: &Signer,
+        l: Found,
+        binding: ([u8; 32], [u8; 2]),
+        instance: PublicKey,
+        how: &str,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
+        let now = ctx.now;
+        let device = crate::fsutil::hex(&binding.0);
         let lid = l.id.to_string();
         let mut tx = self.begin_write().await?;
         let held = seats_in_force(&mut tx, &l.org_id, &lid, now).await?;
@@ -377,7 +449,7 @@ impl Store {
             }
         };
         let (secs, grace) = Self::lease_policy(&mut tx, &l.org_id, &l.lic.record.product).await?;
-        let out = sign(signer, l.id, seat, &fp, now, secs, grace)?;
+        let out = sign(signer, l.id, seat, binding, now, secs, grace)?;
         if mine.is_some() {
             tx.exec(
                 sqlx::query(
@@ -417,7 +489,7 @@ impl Store {
         tx.audit(
             ctx,
             "seat.activate",
-            &json!({ "org_id": l.org_id, "license_id": lid, "seat_id": out.seat_id, "again": mine.is_some() }),
+            &json!({ "org_id": l.org_id, "license_id": lid, "seat_id": out.seat_id, "again": mine.is_some(), "by": how }),
         )
         .await?;
         tx.commit().await?;
@@ -475,7 +547,15 @@ impl Store {
             });
         }
         let (secs, grace) = Self::lease_policy(&mut tx, &l.org_id, &l.lic.record.product).await?;
-        let out = sign(signer, l.id, seat, &fp, now, secs, grace)?;
+        let out = sign(
+            signer,
+            l.id,
+            seat,
+            fp.exact_binding(&l.id),
+            now,
+            secs,
+            grace,
+        )?;
         tx.exec(
             sqlx::query(
                 "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5",
@@ -707,7 +787,7 @@ fn sign(
     signer: &Signer,
     id: LicenseId,
     seat: SeatId,
-    fp: &Fingerprint,
+    (hash, hint): ([u8; 32], [u8; 2]),
     now: u64,
     secs: u64,
     grace: u64,
@@ -715,12 +795,12 @@ fn sign(
     let terms = LeaseTerms {
         license_id: id,
         seat_id: seat,
-        device_hint: [0; 2],
+        device_hint: hint,
         issued_at: now,
         renew_at: now.saturating_add(secs),
         expires_at: now.saturating_add(secs).saturating_add(grace),
     };
-    let bytes = lease::issue(signer.key(), &terms, fp)?;
+    let bytes = lease::issue_bound(signer.key(), &terms, &hash)?;
     Ok(SeatLease {
         seat_id: seat_hex(seat),
         license_id: id.to_string(),

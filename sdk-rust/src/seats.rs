@@ -314,11 +314,7 @@ impl SeatClient {
         license_key: &str,
         fingerprint: &Fingerprint,
     ) -> Result<Seat, SeatError> {
-        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut *seed)
-            .map_err(|e| SeatError::Unreachable(format!("no randomness: {e}")))?;
-        let key = SigningKey::from_seed(&seed)
-            .map_err(|_| SeatError::Unreachable("no usable randomness".into()))?;
+        let key = new_key()?;
         let v = self.post(
             "/v1/public/leases",
             &json!({
@@ -386,6 +382,129 @@ impl SeatClient {
         )
         .map(drop)
     }
+}
+
+/// An air-gapped activation (docs/FORMAT.md, "Activation codes"): the
+/// request code this device shows (a QR code, or text to read out), and the
+/// installation key the seat will be signed for, kept until the vendor's
+/// response code arrives ([`OfflineRequest::install`]). Save it with
+/// [`OfflineRequest::to_text`] if the app may be restarted meanwhile.
+pub struct OfflineRequest {
+    code: String,
+    key: SigningKey,
+}
+
+impl fmt::Debug for OfflineRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfflineRequest")
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OfflineRequest {
+    /// The request of this device (its fingerprint) for `license_key`'s
+    /// license, with a new installation key.
+    pub fn new(license_key: &str, fingerprint: &Fingerprint) -> Result<Self, SeatError> {
+        let bad = |e: keyseal_core::Error| SeatError::BadAnswer(format!("not a license key: {e}"));
+        let text: String = license_key
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
+        let license = keyseal_core::license::decode_text(&text, &mut buf).map_err(bad)?;
+        let key = new_key()?;
+        let request = keyseal_core::activation_code::ActivationRequest::new(
+            license,
+            fingerprint,
+            key.public_key(),
+        )
+        .map_err(bad)?;
+        Ok(OfflineRequest {
+            code: request.to_code(),
+            key,
+        })
+    }
+
+    /// The request code (`KSREQ1.`, under 200 characters, upper case: QR
+    /// alphanumeric mode).
+    #[must_use]
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Installs the vendor's response code: the seat with its lease
+    /// (validate it with [`crate::Validator::validate_with_lease`]). Case,
+    /// dashes and spaces do not matter; a typo is `bad_answer` (the checksum).
+    pub fn install(self, response_code: &str) -> Result<Seat, SeatError> {
+        let mut buf = [0u8; keyseal_core::lease::MAX_LEASE_LEN
+            + keyseal_core::activation_code::CHECKSUM_LEN
+            + 4];
+        let lease = keyseal_core::activation_code::lease_from_response(response_code, &mut buf)
+            .map_err(|e| SeatError::BadAnswer(format!("not a response code: {e}")))?;
+        let lease = keyseal_core::lease::to_text(lease);
+        let terms =
+            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
+        Ok(Seat {
+            seat_id: terms.seat_id,
+            lease,
+            renew_at: terms.renew_at,
+            expires_at: terms.expires_at,
+            key: self.key,
+            last_at: 0,
+        })
+    }
+
+    /// The pending request as text to save: `ksseatreq1.` and the
+    /// installation's private key seed in hex, a line break, the code. It
+    /// holds a secret, like [`Seat::to_text`].
+    #[must_use]
+    pub fn to_text(&self) -> zeroize::Zeroizing<String> {
+        let mut s = zeroize::Zeroizing::new(String::with_capacity(300));
+        s.push_str("ksseatreq1.");
+        for b in self.key.to_seed().iter() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s.push('\n');
+        s.push_str(&self.code);
+        s.push('\n');
+        s
+    }
+
+    /// A pending request saved with [`OfflineRequest::to_text`].
+    pub fn from_text(text: &str) -> Result<Self, SeatError> {
+        let bad = || SeatError::BadAnswer("not a saved request (ksseatreq1.)".into());
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let head = lines
+            .next()
+            .and_then(|l| l.strip_prefix("ksseatreq1."))
+            .ok_or_else(bad)?;
+        let code = lines.next().ok_or_else(bad)?;
+        if head.len() != 64 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        for (k, byte) in seed.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&head[2 * k..2 * k + 2], 16).map_err(|_| bad())?;
+        }
+        let key = SigningKey::from_seed(&seed).map_err(|_| bad())?;
+        let request =
+            keyseal_core::activation_code::ActivationRequest::from_code(code).map_err(|_| bad())?;
+        if request.public_key != key.public_key() {
+            return Err(bad());
+        }
+        Ok(OfflineRequest {
+            code: code.to_owned(),
+            key,
+        })
+    }
+}
+
+fn new_key() -> Result<SigningKey, SeatError> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut *seed)
+        .map_err(|e| SeatError::Unreachable(format!("no randomness: {e}")))?;
+    SigningKey::from_seed(&seed).map_err(|_| SeatError::Unreachable("no usable randomness".into()))
 }
 
 fn answer(v: &Value) -> Result<(SeatId, String), SeatError> {

@@ -502,7 +502,7 @@ impl Validator {
     /// A license that fails is refused with its own code, as by
     /// [`Validator::validate`]; a license that holds with a lease that does
     /// not is refused with `lease_expired` (check in, or activate again) or
-    /// `lease_invalid` (the [`LeaseFault`](keyseal_core::LeaseFault) in
+    /// `lease_invalid` (the [`LeaseFault`] in
     /// [`CoreError::LeaseInvalid`] says why: another device, another
     /// license, a key the keyring does not trust, a bad signature...). The
     /// lease's signer must be an issuing key of the validator's keyring

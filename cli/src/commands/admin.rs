@@ -11,8 +11,8 @@ use keyseal_issuer::{KeyError, VaultError};
 use serde_json::{Value, json};
 
 use crate::cli::{
-    AuditArgs, AuditCommand, ExportFormat, FingerprintArgs, InitArgs, KeysCommand, LicensesCommand,
-    ProductsCommand, RevocationsCommand, RevokeArgs,
+    ActivateArgs, AuditArgs, AuditCommand, ExportFormat, FingerprintArgs, InitArgs, KeysCommand,
+    LicensesCommand, ProductsCommand, RevocationsCommand, RevokeArgs,
 };
 use crate::commands::with_vault;
 use crate::env;
@@ -468,6 +468,90 @@ fn license_id_of(arg: &str) -> Result<String, CliError> {
         )
     })?;
     Ok(lic.dangerous_unverified_claims().license_id.to_string())
+}
+
+pub(crate) async fn activate(
+    dir: &Path,
+    a: ActivateArgs,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    use keyseal_issuer::seats::SeatRefused;
+    let ctx = env::context()?;
+    let request =
+        keyseal_core::activation_code::ActivationRequest::from_code(&a.request).map_err(|e| {
+            CliError::input(
+                format!("not an activation request code: {e}"),
+                "copy the whole KSREQ1. code the device shows, or scan its QR code",
+            )
+        })?;
+    let out = with_vault(dir, Access::Write, async |v| {
+        let org = super::org_of(v.store()).await?;
+        let pass = env::passphrase(false)?;
+        let signer = v.unlock_org(&org, &pass).await?;
+        Ok(v.store()
+            .lease_activate_offline(&org, &signer, &request, &ctx)
+            .await?
+            .or_stale()?)
+    })
+    .await?;
+    let lease = out.map_err(|r| {
+        let (what, hint) = match r {
+            SeatRefused::UnknownLicense => (
+                format!("license {} is not in this vault, or the request is not from its key", request.license_id),
+                "check the --org and that the device has the license key this vault issued".to_owned(),
+            ),
+            SeatRefused::SeatLimit { seats, free_at } => (
+                format!("all {seats} seats of license {} are held", request.license_id),
+                format!("a seat frees at {free_at} (unix seconds) unless its device checks in; or raise the license's seats"),
+            ),
+            other => {
+                let why = match other {
+                    SeatRefused::Revoked => "is revoked".to_owned(),
+                    SeatRefused::Suspended => "is suspended".to_owned(),
+                    SeatRefused::Expired { expired_at } => format!("expired at {expired_at}"),
+                    SeatRefused::NotYetValid { not_before } => {
+                        format!("is not valid before {not_before}")
+                    }
+                    _ => "may not take a seat".to_owned(),
+                };
+                (
+                    format!("license {} {why}", request.license_id),
+                    format!("see `keyseal licenses show {}`", request.license_id),
+                )
+            }
+        };
+        CliError::input(what, hint)
+    })?;
+    let bytes = {
+        let mut buf = [0u8; keyseal_core::lease::MAX_LEASE_LEN];
+        keyseal_core::lease::decode_text(&lease.lease, &mut buf)
+            .map_err(|e| {
+                CliError::system(
+                    format!("the signed lease does not decode: {e}"),
+                    "report this",
+                )
+            })?
+            .to_vec()
+    };
+    let code = keyseal_core::activation_code::response_code(&bytes);
+    if json {
+        print_json(&serde_json::json!({
+            "response": code,
+            "seat_id": lease.seat_id,
+            "license_id": lease.license_id,
+            "lease": lease.lease,
+            "issued_at": lease.issued_at,
+            "renew_at": lease.renew_at,
+            "expires_at": lease.expires_at,
+        }));
+    } else {
+        println!("{code}");
+        eprintln!(
+            "seat {} of license {}; the lease ends at {} (unix seconds): give the device the code above",
+            lease.seat_id, lease.license_id, lease.expires_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn revoke(dir: &Path, a: RevokeArgs, json: bool) -> Result<ExitCode, CliError> {

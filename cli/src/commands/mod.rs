@@ -29,6 +29,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Keys(c) => block_on(admin::keys(vault, c, json)),
         Command::Products(c) => block_on(admin::products(vault, c, json)),
         Command::Licenses(c) => block_on(admin::licenses(vault, c, json)),
+        Command::Activate(a) => block_on(admin::activate(vault, a, json)),
         Command::Revoke(a) => block_on(admin::revoke(vault, a, json)),
         Command::Revocations(c) => block_on(admin::revocations(vault, c, json)),
         Command::Audit(a) => block_on(admin::audit(vault, a, json)),
