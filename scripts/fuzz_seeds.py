@@ -77,3 +77,7 @@ for case in json.loads((vec / "leases.json").read_text())["cases"]:
             seed("lease", b64(case["lease"][len("kslease1."):]))
         except Exception:
             continue
+# Activation codes: a request and a response shape (any text is tried; the
+# checksum makes random ones fail early, so seed well-formed prefixes).
+seed("activation_code", "KSREQ1.")
+seed("activation_code", "KSRES1.00000-00000")
