@@ -7,6 +7,9 @@
 //! Pythonic meaning is "this argument is a bad value": a malformed key,
 //! keyring or fingerprint, claims that break the format's limits, a wrongly
 //! configured validator.
+//!
+//! Seat requests (`SeatClient`, `OfflineRequest`) fail with one class of
+//! their own, `SeatError(KeysealError)`, outside the table (see [`seat_err`]).
 
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -244,6 +247,7 @@ const fn str_eq(a: &str, b: &str) -> bool {
 
 static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+static SEAT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Every code the validator and the core can give, in table order.
 pub fn keyseal_codes() -> impl Iterator<Item = &'static str> {
@@ -284,6 +288,24 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ],
     )?;
     module.add("KeysealError", &base)?;
+    let seat_error = new_class(
+        py,
+        "SeatError",
+        PyTuple::new(py, [base.clone()])?,
+        &[
+            (
+                "__doc__",
+                pyo3::types::PyString::new(py, SEAT_ERROR_DOC).into_any(),
+            ),
+            (
+                "transient",
+                pyo3::types::PyBool::new(py, false).to_owned().into_any(),
+            ),
+            ("status", py.None().into_bound(py)),
+        ],
+    )?;
+    module.add("SeatError", &seat_error)?;
+    let _ = SEAT_ERROR.set(py, seat_error.unbind());
     let value_error = py.get_type::<pyo3::exceptions::PyValueError>();
     let mut classes = Vec::with_capacity(TABLE.len());
     let mut vault_base: Option<Bound<'_, PyType>> = None;
@@ -506,5 +528,81 @@ pub fn vault_err(e: keyseal_keyfile::Error) -> PyErr {
                 Err(err) => err,
             }
         }),
+    }
+}
+
+// Seats: a family of its own. Their codes (sdk-rust's `seats::SeatError`)
+// are the licensing service's answers, not verdicts on a key: some share a
+// name with a validation code (`expired`, `revoked`, `wrong_device`) and
+// mean something else, so they are not rows of `TABLE` nor in `ERRORS`.
+// One class, `SeatError(KeysealError)`, carries the code.
+
+const SEAT_ERROR_DOC: &str = "A seat request failed (``SeatClient``, ``OfflineRequest``, ``Seat.from_text``). \
+``code`` is the stable code (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, \
+``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, \
+``rate_limited``, ``service_error``, ``unreachable`` or ``bad_answer``), ``transient`` whether trying again later \
+may succeed, ``status`` the HTTP status of a refusal (else ``None``). Not one of ``ERRORS``: these are the \
+licensing service's answers, not verdicts on a key.";
+
+/// What to tell the customer for a seat error's code. sdk-rust's
+/// `SeatError` has no customer message (yet), and `KeysealError` promises one.
+fn seat_customer_message(code: &str) -> &'static str {
+    match code {
+        "seat_limit" => {
+            "Every seat of this license is in use. Release one on another device, or try again later."
+        }
+        "revoked" => "This license was revoked. Contact the vendor.",
+        "expired" => "This license expired. Renew it to activate this device.",
+        "not_yet_valid" => "This license is not valid yet. Try again when it starts.",
+        "suspended" => "This license is suspended. Contact the vendor.",
+        "invalid_license_key" => {
+            "The licensing service does not know this license key. Check that it was entered in full."
+        }
+        "wrong_device" => "This seat belongs to another device. Activate this device again.",
+        "seat_lapsed" => {
+            "This device's seat lapsed and another device took it. Try again when a seat is free."
+        }
+        "seat_released" | "unknown_seat" | "bad_proof" => {
+            "This device no longer holds its seat. Activate this device again."
+        }
+        "rate_limited" => "The licensing service is busy. Try again in a moment.",
+        "unreachable" => {
+            "The licensing service could not be reached. Check the network connection and try again."
+        }
+        "bad_answer" => {
+            "The licensing service's answer could not be read. If you typed an activation code, check it for typos."
+        }
+        _ => "The licensing service had a problem. Try again later.",
+    }
+}
+
+/// A seat error, raised; `cause` (the transport's exception) becomes its
+/// `__cause__`.
+pub fn seat_err(py: Python<'_>, e: &keyseal::seats::SeatError, cause: Option<PyErr>) -> PyErr {
+    let build = || -> PyResult<Bound<'_, PyAny>> {
+        let class = SEAT_ERROR
+            .get(py)
+            .ok_or_else(|| PyException::new_err("keyseal: error classes are not initialised"))?;
+        let exc = class.bind(py).call1((e.to_string(),))?;
+        let status = match e {
+            keyseal::seats::SeatError::Refused { status, .. } => Some(*status),
+            _ => None,
+        };
+        exc.setattr("code", e.code())?;
+        exc.setattr("transient", e.is_transient())?;
+        exc.setattr("status", status)?;
+        exc.setattr("customer_message", seat_customer_message(e.code()))?;
+        exc.setattr("warnings", PyTuple::empty(py))?;
+        Ok(exc)
+    };
+    match build() {
+        Ok(exc) => {
+            let err = PyErr::from_value(exc);
+            if cause.is_some() {
+                err.set_cause(py, cause);
+            }
+            err
+        }
+        Err(err) => err,
     }
 }

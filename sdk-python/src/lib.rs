@@ -6,6 +6,7 @@
 
 mod errors;
 mod mint;
+mod seats;
 mod time;
 mod validator;
 
@@ -65,6 +66,9 @@ fn _keyseal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<validator::PyMemoryStateStore>()?;
     m.add_class::<validator::PyState>()?;
     m.add_class::<mint::PySigningKey>()?;
+    m.add_class::<seats::PySeatClient>()?;
+    m.add_class::<seats::PySeat>()?;
+    m.add_class::<seats::PyOfflineRequest>()?;
     m.add_function(wrap_pyfunction!(validator::this_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(mint::issue, m)?)?;
     m.add_function(wrap_pyfunction!(verify_ed25519_strict, m)?)?;

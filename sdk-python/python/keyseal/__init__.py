@@ -32,6 +32,19 @@ With a lease (a seat the vendor's service granted this device)::
         if license.lease is not None and license.lease.check_in_due:
             ...  # check in now
 
+Hold a seat (the vendor's ``keyseal serve``; only these calls use the network)::
+
+    client = keyseal.SeatClient("https://licensing.example.com")
+    fp = validator.fingerprint()
+    seat = keyseal.Seat.from_text(saved) if saved else client.activate(key, fp)
+    save(seat.to_text())                      # a secret: the installation's key
+    license = validator.validate_with_lease(key, seat.lease)
+    client.check_in(key, fp, seat)            # when the lease says; seat is updated
+    client.release(key, seat)                 # uninstalling
+
+Air-gapped: ``keyseal.OfflineRequest(key, fp).code`` for the vendor's
+``keyseal activate --request CODE``; ``.install(response_code)`` gives the seat.
+
 Mint (a backend with the vendor's signing key)::
 
     # keyseal keys export-sealed --out signing.key
@@ -43,7 +56,9 @@ Mint (a backend with the vendor's signing key)::
 Errors: ``KeysealError`` is the one base class; each stable code has its
 own subclass (``ERRORS`` maps code to class). ``Malformed``,
 ``InvalidClaims`` and ``InvalidConfig`` are also ``ValueError``: the value
-passed in is bad. Wrong argument types raise ``TypeError``.
+passed in is bad. Wrong argument types raise ``TypeError``. Seat requests
+raise ``SeatError`` (a ``KeysealError``; its codes are the service's, not in
+``ERRORS``), with ``transient`` and ``status``.
 """
 
 from __future__ import annotations
@@ -71,10 +86,14 @@ from ._keyseal import (
     Malformed,
     MemoryStateStore,
     NotYetValid,
+    OfflineRequest,
     RevocationList,
     RevocationListMissing,
     Revoked,
     RolledBackRevocationList,
+    Seat,
+    SeatClient,
+    SeatError,
     SigningKey,
     StaleRevocationList,
     State,
@@ -135,10 +154,14 @@ __all__ = [
     "Malformed",
     "MemoryStateStore",
     "NotYetValid",
+    "OfflineRequest",
     "RevocationList",
     "RevocationListMissing",
     "Revoked",
     "RolledBackRevocationList",
+    "Seat",
+    "SeatClient",
+    "SeatError",
     "SigningKey",
     "StaleRevocationList",
     "State",

@@ -1,4 +1,4 @@
-"""Validate keyseal license keys offline, and mint them (typed facade over ``keyseal._keyseal``)."""
+"""Validate keyseal license keys offline, hold seats of them, and mint them (typed facade over ``keyseal._keyseal``)."""
 
 from typing import Protocol
 
@@ -23,10 +23,14 @@ from ._keyseal import (
     Malformed as Malformed,
     MemoryStateStore as MemoryStateStore,
     NotYetValid as NotYetValid,
+    OfflineRequest as OfflineRequest,
     RevocationList as RevocationList,
     RevocationListMissing as RevocationListMissing,
     Revoked as Revoked,
     RolledBackRevocationList as RolledBackRevocationList,
+    Seat as Seat,
+    SeatClient as SeatClient,
+    SeatError as SeatError,
     SigningKey as SigningKey,
     StaleRevocationList as StaleRevocationList,
     State as State,
@@ -76,10 +80,14 @@ __all__ = [
     "Malformed",
     "MemoryStateStore",
     "NotYetValid",
+    "OfflineRequest",
     "RevocationList",
     "RevocationListMissing",
     "Revoked",
     "RolledBackRevocationList",
+    "Seat",
+    "SeatClient",
+    "SeatError",
     "SigningKey",
     "StaleRevocationList",
     "State",

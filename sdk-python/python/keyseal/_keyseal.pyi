@@ -41,6 +41,7 @@ __all__ = [
     "InvalidConfig",
     "VaultError",
     "WrongPassphrase",
+    "SeatError",
     "ERRORS",
     "CODES",
     "__version__",
@@ -51,6 +52,9 @@ __all__ = [
     "MemoryStateStore",
     "State",
     "SigningKey",
+    "SeatClient",
+    "Seat",
+    "OfflineRequest",
     "fingerprint",
     "issue",
     "verify_ed25519_strict",
@@ -77,6 +81,8 @@ _LeaseFault = Literal[
     "wrong_device",
     "not_yet_valid",
 ]
+
+_Transport = Callable[[str, str], tuple[int, str]]
 
 class _StateStore(Protocol):
     def load(self) -> bytes | None: ...
@@ -216,6 +222,20 @@ class VaultError(KeysealError):
 
 class WrongPassphrase(VaultError):
     """The passphrase does not open the signing key (or its file was altered)."""
+
+# Seats: one class of its own. Its codes are the licensing service's answers,
+# not verdicts on a key (``expired`` here is the service refusing a seat to
+# an expired license, not ``Expired``), so none of them is in ``ERRORS``.
+
+class SeatError(KeysealError):
+    """A seat request failed (``SeatClient``, ``OfflineRequest``, ``Seat.from_text``). ``code`` is the stable code (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, ``rate_limited``, ``service_error``, ``unreachable`` or ``bad_answer``), ``transient`` whether trying again later may succeed, ``status`` the HTTP status of a refusal (else ``None``). Not one of ``ERRORS``: these are the licensing service's answers, not verdicts on a key."""
+
+    code: str
+    """The stable code, the same as the Rust SDK's ``SeatError::code``: the service's refusal (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, ``rate_limited``; ``service_error`` for anything else), ``unreachable`` (no answer: the transport raised, and its exception is ``__cause__``) or ``bad_answer`` (an answer, a response code or a saved text that is not understood; a typo in a response code)."""
+    transient: bool
+    """Whether trying again later may succeed: no answer, a full license, the rate limit, a server error (HTTP 5xx). A refusal that stands (revoked, wrong device...) is not."""
+    status: int | None
+    """The HTTP status of a refusal; ``None`` when there was no answer or it was not understood."""
 
 @final
 class License:
@@ -464,6 +484,64 @@ class Validator:
     @property
     def revocation_list(self) -> RevocationList | None:
         """The revocation list in force, if any."""
+
+@final
+class SeatClient:
+    """Asks the vendor's licensing service (``keyseal serve``) for this device's seat of a license: activate, check in before the lease ends, release. Only these calls use the network; validation never does. Thread-safe; requests run with the GIL released."""
+
+    def __new__(cls, base_url: str, transport: _Transport | None = None) -> SeatClient:
+        """A client of the service at ``base_url`` (``https://licensing.example.com``, without ``/v1``).
+
+        ``transport`` POSTs a JSON body: a callable ``(url, body) -> (status, body)`` that returns every HTTP answer,
+        error statuses included, and raises when there is no answer (the exception becomes the ``__cause__`` of a
+        ``SeatError`` with code ``unreachable``; a ``KeyboardInterrupt`` is raised as it is). ``None``: the standard
+        library's ``urllib.request`` (30 s timeouts, the environment's proxy settings, the system's CA certificates).
+        """
+    def activate(self, license_key: str, fingerprint: str) -> Seat:
+        """Takes a seat of the license for this device (its ``ksfp1.`` fingerprint, as the ``Validator`` uses it), with a key pair made here for this installation; the same device asking again gets its seat back. Save the seat (``Seat.to_text``) and validate ``seat.lease`` with the key (``Validator.validate_with_lease``). Raises ``SeatError`` (``seat_limit`` when every seat is held), ``Malformed`` for a fingerprint that is not one."""
+    def check_in(self, license_key: str, fingerprint: str, seat: Seat) -> None:
+        """Renews the seat's lease, signed with the installation's key; ``seat`` then holds the new lease (save it again). Call it once ``renew_at`` (``Lease.check_in_due``) has passed. Raises ``SeatError``."""
+    def release(self, license_key: str, seat: Seat) -> None:
+        """Frees the seat for another device (uninstalling); then delete the saved seat. Answered the same when repeated. Raises ``SeatError``."""
+
+@final
+class Seat:
+    """This device's seat: its id, its current lease, and the private key of the installation that took it (check-ins and the release are signed with it). Returned by ``SeatClient.activate``, ``OfflineRequest.install`` and ``Seat.from_text``. One thread at a time: while ``check_in`` or ``release`` runs, another thread using the same seat gets ``RuntimeError``."""
+
+    @property
+    def seat_id(self) -> str:
+        """The seat's id (32 hex digits)."""
+    @property
+    def lease(self) -> str:
+        """The current lease (``kslease1.``), to validate with the license key: ``Validator.validate_with_lease(key, seat.lease)``."""
+    @property
+    def renew_at(self) -> datetime:
+        """When to check in (UTC), as the lease says (unverified until validated)."""
+    @property
+    def expires_at(self) -> datetime:
+        """When the lease ends (UTC), as the lease says (unverified until validated)."""
+    def to_text(self) -> str:
+        """The seat as text to save (``ksseat1.``, two lines). **A secret**: it holds the installation's private key, so keep it with the app's own data, readable by the app's user only, and never log it."""
+    @staticmethod
+    def from_text(text: str) -> Seat:
+        """A seat saved with ``to_text``. Raises ``SeatError`` with code ``bad_answer`` for text that is not one."""
+
+@final
+class OfflineRequest:
+    """An air-gapped activation: the request code this device shows (text or a QR code) for the vendor to answer with ``keyseal activate --request CODE``, and the installation key kept until the response code arrives. Save it with ``to_text`` if the app may be restarted meanwhile."""
+
+    def __new__(cls, license_key: str, fingerprint: str) -> OfflineRequest:
+        """The request of this device (its ``ksfp1.`` fingerprint) for the license of ``license_key``, with a new installation key. Raises ``SeatError`` with code ``bad_answer`` for a license key that is not one, ``Malformed`` for a fingerprint that is not one."""
+    @property
+    def code(self) -> str:
+        """The request code (``KSREQ1.``, under 200 characters, upper case: a QR code's alphanumeric mode)."""
+    def install(self, response_code: str) -> Seat:
+        """Installs the vendor's response code (``KSRES1.``): the seat, with its lease (validate it with ``Validator.validate_with_lease``). Case, dashes and spaces do not matter; a typo raises ``SeatError`` with code ``bad_answer`` (the checksum), and the request stays usable."""
+    def to_text(self) -> str:
+        """The pending request as text to save (``ksseatreq1.``). **A secret**, like ``Seat.to_text``."""
+    @staticmethod
+    def from_text(text: str) -> OfflineRequest:
+        """A pending request saved with ``to_text``. Raises ``SeatError`` with code ``bad_answer`` for text that is not one."""
 
 @final
 class SigningKey:
