@@ -152,6 +152,7 @@ pub enum SeatRefused {
 }
 
 /// The license a lease request named.
+#[derive(Clone)]
 struct Found {
     org_id: String,
     lic: OrgLicense,
@@ -513,63 +514,84 @@ impl Store {
         signature: &str,
         ctx: &Context,
     ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
+        let job = match self
+            .check_in_prepare(license_key, fingerprint, seat_id, at, signature, ctx.now)
+            .await?
+        {
+            Ok(job) => job,
+            Err(r) => return Ok(Signed::Done(Err(r))),
+        };
+        let mut out = self
+            .check_in_group(vec![(signer.clone(), job)], ctx.now)
+            .await?;
+        out.pop()
+            .ok_or_else(|| Error::db("renewing the seat", sqlx::Error::RowNotFound))
+    }
+
+    /// The part of a check-in that needs no write: the request parsed, the
+    /// license found and allowed a seat at `now`. The service does this in
+    /// its request handlers, in parallel, and hands the result to the one
+    /// task that commits check-ins in groups ([`Store::check_in_group`]).
+    pub async fn check_in_prepare(
+        &self,
+        license_key: &str,
+        fingerprint: &str,
+        seat_id: &str,
+        at: u64,
+        signature: &str,
+        now: u64,
+    ) -> Result<std::result::Result<CheckInJob, SeatRefused>> {
         let fp = parse_fingerprint(fingerprint)?;
         let seat = parse_seat(seat_id)?;
         let sig = parse_signature(signature)?;
-        let now = ctx.now;
-        let l = match self.leasable(license_key, now).await? {
-            Ok(l) => l,
-            Err(r) => return Ok(Signed::Done(Err(r))),
-        };
-        let lid = l.id.to_string();
-        let mut tx = self.begin_write().await?;
-        let row = match seat_row(&mut tx, &l.org_id, &lid, seat).await? {
-            Ok(r) => r,
-            Err(refused) => return Ok(Signed::Done(Err(refused))),
-        };
-        if let Err(refused) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
-            return Ok(Signed::Done(Err(refused)));
-        }
-        if row.device != crate::fsutil::hex(&fp.exact_binding(&l.id).0) {
-            return Ok(Signed::Done(Err(SeatRefused::WrongDevice)));
-        }
-        if u(row.expires_at).saturating_add(SEAT_MARGIN_SECS) < now {
-            let held = seats_in_force(&mut tx, &l.org_id, &lid, now).await?;
-            if held.len() as u64 >= l.lic.max_devices {
-                return Ok(Signed::Done(Err(SeatRefused::SeatLapsed {
-                    seats: l.lic.max_devices,
-                })));
-            }
-        }
-        if !tx.signer_is_active(&l.org_id, signer.key_id()).await? {
-            return Ok(Signed::KeyRotated {
-                key_id: signer.key_id(),
-            });
-        }
-        let (secs, grace) = Self::lease_policy(&mut tx, &l.org_id, &l.lic.record.product).await?;
-        let out = sign(
-            signer,
-            l.id,
+        Ok(self.leasable(license_key, now).await?.map(|l| CheckInJob {
+            binding: fp.exact_binding(&l.id),
+            l,
             seat,
-            fp.exact_binding(&l.id),
-            now,
-            secs,
-            grace,
-        )?;
-        tx.exec(
-            sqlx::query(
-                "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5",
-            )
-            .bind(i(at))
-            .bind(i(out.renew_at))
-            .bind(i(out.expires_at))
-            .bind(l.org_id.clone())
-            .bind(out.seat_id.clone()),
-            "renewing the seat",
-        )
-        .await?;
+            at,
+            sig,
+        }))
+    }
+
+    /// Commits prepared check-ins, each signed by its organisation's
+    /// `Signer`, in one write transaction (one fsync for the group), in
+    /// order: a check-in's verdict sees those before it. A database error
+    /// fails the whole group (nothing of it is written).
+    pub async fn check_in_group(
+        &self,
+        jobs: Vec<(Signer, CheckInJob)>,
+        now: u64,
+    ) -> Result<Vec<Signed<std::result::Result<SeatLease, SeatRefused>>>> {
+        use std::collections::HashMap;
+        let mut tx = self.begin_write().await?;
+        let mut active: HashMap<String, bool> = HashMap::new();
+        let mut policies: HashMap<(String, String), (u64, u64)> = HashMap::new();
+        let mut out = Vec::with_capacity(jobs.len());
+        for (signer, job) in jobs {
+            let org = job.l.org_id.clone();
+            let key_ok = match active.get(&org) {
+                Some(ok) => *ok,
+                None => {
+                    let ok = tx.signer_is_active(&org, signer.key_id()).await?;
+                    active.insert(org.clone(), ok);
+                    ok
+                }
+            };
+            let product = job.l.lic.record.product.clone();
+            let policy = match policies.get(&(org.clone(), product.clone())) {
+                Some(p) => *p,
+                None => {
+                    let p = Self::lease_policy(&mut tx, &org, &product).await?;
+                    policies.insert((org, product), p);
+                    p
+                }
+            };
+            // A failed statement leaves the transaction unusable on
+            // PostgreSQL: the group fails whole, nothing of it written.
+            out.push(apply_check_in(&mut tx, &signer, key_ok, job, policy, now).await?);
+        }
         tx.commit().await?;
-        Ok(Signed::Done(Ok(out)))
+        Ok(out)
     }
 
     /// Releases seat `seat_id` of the license `license_key`: the request
@@ -660,6 +682,85 @@ impl Store {
             .unwrap_or(0);
         Ok(u(n))
     }
+}
+
+/// What a check-in answers: a lease, a refusal, or (for the service to
+/// sign again) a key rotated meanwhile.
+pub type CheckedIn = Signed<std::result::Result<SeatLease, SeatRefused>>;
+
+/// A check-in ready to commit ([`Store::check_in_prepare`]).
+#[derive(Clone)]
+pub struct CheckInJob {
+    l: Found,
+    seat: SeatId,
+    binding: ([u8; 32], [u8; 2]),
+    at: u64,
+    sig: [u8; 64],
+}
+
+impl std::fmt::Debug for CheckInJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckInJob")
+            .field("seat", &self.seat)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One check-in inside [`Store::check_in_group`]'s transaction.
+async fn apply_check_in(
+    tx: &mut WriteTx,
+    signer: &Signer,
+    key_ok: bool,
+    job: CheckInJob,
+    (secs, grace): (u64, u64),
+    now: u64,
+) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
+    let CheckInJob {
+        l,
+        seat,
+        binding,
+        at,
+        sig,
+    } = job;
+    let lid = l.id.to_string();
+    let row = match seat_row(tx, &l.org_id, &lid, seat).await? {
+        Ok(r) => r,
+        Err(refused) => return Ok(Signed::Done(Err(refused))),
+    };
+    if let Err(refused) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
+        return Ok(Signed::Done(Err(refused)));
+    }
+    if row.device != crate::fsutil::hex(&binding.0) {
+        return Ok(Signed::Done(Err(SeatRefused::WrongDevice)));
+    }
+    if u(row.expires_at).saturating_add(SEAT_MARGIN_SECS) < now {
+        let held = seats_in_force(tx, &l.org_id, &lid, now).await?;
+        if held.len() as u64 >= l.lic.max_devices {
+            return Ok(Signed::Done(Err(SeatRefused::SeatLapsed {
+                seats: l.lic.max_devices,
+            })));
+        }
+    }
+    if !key_ok {
+        return Ok(Signed::KeyRotated {
+            key_id: signer.key_id(),
+        });
+    }
+    let out = sign(signer, l.id, seat, binding, now, secs, grace)?;
+    tx.exec(
+        sqlx::query(
+            "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5",
+        )
+        .bind(i(at))
+        .bind(i(out.renew_at))
+        .bind(i(out.expires_at))
+        .bind(l.org_id.clone())
+        .bind(out.seat_id.clone()),
+        "renewing the seat",
+    )
+    .await?;
+    Ok(Signed::Done(Ok(out)))
 }
 
 /// A seat's row, as lease requests need it.

@@ -226,6 +226,8 @@ pub(crate) struct State {
     pub(crate) rotation: tokio::sync::Mutex<()>,
     /// Mint requests for the group-commit task.
     pub(crate) minter: tokio::sync::mpsc::Sender<MintRequest>,
+    /// Prepared lease check-ins for their group-commit task.
+    pub(crate) checkins: tokio::sync::mpsc::Sender<CheckInRequest>,
     /// Tokens recently read from the ledger, so a request under load does
     /// not read the token table; each kept [`TOKEN_CACHE_SECS`] from that
     /// read (never extended).
@@ -370,6 +372,7 @@ pub struct Service {
     drain: std::time::Duration,
     list_refresh: std::time::Duration,
     mint_rx: tokio::sync::mpsc::Receiver<MintRequest>,
+    checkin_rx: tokio::sync::mpsc::Receiver<CheckInRequest>,
     vault: Vault,
     state: Arc<State>,
     admin_token: Option<String>,
@@ -437,8 +440,10 @@ impl Service {
         };
         store.unlock_personal_data(&opts.passphrase, kdf).await?;
         let (minter, mint_rx) = tokio::sync::mpsc::channel(4096);
+        let (checkins, checkin_rx) = tokio::sync::mpsc::channel(4096);
         let state = Arc::new(State {
             minter,
+            checkins,
             tokens: std::sync::Mutex::new(TokenCache::default()),
             store,
             vault_dir: opts.vault_dir.clone(),
@@ -474,6 +479,7 @@ impl Service {
             state,
             admin_token,
             mint_rx,
+            checkin_rx,
         })
     }
 
@@ -584,6 +590,8 @@ impl Service {
             restart_log.clone(),
             self.mint_rx,
         ));
+        let checkin_worker =
+            tokio::spawn(checkin_worker(self.state.store.clone(), self.checkin_rx));
         let (stop_checkpoints, stop_rx) = tokio::sync::oneshot::channel();
         let checkpoints = self
             .state
@@ -612,6 +620,7 @@ impl Service {
         // after a cut drain, connections still open keep a sender, so wait
         // no longer than another drain period.
         let _ = tokio::time::timeout(self.drain, worker).await;
+        let _ = tokio::time::timeout(self.drain, checkin_worker).await;
         let _ = stop_checkpoints.send(());
         if let Some(c) = checkpoints {
             let _ = c.await;
@@ -763,6 +772,58 @@ async fn mint_worker(
             && let Err(e) = store.checkpoint_between_commits().await
         {
             tracing::error!(error = %problem::chain(&e), "checkpoint failed");
+        }
+    }
+}
+
+/// A prepared check-in for its group-commit task: the organisation's
+/// signer, the job, the time it was asked at, and where to send the verdict.
+pub(crate) type CheckInRequest = (
+    keyseal_issuer::Signer,
+    keyseal_issuer::seats::CheckInJob,
+    u64,
+    tokio::sync::oneshot::Sender<keyseal_issuer::Result<keyseal_issuer::seats::CheckedIn>>,
+);
+
+/// Group commit of lease check-ins, as [`mint_worker`] does for mints: the
+/// handlers find the license and parse the request in parallel; this task
+/// takes every check-in waiting (up to [`MAX_GROUP`]) and commits them in
+/// one transaction, so one fsync serves many heartbeats. If the group
+/// fails, each is tried alone, so one bad check-in fails only itself.
+async fn checkin_worker(store: Store, mut rx: tokio::sync::mpsc::Receiver<CheckInRequest>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let now = group.iter().map(|(_, _, t, _)| *t).max().unwrap_or(0);
+        let mut replies = Vec::with_capacity(group.len());
+        let mut jobs = Vec::with_capacity(group.len());
+        for (signer, job, _, reply) in group.drain(..) {
+            jobs.push((signer, job));
+            replies.push(reply);
+        }
+        let copies = (jobs.len() > 1).then(|| jobs.clone());
+        match (store.check_in_group(jobs, now).await, copies) {
+            (Ok(verdicts), _) => {
+                for (reply, v) in replies.into_iter().zip(verdicts) {
+                    let _ = reply.send(Ok(v));
+                }
+            }
+            (Err(e), None) => {
+                if let Some(reply) = replies.pop() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            (Err(_), Some(copies)) => {
+                for ((signer, job), reply) in copies.into_iter().zip(replies) {
+                    let one = store.check_in_group(vec![(signer, job)], now).await;
+                    let _ = reply.send(one.and_then(|mut v| {
+                        v.pop().ok_or_else(|| {
+                            keyseal_issuer::Error::Ledger(keyseal_issuer::LedgerError::Corrupt {
+                                detail: "a check-in got no verdict".into(),
+                            })
+                        })
+                    }));
+                }
+            }
         }
     }
 }

@@ -266,17 +266,29 @@ pub(crate) async fn check_in(
     let out = with_active_key(&s, &org, |signer| {
         let (s, b, ctx) = (&s, &b, &ctx);
         async move {
-            Ok(s.store
-                .lease_check_in(
-                    &signer,
+            // Parsed and looked up here, in parallel; committed in groups
+            // by the check-in task (one fsync for many heartbeats).
+            let job = match s
+                .store
+                .check_in_prepare(
                     &b.license_key,
                     &b.fingerprint,
                     &b.seat_id,
                     b.at,
                     &b.signature,
-                    ctx,
+                    ctx.now,
                 )
-                .await?)
+                .await?
+            {
+                Ok(job) => job,
+                Err(r) => return Ok(keyseal_issuer::Signed::Done(Err(r))),
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.checkins
+                .send((signer, job, ctx.now, tx))
+                .await
+                .map_err(|_| Problem::internal())?;
+            Ok(rx.await.map_err(|_| Problem::internal())??)
         }
     })
     .await?;
