@@ -162,23 +162,6 @@ struct Found {
     ends: Option<(u64, u64)>,
 }
 
-/// The policy a product row gives (the defaults for a product with none).
-fn policy_of(row: Option<&sqlx::any::AnyRow>) -> Result<(u64, u64)> {
-    let (secs, grace) = match row {
-        Some(r) => (
-            sqlx::Row::try_get::<Option<i64>, _>(r, 0)
-                .map_err(|e| Error::db("reading the lease policy", e))?,
-            sqlx::Row::try_get::<Option<i64>, _>(r, 1)
-                .map_err(|e| Error::db("reading the lease policy", e))?,
-        ),
-        None => (None, None),
-    };
-    Ok((
-        secs.map_or(DEFAULT_LEASE_SECS, u),
-        grace.map_or(DEFAULT_LEASE_GRACE_SECS, u),
-    ))
-}
-
 /// Why the license `f` may not take or renew a seat at `now`, if it may not.
 fn state_refusal(f: &Found, now: u64) -> Option<SeatRefused> {
     if f.lic.record.revoked.is_some() {
@@ -334,7 +317,19 @@ impl Store {
                 "reading the lease policy",
             )
             .await?;
-        policy_of(rows.first())
+        let (secs, grace) = match rows.first() {
+            Some(r) => (
+                sqlx::Row::try_get::<Option<i64>, _>(r, 0)
+                    .map_err(|e| Error::db("reading the lease policy", e))?,
+                sqlx::Row::try_get::<Option<i64>, _>(r, 1)
+                    .map_err(|e| Error::db("reading the lease policy", e))?,
+            ),
+            None => (None, None),
+        };
+        Ok((
+            secs.map_or(DEFAULT_LEASE_SECS, u),
+            grace.map_or(DEFAULT_LEASE_GRACE_SECS, u),
+        ))
     }
 
     /// Takes a seat of the license `license_key` for the device with
@@ -520,15 +515,7 @@ impl Store {
         ctx: &Context,
     ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
         let job = match self
-            .check_in_prepare(
-                signer,
-                license_key,
-                fingerprint,
-                seat_id,
-                at,
-                signature,
-                ctx.now,
-            )
+            .check_in_prepare(license_key, fingerprint, seat_id, at, signature, ctx.now)
             .await?
         {
             Ok(job) => job,
@@ -545,10 +532,8 @@ impl Store {
     /// license found and allowed a seat at `now`. The service does this in
     /// its request handlers, in parallel, and hands the result to the one
     /// task that commits check-ins in groups ([`Store::check_in_group`]).
-    #[allow(clippy::too_many_arguments)]
     pub async fn check_in_prepare(
         &self,
-        signer: &Signer,
         license_key: &str,
         fingerprint: &str,
         seat_id: &str,
@@ -559,67 +544,13 @@ impl Store {
         let fp = parse_fingerprint(fingerprint)?;
         let seat = parse_seat(seat_id)?;
         let sig = parse_signature(signature)?;
-        let l = match self.leasable(license_key, now).await? {
-            Ok(l) => l,
-            Err(r) => return Ok(Err(r)),
-        };
-        let lid = l.id.to_string();
-        // The seat as it is now, read outside the write transaction: the
-        // signature check (the costly part) runs here, in parallel; the
-        // group commit checks again that the seat's key and last request
-        // are still the ones checked.
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT seat_id, device, instance_key, proof_at, expires_at, released_at FROM seats \
-                     WHERE org_id = $1 AND license_id = $2 AND seat_id = $3",
-                )
-                .bind(l.org_id.clone())
-                .bind(lid)
-                .bind(seat_hex(seat)),
-                "reading the seat",
-            )
-            .await?;
-        let Some(r) = rows.first() else {
-            return Ok(Err(SeatRefused::UnknownSeat));
-        };
-        let row: SeatRow = crate::store::read_row(r, "reading the seat")?;
-        if row.released_at.is_some() {
-            return Ok(Err(SeatRefused::SeatReleased));
-        }
-        if let Err(refused) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
-            return Ok(Err(refused));
-        }
-        let binding = fp.exact_binding(&l.id);
-        if row.device != crate::fsutil::hex(&binding.0) {
-            return Ok(Err(SeatRefused::WrongDevice));
-        }
-        let (secs, grace) = self
-            .lease_policy_read(&l.org_id, &l.lic.record.product)
-            .await?;
-        let lease = sign(signer, l.id, seat, binding, now, secs, grace)?;
-        Ok(Ok(CheckInJob {
+        Ok(self.leasable(license_key, now).await?.map(|l| CheckInJob {
+            binding: fp.exact_binding(&l.id),
             l,
             seat,
             at,
-            instance_key: row.instance_key,
-            lease,
+            sig,
         }))
-    }
-
-    /// [`Store::lease_policy`] through the read pool.
-    async fn lease_policy_read(&self, org_id: &str, product: &str) -> Result<(u64, u64)> {
-        let rows = self
-            .fetch_all(
-                sqlx::query(
-                    "SELECT lease_secs, lease_grace_secs FROM org_products WHERE org_id = $1 AND product = $2",
-                )
-                .bind(org_id.to_owned())
-                .bind(product.to_owned()),
-                "reading the lease policy",
-            )
-            .await?;
-        policy_of(rows.first())
     }
 
     /// Commits prepared check-ins, each signed by its organisation's
@@ -634,6 +565,7 @@ impl Store {
         use std::collections::HashMap;
         let mut tx = self.begin_write().await?;
         let mut active: HashMap<String, bool> = HashMap::new();
+        let mut policies: HashMap<(String, String), (u64, u64)> = HashMap::new();
         let mut out = Vec::with_capacity(jobs.len());
         for (signer, job) in jobs {
             let org = job.l.org_id.clone();
@@ -641,13 +573,22 @@ impl Store {
                 Some(ok) => *ok,
                 None => {
                     let ok = tx.signer_is_active(&org, signer.key_id()).await?;
-                    active.insert(org, ok);
+                    active.insert(org.clone(), ok);
                     ok
+                }
+            };
+            let product = job.l.lic.record.product.clone();
+            let policy = match policies.get(&(org.clone(), product.clone())) {
+                Some(p) => *p,
+                None => {
+                    let p = Self::lease_policy(&mut tx, &org, &product).await?;
+                    policies.insert((org, product), p);
+                    p
                 }
             };
             // A failed statement leaves the transaction unusable on
             // PostgreSQL: the group fails whole, nothing of it written.
-            out.push(apply_check_in(&mut tx, &signer, key_ok, job, now).await?);
+            out.push(apply_check_in(&mut tx, &signer, key_ok, job, policy, now).await?);
         }
         tx.commit().await?;
         Ok(out)
@@ -752,11 +693,9 @@ pub type CheckedIn = Signed<std::result::Result<SeatLease, SeatRefused>>;
 pub struct CheckInJob {
     l: Found,
     seat: SeatId,
+    binding: ([u8; 32], [u8; 2]),
     at: u64,
-    /// The installation key the request's signature verified with.
-    instance_key: String,
-    /// The next lease, signed ahead (dropped if the check-in is refused).
-    lease: SeatLease,
+    sig: [u8; 64],
 }
 
 impl std::fmt::Debug for CheckInJob {
@@ -768,37 +707,32 @@ impl std::fmt::Debug for CheckInJob {
     }
 }
 
-/// One check-in inside [`Store::check_in_group`]'s transaction: the seat
-/// must still have the key the signature verified with, and no later
-/// request; a lapsed seat takes a free one.
+/// One check-in inside [`Store::check_in_group`]'s transaction.
 async fn apply_check_in(
     tx: &mut WriteTx,
     signer: &Signer,
     key_ok: bool,
     job: CheckInJob,
+    (secs, grace): (u64, u64),
     now: u64,
-) -> Result<CheckedIn> {
+) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
     let CheckInJob {
         l,
         seat,
+        binding,
         at,
-        instance_key,
-        lease,
+        sig,
     } = job;
     let lid = l.id.to_string();
     let row = match seat_row(tx, &l.org_id, &lid, seat).await? {
         Ok(r) => r,
         Err(refused) => return Ok(Signed::Done(Err(refused))),
     };
-    if row.instance_key != instance_key {
-        return Ok(Signed::Done(Err(SeatRefused::BadProof(
-            "the seat was activated again meanwhile, with another key",
-        ))));
+    if let Err(refused) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
+        return Ok(Signed::Done(Err(refused)));
     }
-    if at <= u(row.proof_at) {
-        return Ok(Signed::Done(Err(SeatRefused::BadProof(
-            "the request's time is not after the seat's last request (a replay?)",
-        ))));
+    if row.device != crate::fsutil::hex(&binding.0) {
+        return Ok(Signed::Done(Err(SeatRefused::WrongDevice)));
     }
     if u(row.expires_at).saturating_add(SEAT_MARGIN_SECS) < now {
         let held = seats_in_force(tx, &l.org_id, &lid, now).await?;
@@ -813,19 +747,20 @@ async fn apply_check_in(
             key_id: signer.key_id(),
         });
     }
+    let out = sign(signer, l.id, seat, binding, now, secs, grace)?;
     tx.exec(
         sqlx::query(
             "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5",
         )
         .bind(i(at))
-        .bind(i(lease.renew_at))
-        .bind(i(lease.expires_at))
+        .bind(i(out.renew_at))
+        .bind(i(out.expires_at))
         .bind(l.org_id.clone())
-        .bind(lease.seat_id.clone()),
+        .bind(out.seat_id.clone()),
         "renewing the seat",
     )
     .await?;
-    Ok(Signed::Done(Ok(lease)))
+    Ok(Signed::Done(Ok(out)))
 }
 
 /// A seat's row, as lease requests need it.

@@ -271,7 +271,6 @@ pub(crate) async fn check_in(
             let job = match s
                 .store
                 .check_in_prepare(
-                    &signer,
                     &b.license_key,
                     &b.fingerprint,
                     &b.seat_id,
