@@ -507,3 +507,67 @@ async fn leases_lapse_and_free_their_seats() {
         Err(SeatRefused::Expired { .. })
     ));
 }
+
+/// Check-ins committed in one group see each other: the same signed request
+/// twice renews once (the second is a replay), and a seat activated again
+/// meanwhile (a new installation key) refuses the old key's check-in.
+#[tokio::test]
+async fn a_group_of_check_ins_sees_its_own_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&tmp.path().join("g.db"), true)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (signer, _, key) = ledger(&store).await;
+    let seat = activate(&store, &signer, &key, 1, T0).await.unwrap();
+    let at = T0 + 10;
+    let sig = hex(&instance(1).sign_raw(&check_in_message(seat.seat_id.parse().unwrap(), at)));
+    let job = || async {
+        store
+            .check_in_prepare(&key, &device(1).to_string(), &seat.seat_id, at, &sig, at)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let (a, b) = (job().await, job().await);
+    let out = store
+        .check_in_group(vec![(signer.clone(), a), (signer.clone(), b)], at)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], Signed::Done(Ok(l)) if l.renew_at == at + DEFAULT_LEASE_SECS),
+        "{out:?}"
+    );
+    assert!(
+        matches!(&out[1], Signed::Done(Err(SeatRefused::BadProof(_)))),
+        "{out:?}"
+    );
+    // Prepared with the first installation key, committed after the device
+    // activated again with another.
+    let at = at + 1;
+    let sig = hex(&instance(1).sign_raw(&check_in_message(seat.seat_id.parse().unwrap(), at)));
+    let stale = store
+        .check_in_prepare(&key, &device(1).to_string(), &seat.seat_id, at, &sig, at)
+        .await
+        .unwrap()
+        .unwrap();
+    let again = store
+        .lease_activate(
+            &signer,
+            &key,
+            &device(1).to_string(),
+            &instance(2).public_key().to_string(),
+            &ctx(at),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, Signed::Done(Ok(_))));
+    let out = store
+        .check_in_group(vec![(signer.clone(), stale)], at)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], Signed::Done(Err(SeatRefused::BadProof(_)))),
+        "{out:?}"
+    );
+}
