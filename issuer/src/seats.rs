@@ -293,16 +293,42 @@ impl Store {
         })
     }
 
-    /// The organisation whose license a lease request names, so that the
-    /// service can pick that organisation's signing key; `Err` with the
-    /// refusal when the key is not one of ours or the license may not take
-    /// a seat now.
+    /// The organisation whose key signed a lease request's license key, so
+    /// that the service can pick that organisation's signing key (one
+    /// indexed read; the request itself then checks the license whole);
+    /// `Err(UnknownLicense)` when no key of this service signed it. `now`
+    /// is unused: the state is the request's to check.
     pub async fn lease_org(
         &self,
         license_key: &str,
-        now: u64,
+        _now: u64,
     ) -> Result<std::result::Result<String, SeatRefused>> {
-        Ok(self.leasable(license_key, now).await?.map(|l| l.org_id))
+        let text: String = license_key
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let Some(key_id) = core_license::decode_text(&text, &mut buf)
+            .ok()
+            .and_then(|b| UnverifiedLicense::from_bytes(b).ok())
+            .map(|l| l.key_id())
+        else {
+            return Ok(Err(SeatRefused::UnknownLicense));
+        };
+        let org = self
+            .fetch_all(
+                sqlx::query("SELECT org_id FROM signing_keys WHERE key_id = $1")
+                    .bind(key_id.to_string()),
+                "reading signing keys",
+            )
+            .await?;
+        Ok(org
+            .first()
+            .map(|r| sqlx::Row::try_get::<Option<String>, _>(r, 0))
+            .transpose()
+            .map_err(|e| Error::db("reading signing keys", e))?
+            .flatten()
+            .ok_or(SeatRefused::UnknownLicense))
     }
 
     /// The product's lease policy: renew interval and grace, in seconds.
