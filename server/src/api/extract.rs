@@ -102,37 +102,55 @@ impl FromRequestParts<S> for PublicClient {
         let (Some(limiter), Some(ip)) = (&state.public_limiter, client_ip(parts, state)) else {
             return Ok(PublicClient);
         };
-        // Now and then, forget clients whose allowance is full again.
-        if state
-            .public_seen
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            .is_multiple_of(16_384)
-        {
-            limiter.retain_recent();
-        }
         // Over its rate, a request waits for the client's allowance rather
         // than being refused at once: a client that asks again as soon as it
         // is answered (a loop on keep-alive connections) is slowed to its
         // rate. Refused at once, it asked tens of thousands of times a
         // second, and answering those took CPU from every other tenant
         // (server/bench/lists.sh).
-        use governor::clock::Clock;
-        let granted = wait_for_allowance(|| {
-            limiter
-                .check_key(&ip)
-                .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
-        })
-        .await;
-        if granted {
-            Ok(PublicClient)
-        } else {
-            Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "too many requests from this client to the public endpoints; retry in a second \
-                 (apps need the keyring and the revocation list every few hours, with If-None-Match)",
-            ))
-        }
+        keyed_turn(
+            state,
+            limiter,
+            &ip,
+            "too many requests from this client to the public endpoints; retry in a second \
+             (apps need the keyring and the revocation list every few hours, with If-None-Match)",
+        )
+        .await
+        .map(|()| PublicClient)
+    }
+}
+
+/// Waits up to a second for `key`'s turn with `limiter`, then 429
+/// `rate-limited` with `detail`. Now and then, keys whose allowance is
+/// full again are forgotten, so made-up keys do not pile up.
+pub(crate) async fn keyed_turn<K: Clone + std::hash::Hash + Eq>(
+    state: &S,
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+    detail: &'static str,
+) -> Result<(), Problem> {
+    if state
+        .public_seen
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .is_multiple_of(16_384)
+    {
+        limiter.retain_recent();
+    }
+    use governor::clock::Clock;
+    let granted = wait_for_allowance(|| {
+        limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
+    })
+    .await;
+    if granted {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            detail,
+        ))
     }
 }
 

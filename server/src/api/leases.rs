@@ -10,7 +10,7 @@ use keyseal_issuer::seats::{SeatLease, SeatRefused};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Body, PublicClient, wait_for_allowance};
+use super::extract::{Body, PublicClient, keyed_turn};
 use super::licenses::with_active_key;
 use super::{ApiResult, S, json_response};
 use crate::openapi::ProblemSchema;
@@ -129,28 +129,13 @@ async fn license_turn(s: &S, license_key: &str) -> Result<(), Problem> {
         .ok()
         .and_then(|b| UnverifiedLicense::from_bytes(b).ok())
         .map_or(0, |l| l.dangerous_unverified_claims().license_id.to_u128());
-    if s.public_seen
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        .is_multiple_of(16_384)
-    {
-        limiter.retain_recent();
-    }
-    use governor::clock::Clock;
-    let granted = wait_for_allowance(|| {
-        limiter
-            .check_key(&id)
-            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
-    })
-    .await;
-    if granted {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "too many lease requests for this license; retry in a second",
-        ))
-    }
+    keyed_turn(
+        s,
+        limiter,
+        &id,
+        "too many lease requests for this license; retry in a second",
+    )
+    .await
 }
 
 fn refused(r: SeatRefused, now: u64) -> Problem {
