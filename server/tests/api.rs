@@ -105,6 +105,7 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/public/leases", &["post"]),
             ("/v1/public/leases/check-in", &["post"]),
             ("/v1/public/leases/release", &["post"]),
+            ("/v1/activation-requests", &["post"]),
             ("/v1/products", &["get", "post"]),
             ("/v1/products/{product}", &["get"]),
             ("/v1/products/{product}/lease-policy", &["post"]),
@@ -137,7 +138,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 32);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 33);
         // Every operation says what it is, for people and for generated
         // clients: a unique camel-case id, a summary, a description, a tag.
         let mut ids = std::collections::BTreeSet::new();

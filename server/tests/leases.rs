@@ -389,3 +389,62 @@ fn the_rust_sdk_takes_and_frees_a_seat() {
     let down = SeatClient::new("http://127.0.0.1:9");
     assert_eq!(down.activate(&key, &me).unwrap_err().code(), "unreachable");
 }
+
+/// A vendor's backend answers an air-gapped device through the API
+/// (`POST /v1/activation-requests`, `issue` scope): the device installs the
+/// response code and validates its license with the lease; another
+/// organisation's token cannot answer for this license; a typo is a 422.
+#[test]
+fn the_api_answers_an_air_gapped_device() {
+    use keyseal::seats::OfflineRequest;
+    let s = common::start();
+    let key = license(s.addr, &s.admin, 1);
+    let me = device(9);
+    let pending = OfflineRequest::new(&key, &me).unwrap();
+    post(
+        s.addr,
+        "/v1/activation-requests",
+        &s.other,
+        &json!({"request_code": pending.code()}),
+    )
+    .problem(404, "not-found");
+    post(
+        s.addr,
+        "/v1/activation-requests",
+        &s.read,
+        &json!({"request_code": pending.code()}),
+    )
+    .problem(403, "forbidden");
+    let mut typo = pending.code().to_owned();
+    let last = typo.pop().unwrap();
+    typo.push(if last == '2' { '3' } else { '2' });
+    post(
+        s.addr,
+        "/v1/activation-requests",
+        &s.issue,
+        &json!({"request_code": typo}),
+    )
+    .problem(422, "invalid-value");
+    let r = post(
+        s.addr,
+        "/v1/activation-requests",
+        &s.issue,
+        &json!({"request_code": pending.code()}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let seat = pending
+        .install(r.json()["response_code"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(r.json()["seat_id"], json!(seat.seat_id().to_string()));
+    let ok = validate(s.addr, &key, seat.lease(), 9, common::now()).unwrap();
+    assert_eq!(ok.lease().unwrap().seat_id(), seat.seat_id());
+    // Its one seat is held: another device's request is refused.
+    let other = OfflineRequest::new(&key, &device(10)).unwrap();
+    post(
+        s.addr,
+        "/v1/activation-requests",
+        &s.issue,
+        &json!({"request_code": other.code()}),
+    )
+    .problem(409, "seat-limit");
+}

@@ -311,3 +311,86 @@ pub(crate) async fn release_seat(
         },
     ))
 }
+
+/// An air-gapped device's request code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OfflineActivation {
+    /// The device's request code (`KSREQ1.`; case, dashes and spaces do not
+    /// matter), from an SDK's `OfflineRequest`.
+    #[schema(example = "KSREQ1.0A1B2-C3D4E-...")]
+    pub(crate) request_code: String,
+}
+
+/// The answer to an air-gapped device.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OfflineLease {
+    /// The response code (`KSRES1.`) for the device to install: it carries
+    /// the lease.
+    response_code: String,
+    /// The seat (32 hex digits).
+    seat_id: String,
+    /// The license (32 hex digits).
+    license_id: String,
+    /// The lease (`kslease1.`) the response code carries.
+    lease: String,
+    /// When it was signed (unix seconds (UTC)).
+    issued_at: u64,
+    /// When the device should renew it (unix seconds (UTC)): an air-gapped
+    /// device asks again with a new request.
+    renew_at: u64,
+    /// When the lease ends (unix seconds (UTC)).
+    expires_at: u64,
+}
+
+/// Answer an air-gapped device
+#[utoipa::path(post, path = "/v1/activation-requests", tag = "activations", operation_id = "answerActivationRequest",
+    description = "Takes one of a license's seats for an air-gapped device from its request code (docs/FORMAT.md, \"Activation codes\": the license, a proof that the device holds its key, the device binding and an installation key) and returns the response code carrying the lease, as `keyseal activate --request` does. The license must be the caller's organisation's. Needs `issue`.",
+    request_body = OfflineActivation,
+    responses(
+        (status = 201, description = "the response code and the lease", body = OfflineLease),
+        (status = 404, description = "no such license in this organisation, or the request does not prove its key", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`license-revoked`, `license-suspended`, `license-expired`, `license-not-yet-valid`, `seat-limit` or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn answer_activation_request(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: super::Caller,
+    Body(b): Body<OfflineActivation>,
+) -> ApiResult {
+    let request = keyseal_core::activation_code::ActivationRequest::from_code(&b.request_code)
+        .map_err(|e| {
+            Problem::invalid(format!(
+                "request_code: not an activation request code ({e})"
+            ))
+        })?;
+    let ctx = c.ctx(&s);
+    let out = with_active_key(&s, c.org(), |signer| {
+        let (s, c, request, ctx) = (&s, &c, &request, &ctx);
+        async move {
+            Ok(s.store
+                .lease_activate_offline(c.org(), &signer, request, ctx)
+                .await?)
+        }
+    })
+    .await?;
+    let lease = out.map_err(|r| match r {
+        SeatRefused::UnknownLicense => Problem::not_found("license"),
+        r => refused(r, ctx.now),
+    })?;
+    let mut buf = [0u8; keyseal_core::lease::MAX_LEASE_LEN];
+    let bytes = keyseal_core::lease::decode_text(&lease.lease, &mut buf)
+        .map_err(|_| Problem::internal())?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &OfflineLease {
+            response_code: keyseal_core::activation_code::response_code(bytes),
+            seat_id: lease.seat_id,
+            license_id: lease.license_id,
+            lease: lease.lease,
+            issued_at: lease.issued_at,
+            renew_at: lease.renew_at,
+            expires_at: lease.expires_at,
+        },
+    ))
+}

@@ -78,6 +78,7 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
             activations::activate
         ))
         .routes(routes!(activations::deactivate))
+        .routes(routes!(leases::answer_activation_request))
         .routes(routes!(keys::list_keys))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::retire_key))
