@@ -544,38 +544,6 @@ const SEAT_ERROR_DOC: &str = "A seat request failed (``SeatClient``, ``OfflineRe
 may succeed, ``status`` the HTTP status of a refusal (else ``None``). Not one of ``ERRORS``: these are the \
 licensing service's answers, not verdicts on a key.";
 
-/// What to tell the customer for a seat error's code. sdk-rust's
-/// `SeatError` has no customer message (yet), and `KeysealError` promises one.
-fn seat_customer_message(code: &str) -> &'static str {
-    match code {
-        "seat_limit" => {
-            "Every seat of this license is in use. Release one on another device, or try again later."
-        }
-        "revoked" => "This license was revoked. Contact the vendor.",
-        "expired" => "This license expired. Renew it to activate this device.",
-        "not_yet_valid" => "This license is not valid yet. Try again when it starts.",
-        "suspended" => "This license is suspended. Contact the vendor.",
-        "invalid_license_key" => {
-            "The licensing service does not know this license key. Check that it was entered in full."
-        }
-        "wrong_device" => "This seat belongs to another device. Activate this device again.",
-        "seat_lapsed" => {
-            "This device's seat lapsed and another device took it. Try again when a seat is free."
-        }
-        "seat_released" | "unknown_seat" | "bad_proof" => {
-            "This device no longer holds its seat. Activate this device again."
-        }
-        "rate_limited" => "The licensing service is busy. Try again in a moment.",
-        "unreachable" => {
-            "The licensing service could not be reached. Check the network connection and try again."
-        }
-        "bad_answer" => {
-            "The licensing service's answer could not be read. If you typed an activation code, check it for typos."
-        }
-        _ => "The licensing service had a problem. Try again later.",
-    }
-}
-
 /// A seat error, raised; `cause` (the transport's exception) becomes its
 /// `__cause__`.
 pub fn seat_err(py: Python<'_>, e: &keyseal::seats::SeatError, cause: Option<PyErr>) -> PyErr {
@@ -591,7 +559,7 @@ pub fn seat_err(py: Python<'_>, e: &keyseal::seats::SeatError, cause: Option<PyE
         exc.setattr("code", e.code())?;
         exc.setattr("transient", e.is_transient())?;
         exc.setattr("status", status)?;
-        exc.setattr("customer_message", seat_customer_message(e.code()))?;
+        exc.setattr("customer_message", e.customer_message())?;
         exc.setattr("warnings", PyTuple::empty(py))?;
         Ok(exc)
     };

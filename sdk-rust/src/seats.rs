@@ -84,6 +84,40 @@ impl SeatError {
         }
     }
 
+    /// What the app can tell its customer: plain language, what happened
+    /// and what to do. English; apps that translate map [`SeatError::code`].
+    #[must_use]
+    pub fn customer_message(&self) -> &'static str {
+        let code = self.code();
+        match code {
+            "seat_limit" => {
+                "Every seat of this license is in use. Release one on another device, or try again later."
+            }
+            "revoked" => "This license was revoked. Contact the vendor.",
+            "expired" => "This license expired. Renew it to activate this device.",
+            "not_yet_valid" => "This license is not valid yet. Try again when it starts.",
+            "suspended" => "This license is suspended. Contact the vendor.",
+            "invalid_license_key" => {
+                "The licensing service does not know this license key. Check that it was entered in full."
+            }
+            "wrong_device" => "This seat belongs to another device. Activate this device again.",
+            "seat_lapsed" => {
+                "This device's seat lapsed and another device took it. Try again when a seat is free."
+            }
+            "seat_released" | "unknown_seat" | "bad_proof" => {
+                "This device no longer holds its seat. Activate this device again."
+            }
+            "rate_limited" => "The licensing service is busy. Try again in a moment.",
+            "unreachable" => {
+                "The licensing service could not be reached. Check the network connection and try again."
+            }
+            "bad_answer" => {
+                "The licensing service's answer could not be read. If you typed an activation code, check it for typos."
+            }
+            _ => "The licensing service had a problem. Try again later.",
+        }
+    }
+
     /// Whether trying again later may succeed (no answer, a full license,
     /// the rate limit, a server error), as opposed to a refusal that stands.
     #[must_use]
@@ -610,6 +644,27 @@ mod tests {
         .activate("ks1.x", &fp)
         .unwrap_err();
         assert_eq!((e.code(), e.is_transient()), ("invalid_license_key", false));
+        // Every code has a plain message for the customer, not the code.
+        for slug in [
+            "seat-limit",
+            "license-revoked",
+            "bad-proof",
+            "not-found",
+            "teapot",
+        ] {
+            let e = SeatError::Refused {
+                code: code_of(slug),
+                status: 409,
+                detail: String::new(),
+            };
+            let m = e.customer_message();
+            assert!(m.ends_with('.') && !m.contains('_'), "{m}");
+        }
+        assert!(
+            SeatError::Unreachable(String::new())
+                .customer_message()
+                .contains("network")
+        );
     }
 
     #[test]
