@@ -28,9 +28,16 @@ const REQUEST_LEN: usize = 1 + 16 + PROOF_LEN + BINDING_HASH_LEN + DEVICE_HINT_L
 pub const PROOF_LEN: usize = 8;
 /// Length of the checksum that ends a code.
 pub const CHECKSUM_LEN: usize = 4;
+/// Length of the code text for `n` payload bytes: the prefix, one symbol
+/// per 5 bits of payload and checksum, a dash between groups of five.
+const fn code_len(prefix: &str, n: usize) -> usize {
+    let symbols = ((n + CHECKSUM_LEN) * 8).div_ceil(5);
+    prefix.len() + symbols + (symbols - 1) / 5
+}
+/// Length of every request code.
+pub const REQUEST_CODE_LEN: usize = code_len(REQUEST_PREFIX, REQUEST_LEN);
 /// Longest code text (a response carrying the longest lease).
-pub const MAX_CODE_LEN: usize =
-    RESPONSE_PREFIX.len() + ((MAX_LEASE_LEN + CHECKSUM_LEN) * 8).div_ceil(5) * 6 / 5 + 1;
+pub const MAX_CODE_LEN: usize = code_len(RESPONSE_PREFIX, MAX_LEASE_LEN);
 
 const PROOF_DOMAIN: &[u8] = b"keyseal/activation-request/v1\0";
 const CHECKSUM_DOMAIN: &[u8] = b"keyseal/activation-code/v1\0";
@@ -266,7 +273,11 @@ mod tests {
         let fp = Fingerprint::from_components(&[[5; 16], [6; 16]]).unwrap();
         let r = ActivationRequest::new(&lic, &fp, key.public_key()).unwrap();
         let code = r.to_code();
-        assert!(code.len() <= 300, "{} chars", code.len());
+        // docs/FORMAT.md: 189 characters for a request, at most 278 for a response.
+        assert_eq!(
+            (code.len(), REQUEST_CODE_LEN, MAX_CODE_LEN),
+            (189, 189, 278)
+        );
         assert!(
             code.bytes()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || b".-".contains(&c))
@@ -297,11 +308,7 @@ mod tests {
         // Responses: the longest lease fits.
         let long = [0xffu8; MAX_LEASE_LEN];
         let resp = response_code(&long);
-        assert!(
-            resp.len() <= 300 && resp.len() <= MAX_CODE_LEN,
-            "{} chars",
-            resp.len()
-        );
+        assert_eq!(resp.len(), MAX_CODE_LEN);
         let mut buf = [0u8; MAX_LEASE_LEN + CHECKSUM_LEN + 4];
         assert_eq!(lease_from_response(&resp, &mut buf).unwrap(), &long[..]);
         assert_eq!(

@@ -296,12 +296,11 @@ impl Store {
     /// The organisation whose key signed a lease request's license key, so
     /// that the service can pick that organisation's signing key (one
     /// indexed read; the request itself then checks the license whole);
-    /// `Err(UnknownLicense)` when no key of this service signed it. `now`
-    /// is unused: the state is the request's to check.
+    /// `Err(UnknownLicense)` when no key of this service signed it.
+    /// The license's state is the request's own to check.
     pub async fn lease_org(
         &self,
         license_key: &str,
-        _now: u64,
     ) -> Result<std::result::Result<String, SeatRefused>> {
         let text: String = license_key
             .chars()

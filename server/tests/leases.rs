@@ -396,8 +396,14 @@ fn the_rust_sdk_takes_and_frees_a_seat() {
 /// organisation's token cannot answer for this license; a typo is a 422.
 #[test]
 fn the_api_answers_an_air_gapped_device() {
+    for backend in common::backend_list() {
+        air_gapped_through_the_api(backend);
+    }
+}
+
+fn air_gapped_through_the_api(backend: Backend) {
     use keyseal::seats::OfflineRequest;
-    let s = common::start();
+    let s = common::start_on(backend);
     let key = license(s.addr, &s.admin, 1);
     let me = device(9);
     let pending = OfflineRequest::new(&key, &me).unwrap();

@@ -193,7 +193,7 @@ fn ctx(s: &S) -> Context {
 /// The organisation whose key signed the license, or the refusal.
 async fn org_of(s: &S, license_key: &str, now: u64) -> Result<String, Problem> {
     s.store
-        .lease_org(license_key, now)
+        .lease_org(license_key)
         .await?
         .map_err(|r| refused(r, now))
 }
