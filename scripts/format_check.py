@@ -465,14 +465,33 @@ def check_lease(text, keys, case, license_claims, now, revoked):
             raise fault("unsupported_version")
     if not text.startswith("kslease1."):
         raise fault("malformed")
+    lease_text, _, allot_text = text[len("kslease1."):].partition(".")
+    relayed = "." in text[len("kslease1."):]
     try:
-        data = b64url(text[len("kslease1."):])
+        data = b64url(lease_text)
+        allot = b64url(allot_text) if relayed else None
     except Reject:
         raise fault("malformed")
     if not data or data[0] != 1:
         raise fault("unsupported_version" if data else "malformed")
     if len(data) <= 73 or len(data) > 137:
         raise fault("malformed")
+    if relayed:
+        # "Seat allotment": an envelope of at most 146 bytes.
+        if allot and allot[0] != 1:
+            raise fault("unsupported_version")
+        if len(allot) <= 73 or len(allot) > 146:
+            raise fault("malformed")
+        a_kid, a_body, a_sig = allot[1:9], allot[9:-64], allot[-64:]
+        try:
+            r = Reader(a_body)
+            a_lid, relay_pk = r.take(16), r.take(32)
+            seats, a_issued, a_expires = r.varint(5), r.varint(10), r.varint(10)
+        except Reject:
+            raise fault("malformed")
+        if (r.pos != len(a_body) or seats >= 2**32 or seats == 0
+                or max(a_issued, a_expires) >= 2**64 or a_issued > a_expires):
+            raise fault("malformed")
     kid, body, sig = data[1:9], data[9:-64], data[-64:]
     try:
         r = Reader(body)
@@ -482,22 +501,33 @@ def check_lease(text, keys, case, license_claims, now, revoked):
         raise fault("malformed")
     if r.pos != len(body) or max(issued, renew, expires) >= 2**64 or not issued <= renew <= expires:
         raise fault("malformed")
-    if kid not in keys:
+    vendor_kid = a_kid if relayed else kid
+    if vendor_kid not in keys:
         raise fault("unknown_key")
-    key = keys[kid]
+    key = keys[vendor_kid]
+    if relayed and kid != key_id(relay_pk):
+        raise fault("unknown_key")
     device = [] if case.get("device") is None else fingerprint(case["device"])
     if not device:
         raise fault("wrong_device")
     d = hashlib.sha512(b"keyseal/device-binding/v1\0" + lid + bytes([len(device)]) + b"".join(device)).digest()
     if d[32:34] != hint:
         raise fault("wrong_device")
-    if not signature_ok(key["pk"], b"keyseal/lease/v1\0" + data[:-64] + d[:32], sig):
+    if relayed:
+        if not signature_ok(key["pk"], b"keyseal/seat-allotment/v1\0" + allot[:-64], a_sig):
+            raise fault("bad_signature")
+        if not signature_ok(relay_pk, b"keyseal/lease/v1\0" + data[:-64] + d[:32], sig):
+            raise fault("bad_signature")
+    elif not signature_ok(key["pk"], b"keyseal/lease/v1\0" + data[:-64] + d[:32], sig):
         raise fault("bad_signature")
-    if kid in revoked[0]:
+    if vendor_kid in revoked[0] or (relayed and kid in revoked[0]):
         raise fault("key_revoked")
-    if not in_window(key, issued) or (key["products"] and license_claims["product"] not in key["products"]):
+    vendor_signed_at = a_issued if relayed else issued
+    if not in_window(key, vendor_signed_at) or (key["products"] and license_claims["product"] not in key["products"]):
         raise fault("key_not_valid")
-    if lid.hex() != license_claims["license_id"]:
+    if relayed and (issued < a_issued or expires > a_expires):
+        raise fault("key_not_valid")
+    if lid.hex() != license_claims["license_id"] or (relayed and a_lid != lid):
         raise fault("other_license")
     leeway = case.get("leeway", 0)
     if issued > now + max(leeway, 86400):

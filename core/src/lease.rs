@@ -13,6 +13,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::allotment::{ALLOTMENT_DOMAIN, MAX_ALLOTMENT_LEN, UnverifiedAllotment};
 use crate::claims::{DEVICE_HINT_LEN, LicenseId};
 use crate::envelope::{self, OVERHEAD};
 use crate::error::{Error, Malformed};
@@ -31,8 +32,14 @@ pub const SEAT_ID_LEN: usize = 16;
 pub const MAX_LEASE_BODY_LEN: usize = 16 + SEAT_ID_LEN + DEVICE_HINT_LEN + 3 * 10;
 /// Largest binary lease.
 pub const MAX_LEASE_LEN: usize = OVERHEAD + MAX_LEASE_BODY_LEN;
-/// Largest lease text.
+/// Largest text of a lease signed by the vendor's service.
 pub const MAX_LEASE_TEXT_LEN: usize = LEASE_PREFIX.len() + MAX_LEASE_LEN.div_ceil(3) * 4;
+/// Largest text of a lease a relay signed: the lease, `.`, its allotment.
+pub const MAX_RELAYED_LEASE_TEXT_LEN: usize =
+    MAX_LEASE_TEXT_LEN + 1 + MAX_ALLOTMENT_LEN.div_ceil(3) * 4;
+/// The buffer [`UnverifiedLease::from_text`] decodes into: room for a lease
+/// and its allotment.
+pub const LEASE_BUF_LEN: usize = MAX_LEASE_LEN + MAX_ALLOTMENT_LEN;
 /// How far a lease's issue time may be past the verifier's clock (one
 /// day, as for every vendor-signed time; docs/FORMAT.md).
 pub const MAX_LEASE_LEAD: u64 = 86_400;
@@ -257,21 +264,64 @@ pub fn decode_text<'b>(text: &str, buf: &'b mut [u8; MAX_LEASE_LEN]) -> Result<&
 pub struct UnverifiedLease<'a> {
     env: envelope::Envelope<'a>,
     terms: LeaseTerms,
+    allotment: Option<UnverifiedAllotment<'a>>,
 }
 
 impl<'a> UnverifiedLease<'a> {
-    /// Decodes the binary form, strictly; a failure is [`Error::LeaseInvalid`].
+    /// Decodes the binary form of a lease the vendor's service signed,
+    /// strictly; a failure is [`Error::LeaseInvalid`].
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
-        let env = envelope::split(bytes, LEASE_VERSION, MAX_LEASE_LEN).map_err(fault)?;
+        UnverifiedLease::from_parts(bytes, None)
+    }
+
+    /// Decodes a lease and, for a lease a relay signed, its seat
+    /// allotment (both binary), strictly; a failure is
+    /// [`Error::LeaseInvalid`].
+    pub fn from_parts(lease: &'a [u8], allotment: Option<&'a [u8]>) -> Result<Self, Error> {
+        let env = envelope::split(lease, LEASE_VERSION, MAX_LEASE_LEN).map_err(fault)?;
         let terms = LeaseTerms::decode(env.body).map_err(LeaseFault::Malformed)?;
-        Ok(UnverifiedLease { env, terms })
+        let allotment = allotment
+            .map(UnverifiedAllotment::from_bytes)
+            .transpose()
+            .map_err(fault)?;
+        Ok(UnverifiedLease {
+            env,
+            terms,
+            allotment,
+        })
     }
 
     /// Decodes the text form into `buf` and then the lease, reporting a
-    /// failure as a [`LeaseFault`].
-    pub fn from_text(text: &str, buf: &'a mut [u8; MAX_LEASE_LEN]) -> Result<Self, Error> {
-        let bytes = decode_text(text, buf).map_err(|e| Error::LeaseInvalid(fault(e)))?;
-        UnverifiedLease::from_bytes(bytes)
+    /// failure as a [`LeaseFault`]: `kslease1.` + base64url of the lease,
+    /// and for a lease a relay signed `.` + base64url of its allotment.
+    pub fn from_text(text: &str, buf: &'a mut [u8; LEASE_BUF_LEN]) -> Result<Self, Error> {
+        let (lease_text, allotment_text) = match text.get(LEASE_PREFIX.len()..) {
+            Some(rest) if text.starts_with(LEASE_PREFIX) => match rest.split_once('.') {
+                Some((lease, allot)) => (&text[..LEASE_PREFIX.len() + lease.len()], Some(allot)),
+                None => (text, None),
+            },
+            _ => (text, None),
+        };
+        let (lease_buf, allot_buf) = buf.split_at_mut(MAX_LEASE_LEN);
+        let lease_buf: &mut [u8; MAX_LEASE_LEN] = lease_buf
+            .try_into()
+            .map_err(|_| LeaseFault::Malformed(Malformed::TooLong))?;
+        let lease =
+            decode_text(lease_text, lease_buf).map_err(|e| Error::LeaseInvalid(fault(e)))?;
+        let allotment = match allotment_text {
+            Some(a) => {
+                Some(text::decode_b64(a, allot_buf).map_err(|e| Error::LeaseInvalid(fault(e)))?)
+            }
+            None => None,
+        };
+        UnverifiedLease::from_parts(lease, allotment)
+    }
+
+    /// The allotment a relay's lease carries, unverified; `None` for a
+    /// lease the vendor's service signed.
+    #[must_use]
+    pub const fn allotment(&self) -> Option<&UnverifiedAllotment<'a>> {
+        self.allotment.as_ref()
     }
 
     /// The terms, unverified: for display in tools that say so.
@@ -302,33 +352,63 @@ impl<'a> UnverifiedLease<'a> {
     ) -> Result<VerifiedLease, Error> {
         let (now, leeway) = (exp.now, exp.leeway);
         let t = &self.terms;
+        let allot = self.allotment.as_ref();
+        // The vendor's key signs the lease, or the allotment of the relay
+        // that signed it.
+        let vendor_id = allot.map_or(self.env.key_id, |a| a.env.key_id);
         let trusted = keyring
-            .get(self.env.key_id)
-            .ok_or(LeaseFault::UnknownKey(self.env.key_id))?;
+            .get(vendor_id)
+            .ok_or(LeaseFault::UnknownKey(vendor_id))?;
+        if let Some(a) = allot
+            && a.terms.relay_key_id() != self.env.key_id
+        {
+            return Err(LeaseFault::UnknownKey(self.env.key_id).into());
+        }
         let fp = exp.device.ok_or(LeaseFault::WrongDevice)?;
         let (hash, hint) = fp.exact_binding(&t.license_id);
         if hint != t.device_hint {
             return Err(LeaseFault::WrongDevice.into());
         }
-        keyring
-            .verify_domain(
+        let signature = match allot {
+            None => keyring.verify_domain(
                 trusted.public_key(),
                 LEASE_DOMAIN,
                 self.env.signed,
                 &hash,
                 &self.env.signature,
-            )
-            .map_err(|e| Error::LeaseInvalid(fault(e)))?;
-        if exp
-            .revocations
-            .is_some_and(|r| r.is_key_revoked(self.env.key_id))
+            ),
+            Some(a) => keyring
+                .verify_domain(
+                    trusted.public_key(),
+                    ALLOTMENT_DOMAIN,
+                    a.env.signed,
+                    &[],
+                    &a.env.signature,
+                )
+                .and_then(|()| {
+                    a.relay
+                        .verify_domain(LEASE_DOMAIN, self.env.signed, &hash, &self.env.signature)
+                }),
+        };
+        signature.map_err(|e| Error::LeaseInvalid(fault(e)))?;
+        for id in [Some(vendor_id), allot.map(|_| self.env.key_id)]
+            .into_iter()
+            .flatten()
         {
-            return Err(LeaseFault::KeyRevoked(self.env.key_id).into());
+            if exp.revocations.is_some_and(|r| r.is_key_revoked(id)) {
+                return Err(LeaseFault::KeyRevoked(id).into());
+            }
         }
-        if !trusted.allows(t.issued_at, exp.product) {
+        let vendor_signed_at = allot.map_or(t.issued_at, |a| a.terms.issued_at);
+        if !trusted.allows(vendor_signed_at, exp.product) {
+            return Err(LeaseFault::KeyNotValid(vendor_id).into());
+        }
+        if let Some(a) = allot
+            && (t.issued_at < a.terms.issued_at || t.expires_at > a.terms.expires_at)
+        {
             return Err(LeaseFault::KeyNotValid(self.env.key_id).into());
         }
-        if t.license_id != license_id {
+        if t.license_id != license_id || allot.is_some_and(|a| a.terms.license_id != license_id) {
             return Err(LeaseFault::OtherLicense.into());
         }
         if t.issued_at > now.saturating_add(leeway.max(MAX_LEASE_LEAD)) {
@@ -388,6 +468,18 @@ impl VerifiedLease {
 #[must_use]
 pub fn to_text(lease: &[u8]) -> alloc::string::String {
     text::to_prefixed_string(LEASE_PREFIX, lease)
+}
+
+/// The text form of a lease a relay signed, with the allotment that
+/// lets it: `kslease1.` + base64url(lease) + `.` + base64url(allotment).
+#[cfg(feature = "alloc")]
+#[must_use]
+pub fn to_relayed_text(lease: &[u8], allotment: &[u8]) -> alloc::string::String {
+    let mut out = to_text(lease);
+    out.push('.');
+    // Writing to a String never fails.
+    let _ = text::write_b64(&mut out, allotment);
+    out
 }
 
 #[cfg(feature = "sign")]
@@ -490,7 +582,7 @@ mod tests {
         let lease = issue(&key, &terms([1; 16]), &fp(1)).unwrap();
         let text = to_text(&lease);
         assert!(text.len() <= MAX_LEASE_TEXT_LEN);
-        let mut buf = [0u8; MAX_LEASE_LEN];
+        let mut buf = [0u8; LEASE_BUF_LEN];
         let l = UnverifiedLease::from_text(&text, &mut buf).unwrap();
         let check = |now, device: Option<&Fingerprint>| {
             let mut e = Expectations::new("app", now);
@@ -549,6 +641,118 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_signs_leases_within_its_allotment_only() {
+        use crate::allotment::{AllotmentTerms, issue as allot};
+        let (vendor, ring, lic) = setup();
+        let lic = UnverifiedLicense::from_bytes(&lic).unwrap();
+        let id = lic
+            .verify(&ring, &Expectations::new("app", 1_500))
+            .unwrap()
+            .claims()
+            .license_id;
+        let relay = SigningKey::from_seed(&[8; 32]).unwrap();
+        let grant = |license: [u8; 16], relay_key: &SigningKey, issued_at, expires_at| {
+            allot(
+                &vendor,
+                &AllotmentTerms {
+                    license_id: LicenseId::from_bytes(license),
+                    relay_key: relay_key.public_key().to_bytes(),
+                    seats: 3,
+                    issued_at,
+                    expires_at,
+                },
+            )
+            .unwrap()
+        };
+        let good = grant([1; 16], &relay, 500, 10_000);
+        let lease = issue(&relay, &terms([1; 16]), &fp(1)).unwrap();
+        let fp1 = fp(1);
+        let at = |now| Expectations::new("app", now).device(&fp1);
+        let check = |lease: &[u8], allotment: &[u8], now| {
+            let text = to_relayed_text(lease, allotment);
+            assert!(text.len() <= MAX_RELAYED_LEASE_TEXT_LEN);
+            let mut buf = [0u8; LEASE_BUF_LEN];
+            UnverifiedLease::from_text(&text, &mut buf)
+                .and_then(|l| l.verify(&ring, id, &at(now)).map(|v| v.status()))
+        };
+        assert_eq!(check(&lease, &good, 1_500), Ok(LeaseStatus::Active));
+        // Without its allotment the relay key is nobody's.
+        assert_eq!(
+            UnverifiedLease::from_bytes(&lease)
+                .unwrap()
+                .verify(&ring, id, &at(1_500)),
+            Err(LeaseFault::UnknownKey(relay.key_id()).into())
+        );
+        // Another relay's allotment does not lend its trust.
+        let other_relay = SigningKey::from_seed(&[9; 32]).unwrap();
+        let theirs = grant([1; 16], &other_relay, 500, 10_000);
+        assert_eq!(
+            check(&lease, &theirs, 1_500),
+            Err(LeaseFault::UnknownKey(relay.key_id()).into())
+        );
+        // An allotment signed by a key the app does not trust.
+        let stranger = SigningKey::from_seed(&[10; 32]).unwrap();
+        let forged = allot(
+            &stranger,
+            &AllotmentTerms {
+                license_id: LicenseId::from_bytes([1; 16]),
+                relay_key: relay.public_key().to_bytes(),
+                seats: 3,
+                issued_at: 500,
+                expires_at: 10_000,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            check(&lease, &forged, 1_500),
+            Err(LeaseFault::UnknownKey(stranger.key_id()).into())
+        );
+        // A changed allotment, or a changed lease.
+        let mut tampered = good.clone();
+        tampered[9 + 16 + 32] = 9; // seats 3 -> 9
+        assert_eq!(
+            check(&lease, &tampered, 1_500),
+            Err(LeaseFault::BadSignature.into())
+        );
+        let mut bad = lease.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(
+            check(&bad, &good, 1_500),
+            Err(LeaseFault::BadSignature.into())
+        );
+        // A lease outliving its allotment, or signed before it.
+        let short = grant([1; 16], &relay, 500, 2_999);
+        assert_eq!(
+            check(&lease, &short, 1_500),
+            Err(LeaseFault::KeyNotValid(relay.key_id()).into())
+        );
+        let late = grant([1; 16], &relay, 1_001, 10_000);
+        assert_eq!(
+            check(&lease, &late, 1_500),
+            Err(LeaseFault::KeyNotValid(relay.key_id()).into())
+        );
+        // An allotment of another license.
+        let elsewhere = grant([2; 16], &relay, 500, 10_000);
+        assert_eq!(
+            check(&lease, &elsewhere, 1_500),
+            Err(LeaseFault::OtherLicense.into())
+        );
+        // The relay's lease ends like any other.
+        assert_eq!(
+            check(&lease, &good, 3_001),
+            Err(Error::LeaseExpired { expired_at: 3_000 })
+        );
+        // An empty or broken allotment part.
+        let mut buf = [0u8; LEASE_BUF_LEN];
+        let text = alloc::format!("{}.", to_text(&lease));
+        assert_eq!(
+            UnverifiedLease::from_text(&text, &mut buf).map(|_| ()),
+            Err(LeaseFault::Malformed(Malformed::Truncated).into())
+        );
+    }
+
+    #[test]
     fn bodies_are_canonical_and_ordered() {
         let (key, _, _) = setup();
         let mut t = terms([1; 16]);
@@ -573,6 +777,7 @@ mod tests {
             decode_text("kslease2.AAAA", &mut buf).map(|_| ()),
             Err(Error::UnsupportedVersion(2))
         );
+        let mut buf = [0u8; LEASE_BUF_LEN];
         assert_eq!(
             UnverifiedLease::from_text("ks1.AAAA", &mut buf).map(|_| ()),
             Err(LeaseFault::Malformed(Malformed::Prefix).into())

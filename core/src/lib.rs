@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod activation_code;
+pub mod allotment;
 pub mod claims;
 pub mod device;
 mod envelope;
@@ -20,6 +21,7 @@ pub mod precomputed;
 pub mod revocation;
 mod text;
 
+pub use allotment::{AllotmentTerms, UnverifiedAllotment};
 pub use claims::{Claims, DeviceBinding, LicenseId, ListError, Version, VersionCap};
 pub use device::{DeviceRule, Fingerprint};
 pub use envelope::SIGNATURE_LEN;

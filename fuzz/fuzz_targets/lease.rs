@@ -1,16 +1,17 @@
 //! Leases, text then binary: decoding never panics, an accepted lease's
-//! terms re-encode to the same body, and verifying it for a fixed license
-//! never panics.
+//! terms (and a relayed lease's allotment) re-encode to the same body, and
+//! verifying it for a fixed license never panics.
 #![no_main]
 
-use keyseal_core::lease::{self, MAX_LEASE_LEN};
+use keyseal_core::allotment;
+use keyseal_core::lease::{self, LEASE_BUF_LEN};
 use keyseal_core::{
     Claims, Expectations, Fingerprint, Keyring, LicenseId, SigningKey, TrustedKey, UnverifiedLease,
 };
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut buf = [0u8; MAX_LEASE_LEN];
+    let mut buf = [0u8; LEASE_BUF_LEN];
     let parsed = match std::str::from_utf8(data) {
         Ok(text) if text.starts_with("kslease") => UnverifiedLease::from_text(text, &mut buf),
         _ => UnverifiedLease::from_bytes(data),
@@ -24,6 +25,12 @@ fuzz_target!(|data: &[u8]| {
     let again = lease::issue(&key, &t, &fp).expect("decoded terms sign");
     if !std::str::from_utf8(data).is_ok_and(|s| s.starts_with("kslease")) {
         assert_eq!(again.len(), data.len(), "terms not canonical");
+    }
+    if let Some(a) = l.allotment() {
+        let at = *a.dangerous_unverified_terms();
+        assert!(at.seats >= 1 && at.issued_at <= at.expires_at);
+        let signed = allotment::issue(&key, &at).expect("decoded allotment terms sign");
+        assert!(signed.len() <= allotment::MAX_ALLOTMENT_LEN);
     }
     let mut ring = Keyring::new();
     ring.add(TrustedKey::new(key.public_key())).expect("room");

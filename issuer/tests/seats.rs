@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use keyseal_core::lease::{MAX_LEASE_LEN, UnverifiedLease};
+use keyseal_core::lease::{LEASE_BUF_LEN, UnverifiedLease};
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, UnverifiedLicense};
 use keyseal_core::{Expectations, Fingerprint, Keyring, SeatId, SigningKey, TrustedKey};
 use keyseal_issuer::privacy::PersonalFields;
@@ -339,7 +339,7 @@ async fn leases_lapse_and_free_their_seats() {
     let fp = device(1);
     let exp = Expectations::new("acme-cad", T0 + 5).device(&fp);
     let lic = lic.verify(&ring, &exp).unwrap();
-    let mut lbuf = [0u8; MAX_LEASE_LEN];
+    let mut lbuf = [0u8; LEASE_BUF_LEN];
     let lease = UnverifiedLease::from_text(&first.lease, &mut lbuf).unwrap();
     let v = lease.verify(&ring, lic.claims().license_id, &exp).unwrap();
     assert_eq!(v.terms().seat_id.to_string(), first.seat_id);

@@ -279,7 +279,7 @@ impl Seat {
 /// The (unverified) terms of a lease text, for the renew and end times a
 /// saved seat shows; the validator checks the lease itself.
 fn lease_terms(text: &str) -> Option<keyseal_core::LeaseTerms> {
-    let mut buf = [0u8; keyseal_core::lease::MAX_LEASE_LEN];
+    let mut buf = [0u8; keyseal_core::lease::LEASE_BUF_LEN];
     let l = keyseal_core::UnverifiedLease::from_text(text, &mut buf).ok()?;
     Some(*l.dangerous_unverified_terms())
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use keyseal_core::lease::MAX_LEASE_LEN;
+use keyseal_core::lease::LEASE_BUF_LEN;
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, MAX_LICENSE_TEXT_LEN};
 use keyseal_core::{
     Claims, Error as CoreError, Expectations, Fingerprint, Keyring, LeaseFault, Malformed,
@@ -542,7 +542,7 @@ impl Validator {
     fn lease_verdict(&self, license: &License, lease: &str) -> (Result<Lease, Problem>, bool) {
         let clock_now = self.clock.now();
         let mut text = [0u8; MAX_LICENSE_TEXT_LEN];
-        let mut bin = [0u8; MAX_LEASE_LEN];
+        let mut bin = [0u8; LEASE_BUF_LEN];
         let unverified = input::clean_key(lease, &mut text)
             .map_err(|e| match e {
                 CoreError::Malformed(m) => CoreError::LeaseInvalid(LeaseFault::Malformed(m)),

@@ -13,8 +13,8 @@ use keyseal_core::claims::{ComponentDigests, Entitlements, Extensions};
 use keyseal_core::keyring::KeyCertificate;
 use keyseal_core::revocation::RevocationListBuilder;
 use keyseal_core::{
-    Claims, DeviceBinding, DeviceRule, Fingerprint, LeaseTerms, LicenseId, SeatId, SigningKey,
-    TrustedKey, VersionCap, lease, license,
+    AllotmentTerms, Claims, DeviceBinding, DeviceRule, Fingerprint, LeaseTerms, LicenseId, SeatId,
+    SigningKey, TrustedKey, VersionCap, allotment, lease, license,
 };
 use keyseal_testdata::{claims_json, hex};
 use serde_json::{Value, json};
@@ -1390,6 +1390,7 @@ fn lease_cases(x: &Ctx) -> Vec<Value> {
         "lease_invalid",
         Some("unsupported_version"),
     ));
+    cases.extend(relayed_lease_cases(x, &case, &holds, &fails, t, &fp));
     // The license is checked first: an expired license is `expired`, whatever its lease.
     let mut c = case("license_expired_before_its_lease", good.clone(), NOW);
     let mut short = claims;
@@ -1404,6 +1405,238 @@ fn lease_cases(x: &Ctx) -> Vec<Value> {
         &[LABEL]
     )));
     cases.push(fails(c, "revoked", None));
+    cases
+}
+
+/// An allotment body as the format spells it.
+fn raw_allotment_body(a: &AllotmentTerms, seats: &[u8]) -> Vec<u8> {
+    let mut b = a.license_id.to_bytes().to_vec();
+    b.extend_from_slice(&a.relay_key);
+    b.extend_from_slice(seats);
+    b.extend_from_slice(&varint(a.issued_at));
+    b.extend_from_slice(&varint(a.expires_at));
+    b
+}
+
+/// Signs an arbitrary allotment body under `domain`, for cases the issuer
+/// refuses to make.
+fn sign_raw_allotment(key: &SigningKey, domain: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = vec![1u8];
+    out.extend_from_slice(&key.key_id().to_bytes());
+    out.extend_from_slice(body);
+    let mut msg = domain.to_vec();
+    msg.extend_from_slice(&out);
+    out.extend_from_slice(&key.sign_raw(&msg));
+    out
+}
+
+/// Leases an on-premises relay signed, each carrying its allotment.
+fn relayed_lease_cases(
+    x: &Ctx,
+    case: &dyn Fn(&str, String, u64) -> Value,
+    holds: &dyn Fn(Value, &LeaseTerms, bool) -> Value,
+    fails: &dyn Fn(Value, &str, Option<&str>) -> Value,
+    t: &LeaseTerms,
+    fp: &Fingerprint,
+) -> Vec<Value> {
+    let relay = key("relay");
+    let other_relay = key("another relay");
+    let grant = |signer: &SigningKey, relay: &SigningKey, lid: LicenseId, from: u64, to: u64| {
+        let terms = AllotmentTerms {
+            license_id: lid,
+            relay_key: relay.public_key().to_bytes(),
+            seats: 20,
+            issued_at: from,
+            expires_at: to,
+        };
+        (
+            terms,
+            allotment::issue(signer, &terms).unwrap_or_else(|e| panic!("allotment: {e}")),
+        )
+    };
+    let lease_bytes = |signer: &SigningKey, terms: &LeaseTerms| {
+        lease::issue(signer, terms, fp).unwrap_or_else(|e| panic!("lease: {e}"))
+    };
+    let relayed = |l: &[u8], a: &[u8]| lease::to_relayed_text(l, a);
+    // The allotment: a week from a day before the lease.
+    let (from, to) = (t.issued_at - 86_400, t.issued_at + 6 * 86_400);
+    let (good_terms, good) = grant(&x.b, &relay, t.license_id, from, to);
+    let leased = lease_bytes(&relay, t);
+    let mut cases = vec![
+        holds(
+            case("relayed_lease_active", relayed(&leased, &good), NOW),
+            t,
+            false,
+        ),
+        holds(
+            case(
+                "relayed_lease_in_check_in_grace",
+                relayed(&leased, &good),
+                t.renew_at + 1,
+            ),
+            t,
+            true,
+        ),
+        fails(
+            case(
+                "relayed_lease_expired",
+                relayed(&leased, &good),
+                t.expires_at + 1,
+            ),
+            "lease_expired",
+            None,
+        ),
+        fails(
+            case(
+                "relayed_lease_without_its_allotment",
+                lease::to_text(&leased),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("unknown_key"),
+        ),
+        fails(
+            case(
+                "relayed_lease_with_another_relays_allotment",
+                relayed(
+                    &leased,
+                    &grant(&x.b, &other_relay, t.license_id, from, to).1,
+                ),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("unknown_key"),
+        ),
+        fails(
+            case(
+                "relayed_lease_allotment_by_an_unknown_key",
+                relayed(
+                    &leased,
+                    &grant(&x.stranger, &relay, t.license_id, from, to).1,
+                ),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("unknown_key"),
+        ),
+        // Key A's window ended long before.
+        fails(
+            case(
+                "relayed_lease_allotment_key_not_valid",
+                relayed(&leased, &grant(&x.a, &relay, t.license_id, from, to).1),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("key_not_valid"),
+        ),
+        fails(
+            case(
+                "relayed_lease_outlives_its_allotment",
+                relayed(
+                    &leased,
+                    &grant(&x.b, &relay, t.license_id, from, t.expires_at - 1).1,
+                ),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("key_not_valid"),
+        ),
+        fails(
+            case(
+                "relayed_lease_signed_before_its_allotment",
+                relayed(
+                    &leased,
+                    &grant(&x.b, &relay, t.license_id, t.issued_at + 1, to).1,
+                ),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("key_not_valid"),
+        ),
+        fails(
+            case(
+                "relayed_lease_allotment_of_another_license",
+                relayed(
+                    &leased,
+                    &grant(&x.b, &relay, license_id("another-license"), from, to).1,
+                ),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("other_license"),
+        ),
+        fails(
+            case(
+                "relayed_lease_signed_by_the_vendor_key_with_an_allotment",
+                relayed(&lease_bytes(&x.b, t), &good),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("unknown_key"),
+        ),
+        fails(
+            case(
+                "relayed_lease_empty_allotment",
+                format!("{}.", lease::to_text(&leased)),
+                NOW,
+            ),
+            "lease_invalid",
+            Some("malformed"),
+        ),
+    ];
+    // Seats 20 -> 21: the vendor's signature no longer holds.
+    let mut more = good.clone();
+    let at = 1 + 8 + 16 + 32;
+    assert_eq!(more[at], 20);
+    more[at] = 21;
+    cases.push(fails(
+        case(
+            "relayed_lease_allotment_changed",
+            relayed(&leased, &more),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("bad_signature"),
+    ));
+    let body = raw_allotment_body(&good_terms, &varint(20));
+    let as_lease = sign_raw_allotment(&x.b, b"keyseal/lease/v1\0", &body);
+    cases.push(fails(
+        case(
+            "relayed_lease_allotment_signed_as_a_lease",
+            relayed(&leased, &as_lease),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("bad_signature"),
+    ));
+    // The same body under the allotment domain holds: the case above differs only in the domain.
+    let raw = sign_raw_allotment(&x.b, b"keyseal/seat-allotment/v1\0", &body);
+    assert_eq!(raw, good);
+    let zero = raw_allotment_body(&good_terms, &varint(0));
+    cases.push(fails(
+        case(
+            "relayed_lease_allotment_of_no_seats",
+            relayed(
+                &leased,
+                &sign_raw_allotment(&x.b, b"keyseal/seat-allotment/v1\0", &zero),
+            ),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("malformed"),
+    ));
+    let mut c = case(
+        "relayed_lease_relay_key_revoked",
+        relayed(&leased, &good),
+        NOW,
+    );
+    c["revocation_list_hex"] = json!(hex(&list_bytes(
+        &x.b,
+        (1, NOW - 60, NOW + 86_400),
+        &[&relay],
+        &[]
+    )));
+    cases.push(fails(c, "lease_invalid", Some("key_revoked")));
     cases
 }
 
@@ -1446,7 +1679,7 @@ fn main() -> std::io::Result<()> {
     write(
         &dir,
         "leases.json",
-        "A license key with the lease of one of its seats: validate `key` as in licenses.json (no app version), then `lease` for it on the device with fingerprint `device`, against `keyring` at `now` for `product`, with `leeway` seconds and the optional revocation list. A valid case gives the license id and the lease's terms and whether a check-in is due; an invalid one the error code and, for `lease_invalid`, the fault.",
+        "A license key with the lease of one of its seats (`relayed_*` cases: a lease an on-premises relay signed, carrying its seat allotment): validate `key` as in licenses.json (no app version), then `lease` for it on the device with fingerprint `device`, against `keyring` at `now` for `product`, with `leeway` seconds and the optional revocation list. A valid case gives the license id and the lease's terms and whether a check-in is due; an invalid one the error code and, for `lease_invalid`, the fault.",
         lease_cases(&x),
     )?;
     write(
