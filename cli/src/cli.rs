@@ -178,6 +178,21 @@ pub enum Command {
         lease policy says; answer a new request to renew it.")]
     Activate(ActivateArgs),
 
+    /// Allot some of a license's seats to an on-premises relay's key (`keyseal relay`).
+    #[command(after_help = "Examples:\n  \
+        keyseal allot 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80 --relay-key kspub1.... --seats 20 --out allotment.txt\n  \
+        keyseal allot 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80 --relay-key kspub1.... --seats 10 --days 30 --json\n\n\
+        Signs a seat allotment (ksallot1.) for the relay whose public key `keyseal relay init` printed: \
+        the relay leases that many seats on its LAN, with no internet, and apps verify its leases with \
+        your keyring. The relay's seats count against the license's like leases until the allotment ends. \
+        Renew it before it ends (the same command); a smaller one shrinks the relay at its next renewal, \
+        and `keyseal allot --revoke-relay KEY_ID` refuses it further allotments.")]
+    Allot(AllotArgs),
+
+    /// An on-premises relay: lease a license's seats on a LAN with no internet.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+
     /// Revoke a license: the next published revocation list rejects it.
     #[command(after_help = "Examples:\n  \
         keyseal revoke 5f0c7e0b6a8f4c1d9e2a3b4c5d6e7f80 --reason refund\n  \
@@ -652,6 +667,82 @@ pub struct ActivateArgs {
     /// The device's request code (`KSREQ1.`; case, dashes and spaces do not matter).
     #[arg(long, value_name = "CODE")]
     pub request: String,
+}
+
+/// `keyseal allot`.
+#[derive(Debug, Args)]
+pub struct AllotArgs {
+    /// License id (32 hex digits), or the license key or file.
+    #[arg(value_name = "LICENSE-ID")]
+    pub license_id: String,
+    /// The relay's public key (`kspub1.`, as `keyseal relay init` prints it).
+    #[arg(long, value_name = "KEY", required_unless_present = "revoke_relay")]
+    pub relay_key: Option<String>,
+    /// Seats the relay may lease at once.
+    #[arg(long, value_name = "N", required_unless_present = "revoke_relay")]
+    pub seats: Option<u64>,
+    /// Days the allotment holds (a week by default; 90 at most).
+    #[arg(long, default_value_t = 7, value_name = "DAYS", value_parser = clap::value_parser!(u64).range(1..=90))]
+    pub days: u64,
+    /// Write the allotment to this file (never over an existing one) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Instead: refuse this relay key (its key id, 16 hex digits) further allotments of the license.
+    #[arg(long, value_name = "KEY_ID", conflicts_with_all = ["relay_key", "seats", "out"])]
+    pub revoke_relay: Option<String>,
+}
+
+/// `keyseal relay`.
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Make the relay's key pair in its directory and print its public key for the vendor.
+    #[command(after_help = "Examples:\n  \
+        keyseal relay init --dir /var/lib/keyseal-relay\n\n\
+        The key file (relay.key) is owner-only and never leaves the machine; send the printed \
+        kspub1. key to the vendor, who answers with an allotment (`keyseal allot`).")]
+    Init(RelayInitArgs),
+    /// Serve leases to apps on the LAN under the vendor's allotment.
+    #[command(after_help = "Examples:\n  \
+        keyseal relay serve --dir /var/lib/keyseal-relay --keyring keyring.txt --license license.txt \\\n      --allotment allotment.txt --listen 0.0.0.0:8390\n\n\
+        Apps use it as they use the vendor's service (the SDKs' seat clients, with the relay's address). \
+        Its leases carry the allotment and verify with the vendor's keyring. Replace the allotment file \
+        with the vendor's renewal before it ends: the relay loads it at its next request. \
+        Stop with Ctrl-C or SIGTERM; the seats it leased are kept in its directory.")]
+    Serve(RelayServeArgs),
+}
+
+/// `keyseal relay init`.
+#[derive(Debug, Args)]
+pub struct RelayInitArgs {
+    /// The relay's directory (its key and the seats it leased).
+    #[arg(long, value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+}
+
+/// `keyseal relay serve`.
+#[derive(Debug, Args)]
+pub struct RelayServeArgs {
+    /// The relay's directory, as given to `keyseal relay init`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: std::path::PathBuf,
+    /// The vendor's keyring file (what apps embed).
+    #[arg(long, value_name = "FILE")]
+    pub keyring: std::path::PathBuf,
+    /// The license whose seats the relay leases: its key (`ks1.`) or a file holding it.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub license: String,
+    /// The vendor's allotment file (`ksallot1.`).
+    #[arg(long, value_name = "FILE")]
+    pub allotment: std::path::PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8390", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds between check-ins (a lease's renew interval).
+    #[arg(long, default_value_t = keyseal_server::relay::DEFAULT_RELAY_LEASE_SECS, value_name = "SECS", value_parser = clap::value_parser!(u64).range(60..))]
+    pub lease_secs: u64,
+    /// Seconds a lease holds past its renew time when check-ins fail.
+    #[arg(long, default_value_t = keyseal_server::relay::DEFAULT_RELAY_GRACE_SECS, value_name = "SECS")]
+    pub grace_secs: u64,
 }
 
 /// `keyseal revoke`.

@@ -299,3 +299,113 @@ fn an_air_gapped_device_activates_with_codes() {
     assert_eq!(code3, 5, "{err}");
     assert!(err.contains("typo"), "{err}");
 }
+
+/// `keyseal allot` signs a relay's allotment from the vault; `keyseal relay
+/// serve` leases it on loopback with no vault or service, keeps its seats
+/// across a SIGKILL, and its leases validate with the vault's keyring.
+#[test]
+fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
+    use keyseal::seats::SeatClient;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init", "--product", "acme-cad"]);
+    let issued = issue(dir, "cus_relay");
+    let key = issued["license_key"].as_str().unwrap().to_owned();
+    let lid = issued["license_id"].as_str().unwrap().to_owned();
+    std::fs::write(dir.join("license.txt"), &key).unwrap();
+    std::fs::write(dir.join("keyring.txt"), ok(dir, &["keys", "export"])).unwrap();
+    let relay_dir = dir.join("relay");
+    let relay_key = ok(dir, &["relay", "init", "--dir", relay_dir.to_str().unwrap()])
+        .trim()
+        .to_owned();
+    assert!(relay_key.starts_with("kspub1."), "{relay_key}");
+    let (code, _, err) = keyseal(dir, &["relay", "init", "--dir", relay_dir.to_str().unwrap()]);
+    assert_eq!(code, 5, "{err}");
+    // The license has one seat: a relay may have it, not two.
+    let (code, _, err) = keyseal(
+        dir,
+        &["allot", &lid, "--relay-key", &relay_key, "--seats", "2", "--out", "allotment.txt"],
+    );
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("only 1"), "{err}");
+    assert!(!dir.join("allotment.txt").exists());
+    let out: Value = serde_json::from_str(&ok(
+        dir,
+        &["allot", &lid, "--relay-key", &relay_key, "--seats", "1", "--days", "2", "--out", "allotment.txt", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(out["seats"], serde_json::json!(1));
+    let allotment = std::fs::read_to_string(dir.join("allotment.txt")).unwrap();
+    assert!(allotment.starts_with("ksallot1."));
+    // Never over an existing file.
+    let (code, _, _) = keyseal(
+        dir,
+        &["allot", &lid, "--relay-key", &relay_key, "--seats", "1", "--out", "allotment.txt"],
+    );
+    assert_eq!(code, 5);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let start = || {
+        let child = Command::cargo_bin("keyseal")
+            .unwrap()
+            .current_dir(dir)
+            .args([
+                "relay", "serve", "--dir", "relay", "--keyring", "keyring.txt", "--license",
+                "license.txt", "--allotment", "allotment.txt", "--listen", &listen,
+            ])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&listen).is_ok() {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the relay did not start");
+    };
+    let device = |n: u8| keyseal::Fingerprint::from_components(&[[n; 16]]).unwrap();
+    let mut child = start();
+    let client = SeatClient::new(format!("http://{listen}"));
+    let seat = client.activate(&key, &device(1)).unwrap();
+    let keyring: Keyring = std::fs::read_to_string(dir.join("keyring.txt"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let v = Validator::builder(keyring, "acme-cad")
+        .state(MemoryStateStore::new())
+        .device(device(1))
+        .build()
+        .unwrap();
+    let lic = v.validate_with_lease(&key, seat.lease()).unwrap();
+    assert_eq!(lic.lease().unwrap().seat_id(), seat.seat_id());
+    assert_eq!(
+        client.activate(&key, &device(2)).unwrap_err().code(),
+        "seat_limit"
+    );
+    // SIGKILL: the seat was written before the answer.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut child = start();
+    assert_eq!(
+        client.activate(&key, &device(2)).unwrap_err().code(),
+        "seat_limit"
+    );
+    assert_eq!(
+        client.activate(&key, &device(1)).unwrap().seat_id(),
+        seat.seat_id()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Revoked: no further allotment.
+    let relay_id = out["relay_key_id"].as_str().unwrap();
+    ok(dir, &["allot", &lid, "--revoke-relay", relay_id]);
+    let (code, _, err) = keyseal(dir, &["allot", &lid, "--relay-key", &relay_key, "--seats", "1"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("revoked"), "{err}");
+}

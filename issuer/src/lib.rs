@@ -23,6 +23,7 @@
 //! system clock's milliseconds, so the ledger's indexes grow at one end.
 
 pub mod activation;
+pub mod allotments;
 pub mod audit;
 pub mod batch;
 mod error;

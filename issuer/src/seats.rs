@@ -153,17 +153,17 @@ pub enum SeatRefused {
 
 /// The license a lease request named.
 #[derive(Clone)]
-struct Found {
-    org_id: String,
-    lic: OrgLicense,
-    id: LicenseId,
+pub(crate) struct Found {
+    pub(crate) org_id: String,
+    pub(crate) lic: OrgLicense,
+    pub(crate) id: LicenseId,
     not_before: Option<u64>,
     /// Expiry, and expiry plus grace.
     ends: Option<(u64, u64)>,
 }
 
 /// Why the license `f` may not take or renew a seat at `now`, if it may not.
-fn state_refusal(f: &Found, now: u64) -> Option<SeatRefused> {
+pub(crate) fn state_refusal(f: &Found, now: u64) -> Option<SeatRefused> {
     if f.lic.record.revoked.is_some() {
         return Some(SeatRefused::Revoked);
     }
@@ -202,7 +202,8 @@ fn parse_seat(text: &str) -> Result<SeatId> {
         .map_err(|_| Error::invalid("seat_id", "not a seat id (32 hex digits)"))
 }
 
-fn parse_signature(text: &str) -> Result<[u8; 64]> {
+/// A proof's signature: 128 hex digits.
+pub fn parse_signature(text: &str) -> Result<[u8; 64]> {
     let mut sig = [0u8; 64];
     let ok = text.len() == 128
         && (0..64).all(|k| {
@@ -399,26 +400,13 @@ impl Store {
         request: &ActivationRequest,
         ctx: &Context,
     ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
-        let Some(lic) = self
-            .org_license(org_id, &request.license_id.to_string())
+        let Some(f) = self
+            .org_found(org_id, &request.license_id.to_string(), |bytes| {
+                request.proves(bytes)
+            })
             .await?
         else {
             return Ok(Signed::Done(Err(SeatRefused::UnknownLicense)));
-        };
-        let mut buf = [0u8; MAX_LICENSE_LEN];
-        let bytes = core_license::decode_text(&lic.record.license_key, &mut buf)?;
-        if !request.proves(bytes) {
-            return Ok(Signed::Done(Err(SeatRefused::UnknownLicense)));
-        }
-        let claims = *UnverifiedLicense::from_bytes(bytes)?.dangerous_unverified_claims();
-        let f = Found {
-            org_id: org_id.to_owned(),
-            lic,
-            id: claims.license_id,
-            not_before: claims.not_before,
-            ends: claims
-                .expires_at
-                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
         };
         if let Some(r) = state_refusal(&f, ctx.now) {
             return Ok(Signed::Done(Err(r)));
@@ -432,6 +420,34 @@ impl Store {
             ctx,
         )
         .await
+    }
+
+    /// The organisation's license `license_id` as a lease request needs it,
+    /// if it is the organisation's and `key_ok` accepts its binary key.
+    pub(crate) async fn org_found(
+        &self,
+        org_id: &str,
+        license_id: &str,
+        key_ok: impl FnOnce(&[u8]) -> bool,
+    ) -> Result<Option<Found>> {
+        let Some(lic) = self.org_license(org_id, license_id).await? else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let bytes = core_license::decode_text(&lic.record.license_key, &mut buf)?;
+        if !key_ok(bytes) {
+            return Ok(None);
+        }
+        let claims = *UnverifiedLicense::from_bytes(bytes)?.dangerous_unverified_claims();
+        Ok(Some(Found {
+            org_id: org_id.to_owned(),
+            lic,
+            id: claims.license_id,
+            not_before: claims.not_before,
+            ends: claims
+                .expires_at
+                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
+        }))
     }
 
     /// Takes (or takes again) a seat of `l` for the device with this
@@ -450,12 +466,20 @@ impl Store {
         let lid = l.id.to_string();
         let mut tx = self.begin_write().await?;
         let held = seats_in_force(&mut tx, &l.org_id, &lid, now).await?;
+        let relays =
+            crate::allotments::allotted_in_force(&mut tx, &l.org_id, &lid, now, None).await?;
         let mine = held
             .iter()
             .find(|s| s.device == device)
             .map(|s| s.seat_id.clone());
-        if mine.is_none() && held.len() as u64 >= l.lic.max_devices {
-            let free_at = held.iter().map(|s| s.expires_at).min().unwrap_or(now) + SEAT_MARGIN_SECS;
+        if mine.is_none() && held.len() as u64 + relays.seats >= l.lic.max_devices {
+            let free_at = held
+                .iter()
+                .map(|s| s.expires_at)
+                .chain(relays.ends)
+                .min()
+                .unwrap_or(now)
+                + SEAT_MARGIN_SECS;
             return Ok(Signed::Done(Err(SeatRefused::SeatLimit {
                 seats: l.lic.max_devices,
                 free_at,
@@ -761,7 +785,8 @@ async fn apply_check_in(
     }
     if u(row.expires_at).saturating_add(SEAT_MARGIN_SECS) < now {
         let held = seats_in_force(tx, &l.org_id, &lid, now).await?;
-        if held.len() as u64 >= l.lic.max_devices {
+        let relays = crate::allotments::allotted_in_force(tx, &l.org_id, &lid, now, None).await?;
+        if held.len() as u64 + relays.seats >= l.lic.max_devices {
             return Ok(Signed::Done(Err(SeatRefused::SeatLapsed {
                 seats: l.lic.max_devices,
             })));
@@ -800,13 +825,18 @@ struct SeatRow {
 }
 
 /// A seat in force.
-struct Held {
+pub(crate) struct Held {
     seat_id: String,
     device: String,
-    expires_at: u64,
+    pub(crate) expires_at: u64,
 }
 
-async fn seats_in_force(tx: &mut WriteTx, org_id: &str, lid: &str, now: u64) -> Result<Vec<Held>> {
+pub(crate) async fn seats_in_force(
+    tx: &mut WriteTx,
+    org_id: &str,
+    lid: &str,
+    now: u64,
+) -> Result<Vec<Held>> {
     let rows = tx
         .fetch(
             sqlx::query(
@@ -886,20 +916,35 @@ fn check_proof(
     at: u64,
     now: u64,
 ) -> std::result::Result<(), SeatRefused> {
+    let key: PublicKey = row
+        .instance_key
+        .parse()
+        .map_err(|_| SeatRefused::BadProof("the seat's key is not readable"))?;
+    verify_proof(&key, u(row.proof_at), message, sig, at, now)
+}
+
+/// Checks a check-in's or release's proof: `sig` by the seat's
+/// installation key over `message` ([`check_in_message`] or
+/// [`release_message`] at `at`), `at` within [`PROOF_WINDOW_SECS`] of `now`
+/// and after the seat's last proof `proof_at` (a replay is not).
+pub fn verify_proof(
+    key: &PublicKey,
+    proof_at: u64,
+    message: &[u8],
+    sig: &[u8; 64],
+    at: u64,
+    now: u64,
+) -> std::result::Result<(), SeatRefused> {
     if !fresh(at, now) {
         return Err(SeatRefused::BadProof(
             "the request's time is more than 300 s from the service's clock",
         ));
     }
-    if at <= u(row.proof_at) {
+    if at <= proof_at {
         return Err(SeatRefused::BadProof(
             "the request's time is not after the seat's last request (a replay?)",
         ));
     }
-    let key: PublicKey = row
-        .instance_key
-        .parse()
-        .map_err(|_| SeatRefused::BadProof("the seat's key is not readable"))?;
     if key.verify_strict(message, sig).is_err() {
         return Err(SeatRefused::BadProof(
             "the signature does not verify with the seat's key",

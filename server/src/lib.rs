@@ -20,6 +20,7 @@ pub mod auth;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod relay;
 
 /// Now, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;

@@ -55,6 +55,7 @@ pub(crate) struct ProblemSchema {
         (name = "audit", description = "The organisation's audit log, a hash chain."),
         (name = "public", description = "What apps fetch, anonymously: keyrings and revocation lists (cacheable, rate-limited per client)."),
         (name = "leases", description = "What apps ask with their license key, no API token: a seat for this device and its lease, check-ins, releases (docs/FORMAT.md, \"Lease\"; rate-limited per client and per license)."),
+        (name = "relays", description = "Seats of a license allotted to an on-premises relay (`keyseal relay`), which leases them on a LAN with no internet (docs/FORMAT.md, \"Seat allotment\")."),
         (name = "service", description = "Liveness, readiness, metrics and this document."),
     ),
     components(schemas(ProblemSchema))

@@ -130,6 +130,8 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/tokens", &["get", "post"]),
             ("/v1/tokens/{token_id}/revoke", &["post"]),
             ("/v1/audit", &["get"]),
+            ("/v1/licenses/{id}/allotments", &["get", "post"]),
+            ("/v1/licenses/{id}/relays/{relay_key_id}/revoke", &["post"]),
         ] {
             for m in methods {
                 assert!(
@@ -138,7 +140,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 33);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 35);
         // Every operation says what it is, for people and for generated
         // clients: a unique camel-case id, a summary, a description, a tag.
         let mut ids = std::collections::BTreeSet::new();

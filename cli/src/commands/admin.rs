@@ -451,7 +451,7 @@ pub(crate) async fn licenses(
 }
 
 /// A license named by its id, its key, or its license file.
-fn license_id_of(arg: &str) -> Result<String, CliError> {
+pub(super) fn license_id_of(arg: &str) -> Result<String, CliError> {
     if arg.len() == 32 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(arg.to_owned());
     }

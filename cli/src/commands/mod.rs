@@ -12,6 +12,7 @@ use crate::error::CliError;
 
 mod admin;
 mod issue;
+mod relay;
 mod root;
 mod serve;
 mod tenants;
@@ -30,6 +31,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Products(c) => block_on(admin::products(vault, c, json)),
         Command::Licenses(c) => block_on(admin::licenses(vault, c, json)),
         Command::Activate(a) => block_on(admin::activate(vault, a, json)),
+        Command::Allot(a) => block_on(relay::allot(vault, a, json)),
+        Command::Relay(c) => relay::relay(c, json),
         Command::Revoke(a) => block_on(admin::revoke(vault, a, json)),
         Command::Revocations(c) => block_on(admin::revocations(vault, c, json)),
         Command::Audit(a) => block_on(admin::audit(vault, a, json)),

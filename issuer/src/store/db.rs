@@ -851,6 +851,11 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // Seats held by leases, and the products' lease policies.
     (20, "seats", include_str!("../../migrations/0020_seats.sql")),
+    (
+        21,
+        "allotments",
+        include_str!("../../migrations/0021_allotments.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.

@@ -112,6 +112,15 @@ pub(crate) struct ReleasedSeat {
     released_at: u64,
 }
 
+impl ReleasedSeat {
+    pub(crate) fn new(seat_id: String, released_at: u64) -> Self {
+        ReleasedSeat {
+            seat_id,
+            released_at,
+        }
+    }
+}
+
 /// Over the license's rate: the request waits its turn up to a second,
 /// then gets 429. Keyed by the license id the key text carries (checked
 /// later): a stranger's made-up keys each get a bucket, which the
@@ -138,7 +147,7 @@ async fn license_turn(s: &S, license_key: &str) -> Result<(), Problem> {
     .await
 }
 
-fn refused(r: SeatRefused, now: u64) -> Problem {
+pub(crate) fn refused(r: SeatRefused, now: u64) -> Problem {
     let conflict = |slug, detail: String| Problem::new(StatusCode::CONFLICT, slug, detail);
     match r {
         SeatRefused::UnknownLicense => Problem::new(

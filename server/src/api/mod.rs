@@ -23,11 +23,12 @@ use crate::problem::Problem;
 use crate::{MAX_BODY, State, auth};
 
 mod activations;
+mod allotments;
 mod audit;
 mod customers;
 mod extract;
 mod keys;
-mod leases;
+pub(crate) mod leases;
 mod licenses;
 mod products;
 mod public;
@@ -79,6 +80,8 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         ))
         .routes(routes!(activations::deactivate))
         .routes(routes!(leases::answer_activation_request))
+        .routes(routes!(allotments::list_allotments, allotments::allot))
+        .routes(routes!(allotments::revoke_relay))
         .routes(routes!(keys::list_keys))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::retire_key))

@@ -1,0 +1,358 @@
+//! Seat allotments to on-premises relays (docs/FORMAT.md, "Seat
+//! allotment"; `keyseal relay`): the vendor signs, for one license, a
+//! relay's public key, a number of seats and a short validity; the relay
+//! then signs the leases for those seats on a LAN with no internet.
+//!
+//! **The seat invariant, with relays.** A relay's seats count toward its
+//! license's `max_devices` like leases do, inside the same write
+//! transaction: the leases in force plus, for every relay key, the largest
+//! allotment of it still in force (until [`SEAT_MARGIN_SECS`] after its
+//! end) never exceed the license's seats. An allotment stays valid until
+//! its end once signed, so a smaller allotment, or a revocation, frees
+//! seats only when the larger one ends (allotments are short: a week by
+//! default). A revoked relay key gets no further allotment.
+//!
+//! What a relay does with its seats is the relay's to keep (apps see one
+//! lease at a time): docs/FORMAT.md says what that trusts and how the
+//! vendor bounds it.
+
+use keyseal_core::allotment::{self, AllotmentTerms};
+use keyseal_core::{KeyId, PublicKey};
+use serde_json::json;
+
+use crate::Context;
+use crate::error::{Error, Result};
+use crate::seats::{SEAT_MARGIN_SECS, SeatRefused, seats_in_force, state_refusal};
+use crate::store::{Signed, Store, WriteTx, i, u};
+use crate::vault::Signer;
+
+/// An allotment's validity when the caller sets none: a week.
+pub const DEFAULT_ALLOTMENT_SECS: u64 = 7 * 86_400;
+/// Shortest allotment validity: an hour.
+pub const MIN_ALLOTMENT_SECS: u64 = 3_600;
+/// Longest allotment validity: 90 days (a vendor revokes or shrinks an
+/// allotment only at its end).
+pub const MAX_ALLOTMENT_SECS: u64 = 90 * 86_400;
+
+/// A signed allotment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allotment {
+    /// The allotment (`ksallot1.`), for the relay.
+    pub allotment: String,
+    /// The license (32 hex digits).
+    pub license_id: String,
+    /// The relay's key (`kspub1.`).
+    pub relay_key: String,
+    /// Its key id: the signer id of the relay's leases.
+    pub relay_key_id: String,
+    /// The seats allotted.
+    pub seats: u64,
+    /// When it was signed.
+    pub issued_at: u64,
+    /// When it ends.
+    pub expires_at: u64,
+}
+
+/// Why an allotment was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllotRefused {
+    /// No such license in this organisation.
+    UnknownLicense,
+    /// The license may not hold seats now (revoked, suspended, expired,
+    /// not yet valid).
+    License(SeatRefused),
+    /// Not enough seats are free: `free` of `seats` (leases and other
+    /// relays hold the rest).
+    SeatLimit {
+        /// The license's seats.
+        seats: u64,
+        /// How many this relay may have now.
+        free: u64,
+    },
+    /// The vendor revoked this relay key.
+    RelayRevoked,
+}
+
+/// An allotment in the ledger, for listings.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AllotmentRow {
+    /// Its id (32 hex digits).
+    pub allotment_id: String,
+    /// The license.
+    pub license_id: String,
+    /// The relay's key (`kspub1.`).
+    pub relay_key: String,
+    /// Its key id.
+    pub relay_key_id: String,
+    /// Seats.
+    pub seats: i64,
+    /// When it was signed.
+    pub issued_at: i64,
+    /// When it ends.
+    pub expires_at: i64,
+    /// When the vendor revoked the relay key, if it did.
+    pub revoked_at: Option<i64>,
+}
+
+/// What relays hold of a license at some time.
+pub(crate) struct Allotted {
+    /// Seats: for each relay key, its largest allotment in force.
+    pub(crate) seats: u64,
+    /// When each of those allotments ends.
+    pub(crate) ends: Vec<u64>,
+}
+
+/// The seats relays hold of license `lid` at `now`, leaving out the relay
+/// `except` (its key id).
+pub(crate) async fn allotted_in_force(
+    tx: &mut WriteTx,
+    org_id: &str,
+    lid: &str,
+    now: u64,
+    except: Option<&str>,
+) -> Result<Allotted> {
+    let rows = tx
+        .fetch(
+            sqlx::query(
+                "SELECT relay_key_id, MAX(seats), MAX(expires_at) FROM allotments \
+                 WHERE org_id = $1 AND license_id = $2 AND expires_at >= $3 GROUP BY relay_key_id",
+            )
+            .bind(org_id.to_owned())
+            .bind(lid.to_owned())
+            .bind(i(now.saturating_sub(SEAT_MARGIN_SECS))),
+            "reading allotments",
+        )
+        .await?;
+    let mut out = Allotted {
+        seats: 0,
+        ends: Vec::new(),
+    };
+    for r in &rows {
+        let (relay, seats, end): (String, i64, i64) = (
+            sqlx::Row::try_get(r, 0).map_err(|e| Error::db("reading allotments", e))?,
+            sqlx::Row::try_get(r, 1).map_err(|e| Error::db("reading allotments", e))?,
+            sqlx::Row::try_get(r, 2).map_err(|e| Error::db("reading allotments", e))?,
+        );
+        if Some(relay.as_str()) != except {
+            out.seats = out.seats.saturating_add(u(seats));
+            out.ends.push(u(end));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_relay_key(text: &str) -> Result<PublicKey> {
+    text.trim().parse().map_err(|_| {
+        Error::invalid(
+            "relay_key",
+            "not an Ed25519 public key (kspub1. then base64url, as `keyseal relay init` prints)",
+        )
+    })
+}
+
+impl Store {
+    /// Allots `seats` of the organisation's license `license_id` to the
+    /// relay with public key `relay_key` for `secs` seconds from now
+    /// (between [`MIN_ALLOTMENT_SECS`] and [`MAX_ALLOTMENT_SECS`]), signed
+    /// by `signer`: a first allotment, a renewal, or a larger or smaller
+    /// one. Refused when the seats are not free (leases and other relays
+    /// count; this relay's earlier allotments do not, since this one
+    /// supersedes them) or the relay key was revoked. Audited.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn allot_seats(
+        &self,
+        org_id: &str,
+        signer: &Signer,
+        license_id: &str,
+        relay_key: &str,
+        seats: u64,
+        secs: u64,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<Allotment, AllotRefused>>> {
+        let relay = parse_relay_key(relay_key)?;
+        if seats == 0 || seats > u64::from(u32::MAX) {
+            return Err(Error::invalid("seats", "at least 1"));
+        }
+        if !(MIN_ALLOTMENT_SECS..=MAX_ALLOTMENT_SECS).contains(&secs) {
+            return Err(Error::invalid(
+                "secs",
+                format!(
+                    "between {MIN_ALLOTMENT_SECS} (an hour) and {MAX_ALLOTMENT_SECS} (90 days)"
+                ),
+            ));
+        }
+        let now = ctx.now;
+        let Some(f) = self.org_found(org_id, license_id, |_| true).await? else {
+            return Ok(Signed::Done(Err(AllotRefused::UnknownLicense)));
+        };
+        if let Some(r) = state_refusal(&f, now) {
+            return Ok(Signed::Done(Err(AllotRefused::License(r))));
+        }
+        let lid = f.id.to_string();
+        let relay_id = relay.key_id().to_string();
+        let mut tx = self.begin_write().await?;
+        let revoked = tx
+            .fetch(
+                sqlx::query(
+                    "SELECT 1 FROM allotments WHERE org_id = $1 AND license_id = $2 \
+                     AND relay_key_id = $3 AND revoked_at IS NOT NULL",
+                )
+                .bind(org_id.to_owned())
+                .bind(lid.clone())
+                .bind(relay_id.clone()),
+                "reading allotments",
+            )
+            .await?;
+        if !revoked.is_empty() {
+            return Ok(Signed::Done(Err(AllotRefused::RelayRevoked)));
+        }
+        let leases = seats_in_force(&mut tx, org_id, &lid, now).await?.len() as u64;
+        let others = allotted_in_force(&mut tx, org_id, &lid, now, Some(&relay_id))
+            .await?
+            .seats;
+        let free = f
+            .lic
+            .max_devices
+            .saturating_sub(leases.saturating_add(others));
+        if seats > free {
+            return Ok(Signed::Done(Err(AllotRefused::SeatLimit {
+                seats: f.lic.max_devices,
+                free,
+            })));
+        }
+        if !tx.signer_is_active(org_id, signer.key_id()).await? {
+            return Ok(Signed::KeyRotated {
+                key_id: signer.key_id(),
+            });
+        }
+        let terms = AllotmentTerms {
+            license_id: f.id,
+            relay_key: relay.to_bytes(),
+            seats: u32::try_from(seats).map_err(|_| Error::invalid("seats", "too many"))?,
+            issued_at: now,
+            expires_at: now.saturating_add(secs),
+        };
+        let bytes = allotment::issue(signer.key(), &terms)?;
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)?;
+        let allotment_id = crate::fsutil::hex(&id);
+        tx.exec(
+            sqlx::query(
+                "INSERT INTO allotments (allotment_id, org_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(allotment_id.clone())
+            .bind(org_id.to_owned())
+            .bind(lid.clone())
+            .bind(relay.to_string())
+            .bind(relay_id.clone())
+            .bind(i(seats))
+            .bind(i(terms.issued_at))
+            .bind(i(terms.expires_at)),
+            "recording the allotment",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "allotment.grant",
+            &json!({ "org_id": org_id, "license_id": lid, "allotment_id": allotment_id, "relay_key_id": relay_id, "seats": seats, "expires_at": terms.expires_at }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Signed::Done(Ok(Allotment {
+            allotment: allotment::to_text(&bytes),
+            license_id: lid,
+            relay_key: relay.to_string(),
+            relay_key_id: relay_id,
+            seats,
+            issued_at: terms.issued_at,
+            expires_at: terms.expires_at,
+        })))
+    }
+
+    /// Revokes the relay key `relay_key_id` for the organisation's license
+    /// `license_id`: it gets no further allotment (its signed allotments
+    /// stay valid until they end; put the key id on the revocation list to
+    /// end them sooner). `None` when the relay has no allotment of that
+    /// license; otherwise when it was revoked (the first time, for a
+    /// repeated call). Audited.
+    pub async fn revoke_relay(
+        &self,
+        org_id: &str,
+        license_id: &str,
+        relay_key_id: &str,
+        ctx: &Context,
+    ) -> Result<Option<u64>> {
+        let relay: KeyId = relay_key_id
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid("relay_key_id", "not a key id (16 hex digits)"))?;
+        let relay = relay.to_string();
+        let mut tx = self.begin_write().await?;
+        let rows = tx
+            .fetch(
+                sqlx::query(
+                    "SELECT MIN(revoked_at), COUNT(*) FROM allotments WHERE org_id = $1 AND license_id = $2 AND relay_key_id = $3",
+                )
+                .bind(org_id.to_owned())
+                .bind(license_id.to_owned())
+                .bind(relay.clone()),
+                "reading allotments",
+            )
+            .await?;
+        let (first, count): (Option<i64>, i64) = match rows.first() {
+            Some(r) => (
+                sqlx::Row::try_get(r, 0).map_err(|e| Error::db("reading allotments", e))?,
+                sqlx::Row::try_get(r, 1).map_err(|e| Error::db("reading allotments", e))?,
+            ),
+            None => (None, 0),
+        };
+        if count == 0 {
+            return Ok(None);
+        }
+        if let Some(at) = first {
+            return Ok(Some(u(at)));
+        }
+        tx.exec(
+            sqlx::query(
+                "UPDATE allotments SET revoked_at = $1 WHERE org_id = $2 AND license_id = $3 AND relay_key_id = $4",
+            )
+            .bind(i(ctx.now))
+            .bind(org_id.to_owned())
+            .bind(license_id.to_owned())
+            .bind(relay.clone()),
+            "revoking the relay",
+        )
+        .await?;
+        tx.audit(
+            ctx,
+            "allotment.revoke",
+            &json!({ "org_id": org_id, "license_id": license_id, "relay_key_id": relay }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ctx.now))
+    }
+
+    /// The organisation's allotments of license `license_id`, newest first.
+    pub async fn org_allotments(
+        &self,
+        org_id: &str,
+        license_id: &str,
+    ) -> Result<Vec<AllotmentRow>> {
+        let rows = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT allotment_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at, revoked_at \
+                     FROM allotments WHERE org_id = $1 AND license_id = $2 ORDER BY issued_at DESC, allotment_id",
+                )
+                .bind(org_id.to_owned())
+                .bind(license_id.to_owned()),
+                "reading allotments",
+            )
+            .await?;
+        rows.iter()
+            .map(|r| crate::store::read_row(r, "reading allotments"))
+            .collect()
+    }
+}

@@ -1,0 +1,230 @@
+//! `/v1/licenses/{id}/allotments`: seats of a license allotted to an
+//! on-premises relay (`keyseal relay`), which signs the leases for them on
+//! a LAN with no internet (docs/FORMAT.md, "Seat allotment";
+//! `keyseal_issuer::allotments`).
+
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::http::StatusCode;
+use keyseal_issuer::allotments::{
+    AllotRefused, Allotment as Granted, AllotmentRow, DEFAULT_ALLOTMENT_SECS,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{Body, Caller, path};
+use super::licenses::with_active_key;
+use super::{ApiResult, S, json_response};
+use crate::openapi::ProblemSchema;
+use crate::problem::Problem;
+
+/// Seats for a relay.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AllotRequest {
+    /// The relay's public key (`kspub1.`), as `keyseal relay init` prints it.
+    #[schema(example = "kspub1.kxKnSbdByxwctUQwckwpVwVJ8l88fRnMui68OX4UOB8")]
+    relay_key: String,
+    /// How many of the license's seats the relay may lease at once.
+    #[schema(minimum = 1, example = 20)]
+    seats: u64,
+    /// How long the allotment holds, in seconds (an hour to 90 days; a
+    /// week if absent). The relay needs a new one before it ends.
+    #[schema(minimum = 3600, maximum = 7776000)]
+    secs: Option<u64>,
+}
+
+/// A signed allotment.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Allotment {
+    /// The allotment (`ksallot1.`): give it to the relay
+    /// (`keyseal relay serve --allotment FILE`).
+    allotment: String,
+    /// The license (32 hex digits).
+    license_id: String,
+    /// The relay's key (`kspub1.`).
+    relay_key: String,
+    /// Its key id (16 hex digits): the signer of the relay's leases; put it
+    /// on the revocation list to end the relay's leases before the
+    /// allotment ends.
+    relay_key_id: String,
+    /// Seats allotted.
+    seats: u64,
+    /// When it was signed (unix seconds (UTC)).
+    issued_at: u64,
+    /// When it ends (unix seconds (UTC)).
+    expires_at: u64,
+}
+
+impl From<Granted> for Allotment {
+    fn from(a: Granted) -> Self {
+        Allotment {
+            allotment: a.allotment,
+            license_id: a.license_id,
+            relay_key: a.relay_key,
+            relay_key_id: a.relay_key_id,
+            seats: a.seats,
+            issued_at: a.issued_at,
+            expires_at: a.expires_at,
+        }
+    }
+}
+
+/// An allotment in the ledger.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AllotmentRecord {
+    /// Its id (32 hex digits).
+    allotment_id: String,
+    /// The relay's key (`kspub1.`).
+    relay_key: String,
+    /// Its key id (16 hex digits).
+    relay_key_id: String,
+    /// Seats allotted.
+    seats: u64,
+    /// When it was signed (unix seconds (UTC)).
+    issued_at: u64,
+    /// When it ends (unix seconds (UTC)).
+    expires_at: u64,
+    /// When the vendor revoked the relay (unix seconds (UTC)), if it did.
+    revoked_at: Option<u64>,
+}
+
+impl From<AllotmentRow> for AllotmentRecord {
+    fn from(r: AllotmentRow) -> Self {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        AllotmentRecord {
+            allotment_id: r.allotment_id,
+            relay_key: r.relay_key,
+            relay_key_id: r.relay_key_id,
+            seats: u(r.seats),
+            issued_at: u(r.issued_at),
+            expires_at: u(r.expires_at),
+            revoked_at: r.revoked_at.map(u),
+        }
+    }
+}
+
+/// A license's allotments.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AllotmentList {
+    /// Newest first.
+    allotments: Vec<AllotmentRecord>,
+}
+
+/// A revoked relay.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RevokedRelay {
+    /// The relay's key id.
+    relay_key_id: String,
+    /// When it was revoked (unix seconds (UTC)); the first time, for a
+    /// repeated call.
+    revoked_at: u64,
+}
+
+/// Allot seats to a relay
+#[utoipa::path(post, path = "/v1/licenses/{id}/allotments", operation_id = "allotSeats", tag = "relays",
+    description = "Signs an allotment of some of the license's seats to an on-premises relay's key (docs/FORMAT.md, \"Seat allotment\"): the relay signs leases for them on its LAN, verifiable by apps against the organisation's keyring. A first allotment, a renewal, or a larger or smaller one; the relay's seats count against the license's like leases, until its largest allotment in force ends. Needs `issue`.",
+    params(("id" = String, Path, description = "license id (32 hex digits)", example = "7c1e5bd0a2f94c3e8d6b0f1a2c3d4e5f")),
+    request_body = AllotRequest,
+    responses(
+        (status = 201, description = "the allotment", body = Allotment),
+        (status = 404, description = "no such license in this organisation", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`seat-limit` (not enough free seats), `relay-revoked`, `license-revoked`, `license-suspended`, `license-expired`, `license-not-yet-valid` or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn allot(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+    Body(b): Body<AllotRequest>,
+) -> ApiResult {
+    let id = path(p)?;
+    let ctx = c.ctx(&s);
+    let secs = b.secs.unwrap_or(DEFAULT_ALLOTMENT_SECS);
+    let out = with_active_key(&s, c.org(), |signer| {
+        let (s, c, b, ctx, id) = (&s, &c, &b, &ctx, &id);
+        async move {
+            Ok(s.store
+                .allot_seats(c.org(), &signer, id, &b.relay_key, b.seats, secs, ctx)
+                .await?)
+        }
+    })
+    .await?;
+    let a = out.map_err(|r| match r {
+        AllotRefused::UnknownLicense => Problem::not_found("license"),
+        AllotRefused::License(r) => super::leases::refused(r, ctx.now),
+        AllotRefused::SeatLimit { seats, free } => Problem::new(
+            StatusCode::CONFLICT,
+            "seat-limit",
+            format!("{free} of the license's {seats} seats are free for this relay (leases and other relays hold the rest)"),
+        ),
+        AllotRefused::RelayRevoked => Problem::new(
+            StatusCode::CONFLICT,
+            "relay-revoked",
+            "this relay key was revoked for this license; the relay makes a new key (`keyseal relay init`)",
+        ),
+    })?;
+    Ok(json_response(StatusCode::CREATED, &Allotment::from(a)))
+}
+
+/// List a license's allotments
+#[utoipa::path(get, path = "/v1/licenses/{id}/allotments", operation_id = "listAllotments", tag = "relays",
+    description = "Every allotment of the license to relays, newest first. Needs `read`.",
+    params(("id" = String, Path, description = "license id (32 hex digits)", example = "7c1e5bd0a2f94c3e8d6b0f1a2c3d4e5f")),
+    responses(
+        (status = 200, description = "the allotments", body = AllotmentList),
+        (status = 404, description = "no such license in this organisation", body = ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn list_allotments(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = path(p)?;
+    if s.store.org_license(c.org(), &id).await?.is_none() {
+        return Err(Problem::not_found("license"));
+    }
+    let rows = s.store.org_allotments(c.org(), &id).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &AllotmentList {
+            allotments: rows.into_iter().map(AllotmentRecord::from).collect(),
+        },
+    ))
+}
+
+/// Revoke a relay
+#[utoipa::path(post, path = "/v1/licenses/{id}/relays/{relay_key_id}/revoke", operation_id = "revokeRelay", tag = "relays",
+    description = "The relay key gets no further allotment of the license; its signed allotments stay valid until they end (put the key id on the revocation list to end its leases sooner). Repeating it answers the first time. Needs `issue`.",
+    params(
+        ("id" = String, Path, description = "license id (32 hex digits)", example = "7c1e5bd0a2f94c3e8d6b0f1a2c3d4e5f"),
+        ("relay_key_id" = String, Path, description = "the relay key's id (16 hex digits)", example = "3f2a9c1e5b7d4a60"),
+    ),
+    responses(
+        (status = 200, description = "revoked", body = RevokedRelay),
+        (status = 404, description = "the relay has no allotment of this license in this organisation", body = ProblemSchema, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn revoke_relay(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult {
+    let (id, relay) = p
+        .map(|Path(v)| v)
+        .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))?;
+    let ctx = c.ctx(&s);
+    let at = s
+        .store
+        .revoke_relay(c.org(), &id, &relay, &ctx)
+        .await?
+        .ok_or_else(|| Problem::not_found("relay allotment"))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &RevokedRelay {
+            relay_key_id: relay,
+            revoked_at: at,
+        },
+    ))
+}

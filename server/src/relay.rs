@@ -1,0 +1,616 @@
+//! The on-premises relay (`keyseal relay serve`): leases a license's seats
+//! on a LAN with no internet, under a seat allotment the vendor signed for
+//! the relay's key (docs/FORMAT.md, "Seat allotment").
+//!
+//! Apps talk to it exactly as to the vendor's service (the SDKs' seat
+//! clients with the relay's address): `POST /v1/public/leases`,
+//! `/v1/public/leases/check-in` and `/v1/public/leases/release`, the same
+//! bodies, answers and problems. The leases it signs carry the allotment,
+//! so apps verify them with the vendor's keyring alone.
+//!
+//! **Seats.** The relay keeps at most the allotment's seats in force: a
+//! seat counts until [`SEAT_MARGIN_SECS`] after its lease ends, as in the
+//! vendor's service, and no lease outlives the allotment. Its state (the
+//! seats, their installation keys and last proofs) is a JSON file written
+//! and synced before each answer, so a relay killed and restarted holds
+//! the same seats. Requests are served one at a time (a LAN's worth).
+//!
+//! **Renewal.** The vendor signs a new allotment before the current one
+//! ends (`keyseal allot`, or `POST /v1/licenses/{id}/allotments`); put the
+//! file in place of the old one and the relay loads it at its next request
+//! (a file that does not verify is logged and ignored). A smaller
+//! allotment takes effect for new seats at once; leases already signed run
+//! to their end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use keyseal_core::allotment::{self, AllotmentTerms, MAX_ALLOTMENT_LEN, UnverifiedAllotment};
+use keyseal_core::device::Fingerprint;
+use keyseal_core::lease::{self, LeaseTerms, SeatId};
+use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, UnverifiedLicense};
+use keyseal_core::{Expectations, Keyring, LicenseId, PublicKey, SigningKey};
+use keyseal_issuer::seats::{
+    SEAT_MARGIN_SECS, SeatLease, SeatRefused, check_in_message, parse_signature, release_message,
+    verify_proof,
+};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use crate::api::leases::{ActivateSeat, CheckIn, Lease, Release, ReleasedSeat, refused};
+use crate::problem::Problem;
+
+/// The relay's key file in its directory: the Ed25519 seed, hex, owner-only.
+pub const KEY_FILE: &str = "relay.key";
+/// The relay's state file in its directory.
+pub const STATE_FILE: &str = "relay-seats.json";
+/// A lease's renew interval unless set: 15 minutes (floating seats).
+pub const DEFAULT_RELAY_LEASE_SECS: u64 = 900;
+/// A lease's grace for failed check-ins unless set: an hour.
+pub const DEFAULT_RELAY_GRACE_SECS: u64 = 3_600;
+
+/// Why the relay cannot start.
+#[derive(Debug)]
+pub struct RelayError(pub String);
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RelayError {}
+
+fn err(what: impl Into<String>) -> RelayError {
+    RelayError(what.into())
+}
+
+/// Makes the relay's key pair in `dir` (created if missing), owner-only,
+/// never over an existing key; returns its public key.
+pub fn init(dir: &Path) -> Result<PublicKey, RelayError> {
+    std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(KEY_FILE);
+    let mut seed = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut *seed).map_err(|e| err(format!("no randomness: {e}")))?;
+    let key = SigningKey::from_seed(&seed).map_err(|e| err(e.to_string()))?;
+    let text = Zeroizing::new(hex(&*seed));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            let have = load_key(dir)
+                .map_or_else(|e| e.0, |k| format!("its public key is {}", k.public_key()));
+            err(format!(
+                "{} exists: this directory has a relay key already ({have})",
+                path.display()
+            ))
+        } else {
+            err(format!("{}: {e}", path.display()))
+        }
+    })?;
+    std::io::Write::write_all(&mut f, text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    Ok(key.public_key())
+}
+
+/// The relay key in `dir`.
+pub fn load_key(dir: &Path) -> Result<SigningKey, RelayError> {
+    let path = dir.join(KEY_FILE);
+    let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+        err(format!(
+            "{}: {e} (make the relay's key with `keyseal relay init`)",
+            path.display()
+        ))
+    })?);
+    let mut seed = Zeroizing::new([0u8; 32]);
+    let t = text.trim();
+    let ok = t.len() == 64
+        && (0..32).all(|k| {
+            u8::from_str_radix(&t[2 * k..2 * k + 2], 16)
+                .map(|b| seed[k] = b)
+                .is_ok()
+        });
+    if !ok {
+        return Err(err(format!("{} is not a relay key", path.display())));
+    }
+    SigningKey::from_seed(&seed).map_err(|e| err(e.to_string()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What the relay serves.
+pub struct RelayOptions {
+    /// Its directory: the key and the state file.
+    pub dir: PathBuf,
+    /// The vendor's keyring (text), which verifies the license and the
+    /// allotment, as apps do.
+    pub keyring: String,
+    /// The license key (`ks1.`) whose seats the relay leases: apps must
+    /// present this exact key.
+    pub license_key: String,
+    /// The allotment file (`ksallot1.`), re-read when it changes.
+    pub allotment: PathBuf,
+    /// Renew interval of the leases.
+    pub lease_secs: u64,
+    /// Grace for failed check-ins.
+    pub grace_secs: u64,
+    /// The clock (unix seconds); tests inject one.
+    pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// A seat the relay leased.
+#[derive(Serialize, Deserialize, Clone)]
+struct SeatRecord {
+    device: String,
+    hint: String,
+    instance_key: String,
+    proof_at: u64,
+    expires_at: u64,
+    released_at: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct SeatFile {
+    license_id: String,
+    seats: BTreeMap<String, SeatRecord>,
+}
+
+/// The allotment in force and its file's modification time.
+struct Allotted {
+    bytes: Vec<u8>,
+    terms: AllotmentTerms,
+    modified: Option<SystemTime>,
+}
+
+struct Inner {
+    seats: SeatFile,
+    allotted: Allotted,
+}
+
+/// A running relay's state.
+pub struct Relay {
+    opts: RelayOptions,
+    key: SigningKey,
+    keyring: Keyring,
+    license_id: LicenseId,
+    product: String,
+    inner: Mutex<Inner>,
+}
+
+impl Relay {
+    /// Loads the key, checks the license and the allotment with the
+    /// keyring, and reads the seats the relay holds.
+    pub fn open(opts: RelayOptions) -> Result<Arc<Relay>, RelayError> {
+        let key = load_key(&opts.dir)?;
+        let keyring: Keyring = opts
+            .keyring
+            .parse()
+            .map_err(|e| err(format!("the keyring: {e}")))?;
+        let now = (opts.clock)();
+        let text: String = opts
+            .license_key
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let bytes = core_license::decode_text(&text, &mut buf)
+            .map_err(|e| err(format!("the license key: {e}")))?;
+        let unverified = UnverifiedLicense::from_bytes(bytes)
+            .map_err(|e| err(format!("the license key: {e}")))?;
+        let claims = *unverified.dangerous_unverified_claims();
+        let product = claims.product.to_owned();
+        let _verified = unverified
+            .verify(&keyring, &Expectations::new(&product, now))
+            .map_err(|e| {
+                err(format!(
+                    "the license key does not verify with the keyring: {e}"
+                ))
+            })?;
+        let allotted = read_allotment(&opts.allotment, &keyring, &product, claims.license_id)?;
+        if allotted.terms.relay_key != key.public_key().to_bytes() {
+            return Err(err(format!(
+                "{} allots seats to another relay key, not this relay's {}",
+                opts.allotment.display(),
+                key.public_key()
+            )));
+        }
+        let seats = read_seats(&opts.dir, claims.license_id)?;
+        Ok(Arc::new(Relay {
+            key,
+            keyring,
+            license_id: claims.license_id,
+            product,
+            inner: Mutex::new(Inner { seats, allotted }),
+            opts: RelayOptions {
+                license_key: text,
+                ..opts
+            },
+        }))
+    }
+
+    /// The routes apps call.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/public/leases", post(activate))
+            .route("/v1/public/leases/check-in", post(check_in))
+            .route("/v1/public/leases/release", post(release))
+            .fallback(|| async { Problem::not_found("route") })
+            .with_state(self.clone())
+    }
+
+    /// The allotment's terms now in force.
+    pub async fn allotment(&self) -> AllotmentTerms {
+        self.inner.lock().await.allotted.terms
+    }
+
+    /// Loads a new allotment file if it changed and verifies.
+    fn refresh(&self, inner: &mut Inner) {
+        let modified = std::fs::metadata(&self.opts.allotment)
+            .and_then(|m| m.modified())
+            .ok();
+        if modified.is_none() || modified == inner.allotted.modified {
+            return;
+        }
+        match read_allotment(
+            &self.opts.allotment,
+            &self.keyring,
+            &self.product,
+            self.license_id,
+        ) {
+            Ok(a) if a.terms.relay_key == self.key.public_key().to_bytes() => {
+                tracing::info!(
+                    seats = a.terms.seats,
+                    expires_at = a.terms.expires_at,
+                    "relay: new allotment"
+                );
+                inner.allotted = a;
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "relay: the new allotment file is for another relay key; kept the old one"
+                );
+                inner.allotted.modified = modified;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: the new allotment file does not verify; kept the old one");
+                inner.allotted.modified = modified;
+            }
+        }
+    }
+
+    fn license_ok(&self, license_key: &str) -> bool {
+        let text: String = license_key
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        bool::from(text.as_bytes().ct_eq(self.opts.license_key.as_bytes()))
+    }
+
+    fn sign(
+        &self,
+        a: &Allotted,
+        seat: SeatId,
+        hint: [u8; 2],
+        hash: &[u8; 32],
+        now: u64,
+    ) -> Result<SeatLease, Problem> {
+        let end = now
+            .saturating_add(self.opts.lease_secs)
+            .saturating_add(self.opts.grace_secs)
+            .min(a.terms.expires_at);
+        let terms = LeaseTerms {
+            license_id: self.license_id,
+            seat_id: seat,
+            device_hint: hint,
+            issued_at: now,
+            renew_at: now.saturating_add(self.opts.lease_secs).min(end),
+            expires_at: end,
+        };
+        let bytes = lease::issue_bound(&self.key, &terms, hash).map_err(|_| Problem::internal())?;
+        Ok(SeatLease {
+            seat_id: seat.to_string(),
+            license_id: self.license_id.to_string(),
+            lease: lease::to_relayed_text(&bytes, &a.bytes),
+            issued_at: terms.issued_at,
+            renew_at: terms.renew_at,
+            expires_at: terms.expires_at,
+        })
+    }
+
+    fn save(&self, seats: &SeatFile) -> Result<(), Problem> {
+        write_seats(&self.opts.dir, seats).map_err(|e| {
+            tracing::error!(error = %e, "relay: cannot write its seats");
+            Problem::internal()
+        })
+    }
+}
+
+/// Serves the relay's routes on `listener` until `shutdown` completes
+/// (requests in flight finish).
+pub async fn serve(
+    relay: &Arc<Relay>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, relay.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn read_allotment(
+    path: &Path,
+    keyring: &Keyring,
+    product: &str,
+    license_id: LicenseId,
+) -> Result<Allotted, RelayError> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let mut buf = [0u8; MAX_ALLOTMENT_LEN];
+    let bytes = allotment::decode_text(text.trim(), &mut buf)
+        .map_err(|e| err(format!("{}: not an allotment: {e}", path.display())))?
+        .to_vec();
+    let terms = UnverifiedAllotment::from_bytes(&bytes)
+        .and_then(|a| a.verify(keyring, product, |_| false))
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    if terms.license_id != license_id {
+        return Err(err(format!(
+            "{} allots seats of license {}, not of this license {license_id}",
+            path.display(),
+            terms.license_id
+        )));
+    }
+    Ok(Allotted {
+        bytes,
+        terms,
+        modified,
+    })
+}
+
+fn read_seats(dir: &Path, license_id: LicenseId) -> Result<SeatFile, RelayError> {
+    let path = dir.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => {
+            let f: SeatFile =
+                serde_json::from_slice(&b).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            if f.license_id != license_id.to_string() {
+                return Err(err(format!(
+                    "{} holds seats of license {}: give this relay its own directory per license",
+                    path.display(),
+                    f.license_id
+                )));
+            }
+            Ok(f)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SeatFile {
+            license_id: license_id.to_string(),
+            seats: BTreeMap::new(),
+        }),
+        Err(e) => Err(err(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Writes the seats to a temporary file, syncs it, renames it over the
+/// state file and syncs the directory: a crash leaves the old or the new.
+fn write_seats(dir: &Path, seats: &SeatFile) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    let body = serde_json::to_vec(seats).map_err(std::io::Error::other)?;
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &body)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(STATE_FILE))?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(b).map_err(|e| Problem::invalid(format!("body: {e}")))
+}
+
+fn lease_response(l: SeatLease, status: StatusCode) -> Response {
+    (status, axum::Json(Lease::from(l))).into_response()
+}
+
+fn allotment_ended(a: &Allotted) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "allotment-ended",
+        format!(
+            "the relay's seat allotment ended at {}; the vendor signs a new one",
+            a.terms.expires_at
+        ),
+    )
+}
+
+async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Problem> {
+    let req: ActivateSeat = body(&b)?;
+    let now = (r.opts.clock)();
+    if !r.license_ok(&req.license_key) {
+        return Err(refused(SeatRefused::UnknownLicense, now));
+    }
+    let fp: Fingerprint = req
+        .fingerprint
+        .trim()
+        .parse()
+        .map_err(|_| Problem::invalid("fingerprint: not a device fingerprint (ksfp1.)"))?;
+    let instance: PublicKey = req
+        .public_key
+        .trim()
+        .parse()
+        .map_err(|_| Problem::invalid("public_key: not an Ed25519 public key (kspub1.)"))?;
+    let mut inner = r.inner.lock().await;
+    r.refresh(&mut inner);
+    if now >= inner.allotted.terms.expires_at {
+        return Err(allotment_ended(&inner.allotted));
+    }
+    let (hash, hint) = fp.exact_binding(&r.license_id);
+    let device = hex(&hash);
+    let floor = now.saturating_sub(SEAT_MARGIN_SECS);
+    let held: Vec<(&String, &SeatRecord)> = inner
+        .seats
+        .seats
+        .iter()
+        .filter(|(_, s)| s.released_at.is_none() && s.expires_at >= floor)
+        .collect();
+    let mine = held
+        .iter()
+        .find(|(_, s)| s.device == device)
+        .map(|(id, _)| (*id).clone());
+    let limit = u64::from(inner.allotted.terms.seats);
+    if mine.is_none() && held.len() as u64 >= limit {
+        let free_at =
+            held.iter().map(|(_, s)| s.expires_at).min().unwrap_or(now) + SEAT_MARGIN_SECS;
+        return Err(refused(
+            SeatRefused::SeatLimit {
+                seats: limit,
+                free_at,
+            },
+            now,
+        ));
+    }
+    let seat = match &mine {
+        Some(id) => id.parse::<SeatId>().map_err(|_| Problem::internal())?,
+        None => {
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).map_err(|_| Problem::internal())?;
+            SeatId::from_bytes(b)
+        }
+    };
+    let out = r.sign(&inner.allotted, seat, hint, &hash, now)?;
+    inner.seats.seats.insert(
+        out.seat_id.clone(),
+        SeatRecord {
+            device,
+            hint: hex(&hint),
+            instance_key: instance.to_string(),
+            proof_at: 0,
+            expires_at: out.expires_at,
+            released_at: None,
+        },
+    );
+    r.save(&inner.seats)?;
+    Ok(lease_response(out, StatusCode::CREATED))
+}
+
+fn parse_seat(text: &str) -> Result<SeatId, Problem> {
+    text.parse()
+        .map_err(|_| Problem::invalid("seat_id: not a seat id (32 hex digits)"))
+}
+
+fn proof_sig(text: &str) -> Result<[u8; 64], Problem> {
+    parse_signature(text)
+        .map_err(|_| Problem::invalid("signature: not an Ed25519 signature (128 hex digits)"))
+}
+
+async fn check_in(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Problem> {
+    let req: CheckIn = body(&b)?;
+    let now = (r.opts.clock)();
+    if !r.license_ok(&req.license_key) {
+        return Err(refused(SeatRefused::UnknownLicense, now));
+    }
+    let fp: Fingerprint = req
+        .fingerprint
+        .trim()
+        .parse()
+        .map_err(|_| Problem::invalid("fingerprint: not a device fingerprint (ksfp1.)"))?;
+    let seat = parse_seat(&req.seat_id)?;
+    let sig = proof_sig(&req.signature)?;
+    let mut inner = r.inner.lock().await;
+    r.refresh(&mut inner);
+    if now >= inner.allotted.terms.expires_at {
+        return Err(allotment_ended(&inner.allotted));
+    }
+    let id = seat.to_string();
+    let Some(row) = inner.seats.seats.get(&id).cloned() else {
+        return Err(refused(SeatRefused::UnknownSeat, now));
+    };
+    if row.released_at.is_some() {
+        return Err(refused(SeatRefused::SeatReleased, now));
+    }
+    let key: PublicKey = row.instance_key.parse().map_err(|_| Problem::internal())?;
+    verify_proof(
+        &key,
+        row.proof_at,
+        &check_in_message(seat, req.at),
+        &sig,
+        req.at,
+        now,
+    )
+    .map_err(|e| refused(e, now))?;
+    let (hash, hint) = fp.exact_binding(&r.license_id);
+    if row.device != hex(&hash) {
+        return Err(refused(SeatRefused::WrongDevice, now));
+    }
+    let floor = now.saturating_sub(SEAT_MARGIN_SECS);
+    if row.expires_at < floor {
+        let held = inner
+            .seats
+            .seats
+            .values()
+            .filter(|s| s.released_at.is_none() && s.expires_at >= floor)
+            .count() as u64;
+        let limit = u64::from(inner.allotted.terms.seats);
+        if held >= limit {
+            return Err(refused(SeatRefused::SeatLapsed { seats: limit }, now));
+        }
+    }
+    let out = r.sign(&inner.allotted, seat, hint, &hash, now)?;
+    if let Some(s) = inner.seats.seats.get_mut(&id) {
+        s.proof_at = req.at;
+        s.expires_at = out.expires_at;
+    }
+    r.save(&inner.seats)?;
+    Ok(lease_response(out, StatusCode::OK))
+}
+
+async fn release(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Problem> {
+    let req: Release = body(&b)?;
+    let now = (r.opts.clock)();
+    if !r.license_ok(&req.license_key) {
+        return Err(refused(SeatRefused::UnknownLicense, now));
+    }
+    let seat = parse_seat(&req.seat_id)?;
+    let sig = proof_sig(&req.signature)?;
+    let mut inner = r.inner.lock().await;
+    let id = seat.to_string();
+    let Some(row) = inner.seats.seats.get(&id).cloned() else {
+        return Err(refused(SeatRefused::UnknownSeat, now));
+    };
+    let key: PublicKey = row.instance_key.parse().map_err(|_| Problem::internal())?;
+    if let Some(at) = row.released_at {
+        return Ok((StatusCode::OK, axum::Json(ReleasedSeat::new(id, at))).into_response());
+    }
+    verify_proof(
+        &key,
+        row.proof_at,
+        &release_message(seat, req.at),
+        &sig,
+        req.at,
+        now,
+    )
+    .map_err(|e| refused(e, now))?;
+    if let Some(s) = inner.seats.seats.get_mut(&id) {
+        s.proof_at = req.at;
+        s.released_at = Some(now);
+    }
+    r.save(&inner.seats)?;
+    Ok((StatusCode::OK, axum::Json(ReleasedSeat::new(id, now))).into_response())
+}

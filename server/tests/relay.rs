@@ -1,0 +1,485 @@
+//! The on-premises relay (`keyseal_server::relay`): the vendor allots seats
+//! of a license to a relay's key (they count against the license on SQLite
+//! and PostgreSQL), the vendor's service stops, and a relay on loopback
+//! leases them to 20 clients through the Rust SDK's seat client; the leases
+//! validate offline with the vendor's keyring; seats hold across a restart
+//! of the relay; releases free them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::{get, post, req};
+use keyseal::seats::{SeatClient, SeatError};
+use keyseal::{Fingerprint, Keyring, ManualClock, MemoryStateStore, Validator};
+use keyseal_server::relay::{self, Relay, RelayOptions};
+use serde_json::json;
+
+fn device(n: u32) -> Fingerprint {
+    Fingerprint::from_components(&[Fingerprint::component(
+        "acme-cad",
+        "machine-id",
+        &n.to_be_bytes(),
+    )])
+    .unwrap()
+}
+
+/// Product, customer and a license of `seats` seats: its key and id.
+fn license(addr: std::net::SocketAddr, token: &str, seats: u64) -> (String, String) {
+    let _ = post(
+        addr,
+        "/v1/products",
+        token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let cus = post(addr, "/v1/customers", token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        addr,
+        "/v1/licenses",
+        token,
+        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "365d", "max_devices": seats }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    (
+        j["license_key"].as_str().unwrap().to_owned(),
+        j["license_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn validator(keyring: &str, n: u32, now: u64) -> Validator {
+    let keyring: Keyring = keyring.parse().unwrap();
+    Validator::builder(keyring, "acme-cad")
+        .clock(ManualClock::new(now))
+        .state(MemoryStateStore::new())
+        .device(device(n))
+        .build()
+        .unwrap()
+}
+
+/// A relay serving on loopback in its own thread until dropped.
+struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(relay: Arc<Relay>) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            relay::serve(&relay, l, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    Running {
+        addr: rx.recv().unwrap(),
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+fn options(
+    dir: &std::path::Path,
+    keyring: &str,
+    key: &str,
+    allotment: &std::path::Path,
+    clock: &Arc<AtomicU64>,
+) -> RelayOptions {
+    let clock = clock.clone();
+    RelayOptions {
+        dir: dir.to_owned(),
+        keyring: keyring.to_owned(),
+        license_key: key.to_owned(),
+        allotment: allotment.to_owned(),
+        lease_secs: 600,
+        grace_secs: 300,
+        clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+    }
+}
+
+#[test]
+fn allotted_seats_count_against_the_license_on_every_backend() {
+    for backend in common::backend_list() {
+        let s = common::start_on(backend);
+        let addr = s.addr;
+        let (key, lid) = license(addr, &s.admin, 10);
+        let relay_dir = tempfile::tempdir().unwrap();
+        let relay_key = relay::init(relay_dir.path()).unwrap().to_string();
+        let path = format!("/v1/licenses/{lid}/allotments");
+        let a = post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": relay_key, "seats": 6}),
+        );
+        assert_eq!(a.status, 201, "{backend:?}: {}", a.text());
+        let a = a.json();
+        assert_eq!(a["seats"], json!(6));
+        assert!(a["allotment"].as_str().unwrap().starts_with("ksallot1."));
+        // Four seats left: a second relay may have four, not five.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = relay::init(other_dir.path()).unwrap().to_string();
+        post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": other, "seats": 5}),
+        )
+        .problem(409, "seat-limit");
+        let b = post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": other, "seats": 3}),
+        );
+        assert_eq!(b.status, 201, "{}", b.text());
+        // A renewal of the first relay does not count its own allotment twice.
+        let again = post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": relay_key, "seats": 7}),
+        );
+        assert_eq!(again.status, 201, "{}", again.text());
+        // 7 + 3 of 10: a device activating online finds no seat.
+        let r = req(
+            addr,
+            "POST",
+            "/v1/public/leases",
+            None,
+            Some((
+                "application/json",
+                json!({"license_key": key, "fingerprint": device(1).to_string(), "public_key": relay_key})
+                    .to_string()
+                    .as_bytes(),
+            )),
+            &[],
+        );
+        r.problem(409, "seat-limit");
+        // Revoked: no further allotment; listed with its revocation; read
+        // tokens may list, not allot; another organisation sees nothing.
+        let relay_id = a["relay_key_id"].as_str().unwrap();
+        let rv = post(
+            addr,
+            &format!("/v1/licenses/{lid}/relays/{relay_id}/revoke"),
+            &s.admin,
+            &json!({}),
+        );
+        assert_eq!(rv.status, 200, "{}", rv.text());
+        post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": relay_key, "seats": 1}),
+        )
+        .problem(409, "relay-revoked");
+        let list = get(addr, &path, &s.read).json();
+        let rows = list["allotments"].as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().any(|r| r["revoked_at"].is_u64()));
+        post(
+            addr,
+            &path,
+            &s.read,
+            &json!({"relay_key": other, "seats": 1}),
+        )
+        .problem(403, "forbidden");
+        get(addr, &path, &s.other).problem(404, "not-found");
+        post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": "kspub1.nope", "seats": 1}),
+        )
+        .problem(422, "invalid-value");
+        post(
+            addr,
+            &path,
+            &s.admin,
+            &json!({"relay_key": other, "seats": 0}),
+        )
+        .problem(422, "invalid-value");
+        let audit = get(addr, "/v1/audit?limit=200", &s.admin).text();
+        assert!(audit.contains("allotment.grant") && audit.contains("allotment.revoke"));
+    }
+}
+
+#[test]
+fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
+    let s = common::start();
+    let addr = s.addr;
+    let (key, lid) = license(addr, &s.admin, 20);
+    let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay_key = relay::init(relay_dir.path()).unwrap();
+    // A second init never replaces the key.
+    let again = relay::init(relay_dir.path()).unwrap_err().0;
+    assert!(again.contains(&relay_key.to_string()), "{again}");
+    let a = post(
+        addr,
+        &format!("/v1/licenses/{lid}/allotments"),
+        &s.admin,
+        &json!({"relay_key": relay_key.to_string(), "seats": 15, "secs": 86_400}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    let allotment = a.json();
+    let allot_file = relay_dir.path().join("allotment.txt");
+    std::fs::write(&allot_file, allotment["allotment"].as_str().unwrap()).unwrap();
+    let allot_end = allotment["expires_at"].as_u64().unwrap();
+    // The vendor's service stops: the relay needs nothing more from it.
+    drop(s);
+
+    let clock = Arc::new(AtomicU64::new(common::now()));
+    let relay = Relay::open(options(
+        relay_dir.path(),
+        &keyring,
+        &key,
+        &allot_file,
+        &clock,
+    ))
+    .unwrap();
+    let running = run(relay);
+    let base = format!("http://{}", running.addr);
+
+    // Twenty clients at once: fifteen seats.
+    let results: Vec<(u32, Result<keyseal::seats::Seat, SeatError>)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..20u32)
+            .map(|n| {
+                let (base, key) = (&base, &key);
+                sc.spawn(move || (n, SeatClient::new(base.clone()).activate(key, &device(n))))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (mut granted, refused): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|(_, r)| r.is_ok());
+    assert_eq!(granted.len(), 15, "{refused:?}");
+    for (_, r) in &refused {
+        assert_eq!(r.as_ref().unwrap_err().code(), "seat_limit");
+    }
+    let now = clock.load(Ordering::SeqCst);
+    for (n, seat) in &granted {
+        let seat = seat.as_ref().unwrap();
+        assert!(seat.expires_at() <= allot_end);
+        let lic = validator(&keyring, *n, now)
+            .validate_with_lease(&key, seat.lease())
+            .unwrap_or_else(|r| panic!("client {n}: {}", r.code()));
+        let lease = lic.lease().unwrap();
+        assert_eq!(lease.key_id(), relay_key.key_id());
+        assert_eq!(lease.seat_id(), seat.seat_id());
+        // On another device, or after its end, it does not hold.
+        let other = validator(&keyring, n + 100, now).validate_with_lease(&key, seat.lease());
+        assert_eq!(other.unwrap_err().code(), "lease_invalid");
+        let late =
+            validator(&keyring, *n, seat.expires_at() + 1).validate_with_lease(&key, seat.lease());
+        assert_eq!(late.unwrap_err().code(), "lease_expired");
+    }
+
+    // A check-in renews; three releases free three seats for three of the
+    // refused clients; the other two still wait.
+    let client = SeatClient::new(base.clone());
+    clock.fetch_add(60, Ordering::SeqCst);
+    {
+        let (n, seat) = &mut granted[0];
+        let seat = seat.as_mut().unwrap();
+        client.check_in(&key, &device(*n), seat).unwrap();
+        let _renewed = validator(&keyring, *n, clock.load(Ordering::SeqCst))
+            .validate_with_lease(&key, seat.lease())
+            .unwrap();
+    }
+    for (_, seat) in granted.iter_mut().skip(1).take(3) {
+        client.release(&key, seat.as_mut().unwrap()).unwrap();
+    }
+    let waiting: Vec<u32> = refused.iter().map(|(n, _)| *n).collect();
+    let retried: Vec<_> = waiting
+        .iter()
+        .map(|n| client.activate(&key, &device(*n)))
+        .collect();
+    assert_eq!(
+        retried.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{retried:?}"
+    );
+
+    // Killed and restarted: the relay holds the same fifteen seats.
+    drop(running);
+    let relay = Relay::open(options(
+        relay_dir.path(),
+        &keyring,
+        &key,
+        &allot_file,
+        &clock,
+    ))
+    .unwrap();
+    let running = run(relay);
+    let client = SeatClient::new(format!("http://{}", running.addr));
+    assert_eq!(
+        client.activate(&key, &device(500)).unwrap_err().code(),
+        "seat_limit"
+    );
+    // A device that holds a seat gets it back (the same seat).
+    let (n, seat) = &granted[4];
+    let back = client.activate(&key, &device(*n)).unwrap();
+    assert_eq!(back.seat_id(), seat.as_ref().unwrap().seat_id());
+    // A key other than the allotted license's is refused.
+    let mut bad = key.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(
+        client.activate(&bad, &device(600)).unwrap_err().code(),
+        "invalid_license_key"
+    );
+    // A replaced allotment file that does not verify is ignored.
+    std::fs::write(&allot_file, "ksallot1.AAAA").unwrap();
+    assert_eq!(
+        client.activate(&key, &device(*n)).unwrap().seat_id(),
+        seat.as_ref().unwrap().seat_id()
+    );
+    // Past the allotment's end the relay leases nothing.
+    clock.store(allot_end, Ordering::SeqCst);
+    assert_eq!(
+        client.activate(&key, &device(*n)).unwrap_err().code(),
+        "service_error"
+    );
+}
+
+#[test]
+fn a_relay_refuses_an_allotment_for_another_key_or_license() {
+    let s = common::start();
+    let addr = s.addr;
+    let (key, lid) = license(addr, &s.admin, 5);
+    let (other_key, _) = license(addr, &s.admin, 5);
+    let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mine = tempfile::tempdir().unwrap();
+    relay::init(mine.path()).unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    let their_key = relay::init(theirs.path()).unwrap();
+    let a = post(
+        addr,
+        &format!("/v1/licenses/{lid}/allotments"),
+        &s.admin,
+        &json!({"relay_key": their_key.to_string(), "seats": 2}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    let file = mine.path().join("allotment.txt");
+    std::fs::write(&file, a.json()["allotment"].as_str().unwrap()).unwrap();
+    let clock = Arc::new(AtomicU64::new(common::now()));
+    let e = Relay::open(options(mine.path(), &keyring, &key, &file, &clock))
+        .err()
+        .unwrap()
+        .0;
+    assert!(e.contains("another relay key"), "{e}");
+    let e = Relay::open(options(theirs.path(), &keyring, &other_key, &file, &clock))
+        .err()
+        .unwrap()
+        .0;
+    assert!(e.contains("not of this license"), "{e}");
+    let e = Relay::open(options(
+        theirs.path(),
+        "key kspub1.AAAA",
+        &key,
+        &file,
+        &clock,
+    ))
+    .err()
+    .unwrap()
+    .0;
+    assert!(e.contains("keyring"), "{e}");
+}
+
+/// Relays and devices asking at once: the leases and allotted seats in
+/// force never exceed the license's, and every seat is taken.
+#[test]
+fn concurrent_allotments_and_activations_share_the_seats() {
+    for backend in common::backend_list() {
+        let s = common::start_on(backend);
+        let addr = s.addr;
+        let (key, lid) = license(addr, &s.admin, 10);
+        let dirs: Vec<_> = (0..12).map(|_| tempfile::tempdir().unwrap()).collect();
+        let keys: Vec<String> = dirs
+            .iter()
+            .map(|d| relay::init(d.path()).unwrap().to_string())
+            .collect();
+        let path = format!("/v1/licenses/{lid}/allotments");
+        let (allotted, leased): (usize, usize) = std::thread::scope(|sc| {
+            let relays: Vec<_> = keys
+                .iter()
+                .map(|k| {
+                    let (path, admin) = (&path, &s.admin);
+                    sc.spawn(move || {
+                        post(addr, path, admin, &json!({"relay_key": k, "seats": 1})).status
+                    })
+                })
+                .collect();
+            let devices: Vec<_> = (0..12u32)
+                .map(|n| {
+                    let key = &key;
+                    sc.spawn(move || {
+                        let body = json!({"license_key": key, "fingerprint": device(n).to_string(), "public_key": keys_pk(n)});
+                        req(
+                            addr,
+                            "POST",
+                            "/v1/public/leases",
+                            None,
+                            Some(("application/json", body.to_string().as_bytes())),
+                            &[],
+                        )
+                        .status
+                    })
+                })
+                .collect();
+            let count = |hs: Vec<std::thread::ScopedJoinHandle<'_, u16>>| {
+                hs.into_iter()
+                    .map(|h| h.join().unwrap())
+                    .inspect(|st| assert!(*st == 201 || *st == 409, "{st}"))
+                    .filter(|st| *st == 201)
+                    .count()
+            };
+            (count(relays), count(devices))
+        });
+        assert_eq!(allotted + leased, 10, "{backend:?}: {allotted} allotted, {leased} leased");
+    }
+}
+
+fn keys_pk(n: u32) -> String {
+    let mut seed = [7u8; 32];
+    seed[..4].copy_from_slice(&n.to_be_bytes());
+    keyseal_core::SigningKey::from_seed(&seed)
+        .unwrap()
+        .public_key()
+        .to_string()
+}
