@@ -7,8 +7,9 @@ with the `cryptography` package, and compares its verdict to the vectors.
 It then plays every scenario of testdata/vectors/trust.json with FORMAT.md's
 rules for who may sign a revocation list, which list wins, and how far a
 signed time may move the clock (warnings are SDK behaviour and not compared),
-and checks every license and lease of testdata/vectors/leases.json with the
-rules of "Lease".
+checks every license and lease of testdata/vectors/leases.json with the
+rules of "Lease" and "Seat allotment", and encodes and reads the codes of
+testdata/vectors/activation_codes.json with the rules of "Activation codes".
 Exit status 0 when every case agrees.
 """
 import base64
@@ -562,6 +563,86 @@ def lease_cases():
     return failed == 0 and len(cases) >= 20
 
 
+BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def code_checksum(payload):
+    return hashlib.sha512(b"keyseal/activation-code/v1\0" + payload).digest()[:4]
+
+
+def write_code(prefix, payload):
+    """FORMAT.md "Activation codes": Crockford base32 of payload and checksum,
+    upper case, groups of five joined by '-'."""
+    bits = "".join(f"{b:08b}" for b in payload + code_checksum(payload))
+    bits += "0" * (-len(bits) % 5)
+    symbols = "".join(BASE32[int(bits[i:i + 5], 2)] for i in range(0, len(bits), 5))
+    return prefix + "-".join(symbols[i:i + 5] for i in range(0, len(symbols), 5))
+
+
+def read_code(text, prefix):
+    text = text.strip()
+    if text[:len(prefix)].upper() != prefix:
+        raise Reject("malformed")
+    bits = ""
+    for c in text[len(prefix):]:
+        if c == "-" or c in " \t\r\n\f\v":
+            continue
+        c = {"O": "0", "I": "1", "L": "1"}.get(c.upper(), c.upper())
+        if c not in BASE32:
+            raise Reject("malformed")
+        bits += f"{BASE32.index(c):05b}"
+    extra = len(bits) % 8
+    if extra >= 5 or "1" in bits[len(bits) - extra:]:
+        raise Reject("malformed")
+    data = bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits) - extra, 8))
+    if len(data) < 4 or code_checksum(data[:-4]) != data[-4:]:
+        raise Reject("malformed")
+    return data[:-4]
+
+
+def activation_code_cases():
+    cases = json.loads((ROOT / "testdata/vectors/activation_codes.json").read_text())["cases"]
+    failed = 0
+    for case in cases:
+        try:
+            if case["kind"] == "request":
+                lic = b64url(case["license_key"][len("ks1."):])
+                lid = bytes.fromhex(parse_claims(lic[9:-64])["license_id"])
+                device = fingerprint(case["device"])
+                d = hashlib.sha512(b"keyseal/device-binding/v1\0" + lid + bytes([len(device)]) + b"".join(device)).digest()
+                proof = hashlib.sha512(b"keyseal/activation-request/v1\0" + lic).digest()[:8]
+                pk = b64url(case["public_key"][len("kspub1."):])
+                got = write_code("KSREQ1.", bytes([1]) + lid + proof + d[:34] + pk)
+                want = case["expect_code"]
+            elif case["kind"] == "decode_request":
+                want = case["expect"]
+                try:
+                    b = read_code(case["code"], "KSREQ1.")
+                    if len(b) != 91:
+                        raise Reject("malformed")
+                    if b[0] != 1:
+                        raise Reject("unsupported_version")
+                    got = {"valid": True, "license_id": b[1:17].hex(), "license_proof_hex": b[17:25].hex(),
+                           "binding_hash_hex": b[25:57].hex(), "device_hint_hex": b[57:59].hex(),
+                           "public_key": "kspub1." + base64.urlsafe_b64encode(b[59:91]).decode().rstrip("=")}
+                except Reject as r:
+                    got = {"valid": False, "error": r.code}
+            else:
+                want = case["expect"]
+                try:
+                    lease = read_code(case["code"], "KSRES1.")
+                    got = {"valid": True, "lease": "kslease1." + base64.urlsafe_b64encode(lease).decode().rstrip("=")}
+                except Reject as r:
+                    got = {"valid": False, "error": r.code}
+        except Reject as r:
+            got, want = r.code, case.get("expect_code")
+        if got != want:
+            failed += 1
+            print(f"MISMATCH {case['name']}: {got}, want {want}")
+    print(f"format_check: {len(cases) - failed} activation code cases passed, {failed} failed")
+    return failed == 0 and len(cases) >= 15
+
+
 def main():
     cases = json.loads((ROOT / "testdata/vectors/licenses.json").read_text())["cases"]
     checked = failed = 0
@@ -591,7 +672,8 @@ def main():
             print(f"MISMATCH {sc['name']} {p}")
     print(f"format_check: {len(scenarios)} trust scenarios, {broken} mismatched steps")
     leases_ok = lease_cases()
-    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 or not leases_ok else 0
+    codes_ok = activation_code_cases()
+    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 or not leases_ok or not codes_ok else 0
 
 
 if __name__ == "__main__":

@@ -198,3 +198,57 @@ fn issue_vectors_are_reproducible() {
         );
     }
 }
+
+/// `activation_codes.json`: request codes encode exactly; request and
+/// response codes decode to their fields, or to the error code.
+#[test]
+fn activation_code_vectors() {
+    use keyseal_core::activation_code::{ActivationRequest, lease_from_response};
+    use keyseal_core::lease::{MAX_LEASE_LEN, to_text};
+    let cases = cases("activation_codes.json");
+    assert!(cases.len() >= 15, "too few cases: {}", cases.len());
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case["name"].as_str().unwrap();
+        let got = match case["kind"].as_str().unwrap() {
+            "request" => {
+                let mut buf = [0u8; MAX_LICENSE_LEN];
+                let lic =
+                    license::decode_text(case["license_key"].as_str().unwrap(), &mut buf).unwrap();
+                let fp: Fingerprint = case["device"].as_str().unwrap().parse().unwrap();
+                let pk = case["public_key"].as_str().unwrap().parse().unwrap();
+                let code = ActivationRequest::new(lic, &fp, pk).unwrap().to_code();
+                if code != case["expect_code"].as_str().unwrap() {
+                    failures.push(format!("{name}: encodes as {code}"));
+                }
+                continue;
+            }
+            "decode_request" => {
+                match ActivationRequest::from_code(case["code"].as_str().unwrap()) {
+                    Ok(r) => json!({
+                        "valid": true,
+                        "license_id": r.license_id.to_string(),
+                        "license_proof_hex": hex(&r.license_proof),
+                        "binding_hash_hex": hex(&r.binding_hash),
+                        "device_hint_hex": hex(&r.device_hint),
+                        "public_key": r.public_key.to_string(),
+                    }),
+                    Err(e) => json!({"valid": false, "error": e.code()}),
+                }
+            }
+            "decode_response" => {
+                let mut buf = [0u8; MAX_LEASE_LEN + 8];
+                match lease_from_response(case["code"].as_str().unwrap(), &mut buf) {
+                    Ok(l) => json!({"valid": true, "lease": to_text(l)}),
+                    Err(e) => json!({"valid": false, "error": e.code()}),
+                }
+            }
+            other => panic!("{name}: kind {other}"),
+        };
+        if got != case["expect"] {
+            failures.push(format!("{name}: got {got}, want {}", case["expect"]));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

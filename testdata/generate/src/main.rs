@@ -1408,6 +1408,191 @@ fn lease_cases(x: &Ctx) -> Vec<Value> {
     cases
 }
 
+/// Crockford base32 of `bytes` (no checksum, no groups): for cases the
+/// encoder refuses to make.
+fn base32(bytes: &[u8], pad_bits: u32) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let (mut acc, mut bits, mut out) = (0u32, 0u32, String::new());
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(
+            ALPHABET[(((acc << (5 - bits)) | pad_bits) & 31) as usize],
+        ));
+    }
+    out
+}
+
+fn code_checksum(payload: &[u8]) -> Vec<u8> {
+    Sha512::new()
+        .chain_update(b"keyseal/activation-code/v1\0")
+        .chain_update(payload)
+        .finalize()[..4]
+        .to_vec()
+}
+
+fn activation_code_cases(x: &Ctx) -> Vec<Value> {
+    use keyseal_core::activation_code::{ActivationRequest, response_code};
+    let lid = license_id("air-gapped");
+    let mut claims = reference_claims(lid);
+    claims.max_version = None;
+    let lic = issue(&x.b, &claims, None);
+    let key_text = license::to_text(&lic);
+    let fp = fingerprint("air-gapped device", 3);
+    let install = key("installation");
+    let request = ActivationRequest::new(&lic, &fp, install.public_key())
+        .unwrap_or_else(|e| panic!("request: {e}"));
+    let code = request.to_code();
+    let fields = json!({
+        "valid": true,
+        "license_id": request.license_id.to_string(),
+        "license_proof_hex": hex(&request.license_proof),
+        "binding_hash_hex": hex(&request.binding_hash),
+        "device_hint_hex": hex(&request.device_hint),
+        "public_key": request.public_key.to_string(),
+    });
+    let fails = |code: &str| json!({"valid": false, "error": code});
+    let decode = |name: &str, code: String, expect: Value| json!({"name": name, "kind": "decode_request", "code": code, "expect": expect});
+    let (head, body) = code.split_at("KSREQ1.".len());
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(&request.license_id.to_bytes());
+    payload.extend_from_slice(&request.license_proof);
+    payload.extend_from_slice(&request.binding_hash);
+    payload.extend_from_slice(&request.device_hint);
+    payload.extend_from_slice(&request.public_key.to_bytes());
+    let spell = |payload: &[u8], pad: u32| {
+        let mut all = payload.to_vec();
+        all.extend(code_checksum(payload));
+        format!("KSREQ1.{}", base32(&all, pad))
+    };
+    assert_eq!(spell(&payload, 0), code.replace('-', ""));
+    let mut typo = code.clone().into_bytes();
+    let at = typo.len() - 10;
+    typo[at] = if typo[at] == b'Q' { b'R' } else { b'Q' };
+    let mut v2 = payload.clone();
+    v2[0] = 2;
+    let mut cases = vec![
+        json!({
+            "name": "request_encodes_exactly",
+            "kind": "request",
+            "license_key": key_text,
+            "device": fp.to_string(),
+            "public_key": install.public_key().to_string(),
+            "expect_code": code,
+        }),
+        decode("request_as_written", code.clone(), fields.clone()),
+        decode(
+            "request_lower_case_spaces_and_line_breaks",
+            format!(
+                "{}{}",
+                head.to_lowercase(),
+                body.to_lowercase().replace('-', " ").replacen(' ', "\n", 3)
+            ),
+            fields.clone(),
+        ),
+        decode(
+            "request_without_dashes",
+            code.replace('-', ""),
+            fields.clone(),
+        ),
+        decode(
+            "request_with_o_i_and_l",
+            format!(
+                "{head}{}",
+                body.replace('0', "O")
+                    .replacen('1', "I", 2)
+                    .replace('1', "l")
+            ),
+            fields.clone(),
+        ),
+        decode(
+            "request_one_symbol_changed",
+            String::from_utf8(typo).unwrap_or_default(),
+            fails("malformed"),
+        ),
+        decode(
+            "request_symbol_outside_the_alphabet",
+            format!("{head}U{}", &body[1..]),
+            fails("malformed"),
+        ),
+        // 95 bytes are 152 symbols exactly: one more is never a byte.
+        decode(
+            "request_one_symbol_more",
+            format!("{code}0"),
+            fails("malformed"),
+        ),
+        decode(
+            "request_one_group_missing",
+            format!("{head}{}", &body[6..]),
+            fails("malformed"),
+        ),
+        decode(
+            "request_wrong_prefix",
+            code.replacen("KSREQ1.", "KSRES1.", 1),
+            fails("malformed"),
+        ),
+        decode(
+            "request_version_2",
+            spell(&v2, 0),
+            fails("unsupported_version"),
+        ),
+        decode(
+            "request_trailing_byte",
+            spell(&[payload.as_slice(), &[0]].concat(), 0),
+            fails("malformed"),
+        ),
+    ];
+    // Responses: the lease of the request's seat, and broken spellings.
+    let terms = lease_terms("air-gapped", 0, 86_400, 4 * 86_400);
+    let terms = LeaseTerms {
+        license_id: lid,
+        ..terms
+    };
+    let lease_bytes = lease::issue(&x.b, &terms, &fp).unwrap_or_else(|e| panic!("lease: {e}"));
+    let response = response_code(&lease_bytes);
+    let mut typo = response.clone().into_bytes();
+    let at = typo.len() - 3;
+    typo[at] = if typo[at] == b'Q' { b'R' } else { b'Q' };
+    let resp = |name: &str, code: String, expect: Value| json!({"name": name, "kind": "decode_response", "code": code, "expect": expect});
+    cases.extend([
+        resp(
+            "response_as_written",
+            response.clone(),
+            json!({"valid": true, "lease": lease::to_text(&lease_bytes)}),
+        ),
+        resp(
+            "response_lower_case",
+            response.to_lowercase(),
+            json!({"valid": true, "lease": lease::to_text(&lease_bytes)}),
+        ),
+        resp(
+            "response_one_symbol_changed",
+            String::from_utf8(typo).unwrap_or_default(),
+            fails("malformed"),
+        ),
+        resp("response_given_a_request", code.clone(), fails("malformed")),
+        resp(
+            "response_unused_bits_set",
+            {
+                let mut all = lease_bytes.clone();
+                all.extend(code_checksum(&lease_bytes));
+                // The last symbol carries unused bits for this length.
+                assert_ne!(all.len() * 8 % 5, 0);
+                format!("KSRES1.{}", base32(&all, 1))
+            },
+            fails("malformed"),
+        ),
+        resp("response_empty", "KSRES1.".to_owned(), fails("malformed")),
+    ]);
+    cases
+}
+
 /// An allotment body as the format spells it.
 fn raw_allotment_body(a: &AllotmentTerms, seats: &[u8]) -> Vec<u8> {
     let mut b = a.license_id.to_bytes().to_vec();
@@ -1681,6 +1866,12 @@ fn main() -> std::io::Result<()> {
         "leases.json",
         "A license key with the lease of one of its seats (`relayed_*` cases: a lease an on-premises relay signed, carrying its seat allotment): validate `key` as in licenses.json (no app version), then `lease` for it on the device with fingerprint `device`, against `keyring` at `now` for `product`, with `leeway` seconds and the optional revocation list. A valid case gives the license id and the lease's terms and whether a check-in is due; an invalid one the error code and, for `lease_invalid`, the fault.",
         lease_cases(&x),
+    )?;
+    write(
+        &dir,
+        "activation_codes.json",
+        "Air-gapped activation codes (docs/FORMAT.md, \"Activation codes\"). A `request` case: the device's request for `license_key` on the device with fingerprint `device` with the installation key `public_key` encodes exactly as `expect_code`. A `decode_request` case: reading `code` gives the fields (hex) or the error code. A `decode_response` case: reading `code` gives the binary lease as its `kslease1.` text, or the error code.",
+        activation_code_cases(&x),
     )?;
     write(
         &dir,
