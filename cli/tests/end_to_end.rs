@@ -315,23 +315,50 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
     std::fs::write(dir.join("license.txt"), &key).unwrap();
     std::fs::write(dir.join("keyring.txt"), ok(dir, &["keys", "export"])).unwrap();
     let relay_dir = dir.join("relay");
-    let relay_key = ok(dir, &["relay", "init", "--dir", relay_dir.to_str().unwrap()])
-        .trim()
-        .to_owned();
+    let relay_key = ok(
+        dir,
+        &["relay", "init", "--dir", relay_dir.to_str().unwrap()],
+    )
+    .trim()
+    .to_owned();
     assert!(relay_key.starts_with("kspub1."), "{relay_key}");
-    let (code, _, err) = keyseal(dir, &["relay", "init", "--dir", relay_dir.to_str().unwrap()]);
+    let (code, _, err) = keyseal(
+        dir,
+        &["relay", "init", "--dir", relay_dir.to_str().unwrap()],
+    );
     assert_eq!(code, 5, "{err}");
     // The license has one seat: a relay may have it, not two.
     let (code, _, err) = keyseal(
         dir,
-        &["allot", &lid, "--relay-key", &relay_key, "--seats", "2", "--out", "allotment.txt"],
+        &[
+            "allot",
+            &lid,
+            "--relay-key",
+            &relay_key,
+            "--seats",
+            "2",
+            "--out",
+            "allotment.txt",
+        ],
     );
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("only 1"), "{err}");
     assert!(!dir.join("allotment.txt").exists());
     let out: Value = serde_json::from_str(&ok(
         dir,
-        &["allot", &lid, "--relay-key", &relay_key, "--seats", "1", "--days", "2", "--out", "allotment.txt", "--json"],
+        &[
+            "allot",
+            &lid,
+            "--relay-key",
+            &relay_key,
+            "--seats",
+            "1",
+            "--days",
+            "2",
+            "--out",
+            "allotment.txt",
+            "--json",
+        ],
     ))
     .unwrap();
     assert_eq!(out["seats"], serde_json::json!(1));
@@ -340,7 +367,16 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
     // Never over an existing file.
     let (code, _, _) = keyseal(
         dir,
-        &["allot", &lid, "--relay-key", &relay_key, "--seats", "1", "--out", "allotment.txt"],
+        &[
+            "allot",
+            &lid,
+            "--relay-key",
+            &relay_key,
+            "--seats",
+            "1",
+            "--out",
+            "allotment.txt",
+        ],
     );
     assert_eq!(code, 5);
 
@@ -355,8 +391,18 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
             .unwrap()
             .current_dir(dir)
             .args([
-                "relay", "serve", "--dir", "relay", "--keyring", "keyring.txt", "--license",
-                "license.txt", "--allotment", "allotment.txt", "--listen", &listen,
+                "relay",
+                "serve",
+                "--dir",
+                "relay",
+                "--keyring",
+                "keyring.txt",
+                "--license",
+                "license.txt",
+                "--allotment",
+                "allotment.txt",
+                "--listen",
+                &listen,
             ])
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -405,7 +451,10 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
     // Revoked: no further allotment.
     let relay_id = out["relay_key_id"].as_str().unwrap();
     ok(dir, &["allot", &lid, "--revoke-relay", relay_id]);
-    let (code, _, err) = keyseal(dir, &["allot", &lid, "--relay-key", &relay_key, "--seats", "1"]);
+    let (code, _, err) = keyseal(
+        dir,
+        &["allot", &lid, "--relay-key", &relay_key, "--seats", "1"],
+    );
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("revoked"), "{err}");
 }

@@ -471,7 +471,11 @@ fn concurrent_allotments_and_activations_share_the_seats() {
             };
             (count(relays), count(devices))
         });
-        assert_eq!(allotted + leased, 10, "{backend:?}: {allotted} allotted, {leased} leased");
+        assert_eq!(
+            allotted + leased,
+            10,
+            "{backend:?}: {allotted} allotted, {leased} leased"
+        );
     }
 }
 
