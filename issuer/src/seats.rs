@@ -241,20 +241,7 @@ impl Store {
             return Ok(None);
         };
         let claims = *unverified.dangerous_unverified_claims();
-        let org = self
-            .fetch_all(
-                sqlx::query("SELECT org_id FROM signing_keys WHERE key_id = $1")
-                    .bind(unverified.key_id().to_string()),
-                "reading signing keys",
-            )
-            .await?;
-        let Some(org_id) = org
-            .first()
-            .map(|r| sqlx::Row::try_get::<Option<String>, _>(r, 0))
-            .transpose()
-            .map_err(|e| Error::db("reading signing keys", e))?
-            .flatten()
-        else {
+        let Some(org_id) = self.key_org(unverified.key_id()).await? else {
             return Ok(None);
         };
         let Some(lic) = self
@@ -315,6 +302,25 @@ impl Store {
         else {
             return Ok(Err(SeatRefused::UnknownLicense));
         };
+        Ok(self
+            .key_org(key_id)
+            .await?
+            .ok_or(SeatRefused::UnknownLicense))
+    }
+
+    /// The organisation of the signing key `key_id`, if a key of this
+    /// service: read once, then from memory (a key never changes hands;
+    /// unknown ids are not remembered, so strangers' made-up keys cost a
+    /// read each and no memory).
+    pub(crate) async fn key_org(&self, key_id: keyseal_core::KeyId) -> Result<Option<String>> {
+        if let Some(org) = self
+            .key_orgs
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key_id.to_u64()).cloned())
+        {
+            return Ok(Some(org));
+        }
         let org = self
             .fetch_all(
                 sqlx::query("SELECT org_id FROM signing_keys WHERE key_id = $1")
@@ -322,13 +328,16 @@ impl Store {
                 "reading signing keys",
             )
             .await?;
-        Ok(org
+        let org = org
             .first()
             .map(|r| sqlx::Row::try_get::<Option<String>, _>(r, 0))
             .transpose()
             .map_err(|e| Error::db("reading signing keys", e))?
-            .flatten()
-            .ok_or(SeatRefused::UnknownLicense))
+            .flatten();
+        if let (Some(o), Ok(mut m)) = (&org, self.key_orgs.write()) {
+            m.insert(key_id.to_u64(), o.clone());
+        }
+        Ok(org)
     }
 
     /// The product's lease policy: renew interval and grace, in seconds.

@@ -143,6 +143,7 @@ impl Store {
             url: url.to_owned(),
             autocheckpoint,
             personal: Arc::default(),
+            key_orgs: Arc::default(),
         })
     }
 

@@ -54,6 +54,9 @@ pub struct Store {
     /// The keys of customers' personal data, once
     /// [`Store::unlock_personal_data`] opened them.
     personal: Arc<std::sync::OnceLock<crate::privacy::DataKeys>>,
+    /// The organisation of each signing key found so far ([`Store::key_org`]):
+    /// a key belongs to one organisation for good, so this never goes stale.
+    pub(crate) key_orgs: Arc<std::sync::RwLock<std::collections::HashMap<u64, String>>>,
 }
 
 pub(crate) fn i(v: u64) -> i64 {

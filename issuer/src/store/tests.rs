@@ -725,6 +725,7 @@ async fn check_sealing_old_customers(store: &Store) {
     // Another store on the same ledger: the wrong passphrase opens nothing.
     let again = Store {
         personal: std::sync::Arc::default(),
+        key_orgs: std::sync::Arc::default(),
         ..store.clone()
     };
     assert!(
