@@ -679,3 +679,107 @@ fn fifty_devices_through_two_replicas_never_hold_more_seats_than_the_license() {
     }
     assert_eq!(held, granted - released);
 }
+
+/// Check-ins of ten seats through both replicas at once, alternating: every
+/// one renews its seat; the very same signed check-in sent to both replicas
+/// at the same moment renews once, the other is a replay (403 `bad-proof`).
+#[test]
+fn check_ins_through_two_replicas_renew_once_each() {
+    use keyseal_core::{Fingerprint, SeatId, SigningKey};
+    use keyseal_issuer::seats::check_in_message;
+    let Some((_dir, a, b)) = two_replicas() else {
+        return;
+    };
+    let token = a.token.clone().expect("admin token");
+    let _ = post(
+        a.addr,
+        "/v1/products",
+        &token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let cus = post(a.addr, "/v1/customers", &token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        a.addr,
+        "/v1/licenses",
+        &token,
+        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "30d", "max_devices": 10 }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = r.json()["license_key"].as_str().unwrap().to_owned();
+    let ask = |addr: SocketAddr, path: &str, body: &serde_json::Value| loop {
+        let r = common::req(
+            addr,
+            "POST",
+            path,
+            None,
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        );
+        if r.status != 429 {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let devices: Vec<(Fingerprint, SigningKey, String)> = (0..10u32)
+        .map(|n| {
+            let fp = Fingerprint::from_components(&[Fingerprint::component(
+                "acme-cad",
+                "machine-id",
+                &n.to_be_bytes(),
+            )])
+            .unwrap();
+            let mut seed = [6u8; 32];
+            seed[..4].copy_from_slice(&n.to_be_bytes());
+            let me = SigningKey::from_seed(&seed).unwrap();
+            let body = json!({"license_key": key, "fingerprint": fp.to_string(), "public_key": me.public_key().to_string()});
+            let r = ask(if n % 2 == 0 { a.addr } else { b.addr }, "/v1/public/leases", &body);
+            assert_eq!(r.status, 201, "{}", r.text());
+            let seat = r.json()["seat_id"].as_str().unwrap().to_owned();
+            (fp, me, seat)
+        })
+        .collect();
+    let check_in = |(fp, me, seat): &(Fingerprint, SigningKey, String), at: u64| {
+        let sig = me.sign_raw(&check_in_message(seat.parse::<SeatId>().unwrap(), at));
+        let sig: String = sig.iter().map(|x| format!("{x:02x}")).collect();
+        json!({"license_key": key, "fingerprint": fp.to_string(), "seat_id": seat, "at": at, "signature": sig})
+    };
+    let t0 = common::now();
+    std::thread::scope(|sc| {
+        for d in &devices {
+            let (check_in, ask) = (&check_in, &ask);
+            sc.spawn(move || {
+                for k in 1..=6u64 {
+                    let addr = if k % 2 == 0 { a.addr } else { b.addr };
+                    let r = ask(addr, "/v1/public/leases/check-in", &check_in(d, t0 + k));
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+            });
+        }
+    });
+    // The same request at both replicas at once, for every seat.
+    let mut renewed = 0;
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = devices
+            .iter()
+            .flat_map(|d| {
+                let body = check_in(d, t0 + 10);
+                [a.addr, b.addr].map(|addr| {
+                    let (body, ask) = (body.clone(), &ask);
+                    sc.spawn(move || ask(addr, "/v1/public/leases/check-in", &body))
+                })
+            })
+            .collect();
+        for h in handles {
+            let r = h.join().unwrap();
+            if r.status == 200 {
+                renewed += 1;
+            } else {
+                r.problem(403, "bad-proof");
+            }
+        }
+    });
+    assert_eq!(renewed, devices.len());
+}
