@@ -28,6 +28,15 @@ pub trait RevocationCheck {
     fn is_key_revoked(&self, id: KeyId) -> bool;
 }
 
+/// A key text as a person or a mail client may have wrapped it, with every
+/// ASCII whitespace character removed (none is part of a key): for servers
+/// that take keys typed or pasted by people. Decoders refuse whitespace.
+#[cfg(feature = "alloc")]
+#[must_use]
+pub fn without_whitespace(text: &str) -> alloc::string::String {
+    text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+}
+
 /// Decodes a license key's text form into `buf`: [`LICENSE_PREFIX`] then
 /// canonical unpadded base64url. No whitespace is tolerated here (the SDK
 /// strips what mail clients add).

@@ -229,10 +229,7 @@ impl Store {
     /// Finds the license a lease request's key names: the organisation
     /// whose key signed it and the license, which must be this exact key.
     async fn find_license(&self, license_key: &str) -> Result<Option<Found>> {
-        let text: String = license_key
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let text = core_license::without_whitespace(license_key);
         let mut buf = [0u8; MAX_LICENSE_LEN];
         let Ok(bytes) = core_license::decode_text(&text, &mut buf) else {
             return Ok(None);
@@ -290,10 +287,7 @@ impl Store {
         &self,
         license_key: &str,
     ) -> Result<std::result::Result<String, SeatRefused>> {
-        let text: String = license_key
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let text = core_license::without_whitespace(license_key);
         let mut buf = [0u8; MAX_LICENSE_LEN];
         let Some(key_id) = core_license::decode_text(&text, &mut buf)
             .ok()

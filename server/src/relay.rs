@@ -202,11 +202,7 @@ impl Relay {
             .parse()
             .map_err(|e| err(format!("the keyring: {e}")))?;
         let now = (opts.clock)();
-        let text: String = opts
-            .license_key
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let text = core_license::without_whitespace(&opts.license_key);
         let mut buf = [0u8; MAX_LICENSE_LEN];
         let bytes = core_license::decode_text(&text, &mut buf)
             .map_err(|e| err(format!("the license key: {e}")))?;
@@ -294,10 +290,7 @@ impl Relay {
     }
 
     fn license_ok(&self, license_key: &str) -> bool {
-        let text: String = license_key
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let text = core_license::without_whitespace(license_key);
         bool::from(text.as_bytes().ct_eq(self.opts.license_key.as_bytes()))
     }
 

@@ -129,10 +129,7 @@ async fn license_turn(s: &S, license_key: &str) -> Result<(), Problem> {
     let Some(limiter) = &s.lease_limiter else {
         return Ok(());
     };
-    let text: String = license_key
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+    let text = core_license::without_whitespace(license_key);
     let mut buf = [0u8; MAX_LICENSE_LEN];
     let id = core_license::decode_text(&text, &mut buf)
         .ok()
