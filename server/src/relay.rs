@@ -54,6 +54,9 @@ use crate::problem::Problem;
 pub const KEY_FILE: &str = "relay.key";
 /// The relay's state file in its directory.
 pub const STATE_FILE: &str = "relay-seats.json";
+/// How long the relay remembers a seat after it was released or its lease
+/// ended: a day (a repeated release is answered as the first meanwhile).
+pub const FORGET_AFTER_SECS: u64 = 86_400;
 /// A lease's renew interval unless set: 15 minutes (floating seats).
 pub const DEFAULT_RELAY_LEASE_SECS: u64 = 900;
 /// A lease's grace for failed check-ins unless set: an hour.
@@ -268,19 +271,25 @@ impl Relay {
             &self.product,
             self.license_id,
         ) {
-            Ok(a) if a.terms.relay_key == self.key.public_key().to_bytes() => {
+            Ok(a) if a.terms.relay_key != self.key.public_key().to_bytes() => {
+                tracing::warn!(
+                    "relay: the new allotment file is for another relay key; kept the old one"
+                );
+                inner.allotted.modified = modified;
+            }
+            Ok(a) if a.terms.issued_at < inner.allotted.terms.issued_at => {
+                tracing::warn!(
+                    "relay: the new allotment file is older than the one in force; kept that one"
+                );
+                inner.allotted.modified = modified;
+            }
+            Ok(a) => {
                 tracing::info!(
                     seats = a.terms.seats,
                     expires_at = a.terms.expires_at,
                     "relay: new allotment"
                 );
                 inner.allotted = a;
-            }
-            Ok(_) => {
-                tracing::warn!(
-                    "relay: the new allotment file is for another relay key; kept the old one"
-                );
-                inner.allotted.modified = modified;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "relay: the new allotment file does not verify; kept the old one");
@@ -302,6 +311,9 @@ impl Relay {
         hash: &[u8; 32],
         now: u64,
     ) -> Result<SeatLease, Problem> {
+        // Never before the allotment (apps would refuse the lease): this
+        // machine's clock may be behind the vendor's.
+        let now = now.max(a.terms.issued_at);
         let end = now
             .saturating_add(self.opts.lease_secs)
             .saturating_add(self.opts.grace_secs)
@@ -325,7 +337,15 @@ impl Relay {
         })
     }
 
-    fn save(&self, seats: &SeatFile) -> Result<(), Problem> {
+    /// Writes the seats, forgetting those released or ended more than
+    /// [`FORGET_AFTER_SECS`] ago (their check-ins and releases are then
+    /// 404: the app activates again), so the file stays the size of the
+    /// LAN, not of its history.
+    fn save(&self, seats: &mut SeatFile, now: u64) -> Result<(), Problem> {
+        let floor = now.saturating_sub(FORGET_AFTER_SECS);
+        seats
+            .seats
+            .retain(|_, s| s.released_at.map_or(s.expires_at, |r| r.min(s.expires_at)) >= floor);
         write_seats(&self.opts.dir, seats).map_err(|e| {
             tracing::error!(error = %e, "relay: cannot write its seats");
             Problem::internal()
@@ -499,7 +519,7 @@ async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
             released_at: None,
         },
     );
-    r.save(&inner.seats)?;
+    r.save(&mut inner.seats, now)?;
     Ok(lease_response(out, StatusCode::CREATED))
 }
 
@@ -570,7 +590,7 @@ async fn check_in(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
         s.proof_at = req.at;
         s.expires_at = out.expires_at;
     }
-    r.save(&inner.seats)?;
+    r.save(&mut inner.seats, now)?;
     Ok(lease_response(out, StatusCode::OK))
 }
 
@@ -604,6 +624,6 @@ async fn release(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Prob
         s.proof_at = req.at;
         s.released_at = Some(now);
     }
-    r.save(&inner.seats)?;
+    r.save(&mut inner.seats, now)?;
     Ok((StatusCode::OK, axum::Json(ReleasedSeat::new(id, now))).into_response())
 }

@@ -487,3 +487,67 @@ fn keys_pk(n: u32) -> String {
         .public_key()
         .to_string()
 }
+
+/// The relay's clock behind the vendor's: its leases are dated from the
+/// allotment, so apps accept them. An older allotment put in place of the
+/// one in force is ignored. Seats released a day ago are forgotten.
+#[test]
+fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
+    let (offset, vendor_clock) = common::offset_clock();
+    let s = common::start_with_clock(common::Backend::Sqlite, vendor_clock);
+    let addr = s.addr;
+    let (key, lid) = license(addr, &s.admin, 20);
+    let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let relay_key = relay::init(dir.path()).unwrap().to_string();
+    let grant = |seats: u64| {
+        let a = post(
+            addr,
+            &format!("/v1/licenses/{lid}/allotments"),
+            &s.admin,
+            &json!({"relay_key": relay_key, "seats": seats}),
+        );
+        assert_eq!(a.status, 201, "{}", a.text());
+        a.json()
+    };
+    let first = grant(10);
+    offset.store(600, Ordering::SeqCst);
+    let second = grant(4);
+    let file = dir.path().join("allotment.txt");
+    std::fs::write(&file, second["allotment"].as_str().unwrap()).unwrap();
+    let issued = second["issued_at"].as_u64().unwrap();
+    // This machine's clock is two minutes behind the vendor's.
+    let clock = Arc::new(AtomicU64::new(issued - 120));
+    let relay = Relay::open(options(dir.path(), &keyring, &key, &file, &clock)).unwrap();
+    let running = run(relay.clone());
+    let client = SeatClient::new(format!("http://{}", running.addr));
+    let mut seat = client.activate(&key, &device(1)).unwrap();
+    assert!(seat.renew_at() >= issued);
+    let lic = validator(&keyring, 1, issued - 120)
+        .validate_with_lease(&key, seat.lease())
+        .unwrap();
+    assert_eq!(lic.lease().unwrap().issued_at(), issued);
+    // The older, larger allotment in its place is not taken.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&file, first["allotment"].as_str().unwrap()).unwrap();
+    let _ = client.activate(&key, &device(2)).unwrap();
+    let terms = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(relay.allotment());
+    assert_eq!(terms.seats, 4);
+    // Released, then forgotten a day later.
+    // (The SDK signs with the real time.)
+    let released = common::now();
+    clock.store(released, Ordering::SeqCst);
+    client.release(&key, &mut seat).unwrap();
+    let state = std::fs::read_to_string(dir.path().join(relay::STATE_FILE)).unwrap();
+    assert!(state.contains(&seat.seat_id().to_string()));
+    clock.store(released + relay::FORGET_AFTER_SECS + 1, Ordering::SeqCst);
+    let _ = client.activate(&key, &device(3)).unwrap();
+    let state = std::fs::read_to_string(dir.path().join(relay::STATE_FILE)).unwrap();
+    assert!(!state.contains(&seat.seat_id().to_string()), "{state}");
+}
