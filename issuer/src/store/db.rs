@@ -851,6 +851,13 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // Seats held by leases, and the products' lease policies.
     (20, "seats", include_str!("../../migrations/0020_seats.sql")),
+    // Products' trial policies, and each trial's device as keyed hashes
+    // (see `trials`).
+    (
+        21,
+        "trials",
+        include_str!("../../migrations/0021_trials.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.
