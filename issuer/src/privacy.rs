@@ -28,11 +28,11 @@
 //!   share DMI UUIDs): a plain or publicly salted hash in the ledger could
 //!   be matched against a guessed device by anyone holding a dump. The
 //!   data secret is the one secret that fits: no copy of it in the ledger
-//!   opens without the passphrase, so a dump alone links nothing; every
-//!   replica holds it (unlike a per-process random key); it never rotates
-//!   (a signing key does, and a rotation would make every earlier trial
-//!   unmatchable, resetting every trial); and the per-organisation key
-//!   (with the product in the message) makes one device's hashes
+//!   opens without the passphrase, so the hashes in a dump link nothing;
+//!   every replica holds it (unlike a per-process random key); it never
+//!   rotates (a signing key does, and a rotation would make every earlier
+//!   trial unmatchable, resetting every trial); and the per-organisation
+//!   key (with the product in the message) makes one device's hashes
 //!   unrelated across organisations and products.
 //! - **Erasure is crypto-shredding.** Erasing a customer deletes its wrapped
 //!   data key, the sealed fields and the look-up hash in one transaction.

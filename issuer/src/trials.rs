@@ -37,7 +37,11 @@
 //! [`TRIAL_CUSTOMER`] for every trial: keys need a customer id, and a
 //! trial has nobody behind it worth naming (a per-device id would be one
 //! more thing linking a device's requests), so the license carries nothing
-//! about its holder but the exact device binding's two-byte hint.
+//! about its holder but the exact device binding's two-byte hint. (The
+//! ledger keeps the trial's key, as every license's: whoever holds a dump
+//! and a machine's fingerprint can test it against each trial key, one
+//! signature check each, as for any device-bound key; the keyed hashes
+//! add no shorter way.)
 
 use keyseal_core::claims::MAX_DEVICE_COMPONENTS;
 use keyseal_core::device::Fingerprint;
