@@ -284,6 +284,16 @@ pub(crate) async fn start_trial(
         now: s.now(),
         actor: ACTOR.into(),
     };
+    // Refused before the organisation's key is loaded (unsealing it costs
+    // an Argon2 run on a replica's first use) when the product gives no
+    // trials: anyone may ask, for any organisation.
+    match s.store.org_trial_policy(&b.org_id, &b.product).await? {
+        None => return Err(refused(TrialRefused::UnknownProduct, &b.product, ctx.now)),
+        Some(t) if !t.policy.enabled => {
+            return Err(refused(TrialRefused::Disabled, &b.product, ctx.now));
+        }
+        Some(_) => {}
+    }
     let out = with_active_key(&s, &b.org_id, |signer| {
         let (s, b, ctx) = (&s, &b, &ctx);
         async move {
