@@ -284,6 +284,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = keyseal_server::LEASE_REQUESTS_PER_LICENSE_PER_MINUTE, value_name = "N")]
     pub lease_requests_per_license_per_minute: u32,
 
+    /// Trial requests (POST /v1/public/trials) a minute from one client, in bursts of as many,
+    /// besides the public rate; beyond, a request waits up to a second for its turn, then gets
+    /// 429. 0: no limit.
+    #[arg(long, default_value_t = keyseal_server::TRIAL_REQUESTS_PER_CLIENT_PER_MINUTE, value_name = "N")]
+    pub trial_requests_per_client_per_minute: u32,
+
     /// How often to look for revocation lists past half their lifetime (a week) and sign them
     /// again, so no list goes stale while its organisation has an active key.
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = duration)]

@@ -13,7 +13,8 @@
 //!   is one transaction together with its [`audit`] entry.
 //! * [`service`]: the issuing service's tenants (organisations), API
 //!   tokens, customers, licenses and activations, every query scoped to one
-//!   organisation.
+//!   organisation; [`seats`] (leases) and [`trials`] serve apps that ask
+//!   with a license key or, for a trial, a device fingerprint alone.
 //! * [`request`]: license requests as users write them, checked against the
 //!   format's limits; [`batch`] reads them from CSV or JSONL.
 //!
@@ -40,6 +41,7 @@ pub mod service;
 pub mod store;
 pub mod time;
 pub mod token;
+pub mod trials;
 pub mod vault;
 
 pub use error::{Error, KeyError, LedgerError, RequestError, Result, VaultError};

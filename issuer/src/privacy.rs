@@ -19,6 +19,21 @@
 //! - **Look-ups by email.** The ledger keeps `HMAC-SHA256(look-up key,
 //!   normalised email)`, never the address: equality look-ups work, and the
 //!   hash means nothing without the secret.
+//! - **Trial devices.** A trial ([`crate::trials`]) remembers the device
+//!   that took it as `HMAC-SHA256(trial key, product, component)` of each
+//!   fingerprint component ([`DataKeys::trial_device`]), under a third key
+//!   HKDF derives per organisation. Components are already SHA-512 hashes
+//!   of machine ids salted with the product, but that salt is public and
+//!   some ids are guessable (a MAC address has about 46 bits; cloned VMs
+//!   share DMI UUIDs): a plain or publicly salted hash in the ledger could
+//!   be matched against a guessed device by anyone holding a dump. The
+//!   data secret is the one secret that fits: no copy of it in the ledger
+//!   opens without the passphrase, so the hashes in a dump link nothing;
+//!   every replica holds it (unlike a per-process random key); it never
+//!   rotates (a signing key does, and a rotation would make every earlier
+//!   trial unmatchable, resetting every trial); and the per-organisation
+//!   key (with the product in the message) makes one device's hashes
+//!   unrelated across organisations and products.
 //! - **Erasure is crypto-shredding.** Erasing a customer deletes its wrapped
 //!   data key, the sealed fields and the look-up hash in one transaction.
 //!   Copies of the ciphertext left in a WAL, a backup or a replica's dead
@@ -45,6 +60,12 @@ const NONCE_LEN: usize = 12;
 const KEY_LEN: usize = 32;
 const WRAP_INFO: &[u8] = b"keyseal/org-wrapping-key/v1\0";
 const LOOKUP_INFO: &[u8] = b"keyseal/org-email-lookup-key/v1\0";
+const TRIAL_INFO: &[u8] = b"keyseal/org-trial-device-key/v1\0";
+const TRIAL_COMPONENT: &[u8] = b"keyseal/trial-component/v1\0";
+const TRIAL_DEVICE: &[u8] = b"keyseal/trial-device/v1\0";
+/// Bytes kept of each trial hash (128 bits: no two of a ledger's
+/// components collide by chance).
+const TRIAL_HASH_LEN: usize = 16;
 const KEY_AAD: &[u8] = b"keyseal/customer-key/v1\0";
 const FIELDS_AAD: &[u8] = b"keyseal/customer-fields/v1\0";
 
@@ -72,6 +93,15 @@ impl std::fmt::Debug for DataKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DataKeys(..)")
     }
+}
+
+/// A trial device as the ledger keeps it ([`DataKeys::trial_device`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialDevice {
+    /// The keyed hash of each distinct component, sorted (hex).
+    pub components: Vec<String>,
+    /// The keyed hash of the whole fingerprint, its components in order (hex).
+    pub device: String,
 }
 
 /// A customer's data key, opened. Wiped on drop.
@@ -105,6 +135,44 @@ impl DataKeys {
         mac.update(norm.as_bytes());
         norm.zeroize();
         crate::fsutil::hex(&mac.finalize().into_bytes())
+    }
+
+    /// What a trial keeps of a device's fingerprint `components` (see the
+    /// module's doc): the keyed hash of each distinct component, sorted,
+    /// and of the whole fingerprint in its order, for `product` in
+    /// `org_id`; hex.
+    #[must_use]
+    pub fn trial_device(
+        &self,
+        org_id: &str,
+        product: &str,
+        components: &[[u8; 16]],
+    ) -> TrialDevice {
+        let key = self.derive(TRIAL_INFO, org_id);
+        let mac = |domain: &[u8], parts: &[&[u8]]| {
+            let mut m = <hmac::Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key.as_ref())
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            m.update(domain);
+            m.update(&(product.len() as u64).to_be_bytes());
+            m.update(product.as_bytes());
+            for p in parts {
+                m.update(p);
+            }
+            crate::fsutil::hex(&m.finalize().into_bytes()[..TRIAL_HASH_LEN])
+        };
+        let mut each: Vec<String> = components
+            .iter()
+            .map(|c| mac(TRIAL_COMPONENT, &[c]))
+            .collect();
+        each.sort_unstable();
+        each.dedup();
+        let count = [u8::try_from(components.len()).unwrap_or(u8::MAX)];
+        let mut whole: Vec<&[u8]> = vec![&count];
+        whole.extend(components.iter().map(|c| &c[..]));
+        TrialDevice {
+            components: each,
+            device: mac(TRIAL_DEVICE, &whole),
+        }
     }
 
     /// A new data key for a customer, and its wrapped form for the ledger.
@@ -238,6 +306,43 @@ mod tests {
         }
         // Two seals of the same fields differ (random nonces).
         assert_ne!(k.seal("org_a", "cus_1", &f).unwrap(), sealed);
+    }
+
+    #[test]
+    fn trial_devices_are_keyed_per_organisation_and_product() {
+        let keys = DataKeys::from_secret(&[7; 32]);
+        let (a, b, c) = ([1u8; 16], [2u8; 16], [3u8; 16]);
+        let d = keys.trial_device("org_a", "acme-cad", &[a, b, c]);
+        assert_eq!(d.components.len(), 3);
+        assert!(d.components.windows(2).all(|w| w[0] < w[1]));
+        assert!(d.components.iter().all(|h| h.len() == 32));
+        // One component changed: the two others hash the same, the device not.
+        let e = keys.trial_device("org_a", "acme-cad", &[a, b, [9; 16]]);
+        let shared = d.components.iter().filter(|h| e.components.contains(h));
+        assert_eq!(shared.count(), 2);
+        assert_ne!(d.device, e.device);
+        // The same components in another order: the same set, another device.
+        let r = keys.trial_device("org_a", "acme-cad", &[c, b, a]);
+        assert_eq!(r.components, d.components);
+        assert_ne!(r.device, d.device);
+        // A repeated component counts once.
+        assert_eq!(
+            keys.trial_device("org_a", "acme-cad", &[a, a])
+                .components
+                .len(),
+            1
+        );
+        // Another organisation, product or secret: nothing in common.
+        for other in [
+            keys.trial_device("org_b", "acme-cad", &[a, b, c]),
+            keys.trial_device("org_a", "acme-viewer", &[a, b, c]),
+            DataKeys::from_secret(&[8; 32]).trial_device("org_a", "acme-cad", &[a, b, c]),
+        ] {
+            assert!(other.components.iter().all(|h| !d.components.contains(h)));
+            assert_ne!(other.device, d.device);
+        }
+        // Never the component itself.
+        assert!(!d.components.contains(&crate::fsutil::hex(&a)));
     }
 
     #[test]

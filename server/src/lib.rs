@@ -86,6 +86,12 @@ pub const PUBLIC_REQUESTS_PER_SECOND: u32 = 20;
 /// check in every ten minutes asks ten times a minute.
 pub const LEASE_REQUESTS_PER_LICENSE_PER_MINUTE: u32 = 600;
 
+/// Default of [`Network::trial_requests_per_client_per_minute`]: a device
+/// asks for a trial once, so ten a minute leave room for an office behind
+/// one address, while one client cannot mint thousands of trial licenses
+/// with made-up fingerprints.
+pub const TRIAL_REQUESTS_PER_CLIENT_PER_MINUTE: u32 = 10;
+
 /// The lease endpoints' per-license limiter (by license id).
 pub(crate) type LeaseLimiter = governor::DefaultKeyedRateLimiter<u128>;
 
@@ -127,6 +133,11 @@ pub struct Network {
     /// then gets 429. 0: no limit (default
     /// [`LEASE_REQUESTS_PER_LICENSE_PER_MINUTE`]).
     pub lease_requests_per_license_per_minute: u32,
+    /// Trial requests (`POST /v1/public/trials`) a minute from one client,
+    /// in bursts of as many, besides the public rate; beyond, a request
+    /// waits up to a second for its turn, then gets 429. 0: no limit
+    /// (default [`TRIAL_REQUESTS_PER_CLIENT_PER_MINUTE`]).
+    pub trial_requests_per_client_per_minute: u32,
 }
 
 /// Default of [`Network::public_list_bytes_per_second`], 64 MiB: 100,000
@@ -146,6 +157,7 @@ impl Default for Network {
             public_requests_per_second: PUBLIC_REQUESTS_PER_SECOND,
             public_list_bytes_per_second: PUBLIC_LIST_BYTES_PER_SECOND,
             lease_requests_per_license_per_minute: LEASE_REQUESTS_PER_LICENSE_PER_MINUTE,
+            trial_requests_per_client_per_minute: TRIAL_REQUESTS_PER_CLIENT_PER_MINUTE,
         }
     }
 }
@@ -243,6 +255,8 @@ pub(crate) struct State {
     pub(crate) public_limiter: Option<PublicLimiter>,
     /// Lease requests, per license (`None`: no limit).
     pub(crate) lease_limiter: Option<LeaseLimiter>,
+    /// Trial requests, per client (`None`: no limit).
+    pub(crate) trial_limiter: Option<PublicLimiter>,
     /// The budget of full revocation list downloads, in KiB
     /// ([`Network::public_list_bytes_per_second`]).
     pub(crate) list_bytes: Option<ListBytes>,
@@ -461,6 +475,10 @@ impl Service {
             public_limiter: public_limiter(opts.network.public_requests_per_second),
             lease_limiter: std::num::NonZeroU32::new(
                 opts.network.lease_requests_per_license_per_minute,
+            )
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
+            trial_limiter: std::num::NonZeroU32::new(
+                opts.network.trial_requests_per_client_per_minute,
             )
             .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
             list_bytes: list_bytes(opts.network.public_list_bytes_per_second),

@@ -43,7 +43,7 @@ pub(crate) struct ProblemSchema {
     info(
         title = "keyseal issuing service",
         version = "1",
-        description = "Mint, revoke and suspend offline-verifiable license keys, and publish the keyrings and revocation lists apps check them with.\n\nAuthenticate with an API token: `Authorization: Bearer ksk_...`. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` names the case. Every `POST` but `createToken` and the apps' lease requests takes an `Idempotency-Key`. Lists come in pages: give `next_cursor` back as `cursor`. Times are unix seconds (UTC)."
+        description = "Mint, revoke and suspend offline-verifiable license keys, and publish the keyrings and revocation lists apps check them with.\n\nAuthenticate with an API token: `Authorization: Bearer ksk_...`. Errors are RFC 9457 problem details (`application/problem+json`) whose `type` names the case. Every `POST` but `createToken` and the apps' lease and trial requests takes an `Idempotency-Key`. Lists come in pages: give `next_cursor` back as `cursor`. Times are unix seconds (UTC)."
     ),
     tags(
         (name = "licenses", description = "Mint, read, revoke, suspend and resume licenses."),
@@ -56,6 +56,7 @@ pub(crate) struct ProblemSchema {
         (name = "public", description = "What apps fetch, anonymously: keyrings and revocation lists (cacheable, rate-limited per client)."),
         (name = "leases", description = "What apps ask with their license key, no API token: a seat for this device and its lease, check-ins, releases (docs/FORMAT.md, \"Lease\"; rate-limited per client and per license)."),
         (name = "relays", description = "Seats of a license allotted to an on-premises relay (`keyseal relay`), which leases them on a LAN with no internet (docs/FORMAT.md, \"Seat allotment\")."),
+        (name = "trials", description = "What apps ask with a device fingerprint alone, no license and no API token: the product's trial, a license bound to this device, once per device (rate-limited per client)."),
         (name = "service", description = "Liveness, readiness, metrics and this document."),
     ),
     components(schemas(ProblemSchema))

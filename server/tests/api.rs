@@ -109,6 +109,8 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/products", &["get", "post"]),
             ("/v1/products/{product}", &["get"]),
             ("/v1/products/{product}/lease-policy", &["post"]),
+            ("/v1/products/{product}/trial-policy", &["get", "post"]),
+            ("/v1/public/trials", &["post"]),
             ("/v1/customers", &["get", "post"]),
             ("/v1/customers/{id}", &["get"]),
             ("/v1/customers/{id}/export", &["get"]),
@@ -140,7 +142,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 35);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 37);
         // Every operation says what it is, for people and for generated
         // clients: a unique camel-case id, a summary, a description, a tag.
         let mut ids = std::collections::BTreeSet::new();

@@ -79,6 +79,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
             public_requests_per_second: a.public_requests_per_second,
             public_list_bytes_per_second: a.public_list_mib_per_second.saturating_mul(1 << 20),
             lease_requests_per_license_per_minute: a.lease_requests_per_license_per_minute,
+            trial_requests_per_client_per_minute: a.trial_requests_per_client_per_minute,
         },
         passphrase: env::passphrase(!vault.join(keyseal_issuer::vault::LEDGER_FILE).exists())?,
         kdf: env::kdf_override()?,

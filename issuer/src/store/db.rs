@@ -852,10 +852,18 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     // Seats held by leases, and the products' lease policies.
     (20, "seats", include_str!("../../migrations/0020_seats.sql")),
+    // Seats of licenses allotted to on-premises relays (see `allotments`).
     (
         21,
         "allotments",
         include_str!("../../migrations/0021_allotments.sql"),
+    ),
+    // Products' trial policies, and each trial's device as keyed hashes
+    // (see `trials`).
+    (
+        22,
+        "trials",
+        include_str!("../../migrations/0022_trials.sql"),
     ),
 ];
 

@@ -946,7 +946,7 @@ pub(crate) struct NewLicense<'a> {
 /// `INSERT ... VALUES` statement: anonymous `(?,?)` on SQLite (sqlx looks
 /// each named one up by a linear scan, quadratic for big statements),
 /// numbered `($1,$2),($3,$4)` on PostgreSQL.
-pub(super) fn values_rows(sql: &mut String, backend: Backend, rows: usize, cols: usize) {
+pub(crate) fn values_rows(sql: &mut String, backend: Backend, rows: usize, cols: usize) {
     use std::fmt::Write as _;
     for n in 0..rows {
         sql.push_str(if n > 0 { ",(" } else { "(" });

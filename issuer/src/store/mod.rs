@@ -96,6 +96,13 @@ pub struct WriteTx {
     backend: Backend,
 }
 
+impl WriteTx {
+    /// Which database this transaction is on.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
 impl Store {
     // ---- products --------------------------------------------------------
 
@@ -116,8 +123,8 @@ pub(crate) use db::ping;
 pub use db::{AUTOCHECKPOINT_PAGES, Checkpointer, WalProgress, url_host};
 pub(crate) use keys::{KEY_COLUMNS, key_from_row};
 pub use keys::{KeyInfo, KeyStatus, Signed};
-use licenses::values_rows;
 pub use licenses::{LicenseFilter, LicenseRecord};
+pub(crate) use licenses::{NewLicense, values_rows};
 pub use revocations::{ListHead, PublishedList, Revoked};
 
 mod audit_log;

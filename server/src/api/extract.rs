@@ -120,6 +120,19 @@ impl FromRequestParts<S> for PublicClient {
     }
 }
 
+/// The client's address ([`client_ip`]), for the limits kept in memory
+/// (`None` without a peer address, as in some tests). Never stored, never
+/// logged.
+pub(crate) struct ClientAddr(pub(crate) Option<std::net::IpAddr>);
+
+impl FromRequestParts<S> for ClientAddr {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Ok(ClientAddr(client_ip(parts, state)))
+    }
+}
+
 /// Waits up to a second for `key`'s turn with `limiter`, then 429
 /// `rate-limited` with `detail`. Now and then, keys whose allowance is
 /// full again are forgotten, so made-up keys do not pile up.

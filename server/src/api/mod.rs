@@ -33,6 +33,7 @@ mod licenses;
 mod products;
 mod public;
 mod tokens;
+mod trials;
 mod views;
 
 pub(crate) use extract::Caller;
@@ -62,6 +63,8 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         .routes(routes!(products::list_products, products::create_product))
         .routes(routes!(products::get_product))
         .routes(routes!(products::set_lease_policy))
+        .routes(routes!(trials::get_trial_policy, trials::set_trial_policy))
+        .routes(routes!(trials::start_trial))
         .routes(routes!(
             customers::list_customers,
             customers::create_customer

@@ -135,10 +135,12 @@ pub fn offset_clock() -> (Arc<std::sync::atomic::AtomicU64>, keyseal_server::Clo
 
 /// A test server whose clock is `clock` (tests that move time).
 pub fn start_with_clock(backend: Backend, clock: keyseal_server::Clock) -> TestServer {
-    // Tests read the public endpoints far faster than apps: no rate limit
-    // (`tests/network.rs` checks it).
+    // Tests read the public endpoints (and ask for trials) far faster than
+    // apps: no rate limit (`tests/network.rs` and `tests/trials.rs` check
+    // them).
     let network = keyseal_server::Network {
         public_requests_per_second: 0,
+        trial_requests_per_client_per_minute: 0,
         ..keyseal_server::Network::default()
     };
     start_full(backend, clock, network, None)
