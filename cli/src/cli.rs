@@ -348,6 +348,12 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
+/// A span of time such as `90s`, `10m`, `14d`, in seconds (the policy
+/// that takes it checks its bounds).
+fn span(s: &str) -> Result<u64, String> {
+    keyseal_issuer::time::parse_duration(s)
+}
+
 /// An address (a one-address range) or a CIDR range.
 fn cidr(s: &str) -> Result<keyseal_server::IpNet, String> {
     let s = s.trim();
@@ -632,6 +638,48 @@ pub enum ProductsCommand {
     /// List the products.
     #[command(after_help = "Examples:\n  keyseal products list")]
     List,
+    /// Set a product's lease policy: how often apps check in, and how long a lease holds past that.
+    #[command(after_help = "Examples:\n  \
+        keyseal products lease-policy acme-cad --renew 1d --grace 3d     # node-locked seats\n  \
+        keyseal products lease-policy acme-cad --renew 10m --grace 2m    # floating seats\n\n\
+        Leases signed from then on follow it; leases in force keep their terms.")]
+    LeasePolicy {
+        /// Product id.
+        product: String,
+        /// Time from a lease's signing to its check-in (at least 60s).
+        #[arg(long, value_name = "DURATION", value_parser = span)]
+        renew: u64,
+        /// Time a lease holds past its check-in time when check-ins fail (renew plus grace: a year at most).
+        #[arg(long, value_name = "DURATION", value_parser = span)]
+        grace: u64,
+    },
+    /// Set a product's trial policy: one trial per device, asked by apps with no license.
+    #[command(after_help = "Examples:\n  \
+        keyseal products trial-policy acme-cad --length 14d --entitlement export-pdf\n  \
+        keyseal products trial-policy acme-cad --length 30d --plan eval --device-match 3\n  \
+        keyseal products trial-policy acme-cad --disable\n\n\
+        Apps ask `keyseal serve` (POST /v1/public/trials) with the organisation's id, the product and \
+        the device's fingerprint; the first ask of a device gets a license bound to it, a later one (the \
+        same device: --device-match of its fingerprint components equal) is refused.")]
+    TrialPolicy {
+        /// Product id.
+        product: String,
+        /// Turn the product's trials off (running trials keep their licenses).
+        #[arg(long, conflicts_with_all = ["length", "plan", "entitlement", "device_match"])]
+        disable: bool,
+        /// How long a trial license lasts (an hour to a year).
+        #[arg(long, value_name = "DURATION", value_parser = span, default_value = "14d")]
+        length: u64,
+        /// The trial license's plan.
+        #[arg(long, value_name = "PLAN", default_value = "trial")]
+        plan: String,
+        /// An entitlement of the trial license (repeat for several).
+        #[arg(long, value_name = "NAME")]
+        entitlement: Vec<String>,
+        /// How many fingerprint components must equal an earlier trial device's to be that device (1 to 8).
+        #[arg(long, value_name = "K", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+        device_match: u8,
+    },
 }
 
 /// `keyseal licenses ...`.

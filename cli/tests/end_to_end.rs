@@ -458,3 +458,82 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("revoked"), "{err}");
 }
+
+/// `keyseal products lease-policy` and `trial-policy`: set, refused out of
+/// bounds or for an unknown product, and trials turned off again.
+#[test]
+fn product_policies_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(dir, &["init", "--product", "acme-cad"]);
+    let out: Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "products",
+            "lease-policy",
+            "acme-cad",
+            "--renew",
+            "10m",
+            "--grace",
+            "2m",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(out["lease_secs"], serde_json::json!(600));
+    assert_eq!(out["lease_grace_secs"], serde_json::json!(120));
+    let (code, _, err) = keyseal(
+        dir,
+        &[
+            "products",
+            "lease-policy",
+            "acme-cad",
+            "--renew",
+            "10s",
+            "--grace",
+            "2m",
+        ],
+    );
+    assert_eq!(code, 5, "{err}");
+    let (code, _, err) = keyseal(
+        dir,
+        &[
+            "products",
+            "lease-policy",
+            "nope",
+            "--renew",
+            "10m",
+            "--grace",
+            "2m",
+        ],
+    );
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("no product"), "{err}");
+    let out: Value = serde_json::from_str(&ok(
+        dir,
+        &[
+            "products",
+            "trial-policy",
+            "acme-cad",
+            "--length",
+            "30d",
+            "--entitlement",
+            "export-pdf",
+            "--device-match",
+            "3",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(out["enabled"], serde_json::json!(true));
+    assert_eq!(out["length_secs"], serde_json::json!(30 * 86_400));
+    assert_eq!(out["entitlements"], serde_json::json!(["export-pdf"]));
+    assert_eq!(out["device_match"], serde_json::json!(3));
+    let (code, _, err) = keyseal(
+        dir,
+        &["products", "trial-policy", "acme-cad", "--length", "10m"],
+    );
+    assert_eq!(code, 5, "{err}");
+    let off = ok(dir, &["products", "trial-policy", "acme-cad", "--disable"]);
+    assert!(off.contains("no trials"), "{off}");
+}

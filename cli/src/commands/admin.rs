@@ -333,6 +333,73 @@ pub(crate) async fn products(
             })
             .await
         }
+        ProductsCommand::LeasePolicy {
+            product,
+            renew,
+            grace,
+        } => {
+            let ctx = env::context()?;
+            let policy = keyseal_issuer::LeasePolicy {
+                lease_secs: renew,
+                lease_grace_secs: grace,
+            };
+            with_vault(dir, Access::Write, async |v| {
+                let org = super::org_of(v.store()).await?;
+                v.store()
+                    .org_set_lease_policy(&org, &product, policy, &ctx)
+                    .await?
+                    .ok_or_else(|| no_product(&product))?;
+                if json {
+                    print_json(&json!({ "product": product, "lease_secs": renew, "lease_grace_secs": grace }));
+                } else {
+                    println!("{product}: leases renew after {renew} s and hold {grace} s more when check-ins fail");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
+        ProductsCommand::TrialPolicy {
+            product,
+            disable,
+            length,
+            plan,
+            entitlement,
+            device_match,
+        } => {
+            let ctx = env::context()?;
+            let policy = keyseal_issuer::trials::TrialPolicy {
+                enabled: !disable,
+                length_secs: length,
+                plan,
+                entitlements: entitlement,
+                device_match,
+            };
+            with_vault(dir, Access::Write, async |v| {
+                let org = super::org_of(v.store()).await?;
+                let set = v
+                    .store()
+                    .org_set_trial_policy(&org, &product, &policy, &ctx)
+                    .await?
+                    .ok_or_else(|| no_product(&product))?;
+                let p = &set.policy;
+                if json {
+                    print_json(&json!({
+                        "product": product, "enabled": p.enabled, "length_secs": p.length_secs,
+                        "plan": p.plan, "entitlements": p.entitlements, "device_match": p.device_match,
+                        "org_id": org,
+                    }));
+                } else if p.enabled {
+                    println!(
+                        "{product}: one trial per device, {} s on plan {} (a device is an earlier one when {} of its fingerprint components match); apps ask POST /v1/public/trials with org_id {org}",
+                        p.length_secs, p.plan, p.device_match
+                    );
+                } else {
+                    println!("{product}: no trials");
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+            .await
+        }
         ProductsCommand::List => {
             with_vault(dir, Access::Read, async |v| {
                 let org = super::org_of(v.store()).await?;
@@ -349,6 +416,13 @@ pub(crate) async fn products(
             .await
         }
     }
+}
+
+fn no_product(product: &str) -> CliError {
+    CliError::input(
+        format!("no product `{product}` in this vault"),
+        "see `keyseal products list`, or register it with `keyseal products add`",
+    )
 }
 
 fn license_json(l: &LicenseRecord) -> Value {
