@@ -7,7 +7,9 @@
 //!
 //! Nothing here runs unless the app calls it: validation never touches the
 //! network. The transport is a trait ([`Transport`]), so an app brings its
-//! own HTTP client (or a test its own fake).
+//! own HTTP client (or a test its own fake); an app whose client is
+//! asynchronous sends each [`Request`] itself ([`Activation`],
+//! [`Seat::check_in_request`], [`Seat::release_request`]).
 //!
 //! ```no_run
 //! # #[cfg(feature = "online")]
@@ -253,12 +255,9 @@ impl Seat {
         })
     }
 
-    /// The time for the next signed request: now, or one second after the
-    /// last one (the service refuses a time that does not grow).
-    fn next_at(&mut self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    /// The time for the next signed request: `now`, or one second after
+    /// the last one (the service refuses a time that does not grow).
+    fn next_at(&mut self, now: u64) -> u64 {
         self.last_at = now.max(self.last_at + 1);
         self.last_at
     }
@@ -319,25 +318,11 @@ impl SeatClient {
         }
     }
 
-    fn post(&self, path: &str, body: &Value) -> Result<Value, SeatError> {
-        let (status, text) = self
-            .transport
-            .post_json(&format!("{}{path}", self.base), &body.to_string())
-            .map_err(SeatError::Unreachable)?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|_| SeatError::BadAnswer(format!("HTTP {status}, not JSON")))?;
-        if (200..300).contains(&status) {
-            return Ok(v);
-        }
-        let slug = v["type"]
-            .as_str()
-            .and_then(|t| t.strip_prefix("urn:keyseal:problem:"))
-            .unwrap_or("");
-        Err(SeatError::Refused {
-            code: code_of(slug),
-            status,
-            detail: v["detail"].as_str().unwrap_or("").to_owned(),
-        })
+    /// POSTs `request` over the transport: the answer's status and body.
+    fn send(&self, request: &Request) -> Result<(u16, String), SeatError> {
+        self.transport
+            .post_json(&format!("{}{}", self.base, request.path), &request.body)
+            .map_err(SeatError::Unreachable)
     }
 
     /// Takes a seat of `license_key`'s license for this device (its
@@ -348,26 +333,9 @@ impl SeatClient {
         license_key: &str,
         fingerprint: &Fingerprint,
     ) -> Result<Seat, SeatError> {
-        let key = new_key()?;
-        let v = self.post(
-            "/v1/public/leases",
-            &json!({
-                "license_key": license_key.trim(),
-                "fingerprint": fingerprint.to_string(),
-                "public_key": key.public_key().to_string(),
-            }),
-        )?;
-        let (seat_id, lease) = answer(&v)?;
-        let terms =
-            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
-        Ok(Seat {
-            seat_id,
-            lease,
-            renew_at: terms.renew_at,
-            expires_at: terms.expires_at,
-            key,
-            last_at: 0,
-        })
+        let activation = Activation::new(license_key, fingerprint)?;
+        let (status, answer) = self.send(activation.request())?;
+        activation.finish(status, &answer)
     }
 
     /// Renews the seat's lease (signed by the installation's key); `seat`
@@ -378,44 +346,189 @@ impl SeatClient {
         fingerprint: &Fingerprint,
         seat: &mut Seat,
     ) -> Result<(), SeatError> {
-        let at = seat.next_at();
-        let v = self.post(
-            "/v1/public/leases/check-in",
-            &json!({
-                "license_key": license_key.trim(),
-                "fingerprint": fingerprint.to_string(),
-                "seat_id": seat.seat_id.to_string(),
-                "at": at,
-                "signature": seat.sign(CHECK_IN_DOMAIN, at),
-            }),
-        )?;
-        let (id, lease) = answer(&v)?;
-        if id != seat.seat_id {
-            return Err(SeatError::BadAnswer("a lease for another seat".into()));
-        }
-        let terms =
-            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
-        seat.lease = lease;
-        seat.renew_at = terms.renew_at;
-        seat.expires_at = terms.expires_at;
-        Ok(())
+        let request = seat.check_in_request(license_key, fingerprint, unix_now());
+        let (status, answer) = self.send(&request)?;
+        seat.finish_check_in(status, &answer)
     }
 
     /// Frees the seat for another device (signed by the installation's
     /// key). The app should then delete the saved seat and its lease.
     pub fn release(&self, license_key: &str, seat: &mut Seat) -> Result<(), SeatError> {
-        let at = seat.next_at();
-        self.post(
-            "/v1/public/leases/release",
-            &json!({
-                "license_key": license_key.trim(),
-                "seat_id": seat.seat_id.to_string(),
-                "at": at,
-                "signature": seat.sign(RELEASE_DOMAIN, at),
-            }),
-        )
-        .map(drop)
+        let request = seat.release_request(license_key, unix_now());
+        let (status, answer) = self.send(&request)?;
+        seat.finish_release(status, &answer)
     }
+}
+
+/// The system clock, in unix seconds.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A seat request for an HTTP client the app drives itself (an
+/// asynchronous one, or JavaScript's `fetch` in the WebAssembly SDK): POST
+/// [`Request::body`] (`application/json`) to the service's base URL
+/// followed by [`Request::path`], then give the answer's HTTP status and
+/// body to the call that goes with the request ([`Activation::finish`],
+/// [`Seat::finish_check_in`], [`Seat::finish_release`]); no answer at all
+/// is the app's [`SeatError::Unreachable`]. [`SeatClient`] does exactly
+/// this over its [`Transport`].
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Request {
+    /// `/v1/public/leases`, `/v1/public/leases/check-in` or
+    /// `/v1/public/leases/release`.
+    pub path: &'static str,
+    /// The JSON body (it holds the license key).
+    pub body: String,
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An activation for an HTTP client the app drives itself ([`Request`]):
+/// the request, and the installation key pair made for it, kept until the
+/// answer arrives ([`Activation::finish`]).
+pub struct Activation {
+    request: Request,
+    key: SigningKey,
+}
+
+impl fmt::Debug for Activation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Activation")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Activation {
+    /// The activation of this device (its fingerprint) on a seat of
+    /// `license_key`'s license, with a new installation key.
+    pub fn new(license_key: &str, fingerprint: &Fingerprint) -> Result<Self, SeatError> {
+        let key = new_key()?;
+        let body = json!({
+            "license_key": license_key.trim(),
+            "fingerprint": fingerprint.to_string(),
+            "public_key": key.public_key().to_string(),
+        });
+        Ok(Activation {
+            request: Request {
+                path: "/v1/public/leases",
+                body: body.to_string(),
+            },
+            key,
+        })
+    }
+
+    /// The request to send.
+    #[must_use]
+    pub const fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The seat, from the service's answer (its HTTP status and body).
+    pub fn finish(self, status: u16, answer: &str) -> Result<Seat, SeatError> {
+        let (seat_id, lease) = seat_answer(&parse_answer(status, answer)?)?;
+        let terms =
+            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
+        Ok(Seat {
+            seat_id,
+            lease,
+            renew_at: terms.renew_at,
+            expires_at: terms.expires_at,
+            key: self.key,
+            last_at: 0,
+        })
+    }
+}
+
+impl Seat {
+    /// The check-in request ([`Request`]), signed with the installation's
+    /// key at `now` (unix seconds), or one second after this seat's
+    /// previous request if that is later.
+    pub fn check_in_request(
+        &mut self,
+        license_key: &str,
+        fingerprint: &Fingerprint,
+        now: u64,
+    ) -> Request {
+        let at = self.next_at(now);
+        let body = json!({
+            "license_key": license_key.trim(),
+            "fingerprint": fingerprint.to_string(),
+            "seat_id": self.seat_id.to_string(),
+            "at": at,
+            "signature": self.sign(CHECK_IN_DOMAIN, at),
+        });
+        Request {
+            path: "/v1/public/leases/check-in",
+            body: body.to_string(),
+        }
+    }
+
+    /// Takes the check-in's answer (its HTTP status and body): the seat
+    /// then holds the new lease (save it again).
+    pub fn finish_check_in(&mut self, status: u16, answer: &str) -> Result<(), SeatError> {
+        let (id, lease) = seat_answer(&parse_answer(status, answer)?)?;
+        if id != self.seat_id {
+            return Err(SeatError::BadAnswer("a lease for another seat".into()));
+        }
+        let terms =
+            lease_terms(&lease).ok_or_else(|| SeatError::BadAnswer("not a lease".into()))?;
+        self.lease = lease;
+        self.renew_at = terms.renew_at;
+        self.expires_at = terms.expires_at;
+        Ok(())
+    }
+
+    /// The release request ([`Request`]), signed as
+    /// [`Seat::check_in_request`] is.
+    pub fn release_request(&mut self, license_key: &str, now: u64) -> Request {
+        let at = self.next_at(now);
+        let body = json!({
+            "license_key": license_key.trim(),
+            "seat_id": self.seat_id.to_string(),
+            "at": at,
+            "signature": self.sign(RELEASE_DOMAIN, at),
+        });
+        Request {
+            path: "/v1/public/leases/release",
+            body: body.to_string(),
+        }
+    }
+
+    /// Takes the release's answer (its HTTP status and body): `Ok` once
+    /// the seat is free.
+    pub fn finish_release(&self, status: u16, answer: &str) -> Result<(), SeatError> {
+        parse_answer(status, answer).map(drop)
+    }
+}
+
+/// The service's answer: its JSON on success, else the refusal its problem
+/// `type` names.
+fn parse_answer(status: u16, text: &str) -> Result<Value, SeatError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|_| SeatError::BadAnswer(format!("HTTP {status}, not JSON")))?;
+    if (200..300).contains(&status) {
+        return Ok(v);
+    }
+    let slug = v["type"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("urn:keyseal:problem:"))
+        .unwrap_or("");
+    Err(SeatError::Refused {
+        code: code_of(slug),
+        status,
+        detail: v["detail"].as_str().unwrap_or("").to_owned(),
+    })
 }
 
 /// An air-gapped activation (docs/FORMAT.md, "Activation codes"): the
@@ -541,7 +654,7 @@ fn new_key() -> Result<SigningKey, SeatError> {
     SigningKey::from_seed(&seed).map_err(|_| SeatError::Unreachable("no usable randomness".into()))
 }
 
-fn answer(v: &Value) -> Result<(SeatId, String), SeatError> {
+fn seat_answer(v: &Value) -> Result<(SeatId, String), SeatError> {
     let id = v["seat_id"]
         .as_str()
         .and_then(|s| s.parse::<SeatId>().ok())
@@ -706,5 +819,73 @@ mod tests {
             Seat::from_text("ksseat1.00").unwrap_err().code(),
             "bad_answer"
         );
+    }
+
+    #[test]
+    fn prepared_requests_are_signed_at_growing_times_and_answers_map_as_the_clients() {
+        let fp = Fingerprint::from_components(&[[1; 16]]).unwrap();
+        let vendor = SigningKey::from_seed(&[4; 32]).unwrap();
+        let terms = keyseal_core::LeaseTerms {
+            license_id: keyseal_core::LicenseId::from_bytes([2; 16]),
+            seat_id: SeatId::from_bytes([3; 16]),
+            device_hint: [0; 2],
+            issued_at: 10,
+            renew_at: 20,
+            expires_at: 30,
+        };
+        let lease = |t: &keyseal_core::LeaseTerms| {
+            keyseal_core::lease::to_text(&keyseal_core::lease::issue(&vendor, t, &fp).unwrap())
+        };
+        let activation = Activation::new(" ks1.x\n", &fp).unwrap();
+        let sent: Value = serde_json::from_str(&activation.request().body).unwrap();
+        assert_eq!(activation.request().path, "/v1/public/leases");
+        assert_eq!(sent["license_key"], "ks1.x");
+        assert_eq!(sent["fingerprint"], fp.to_string());
+        let answer = json!({"seat_id": terms.seat_id.to_string(), "lease": lease(&terms)});
+        let mut seat = activation.finish(201, &answer.to_string()).unwrap();
+        assert_eq!((seat.seat_id(), seat.renew_at()), (terms.seat_id, 20));
+        assert_eq!(sent["public_key"], seat.key.public_key().to_string());
+
+        // The same second twice: the second request is signed a second later.
+        let first = seat.check_in_request("ks1.x", &fp, 100);
+        let second: Value =
+            serde_json::from_str(&seat.check_in_request("ks1.x", &fp, 100).body).unwrap();
+        let first: Value = serde_json::from_str(&first.body).unwrap();
+        assert_eq!(
+            (first["at"].as_u64(), second["at"].as_u64()),
+            (Some(100), Some(101))
+        );
+        let signature = <[u8; 64]>::try_from(unhex(second["signature"].as_str().unwrap())).unwrap();
+        let mut message = CHECK_IN_DOMAIN.to_vec();
+        message.extend_from_slice(&terms.seat_id.to_bytes());
+        message.extend_from_slice(&101u64.to_be_bytes());
+        seat.key
+            .public_key()
+            .verify_strict(&message, &signature)
+            .unwrap();
+
+        let renewed = keyseal_core::LeaseTerms {
+            renew_at: 40,
+            expires_at: 50,
+            ..terms
+        };
+        let answer = json!({"seat_id": terms.seat_id.to_string(), "lease": lease(&renewed)});
+        seat.finish_check_in(200, &answer.to_string()).unwrap();
+        assert_eq!((seat.renew_at(), seat.expires_at()), (40, 50));
+        let release: Value = serde_json::from_str(&seat.release_request("ks1.x", 50).body).unwrap();
+        assert_eq!(release["at"].as_u64(), Some(102));
+        assert!(release.get("fingerprint").is_none());
+        let e = seat
+            .finish_release(404, r#"{"type":"urn:keyseal:problem:not-found"}"#)
+            .unwrap_err();
+        assert_eq!((e.code(), e.is_transient()), ("unknown_seat", false));
+        assert!(seat.finish_release(200, "{}").is_ok());
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 }

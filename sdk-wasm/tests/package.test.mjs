@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as keyseal from 'keyseal';
 import * as keysealNode from 'keyseal/node';
+import * as keysealSeats from 'keyseal/seats';
 
 const require = createRequire(import.meta.url);
 const pkgDir = dirname(require.resolve('keyseal/package.json'));
@@ -18,14 +19,18 @@ test('the package comes from the tarball in node_modules, not the source tree', 
   assert.match(pkgDir, /node_modules[\\/]keyseal$/);
   assert.equal(fileURLToPath(import.meta.resolve('keyseal')), join(pkgDir, 'node.js'));
   assert.equal(fileURLToPath(import.meta.resolve('keyseal/node')), join(pkgDir, 'node-state.js'));
+  assert.equal(fileURLToPath(import.meta.resolve('keyseal/seats')), join(pkgDir, 'seats-node.js'));
 });
 
 test('one exports map: Node, browsers (default) and types', () => {
   const root = pkg.exports['.'];
+  const seats = pkg.exports['./seats'];
   assert.deepEqual(Object.keys(root), ['types', 'node', 'default'], 'types first, default last');
+  assert.deepEqual(Object.keys(seats), ['types', 'node', 'default'], 'keyseal/seats: the same conditions');
   assert.equal(root.default, './browser.js');
+  assert.equal(seats.default, './seats-browser.js');
   assert.deepEqual(Object.keys(pkg.exports['./node']), ['types', 'node'], 'keyseal/node is Node-only');
-  for (const target of [root.types, root.node, root.default, ...Object.values(pkg.exports['./node'])]) {
+  for (const target of [...Object.values(root), ...Object.values(seats), ...Object.values(pkg.exports['./node'])]) {
     assert.ok(readFileSync(join(pkgDir, target)).length > 0, target);
   }
   assert.equal(pkg.type, 'module');
@@ -53,6 +58,10 @@ function declared(file) {
 test('the TypeScript declarations match the runtime exports', () => {
   assert.deepEqual(declared('index.d.ts'), Object.keys(keyseal).sort());
   assert.deepEqual(declared('node-state.d.ts'), Object.keys(keysealNode).sort());
+  // keyseal/seats: everything keyseal exports (`export * from './index.js'`), and seats.
+  assert.match(readFileSync(join(pkgDir, 'seats.d.ts'), 'utf8'), /^export \* from '\.\/index\.js';$/m);
+  assert.deepEqual([...declared('index.d.ts'), ...declared('seats.d.ts')].sort(), Object.keys(keysealSeats).sort());
+  assert.deepEqual(keysealSeats.CODES, keyseal.CODES);
   const union = readFileSync(join(pkgDir, 'index.d.ts'), 'utf8').match(/export type KeysealCode =([^;]+);/)[1];
   assert.deepEqual([...union.matchAll(/'(\w+)'/g)].map((m) => m[1]), [...keyseal.CODES]);
 });

@@ -1,6 +1,7 @@
 // The demo page in a real browser: Debian's Chromium, headless, driven by
 // playwright-core. Pastes a valid key and a tampered one, checks what the
-// page shows, and saves screenshots (KEYSEAL_SCREENSHOTS, outside the repo).
+// page shows, and saves screenshots (KEYSEAL_SCREENSHOTS, outside the repo);
+// then loads `keyseal/seats` in the same page.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -101,4 +102,52 @@ test('a tampered key: refused, with the customer message', async () => {
 
 test('no errors in the page', () => {
   assert.deepEqual(problems, []);
+});
+
+test('keyseal/seats in the browser: its own .wasm, Web Crypto keys, fetch', async () => {
+  const c = vectors('leases.json').find((x) => x.name === 'lease_active');
+  const sent = [];
+  // The licensing service, answered by the browser's network layer: busy.
+  await page.route('**/v1/public/leases', (route) => {
+    const r = route.request();
+    sent.push({ method: r.method(), type: r.headers()['content-type'], body: JSON.parse(r.postData()) });
+    return route.fulfill({
+      status: 429,
+      contentType: 'application/problem+json',
+      body: JSON.stringify({ type: 'urn:keyseal:problem:rate-limited', detail: 'slow down' }),
+    });
+  });
+  const shown = await page.evaluate(async (c) => {
+    const seats = await import(new URL('/node_modules/keyseal/seats-browser.js', location.href).href);
+    const main = await import(new URL('/node_modules/keyseal/browser.js', location.href).href);
+    const fail = (promise) => promise.then(() => null, (e) => e);
+    // Two requests, two installation keys from crypto.getRandomValues.
+    const codes = [new seats.OfflineRequest(c.key, c.device).code, new seats.OfflineRequest(c.key, c.device).code];
+    const busy = await fail(new seats.SeatClient(location.origin).activate(c.key, c.device));
+    const injected = await fail(
+      new seats.SeatClient('https://licensing.example.com', {
+        transport: async () => new Response(JSON.stringify({ type: 'urn:keyseal:problem:seat-limit' }), { status: 409 }),
+      }).activate(c.key, c.device),
+    );
+    const validator = new seats.Validator({ keyring: c.keyring, product: c.product, device: c.device, clock: () => c.now * 1000 });
+    return {
+      codes,
+      busy: [busy instanceof seats.SeatError, busy.code, busy.isTransient, busy.status, busy.message],
+      injected: [injected.name, injected.code, injected.isTransient],
+      sameErrorClass: seats.KeysealError === main.KeysealError,
+      seatId: validator.validateWithLease(c.key, c.lease).lease.seatId,
+    };
+  }, c);
+  await page.unroute('**/v1/public/leases');
+  assert.match(shown.codes[0], /^KSREQ1\./);
+  assert.notEqual(shown.codes[0], shown.codes[1], 'a new installation key each time');
+  assert.deepEqual(shown.busy, [true, 'rate_limited', true, 429, 'the licensing service refused (rate_limited): slow down']);
+  assert.deepEqual(shown.injected, ['SeatError', 'seat_limit', true]);
+  assert.equal(shown.sameErrorClass, true);
+  assert.equal(shown.seatId, c.expect.lease.seat_id);
+  assert.equal(sent.length, 1);
+  assert.deepEqual([sent[0].method, sent[0].type, sent[0].body.fingerprint], ['POST', 'application/json', c.device]);
+  // The only problem the page saw is the service's 429 (and the console's note of it).
+  const expected = (p) => p.endsWith('/v1/public/leases') || p.includes('responded with a status of 429');
+  assert.deepEqual(problems.filter((p) => !expected(p)), []);
 });

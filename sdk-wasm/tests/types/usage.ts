@@ -16,6 +16,17 @@ import {
   type ValidatorOptions,
 } from 'keyseal';
 import { fileState } from 'keyseal/node';
+import {
+  OfflineRequest,
+  Seat,
+  SeatClient,
+  SeatError,
+  Validator as SeatsValidator,
+  type SeatErrorCode,
+  type Transport,
+  type TransportAnswer,
+  type TransportRequest,
+} from 'keyseal/seats';
 
 const KEYRING = 'key kspub1.kxKnSbdByxwctUQwckwpVwVJ8l88fRnMui68OX4UOB8 from=1794000000\n';
 
@@ -117,3 +128,62 @@ validator.validateWithLease('ks1.x');
 validator.validate('ks1.x').lease = null;
 // @ts-expect-error a lease's times are read-only
 validator.validateWithLease('ks1.x', 'kslease1.x').lease!.expiresAt = 0;
+
+// Seats (`keyseal/seats`: the same API plus seats, from one .wasm).
+const seats = new SeatClient('https://licensing.example.com');
+const viaFetch = new SeatClient('https://licensing.example.com', { transport: fetch, clock: () => new Date() });
+const own: Transport = async (url: string, request: TransportRequest): Promise<TransportAnswer> => {
+  const body: string = request.body;
+  return { status: url.length + body.length, text: async () => '{}' };
+};
+const seatValidator = new SeatsValidator({ keyring: KEYRING, product: 'acme-cad', device });
+
+export async function holdSeat(key: string, saved: string | null): Promise<string> {
+  try {
+    const seat: Seat = saved ? Seat.fromText(saved) : await seats.activate(key, device);
+    const license: License = seatValidator.validateWithLease(key, seat.lease);
+    if (license.lease?.checkInDue) await viaFetch.checkIn(key, device, seat);
+    const renew: number = seat.renewAt;
+    const ends: number = seat.expiresAt;
+    console.log(seat.seatId, renew, ends);
+    return seat.toText();
+  } catch (e) {
+    if (e instanceof SeatError) {
+      const code: SeatErrorCode = e.code;
+      const status: number | null = e.status;
+      if (e.isTransient) return `later: ${code} ${status}`;
+      return e.customerMessage;
+    }
+    if (e instanceof KeysealError) return e.customerMessage;
+    throw e;
+  }
+}
+
+export async function releaseSeat(key: string, text: string): Promise<void> {
+  const seat = Seat.fromText(text);
+  await new SeatClient('https://licensing.example.com', { transport: own }).release(key, seat);
+  seat.free();
+}
+
+export function airGapped(key: string, saved: string | null, response: string | null): string {
+  const request = saved ? OfflineRequest.fromText(saved) : new OfflineRequest(key, device);
+  if (response === null) return `${request.code}\n${request.toText()}`;
+  const seat: Seat = request.install(response);
+  request.free();
+  return seat.toText();
+}
+
+// Mistakes the types catch.
+// @ts-expect-error a seat comes from activate, install or fromText
+new Seat();
+// @ts-expect-error checkIn needs the fingerprint
+seats.checkIn('ks1.x', Seat.fromText(''));
+// @ts-expect-error the transport resolves to an answer with text()
+new SeatClient('https://x', { transport: async () => ({ status: 200 }) });
+// @ts-expect-error not an option
+new SeatClient('https://x', { timeout: 5 });
+// @ts-expect-error not a seat error code
+const notASeatCode: SeatErrorCode = 'lease_expired';
+console.log(notASeatCode);
+// @ts-expect-error the seat's lease is read-only
+Seat.fromText('').lease = 'kslease1.x';
