@@ -10,7 +10,7 @@
 //! for that license only, within the allotment's validity: it can never
 //! sign a license.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::claims::LicenseId;
 use crate::envelope::{self, OVERHEAD};
@@ -32,7 +32,7 @@ pub const MAX_ALLOTMENT_LEN: usize = OVERHEAD + MAX_ALLOTMENT_BODY_LEN;
 pub(crate) const ALLOTMENT_DOMAIN: &[u8] = b"keyseal/seat-allotment/v1\0";
 
 /// The body of an allotment, field by field (postcard, like the claims).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct AllotmentTerms {
     /// The license whose seats are allotted.
     pub license_id: LicenseId,
@@ -49,21 +49,33 @@ pub struct AllotmentTerms {
 impl AllotmentTerms {
     /// Decodes a body, refusing anything but the canonical encoding of
     /// terms with a valid relay key, at least one seat and
-    /// `issued_at <= expires_at`.
+    /// `issued_at <= expires_at`. Read by hand rather than through serde
+    /// and re-encoded: the same rules (shortest varints, nothing after the
+    /// last field) in less code, which the WebAssembly package's size
+    /// budget counts.
     fn decode(body: &[u8]) -> Result<(Self, PublicKey), Malformed> {
-        let (terms, rest): (AllotmentTerms, _) =
-            postcard::take_from_bytes(body).map_err(|_| Malformed::Encoding)?;
+        let (license, rest) = body.split_first_chunk::<16>().ok_or(Malformed::Encoding)?;
+        let (relay_key, mut rest) = rest
+            .split_first_chunk::<PUBLIC_KEY_LEN>()
+            .ok_or(Malformed::Encoding)?;
+        let seats = varint(&mut rest, 5)?;
+        let issued_at = varint(&mut rest, 10)?;
+        let expires_at = varint(&mut rest, 10)?;
         if !rest.is_empty() {
             return Err(Malformed::Encoding);
         }
-        let relay = PublicKey::from_bytes(&terms.relay_key).map_err(|_| Malformed::PublicKey)?;
-        if terms.seats == 0 || terms.issued_at > terms.expires_at {
+        let seats = u32::try_from(seats).map_err(|_| Malformed::Encoding)?;
+        let relay = PublicKey::from_bytes(relay_key).map_err(|_| Malformed::PublicKey)?;
+        if seats == 0 || issued_at > expires_at {
             return Err(Malformed::Field);
         }
-        let mut buf = [0u8; MAX_ALLOTMENT_BODY_LEN];
-        if postcard::to_slice(&terms, &mut buf).map_or(true, |again| again != body) {
-            return Err(Malformed::NonCanonical);
-        }
+        let terms = AllotmentTerms {
+            license_id: LicenseId::from_bytes(*license),
+            relay_key: *relay_key,
+            seats,
+            issued_at,
+            expires_at,
+        };
         Ok((terms, relay))
     }
 
@@ -72,6 +84,31 @@ impl AllotmentTerms {
     pub fn relay_key_id(&self) -> KeyId {
         KeyId::derive(&self.relay_key)
     }
+}
+
+/// Reads an unsigned LEB128 varint of at most `max` bytes (5 for a u32,
+/// 10 for a u64) from the front of `bytes`, postcard's encoding: its
+/// shortest form only, and no bits past 64.
+pub(crate) fn varint(bytes: &mut &[u8], max: usize) -> Result<u64, Malformed> {
+    let mut v: u64 = 0;
+    for i in 0..max {
+        let (&b, rest) = bytes.split_first().ok_or(Malformed::Encoding)?;
+        *bytes = rest;
+        let bits = u64::from(b & 0x7f);
+        if i == 9 && bits > 1 {
+            return Err(Malformed::Encoding);
+        }
+        v |= bits << (7 * i);
+        if b & 0x80 == 0 {
+            // A last byte of 0 after the first is a longer spelling.
+            return if b == 0 && i > 0 {
+                Err(Malformed::NonCanonical)
+            } else {
+                Ok(v)
+            };
+        }
+    }
+    Err(Malformed::Encoding)
 }
 
 /// Decodes an allotment's text form ([`ALLOTMENT_PREFIX`] then canonical
@@ -195,4 +232,58 @@ pub use sign::issue;
 #[must_use]
 pub fn to_text(allotment: &[u8]) -> alloc::string::String {
     text::to_prefixed_string(ALLOTMENT_PREFIX, allotment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(seats: &[u8], issued: &[u8], expires: &[u8]) -> alloc::vec::Vec<u8> {
+        let key = crate::key::SigningKey::from_seed(&[4; 32]).unwrap();
+        let mut b = alloc::vec![1u8; 16];
+        b.extend_from_slice(&key.public_key().to_bytes());
+        b.extend_from_slice(seats);
+        b.extend_from_slice(issued);
+        b.extend_from_slice(expires);
+        b
+    }
+
+    #[test]
+    fn bodies_are_read_in_their_one_spelling() {
+        let (t, _) = AllotmentTerms::decode(&body(&[20], &[0xe8, 0x07], &[0xd0, 0x0f])).unwrap();
+        assert_eq!((t.seats, t.issued_at, t.expires_at), (20, 1_000, 2_000));
+        // The same encoding as postcard's, which signs them.
+        let mut buf = [0u8; MAX_ALLOTMENT_BODY_LEN];
+        let again = postcard::to_slice(&t, &mut buf).unwrap();
+        assert_eq!(again, &body(&[20], &[0xe8, 0x07], &[0xd0, 0x0f])[..]);
+        let bad = |b: &[u8]| AllotmentTerms::decode(b).map(|_| ()).unwrap_err();
+        // 1,000 spelled in three bytes; 20 in two.
+        assert_eq!(
+            bad(&body(&[20], &[0xe8, 0x87, 0x00], &[0xd0, 0x0f])),
+            Malformed::NonCanonical
+        );
+        assert_eq!(
+            bad(&body(&[0x94, 0x00], &[0xe8, 0x07], &[0xd0, 0x0f])),
+            Malformed::NonCanonical
+        );
+        // Seats past a u32; a u64 past 64 bits; a varint cut short.
+        assert_eq!(
+            bad(&body(&[0xff, 0xff, 0xff, 0xff, 0x7f], &[1], &[2])),
+            Malformed::Encoding
+        );
+        let mut big = [0xffu8; 10];
+        big[9] = 0x02;
+        assert_eq!(bad(&body(&[1], &big, &[2])), Malformed::Encoding);
+        assert_eq!(bad(&body(&[1], &[1], &[0x80])), Malformed::Encoding);
+        // A byte after the last field; no seats; issued after it ends.
+        let mut long = body(&[1], &[1], &[2]);
+        long.push(0);
+        assert_eq!(bad(&long), Malformed::Encoding);
+        assert_eq!(bad(&body(&[0], &[1], &[2])), Malformed::Field);
+        assert_eq!(bad(&body(&[1], &[3], &[2])), Malformed::Field);
+        // A relay key that is not a point.
+        let mut weak = body(&[1], &[1], &[2]);
+        weak[16..48].copy_from_slice(&[0; 32]);
+        assert_eq!(bad(&weak), Malformed::PublicKey);
+    }
 }

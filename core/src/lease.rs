@@ -211,21 +211,34 @@ pub struct LeaseTerms {
 
 impl LeaseTerms {
     /// Decodes a body, refusing anything but the canonical encoding of
-    /// terms with `issued_at <= renew_at <= expires_at`.
+    /// terms with `issued_at <= renew_at <= expires_at`. Read by hand, as
+    /// allotments are ([`crate::allotment`]): postcard's encoding, in less
+    /// code than serde's and a re-encoding.
     fn decode(body: &[u8]) -> Result<Self, Malformed> {
-        let (terms, rest): (LeaseTerms, _) =
-            postcard::take_from_bytes(body).map_err(|_| Malformed::Encoding)?;
+        let (license, rest) = body.split_first_chunk::<16>().ok_or(Malformed::Encoding)?;
+        let (seat, rest) = rest
+            .split_first_chunk::<SEAT_ID_LEN>()
+            .ok_or(Malformed::Encoding)?;
+        let (hint, mut rest) = rest
+            .split_first_chunk::<DEVICE_HINT_LEN>()
+            .ok_or(Malformed::Encoding)?;
+        let issued_at = crate::allotment::varint(&mut rest, 10)?;
+        let renew_at = crate::allotment::varint(&mut rest, 10)?;
+        let expires_at = crate::allotment::varint(&mut rest, 10)?;
         if !rest.is_empty() {
             return Err(Malformed::Encoding);
         }
-        if !(terms.issued_at <= terms.renew_at && terms.renew_at <= terms.expires_at) {
+        if !(issued_at <= renew_at && renew_at <= expires_at) {
             return Err(Malformed::Field);
         }
-        let mut buf = [0u8; MAX_LEASE_BODY_LEN];
-        if postcard::to_slice(&terms, &mut buf).map_or(true, |again| again != body) {
-            return Err(Malformed::NonCanonical);
-        }
-        Ok(terms)
+        Ok(LeaseTerms {
+            license_id: LicenseId::from_bytes(*license),
+            seat_id: SeatId::from_bytes(*seat),
+            device_hint: *hint,
+            issued_at,
+            renew_at,
+            expires_at,
+        })
     }
 }
 
