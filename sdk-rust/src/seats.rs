@@ -59,7 +59,9 @@ pub enum SeatError {
         /// `revoked`, `expired`, `not_yet_valid`, `suspended`,
         /// `invalid_license_key`, `seat_limit`, `seat_lapsed`,
         /// `seat_released`, `unknown_seat`, `wrong_device`, `bad_proof`,
-        /// `rate_limited`, or `service_error` for anything else.
+        /// `rate_limited`, `allotment_ended` (an on-premises relay's), for
+        /// trials `trial_used`, `trials_disabled`, `unknown_product`, or
+        /// `service_error` for anything else.
         code: &'static str,
         /// The HTTP status.
         status: u16,
@@ -110,6 +112,14 @@ impl SeatError {
                 "This device no longer holds its seat. Activate this device again."
             }
             "rate_limited" => "The licensing service is busy. Try again in a moment.",
+            "allotment_ended" => {
+                "The site's license server has no seats to give until the vendor renews them. Contact your administrator."
+            }
+            "trial_used" => {
+                "This device has had its trial of this product. Buy a license to go on using it."
+            }
+            "trials_disabled" => "This product has no trial. Buy a license to use it.",
+            "unknown_product" => "The licensing service does not know this product.",
             "unreachable" => {
                 "The licensing service could not be reached. Check the network connection and try again."
             }
@@ -149,6 +159,9 @@ fn code_of(slug: &str) -> &'static str {
         "wrong-device" => "wrong_device",
         "bad-proof" => "bad_proof",
         "rate-limited" => "rate_limited",
+        "allotment-ended" => "allotment_ended",
+        "trial-used" => "trial_used",
+        "trials-disabled" => "trials_disabled",
         _ => "service_error",
     }
 }
@@ -323,6 +336,23 @@ impl SeatClient {
         self.transport
             .post_json(&format!("{}{}", self.base, request.path), &request.body)
             .map_err(SeatError::Unreachable)
+    }
+
+    /// Asks for the product's trial for this device: its first ask gets a
+    /// trial license bound to it (the same one again while it runs, if the
+    /// answer was lost); a device that had a trial gets `trial_used`, even
+    /// after a reinstall or a changed component (the service matches most
+    /// of the fingerprint). `org_id` names the vendor's organisation (the
+    /// id in its keyring URL; no secret).
+    pub fn start_trial(
+        &self,
+        org_id: &str,
+        product: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Trial, SeatError> {
+        let trial = TrialRequest::new(org_id, product, fingerprint);
+        let (status, answer) = self.send(trial.request())?;
+        trial.finish(status, &answer)
     }
 
     /// Takes a seat of `license_key`'s license for this device (its
@@ -529,6 +559,103 @@ fn parse_answer(status: u16, text: &str) -> Result<Value, SeatError> {
         status,
         detail: v["detail"].as_str().unwrap_or("").to_owned(),
     })
+}
+
+/// A trial license for this device, as the service minted it: validate
+/// [`Trial::license_key`] like any key (it is bound to this device and
+/// ends at [`Trial::expires_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Trial {
+    /// The trial license's key (`ks1.`): keep it with the app's data.
+    pub license_key: String,
+    /// Its id (32 hex digits).
+    pub license_id: String,
+    /// Its plan.
+    pub plan: String,
+    /// Its entitlements.
+    pub entitlements: Vec<String>,
+    /// When the trial started (unix seconds).
+    pub started_at: u64,
+    /// When it ends (unix seconds).
+    pub expires_at: u64,
+}
+
+/// A device's request for the product's trial (`POST /v1/public/trials`),
+/// for apps that send requests themselves; [`SeatClient::start_trial`]
+/// sends it.
+#[derive(Debug, Clone)]
+pub struct TrialRequest {
+    request: Request,
+}
+
+impl TrialRequest {
+    /// The request of this device (its fingerprint) for the trial of
+    /// `product`, sold by the organisation `org_id` (public: the id in the
+    /// organisation's keyring URL).
+    #[must_use]
+    pub fn new(org_id: &str, product: &str, fingerprint: &Fingerprint) -> Self {
+        let body = json!({
+            "org_id": org_id.trim(),
+            "product": product.trim(),
+            "fingerprint": fingerprint.to_string(),
+        });
+        TrialRequest {
+            request: Request {
+                path: "/v1/public/trials",
+                body: body.to_string(),
+            },
+        }
+    }
+
+    /// The request to send.
+    #[must_use]
+    pub const fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The trial, from the service's answer (its HTTP status and body). A
+    /// device that had a trial is `trial_used`; a product that gives none
+    /// `trials_disabled`; an organisation or product the service does not
+    /// know `unknown_product`.
+    pub fn finish(&self, status: u16, answer: &str) -> Result<Trial, SeatError> {
+        let v = parse_answer(status, answer).map_err(|e| match e {
+            SeatError::Refused {
+                code: "unknown_seat",
+                status,
+                detail,
+            } => SeatError::Refused {
+                code: "unknown_product",
+                status,
+                detail,
+            },
+            e => e,
+        })?;
+        let text = |k: &str| {
+            v[k].as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| SeatError::BadAnswer(format!("no {k}")))
+        };
+        let time = |k: &str| {
+            v[k].as_u64()
+                .ok_or_else(|| SeatError::BadAnswer(format!("no {k}")))
+        };
+        Ok(Trial {
+            license_key: text("license_key")?,
+            license_id: text("license_id")?,
+            plan: text("plan")?,
+            entitlements: v["entitlements"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            started_at: time("started_at")?,
+            expires_at: time("expires_at")?,
+        })
+    }
 }
 
 /// An air-gapped activation (docs/FORMAT.md, "Activation codes"): the

@@ -448,3 +448,61 @@ fn holds(hay: &[u8], needle: &str) -> bool {
     let n = needle.as_bytes();
     hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
+
+/// The Rust SDK's `SeatClient::start_trial` over HTTP: the trial key
+/// validates on its device; a reinstall with one component changed is
+/// `trial_used`; a product with no trials and an unknown one have their
+/// codes.
+#[test]
+fn the_rust_sdk_starts_a_trial() {
+    use keyseal::seats::SeatClient;
+    let s = common::start();
+    let (addr, org) = (s.addr, s.org_a.clone());
+    let r = post(
+        addr,
+        "/v1/products",
+        &s.admin,
+        &json!({"product": "acme-cad"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let client = SeatClient::new(format!("http://{addr}"));
+    let a = machine("a");
+    let e = client.start_trial(&org, "acme-cad", &fp(&a)).unwrap_err();
+    assert_eq!((e.code(), e.is_transient()), ("trials_disabled", false));
+    let r = set_policy(
+        &s,
+        &s.admin,
+        &json!({"enabled": true, "length_secs": 7 * 86_400, "entitlements": ["export-pdf"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = client.start_trial(&org, "acme-cad", &fp(&a)).unwrap();
+    assert_eq!(t.expires_at - t.started_at, 7 * 86_400);
+    assert_eq!(t.entitlements, vec!["export-pdf".to_owned()]);
+    let lic = validate(addr, &org, &t.license_key, &fp(&a), t.started_at + 60).unwrap();
+    assert_eq!(lic.id().to_string(), t.license_id);
+    assert!(lic.has("export-pdf"));
+    assert_eq!(
+        validate(
+            addr,
+            &org,
+            &t.license_key,
+            &fp(&machine("b")),
+            t.started_at + 60
+        )
+        .unwrap_err(),
+        "wrong_device"
+    );
+    // A lost answer: the same device gets the same key again.
+    assert_eq!(client.start_trial(&org, "acme-cad", &fp(&a)).unwrap(), t);
+    let mut changed = a;
+    changed[2] = part("a", "new-network-card");
+    let e = client
+        .start_trial(&org, "acme-cad", &fp(&changed))
+        .unwrap_err();
+    assert_eq!(e.code(), "trial_used");
+    assert!(e.customer_message().contains("trial"));
+    let e = client
+        .start_trial(&org, "acme-viewer", &fp(&a))
+        .unwrap_err();
+    assert_eq!(e.code(), "unknown_product");
+}
