@@ -4,9 +4,9 @@
 # project (never the source tree), type-check a usage example with tsc,
 # smoke-run the bench, then `node --test`: the shared vectors, the Ed25519
 # suites, the API, seats (with examples/test_vendor.rs as the air-gapped
-# vendor, and against a real `keyseal serve` when a keyseal CLI binary is
-# built: KEYSEAL_CLI, else $CARGO_TARGET_DIR/debug/keyseal, as the root
-# test command's `rust` step leaves it), the exports map, and the demo page
+# vendor, and against a real `keyseal serve`: KEYSEAL_CLI, else the
+# workspace's debug keyseal, built here if the root test command's `rust`
+# step has not), the exports map, and the demo page
 # driven in headless Chromium. scripts/test.sh runs this as its `wasm` step.
 #   bash sdk-wasm/scripts/test.sh
 set -euo pipefail
@@ -26,18 +26,15 @@ step "size of the .wasm files (verify-only, and keyseal/seats)"
 bash "$HERE/scripts/size.sh" "$OUT/package/wasm/keyseal_wasm_bg.wasm"
 bash "$HERE/scripts/size.sh" "$OUT/package/wasm/keyseal_seats_bg.wasm"
 
-step "the air-gapped vendor of the seats tests (examples/test_vendor.rs)"
+step "the air-gapped vendor of the seats tests (examples/test_vendor.rs) and the keyseal CLI they run"
 (cd "$ROOT" && cargo build --quiet -p keyseal-wasm --example test_vendor)
 export KEYSEAL_TEST_VENDOR="$CARGO_TARGET_DIR/debug/examples/test_vendor"
-if [ -z "${KEYSEAL_CLI:-}" ] && [ -x "$CARGO_TARGET_DIR/debug/keyseal" ]; then
+if [ -z "${KEYSEAL_CLI:-}" ]; then
+    (cd "$ROOT" && cargo build --quiet -p keyseal-cli)
     KEYSEAL_CLI="$CARGO_TARGET_DIR/debug/keyseal"
 fi
-export KEYSEAL_CLI=${KEYSEAL_CLI:-}
-if [ -n "$KEYSEAL_CLI" ]; then
-    echo "seats end to end against $KEYSEAL_CLI"
-else
-    echo "no keyseal CLI binary (KEYSEAL_CLI, or cargo build -p keyseal-cli): the seats tests against keyseal serve are skipped" >&2
-fi
+export KEYSEAL_CLI
+echo "seats end to end against $KEYSEAL_CLI"
 
 step "scratch project with the packed package"
 SCRATCH="$OUT/scratch"
