@@ -171,6 +171,42 @@ def parse_revocations(data):
     return {x.to_bytes(8, "big") for x in keys}, {x.to_bytes(16, "big").hex() for x in licenses}
 
 
+P25519 = 2**255 - 19
+D25519 = -121665 * pow(121666, P25519 - 2, P25519) % P25519
+
+
+def valid_public_key(pk):
+    """FORMAT.md: a valid, non-weak point, in its one encoding (RFC 8032
+    5.1.3 decoding: y < p, a square root, no x = 0 with the sign bit set;
+    then not of small order: 8P is not the identity)."""
+    y = int.from_bytes(pk, "little") & ((1 << 255) - 1)
+    sign = pk[31] >> 7
+    if y >= P25519:
+        return False
+    u, v = (y * y - 1) % P25519, (D25519 * y * y + 1) % P25519
+    x2 = u * pow(v, P25519 - 2, P25519) % P25519
+    x = pow(x2, (P25519 + 3) // 8, P25519)
+    if (x * x - x2) % P25519:
+        x = x * pow(2, (P25519 - 1) // 4, P25519) % P25519
+    if (x * x - x2) % P25519:
+        return False
+    if x == 0 and sign:
+        return False
+    if x % 2 != sign:
+        x = P25519 - x
+
+    def add(a, b):
+        (x1, y1), (x2_, y2) = a, b
+        t = D25519 * x1 * x2_ * y1 * y2 % P25519
+        return ((x1 * y2 + y1 * x2_) * pow(1 + t, P25519 - 2, P25519) % P25519,
+                (y1 * y2 + x1 * x2_) * pow(1 - t, P25519 - 2, P25519) % P25519)
+
+    q = (x, y)
+    for _ in range(3):
+        q = add(q, q)
+    return q != (0, 1)
+
+
 def signature_ok(pk, msg, sig):
     """Ed25519 with a canonical S (the `cryptography` package checks the rest)."""
     if int.from_bytes(sig[32:], "little") >= L:
@@ -491,7 +527,8 @@ def check_lease(text, keys, case, license_claims, now, revoked):
         except Reject:
             raise fault("malformed")
         if (r.pos != len(a_body) or seats >= 2**32 or seats == 0
-                or max(a_issued, a_expires) >= 2**64 or a_issued > a_expires):
+                or max(a_issued, a_expires) >= 2**64 or a_issued > a_expires
+                or not valid_public_key(relay_pk)):
             raise fault("malformed")
     kid, body, sig = data[1:9], data[9:-64], data[-64:]
     try:

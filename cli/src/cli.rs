@@ -186,7 +186,8 @@ pub enum Command {
         the relay leases that many seats on its LAN, with no internet, and apps verify its leases with \
         your keyring. The relay's seats count against the license's like leases until the allotment ends. \
         Renew it before it ends (the same command); a smaller one shrinks the relay at its next renewal, \
-        and `keyseal allot --revoke-relay KEY_ID` refuses it further allotments.")]
+        and `keyseal allot --revoke-relay KEY_ID` refuses it further allotments and puts its key on the next \
+        revocation list (`keyseal revocations publish`), so apps that load it refuse the relay's leases.")]
     Allot(AllotArgs),
 
     /// An on-premises relay: lease a license's seats on a LAN with no internet.

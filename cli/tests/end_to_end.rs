@@ -387,7 +387,7 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let start = || {
-        let child = Command::cargo_bin("keyseal")
+        let mut child = Command::cargo_bin("keyseal")
             .unwrap()
             .current_dir(dir)
             .args([
@@ -413,6 +413,8 @@ fn a_relay_leases_an_allotment_from_the_vault_and_survives_a_kill() {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the relay did not start");
     };
     let device = |n: u8| keyseal::Fingerprint::from_components(&[[n; 16]]).unwrap();

@@ -145,7 +145,16 @@ pub struct UnverifiedAllotment<'a> {
 impl<'a> UnverifiedAllotment<'a> {
     /// Decodes the binary form, strictly.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
-        let env = envelope::split(bytes, ALLOTMENT_VERSION, MAX_ALLOTMENT_LEN)?;
+        Self::from_envelope(Self::split(bytes)?)
+    }
+
+    /// The envelope alone (version and size checked).
+    pub(crate) fn split(bytes: &'a [u8]) -> Result<envelope::Envelope<'a>, Error> {
+        envelope::split(bytes, ALLOTMENT_VERSION, MAX_ALLOTMENT_LEN)
+    }
+
+    /// The body of a split envelope, decoded.
+    pub(crate) fn from_envelope(env: envelope::Envelope<'a>) -> Result<Self, Error> {
         let (terms, relay) = AllotmentTerms::decode(env.body)?;
         Ok(UnverifiedAllotment { env, terms, relay })
     }

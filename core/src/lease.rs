@@ -291,10 +291,15 @@ impl<'a> UnverifiedLease<'a> {
     /// allotment (both binary), strictly; a failure is
     /// [`Error::LeaseInvalid`].
     pub fn from_parts(lease: &'a [u8], allotment: Option<&'a [u8]>) -> Result<Self, Error> {
+        // Both envelopes, then both bodies (docs/FORMAT.md's order).
         let env = envelope::split(lease, LEASE_VERSION, MAX_LEASE_LEN).map_err(fault)?;
+        let allotment = allotment
+            .map(UnverifiedAllotment::split)
+            .transpose()
+            .map_err(fault)?;
         let terms = LeaseTerms::decode(env.body).map_err(LeaseFault::Malformed)?;
         let allotment = allotment
-            .map(UnverifiedAllotment::from_bytes)
+            .map(UnverifiedAllotment::from_envelope)
             .transpose()
             .map_err(fault)?;
         Ok(UnverifiedLease {

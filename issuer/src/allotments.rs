@@ -171,7 +171,7 @@ impl Store {
     ) -> Result<Signed<std::result::Result<Allotment, AllotRefused>>> {
         let relay = parse_relay_key(relay_key)?;
         if seats == 0 || seats > u64::from(u32::MAX) {
-            return Err(Error::invalid("seats", "at least 1"));
+            return Err(Error::invalid("seats", "from 1 to 4294967295"));
         }
         if !(MIN_ALLOTMENT_SECS..=MAX_ALLOTMENT_SECS).contains(&secs) {
             return Err(Error::invalid(
@@ -271,9 +271,10 @@ impl Store {
     }
 
     /// Revokes the relay key `relay_key_id` for the organisation's license
-    /// `license_id`: it gets no further allotment (its signed allotments
-    /// stay valid until they end; put the key id on the revocation list to
-    /// end them sooner). `None` when the relay has no allotment of that
+    /// `license_id`: it gets no further allotment, and the organisation's
+    /// next revocation list names its key id, so apps that load that list
+    /// refuse its leases (its signed allotments stay valid until they end
+    /// for apps without it). `None` when the relay has no allotment of that
     /// license; otherwise when it was revoked (the first time, for a
     /// repeated call). Audited.
     pub async fn revoke_relay(
@@ -288,6 +289,10 @@ impl Store {
             .parse()
             .map_err(|_| Error::invalid("relay_key_id", "not a key id (16 hex digits)"))?;
         let relay = relay.to_string();
+        let Some(license_id) = crate::store::license_id(license_id) else {
+            return Ok(None);
+        };
+        let license_id = license_id.as_str();
         let mut tx = self.begin_write().await?;
         let rows = tx
             .fetch(
@@ -324,6 +329,8 @@ impl Store {
             "revoking the relay",
         )
         .await?;
+        // The next revocation list names the relay key (`read_revoked`).
+        tx.bump_revision(org_id).await?;
         tx.audit(
             ctx,
             "allotment.revoke",
@@ -340,6 +347,9 @@ impl Store {
         org_id: &str,
         license_id: &str,
     ) -> Result<Vec<AllotmentRow>> {
+        let Some(license_id) = crate::store::license_id(license_id) else {
+            return Ok(Vec::new());
+        };
         let rows = self
             .fetch_all(
                 sqlx::query(

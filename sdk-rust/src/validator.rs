@@ -580,7 +580,13 @@ impl Validator {
             ) => true,
             Err(_) => false,
         };
-        let issued_at = unverified.dangerous_unverified_terms().issued_at;
+        // A relay's lease is dated by the relay's clock: the vendor's time
+        // is its allotment's (docs/FORMAT.md, "Verifying a lease").
+        let issued_at = unverified
+            .allotment()
+            .map_or(unverified.dangerous_unverified_terms().issued_at, |a| {
+                a.dangerous_unverified_terms().issued_at
+            });
         self.raise(
             clock_now,
             verified

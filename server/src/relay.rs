@@ -18,14 +18,14 @@
 //! **Renewal.** The vendor signs a new allotment before the current one
 //! ends (`keyseal allot`, or `POST /v1/licenses/{id}/allotments`); put the
 //! file in place of the old one and the relay loads it at its next request
-//! (a file that does not verify is logged and ignored). A smaller
-//! allotment takes effect for new seats at once; leases already signed run
-//! to their end.
+//! (a file that does not verify, or is older than the one in force, is
+//! logged and ignored). A smaller allotment takes effect at once: no new
+//! seat while the seats in force fill it, and those beyond it are given up
+//! at their next check-in (leases already signed run to their end).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -52,6 +52,8 @@ use crate::problem::Problem;
 
 /// The relay's key file in its directory: the Ed25519 seed, hex, owner-only.
 pub const KEY_FILE: &str = "relay.key";
+/// The file a running relay holds locked in its directory.
+pub const LOCK_FILE: &str = "relay.lock";
 /// The relay's state file in its directory.
 pub const STATE_FILE: &str = "relay-seats.json";
 /// How long the relay remembers a seat after it was released or its lease
@@ -106,6 +108,10 @@ pub fn init(dir: &Path) -> Result<PublicKey, RelayError> {
     std::io::Write::write_all(&mut f, text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| err(format!("{}: {e}", dir.display())))?;
     Ok(key.public_key())
 }
 
@@ -122,7 +128,7 @@ pub fn load_key(dir: &Path) -> Result<SigningKey, RelayError> {
     let t = text.trim();
     let ok = t.len() == 64
         && (0..32).all(|k| {
-            u8::from_str_radix(&t[2 * k..2 * k + 2], 16)
+            u8::from_str_radix(t.get(2 * k..2 * k + 2).unwrap_or("zz"), 16)
                 .map(|b| seed[k] = b)
                 .is_ok()
         });
@@ -173,20 +179,25 @@ struct SeatFile {
     seats: BTreeMap<String, SeatRecord>,
 }
 
-/// The allotment in force and its file's modification time.
+/// The allotment in force.
 struct Allotted {
     bytes: Vec<u8>,
     terms: AllotmentTerms,
-    modified: Option<SystemTime>,
 }
 
 struct Inner {
+    /// The allotment file's text as last read (an allotment is 200
+    /// characters: the relay reads it again at every request and looks at
+    /// it only when it changed).
+    seen: String,
     seats: SeatFile,
     allotted: Allotted,
 }
 
 /// A running relay's state.
 pub struct Relay {
+    /// Held locked while the relay runs (released when it ends, killed or not).
+    _lock: std::fs::File,
     opts: RelayOptions,
     key: SigningKey,
     keyring: Keyring,
@@ -220,7 +231,9 @@ impl Relay {
                     "the license key does not verify with the keyring: {e}"
                 ))
             })?;
-        let allotted = read_allotment(&opts.allotment, &keyring, &product, claims.license_id)?;
+        let seen = read_text(&opts.allotment)?;
+        let allotted = parse_allotment(&seen, &keyring, &product, claims.license_id)
+            .map_err(|e| err(format!("{}: {e}", opts.allotment.display())))?;
         if allotted.terms.relay_key != key.public_key().to_bytes() {
             return Err(err(format!(
                 "{} allots seats to another relay key, not this relay's {}",
@@ -228,13 +241,29 @@ impl Relay {
                 key.public_key()
             )));
         }
+        // One relay a directory: two would each lease the whole allotment.
+        let lock_path = opts.dir.join(LOCK_FILE);
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| err(format!("{}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|_| {
+            err(format!(
+                "another relay serves {} (it holds {}): stop it first",
+                opts.dir.display(),
+                lock_path.display()
+            ))
+        })?;
         let seats = read_seats(&opts.dir, claims.license_id)?;
         Ok(Arc::new(Relay {
+            _lock: lock,
             key,
             keyring,
             license_id: claims.license_id,
             product,
-            inner: Mutex::new(Inner { seats, allotted }),
+            inner: Mutex::new(Inner {
+                seen,
+                seats,
+                allotted,
+            }),
             opts: RelayOptions {
                 license_key: text,
                 ..opts
@@ -257,31 +286,27 @@ impl Relay {
         self.inner.lock().await.allotted.terms
     }
 
-    /// Loads a new allotment file if it changed and verifies.
+    /// Loads the allotment file again if its text changed, and puts it in
+    /// force if it verifies and is not older than the one in force.
     fn refresh(&self, inner: &mut Inner) {
-        let modified = std::fs::metadata(&self.opts.allotment)
-            .and_then(|m| m.modified())
-            .ok();
-        if modified.is_none() || modified == inner.allotted.modified {
+        let Ok(text) = read_text(&self.opts.allotment) else {
+            return;
+        };
+        if text == inner.seen {
             return;
         }
-        match read_allotment(
-            &self.opts.allotment,
-            &self.keyring,
-            &self.product,
-            self.license_id,
-        ) {
+        let parsed = parse_allotment(&text, &self.keyring, &self.product, self.license_id);
+        inner.seen = text;
+        match parsed {
             Ok(a) if a.terms.relay_key != self.key.public_key().to_bytes() => {
                 tracing::warn!(
                     "relay: the new allotment file is for another relay key; kept the old one"
                 );
-                inner.allotted.modified = modified;
             }
             Ok(a) if a.terms.issued_at < inner.allotted.terms.issued_at => {
                 tracing::warn!(
                     "relay: the new allotment file is older than the one in force; kept that one"
                 );
-                inner.allotted.modified = modified;
             }
             Ok(a) => {
                 tracing::info!(
@@ -293,7 +318,6 @@ impl Relay {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "relay: the new allotment file does not verify; kept the old one");
-                inner.allotted.modified = modified;
             }
         }
     }
@@ -365,34 +389,37 @@ pub async fn serve(
         .await
 }
 
-fn read_allotment(
-    path: &Path,
+/// The allotment file's text (at most 4 KiB read: an allotment is about
+/// 200 characters).
+fn read_text(path: &Path) -> Result<String, RelayError> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_string(&mut text))
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    Ok(text)
+}
+
+fn parse_allotment(
+    text: &str,
     keyring: &Keyring,
     product: &str,
     license_id: LicenseId,
 ) -> Result<Allotted, RelayError> {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
     let mut buf = [0u8; MAX_ALLOTMENT_LEN];
     let bytes = allotment::decode_text(text.trim(), &mut buf)
-        .map_err(|e| err(format!("{}: not an allotment: {e}", path.display())))?
+        .map_err(|e| err(format!("not an allotment: {e}")))?
         .to_vec();
     let terms = UnverifiedAllotment::from_bytes(&bytes)
         .and_then(|a| a.verify(keyring, product, |_| false))
-        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        .map_err(|e| err(e.to_string()))?;
     if terms.license_id != license_id {
         return Err(err(format!(
-            "{} allots seats of license {}, not of this license {license_id}",
-            path.display(),
+            "it allots seats of license {}, not of this license {license_id}",
             terms.license_id
         )));
     }
-    Ok(Allotted {
-        bytes,
-        terms,
-        modified,
-    })
+    Ok(Allotted { bytes, terms })
 }
 
 fn read_seats(dir: &Path, license_id: LicenseId) -> Result<SeatFile, RelayError> {
@@ -488,9 +515,23 @@ async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
         .find(|(_, s)| s.device == device)
         .map(|(id, _)| (*id).clone());
     let limit = u64::from(inner.allotted.terms.seats);
-    if mine.is_none() && held.len() as u64 >= limit {
-        let free_at =
-            held.iter().map(|(_, s)| s.expires_at).min().unwrap_or(now) + SEAT_MARGIN_SECS;
+    // The other seats in force: under a smaller allotment, a device's own
+    // seat is not renewed while they fill it (it is released instead).
+    let others = held.len() as u64 - u64::from(mine.is_some());
+    if others >= limit {
+        let free_at = held
+            .iter()
+            .filter(|(id, _)| Some(*id) != mine.as_ref())
+            .map(|(_, s)| s.expires_at)
+            .min()
+            .unwrap_or(now)
+            + SEAT_MARGIN_SECS;
+        if let Some(id) = mine {
+            if let Some(s) = inner.seats.seats.get_mut(&id) {
+                s.released_at = Some(now);
+            }
+            r.save(&mut inner.seats, now)?;
+        }
         return Err(refused(
             SeatRefused::SeatLimit {
                 seats: limit,
@@ -572,18 +613,23 @@ async fn check_in(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
     if row.device != hex(&hash) {
         return Err(refused(SeatRefused::WrongDevice, now));
     }
+    // The other seats in force fill the allotment (another device took a
+    // lapsed seat, or the allotment shrank): this seat is given up.
     let floor = now.saturating_sub(SEAT_MARGIN_SECS);
-    if row.expires_at < floor {
-        let held = inner
-            .seats
-            .seats
-            .values()
-            .filter(|s| s.released_at.is_none() && s.expires_at >= floor)
-            .count() as u64;
-        let limit = u64::from(inner.allotted.terms.seats);
-        if held >= limit {
-            return Err(refused(SeatRefused::SeatLapsed { seats: limit }, now));
+    let others = inner
+        .seats
+        .seats
+        .iter()
+        .filter(|(k, s)| **k != id && s.released_at.is_none() && s.expires_at >= floor)
+        .count() as u64;
+    let limit = u64::from(inner.allotted.terms.seats);
+    if others >= limit {
+        if let Some(s) = inner.seats.seats.get_mut(&id) {
+            s.released_at = Some(now);
+            s.proof_at = req.at;
         }
+        r.save(&mut inner.seats, now)?;
+        return Err(refused(SeatRefused::SeatLapsed { seats: limit }, now));
     }
     let out = r.sign(&inner.allotted, seat, hint, &hash, now)?;
     if let Some(s) = inner.seats.seats.get_mut(&id) {

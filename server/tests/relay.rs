@@ -368,9 +368,17 @@ fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
     );
     // Past the allotment's end the relay leases nothing.
     clock.store(allot_end, Ordering::SeqCst);
-    assert_eq!(
-        client.activate(&key, &device(*n)).unwrap_err().code(),
-        "service_error"
+    let ended = client.activate(&key, &device(*n)).unwrap_err();
+    assert!(
+        matches!(
+            ended,
+            SeatError::Refused {
+                code: "allotment_ended",
+                status: 503,
+                ..
+            }
+        ),
+        "{ended:?}"
     );
 }
 
@@ -550,4 +558,129 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
     let _ = client.activate(&key, &device(3)).unwrap();
     let state = std::fs::read_to_string(dir.path().join(relay::STATE_FILE)).unwrap();
     assert!(!state.contains(&seat.seat_id().to_string()), "{state}");
+}
+
+/// Revoking a relay puts its key on the revocation list at once: apps that
+/// load that list refuse its leases, before its allotment ends.
+#[test]
+fn a_revoked_relays_leases_are_refused_by_apps_with_the_list() {
+    let s = common::start();
+    let addr = s.addr;
+    let (key, lid) = license(addr, &s.admin, 5);
+    let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let relay_key = relay::init(dir.path()).unwrap();
+    let a = post(
+        addr,
+        &format!("/v1/licenses/{lid}/allotments"),
+        &s.admin,
+        &json!({"relay_key": relay_key.to_string(), "seats": 2}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    let file = dir.path().join("allotment.txt");
+    std::fs::write(&file, a.json()["allotment"].as_str().unwrap()).unwrap();
+    let clock = Arc::new(AtomicU64::new(common::now()));
+    let relay = Relay::open(options(dir.path(), &keyring, &key, &file, &clock)).unwrap();
+    let running = run(relay);
+    let seat = SeatClient::new(format!("http://{}", running.addr))
+        .activate(&key, &device(1))
+        .unwrap();
+    let list = |addr| req(addr, "GET", "/v1/public/revocations", None, None, &[]).body;
+    let with_list = |list: Vec<u8>| {
+        let keyring: Keyring = keyring.parse().unwrap();
+        Validator::builder(keyring, "acme-cad")
+            .state(MemoryStateStore::new())
+            .device(device(1))
+            .revocation_list(list)
+            .build()
+            .unwrap()
+            .validate_with_lease(&key, seat.lease())
+            .map(|_| ())
+            .map_err(|r| (r.code().to_owned(), r.problem().core_error().cloned()))
+    };
+    // Minting published a list that does not name the relay.
+    let before = list(addr);
+    assert!(with_list(before).is_ok());
+    let relay_id = relay_key.key_id().to_string();
+    let r = post(
+        addr,
+        &format!("/v1/licenses/{lid}/relays/{relay_id}/revoke"),
+        &s.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (code, err) = with_list(list(addr)).unwrap_err();
+    assert_eq!(code, "lease_invalid");
+    assert_eq!(
+        err,
+        Some(keyseal::CoreError::LeaseInvalid(
+            keyseal_core::LeaseFault::KeyRevoked(relay_key.key_id())
+        ))
+    );
+}
+
+/// A smaller allotment in force: the seats beyond it are given up at their
+/// next check-in (and refused at activation), not renewed; a second relay
+/// on the same directory is refused.
+#[test]
+fn a_smaller_allotment_gives_up_seats_and_one_relay_holds_a_directory() {
+    let s = common::start();
+    let addr = s.addr;
+    let (key, lid) = license(addr, &s.admin, 10);
+    let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let relay_key = relay::init(dir.path()).unwrap().to_string();
+    let grant = |seats: u64| {
+        let a = post(
+            addr,
+            &format!("/v1/licenses/{lid}/allotments"),
+            &s.admin,
+            &json!({"relay_key": relay_key, "seats": seats}),
+        );
+        assert_eq!(a.status, 201, "{}", a.text());
+        a.json()["allotment"].as_str().unwrap().to_owned()
+    };
+    let file = dir.path().join("allotment.txt");
+    std::fs::write(&file, grant(6)).unwrap();
+    let clock = Arc::new(AtomicU64::new(common::now()));
+    let relay = Relay::open(options(dir.path(), &keyring, &key, &file, &clock)).unwrap();
+    let second = Relay::open(options(dir.path(), &keyring, &key, &file, &clock))
+        .err()
+        .unwrap()
+        .0;
+    assert!(second.contains("another relay"), "{second}");
+    let running = run(relay);
+    let client = SeatClient::new(format!("http://{}", running.addr));
+    let mut seats: Vec<_> = (0..6u32)
+        .map(|n| (n, client.activate(&key, &device(n)).unwrap()))
+        .collect();
+    // The vendor shrinks the relay to three seats.
+    std::fs::write(&file, grant(3)).unwrap();
+    let mut kept = Vec::new();
+    for (n, seat) in &mut seats {
+        match client.check_in(&key, &device(*n), seat) {
+            Ok(()) => kept.push(*n),
+            Err(e) => assert_eq!(e.code(), "seat_lapsed", "{e:?}"),
+        }
+    }
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert_eq!(
+        client.activate(&key, &device(100)).unwrap_err().code(),
+        "seat_limit"
+    );
+    let given_up = (0..6u32).find(|n| !kept.contains(n)).unwrap();
+    assert_eq!(
+        client.activate(&key, &device(given_up)).unwrap_err().code(),
+        "seat_limit"
+    );
+    // One kept is renewed again (a second later: a proof's time must grow).
+    let (n, seat) = seats.iter_mut().find(|(n, _)| kept.contains(n)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    client.check_in(&key, &device(*n), seat).unwrap();
 }

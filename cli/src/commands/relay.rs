@@ -42,7 +42,7 @@ pub(crate) async fn allot(dir: &Path, a: AllotArgs, json: bool) -> Result<ExitCo
             print_json(&json!({ "license_id": id, "relay_key_id": relay, "revoked_at": at }));
         } else {
             eprintln!(
-                "relay {relay} gets no further allotment of license {id}; its current one holds until it ends"
+                "relay {relay} gets no further allotment of license {id}, and the next revocation list names its key: publish it (`keyseal revocations publish`) so apps refuse its leases"
             );
         }
         return Ok(ExitCode::SUCCESS);

@@ -600,6 +600,20 @@ pub(super) async fn read_revoked(
         let s: String = r.try_get(0).map_err(|e| Error::db(doing, e))?;
         keys.insert(s.parse().map_err(|_| corrupt("bad key id"))?);
     }
+    // Revoked on-premises relays: their keys sign leases under allotments
+    // that stay valid until they end; the list ends them for apps that
+    // have it (docs/FORMAT.md, "Seat allotment").
+    let relays = sqlx::query(
+        "SELECT DISTINCT relay_key_id FROM allotments WHERE org_id = $1 AND revoked_at IS NOT NULL",
+    )
+    .bind(org_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| Error::db(doing, e))?;
+    for r in &relays {
+        let s: String = r.try_get(0).map_err(|e| Error::db(doing, e))?;
+        keys.insert(s.parse().map_err(|_| corrupt("bad relay key id"))?);
+    }
     Ok(Revoked { licenses, keys })
 }
 

@@ -44,9 +44,8 @@ pub(crate) struct Allotment {
     license_id: String,
     /// The relay's key (`kspub1.`).
     relay_key: String,
-    /// Its key id (16 hex digits): the signer of the relay's leases; put it
-    /// on the revocation list to end the relay's leases before the
-    /// allotment ends.
+    /// Its key id (16 hex digits): the signer of the relay's leases
+    /// (revoking the relay puts it on the revocation list).
     relay_key_id: String,
     /// Seats allotted.
     seats: u64,
@@ -196,7 +195,7 @@ pub(crate) async fn list_allotments(
 
 /// Revoke a relay
 #[utoipa::path(post, path = "/v1/licenses/{id}/relays/{relay_key_id}/revoke", operation_id = "revokeRelay", tag = "relays",
-    description = "The relay key gets no further allotment of the license; its signed allotments stay valid until they end (put the key id on the revocation list to end its leases sooner). Repeating it answers the first time. Needs `issue`.",
+    description = "The relay key gets no further allotment of the license, and the organisation's revocation list, published at once, names its key id: apps that load that list refuse the relay's leases (`key_revoked`); apps without it hold them until the allotment ends. Repeating it answers the first time. Needs `issue`.",
     params(
         ("id" = String, Path, description = "license id (32 hex digits)", example = "7c1e5bd0a2f94c3e8d6b0f1a2c3d4e5f"),
         ("relay_key_id" = String, Path, description = "the relay key's id (16 hex digits)", example = "3f2a9c1e5b7d4a60"),
@@ -204,6 +203,7 @@ pub(crate) async fn list_allotments(
     responses(
         (status = 200, description = "revoked", body = RevokedRelay),
         (status = 404, description = "the relay has no allotment of this license in this organisation", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`no-active-key` (nothing could sign the list)", body = ProblemSchema, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn revoke_relay(
@@ -215,11 +215,15 @@ pub(crate) async fn revoke_relay(
         .map(|Path(v)| v)
         .map_err(|e| Problem::bad_request(format!("bad path: {}", e.body_text())))?;
     let ctx = c.ctx(&s);
+    // The list that names the relay key must be signed: refused (409
+    // `no-active-key`) before anything is written, as a license's revocation.
+    super::licenses::require_active_key(&s, c.org()).await?;
     let at = s
         .store
         .revoke_relay(c.org(), &id, &relay, &ctx)
         .await?
         .ok_or_else(|| Problem::not_found("relay allotment"))?;
+    super::licenses::publish(&s, c.org(), &ctx, keyseal_issuer::Publish::IfChanged).await?;
     Ok(json_response(
         StatusCode::OK,
         &RevokedRelay {

@@ -1606,7 +1606,16 @@ fn raw_allotment_body(a: &AllotmentTerms, seats: &[u8]) -> Vec<u8> {
 /// Signs an arbitrary allotment body under `domain`, for cases the issuer
 /// refuses to make.
 fn sign_raw_allotment(key: &SigningKey, domain: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut out = vec![1u8];
+    sign_raw_allotment_version(key, domain, body, 1)
+}
+
+fn sign_raw_allotment_version(
+    key: &SigningKey,
+    domain: &[u8],
+    body: &[u8],
+    version: u8,
+) -> Vec<u8> {
+    let mut out = vec![version];
     out.extend_from_slice(&key.key_id().to_bytes());
     out.extend_from_slice(body);
     let mut msg = domain.to_vec();
@@ -1809,6 +1818,87 @@ fn relayed_lease_cases(
         ),
         "lease_invalid",
         Some("malformed"),
+    ));
+    // The allotment's body rules, each broken once (signed as the vendor
+    // would, so that only the rule decides).
+    let allot_domain: &[u8] = b"keyseal/seat-allotment/v1\0";
+    let spelled = |relay_key: &[u8], seats: &[u8], issued: &[u8], expires: &[u8], tail: &[u8]| {
+        let mut b = good_terms.license_id.to_bytes().to_vec();
+        b.extend_from_slice(relay_key);
+        b.extend_from_slice(seats);
+        b.extend_from_slice(issued);
+        b.extend_from_slice(expires);
+        b.extend_from_slice(tail);
+        sign_raw_allotment(&x.b, allot_domain, &b)
+    };
+    let rk = good_terms.relay_key;
+    let (from_v, to_v) = (varint(good_terms.issued_at), varint(good_terms.expires_at));
+    let mut long_from = from_v.clone();
+    let last = long_from.len() - 1;
+    long_from[last] |= 0x80;
+    long_from.push(0);
+    let mut past_64_bits = vec![0xffu8; 9];
+    past_64_bits.push(0x02);
+    let identity = {
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        k
+    };
+    // y = p + 3: ed25519-dalek would read it as y = 3, a point of large order.
+    let mut non_canonical = [0xffu8; 32];
+    non_canonical[0] = 0xf0;
+    non_canonical[31] = 0x7f;
+    assert_eq!(spelled(&rk, &varint(20), &from_v, &to_v, &[]), good);
+    for (name, allotment) in [
+        (
+            "relayed_lease_allotment_overlong_varint",
+            spelled(&rk, &varint(20), &long_from, &to_v, &[]),
+        ),
+        (
+            "relayed_lease_allotment_trailing_byte",
+            spelled(&rk, &varint(20), &from_v, &to_v, &[0]),
+        ),
+        (
+            "relayed_lease_allotment_seats_past_u32",
+            spelled(&rk, &varint(1 << 32), &from_v, &to_v, &[]),
+        ),
+        (
+            "relayed_lease_allotment_time_past_64_bits",
+            spelled(&rk, &varint(20), &from_v, &past_64_bits, &[]),
+        ),
+        (
+            "relayed_lease_allotment_ends_before_it_starts",
+            spelled(&rk, &varint(20), &to_v, &from_v, &[]),
+        ),
+        (
+            "relayed_lease_allotment_weak_relay_key",
+            spelled(&identity, &varint(20), &from_v, &to_v, &[]),
+        ),
+        (
+            "relayed_lease_allotment_non_canonical_relay_key",
+            spelled(&non_canonical, &varint(20), &from_v, &to_v, &[]),
+        ),
+    ] {
+        cases.push(fails(
+            case(name, relayed(&leased, &allotment), NOW),
+            "lease_invalid",
+            Some("malformed"),
+        ));
+    }
+    let v2 = sign_raw_allotment_version(
+        &x.b,
+        allot_domain,
+        &raw_allotment_body(&good_terms, &varint(20)),
+        2,
+    );
+    cases.push(fails(
+        case(
+            "relayed_lease_allotment_version_2",
+            relayed(&leased, &v2),
+            NOW,
+        ),
+        "lease_invalid",
+        Some("unsupported_version"),
     ));
     let mut c = case(
         "relayed_lease_relay_key_revoked",
