@@ -537,10 +537,11 @@ pub fn vault_err(e: keyseal_keyfile::Error) -> PyErr {
 // mean something else, so they are not rows of `TABLE` nor in `ERRORS`.
 // One class, `SeatError(KeysealError)`, carries the code.
 
-const SEAT_ERROR_DOC: &str = "A seat request failed (``SeatClient``, ``OfflineRequest``, ``Seat.from_text``). \
+const SEAT_ERROR_DOC: &str = "A seat or trial request failed (``SeatClient``, ``OfflineRequest``, ``Seat.from_text``). \
 ``code`` is the stable code (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, \
 ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, \
-``rate_limited``, ``service_error``, ``unreachable`` or ``bad_answer``), ``transient`` whether trying again later \
+``rate_limited``, ``allotment_ended``, ``trial_used``, ``trials_disabled``, ``unknown_product``, ``service_error``, \
+``unreachable`` or ``bad_answer``), ``transient`` whether trying again later \
 may succeed, ``status`` the HTTP status of a refusal (else ``None``). Not one of ``ERRORS``: these are the \
 licensing service's answers, not verdicts on a key.";
 

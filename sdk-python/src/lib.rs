@@ -69,6 +69,7 @@ fn _keyseal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<seats::PySeatClient>()?;
     m.add_class::<seats::PySeat>()?;
     m.add_class::<seats::PyOfflineRequest>()?;
+    m.add_class::<seats::PyTrial>()?;
     m.add_function(wrap_pyfunction!(validator::this_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(mint::issue, m)?)?;
     m.add_function(wrap_pyfunction!(verify_ed25519_strict, m)?)?;

@@ -1,4 +1,4 @@
-//! `SeatClient`, `Seat` and `OfflineRequest`: newtypes over sdk-rust's
+//! `SeatClient`, `Seat`, `OfflineRequest` and `Trial`: newtypes over sdk-rust's
 //! `seats` (feature `seats`), with its `Transport` implemented over a
 //! Python callable `(url, body) -> (status, body)`. The default transport
 //! is Python's own `urllib.request` (`keyseal/_http.py`), so the wheel links
@@ -16,7 +16,7 @@ use std::cell::RefCell;
 
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyFrozenSet, PyString};
 
 use keyseal::Fingerprint;
 use keyseal::seats::{self, SeatError, Transport};
@@ -152,6 +152,20 @@ impl PySeatClient {
         })
     }
 
+    /// Asks for the product's trial for this device: a trial license bound
+    /// to it (the same one again while it runs).
+    fn start_trial(
+        &self,
+        py: Python<'_>,
+        org_id: &str,
+        product: &str,
+        fingerprint: &str,
+    ) -> PyResult<PyTrial> {
+        let fp = self::fingerprint(fingerprint)?;
+        let inner = run(py, || self.inner.start_trial(org_id, product, &fp))?;
+        Ok(PyTrial { inner })
+    }
+
     /// Takes a seat of the license for this device.
     fn activate(&self, py: Python<'_>, license_key: &str, fingerprint: &str) -> PyResult<PySeat> {
         let fp = self::fingerprint(fingerprint)?;
@@ -236,6 +250,70 @@ impl PySeat {
 
     fn __repr__(&self) -> String {
         format!("Seat(seat_id={:?})", self.inner.seat_id().to_string())
+    }
+}
+
+/// A trial license for this device, as the service minted it (sdk-rust's
+/// `seats::Trial`).
+#[pyclass(name = "Trial", module = "keyseal._keyseal", frozen)]
+pub struct PyTrial {
+    inner: seats::Trial,
+}
+
+#[pymethods]
+impl PyTrial {
+    /// The trial license's key (`ks1.`).
+    #[getter]
+    fn license_key(&self) -> &str {
+        &self.inner.license_key
+    }
+
+    /// Its id: 32 hex digits.
+    #[getter]
+    fn license_id(&self) -> &str {
+        &self.inner.license_id
+    }
+
+    /// Its plan.
+    #[getter]
+    fn plan(&self) -> &str {
+        &self.inner.plan
+    }
+
+    /// Its entitlements, as `License.entitlements` gives them.
+    #[getter]
+    fn entitlements<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
+        PyFrozenSet::new(py, &self.inner.entitlements)
+    }
+
+    /// When the trial started (UTC).
+    #[getter]
+    fn started_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(time::datetime(py, self.inner.started_at)?.into_any())
+    }
+
+    /// When it ends (UTC).
+    #[getter]
+    fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(time::datetime(py, self.inner.expires_at)?.into_any())
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other
+            .cast::<PyTrial>()
+            .is_ok_and(|o| o.get().inner == self.inner)
+    }
+
+    /// Without the key (the app's to keep, not to log): the trial's id,
+    /// plan and end.
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let ends = time::datetime(py, self.inner.expires_at)?.call_method0("isoformat")?;
+        Ok(format!(
+            "Trial(license_id={:?}, plan={:?}, expires_at={:?})",
+            self.inner.license_id,
+            self.inner.plan,
+            ends.extract::<String>()?
+        ))
     }
 }
 

@@ -1,10 +1,12 @@
-"""Seats: SeatClient over a fake transport (refusals as codes, a dead
-transport), the default urllib transport against a local HTTP server, and end
-to end against a real ``keyseal serve`` and the air-gapped ``keyseal activate``
-(both need the keyseal CLI binary; scripts/test.sh points KEYSEAL_CLI at it)."""
+"""Seats and trials: SeatClient over a fake transport (refusals as codes, a
+dead transport), the default urllib transport against a local HTTP server, and
+end to end against a real ``keyseal serve`` (seats, trials) and the air-gapped
+``keyseal activate`` (both need the keyseal CLI binary; scripts/test.sh points
+KEYSEAL_CLI at it)."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import os
@@ -18,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
 
@@ -96,6 +99,7 @@ def test_a_full_license_is_seat_limit_and_transient() -> None:
         (403, "wrong-device", "wrong_device", False),
         (403, "bad-proof", "bad_proof", False),
         (429, "rate-limited", "rate_limited", True),
+        (503, "allotment-ended", "allotment_ended", True),
         (400, "bad-request", "service_error", False),
         (503, "unavailable", "service_error", True),
     ],
@@ -160,6 +164,111 @@ def test_bad_inputs() -> None:
     with pytest.raises(keyseal.SeatError):
         keyseal.OfflineRequest.from_text("ksseatreq1.00\nKSREQ1.0")
     assert repr(client) == 'SeatClient("https://x")'
+
+
+# --- trials, over a fake transport ---------------------------------------------
+
+ORG = "org_8e7d6c5b4a392817"
+TRIAL_ANSWER = {
+    "license_id": "0193a4b2c5d6e7f8091a2b3c4d5e6f70",
+    "license_key": "ks1.trial-key-not-checked-by-the-fake",
+    "product": PRODUCT,
+    "plan": "trial",
+    "entitlements": ["export-pdf", "plugins"],
+    "started_at": 1_800_000_000,
+    "expires_at": 1_800_000_000 + 14 * 86_400,
+}
+
+
+def machine(name: str, nic: str = "") -> str:
+    """A fingerprint of three components (machine id, disk, network card), as an OS gives."""
+    raw = b"".join(
+        base64.urlsafe_b64decode(device(part)[len("ksfp1."):] + "==")
+        for part in (f"{name}-machine-id", f"{name}-disk", nic or f"{name}-nic")
+    )
+    return "ksfp1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_start_trial_sends_the_rust_sdks_request_and_reads_the_trial() -> None:
+    fake = Fake(201, TRIAL_ANSWER)
+    me = machine("a")
+    trial = keyseal.SeatClient("https://licensing.example.com/", fake).start_trial(f" {ORG}\n", " acme-cad ", me)
+    ((url, body),) = fake.requests
+    assert url == "https://licensing.example.com/v1/public/trials"
+    assert body == {"org_id": ORG, "product": PRODUCT, "fingerprint": me}
+    assert isinstance(trial, keyseal.Trial)
+    assert (trial.license_key, trial.license_id, trial.plan) == (
+        TRIAL_ANSWER["license_key"], TRIAL_ANSWER["license_id"], "trial")
+    assert trial.entitlements == frozenset({"export-pdf", "plugins"})
+    assert trial.started_at.tzinfo is not None
+    assert int(trial.started_at.timestamp()) == TRIAL_ANSWER["started_at"]
+    assert trial.expires_at - trial.started_at == timedelta(days=14)
+    # The key stays out of what is printed.
+    assert repr(trial) == (
+        'Trial(license_id="0193a4b2c5d6e7f8091a2b3c4d5e6f70", plan="trial", '
+        'expires_at="2027-01-29T08:00:00+00:00")'
+    )
+    # The same trial given again (HTTP 200) is equal; another is not.
+    again = keyseal.SeatClient("https://x", Fake(200, TRIAL_ANSWER)).start_trial(ORG, PRODUCT, me)
+    assert again == trial and again is not trial
+    other = keyseal.SeatClient("https://x", Fake(201, dict(TRIAL_ANSWER, expires_at=1_800_000_001))).start_trial(
+        ORG, PRODUCT, me)
+    assert other != trial and trial != TRIAL_ANSWER
+    # A trial without entitlements has none.
+    bare = dict(TRIAL_ANSWER, entitlements=[])
+    assert keyseal.SeatClient("https://x", Fake(201, bare)).start_trial(ORG, PRODUCT, me).entitlements == frozenset()
+
+
+#: sdk-rust's ``SeatError::customer_message`` for the trials' codes.
+TRIAL_MESSAGES = {
+    "trial_used": "This device has had its trial of this product. Buy a license to go on using it.",
+    "trials_disabled": "This product has no trial. Buy a license to use it.",
+    "unknown_product": "The licensing service does not know this product.",
+    "rate_limited": "The licensing service is busy. Try again in a moment.",
+    "service_error": "The licensing service had a problem. Try again later.",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "slug", "code", "transient"),
+    [
+        (409, "trial-used", "trial_used", False),
+        (409, "trials-disabled", "trials_disabled", False),
+        (404, "not-found", "unknown_product", False),  # no such organisation or product
+        (429, "rate-limited", "rate_limited", True),
+        (409, "no-active-key", "service_error", False),
+        (422, "invalid-value", "service_error", False),
+        (503, "unavailable", "service_error", True),
+    ],
+)
+def test_trial_refusals_map_to_the_rust_sdks_codes(status: int, slug: str, code: str, transient: bool) -> None:
+    client = keyseal.SeatClient("https://x", Fake(status, problem(slug, f"the words for {slug}")))
+    with pytest.raises(keyseal.SeatError) as info:
+        client.start_trial(ORG, PRODUCT, machine("a"))
+    e = info.value
+    assert (e.code, e.transient, e.status) == (code, transient, status)
+    assert str(e) == f"the licensing service refused ({code}): the words for {slug}"
+    assert e.customer_message == TRIAL_MESSAGES[code]
+
+
+def test_trial_answers_not_understood_bad_inputs_and_no_answer() -> None:
+    for status, answer in [(201, "<html>"), (201, dict(TRIAL_ANSWER, expires_at="soon")),
+                           (200, {k: v for k, v in TRIAL_ANSWER.items() if k != "license_key"})]:
+        with pytest.raises(keyseal.SeatError) as info:
+            keyseal.SeatClient("https://x", Fake(status, answer)).start_trial(ORG, PRODUCT, machine("a"))
+        assert (info.value.code, info.value.transient, info.value.status) == ("bad_answer", False, None)
+    fake = Fake(201, TRIAL_ANSWER)
+    with pytest.raises(keyseal.Malformed):
+        keyseal.SeatClient("https://x", fake).start_trial(ORG, PRODUCT, "ksfp1.not a fingerprint")
+    assert fake.requests == []
+
+    def down(url: str, body: str) -> tuple[int, str]:
+        raise TimeoutError("timed out")
+
+    with pytest.raises(keyseal.SeatError) as info:
+        keyseal.SeatClient("https://x", down).start_trial(ORG, PRODUCT, machine("a"))
+    assert (info.value.code, info.value.transient) == ("unreachable", True)
+    assert isinstance(info.value.__cause__, TimeoutError)
 
 
 # --- the default transport: urllib --------------------------------------------
@@ -332,6 +441,55 @@ def test_a_seat_end_to_end_against_keyseal_serve(service: Service) -> None:
     with pytest.raises(keyseal.SeatError) as wrong:
         client.check_in(key, me, theirs)
     assert (wrong.value.code, wrong.value.transient, wrong.value.status) == ("wrong_device", False, 403)
+
+
+def test_a_trial_end_to_end_against_keyseal_serve(service: Service) -> None:
+    service.call("POST", "/v1/products", {"product": PRODUCT})
+    org_id: str = service.call("GET", "/v1/tokens")["items"][0]["org_id"]
+    keyring = service.call("GET", f"/v1/public/orgs/{org_id}/keyring")["keyring"]
+    client = keyseal.SeatClient(service.base)  # the default transport
+    me = machine("a")
+
+    def validator(fp: str) -> keyseal.Validator:
+        return keyseal.Validator(keyring, PRODUCT, device=fp, state=keyseal.MemoryStateStore())
+
+    def refused(org: str, product: str, fp: str) -> keyseal.SeatError:
+        with pytest.raises(keyseal.SeatError) as info:
+            client.start_trial(org, product, fp)
+        return info.value
+
+    # No trial policy yet: the product gives none.
+    off = refused(org_id, PRODUCT, me)
+    assert (off.code, off.transient, off.status) == ("trials_disabled", False, 409)
+    policy = {"enabled": True, "length_secs": 7 * 86_400, "entitlements": ["export-pdf"]}
+    service.call("POST", f"/v1/products/{PRODUCT}/trial-policy", policy)
+
+    trial = client.start_trial(org_id, PRODUCT, me)
+    assert trial.expires_at - trial.started_at == timedelta(days=7)
+    assert (trial.plan, trial.entitlements) == ("trial", frozenset({"export-pdf"}))
+    assert trial.license_key.startswith("ks1.") and trial.license_key[4:] not in repr(trial)
+    lic = validator(me).validate(trial.license_key)
+    assert (lic.id, lic.plan, lic.expires_at, lic.entitlements) == (
+        trial.license_id, trial.plan, trial.expires_at, trial.entitlements)
+    assert lic.device_binding == "exact"
+    with pytest.raises(keyseal.WrongDevice):
+        validator(machine("b")).validate(trial.license_key)
+
+    # A lost answer: the very same device gets the very same trial again.
+    assert client.start_trial(org_id, PRODUCT, me) == trial
+    # One component changed (a new network card): the same device, its trial used.
+    used = refused(org_id, PRODUCT, machine("a", nic="new-network-card"))
+    assert (used.code, used.transient, used.status) == ("trial_used", False, 409)
+    assert used.customer_message == TRIAL_MESSAGES["trial_used"]
+    assert "started at" in str(used)
+    # Another device gets its own.
+    theirs = client.start_trial(org_id, PRODUCT, machine("b"))
+    assert theirs.license_id != trial.license_id
+    assert validator(machine("b")).validate(theirs.license_key).id == theirs.license_id
+    # A product or an organisation the service does not know.
+    for org, product in [(org_id, "acme-viewer"), ("org_0000000000000000", PRODUCT)]:
+        unknown = refused(org, product, me)
+        assert (unknown.code, unknown.transient, unknown.status) == ("unknown_product", False, 404)
 
 
 def test_an_air_gapped_seat_end_to_end_with_keyseal_activate(cli: str, tmp_path: Path) -> None:

@@ -563,8 +563,8 @@ fn parse_answer(status: u16, text: &str) -> Result<Value, SeatError> {
 
 /// A trial license for this device, as the service minted it: validate
 /// [`Trial::license_key`] like any key (it is bound to this device and
-/// ends at [`Trial::expires_at`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// ends at [`Trial::expires_at`]). Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Trial {
     /// The trial license's key (`ks1.`): keep it with the app's data.
@@ -579,6 +579,18 @@ pub struct Trial {
     pub started_at: u64,
     /// When it ends (unix seconds).
     pub expires_at: u64,
+}
+
+impl fmt::Debug for Trial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trial")
+            .field("license_id", &self.license_id)
+            .field("plan", &self.plan)
+            .field("entitlements", &self.entitlements)
+            .field("started_at", &self.started_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A device's request for the product's trial (`POST /v1/public/trials`),

@@ -1,6 +1,7 @@
 // Types of `keyseal/seats` (the same for its Node and browser entries):
 // everything `keyseal` exports, plus taking, renewing and freeing seats of a
-// license from the vendor's licensing service, online or air-gapped. One
+// license from the vendor's licensing service, online or air-gapped, and
+// asking it for a product's trial. One
 // .wasm holds both (the verifier and the Rust SDK's seats), so an app that
 // holds seats imports everything from here and loads one module.
 // Times are unix seconds (numbers), as everywhere in keyseal.
@@ -11,7 +12,9 @@ export * from './index.js';
 
 /**
  * Every code a {@link SeatError} can carry, the Rust SDK's `SeatError::code`:
- * the licensing service's refusals, then `unreachable` (no answer) and
+ * the licensing service's refusals (an on-premises relay's
+ * `allotment_ended`; for {@link SeatClient.startTrial} `trial_used`,
+ * `trials_disabled` and `unknown_product`), then `unreachable` (no answer) and
  * `bad_answer` (an answer, response code or saved text that is not
  * understood). They are the service's answers, not verdicts on a key:
  * `expired` here is the service refusing a seat to an expired license.
@@ -29,6 +32,10 @@ export type SeatErrorCode =
   | 'wrong_device'
   | 'bad_proof'
   | 'rate_limited'
+  | 'allotment_ended'
+  | 'trial_used'
+  | 'trials_disabled'
+  | 'unknown_product'
   | 'service_error'
   | 'unreachable'
   | 'bad_answer';
@@ -98,9 +105,10 @@ export interface SeatClientOptions {
 
 /**
  * Asks the vendor's licensing service (`keyseal serve`) for this device's
- * seat of a license: activate, check in before the lease ends, release. Only
- * these calls use the network; validation never does. The requests, their
- * proofs and the reading of the answers are the Rust SDK's.
+ * seat of a license: activate, check in before the lease ends, release; or,
+ * with no license, for the product's trial. Only these calls use the
+ * network; validation never does. The requests, their proofs and the reading
+ * of the answers are the Rust SDK's.
  */
 export class SeatClient {
   /** A client of the service at `baseUrl` (`https://licensing.example.com`, without `/v1`). Throws `invalid_config` for bad options. */
@@ -125,6 +133,36 @@ export class SeatClient {
   checkIn(licenseKey: string, fingerprint: string, seat: Seat): Promise<void>;
   /** Frees the seat for another device (uninstalling); then delete the saved seat. Rejects with a {@link SeatError}. */
   release(licenseKey: string, seat: Seat): Promise<void>;
+  /**
+   * Asks for the trial of `product` for this device (its `ksfp1.`
+   * fingerprint, as the {@link Validator}'s `device`), from the organisation
+   * `orgId` (the `org_...` id in its keyring URL; public, no secret). The
+   * device's first ask gets a new trial license bound to it; asking again
+   * while it runs gets the same one (a lost answer can be asked for again).
+   * Validate `trial.licenseKey` like any key, on this device. Rejects with a
+   * {@link SeatError}: `trial_used` (this device had its trial, even after a
+   * reinstall or a changed component), `trials_disabled` (the product gives
+   * none), `unknown_product` (no such organisation or product),
+   * `rate_limited`; or a `KeysealError` `malformed` for a fingerprint that is
+   * not one.
+   */
+  startTrial(orgId: string, product: string, fingerprint: string): Promise<Trial>;
+}
+
+/** A trial license for this device, as the service minted it ({@link SeatClient.startTrial}). Times are unix seconds. */
+export interface Trial {
+  /** The trial license's key (`ks1.`), bound to this device: keep it with the app's data and validate it (`validator.validate`). */
+  readonly licenseKey: string;
+  /** Its id, 32 hex digits (the validated license's `licenseId`). */
+  readonly licenseId: string;
+  /** Its plan (`trial` unless the product's trial policy names another). */
+  readonly plan: string;
+  /** Its entitlements, sorted. */
+  readonly entitlements: readonly string[];
+  /** Unix seconds: when the trial started. */
+  readonly startedAt: number;
+  /** Unix seconds: when it ends (the license's `expiresAt`). */
+  readonly expiresAt: number;
 }
 
 /**

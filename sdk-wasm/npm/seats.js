@@ -2,14 +2,16 @@
 // (wasm/keyseal_seats.js): the package's whole API plus seats, from one
 // .wasm. The entry modules (seats-node.js, seats-browser.js) load it, then
 // call setup(). The requests and their proofs, the reading of answers, the
-// saved texts, the air-gapped codes and every SeatError are the Rust SDK's
-// (sdk-rust's `seats`); here is only what a JavaScript request needs that
-// Rust cannot do synchronously: sending it and awaiting the answer.
+// saved texts, the air-gapped codes, the trial request and every SeatError
+// are the Rust SDK's (sdk-rust's `seats`); here is only what a JavaScript
+// request needs that Rust cannot do synchronously: sending it and awaiting
+// the answer.
 import {
   OfflineRequest,
   Seat,
   Validator,
   __Activation,
+  __TrialRequest,
   __checkInRequest,
   __finishCheckIn,
   __finishRelease,
@@ -80,8 +82,9 @@ function seatArg(seat, call) {
 
 /**
  * Asks the vendor's licensing service (`keyseal serve`) for this device's
- * seat of a license: activate, check in before the lease ends, release.
- * Only these calls use the network; validation never does.
+ * seat of a license: activate, check in before the lease ends, release; or,
+ * with no license, for the product's trial. Only these calls use the
+ * network; validation never does.
  */
 export class SeatClient {
   #base;
@@ -143,6 +146,26 @@ export class SeatClient {
       throw e;
     }
     return activation.finish(answer.status, answer.text);
+  }
+
+  /**
+   * Asks for the trial of `product` for this device (its `ksfp1.`
+   * fingerprint), from the organisation `orgId` (public: the id in its
+   * keyring URL): a plain object `{ licenseKey, licenseId, plan,
+   * entitlements, startedAt, expiresAt }`, the same trial again while it
+   * runs. A device that had its trial is refused (`trial_used`).
+   */
+  async startTrial(orgId, product, fingerprint) {
+    const trial = new __TrialRequest(orgId, product, fingerprint);
+    let answer;
+    try {
+      const [path, body] = trial.request();
+      answer = await this.#post(path, body);
+    } catch (e) {
+      trial.free();
+      throw e;
+    }
+    return trial.finish(answer.status, answer.text);
   }
 
   /** Renews the seat's lease; `seat` then holds the new one (save it again). */

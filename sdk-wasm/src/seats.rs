@@ -1,10 +1,11 @@
 //! The seats entry of the npm package (`keyseal/seats`, cargo feature
 //! `seats`): sdk-rust's `seats` module without its transport. The
 //! requests, the installation's proofs, the reading of answers, the saved
-//! texts, the air-gapped codes and every `SeatError` (code, message,
-//! customer message, transience) are sdk-rust's; `npm/seats.js` only sends
-//! the requests (with `fetch`, or the app's transport) and hands the
-//! answers back here, since a JavaScript request cannot block.
+//! texts, the air-gapped codes, the trial request and every `SeatError`
+//! (code, message, customer message, transience) are sdk-rust's;
+//! `npm/seats.js` only sends the requests (with `fetch`, or the app's
+//! transport) and hands the answers back here, since a JavaScript request
+//! cannot block.
 
 use std::cell::RefCell;
 
@@ -138,6 +139,66 @@ impl Activation {
             .finish(status, answer)
             .map(|inner| Seat { inner })
             .map_err(|e| seat_error(&e))
+    }
+}
+
+/// A trial request in flight: `SeatClient.startTrial` makes it, sends its
+/// request, and finishes it with the answer (sdk-rust's
+/// `seats::TrialRequest`).
+#[wasm_bindgen(js_name = __TrialRequest)]
+pub struct TrialRequest {
+    inner: seats::TrialRequest,
+}
+
+#[wasm_bindgen(js_class = __TrialRequest)]
+impl TrialRequest {
+    /// The request of this device for the trial of `product`, sold by the
+    /// organisation `org_id`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        org_id: &JsValue,
+        product: &JsValue,
+        fingerprint: &JsValue,
+    ) -> Result<TrialRequest, JsValue> {
+        let org = text(
+            org_id,
+            "startTrial() takes the organisation id (org_...) as a string",
+        )?;
+        let product = text(product, "startTrial() takes the product id as a string")?;
+        let fp = self::fingerprint(fingerprint, "startTrial()")?;
+        Ok(TrialRequest {
+            inner: seats::TrialRequest::new(&org, &product, &fp),
+        })
+    }
+
+    /// `[path, body]`.
+    pub fn request(&self) -> Array {
+        request(self.inner.request())
+    }
+
+    /// The trial, from the answer's status and body, as a plain object
+    /// `{ licenseKey, licenseId, plan, entitlements, startedAt, expiresAt }`
+    /// (times in unix seconds).
+    pub fn finish(self, status: u16, answer: &str) -> Result<Object, JsValue> {
+        let t = self
+            .inner
+            .finish(status, answer)
+            .map_err(|e| seat_error(&e))?;
+        // A plain object, built as the license object is (`crate::Json`).
+        let mut j = crate::Json(Vec::with_capacity(256 + t.license_key.len()));
+        j.push(b"{");
+        j.field("licenseKey").string(&t.license_key);
+        j.field("licenseId").string(&t.license_id);
+        j.field("plan").string(&t.plan);
+        j.field("entitlements").push(b"[");
+        for e in &t.entitlements {
+            j.sep().string(e);
+        }
+        j.push(b"]");
+        j.field("startedAt").number(Some(t.started_at));
+        j.field("expiresAt").number(Some(t.expires_at));
+        j.push(b"}");
+        Ok(j.parse().unchecked_into())
     }
 }
 

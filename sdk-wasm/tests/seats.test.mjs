@@ -1,13 +1,14 @@
-// Seats, from `keyseal/seats`: SeatClient over a transport that answers as
-// the licensing service does (the requests checked field by field as the
-// Rust SDK sends them, the check-in and release proofs verified here with
-// node:crypto), every refusal's code, transient failures, the default fetch
+// Seats and trials, from `keyseal/seats`: SeatClient over a transport that
+// answers as the licensing service does (the requests checked field by field
+// as the Rust SDK sends them, the check-in and release proofs verified here
+// with node:crypto), every refusal's code (the trials' too), transient
+// failures, the default fetch
 // transport against a local HTTP server, saved seats in the Rust SDK's text
 // format; the air-gapped round trip with a vendor that signs with
 // keyseal-core (examples/test_vendor.rs, which scripts/test.sh builds:
 // KEYSEAL_TEST_VENDOR); and, when a keyseal CLI binary is at hand
-// (KEYSEAL_CLI), end to end against a real `keyseal serve` and
-// `keyseal activate`.
+// (KEYSEAL_CLI), end to end against a real `keyseal serve` (a seat, a trial)
+// and `keyseal activate`.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, verify } from 'node:crypto';
@@ -199,6 +200,11 @@ const CUSTOMER = {
   unknown_seat: 'This device no longer holds its seat. Activate this device again.',
   bad_proof: 'This device no longer holds its seat. Activate this device again.',
   rate_limited: 'The licensing service is busy. Try again in a moment.',
+  allotment_ended:
+    "The site's license server has no seats to give until the vendor renews them. Contact your administrator.",
+  trial_used: 'This device has had its trial of this product. Buy a license to go on using it.',
+  trials_disabled: 'This product has no trial. Buy a license to use it.',
+  unknown_product: 'The licensing service does not know this product.',
   service_error: 'The licensing service had a problem. Try again later.',
   unreachable: 'The licensing service could not be reached. Check the network connection and try again.',
   bad_answer:
@@ -219,10 +225,23 @@ const REFUSALS = [
   [403, 'wrong-device', 'wrong_device', false],
   [403, 'bad-proof', 'bad_proof', false],
   [429, 'rate-limited', 'rate_limited', true],
+  [503, 'allotment-ended', 'allotment_ended', true],
   [400, 'bad-request', 'service_error', false],
   [503, 'unavailable', 'service_error', true],
   [500, 'internal', 'service_error', true],
 ];
+
+/** The trial service's problems (POST /v1/public/trials), and the Rust SDK's code and transience for each. */
+const TRIAL_REFUSALS = [
+  [409, 'trial-used', 'trial_used', false],
+  [409, 'trials-disabled', 'trials_disabled', false],
+  [404, 'not-found', 'unknown_product', false], // no such organisation or product
+  [429, 'rate-limited', 'rate_limited', true],
+  [409, 'no-active-key', 'service_error', false],
+  [422, 'invalid-value', 'service_error', false],
+  [503, 'unavailable', 'service_error', true],
+];
+const ORG = 'org_8e7d6c5b4a392817';
 
 /** A client whose every answer is `status` with `body`. */
 const answering = (status, body) => new SeatClient('https://x', { transport: async () => json(status, body) });
@@ -245,10 +264,86 @@ test('every refusal maps to the Rust SDK code, message and transience, on every 
       assert.ok(!(e instanceof KeysealError), 'a family of its own');
     }
   }
+  for (const [status, slug, code, transient] of TRIAL_REFUSALS) {
+    const e = await rejection(answering(status, problem(slug, `the words for ${slug}`)).startTrial(ORG, 'acme-cad', granted.device));
+    assert.ok(e instanceof SeatError, `${slug}: ${e}`);
+    assert.deepEqual([e.code, e.status, e.isTransient], [code, status, transient], slug);
+    assert.equal(e.message, `the licensing service refused (${code}): the words for ${slug}`);
+    assert.equal(e.customerMessage, CUSTOMER[code]);
+  }
   // Every code of the declared union is reachable and has its message.
-  const reached = new Set(REFUSALS.map(([, , code]) => code));
+  const reached = new Set([...REFUSALS, ...TRIAL_REFUSALS].map(([, , code]) => code));
   reached.add('unreachable').add('bad_answer');
   assert.deepEqual([...reached].sort(), Object.keys(CUSTOMER).sort());
+});
+
+/** A trial as `keyseal serve` answers it. */
+const TRIAL = {
+  license_id: '0193a4b2c5d6e7f8091a2b3c4d5e6f70',
+  license_key: 'ks1.trial-key-not-checked-by-the-fake',
+  product: 'acme-cad',
+  plan: 'trial',
+  entitlements: ['export-pdf', 'plugins'],
+  started_at: NOW,
+  expires_at: NOW + 14 * 86_400,
+};
+
+test('startTrial sends the Rust SDK request and gives the trial as a plain object', async () => {
+  const sent = [];
+  const transport = async (url, init) => {
+    assert.equal(init.method, 'POST');
+    assert.equal(init.headers['Content-Type'], 'application/json');
+    assert.ok(init.signal instanceof AbortSignal, 'a timeout signal');
+    sent.push({ url, body: JSON.parse(init.body) });
+    return json(sent.length === 1 ? 201 : 200, TRIAL); // a new trial, then the same again
+  };
+  const client = new SeatClient('https://licensing.example.com/', { transport });
+  const trial = await client.startTrial(` ${ORG}\n`, ' acme-cad ', granted.device);
+  assert.deepEqual(sent, [
+    {
+      url: 'https://licensing.example.com/v1/public/trials',
+      body: { org_id: ORG, product: 'acme-cad', fingerprint: granted.device },
+    },
+  ]);
+  assert.equal(Object.getPrototypeOf(trial), Object.prototype);
+  assert.deepEqual(trial, {
+    licenseKey: TRIAL.license_key,
+    licenseId: TRIAL.license_id,
+    plan: 'trial',
+    entitlements: ['export-pdf', 'plugins'],
+    startedAt: NOW,
+    expiresAt: NOW + 14 * 86_400,
+  });
+  // The same device asking again (HTTP 200) gets the same trial.
+  assert.deepEqual(await client.startTrial(ORG, 'acme-cad', granted.device), trial);
+  assert.equal(sent.length, 2);
+  const bare = await answering(201, { ...TRIAL, entitlements: [] }).startTrial(ORG, 'acme-cad', granted.device);
+  assert.deepEqual(bare.entitlements, []);
+});
+
+test('startTrial: answers not understood, bad arguments and no answer', async () => {
+  const { license_key: _, ...keyless } = TRIAL;
+  for (const [status, body] of [[201, '<html>'], [201, { ...TRIAL, expires_at: 'soon' }], [200, keyless]]) {
+    const e = await rejection(answering(status, body).startTrial(ORG, 'acme-cad', granted.device));
+    assert.ok(e instanceof SeatError, `${e}`);
+    assert.deepEqual([e.code, e.status, e.isTransient], ['bad_answer', null, false]);
+  }
+  let calls = 0;
+  const client = new SeatClient('https://x', { transport: async () => (calls++, json(201, TRIAL)) });
+  const reject = async (promise, code, message) => {
+    const e = await rejection(promise);
+    assert.ok(e instanceof KeysealError, `${e}`);
+    assert.deepEqual([e.code, message.test(e.message)], [code, true], e.message);
+  };
+  await reject(client.startTrial(42, 'acme-cad', granted.device), 'invalid_config', /organisation id/);
+  await reject(client.startTrial(ORG, undefined, granted.device), 'invalid_config', /product id/);
+  await reject(client.startTrial(ORG, 'acme-cad', 'ksfp1.!!'), 'malformed', /fingerprint/);
+  await reject(client.startTrial(ORG, 'acme-cad'), 'invalid_config', /startTrial\(\) takes the device fingerprint/);
+  assert.equal(calls, 0, 'nothing sent');
+  const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+  const down = new SeatClient('https://x', { transport: async () => Promise.reject(timeout) });
+  const e = await rejection(down.startTrial(ORG, 'acme-cad', granted.device));
+  assert.deepEqual([e.code, e.status, e.isTransient, e.cause], ['unreachable', null, true, timeout]);
 });
 
 test('no answer is unreachable and transient, with what the transport threw as cause', async () => {
@@ -557,6 +652,68 @@ test('a seat end to end against keyseal serve, over the default fetch', { skip: 
     assert.deepEqual([wrong.code, wrong.isTransient, wrong.status], ['wrong_device', false, 403]);
     const unknown = await rejection(client.activate('ks1.AAAA', me));
     assert.deepEqual([unknown.code, unknown.status], ['invalid_license_key', 403]);
+  } finally {
+    await service.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a trial end to end against keyseal serve, over the default fetch', { skip: skipCli, timeout: 240_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'keyseal-wasm-trial-'));
+  const service = await serve(join(dir, 'vault'));
+  try {
+    const product = 'acme-cad';
+    await service.call('POST', '/v1/products', { product });
+    const {
+      items: [{ org_id: orgId }],
+    } = await service.call('GET', '/v1/tokens');
+    const { keyring } = await service.call('GET', `/v1/public/orgs/${orgId}/keyring`);
+    /** Machine `name`'s three ids, the network card's `nic`. */
+    const machine = (name, nic = `${name}-nic`) =>
+      deviceFingerprint(product, [
+        { kind: 'machine-id', id: `${name}-machine-id` },
+        { kind: 'disk', id: `${name}-disk` },
+        { kind: 'mac', id: nic },
+      ]);
+    const validator = (device) => new Validator({ keyring, product, device });
+    const client = new SeatClient(service.base);
+    const me = machine('a');
+
+    // No trial policy yet: the product gives none.
+    const off = await rejection(client.startTrial(orgId, product, me));
+    assert.deepEqual([off.code, off.isTransient, off.status], ['trials_disabled', false, 409]);
+    await service.call('POST', `/v1/products/${product}/trial-policy`, {
+      enabled: true,
+      length_secs: 7 * 86_400,
+      entitlements: ['export-pdf'],
+    });
+
+    const trial = await client.startTrial(orgId, product, me);
+    assert.equal(trial.expiresAt - trial.startedAt, 7 * 86_400);
+    assert.deepEqual([trial.plan, trial.entitlements], ['trial', ['export-pdf']]);
+    const license = validator(me).validate(trial.licenseKey);
+    assert.deepEqual(
+      [license.licenseId, license.plan, license.expiresAt, license.entitlements, license.device],
+      [trial.licenseId, trial.plan, trial.expiresAt, trial.entitlements, { kind: 'exact' }],
+    );
+    assert.throws(() => validator(machine('b')).validate(trial.licenseKey), (e) => e.code === 'wrong_device');
+
+    // A lost answer: the very same device gets the very same trial again.
+    assert.deepEqual(await client.startTrial(orgId, product, me), trial);
+    // One component changed (a new network card): the same device, its trial used.
+    const used = await rejection(client.startTrial(orgId, product, machine('a', 'new-network-card')));
+    assert.deepEqual([used.code, used.isTransient, used.status], ['trial_used', false, 409]);
+    assert.equal(used.customerMessage, CUSTOMER.trial_used);
+    assert.match(used.message, /started at/);
+    // Another device gets its own.
+    const theirs = await client.startTrial(orgId, product, machine('b'));
+    assert.notEqual(theirs.licenseId, trial.licenseId);
+    assert.equal(validator(machine('b')).validate(theirs.licenseKey).licenseId, theirs.licenseId);
+    // A product or an organisation the service does not know.
+    for (const [org, p] of [[orgId, 'acme-viewer'], ['org_0000000000000000', product]]) {
+      const unknown = await rejection(client.startTrial(org, p, me));
+      assert.deepEqual([unknown.code, unknown.isTransient, unknown.status], ['unknown_product', false, 404]);
+    }
   } finally {
     await service.stop();
     rmSync(dir, { recursive: true, force: true });

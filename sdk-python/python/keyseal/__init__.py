@@ -42,6 +42,10 @@ Hold a seat (the vendor's ``keyseal serve``; only these calls use the network)::
     client.check_in(key, fp, seat)            # when the lease says; seat is updated
     client.release(key, seat)                 # uninstalling
 
+No license yet: ``client.start_trial(ORG_ID, "acme-cad", fp)`` gives a ``Trial``
+whose ``license_key`` validates on this device until ``expires_at`` (once per
+device: ``SeatError`` ``trial_used`` after that).
+
 Air-gapped: ``keyseal.OfflineRequest(key, fp).code`` for the vendor's
 ``keyseal activate --request CODE``; ``.install(response_code)`` gives the seat.
 
@@ -99,6 +103,7 @@ from ._keyseal import (
     State,
     StateCorrupt,
     StateUnavailable,
+    Trial,
     UnknownKey,
     Unreadable,
     UnsupportedVersion,
@@ -168,6 +173,7 @@ __all__ = [
     "StateCorrupt",
     "StateStore",
     "StateUnavailable",
+    "Trial",
     "UnknownKey",
     "Unreadable",
     "UnsupportedVersion",

@@ -55,6 +55,7 @@ __all__ = [
     "SeatClient",
     "Seat",
     "OfflineRequest",
+    "Trial",
     "fingerprint",
     "issue",
     "verify_ed25519_strict",
@@ -228,10 +229,10 @@ class WrongPassphrase(VaultError):
 # an expired license, not ``Expired``), so none of them is in ``ERRORS``.
 
 class SeatError(KeysealError):
-    """A seat request failed (``SeatClient``, ``OfflineRequest``, ``Seat.from_text``). ``code`` is the stable code (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, ``rate_limited``, ``service_error``, ``unreachable`` or ``bad_answer``), ``transient`` whether trying again later may succeed, ``status`` the HTTP status of a refusal (else ``None``). Not one of ``ERRORS``: these are the licensing service's answers, not verdicts on a key."""
+    """A seat or trial request failed (``SeatClient``, ``OfflineRequest``, ``Seat.from_text``). ``code`` is the stable code (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, ``rate_limited``, ``allotment_ended``, ``trial_used``, ``trials_disabled``, ``unknown_product``, ``service_error``, ``unreachable`` or ``bad_answer``), ``transient`` whether trying again later may succeed, ``status`` the HTTP status of a refusal (else ``None``). Not one of ``ERRORS``: these are the licensing service's answers, not verdicts on a key."""
 
     code: str
-    """The stable code, the same as the Rust SDK's ``SeatError::code``: the service's refusal (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, ``rate_limited``; ``service_error`` for anything else), ``unreachable`` (no answer: the transport raised, and its exception is ``__cause__``) or ``bad_answer`` (an answer, a response code or a saved text that is not understood; a typo in a response code)."""
+    """The stable code, the same as the Rust SDK's ``SeatError::code``: the service's refusal (``seat_limit``, ``revoked``, ``expired``, ``not_yet_valid``, ``suspended``, ``invalid_license_key``, ``wrong_device``, ``seat_lapsed``, ``seat_released``, ``unknown_seat``, ``bad_proof``, ``rate_limited``, an on-premises relay's ``allotment_ended``; for ``start_trial`` ``trial_used``, ``trials_disabled``, ``unknown_product``; ``service_error`` for anything else), ``unreachable`` (no answer: the transport raised, and its exception is ``__cause__``) or ``bad_answer`` (an answer, a response code or a saved text that is not understood; a typo in a response code)."""
     transient: bool
     """Whether trying again later may succeed: no answer, a full license, the rate limit, a server error (HTTP 5xx). A refusal that stands (revoked, wrong device...) is not."""
     status: int | None
@@ -487,7 +488,7 @@ class Validator:
 
 @final
 class SeatClient:
-    """Asks the vendor's licensing service (``keyseal serve``) for this device's seat of a license: activate, check in before the lease ends, release. Only these calls use the network; validation never does. Thread-safe; requests run with the GIL released."""
+    """Asks the vendor's licensing service (``keyseal serve``) for this device's seat of a license: activate, check in before the lease ends, release; or, with no license, for the product's trial. Only these calls use the network; validation never does. Thread-safe; requests run with the GIL released."""
 
     def __new__(cls, base_url: str, transport: _Transport | None = None) -> SeatClient:
         """A client of the service at ``base_url`` (``https://licensing.example.com``, without ``/v1``).
@@ -497,6 +498,8 @@ class SeatClient:
         ``SeatError`` with code ``unreachable``; a ``KeyboardInterrupt`` is raised as it is). ``None``: the standard
         library's ``urllib.request`` (30 s timeouts, the environment's proxy settings, the system's CA certificates).
         """
+    def start_trial(self, org_id: str, product: str, fingerprint: str) -> Trial:
+        """Asks for the trial of ``product`` for this device (its ``ksfp1.`` fingerprint, as the ``Validator`` uses it): a trial license bound to it, from the organisation ``org_id`` (the ``org_...`` id in its keyring URL; public, no secret). The device's first ask gets a new trial; asking again while it runs gets the same one (a lost answer can be asked for again). Validate ``trial.license_key`` like any key, on this device. Raises ``SeatError``: ``trial_used`` (this device had its trial, even after a reinstall or a changed component), ``trials_disabled`` (the product gives none), ``unknown_product`` (no such organisation or product), ``rate_limited``; ``Malformed`` for a fingerprint that is not one."""
     def activate(self, license_key: str, fingerprint: str) -> Seat:
         """Takes a seat of the license for this device (its ``ksfp1.`` fingerprint, as the ``Validator`` uses it), with a key pair made here for this installation; the same device asking again gets its seat back. Save the seat (``Seat.to_text``) and validate ``seat.lease`` with the key (``Validator.validate_with_lease``). Raises ``SeatError`` (``seat_limit`` when every seat is held), ``Malformed`` for a fingerprint that is not one."""
     def check_in(self, license_key: str, fingerprint: str, seat: Seat) -> None:
@@ -525,6 +528,31 @@ class Seat:
     @staticmethod
     def from_text(text: str) -> Seat:
         """A seat saved with ``to_text``. Raises ``SeatError`` with code ``bad_answer`` for text that is not one."""
+
+@final
+class Trial:
+    """A trial license for this device, as the service minted it (``SeatClient.start_trial``): validate ``license_key`` like any key; it is bound to this device and ends at ``expires_at``. Equal to another ``Trial`` with the same fields (the same trial, given again). Its ``repr`` leaves the key out."""
+
+    @property
+    def license_key(self) -> str:
+        """The trial license's key (``ks1.``): keep it with the app's data, and validate it with ``Validator.validate``."""
+    @property
+    def license_id(self) -> str:
+        """Its id (32 hex digits), the validated license's ``id``."""
+    @property
+    def plan(self) -> str:
+        """Its plan (the product's trial policy says which; ``trial`` by default)."""
+    @property
+    def entitlements(self) -> frozenset[str]:
+        """Its entitlements, as ``License.entitlements`` gives them."""
+    @property
+    def started_at(self) -> datetime:
+        """When the trial started (UTC)."""
+    @property
+    def expires_at(self) -> datetime:
+        """When it ends (UTC): the license's expiry."""
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
 
 @final
 class OfflineRequest:

@@ -23,6 +23,7 @@ import {
   SeatError,
   Validator as SeatsValidator,
   type SeatErrorCode,
+  type Trial,
   type Transport,
   type TransportAnswer,
   type TransportRequest,
@@ -159,6 +160,20 @@ export async function holdSeat(key: string, saved: string | null): Promise<strin
   }
 }
 
+export async function tryOut(orgId: string): Promise<string> {
+  try {
+    const trial: Trial = await seats.startTrial(orgId, 'acme-cad', device);
+    const license: License = seatValidator.validate(trial.licenseKey);
+    const ends: number = trial.expiresAt - trial.startedAt;
+    const features: readonly string[] = trial.entitlements;
+    console.log(trial.licenseId, trial.plan, ends, features, license.expiresAt);
+    return trial.licenseKey;
+  } catch (e) {
+    if (e instanceof SeatError && (e.code === 'trial_used' || e.code === 'trials_disabled')) return e.customerMessage;
+    throw e;
+  }
+}
+
 export async function releaseSeat(key: string, text: string): Promise<void> {
   const seat = Seat.fromText(text);
   await new SeatClient('https://licensing.example.com', { transport: own }).release(key, seat);
@@ -185,5 +200,10 @@ new SeatClient('https://x', { timeout: 5 });
 // @ts-expect-error not a seat error code
 const notASeatCode: SeatErrorCode = 'lease_expired';
 console.log(notASeatCode);
+// @ts-expect-error startTrial needs the product
+seats.startTrial('org_1', device);
+declare const aTrial: Trial;
+// @ts-expect-error a trial's key is read-only
+aTrial.licenseKey = 'ks1.x';
 // @ts-expect-error the seat's lease is read-only
 Seat.fromText('').lease = 'kslease1.x';
