@@ -263,6 +263,90 @@ impl Store {
         }))
     }
 
+    /// What a check-in needs, in one read: the license a check-in's key
+    /// names (as [`Store::find_license`]), its product's lease policy, and
+    /// the seat `seat` of it, if there is one.
+    async fn check_in_lookup(
+        &self,
+        license_key: &str,
+        seat: SeatId,
+    ) -> Result<Option<(Found, (u64, u64), Option<SeatRow>)>> {
+        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let select = crate::store::ORG_LICENSE_SELECT.replacen(
+                " FROM org_licenses o",
+                ", p.lease_secs, p.lease_grace_secs, s.seat_id AS s_seat_id, s.device AS s_device, \
+                 s.instance_key AS s_instance_key, s.proof_at AS s_proof_at, \
+                 s.expires_at AS s_expires_at, s.released_at AS s_released_at \
+                 FROM org_licenses o",
+                1,
+            );
+            format!(
+                "{select} LEFT JOIN org_products p ON p.org_id = o.org_id AND p.product = l.product \
+                 LEFT JOIN seats s ON s.org_id = o.org_id AND s.license_id = o.license_id AND s.seat_id = $3 \
+                 WHERE o.org_id = $1 AND o.license_id = $2"
+            )
+        });
+        let text = core_license::without_whitespace(license_key);
+        let mut buf = [0u8; MAX_LICENSE_LEN];
+        let Ok(bytes) = core_license::decode_text(&text, &mut buf) else {
+            return Ok(None);
+        };
+        let Ok(unverified) = UnverifiedLicense::from_bytes(bytes) else {
+            return Ok(None);
+        };
+        let claims = *unverified.dangerous_unverified_claims();
+        let Some(org_id) = self.key_org(unverified.key_id()).await? else {
+            return Ok(None);
+        };
+        let rows = self
+            .fetch_all(
+                sqlx::query(&QUERY)
+                    .bind(org_id.clone())
+                    .bind(claims.license_id.to_string())
+                    .bind(seat_hex(seat)),
+                "reading a license and its seat",
+            )
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let lic = crate::store::org_license_from_row(r)?;
+        // The ledger's key, byte for byte, compared in constant time.
+        if !bool::from(lic.record.license_key.as_bytes().ct_eq(text.as_bytes())) {
+            return Ok(None);
+        }
+        let g = |e| Error::db("reading a license and its seat", e);
+        let policy = (
+            sqlx::Row::try_get::<Option<i64>, _>(r, "lease_secs")
+                .map_err(g)?
+                .map_or(DEFAULT_LEASE_SECS, u),
+            sqlx::Row::try_get::<Option<i64>, _>(r, "lease_grace_secs")
+                .map_err(g)?
+                .map_or(DEFAULT_LEASE_GRACE_SECS, u),
+        );
+        let seat_row = match sqlx::Row::try_get::<Option<String>, _>(r, "s_seat_id").map_err(g)? {
+            None => None,
+            Some(seat_id) => Some(SeatRow {
+                seat_id,
+                device: sqlx::Row::try_get(r, "s_device").map_err(g)?,
+                instance_key: sqlx::Row::try_get(r, "s_instance_key").map_err(g)?,
+                proof_at: sqlx::Row::try_get(r, "s_proof_at").map_err(g)?,
+                expires_at: sqlx::Row::try_get(r, "s_expires_at").map_err(g)?,
+                released_at: sqlx::Row::try_get(r, "s_released_at").map_err(g)?,
+            }),
+        };
+        let found = Found {
+            org_id,
+            lic,
+            id: claims.license_id,
+            not_before: claims.not_before,
+            ends: claims
+                .expires_at
+                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
+        };
+        Ok(Some((found, policy, seat_row)))
+    }
+
     /// [`Store::find_license`], and whether the license may hold a seat at `now`.
     async fn leasable(
         &self,
@@ -338,27 +422,13 @@ impl Store {
     async fn lease_policy(tx: &mut WriteTx, org_id: &str, product: &str) -> Result<(u64, u64)> {
         let rows = tx
             .fetch(
-                sqlx::query(
-                    "SELECT lease_secs, lease_grace_secs FROM org_products WHERE org_id = $1 AND product = $2",
-                )
-                .bind(org_id.to_owned())
-                .bind(product.to_owned()),
+                sqlx::query(LEASE_POLICY)
+                    .bind(org_id.to_owned())
+                    .bind(product.to_owned()),
                 "reading the lease policy",
             )
             .await?;
-        let (secs, grace) = match rows.first() {
-            Some(r) => (
-                sqlx::Row::try_get::<Option<i64>, _>(r, 0)
-                    .map_err(|e| Error::db("reading the lease policy", e))?,
-                sqlx::Row::try_get::<Option<i64>, _>(r, 1)
-                    .map_err(|e| Error::db("reading the lease policy", e))?,
-            ),
-            None => (None, None),
-        };
-        Ok((
-            secs.map_or(DEFAULT_LEASE_SECS, u),
-            grace.map_or(DEFAULT_LEASE_GRACE_SECS, u),
-        ))
+        policy_of(&rows)
     }
 
     /// Takes a seat of the license `license_key` for the device with
@@ -567,7 +637,15 @@ impl Store {
         ctx: &Context,
     ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
         let job = match self
-            .check_in_prepare(license_key, fingerprint, seat_id, at, signature, ctx.now)
+            .check_in_prepare(
+                signer,
+                license_key,
+                fingerprint,
+                seat_id,
+                at,
+                signature,
+                ctx.now,
+            )
             .await?
         {
             Ok(job) => job,
@@ -580,12 +658,17 @@ impl Store {
             .ok_or_else(|| Error::db("renewing the seat", sqlx::Error::RowNotFound))
     }
 
-    /// The part of a check-in that needs no write: the request parsed, the
-    /// license found and allowed a seat at `now`. The service does this in
-    /// its request handlers, in parallel, and hands the result to the one
-    /// task that commits check-ins in groups ([`Store::check_in_group`]).
+    /// The part of a check-in that needs no write, done by the service's
+    /// request handlers in parallel: the request parsed, the license found
+    /// and allowed a seat at `now`, the seat read, its proof and device
+    /// checked, and the next lease signed by `signer`. The one task that
+    /// commits check-ins in groups ([`Store::check_in_group`]) then only
+    /// renews the seat if it is still as read (same installation key, an
+    /// older proof, not released), or decides from the seat as it is.
+    #[allow(clippy::too_many_arguments)]
     pub async fn check_in_prepare(
         &self,
+        signer: &Signer,
         license_key: &str,
         fingerprint: &str,
         seat_id: &str,
@@ -596,12 +679,31 @@ impl Store {
         let fp = parse_fingerprint(fingerprint)?;
         let seat = parse_seat(seat_id)?;
         let sig = parse_signature(signature)?;
-        Ok(self.leasable(license_key, now).await?.map(|l| CheckInJob {
-            binding: fp.exact_binding(&l.id),
+        let Some((l, (secs, grace), row)) = self.check_in_lookup(license_key, seat).await? else {
+            return Ok(Err(SeatRefused::UnknownLicense));
+        };
+        if let Some(r) = state_refusal(&l, now) {
+            return Ok(Err(r));
+        }
+        let row = match row {
+            None => return Ok(Err(SeatRefused::UnknownSeat)),
+            Some(r) if r.released_at.is_some() => return Ok(Err(SeatRefused::SeatReleased)),
+            Some(r) => r,
+        };
+        if let Err(r) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
+            return Ok(Err(r));
+        }
+        let binding = fp.exact_binding(&l.id);
+        if row.device != crate::fsutil::hex(&binding.0) {
+            return Ok(Err(SeatRefused::WrongDevice));
+        }
+        let lease = sign(signer, l.id, seat, binding, now, secs, grace)?;
+        Ok(Ok(CheckInJob {
             l,
             seat,
             at,
-            sig,
+            instance_key: row.instance_key,
+            lease,
         }))
     }
 
@@ -614,33 +716,39 @@ impl Store {
         jobs: Vec<(Signer, CheckInJob)>,
         now: u64,
     ) -> Result<Vec<Signed<std::result::Result<SeatLease, SeatRefused>>>> {
-        use std::collections::HashMap;
+        use std::collections::{HashMap, HashSet};
         let mut tx = self.begin_write().await?;
         let mut active: HashMap<String, bool> = HashMap::new();
-        let mut policies: HashMap<(String, String), (u64, u64)> = HashMap::new();
-        let mut out = Vec::with_capacity(jobs.len());
-        for (signer, job) in jobs {
-            let org = job.l.org_id.clone();
-            let key_ok = match active.get(&org) {
+        let mut key_ok = Vec::with_capacity(jobs.len());
+        for (signer, job) in &jobs {
+            let org = &job.l.org_id;
+            let ok = match active.get(org) {
                 Some(ok) => *ok,
                 None => {
-                    let ok = tx.signer_is_active(&org, signer.key_id()).await?;
+                    let ok = tx.signer_is_active(org, signer.key_id()).await?;
                     active.insert(org.clone(), ok);
                     ok
                 }
             };
-            let product = job.l.lic.record.product.clone();
-            let policy = match policies.get(&(org.clone(), product.clone())) {
-                Some(p) => *p,
-                None => {
-                    let p = Self::lease_policy(&mut tx, &org, &product).await?;
-                    policies.insert((org, product), p);
-                    p
-                }
-            };
-            // A failed statement leaves the transaction unusable on
-            // PostgreSQL: the group fails whole, nothing of it written.
-            out.push(apply_check_in(&mut tx, &signer, key_ok, job, policy, now).await?);
+            key_ok.push(ok);
+        }
+        // Every seat's first check-in of the group, renewed in one
+        // statement if its seat is as the handler read it and in force;
+        // the rest one by one, in order, each seeing those before it.
+        let mut seen = HashSet::new();
+        let first: Vec<usize> = (0..jobs.len())
+            .filter(|&n| key_ok[n] && seen.insert((&jobs[n].1.l.org_id, jobs[n].1.seat)))
+            .collect();
+        let renewed = renew_seats(&mut tx, self.backend(), &jobs, &first, now).await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for (n, (signer, job)) in jobs.iter().enumerate() {
+            if key_ok[n] && renewed.contains(&n) {
+                out.push(Signed::Done(Ok(job.lease.clone())));
+            } else {
+                // A failed statement leaves the transaction unusable on
+                // PostgreSQL: the group fails whole, nothing of it written.
+                out.push(apply_check_in(&mut tx, signer, key_ok[n], job, now).await?);
+            }
         }
         tx.commit().await?;
         Ok(out)
@@ -745,9 +853,11 @@ pub type CheckedIn = Signed<std::result::Result<SeatLease, SeatRefused>>;
 pub struct CheckInJob {
     l: Found,
     seat: SeatId,
-    binding: ([u8; 32], [u8; 2]),
     at: u64,
-    sig: [u8; 64],
+    /// The installation key the proof verified with.
+    instance_key: String,
+    /// The next lease, signed.
+    lease: SeatLease,
 }
 
 impl std::fmt::Debug for CheckInJob {
@@ -759,48 +869,132 @@ impl std::fmt::Debug for CheckInJob {
     }
 }
 
-/// One check-in inside [`Store::check_in_group`]'s transaction.
+/// One check-in inside [`Store::check_in_group`]'s transaction: one
+/// statement when the seat is as the request's handler read it and in
+/// force; otherwise the seat is read again to say why not, or to renew a
+/// lapsed seat while one is free.
+/// Renews, in one statement (chunks of [`RENEW_ROWS`]), the seats of the
+/// jobs `which` (at most one a seat) that are as their handlers read them
+/// (same installation key, an older proof, not released) and in force;
+/// answers which of them it renewed.
+async fn renew_seats(
+    tx: &mut WriteTx,
+    backend: crate::store::Backend,
+    jobs: &[(Signer, CheckInJob)],
+    which: &[usize],
+    now: u64,
+) -> Result<std::collections::HashSet<usize>> {
+    let floor = i(now.saturating_sub(SEAT_MARGIN_SECS));
+    let mut renewed = std::collections::HashSet::new();
+    for chunk in which.chunks(RENEW_ROWS) {
+        let mut sql = String::with_capacity(400 + chunk.len() * 40);
+        sql.push_str(
+            "UPDATE seats SET proof_at = v.column4, renew_at = v.column5, expires_at = v.column6 FROM (VALUES ",
+        );
+        crate::store::values_rows(&mut sql, backend, chunk.len(), 7);
+        sql.push_str(
+            ") AS v WHERE seats.org_id = v.column1 AND seats.seat_id = v.column2 \
+             AND seats.instance_key = v.column3 AND seats.proof_at < v.column4 \
+             AND seats.released_at IS NULL AND seats.expires_at >= v.column7 \
+             RETURNING seats.org_id, seats.seat_id",
+        );
+        let mut q = sqlx::query(&sql);
+        for &n in chunk {
+            let job = &jobs[n].1;
+            q = q
+                .bind(job.l.org_id.clone())
+                .bind(job.lease.seat_id.clone())
+                .bind(job.instance_key.clone())
+                .bind(i(job.at))
+                .bind(i(job.lease.renew_at))
+                .bind(i(job.lease.expires_at))
+                .bind(floor);
+        }
+        let rows = tx.fetch(q, "renewing seats").await?;
+        let mut done = std::collections::HashSet::new();
+        for r in &rows {
+            let org: String =
+                sqlx::Row::try_get(r, 0).map_err(|e| Error::db("renewing seats", e))?;
+            let seat: String =
+                sqlx::Row::try_get(r, 1).map_err(|e| Error::db("renewing seats", e))?;
+            done.insert((org, seat));
+        }
+        renewed.extend(chunk.iter().copied().filter(|&n| {
+            let job = &jobs[n].1;
+            done.contains(&(job.l.org_id.clone(), job.lease.seat_id.clone()))
+        }));
+    }
+    Ok(renewed)
+}
+
+/// Seats renewed by one statement, at most (7 parameters each).
+const RENEW_ROWS: usize = 256;
+
 async fn apply_check_in(
     tx: &mut WriteTx,
     signer: &Signer,
     key_ok: bool,
-    job: CheckInJob,
-    (secs, grace): (u64, u64),
+    job: &CheckInJob,
     now: u64,
 ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
     let CheckInJob {
         l,
         seat,
-        binding,
         at,
-        sig,
+        instance_key,
+        lease: out,
     } = job;
-    let lid = l.id.to_string();
-    let row = match seat_row(tx, &l.org_id, &lid, seat).await? {
-        Ok(r) => r,
-        Err(refused) => return Ok(Signed::Done(Err(refused))),
-    };
-    if let Err(refused) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
-        return Ok(Signed::Done(Err(refused)));
-    }
-    if row.device != crate::fsutil::hex(&binding.0) {
-        return Ok(Signed::Done(Err(SeatRefused::WrongDevice)));
-    }
-    if u(row.expires_at).saturating_add(SEAT_MARGIN_SECS) < now {
-        let held = seats_in_force(tx, &l.org_id, &lid, now).await?;
-        let relays = crate::allotments::allotted_in_force(tx, &l.org_id, &lid, now, None).await?;
-        if held.len() as u64 + relays.seats >= l.lic.max_devices {
-            return Ok(Signed::Done(Err(SeatRefused::SeatLapsed {
-                seats: l.lic.max_devices,
-            })));
-        }
-    }
+    let (seat, at) = (*seat, *at);
     if !key_ok {
         return Ok(Signed::KeyRotated {
             key_id: signer.key_id(),
         });
     }
-    let out = sign(signer, l.id, seat, binding, now, secs, grace)?;
+    // Renewed if still as the handler read it, and in force.
+    let renewed = tx
+        .exec(
+            sqlx::query(
+                "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5 \
+                 AND instance_key = $6 AND proof_at < $1 AND released_at IS NULL AND expires_at >= $7",
+            )
+            .bind(i(at))
+            .bind(i(out.renew_at))
+            .bind(i(out.expires_at))
+            .bind(l.org_id.clone())
+            .bind(out.seat_id.clone())
+            .bind(instance_key.clone())
+            .bind(i(now.saturating_sub(SEAT_MARGIN_SECS))),
+            "renewing the seat",
+        )
+        .await?;
+    if renewed == 1 {
+        return Ok(Signed::Done(Ok(out.clone())));
+    }
+    // Not as read, or lapsed: decide from the seat as it is now.
+    let lid = l.id.to_string();
+    let row = match seat_row(tx, &l.org_id, &lid, seat).await? {
+        Ok(r) => r,
+        Err(refused) => return Ok(Signed::Done(Err(refused))),
+    };
+    if row.instance_key != *instance_key {
+        return Ok(Signed::Done(Err(SeatRefused::BadProof(
+            "the seat was activated again with another installation key",
+        ))));
+    }
+    if at <= u(row.proof_at) {
+        return Ok(Signed::Done(Err(SeatRefused::BadProof(
+            "the request's time is not after the seat's last request (a replay?)",
+        ))));
+    }
+    // The lease ended (plus the margin) without a check-in: renewed only
+    // while a seat is free.
+    let held = seats_in_force(tx, &l.org_id, &lid, now).await?;
+    let relays = crate::allotments::allotted_in_force(tx, &l.org_id, &lid, now, None).await?;
+    if held.len() as u64 + relays.seats >= l.lic.max_devices {
+        return Ok(Signed::Done(Err(SeatRefused::SeatLapsed {
+            seats: l.lic.max_devices,
+        })));
+    }
     tx.exec(
         sqlx::query(
             "UPDATE seats SET proof_at = $1, renew_at = $2, expires_at = $3 WHERE org_id = $4 AND seat_id = $5",
@@ -813,7 +1007,28 @@ async fn apply_check_in(
         "renewing the seat",
     )
     .await?;
-    Ok(Signed::Done(Ok(out)))
+    Ok(Signed::Done(Ok(out.clone())))
+}
+
+const LEASE_POLICY: &str =
+    "SELECT lease_secs, lease_grace_secs FROM org_products WHERE org_id = $1 AND product = $2";
+
+/// A lease policy's row: the product's renew interval and grace, or the
+/// defaults.
+fn policy_of(rows: &[sqlx::any::AnyRow]) -> Result<(u64, u64)> {
+    let (secs, grace) = match rows.first() {
+        Some(r) => (
+            sqlx::Row::try_get::<Option<i64>, _>(r, 0)
+                .map_err(|e| Error::db("reading the lease policy", e))?,
+            sqlx::Row::try_get::<Option<i64>, _>(r, 1)
+                .map_err(|e| Error::db("reading the lease policy", e))?,
+        ),
+        None => (None, None),
+    };
+    Ok((
+        secs.map_or(DEFAULT_LEASE_SECS, u),
+        grace.map_or(DEFAULT_LEASE_GRACE_SECS, u),
+    ))
 }
 
 /// A seat's row, as lease requests need it.
@@ -864,6 +1079,9 @@ pub(crate) async fn seats_in_force(
         .collect()
 }
 
+const SEAT_ROW: &str = "SELECT seat_id, device, instance_key, proof_at, expires_at, released_at FROM seats \
+     WHERE org_id = $1 AND license_id = $2 AND seat_id = $3";
+
 async fn seat_row(
     tx: &mut WriteTx,
     org_id: &str,
@@ -872,16 +1090,17 @@ async fn seat_row(
 ) -> Result<std::result::Result<SeatRow, SeatRefused>> {
     let rows = tx
         .fetch(
-            sqlx::query(
-                "SELECT seat_id, device, instance_key, proof_at, expires_at, released_at FROM seats \
-                 WHERE org_id = $1 AND license_id = $2 AND seat_id = $3",
-            )
-            .bind(org_id.to_owned())
-            .bind(lid.to_owned())
-            .bind(seat_hex(seat)),
+            sqlx::query(SEAT_ROW)
+                .bind(org_id.to_owned())
+                .bind(lid.to_owned())
+                .bind(seat_hex(seat)),
             "reading the seat",
         )
         .await?;
+    seat_of(&rows)
+}
+
+fn seat_of(rows: &[sqlx::any::AnyRow]) -> Result<std::result::Result<SeatRow, SeatRefused>> {
     let Some(r) = rows.first() else {
         return Ok(Err(SeatRefused::UnknownSeat));
     };

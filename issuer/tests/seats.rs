@@ -524,7 +524,15 @@ async fn a_group_of_check_ins_sees_its_own_writes() {
     let sig = hex(&instance(1).sign_raw(&check_in_message(seat.seat_id.parse().unwrap(), at)));
     let job = || async {
         store
-            .check_in_prepare(&key, &device(1).to_string(), &seat.seat_id, at, &sig, at)
+            .check_in_prepare(
+                &signer,
+                &key,
+                &device(1).to_string(),
+                &seat.seat_id,
+                at,
+                &sig,
+                at,
+            )
             .await
             .unwrap()
             .unwrap()
@@ -547,7 +555,15 @@ async fn a_group_of_check_ins_sees_its_own_writes() {
     let at = at + 1;
     let sig = hex(&instance(1).sign_raw(&check_in_message(seat.seat_id.parse().unwrap(), at)));
     let stale = store
-        .check_in_prepare(&key, &device(1).to_string(), &seat.seat_id, at, &sig, at)
+        .check_in_prepare(
+            &signer,
+            &key,
+            &device(1).to_string(),
+            &seat.seat_id,
+            at,
+            &sig,
+            at,
+        )
         .await
         .unwrap()
         .unwrap();

@@ -124,7 +124,9 @@ pub use db::{AUTOCHECKPOINT_PAGES, Checkpointer, WalProgress, url_host};
 pub(crate) use keys::{KEY_COLUMNS, key_from_row};
 pub use keys::{KeyInfo, KeyStatus, Signed};
 pub use licenses::{LicenseFilter, LicenseRecord};
-pub(crate) use licenses::{NewLicense, license_id, values_rows};
+pub(crate) use licenses::{
+    NewLicense, ORG_LICENSE_SELECT, license_id, org_license_from_row, values_rows,
+};
 pub use revocations::{ListHead, PublishedList, Revoked};
 
 mod audit_log;

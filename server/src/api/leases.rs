@@ -257,11 +257,13 @@ pub(crate) async fn check_in(
     let out = with_active_key(&s, &org, |signer| {
         let (s, b, ctx) = (&s, &b, &ctx);
         async move {
-            // Parsed and looked up here, in parallel; committed in groups
-            // by the check-in task (one fsync for many heartbeats).
+            // Parsed, looked up, verified and signed here, in parallel;
+            // committed in groups by the check-in task (one statement a
+            // check-in, one fsync for many heartbeats).
             let job = match s
                 .store
                 .check_in_prepare(
+                    &signer,
                     &b.license_key,
                     &b.fingerprint,
                     &b.seat_id,
