@@ -112,26 +112,13 @@ pub(crate) fn varint(bytes: &mut &[u8], max: usize) -> Result<u64, Malformed> {
 }
 
 /// Decodes an allotment's text form ([`ALLOTMENT_PREFIX`] then canonical
-/// unpadded base64url) into `buf`.
+/// unpadded base64url) into `buf`; `ksallot<digits>.` with other digits is
+/// an unsupported version.
 pub fn decode_text<'b>(
     text: &str,
     buf: &'b mut [u8; MAX_ALLOTMENT_LEN],
 ) -> Result<&'b [u8], Error> {
-    if let Some(rest) = text.strip_prefix("ksallot")
-        && let Some((digits, _)) = rest.split_once('.')
-        && !digits.is_empty()
-        && digits != "1"
-        && digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(Error::UnsupportedVersion(
-            digits
-                .parse::<u8>()
-                .ok()
-                .filter(|v| *v != 1)
-                .unwrap_or(u8::MAX),
-        ));
-    }
-    text::decode_prefixed(ALLOTMENT_PREFIX, text, buf)
+    text::decode_versioned("ksallot", text, buf)
 }
 
 /// A decoded allotment whose signature has not been checked.

@@ -255,21 +255,7 @@ pub enum LeaseStatus {
 /// unpadded base64url. `kslease<digits>.` with other digits is an
 /// unsupported version.
 pub fn decode_text<'b>(text: &str, buf: &'b mut [u8; MAX_LEASE_LEN]) -> Result<&'b [u8], Error> {
-    if let Some(rest) = text.strip_prefix("kslease")
-        && let Some((digits, _)) = rest.split_once('.')
-        && !digits.is_empty()
-        && digits != "1"
-        && digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(Error::UnsupportedVersion(
-            digits
-                .parse::<u8>()
-                .ok()
-                .filter(|v| *v != LEASE_VERSION)
-                .unwrap_or(u8::MAX),
-        ));
-    }
-    text::decode_prefixed(LEASE_PREFIX, text, buf)
+    text::decode_versioned("kslease", text, buf)
 }
 
 /// A decoded lease whose signature has not been checked.

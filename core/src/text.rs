@@ -16,6 +16,31 @@ pub(crate) fn decode_prefixed<'b>(
     decode_b64(body, buf)
 }
 
+/// Decodes `stem` + `"1."` + canonical unpadded base64url into `buf`, where
+/// `stem` + other digits + `.` is an unsupported version (`u8::MAX` when
+/// the digits do not fit a byte, or spell 1 otherwise, as `01`): the text forms whose prefix carries
+/// their version (`kslease1.`, `ksallot1.`).
+pub(crate) fn decode_versioned<'b>(
+    stem: &str,
+    text: &str,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], Error> {
+    let rest = text.strip_prefix(stem).ok_or(Malformed::Prefix)?;
+    match rest.split_once('.') {
+        Some(("1", body)) => decode_b64(body, buf),
+        Some((digits, _)) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(Error::UnsupportedVersion(
+                digits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|v| *v != 1)
+                    .unwrap_or(u8::MAX),
+            ))
+        }
+        _ => Err(Malformed::Prefix.into()),
+    }
+}
+
 /// Decodes canonical unpadded base64url into `buf`.
 pub(crate) fn decode_b64<'b>(body: &str, buf: &'b mut [u8]) -> Result<&'b [u8], Error> {
     // Unpadded base64 of n bytes is ceil(4n/3) characters; check the size

@@ -225,10 +225,42 @@ fn seat_hex(seat: SeatId) -> String {
     seat.to_string()
 }
 
+/// What a lease request's key says, unverified, and the organisation whose
+/// key signed it: checked against the ledger's copy of the key before use.
+struct KeyFacts {
+    /// The key as sent, whitespace removed.
+    text: String,
+    org_id: String,
+    id: LicenseId,
+    not_before: Option<u64>,
+    ends: Option<(u64, u64)>,
+}
+
+impl KeyFacts {
+    /// The license found for these facts, if `lic` is the ledger's record
+    /// of this exact key (compared in constant time, like a secret: then
+    /// the claims read from the key are the ones this service signed).
+    fn found(self, lic: OrgLicense) -> Option<Found> {
+        bool::from(
+            lic.record
+                .license_key
+                .as_bytes()
+                .ct_eq(self.text.as_bytes()),
+        )
+        .then_some(Found {
+            org_id: self.org_id,
+            lic,
+            id: self.id,
+            not_before: self.not_before,
+            ends: self.ends,
+        })
+    }
+}
+
 impl Store {
-    /// Finds the license a lease request's key names: the organisation
-    /// whose key signed it and the license, which must be this exact key.
-    async fn find_license(&self, license_key: &str) -> Result<Option<Found>> {
+    /// The facts of a lease request's key, if it decodes and a key of this
+    /// service signed it.
+    async fn key_facts(&self, license_key: &str) -> Result<Option<KeyFacts>> {
         let text = core_license::without_whitespace(license_key);
         let mut buf = [0u8; MAX_LICENSE_LEN];
         let Ok(bytes) = core_license::decode_text(&text, &mut buf) else {
@@ -241,26 +273,29 @@ impl Store {
         let Some(org_id) = self.key_org(unverified.key_id()).await? else {
             return Ok(None);
         };
-        let Some(lic) = self
-            .org_license(&org_id, &claims.license_id.to_string())
-            .await?
-        else {
+        let (id, not_before) = (claims.license_id, claims.not_before);
+        let ends = claims
+            .expires_at
+            .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs))));
+        Ok(Some(KeyFacts {
+            text,
+            org_id,
+            id,
+            not_before,
+            ends,
+        }))
+    }
+
+    /// Finds the license a lease request's key names: the organisation
+    /// whose key signed it and the license, which must be this exact key.
+    async fn find_license(&self, license_key: &str) -> Result<Option<Found>> {
+        let Some(facts) = self.key_facts(license_key).await? else {
             return Ok(None);
         };
-        // The ledger's key, byte for byte: then the claims above are the
-        // ones this service signed. Compared in constant time, like a secret.
-        if !bool::from(lic.record.license_key.as_bytes().ct_eq(text.as_bytes())) {
-            return Ok(None);
-        }
-        Ok(Some(Found {
-            org_id,
-            lic,
-            id: claims.license_id,
-            not_before: claims.not_before,
-            ends: claims
-                .expires_at
-                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
-        }))
+        let lic = self
+            .org_license(&facts.org_id, &facts.id.to_string())
+            .await?;
+        Ok(lic.and_then(|lic| facts.found(lic)))
     }
 
     /// What a check-in needs, in one read: the license a check-in's key
@@ -286,23 +321,14 @@ impl Store {
                  WHERE o.org_id = $1 AND o.license_id = $2"
             )
         });
-        let text = core_license::without_whitespace(license_key);
-        let mut buf = [0u8; MAX_LICENSE_LEN];
-        let Ok(bytes) = core_license::decode_text(&text, &mut buf) else {
-            return Ok(None);
-        };
-        let Ok(unverified) = UnverifiedLicense::from_bytes(bytes) else {
-            return Ok(None);
-        };
-        let claims = *unverified.dangerous_unverified_claims();
-        let Some(org_id) = self.key_org(unverified.key_id()).await? else {
+        let Some(facts) = self.key_facts(license_key).await? else {
             return Ok(None);
         };
         let rows = self
             .fetch_all(
                 sqlx::query(&QUERY)
-                    .bind(org_id.clone())
-                    .bind(claims.license_id.to_string())
+                    .bind(facts.org_id.clone())
+                    .bind(facts.id.to_string())
                     .bind(seat_hex(seat)),
                 "reading a license and its seat",
             )
@@ -310,11 +336,9 @@ impl Store {
         let Some(r) = rows.first() else {
             return Ok(None);
         };
-        let lic = crate::store::org_license_from_row(r)?;
-        // The ledger's key, byte for byte, compared in constant time.
-        if !bool::from(lic.record.license_key.as_bytes().ct_eq(text.as_bytes())) {
+        let Some(found) = facts.found(crate::store::org_license_from_row(r)?) else {
             return Ok(None);
-        }
+        };
         let g = |e| Error::db("reading a license and its seat", e);
         let policy = (
             sqlx::Row::try_get::<Option<i64>, _>(r, "lease_secs")
@@ -334,15 +358,6 @@ impl Store {
                 expires_at: sqlx::Row::try_get(r, "s_expires_at").map_err(g)?,
                 released_at: sqlx::Row::try_get(r, "s_released_at").map_err(g)?,
             }),
-        };
-        let found = Found {
-            org_id,
-            lic,
-            id: claims.license_id,
-            not_before: claims.not_before,
-            ends: claims
-                .expires_at
-                .map(|e| (e, e.saturating_add(u64::from(claims.grace_secs)))),
         };
         Ok(Some((found, policy, seat_row)))
     }
@@ -371,18 +386,10 @@ impl Store {
         &self,
         license_key: &str,
     ) -> Result<std::result::Result<String, SeatRefused>> {
-        let text = core_license::without_whitespace(license_key);
-        let mut buf = [0u8; MAX_LICENSE_LEN];
-        let Some(key_id) = core_license::decode_text(&text, &mut buf)
-            .ok()
-            .and_then(|b| UnverifiedLicense::from_bytes(b).ok())
-            .map(|l| l.key_id())
-        else {
-            return Ok(Err(SeatRefused::UnknownLicense));
-        };
         Ok(self
-            .key_org(key_id)
+            .key_facts(license_key)
             .await?
+            .map(|f| f.org_id)
             .ok_or(SeatRefused::UnknownLicense))
     }
 

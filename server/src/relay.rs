@@ -322,6 +322,23 @@ impl Relay {
         }
     }
 
+    /// The allotment file loaded again if it changed; 503 `allotment-ended`
+    /// past the allotment's end.
+    fn in_force(&self, inner: &mut Inner, now: u64) -> Result<(), Problem> {
+        self.refresh(inner);
+        if now >= inner.allotted.terms.expires_at {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "allotment-ended",
+                format!(
+                    "the relay's seat allotment ended at {}; the vendor signs a new one",
+                    inner.allotted.terms.expires_at
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn license_ok(&self, license_key: &str) -> bool {
         let text = core_license::without_whitespace(license_key);
         bool::from(text.as_bytes().ct_eq(self.opts.license_key.as_bytes()))
@@ -469,15 +486,10 @@ fn lease_response(l: SeatLease, status: StatusCode) -> Response {
     (status, axum::Json(Lease::from(l))).into_response()
 }
 
-fn allotment_ended(a: &Allotted) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "allotment-ended",
-        format!(
-            "the relay's seat allotment ended at {}; the vendor signs a new one",
-            a.terms.expires_at
-        ),
-    )
+fn fingerprint(text: &str) -> Result<Fingerprint, Problem> {
+    text.trim()
+        .parse()
+        .map_err(|_| Problem::invalid("fingerprint: not a device fingerprint (ksfp1.)"))
 }
 
 async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Problem> {
@@ -486,21 +498,14 @@ async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
     if !r.license_ok(&req.license_key) {
         return Err(refused(SeatRefused::UnknownLicense, now));
     }
-    let fp: Fingerprint = req
-        .fingerprint
-        .trim()
-        .parse()
-        .map_err(|_| Problem::invalid("fingerprint: not a device fingerprint (ksfp1.)"))?;
+    let fp = fingerprint(&req.fingerprint)?;
     let instance: PublicKey = req
         .public_key
         .trim()
         .parse()
         .map_err(|_| Problem::invalid("public_key: not an Ed25519 public key (kspub1.)"))?;
     let mut inner = r.inner.lock().await;
-    r.refresh(&mut inner);
-    if now >= inner.allotted.terms.expires_at {
-        return Err(allotment_ended(&inner.allotted));
-    }
+    r.in_force(&mut inner, now)?;
     let (hash, hint) = fp.exact_binding(&r.license_id);
     let device = hex(&hash);
     let floor = now.saturating_sub(SEAT_MARGIN_SECS);
@@ -580,18 +585,11 @@ async fn check_in(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
     if !r.license_ok(&req.license_key) {
         return Err(refused(SeatRefused::UnknownLicense, now));
     }
-    let fp: Fingerprint = req
-        .fingerprint
-        .trim()
-        .parse()
-        .map_err(|_| Problem::invalid("fingerprint: not a device fingerprint (ksfp1.)"))?;
+    let fp = fingerprint(&req.fingerprint)?;
     let seat = parse_seat(&req.seat_id)?;
     let sig = proof_sig(&req.signature)?;
     let mut inner = r.inner.lock().await;
-    r.refresh(&mut inner);
-    if now >= inner.allotted.terms.expires_at {
-        return Err(allotment_ended(&inner.allotted));
-    }
+    r.in_force(&mut inner, now)?;
     let id = seat.to_string();
     let Some(row) = inner.seats.seats.get(&id).cloned() else {
         return Err(refused(SeatRefused::UnknownSeat, now));
