@@ -15,7 +15,8 @@ CONNS=${KEYSEAL_BENCH_CONNECTIONS:-64}
 SEATS=${KEYSEAL_BENCH_SEATS:-1000}
 REQUESTS=${KEYSEAL_BENCH_REQUESTS:-200000}
 PROFILE=release
-if [ "${1:-}" = "--smoke" ]; then SECS=3; CONNS=8; SEATS=20; REQUESTS=4000; PROFILE=debug; fi
+# Smoke: enough signed check-ins for 3 s at several times the debug build's rate.
+if [ "${1:-}" = "--smoke" ]; then SECS=3; CONNS=8; SEATS=40; REQUESTS=12000; PROFILE=debug; fi
 CACHE=${KEYSEAL_CACHE:-$HOME/.cache/keyseal}
 VENV="$CACHE/venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
