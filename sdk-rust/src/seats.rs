@@ -693,10 +693,7 @@ impl OfflineRequest {
     /// license, with a new installation key.
     pub fn new(license_key: &str, fingerprint: &Fingerprint) -> Result<Self, SeatError> {
         let bad = |e: keyseal_core::Error| SeatError::BadAnswer(format!("not a license key: {e}"));
-        let text: String = license_key
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let text = keyseal_core::license::without_whitespace(license_key);
         let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
         let license = keyseal_core::license::decode_text(&text, &mut buf).map_err(bad)?;
         let key = new_key()?;

@@ -539,7 +539,6 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
         .unwrap();
     assert_eq!(lic.lease().unwrap().issued_at(), issued);
     // The older, larger allotment in its place is not taken.
-    std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&file, first["allotment"].as_str().unwrap()).unwrap();
     let _ = client.activate(&key, &device(2)).unwrap();
     let terms = tokio::runtime::Builder::new_current_thread()
