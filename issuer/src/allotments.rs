@@ -191,6 +191,13 @@ impl Store {
         let lid = f.id.to_string();
         let relay_id = relay.key_id().to_string();
         let mut tx = self.begin_write().await?;
+        match crate::seats::state_in_tx(&mut tx, org_id, &lid).await? {
+            None => {}
+            Some(SeatRefused::UnknownLicense) => {
+                return Ok(Signed::Done(Err(AllotRefused::UnknownLicense)));
+            }
+            Some(r) => return Ok(Signed::Done(Err(AllotRefused::License(r)))),
+        }
         let revoked = tx
             .fetch(
                 sqlx::query(

@@ -183,6 +183,42 @@ pub(crate) fn state_refusal(f: &Found, now: u64) -> Option<SeatRefused> {
     None
 }
 
+/// The license's revocation or suspension as the write transaction `tx`
+/// sees it. A lease request reads the license before it takes the ledger's
+/// write lock; asked again under the lock, a revocation or suspension that
+/// any replica committed meanwhile is seen, and the seat (or allotment) is
+/// refused rather than granted for the length of a lease.
+pub(crate) async fn state_in_tx(
+    tx: &mut WriteTx,
+    org_id: &str,
+    lid: &str,
+) -> Result<Option<SeatRefused>> {
+    let rows = tx
+        .fetch(
+            sqlx::query(
+                "SELECT o.suspended_at, (SELECT COUNT(*) FROM revocations r WHERE r.license_id = o.license_id) \
+                 FROM org_licenses o WHERE o.org_id = $1 AND o.license_id = $2",
+            )
+            .bind(org_id.to_owned())
+            .bind(lid.to_owned()),
+            "reading the license's state",
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(Some(SeatRefused::UnknownLicense));
+    };
+    let g = |e| Error::db("reading the license's state", e);
+    let suspended: Option<i64> = sqlx::Row::try_get(r, 0).map_err(g)?;
+    let revoked: i64 = sqlx::Row::try_get(r, 1).map_err(g)?;
+    Ok(if revoked > 0 {
+        Some(SeatRefused::Revoked)
+    } else if suspended.is_some() {
+        Some(SeatRefused::Suspended)
+    } else {
+        None
+    })
+}
+
 /// The time a lease request carries, as a proof's: near the service's clock.
 fn fresh(at: u64, now: u64) -> bool {
     at.abs_diff(now) <= PROOF_WINDOW_SECS
@@ -545,6 +581,9 @@ impl Store {
         let device = crate::fsutil::hex(&binding.0);
         let lid = l.id.to_string();
         let mut tx = self.begin_write().await?;
+        if let Some(r) = state_in_tx(&mut tx, &l.org_id, &lid).await? {
+            return Ok(Signed::Done(Err(r)));
+        }
         let held = seats_in_force(&mut tx, &l.org_id, &lid, now).await?;
         let relays =
             crate::allotments::allotted_in_force(&mut tx, &l.org_id, &lid, now, None).await?;
@@ -876,14 +915,12 @@ impl std::fmt::Debug for CheckInJob {
     }
 }
 
-/// One check-in inside [`Store::check_in_group`]'s transaction: one
-/// statement when the seat is as the request's handler read it and in
-/// force; otherwise the seat is read again to say why not, or to renew a
-/// lapsed seat while one is free.
 /// Renews, in one statement (chunks of [`RENEW_ROWS`]), the seats of the
 /// jobs `which` (at most one a seat) that are as their handlers read them
 /// (same installation key, an older proof, not released) and in force;
-/// answers which of them it renewed.
+/// answers which of them it renewed. A seat of a license revoked or
+/// suspended since its handler read it is not renewed here
+/// ([`apply_check_in`] then refuses it).
 async fn renew_seats(
     tx: &mut WriteTx,
     backend: crate::store::Backend,
@@ -903,6 +940,9 @@ async fn renew_seats(
             ") AS v WHERE seats.org_id = v.column1 AND seats.seat_id = v.column2 \
              AND seats.instance_key = v.column3 AND seats.proof_at < v.column4 \
              AND seats.released_at IS NULL AND seats.expires_at >= v.column7 \
+             AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.license_id = seats.license_id) \
+             AND NOT EXISTS (SELECT 1 FROM org_licenses o WHERE o.org_id = seats.org_id \
+             AND o.license_id = seats.license_id AND o.suspended_at IS NOT NULL) \
              RETURNING seats.org_id, seats.seat_id",
         );
         let mut q = sqlx::query(&sql);
@@ -937,6 +977,11 @@ async fn renew_seats(
 /// Seats renewed by one statement, at most (7 parameters each).
 const RENEW_ROWS: usize = 256;
 
+/// One check-in inside [`Store::check_in_group`]'s transaction: refused if
+/// the license was revoked or suspended since the handler read it; else one
+/// statement when the seat is as the handler read it and in force;
+/// otherwise the seat is read again to say why not, or to renew a lapsed
+/// seat while one is free.
 async fn apply_check_in(
     tx: &mut WriteTx,
     signer: &Signer,
@@ -956,6 +1001,10 @@ async fn apply_check_in(
         return Ok(Signed::KeyRotated {
             key_id: signer.key_id(),
         });
+    }
+    let lid = l.id.to_string();
+    if let Some(r) = state_in_tx(tx, &l.org_id, &lid).await? {
+        return Ok(Signed::Done(Err(r)));
     }
     // Renewed if still as the handler read it, and in force.
     let renewed = tx
@@ -978,7 +1027,6 @@ async fn apply_check_in(
         return Ok(Signed::Done(Ok(out.clone())));
     }
     // Not as read, or lapsed: decide from the seat as it is now.
-    let lid = l.id.to_string();
     let row = match seat_row(tx, &l.org_id, &lid, seat).await? {
         Ok(r) => r,
         Err(refused) => return Ok(Signed::Done(Err(refused))),

@@ -587,3 +587,75 @@ async fn a_group_of_check_ins_sees_its_own_writes() {
         "{out:?}"
     );
 }
+
+/// A check-in its handler prepared before the license was suspended or
+/// revoked is refused when its group commits: the state is read again
+/// under the ledger's write lock, so no lease outlives a revocation that
+/// committed first.
+#[tokio::test]
+async fn a_check_in_prepared_before_a_revocation_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&tmp.path().join("r.db"), true)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (signer, org, key) = ledger(&store).await;
+    let lid = lease_license_id(&key);
+    let seat = activate(&store, &signer, &key, 1, T0).await.unwrap();
+    let prepare = |at: u64| {
+        let (store, signer, key, seat) = (&store, &signer, &key, &seat);
+        async move {
+            let sig =
+                hex(&instance(1).sign_raw(&check_in_message(seat.seat_id.parse().unwrap(), at)));
+            store
+                .check_in_prepare(
+                    signer,
+                    key,
+                    &device(1).to_string(),
+                    &seat.seat_id,
+                    at,
+                    &sig,
+                    at,
+                )
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let job = prepare(T0 + 10).await;
+    store
+        .org_set_suspended(&org, &lid, true, &ctx(T0 + 10))
+        .await
+        .unwrap()
+        .unwrap();
+    let out = store
+        .check_in_group(vec![(signer.clone(), job)], T0 + 10)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], Signed::Done(Err(SeatRefused::Suspended))),
+        "{out:?}"
+    );
+    store
+        .org_set_suspended(&org, &lid, false, &ctx(T0 + 11))
+        .await
+        .unwrap()
+        .unwrap();
+    // Two in one group: the batched statement and the one-by-one path
+    // (the same seat twice) both see the revocation.
+    let (a, b) = (prepare(T0 + 20).await, prepare(T0 + 21).await);
+    store
+        .revoke_license(&org, &lid, "refund", &ctx(T0 + 20))
+        .await
+        .unwrap();
+    let out = store
+        .check_in_group(vec![(signer.clone(), a), (signer.clone(), b)], T0 + 21)
+        .await
+        .unwrap();
+    for o in &out {
+        assert!(
+            matches!(o, Signed::Done(Err(SeatRefused::Revoked))),
+            "{out:?}"
+        );
+    }
+}
