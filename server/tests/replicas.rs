@@ -34,7 +34,7 @@ impl Drop for Replica {
     }
 }
 
-fn replica(vault_dir: PathBuf, url: String) -> Replica {
+fn replica_with(vault_dir: PathBuf, url: String, network: keyseal_server::Network) -> Replica {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
@@ -53,7 +53,7 @@ fn replica(vault_dir: PathBuf, url: String) -> Replica {
                 auth_failures_per_minute: None,
                 drain_timeout: None,
                 list_refresh: None,
-                network: Default::default(),
+                network,
             };
             let mut svc = Service::open(opts).await.expect("open replica");
             let token = svc.take_admin_token();
@@ -84,6 +84,13 @@ fn replica(vault_dir: PathBuf, url: String) -> Replica {
 /// Two replicas on a fresh PostgreSQL database and one vault directory (A
 /// started first), or `None` when `KEYSEAL_TEST_POSTGRES_URL` is not set.
 fn two_replicas() -> Option<(tempfile::TempDir, Replica, Replica)> {
+    two_replicas_with(keyseal_server::Network::default())
+}
+
+/// [`two_replicas`] with these network settings.
+fn two_replicas_with(
+    network: keyseal_server::Network,
+) -> Option<(tempfile::TempDir, Replica, Replica)> {
     if std::env::var("KEYSEAL_TEST_POSTGRES_URL").is_err() {
         eprintln!("skipped: KEYSEAL_TEST_POSTGRES_URL is not set");
         return None;
@@ -95,8 +102,8 @@ fn two_replicas() -> Option<(tempfile::TempDir, Replica, Replica)> {
         .block_on(common::fresh_postgres());
     let dir = tempfile::tempdir().unwrap();
     let vault = dir.path().join("vault");
-    let a = replica(vault.clone(), url.clone());
-    let b = replica(vault, url);
+    let a = replica_with(vault.clone(), url.clone(), network.clone());
+    let b = replica_with(vault, url, network);
     Some((dir, a, b))
 }
 
@@ -782,4 +789,316 @@ fn check_ins_through_two_replicas_renew_once_each() {
         }
     });
     assert_eq!(renewed, devices.len());
+}
+
+/// No public rate limits: these tests ask as fast as they can from one
+/// address.
+fn unlimited() -> keyseal_server::Network {
+    keyseal_server::Network {
+        public_requests_per_second: 0,
+        lease_requests_per_license_per_minute: 0,
+        trial_requests_per_client_per_minute: 0,
+        ..keyseal_server::Network::default()
+    }
+}
+
+/// A license of product `acme-cad` with `seats` seats, through `addr`:
+/// its key and id.
+fn seat_license(addr: SocketAddr, token: &str, seats: u64) -> (String, String) {
+    let _ = post(
+        addr,
+        "/v1/products",
+        token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let cus = post(addr, "/v1/customers", token, &json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        addr,
+        "/v1/licenses",
+        token,
+        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "30d", "max_devices": seats }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    (
+        j["license_key"].as_str().unwrap().to_owned(),
+        j["license_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Device `n`'s activation request for `key`: fingerprint, installation key.
+fn activation(key: &str, n: u32) -> serde_json::Value {
+    use keyseal_core::{Fingerprint, SigningKey};
+    let fp = Fingerprint::from_components(&[Fingerprint::component(
+        "acme-cad",
+        "machine-id",
+        &n.to_be_bytes(),
+    )])
+    .unwrap();
+    let mut seed = [9u8; 32];
+    seed[..4].copy_from_slice(&n.to_be_bytes());
+    let me = SigningKey::from_seed(&seed).unwrap();
+    json!({"license_key": key, "fingerprint": fp.to_string(), "public_key": me.public_key().to_string()})
+}
+
+/// Relay `n`'s public key (`kspub1.`).
+fn relay_key(n: u32) -> String {
+    let mut seed = [11u8; 32];
+    seed[..4].copy_from_slice(&n.to_be_bytes());
+    keyseal_core::SigningKey::from_seed(&seed)
+        .unwrap()
+        .public_key()
+        .to_string()
+}
+
+fn public(addr: SocketAddr, path: &str, body: &serde_json::Value) -> common::Resp {
+    common::req(
+        addr,
+        "POST",
+        path,
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        &[],
+    )
+}
+
+/// The organisation's audit log, oldest first (one chain, in commit order).
+fn audit_log(addr: SocketAddr, token: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(addr, &format!("/v1/audit?limit=100{cursor}"), token).json();
+        out.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+/// Twelve devices and eight relays (two seats each) ask two replicas at
+/// once for seats of one 10-seat license: the audit log, in commit order,
+/// never shows leases and allotments holding more than ten seats, and the
+/// seats all went to someone.
+#[test]
+fn leases_and_allotments_through_two_replicas_never_exceed_the_seats() {
+    let Some((_dir, a, b)) = two_replicas_with(unlimited()) else {
+        return;
+    };
+    let token = a.token.clone().expect("admin token");
+    let (key, lid) = seat_license(a.addr, &token, 10);
+    let barrier = std::sync::Barrier::new(20);
+    std::thread::scope(|sc| {
+        for n in 0..12u32 {
+            let (key, barrier) = (&key, &barrier);
+            let addr = if n % 2 == 0 { a.addr } else { b.addr };
+            sc.spawn(move || {
+                barrier.wait();
+                let r = public(addr, "/v1/public/leases", &activation(key, n));
+                if r.status != 201 {
+                    r.problem(409, "seat-limit");
+                }
+            });
+        }
+        for n in 0..8u32 {
+            let (lid, token, barrier) = (&lid, &token, &barrier);
+            let addr = if n % 2 == 0 { b.addr } else { a.addr };
+            sc.spawn(move || {
+                barrier.wait();
+                let r = post(
+                    addr,
+                    &format!("/v1/licenses/{lid}/allotments"),
+                    token,
+                    &json!({"relay_key": relay_key(n), "seats": 2}),
+                );
+                if r.status != 201 {
+                    r.problem(409, "seat-limit");
+                }
+            });
+        }
+    });
+    let mut held = 0u64;
+    for e in audit_log(b.addr, &token) {
+        match e["action"].as_str().unwrap() {
+            "seat.activate" if e["details"]["again"] == json!(false) => held += 1,
+            "allotment.grant" => held += e["details"]["seats"].as_u64().unwrap(),
+            _ => {}
+        }
+        assert!(held <= 10, "{held} seats held at {}", e["seq"]);
+    }
+    // Two-seat allotments may leave one seat that only a device could take.
+    assert!(held >= 9, "{held} of 10 seats went to someone");
+}
+
+/// A license revoked through one replica while devices activate and
+/// relays ask for allotments through both, as fast as they can: in the
+/// audit log (commit order) no seat or allotment of it comes after its
+/// revocation, every request is answered (201, or a refusal; never a
+/// 5xx), and the requests after it are refused.
+#[test]
+fn nothing_is_granted_after_a_revocation_through_another_replica() {
+    let Some((_dir, a, b)) = two_replicas_with(unlimited()) else {
+        return;
+    };
+    let token = a.token.clone().expect("admin token");
+    let (key, lid) = seat_license(a.addr, &token, 1_000);
+    let revoked = std::sync::atomic::AtomicBool::new(false);
+    let granted = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|sc| {
+        for t in 0..6u32 {
+            let (key, lid, token, revoked, granted) = (&key, &lid, &token, &revoked, &granted);
+            let addr = if t % 2 == 0 { a.addr } else { b.addr };
+            sc.spawn(move || {
+                for k in 0..400u32 {
+                    let n = t * 1_000 + k;
+                    let after = revoked.load(std::sync::atomic::Ordering::SeqCst);
+                    let r = if t < 4 {
+                        public(addr, "/v1/public/leases", &activation(key, n))
+                    } else {
+                        post(
+                            addr,
+                            &format!("/v1/licenses/{lid}/allotments"),
+                            token,
+                            &json!({"relay_key": relay_key(n), "seats": 1}),
+                        )
+                    };
+                    if r.status == 201 {
+                        assert!(
+                            !after,
+                            "granted after the revocation answered: {}",
+                            r.text()
+                        );
+                        granted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        continue;
+                    }
+                    assert!(
+                        r.status == 403 || r.status == 409,
+                        "{} {}",
+                        r.status,
+                        r.text()
+                    );
+                    if after {
+                        break;
+                    }
+                }
+            });
+        }
+        // Revoke once requests are flowing.
+        while granted.load(std::sync::atomic::Ordering::SeqCst) < 30 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let r = post(
+            b.addr,
+            &format!("/v1/licenses/{lid}/revoke"),
+            &token,
+            &json!({"reason": "refund"}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let log = audit_log(a.addr, &token);
+    let at = log
+        .iter()
+        .position(|e| {
+            e["action"] == json!("license.revoke") && e["details"]["license_id"] == json!(lid)
+        })
+        .expect("the revocation is in the audit log");
+    let before = log[..at]
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["action"].as_str(),
+                Some("seat.activate" | "allotment.grant")
+            )
+        })
+        .count();
+    assert!(before >= 30, "{before} grants before the revocation");
+    for e in &log[at..] {
+        assert!(
+            !matches!(
+                e["action"].as_str(),
+                Some("seat.activate" | "allotment.grant")
+            ),
+            "granted after the revocation: {e}"
+        );
+    }
+}
+
+/// Devices ask both replicas at once for a trial, each with its exact
+/// fingerprint or with one component changed (a new network card): each
+/// device gets one trial license, whichever replica answered, and every
+/// other answer is that same key again (the same fingerprint) or
+/// `trial-used`.
+#[test]
+fn one_trial_per_device_through_two_replicas() {
+    use keyseal_core::Fingerprint;
+    let Some((_dir, a, b)) = two_replicas_with(unlimited()) else {
+        return;
+    };
+    let token = a.token.clone().expect("admin token");
+    let _ = post(
+        a.addr,
+        "/v1/products",
+        &token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let r = post(
+        b.addr,
+        "/v1/products/acme-cad/trial-policy",
+        &token,
+        &json!({"enabled": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let org = get(a.addr, "/v1/tokens", &token).json()["items"][0]["org_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let part = |m: u32, kind: &str, v: u32| {
+        Fingerprint::component("acme-cad", kind, format!("{m}-{kind}-{v}").as_bytes())
+    };
+    std::thread::scope(|sc| {
+        for m in 0..4u32 {
+            let org = &org;
+            sc.spawn(move || {
+                let barrier = std::sync::Barrier::new(8);
+                let answers: Vec<common::Resp> = std::thread::scope(|inner| {
+                    let handles: Vec<_> = (0..8u32)
+                        .map(|k| {
+                            let barrier = &barrier;
+                            // Half the requests with another network card.
+                            let fp = Fingerprint::from_components(&[
+                                part(m, "machine-id", 0),
+                                part(m, "dmi-product-uuid", 0),
+                                part(m, "mac", k % 2),
+                            ])
+                            .unwrap();
+                            let addr = if k % 4 < 2 { a.addr } else { b.addr };
+                            inner.spawn(move || {
+                                barrier.wait();
+                                public(
+                                    addr,
+                                    "/v1/public/trials",
+                                    &json!({"org_id": org, "product": "acme-cad", "fingerprint": fp.to_string()}),
+                                )
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                let minted: Vec<_> = answers.iter().filter(|r| r.status == 201).collect();
+                assert_eq!(minted.len(), 1, "device {m}: {:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+                let key = minted[0].json()["license_key"].clone();
+                for r in &answers {
+                    match r.status {
+                        201 => {}
+                        200 => assert_eq!(r.json()["license_key"], key, "device {m}"),
+                        _ => r.problem(409, "trial-used"),
+                    }
+                }
+            });
+        }
+    });
 }
