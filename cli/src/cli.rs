@@ -758,10 +758,14 @@ pub enum RelayCommand {
     Init(RelayInitArgs),
     /// Serve leases to apps on the LAN under the vendor's allotment.
     #[command(after_help = "Examples:\n  \
-        keyseal relay serve --dir /var/lib/keyseal-relay --keyring keyring.txt --license license.txt \\\n      --allotment allotment.txt --listen 0.0.0.0:8390\n\n\
+        keyseal relay serve --dir /var/lib/keyseal-relay --keyring keyring.txt --license license.txt \\\n      --allotment allotment.txt --listen 0.0.0.0:8390\n  \
+        keyseal relay serve --dir /var/lib/keyseal-relay --keyring keyring.txt --license license.txt \\\n      --allotment allotment.txt --renew-from https://licensing.example.com\n\n\
         Apps use it as they use the vendor's service (the SDKs' seat clients, with the relay's address). \
-        Its leases carry the allotment and verify with the vendor's keyring. Replace the allotment file \
-        with the vendor's renewal before it ends: the relay loads it at its next request. \
+        Its leases carry the allotment and verify with the vendor's keyring. With --renew-from the relay \
+        renews its allotment from the vendor's service once half of it has run (the vendor's last \
+        allotment to it: a smaller one shrinks it, a revoked relay or license stops it); without, replace \
+        the allotment file with the vendor's renewal before it ends. Either way the relay loads the file \
+        at its next request. \
         Stop with Ctrl-C or SIGTERM; the seats it leased are kept in its directory.")]
     Serve(RelayServeArgs),
 }
@@ -798,6 +802,10 @@ pub struct RelayServeArgs {
     /// Seconds a lease holds past its renew time when check-ins fail.
     #[arg(long, default_value_t = keyseal_server::relay::DEFAULT_RELAY_GRACE_SECS, value_name = "SECS")]
     pub grace_secs: u64,
+    /// The vendor's service (base URL): renew the allotment online once half of it has run,
+    /// into the --allotment file. Without it, the vendor's new allotment file replaces the old.
+    #[arg(long, value_name = "URL")]
+    pub renew_from: Option<String>,
 }
 
 /// `keyseal revoke`.

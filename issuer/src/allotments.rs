@@ -12,6 +12,14 @@
 //! seats only when the larger one ends (allotments are short: a week by
 //! default). A revoked relay key gets no further allotment.
 //!
+//! **Renewal.** The vendor grants an allotment (`Store::allot_seats`: the
+//! seats and the validity); the relay renews it online before it ends
+//! (`Store::renew_allotment`), proving it holds the relay key and the
+//! license key, and gets the seats and validity of the vendor's last grant
+//! to it again. So the vendor shrinks a relay by granting a smaller allotment,
+//! and stops it by revoking its key (or the license): each takes effect at
+//! the relay's next renewal.
+//!
 //! What a relay does with its seats is the relay's to keep (apps see one
 //! lease at a time): docs/FORMAT.md says what that trusts and how the
 //! vendor bounds it.
@@ -33,6 +41,25 @@ pub const MIN_ALLOTMENT_SECS: u64 = 3_600;
 /// Longest allotment validity: 90 days (a vendor revokes or shrinks an
 /// allotment only at its end).
 pub const MAX_ALLOTMENT_SECS: u64 = 90 * 86_400;
+
+const RENEWAL_DOMAIN: &[u8] = b"keyseal/allotment-renewal/v1\0";
+
+/// What a relay signs, with its key, to renew its allotment of a license:
+/// `"keyseal/allotment-renewal/v1\0" || license id (16 bytes) || relay
+/// public key (32 bytes) || at (8 bytes, big-endian unix seconds)`.
+#[must_use]
+pub fn renewal_message(
+    license_id: keyseal_core::LicenseId,
+    relay_key: &PublicKey,
+    at: u64,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(RENEWAL_DOMAIN.len() + 56);
+    m.extend_from_slice(RENEWAL_DOMAIN);
+    m.extend_from_slice(&license_id.to_bytes());
+    m.extend_from_slice(&relay_key.to_bytes());
+    m.extend_from_slice(&at.to_be_bytes());
+    m
+}
 
 /// A signed allotment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +98,18 @@ pub enum AllotRefused {
     },
     /// The vendor revoked this relay key.
     RelayRevoked,
+    /// A renewal for a relay key that has no allotment of this license.
+    UnknownRelay,
+    /// A renewal whose signature does not verify with the relay key, or
+    /// whose time is too far from the service's clock or not after the
+    /// relay's last renewal (a replay).
+    BadProof(&'static str),
+}
+
+/// What an allotment is for: the vendor's grant, or the relay's renewal.
+enum Ask {
+    Grant { seats: u64, secs: u64 },
+    Renewal { at: u64 },
 }
 
 /// An allotment in the ledger, for listings.
@@ -141,6 +180,49 @@ pub(crate) async fn allotted_in_force(
     Ok(out)
 }
 
+/// The vendor's last grant to a relay of a license's seats, which its
+/// renewals copy.
+struct Last {
+    seats: u64,
+    /// Its validity, in seconds.
+    secs: u64,
+    /// When the relay signed its last renewal, if it renewed.
+    proof_at: Option<u64>,
+}
+
+async fn last_allotment(
+    tx: &mut WriteTx,
+    org_id: &str,
+    lid: &str,
+    relay_id: &str,
+) -> Result<Option<Last>> {
+    let rows = tx
+        .fetch(
+            sqlx::query(
+                "SELECT seats, expires_at - issued_at, \
+                 (SELECT MAX(proof_at) FROM allotments p WHERE p.org_id = $1 AND p.license_id = $2 AND p.relay_key_id = $3) \
+                 FROM allotments WHERE org_id = $1 AND license_id = $2 AND relay_key_id = $3 \
+                 AND proof_at IS NULL ORDER BY issued_at DESC, allotment_id LIMIT 1",
+            )
+            .bind(org_id.to_owned())
+            .bind(lid.to_owned())
+            .bind(relay_id.to_owned()),
+            "reading allotments",
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let g = |e| Error::db("reading allotments", e);
+    Ok(Some(Last {
+        seats: u(sqlx::Row::try_get(r, 0).map_err(g)?),
+        secs: u(sqlx::Row::try_get(r, 1).map_err(g)?),
+        proof_at: sqlx::Row::try_get::<Option<i64>, _>(r, 2)
+            .map_err(g)?
+            .map(u),
+    }))
+}
+
 fn parse_relay_key(text: &str) -> Result<PublicKey> {
     text.trim().parse().map_err(|_| {
         Error::invalid(
@@ -181,10 +263,64 @@ impl Store {
                 ),
             ));
         }
-        let now = ctx.now;
         let Some(f) = self.org_found(org_id, license_id, |_| true).await? else {
             return Ok(Signed::Done(Err(AllotRefused::UnknownLicense)));
         };
+        self.allot(signer, f, relay, Ask::Grant { seats, secs }, ctx)
+            .await
+    }
+
+    /// Renews the allotment of the relay with public key `relay_key` for
+    /// the license `license_key` (the relay holds it: `keyseal relay serve
+    /// --renew-from`), with the seats and validity of the vendor's last
+    /// grant to it ([`Store::allot_seats`]), signed by `signer` (the active key of the organisation
+    /// whose key signed the license, [`Store::lease_org`]). The request
+    /// must be signed by the relay key over [`renewal_message`] at `at`,
+    /// within [`crate::seats::PROOF_WINDOW_SECS`] of the service's clock
+    /// and after the relay's last renewal. Refused as a grant is (the
+    /// license's state, free seats, a revoked relay), and for a relay with
+    /// no allotment of this license. Audited.
+    pub async fn renew_allotment(
+        &self,
+        signer: &Signer,
+        license_key: &str,
+        relay_key: &str,
+        at: u64,
+        signature: &str,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<Allotment, AllotRefused>>> {
+        let relay = parse_relay_key(relay_key)?;
+        let sig = crate::seats::parse_signature(signature)?;
+        let Some(f) = self.find_license(license_key).await? else {
+            return Ok(Signed::Done(Err(AllotRefused::UnknownLicense)));
+        };
+        if at.abs_diff(ctx.now) > crate::seats::PROOF_WINDOW_SECS {
+            return Ok(Signed::Done(Err(AllotRefused::BadProof(
+                "the request's time is more than 300 s from the service's clock",
+            ))));
+        }
+        if relay
+            .verify_strict(&renewal_message(f.id, &relay, at), &sig)
+            .is_err()
+        {
+            return Ok(Signed::Done(Err(AllotRefused::BadProof(
+                "the signature does not verify with the relay key",
+            ))));
+        }
+        self.allot(signer, f, relay, Ask::Renewal { at }, ctx).await
+    }
+
+    /// Signs and records an allotment of `f`'s seats to `relay`.
+    async fn allot(
+        &self,
+        signer: &Signer,
+        f: crate::seats::Found,
+        relay: PublicKey,
+        ask: Ask,
+        ctx: &Context,
+    ) -> Result<Signed<std::result::Result<Allotment, AllotRefused>>> {
+        let now = ctx.now;
+        let org_id = f.org_id.as_str();
         if let Some(r) = state_refusal(&f, now) {
             return Ok(Signed::Done(Err(AllotRefused::License(r))));
         }
@@ -213,6 +349,18 @@ impl Store {
         if !revoked.is_empty() {
             return Ok(Signed::Done(Err(AllotRefused::RelayRevoked)));
         }
+        let (seats, secs, proof_at) = match ask {
+            Ask::Grant { seats, secs } => (seats, secs, None),
+            Ask::Renewal { at } => match last_allotment(&mut tx, org_id, &lid, &relay_id).await? {
+                None => return Ok(Signed::Done(Err(AllotRefused::UnknownRelay))),
+                Some(last) if last.proof_at.is_some_and(|p| at <= p) => {
+                    return Ok(Signed::Done(Err(AllotRefused::BadProof(
+                        "the request's time is not after the relay's last renewal (a replay?)",
+                    ))));
+                }
+                Some(last) => (last.seats, last.secs, Some(at)),
+            },
+        };
         let leases = seats_in_force(&mut tx, org_id, &lid, now).await?.len() as u64;
         let others = allotted_in_force(&mut tx, org_id, &lid, now, Some(&relay_id))
             .await?
@@ -245,8 +393,8 @@ impl Store {
         let allotment_id = crate::fsutil::hex(&id);
         tx.exec(
             sqlx::query(
-                "INSERT INTO allotments (allotment_id, org_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO allotments (allotment_id, org_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at, proof_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(allotment_id.clone())
             .bind(org_id.to_owned())
@@ -255,13 +403,14 @@ impl Store {
             .bind(relay_id.clone())
             .bind(i(seats))
             .bind(i(terms.issued_at))
-            .bind(i(terms.expires_at)),
+            .bind(i(terms.expires_at))
+            .bind(proof_at.map(i)),
             "recording the allotment",
         )
         .await?;
         tx.audit(
             ctx,
-            "allotment.grant",
+            if proof_at.is_some() { "allotment.renew" } else { "allotment.grant" },
             &json!({ "org_id": org_id, "license_id": lid, "allotment_id": allotment_id, "relay_key_id": relay_id, "seats": seats, "expires_at": terms.expires_at }),
         )
         .await?;

@@ -324,7 +324,7 @@ impl Store {
 
     /// Finds the license a lease request's key names: the organisation
     /// whose key signed it and the license, which must be this exact key.
-    async fn find_license(&self, license_key: &str) -> Result<Option<Found>> {
+    pub(crate) async fn find_license(&self, license_key: &str) -> Result<Option<Found>> {
         let Some(facts) = self.key_facts(license_key).await? else {
             return Ok(None);
         };

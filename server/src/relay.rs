@@ -15,11 +15,17 @@
 //! and synced before each answer, so a relay killed and restarted holds
 //! the same seats. Requests are served one at a time (a LAN's worth).
 //!
-//! **Renewal.** The vendor signs a new allotment before the current one
-//! ends (`keyseal allot`, or `POST /v1/licenses/{id}/allotments`); put the
-//! file in place of the old one and the relay loads it at its next request
-//! (a file that does not verify, or is older than the one in force, is
-//! logged and ignored). A smaller allotment takes effect at once: no new
+//! **Renewal.** Online, the relay renews its allotment itself once half of
+//! it has run ([`Relay::renew`], [`keep_renewed`]; `keyseal relay serve
+//! --renew-from URL`): it signs a request with its key
+//! (`POST /v1/public/allotments/renew`) and gets the seats and validity of
+//! the vendor's last allotment to it again, so the vendor shrinks it or
+//! stops it (revoking its key or the license) at that renewal. Offline,
+//! the vendor signs a new allotment before the current one ends
+//! (`keyseal allot`, or `POST /v1/licenses/{id}/allotments`) and the file
+//! replaces the old one. Either way the relay loads the file at its next
+//! request (a file that does not verify, or is older than the one in
+//! force, is logged and ignored). A smaller allotment takes effect at once: no new
 //! seat while the seats in force fill it, and those beyond it are given up
 //! at their next check-in (leases already signed run to their end).
 
@@ -160,7 +166,14 @@ pub struct RelayOptions {
     pub grace_secs: u64,
     /// The clock (unix seconds); tests inject one.
     pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+    /// The vendor's service (its base URL, `https://...`), if the relay
+    /// renews its allotment online ([`Relay::renew`]).
+    pub renew_from: Option<String>,
 }
+
+/// How often a relay that renews online ([`keep_renewed`]) looks whether
+/// its allotment is due, and retries a renewal that failed: a minute.
+pub const RENEW_CHECK_SECS: u64 = 60;
 
 /// A seat the relay leased.
 #[derive(Serialize, Deserialize, Clone)]
@@ -192,6 +205,9 @@ struct Inner {
     seen: String,
     seats: SeatFile,
     allotted: Allotted,
+    /// The time the relay's last renewal request carried: the next must be
+    /// later (the service refuses a replay).
+    renewed_at: u64,
 }
 
 /// A running relay's state.
@@ -263,6 +279,7 @@ impl Relay {
                 seen,
                 seats,
                 allotted,
+                renewed_at: 0,
             }),
             opts: RelayOptions {
                 license_key: text,
@@ -284,6 +301,81 @@ impl Relay {
     /// The allotment's terms now in force.
     pub async fn allotment(&self) -> AllotmentTerms {
         self.inner.lock().await.allotted.terms
+    }
+
+    /// Whether the allotment in force is due for renewal: half of its
+    /// validity has run.
+    pub async fn renewal_due(&self) -> bool {
+        let t = self.inner.lock().await.allotted.terms;
+        let half = t.issued_at + (t.expires_at.saturating_sub(t.issued_at)) / 2;
+        (self.opts.clock)() >= half
+    }
+
+    /// Renews the allotment online: asks the vendor's service
+    /// ([`RelayOptions::renew_from`]) for the next one with a request
+    /// signed by the relay's key, checks it as a file's, writes it to the
+    /// allotment file (atomically: a new file renamed over the old) and
+    /// puts it in force. The vendor's refusal (`relay-revoked`,
+    /// `license-revoked`, `seat-limit`...) or an unreachable service is an
+    /// error, and the allotment in force stays until its end.
+    pub async fn renew(&self) -> Result<AllotmentTerms, RelayError> {
+        let Some(base) = self.opts.renew_from.clone() else {
+            return Err(err("the relay has no service to renew from (--renew-from)"));
+        };
+        let at = {
+            let mut inner = self.inner.lock().await;
+            let at = (self.opts.clock)().max(inner.renewed_at.saturating_add(1));
+            inner.renewed_at = at;
+            at
+        };
+        let relay_key = self.key.public_key();
+        let sig = self
+            .key
+            .sign_raw(&keyseal_issuer::allotments::renewal_message(
+                self.license_id,
+                &relay_key,
+                at,
+            ));
+        let body = serde_json::json!({
+            "license_key": self.opts.license_key,
+            "relay_key": relay_key.to_string(),
+            "at": at,
+            "signature": hex(&sig),
+        })
+        .to_string();
+        let url = format!("{}/v1/public/allotments/renew", base.trim_end_matches('/'));
+        let (status, answer) = tokio::task::spawn_blocking(move || {
+            use keyseal::seats::Transport as _;
+            keyseal::seats::UreqTransport::default().post_json(&url, &body)
+        })
+        .await
+        .map_err(|e| err(format!("the renewal request: {e}")))?
+        .map_err(|e| err(format!("the vendor's service at {base}: {e}")))?;
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        if status != 201 {
+            return Err(err(format!(
+                "the vendor's service refused the renewal ({status} {}): {}",
+                answer["type"]
+                    .as_str()
+                    .map_or("", |t| t.rsplit(':').next().unwrap_or(t)),
+                answer["detail"].as_str().unwrap_or("no detail")
+            )));
+        }
+        let text = answer["allotment"]
+            .as_str()
+            .ok_or_else(|| err("the vendor's service answered no allotment"))?;
+        let a = parse_allotment(text, &self.keyring, &self.product, self.license_id)
+            .map_err(|e| err(format!("the renewed allotment: {e}")))?;
+        if a.terms.relay_key != relay_key.to_bytes() {
+            return Err(err("the renewed allotment is for another relay key"));
+        }
+        let path = &self.opts.allotment;
+        let tmp = path.with_extension("renewing");
+        replace_synced(path, &tmp, format!("{}\n", text.trim()).as_bytes())
+            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let mut inner = self.inner.lock().await;
+        self.refresh(&mut inner);
+        Ok(inner.allotted.terms)
     }
 
     /// Loads the allotment file again if its text changed, and puts it in
@@ -406,6 +498,48 @@ pub async fn serve(
         .await
 }
 
+/// Renews `relay`'s allotment online whenever it is due
+/// ([`Relay::renewal_due`]), looking every `every` (and at once), until the
+/// future is dropped; a failed renewal is logged and tried again at the
+/// next look.
+pub async fn keep_renewed(relay: Arc<Relay>, every: std::time::Duration) {
+    loop {
+        if relay.renewal_due().await {
+            match relay.renew().await {
+                Ok(t) => tracing::info!(
+                    seats = t.seats,
+                    expires_at = t.expires_at,
+                    "relay: allotment renewed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "relay: renewal failed; trying again"),
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Replaces the file at `path` with `bytes` whole or not at all: written
+/// to `tmp` (in the same directory) and synced, renamed over `path`, the
+/// directory synced.
+fn replace_synced(path: &Path, tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    {
+        let mut f = std::fs::File::create(tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, path)?;
+    #[cfg(unix)]
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// The allotment file's text (at most 4 KiB read: an allotment is about
 /// 200 characters).
 fn read_text(path: &Path) -> Result<String, RelayError> {
@@ -467,15 +601,7 @@ fn read_seats(dir: &Path, license_id: LicenseId) -> Result<SeatFile, RelayError>
 fn write_seats(dir: &Path, seats: &SeatFile) -> std::io::Result<()> {
     let tmp = dir.join(format!("{STATE_FILE}.tmp"));
     let body = serde_json::to_vec(seats).map_err(std::io::Error::other)?;
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, &body)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(STATE_FILE))?;
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    replace_synced(&dir.join(STATE_FILE), &tmp, &body)
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, Problem> {

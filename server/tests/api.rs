@@ -134,6 +134,7 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/audit", &["get"]),
             ("/v1/licenses/{id}/allotments", &["get", "post"]),
             ("/v1/licenses/{id}/relays/{relay_key_id}/revoke", &["post"]),
+            ("/v1/public/allotments/renew", &["post"]),
         ] {
             for m in methods {
                 assert!(
@@ -142,7 +143,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 37);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 38);
         // Every operation says what it is, for people and for generated
         // clients: a unique camel-case id, a summary, a description, a tag.
         let mut ids = std::collections::BTreeSet::new();

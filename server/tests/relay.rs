@@ -122,6 +122,7 @@ fn options(
         lease_secs: 600,
         grace_secs: 300,
         clock: Arc::new(move || clock.load(Ordering::SeqCst)),
+        renew_from: None,
     }
 }
 
@@ -682,4 +683,163 @@ fn a_smaller_allotment_gives_up_seats_and_one_relay_holds_a_directory() {
     let (n, seat) = seats.iter_mut().find(|(n, _)| kept.contains(n)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     client.check_in(&key, &device(*n), seat).unwrap();
+}
+
+/// A relay with `renew_from` renews its allotment from the vendor's service
+/// (the vendor's clock and the relay's move together): as the vendor last
+/// allotted it (a smaller allotment shrinks it), by itself once half of
+/// the allotment has run, into its allotment file; a replayed, forged or
+/// stranger's renewal is refused, and a revoked relay is stopped while the
+/// allotment in force stays.
+#[test]
+fn a_relay_renews_its_allotment_online_as_the_vendor_last_allotted() {
+    for backend in common::backend_list() {
+        renews_online(backend);
+    }
+}
+
+fn renews_online(backend: common::Backend) {
+    let (offset, service_clock) = common::offset_clock();
+    let s = common::start_with_clock(backend, service_clock);
+    let addr = s.addr;
+    let (key, lid) = license(addr, &s.admin, 10);
+    let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let relay_key = relay::init(dir.path()).unwrap();
+    let grant = |seats: u64, secs: u64| {
+        let a = post(
+            addr,
+            &format!("/v1/licenses/{lid}/allotments"),
+            &s.admin,
+            &json!({"relay_key": relay_key.to_string(), "seats": seats, "secs": secs}),
+        );
+        assert_eq!(a.status, 201, "{}", a.text());
+        a.json()["allotment"].as_str().unwrap().to_owned()
+    };
+    let file = dir.path().join("allotment.txt");
+    std::fs::write(&file, grant(4, 7_200)).unwrap();
+    let clock = Arc::new(AtomicU64::new(common::now()));
+    let mut o = options(dir.path(), &keyring, &key, &file, &clock);
+    o.renew_from = Some(format!("http://{addr}/"));
+    let relay = Relay::open(o).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = rt.block_on(relay.allotment());
+    assert!(!rt.block_on(relay.renewal_due()));
+
+    // Renewed now: four seats for two hours again, signed later, written
+    // to the file (which the relay would load again unchanged).
+    clock.fetch_add(1, Ordering::SeqCst);
+    offset.fetch_add(1, Ordering::SeqCst);
+    let t = rt.block_on(relay.renew()).unwrap();
+    assert_eq!((t.seats, t.expires_at - t.issued_at), (4, 7_200));
+    assert!(t.issued_at > first.issued_at);
+    assert_eq!(rt.block_on(relay.allotment()), t);
+    let on_disk = std::fs::read_to_string(&file).unwrap();
+    assert!(on_disk.trim().starts_with("ksallot1."), "{on_disk}");
+
+    // The vendor shrinks the relay: its next renewal has two seats for an
+    // hour, whatever the relay held.
+    let _ = grant(2, 3_600);
+    let t = rt.block_on(relay.renew()).unwrap();
+    assert_eq!((t.seats, t.expires_at - t.issued_at), (2, 3_600));
+
+    // Half of it later, the relay renews by itself.
+    clock.fetch_add(1_800, Ordering::SeqCst);
+    offset.fetch_add(1_800, Ordering::SeqCst);
+    assert!(rt.block_on(relay.renewal_due()));
+    let looping = rt.spawn(relay::keep_renewed(
+        relay.clone(),
+        std::time::Duration::from_millis(20),
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.block_on(relay.renewal_due()) {
+        assert!(std::time::Instant::now() < deadline, "not renewed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    looping.abort();
+    let t = rt.block_on(relay.allotment());
+    assert_eq!(t.issued_at, clock.load(Ordering::SeqCst));
+
+    // By hand: the same signed request twice is a replay; a bad signature
+    // and a relay the vendor never allotted to are refused.
+    let me = relay::load_key(dir.path()).unwrap();
+    let renewal = |key_of: &keyseal_core::SigningKey, at: u64| {
+        let lid: keyseal_core::LicenseId = lid.parse().unwrap();
+        let sig = key_of.sign_raw(&keyseal_issuer::allotments::renewal_message(
+            lid,
+            &key_of.public_key(),
+            at,
+        ));
+        json!({"license_key": key, "relay_key": key_of.public_key().to_string(), "at": at,
+               "signature": sig.iter().map(|b| format!("{b:02x}")).collect::<String>()})
+    };
+    let send = |body: &serde_json::Value| {
+        req(
+            addr,
+            "POST",
+            "/v1/public/allotments/renew",
+            None,
+            Some(("application/json", body.to_string().as_bytes())),
+            &[],
+        )
+    };
+    let at = clock.load(Ordering::SeqCst) + 5;
+    let body = renewal(&me, at);
+    assert_eq!(send(&body).status, 201);
+    send(&body).problem(403, "bad-proof");
+    let mut forged = renewal(&me, at + 1);
+    forged["at"] = json!(at + 2);
+    send(&forged).problem(403, "bad-proof");
+    send(&renewal(&me, at + 400)).problem(403, "bad-proof");
+    let stranger = keyseal_core::SigningKey::from_seed(&[42; 32]).unwrap();
+    send(&renewal(&stranger, at + 3)).problem(404, "not-found");
+    let mut bad_key = renewal(&me, at + 4);
+    bad_key["license_key"] = json!("ks1.AAAA");
+    send(&bad_key).problem(403, "invalid-license-key");
+    let audit = get(addr, "/v1/audit?limit=100", &s.admin).json();
+    let renewals = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == json!("allotment.renew"))
+        .count();
+    assert_eq!(renewals, 4);
+
+    // The vendor revokes the relay: renewals are refused, the allotment in
+    // force and its file stay.
+    let held = rt.block_on(relay.allotment());
+    let on_disk = std::fs::read_to_string(&file).unwrap();
+    let r = post(
+        addr,
+        &format!("/v1/licenses/{lid}/relays/{}/revoke", relay_key.key_id()),
+        &s.admin,
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = rt.block_on(relay.renew()).unwrap_err().0;
+    assert!(e.contains("(409 relay-revoked)"), "{e}");
+    assert_eq!(rt.block_on(relay.allotment()), held);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), on_disk);
+    // A relay without the service is told so.
+    let dir2 = tempfile::tempdir().unwrap();
+    let other = relay::init(dir2.path()).unwrap();
+    let a = post(
+        addr,
+        &format!("/v1/licenses/{lid}/allotments"),
+        &s.admin,
+        &json!({"relay_key": other.to_string(), "seats": 1}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    let file2 = dir2.path().join("allotment.txt");
+    std::fs::write(&file2, a.json()["allotment"].as_str().unwrap()).unwrap();
+    let offline = Relay::open(options(dir2.path(), &keyring, &key, &file2, &clock)).unwrap();
+    let e = rt.block_on(offline.renew()).unwrap_err().0;
+    assert!(e.contains("--renew-from"), "{e}");
 }

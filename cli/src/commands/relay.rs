@@ -105,6 +105,11 @@ pub(crate) async fn allot(dir: &Path, a: AllotArgs, json: bool) -> Result<ExitCo
                 format!("this relay key was revoked for license {id}"),
                 "the relay makes a new key with `keyseal relay init` in a new directory",
             ),
+            // Refusals of a relay's online renewal; a grant gets neither.
+            r @ (AllotRefused::UnknownRelay | AllotRefused::BadProof(_)) => CliError::system(
+                format!("the ledger refused the allotment: {r:?}"),
+                "report this: a vendor's allotment is not a renewal",
+            ),
             AllotRefused::License(r) => {
                 let why = match r {
                     SeatRefused::Revoked => "is revoked".to_owned(),
@@ -200,6 +205,7 @@ fn serve(a: RelayServeArgs) -> Result<ExitCode, CliError> {
         allotment: a.allotment,
         lease_secs: a.lease_secs,
         grace_secs: a.grace_secs,
+        renew_from: a.renew_from.clone(),
         clock: Arc::new(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -233,6 +239,12 @@ fn serve(a: RelayServeArgs) -> Result<ExitCode, CliError> {
             terms.expires_at,
             listener.local_addr().map_or(a.listen, |l| l)
         );
+        if a.renew_from.is_some() {
+            tokio::spawn(relay::keep_renewed(
+                Arc::clone(&relay),
+                std::time::Duration::from_secs(relay::RENEW_CHECK_SECS),
+            ));
+        }
         relay::serve(&relay, listener, async {
                 let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .ok();

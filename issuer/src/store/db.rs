@@ -865,6 +865,12 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trials",
         include_str!("../../migrations/0022_trials.sql"),
     ),
+    // Relays renew their allotments online (see `allotments::renewal_message`).
+    (
+        23,
+        "allotment_renewals",
+        include_str!("../../migrations/0023_allotment_renewals.sql"),
+    ),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.

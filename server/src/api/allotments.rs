@@ -12,7 +12,7 @@ use keyseal_issuer::allotments::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Body, Caller, path};
+use super::extract::{Body, Caller, PublicClient, path};
 use super::licenses::with_active_key;
 use super::{ApiResult, S, json_response};
 use crate::openapi::ProblemSchema;
@@ -32,6 +32,24 @@ pub(crate) struct AllotRequest {
     /// week if absent). The relay needs a new one before it ends.
     #[schema(minimum = 3600, maximum = 7776000)]
     secs: Option<u64>,
+}
+
+/// A relay's renewal of its allotment, signed with its key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenewAllotment {
+    /// The license key (`ks1.`) whose seats the relay leases.
+    pub(crate) license_key: String,
+    /// The relay's public key (`kspub1.`).
+    #[schema(example = "kspub1.kxKnSbdByxwctUQwckwpVwVJ8l88fRnMui68OX4UOB8")]
+    pub(crate) relay_key: String,
+    /// The request's time (unix seconds (UTC)): within 300 s of the
+    /// service's clock, and after the relay's last renewal.
+    #[schema(minimum = 0)]
+    pub(crate) at: u64,
+    /// Ed25519 signature (128 hex digits) by the relay's key of
+    /// `"keyseal/allotment-renewal/v1\0" || license id (16 bytes) || relay public key (32 bytes) || at (8 bytes, big-endian)`.
+    pub(crate) signature: String,
 }
 
 /// A signed allotment.
@@ -151,18 +169,74 @@ pub(crate) async fn allot(
     .await?;
     let a = out.map_err(|r| match r {
         AllotRefused::UnknownLicense => Problem::not_found("license"),
-        AllotRefused::License(r) => super::leases::refused(r, ctx.now),
+        r => allot_refused(r, ctx.now),
+    })?;
+    Ok(json_response(StatusCode::CREATED, &Allotment::from(a)))
+}
+
+/// The problem for a refused allotment or renewal.
+fn allot_refused(r: AllotRefused, now: u64) -> Problem {
+    match r {
+        AllotRefused::UnknownLicense => {
+            super::leases::refused(keyseal_issuer::seats::SeatRefused::UnknownLicense, now)
+        }
+        AllotRefused::License(r) => super::leases::refused(r, now),
         AllotRefused::SeatLimit { seats, free } => Problem::new(
             StatusCode::CONFLICT,
             "seat-limit",
-            format!("{free} of the license's {seats} seats are free for this relay (leases and other relays hold the rest)"),
+            format!(
+                "{free} of the license's {seats} seats are free for this relay (leases and other relays hold the rest)"
+            ),
         ),
         AllotRefused::RelayRevoked => Problem::new(
             StatusCode::CONFLICT,
             "relay-revoked",
             "this relay key was revoked for this license; the relay makes a new key (`keyseal relay init`)",
         ),
-    })?;
+        AllotRefused::UnknownRelay => Problem::not_found("relay allotment"),
+        AllotRefused::BadProof(why) => Problem::new(StatusCode::FORBIDDEN, "bad-proof", why),
+    }
+}
+
+/// Renew a relay's allotment
+#[utoipa::path(post, path = "/v1/public/allotments/renew", operation_id = "renewAllotment", tag = "relays",
+    description = "An on-premises relay renews its allotment before it ends (`keyseal relay serve --renew-from`), with the license key and a signature by its own key (no API token): it gets the seats and validity of the vendor's last allotment to it again, signed now. So the vendor shrinks a relay by allotting it fewer seats, and stops it by revoking its key or the license: either takes effect at the relay's next renewal. Refused as an allotment is (the license's state, free seats, a revoked relay). Rate-limited per client and per license.",
+    request_body = RenewAllotment,
+    responses(
+        (status = 201, description = "the renewed allotment", body = Allotment),
+        (status = 403, description = "`invalid-license-key` (not a key this service issued) or `bad-proof` (signature, a time more than 300 s off, a replay)", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 404, description = "the vendor never allotted this license's seats to this relay key", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 409, description = "`seat-limit`, `relay-revoked`, `license-revoked`, `license-suspended`, `license-expired`, `license-not-yet-valid` or `no-active-key`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 429, description = "over the client's or the license's rate after a second's wait (`rate-limited`, Retry-After)", body = ProblemSchema, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "seconds to wait"))),
+    ))]
+pub(crate) async fn renew_allotment(
+    axum::extract::State(s): axum::extract::State<S>,
+    _: PublicClient,
+    Body(b): Body<RenewAllotment>,
+) -> ApiResult {
+    super::leases::license_turn(&s, &b.license_key).await?;
+    let ctx = keyseal_issuer::Context {
+        now: s.now(),
+        actor: "relay".into(),
+    };
+    let org = super::leases::org_of(&s, &b.license_key, ctx.now).await?;
+    let out = with_active_key(&s, &org, |signer| {
+        let (s, b, ctx) = (&s, &b, &ctx);
+        async move {
+            Ok(s.store
+                .renew_allotment(
+                    &signer,
+                    &b.license_key,
+                    &b.relay_key,
+                    b.at,
+                    &b.signature,
+                    ctx,
+                )
+                .await?)
+        }
+    })
+    .await?;
+    let a = out.map_err(|r| allot_refused(r, ctx.now))?;
     Ok(json_response(StatusCode::CREATED, &Allotment::from(a)))
 }
 

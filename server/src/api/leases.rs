@@ -125,7 +125,7 @@ impl ReleasedSeat {
 /// then gets 429. Keyed by the license id the key text carries (checked
 /// later): a stranger's made-up keys each get a bucket, which the
 /// per-client limit bounds.
-async fn license_turn(s: &S, license_key: &str) -> Result<(), Problem> {
+pub(crate) async fn license_turn(s: &S, license_key: &str) -> Result<(), Problem> {
     let Some(limiter) = &s.lease_limiter else {
         return Ok(());
     };
@@ -197,7 +197,7 @@ fn ctx(s: &S) -> Context {
 }
 
 /// The organisation whose key signed the license, or the refusal.
-async fn org_of(s: &S, license_key: &str, now: u64) -> Result<String, Problem> {
+pub(crate) async fn org_of(s: &S, license_key: &str, now: u64) -> Result<String, Problem> {
     s.store
         .lease_org(license_key)
         .await?

@@ -85,6 +85,7 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         .routes(routes!(leases::answer_activation_request))
         .routes(routes!(allotments::list_allotments, allotments::allot))
         .routes(routes!(allotments::revoke_relay))
+        .routes(routes!(allotments::renew_allotment))
         .routes(routes!(keys::list_keys))
         .routes(routes!(keys::rotate_key))
         .routes(routes!(keys::retire_key))
