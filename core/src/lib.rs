@@ -11,6 +11,7 @@ pub mod claims;
 pub mod device;
 mod envelope;
 pub mod error;
+pub mod hex;
 pub mod key;
 pub mod keyring;
 pub mod lease;

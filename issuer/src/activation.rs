@@ -212,7 +212,7 @@ impl Store {
         let mut rnd = [0u8; 8];
         getrandom::fill(&mut rnd)?;
         let a = Activation {
-            activation_id: format!("act_{}", crate::fsutil::hex(&rnd)),
+            activation_id: format!("act_{}", keyseal_core::hex::encode(&rnd)),
             license_id: lid.clone(),
             fingerprint: canonical,
             device_key: key,

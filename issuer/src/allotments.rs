@@ -390,7 +390,7 @@ impl Store {
         let bytes = allotment::issue(signer.key(), &terms)?;
         let mut id = [0u8; 16];
         getrandom::fill(&mut id)?;
-        let allotment_id = crate::fsutil::hex(&id);
+        let allotment_id = keyseal_core::hex::encode(&id);
         tx.exec(
             sqlx::query(
                 "INSERT INTO allotments (allotment_id, org_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at, proof_at) \

@@ -12,8 +12,6 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::fsutil::hex;
-
 const DOMAIN: &[u8] = b"keyseal/audit/v1\0";
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -49,11 +47,8 @@ pub fn entry_hash(
     prev_hash: &str,
 ) -> String {
     let mut prev = [0u8; 32];
-    for (i, b) in prev.iter_mut().enumerate() {
-        *b = prev_hash
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
+    if keyseal_core::hex::decode(prev_hash, &mut prev).is_err() {
+        prev = [0u8; 32];
     }
     let mut h = Sha256::new();
     h.update(DOMAIN);
@@ -64,7 +59,7 @@ pub fn entry_hash(
         h.update(s.as_bytes());
     }
     h.update(prev);
-    hex(&h.finalize())
+    keyseal_core::hex::encode(&h.finalize())
 }
 
 /// The organisation an entry belongs to (its actor's, `org:ID/...`, or the

@@ -134,7 +134,7 @@ impl DataKeys {
         let mut norm = email.trim().to_lowercase();
         mac.update(norm.as_bytes());
         norm.zeroize();
-        crate::fsutil::hex(&mac.finalize().into_bytes())
+        keyseal_core::hex::encode(&mac.finalize().into_bytes())
     }
 
     /// What a trial keeps of a device's fingerprint `components` (see the
@@ -158,7 +158,7 @@ impl DataKeys {
             for p in parts {
                 m.update(p);
             }
-            crate::fsutil::hex(&m.finalize().into_bytes()[..TRIAL_HASH_LEN])
+            keyseal_core::hex::encode(&m.finalize().into_bytes()[..TRIAL_HASH_LEN])
         };
         let mut each: Vec<String> = components
             .iter()
@@ -342,7 +342,7 @@ mod tests {
             assert_ne!(other.device, d.device);
         }
         // Never the component itself.
-        assert!(!d.components.contains(&crate::fsutil::hex(&a)));
+        assert!(!d.components.contains(&keyseal_core::hex::encode(&a)));
     }
 
     #[test]

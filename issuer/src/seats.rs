@@ -241,20 +241,9 @@ fn parse_seat(text: &str) -> Result<SeatId> {
 /// A proof's signature: 128 hex digits.
 pub fn parse_signature(text: &str) -> Result<[u8; 64]> {
     let mut sig = [0u8; 64];
-    let ok = text.len() == 128
-        && (0..64).all(|k| {
-            u8::from_str_radix(text.get(2 * k..2 * k + 2).unwrap_or("zz"), 16)
-                .map(|b| sig[k] = b)
-                .is_ok()
-        });
-    if ok {
-        Ok(sig)
-    } else {
-        Err(Error::invalid(
-            "signature",
-            "not an Ed25519 signature (128 hex digits)",
-        ))
-    }
+    keyseal_core::hex::decode(text, &mut sig)
+        .map_err(|_| Error::invalid("signature", "not an Ed25519 signature (128 hex digits)"))?;
+    Ok(sig)
 }
 
 fn seat_hex(seat: SeatId) -> String {
@@ -578,7 +567,7 @@ impl Store {
         ctx: &Context,
     ) -> Result<Signed<std::result::Result<SeatLease, SeatRefused>>> {
         let now = ctx.now;
-        let device = crate::fsutil::hex(&binding.0);
+        let device = keyseal_core::hex::encode(&binding.0);
         let lid = l.id.to_string();
         let mut tx = self.begin_write().await?;
         if let Some(r) = state_in_tx(&mut tx, &l.org_id, &lid).await? {
@@ -740,7 +729,7 @@ impl Store {
             return Ok(Err(r));
         }
         let binding = fp.exact_binding(&l.id);
-        if row.device != crate::fsutil::hex(&binding.0) {
+        if row.device != keyseal_core::hex::encode(&binding.0) {
             return Ok(Err(SeatRefused::WrongDevice));
         }
         let lease = sign(signer, l.id, seat, binding, now, secs, grace)?;

@@ -26,7 +26,7 @@ pub fn new_token() -> Result<String, getrandom::Error> {
 /// Lower-case hex SHA-256 of a token: what the ledger stores.
 #[must_use]
 pub fn token_hash(token: &str) -> String {
-    crate::fsutil::hex(&Sha256::digest(token.as_bytes()))
+    keyseal_core::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 /// Whether a token has the right shape (checked before any lookup).

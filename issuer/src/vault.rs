@@ -156,7 +156,7 @@ impl Vault {
             .into_owned();
         let mut rnd = [0u8; 6];
         getrandom::fill(&mut rnd)?;
-        let tmp = parent.join(format!(".{name}.init-{}", fsutil::hex(&rnd)));
+        let tmp = parent.join(format!(".{name}.init-{}", keyseal_core::hex::encode(&rnd)));
         fsutil::create_private_dir(&tmp)?;
         let built = Self::build(&tmp, pass, opts, ctx).await;
         let placed = built.and_then(|()| {

@@ -245,13 +245,8 @@ impl Seat {
             .and_then(|l| l.strip_prefix(SEAT_PREFIX))
             .ok_or_else(bad)?;
         let lease = lines.next().ok_or_else(bad)?;
-        if head.len() != 96 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
         let mut raw = zeroize::Zeroizing::new([0u8; 48]);
-        for (k, byte) in raw.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&head[2 * k..2 * k + 2], 16).map_err(|_| bad())?;
-        }
+        keyseal_core::hex::decode(head, &mut *raw).map_err(|_| bad())?;
         let mut id = [0u8; 16];
         id.copy_from_slice(&raw[..16]);
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
@@ -763,13 +758,8 @@ impl OfflineRequest {
             .and_then(|l| l.strip_prefix("ksseatreq1."))
             .ok_or_else(bad)?;
         let code = lines.next().ok_or_else(bad)?;
-        if head.len() != 64 || !head.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        for (k, byte) in seed.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&head[2 * k..2 * k + 2], 16).map_err(|_| bad())?;
-        }
+        keyseal_core::hex::decode(head, &mut *seed).map_err(|_| bad())?;
         let key = SigningKey::from_seed(&seed).map_err(|_| bad())?;
         let request =
             keyseal_core::activation_code::ActivationRequest::from_code(code).map_err(|_| bad())?;

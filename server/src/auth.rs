@@ -19,21 +19,6 @@ pub const MAX_FAILURES: u32 = 20;
 /// The window, in seconds.
 pub const FAILURE_WINDOW_SECS: u64 = 60;
 
-/// Lower-case hex.
-#[must_use]
-pub fn hex_string(bytes: &[u8]) -> String {
-    hex(bytes)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Clients tracked at once before expired windows are swept (at most once
 /// a second, so a flood of new clients does not rescan the table on every
 /// failure).

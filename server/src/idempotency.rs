@@ -203,7 +203,7 @@ fn request_hash(method: &Method, path: &str, body: &Bytes) -> String {
     h.update(path.as_bytes());
     h.update([0]);
     h.update(body);
-    crate::auth::hex_string(&h.finalize())
+    keyseal_core::hex::encode(&h.finalize())
 }
 
 fn replay(r: &StoredResponse) -> Response {

@@ -43,7 +43,7 @@ use keyseal_core::allotment::{self, AllotmentTerms, MAX_ALLOTMENT_LEN, Unverifie
 use keyseal_core::device::Fingerprint;
 use keyseal_core::lease::{self, LeaseTerms, SeatId};
 use keyseal_core::license::{self as core_license, MAX_LICENSE_LEN, UnverifiedLicense};
-use keyseal_core::{Expectations, Keyring, LicenseId, PublicKey, SigningKey};
+use keyseal_core::{Expectations, Keyring, LicenseId, PublicKey, SigningKey, hex};
 use keyseal_issuer::seats::{
     SEAT_MARGIN_SECS, SeatLease, SeatRefused, check_in_message, parse_signature, release_message,
     verify_proof,
@@ -94,7 +94,7 @@ pub fn init(dir: &Path) -> Result<PublicKey, RelayError> {
     let mut seed = Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut *seed).map_err(|e| err(format!("no randomness: {e}")))?;
     let key = SigningKey::from_seed(&seed).map_err(|e| err(e.to_string()))?;
-    let text = Zeroizing::new(hex(&*seed));
+    let text = Zeroizing::new(hex::encode(&*seed));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -131,21 +131,11 @@ pub fn load_key(dir: &Path) -> Result<SigningKey, RelayError> {
         ))
     })?);
     let mut seed = Zeroizing::new([0u8; 32]);
-    let t = text.trim();
-    let ok = t.len() == 64
-        && (0..32).all(|k| {
-            u8::from_str_radix(t.get(2 * k..2 * k + 2).unwrap_or("zz"), 16)
-                .map(|b| seed[k] = b)
-                .is_ok()
-        });
+    let ok = hex::decode(text.trim(), &mut *seed).is_ok();
     if !ok {
         return Err(err(format!("{} is not a relay key", path.display())));
     }
     SigningKey::from_seed(&seed).map_err(|e| err(e.to_string()))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// What the relay serves.
@@ -340,7 +330,7 @@ impl Relay {
             "license_key": self.opts.license_key,
             "relay_key": relay_key.to_string(),
             "at": at,
-            "signature": hex(&sig),
+            "signature": hex::encode(&sig),
         })
         .to_string();
         let url = format!("{}/v1/public/allotments/renew", base.trim_end_matches('/'));
@@ -633,7 +623,7 @@ async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
     let mut inner = r.inner.lock().await;
     r.in_force(&mut inner, now)?;
     let (hash, hint) = fp.exact_binding(&r.license_id);
-    let device = hex(&hash);
+    let device = hex::encode(&hash);
     let floor = now.saturating_sub(SEAT_MARGIN_SECS);
     let held: Vec<(&String, &SeatRecord)> = inner
         .seats
@@ -684,7 +674,7 @@ async fn activate(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
         out.seat_id.clone(),
         SeatRecord {
             device,
-            hint: hex(&hint),
+            hint: hex::encode(&hint),
             instance_key: instance.to_string(),
             proof_at: 0,
             expires_at: out.expires_at,
@@ -734,7 +724,7 @@ async fn check_in(State(r): State<Arc<Relay>>, b: Bytes) -> Result<Response, Pro
     )
     .map_err(|e| refused(e, now))?;
     let (hash, hint) = fp.exact_binding(&r.license_id);
-    if row.device != hex(&hash) {
+    if row.device != hex::encode(&hash) {
         return Err(refused(SeatRefused::WrongDevice, now));
     }
     // The other seats in force fill the allotment (another device took a

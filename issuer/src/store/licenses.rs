@@ -452,7 +452,7 @@ impl Store {
     {
         let mut rnd = [0u8; 8];
         let batch_id = match getrandom::fill(&mut rnd) {
-            Ok(()) => format!("b-{}", crate::fsutil::hex(&rnd)),
+            Ok(()) => format!("b-{}", keyseal_core::hex::encode(&rnd)),
             Err(e) => {
                 return BatchOutcome {
                     batch_id: String::new(),

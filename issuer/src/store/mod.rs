@@ -146,7 +146,7 @@ mod tests;
 pub(crate) fn random_hex(n: usize) -> Result<String> {
     let mut b = vec![0u8; n];
     getrandom::fill(&mut b)?;
-    Ok(crate::fsutil::hex(&b))
+    Ok(keyseal_core::hex::encode(&b))
 }
 
 pub(crate) fn check_text(field: &str, v: &str, max: usize) -> Result<()> {

@@ -214,7 +214,7 @@ async fn fresh_postgres(prefix: &str) -> Option<Store> {
     };
     let mut rnd = [0u8; 8];
     getrandom::fill(&mut rnd).unwrap();
-    let name = format!("{prefix}_{}", crate::fsutil::hex(&rnd));
+    let name = format!("{prefix}_{}", keyseal_core::hex::encode(&rnd));
     let mut c = sqlx::PgConnection::connect(&base).await.unwrap();
     c.execute(format!("CREATE DATABASE {name}").as_str())
         .await

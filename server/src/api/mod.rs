@@ -20,7 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::problem::Problem;
-use crate::{MAX_BODY, State, auth};
+use crate::{MAX_BODY, State};
 
 mod activations;
 mod allotments;
@@ -179,7 +179,7 @@ fn request_id(headers: &HeaderMap) -> String {
             || {
                 let mut b = [0u8; 8];
                 let _ = getrandom::fill(&mut b);
-                auth::hex_string(&b)
+                keyseal_core::hex::encode(&b)
             },
             str::to_owned,
         )
@@ -240,7 +240,10 @@ pub(crate) fn cacheable(
 /// A strong ETag: the first 128 bits of the body's SHA-256, quoted.
 pub(crate) fn etag_of(body: &[u8]) -> HeaderValue {
     use sha2::{Digest, Sha256};
-    let tag = format!("\"{}\"", &auth::hex(&Sha256::digest(body))[..32]);
+    let tag = format!(
+        "\"{}\"",
+        &keyseal_core::hex::encode(&Sha256::digest(body))[..32]
+    );
     // Hex digits and quotes: always a valid header value.
     HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }

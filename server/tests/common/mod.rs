@@ -99,7 +99,7 @@ pub async fn fresh_postgres() -> String {
     let base = std::env::var("KEYSEAL_TEST_POSTGRES_URL").expect("KEYSEAL_TEST_POSTGRES_URL");
     let mut rnd = [0u8; 8];
     getrandom::fill(&mut rnd).expect("random");
-    let name = format!("ks_test_{}", keyseal_server::auth::hex_string(&rnd));
+    let name = format!("ks_test_{}", keyseal_core::hex::encode(&rnd));
     let mut c = sqlx::PgConnection::connect(&base)
         .await
         .expect("connect to KEYSEAL_TEST_POSTGRES_URL");
