@@ -262,17 +262,21 @@ struct KeyFacts {
 }
 
 impl KeyFacts {
-    /// The license found for these facts, if `lic` is the ledger's record
-    /// of this exact key (compared in constant time, like a secret: then
-    /// the claims read from the key are the ones this service signed).
-    fn found(self, lic: OrgLicense) -> Option<Found> {
+    /// Whether `lic` is the ledger's record of this exact key.
+    fn is(&self, lic: &OrgLicense) -> bool {
         bool::from(
             lic.record
                 .license_key
                 .as_bytes()
                 .ct_eq(self.text.as_bytes()),
         )
-        .then_some(Found {
+    }
+
+    /// The license found for these facts, if `lic` is the ledger's record
+    /// of this exact key (compared in constant time, like a secret: then
+    /// the claims read from the key are the ones this service signed).
+    fn found(self, lic: OrgLicense) -> Option<Found> {
+        self.is(&lic).then_some(Found {
             org_id: self.org_id,
             lic,
             id: self.id,
@@ -323,68 +327,98 @@ impl Store {
         Ok(lic.and_then(|lic| facts.found(lic)))
     }
 
-    /// What a check-in needs, in one read: the license a check-in's key
-    /// names (as [`Store::find_license`]), its product's lease policy, and
-    /// the seat `seat` of it, if there is one.
-    async fn check_in_lookup(
-        &self,
-        license_key: &str,
-        seat: SeatId,
-    ) -> Result<Option<(Found, (u64, u64), Option<SeatRow>)>> {
-        static QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let select = crate::store::ORG_LICENSE_SELECT.replacen(
-                " FROM org_licenses o",
-                ", p.lease_secs, p.lease_grace_secs, s.seat_id AS s_seat_id, s.device AS s_device, \
-                 s.instance_key AS s_instance_key, s.proof_at AS s_proof_at, \
-                 s.expires_at AS s_expires_at, s.released_at AS s_released_at \
-                 FROM org_licenses o",
-                1,
-            );
+    /// What check-ins need, in one read for all of them: for each, the
+    /// license its key names (as [`Store::find_license`]), its product's
+    /// lease policy, and the seat it names, if there is one; `None` where
+    /// the license is not the ledger's (another key, another organisation).
+    /// The service's handlers send their check-ins' lookups to one task that
+    /// asks for every waiting one at once (`keyseal-server`), so a read's
+    /// fixed cost is paid once for many heartbeats.
+    pub async fn check_in_lookup(&self, asks: &[CheckInAsk]) -> Result<Vec<Option<CheckInFound>>> {
+        static HEAD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let select = crate::store::ORG_LICENSE_SELECT
+                .split_once(" FROM org_licenses o")
+                .map_or("", |(select, _)| select);
             format!(
-                "{select} LEFT JOIN org_products p ON p.org_id = o.org_id AND p.product = l.product \
-                 LEFT JOIN seats s ON s.org_id = o.org_id AND s.license_id = o.license_id AND s.seat_id = $3 \
-                 WHERE o.org_id = $1 AND o.license_id = $2"
+                "{select}, p.lease_secs, p.lease_grace_secs, s.seat_id AS s_seat_id, s.device AS s_device, \
+                 s.instance_key AS s_instance_key, s.proof_at AS s_proof_at, \
+                 s.expires_at AS s_expires_at, s.released_at AS s_released_at, v.column4 AS v_n \
+                 FROM (VALUES "
             )
         });
-        let Some(facts) = self.key_facts(license_key).await? else {
-            return Ok(None);
-        };
-        let rows = self
-            .fetch_all(
-                sqlx::query(&QUERY)
-                    .bind(facts.org_id.clone())
-                    .bind(facts.id.to_string())
-                    .bind(seat_hex(seat)),
-                "reading a license and its seat",
+        static TAIL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let from = crate::store::ORG_LICENSE_SELECT
+                .split_once(" FROM org_licenses o")
+                .map_or("", |(_, rest)| rest);
+            format!(
+                ") AS v JOIN org_licenses o ON o.org_id = v.column1 AND o.license_id = v.column2{from} \
+                 LEFT JOIN org_products p ON p.org_id = o.org_id AND p.product = l.product \
+                 LEFT JOIN seats s ON s.org_id = o.org_id AND s.license_id = o.license_id AND s.seat_id = v.column3"
             )
-            .await?;
-        let Some(r) = rows.first() else {
-            return Ok(None);
-        };
-        let Some(found) = facts.found(crate::store::org_license_from_row(r)?) else {
-            return Ok(None);
-        };
-        let g = |e| Error::db("reading a license and its seat", e);
-        let policy = (
-            sqlx::Row::try_get::<Option<i64>, _>(r, "lease_secs")
-                .map_err(g)?
-                .map_or(DEFAULT_LEASE_SECS, u),
-            sqlx::Row::try_get::<Option<i64>, _>(r, "lease_grace_secs")
-                .map_err(g)?
-                .map_or(DEFAULT_LEASE_GRACE_SECS, u),
-        );
-        let seat_row = match sqlx::Row::try_get::<Option<String>, _>(r, "s_seat_id").map_err(g)? {
-            None => None,
-            Some(seat_id) => Some(SeatRow {
-                seat_id,
-                device: sqlx::Row::try_get(r, "s_device").map_err(g)?,
-                instance_key: sqlx::Row::try_get(r, "s_instance_key").map_err(g)?,
-                proof_at: sqlx::Row::try_get(r, "s_proof_at").map_err(g)?,
-                expires_at: sqlx::Row::try_get(r, "s_expires_at").map_err(g)?,
-                released_at: sqlx::Row::try_get(r, "s_released_at").map_err(g)?,
-            }),
-        };
-        Ok(Some((found, policy, seat_row)))
+        });
+        let mut out: Vec<Option<CheckInFound>> = Vec::with_capacity(asks.len());
+        for chunk in asks.chunks(LOOKUP_ROWS) {
+            let base = out.len();
+            out.extend(chunk.iter().map(|_| None));
+            let rows = padded(chunk.len());
+            let mut sql = String::with_capacity(HEAD.len() + TAIL.len() + rows * 20);
+            sql.push_str(&HEAD);
+            crate::store::values_rows(&mut sql, self.backend(), rows, 4);
+            sql.push_str(&TAIL);
+            let mut q = sqlx::query(&sql);
+            for (n, ask) in chunk.iter().enumerate() {
+                q = q
+                    .bind(ask.facts.org_id.clone())
+                    .bind(ask.facts.id.to_string())
+                    .bind(seat_hex(ask.seat))
+                    .bind(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            // Rows that match no license.
+            for _ in chunk.len()..rows {
+                q = q
+                    .bind(String::new())
+                    .bind(String::new())
+                    .bind(String::new())
+                    .bind(-1_i64);
+            }
+            let rows = self
+                .fetch_all(q, "reading licenses and their seats")
+                .await?;
+            let g = |e| Error::db("reading licenses and their seats", e);
+            for r in &rows {
+                let n: i64 = sqlx::Row::try_get(r, "v_n").map_err(g)?;
+                let Some(n) = usize::try_from(n).ok().filter(|&n| n < chunk.len()) else {
+                    continue;
+                };
+                let ask = &chunk[n];
+                let lic = crate::store::org_license_from_row(r)?;
+                if !ask.facts.is(&lic) {
+                    continue;
+                }
+                let policy = (
+                    sqlx::Row::try_get::<Option<i64>, _>(r, "lease_secs")
+                        .map_err(g)?
+                        .map_or(DEFAULT_LEASE_SECS, u),
+                    sqlx::Row::try_get::<Option<i64>, _>(r, "lease_grace_secs")
+                        .map_err(g)?
+                        .map_or(DEFAULT_LEASE_GRACE_SECS, u),
+                );
+                let seat =
+                    match sqlx::Row::try_get::<Option<String>, _>(r, "s_seat_id").map_err(g)? {
+                        None => None,
+                        Some(seat_id) => Some(SeatRow {
+                            seat_id,
+                            device: sqlx::Row::try_get(r, "s_device").map_err(g)?,
+                            instance_key: sqlx::Row::try_get(r, "s_instance_key").map_err(g)?,
+                            proof_at: sqlx::Row::try_get(r, "s_proof_at").map_err(g)?,
+                            expires_at: sqlx::Row::try_get(r, "s_expires_at").map_err(g)?,
+                            released_at: sqlx::Row::try_get(r, "s_released_at").map_err(g)?,
+                        }),
+                    };
+                out[base + n] = Some(CheckInFound { lic, policy, seat });
+            }
+        }
+        Ok(out)
     }
 
     /// [`Store::find_license`], and whether the license may hold a seat at `now`.
@@ -694,12 +728,14 @@ impl Store {
     }
 
     /// The part of a check-in that needs no write, done by the service's
-    /// request handlers in parallel: the request parsed, the license found
-    /// and allowed a seat at `now`, the seat read, its proof and device
-    /// checked, and the next lease signed by `signer`. The one task that
-    /// commits check-ins in groups ([`Store::check_in_group`]) then only
-    /// renews the seat if it is still as read (same installation key, an
-    /// older proof, not released), or decides from the seat as it is.
+    /// request handlers in parallel: the request parsed
+    /// ([`Store::check_in_parse`]), the license and seat read
+    /// ([`Store::check_in_lookup`]), and the proof checked and the next
+    /// lease signed ([`check_in_finish`]). The one task that commits
+    /// check-ins in groups ([`Store::check_in_group`]) then only renews the
+    /// seat if it is still as read (same installation key, an older proof,
+    /// not released, the license neither revoked nor suspended), or decides
+    /// from the seat as it is.
     #[allow(clippy::too_many_arguments)]
     pub async fn check_in_prepare(
         &self,
@@ -711,34 +747,43 @@ impl Store {
         signature: &str,
         now: u64,
     ) -> Result<std::result::Result<CheckInJob, SeatRefused>> {
+        let ask = match self
+            .check_in_parse(license_key, fingerprint, seat_id, at, signature)
+            .await?
+        {
+            Ok(ask) => ask,
+            Err(r) => return Ok(Err(r)),
+        };
+        let found = self
+            .check_in_lookup(std::slice::from_ref(&ask))
+            .await?
+            .pop()
+            .flatten();
+        check_in_finish(signer, ask, found, now)
+    }
+
+    /// A check-in's request parsed, and its key's organisation found (from
+    /// memory, after the first time): no read of the license or the seat.
+    pub async fn check_in_parse(
+        &self,
+        license_key: &str,
+        fingerprint: &str,
+        seat_id: &str,
+        at: u64,
+        signature: &str,
+    ) -> Result<std::result::Result<CheckInAsk, SeatRefused>> {
         let fp = parse_fingerprint(fingerprint)?;
         let seat = parse_seat(seat_id)?;
         let sig = parse_signature(signature)?;
-        let Some((l, (secs, grace), row)) = self.check_in_lookup(license_key, seat).await? else {
+        let Some(facts) = self.key_facts(license_key).await? else {
             return Ok(Err(SeatRefused::UnknownLicense));
         };
-        if let Some(r) = state_refusal(&l, now) {
-            return Ok(Err(r));
-        }
-        let row = match row {
-            None => return Ok(Err(SeatRefused::UnknownSeat)),
-            Some(r) if r.released_at.is_some() => return Ok(Err(SeatRefused::SeatReleased)),
-            Some(r) => r,
-        };
-        if let Err(r) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
-            return Ok(Err(r));
-        }
-        let binding = fp.exact_binding(&l.id);
-        if row.device != keyseal_core::hex::encode(&binding.0) {
-            return Ok(Err(SeatRefused::WrongDevice));
-        }
-        let lease = sign(signer, l.id, seat, binding, now, secs, grace)?;
-        Ok(Ok(CheckInJob {
-            l,
+        Ok(Ok(CheckInAsk {
+            facts,
+            fp,
             seat,
             at,
-            instance_key: row.instance_key,
-            lease,
+            sig,
         }))
     }
 
@@ -879,6 +924,88 @@ impl Store {
     }
 }
 
+/// A check-in's request, parsed ([`Store::check_in_parse`]), for its
+/// lookup ([`Store::check_in_lookup`]).
+pub struct CheckInAsk {
+    facts: KeyFacts,
+    fp: Fingerprint,
+    seat: SeatId,
+    at: u64,
+    sig: [u8; 64],
+}
+
+impl std::fmt::Debug for CheckInAsk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckInAsk")
+            .field("seat", &self.seat)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::check_in_lookup`] read for a check-in: its license, its
+/// product's lease policy and its seat.
+pub struct CheckInFound {
+    lic: OrgLicense,
+    policy: (u64, u64),
+    seat: Option<SeatRow>,
+}
+
+/// Check-ins looked up by one statement, at most (4 parameters each).
+const LOOKUP_ROWS: usize = 256;
+
+/// The rest of a check-in's preparation, with what its lookup found: the
+/// license allowed a seat at `now`, the seat's proof and device checked,
+/// and the next lease signed by `signer`.
+pub fn check_in_finish(
+    signer: &Signer,
+    ask: CheckInAsk,
+    found: Option<CheckInFound>,
+    now: u64,
+) -> Result<std::result::Result<CheckInJob, SeatRefused>> {
+    let CheckInAsk {
+        facts,
+        fp,
+        seat,
+        at,
+        sig,
+    } = ask;
+    let Some(CheckInFound {
+        lic,
+        policy: (secs, grace),
+        seat: row,
+    }) = found
+    else {
+        return Ok(Err(SeatRefused::UnknownLicense));
+    };
+    let Some(l) = facts.found(lic) else {
+        return Ok(Err(SeatRefused::UnknownLicense));
+    };
+    if let Some(r) = state_refusal(&l, now) {
+        return Ok(Err(r));
+    }
+    let row = match row {
+        None => return Ok(Err(SeatRefused::UnknownSeat)),
+        Some(r) if r.released_at.is_some() => return Ok(Err(SeatRefused::SeatReleased)),
+        Some(r) => r,
+    };
+    if let Err(r) = check_proof(&row, &check_in_message(seat, at), &sig, at, now) {
+        return Ok(Err(r));
+    }
+    let binding = fp.exact_binding(&l.id);
+    if row.device != keyseal_core::hex::encode(&binding.0) {
+        return Ok(Err(SeatRefused::WrongDevice));
+    }
+    let lease = sign(signer, l.id, seat, binding, now, secs, grace)?;
+    Ok(Ok(CheckInJob {
+        l,
+        seat,
+        at,
+        instance_key: row.instance_key,
+        lease,
+    }))
+}
+
 /// What a check-in answers: a lease, a refusal, or (for the service to
 /// sign again) a key rotated meanwhile.
 pub type CheckedIn = Signed<std::result::Result<SeatLease, SeatRefused>>;
@@ -920,11 +1047,12 @@ async fn renew_seats(
     let floor = i(now.saturating_sub(SEAT_MARGIN_SECS));
     let mut renewed = std::collections::HashSet::new();
     for chunk in which.chunks(RENEW_ROWS) {
-        let mut sql = String::with_capacity(400 + chunk.len() * 40);
+        let rows = padded(chunk.len());
+        let mut sql = String::with_capacity(400 + rows * 40);
         sql.push_str(
             "UPDATE seats SET proof_at = v.column4, renew_at = v.column5, expires_at = v.column6 FROM (VALUES ",
         );
-        crate::store::values_rows(&mut sql, backend, chunk.len(), 7);
+        crate::store::values_rows(&mut sql, backend, rows, 7);
         sql.push_str(
             ") AS v WHERE seats.org_id = v.column1 AND seats.seat_id = v.column2 \
              AND seats.instance_key = v.column3 AND seats.proof_at < v.column4 \
@@ -946,6 +1074,17 @@ async fn renew_seats(
                 .bind(i(job.lease.expires_at))
                 .bind(floor);
         }
+        // Rows that match no seat.
+        for _ in chunk.len()..rows {
+            q = q
+                .bind(String::new())
+                .bind(String::new())
+                .bind(String::new())
+                .bind(0_i64)
+                .bind(0_i64)
+                .bind(0_i64)
+                .bind(0_i64);
+        }
         let rows = tx.fetch(q, "renewing seats").await?;
         let mut done = std::collections::HashSet::new();
         for r in &rows {
@@ -961,6 +1100,15 @@ async fn renew_seats(
         }));
     }
     Ok(renewed)
+}
+
+/// The rows of a batched statement for `n` requests: the next power of
+/// two, the rest matching nothing. So a group of any size runs one of a
+/// few statements (1, 2, 4 ... 256 rows), each prepared once and kept in
+/// the connection's statement cache, rather than a new statement, parsed
+/// and planned again, for every group size.
+fn padded(n: usize) -> usize {
+    n.next_power_of_two()
 }
 
 /// Seats renewed by one statement, at most (7 parameters each).

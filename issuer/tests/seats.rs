@@ -659,3 +659,71 @@ async fn a_check_in_prepared_before_a_revocation_is_refused() {
         );
     }
 }
+
+/// Check-ins read in one statement get each their own license and seat:
+/// in any order, with unknown seats, another device's proof and the same
+/// seat twice among them, and a group larger than one statement's rows.
+#[tokio::test]
+async fn check_ins_read_together_get_each_their_own_seat() {
+    use keyseal_issuer::seats::check_in_finish;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&tmp.path().join("l.db"), true)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (signer, _, key) = ledger(&store).await;
+    let mut seats = Vec::new();
+    for n in 0..SEATS as u32 {
+        seats.push(activate(&store, &signer, &key, n, T0).await.unwrap());
+    }
+    let at = T0 + 10;
+    let ask = |n: u32, seat: &str| {
+        let sig = hex(&instance(n).sign_raw(&check_in_message(seat.parse().unwrap(), at)));
+        let (store, key) = (&store, &key);
+        let seat = seat.to_owned();
+        async move {
+            store
+                .check_in_parse(key, &device(n).to_string(), &seat, at, &sig)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    // 300 asks (two statements): each seat in turn, backwards, with an
+    // unknown seat and device 0 claiming seat 1 every so often.
+    let unknown = "00000000000000000000000000000001";
+    let mut asks = Vec::new();
+    let mut expect = Vec::new();
+    for k in 0..300u32 {
+        match k % 7 {
+            3 => {
+                asks.push(ask(0, unknown).await);
+                expect.push(Err(SeatRefused::UnknownSeat));
+            }
+            5 => {
+                asks.push(ask(0, &seats[1].seat_id).await);
+                expect.push(Err(SeatRefused::BadProof("")));
+            }
+            _ => {
+                let n = (SEATS as u32 - 1) - (k % SEATS as u32);
+                asks.push(ask(n, &seats[n as usize].seat_id).await);
+                expect.push(Ok(seats[n as usize].seat_id.clone()));
+            }
+        }
+    }
+    let found = store.check_in_lookup(&asks).await.unwrap();
+    assert_eq!(found.len(), asks.len());
+    for ((ask, found), want) in asks.into_iter().zip(found).zip(expect) {
+        let got = check_in_finish(&signer, ask, found, at)
+            .unwrap()
+            .map(|job| format!("{job:?}"));
+        match (&got, &want) {
+            (Ok(job), Ok(seat)) => {
+                let id: SeatId = seat.parse().unwrap();
+                assert!(job.contains(&format!("{id:?}")), "{job} for {seat}");
+            }
+            (Err(SeatRefused::BadProof(_)), Err(SeatRefused::BadProof(_))) => {}
+            (g, w) => assert_eq!(g.as_ref().err(), w.as_ref().err(), "{got:?}"),
+        }
+    }
+}

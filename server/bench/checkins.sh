@@ -28,6 +28,8 @@ KEYSEAL_LOG=info start --public-requests-per-second 0 --lease-requests-per-licen
 token=$(grep '^ksk_' "$work/out")
 "$VENV/bin/python" server/bench/checkins_prepare.py "$base" "$token" "$SEATS" "$REQUESTS" "$work/checkins"
 echo "keyseal serve ($PROFILE, SQLite, synchronous=FULL) on $addr: wrk, $CONNS connections, 2 threads, ${SECS}s, $SEATS seats, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+ticks=$(cpu_ticks)
 KEYSEAL_CHECKINS=$work/checkins wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 10s --latency \
     -s server/bench/checkins.lua "$base" | tee "$work/wrk"
+cpu_report "$ticks" "$work/wrk"
 if grep -q "Non-2xx" "$work/wrk"; then echo "some check-ins failed (ran out of signed ones, or refused)"; exit 1; fi

@@ -25,3 +25,16 @@ start() {
     base="http://$addr"
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+# The server's CPU time so far (user and system), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+# The server's CPU over a wrk run that began at cpu_ticks $1, from wrk's
+# output in $2: cores busy, and CPU time per request (a figure that noise
+# from other processes on the machine moves less than requests/s).
+cpu_report() {
+    local ticks=$(( $(cpu_ticks) - $1 )) hz
+    hz=$(getconf CLK_TCK)
+    sed -n 's/^ *\([0-9]*\) requests in \([0-9.]*\)s.*/\1 \2/p' "$2" | {
+        read -r requests secs
+        python3 -c "import sys; t=$ticks/$hz; print(f'server CPU: {t/$secs:.2f} cores, {t/max($requests,1)*1e6:.0f} µs per request')"
+    }
+}

@@ -28,8 +28,11 @@ customer=$(curl -sf "${auth[@]}" -d '{}' "$base/v1/customers" | python3 -c 'impo
 
 bench() {
     echo "keyseal serve ($PROFILE, SQLite, synchronous=FULL) on $addr: wrk, $1 connections, 2 threads, ${SECS}s, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    local ticks
+    ticks=$(cpu_ticks)
     KEYSEAL_TOKEN=$token KEYSEAL_CUSTOMER=$customer \
         wrk -t2 -c"$1" -d"${SECS}s" --timeout 10s --latency -s server/bench/mint.lua "$base/v1/licenses" | tee "$work/wrk"
+    cpu_report "$ticks" "$work/wrk"
     if grep -q "Non-2xx" "$work/wrk"; then echo "some mints failed"; exit 1; fi
 }
 bench "$CONNS"

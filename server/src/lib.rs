@@ -241,6 +241,9 @@ pub(crate) struct State {
     pub(crate) minter: tokio::sync::mpsc::Sender<MintRequest>,
     /// Prepared lease check-ins for their group-commit task.
     pub(crate) checkins: tokio::sync::mpsc::Sender<CheckInRequest>,
+    /// Parsed lease check-ins for the task that reads their licenses and
+    /// seats in groups.
+    pub(crate) lookups: tokio::sync::mpsc::Sender<LookupRequest>,
     /// Tokens recently read from the ledger, so a request under load does
     /// not read the token table; each kept [`TOKEN_CACHE_SECS`] from that
     /// read (never extended).
@@ -388,6 +391,7 @@ pub struct Service {
     list_refresh: std::time::Duration,
     mint_rx: tokio::sync::mpsc::Receiver<MintRequest>,
     checkin_rx: tokio::sync::mpsc::Receiver<CheckInRequest>,
+    lookup_rx: tokio::sync::mpsc::Receiver<LookupRequest>,
     vault: Vault,
     state: Arc<State>,
     admin_token: Option<String>,
@@ -456,9 +460,11 @@ impl Service {
         store.unlock_personal_data(&opts.passphrase, kdf).await?;
         let (minter, mint_rx) = tokio::sync::mpsc::channel(4096);
         let (checkins, checkin_rx) = tokio::sync::mpsc::channel(4096);
+        let (lookups, lookup_rx) = tokio::sync::mpsc::channel(4096);
         let state = Arc::new(State {
             minter,
             checkins,
+            lookups,
             tokens: std::sync::Mutex::new(TokenCache::default()),
             store,
             vault_dir: opts.vault_dir.clone(),
@@ -499,6 +505,7 @@ impl Service {
             admin_token,
             mint_rx,
             checkin_rx,
+            lookup_rx,
         })
     }
 
@@ -611,6 +618,7 @@ impl Service {
         ));
         let checkin_worker =
             tokio::spawn(checkin_worker(self.state.store.clone(), self.checkin_rx));
+        let lookup_worker = tokio::spawn(lookup_worker(self.state.store.clone(), self.lookup_rx));
         let (stop_checkpoints, stop_rx) = tokio::sync::oneshot::channel();
         let checkpoints = self
             .state
@@ -639,6 +647,7 @@ impl Service {
         // after a cut drain, connections still open keep a sender, so wait
         // no longer than another drain period.
         let _ = tokio::time::timeout(self.drain, worker).await;
+        let _ = tokio::time::timeout(self.drain, lookup_worker).await;
         let _ = tokio::time::timeout(self.drain, checkin_worker).await;
         let _ = stop_checkpoints.send(());
         if let Some(c) = checkpoints {
@@ -791,6 +800,49 @@ async fn mint_worker(
             && let Err(e) = store.checkpoint_between_commits().await
         {
             tracing::error!(error = %problem::chain(&e), "checkpoint failed");
+        }
+    }
+}
+
+/// A parsed check-in for the lookup task, and where to send what it read.
+pub(crate) type LookupRequest = (
+    keyseal_issuer::seats::CheckInAsk,
+    tokio::sync::oneshot::Sender<
+        keyseal_issuer::Result<(
+            keyseal_issuer::seats::CheckInAsk,
+            Option<keyseal_issuer::seats::CheckInFound>,
+        )>,
+    >,
+);
+
+/// Check-ins read in groups: the handlers parse their requests in
+/// parallel; this task takes every check-in waiting (up to [`MAX_GROUP`])
+/// and reads their licenses, policies and seats in one query
+/// ([`Store::check_in_lookup`]), so a read's fixed cost (on SQLite, the
+/// hand-offs to its connection's thread) is paid once for many
+/// heartbeats; the handlers then check the proofs and sign the leases in
+/// parallel. If the group's read fails, each is read alone.
+async fn lookup_worker(store: Store, mut rx: tokio::sync::mpsc::Receiver<LookupRequest>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let (asks, replies): (Vec<_>, Vec<_>) = group.drain(..).unzip();
+        match store.check_in_lookup(&asks).await {
+            Ok(found) => {
+                for ((ask, reply), f) in asks.into_iter().zip(replies).zip(found) {
+                    let _ = reply.send(Ok((ask, f)));
+                }
+            }
+            Err(e) if asks.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for (ask, reply) in asks.into_iter().zip(replies) {
+                    let one = store.check_in_lookup(std::slice::from_ref(&ask)).await;
+                    let _ = reply.send(one.map(|mut f| (ask, f.pop().flatten())));
+                }
+            }
         }
     }
 }

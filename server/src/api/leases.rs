@@ -260,19 +260,28 @@ pub(crate) async fn check_in(
             // Parsed, looked up, verified and signed here, in parallel;
             // committed in groups by the check-in task (one statement a
             // check-in, one fsync for many heartbeats).
-            let job = match s
+            let ask = match s
                 .store
-                .check_in_prepare(
-                    &signer,
+                .check_in_parse(
                     &b.license_key,
                     &b.fingerprint,
                     &b.seat_id,
                     b.at,
                     &b.signature,
-                    ctx.now,
                 )
                 .await?
             {
+                Ok(ask) => ask,
+                Err(r) => return Ok(keyseal_issuer::Signed::Done(Err(r))),
+            };
+            // Read in groups by the lookup task.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            s.lookups
+                .send((ask, tx))
+                .await
+                .map_err(|_| Problem::internal())?;
+            let (ask, found) = rx.await.map_err(|_| Problem::internal())??;
+            let job = match keyseal_issuer::seats::check_in_finish(&signer, ask, found, ctx.now)? {
                 Ok(job) => job,
                 Err(r) => return Ok(keyseal_issuer::Signed::Done(Err(r))),
             };
