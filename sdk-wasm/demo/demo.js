@@ -25,6 +25,14 @@ function showClaims(l) {
     ['Device binding', l.device === null ? 'none' : l.device.kind === 'exact' ? 'exact' : `${l.device.required} of ${l.device.components}`],
     ['Signing key', l.keyId],
   ];
+  if (l.lease !== null) {
+    rows.push(
+      ['Seat', l.lease.seatId],
+      ['Lease signed', date(l.lease.issuedAt)],
+      ['Check in by', `${date(l.lease.renewAt)}${l.lease.checkInDue ? ': due now' : ''}`],
+      ['Lease ends', date(l.lease.expiresAt)],
+    );
+  }
   const body = $('claims').tBodies[0];
   body.replaceChildren(
     ...rows.map(([name, value]) => {
@@ -66,11 +74,18 @@ function check(event) {
   $('claims').hidden = true;
   try {
     const validator = new Validator(options);
-    const license = validator.validate($('key').value);
-    validator.free();
+    const lease = $('lease').value.trim();
+    let license;
+    try {
+      license = lease ? validator.validateWithLease($('key').value, lease) : validator.validate($('key').value);
+    } finally {
+      validator.free();
+    }
     verdict.className = 'valid';
     verdict.textContent = `Valid: ${license.plan} license for ${license.customer}`;
-    $('message').textContent = license.status === 'in_grace' ? 'The license has expired and is in its grace period.' : 'The license is genuine and in force.';
+    const state = license.status === 'in_grace' ? 'The license has expired and is in its grace period.' : 'The license is genuine and in force.';
+    const seat = license.lease === null ? '' : license.lease.checkInDue ? ' This device holds a seat; it should check in now.' : ' This device holds a seat.';
+    $('message').textContent = state + seat;
     $('detail').textContent = '';
     showClaims(license);
     showWarnings(license.warnings);

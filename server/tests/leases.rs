@@ -12,22 +12,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use common::{Backend, Resp, get, post, req};
-use keyseal::{Fingerprint, Keyring, ManualClock, MemoryStateStore, Validator};
+use keyseal::{Keyring, ManualClock, MemoryStateStore, Validator};
 use keyseal_core::{SeatId, SigningKey};
 use keyseal_issuer::seats::{
     DEFAULT_LEASE_GRACE_SECS, DEFAULT_LEASE_SECS, SEAT_MARGIN_SECS, check_in_message,
     release_message,
 };
-use serde_json::{Value, json};
-
-fn device(n: u32) -> Fingerprint {
-    Fingerprint::from_components(&[Fingerprint::component(
-        "acme-cad",
-        "machine-id",
-        &n.to_be_bytes(),
-    )])
-    .unwrap()
-}
+use serde_json::json;
 
 fn instance(n: u32) -> SigningKey {
     let mut seed = [9u8; 32];
@@ -35,29 +26,13 @@ fn instance(n: u32) -> SigningKey {
     SigningKey::from_seed(&seed).unwrap()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// An anonymous JSON POST, with extra headers.
-fn public_post(addr: SocketAddr, path: &str, body: &Value, extra: &[(&str, &str)]) -> Resp {
-    req(
-        addr,
-        "POST",
-        path,
-        None,
-        Some(("application/json", body.to_string().as_bytes())),
-        extra,
-    )
-}
-
 fn activate(addr: SocketAddr, key: &str, n: u32) -> Resp {
-    public_post(
+    common::public_post(
         addr,
         "/v1/public/leases",
         &json!({
             "license_key": key,
-            "fingerprint": device(n).to_string(),
+            "fingerprint": common::device(n).to_string(),
             "public_key": instance(n).public_key().to_string(),
         }),
         &[],
@@ -82,34 +57,12 @@ fn signed(
         "license_key": key,
         "seat_id": seat,
         "at": at,
-        "signature": hex(&instance(signer).sign_raw(&msg)),
+        "signature": keyseal_core::hex::encode(&instance(signer).sign_raw(&msg)),
     });
     if what == "check-in" {
-        body["fingerprint"] = json!(device(n).to_string());
+        body["fingerprint"] = json!(common::device(n).to_string());
     }
-    public_post(addr, path, &body, &[])
-}
-
-/// Product, customer and a license of `seats` seats; its key.
-fn license(addr: SocketAddr, token: &str, seats: u64) -> String {
-    let _ = post(
-        addr,
-        "/v1/products",
-        token,
-        &json!({ "product": "acme-cad" }),
-    );
-    let cus = post(addr, "/v1/customers", token, &json!({})).json()["customer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = post(
-        addr,
-        "/v1/licenses",
-        token,
-        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "365d", "max_devices": seats }),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    r.json()["license_key"].as_str().unwrap().to_owned()
+    common::public_post(addr, path, &body, &[])
 }
 
 /// Validates `key` with `lease` as an app on device `n` would, at `now`,
@@ -126,7 +79,7 @@ fn validate(
     let v = Validator::builder(keyring, "acme-cad")
         .clock(ManualClock::new(now))
         .state(MemoryStateStore::new())
-        .device(device(n))
+        .device(common::device(n))
         .build()
         .unwrap();
     v.validate_with_lease(key, lease)
@@ -139,7 +92,7 @@ fn apps_take_renew_and_free_seats_with_their_license_key() {
         let (offset, clock) = common::offset_clock();
         let s = common::start_with_clock(backend, clock);
         let addr = s.addr;
-        let key = license(addr, &s.admin, 3);
+        let key = common::seat_license(addr, &s.admin, 3).0;
         let t0 = common::now();
 
         // Three seats; a fourth device waits. No token is needed, and an
@@ -165,10 +118,10 @@ fn apps_take_renew_and_free_seats_with_their_license_key() {
             validate(addr, &key, &lease1, 1, renew + DEFAULT_LEASE_GRACE_SECS + 1).unwrap_err(),
             "lease_expired"
         );
-        let again = public_post(
+        let again = common::public_post(
             addr,
             "/v1/public/leases",
-            &json!({"license_key": key, "fingerprint": device(1).to_string(), "public_key": instance(1).public_key().to_string()}),
+            &json!({"license_key": key, "fingerprint": common::device(1).to_string(), "public_key": instance(1).public_key().to_string()}),
             &[("Idempotency-Key", "same-device")],
         );
         assert_eq!(again.status, 201, "{}", again.text());
@@ -231,7 +184,7 @@ fn apps_take_renew_and_free_seats_with_their_license_key() {
             audit.contains("seat.activate") && audit.contains("seat.release"),
             "{audit}"
         );
-        assert!(!audit.contains(&device(1).to_string()));
+        assert!(!audit.contains(&common::device(1).to_string()));
         drop(s);
         if backend == Backend::Sqlite {
             eprintln!("sqlite: ok");
@@ -247,7 +200,7 @@ fn floating_seats_come_back_from_crashed_clients() {
     let (offset, clock) = common::offset_clock();
     let s = common::start_with_clock(Backend::Sqlite, clock);
     let addr = s.addr;
-    let key = license(addr, &s.admin, 2);
+    let key = common::seat_license(addr, &s.admin, 2).0;
     let p = post(
         addr,
         "/v1/products/acme-cad/lease-policy",
@@ -313,7 +266,7 @@ fn floating_seats_come_back_from_crashed_clients() {
 fn an_expired_license_is_not_activated() {
     let (offset, clock) = common::offset_clock();
     let s = common::start_with_clock(Backend::Sqlite, clock);
-    let key = license(s.addr, &s.admin, 2);
+    let key = common::seat_license(s.addr, &s.admin, 2).0;
     let lid = {
         let mut buf = [0u8; keyseal_core::license::MAX_LICENSE_LEN];
         let b = keyseal_core::license::decode_text(&key, &mut buf).unwrap();
@@ -323,7 +276,7 @@ fn an_expired_license_is_not_activated() {
             .license_id
             .to_string()
     };
-    let fp = json!({ "fingerprint": device(1).to_string() });
+    let fp = json!({ "fingerprint": common::device(1).to_string() });
     let r = post(
         s.addr,
         &format!("/v1/licenses/{lid}/activations"),
@@ -332,7 +285,7 @@ fn an_expired_license_is_not_activated() {
     );
     assert_eq!(r.status, 201, "{}", r.text());
     offset.store(366 * 86_400, Ordering::SeqCst);
-    let fp = json!({ "fingerprint": device(2).to_string() });
+    let fp = json!({ "fingerprint": common::device(2).to_string() });
     post(
         s.addr,
         &format!("/v1/licenses/{lid}/activations"),
@@ -350,9 +303,9 @@ fn an_expired_license_is_not_activated() {
 fn the_rust_sdk_takes_and_frees_a_seat() {
     use keyseal::seats::{Seat, SeatClient};
     let s = common::start();
-    let key = license(s.addr, &s.admin, 1);
+    let key = common::seat_license(s.addr, &s.admin, 1).0;
     let client = SeatClient::new(format!("http://{}/", s.addr));
-    let me = device(1);
+    let me = common::device(1);
     let seat = client.activate(&key, &me).unwrap();
     let now = common::now();
     let ok = validate(s.addr, &key, seat.lease(), 1, now).unwrap();
@@ -365,10 +318,10 @@ fn the_rust_sdk_takes_and_frees_a_seat() {
     client.check_in(&key, &me, &mut seat).unwrap();
     client.check_in(&key, &me, &mut seat).unwrap();
     let _ = validate(s.addr, &key, seat.lease(), 1, common::now()).unwrap();
-    let e = client.activate(&key, &device(2)).unwrap_err();
+    let e = client.activate(&key, &common::device(2)).unwrap_err();
     assert_eq!((e.code(), e.is_transient()), ("seat_limit", true));
     client.release(&key, &mut seat).unwrap();
-    let mut other = client.activate(&key, &device(2)).unwrap();
+    let mut other = client.activate(&key, &common::device(2)).unwrap();
     assert_eq!(
         client.check_in(&key, &me, &mut other).unwrap_err().code(),
         "wrong_device"
@@ -404,8 +357,8 @@ fn the_api_answers_an_air_gapped_device() {
 fn air_gapped_through_the_api(backend: Backend) {
     use keyseal::seats::OfflineRequest;
     let s = common::start_on(backend);
-    let key = license(s.addr, &s.admin, 1);
-    let me = device(9);
+    let key = common::seat_license(s.addr, &s.admin, 1).0;
+    let me = common::device(9);
     let pending = OfflineRequest::new(&key, &me).unwrap();
     post(
         s.addr,
@@ -445,7 +398,7 @@ fn air_gapped_through_the_api(backend: Backend) {
     let ok = validate(s.addr, &key, seat.lease(), 9, common::now()).unwrap();
     assert_eq!(ok.lease().unwrap().seat_id(), seat.seat_id());
     // Its one seat is held: another device's request is refused.
-    let other = OfflineRequest::new(&key, &device(10)).unwrap();
+    let other = OfflineRequest::new(&key, &common::device(10)).unwrap();
     post(
         s.addr,
         "/v1/activation-requests",

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Backend, TestServer, get, post, post_empty};
+use common::{TestServer, get, post, post_empty};
 use serde_json::{Value, json};
 
 const NAME: &str = "Zelda Quuxworth";
@@ -24,58 +24,6 @@ fn token(s: &TestServer, scopes: &[&str]) -> String {
     );
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()["token"].as_str().unwrap().to_owned()
-}
-
-/// Every byte the ledger holds that a search could find: the SQLite file
-/// and its WAL and shared-memory files; or every row of every table of the
-/// PostgreSQL database, as text (what a dump holds).
-async fn ledger_bytes(s: &TestServer) -> Vec<u8> {
-    match s.backend {
-        Backend::Sqlite => {
-            let vault = s.dir.path().join("vault");
-            let mut all = Vec::new();
-            for f in ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"] {
-                if let Ok(b) = std::fs::read(vault.join(f)) {
-                    all.extend(b);
-                }
-            }
-            assert!(all.len() > 10_000, "the ledger files were read");
-            all
-        }
-        Backend::Postgres => {
-            use sqlx::{Connection, Row};
-            let mut c = sqlx::PgConnection::connect(s.database_url.as_deref().unwrap())
-                .await
-                .unwrap();
-            let tables: Vec<String> = sqlx::query(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-            assert!(tables.iter().any(|t| t == "customers"));
-            let mut all = Vec::new();
-            for t in tables {
-                for r in sqlx::query(&format!("SELECT t::text FROM \"{t}\" t"))
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                {
-                    all.extend(r.get::<String, _>(0).into_bytes());
-                    all.push(b'\n');
-                }
-            }
-            all
-        }
-    }
-}
-
-fn holds(hay: &[u8], needle: &str) -> bool {
-    let n = needle.as_bytes();
-    hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 fn activate(s: &TestServer, lic: &str) {
@@ -148,9 +96,12 @@ async fn personal_data_is_sealed_scoped_exported_and_erased() {
         .unwrap();
 
         // Sealed at rest: not one of the three values is in the ledger.
-        let bytes = ledger_bytes(&s).await;
+        let bytes = common::ledger_bytes(&s).await;
         for v in [NAME, EMAIL, META, "Someone Else", "else@example.org"] {
-            assert!(!holds(&bytes, v), "{backend:?}: `{v}` is in the ledger");
+            assert!(
+                !common::holds(&bytes, v),
+                "{backend:?}: `{v}` is in the ledger"
+            );
         }
 
         let s = tokio::task::spawn_blocking(move || {
@@ -248,9 +199,12 @@ async fn personal_data_is_sealed_scoped_exported_and_erased() {
         })
         .await
         .unwrap();
-        let bytes = ledger_bytes(&s).await;
+        let bytes = common::ledger_bytes(&s).await;
         for v in [NAME, EMAIL, META] {
-            assert!(!holds(&bytes, v), "{backend:?}: `{v}` is in the ledger");
+            assert!(
+                !common::holds(&bytes, v),
+                "{backend:?}: `{v}` is in the ledger"
+            );
         }
         tokio::task::spawn_blocking(move || drop(s)).await.unwrap();
     }

@@ -14,51 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{get, post, req};
 use keyseal::seats::{SeatClient, SeatError};
-use keyseal::{Fingerprint, Keyring, ManualClock, MemoryStateStore, Validator};
+use keyseal::{Keyring, ManualClock, MemoryStateStore, Validator};
 use keyseal_server::relay::{self, Relay, RelayOptions};
 use serde_json::json;
-
-fn device(n: u32) -> Fingerprint {
-    Fingerprint::from_components(&[Fingerprint::component(
-        "acme-cad",
-        "machine-id",
-        &n.to_be_bytes(),
-    )])
-    .unwrap()
-}
-
-/// Product, customer and a license of `seats` seats: its key and id.
-fn license(addr: std::net::SocketAddr, token: &str, seats: u64) -> (String, String) {
-    let _ = post(
-        addr,
-        "/v1/products",
-        token,
-        &json!({ "product": "acme-cad" }),
-    );
-    let cus = post(addr, "/v1/customers", token, &json!({})).json()["customer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = post(
-        addr,
-        "/v1/licenses",
-        token,
-        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "365d", "max_devices": seats }),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    let j = r.json();
-    (
-        j["license_key"].as_str().unwrap().to_owned(),
-        j["license_id"].as_str().unwrap().to_owned(),
-    )
-}
 
 fn validator(keyring: &str, n: u32, now: u64) -> Validator {
     let keyring: Keyring = keyring.parse().unwrap();
     Validator::builder(keyring, "acme-cad")
         .clock(ManualClock::new(now))
         .state(MemoryStateStore::new())
-        .device(device(n))
+        .device(common::device(n))
         .build()
         .unwrap()
 }
@@ -131,7 +96,7 @@ fn allotted_seats_count_against_the_license_on_every_backend() {
     for backend in common::backend_list() {
         let s = common::start_on(backend);
         let addr = s.addr;
-        let (key, lid) = license(addr, &s.admin, 10);
+        let (key, lid) = common::seat_license(addr, &s.admin, 10);
         let relay_dir = tempfile::tempdir().unwrap();
         let relay_key = relay::init(relay_dir.path()).unwrap().to_string();
         let path = format!("/v1/licenses/{lid}/allotments");
@@ -178,7 +143,7 @@ fn allotted_seats_count_against_the_license_on_every_backend() {
             None,
             Some((
                 "application/json",
-                json!({"license_key": key, "fingerprint": device(1).to_string(), "public_key": relay_key})
+                json!({"license_key": key, "fingerprint": common::device(1).to_string(), "public_key": relay_key})
                     .to_string()
                     .as_bytes(),
             )),
@@ -237,7 +202,7 @@ fn allotted_seats_count_against_the_license_on_every_backend() {
 fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
     let s = common::start();
     let addr = s.addr;
-    let (key, lid) = license(addr, &s.admin, 20);
+    let (key, lid) = common::seat_license(addr, &s.admin, 20);
     let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
         .as_str()
         .unwrap()
@@ -278,7 +243,12 @@ fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
         let handles: Vec<_> = (0..20u32)
             .map(|n| {
                 let (base, key) = (&base, &key);
-                sc.spawn(move || (n, SeatClient::new(base.clone()).activate(key, &device(n))))
+                sc.spawn(move || {
+                    (
+                        n,
+                        SeatClient::new(base.clone()).activate(key, &common::device(n)),
+                    )
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -314,7 +284,7 @@ fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
     {
         let (n, seat) = &mut granted[0];
         let seat = seat.as_mut().unwrap();
-        client.check_in(&key, &device(*n), seat).unwrap();
+        client.check_in(&key, &common::device(*n), seat).unwrap();
         let _renewed = validator(&keyring, *n, clock.load(Ordering::SeqCst))
             .validate_with_lease(&key, seat.lease())
             .unwrap();
@@ -325,7 +295,7 @@ fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
     let waiting: Vec<u32> = refused.iter().map(|(n, _)| *n).collect();
     let retried: Vec<_> = waiting
         .iter()
-        .map(|n| client.activate(&key, &device(*n)))
+        .map(|n| client.activate(&key, &common::device(*n)))
         .collect();
     assert_eq!(
         retried.iter().filter(|r| r.is_ok()).count(),
@@ -346,30 +316,39 @@ fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
     let running = run(relay);
     let client = SeatClient::new(format!("http://{}", running.addr));
     assert_eq!(
-        client.activate(&key, &device(500)).unwrap_err().code(),
+        client
+            .activate(&key, &common::device(500))
+            .unwrap_err()
+            .code(),
         "seat_limit"
     );
     // A device that holds a seat gets it back (the same seat).
     let (n, seat) = &granted[4];
-    let back = client.activate(&key, &device(*n)).unwrap();
+    let back = client.activate(&key, &common::device(*n)).unwrap();
     assert_eq!(back.seat_id(), seat.as_ref().unwrap().seat_id());
     // A key other than the allotted license's is refused.
     let mut bad = key.clone();
     let last = bad.pop().unwrap();
     bad.push(if last == 'A' { 'B' } else { 'A' });
     assert_eq!(
-        client.activate(&bad, &device(600)).unwrap_err().code(),
+        client
+            .activate(&bad, &common::device(600))
+            .unwrap_err()
+            .code(),
         "invalid_license_key"
     );
     // A replaced allotment file that does not verify is ignored.
     std::fs::write(&allot_file, "ksallot1.AAAA").unwrap();
     assert_eq!(
-        client.activate(&key, &device(*n)).unwrap().seat_id(),
+        client
+            .activate(&key, &common::device(*n))
+            .unwrap()
+            .seat_id(),
         seat.as_ref().unwrap().seat_id()
     );
     // Past the allotment's end the relay leases nothing.
     clock.store(allot_end, Ordering::SeqCst);
-    let ended = client.activate(&key, &device(*n)).unwrap_err();
+    let ended = client.activate(&key, &common::device(*n)).unwrap_err();
     assert!(
         matches!(
             ended,
@@ -387,8 +366,8 @@ fn a_relay_leases_its_allotment_to_twenty_clients_with_the_vendor_stopped() {
 fn a_relay_refuses_an_allotment_for_another_key_or_license() {
     let s = common::start();
     let addr = s.addr;
-    let (key, lid) = license(addr, &s.admin, 5);
-    let (other_key, _) = license(addr, &s.admin, 5);
+    let (key, lid) = common::seat_license(addr, &s.admin, 5);
+    let (other_key, _) = common::seat_license(addr, &s.admin, 5);
     let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
         .as_str()
         .unwrap()
@@ -437,7 +416,7 @@ fn concurrent_allotments_and_activations_share_the_seats() {
     for backend in common::backend_list() {
         let s = common::start_on(backend);
         let addr = s.addr;
-        let (key, lid) = license(addr, &s.admin, 10);
+        let (key, lid) = common::seat_license(addr, &s.admin, 10);
         let dirs: Vec<_> = (0..12).map(|_| tempfile::tempdir().unwrap()).collect();
         let keys: Vec<String> = dirs
             .iter()
@@ -458,7 +437,7 @@ fn concurrent_allotments_and_activations_share_the_seats() {
                 .map(|n| {
                     let key = &key;
                     sc.spawn(move || {
-                        let body = json!({"license_key": key, "fingerprint": device(n).to_string(), "public_key": keys_pk(n)});
+                        let body = json!({"license_key": key, "fingerprint": common::device(n).to_string(), "public_key": keys_pk(n)});
                         req(
                             addr,
                             "POST",
@@ -505,7 +484,7 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
     let (offset, vendor_clock) = common::offset_clock();
     let s = common::start_with_clock(common::Backend::Sqlite, vendor_clock);
     let addr = s.addr;
-    let (key, lid) = license(addr, &s.admin, 20);
+    let (key, lid) = common::seat_license(addr, &s.admin, 20);
     let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
         .as_str()
         .unwrap()
@@ -533,7 +512,7 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
     let relay = Relay::open(options(dir.path(), &keyring, &key, &file, &clock)).unwrap();
     let running = run(relay.clone());
     let client = SeatClient::new(format!("http://{}", running.addr));
-    let mut seat = client.activate(&key, &device(1)).unwrap();
+    let mut seat = client.activate(&key, &common::device(1)).unwrap();
     assert!(seat.renew_at() >= issued);
     let lic = validator(&keyring, 1, issued - 120)
         .validate_with_lease(&key, seat.lease())
@@ -541,7 +520,7 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
     assert_eq!(lic.lease().unwrap().issued_at(), issued);
     // The older, larger allotment in its place is not taken.
     std::fs::write(&file, first["allotment"].as_str().unwrap()).unwrap();
-    let _ = client.activate(&key, &device(2)).unwrap();
+    let _ = client.activate(&key, &common::device(2)).unwrap();
     let terms = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
@@ -555,7 +534,7 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
     let state = std::fs::read_to_string(dir.path().join(relay::STATE_FILE)).unwrap();
     assert!(state.contains(&seat.seat_id().to_string()));
     clock.store(released + relay::FORGET_AFTER_SECS + 1, Ordering::SeqCst);
-    let _ = client.activate(&key, &device(3)).unwrap();
+    let _ = client.activate(&key, &common::device(3)).unwrap();
     let state = std::fs::read_to_string(dir.path().join(relay::STATE_FILE)).unwrap();
     assert!(!state.contains(&seat.seat_id().to_string()), "{state}");
 }
@@ -566,7 +545,7 @@ fn a_relay_dates_its_leases_keeps_the_newest_allotment_and_forgets_old_seats() {
 fn a_revoked_relays_leases_are_refused_by_apps_with_the_list() {
     let s = common::start();
     let addr = s.addr;
-    let (key, lid) = license(addr, &s.admin, 5);
+    let (key, lid) = common::seat_license(addr, &s.admin, 5);
     let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
         .as_str()
         .unwrap()
@@ -586,14 +565,14 @@ fn a_revoked_relays_leases_are_refused_by_apps_with_the_list() {
     let relay = Relay::open(options(dir.path(), &keyring, &key, &file, &clock)).unwrap();
     let running = run(relay);
     let seat = SeatClient::new(format!("http://{}", running.addr))
-        .activate(&key, &device(1))
+        .activate(&key, &common::device(1))
         .unwrap();
     let list = |addr| req(addr, "GET", "/v1/public/revocations", None, None, &[]).body;
     let with_list = |list: Vec<u8>| {
         let keyring: Keyring = keyring.parse().unwrap();
         Validator::builder(keyring, "acme-cad")
             .state(MemoryStateStore::new())
-            .device(device(1))
+            .device(common::device(1))
             .revocation_list(list)
             .build()
             .unwrap()
@@ -629,7 +608,7 @@ fn a_revoked_relays_leases_are_refused_by_apps_with_the_list() {
 fn a_smaller_allotment_gives_up_seats_and_one_relay_holds_a_directory() {
     let s = common::start();
     let addr = s.addr;
-    let (key, lid) = license(addr, &s.admin, 10);
+    let (key, lid) = common::seat_license(addr, &s.admin, 10);
     let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
         .as_str()
         .unwrap()
@@ -658,31 +637,37 @@ fn a_smaller_allotment_gives_up_seats_and_one_relay_holds_a_directory() {
     let running = run(relay);
     let client = SeatClient::new(format!("http://{}", running.addr));
     let mut seats: Vec<_> = (0..6u32)
-        .map(|n| (n, client.activate(&key, &device(n)).unwrap()))
+        .map(|n| (n, client.activate(&key, &common::device(n)).unwrap()))
         .collect();
     // The vendor shrinks the relay to three seats.
     std::fs::write(&file, grant(3)).unwrap();
     let mut kept = Vec::new();
     for (n, seat) in &mut seats {
-        match client.check_in(&key, &device(*n), seat) {
+        match client.check_in(&key, &common::device(*n), seat) {
             Ok(()) => kept.push(*n),
             Err(e) => assert_eq!(e.code(), "seat_lapsed", "{e:?}"),
         }
     }
     assert_eq!(kept.len(), 3, "{kept:?}");
     assert_eq!(
-        client.activate(&key, &device(100)).unwrap_err().code(),
+        client
+            .activate(&key, &common::device(100))
+            .unwrap_err()
+            .code(),
         "seat_limit"
     );
     let given_up = (0..6u32).find(|n| !kept.contains(n)).unwrap();
     assert_eq!(
-        client.activate(&key, &device(given_up)).unwrap_err().code(),
+        client
+            .activate(&key, &common::device(given_up))
+            .unwrap_err()
+            .code(),
         "seat_limit"
     );
     // One kept is renewed again (a second later: a proof's time must grow).
     let (n, seat) = seats.iter_mut().find(|(n, _)| kept.contains(n)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    client.check_in(&key, &device(*n), seat).unwrap();
+    client.check_in(&key, &common::device(*n), seat).unwrap();
 }
 
 /// A relay with `renew_from` renews its allotment from the vendor's service
@@ -702,7 +687,7 @@ fn renews_online(backend: common::Backend) {
     let (offset, service_clock) = common::offset_clock();
     let s = common::start_with_clock(backend, service_clock);
     let addr = s.addr;
-    let (key, lid) = license(addr, &s.admin, 10);
+    let (key, lid) = common::seat_license(addr, &s.admin, 10);
     let keyring = req(addr, "GET", "/v1/public/keyring", None, None, &[]).json()["keyring"]
         .as_str()
         .unwrap()

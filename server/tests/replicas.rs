@@ -802,33 +802,6 @@ fn unlimited() -> keyseal_server::Network {
     }
 }
 
-/// A license of product `acme-cad` with `seats` seats, through `addr`:
-/// its key and id.
-fn seat_license(addr: SocketAddr, token: &str, seats: u64) -> (String, String) {
-    let _ = post(
-        addr,
-        "/v1/products",
-        token,
-        &json!({ "product": "acme-cad" }),
-    );
-    let cus = post(addr, "/v1/customers", token, &json!({})).json()["customer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = post(
-        addr,
-        "/v1/licenses",
-        token,
-        &json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "30d", "max_devices": seats }),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    let j = r.json();
-    (
-        j["license_key"].as_str().unwrap().to_owned(),
-        j["license_id"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Device `n`'s activation request for `key`: fingerprint, installation key.
 fn activation(key: &str, n: u32) -> serde_json::Value {
     use keyseal_core::{Fingerprint, SigningKey};
@@ -852,17 +825,6 @@ fn relay_key(n: u32) -> String {
         .unwrap()
         .public_key()
         .to_string()
-}
-
-fn public(addr: SocketAddr, path: &str, body: &serde_json::Value) -> common::Resp {
-    common::req(
-        addr,
-        "POST",
-        path,
-        None,
-        Some(("application/json", body.to_string().as_bytes())),
-        &[],
-    )
 }
 
 /// The organisation's audit log, oldest first (one chain, in commit order).
@@ -889,7 +851,7 @@ fn leases_and_allotments_through_two_replicas_never_exceed_the_seats() {
         return;
     };
     let token = a.token.clone().expect("admin token");
-    let (key, lid) = seat_license(a.addr, &token, 10);
+    let (key, lid) = common::seat_license(a.addr, &token, 10);
     let barrier = std::sync::Barrier::new(20);
     std::thread::scope(|sc| {
         for n in 0..12u32 {
@@ -897,7 +859,7 @@ fn leases_and_allotments_through_two_replicas_never_exceed_the_seats() {
             let addr = if n % 2 == 0 { a.addr } else { b.addr };
             sc.spawn(move || {
                 barrier.wait();
-                let r = public(addr, "/v1/public/leases", &activation(key, n));
+                let r = common::public_post(addr, "/v1/public/leases", &activation(key, n), &[]);
                 if r.status != 201 {
                     r.problem(409, "seat-limit");
                 }
@@ -944,7 +906,7 @@ fn nothing_is_granted_after_a_revocation_through_another_replica() {
         return;
     };
     let token = a.token.clone().expect("admin token");
-    let (key, lid) = seat_license(a.addr, &token, 1_000);
+    let (key, lid) = common::seat_license(a.addr, &token, 1_000);
     let revoked = std::sync::atomic::AtomicBool::new(false);
     let granted = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|sc| {
@@ -956,7 +918,7 @@ fn nothing_is_granted_after_a_revocation_through_another_replica() {
                     let n = t * 1_000 + k;
                     let after = revoked.load(std::sync::atomic::Ordering::SeqCst);
                     let r = if t < 4 {
-                        public(addr, "/v1/public/leases", &activation(key, n))
+                        common::public_post(addr, "/v1/public/leases", &activation(key, n), &[])
                     } else {
                         post(
                             addr,
@@ -1078,10 +1040,11 @@ fn one_trial_per_device_through_two_replicas() {
                             let addr = if k % 4 < 2 { a.addr } else { b.addr };
                             inner.spawn(move || {
                                 barrier.wait();
-                                public(
+                                common::public_post(
                                     addr,
                                     "/v1/public/trials",
                                     &json!({"org_id": org, "product": "acme-cad", "fingerprint": fp.to_string()}),
+                                    &[],
                                 )
                             })
                         })

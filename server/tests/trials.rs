@@ -38,19 +38,8 @@ fn fp(parts: &[[u8; 16]]) -> Fingerprint {
     Fingerprint::from_components(parts).unwrap()
 }
 
-fn public_post(addr: SocketAddr, path: &str, body: &Value, extra: &[(&str, &str)]) -> Resp {
-    req(
-        addr,
-        "POST",
-        path,
-        None,
-        Some(("application/json", body.to_string().as_bytes())),
-        extra,
-    )
-}
-
 fn trial(addr: SocketAddr, org: &str, product: &str, device: &Fingerprint) -> Resp {
-    public_post(
+    common::public_post(
         addr,
         "/v1/public/trials",
         &json!({ "org_id": org, "product": product, "fingerprint": device.to_string() }),
@@ -165,7 +154,7 @@ fn one_trial_per_device(backend: Backend) {
     trial(addr, &org, "acme-viewer", &fp(&a)).problem(404, "not-found");
     trial(addr, &org, "acme\u{0}cad", &fp(&a)).problem(404, "not-found");
     for bad in ["", "ksfp1.", "ksfp1.AAAA", "hello", "ksfp1.\u{0}"] {
-        public_post(
+        common::public_post(
             addr,
             "/v1/public/trials",
             &json!({"org_id": org, "product": "acme-cad", "fingerprint": bad}),
@@ -173,14 +162,14 @@ fn one_trial_per_device(backend: Backend) {
         )
         .problem(422, "invalid-value");
     }
-    public_post(
+    common::public_post(
         addr,
         "/v1/public/trials",
         &json!({"org_id": org, "product": "acme-cad"}),
         &[],
     )
     .problem(400, "bad-request");
-    public_post(
+    common::public_post(
         addr,
         "/v1/public/trials",
         &json!({"org_id": org, "product": "acme-cad", "fingerprint": fp(&a).to_string(), "ip": "1.2.3.4"}),
@@ -330,23 +319,23 @@ fn one_trial_per_device(backend: Backend) {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(ledger_bytes(&s));
+        .block_on(common::ledger_bytes(&s));
     for p in a.iter().chain(machine("c").iter()) {
         let hex: String = p.iter().map(|b| format!("{b:02x}")).collect();
         assert!(
-            !holds(&ledger, &hex),
+            !common::holds(&ledger, &hex),
             "{backend:?}: a component in the ledger"
         );
     }
     for f in [fp(&a), fp(&machine("b")), c] {
         let text = f.to_string();
         assert!(
-            !holds(&ledger, &text[6..]),
+            !common::holds(&ledger, &text[6..]),
             "{backend:?}: a fingerprint in the ledger"
         );
     }
     assert!(
-        !holds(&ledger, "127.0.0.1"),
+        !common::holds(&ledger, "127.0.0.1"),
         "{backend:?}: an address in the ledger"
     );
     drop(s);
@@ -377,7 +366,7 @@ fn trials_are_rate_limited_per_client() {
         );
     }
     let from = |client: &str, n: u32| {
-        public_post(
+        common::public_post(
             s.addr,
             "/v1/public/trials",
             &json!({"org_id": s.org_a, "product": "acme-cad",
@@ -396,57 +385,6 @@ fn trials_are_rate_limited_per_client() {
     }
     from("2001:db8:0:1:ffff::9", 9).problem(429, "rate-limited");
     assert_eq!(from("2001:db8:0:2::1", 0).status, 201);
-}
-
-/// Every byte the ledger holds: the SQLite files, or every row of every
-/// PostgreSQL table as text.
-async fn ledger_bytes(s: &TestServer) -> Vec<u8> {
-    match s.backend {
-        Backend::Sqlite => {
-            let vault = s.dir.path().join("vault");
-            let mut all = Vec::new();
-            for f in ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"] {
-                if let Ok(b) = std::fs::read(vault.join(f)) {
-                    all.extend(b);
-                }
-            }
-            assert!(all.len() > 10_000, "the ledger files were read");
-            all
-        }
-        Backend::Postgres => {
-            use sqlx::{Connection, Row};
-            let mut c = sqlx::PgConnection::connect(s.database_url.as_deref().unwrap())
-                .await
-                .unwrap();
-            let tables: Vec<String> = sqlx::query(
-                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
-            )
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-            assert!(tables.iter().any(|t| t == "trial_components"));
-            let mut all = Vec::new();
-            for t in tables {
-                for r in sqlx::query(&format!("SELECT t::text FROM \"{t}\" t"))
-                    .fetch_all(&mut c)
-                    .await
-                    .unwrap()
-                {
-                    all.extend(r.get::<String, _>(0).into_bytes());
-                    all.push(b'\n');
-                }
-            }
-            all
-        }
-    }
-}
-
-fn holds(hay: &[u8], needle: &str) -> bool {
-    let n = needle.as_bytes();
-    hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// The Rust SDK's `SeatClient::start_trial` over HTTP: the trial key

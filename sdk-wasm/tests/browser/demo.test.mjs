@@ -52,14 +52,15 @@ test('the import map points at the browser entry of the exports map', () => {
 });
 
 /** Fills the form as a person would paste it, checks, and returns what the page shows. */
-async function check(key) {
-  await page.fill('#keyring', ref.keyring);
-  await page.fill('#product', ref.product);
-  await page.fill('#app-version', ref.app_version);
-  await page.fill('#device', ref.device);
+async function check(key, c = ref, lease = '') {
+  await page.fill('#keyring', c.keyring);
+  await page.fill('#product', c.product);
+  await page.fill('#app-version', c.app_version ?? '');
+  await page.fill('#device', c.device);
   // The vectors' time, 1800000000 = 2027-01-15T08:00:00Z, so the test does not age.
   await page.fill('#as-of', '2027-01-15T08:00:00');
   await page.fill('#key', key);
+  await page.fill('#lease', lease);
   await page.click('#check');
   await page.waitForSelector('#result:not([hidden])');
   const cell = (field) => page.locator(`#claims tr[data-field="${field}"] td`).textContent();
@@ -98,6 +99,23 @@ test('a tampered key: refused, with the customer message', async () => {
   assert.equal(shown.detail, 'license rejected: invalid signature');
   assert.equal(shown.claimsShown, false);
   await page.screenshot({ path: join(shots, 'demo-tampered.png'), fullPage: true });
+});
+
+test('a key with its lease: the seat and when to check in; a lease for another device refused', async () => {
+  const c = vectors('leases.json').find((x) => x.name === 'lease_active');
+  assert.equal(c.now, 1800000000);
+  const shown = await check(c.key, c, c.lease);
+  assert.equal(shown.className, 'valid', shown.detail);
+  assert.match(shown.message, /This device holds a seat\.$/);
+  assert.equal(await shown.cell('seat'), c.expect.lease.seat_id);
+  assert.equal(await shown.cell('check-in-by'), '2027-01-15T09:00:00Z (1800003600)');
+  assert.equal(await shown.cell('lease-ends'), '2027-01-15T10:00:00Z (1800007200)');
+  await page.screenshot({ path: join(shots, 'demo-lease.png'), fullPage: true });
+  const other = vectors('leases.json').find((x) => x.name === 'lease_wrong_device');
+  const refused = await check(other.key, other, other.lease);
+  assert.equal(refused.className, 'refused');
+  assert.equal(refused.verdict, `Refused: ${other.expect.error}`);
+  assert.equal(refused.claimsShown, false);
 });
 
 test('no errors in the page', () => {

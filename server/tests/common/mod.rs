@@ -473,3 +473,104 @@ pub fn hammer(
         })
         .collect()
 }
+
+/// An anonymous JSON POST (an app's, a relay's), with extra headers.
+pub fn public_post(addr: SocketAddr, path: &str, body: &Value, extra: &[(&str, &str)]) -> Resp {
+    req(
+        addr,
+        "POST",
+        path,
+        None,
+        Some(("application/json", body.to_string().as_bytes())),
+        extra,
+    )
+}
+
+/// Device `n`: one `machine-id` component of product `acme-cad`.
+pub fn device(n: u32) -> keyseal_core::Fingerprint {
+    keyseal_core::Fingerprint::from_components(&[keyseal_core::Fingerprint::component(
+        "acme-cad",
+        "machine-id",
+        &n.to_be_bytes(),
+    )])
+    .unwrap()
+}
+
+/// Product `acme-cad`, a customer and a license of it with `seats` seats,
+/// valid for a year: its key and id.
+pub fn seat_license(addr: SocketAddr, token: &str, seats: u64) -> (String, String) {
+    let _ = post(
+        addr,
+        "/v1/products",
+        token,
+        &serde_json::json!({ "product": "acme-cad" }),
+    );
+    let cus = post(addr, "/v1/customers", token, &serde_json::json!({})).json()["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post(
+        addr,
+        "/v1/licenses",
+        token,
+        &serde_json::json!({ "product": "acme-cad", "customer_id": cus, "plan": "floating", "expires": "365d", "max_devices": seats }),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let j = r.json();
+    (
+        j["license_key"].as_str().unwrap().to_owned(),
+        j["license_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Every byte the test server's ledger holds: the SQLite files, or every
+/// row of every PostgreSQL table as text.
+pub async fn ledger_bytes(s: &TestServer) -> Vec<u8> {
+    match s.backend {
+        Backend::Sqlite => {
+            let vault = s.dir.path().join("vault");
+            let mut all = Vec::new();
+            for f in ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"] {
+                if let Ok(b) = std::fs::read(vault.join(f)) {
+                    all.extend(b);
+                }
+            }
+            assert!(all.len() > 10_000, "the ledger files were read");
+            all
+        }
+        Backend::Postgres => {
+            use sqlx::{Connection, Row};
+            let mut c = sqlx::PgConnection::connect(s.database_url.as_deref().unwrap())
+                .await
+                .unwrap();
+            let tables: Vec<String> = sqlx::query(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+            assert!(tables.iter().any(|t| t == "customers"));
+            let mut all = Vec::new();
+            for t in tables {
+                for r in sqlx::query(&format!("SELECT t::text FROM \"{t}\" t"))
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap()
+                {
+                    all.extend(r.get::<String, _>(0).into_bytes());
+                    all.push(b'\n');
+                }
+            }
+            all
+        }
+    }
+}
+
+/// Whether `needle` is in `hay`, in any case.
+pub fn holds(hay: &[u8], needle: &str) -> bool {
+    let n = needle.as_bytes();
+    hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
