@@ -806,6 +806,10 @@ pub struct RelayServeArgs {
     /// into the --allotment file. Without it, the vendor's new allotment file replaces the old.
     #[arg(long, value_name = "URL")]
     pub renew_from: Option<String>,
+    /// The log on stderr (renewals, allotments loaded, refusals): `text`, or `json` (one
+    /// object a line). KEYSEAL_LOG filters it (`info` by default).
+    #[arg(long, env = "KEYSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// `keyseal revoke`.

@@ -202,7 +202,7 @@ async fn last_allotment(
                 "SELECT seats, expires_at - issued_at, \
                  (SELECT MAX(proof_at) FROM allotments p WHERE p.org_id = $1 AND p.license_id = $2 AND p.relay_key_id = $3) \
                  FROM allotments WHERE org_id = $1 AND license_id = $2 AND relay_key_id = $3 \
-                 AND proof_at IS NULL ORDER BY issued_at DESC, allotment_id LIMIT 1",
+                 AND proof_at IS NULL ORDER BY COALESCE(seq, 0) DESC, issued_at DESC, allotment_id LIMIT 1",
             )
             .bind(org_id.to_owned())
             .bind(lid.to_owned())
@@ -307,6 +307,23 @@ impl Store {
                 "the signature does not verify with the relay key",
             ))));
         }
+        // A relay key the vendor never allotted to is refused from the read
+        // pool, before the ledger's write lock (decided again under it).
+        let granted = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT 1 FROM allotments WHERE org_id = $1 AND license_id = $2 AND relay_key_id = $3 \
+                     AND proof_at IS NULL LIMIT 1",
+                )
+                .bind(f.org_id.clone())
+                .bind(f.id.to_string())
+                .bind(relay.key_id().to_string()),
+                "reading allotments",
+            )
+            .await?;
+        if granted.is_empty() {
+            return Ok(Signed::Done(Err(AllotRefused::UnknownRelay)));
+        }
         self.allot(signer, f, relay, Ask::Renewal { at }, ctx).await
     }
 
@@ -393,8 +410,9 @@ impl Store {
         let allotment_id = keyseal_core::hex::encode(&id);
         tx.exec(
             sqlx::query(
-                "INSERT INTO allotments (allotment_id, org_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at, proof_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO allotments (allotment_id, org_id, license_id, relay_key, relay_key_id, seats, issued_at, expires_at, proof_at, seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 (SELECT COALESCE(MAX(seq), 0) + 1 FROM allotments WHERE org_id = $2 AND license_id = $3 AND relay_key_id = $5))",
             )
             .bind(allotment_id.clone())
             .bind(org_id.to_owned())

@@ -660,9 +660,42 @@ async fn a_check_in_prepared_before_a_revocation_is_refused() {
     }
 }
 
+/// Another license of `SEATS` seats in the ledger's organisation: its key.
+async fn another_license(store: &Store, signer: &Signer, org: &str) -> String {
+    let cus = store
+        .org_add_customer(org, PersonalFields::default(), &ctx(T0))
+        .await
+        .unwrap();
+    let job = MintJob {
+        org_id: org.to_owned(),
+        fields: RequestFields {
+            product: Some("acme-cad".into()),
+            customer: Some(cus.customer_id),
+            plan: Some("floating".into()),
+            expires: Some("365d".into()),
+            ..Default::default()
+        },
+        max_devices: SEATS,
+        metadata: Default::default(),
+        ctx: ctx(T0),
+    };
+    let license = sign_mint(signer, &job).unwrap();
+    let key = license.record.license_key.clone();
+    let verdicts = store
+        .org_record_mints(&[SignedMint {
+            job,
+            license,
+            record: None,
+        }])
+        .await;
+    assert!(matches!(verdicts[0], Ok(Signed::Done(()))), "{verdicts:?}");
+    key
+}
+
 /// Check-ins read in one statement get each their own license and seat:
-/// in any order, with unknown seats, another device's proof and the same
-/// seat twice among them, and a group larger than one statement's rows.
+/// in any order, over two licenses, with unknown seats, another device's
+/// proof, a seat of one license asked with the other's key and the same
+/// seat many times among them, in a group larger than one statement's rows.
 #[tokio::test]
 async fn check_ins_read_together_get_each_their_own_seat() {
     use keyseal_issuer::seats::check_in_finish;
@@ -671,27 +704,40 @@ async fn check_ins_read_together_get_each_their_own_seat() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let (signer, _, key) = ledger(&store).await;
+    let (signer, org, first) = ledger(&store).await;
+    let second = another_license(&store, &signer, &org).await;
+    // Devices 0..SEATS on the first license, SEATS..2*SEATS on the second.
     let mut seats = Vec::new();
-    for n in 0..SEATS as u32 {
-        seats.push(activate(&store, &signer, &key, n, T0).await.unwrap());
+    for n in 0..2 * SEATS as u32 {
+        let key = if n < SEATS as u32 { &first } else { &second };
+        seats.push(activate(&store, &signer, key, n, T0).await.unwrap());
     }
     let at = T0 + 10;
+    let key_of = |n: u32| {
+        if n < SEATS as u32 {
+            first.clone()
+        } else {
+            second.clone()
+        }
+    };
     let ask = |n: u32, seat: &str| {
         let sig = hex(&instance(n).sign_raw(&check_in_message(seat.parse().unwrap(), at)));
-        let (store, key) = (&store, &key);
+        let store = &store;
+        let key = key_of(n);
         let seat = seat.to_owned();
         async move {
             store
-                .check_in_parse(key, &device(n).to_string(), &seat, at, &sig)
+                .check_in_parse(&key, &device(n).to_string(), &seat, at, &sig)
                 .await
                 .unwrap()
                 .unwrap()
         }
     };
     // 300 asks (two statements): each seat in turn, backwards, with an
-    // unknown seat and device 0 claiming seat 1 every so often.
+    // unknown seat, device 0 claiming seat 1, and device 0 naming a seat of
+    // the second license with the first's key, every so often.
     let unknown = "00000000000000000000000000000001";
+    let all = 2 * SEATS as u32;
     let mut asks = Vec::new();
     let mut expect = Vec::new();
     for k in 0..300u32 {
@@ -704,8 +750,12 @@ async fn check_ins_read_together_get_each_their_own_seat() {
                 asks.push(ask(0, &seats[1].seat_id).await);
                 expect.push(Err(SeatRefused::BadProof("")));
             }
+            6 => {
+                asks.push(ask(0, &seats[SEATS as usize].seat_id).await);
+                expect.push(Err(SeatRefused::UnknownSeat));
+            }
             _ => {
-                let n = (SEATS as u32 - 1) - (k % SEATS as u32);
+                let n = (all - 1) - (k % all);
                 asks.push(ask(n, &seats[n as usize].seat_id).await);
                 expect.push(Ok(seats[n as usize].seat_id.clone()));
             }

@@ -268,8 +268,12 @@ impl Relay {
             inner: Mutex::new(Inner {
                 seen,
                 seats,
+                // A renewal request is signed after the last one; the last
+                // is not kept across restarts, but it was before the
+                // allotment it brought was signed, give or take the
+                // request window.
+                renewed_at: allotted.terms.issued_at,
                 allotted,
-                renewed_at: 0,
             }),
             opts: RelayOptions {
                 license_key: text,
@@ -361,11 +365,24 @@ impl Relay {
         }
         let path = &self.opts.allotment;
         let tmp = path.with_extension("renewing");
-        replace_synced(path, &tmp, format!("{}\n", text.trim()).as_bytes())
-            .map_err(|e| err(format!("{}: {e}", path.display())))?;
+        let text = format!("{}\n", text.trim());
         let mut inner = self.inner.lock().await;
-        self.refresh(&mut inner);
-        Ok(inner.allotted.terms)
+        if a.terms.issued_at < inner.allotted.terms.issued_at {
+            return Err(err("the renewed allotment is older than the one in force"));
+        }
+        match replace_synced(path, &tmp, text.as_bytes()) {
+            Ok(()) => inner.seen = text,
+            // The vendor counted the renewal: put it in force all the same
+            // (a restart goes back to the file's, until the next renewal).
+            Err(e) => tracing::error!(
+                error = %e,
+                file = %path.display(),
+                "relay: cannot write the renewed allotment; it is in force until the relay stops"
+            ),
+        }
+        let terms = a.terms;
+        inner.allotted = a;
+        Ok(terms)
     }
 
     /// Loads the allotment file again if its text changed, and puts it in
@@ -490,23 +507,37 @@ pub async fn serve(
 
 /// Renews `relay`'s allotment online whenever it is due
 /// ([`Relay::renewal_due`]), looking every `every` (and at once), until the
-/// future is dropped; a failed renewal is logged and tried again at the
-/// next look.
+/// future is dropped. A failed renewal is logged and tried again, after
+/// twice as long each time it fails again (up to [`RENEW_BACKOFF_MAX_SECS`]),
+/// so a relay the vendor refuses does not ask every minute for days.
 pub async fn keep_renewed(relay: Arc<Relay>, every: std::time::Duration) {
+    let mut wait = every;
     loop {
         if relay.renewal_due().await {
             match relay.renew().await {
-                Ok(t) => tracing::info!(
-                    seats = t.seats,
-                    expires_at = t.expires_at,
-                    "relay: allotment renewed"
-                ),
-                Err(e) => tracing::warn!(error = %e, "relay: renewal failed; trying again"),
+                Ok(t) => {
+                    tracing::info!(
+                        seats = t.seats,
+                        expires_at = t.expires_at,
+                        "relay: allotment renewed"
+                    );
+                    wait = every;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "relay: renewal failed");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2)
+                        .min(std::time::Duration::from_secs(RENEW_BACKOFF_MAX_SECS).max(every));
+                    continue;
+                }
             }
         }
         tokio::time::sleep(every).await;
     }
 }
+
+/// The longest wait between two failed renewals: an hour.
+pub const RENEW_BACKOFF_MAX_SECS: u64 = 3_600;
 
 /// Replaces the file at `path` with `bytes` whole or not at all: written
 /// to `tmp` (in the same directory) and synced, renamed over `path`, the

@@ -186,6 +186,7 @@ pub(crate) fn relay(c: RelayCommand, json: bool) -> Result<ExitCode, CliError> {
 }
 
 fn serve(a: RelayServeArgs) -> Result<ExitCode, CliError> {
+    super::serve::init_log(a.log_format)?;
     let keyring = std::fs::read_to_string(&a.keyring).map_err(|e| {
         CliError::input(
             format!("cannot read {}: {e}", a.keyring.display()),

@@ -27,7 +27,7 @@ pub(crate) fn serve(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
 
 /// The service's log on stderr, as `--log-format` says, filtered by
 /// `KEYSEAL_LOG` (default `info`).
-fn init_log(format: LogFormat) -> Result<(), CliError> {
+pub(crate) fn init_log(format: LogFormat) -> Result<(), CliError> {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSEAL_LOG").or_else(|e| {
         if std::env::var_os("KEYSEAL_LOG").is_some() {
