@@ -139,6 +139,33 @@ def key_id(pk):
     return hashlib.sha512(b"keyseal/key-id/v1\0" + pk).digest()[:8]
 
 
+def keyring_time(v):
+    """T: unix seconds in decimal, no sign, no leading zeros, below 2^64."""
+    if not v.isascii() or not v.isdigit() or (len(v) > 1 and v[0] == "0") or int(v) >= 2**64:
+        raise Reject("malformed")
+    return int(v)
+
+
+def public_key_text(text):
+    if not text.startswith("kspub1."):
+        raise Reject("malformed")
+    return b64url(text[len("kspub1."):])
+
+
+def narrow(keys, new):
+    """Trusts `new`, or narrows the entry of the same key: the narrower
+    window and scope of the two, in either order."""
+    old = keys.get(key_id(new["pk"]))
+    if old:
+        ends = [u for u in (old["until"], new["until"]) if u is not None]
+        new = dict(new, **{"from": max(old["from"], new["from"]), "until": min(ends) if ends else None})
+        if old["products"] and new["products"]:
+            new["products"] = [p for p in old["products"] if p in new["products"]] or ["\0none"]
+        else:
+            new["products"] = old["products"] or new["products"]
+    keys[key_id(new["pk"])] = new
+
+
 def parse_keyring(text):
     keys = {}
     for line in text.splitlines():
@@ -146,13 +173,22 @@ def parse_keyring(text):
         if not line:
             continue
         words = line.split()
-        pk = b64url(words[1][len("kspub1."):])
+        if len(words) < 2 or words[0] != "key":
+            raise Reject("malformed")
+        pk = public_key_text(words[1])
         entry = {"pk": pk, "from": 0, "until": None, "products": None}
         for opt in words[2:]:
-            k, v = opt.split("=")
-            entry[{"from": "from", "until": "until", "products": "products"}[k]] = (
-                v.split(",") if k == "products" else int(v))
-        keys[key_id(pk)] = entry
+            k, eq, v = opt.partition("=")
+            if not eq or k not in ("from", "until", "products"):
+                raise Reject("malformed")
+            if k == "products":
+                names = v.split(",")
+                if not 1 <= len(names) <= 4:
+                    raise Reject("malformed")
+                entry["products"] = [name(n, 32) for n in names]
+            else:
+                entry[k] = keyring_time(v)
+        narrow(keys, entry)
     return keys
 
 
@@ -253,14 +289,22 @@ def full_keyring(text):
         line = line.split("#")[0].strip()
         if not line:
             continue
-        kind, value, *opts = line.split()
+        words = line.split()
+        if len(words) < 2:
+            raise Reject("malformed")
+        kind, value = words[0], words[1]
+        if kind in ("root", "cert") and len(words) > 2:
+            raise Reject("malformed")
         if kind == "root":
-            pk = b64url(value[len("kspub1."):])
+            pk = public_key_text(value)
             ring["roots"][key_id(pk)] = pk
         elif kind == "cert":
             add_certificate(ring, b64url(value[len("kscert1."):]))
+        elif kind == "key":
+            for entry in parse_keyring(line).values():
+                narrow(ring["keys"], entry)
         else:
-            ring["keys"].update(parse_keyring(line))
+            raise Reject("malformed")
     return ring
 
 
@@ -276,16 +320,7 @@ def add_certificate(ring, data):
     products = [name(r.string(), 32) for _ in range(r.varint(5))]
     if r.pos != len(body):
         raise Reject("malformed")
-    new = {"pk": pk, "from": start, "until": until, "products": products or None}
-    old = ring["keys"].get(key_id(pk))
-    if old:  # the narrower window and scope of the two
-        ends = [u for u in (old["until"], until) if u is not None]
-        new["from"], new["until"] = max(old["from"], start), min(ends) if ends else None
-        if old["products"] and products:
-            new["products"] = [p for p in old["products"] if p in products] or ["\0none"]
-        else:
-            new["products"] = old["products"] or new["products"]
-    ring["keys"][key_id(pk)] = new
+    narrow(ring["keys"], {"pk": pk, "from": start, "until": until, "products": products or None})
 
 
 def add_file_certificate(ring, data):

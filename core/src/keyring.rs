@@ -335,16 +335,28 @@ impl Keyring {
     pub fn add_certificate(&mut self, bytes: &[u8]) -> Result<KeyId, Error> {
         let cert = KeyCertificate::verify(bytes, self)?;
         let id = cert.key.key.key_id();
+        self.add_narrowing(cert.key)?;
+        Ok(id)
+    }
+
+    /// Trusts `key`, or, if its key id is already trusted, narrows that
+    /// entry to the narrower window and scope of the two: what a keyring's
+    /// text means by a key listed twice, or listed and certified, in any
+    /// order (a later line can never widen an earlier one).
+    fn add_narrowing(&mut self, key: TrustedKey) -> Result<(), Error> {
+        let id = key.key.key_id();
         match self
             .keys
             .iter_mut()
             .flatten()
             .find(|k| k.key.key_id() == id)
         {
-            Some(existing) => existing.narrow(&cert.key),
-            None => self.add(cert.key)?,
+            Some(existing) => {
+                existing.narrow(&key);
+                Ok(())
+            }
+            None => self.add(key),
         }
-        Ok(id)
     }
 
     /// Stops trusting `id` for licenses issued after `at`. Returns whether
@@ -407,6 +419,9 @@ impl FromStr for Keyring {
     /// root kspub1.<base64url>
     /// cert kscert1.<base64url>     (checked against roots listed above it)
     /// ```
+    ///
+    /// A key listed twice, or listed and certified, is trusted for the
+    /// narrower window and scope of the two, whatever the order.
     fn from_str(s: &str) -> Result<Self, Error> {
         let mut ring = Keyring::new();
         for line in s.lines() {
@@ -437,7 +452,7 @@ impl FromStr for Keyring {
                             _ => return Err(Malformed::Keyring.into()),
                         }
                     }
-                    ring.add(key)?;
+                    ring.add_narrowing(key)?;
                 }
                 "root" | "cert" if words.next().is_some() => return Err(Malformed::Keyring.into()),
                 "root" => ring.add_root(value.parse()?)?,

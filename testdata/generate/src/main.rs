@@ -306,8 +306,26 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
         None,
     ));
 
+    // A patch cap: covers up to and including that patch.
+    let mut patch = reference_claims(license_id("patch-cap"));
+    patch.max_version = Some(VersionCap::Patch(5, 2, 3));
+    let patch_key = license::to_text(&issue(&x.b, &patch, None));
+    let mut c = case("valid_version_cap_patch", patch_key.clone(), kr);
+    c["app_version"] = json!("5.2.3");
+    cases.push(valid(c, &patch, "active", None));
+    let mut c = case("version_not_covered_patch", patch_key, kr);
+    c["app_version"] = json!("5.2.4");
+    cases.push(invalid(c, "version_not_covered"));
+
     // Malformed and unsupported.
     let text = license::to_text(&reference);
+    let mut c = case(
+        "unsupported_version_text_prefix_01",
+        text.replacen("ks1.", "ks01.", 1),
+        kr,
+    );
+    c["device"] = json!(fp_text);
+    cases.push(invalid(c, "unsupported_version"));
     let mut c = case("malformed_bad_prefix", text.replacen("ks1.", "kx1.", 1), kr);
     c["device"] = json!(fp_text);
     cases.push(invalid(c, "malformed"));
@@ -459,6 +477,88 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     );
     c["product"] = json!("acme-viewer");
     cases.push(invalid(c, "key_not_valid"));
+    // A key trusted twice is trusted for the narrower of the two, in either
+    // order: a plain key line after the certificate cannot widen its scope.
+    let mut c = case(
+        "key_not_valid_key_line_cannot_widen_a_certificate",
+        license::to_text(&issue(&x.d, &other, None)),
+        &format!("{}key {}\n", x.root_keyring, x.d.public_key()),
+    );
+    c["product"] = json!("acme-viewer");
+    cases.push(invalid(c, "key_not_valid"));
+    let mut c = case(
+        "key_not_valid_certificate_narrows_an_earlier_key_line",
+        license::to_text(&issue(&x.d, &other, None)),
+        &format!("key {}\n{}", x.d.public_key(), x.root_keyring),
+    );
+    c["product"] = json!("acme-viewer");
+    cases.push(invalid(c, "key_not_valid"));
+    // Step 6 looks at the license's own product: a scoped key's license for
+    // another product is key_not_valid, not wrong_product.
+    cases.push(invalid(
+        case(
+            "key_not_valid_before_wrong_product",
+            license::to_text(&issue(&x.d, &other, None)),
+            &x.root_keyring,
+        ),
+        "key_not_valid",
+    ));
+    // `until` before `from`: accepted, and the key signs nothing.
+    cases.push(invalid(
+        case(
+            "key_not_valid_until_before_from",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            &format!(
+                "key {} from=1800000000 until=1700000000\n",
+                x.b.public_key()
+            ),
+        ),
+        "key_not_valid",
+    ));
+    // A repeated option counts once (the last); `#` ends a line anywhere;
+    // tokens split on tabs too.
+    cases.push(valid(
+        case(
+            "valid_keyring_comment_mid_line_tab_and_repeated_option",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            &format!(
+                "key {}\tfrom=1799000001 from={B_FROM} # from=1799000001\n",
+                x.b.public_key()
+            ),
+        ),
+        &minimal,
+        "active",
+        None,
+    ));
+    cases.push(invalid(
+        case(
+            "malformed_keyring_public_key_prefix_kspub2",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            &format!(
+                "key {}\n",
+                x.b.public_key()
+                    .to_string()
+                    .replacen("kspub1.", "kspub2.", 1)
+            ),
+        ),
+        "malformed",
+    ));
+    cases.push(invalid(
+        case(
+            "malformed_keyring_unknown_option",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            &format!("key {} since=1\n", x.b.public_key()),
+        ),
+        "malformed",
+    ));
+    cases.push(invalid(
+        case(
+            "malformed_keyring_time_with_a_leading_zero",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            &format!("key {} from=0{B_FROM}\n", x.b.public_key()),
+        ),
+        "malformed",
+    ));
     let mut c = case(
         "unknown_key_root_is_not_an_issuing_key",
         license::to_text(&issue(&x.root, &minimal, None)),
