@@ -56,6 +56,8 @@ class Reader:
         return out
 
     def varint(self, max_bytes):
+        """A varint of the width `max_bytes` encodes (3: u16, 5: u32, 10: u64,
+        19: u128); a value past that width is malformed."""
         value = 0
         for i in range(max_bytes):
             b = self.take(1)[0]
@@ -63,6 +65,8 @@ class Reader:
             if not b & 0x80:
                 if i > 0 and b == 0:
                     raise Reject("malformed")  # over-long
+                if value >= 1 << {3: 16, 5: 32, 10: 64, 19: 128}[max_bytes]:
+                    raise Reject("malformed")
                 return value
         raise Reject("malformed")
 
@@ -192,21 +196,6 @@ def parse_keyring(text):
     return keys
 
 
-def parse_revocations(data):
-    r = Reader(data[9:-64])
-    r.varint(10), r.varint(10), r.varint(10)
-    out = []
-    for width in (10, 19):
-        ids, prev = [], None
-        for _ in range(r.varint(10)):
-            d = r.varint(width)
-            prev = d if prev is None else prev + d + 1
-            ids.append(prev)
-        out.append(ids)
-    keys, licenses = out
-    return {x.to_bytes(8, "big") for x in keys}, {x.to_bytes(16, "big").hex() for x in licenses}
-
-
 P25519 = 2**255 - 19
 D25519 = -121665 * pow(121666, P25519 - 2, P25519) % P25519
 
@@ -255,10 +244,13 @@ def signature_ok(pk, msg, sig):
 
 
 def envelope(data):
-    if len(data) <= 73:
+    """FORMAT.md's order: empty, then the version byte, then the length."""
+    if not data:
         raise Reject("malformed")
     if data[0] != 1:
         raise Reject("unsupported_version")
+    if len(data) <= 73 or len(data) > 64 * 2**20:
+        raise Reject("malformed")
     return data[1:9], data[9:-64], data[-64:]
 
 
@@ -317,7 +309,10 @@ def add_certificate(ring, data):
     r = Reader(body)
     pk, start = r.take(32), r.varint(10)
     until = r.option(lambda: r.varint(10))
-    products = [name(r.string(), 32) for _ in range(r.varint(5))]
+    count = r.varint(5)
+    if count > 4:
+        raise Reject("malformed")
+    products = [name(r.string(), 32) for _ in range(count)]
     if r.pos != len(body):
         raise Reject("malformed")
     narrow(ring["keys"], {"pk": pk, "from": start, "until": until, "products": products or None})
@@ -440,25 +435,45 @@ def decode_key(text):
             raise Reject("unsupported_version")
     if not text.startswith("ks1."):
         raise Reject("malformed")
+    # Decoded into at most the maximum: a longer text is malformed before
+    # its version byte is read.
+    if len(text) - 4 > (2185 * 4 + 2) // 3:
+        raise Reject("malformed")
     return b64url(text[4:])
 
 
 def fingerprint(text):
+    if not text.startswith("ksfp1."):
+        raise Reject("malformed")
     raw = b64url(text[len("ksfp1."):])
+    if not raw or len(raw) % 16 or len(raw) > 8 * 16:
+        raise Reject("malformed")
     return [raw[i:i + 16] for i in range(0, len(raw), 16)]
 
 
+def app_version(text):
+    """MAJOR[.MINOR[.PATCH]], then anything after `-` or `+` ignored; decimal
+    numbers up to 65535 without leading zeros; missing ones are 0."""
+    core = text.replace("+", "-").split("-")[0]
+    parts = core.split(".")
+    if not 1 <= len(parts) <= 3 or any(
+            not p.isascii() or not p.isdigit() or (len(p) > 1 and p[0] == "0") or int(p) > 65535 for p in parts):
+        raise Reject("malformed")
+    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
+
+
 def covers(cap, version):
-    v = tuple(int(x) for x in version.split("-")[0].split("."))
-    return v[:len(cap)] <= cap
+    return app_version(version)[:len(cap)] <= cap
 
 
 def verify(case):
-    keys = full_keyring(case["keyring"])["keys"]
+    ring = full_keyring(case["keyring"])
     revoked = (set(), set())
     if case["revocation_list_hex"]:
-        revoked = parse_revocations(bytes.fromhex(case["revocation_list_hex"]))
-    return check_license(decode_key(case["key"]), keys, case, case["now"], revoked, {})
+        # Verified first, by its own rules: its error is the verdict.
+        listed = verify_list(bytes.fromhex(case["revocation_list_hex"]), ring)
+        revoked = (listed["keys"], listed["licenses"])
+    return check_license(decode_key(case["key"]), ring["keys"], case, case["now"], revoked, {})
 
 
 def check_license(data, keys, case, now, revoked, seen):
@@ -469,7 +484,7 @@ def check_license(data, keys, case, now, revoked, seen):
         raise Reject("malformed")
     if data[0] != 1:
         raise Reject("unsupported_version")
-    if len(data) <= 73:
+    if len(data) <= 73 or len(data) > 2185:
         raise Reject("malformed")
     kid, body, sig = data[1:9], data[9:-64], data[-64:]
     claims = parse_claims(body)
@@ -619,11 +634,12 @@ def lease_cases():
         want = case["expect"]
         try:
             status, _, claims = verify(case)
-            keys = full_keyring(case["keyring"])["keys"]
+            ring = full_keyring(case["keyring"])
             revoked = (set(), set())
             if case["revocation_list_hex"]:
-                revoked = parse_revocations(bytes.fromhex(case["revocation_list_hex"]))
-            lease = check_lease(case["lease"], keys, case, claims, case["now"], revoked)
+                listed = verify_list(bytes.fromhex(case["revocation_list_hex"]), ring)
+                revoked = (listed["keys"], listed["licenses"])
+            lease = check_lease(case["lease"], ring["keys"], case, claims, case["now"], revoked)
             got = {"valid": True, "license_id": claims["license_id"], "status": status, "lease": lease}
         except Reject as r:
             code, f = r.code if isinstance(r.code, tuple) else (r.code, None)

@@ -664,6 +664,88 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     );
     c["revocation_list_hex"] = json!(hex(&rl));
     cases.push(valid(c, &minimal, "active", None));
+    // A list given with a license is verified first: its error is the verdict.
+    let mut flipped = rl.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let mut c = case(
+        "bad_signature_of_the_revocation_list",
+        license::to_text(&issue(&x.b, &minimal, None)),
+        kr,
+    );
+    c["revocation_list_hex"] = json!(hex(&flipped));
+    cases.push(invalid(c, "bad_signature"));
+
+    // The app version's grammar: a build or pre-release suffix is ignored.
+    let mut c = case(
+        "valid_app_version_with_build_suffix",
+        license::to_text(&reference),
+        kr,
+    );
+    c["device"] = json!(fp_text);
+    c["app_version"] = json!("5.2.0+build.7");
+    cases.push(valid(c, &expected, "active", None));
+
+    // The version byte before the length; a text longer than the maximum is
+    // malformed whatever its version byte.
+    let mut short = vec![2u8];
+    short.extend_from_slice(&x.b.key_id().to_bytes());
+    short.push(0);
+    cases.push(invalid(
+        case(
+            "unsupported_version_short_binary",
+            format!("ks1.{}", b64(&short)),
+            kr,
+        ),
+        "unsupported_version",
+    ));
+    let mut long = vec![2u8];
+    long.extend_from_slice(&[0u8; 2185]);
+    cases.push(invalid(
+        case(
+            "malformed_too_long_with_version_2",
+            format!("ks1.{}", b64(&long)),
+            kr,
+        ),
+        "malformed",
+    ));
+
+    // Integer widths: a value past its field's width is malformed, even in
+    // a well-formed varint of at most that many bytes.
+    let body = {
+        let bytes = issue(&x.b, &minimal, None);
+        bytes[9..bytes.len() - 64].to_vec()
+    };
+    // license id, product, customer, plan: then issued at.
+    let at = 16 + 3 * 1 + PRODUCT.len() + minimal.customer.len() + minimal.plan.len();
+    let issued_len = body[at..]
+        .iter()
+        .position(|b| b & 0x80 == 0)
+        .map_or(0, |p| p + 1);
+    let grace_at = at + issued_len + 2;
+    assert_eq!(body[grace_at], 0, "minimal's grace is 0");
+    let mut grace = body[..grace_at].to_vec();
+    grace.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x10]); // 2^32
+    grace.extend_from_slice(&body[grace_at + 1..]);
+    cases.push(invalid(
+        case(
+            "malformed_grace_past_u32",
+            license::to_text(&sign_raw_license(&x.b, 1, &grace)),
+            kr,
+        ),
+        "malformed",
+    ));
+    let mut issued = body[..at].to_vec();
+    issued.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02]); // 2^64
+    issued.extend_from_slice(&body[at + issued_len..]);
+    cases.push(invalid(
+        case(
+            "malformed_issued_at_past_u64",
+            license::to_text(&sign_raw_license(&x.b, 1, &issued)),
+            kr,
+        ),
+        "malformed",
+    ));
 
     cases
 }
