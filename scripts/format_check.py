@@ -16,6 +16,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -363,10 +364,32 @@ def verify_list(data, ring):
 MAX_SIGNED_LEAD = 86_400
 
 
+def clean_key(text):
+    """What FORMAT.md lets an app remove from a pasted key: leading and
+    trailing ASCII whitespace, and every run of it that holds a line break."""
+    ws = " \t\n\x0c\r"
+    return re.sub(f"[{ws}]*[\r\n][{ws}]*", "", text.strip(ws))
+
+
 def play(scenario):
     """Plays a trust.json scenario; returns the mismatches."""
     start = full_keyring(scenario["keyring"])
     ring, in_force, newest, mark, problems = copy.deepcopy(start), None, None, 0, []
+
+    def install(trial, data, clock):
+        """A list loaded by the rules of "Who may sign a list"."""
+        nonlocal ring, in_force, newest, mark
+        rl = verify_list(data, trial)
+        seen = max([o for o in (newest, in_force and in_force["order"]) if o] or [(0, 0)])
+        if rl["order"] < seen:
+            raise Reject("rolled_back_revocation_list")
+        if in_force and rl["signer"] in in_force["keys"] and rl["order"][0] <= in_force["order"][0]:
+            raise Reject("key_revoked")
+        ring, in_force, newest = trial, rl, rl["order"]
+        if rl["issued_at"] <= clock + MAX_SIGNED_LEAD:
+            mark = max(mark, rl["issued_at"])
+        return rl
+
     for i, step in enumerate(scenario["steps"]):
         if step["action"] == "restart":  # the mark and the newest (rank, sequence) persist
             ring, in_force = copy.deepcopy(start), None
@@ -380,26 +403,31 @@ def play(scenario):
                         add_file_certificate(trial, data)
                     elif label == "REVOCATION LIST":
                         lists.append(data)
-                rl = verify_list(lists[0], trial)
-                seen = max([o for o in (newest, in_force and in_force["order"]) if o] or [(0, 0)])
-                if rl["order"] < seen:
-                    raise Reject("rolled_back_revocation_list")
-                if in_force and rl["signer"] in in_force["keys"] and rl["order"][0] <= in_force["order"][0]:
-                    raise Reject("key_revoked")
-                ring, in_force, newest = trial, rl, rl["order"]
-                if rl["issued_at"] <= clock + MAX_SIGNED_LEAD:
-                    mark = max(mark, rl["issued_at"])
+                rl = install(trial, lists[0], clock)
                 got = {"ok": True, "sequence": rl["order"][1]}
             else:
                 trial, data = copy.deepcopy(ring), None
                 if "-----BEGIN" in step["key"]:
-                    for label, b in blocks(step["key"]):
+                    # One LICENSE block; the file's certificates are used,
+                    # and its lists loaded first (a rolled-back one ignored).
+                    found = blocks(step["key"])
+                    if [label for label, _ in found].count("LICENSE") != 1 or any(
+                            label not in ("LICENSE", "KEY CERTIFICATE", "REVOCATION LIST") for label, _ in found):
+                        raise Reject("malformed")
+                    for label, b in found:
                         if label == "KEY CERTIFICATE":
                             add_file_certificate(trial, b)
                         elif label == "LICENSE":
                             data = b
+                    for label, b in found:
+                        if label == "REVOCATION LIST":
+                            try:
+                                install(copy.deepcopy(trial), b, clock)
+                            except Reject as r:
+                                if r.code != "rolled_back_revocation_list":
+                                    raise
                 else:
-                    data = decode_key(step["key"])
+                    data = decode_key(clean_key(step["key"]))
                 revoked = (in_force["keys"], in_force["licenses"]) if in_force else (set(), set())
                 seen, refusal = {}, None
                 try:

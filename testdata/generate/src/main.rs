@@ -1198,6 +1198,42 @@ fn trust_cases() -> Vec<Value> {
             refused("unknown_key"),
         )],
     ));
+
+    // Keys and license files as people paste them (docs/FORMAT.md, "Text
+    // forms"): what an app may clean, and what stays malformed.
+    let wrapped = {
+        let chars: Vec<char> = genuine.chars().collect();
+        let lines: Vec<String> = chars.chunks(60).map(|c| c.iter().collect()).collect();
+        format!("\n  {}\r\n", lines.join("\r\n  "))
+    };
+    let mut tabbed = genuine.clone();
+    tabbed.insert(40, '\t');
+    let genuine_bytes = trust_license(&new, "genuine", NOW - 1000, Some(NOW + 30 * 86_400));
+    let file = license::to_armored(&genuine_bytes);
+    let indented = {
+        let mut lines: Vec<String> = file.lines().map(|l| format!("  {l}  ")).collect();
+        lines.insert(1, String::new());
+        lines.join("\n")
+    };
+    let two = format!("{file}{file}");
+    let refunded = trust_license(&new, "pasted-refund", NOW - 1000, Some(NOW + 30 * 86_400));
+    let refund_list = list_bytes(&new, (7, NOW - 600, NOW + WEEK), &[], &["pasted-refund"]);
+    let with_list = armored(&[
+        (keyseal_core::armor::LICENSE, &refunded),
+        (keyseal_core::armor::REVOCATION_LIST, &refund_list),
+    ]);
+    out.push(scenario(
+        "pasted_keys_and_license_files",
+        &plain,
+        "A key wrapped by a mail client (line breaks and indentation) validates; a tab inside a line is malformed. A license file indented with a blank line validates; two LICENSE blocks are malformed. A license file that carries a revocation list naming its own license is revoked: the file's list is loaded first.",
+        vec![
+            check(NOW, wrapped, active(&[])),
+            check(NOW, tabbed, refused("malformed")),
+            check(NOW, indented, active(&[])),
+            check(NOW, two, refused("malformed")),
+            check(NOW, with_list, refused("revoked")),
+        ],
+    ));
     out
 }
 
