@@ -298,6 +298,9 @@ def full_keyring(text):
                 narrow(ring["keys"], entry)
         else:
             raise Reject("malformed")
+        # At most 16 distinct issuing keys (listed or certified) and 4 roots.
+        if len(ring["keys"]) > 16 or len(ring["roots"]) > 4:
+            raise Reject("keyring_full")
     return ring
 
 

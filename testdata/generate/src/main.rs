@@ -493,6 +493,62 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     );
     c["product"] = json!("acme-viewer");
     cases.push(invalid(c, "key_not_valid"));
+    // A certificate's window bounds the issued-at of what the key signs.
+    let mut early = reference_claims(license_id("before-certificate"));
+    early.issued_at = A_FROM - 1;
+    early.expires_at = None;
+    cases.push(invalid(
+        case(
+            "key_not_valid_issued_before_certificate_window",
+            license::to_text(&issue(&x.d, &early, None)),
+            &x.root_keyring,
+        ),
+        "key_not_valid",
+    ));
+    // Two scopes with no product in common: the key signs nothing.
+    cases.push(invalid(
+        case(
+            "key_not_valid_scopes_share_no_product",
+            license::to_text(&issue(&x.d, &cert_claims, None)),
+            &format!(
+                "{}key {} products=acme-viewer\n",
+                x.root_keyring,
+                x.d.public_key()
+            ),
+        ),
+        "key_not_valid",
+    ));
+    // A root signs licenses only if it is also an issuing key.
+    cases.push(valid(
+        case(
+            "valid_root_also_listed_as_issuing_key",
+            license::to_text(&issue(&x.root, &minimal, None)),
+            &format!("{}key {}\n", x.root_keyring, x.root.public_key()),
+        ),
+        &minimal,
+        "active",
+        None,
+    ));
+    // At most 16 issuing keys: a seventeenth is keyring_full.
+    let fillers: String = (0..15)
+        .map(|i| format!("key {}\n", key(&format!("filler-{i}")).public_key()))
+        .collect();
+    cases.push(invalid(
+        case(
+            "keyring_full_seventeen_keys",
+            license::to_text(&issue(&x.b, &minimal, None)),
+            &format!("{fillers}{kr}"),
+        ),
+        "keyring_full",
+    ));
+    cases.push(invalid(
+        case(
+            "keyring_full_a_certified_key_is_the_seventeenth",
+            license::to_text(&issue(&x.d, &cert_claims, None)),
+            &format!("{fillers}key {}\n{}", x.b.public_key(), x.root_keyring),
+        ),
+        "keyring_full",
+    ));
     // Step 6 looks at the license's own product: a scoped key's license for
     // another product is key_not_valid, not wrong_product.
     cases.push(invalid(
