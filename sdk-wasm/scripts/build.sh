@@ -89,7 +89,11 @@ build_wasm keyseal_wasm
 # verifier, would be a .wasm nearly as large as the verifier's).
 build_wasm keyseal_seats --features seats
 cp "$HERE"/npm/*.js "$HERE"/npm/*.d.ts "$HERE/npm/package.json" "$PKG/"
-cp "$HERE/README.md" "$PKG/README.md"
+# The README's link to the format spec points at the copy the package
+# carries (the repository's ../docs is not in the tarball), and both
+# licenses ship with it.
+sed 's#](../docs/FORMAT.md)#](FORMAT.md)#g' "$HERE/README.md" >"$PKG/README.md"
+cp "$ROOT/docs/FORMAT.md" "$ROOT/LICENSE-MIT" "$ROOT/LICENSE-APACHE" "$PKG/"
 rm -f "$OUT"/keyseal-*.tgz
 (cd "$PKG" && npm pack --silent --pack-destination "$OUT" >/dev/null)
 ls "$OUT"/keyseal-*.tgz
