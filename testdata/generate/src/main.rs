@@ -773,7 +773,7 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
         bytes[9..bytes.len() - 64].to_vec()
     };
     // license id, product, customer, plan: then issued at.
-    let at = 16 + 3 * 1 + PRODUCT.len() + minimal.customer.len() + minimal.plan.len();
+    let at = 16 + 3 + PRODUCT.len() + minimal.customer.len() + minimal.plan.len(); // three one-byte lengths
     let issued_len = body[at..]
         .iter()
         .position(|b| b & 0x80 == 0)
