@@ -493,6 +493,18 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     );
     c["product"] = json!("acme-viewer");
     cases.push(invalid(c, "key_not_valid"));
+    // Times past 2^53 compare exactly: a key window starting at 2^53 + 1
+    // does not hold a license issued at 2^53 (as doubles they are equal).
+    let mut far = Claims::new(license_id("past-2-53"), PRODUCT, "cus_1", "free", 1 << 53);
+    far.expires_at = None;
+    cases.push(invalid(
+        case(
+            "key_not_valid_issued_at_past_2_53",
+            license::to_text(&issue(&x.b, &far, None)),
+            &format!("key {} from={}\n", x.b.public_key(), (1u64 << 53) + 1),
+        ),
+        "key_not_valid",
+    ));
     // A certificate's window bounds the issued-at of what the key signs.
     let mut early = reference_claims(license_id("before-certificate"));
     early.issued_at = A_FROM - 1;
@@ -911,7 +923,86 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
             ),
             "unsupported_version",
         ),
+        // The version byte before the length.
+        bad(
+            list(
+                "unsupported_version_short",
+                &[&[2u8][..], &x.b.key_id().to_bytes()[..]].concat(),
+                kr,
+                NOW,
+                0,
+            ),
+            "unsupported_version",
+        ),
+        // Stale only after its next update; rolled back before stale.
+        ok(list("valid_at_its_next_update", &good, kr, NOW + 86_400, 0)),
+        bad(
+            list(
+                "rolled_back_revocation_list_also_stale",
+                &good,
+                kr,
+                NOW + 86_401,
+                11,
+            ),
+            "rolled_back_revocation_list",
+        ),
+        // Bodies the builder refuses to make, signed as the format says.
+        bad(
+            list(
+                "malformed_next_update_before_issued_at",
+                &sign_raw_list(
+                    &x.b,
+                    &[
+                        varint(1),
+                        varint(NOW),
+                        varint(NOW - 1),
+                        varint(0),
+                        varint(0),
+                    ]
+                    .concat(),
+                ),
+                kr,
+                NOW,
+                0,
+            ),
+            "malformed",
+        ),
+        bad(
+            list(
+                "malformed_key_id_past_64_bits",
+                &sign_raw_list(
+                    &x.b,
+                    &[
+                        varint(1),
+                        varint(NOW),
+                        varint(NOW + 60),
+                        varint(2),
+                        varint(u64::MAX),
+                        varint(0),
+                        varint(0),
+                    ]
+                    .concat(),
+                ),
+                kr,
+                NOW,
+                0,
+            ),
+            "malformed",
+        ),
     ]
+}
+
+/// Signs an arbitrary list body as the format says, for cases the builder
+/// refuses to make.
+fn sign_raw_list(key: &SigningKey, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![1u8];
+    out.extend_from_slice(&key.key_id().to_bytes());
+    out.extend_from_slice(body);
+    let mut msg = b"keyseal/revocation-list/v1\0".to_vec();
+    msg.extend_from_slice(&out);
+    let sig = key.sign_raw(&msg);
+    out.extend_from_slice(&sig);
+    out
 }
 
 /// Armored blocks, one after another (a list or license file).
