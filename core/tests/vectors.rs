@@ -29,7 +29,7 @@ fn run_license_case(case: &Value, precompute: bool) -> Result<Value, Error> {
     if precompute {
         keyring.precompute();
     }
-    let fp: Option<Fingerprint> = case["device"].as_str().map(|s| s.parse().unwrap());
+    let fp: Option<Fingerprint> = case["device"].as_str().map(str::parse).transpose()?;
     let list = case["revocation_list_hex"]
         .as_str()
         .map(|h| RevocationList::verify(&unhex(h), &keyring))

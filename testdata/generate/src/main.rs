@@ -754,6 +754,19 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
     c["app_version"] = json!("5.2.0+build.7");
     cases.push(valid(c, &expected, "active", None));
 
+    // An unparsable app version or fingerprint text is malformed.
+    let mut c = case("malformed_app_version", license::to_text(&reference), kr);
+    c["device"] = json!(fp_text);
+    c["app_version"] = json!("5.02");
+    cases.push(invalid(c, "malformed"));
+    let mut c = case(
+        "malformed_device_fingerprint",
+        license::to_text(&reference),
+        kr,
+    );
+    c["device"] = json!("ksfp1.AAAA");
+    cases.push(invalid(c, "malformed"));
+
     // The version byte before the length; a text longer than the maximum is
     // malformed whatever its version byte.
     let mut short = vec![2u8];
