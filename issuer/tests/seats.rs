@@ -78,33 +78,7 @@ async fn ledger(store: &Store) -> (Signer, String, String) {
         p_cost: 1,
     };
     store.unlock_personal_data(&pass, cheap).await.unwrap();
-    let cus = store
-        .org_add_customer(&org, PersonalFields::default(), &ctx(T0))
-        .await
-        .unwrap();
-    let job = MintJob {
-        org_id: org.clone(),
-        fields: RequestFields {
-            product: Some("acme-cad".into()),
-            customer: Some(cus.customer_id),
-            plan: Some("floating".into()),
-            expires: Some("365d".into()),
-            ..Default::default()
-        },
-        max_devices: SEATS,
-        metadata: Default::default(),
-        ctx: ctx(T0),
-    };
-    let license = sign_mint(&signer, &job).unwrap();
-    let key = license.record.license_key.clone();
-    let verdicts = store
-        .org_record_mints(&[SignedMint {
-            job,
-            license,
-            record: None,
-        }])
-        .await;
-    assert!(matches!(verdicts[0], Ok(Signed::Done(()))), "{verdicts:?}");
+    let key = another_license(store, &signer, &org).await;
     (signer, org, key)
 }
 
@@ -660,7 +634,7 @@ async fn a_check_in_prepared_before_a_revocation_is_refused() {
     }
 }
 
-/// Another license of `SEATS` seats in the ledger's organisation: its key.
+/// A license of `SEATS` seats in organisation `org`: its key.
 async fn another_license(store: &Store, signer: &Signer, org: &str) -> String {
     let cus = store
         .org_add_customer(org, PersonalFields::default(), &ctx(T0))

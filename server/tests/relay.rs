@@ -18,6 +18,25 @@ use keyseal::{Keyring, ManualClock, MemoryStateStore, Validator};
 use keyseal_server::relay::{self, Relay, RelayOptions};
 use serde_json::json;
 
+/// The vendor's allotment of `seats` seats of license `lid` to the relay
+/// key `relay_key` (`ksallot1.`).
+fn allot(
+    addr: std::net::SocketAddr,
+    token: &str,
+    lid: &str,
+    relay_key: &str,
+    seats: u64,
+) -> String {
+    let a = post(
+        addr,
+        &format!("/v1/licenses/{lid}/allotments"),
+        token,
+        &json!({"relay_key": relay_key, "seats": seats}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text());
+    a.json()["allotment"].as_str().unwrap().to_owned()
+}
+
 fn validator(keyring: &str, n: u32, now: u64) -> Validator {
     let keyring: Keyring = keyring.parse().unwrap();
     Validator::builder(keyring, "acme-cad")
@@ -376,15 +395,12 @@ fn a_relay_refuses_an_allotment_for_another_key_or_license() {
     relay::init(mine.path()).unwrap();
     let theirs = tempfile::tempdir().unwrap();
     let their_key = relay::init(theirs.path()).unwrap();
-    let a = post(
-        addr,
-        &format!("/v1/licenses/{lid}/allotments"),
-        &s.admin,
-        &json!({"relay_key": their_key.to_string(), "seats": 2}),
-    );
-    assert_eq!(a.status, 201, "{}", a.text());
     let file = mine.path().join("allotment.txt");
-    std::fs::write(&file, a.json()["allotment"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        allot(addr, &s.admin, &lid, &their_key.to_string(), 2),
+    )
+    .unwrap();
     let clock = Arc::new(AtomicU64::new(common::now()));
     let e = Relay::open(options(mine.path(), &keyring, &key, &file, &clock))
         .err()
@@ -826,15 +842,8 @@ fn renews_online(backend: common::Backend) {
     // A relay without the service is told so.
     let dir2 = tempfile::tempdir().unwrap();
     let other = relay::init(dir2.path()).unwrap();
-    let a = post(
-        addr,
-        &format!("/v1/licenses/{lid}/allotments"),
-        &s.admin,
-        &json!({"relay_key": other.to_string(), "seats": 1}),
-    );
-    assert_eq!(a.status, 201, "{}", a.text());
     let file2 = dir2.path().join("allotment.txt");
-    std::fs::write(&file2, a.json()["allotment"].as_str().unwrap()).unwrap();
+    std::fs::write(&file2, allot(addr, &s.admin, &lid, &other.to_string(), 1)).unwrap();
     let offline = Relay::open(options(dir2.path(), &keyring, &key, &file2, &clock)).unwrap();
     let e = rt.block_on(offline.renew()).unwrap_err().0;
     assert!(e.contains("--renew-from"), "{e}");

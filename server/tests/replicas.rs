@@ -586,7 +586,7 @@ fn one_external_id_mints_one_license_across_replicas() {
 /// than the license has, and seats released were taken again.
 #[test]
 fn fifty_devices_through_two_replicas_never_hold_more_seats_than_the_license() {
-    use keyseal_core::{Fingerprint, SeatId, SigningKey};
+    use keyseal_core::{SeatId, SigningKey};
     use keyseal_issuer::seats::release_message;
     let Some((_dir, a, b)) = two_replicas() else {
         return;
@@ -616,12 +616,7 @@ fn fifty_devices_through_two_replicas_never_hold_more_seats_than_the_license() {
             let addr = if n % 2 == 0 { a.addr } else { b.addr };
             let (key, grants) = (key.clone(), Arc::clone(&grants));
             std::thread::spawn(move || {
-                let fp = Fingerprint::from_components(&[Fingerprint::component(
-                    "acme-cad",
-                    "machine-id",
-                    &n.to_be_bytes(),
-                )])
-                .unwrap();
+                let fp = common::device(n);
                 let mut seed = [5u8; 32];
                 seed[..4].copy_from_slice(&n.to_be_bytes());
                 let me = SigningKey::from_seed(&seed).unwrap();
@@ -732,12 +727,7 @@ fn check_ins_through_two_replicas_renew_once_each() {
     };
     let devices: Vec<(Fingerprint, SigningKey, String)> = (0..10u32)
         .map(|n| {
-            let fp = Fingerprint::from_components(&[Fingerprint::component(
-                "acme-cad",
-                "machine-id",
-                &n.to_be_bytes(),
-            )])
-            .unwrap();
+            let fp = common::device(n);
             let mut seed = [6u8; 32];
             seed[..4].copy_from_slice(&n.to_be_bytes());
             let me = SigningKey::from_seed(&seed).unwrap();
@@ -804,13 +794,8 @@ fn unlimited() -> keyseal_server::Network {
 
 /// Device `n`'s activation request for `key`: fingerprint, installation key.
 fn activation(key: &str, n: u32) -> serde_json::Value {
-    use keyseal_core::{Fingerprint, SigningKey};
-    let fp = Fingerprint::from_components(&[Fingerprint::component(
-        "acme-cad",
-        "machine-id",
-        &n.to_be_bytes(),
-    )])
-    .unwrap();
+    use keyseal_core::SigningKey;
+    let fp = common::device(n);
     let mut seed = [9u8; 32];
     seed[..4].copy_from_slice(&n.to_be_bytes());
     let me = SigningKey::from_seed(&seed).unwrap();
