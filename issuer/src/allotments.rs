@@ -294,18 +294,20 @@ impl Store {
         let Some(f) = self.find_license(license_key).await? else {
             return Ok(Signed::Done(Err(AllotRefused::UnknownLicense)));
         };
-        if at.abs_diff(ctx.now) > crate::seats::PROOF_WINDOW_SECS {
-            return Ok(Signed::Done(Err(AllotRefused::BadProof(
-                "the request's time is more than 300 s from the service's clock",
-            ))));
-        }
-        if relay
-            .verify_strict(&renewal_message(f.id, &relay, at), &sig)
-            .is_err()
-        {
-            return Ok(Signed::Done(Err(AllotRefused::BadProof(
-                "the signature does not verify with the relay key",
-            ))));
+        // Fresh and signed, as a seat's proof is (the replay check, against
+        // the relay's last renewal, is made under the write lock).
+        if let Err(r) = crate::seats::verify_proof(
+            &relay,
+            0,
+            &renewal_message(f.id, &relay, at),
+            &sig,
+            at,
+            ctx.now,
+        ) {
+            return Ok(Signed::Done(Err(match r {
+                SeatRefused::BadProof(why) => AllotRefused::BadProof(why),
+                other => AllotRefused::License(other),
+            })));
         }
         // A relay key the vendor never allotted to is refused from the read
         // pool, before the ledger's write lock (decided again under it).

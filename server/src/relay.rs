@@ -297,6 +297,23 @@ impl Relay {
         self.inner.lock().await.allotted.terms
     }
 
+    /// `text` as an allotment this relay may put in force: it verifies with
+    /// the keyring for this license, allots to this relay's key, and is not
+    /// older than `in_force` (the same checks for a file and a renewal).
+    fn checked(&self, text: &str, in_force: &AllotmentTerms) -> Result<Allotted, RelayError> {
+        let a = parse_allotment(text, &self.keyring, &self.product, self.license_id)?;
+        if a.terms.relay_key != self.key.public_key().to_bytes() {
+            return Err(err(format!(
+                "it allots seats to another relay key, not this relay's {}",
+                self.key.public_key()
+            )));
+        }
+        if a.terms.issued_at < in_force.issued_at {
+            return Err(err("it is older than the allotment in force"));
+        }
+        Ok(a)
+    }
+
     /// Whether the allotment in force is due for renewal: half of its
     /// validity has run.
     pub async fn renewal_due(&self) -> bool {
@@ -358,18 +375,13 @@ impl Relay {
         let text = answer["allotment"]
             .as_str()
             .ok_or_else(|| err("the vendor's service answered no allotment"))?;
-        let a = parse_allotment(text, &self.keyring, &self.product, self.license_id)
-            .map_err(|e| err(format!("the renewed allotment: {e}")))?;
-        if a.terms.relay_key != relay_key.to_bytes() {
-            return Err(err("the renewed allotment is for another relay key"));
-        }
         let path = &self.opts.allotment;
         let tmp = path.with_extension("renewing");
-        let text = format!("{}\n", text.trim());
         let mut inner = self.inner.lock().await;
-        if a.terms.issued_at < inner.allotted.terms.issued_at {
-            return Err(err("the renewed allotment is older than the one in force"));
-        }
+        let a = self
+            .checked(text, &inner.allotted.terms)
+            .map_err(|e| err(format!("the renewed allotment: {e}")))?;
+        let text = format!("{}\n", text.trim());
         match replace_synced(path, &tmp, text.as_bytes()) {
             Ok(()) => inner.seen = text,
             // The vendor counted the renewal: put it in force all the same
@@ -394,19 +406,9 @@ impl Relay {
         if text == inner.seen {
             return;
         }
-        let parsed = parse_allotment(&text, &self.keyring, &self.product, self.license_id);
+        let parsed = self.checked(&text, &inner.allotted.terms);
         inner.seen = text;
         match parsed {
-            Ok(a) if a.terms.relay_key != self.key.public_key().to_bytes() => {
-                tracing::warn!(
-                    "relay: the new allotment file is for another relay key; kept the old one"
-                );
-            }
-            Ok(a) if a.terms.issued_at < inner.allotted.terms.issued_at => {
-                tracing::warn!(
-                    "relay: the new allotment file is older than the one in force; kept that one"
-                );
-            }
             Ok(a) => {
                 tracing::info!(
                     seats = a.terms.seats,
@@ -416,7 +418,7 @@ impl Relay {
                 inner.allotted = a;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "relay: the new allotment file does not verify; kept the old one");
+                tracing::warn!(error = %e, "relay: the new allotment file is refused; kept the one in force");
             }
         }
     }
