@@ -296,6 +296,17 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = duration)]
     pub list_refresh: std::time::Duration,
 
+    /// Let webhook endpoints be on loopback or private networks (10/8, 192.168/16, fc00::/7,
+    /// link-local...) and plain http://, for receivers inside your own network. Without it,
+    /// endpoints must be https:// on public addresses, checked on every connection.
+    #[arg(long)]
+    pub webhooks_to_private_networks: bool,
+
+    /// Longest one webhook delivery may take, connecting included; a slower endpoint's attempt
+    /// fails and is retried.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = duration)]
+    pub webhook_timeout: std::time::Duration,
+
     /// The log on stderr: `text`, or `json` (one object a line). KEYSEAL_LOG filters it
     /// (`info` by default; `warn` drops the access log; tracing's EnvFilter syntax).
     #[arg(long, env = "KEYSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

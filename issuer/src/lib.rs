@@ -15,6 +15,8 @@
 //!   tokens, customers, licenses and activations, every query scoped to one
 //!   organisation; [`seats`] (leases) and [`trials`] serve apps that ask
 //!   with a license key or, for a trial, a device fingerprint alone.
+//! * [`webhooks`]: events announced to the organisations' endpoints,
+//!   written to an outbox by the transaction that made each change.
 //! * [`request`]: license requests as users write them, checked against the
 //!   format's limits; [`batch`] reads them from CSV or JSONL.
 //!
@@ -43,6 +45,7 @@ pub mod time;
 pub mod token;
 pub mod trials;
 pub mod vault;
+pub mod webhooks;
 
 pub use error::{Error, KeyError, LedgerError, RequestError, Result, VaultError};
 pub use export::KeyringExport;

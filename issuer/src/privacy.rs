@@ -34,6 +34,11 @@
 //!   trial unmatchable, resetting every trial); and the per-organisation
 //!   key (with the product in the message) makes one device's hashes
 //!   unrelated across organisations and products.
+//! - **Organisations' secrets.** Secrets the service must use again, not
+//!   only compare (a webhook endpoint's signing secret), are sealed with
+//!   AES-256-GCM under a fourth key HKDF derives per organisation; the AAD
+//!   binds their purpose, the organisation and their row
+//!   ([`DataKeys::seal_secret`]).
 //! - **Erasure is crypto-shredding.** Erasing a customer deletes its wrapped
 //!   data key, the sealed fields and the look-up hash in one transaction.
 //!   Copies of the ciphertext left in a WAL, a backup or a replica's dead
@@ -66,6 +71,7 @@ const TRIAL_DEVICE: &[u8] = b"keyseal/trial-device/v1\0";
 /// Bytes kept of each trial hash (128 bits: no two of a ledger's
 /// components collide by chance).
 const TRIAL_HASH_LEN: usize = 16;
+const SECRET_INFO: &[u8] = b"keyseal/org-secret-key/v1\0";
 const KEY_AAD: &[u8] = b"keyseal/customer-key/v1\0";
 const FIELDS_AAD: &[u8] = b"keyseal/customer-fields/v1\0";
 
@@ -186,6 +192,32 @@ impl DataKeys {
         let wrap = self.derive(WRAP_INFO, org_id);
         let sealed = seal(&wrap, &aad(KEY_AAD, org_id, customer_id), key.as_ref())?;
         Ok((CustomerKey(key), sealed))
+    }
+
+    /// Seals one of the organisation's secrets, for the row `row_id`, under
+    /// the organisation's secret key; `purpose` (a domain string, NUL
+    /// ended) says what it is, so it opens only as that.
+    pub fn seal_secret(
+        &self,
+        org_id: &str,
+        purpose: &[u8],
+        row_id: &str,
+        secret: &[u8],
+    ) -> Result<String> {
+        let key = self.derive(SECRET_INFO, org_id);
+        seal(&key, &aad(purpose, org_id, row_id), secret)
+    }
+
+    /// Opens what [`DataKeys::seal_secret`] sealed.
+    pub fn open_secret(
+        &self,
+        org_id: &str,
+        purpose: &[u8],
+        row_id: &str,
+        sealed: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let key = self.derive(SECRET_INFO, org_id);
+        open(&key, &aad(purpose, org_id, row_id), sealed)
     }
 
     /// Opens a customer's wrapped data key.

@@ -21,6 +21,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod relay;
+pub mod webhooks;
+pub use webhooks::WebhookOptions;
 
 /// Now, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -65,6 +67,8 @@ pub struct Options {
     /// How often this replica looks for revocation lists past half their
     /// lifetime and signs them again ([`LIST_REFRESH`] if `None`).
     pub list_refresh: Option<std::time::Duration>,
+    /// Where webhooks may go, and how they are sent.
+    pub webhooks: WebhookOptions,
 }
 
 /// Default of [`Options::list_refresh`]: lists live a week and are signed
@@ -270,6 +274,9 @@ pub(crate) struct State {
     pub(crate) minted: AtomicU64,
     /// Timeouts, connection limit, trusted proxies.
     pub(crate) network: Network,
+    /// Where webhooks may go.
+    pub(crate) webhooks: WebhookOptions,
+    pub(crate) webhook_metrics: webhooks::WebhookMetrics,
 }
 
 /// API tokens read from the ledger, and how many tokens were revoked
@@ -492,6 +499,8 @@ impl Service {
             metrics: metrics::Metrics::default(),
             minted: AtomicU64::new(0),
             network: opts.network,
+            webhooks: opts.webhooks,
+            webhook_metrics: webhooks::WebhookMetrics::default(),
         });
         Self::prepare_orgs(&state, &ctx).await?;
         if let Some(default) = state.store.default_org().await? {
@@ -632,8 +641,21 @@ impl Service {
             self.list_refresh,
             refresh_rx,
         ));
+        let (stop_webhooks, webhooks_rx) = tokio::sync::watch::channel(false);
+        let deliveries = tokio::spawn(webhooks::worker(
+            self.state.clone(),
+            self.state.webhooks.clone(),
+            webhooks_rx,
+        ));
         let app = api::router(self.state.clone());
         serve_connections(listener, app, shutdown, self.drain, &self.state.network).await;
+        // Deliveries in flight finish (each within its timeout) or are
+        // cut; a cut one is sent again later, as after a crash.
+        let _ = stop_webhooks.send(true);
+        let abort = deliveries.abort_handle();
+        if tokio::time::timeout(self.drain, deliveries).await.is_err() {
+            abort.abort();
+        }
         // A pass in progress finishes within the drain period, or is cut
         // (each publication is its own transaction).
         let _ = stop_refresh.send(());

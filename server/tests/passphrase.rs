@@ -24,6 +24,7 @@ fn options(vault_dir: &Path, database_url: Option<String>, pass: &str) -> Option
         auth_failures_per_minute: None,
         drain_timeout: None,
         list_refresh: None,
+        webhooks: Default::default(),
         network: Default::default(),
     }
 }

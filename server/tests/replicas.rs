@@ -53,6 +53,7 @@ fn replica_with(vault_dir: PathBuf, url: String, network: keyseal_server::Networ
                 auth_failures_per_minute: None,
                 drain_timeout: None,
                 list_refresh: None,
+                webhooks: Default::default(),
                 network,
             };
             let mut svc = Service::open(opts).await.expect("open replica");

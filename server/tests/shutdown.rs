@@ -35,6 +35,7 @@ fn shutdown_drains_then_cuts_stuck_requests() {
                 auth_failures_per_minute: None,
                 drain_timeout: Some(Duration::from_secs(1)),
                 list_refresh: None,
+                webhooks: Default::default(),
                 network: Default::default(),
             };
             let mut svc = Service::open(opts).await.unwrap();

@@ -48,6 +48,7 @@ fn one_organisations_key_load_does_not_stall_another() {
                 auth_failures_per_minute: None,
                 drain_timeout: None,
                 list_refresh: None,
+                webhooks: Default::default(),
                 network: Default::default(),
             };
             let mut svc = Service::open(opts).await.unwrap();

@@ -71,6 +71,11 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         auth_failures_per_minute: Some(a.auth_failures_per_minute),
         drain_timeout: None,
         list_refresh: Some(a.list_refresh),
+        webhooks: keyseal_server::WebhookOptions {
+            private_networks: a.webhooks_to_private_networks,
+            timeout: a.webhook_timeout,
+            ..Default::default()
+        },
         network: keyseal_server::Network {
             header_timeout: a.header_timeout,
             body_timeout: a.body_timeout,

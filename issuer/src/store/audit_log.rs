@@ -238,16 +238,16 @@ pub(super) const AUDIT_ROWS: usize = 500;
 
 /// An audit entry chained in a transaction, written at its commit.
 pub(super) struct PendingEntry {
-    seq: u64,
-    at: u64,
-    actor: String,
-    action: String,
-    details: String,
-    prev_hash: String,
-    hash: String,
-    org_id: Option<String>,
-    subject: Option<String>,
-    org_seq: Option<i64>,
-    org_prev_hash: Option<String>,
-    org_hash: Option<String>,
+    pub(super) seq: u64,
+    pub(super) at: u64,
+    pub(super) actor: String,
+    pub(super) action: String,
+    pub(super) details: String,
+    pub(super) prev_hash: String,
+    pub(super) hash: String,
+    pub(super) org_id: Option<String>,
+    pub(super) subject: Option<String>,
+    pub(super) org_seq: Option<i64>,
+    pub(super) org_prev_hash: Option<String>,
+    pub(super) org_hash: Option<String>,
 }

@@ -710,6 +710,7 @@ impl WriteTx {
 
     /// Writes the transaction's audit entries, then commits.
     pub async fn commit(mut self) -> Result<()> {
+        self.queue_webhooks().await?;
         self.flush_audit().await?;
         // Within a request that claimed an idempotency key, its claim notes
         // that an effect committed, atomically with it.
@@ -870,6 +871,13 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         23,
         "allotment_renewals",
         include_str!("../../migrations/0023_allotment_renewals.sql"),
+    ),
+    // Outgoing webhooks: endpoints, the outbox of events, deliveries and
+    // their attempts (see `webhooks`).
+    (
+        24,
+        "webhooks",
+        include_str!("../../migrations/0024_webhooks.sql"),
     ),
 ];
 

@@ -139,6 +139,8 @@ mod licenses;
 mod orgs;
 mod revocations;
 mod tokens;
+mod webhooks;
+pub use webhooks::{EndpointPatch, MAX_REPLAY, Replay, WEBHOOK_RETENTION_SECS};
 
 #[cfg(test)]
 mod tests;

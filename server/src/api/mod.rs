@@ -35,6 +35,7 @@ mod public;
 mod tokens;
 mod trials;
 mod views;
+mod webhooks;
 
 pub(crate) use extract::Caller;
 pub use licenses::fuzz_request_bodies;
@@ -93,6 +94,17 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit::audit))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::webhook_secret))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::replay))
 }
 
 pub(crate) fn router(state: S) -> Router {

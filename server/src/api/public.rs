@@ -53,6 +53,7 @@ pub(crate) async fn metrics(axum::extract::State(s): axum::extract::State<S>) ->
     // The lists' health: the oldest, the nearest to stale, how many are
     // stale (a list is published again when fetched past half its
     // lifetime; alert when the time left nears zero).
+    s.webhook_metrics.render(&mut body);
     match s.store.newest_lists().await {
         Ok(lists) => crate::metrics::render_lists(&mut body, s.now(), &lists),
         Err(e) => {

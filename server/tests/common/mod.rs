@@ -193,6 +193,11 @@ fn start_full(
                 drain_timeout: None,
                 list_refresh,
                 network,
+                // Receivers on loopback.
+                webhooks: keyseal_server::WebhookOptions {
+                    private_networks: true,
+                    ..Default::default()
+                },
                 passphrase: secret(PASS),
                 kdf: Some(kdf()),
                 clock: clock.clone(),

@@ -1,0 +1,388 @@
+//! The webhook delivery worker (see [`keyseal_issuer::webhooks`] for the
+//! outbox, the order and the retries): every replica runs one. It looks
+//! for endpoints with a delivery due, claims each in the ledger (one
+//! replica at a time per endpoint), and sends that endpoint's deliveries
+//! one after another, oldest first, on a blocking thread (ureq, rustls).
+//!
+//! Where deliveries may go: `https://` URLs whose host resolves to public
+//! addresses only. Loopback, private, link-local (cloud metadata),
+//! carrier-grade NAT, unique-local, multicast and unspecified addresses are
+//! refused, when the endpoint is registered and again on every connection
+//! (the resolver that connects checks what it resolved, so a name that
+//! resolves to a public address at registration and to an internal one
+//! later reaches nothing). [`WebhookOptions::private_networks`] (`keyseal
+//! serve --webhooks-to-private-networks`) allows private targets and
+//! `http://`, for receivers inside the vendor's own network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use keyseal_issuer::webhooks::{After, CLAIM_SECS, Job, Outcome};
+
+use crate::State;
+
+/// How the service delivers webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// Allow endpoints in loopback and private networks, and plain
+    /// `http://` (default: public `https://` endpoints only).
+    pub private_networks: bool,
+    /// Longest a delivery may take, connecting included (default 10 s).
+    pub timeout: Duration,
+    /// How often a replica looks for due deliveries (default 250 ms).
+    pub poll: Duration,
+    /// Most endpoints one replica delivers to at once (default 32).
+    pub concurrency: usize,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        WebhookOptions {
+            private_networks: false,
+            timeout: Duration::from_secs(10),
+            poll: Duration::from_millis(250),
+            concurrency: 32,
+        }
+    }
+}
+
+/// The worker's counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WebhookMetrics {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) failed_attempts: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) disabled: AtomicU64,
+}
+
+impl WebhookMetrics {
+    /// Appends the counters in Prometheus text format.
+    pub(crate) fn render(&self, s: &mut String) {
+        use std::fmt::Write as _;
+        for (name, help, v) in [
+            (
+                "keyseal_webhook_deliveries_total",
+                "Webhook deliveries an endpoint accepted (2xx), through this replica.",
+                &self.delivered,
+            ),
+            (
+                "keyseal_webhook_failed_attempts_total",
+                "Webhook delivery attempts that got no 2xx answer, through this replica.",
+                &self.failed_attempts,
+            ),
+            (
+                "keyseal_webhook_failed_deliveries_total",
+                "Webhook deliveries whose retries ran out, through this replica.",
+                &self.failed,
+            ),
+            (
+                "keyseal_webhook_endpoints_disabled_total",
+                "Webhook endpoints this replica disabled after a delivery's retries ran out.",
+                &self.disabled,
+            ),
+        ] {
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+/// Whether an address is one a webhook may reach without
+/// [`WebhookOptions::private_networks`]: not loopback, private (RFC 1918,
+/// unique-local), link-local, carrier-grade NAT, benchmarking,
+/// documentation, multicast, broadcast, unspecified or reserved.
+#[must_use]
+pub fn public_address(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || (s[0] == 0x64 && s[1] == 0xff9b))
+        }
+    }
+}
+
+/// Checks an endpoint URL against the service's policy at registration:
+/// its scheme, and a host written as an address. A name is checked when a
+/// delivery connects.
+pub(crate) fn check_target(url: &str, opts: &WebhookOptions) -> Result<(), String> {
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|_| "url: is not a valid URL".to_owned())?;
+    let host = uri.host().unwrap_or("");
+    if opts.private_networks {
+        return Ok(());
+    }
+    if uri.scheme_str() != Some("https") {
+        return Err(
+            "url: must be https:// (plain http:// only on a service started with --webhooks-to-private-networks)"
+                .into(),
+        );
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let local_name = bare.eq_ignore_ascii_case("localhost")
+        || bare.to_ascii_lowercase().ends_with(".localhost")
+        || !bare.contains('.') && bare.parse::<IpAddr>().is_err();
+    let private_ip = bare.parse::<IpAddr>().is_ok_and(|ip| !public_address(ip));
+    if local_name || private_ip {
+        return Err(format!(
+            "url: {host} is a local or private address; endpoints must be public (or start the service with --webhooks-to-private-networks)"
+        ));
+    }
+    Ok(())
+}
+
+/// ureq's resolver, keeping only addresses deliveries may reach.
+#[derive(Debug)]
+struct PublicOnly;
+
+impl ureq::unversioned::resolver::Resolver for PublicOnly {
+    fn resolve(
+        &self,
+        uri: &axum::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let all = ureq::unversioned::resolver::DefaultResolver::default()
+            .resolve(uri, config, timeout)?;
+        let mut kept = self.empty();
+        for a in all.iter().filter(|a| public_address(a.ip())) {
+            kept.push(*a);
+        }
+        if kept.is_empty() {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the endpoint's host resolves to local or private addresses only",
+            )));
+        }
+        Ok(kept)
+    }
+}
+
+/// The HTTP client deliveries use: no redirects (a 3xx is a failed
+/// attempt), the options' timeout, statuses as answers.
+pub(crate) fn agent(opts: &WebhookOptions) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(opts.timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("keyseal-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build();
+    if opts.private_networks {
+        config.into()
+    } else {
+        ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            PublicOnly,
+        )
+    }
+}
+
+/// Sends one delivery (blocking).
+fn send(agent: &ureq::Agent, job: &Job, timestamp: u64) -> Outcome {
+    let start = Instant::now();
+    let r = agent
+        .post(&job.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &job.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", job.signature(timestamp))
+        .send(job.payload.as_bytes());
+    let millis = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match r {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            // The answer's body is read (a little of it), so the connection
+            // can be kept, and not kept.
+            let _ = resp.body_mut().with_config().limit(4096).read_to_vec();
+            let error =
+                (!(200..300).contains(&status)).then(|| format!("the endpoint answered {status}"));
+            Outcome {
+                status: Some(status),
+                error,
+                millis,
+            }
+        }
+        Err(e) => Outcome {
+            status: None,
+            error: Some(e.to_string()),
+            millis,
+        },
+    }
+}
+
+/// Delivers until `stop` fires: every poll, claims the endpoints with a
+/// delivery due (at most [`WebhookOptions::concurrency`] at once) and runs
+/// each one's queue.
+pub(crate) async fn worker(
+    state: Arc<State>,
+    opts: WebhookOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let me = {
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        keyseal_core::hex::encode(&b)
+    };
+    let agent = agent(&opts);
+    let running: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(opts.concurrency.max(1)));
+    let mut tick = tokio::time::interval(opts.poll.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let now = state.now();
+        if now >= last_prune + 3600 {
+            last_prune = now;
+            if let Err(e) = state.store.prune_webhooks(now).await {
+                tracing::error!(error = %crate::problem::chain(&e), "pruning old webhook deliveries");
+            }
+        }
+        let due = match state
+            .store
+            .due_webhook_endpoints(now, opts.concurrency as u64)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %crate::problem::chain(&e), "reading due webhook deliveries");
+                continue;
+            }
+        };
+        for endpoint in due {
+            let fresh = running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(endpoint.clone());
+            if !fresh {
+                continue;
+            }
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&endpoint);
+                break;
+            };
+            let (state, agent, me, running, stop) = (
+                state.clone(),
+                agent.clone(),
+                me.clone(),
+                running.clone(),
+                stop.clone(),
+            );
+            let timeout = opts.timeout;
+            tokio::spawn(async move {
+                if let Err(e) = run(&state, &agent, &me, &endpoint, timeout, stop).await {
+                    tracing::error!(endpoint_id = %endpoint, error = %crate::problem::chain(&e), "delivering webhooks");
+                }
+                running
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&endpoint);
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Claims an endpoint and sends its due deliveries in order, until none is
+/// due, the claim is lost or `stop` fires.
+async fn run(
+    state: &State,
+    agent: &ureq::Agent,
+    me: &str,
+    endpoint: &str,
+    timeout: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> keyseal_issuer::Result<()> {
+    let claim = timeout.as_secs() + CLAIM_SECS;
+    let now = state.now();
+    if !state
+        .store
+        .claim_webhook_endpoint(endpoint, me, now, now + claim)
+        .await?
+    {
+        return Ok(());
+    }
+    while !*stop.borrow() {
+        let now = state.now();
+        let Some(job) = state.store.next_webhook_job(endpoint, me, now).await? else {
+            return Ok(());
+        };
+        let sent = {
+            let agent = agent.clone();
+            tokio::task::spawn_blocking(move || {
+                let outcome = send(&agent, &job, now);
+                (job, outcome)
+            })
+            .await
+        };
+        let Ok((job, outcome)) = sent else {
+            return Ok(());
+        };
+        let now = state.now();
+        let after = state
+            .store
+            .record_webhook_attempt(&job, &outcome, me, now, now + claim)
+            .await?;
+        let m = &state.webhook_metrics;
+        match after {
+            After::Delivered => {
+                m.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            After::Retry(at) => {
+                m.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id,
+                    attempts = job.attempts + 1, retry_at = at,
+                    error = outcome.error.as_deref().unwrap_or(""),
+                    "a webhook delivery failed; it will be tried again"
+                );
+            }
+            After::Failed => {
+                m.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                m.failed.fetch_add(1, Ordering::Relaxed);
+                m.disabled.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id,
+                    attempts = job.attempts + 1,
+                    "a webhook delivery failed for good; its endpoint is disabled"
+                );
+                return Ok(());
+            }
+            After::LostClaim => return Ok(()),
+        }
+    }
+    Ok(())
+}
