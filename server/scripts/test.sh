@@ -44,6 +44,22 @@ if [ -z "${KEYSEAL_TEST_POSTGRES_URL:-}" ]; then
     start_postgres
 fi
 cargo test -p keyseal-server -p keyseal-issuer
+# Webhooks checked from outside with the Standard Webhooks reference library
+# (pinned, in a venv outside the clone): order, exactly-once processing by a
+# deduplicating receiver across a 500 and a SIGKILL mid-delivery, replays,
+# the library's refusals; then two replicas on a fresh PostgreSQL database.
+WH_VENV="${KEYSEAL_CACHE:-$HOME/.cache/keyseal}/wh-venv"
+[ -x "$WH_VENV/bin/python" ] || python3 -m venv "$WH_VENV"
+"$WH_VENV/bin/pip" install -q --disable-pip-version-check "standardwebhooks==1.3.0"
+cargo build --quiet -p keyseal-cli
+WH_BIN=${CARGO_TARGET_DIR:-target}/debug/keyseal
+"$WH_VENV/bin/python" server/scripts/webhooks_e2e.py "$WH_BIN"
+if [ -n "${KEYSEAL_TEST_POSTGRES_URL:-}" ]; then
+    wh_db="webhooks_e2e_$$"
+    "$(pg_bin)/psql" "$KEYSEAL_TEST_POSTGRES_URL" -qc "CREATE DATABASE $wh_db"
+    "$WH_VENV/bin/python" server/scripts/webhooks_e2e.py "$WH_BIN" \
+        --postgres "${KEYSEAL_TEST_POSTGRES_URL%/*}/$wh_db"
+fi
 # Property-based API test against the served OpenAPI document (bounded by
 # examples per operation and a fixed seed, not by time; one worker:
 # hypothesis's source inspection is not thread-safe on Python 3.11).

@@ -204,9 +204,21 @@ pub(crate) fn agent(opts: &WebhookOptions) -> ureq::Agent {
     }
 }
 
-/// Sends one delivery (blocking).
-fn send(agent: &ureq::Agent, job: &Job, timestamp: u64) -> Outcome {
+/// Sends one delivery (blocking). Without `private_networks`, only to an
+/// `https://` URL (an endpoint registered through the command line, or
+/// before the service's flags changed, may be `http://`).
+fn send(agent: &ureq::Agent, job: &Job, timestamp: u64, private_networks: bool) -> Outcome {
     let start = Instant::now();
+    if !private_networks && !job.url.starts_with("https://") {
+        return Outcome {
+            status: None,
+            error: Some(
+                "plain http:// endpoints need a service started with --webhooks-to-private-networks"
+                    .into(),
+            ),
+            millis: 0,
+        };
+    }
     let r = agent
         .post(&job.url)
         .header("content-type", "application/json")
@@ -301,9 +313,10 @@ pub(crate) async fn worker(
                 running.clone(),
                 stop.clone(),
             );
-            let timeout = opts.timeout;
+            let (timeout, private) = (opts.timeout, opts.private_networks);
             tokio::spawn(async move {
-                if let Err(e) = run(&state, &agent, &me, &endpoint, timeout, stop).await {
+                if let Err(e) = run(&state, &agent, &me, &endpoint, (timeout, private), stop).await
+                {
                     tracing::error!(endpoint_id = %endpoint, error = %crate::problem::chain(&e), "delivering webhooks");
                 }
                 running
@@ -323,7 +336,7 @@ async fn run(
     agent: &ureq::Agent,
     me: &str,
     endpoint: &str,
-    timeout: Duration,
+    (timeout, private): (Duration, bool),
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> keyseal_issuer::Result<()> {
     let claim = timeout.as_secs() + CLAIM_SECS;
@@ -343,7 +356,7 @@ async fn run(
         let sent = {
             let agent = agent.clone();
             tokio::task::spawn_blocking(move || {
-                let outcome = send(&agent, &job, now);
+                let outcome = send(&agent, &job, now, private);
                 (job, outcome)
             })
             .await
@@ -385,4 +398,57 @@ async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_https_targets_without_the_flag() {
+        let strict = WebhookOptions::default();
+        for ok in [
+            "https://store.example.com/hooks",
+            "https://93.184.215.14:8443/x",
+            "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/x",
+        ] {
+            assert_eq!(check_target(ok, &strict), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://store.example.com/hooks",
+            "https://localhost/x",
+            "https://app.localhost/x",
+            "https://intranet/x",
+            "https://127.0.0.1/x",
+            "https://10.1.2.3/x",
+            "https://172.16.0.1/x",
+            "https://192.168.1.1/x",
+            "https://169.254.169.254/latest/meta-data",
+            "https://100.64.0.1/x",
+            "https://0.0.0.0/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[fe80::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+        ] {
+            assert!(check_target(bad, &strict).is_err(), "{bad}");
+        }
+        let open = WebhookOptions {
+            private_networks: true,
+            ..WebhookOptions::default()
+        };
+        assert_eq!(check_target("http://127.0.0.1:9000/x", &open), Ok(()));
+    }
+
+    #[test]
+    fn deliveries_connect_to_public_addresses_only() {
+        // An address the registration check would also refuse, and a name
+        // (localhost) that resolves to loopback: refused by the resolver
+        // that connects, before any connection.
+        let strict = agent(&WebhookOptions::default());
+        for url in ["https://127.0.0.1:9/x", "https://localhost:9/x"] {
+            let e = strict.post(url).send("{}").unwrap_err().to_string();
+            assert!(e.contains("local or private addresses only"), "{url}: {e}");
+        }
+    }
 }

@@ -135,6 +135,16 @@ fn health_readiness_metrics_and_openapi() {
             ("/v1/licenses/{id}/allotments", &["get", "post"]),
             ("/v1/licenses/{id}/relays/{relay_key_id}/revoke", &["post"]),
             ("/v1/public/allotments/renew", &["post"]),
+            ("/v1/webhooks", &["get", "post"]),
+            ("/v1/webhooks/{endpoint_id}", &["get", "post", "delete"]),
+            ("/v1/webhooks/{endpoint_id}/secret", &["get"]),
+            ("/v1/webhooks/{endpoint_id}/rotate-secret", &["post"]),
+            ("/v1/webhooks/{endpoint_id}/deliveries", &["get"]),
+            (
+                "/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}",
+                &["get"],
+            ),
+            ("/v1/webhooks/{endpoint_id}/replay", &["post"]),
         ] {
             for m in methods {
                 assert!(
@@ -143,7 +153,7 @@ fn health_readiness_metrics_and_openapi() {
                 );
             }
         }
-        assert_eq!(doc["paths"].as_object().unwrap().len(), 38);
+        assert_eq!(doc["paths"].as_object().unwrap().len(), 45);
         // Every operation says what it is, for people and for generated
         // clients: a unique camel-case id, a summary, a description, a tag.
         let mut ids = std::collections::BTreeSet::new();

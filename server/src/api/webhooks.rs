@@ -136,8 +136,9 @@ pub(crate) struct WebhookDelivery {
     /// What went wrong on the last attempt.
     #[schema(required = true)]
     last_error: Option<String>,
+    /// When it was queued (unix seconds).
     created_at: u64,
-    /// When it was delivered or given up on.
+    /// When it was delivered or given up on (unix seconds).
     #[schema(required = true)]
     done_at: Option<u64>,
     /// Every attempt, oldest first (one delivery's answer only).
