@@ -247,6 +247,10 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
 
+    /// Webhook endpoints of the issuing service: register, list, enable, replay.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         keyseal completions bash > ~/.local/share/bash-completion/completions/keyseal\n  \
@@ -417,6 +421,86 @@ pub enum TokenCommand {
         /// What the token is for.
         #[arg(long, value_name = "NAME")]
         name: String,
+    },
+}
+
+/// `keyseal webhooks`.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Register an endpoint that gets the organisation's events (--org, or the default one).
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks add https://store.example.com/keyseal/events --event license.created --event license.revoked\n  \
+        keyseal webhooks add https://ops.example.com/hooks --description \"ops alerts\" --json\n\n\
+        Events: license.created, license.revoked, license.suspended, license.resumed, activation.created, \
+        activation.released, key.rotated, key.revoked, revocation_list.published, \
+        webhook_endpoint.disabled (none given: all). The running service (every replica) sends them as \
+        Standard Webhooks, signed with the endpoint's secret (`keyseal webhooks secret ID`), one at a \
+        time in order, retried for 4 days; then the endpoint is disabled. Endpoints must be https:// on \
+        public addresses unless the service runs with --webhooks-to-private-networks.")]
+    Add {
+        /// Where events are posted.
+        url: String,
+        /// An event type to send (repeatable; none: every type).
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+        /// What the endpoint is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the organisation's endpoints.
+    List,
+    /// Show an endpoint and its latest deliveries.
+    Show {
+        /// The endpoint id (`whe_...`).
+        id: String,
+        /// Deliveries to show, newest first.
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        deliveries: u64,
+    },
+    /// Print an endpoint's signing secret (for the receiver's configuration).
+    Secret {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Give an endpoint a new secret; the old one also signs for a day.
+    RotateSecret {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Enable an endpoint (its queue resumes where it stopped).
+    Enable {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Disable an endpoint (its deliveries wait).
+    Disable {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Delete an endpoint and its deliveries.
+    Remove {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Send events to an endpoint again: one (--event) or what it missed since a time (--since).
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks replay whe_0a1b2c3d4e5f6071 --event evt_7d0e...\n  \
+        keyseal webhooks replay whe_0a1b2c3d4e5f6071 --since 2026-12-01")]
+    Replay {
+        /// The endpoint id.
+        id: String,
+        /// One event id (`evt_...`).
+        #[arg(
+            long,
+            value_name = "EVENT",
+            conflicts_with = "since",
+            required_unless_present = "since"
+        )]
+        event: Option<String>,
+        /// Every event since this time (RFC 3339, a date, or unix seconds) the endpoint was not
+        /// delivered, or whose delivery failed.
+        #[arg(long, value_name = "TIME", value_parser = keyseal_issuer::time::parse_time)]
+        since: Option<u64>,
     },
 }
 

@@ -17,6 +17,7 @@ mod root;
 mod serve;
 mod tenants;
 mod verify;
+mod webhooks;
 
 /// Runs the parsed command line.
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
@@ -39,6 +40,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Fingerprint(a) => admin::fingerprint(a, json),
         Command::Serve(a) => serve::serve(vault, a),
         Command::Org(c) => block_on(tenants::org(vault, c, json)),
+        Command::Webhooks(c) => block_on(webhooks::webhooks(vault, c, json)),
         Command::Root(c) => block_on(root::root(vault, c, json)),
         Command::Token(c) => block_on(tenants::token(vault, c, json)),
         Command::Completions(a) => {
