@@ -12,6 +12,7 @@ pub mod seats;
 pub mod state;
 mod time;
 pub mod validator;
+pub mod webhooks;
 
 pub use keyseal_core;
 pub use keyseal_core::{

@@ -50,7 +50,7 @@ cargo test -p keyseal-server -p keyseal-issuer
 # the library's refusals; then two replicas on a fresh PostgreSQL database.
 WH_VENV="${KEYSEAL_CACHE:-$HOME/.cache/keyseal}/wh-venv"
 [ -x "$WH_VENV/bin/python" ] || python3 -m venv "$WH_VENV"
-"$WH_VENV/bin/pip" install -q --disable-pip-version-check "standardwebhooks==1.3.0"
+"$WH_VENV/bin/pip" install -q --disable-pip-version-check "standardwebhooks==1.3.0" cryptography
 cargo build --quiet -p keyseal-cli
 WH_BIN=${CARGO_TARGET_DIR:-target}/debug/keyseal
 "$WH_VENV/bin/python" server/scripts/webhooks_e2e.py "$WH_BIN"

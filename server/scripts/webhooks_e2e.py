@@ -37,7 +37,11 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import base64
+
 import standardwebhooks
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from standardwebhooks import webhooks as sw
 
 PASS = "webhook-test-passphrase"
@@ -220,6 +224,29 @@ def library_refusals(recv: Receiver, secret: str) -> None:
         sw.datetime = real  # type: ignore[misc]
 
 
+def keyring_signatures(recv: Receiver, keyring: dict[str, Any]) -> None:
+    """Every delivery's `keyseal-signature` verifies with the organisation's
+    public keyring (docs/FORMAT.md, "Webhook signature"), checked here with
+    the `cryptography` package; a changed body does not."""
+    keys = {}
+    for k in keyring["keys"]:
+        raw = k["public_key"].removeprefix("kspub1.")
+        keys[k["key_id"]] = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    assert recv.raw, "no deliveries recorded"
+    for body, headers in recv.raw:
+        h = {k.lower(): v for k, v in headers.items()}
+        version, key_id, sig = h["keyseal-signature"].split(",")
+        assert version == "v1" and key_id in keys, h["keyseal-signature"]
+        msg = b"keyseal/webhook/v1\0" + f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode()
+        keys[key_id].verify(bytes.fromhex(sig), msg + body)
+        try:
+            keys[key_id].verify(bytes.fromhex(sig), msg + body + b" ")
+        except InvalidSignature:
+            pass
+        else:
+            raise AssertionError("a changed body verified")
+
+
 def expect_order(recv: Receiver, expected: list[tuple[str, str]]) -> None:
     got = [(e["type"], e["data"].get("license_id")) for _, e in recv.processed]
     assert got == expected, f"events out of order or missing:\n got {got}\nwant {expected}"
@@ -285,7 +312,10 @@ def run_single(binary: str, work: str) -> None:
             time.sleep(0.1)
         assert first in recv.duplicates, "the replayed event did not arrive"
         library_refusals(recv, secret)
-        print(f"sqlite: {len(expected)} events once each, in order; a 500 retried, a SIGKILL mid-delivery resent and dropped as seen, a replay; the library refused a tampered, foreign and late delivery")
+        status, keyring = call(base, token, "GET", "/v1/public/keyring")
+        assert status == 200
+        keyring_signatures(recv, keyring)
+        print(f"sqlite: {len(expected)} events once each, in order; a 500 retried, a SIGKILL mid-delivery resent and dropped as seen, a replay; the library refused a tampered, foreign and late delivery; every keyseal-signature verified with the public keyring")
     finally:
         svc.stop()
         recv.server.shutdown()

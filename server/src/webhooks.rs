@@ -4,6 +4,12 @@
 //! replica at a time per endpoint), and sends that endpoint's deliveries
 //! one after another, oldest first, on a blocking thread (ureq, rustls).
 //!
+//! Each request carries, beside the Standard Webhooks headers, a
+//! `keyseal-signature` by the organisation's active signing key
+//! ([`keyseal_issuer::webhooks::keyring_signature`]), which receivers check
+//! with the organisation's public keyring and no shared secret
+//! (`keyseal::webhooks::verify`).
+//!
 //! Where deliveries may go: `https://` URLs whose host resolves to public
 //! addresses only. Loopback, private, link-local (cloud metadata),
 //! carrier-grade NAT, unique-local, multicast and unspecified addresses are
@@ -207,7 +213,13 @@ pub(crate) fn agent(opts: &WebhookOptions) -> ureq::Agent {
 /// Sends one delivery (blocking). Without `private_networks`, only to an
 /// `https://` URL (an endpoint registered through the command line, or
 /// before the service's flags changed, may be `http://`).
-fn send(agent: &ureq::Agent, job: &Job, timestamp: u64, private_networks: bool) -> Outcome {
+fn send(
+    agent: &ureq::Agent,
+    job: &Job,
+    timestamp: u64,
+    keyring_signature: Option<&str>,
+    private_networks: bool,
+) -> Outcome {
     let start = Instant::now();
     if !private_networks && !job.url.starts_with("https://") {
         return Outcome {
@@ -219,13 +231,16 @@ fn send(agent: &ureq::Agent, job: &Job, timestamp: u64, private_networks: bool) 
             millis: 0,
         };
     }
-    let r = agent
+    let mut r = agent
         .post(&job.url)
         .header("content-type", "application/json")
         .header("webhook-id", &job.event_id)
         .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", job.signature(timestamp))
-        .send(job.payload.as_bytes());
+        .header("webhook-signature", job.signature(timestamp));
+    if let Some(sig) = keyring_signature {
+        r = r.header("keyseal-signature", sig);
+    }
+    let r = r.send(job.payload.as_bytes());
     let millis = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     match r {
         Ok(mut resp) => {
@@ -353,10 +368,20 @@ async fn run(
         let Some(job) = state.store.next_webhook_job(endpoint, me, now).await? else {
             return Ok(());
         };
+        // Signed by the organisation's active key too, when it has one.
+        let keyring_signature = match state.signer(&job.org_id).await {
+            Ok(signer) => Some(keyseal_issuer::webhooks::keyring_signature(
+                &signer,
+                &job.event_id,
+                now,
+                job.payload.as_bytes(),
+            )),
+            Err(_) => None,
+        };
         let sent = {
             let agent = agent.clone();
             tokio::task::spawn_blocking(move || {
-                let outcome = send(&agent, &job, now, private);
+                let outcome = send(&agent, &job, now, keyring_signature.as_deref(), private);
                 (job, outcome)
             })
             .await

@@ -1,0 +1,112 @@
+//! `keyseal::webhooks::verify`: a delivery signed as docs/FORMAT.md says
+//! ("Webhook signature") verifies with the organisation's keyring, and
+//! nothing else does.
+
+use keyseal::webhooks::{TOLERANCE_SECS, WebhookError, verify};
+use keyseal::{Keyring, keyseal_core::SigningKey, keyseal_core::TrustedKey};
+
+const NOW: u64 = 1_800_000_000;
+
+fn header(key: &SigningKey, id: &str, ts: &str, body: &[u8]) -> String {
+    let mut m = b"keyseal/webhook/v1\0".to_vec();
+    m.extend_from_slice(format!("{id}.{ts}.").as_bytes());
+    m.extend_from_slice(body);
+    format!(
+        "v1,{},{}",
+        key.key_id(),
+        keyseal::keyseal_core::hex::encode(&key.sign_raw(&m))
+    )
+}
+
+#[test]
+fn a_delivery_verifies_with_the_keyring_and_nothing_else_does() {
+    let key = SigningKey::from_seed(&[7; 32]).unwrap();
+    let other = SigningKey::from_seed(&[8; 32]).unwrap();
+    let mut ring = Keyring::new();
+    ring.add(TrustedKey::new(key.public_key())).unwrap();
+    let body = br#"{"type":"license.revoked","timestamp":"2027-01-15T08:00:00Z","data":{}}"#;
+    let ts = NOW.to_string();
+    let good = header(&key, "evt_1", &ts, body);
+    assert_eq!(
+        verify(&ring, "evt_1", &ts, &good, body, NOW),
+        Ok(key.key_id())
+    );
+    // Several signatures: one good one is enough.
+    let both = format!("{} {good}", header(&other, "evt_1", &ts, body));
+    assert_eq!(
+        verify(&ring, "evt_1", &ts, &both, body, NOW),
+        Ok(key.key_id())
+    );
+    // Another body, id or time; another key; a stale or future delivery.
+    assert_eq!(
+        verify(&ring, "evt_1", &ts, &good, b"{}", NOW),
+        Err(WebhookError::BadSignature)
+    );
+    assert_eq!(
+        verify(&ring, "evt_2", &ts, &good, body, NOW),
+        Err(WebhookError::BadSignature)
+    );
+    let later = (NOW + 1).to_string();
+    assert_eq!(
+        verify(&ring, "evt_1", &later, &good, body, NOW),
+        Err(WebhookError::BadSignature)
+    );
+    assert_eq!(
+        verify(
+            &ring,
+            "evt_1",
+            &ts,
+            &header(&other, "evt_1", &ts, body),
+            body,
+            NOW
+        ),
+        Err(WebhookError::UnknownKey(other.key_id()))
+    );
+    let late = NOW + TOLERANCE_SECS + 1;
+    assert_eq!(
+        verify(&ring, "evt_1", &ts, &good, body, late),
+        Err(WebhookError::Stale {
+            timestamp: NOW,
+            now: late
+        })
+    );
+    assert!(verify(&ring, "evt_1", &ts, &good, body, NOW + TOLERANCE_SECS).is_ok());
+    // The plain signature (no domain) is refused: it is not what keyseal signs.
+    let mut plain = format!("evt_1.{ts}.").into_bytes();
+    plain.extend_from_slice(body);
+    let undomained = format!(
+        "v1,{},{}",
+        key.key_id(),
+        keyseal::keyseal_core::hex::encode(&key.sign_raw(&plain))
+    );
+    assert_eq!(
+        verify(&ring, "evt_1", &ts, &undomained, body, NOW),
+        Err(WebhookError::BadSignature)
+    );
+    // A key outside its window.
+    let mut narrow = Keyring::new();
+    narrow
+        .add(TrustedKey::new(key.public_key()).valid_until(NOW - 10))
+        .unwrap();
+    assert_eq!(
+        verify(&narrow, "evt_1", &ts, &good, body, NOW),
+        Err(WebhookError::KeyNotValid(key.key_id()))
+    );
+    // Malformed headers: refused, never a panic.
+    for (id, t, sig) in [
+        ("", ts.as_str(), good.as_str()),
+        ("evt_1", "", good.as_str()),
+        ("evt_1", "-5", good.as_str()),
+        ("evt_1", "99999999999999999999999", good.as_str()),
+        ("evt_1", ts.as_str(), ""),
+        ("evt_1", ts.as_str(), "v1,zz,zz"),
+        ("evt_1", ts.as_str(), "v2,0011223344556677,00"),
+        ("evt_1", ts.as_str(), "v1,0011223344556677"),
+    ] {
+        assert_eq!(
+            verify(&ring, id, t, sig, body, NOW),
+            Err(WebhookError::Malformed),
+            "{id} {t} {sig}"
+        );
+    }
+}
