@@ -17,6 +17,9 @@
 //!   with a license key or, for a trial, a device fingerprint alone.
 //! * [`webhooks`]: events announced to the organisations' endpoints,
 //!   written to an outbox by the transaction that made each change.
+//! * [`payments`]: a payment provider's events (Stripe) turned into
+//!   customers and licenses, renewed and revoked; [`email`] delivers the
+//!   keys.
 //! * [`request`]: license requests as users write them, checked against the
 //!   format's limits; [`batch`] reads them from CSV or JSONL.
 //!
@@ -29,12 +32,14 @@ pub mod activation;
 pub mod allotments;
 pub mod audit;
 pub mod batch;
+pub mod email;
 mod error;
 pub mod export;
 mod fsutil;
 pub mod idempotency;
 pub mod keyfile;
 mod ops;
+pub mod payments;
 pub mod privacy;
 pub mod request;
 pub mod root;

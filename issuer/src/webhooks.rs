@@ -48,6 +48,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "license.revoked",
     "license.suspended",
     "license.resumed",
+    "license.renewed",
     "activation.created",
     "activation.released",
     "key.rotated",
@@ -65,6 +66,7 @@ pub fn event_type(action: &str, details: &serde_json::Value) -> Option<&'static 
         "license.revoke" => "license.revoked",
         "license.suspend" => "license.suspended",
         "license.resume" => "license.resumed",
+        "license.renew" => "license.renewed",
         "license.activate" => "activation.created",
         // A device that takes its own seat again is no new activation.
         "seat.activate" if details.get("again") != Some(&serde_json::Value::Bool(true)) => {

@@ -22,6 +22,8 @@ pub mod openapi;
 pub mod problem;
 pub mod relay;
 pub mod webhooks;
+mod email;
+mod payments;
 pub use webhooks::WebhookOptions;
 
 /// Now, in unix seconds.
@@ -647,14 +649,22 @@ impl Service {
             self.state.webhooks.clone(),
             webhooks_rx,
         ));
+        let emails = tokio::spawn(email::worker(
+            self.state.clone(),
+            self.state.webhooks.poll,
+            self.state.webhooks.private_networks,
+            stop_webhooks.subscribe(),
+        ));
         let app = api::router(self.state.clone());
         serve_connections(listener, app, shutdown, self.drain, &self.state.network).await;
         // Deliveries in flight finish (each within its timeout) or are
         // cut; a cut one is sent again later, as after a crash.
         let _ = stop_webhooks.send(true);
-        let abort = deliveries.abort_handle();
-        if tokio::time::timeout(self.drain, deliveries).await.is_err() {
-            abort.abort();
+        for task in [deliveries, emails] {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(self.drain, task).await.is_err() {
+                abort.abort();
+            }
         }
         // A pass in progress finishes within the drain period, or is cut
         // (each publication is its own transaction).

@@ -53,6 +53,7 @@ pub(crate) struct ProblemSchema {
         (name = "keys", description = "The organisation's signing keys: rotate, retire, revoke (admin)."),
         (name = "tokens", description = "API tokens (admin)."),
         (name = "webhooks", description = "Endpoints that get the organisation's events as signed Standard Webhooks, their deliveries and replays (admin)."),
+        (name = "payments", description = "Stripe events in: the Stripe secret, what each price buys, the events acted on; the SMTP settings license keys are emailed with (admin)."),
         (name = "audit", description = "The organisation's audit log, a hash chain."),
         (name = "public", description = "What apps fetch, anonymously: keyrings and revocation lists (cacheable, rate-limited per client)."),
         (name = "leases", description = "What apps ask with their license key, no API token: a seat for this device and its lease, check-ins, releases (docs/FORMAT.md, \"Lease\"; rate-limited per client and per license)."),

@@ -61,6 +61,8 @@ pub struct WebhookMetrics {
     pub(crate) failed_attempts: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) disabled: AtomicU64,
+    pub(crate) payments_processed: AtomicU64,
+    pub(crate) payments_refused: AtomicU64,
 }
 
 impl WebhookMetrics {
@@ -87,6 +89,16 @@ impl WebhookMetrics {
                 "keyseal_webhook_endpoints_disabled_total",
                 "Webhook endpoints this replica disabled after a delivery's retries ran out.",
                 &self.disabled,
+            ),
+            (
+                "keyseal_payment_events_total",
+                "Payment provider events acted on (minted, renewed, revoked, ignored), through this replica.",
+                &self.payments_processed,
+            ),
+            (
+                "keyseal_payment_events_refused_total",
+                "Payment provider events refused (bad or old signature, unknown price...), through this replica.",
+                &self.payments_refused,
             ),
         ] {
             let _ = writeln!(

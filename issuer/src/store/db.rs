@@ -879,6 +879,15 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/0024_webhooks.sql"),
     ),
+    // Payment events in: the Stripe secret, price mappings, customers,
+    // links and events acted on (see `payments`).
+    (
+        25,
+        "payments",
+        include_str!("../../migrations/0025_payments.sql"),
+    ),
+    // License keys by email: SMTP settings and the outbox (see `email`).
+    (26, "email", include_str!("../../migrations/0026_email.sql")),
 ];
 
 /// The schema before which [`Store::fold_into_orgs`] runs.

@@ -140,6 +140,10 @@ mod orgs;
 mod revocations;
 mod tokens;
 mod webhooks;
+pub use payments::PaymentRecord;
+mod email;
+mod payments;
+pub use email::Sent;
 pub use webhooks::{EndpointPatch, MAX_REPLAY, Replay, WEBHOOK_RETENTION_SECS};
 
 #[cfg(test)]

@@ -52,7 +52,8 @@ impl Caller {
 
 /// The scope a route needs, known from the method and route alone, so it
 /// is checked before the body is read or parsed, by the [`Caller`]
-/// extractor every authenticated handler takes: keys, tokens and webhooks need
+/// extractor every authenticated handler takes: keys, tokens, webhooks,
+/// payments and email settings need
 /// `admin`, an export `read:pii`, other reads `read`, other writes `issue`.
 /// This is the only table of scopes; handlers check only what depends on
 /// the request (the customer list's `email` filter needs `read:pii`).
@@ -60,6 +61,8 @@ pub(super) fn route_scope(method: &axum::http::Method, route: &str) -> Scope {
     if route.starts_with("/v1/keys")
         || route.starts_with("/v1/tokens")
         || route.starts_with("/v1/webhooks")
+        || route.starts_with("/v1/payments")
+        || route.starts_with("/v1/email")
     {
         Scope::Admin
     } else if route == "/v1/customers/{id}/export" {

@@ -255,6 +255,18 @@ async fn submit_mint(
     Ok(rx.await.map_err(|_| Problem::internal())??)
 }
 
+/// Mints a license for the service itself (a payment's), through the same
+/// signing and group commit as the API's mints.
+pub(crate) async fn mint_for(s: &State, job: MintJob) -> Result<OrgLicense, Problem> {
+    let org = job.org_id.clone();
+    let l = with_active_key(s, &org, |signer| {
+        submit_mint(s, signer, job.clone(), None, &|_| String::new())
+    })
+    .await?;
+    s.count_mint();
+    Ok(l)
+}
+
 /// The license list's parameters.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -369,7 +381,7 @@ pub(crate) async fn revoke(
 /// Refuses (409 `no-active-key`) when the organisation has no active key in
 /// the ledger (this replica's cached signer may be one retired elsewhere):
 /// nothing could sign the revocation list.
-pub(super) async fn require_active_key(s: &State, org_id: &str) -> Result<(), Problem> {
+pub(crate) async fn require_active_key(s: &State, org_id: &str) -> Result<(), Problem> {
     match s.store.org_active_key(org_id).await? {
         Some(_) => Ok(()),
         None => Err(keyseal_issuer::Error::Key(KeyError::NoActiveKey).into()),
@@ -380,7 +392,7 @@ pub(super) async fn require_active_key(s: &State, org_id: &str) -> Result<(), Pr
 /// `when` it needs it (see `Store::publish_list`): `None` if it did not. If
 /// another replica rotated (or retired) the key this one signs with, loads
 /// the active key and tries once more.
-pub(super) async fn publish(
+pub(crate) async fn publish(
     s: &State,
     org_id: &str,
     ctx: &Context,

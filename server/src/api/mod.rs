@@ -35,10 +35,12 @@ mod public;
 mod tokens;
 mod trials;
 mod views;
+mod payments;
 mod webhooks;
 
 pub(crate) use extract::Caller;
 pub use licenses::fuzz_request_bodies;
+pub(crate) use licenses::{mint_for, publish, require_active_key};
 pub(crate) use public::{ListFile, refresh_lists};
 
 type S = Arc<State>;
@@ -105,6 +107,16 @@ pub(crate) fn routes() -> OpenApiRouter<S> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::get_delivery))
         .routes(routes!(webhooks::replay))
+        .routes(routes!(payments::get_stripe, payments::set_stripe))
+        .routes(routes!(payments::list_prices, payments::set_price))
+        .routes(routes!(payments::get_price, payments::delete_price))
+        .routes(routes!(payments::list_payment_events))
+        .routes(routes!(
+            payments::get_email,
+            payments::set_email,
+            payments::delete_email
+        ))
+        .routes(routes!(payments::stripe_event))
 }
 
 pub(crate) fn router(state: S) -> Router {
