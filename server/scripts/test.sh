@@ -50,10 +50,15 @@ cargo test -p keyseal-server -p keyseal-issuer
 # the library's refusals; then two replicas on a fresh PostgreSQL database.
 WH_VENV="${KEYSEAL_CACHE:-$HOME/.cache/keyseal}/wh-venv"
 [ -x "$WH_VENV/bin/python" ] || python3 -m venv "$WH_VENV"
-"$WH_VENV/bin/pip" install -q --disable-pip-version-check "standardwebhooks==1.3.0" cryptography
+"$WH_VENV/bin/pip" install -q --disable-pip-version-check "standardwebhooks==1.3.0" cryptography \
+    "stripe==16.1.0" "aiosmtpd==1.4.6"
 cargo build --quiet -p keyseal-cli
 WH_BIN=${CARGO_TARGET_DIR:-target}/debug/keyseal
 "$WH_VENV/bin/python" server/scripts/webhooks_e2e.py "$WH_BIN"
+# Selling: Stripe fixtures signed with the official library's scheme (which
+# must accept exactly what keyseal accepts), keys emailed to a local SMTP
+# sink (aiosmtpd), refunds revoking, a subscription renewed and ended.
+"$WH_VENV/bin/python" server/scripts/payments_e2e.py "$WH_BIN"
 if [ -n "${KEYSEAL_TEST_POSTGRES_URL:-}" ]; then
     wh_db="webhooks_e2e_$$"
     "$(pg_bin)/psql" "$KEYSEAL_TEST_POSTGRES_URL" -qc "CREATE DATABASE $wh_db"
