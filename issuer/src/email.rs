@@ -75,8 +75,7 @@ pub struct Settings {
 pub fn check_settings(s: &Settings, password: Option<&str>) -> Result<()> {
     let host_ok = !s.host.is_empty()
         && s.host.len() <= 253
-        && s
-            .host
+        && s.host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
     if !host_ok {
@@ -122,7 +121,9 @@ pub fn plausible_address(a: &str) -> bool {
     !local.is_empty()
         && domain.contains('.')
         && a.len() <= 320
-        && !a.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+        && !a
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
 }
 
 /// One email to send: what a worker reads from the outbox.
@@ -236,7 +237,13 @@ mod tests {
         };
         assert!(check_settings(&bad_from, Some("pw")).is_err());
         assert!(plausible_address("ada@example.com"));
-        for bad in ["", "ada", "ada@localhost", "a b@example.com", "<a@example.com>"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@localhost",
+            "a b@example.com",
+            "<a@example.com>",
+        ] {
             assert!(!plausible_address(bad), "{bad}");
         }
         let m = message("acme-cad", "pro", 2_000_000_000, "ks1.AAAA", &[1, 2, 3]);

@@ -35,7 +35,11 @@ fn send(job: &Job, private_networks: bool) -> Result<(), String> {
             .to_socket_addrs()
             .map_err(|e| format!("resolving {}: {e}", s.host))?
             .collect();
-        if addrs.is_empty() || addrs.iter().any(|a| !crate::webhooks::public_address(a.ip())) {
+        if addrs.is_empty()
+            || addrs
+                .iter()
+                .any(|a| !crate::webhooks::public_address(a.ip()))
+        {
             return Err(format!(
                 "{} resolves to a local or private address; SMTP servers must be public (or start the service with --webhooks-to-private-networks)",
                 s.host
@@ -56,13 +60,10 @@ fn send(job: &Job, private_networks: bool) -> Result<(), String> {
                 .singlepart(SinglePart::plain(m.text.clone()))
                 .singlepart(SinglePart::html(m.html.clone())),
         )
-        .singlepart(
-            Attachment::new(m.file_name.clone()).body(
-                m.file.clone(),
-                ContentType::parse("application/x-keyseal-license")
-                    .unwrap_or(ContentType::TEXT_PLAIN),
-            ),
-        );
+        .singlepart(Attachment::new(m.file_name.clone()).body(
+            m.file.clone(),
+            ContentType::parse("application/x-keyseal-license").unwrap_or(ContentType::TEXT_PLAIN),
+        ));
     let email = b.multipart(body).map_err(|e| e.to_string())?;
     let builder = match s.security {
         Security::Tls => SmtpTransport::relay(&s.host).map_err(|e| e.to_string())?,
@@ -130,7 +131,8 @@ pub(crate) async fn worker(
                         .into(),
                 )
             } else {
-                match tokio::task::spawn_blocking(move || (send(&job, private_networks), job)).await {
+                match tokio::task::spawn_blocking(move || (send(&job, private_networks), job)).await
+                {
                     Ok((Ok(()), j)) => {
                         record(&state, &j, &Sent::Sent, &me).await;
                         continue;
@@ -149,7 +151,11 @@ pub(crate) async fn worker(
 }
 
 async fn record(state: &State, job: &Job, outcome: &Sent, me: &str) {
-    if let Err(e) = state.store.record_email(job, outcome, me, state.now()).await {
+    if let Err(e) = state
+        .store
+        .record_email(job, outcome, me, state.now())
+        .await
+    {
         tracing::error!(email_id = %job.email_id, error = %crate::problem::chain(&e), "recording an email");
     }
 }

@@ -17,13 +17,13 @@ pub use api::fuzz_request_bodies;
 /// An address range (`--trusted-proxy`), from the `ipnet` crate.
 pub use ipnet::IpNet;
 pub mod auth;
+mod email;
 pub mod metrics;
 pub mod openapi;
+mod payments;
 pub mod problem;
 pub mod relay;
 pub mod webhooks;
-mod email;
-mod payments;
 pub use webhooks::WebhookOptions;
 
 /// Now, in unix seconds.

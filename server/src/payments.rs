@@ -144,14 +144,26 @@ async fn act(
                 .payment_customer(org_id, &provider_ref, &fields, ctx)
                 .await?;
             let expires = ctx.now.saturating_add(m.duration_secs);
-            let l = mint(s, org_id, &m, &customer_id, expires, &format!("stripe:{session}"), ctx)
-                .await?;
+            let l = mint(
+                s,
+                org_id,
+                &m,
+                &customer_id,
+                expires,
+                &format!("stripe:{session}"),
+                ctx,
+            )
+            .await?;
             let id = l.record.license_id.to_string();
             rec.outcome = "minted".into();
             rec.detail = format!("license for {} ({})", m.product, m.price_id);
             rec.license_id = Some(id.clone());
-            for r in [Some(session), payment_intent, subscription].into_iter().flatten() {
-                rec.links.push((format!("stripe:{r}"), id.clone(), m.price_id.clone()));
+            for r in [Some(session), payment_intent, subscription]
+                .into_iter()
+                .flatten()
+            {
+                rec.links
+                    .push((format!("stripe:{r}"), id.clone(), m.price_id.clone()));
             }
             rec.email_to = email.filter(|_| m.email);
             Ok(None)
@@ -204,11 +216,18 @@ async fn act(
             .await?;
             let id = l.record.license_id.to_string();
             rec.outcome = "renewed".into();
-            rec.detail = format!("successor of {old_id}, to {}", keyseal_issuer::time::format(expires));
+            rec.detail = format!(
+                "successor of {old_id}, to {}",
+                keyseal_issuer::time::format(expires)
+            );
             rec.license_id = Some(id.clone());
             rec.renewed_from = Some(old_id);
-            for r in [Some(subscription), Some(invoice), payment_intent].into_iter().flatten() {
-                rec.links.push((format!("stripe:{r}"), id.clone(), m.price_id.clone()));
+            for r in [Some(subscription), Some(invoice), payment_intent]
+                .into_iter()
+                .flatten()
+            {
+                rec.links
+                    .push((format!("stripe:{r}"), id.clone(), m.price_id.clone()));
             }
             if m.email {
                 rec.email_to = customer_email(s, org_id, &old.record.customer).await;
@@ -216,10 +235,26 @@ async fn act(
             Ok(None)
         }
         Action::Refund { payment_intent } => {
-            end(s, org_id, &format!("stripe:{payment_intent}"), "refund", ctx, rec).await
+            end(
+                s,
+                org_id,
+                &format!("stripe:{payment_intent}"),
+                "refund",
+                ctx,
+                rec,
+            )
+            .await
         }
         Action::SubscriptionEnded { subscription } => {
-            end(s, org_id, &format!("stripe:{subscription}"), "cancelled", ctx, rec).await
+            end(
+                s,
+                org_id,
+                &format!("stripe:{subscription}"),
+                "cancelled",
+                ctx,
+                rec,
+            )
+            .await
         }
         Action::Ignore(why) => {
             rec.outcome = "ignored".into();
@@ -300,16 +335,26 @@ async fn end(
     let mut revoked = Vec::new();
     let mut lapsing = Vec::new();
     for (license, price) in &paid {
-        let ending = s.store.price(org_id, price).await?.map_or(Ending::Revoke, |m| {
-            if reason == "refund" { m.on_refund } else { m.on_cancel }
-        });
+        let ending = s
+            .store
+            .price(org_id, price)
+            .await?
+            .map_or(Ending::Revoke, |m| {
+                if reason == "refund" {
+                    m.on_refund
+                } else {
+                    m.on_cancel
+                }
+            });
         match ending {
             Ending::Lapse => lapsing.push(license.clone()),
             Ending::Revoke => {
                 crate::api::require_active_key(s, org_id).await?;
                 match s.store.org_revoke(org_id, license, reason, ctx).await {
                     Ok(_) => revoked.push(license.clone()),
-                    Err(keyseal_issuer::Error::Request(RequestError::AlreadyRevoked { .. })) => {
+                    Err(keyseal_issuer::Error::Request(RequestError::AlreadyRevoked {
+                        ..
+                    })) => {
                         revoked.push(license.clone());
                     }
                     Err(e) => return Err(e.into()),
@@ -320,11 +365,24 @@ async fn end(
     if !revoked.is_empty() {
         crate::api::publish(s, org_id, ctx, keyseal_issuer::Publish::IfChanged).await?;
     }
-    rec.outcome = if revoked.is_empty() { "lapsed" } else { "revoked" }.into();
+    rec.outcome = if revoked.is_empty() {
+        "lapsed"
+    } else {
+        "revoked"
+    }
+    .into();
     rec.detail = format!(
         "{reason}: revoked {}; left to lapse {}",
-        if revoked.is_empty() { "none".into() } else { revoked.join(", ") },
-        if lapsing.is_empty() { "none".into() } else { lapsing.join(", ") },
+        if revoked.is_empty() {
+            "none".into()
+        } else {
+            revoked.join(", ")
+        },
+        if lapsing.is_empty() {
+            "none".into()
+        } else {
+            lapsing.join(", ")
+        },
     );
     rec.license_id = revoked.first().or(lapsing.first()).cloned();
     Ok(None)

@@ -1051,3 +1051,94 @@ fn one_trial_per_device_through_two_replicas() {
         }
     });
 }
+
+/// The same Stripe checkout event, posted to two replicas at once many
+/// times (as Stripe retries while a slow answer is pending): one customer,
+/// one license, one event acted on; every other answer a duplicate.
+#[test]
+fn one_stripe_event_mints_once_across_replicas() {
+    let Some((_dir, a, b)) = two_replicas() else {
+        return;
+    };
+    let token = a.token.clone().unwrap();
+    post(
+        a.addr,
+        "/v1/products",
+        &token,
+        &json!({ "product": "acme-cad" }),
+    );
+    let secret = "whsec_replica_race_0123456789";
+    let r = post(
+        a.addr,
+        "/v1/payments/stripe",
+        &token,
+        &json!({ "signing_secret": secret }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let org = r.json()["endpoint"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(4)
+        .unwrap()
+        .to_owned();
+    let r = post(
+        b.addr,
+        "/v1/payments/prices",
+        &token,
+        &json!({ "price_id": "price_race", "product": "acme-cad", "plan": "pro", "duration_secs": 86400 }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = json!({
+        "id": "evt_race", "object": "event", "type": "checkout.session.completed",
+        "data": { "object": {
+            "id": "cs_race", "object": "checkout.session", "payment_status": "paid", "mode": "payment",
+            "customer": "cus_stripe_race", "payment_intent": "pi_race",
+            "customer_details": { "email": "race@example.com", "name": null },
+            "metadata": { "keyseal_price": "price_race" }
+        }}
+    })
+    .to_string();
+    let now = common::now();
+    let header = format!(
+        "t={now},v1={}",
+        keyseal_issuer::payments::stripe_v1(secret, i128::from(now), &body)
+    );
+    let path = format!("/v1/public/orgs/{org}/payments/stripe");
+    let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|n| {
+                let addr = if n % 2 == 0 { a.addr } else { b.addr };
+                let (path, body, header) = (&path, &body, &header);
+                s.spawn(move || {
+                    let r = common::req(
+                        addr,
+                        "POST",
+                        path,
+                        None,
+                        Some(("application/json", body.as_bytes())),
+                        &[("stripe-signature", header)],
+                    );
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    r.json()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let firsts: Vec<_> = answers
+        .iter()
+        .filter(|a| a["duplicate"].is_null())
+        .collect();
+    assert_eq!(firsts.len(), 1, "{answers:?}");
+    let licenses = get(a.addr, "/v1/licenses", &token).json();
+    assert_eq!(licenses["items"].as_array().unwrap().len(), 1, "{licenses}");
+    let customers = get(a.addr, "/v1/customers", &token).json();
+    assert_eq!(
+        customers["items"].as_array().unwrap().len(),
+        1,
+        "{customers}"
+    );
+    let events = get(b.addr, "/v1/payments/events", &token).json();
+    assert_eq!(events["items"].as_array().unwrap().len(), 1, "{events}");
+}

@@ -70,7 +70,10 @@ impl Store {
         Ok(self.email_settings_sealed(org_id).await?.map(|(s, _)| s))
     }
 
-    async fn email_settings_sealed(&self, org_id: &str) -> Result<Option<(Settings, Option<String>)>> {
+    async fn email_settings_sealed(
+        &self,
+        org_id: &str,
+    ) -> Result<Option<(Settings, Option<String>)>> {
         let rows = self
             .fetch_all(
                 sqlx::query(
@@ -143,7 +146,13 @@ impl Store {
     /// Claims an email for replica `me` until `until`, and reads it, with
     /// its settings and license, ready to send; `None` if another replica
     /// holds it or it is no longer pending.
-    pub async fn claim_email(&self, email_id: &str, me: &str, now: u64, until: u64) -> Result<Option<Job>> {
+    pub async fn claim_email(
+        &self,
+        email_id: &str,
+        me: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<Option<Job>> {
         let n = sqlx::query(
             "UPDATE email_outbox SET claimed_by = $1, claimed_until = $2 WHERE email_id = $3 \
              AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < $4)",
@@ -217,7 +226,13 @@ impl Store {
     /// Records an attempt of replica `me` at `now`: sent (the address is
     /// cleared), or failed (retried on the webhooks' schedule; past it, the
     /// email fails and the address is cleared). Whether it is finished.
-    pub async fn record_email(&self, job: &Job, outcome: &Sent, me: &str, now: u64) -> Result<bool> {
+    pub async fn record_email(
+        &self,
+        job: &Job,
+        outcome: &Sent,
+        me: &str,
+        now: u64,
+    ) -> Result<bool> {
         let attempts = job.attempts + 1;
         let mut tx = self.begin_write().await?;
         let (status, next_at, error) = match outcome {
@@ -259,7 +274,11 @@ impl Store {
                     now,
                     actor: "service".into(),
                 },
-                if status == "sent" { "email.sent" } else { "email.failed" },
+                if status == "sent" {
+                    "email.sent"
+                } else {
+                    "email.failed"
+                },
                 &json!({ "org_id": job.org_id, "email_id": job.email_id, "attempts": attempts }),
             )
             .await?;
@@ -312,7 +331,8 @@ impl WriteTx {
     ) -> Result<bool> {
         let set = self
             .fetch(
-                sqlx::query("SELECT 1 FROM email_settings WHERE org_id = $1").bind(org_id.to_owned()),
+                sqlx::query("SELECT 1 FROM email_settings WHERE org_id = $1")
+                    .bind(org_id.to_owned()),
                 "reading email settings",
             )
             .await?;

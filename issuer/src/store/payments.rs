@@ -75,9 +75,12 @@ impl Store {
     /// still checks for [`PREVIOUS_STRIPE_SECRET_SECS`].
     pub async fn set_stripe_secret(&self, org_id: &str, secret: &str, ctx: &Context) -> Result<()> {
         payments::check_stripe_secret(secret)?;
-        let sealed =
-            self.data_keys()?
-                .seal_secret(org_id, STRIPE_SECRET_PURPOSE, org_id, secret.as_bytes())?;
+        let sealed = self.data_keys()?.seal_secret(
+            org_id,
+            STRIPE_SECRET_PURPOSE,
+            org_id,
+            secret.as_bytes(),
+        )?;
         let mut tx = self.begin_write().await?;
         let old = tx
             .fetch(
@@ -173,7 +176,12 @@ impl Store {
 
     /// Sets what a price buys (replacing its mapping), after checking it
     /// mints: a registered product, a valid plan and entitlements.
-    pub async fn set_price(&self, org_id: &str, m: &PriceMapping, ctx: &Context) -> Result<PriceMapping> {
+    pub async fn set_price(
+        &self,
+        org_id: &str,
+        m: &PriceMapping,
+        ctx: &Context,
+    ) -> Result<PriceMapping> {
         payments::check_price_id(&m.price_id)?;
         if !(60..=100 * 365 * 86_400).contains(&m.duration_secs) {
             return Err(Error::invalid(
@@ -276,8 +284,10 @@ impl Store {
     pub async fn prices(&self, org_id: &str) -> Result<Vec<PriceMapping>> {
         let rows = self
             .fetch_all(
-                sqlx::query(&format!("{PRICE_SELECT} WHERE org_id = $1 ORDER BY price_id"))
-                    .bind(org_id.to_owned()),
+                sqlx::query(&format!(
+                    "{PRICE_SELECT} WHERE org_id = $1 ORDER BY price_id"
+                ))
+                .bind(org_id.to_owned()),
                 "reading price mappings",
             )
             .await?;
@@ -288,9 +298,11 @@ impl Store {
     pub async fn price(&self, org_id: &str, price_id: &str) -> Result<Option<PriceMapping>> {
         let rows = self
             .fetch_all(
-                sqlx::query(&format!("{PRICE_SELECT} WHERE org_id = $1 AND price_id = $2"))
-                    .bind(org_id.to_owned())
-                    .bind(price_id.to_owned()),
+                sqlx::query(&format!(
+                    "{PRICE_SELECT} WHERE org_id = $1 AND price_id = $2"
+                ))
+                .bind(org_id.to_owned())
+                .bind(price_id.to_owned()),
                 "reading price mappings",
             )
             .await?;
@@ -322,7 +334,11 @@ impl Store {
     }
 
     /// The event as recorded, if it was acted on (or refused).
-    pub async fn payment_event(&self, org_id: &str, event_id: &str) -> Result<Option<PaymentEvent>> {
+    pub async fn payment_event(
+        &self,
+        org_id: &str,
+        event_id: &str,
+    ) -> Result<Option<PaymentEvent>> {
         let rows = self
             .fetch_all(
                 sqlx::query(
@@ -436,12 +452,18 @@ impl Store {
     }
 
     /// The license minted with this external id, if any.
-    pub async fn external_id_license(&self, org_id: &str, external_id: &str) -> Result<Option<String>> {
+    pub async fn external_id_license(
+        &self,
+        org_id: &str,
+        external_id: &str,
+    ) -> Result<Option<String>> {
         let rows = self
             .fetch_all(
-                sqlx::query("SELECT license_id FROM org_licenses WHERE org_id = $1 AND external_id = $2")
-                    .bind(org_id.to_owned())
-                    .bind(external_id.to_owned()),
+                sqlx::query(
+                    "SELECT license_id FROM org_licenses WHERE org_id = $1 AND external_id = $2",
+                )
+                .bind(org_id.to_owned())
+                .bind(external_id.to_owned()),
                 "reading licenses",
             )
             .await?;
@@ -453,7 +475,11 @@ impl Store {
 
     /// The licenses a provider's object paid for, oldest first: (license
     /// id, price id).
-    pub async fn licenses_paid_by(&self, org_id: &str, provider_ref: &str) -> Result<Vec<(String, String)>> {
+    pub async fn licenses_paid_by(
+        &self,
+        org_id: &str,
+        provider_ref: &str,
+    ) -> Result<Vec<(String, String)>> {
         let rows = self
             .fetch_all(
                 sqlx::query(
@@ -477,13 +503,20 @@ impl Store {
     /// email it sends, in one transaction; `false` if the event was acted on
     /// already (by another replica meanwhile): nothing is written then. A
     /// refused event's row is replaced when it is acted on later.
-    pub async fn record_payment(&self, org_id: &str, rec: &PaymentRecord, ctx: &Context) -> Result<bool> {
+    pub async fn record_payment(
+        &self,
+        org_id: &str,
+        rec: &PaymentRecord,
+        ctx: &Context,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let found = tx
             .fetch(
-                sqlx::query("SELECT outcome FROM payment_events WHERE org_id = $1 AND event_id = $2")
-                    .bind(org_id.to_owned())
-                    .bind(rec.event_id.clone()),
+                sqlx::query(
+                    "SELECT outcome FROM payment_events WHERE org_id = $1 AND event_id = $2",
+                )
+                .bind(org_id.to_owned())
+                .bind(rec.event_id.clone()),
                 "reading payment events",
             )
             .await?;

@@ -30,12 +30,12 @@ mod extract;
 mod keys;
 pub(crate) mod leases;
 mod licenses;
+mod payments;
 mod products;
 mod public;
 mod tokens;
 mod trials;
 mod views;
-mod payments;
 mod webhooks;
 
 pub(crate) use extract::Caller;

@@ -247,7 +247,9 @@ pub(crate) async fn set_stripe(
     Body(b): Body<StripeSettingsBody>,
 ) -> ApiResult {
     let secret = zeroize::Zeroizing::new(b.signing_secret);
-    s.store.set_stripe_secret(c.org(), &secret, &c.ctx(&s)).await?;
+    s.store
+        .set_stripe_secret(c.org(), &secret, &c.ctx(&s))
+        .await?;
     get_stripe_of(&s, c.org()).await
 }
 
@@ -266,7 +268,10 @@ async fn get_stripe_of(s: &S, org: &str) -> ApiResult {
     description = "Whether a Stripe secret is set, and the endpoint path to give Stripe. Never the secret. Needs `admin`.",
     responses((status = 200, description = "the settings", body = StripeSettings)),
     security(("bearer" = [])))]
-pub(crate) async fn get_stripe(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+pub(crate) async fn get_stripe(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+) -> ApiResult {
     get_stripe_of(&s, c.org()).await
 }
 
@@ -302,7 +307,10 @@ pub(crate) async fn set_price(
     description = "Every price mapping of the organisation, by price id (at most 200). Needs `admin`.",
     responses((status = 200, description = "the mappings", body = PriceList)),
     security(("bearer" = [])))]
-pub(crate) async fn list_prices(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+pub(crate) async fn list_prices(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+) -> ApiResult {
     let items = s
         .store
         .prices(c.org())
@@ -408,7 +416,12 @@ pub(crate) async fn set_email(
     };
     let password = b.password.map(zeroize::Zeroizing::new);
     s.store
-        .set_email_settings(c.org(), &settings, password.as_deref().map(String::as_str), &c.ctx(&s))
+        .set_email_settings(
+            c.org(),
+            &settings,
+            password.as_deref().map(String::as_str),
+            &c.ctx(&s),
+        )
         .await?;
     let set = s
         .store
@@ -423,7 +436,10 @@ pub(crate) async fn set_email(
     description = "The SMTP settings, never the password. Needs `admin`.",
     responses((status = 200, description = "the settings", body = EmailSettingsView)),
     security(("bearer" = [])))]
-pub(crate) async fn get_email(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+pub(crate) async fn get_email(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+) -> ApiResult {
     let set = s
         .store
         .email_settings(c.org())
@@ -437,7 +453,10 @@ pub(crate) async fn get_email(axum::extract::State(s): axum::extract::State<S>, 
     description = "Stops emailing keys: nothing more is queued, and queued emails wait until settings are given again. Needs `admin`.",
     responses((status = 204, description = "deleted")),
     security(("bearer" = [])))]
-pub(crate) async fn delete_email(axum::extract::State(s): axum::extract::State<S>, c: Caller) -> ApiResult {
+pub(crate) async fn delete_email(
+    axum::extract::State(s): axum::extract::State<S>,
+    c: Caller,
+) -> ApiResult {
     if !s.store.delete_email_settings(c.org(), &c.ctx(&s)).await? {
         return Err(Problem::not_found("email settings"));
     }

@@ -88,7 +88,10 @@ async fn default_org(s: &State) -> Result<String, Problem> {
 /// An organisation named in a public URL; an unknown one is a 404. Ids are
 /// `org_` and hex digits: anything else (a NUL byte PostgreSQL would refuse
 /// as text, say) is not looked up.
-pub(crate) async fn public_org(s: &State, p: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+pub(crate) async fn public_org(
+    s: &State,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<String, Problem> {
     let org_id = path(p)?;
     let plausible = org_id.len() <= 64
         && org_id
