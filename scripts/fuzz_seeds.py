@@ -81,3 +81,18 @@ for case in json.loads((vec / "leases.json").read_text())["cases"]:
 # checksum makes random ones fail early, so seed well-formed prefixes).
 seed("activation_code", "KSREQ1.")
 seed("activation_code", "KSRES1.00000-00000")
+# Stripe events and webhook signatures: the first line is the header, the
+# rest the body (see fuzz/fuzz_targets/webhooks_payments.rs).
+stripe_event = json.dumps({
+    "id": "evt_1", "object": "event", "type": "checkout.session.completed",
+    "data": {"object": {"id": "cs_1", "object": "checkout.session", "payment_status": "paid",
+                        "customer": "cus_1", "customer_details": {"email": "a@example.com"},
+                        "payment_intent": "pi_1", "metadata": {"keyseal_price": "price_1"}}},
+})
+seed("webhooks_payments", "t=1800000000,v1=" + "0" * 64 + "\n" + stripe_event)
+seed("webhooks_payments", "t=1800000000,v1=00,v0=11,t=5\n" + json.dumps({
+    "id": "evt_2", "object": "event", "type": "invoice.paid",
+    "data": {"object": {"id": "in_1", "billing_reason": "subscription_cycle", "subscription": "sub_1",
+                        "lines": {"data": [{"price": {"id": "price_1"}, "period": {"end": 1800086400}}]}}},
+}))
+seed("webhooks_payments", "evt_1|1800000000|v1," + "00" * 8 + "," + "00" * 64 + "\n{\"type\":\"license.created\"}")
