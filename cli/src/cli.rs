@@ -251,6 +251,11 @@ pub enum Command {
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
 
+    /// Selling through Stripe: the endpoint secret, what each price buys, the events acted on,
+    /// the SMTP server keys are emailed through.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
+
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  \
         keyseal completions bash > ~/.local/share/bash-completion/completions/keyseal\n  \
@@ -502,6 +507,110 @@ pub enum WebhooksCommand {
         #[arg(long, value_name = "TIME", value_parser = keyseal_issuer::time::parse_time)]
         since: Option<u64>,
     },
+}
+
+/// `keyseal payments`.
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Set the signing secret of the Stripe endpoint (read from standard input or --secret-file,
+    /// never from the command line).
+    #[command(after_help = "Examples:\n  \
+        keyseal payments stripe-secret < whsec.txt\n  \
+        keyseal payments stripe-secret --secret-file /run/secrets/stripe-whsec\n\n\
+        In Stripe's dashboard, add an endpoint at https://YOUR-SERVICE/v1/public/orgs/ORG_ID/payments/stripe \
+        for the events checkout.session.completed, checkout.session.async_payment_succeeded, invoice.paid, \
+        charge.refunded and customer.subscription.deleted, then give its signing secret here. The secret it \
+        replaces still checks events for a day.")]
+    StripeSecret {
+        /// A file holding the secret (default: standard input).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
+    /// What a Stripe price buys: set (create or replace), list, remove.
+    #[command(subcommand)]
+    Price(PriceCommand),
+    /// The latest payment events and what each did.
+    Events {
+        /// How many, newest first.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: u64,
+    },
+    /// The SMTP server license keys are emailed through (the password from --password-file).
+    #[command(after_help = "Examples:\n  \
+        keyseal payments email --host smtp.example.com --port 587 --security starttls \\\n      \
+        --username licenses@acme.example --password-file /run/secrets/smtp --from \"Acme <licenses@acme.example>\"")]
+    Email {
+        /// The SMTP server.
+        #[arg(long)]
+        host: String,
+        /// Its port.
+        #[arg(long, default_value_t = 587)]
+        port: u16,
+        /// starttls, tls or none (none only for a service started with
+        /// --webhooks-to-private-networks).
+        #[arg(long, default_value = "starttls", value_parser = ["starttls", "tls", "none"])]
+        security: String,
+        /// The user to authenticate as.
+        #[arg(long, requires = "password_file")]
+        username: Option<String>,
+        /// A file holding the password.
+        #[arg(long, value_name = "FILE", requires = "username")]
+        password_file: Option<PathBuf>,
+        /// The sender.
+        #[arg(long)]
+        from: String,
+        /// Where replies go.
+        #[arg(long)]
+        reply_to: Option<String>,
+    },
+}
+
+/// `keyseal payments price`.
+#[derive(Debug, Subcommand)]
+pub enum PriceCommand {
+    /// Map a Stripe price to the license a payment of it mints.
+    #[command(after_help = "Examples:\n  \
+        keyseal payments price set price_1QxYz --product acme-cad --plan pro --duration 365d --seats 3 --entitlement export\n  \
+        keyseal payments price set price_monthly --product acme-cad --plan pro --duration 31d --on-cancel revoke")]
+    Set {
+        /// Stripe's price id.
+        price_id: String,
+        /// The product licensed.
+        #[arg(long)]
+        product: String,
+        /// The plan.
+        #[arg(long)]
+        plan: String,
+        /// The license's length from the purchase; a subscription's renewal extends it by as much.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_secs)]
+        duration: u64,
+        /// Device seats.
+        #[arg(long, default_value_t = 1)]
+        seats: u64,
+        /// An entitlement (repeatable).
+        #[arg(long = "entitlement", value_name = "NAME")]
+        entitlements: Vec<String>,
+        /// On a full refund: revoke or lapse.
+        #[arg(long, default_value = "revoke", value_parser = ["revoke", "lapse"])]
+        on_refund: String,
+        /// When a subscription ends: lapse or revoke.
+        #[arg(long, default_value = "lapse", value_parser = ["revoke", "lapse"])]
+        on_cancel: String,
+        /// Do not email the key to the buyer.
+        #[arg(long)]
+        no_email: bool,
+    },
+    /// List the price mappings.
+    List,
+    /// Remove a price mapping (its payments are refused until it is set again).
+    Remove {
+        /// Stripe's price id.
+        price_id: String,
+    },
+}
+
+fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    keyseal_issuer::time::parse_duration(s)
 }
 
 /// An API token scope.

@@ -12,6 +12,7 @@ use crate::error::CliError;
 
 mod admin;
 mod issue;
+mod payments;
 mod relay;
 mod root;
 mod serve;
@@ -41,6 +42,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve(a) => serve::serve(vault, a),
         Command::Org(c) => block_on(tenants::org(vault, c, json)),
         Command::Webhooks(c) => block_on(webhooks::webhooks(vault, c, json)),
+        Command::Payments(c) => block_on(payments::payments(vault, c, json)),
         Command::Root(c) => block_on(root::root(vault, c, json)),
         Command::Token(c) => block_on(tenants::token(vault, c, json)),
         Command::Completions(a) => {

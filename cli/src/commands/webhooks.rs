@@ -17,7 +17,7 @@ use crate::error::CliError;
 use crate::show::{opt_time, print_json};
 
 /// `f` on the ledger with its sealed secrets opened (the passphrase).
-async fn with_secrets<T, F>(dir: &Path, f: F) -> Result<T, CliError>
+pub(super) async fn with_secrets<T, F>(dir: &Path, f: F) -> Result<T, CliError>
 where
     F: AsyncFnOnce(&Store, &str) -> Result<T, CliError>,
 {
