@@ -13,10 +13,11 @@
 //!   while ([`CLAIM_SECS`] past the request timeout), renewed on each
 //!   delivery; another replica takes over only once a claim runs out.
 //! - **At least once.** A delivery is marked sent once the endpoint
-//!   answered 2xx. A replica that dies between the endpoint's answer and
-//!   that mark leaves it to be sent again, with the same `webhook-id`:
-//!   receivers drop an id they have seen (as the Standard Webhooks
-//!   specification asks).
+//!   answered 2xx; a replica sends a batch of an endpoint's deliveries in
+//!   order and records them in one transaction. A replica that dies between
+//!   the endpoint's answers and that record leaves them to be sent again,
+//!   with the same `webhook-id`: receivers drop an id they have seen (as
+//!   the Standard Webhooks specification asks).
 //! - **Retries.** A delivery not answered 2xx is tried again after
 //!   [`RETRY_SCHEDULE`] (5 s, then up to a day apart: 11 attempts over
 //!   4 days). When they run out, the delivery is marked failed and the

@@ -29,6 +29,9 @@ use keyseal_issuer::webhooks::{After, CLAIM_SECS, Job, Outcome};
 
 use crate::State;
 
+/// Most deliveries sent to one endpoint between two records.
+const BATCH: u64 = 64;
+
 /// How the service delivers webhooks.
 #[derive(Debug, Clone)]
 pub struct WebhookOptions {
@@ -377,61 +380,86 @@ async fn run(
     }
     while !*stop.borrow() {
         let now = state.now();
-        let Some(job) = state.store.next_webhook_job(endpoint, me, now).await? else {
+        let jobs = state
+            .store
+            .next_webhook_jobs(endpoint, me, now, BATCH)
+            .await?;
+        let Some(first) = jobs.first() else {
             return Ok(());
         };
         // Signed by the organisation's active key too, when it has one.
-        let keyring_signature = match state.signer(&job.org_id).await {
-            Ok(signer) => Some(keyseal_issuer::webhooks::keyring_signature(
-                &signer,
-                &job.event_id,
-                now,
-                job.payload.as_bytes(),
-            )),
-            Err(_) => None,
-        };
+        let signer = state.signer(&first.org_id).await.ok();
+        // Sent in order, on one blocking thread, until one is not accepted
+        // or half the claim has run; recorded together (one commit for
+        // many deliveries). A crash before the record sends them again,
+        // with the same ids.
         let sent = {
             let agent = agent.clone();
+            let budget = Duration::from_secs(claim / 2);
             tokio::task::spawn_blocking(move || {
-                let outcome = send(&agent, &job, now, keyring_signature.as_deref(), private);
-                (job, outcome)
+                let start = Instant::now();
+                let mut sent = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    if !sent.is_empty() && start.elapsed() >= budget {
+                        break;
+                    }
+                    // The service's clock, moved on by the time sent so far.
+                    let ts = now + start.elapsed().as_secs();
+                    let keyring_signature = signer.as_ref().map(|s| {
+                        keyseal_issuer::webhooks::keyring_signature(
+                            s,
+                            &job.event_id,
+                            ts,
+                            job.payload.as_bytes(),
+                        )
+                    });
+                    let outcome = send(&agent, &job, ts, keyring_signature.as_deref(), private);
+                    let accepted = outcome.accepted();
+                    sent.push((job, outcome));
+                    if !accepted {
+                        break;
+                    }
+                }
+                sent
             })
             .await
         };
-        let Ok((job, outcome)) = sent else {
+        let Ok(sent) = sent else {
             return Ok(());
         };
         let now = state.now();
-        let after = state
+        let afters = state
             .store
-            .record_webhook_attempt(&job, &outcome, me, now, now + claim)
+            .record_webhook_attempts(&sent, me, now, now + claim)
             .await?;
         let m = &state.webhook_metrics;
-        match after {
-            After::Delivered => {
-                m.delivered.fetch_add(1, Ordering::Relaxed);
+        for ((job, outcome), after) in sent.iter().zip(afters) {
+            match after {
+                After::Delivered => {
+                    m.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                After::Retry(at) => {
+                    m.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id,
+                        attempts = job.attempts + 1, retry_at = at,
+                        error = outcome.error.as_deref().unwrap_or(""),
+                        "a webhook delivery failed; it will be tried again"
+                    );
+                }
+                After::Failed => {
+                    m.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                    m.failed.fetch_add(1, Ordering::Relaxed);
+                    m.disabled.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id,
+                        attempts = job.attempts + 1,
+                        "a webhook delivery failed for good; its endpoint is disabled"
+                    );
+                    return Ok(());
+                }
+                After::LostClaim => return Ok(()),
             }
-            After::Retry(at) => {
-                m.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id,
-                    attempts = job.attempts + 1, retry_at = at,
-                    error = outcome.error.as_deref().unwrap_or(""),
-                    "a webhook delivery failed; it will be tried again"
-                );
-            }
-            After::Failed => {
-                m.failed_attempts.fetch_add(1, Ordering::Relaxed);
-                m.failed.fetch_add(1, Ordering::Relaxed);
-                m.disabled.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    endpoint_id = %job.endpoint_id, delivery_id = %job.delivery_id,
-                    attempts = job.attempts + 1,
-                    "a webhook delivery failed for good; its endpoint is disabled"
-                );
-                return Ok(());
-            }
-            After::LostClaim => return Ok(()),
         }
     }
     Ok(())

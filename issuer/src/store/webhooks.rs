@@ -666,44 +666,48 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The next delivery replica `me` sends to an endpoint it claimed, with
-    /// the keys to sign it; `None` when there is none due now: the endpoint
-    /// is then left for when its next delivery is due (or idle) and the
-    /// claim released.
-    pub async fn next_webhook_job(
+    /// The next deliveries replica `me` sends to an endpoint it claimed, in
+    /// order, at most `limit`, each with the keys to sign it: those due at
+    /// `now` from the oldest pending one on. Empty when the oldest is not
+    /// due: the endpoint is then left for when it is (or idle, with nothing
+    /// pending) and the claim released.
+    pub async fn next_webhook_jobs(
         &self,
         endpoint_id: &str,
         me: &str,
         now: u64,
-    ) -> Result<Option<Job>> {
+        limit: u64,
+    ) -> Result<Vec<Job>> {
         let rows = self
             .fetch_all(
-                sqlx::query(
+                sqlx::query(&format!(
                     "SELECT d.delivery_id, e.org_id, e.url, d.event_id, v.event_type, v.payload, d.attempts, \
                      d.next_at, e.secret, e.previous_secret, e.previous_until \
                      FROM webhook_endpoints e \
                      JOIN webhook_deliveries d ON d.endpoint_id = e.endpoint_id AND d.status = 'pending' \
                      JOIN webhook_events v ON v.event_id = d.event_id \
                      WHERE e.endpoint_id = $1 AND e.claimed_by = $2 AND e.disabled_at IS NULL \
-                     ORDER BY d.seq, d.event_seq LIMIT 1",
-                )
+                     ORDER BY d.seq, d.event_seq LIMIT {}",
+                    limit.clamp(1, 500)
+                ))
                 .bind(endpoint_id.to_owned())
                 .bind(me.to_owned()),
                 "reading webhook deliveries",
             )
             .await?;
-        let Some(r) = rows.first() else {
+        let Some(first) = rows.first() else {
             self.idle_webhook_endpoint(endpoint_id, me, None).await?;
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let g = db_err("reading webhook deliveries");
-        let next_at = u(r.try_get("next_at").map_err(&g)?);
-        if next_at > now {
-            self.idle_webhook_endpoint(endpoint_id, me, Some(next_at))
+        let head_at = u(first.try_get("next_at").map_err(&g)?);
+        if head_at > now {
+            self.idle_webhook_endpoint(endpoint_id, me, Some(head_at))
                 .await?;
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let org_id: String = r.try_get("org_id").map_err(&g)?;
+        // The endpoint's keys, opened once for the batch.
+        let org_id: String = first.try_get("org_id").map_err(&g)?;
         let keys = self.data_keys()?;
         let open = |sealed: &str| -> Result<Zeroizing<Vec<u8>>> {
             let secret = keys.open_secret(&org_id, SECRET_PURPOSE, endpoint_id, sealed)?;
@@ -711,26 +715,35 @@ impl Store {
                 .map_err(|_| corrupt("a webhook secret is not text"))?;
             webhooks::secret_key(text)
         };
-        let mut signing = vec![open(&r.try_get::<String, _>("secret").map_err(&g)?)?];
-        let previous: Option<String> = r.try_get("previous_secret").map_err(&g)?;
-        let until: Option<i64> = r.try_get("previous_until").map_err(&g)?;
+        let mut signing = vec![open(&first.try_get::<String, _>("secret").map_err(&g)?)?];
+        let previous: Option<String> = first.try_get("previous_secret").map_err(&g)?;
+        let until: Option<i64> = first.try_get("previous_until").map_err(&g)?;
         if let (Some(p), Some(until)) = (previous, until)
             && u(until) > now
         {
             signing.push(open(&p)?);
         }
-        Ok(Some(Job {
-            delivery_id: r.try_get("delivery_id").map_err(&g)?,
-            endpoint_id: endpoint_id.to_owned(),
-            org_id,
-            url: r.try_get("url").map_err(&g)?,
-            event_id: r.try_get("event_id").map_err(&g)?,
-            event_type: r.try_get("event_type").map_err(&g)?,
-            payload: r.try_get("payload").map_err(&g)?,
-            attempts: u(r.try_get("attempts").map_err(&g)?),
-            next_at,
-            keys: signing,
-        }))
+        let mut jobs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let next_at = u(r.try_get("next_at").map_err(&g)?);
+            // A retried delivery later in the queue (a replay's) waits its turn.
+            if next_at > now {
+                break;
+            }
+            jobs.push(Job {
+                delivery_id: r.try_get("delivery_id").map_err(&g)?,
+                endpoint_id: endpoint_id.to_owned(),
+                org_id: org_id.clone(),
+                url: r.try_get("url").map_err(&g)?,
+                event_id: r.try_get("event_id").map_err(&g)?,
+                event_type: r.try_get("event_type").map_err(&g)?,
+                payload: r.try_get("payload").map_err(&g)?,
+                attempts: u(r.try_get("attempts").map_err(&g)?),
+                next_at,
+                keys: signing.iter().map(|k| Zeroizing::new(k.to_vec())).collect(),
+            });
+        }
+        Ok(jobs)
     }
 
     /// Releases replica `me`'s claim on an endpoint, noting when its next
@@ -778,27 +791,20 @@ impl Store {
         tx.commit().await
     }
 
-    /// Records an attempt of replica `me` at `now` and what follows from
-    /// it, renewing its claim until `claim_until` (see [`After`]).
-    pub async fn record_webhook_attempt(
+    /// Records the attempts of replica `me` at `now`, in one transaction,
+    /// and what follows from each, renewing its claim until `claim_until`
+    /// (see [`After`]); all [`After::LostClaim`] if the claim ran out
+    /// meanwhile (nothing is recorded: another replica may be sending).
+    pub async fn record_webhook_attempts(
         &self,
-        job: &Job,
-        outcome: &Outcome,
+        sent: &[(Job, Outcome)],
         me: &str,
         now: u64,
         claim_until: u64,
-    ) -> Result<After> {
-        let attempts = job.attempts + 1;
-        let after = if outcome.accepted() {
-            After::Delivered
-        } else {
-            webhooks::retry_at(attempts, now).map_or(After::Failed, After::Retry)
+    ) -> Result<Vec<After>> {
+        let Some((first, _)) = sent.first() else {
+            return Ok(Vec::new());
         };
-        let error = outcome.error.as_deref().map(|e| {
-            let mut e = e.to_owned();
-            e.truncate(e.floor_char_boundary(500));
-            e
-        });
         let mut tx = self.begin_write().await?;
         let claimed = tx
             .exec(
@@ -806,85 +812,102 @@ impl Store {
                     "UPDATE webhook_endpoints SET claimed_until = $1 WHERE endpoint_id = $2 AND claimed_by = $3",
                 )
                 .bind(i(claim_until))
-                .bind(job.endpoint_id.clone())
+                .bind(first.endpoint_id.clone())
                 .bind(me.to_owned()),
                 "renewing a webhook endpoint's claim",
             )
             .await?;
         if claimed == 0 {
-            return Ok(After::LostClaim);
+            return Ok(vec![After::LostClaim; sent.len()]);
         }
-        tx.exec(
-            sqlx::query(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, org_id, at, status, error, millis) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(job.delivery_id.clone())
-            .bind(i(attempts))
-            .bind(job.org_id.clone())
-            .bind(i(now))
-            .bind(outcome.status.map(i64::from))
-            .bind(error.clone())
-            .bind(i(outcome.millis)),
-            "recording a webhook attempt",
-        )
-        .await?;
-        let (status, next_at, done_at) = match after {
-            After::Delivered => ("delivered", now, Some(now)),
-            After::Retry(t) => ("pending", t, None),
-            _ => ("failed", now, Some(now)),
-        };
-        tx.exec(
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_at = $3, last_status = $4, \
-                 last_error = $5, done_at = $6 WHERE delivery_id = $7",
-            )
-            .bind(status)
-            .bind(i(attempts))
-            .bind(i(next_at))
-            .bind(outcome.status.map(i64::from))
-            .bind(error)
-            .bind(done_at.map(i))
-            .bind(job.delivery_id.clone()),
-            "recording a webhook delivery",
-        )
-        .await?;
-        if after == After::Failed {
-            let reason = format!(
-                "delivery {} of event {} failed {attempts} times over {} hours",
-                job.delivery_id,
-                job.event_id,
-                now.saturating_sub(job.next_at.min(now)) / 3600
-            );
+        let mut afters = Vec::with_capacity(sent.len());
+        for (job, outcome) in sent {
+            let attempts = job.attempts + 1;
+            let after = if outcome.accepted() {
+                After::Delivered
+            } else {
+                webhooks::retry_at(attempts, now).map_or(After::Failed, After::Retry)
+            };
+            let error = outcome.error.as_deref().map(|e| {
+                let mut e = e.to_owned();
+                e.truncate(e.floor_char_boundary(500));
+                e
+            });
             tx.exec(
                 sqlx::query(
-                    "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2, claimed_by = NULL, \
-                     claimed_until = NULL WHERE endpoint_id = $3",
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, org_id, at, status, error, millis) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
+                .bind(job.delivery_id.clone())
+                .bind(i(attempts))
+                .bind(job.org_id.clone())
                 .bind(i(now))
-                .bind(reason)
-                .bind(job.endpoint_id.clone()),
-                "disabling a webhook endpoint",
+                .bind(outcome.status.map(i64::from))
+                .bind(error.clone())
+                .bind(i(outcome.millis)),
+                "recording a webhook attempt",
             )
             .await?;
-            tx.audit(
-                &Context {
-                    now,
-                    actor: "service".into(),
-                },
-                "webhook.disable",
-                &json!({
-                    "org_id": job.org_id,
-                    "endpoint_id": job.endpoint_id,
-                    "delivery_id": job.delivery_id,
-                    "event_id": job.event_id,
-                    "attempts": attempts,
-                }),
+            let (status, next_at, done_at) = match after {
+                After::Delivered => ("delivered", now, Some(now)),
+                After::Retry(t) => ("pending", t, None),
+                _ => ("failed", now, Some(now)),
+            };
+            tx.exec(
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_at = $3, last_status = $4, \
+                     last_error = $5, done_at = $6 WHERE delivery_id = $7",
+                )
+                .bind(status)
+                .bind(i(attempts))
+                .bind(i(next_at))
+                .bind(outcome.status.map(i64::from))
+                .bind(error)
+                .bind(done_at.map(i))
+                .bind(job.delivery_id.clone()),
+                "recording a webhook delivery",
             )
             .await?;
+            if after == After::Failed {
+                let reason = format!(
+                    "delivery {} of event {} failed {attempts} times",
+                    job.delivery_id, job.event_id
+                );
+                tx.exec(
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2, claimed_by = NULL, \
+                         claimed_until = NULL WHERE endpoint_id = $3",
+                    )
+                    .bind(i(now))
+                    .bind(reason)
+                    .bind(job.endpoint_id.clone()),
+                    "disabling a webhook endpoint",
+                )
+                .await?;
+                tx.audit(
+                    &Context {
+                        now,
+                        actor: "service".into(),
+                    },
+                    "webhook.disable",
+                    &json!({
+                        "org_id": job.org_id,
+                        "endpoint_id": job.endpoint_id,
+                        "delivery_id": job.delivery_id,
+                        "event_id": job.event_id,
+                        "attempts": attempts,
+                    }),
+                )
+                .await?;
+            }
+            afters.push(after);
+            // What follows a failure waits for it.
+            if after != After::Delivered {
+                break;
+            }
         }
         tx.commit().await?;
-        Ok(after)
+        Ok(afters)
     }
 
     /// Deletes finished deliveries (with their attempts) and events older
