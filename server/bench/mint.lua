@@ -17,3 +17,13 @@ function done(summary, latency, requests)
         latency:percentile(50) / 1000, latency:percentile(99) / 1000,
         summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status + summary.errors.timeout))
 end
+
+-- KEYSEAL_DELAY_MS: each connection waits this long after each answer, so
+-- the load is a steady rate below what the service can take (the webhook
+-- bench measures latency there as well as at saturation).
+local pause = tonumber(os.getenv("KEYSEAL_DELAY_MS") or "")
+if pause then
+    function delay()
+        return pause
+    end
+end
