@@ -76,5 +76,7 @@ bash server/clients/test.sh
 bash server/bench/load.sh --smoke
 # The check-in bench in its smoke mode (20 seats, 3 s): it runs and every check-in succeeds.
 bash server/bench/checkins.sh --smoke
+# The webhook bench in its smoke mode (2 s runs): it runs, every event is delivered.
+bash server/bench/webhooks.sh --smoke
 # The tenant bench in its smoke mode (200 products, 20,000 licenses): it runs.
 bash server/bench/tenants.sh --smoke

@@ -5,6 +5,8 @@
 //! agreement and the SMTP delivery are in `server/scripts/payments_e2e.py`;
 //! two replicas racing on one event in `replicas.rs`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

@@ -6,6 +6,8 @@
 //! across a SIGKILL, replicas and the reference library's checks are in
 //! `server/scripts/webhooks_e2e.py`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

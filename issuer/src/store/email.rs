@@ -238,8 +238,7 @@ impl Store {
         let (status, next_at, error) = match outcome {
             Sent::Sent => ("sent", now, None),
             Sent::Failed(e) => {
-                let mut e = e.clone();
-                e.truncate(e.floor_char_boundary(500));
+                let e = clip(e, 500);
                 match retry_at(attempts, now) {
                     Some(t) => ("pending", t, Some(e)),
                     None => ("failed", now, Some(e)),

@@ -155,6 +155,18 @@ pub(crate) fn random_hex(n: usize) -> Result<String> {
     Ok(keyseal_core::hex::encode(&b))
 }
 
+/// `s` cut to at most `max` bytes, at a character boundary (errors kept
+/// with a delivery or an email).
+pub(crate) fn clip(s: &str, max: usize) -> String {
+    let end = s
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .take_while(|end| *end <= max)
+        .last()
+        .unwrap_or(0);
+    s[..end].to_owned()
+}
+
 pub(crate) fn check_text(field: &str, v: &str, max: usize) -> Result<()> {
     if v.len() > max {
         return Err(Error::invalid(field, format!("is longer than {max} bytes")));

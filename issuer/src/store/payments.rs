@@ -583,11 +583,11 @@ impl Store {
             )
             .await?;
         }
-        if rec.outcome != "refused" {
-            if let (Some(to), Some(license)) = (&rec.email_to, &rec.license_id) {
-                tx.queue_email(org_id, license, to, self.data_keys()?, ctx.now)
-                    .await?;
-            }
+        if rec.outcome != "refused"
+            && let (Some(to), Some(license)) = (&rec.email_to, &rec.license_id)
+        {
+            tx.queue_email(org_id, license, to, self.data_keys()?, ctx.now)
+                .await?;
         }
         tx.audit(
             ctx,

@@ -110,11 +110,12 @@ fn delivery_from_row(r: &AnyRow) -> Result<Delivery> {
     })
 }
 
-/// A delivery id: `whd_`, then the queueing seq, the event's seq and 8
-/// random hex digits, so an endpoint's deliveries sort by id as they are
-/// sent.
-fn delivery_id(seq: u64, event_seq: u64) -> Result<String> {
-    Ok(format!("whd_{seq:016x}{event_seq:016x}{}", random_hex(4)?))
+/// A delivery id: `whd_`, then the queueing seq, the event's seq, its
+/// place among the deliveries queued together and the 8 random hex digits
+/// `nonce` of their transaction, so an endpoint's deliveries sort by id as
+/// they are sent.
+fn delivery_id(seq: u64, event_seq: u64, n: usize, nonce: &str) -> String {
+    format!("whd_{seq:016x}{event_seq:016x}{n:04x}{nonce}")
 }
 
 impl Store {
@@ -820,37 +821,77 @@ impl Store {
         if claimed == 0 {
             return Ok(vec![After::LostClaim; sent.len()]);
         }
+        // What follows from each: every delivery up to the first failure.
         let mut afters = Vec::with_capacity(sent.len());
         for (job, outcome) in sent {
-            let attempts = job.attempts + 1;
             let after = if outcome.accepted() {
                 After::Delivered
             } else {
-                webhooks::retry_at(attempts, now).map_or(After::Failed, After::Retry)
+                webhooks::retry_at(job.attempts + 1, now).map_or(After::Failed, After::Retry)
             };
-            let error = outcome.error.as_deref().map(|e| {
-                let mut e = e.to_owned();
-                e.truncate(e.floor_char_boundary(500));
-                e
-            });
-            tx.exec(
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (delivery_id, attempt, org_id, at, status, error, millis) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(job.delivery_id.clone())
-                .bind(i(attempts))
-                .bind(job.org_id.clone())
-                .bind(i(now))
-                .bind(outcome.status.map(i64::from))
-                .bind(error.clone())
-                .bind(i(outcome.millis)),
-                "recording a webhook attempt",
-            )
-            .await?;
+            afters.push(after);
+            if after != After::Delivered {
+                break;
+            }
+        }
+        let sent = &sent[..afters.len()];
+        let clip = |e: &Option<String>| e.as_deref().map(|e| clip(e, 500));
+        // Every attempt, many rows per statement.
+        for chunk in sent.chunks(ATTEMPT_ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, org_id, at, status, error, millis) VALUES ",
+            );
+            values_rows(&mut sql, tx.backend(), chunk.len(), 7);
+            let mut q = sqlx::query(&sql);
+            for (job, outcome) in chunk {
+                q = q
+                    .bind(job.delivery_id.clone())
+                    .bind(i(job.attempts + 1))
+                    .bind(job.org_id.clone())
+                    .bind(i(now))
+                    .bind(outcome.status.map(i64::from))
+                    .bind(clip(&outcome.error))
+                    .bind(i(outcome.millis));
+            }
+            tx.exec(q, "recording webhook attempts").await?;
+        }
+        // The delivered ones, one statement per HTTP status they got.
+        let mut by_status: std::collections::BTreeMap<Option<u16>, Vec<&str>> = Default::default();
+        for ((job, outcome), after) in sent.iter().zip(&afters) {
+            if *after == After::Delivered {
+                by_status
+                    .entry(outcome.status)
+                    .or_default()
+                    .push(&job.delivery_id);
+            }
+        }
+        for (status, ids) in by_status {
+            for chunk in ids.chunks(ATTEMPT_ROWS) {
+                let mut sql = String::from(
+                    "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_at = $1, \
+                     last_status = $2, last_error = NULL, done_at = $1 WHERE delivery_id IN (",
+                );
+                for n in 0..chunk.len() {
+                    if n > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", n + 3));
+                }
+                sql.push(')');
+                let mut q = sqlx::query(&sql).bind(i(now)).bind(status.map(i64::from));
+                for id in chunk {
+                    q = q.bind((*id).to_owned());
+                }
+                tx.exec(q, "recording webhook deliveries").await?;
+            }
+        }
+        // The one that failed, if one did.
+        if let (Some((job, outcome)), Some(after)) = (sent.last(), afters.last())
+            && *after != After::Delivered
+        {
+            let attempts = job.attempts + 1;
             let (status, next_at, done_at) = match after {
-                After::Delivered => ("delivered", now, Some(now)),
-                After::Retry(t) => ("pending", t, None),
+                After::Retry(t) => ("pending", *t, None),
                 _ => ("failed", now, Some(now)),
             };
             tx.exec(
@@ -862,13 +903,13 @@ impl Store {
                 .bind(i(attempts))
                 .bind(i(next_at))
                 .bind(outcome.status.map(i64::from))
-                .bind(error)
+                .bind(clip(&outcome.error))
                 .bind(done_at.map(i))
                 .bind(job.delivery_id.clone()),
                 "recording a webhook delivery",
             )
             .await?;
-            if after == After::Failed {
+            if *after == After::Failed {
                 let reason = format!(
                     "delivery {} of event {} failed {attempts} times",
                     job.delivery_id, job.event_id
@@ -899,11 +940,6 @@ impl Store {
                     }),
                 )
                 .await?;
-            }
-            afters.push(after);
-            // What follows a failure waits for it.
-            if after != After::Delivered {
-                break;
             }
         }
         tx.commit().await?;
@@ -951,7 +987,9 @@ impl Store {
 
 /// Event rows per statement (6 parameters each).
 const EVENT_ROWS: usize = 500;
-/// Delivery rows per statement (9 parameters each).
+/// Attempt rows (7 parameters) or delivered ids per statement.
+const ATTEMPT_ROWS: usize = 200;
+/// Delivery rows per statement (10 parameters each).
 const DELIVERY_ROWS: usize = 300;
 
 impl WriteTx {
@@ -963,6 +1001,7 @@ impl WriteTx {
     pub(super) async fn queue_webhooks(&mut self) -> Result<()> {
         let mut by_org: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
         let mut parsed = Vec::new();
+        let mut nonce = String::new();
         for (n, e) in self.pending.iter().enumerate() {
             let Some(org) = &e.org_id else { continue };
             // (With no details, a seat activation still counts.)
@@ -984,6 +1023,9 @@ impl WriteTx {
             if rows.is_empty() {
                 continue;
             }
+            if nonce.is_empty() {
+                nonce = random_hex(4)?;
+            }
             let mut endpoints = Vec::with_capacity(rows.len());
             for r in &rows {
                 let g = db_err("reading webhook endpoints");
@@ -999,7 +1041,9 @@ impl WriteTx {
                 let details: serde_json::Value =
                     serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null);
                 for (t, data) in webhooks::events_of(&e.action, &details) {
-                    let event_id = format!("evt_{}", random_hex(12)?);
+                    // Unique by the audit entry's seq; the nonce (one per
+                    // transaction) keeps ids from being guessed.
+                    let event_id = format!("evt_{:016x}{:04x}{nonce}", e.seq, events.len());
                     let body = webhooks::payload(t, e.at, &data);
                     for (endpoint, types, disabled) in &endpoints {
                         if !*disabled
@@ -1045,6 +1089,8 @@ impl WriteTx {
         queued: &[(String, String, u64, u64)],
         now: u64,
     ) -> Result<()> {
+        let nonce = random_hex(4)?;
+        let mut n = 0;
         for chunk in queued.chunks(DELIVERY_ROWS) {
             let mut sql = String::from(
                 "INSERT INTO webhook_deliveries (delivery_id, endpoint_id, org_id, event_id, seq, event_seq, \
@@ -1053,8 +1099,9 @@ impl WriteTx {
             values_rows(&mut sql, self.backend, chunk.len(), 10);
             let mut q = sqlx::query(&sql);
             for (endpoint, event, seq, event_seq) in chunk {
+                n += 1;
                 q = q
-                    .bind(delivery_id(*seq, *event_seq)?)
+                    .bind(delivery_id(*seq, *event_seq, n, &nonce))
                     .bind(endpoint.clone())
                     .bind(org_id.to_owned())
                     .bind(event.clone())
