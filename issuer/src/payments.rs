@@ -19,8 +19,10 @@
 //!   `checkout.session.completed` (paid) makes the customer (an opaque id;
 //!   the name and email only sealed in the service) and mints the license;
 //!   `invoice.paid` for a subscription's next period mints its successor,
-//!   valid to the end of the paid period plus the mapping's duration
-//!   (`license.renewed` announces it); `charge.refunded` (in full) and
+//!   valid for the mapping's duration past the last one's expiry (or now),
+//!   and at least to the end of the paid period (`license.renewed`
+//!   announces it); a first invoice links its payment to the checkout's
+//!   license; `charge.refunded` (in full) and
 //!   `customer.subscription.deleted` revoke the licenses paid for, or let
 //!   them lapse, as the mapping says. Other types are recorded as ignored.
 
@@ -298,6 +300,14 @@ pub enum Action {
         /// Its payment intent, for refunds.
         payment_intent: Option<String>,
     },
+    /// A subscription's first invoice paid: its payment intent paid for
+    /// the checkout's license (so a refund of it revokes).
+    FirstInvoice {
+        /// The subscription.
+        subscription: String,
+        /// The invoice's payment intent.
+        payment_intent: String,
+    },
     /// A charge refunded in full.
     Refund {
         /// The charge's payment intent.
@@ -368,18 +378,31 @@ pub fn action(event: &serde_json::Value) -> Action {
                 subscription: text(o, &["subscription"]),
             }
         }
-        "invoice.paid" | "invoice.payment_succeeded" => {
+        // (Stripe also sends `invoice.payment_succeeded` for each paid
+        // invoice: acting on both would renew twice.)
+        "invoice.paid" => {
             let reason = o.get("billing_reason").and_then(|r| r.as_str());
-            if reason != Some("subscription_cycle") {
-                return Action::Ignore(
-                    "not a subscription's renewal (the checkout mints the first period)",
-                );
+            let payment_intent = text(o, &["payment_intent"]).or_else(|| {
+                o.get("payments")
+                    .and_then(|p| p.get("data"))
+                    .and_then(|d| d.get(0))
+                    .and_then(|p| text(p, &["payment", "payment_intent"]))
+            });
+            let subscription = text(o, &["subscription"])
+                .or_else(|| text(o, &["parent", "subscription_details", "subscription"]));
+            if reason == Some("subscription_create") {
+                return match (subscription, payment_intent) {
+                    (Some(subscription), Some(payment_intent)) => Action::FirstInvoice {
+                        subscription,
+                        payment_intent,
+                    },
+                    _ => Action::Ignore("a first invoice with no subscription or payment intent"),
+                };
             }
-            let (Some(invoice), Some(subscription)) = (
-                text(o, &["id"]),
-                text(o, &["subscription"])
-                    .or_else(|| text(o, &["parent", "subscription_details", "subscription"])),
-            ) else {
+            if reason != Some("subscription_cycle") {
+                return Action::Ignore("not a subscription's renewal");
+            }
+            let (Some(invoice), Some(subscription)) = (text(o, &["id"]), subscription) else {
                 return Action::Ignore("the invoice names no subscription");
             };
             let line = o
@@ -399,7 +422,7 @@ pub fn action(event: &serde_json::Value) -> Action {
                 subscription,
                 price,
                 period_end,
-                payment_intent: text(o, &["payment_intent"]),
+                payment_intent,
             }
         }
         "charge.refunded" => {
@@ -428,7 +451,7 @@ pub struct PaymentEvent {
     pub event_type: String,
     /// When it arrived (unix seconds).
     pub received_at: u64,
-    /// `minted`, `renewed`, `revoked`, `lapsed`, `ignored` or `refused`.
+    /// `minted`, `renewed`, `linked`, `revoked`, `lapsed`, `ignored` or `refused`.
     pub outcome: String,
     /// Why.
     pub detail: String,

@@ -301,12 +301,29 @@ def main() -> int:
             mails = sink.wait_for(3)
             bodies = [m.get_body(preferencelist=("plain",)).get_content() for m in mails]  # type: ignore[union-attr]
             assert any(successor["license_key"] in b for b in bodies), "the renewal's key was not emailed"
+            # The same invoice again (another event type, another event id):
+            # no second successor, no second email.
+            assert send(base, org, event("invoice.payment_succeeded", invoice))["outcome"] == "ignored"
+            again = send(base, org, event("invoice.paid", invoice))
+            assert again["outcome"] == "ignored" and again["license_id"] == renewed["license_id"], again
+            # The subscription's first invoice: its payment paid for the
+            # checkout's license, so refunding it revokes that license.
+            first_invoice = dict(invoice, id="in_1", billing_reason="subscription_create", payment_intent="pi_sub_first")
+            assert send(base, org, event("invoice.paid", first_invoice))["outcome"] == "linked"
+            refunded = send(base, org, event("charge.refunded", {
+                "id": "ch_sub", "object": "charge", "payment_intent": "pi_sub_first", "refunded": True}))
+            assert refunded["outcome"] == "revoked" and refunded["license_id"] == sub_lid, refunded
             ended = send(base, org, event("customer.subscription.deleted", {"id": "sub_1", "object": "subscription", "status": "canceled"}))
             assert ended["outcome"] == "revoked", ended
             assert ok(base, token, "GET", f"/v1/licenses/{renewed['license_id']}")["status"] == "revoked"
+            # A buyer's name the service would not keep as given (a ZWNJ):
+            # the purchase still mints.
+            persian = checkout("cs_fa", "price_later", customer="cus_stripe_fa")
+            persian["customer_details"]["name"] = "\u0639\u0644\u06cc\u200c\u0631\u0636\u0627"
+            assert send(base, org, event("checkout.session.completed", persian))["outcome"] == "minted"
 
             # The webhooks announced all of it, in order.
-            recv.wait_for(9, 60)
+            recv.wait_for(10, 60)
             types = [(e["type"], e["data"].get("license_id")) for _, e in recv.processed]
             assert ("license.created", lid) in types and ("license.revoked", lid) in types
             assert ("license.renewed", renewed["license_id"]) in types
@@ -314,8 +331,12 @@ def main() -> int:
             assert any(t == "revocation_list.published" for t, _ in types)
             # Recorded, with their outcomes.
             outcomes = {e["event_id"]: e["outcome"] for e in ok(base, token, "GET", "/v1/payments/events")["items"]}
-            assert sorted(set(outcomes.values())) == ["ignored", "minted", "refused", "renewed", "revoked"], outcomes
+            assert sorted(set(outcomes.values())) == ["ignored", "linked", "minted", "refused", "renewed", "revoked"], outcomes
 
+            # Three emails in all: the checkout's, the subscription's, the
+            # renewal's (none for a duplicate, or for a price without email).
+            time.sleep(1.5)
+            assert len(sink.messages) == 3, [m["Subject"] for m in sink.messages]
             agreed = differential(base, org)
             print(f"payments: checkout -> license -> email (key and file) -> refund -> revoked -> list published; "
                   f"duplicates minted once; bad signature, old timestamp, unknown price refused; a subscription renewed and ended; "

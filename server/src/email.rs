@@ -10,12 +10,18 @@ use keyseal_issuer::email::{Job, Security};
 use keyseal_issuer::store::Sent;
 use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::State;
 
-/// How long one email may take to send.
+/// How long one SMTP operation may take (lettre's timeout is per read or
+/// write).
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a replica's claim on an email lasts: far past what a send
+/// takes (each SMTP step within [`TIMEOUT`]), so no two replicas send one.
+const CLAIM: u64 = 600;
 
 /// Checks an SMTP host at registration, on a service that keeps to public
 /// networks: not `localhost`, a bare name or a private address literal.
@@ -25,33 +31,47 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
         .map_err(|e| e.replacen("url:", "host:", 1))
 }
 
-/// Builds and sends one email (blocking). Without `private_networks`, the
-/// SMTP host must resolve to public addresses only.
+/// Builds and sends one email (blocking). It connects to an address it
+/// resolved and checked itself (without `private_networks`, public ones
+/// only), so a name that resolves elsewhere later reaches nothing; TLS
+/// still verifies the certificate for the host's name. The error says what
+/// kind of failure it was and the SMTP code, never the server's text (it
+/// may quote the recipient's address).
 fn send(job: &Job, private_networks: bool) -> Result<(), String> {
+    use std::net::ToSocketAddrs as _;
     let s = &job.settings;
-    if !private_networks {
-        use std::net::ToSocketAddrs as _;
-        let addrs: Vec<_> = (s.host.as_str(), s.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("resolving {}: {e}", s.host))?
-            .collect();
-        if addrs.is_empty()
-            || addrs
-                .iter()
-                .any(|a| !crate::webhooks::public_address(a.ip()))
-        {
+    let addrs: Vec<std::net::SocketAddr> = (s.host.as_str(), s.port)
+        .to_socket_addrs()
+        .map_err(|_| format!("{} does not resolve", s.host))?
+        .collect();
+    let addr = if private_networks {
+        addrs.first().copied()
+    } else {
+        if addrs.iter().any(|a| !crate::webhooks::public_address(a.ip())) {
             return Err(format!(
                 "{} resolves to a local or private address; SMTP servers must be public (or start the service with --webhooks-to-private-networks)",
                 s.host
             ));
         }
+        addrs.first().copied()
     }
+    .ok_or_else(|| format!("{} resolves to no address", s.host))?;
     let mut b = Message::builder()
-        .from(s.from.parse().map_err(|e| format!("from: {e}"))?)
-        .to(job.to.parse().map_err(|e| format!("the recipient: {e}"))?)
+        .from(
+            s.from
+                .parse()
+                .map_err(|_| "the sender address does not parse".to_owned())?,
+        )
+        .to(job
+            .to
+            .parse()
+            .map_err(|_| "the recipient's address does not parse".to_owned())?)
         .subject(job.message.subject.clone());
     if let Some(r) = &s.reply_to {
-        b = b.reply_to(r.parse().map_err(|e| format!("reply_to: {e}"))?);
+        b = b.reply_to(
+            r.parse()
+                .map_err(|_| "reply_to does not parse".to_owned())?,
+        );
     }
     let m = &job.message;
     let body = MultiPart::mixed()
@@ -64,21 +84,42 @@ fn send(job: &Job, private_networks: bool) -> Result<(), String> {
             m.file.clone(),
             ContentType::parse("application/x-keyseal-license").unwrap_or(ContentType::TEXT_PLAIN),
         ));
-    let email = b.multipart(body).map_err(|e| e.to_string())?;
-    let builder = match s.security {
-        Security::Tls => SmtpTransport::relay(&s.host).map_err(|e| e.to_string())?,
-        Security::Starttls => SmtpTransport::starttls_relay(&s.host).map_err(|e| e.to_string())?,
-        Security::None => SmtpTransport::builder_dangerous(&s.host),
+    let email = b
+        .multipart(body)
+        .map_err(|_| "the message does not build".to_owned())?;
+    let tls = match s.security {
+        Security::None => Tls::None,
+        Security::Tls | Security::Starttls => {
+            let params = TlsParameters::new(s.host.clone())
+                .map_err(|_| "the TLS settings do not build".to_owned())?;
+            if s.security == Security::Tls {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
+        }
     };
-    let mut builder = builder.port(s.port).timeout(Some(TIMEOUT));
+    let mut builder = SmtpTransport::builder_dangerous(addr.ip().to_string())
+        .port(addr.port())
+        .tls(tls)
+        .timeout(Some(TIMEOUT));
     if let (Some(u), Some(p)) = (&s.username, &job.password) {
         builder = builder.credentials(Credentials::new(u.clone(), p.to_string()));
     }
-    builder
-        .build()
-        .send(&email)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    builder.build().send(&email).map(|_| ()).map_err(|e| {
+        let code = e.status().map(|c| format!(" {c}")).unwrap_or_default();
+        if e.is_permanent() {
+            format!("the SMTP server refused the email permanently{code}")
+        } else if e.is_transient() {
+            format!("the SMTP server refused the email for now{code}")
+        } else if e.is_timeout() {
+            "the SMTP server did not answer in time".into()
+        } else if e.is_tls() {
+            "TLS with the SMTP server failed".into()
+        } else {
+            format!("the SMTP exchange failed{code}")
+        }
+    })
 }
 
 /// Sends due emails until `stop` fires.
@@ -113,11 +154,7 @@ pub(crate) async fn worker(
                 break;
             }
             let now = state.now();
-            let job = match state
-                .store
-                .claim_email(&id, &me, now, now + TIMEOUT.as_secs() + 30)
-                .await
-            {
+            let job = match state.store.claim_email(&id, &me, now, now + CLAIM).await {
                 Ok(Some(j)) => j,
                 Ok(None) => continue,
                 Err(e) => {

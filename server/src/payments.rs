@@ -134,9 +134,33 @@ async fn act(
                 return Ok(unknown_price(Some(&price)));
             };
             let provider_ref = format!("stripe:{}", customer.as_deref().unwrap_or(&session));
+            // What the service keeps of the buyer: what it can keep. A name
+            // loses characters names may not hold (a ZWNJ, say); an email
+            // the service would refuse is not kept (nor emailed to): a paid
+            // checkout is never refused for its buyer's details.
+            let name = name.map(|n| {
+                n.chars()
+                    .filter(|c| !keyseal_issuer::request::hidden_char(*c))
+                    .take(200)
+                    .collect::<String>()
+            });
+            let email = email.filter(|e| {
+                keyseal_issuer::email::plausible_address(e)
+                    && keyseal_issuer::store::personal_fields_ok(&PersonalFields {
+                        email: Some(e.clone()),
+                        ..PersonalFields::default()
+                    })
+            });
+            let name = name.filter(|n| {
+                !n.trim().is_empty()
+                    && keyseal_issuer::store::personal_fields_ok(&PersonalFields {
+                        name: Some(n.clone()),
+                        ..PersonalFields::default()
+                    })
+            });
             let fields = PersonalFields {
-                name: name.filter(|n| n.len() <= 200),
-                email: email.clone().filter(|e| e.len() <= 320),
+                name,
+                email: email.clone(),
                 metadata: BTreeMap::new(),
             };
             let customer_id = s
@@ -144,7 +168,7 @@ async fn act(
                 .payment_customer(org_id, &provider_ref, &fields, ctx)
                 .await?;
             let expires = ctx.now.saturating_add(m.duration_secs);
-            let l = mint(
+            let (l, fresh) = mint(
                 s,
                 org_id,
                 &m,
@@ -155,6 +179,16 @@ async fn act(
             )
             .await?;
             let id = l.record.license_id.to_string();
+            rec.license_id = Some(id.clone());
+            if !fresh {
+                // Another event about this checkout minted it: nothing more
+                // (its email is queued once per license: if the service
+                // stopped before queueing it, it is queued now).
+                rec.outcome = "ignored".into();
+                rec.detail = format!("checkout {session} minted already, as {id}");
+                rec.email_to = email.filter(|_| m.email);
+                return Ok(None);
+            }
             rec.outcome = "minted".into();
             rec.detail = format!("license for {} ({})", m.product, m.price_id);
             rec.license_id = Some(id.clone());
@@ -175,6 +209,18 @@ async fn act(
             period_end,
             payment_intent,
         } => {
+            // This invoice's successor exists already (the same invoice in
+            // another event): nothing more.
+            if let Some(done) = s
+                .store
+                .external_id_license(org_id, &format!("stripe:{invoice}"))
+                .await?
+            {
+                rec.outcome = "ignored".into();
+                rec.detail = format!("invoice {invoice} renewed already, as {done}");
+                rec.license_id = Some(done);
+                return Ok(None);
+            }
             let paid = s
                 .store
                 .licenses_paid_by(org_id, &format!("stripe:{subscription}"))
@@ -204,7 +250,7 @@ async fn act(
                 .max(ctx.now)
                 .saturating_add(m.duration_secs)
                 .max(period_end.unwrap_or(0));
-            let l = mint(
+            let (l, _) = mint(
                 s,
                 org_id,
                 &m,
@@ -232,6 +278,30 @@ async fn act(
             if m.email {
                 rec.email_to = customer_email(s, org_id, &old.record.customer).await;
             }
+            Ok(None)
+        }
+        Action::FirstInvoice {
+            subscription,
+            payment_intent,
+        } => {
+            let paid = s
+                .store
+                .licenses_paid_by(org_id, &format!("stripe:{subscription}"))
+                .await?;
+            let Some((license, price)) = paid.first().cloned() else {
+                return Ok(Some((
+                    StatusCode::CONFLICT,
+                    "subscription-unknown",
+                    format!(
+                        "no license was minted for subscription {subscription} yet (its checkout event may not have arrived); the invoice is acted on when Stripe sends it again"
+                    ),
+                )));
+            };
+            rec.outcome = "linked".into();
+            rec.detail = format!("the first payment of {subscription} paid for {license}");
+            rec.links
+                .push((format!("stripe:{payment_intent}"), license.clone(), price));
+            rec.license_id = Some(license);
             Ok(None)
         }
         Action::Refund { payment_intent } => {
@@ -274,8 +344,9 @@ async fn customer_email(s: &State, org_id: &str, customer: &str) -> Option<Strin
         .and_then(|c| c.email)
 }
 
-/// Mints the license a price buys; the one minted before for the same
-/// external id, if any (a retried event).
+/// Mints the license a price buys, and `true`; or the one minted before for
+/// the same external id (a retried event, or another about the same
+/// payment), and `false`.
 async fn mint(
     s: &State,
     org_id: &str,
@@ -284,7 +355,7 @@ async fn mint(
     expires: u64,
     external_id: &str,
     ctx: &Context,
-) -> Result<OrgLicense, Problem> {
+) -> Result<(OrgLicense, bool), Problem> {
     let job = MintJob {
         org_id: org_id.to_owned(),
         fields: RequestFields {
@@ -307,12 +378,12 @@ async fn mint(
         }
     };
     if let Some(l) = earlier().await? {
-        return Ok(l);
+        return Ok((l, false));
     }
     match crate::api::mint_for(s, job).await {
-        Ok(l) => Ok(l),
+        Ok(l) => Ok((l, true)),
         // Minted meanwhile (the same event through another replica).
-        Err(p) => earlier().await?.ok_or(p),
+        Err(p) => earlier().await?.map(|l| (l, false)).ok_or(p),
     }
 }
 

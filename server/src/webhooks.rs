@@ -217,6 +217,9 @@ pub(crate) fn agent(opts: &WebhookOptions) -> ureq::Agent {
         .timeout_global(Some(opts.timeout))
         .http_status_as_error(false)
         .max_redirects(0)
+        // Never through a proxy from the environment: the resolver that
+        // checks addresses would see only the proxy's.
+        .proxy(None)
         .user_agent(concat!("keyseal-webhooks/", env!("CARGO_PKG_VERSION")))
         .build();
     if opts.private_networks {
@@ -403,12 +406,15 @@ async fn run(
         // Signed by the organisation's active key too, when it has one.
         let signer = state.signer(&first.org_id).await.ok();
         // Sent in order, on one blocking thread, until one is not accepted
-        // or half the claim has run; recorded together (one commit for
+        // or the claim has no room for another; recorded together (one commit for
         // many deliveries). A crash before the record sends them again,
         // with the same ids.
         let sent = {
             let agent = agent.clone();
-            let budget = Duration::from_secs(claim / 2);
+            // No send may run past the claim: one starts only while a whole
+            // timeout (and a margin for the record) still fits in it.
+            let budget =
+                Duration::from_secs(claim.saturating_sub(CLAIM_SECS / 2)).saturating_sub(timeout);
             tokio::task::spawn_blocking(move || {
                 let start = Instant::now();
                 let mut sent = Vec::with_capacity(jobs.len());

@@ -385,6 +385,27 @@ impl Store {
             "erasing the customer's license metadata",
         )
         .await?;
+        // Emails of its keys not sent yet are not sent (their addresses,
+        // sealed, go), and a payment provider's customer no longer leads
+        // to this one: a new purchase makes a new customer.
+        tx.exec(
+            sqlx::query(
+                "UPDATE email_outbox SET status = 'failed', recipient = NULL, last_error = 'the customer was erased' \
+                 WHERE org_id = $1 AND status = 'pending' AND license_id IN \
+                 (SELECT license_id FROM licenses WHERE customer = $2)",
+            )
+            .bind(org_id.to_owned())
+            .bind(customer_id.to_owned()),
+            "erasing the customer's emails",
+        )
+        .await?;
+        tx.exec(
+            sqlx::query("DELETE FROM payment_customers WHERE org_id = $1 AND customer_id = $2")
+                .bind(org_id.to_owned())
+                .bind(customer_id.to_owned()),
+            "erasing the customer's payment reference",
+        )
+        .await?;
         tx.audit(
             ctx,
             "customer.erase",
@@ -399,6 +420,12 @@ impl Store {
 
 pub(crate) const CUSTOMER_SELECT: &str =
     "SELECT customer_id, data_key, sealed, created_at, erased_at FROM customers";
+
+/// Whether a customer's fields would be taken as they are.
+#[must_use]
+pub fn personal_fields_ok(f: &PersonalFields) -> bool {
+    check_personal_fields(f).is_ok()
+}
 
 pub(crate) fn check_personal_fields(f: &PersonalFields) -> Result<()> {
     if let Some(n) = &f.name {

@@ -168,6 +168,28 @@ impl Store {
         if n != 1 {
             return Ok(None);
         }
+        match self.email_job(email_id).await {
+            Ok(job) => Ok(job),
+            Err(e) => {
+                // What cannot be read now never will be: it fails (and its
+                // address goes) rather than being claimed again and again.
+                sqlx::query(
+                    "UPDATE email_outbox SET status = 'failed', recipient = NULL, last_error = $1, \
+                     claimed_by = NULL, claimed_until = NULL WHERE email_id = $2",
+                )
+                .bind(clip(&e.to_string(), 500))
+                .bind(email_id.to_owned())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("recording an email"))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The email to send, read once claimed (`None`: it can wait: no
+    /// address or no settings now).
+    async fn email_job(&self, email_id: &str) -> Result<Option<Job>> {
         let rows = self
             .fetch_all(
                 sqlx::query(
@@ -319,7 +341,8 @@ impl Store {
 
 impl WriteTx {
     /// Queues the email of a license to `to` (sealed), if the organisation
-    /// has SMTP settings; whether it did.
+    /// has SMTP settings and none was queued for it before (once per
+    /// license, whatever retried on the way); whether it did.
     pub(crate) async fn queue_email(
         &mut self,
         org_id: &str,
@@ -336,6 +359,17 @@ impl WriteTx {
             )
             .await?;
         if set.is_empty() || !email::plausible_address(to) {
+            return Ok(false);
+        }
+        let queued = self
+            .fetch(
+                sqlx::query("SELECT 1 FROM email_outbox WHERE org_id = $1 AND license_id = $2")
+                    .bind(org_id.to_owned())
+                    .bind(license_id.to_owned()),
+                "reading the email outbox",
+            )
+            .await?;
+        if !queued.is_empty() {
             return Ok(false);
         }
         let email_id = format!("eml_{}", random_hex(8)?);

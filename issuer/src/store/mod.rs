@@ -119,6 +119,7 @@ impl Store {
 
 use audit_log::PendingEntry;
 pub(crate) use customers::check_metadata;
+pub use customers::personal_fields_ok;
 pub(crate) use db::ping;
 pub use db::{AUTOCHECKPOINT_PAGES, Checkpointer, WalProgress, url_host};
 pub(crate) use keys::{KEY_COLUMNS, key_from_row};

@@ -20,7 +20,7 @@ pub struct PaymentRecord {
     pub event_id: String,
     /// Its type.
     pub event_type: String,
-    /// `minted`, `renewed`, `revoked`, `lapsed`, `ignored` or `refused`.
+    /// `minted`, `renewed`, `linked`, `revoked`, `lapsed`, `ignored` or `refused`.
     pub outcome: String,
     /// Why.
     pub detail: String,

@@ -688,7 +688,7 @@ impl Store {
                      JOIN webhook_deliveries d ON d.endpoint_id = e.endpoint_id AND d.status = 'pending' \
                      JOIN webhook_events v ON v.event_id = d.event_id \
                      WHERE e.endpoint_id = $1 AND e.claimed_by = $2 AND e.disabled_at IS NULL \
-                     ORDER BY d.seq, d.event_seq LIMIT {}",
+                     ORDER BY d.seq, d.event_seq, d.delivery_id LIMIT {}",
                     limit.clamp(1, 500)
                 ))
                 .bind(endpoint_id.to_owned())

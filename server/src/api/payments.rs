@@ -125,7 +125,7 @@ pub(crate) struct PaymentEventView {
     event_type: String,
     /// When it arrived (unix seconds).
     received_at: u64,
-    /// `minted`, `renewed`, `revoked`, `lapsed`, `ignored` or `refused`.
+    /// `minted`, `renewed`, `linked`, `revoked`, `lapsed`, `ignored` or `refused`.
     outcome: String,
     detail: String,
     #[schema(required = true)]
@@ -223,7 +223,7 @@ pub(crate) struct StripeReceipt {
     /// The same event was acted on before: nothing more was done.
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicate: Option<bool>,
-    /// `minted`, `renewed`, `revoked`, `lapsed` or `ignored`.
+    /// `minted`, `renewed`, `linked`, `revoked`, `lapsed` or `ignored`.
     outcome: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
@@ -363,7 +363,7 @@ pub(crate) async fn delete_price(
 
 /// List payment events
 #[utoipa::path(get, path = "/v1/payments/events", tag = "payments",
-    description = "The latest payment events the organisation's endpoint took, newest first, with what each did (`minted`, `renewed`, `revoked`, `lapsed`, `ignored`) or why it was refused (`refused`: an unknown price, a renewal ahead of its checkout; acted on when Stripe sends it again). Events refused for their signature are not recorded: they come from no one known. Needs `admin`.",
+    description = "The latest payment events the organisation's endpoint took, newest first, with what each did (`minted`, `renewed`, `linked`, `revoked`, `lapsed`, `ignored`) or why it was refused (`refused`: an unknown price, a renewal ahead of its checkout; acted on when Stripe sends it again). Events refused for their signature are not recorded: they come from no one known. Needs `admin`.",
     params(EventQuery),
     responses((status = 200, description = "the events", body = PaymentEventList)),
     security(("bearer" = [])))]

@@ -498,6 +498,10 @@ pub(crate) async fn replay(
 ) -> ApiResult {
     let id = path(p)?;
     let what = match (b.event_id, b.since) {
+        // Not an event id this service makes: no such event.
+        (Some(e), None) if object_id("evt_")(&e).is_none() => {
+            return Err(Problem::not_found("webhook endpoint or event"));
+        }
         (Some(e), None) => Replay::Event(e),
         (None, Some(t)) => Replay::Since(t),
         _ => return Err(Problem::invalid("give either event_id or since")),
