@@ -21,6 +21,8 @@ pub mod precomputed;
 #[cfg(feature = "alloc")]
 pub mod revocation;
 mod text;
+#[cfg(feature = "alloc")]
+pub mod webhook;
 
 pub use allotment::{AllotmentTerms, UnverifiedAllotment};
 pub use claims::{Claims, DeviceBinding, LicenseId, ListError, Version, VersionCap};

@@ -197,32 +197,15 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     format!("v1,{}", Base64::encode_string(&mac.finalize().into_bytes()))
 }
 
-/// The domain of a delivery's Ed25519 signature (docs/FORMAT.md, "Webhook
-/// signature").
-pub const SIGNATURE_DOMAIN: &[u8] = b"keyseal/webhook/v1\0";
-
-/// What the organisation's key signs for a delivery: the domain, then
-/// `id.timestamp.body` as the HMAC signs it.
-#[must_use]
-pub fn signed_message(id: &str, timestamp: u64, body: &[u8]) -> Vec<u8> {
-    let ts = timestamp.to_string();
-    let mut m = Vec::with_capacity(SIGNATURE_DOMAIN.len() + id.len() + ts.len() + 2 + body.len());
-    m.extend_from_slice(SIGNATURE_DOMAIN);
-    m.extend_from_slice(id.as_bytes());
-    m.push(b'.');
-    m.extend_from_slice(ts.as_bytes());
-    m.push(b'.');
-    m.extend_from_slice(body);
-    m
-}
-
 /// The `keyseal-signature` header: `v1,`, the signing key's id (16 hex
-/// digits), `,` and the Ed25519 signature of [`signed_message`] (128 hex
-/// digits), by the organisation's active key; receivers check it with the
-/// organisation's public keyring.
+/// digits), `,` and the Ed25519 signature (128 hex digits) of
+/// [`keyseal_core::webhook::signed_message`], by the
+/// organisation's active key; receivers check it with the organisation's
+/// public keyring.
 #[must_use]
 pub fn keyring_signature(signer: &crate::Signer, id: &str, timestamp: u64, body: &[u8]) -> String {
-    let sig = signer.key().sign_raw(&signed_message(id, timestamp, body));
+    let message = keyseal_core::webhook::signed_message(id, &timestamp.to_string(), body);
+    let sig = signer.key().sign_raw(&message);
     format!("v1,{},{}", signer.key_id(), keyseal_core::hex::encode(&sig))
 }
 

@@ -32,8 +32,6 @@ use keyseal_core::{KeyId, Keyring};
 /// Standard Webhooks libraries allow): an older delivery replayed is refused.
 pub const TOLERANCE_SECS: u64 = 300;
 
-const DOMAIN: &[u8] = b"keyseal/webhook/v1\0";
-
 /// Why a webhook was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -87,14 +85,7 @@ pub fn verify(
     if ts.abs_diff(now) > TOLERANCE_SECS {
         return Err(WebhookError::Stale { timestamp: ts, now });
     }
-    let mut message =
-        Vec::with_capacity(DOMAIN.len() + id.len() + timestamp.len() + 2 + body.len());
-    message.extend_from_slice(DOMAIN);
-    message.extend_from_slice(id.as_bytes());
-    message.push(b'.');
-    message.extend_from_slice(timestamp.as_bytes());
-    message.push(b'.');
-    message.extend_from_slice(body);
+    let message = keyseal_core::webhook::signed_message(id, timestamp, body);
     let mut refusal = WebhookError::Malformed;
     for one in signature.split(' ').filter(|s| !s.is_empty()) {
         let mut parts = one.split(',');

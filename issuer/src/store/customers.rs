@@ -146,35 +146,11 @@ impl Store {
         fields: PersonalFields,
         ctx: &Context,
     ) -> Result<Customer> {
-        check_personal_fields(&fields)?;
-        let keys = self.data_keys()?;
         let customer_id = format!("cus_{}", random_hex(8)?);
-        let empty = fields == PersonalFields::default();
-        let (data_key, sealed) = if empty {
-            (None, None)
-        } else {
-            let (key, wrapped) = keys.new_customer_key(org_id, &customer_id)?;
-            (
-                Some(wrapped),
-                Some(key.seal(org_id, &customer_id, &fields)?),
-            )
-        };
-        let email_hash = fields.email.as_deref().map(|e| keys.email_hash(org_id, e));
+        let sealed = self.seal_customer(org_id, &customer_id, &fields)?;
         let mut tx = self.begin_write().await?;
-        tx.exec(
-            sqlx::query(
-                "INSERT INTO customers (customer_id, org_id, created_at, data_key, sealed, email_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(customer_id.clone())
-            .bind(org_id.to_owned())
-            .bind(i(ctx.now))
-            .bind(data_key)
-            .bind(sealed)
-            .bind(email_hash),
-            "creating the customer",
-        )
-        .await?;
+        tx.insert_customer(org_id, &customer_id, sealed, ctx.now)
+            .await?;
         // The audit log records the opaque id only, never personal fields.
         tx.audit(
             ctx,
@@ -190,6 +166,30 @@ impl Store {
             metadata: fields.metadata,
             created_at: ctx.now,
             erased_at: None,
+        })
+    }
+
+    /// A new customer's row: its fields checked and sealed under a new
+    /// key of its own (none when it has no fields), and its email's
+    /// look-up hash.
+    pub(crate) fn seal_customer(
+        &self,
+        org_id: &str,
+        customer_id: &str,
+        fields: &PersonalFields,
+    ) -> Result<SealedCustomer> {
+        check_personal_fields(fields)?;
+        let keys = self.data_keys()?;
+        let (data_key, sealed) = if *fields == PersonalFields::default() {
+            (None, None)
+        } else {
+            let (key, wrapped) = keys.new_customer_key(org_id, customer_id)?;
+            (Some(wrapped), Some(key.seal(org_id, customer_id, fields)?))
+        };
+        Ok(SealedCustomer {
+            data_key,
+            sealed,
+            email_hash: fields.email.as_deref().map(|e| keys.email_hash(org_id, e)),
         })
     }
 
@@ -465,4 +465,38 @@ pub(crate) fn check_metadata(m: &std::collections::BTreeMap<String, String>) -> 
         check_text("metadata", v, MAX_METADATA_VALUE)?;
     }
     Ok(())
+}
+
+/// A customer's sealed row ([`Store::seal_customer`]).
+pub(crate) struct SealedCustomer {
+    data_key: Option<String>,
+    sealed: Option<String>,
+    email_hash: Option<String>,
+}
+
+impl WriteTx {
+    /// Inserts a customer sealed by [`Store::seal_customer`].
+    pub(crate) async fn insert_customer(
+        &mut self,
+        org_id: &str,
+        customer_id: &str,
+        c: SealedCustomer,
+        now: u64,
+    ) -> Result<()> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO customers (customer_id, org_id, created_at, data_key, sealed, email_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(customer_id.to_owned())
+            .bind(org_id.to_owned())
+            .bind(i(now))
+            .bind(c.data_key)
+            .bind(c.sealed)
+            .bind(c.email_hash),
+            "creating the customer",
+        )
+        .await
+        .map(|_| ())
+    }
 }

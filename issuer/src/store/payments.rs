@@ -391,16 +391,8 @@ impl Store {
         if let Some(r) = found.first() {
             return r.try_get(0).map_err(db_err("reading payment customers"));
         }
-        super::customers::check_personal_fields(fields)?;
-        let keys = self.data_keys()?;
         let customer_id = format!("cus_{}", random_hex(8)?);
-        let (data_key, sealed) = if *fields == PersonalFields::default() {
-            (None, None)
-        } else {
-            let (key, wrapped) = keys.new_customer_key(org_id, &customer_id)?;
-            (Some(wrapped), Some(key.seal(org_id, &customer_id, fields)?))
-        };
-        let email_hash = fields.email.as_deref().map(|e| keys.email_hash(org_id, e));
+        let sealed = self.seal_customer(org_id, &customer_id, fields)?;
         let mut tx = self.begin_write().await?;
         // Under the lock: another event for the same customer may have made
         // it meanwhile.
@@ -417,20 +409,8 @@ impl Store {
         if let Some(r) = again.first() {
             return r.try_get(0).map_err(db_err("reading payment customers"));
         }
-        tx.exec(
-            sqlx::query(
-                "INSERT INTO customers (customer_id, org_id, created_at, data_key, sealed, email_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(customer_id.clone())
-            .bind(org_id.to_owned())
-            .bind(i(ctx.now))
-            .bind(data_key)
-            .bind(sealed)
-            .bind(email_hash),
-            "creating the customer",
-        )
-        .await?;
+        tx.insert_customer(org_id, &customer_id, sealed, ctx.now)
+            .await?;
         tx.exec(
             sqlx::query(
                 "INSERT INTO payment_customers (org_id, provider_ref, customer_id) VALUES ($1, $2, $3)",
