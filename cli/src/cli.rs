@@ -436,8 +436,8 @@ pub enum WebhooksCommand {
     #[command(after_help = "Examples:\n  \
         keyseal webhooks add https://store.example.com/keyseal/events --event license.created --event license.revoked\n  \
         keyseal webhooks add https://ops.example.com/hooks --description \"ops alerts\" --json\n\n\
-        Events: license.created, license.revoked, license.suspended, license.resumed, activation.created, \
-        activation.released, key.rotated, key.revoked, revocation_list.published, \
+        Events: license.created, license.revoked, license.suspended, license.resumed, license.renewed, activation.created, \
+        activation.released, lease.lapsed, key.rotated, key.revoked, revocation_list.published, \
         webhook_endpoint.disabled (none given: all). The running service (every replica) sends them as \
         Standard Webhooks, signed with the endpoint's secret (`keyseal webhooks secret ID`), one at a \
         time in order, retried for 4 days; then the endpoint is disabled. Endpoints must be https:// on \

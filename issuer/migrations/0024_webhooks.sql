@@ -76,3 +76,8 @@ CREATE TABLE webhook_attempts (
     millis      BIGINT NOT NULL,
     PRIMARY KEY (delivery_id, attempt)
 );
+
+-- Leases that ran out without a check-in or a release are announced
+-- (`lease.lapsed`) by a sweep in expiry order; this index serves it, and
+-- `meta.lapse_mark` (expires_at:seat_id) is where the last sweep stopped.
+CREATE INDEX seats_by_expiry ON seats (expires_at, seat_id);

@@ -52,6 +52,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "license.renewed",
     "activation.created",
     "activation.released",
+    "lease.lapsed",
     "key.rotated",
     "key.revoked",
     "revocation_list.published",
@@ -74,6 +75,7 @@ pub fn event_type(action: &str, details: &serde_json::Value) -> Option<&'static 
             "activation.created"
         }
         "license.deactivate" | "seat.release" => "activation.released",
+        "seat.lapse" => "lease.lapsed",
         "key.rotate" => "key.rotated",
         "key.revoke" => "key.revoked",
         "revocations.publish" => "revocation_list.published",

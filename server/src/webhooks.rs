@@ -287,8 +287,9 @@ fn send(
     }
 }
 
-/// Delivers until `stop` fires: every poll, claims the endpoints with a
-/// delivery due (at most [`WebhookOptions::concurrency`] at once) and runs
+/// Delivers until `stop` fires: every 10 s of the service's clock,
+/// announces the leases that lapsed ([`keyseal_issuer::Store::announce_lapsed_leases`]);
+/// every poll, claims the endpoints with a delivery due (at most [`WebhookOptions::concurrency`] at once) and runs
 /// each one's queue.
 pub(crate) async fn worker(
     state: Arc<State>,
@@ -306,12 +307,23 @@ pub(crate) async fn worker(
     let mut tick = tokio::time::interval(opts.poll.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_prune = 0u64;
+    let mut last_lapse = 0u64;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {}
         }
         let now = state.now();
+        if now >= last_lapse + 10 {
+            last_lapse = now;
+            match state.store.announce_lapsed_leases(now, 500).await {
+                Ok(n) if n > 0 => tracing::info!(leases = n, "announced lapsed leases"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %crate::problem::chain(&e), "announcing lapsed leases")
+                }
+            }
+        }
         if now >= last_prune + 3600 {
             last_prune = now;
             if let Err(e) = state.store.prune_webhooks(now).await {

@@ -407,3 +407,85 @@ fn air_gapped_through_the_api(backend: Backend) {
     )
     .problem(409, "seat-limit");
 }
+
+/// A lease that runs out with no check-in is announced once, as
+/// `lease.lapsed` to the organisation's webhooks (and `seat.lapse` in the
+/// audit log); a seat released in time is not.
+#[test]
+fn a_lapsed_lease_is_announced_once() {
+    for backend in common::backend_list() {
+        let (offset, clock) = common::offset_clock();
+        let s = common::start_with_clock(backend, clock);
+        let addr = s.addr;
+        let key = common::seat_license(addr, &s.admin, 3).0;
+        let p = post(
+            addr,
+            "/v1/products/acme-cad/lease-policy",
+            &s.admin,
+            &json!({"lease_secs": 60, "lease_grace_secs": 0}),
+        );
+        assert_eq!(p.status, 200, "{}", p.text());
+        let hooks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks", hooks.local_addr().unwrap());
+        let r = post(
+            addr,
+            "/v1/webhooks",
+            &s.admin,
+            &json!({ "url": url, "events": ["lease.lapsed"] }),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Read, Write};
+            for c in hooks.incoming() {
+                let Ok(mut c) = c else { continue };
+                let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                g.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                let _ = c
+                    .write_all(b"HTTP/1.1 204 X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            }
+        });
+        let lapsing = activate(addr, &key, 1).json();
+        let released = activate(addr, &key, 2).json();
+        let r = signed(
+            addr,
+            "release",
+            &key,
+            2,
+            released["seat_id"].as_str().unwrap(),
+            common::now(),
+            2,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        // Past both leases' ends: the sweep (every 10 s of the service's
+        // clock) announces the one that lapsed.
+        offset.store(120, Ordering::SeqCst);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while got.lock().unwrap().is_empty() && std::time::Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        offset.store(240, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["type"], "lease.lapsed");
+        assert_eq!(got[0]["data"]["seat_id"], lapsing["seat_id"]);
+        let audit = get(addr, "/v1/audit?limit=500", &s.admin).text();
+        assert_eq!(audit.matches("seat.lapse").count(), 1, "{audit}");
+    }
+}

@@ -946,6 +946,81 @@ impl Store {
         Ok(afters)
     }
 
+    /// Announces the leases that ran out by `now` with no check-in or
+    /// release since (`seat.lapse` in the audit log, `lease.lapsed` to
+    /// webhooks), each lapse once, oldest first, at most `limit` a call;
+    /// how many. A seat checked in again later and left to lapse again is
+    /// announced again. Under the ledger's lock, so replicas share the
+    /// sweep's mark and announce nothing twice.
+    pub async fn announce_lapsed_leases(&self, now: u64, limit: u64) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let mark = tx
+            .fetch(
+                sqlx::query("SELECT value FROM meta WHERE name = 'lapse_mark'"),
+                "reading the lapse mark",
+            )
+            .await?;
+        let mark: Option<String> = mark
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(db_err("reading the lapse mark"))?;
+        let (after_at, after_seat) = match mark.as_deref().and_then(|m| m.split_once(':')) {
+            Some((t, s)) => (t.parse::<i64>().unwrap_or(0), s.to_owned()),
+            None => (0, String::new()),
+        };
+        let rows = tx
+            .fetch(
+                sqlx::query(&format!(
+                    "SELECT seat_id, org_id, license_id, expires_at, released_at FROM seats \
+                     WHERE (expires_at > $1 OR (expires_at = $1 AND seat_id > $2)) AND expires_at < $3 \
+                     ORDER BY expires_at, seat_id LIMIT {}",
+                    limit.max(1)
+                ))
+                .bind(after_at)
+                .bind(after_seat)
+                .bind(i(now)),
+                "reading lapsed leases",
+            )
+            .await?;
+        let Some(last) = rows.last() else {
+            return Ok(0);
+        };
+        let g = db_err("reading lapsed leases");
+        let mark = format!(
+            "{}:{}",
+            last.try_get::<i64, _>("expires_at").map_err(&g)?,
+            last.try_get::<String, _>("seat_id").map_err(&g)?
+        );
+        let ctx = Context {
+            now,
+            actor: "service".into(),
+        };
+        let mut n = 0;
+        for r in &rows {
+            if r.try_get::<Option<i64>, _>("released_at")
+                .map_err(&g)?
+                .is_some()
+            {
+                continue;
+            }
+            let seat: String = r.try_get("seat_id").map_err(&g)?;
+            let org: String = r.try_get("org_id").map_err(&g)?;
+            let license: String = r.try_get("license_id").map_err(&g)?;
+            let expired: i64 = r.try_get("expires_at").map_err(&g)?;
+            tx.audit(
+                &ctx,
+                "seat.lapse",
+                &json!({ "org_id": org, "license_id": license, "seat_id": seat, "expired_at": u(expired) }),
+            )
+            .await?;
+            n += 1;
+        }
+        tx.set_meta("lapse_mark", &mark).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Deletes finished deliveries (with their attempts) and events older
     /// than [`WEBHOOK_RETENTION_SECS`] before `now`; how many rows went.
     pub async fn prune_webhooks(&self, now: u64) -> Result<u64> {

@@ -243,7 +243,7 @@ fn target(s: &S, url: &str) -> Result<(), Problem> {
 
 /// Register a webhook endpoint
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
-    description = "Registers an endpoint that gets the organisation's events (`license.created`, `license.revoked`, `license.suspended`, `license.resumed`, `activation.created`, `activation.released`, `key.rotated`, `key.revoked`, `revocation_list.published`, `webhook_endpoint.disabled`) as Standard Webhooks: signed `webhook-id`, `webhook-timestamp` and `webhook-signature` headers, one at a time in order, retried for 4 days. At most 16 per organisation (409 `limit-reached`). Needs `admin`.",
+    description = "Registers an endpoint that gets the organisation's events (`license.created`, `license.revoked`, `license.suspended`, `license.resumed`, `license.renewed`, `activation.created`, `activation.released`, `lease.lapsed`, `key.rotated`, `key.revoked`, `revocation_list.published`, `webhook_endpoint.disabled`) as Standard Webhooks: signed `webhook-id`, `webhook-timestamp` and `webhook-signature` headers, one at a time in order, retried for 4 days. At most 16 per organisation (409 `limit-reached`). Needs `admin`.",
     request_body = NewEndpoint,
     responses((status = 201, description = "the endpoint", body = WebhookEndpoint)),
     security(("bearer" = [])))]
