@@ -452,8 +452,14 @@ pub enum WebhooksCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks list\n  \
+        keyseal webhooks list --json --org org_1a2b3c4d5e6f7a8b")]
     /// List the organisation's endpoints.
     List,
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks show whe_0a1b2c3d4e5f6071\n  \
+        keyseal webhooks show whe_0a1b2c3d4e5f6071 --deliveries 100 --json")]
     /// Show an endpoint and its latest deliveries.
     Show {
         /// The endpoint id (`whe_...`).
@@ -462,26 +468,37 @@ pub enum WebhooksCommand {
         #[arg(long, default_value_t = 20, value_name = "N")]
         deliveries: u64,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks secret whe_0a1b2c3d4e5f6071 > receiver-secret.txt")]
     /// Print an endpoint's signing secret (for the receiver's configuration).
     Secret {
         /// The endpoint id.
         id: String,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks rotate-secret whe_0a1b2c3d4e5f6071 && keyseal webhooks secret whe_0a1b2c3d4e5f6071")]
     /// Give an endpoint a new secret; the old one also signs for a day.
     RotateSecret {
         /// The endpoint id.
         id: String,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks enable whe_0a1b2c3d4e5f6071\n  \
+        keyseal webhooks replay whe_0a1b2c3d4e5f6071 --since 2026-12-01   # then what it missed")]
     /// Enable an endpoint (its queue resumes where it stopped).
     Enable {
         /// The endpoint id.
         id: String,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks disable whe_0a1b2c3d4e5f6071")]
     /// Disable an endpoint (its deliveries wait).
     Disable {
         /// The endpoint id.
         id: String,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal webhooks remove whe_0a1b2c3d4e5f6071")]
     /// Delete an endpoint and its deliveries.
     Remove {
         /// The endpoint id.
@@ -529,6 +546,9 @@ pub enum PaymentsCommand {
     /// What a Stripe price buys: set (create or replace), list, remove.
     #[command(subcommand)]
     Price(PriceCommand),
+    #[command(after_help = "Examples:\n  \
+        keyseal payments events\n  \
+        keyseal payments events --limit 500 --json")]
     /// The latest payment events and what each did.
     Events {
         /// How many, newest first.
@@ -600,8 +620,13 @@ pub enum PriceCommand {
         #[arg(long)]
         no_email: bool,
     },
+    #[command(after_help = "Examples:\n  \
+        keyseal payments price list\n  \
+        keyseal payments price list --json")]
     /// List the price mappings.
     List,
+    #[command(after_help = "Examples:\n  \
+        keyseal payments price remove price_1QxYz")]
     /// Remove a price mapping (its payments are refused until it is set again).
     Remove {
         /// Stripe's price id.
