@@ -753,9 +753,14 @@ fn renews_online(backend: common::Backend) {
     let t = rt.block_on(relay.renew()).unwrap();
     assert_eq!((t.seats, t.expires_at - t.issued_at), (2, 3_600));
 
-    // Half of it later, the relay renews by itself.
-    clock.fetch_add(1_800, Ordering::SeqCst);
+    // Half of it later, the relay renews by itself. (The relay's clock is
+    // first brought to the service's: real seconds passed since it was set,
+    // on a loaded machine.)
     offset.fetch_add(1_800, Ordering::SeqCst);
+    clock.store(
+        common::now() + offset.load(Ordering::SeqCst),
+        Ordering::SeqCst,
+    );
     assert!(rt.block_on(relay.renewal_due()));
     let looping = rt.spawn(relay::keep_renewed(
         relay.clone(),
