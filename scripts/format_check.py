@@ -9,7 +9,8 @@ rules for who may sign a revocation list, which list wins, and how far a
 signed time may move the clock (warnings are SDK behaviour and not compared),
 checks every license and lease of testdata/vectors/leases.json with the
 rules of "Lease" and "Seat allotment", and encodes and reads the codes of
-testdata/vectors/activation_codes.json with the rules of "Activation codes".
+testdata/vectors/activation_codes.json with the rules of "Activation codes",
+and testdata/vectors/webhooks.json with those of "Webhook signature".
 Exit status 0 when every case agrees.
 """
 import base64
@@ -762,6 +763,53 @@ def activation_code_cases():
     return failed == 0 and len(cases) >= 15
 
 
+def webhook_cases():
+    """testdata/vectors/webhooks.json with the rules of "Webhook signature"."""
+    cases = json.loads((ROOT / "testdata/vectors/webhooks.json").read_text())["cases"]
+    failed = 0
+    for case in cases:
+        want = case["expect"]
+        try:
+            got = {"valid": True, "key_id": check_webhook(case)}
+        except Reject as r:
+            got = {"valid": False, "error": r.code}
+        if got != want:
+            failed += 1
+            print(f"MISMATCH {case['name']}: {got}, want {want}")
+    print(f"format_check: {len(cases) - failed} webhook signature cases passed, {failed} failed")
+    return failed == 0 and len(cases) >= 20
+
+
+def check_webhook(case):
+    ts, msg_id = case["timestamp"], case["id"]
+    if not msg_id or not case["signature"] or not ts or not ts.isascii() or not ts.isdigit() or len(ts) > 20:
+        raise Reject("malformed")
+    if abs(int(ts) - case["now"]) > 300:
+        raise Reject("stale")
+    keys = parse_keyring(case["keyring"])
+    message = b"keyseal/webhook/v1\0" + f"{msg_id}.{ts}.".encode() + case["body"].encode()
+    refusal = "malformed"
+    for value in (v for v in case["signature"].split(" ") if v):
+        parts = value.split(",")
+        if len(parts) != 3 or parts[0] != "v1" or len(parts[1]) != 16 or len(parts[2]) != 128:
+            continue
+        try:
+            kid, sig = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+        except ValueError:
+            continue
+        key = keys.get(kid)
+        if key is None:
+            refusal = "unknown_key"
+            continue
+        if not in_window(key, int(ts)):
+            refusal = "key_not_valid"
+            continue
+        if signature_ok(key["pk"], message, sig):
+            return kid.hex()
+        refusal = "bad_signature"
+    raise Reject(refusal)
+
+
 def main():
     cases = json.loads((ROOT / "testdata/vectors/licenses.json").read_text())["cases"]
     checked = failed = 0
@@ -792,7 +840,8 @@ def main():
     print(f"format_check: {len(scenarios)} trust scenarios, {broken} mismatched steps")
     leases_ok = lease_cases()
     codes_ok = activation_code_cases()
-    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 or not leases_ok or not codes_ok else 0
+    webhooks_ok = webhook_cases()
+    return 1 if failed or checked < 25 or broken or len(scenarios) < 10 or not leases_ok or not codes_ok or not webhooks_ok else 0
 
 
 if __name__ == "__main__":

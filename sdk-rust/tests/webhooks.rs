@@ -112,3 +112,47 @@ fn a_delivery_verifies_with_the_keyring_and_nothing_else_does() {
         );
     }
 }
+
+/// The shared vectors (`testdata/vectors/webhooks.json`), as every
+/// implementation of docs/FORMAT.md checks them.
+#[test]
+fn the_shared_webhook_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/vectors/webhooks.json"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = doc["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    for c in cases {
+        let ring: Keyring = c["keyring"].as_str().unwrap().parse().unwrap();
+        let got = verify(
+            &ring,
+            c["id"].as_str().unwrap(),
+            c["timestamp"].as_str().unwrap(),
+            c["signature"].as_str().unwrap(),
+            c["body"].as_str().unwrap().as_bytes(),
+            c["now"].as_u64().unwrap(),
+        );
+        let want = &c["expect"];
+        let name = &c["name"];
+        match got {
+            Ok(k) => {
+                assert_eq!(want["valid"], true, "{name}: valid, want {want}");
+                assert_eq!(want["key_id"], k.to_string(), "{name}");
+            }
+            Err(e) => {
+                let code = match e {
+                    WebhookError::Malformed => "malformed",
+                    WebhookError::UnknownKey(_) => "unknown_key",
+                    WebhookError::KeyNotValid(_) => "key_not_valid",
+                    WebhookError::BadSignature => "bad_signature",
+                    WebhookError::Stale { .. } => "stale",
+                    _ => "other",
+                };
+                assert_eq!(want["error"], code, "{name}: {e}");
+            }
+        }
+    }
+}

@@ -2293,6 +2293,212 @@ fn relayed_lease_cases(
     cases
 }
 
+/// `keyseal-signature` of webhook deliveries (docs/FORMAT.md, "Webhook
+/// signature"): `v1,<key id>,<hex signature>` values by the keyring's keys.
+fn webhook_cases(x: &Ctx) -> Vec<Value> {
+    let body = r#"{"type":"license.revoked","timestamp":"2027-01-15T08:00:00Z","data":{"license_id":"01a2"}}"#;
+    let t = NOW;
+    let sign = |k: &SigningKey, id: &str, ts: &str, body: &str| {
+        let m = keyseal_core::webhook::signed_message(id, ts, body.as_bytes());
+        format!("v1,{},{}", k.key_id(), hex(&k.sign_raw(&m)))
+    };
+    let case = |name: &str,
+                id: &str,
+                ts: &str,
+                sig: String,
+                body: &str,
+                now: u64,
+                expect: Value| {
+        json!({"name": name, "keyring": x.keyring, "id": id, "timestamp": ts, "signature": sig, "body": body, "now": now, "expect": expect})
+    };
+    let ok = |k: &SigningKey| json!({"valid": true, "key_id": k.key_id().to_string()});
+    let err = |code: &str| json!({"valid": false, "error": code});
+    let ts = t.to_string();
+    let good = sign(&x.b, "evt_1", &ts, body);
+    let mut plain = format!("evt_1.{ts}.").into_bytes();
+    plain.extend_from_slice(body.as_bytes());
+    vec![
+        case("valid", "evt_1", &ts, good.clone(), body, t, ok(&x.b)),
+        case(
+            "valid_at_the_tolerance",
+            "evt_1",
+            &ts,
+            good.clone(),
+            body,
+            t + 300,
+            ok(&x.b),
+        ),
+        case(
+            "valid_a_little_ahead",
+            "evt_1",
+            &ts,
+            good.clone(),
+            body,
+            t - 300,
+            ok(&x.b),
+        ),
+        case(
+            "valid_second_of_two",
+            "evt_1",
+            &ts,
+            format!("{} {good}", sign(&x.stranger, "evt_1", &ts, body)),
+            body,
+            t,
+            ok(&x.b),
+        ),
+        case(
+            "stale",
+            "evt_1",
+            &ts,
+            good.clone(),
+            body,
+            t + 301,
+            err("stale"),
+        ),
+        case(
+            "too_far_ahead",
+            "evt_1",
+            &ts,
+            good.clone(),
+            body,
+            t - 301,
+            err("stale"),
+        ),
+        case(
+            "body_changed",
+            "evt_1",
+            &ts,
+            good.clone(),
+            &body.replace("revoked", "created"),
+            t,
+            err("bad_signature"),
+        ),
+        case(
+            "id_changed",
+            "evt_2",
+            &ts,
+            good.clone(),
+            body,
+            t,
+            err("bad_signature"),
+        ),
+        case(
+            "timestamp_changed",
+            "evt_1",
+            &(t + 1).to_string(),
+            good.clone(),
+            body,
+            t,
+            err("bad_signature"),
+        ),
+        case(
+            "no_domain",
+            "evt_1",
+            &ts,
+            format!("v1,{},{}", x.b.key_id(), hex(&x.b.sign_raw(&plain))),
+            body,
+            t,
+            err("bad_signature"),
+        ),
+        {
+            // Inside both keys' windows: B's signature under A's id.
+            let at = A_UNTIL.to_string();
+            let by_b = sign(&x.b, "evt_1", &at, body);
+            let named_a = by_b.replacen(&x.b.key_id().to_string(), &x.a.key_id().to_string(), 1);
+            case(
+                "other_key_named",
+                "evt_1",
+                &at,
+                named_a,
+                body,
+                A_UNTIL,
+                err("bad_signature"),
+            )
+        },
+        case(
+            "unknown_key",
+            "evt_1",
+            &ts,
+            sign(&x.stranger, "evt_1", &ts, body),
+            body,
+            t,
+            err("unknown_key"),
+        ),
+        case(
+            "retired_key",
+            "evt_1",
+            &ts,
+            sign(&x.a, "evt_1", &ts, body),
+            body,
+            t,
+            err("key_not_valid"),
+        ),
+        case(
+            "retired_key_in_its_window",
+            "evt_1",
+            &A_UNTIL.to_string(),
+            sign(&x.a, "evt_1", &A_UNTIL.to_string(), body),
+            body,
+            A_UNTIL,
+            ok(&x.a),
+        ),
+        case(
+            "timestamp_signed_plus",
+            "evt_1",
+            &format!("+{ts}"),
+            sign(&x.b, "evt_1", &format!("+{ts}"), body),
+            body,
+            t,
+            err("malformed"),
+        ),
+        case(
+            "timestamp_empty",
+            "evt_1",
+            "",
+            good.clone(),
+            body,
+            t,
+            err("malformed"),
+        ),
+        case(
+            "id_empty",
+            "",
+            &ts,
+            sign(&x.b, "", &ts, body),
+            body,
+            t,
+            err("malformed"),
+        ),
+        case(
+            "no_signature",
+            "evt_1",
+            &ts,
+            String::new(),
+            body,
+            t,
+            err("malformed"),
+        ),
+        case(
+            "version_2",
+            "evt_1",
+            &ts,
+            good.replacen("v1,", "v2,", 1),
+            body,
+            t,
+            err("malformed"),
+        ),
+        case(
+            "short_signature",
+            "evt_1",
+            &ts,
+            good[..good.len() - 2].to_owned(),
+            body,
+            t,
+            err("malformed"),
+        ),
+    ]
+}
+
 fn write(
     dir: &std::path::Path,
     name: &str,
@@ -2334,6 +2540,12 @@ fn main() -> std::io::Result<()> {
         "leases.json",
         "A license key with the lease of one of its seats (`relayed_*` cases: a lease an on-premises relay signed, carrying its seat allotment): validate `key` as in licenses.json (no app version), then `lease` for it on the device with fingerprint `device`, against `keyring` at `now` for `product`, with `leeway` seconds and the optional revocation list. A valid case gives the license id and the lease's terms and whether a check-in is due; an invalid one the error code and, for `lease_invalid`, the fault.",
         lease_cases(&x),
+    )?;
+    write(
+        &dir,
+        "webhooks.json",
+        "The keyseal-signature of webhook deliveries (docs/FORMAT.md, \"Webhook signature\"): check `signature` for the delivery with headers `id` (webhook-id) and `timestamp` (webhook-timestamp, as text) and the raw `body` against `keyring` at `now`. A valid case gives the id of the key that signed; an invalid one the error: malformed, unknown_key, key_not_valid, bad_signature or stale.",
+        webhook_cases(&x),
     )?;
     write(
         &dir,
