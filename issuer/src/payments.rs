@@ -331,7 +331,9 @@ fn text(v: &serde_json::Value, path: &[&str]) -> Option<String> {
     let s = cur
         .as_str()
         .or_else(|| cur.get("id").and_then(|i| i.as_str()))?;
-    (!s.is_empty()).then(|| s.to_owned())
+    // Stripe's ids, the vendor's metadata, the buyer's details: a control
+    // character or a page of text is nothing to keep or look up.
+    (!s.is_empty() && s.len() <= 320 && !s.chars().any(char::is_control)).then(|| s.to_owned())
 }
 
 /// The event's id and type.
@@ -532,6 +534,20 @@ mod tests {
             verify_stripe(Some(&ok), &[0xff, 0xfe], &[secret], now).unwrap_err(),
             StripeRefusal::NotAnEvent
         );
+    }
+
+    #[test]
+    fn ids_with_control_characters_are_not_read() {
+        let ev = serde_json::json!({
+            "type": "checkout.session.completed",
+            "data": { "object": { "id": "cs_\u{0}x", "payment_status": "paid" } }
+        });
+        assert_eq!(
+            action(&ev),
+            Action::Ignore("the checkout session has no id")
+        );
+        let long = serde_json::json!({ "id": "e".repeat(400), "type": "x" });
+        assert!(event_head(&long).is_err());
     }
 
     #[test]

@@ -78,9 +78,10 @@ pub(crate) async fn stripe(
     if !s.store.record_payment(org_id, &rec, &ctx).await? {
         // Another replica acted on it meanwhile: what it did stands.
         let done = s.store.payment_event(org_id, &event_id).await?;
+        let (outcome, license_id) = done.map_or((None, None), |d| (Some(d.outcome), d.license_id));
         return Ok((
             StatusCode::OK,
-            json!({ "received": true, "duplicate": true, "outcome": done.map(|d| d.outcome) }),
+            json!({ "received": true, "duplicate": true, "outcome": outcome, "license_id": license_id }),
         ));
     }
     s.webhook_metrics

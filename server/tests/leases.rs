@@ -425,41 +425,15 @@ fn a_lapsed_lease_is_announced_once() {
             &json!({"lease_secs": 60, "lease_grace_secs": 0}),
         );
         assert_eq!(p.status, 200, "{}", p.text());
-        let hooks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks", hooks.local_addr().unwrap());
+        let hooks = common::receiver(204);
         let r = post(
             addr,
             "/v1/webhooks",
             &s.admin,
-            &json!({ "url": url, "events": ["lease.lapsed"] }),
+            &json!({ "url": hooks.url, "events": ["lease.lapsed"] }),
         );
         assert_eq!(r.status, 201, "{}", r.text());
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
-        let g = got.clone();
-        std::thread::spawn(move || {
-            use std::io::{BufRead, Read, Write};
-            for c in hooks.incoming() {
-                let Ok(mut c) = c else { continue };
-                let mut r = std::io::BufReader::new(c.try_clone().unwrap());
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                let _ = r.read_exact(&mut body);
-                g.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap());
-                let _ = c
-                    .write_all(b"HTTP/1.1 204 X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            }
-        });
+        let got = hooks.got.clone();
         let lapsing = activate(addr, &key, 1).json();
         let released = activate(addr, &key, 2).json();
         let r = signed(

@@ -10,59 +10,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{Value, json};
-
-/// A receiver on loopback answering `status` (changeable) to every POST,
-/// keeping each body it answered 2xx to.
-struct Receiver {
-    url: String,
-    status: Arc<AtomicU16>,
-    got: Arc<Mutex<Vec<Value>>>,
-}
-
-fn receiver(status: u16) -> Receiver {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks", l.local_addr().unwrap());
-    let status = Arc::new(AtomicU16::new(status));
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let (s, g) = (status.clone(), got.clone());
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut r = BufReader::new(c.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = r.read_exact(&mut body);
-            let code = s.load(Ordering::SeqCst);
-            if (200..300).contains(&code) {
-                g.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            }
-            let _ = write!(
-                c,
-                "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-            );
-        }
-    });
-    Receiver { url, status, got }
-}
+use serde_json::json;
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(60);

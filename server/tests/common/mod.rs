@@ -579,3 +579,49 @@ pub fn holds(hay: &[u8], needle: &str) -> bool {
     let n = needle.as_bytes();
     hay.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
+
+/// A webhook receiver on loopback answering `status` (changeable) to every POST,
+/// keeping each body it answered 2xx to.
+pub struct Receiver {
+    pub url: String,
+    pub status: Arc<std::sync::atomic::AtomicU16>,
+    pub got: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+pub fn receiver(status: u16) -> Receiver {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", l.local_addr().unwrap());
+    let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s, g) = (status.clone(), got.clone());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            use std::io::BufRead as _;
+            let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let code = s.load(std::sync::atomic::Ordering::SeqCst);
+            if (200..300).contains(&code) {
+                g.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            }
+            let _ = write!(
+                c,
+                "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    Receiver { url, status, got }
+}
