@@ -2,7 +2,8 @@
 //! outbox, the order and the retries): every replica runs one. It looks
 //! for endpoints with a delivery due, claims each in the ledger (one
 //! replica at a time per endpoint), and sends that endpoint's deliveries
-//! one after another, oldest first, on a blocking thread (ureq, rustls).
+//! one after another, oldest first, on a thread of lower priority (ureq,
+//! rustls).
 //!
 //! Each request carries, beside the Standard Webhooks headers, a
 //! `keyseal-signature` by the organisation's active signing key
@@ -183,21 +184,56 @@ pub(crate) fn check_target(url: &str, opts: &WebhookOptions) -> Result<(), Strin
     Ok(())
 }
 
-/// ureq's resolver, keeping only addresses deliveries may reach.
-#[derive(Debug)]
-struct PublicOnly;
+/// How long the deliveries' resolver keeps an answer.
+const RESOLVED_FOR: Duration = Duration::from_secs(30);
 
-impl ureq::unversioned::resolver::Resolver for PublicOnly {
+/// ureq's resolver for deliveries: the system's, keeping only the
+/// addresses deliveries may reach (unless `private_networks`), each answer
+/// kept for [`RESOLVED_FOR`]. ureq resolves a request's host before it
+/// looks in its pool of open connections, and with a timeout set each
+/// lookup runs on a thread of its own: without the cache a batch sent over
+/// one kept-alive connection would start a thread per delivery. Only
+/// answers are kept, never failures; what is kept was checked.
+#[derive(Debug, Default)]
+struct Resolver {
+    private_networks: bool,
+    cache: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            (Instant, ureq::unversioned::resolver::ResolvedSocketAddrs),
+        >,
+    >,
+}
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
     fn resolve(
         &self,
         uri: &axum::http::Uri,
         config: &ureq::config::Config,
         timeout: ureq::unversioned::transport::NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let cache = || {
+            self.cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((at, addrs)) = cache().get(&key)
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return Ok(addrs.clone());
+        }
         let all = ureq::unversioned::resolver::DefaultResolver::default()
             .resolve(uri, config, timeout)?;
         let mut kept = self.empty();
-        for a in all.iter().filter(|a| public_address(a.ip())) {
+        for a in all
+            .iter()
+            .filter(|a| self.private_networks || public_address(a.ip()))
+        {
             kept.push(*a);
         }
         if kept.is_empty() {
@@ -206,6 +242,14 @@ impl ureq::unversioned::resolver::Resolver for PublicOnly {
                 "the endpoint's host resolves to local or private addresses only",
             )));
         }
+        let mut cache = cache();
+        if cache.len() >= 1024 {
+            cache.retain(|_, (at, _)| at.elapsed() < RESOLVED_FOR);
+            if cache.len() >= 1024 {
+                cache.clear();
+            }
+        }
+        cache.insert(key, (Instant::now(), kept.clone()));
         Ok(kept)
     }
 }
@@ -222,15 +266,38 @@ pub(crate) fn agent(opts: &WebhookOptions) -> ureq::Agent {
         .proxy(None)
         .user_agent(concat!("keyseal-webhooks/", env!("CARGO_PKG_VERSION")))
         .build();
-    if opts.private_networks {
-        config.into()
-    } else {
-        ureq::Agent::with_parts(
-            config,
-            ureq::unversioned::transport::DefaultConnector::default(),
-            PublicOnly,
-        )
-    }
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        Resolver {
+            private_networks: opts.private_networks,
+            ..Resolver::default()
+        },
+    )
+}
+
+/// Runs `f` on a thread of its own at a lower CPU priority (nice 10, on
+/// Linux, where a thread's nice value is its own): sending webhooks then
+/// yields the processor to the requests the service answers, and takes
+/// what they leave. The thread holds no lock of the ledger (the records are
+/// written by the caller), so a mint never waits for it. `None` if no
+/// thread could be started.
+fn spawn_sender<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<tokio::sync::oneshot::Receiver<T>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("keyseal-webhooks".into())
+        .spawn(move || {
+            #[cfg(target_os = "linux")]
+            {
+                // Best effort: at the default priority if refused.
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
+            }
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    Some(rx)
 }
 
 /// Sends one delivery (blocking). Without `private_networks`, only to an
@@ -417,7 +484,7 @@ async fn run(
         small = (jobs.len() as u64) < BATCH / 2;
         // Signed by the organisation's active key too, when it has one.
         let signer = state.signer(&first.org_id).await.ok();
-        // Sent in order, on one blocking thread, until one is not accepted
+        // Sent in order, on a thread of lower priority, until one is not accepted
         // or the claim has no room for another; recorded together (one commit for
         // many deliveries). A crash before the record sends them again,
         // with the same ids.
@@ -427,7 +494,7 @@ async fn run(
             // timeout (and a margin for the record) still fits in it.
             let budget =
                 Duration::from_secs(claim.saturating_sub(CLAIM_SECS / 2)).saturating_sub(timeout);
-            tokio::task::spawn_blocking(move || {
+            spawn_sender(move || {
                 let start = Instant::now();
                 let mut sent = Vec::with_capacity(jobs.len());
                 for job in jobs {
@@ -453,9 +520,11 @@ async fn run(
                 }
                 sent
             })
-            .await
         };
-        let Ok(sent) = sent else {
+        let Some(Ok(sent)) = (match sent {
+            Some(rx) => Some(rx.await),
+            None => None,
+        }) else {
             return Ok(());
         };
         let now = state.now();

@@ -942,6 +942,36 @@ pub(crate) struct NewLicense<'a> {
     pub batch_row: Option<u64>,
 }
 
+/// An `INSERT` of `n` rows of `cols` values into `into` (`"table (a, b)"`)
+/// padded to the next power of two: `SELECT column1, … FROM (VALUES …)
+/// AS v WHERE v.column1 <> ''`, so the caller binds its `n` rows and then
+/// the rest with an empty first value, which insert nothing. A group of
+/// any size then runs one of a few statements (1, 2, 4 … rows), each
+/// prepared once and kept in the connection's statement cache, rather
+/// than a new statement parsed and planned for every size. Returns the
+/// statement and the rows to bind.
+pub(crate) fn padded_insert(
+    into: &str,
+    backend: Backend,
+    n: usize,
+    cols: usize,
+) -> (String, usize) {
+    use std::fmt::Write as _;
+    let rows = n.next_power_of_two();
+    let mut sql = String::with_capacity(120 + rows * cols * 4);
+    let _ = write!(sql, "INSERT INTO {into} SELECT ");
+    for c in 1..=cols {
+        if c > 1 {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "v.column{c}");
+    }
+    sql.push_str(" FROM (VALUES ");
+    values_rows(&mut sql, backend, rows, cols);
+    sql.push_str(") AS v WHERE v.column1 <> ''");
+    (sql, rows)
+}
+
 /// Appends the parameters of `rows` rows of `cols` values each to an
 /// `INSERT ... VALUES` statement: anonymous `(?,?)` on SQLite (sqlx looks
 /// each named one up by a linear scan, quadratic for big statements),

@@ -126,7 +126,7 @@ pub(crate) use keys::{KEY_COLUMNS, key_from_row};
 pub use keys::{KeyInfo, KeyStatus, Signed};
 pub use licenses::{LicenseFilter, LicenseRecord};
 pub(crate) use licenses::{
-    NewLicense, ORG_LICENSE_SELECT, license_id, org_license_from_row, values_rows,
+    NewLicense, ORG_LICENSE_SELECT, license_id, org_license_from_row, padded_insert, values_rows,
 };
 pub use revocations::{ListHead, PublishedList, Revoked};
 

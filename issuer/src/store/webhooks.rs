@@ -617,7 +617,8 @@ impl Store {
             .into_iter()
             .map(|(event_id, event_seq)| (endpoint_id.to_owned(), event_id, seq, event_seq))
             .collect();
-        tx.queue_deliveries(org_id, &queued, ctx.now).await?;
+        tx.queue_deliveries(org_id, &queued, ctx.now, &Default::default())
+            .await?;
         tx.commit().await?;
         Ok(Some(queued.len() as u64))
     }
@@ -838,10 +839,12 @@ impl Store {
         let clip = |e: &Option<String>| e.as_deref().map(|e| clip(e, 500));
         // Every attempt, many rows per statement.
         for chunk in sent.chunks(ATTEMPT_ROWS) {
-            let mut sql = String::from(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, org_id, at, status, error, millis) VALUES ",
+            let (sql, rows) = padded_insert(
+                "webhook_attempts (delivery_id, attempt, org_id, at, status, error, millis)",
+                tx.backend(),
+                chunk.len(),
+                7,
             );
-            values_rows(&mut sql, tx.backend(), chunk.len(), 7);
             let mut q = sqlx::query(&sql);
             for (job, outcome) in chunk {
                 q = q
@@ -852,6 +855,16 @@ impl Store {
                     .bind(outcome.status.map(i64::from))
                     .bind(clip(&outcome.error))
                     .bind(i(outcome.millis));
+            }
+            for _ in chunk.len()..rows {
+                q = q
+                    .bind(String::new())
+                    .bind(0_i64)
+                    .bind(String::new())
+                    .bind(0_i64)
+                    .bind(None::<i64>)
+                    .bind(None::<String>)
+                    .bind(0_i64);
             }
             tx.exec(q, "recording webhook attempts").await?;
         }
@@ -871,7 +884,10 @@ impl Store {
                     "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, next_at = $1, \
                      last_status = $2, last_error = NULL, done_at = $1 WHERE delivery_id IN (",
                 );
-                for n in 0..chunk.len() {
+                // Padded to a power of two by repeating an id (see
+                // [`padded_insert`]).
+                let rows = chunk.len().next_power_of_two();
+                for n in 0..rows {
                     if n > 0 {
                         sql.push(',');
                     }
@@ -879,8 +895,8 @@ impl Store {
                 }
                 sql.push(')');
                 let mut q = sqlx::query(&sql).bind(i(now)).bind(status.map(i64::from));
-                for id in chunk {
-                    q = q.bind((*id).to_owned());
+                for n in 0..rows {
+                    q = q.bind(chunk[n.min(chunk.len() - 1)].to_owned());
                 }
                 tx.exec(q, "recording webhook deliveries").await?;
             }
@@ -1061,11 +1077,11 @@ impl Store {
 }
 
 /// Event rows per statement (6 parameters each).
-const EVENT_ROWS: usize = 500;
+const EVENT_ROWS: usize = 512;
 /// Attempt rows (7 parameters) or delivered ids per statement.
-const ATTEMPT_ROWS: usize = 200;
+const ATTEMPT_ROWS: usize = 256;
 /// Delivery rows per statement (10 parameters each).
-const DELIVERY_ROWS: usize = 300;
+const DELIVERY_ROWS: usize = 256;
 
 impl WriteTx {
     /// The outbox: turns this transaction's audit entries into events for
@@ -1089,7 +1105,7 @@ impl WriteTx {
             let rows = self
                 .fetch(
                     sqlx::query(
-                        "SELECT endpoint_id, events, disabled_at FROM webhook_endpoints WHERE org_id = $1",
+                        "SELECT endpoint_id, events, disabled_at, next_at FROM webhook_endpoints WHERE org_id = $1",
                     )
                     .bind(org.clone()),
                     "reading webhook endpoints",
@@ -1102,11 +1118,19 @@ impl WriteTx {
                 nonce = random_hex(4)?;
             }
             let mut endpoints = Vec::with_capacity(rows.len());
+            // Endpoints with a delivery pending already (`next_at` set, and
+            // kept so by the write lock this transaction holds) need not be
+            // marked due again: one statement fewer for a busy endpoint.
+            let mut marked = std::collections::HashSet::new();
             for r in &rows {
                 let g = db_err("reading webhook endpoints");
                 let id: String = r.try_get(0).map_err(&g)?;
                 let types: String = r.try_get(1).map_err(&g)?;
                 let disabled: Option<i64> = r.try_get(2).map_err(&g)?;
+                let next_at: Option<i64> = r.try_get(3).map_err(&g)?;
+                if next_at.is_some() {
+                    marked.insert(id.clone());
+                }
                 endpoints.push((id, types, disabled.is_some()));
             }
             let mut events = Vec::new();
@@ -1130,14 +1154,16 @@ impl WriteTx {
                     events.push((event_id, e.seq, t, body, e.at));
                 }
             }
-            parsed.push((org, events, queued));
+            parsed.push((org, events, queued, marked));
         }
-        for (org, events, queued) in parsed {
+        for (org, events, queued, marked) in parsed {
             for chunk in events.chunks(EVENT_ROWS) {
-                let mut sql = String::from(
-                    "INSERT INTO webhook_events (event_id, org_id, seq, event_type, payload, created_at) VALUES ",
+                let (sql, rows) = padded_insert(
+                    "webhook_events (event_id, org_id, seq, event_type, payload, created_at)",
+                    self.backend,
+                    chunk.len(),
+                    6,
                 );
-                values_rows(&mut sql, self.backend, chunk.len(), 6);
                 let mut q = sqlx::query(&sql);
                 for (id, seq, t, body, at) in chunk {
                     q = q
@@ -1148,30 +1174,43 @@ impl WriteTx {
                         .bind(body.clone())
                         .bind(i(*at));
                 }
+                for _ in chunk.len()..rows {
+                    q = q
+                        .bind(String::new())
+                        .bind(String::new())
+                        .bind(0_i64)
+                        .bind("")
+                        .bind(String::new())
+                        .bind(0_i64);
+                }
                 self.exec(q, "writing webhook events").await?;
             }
             let now = events.iter().map(|e| e.4).max().unwrap_or(0);
-            self.queue_deliveries(&org, &queued, now).await?;
+            self.queue_deliveries(&org, &queued, now, &marked).await?;
         }
         Ok(())
     }
 
     /// Queues deliveries (endpoint, event, seq, event seq) and marks their
-    /// endpoints due.
+    /// endpoints due, but for those in `marked` (read in this transaction
+    /// with a delivery pending).
     pub(super) async fn queue_deliveries(
         &mut self,
         org_id: &str,
         queued: &[(String, String, u64, u64)],
         now: u64,
+        marked: &std::collections::HashSet<String>,
     ) -> Result<()> {
         let nonce = random_hex(4)?;
         let mut n = 0;
         for chunk in queued.chunks(DELIVERY_ROWS) {
-            let mut sql = String::from(
-                "INSERT INTO webhook_deliveries (delivery_id, endpoint_id, org_id, event_id, seq, event_seq, \
-                 status, attempts, next_at, created_at) VALUES ",
+            let (sql, rows) = padded_insert(
+                "webhook_deliveries (delivery_id, endpoint_id, org_id, event_id, seq, event_seq, \
+                 status, attempts, next_at, created_at)",
+                self.backend,
+                chunk.len(),
+                10,
             );
-            values_rows(&mut sql, self.backend, chunk.len(), 10);
             let mut q = sqlx::query(&sql);
             for (endpoint, event, seq, event_seq) in chunk {
                 n += 1;
@@ -1187,9 +1226,26 @@ impl WriteTx {
                     .bind(i(now))
                     .bind(i(now));
             }
+            for _ in chunk.len()..rows {
+                q = q
+                    .bind(String::new())
+                    .bind(String::new())
+                    .bind(String::new())
+                    .bind(String::new())
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind("")
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind(0_i64);
+            }
             self.exec(q, "queueing webhook deliveries").await?;
         }
-        let mut endpoints: Vec<&str> = queued.iter().map(|q| q.0.as_str()).collect();
+        let mut endpoints: Vec<&str> = queued
+            .iter()
+            .map(|q| q.0.as_str())
+            .filter(|e| !marked.contains(*e))
+            .collect();
         endpoints.sort_unstable();
         endpoints.dedup();
         for e in endpoints {
