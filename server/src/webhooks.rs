@@ -616,4 +616,35 @@ mod tests {
             assert!(e.contains("local or private addresses only"), "{url}: {e}");
         }
     }
+
+    #[test]
+    fn the_resolver_keeps_checked_answers_only() {
+        use ureq::unversioned::resolver::Resolver as _;
+        let config = ureq::config::Config::default();
+        let resolve = |r: &Resolver, url: &str| {
+            let uri: axum::http::Uri = url.parse().unwrap();
+            r.resolve(
+                &uri,
+                &config,
+                ureq::unversioned::transport::NextTimeout::default(),
+            )
+        };
+        let cached = |r: &Resolver| r.cache.lock().unwrap().len();
+        // Refused: nothing kept, so it is checked again next time.
+        let strict = Resolver::default();
+        assert!(resolve(&strict, "https://localhost:9/x").is_err());
+        assert!(resolve(&strict, "https://localhost:9/x").is_err());
+        assert_eq!(cached(&strict), 0);
+        // Allowed: kept, one entry per scheme and authority.
+        let private = Resolver {
+            private_networks: true,
+            ..Resolver::default()
+        };
+        let first = resolve(&private, "http://127.0.0.1:9/a").unwrap();
+        let again = resolve(&private, "http://127.0.0.1:9/b").unwrap();
+        assert_eq!(first.as_ref(), again.as_ref());
+        assert_eq!(cached(&private), 1);
+        resolve(&private, "http://127.0.0.1:10/a").unwrap();
+        assert_eq!(cached(&private), 2);
+    }
 }
