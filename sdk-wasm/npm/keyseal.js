@@ -7,9 +7,12 @@ import { KeysealError, localStorageState } from './common.js';
 /** Every code a KeysealError or a warning can carry; filled by setup(). */
 export const CODES = [];
 
-/** Called once by the entry module after the .wasm is instantiated. */
+/** Called by each entry module after the .wasm is instantiated. */
 export function setup() {
   __setErrorClass(KeysealError);
+  // Once, however many entries of the package an app loads (`keyseal`
+  // and `keyseal/web` share this module and the .wasm's).
+  if (Object.isFrozen(CODES)) return;
   CODES.push(...codes());
   Object.freeze(CODES);
 }

@@ -4,7 +4,8 @@
 # cargo feature `seats`), both with profile wasm-release, their JS glue by
 # wasm-bindgen-cli at exactly the version Cargo.toml pins (installed once
 # under the cache, outside the clone), the hand-written modules and types of
-# npm/, then `npm pack`. No wasm-pack.
+# npm/ (and node.cjs, for require(), bundled from them by esbuild), then
+# `npm pack`. No wasm-pack.
 #
 # The .wasm is built by a dated nightly toolchain with the standard library
 # rebuilt for it (-Z build-std) and panics that trap at once: on
@@ -38,6 +39,16 @@ if [ ! -x "$WASM_OPT" ]; then
     mkdir -p "$CACHE/binaryen-$BINARYEN_VERSION"
     npm install --silent --no-audit --no-fund --prefix "$CACHE/binaryen-$BINARYEN_VERSION" \
         "binaryen@$BINARYEN_VERSION" >/dev/null
+fi
+
+# esbuild from npm, for the CommonJS entry (node.cjs).
+ESBUILD_VERSION=0.28.2
+ESBUILD="$CACHE/esbuild-$ESBUILD_VERSION/node_modules/.bin/esbuild"
+if [ ! -x "$ESBUILD" ]; then
+    echo "installing esbuild $ESBUILD_VERSION from npm (once)" >&2
+    mkdir -p "$CACHE/esbuild-$ESBUILD_VERSION"
+    npm install --silent --no-audit --no-fund --prefix "$CACHE/esbuild-$ESBUILD_VERSION" \
+        "esbuild@$ESBUILD_VERSION" >/dev/null
 fi
 
 cd "$ROOT"
@@ -89,6 +100,13 @@ build_wasm keyseal_wasm
 # verifier, would be a .wasm nearly as large as the verifier's).
 build_wasm keyseal_seats --features seats
 cp "$HERE"/npm/*.js "$HERE"/npm/*.d.ts "$HERE/npm/package.json" "$PKG/"
+# `require('keyseal')`: node-cjs.js and the modules it imports bundled by
+# esbuild into one CommonJS file (the .wasm stays beside it, shared), with
+# the declarations again as CommonJS's (.d.cts).
+"$ESBUILD" "$PKG/node-cjs.js" --bundle --platform=node --format=cjs --target=node18 \
+    --log-level=warning --log-override:empty-import-meta=silent --outfile="$PKG/node.cjs"
+rm "$PKG/node-cjs.js"
+cp "$HERE/npm/index.d.ts" "$PKG/index.d.cts"
 # The README's link to the format spec points at the copy the package
 # carries (the repository's ../docs is not in the tarball), and both
 # licenses ship with it.

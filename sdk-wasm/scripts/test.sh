@@ -6,8 +6,9 @@
 # suites, the API, seats (with examples/test_vendor.rs as the air-gapped
 # vendor, and against a real `keyseal serve`: KEYSEAL_CLI, else the
 # workspace's debug keyseal, built here if the root test command's `rust`
-# step has not), the exports map, and the demo page
-# driven in headless Chromium. scripts/test.sh runs this as its `wasm` step.
+# step has not), the exports map (with `require('keyseal')` and
+# `keyseal/web`), the demo page driven in headless Chromium, and a small
+# app built with each of Vite, webpack and esbuild, checked in Chromium. scripts/test.sh runs this as its `wasm` step.
 #   bash sdk-wasm/scripts/test.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,7 +66,7 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
-step "node --test (vectors, Ed25519 suites, API, seats, package, demo in Chromium)"
+step "node --test (vectors, Ed25519 suites, API, seats, package, demo and bundled apps in Chromium)"
 mkdir -p "$OUT/screenshots"
 (
     cd "$SCRATCH"

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { vectors } from './common.mjs';
 import * as keyseal from 'keyseal';
 import * as keysealNode from 'keyseal/node';
 import * as keysealSeats from 'keyseal/seats';
@@ -22,19 +23,58 @@ test('the package comes from the tarball in node_modules, not the source tree', 
   assert.equal(fileURLToPath(import.meta.resolve('keyseal/seats')), join(pkgDir, 'seats-node.js'));
 });
 
-test('one exports map: Node, browsers (default) and types', () => {
+test('one exports map: Node (import and require), browsers (default), keyseal/web, the .wasm files, types', () => {
   const root = pkg.exports['.'];
   const seats = pkg.exports['./seats'];
-  assert.deepEqual(Object.keys(root), ['types', 'node', 'default'], 'types first, default last');
-  assert.deepEqual(Object.keys(seats), ['types', 'node', 'default'], 'keyseal/seats: the same conditions');
+  // Node first, with require()'s own types (CommonJS's), then types, default last.
+  assert.deepEqual(Object.keys(root), ['node', 'types', 'default']);
+  assert.deepEqual(root.node, { require: { types: './index.d.cts', default: './node.cjs' }, types: './index.d.ts', default: './node.js' });
+  assert.deepEqual(Object.keys(seats), ['types', 'node', 'default'], 'keyseal/seats: ES modules only');
   assert.equal(root.default, './browser.js');
   assert.equal(seats.default, './seats-browser.js');
   assert.deepEqual(Object.keys(pkg.exports['./node']), ['types', 'node'], 'keyseal/node is Node-only');
-  for (const target of [...Object.values(root), ...Object.values(seats), ...Object.values(pkg.exports['./node'])]) {
+  assert.deepEqual(pkg.exports['./web'], { types: './web.d.ts', default: './web.js' });
+  for (const wasm of ['./wasm/keyseal_wasm_bg.wasm', './wasm/keyseal_seats_bg.wasm']) assert.equal(pkg.exports[wasm], wasm);
+  const targets = (t) => (typeof t === 'string' ? [t] : Object.values(t).flatMap(targets));
+  for (const target of targets(pkg.exports)) {
     assert.ok(readFileSync(join(pkgDir, target)).length > 0, target);
   }
   assert.equal(pkg.type, 'module');
   assert.equal(pkg.engines.node, '>=18');
+});
+
+test("require('keyseal') (CommonJS) on this Node: the same API and answers, the .wasm beside it", () => {
+  assert.equal(require.resolve('keyseal'), join(pkgDir, 'node.cjs'));
+  const cjs = require('keyseal');
+  assert.deepEqual(Object.keys(cjs).sort(), Object.keys(keyseal).sort());
+  assert.deepEqual(cjs.CODES, keyseal.CODES);
+  // One more instance of the .wasm, from the same file: a key validated
+  // through either gives the same claims.
+  const c = vectors('licenses.json').find((x) => x.name === 'valid_reference');
+  const opts = { keyring: c.keyring, product: c.product, appVersion: c.app_version, device: c.device, clock: () => c.now * 1000 };
+  const [a, b] = [new cjs.Validator(opts), new keyseal.Validator(opts)];
+  assert.deepEqual(JSON.parse(JSON.stringify(a.validate(c.key))), JSON.parse(JSON.stringify(b.validate(c.key))));
+  const bad = c.key.slice(0, -2);
+  let code;
+  try {
+    b.validate(bad);
+  } catch (e) {
+    code = e.code;
+  }
+  assert.ok(code, 'the ES module refuses the cut key');
+  assert.throws(() => a.validate(bad), (e) => e instanceof cjs.KeysealError && e.code === code);
+  a.free();
+  b.free();
+});
+
+test('keyseal/web: init() takes the .wasm bytes, runs once, and gives the API of keyseal', async () => {
+  const web = await import('keyseal/web');
+  const wasm = readFileSync(join(pkgDir, 'wasm', 'keyseal_wasm_bg.wasm'));
+  const first = web.init(wasm);
+  assert.equal(web.init(), first, 'one promise, however often it is called');
+  await first;
+  assert.deepEqual(web.CODES, keyseal.CODES);
+  assert.deepEqual(Object.keys(web).filter((k) => k !== 'init').sort(), Object.keys(keyseal).sort());
 });
 
 test('the tarball holds the package and nothing else', () => {
@@ -58,6 +98,9 @@ function declared(file) {
 test('the TypeScript declarations match the runtime exports', () => {
   assert.deepEqual(declared('index.d.ts'), Object.keys(keyseal).sort());
   assert.deepEqual(declared('node-state.d.ts'), Object.keys(keysealNode).sort());
+  assert.equal(readFileSync(join(pkgDir, 'index.d.cts'), 'utf8'), readFileSync(join(pkgDir, 'index.d.ts'), 'utf8'));
+  assert.match(readFileSync(join(pkgDir, 'web.d.ts'), 'utf8'), /^export \* from '\.\/index\.js';$/m);
+  assert.deepEqual(declared('web.d.ts'), ['init']);
   // keyseal/seats: everything keyseal exports (`export * from './index.js'`), and seats.
   assert.match(readFileSync(join(pkgDir, 'seats.d.ts'), 'utf8'), /^export \* from '\.\/index\.js';$/m);
   assert.deepEqual([...declared('index.d.ts'), ...declared('seats.d.ts')].sort(), Object.keys(keysealSeats).sort());
