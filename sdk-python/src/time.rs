@@ -5,11 +5,21 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDateTime, PyDelta, PyFloat, PyInt, PyTzInfo};
 
-/// `secs` as an aware `datetime` in UTC. Times past the year 9999 (which
-/// `datetime` cannot hold) raise `OverflowError`/`ValueError`.
+/// The last whole second a `datetime` holds: 9999-12-31T23:59:59Z.
+pub const DATETIME_END: u64 = 253_402_300_799;
+
+/// `secs` as an aware `datetime` in UTC. A time past the year 9999 (a
+/// license expiring at 2^64 - 1, say), which `datetime` cannot hold, is
+/// shown as its last whole second, 9999-12-31T23:59:59 UTC, as a
+/// JavaScript Number shows such a time rounded:
+/// the verdict was computed on the exact value (docs/FORMAT.md, "Integers
+/// past 2^53"), and a valid license's fields never raise.
 pub fn datetime(py: Python<'_>, secs: u64) -> PyResult<Bound<'_, PyDateTime>> {
     let utc = PyTzInfo::utc(py)?;
-    #[allow(clippy::cast_precision_loss)] // exact below 2^53, far past year 9999
+    if secs > DATETIME_END {
+        return PyDateTime::new(py, 9999, 12, 31, 23, 59, 59, 0, Some(&utc));
+    }
+    #[allow(clippy::cast_precision_loss)] // exact: DATETIME_END is below 2^53
     PyDateTime::from_timestamp(py, secs as f64, Some(&utc))
 }
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import keyseal
-from conftest import load_vectors, unix, utc
+from conftest import as_shown, load_vectors, unix, utc
 
 LICENSES = load_vectors("licenses.json")
 LISTS = load_vectors("revocation_lists.json")
@@ -88,7 +88,7 @@ def test_enough_cases() -> None:
 @pytest.mark.parametrize("c", LICENSES, ids=[c["name"] for c in LICENSES])
 @pytest.mark.parametrize("precompute", [True, False])
 def test_license_vector(c: dict[str, Any], precompute: bool) -> None:
-    assert run_license_case(c, precompute) == c["expect"]
+    assert run_license_case(c, precompute) == as_shown(c["expect"])
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_license_vector(c: dict[str, Any], precompute: bool) -> None:
 def test_license_vector_survives_mail_client_line_breaks(c: dict[str, Any]) -> None:
     key = c["key"]
     wrapped = "\r\n  ".join(key[i : i + 60] for i in range(0, len(key), 60))
-    assert run_license_case(dict(c, key=f"\n{wrapped}\n")) == c["expect"]
+    assert run_license_case(dict(c, key=f"\n{wrapped}\n")) == as_shown(c["expect"])
 
 
 def run_list_case(c: dict[str, Any]) -> dict[str, Any]:

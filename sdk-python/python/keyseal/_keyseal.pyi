@@ -3,7 +3,9 @@
 Import from ``keyseal``, not from here. Times are timezone-aware
 ``datetime`` objects in UTC; inputs accept aware datetimes in any zone or
 unix seconds (``int``/``float``). Naive datetimes are refused (they would
-silently mean local time).
+silently mean local time). A time past what ``datetime`` holds (a license
+expiring at 2**64 - 1) is shown as 9999-12-31T23:59:59 UTC; verdicts use
+the exact value.
 """
 
 from collections.abc import Callable, Iterable, Mapping

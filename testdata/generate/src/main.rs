@@ -247,6 +247,20 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
         Some(NOW - 86_400 + 14 * 86_400),
     ));
 
+    // Expiry at 2^64 - 1 with grace and leeway: the sums saturate, so it
+    // never expires (FORMAT.md, step 11). Compared exactly in every runner
+    // (in JavaScript, past 2^53, the SDK may show it rounded).
+    let mut forever = reference_claims(license_id("u64-max"));
+    forever.expires_at = Some(u64::MAX);
+    forever.grace_secs = 14 * 86_400;
+    let mut c = case(
+        "valid_expires_at_u64_max_with_grace_and_leeway",
+        license::to_text(&issue(&x.b, &forever, None)),
+        kr,
+    );
+    c["leeway"] = json!(300);
+    cases.push(valid(c, &forever, "active", None));
+
     let mut just_expired = reference_claims(license_id("leeway"));
     just_expired.expires_at = Some(NOW - 100);
     let mut c = case(
@@ -516,6 +530,29 @@ fn license_cases(x: &Ctx) -> Vec<Value> {
             &x.root_keyring,
         ),
         "key_not_valid",
+    ));
+    // A certificate whose version byte is 2 (its signature then fails too,
+    // but the version is read first): unsupported_version, not malformed or
+    // bad_signature (FORMAT.md, "Device fingerprints and binding").
+    let mut cert_v2 = KeyCertificate::sign(
+        &x.root,
+        &TrustedKey::new(x.d.public_key())
+            .valid_from(A_FROM)
+            .products(&[PRODUCT])
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    cert_v2[0] = 2;
+    cases.push(invalid(
+        case(
+            "unsupported_version_certificate_version_2",
+            license::to_text(&issue(&x.d, &cert_claims, None)),
+            &format!(
+                "root {}\ncert kscert1.{}\n",
+                x.root.public_key(),
+                b64(&cert_v2)
+            ),
+        ),
+        "unsupported_version",
     ));
     // Two scopes with no product in common: the key signs nothing.
     cases.push(invalid(
@@ -970,6 +1007,28 @@ fn revocation_cases(x: &Ctx) -> Vec<Value> {
                         varint(NOW),
                         varint(NOW - 1),
                         varint(0),
+                        varint(0),
+                    ]
+                    .concat(),
+                ),
+                kr,
+                NOW,
+                0,
+            ),
+            "malformed",
+        ),
+        bad(
+            list(
+                "malformed_license_id_past_128_bits",
+                &sign_raw_list(
+                    &x.b,
+                    &[
+                        varint(1),
+                        varint(NOW),
+                        varint(NOW + 60),
+                        varint(0),
+                        varint(2),
+                        varint_u128(u128::MAX),
                         varint(0),
                     ]
                     .concat(),
@@ -1480,6 +1539,20 @@ fn raw_lease_body(t: &LeaseTerms, hint: [u8; 2], times: &[&[u8]]) -> Vec<u8> {
         b.extend_from_slice(v);
     }
     b
+}
+
+/// The varint of a u128 (a license id on a list).
+fn varint_u128(mut v: u128) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
 }
 
 fn varint(mut v: u64) -> Vec<u8> {
