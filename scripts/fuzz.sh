@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for a bounded time (default 20 s each), seeded from
-# testdata/vectors/. Installs cargo-fuzz and the nightly toolchain if needed.
+# testdata/vectors/. Installs cargo-fuzz and the dated nightly toolchain that
+# fuzz/rust-toolchain.toml names, if needed.
 #   bash scripts/fuzz.sh            20 s per target
 #   bash scripts/fuzz.sh 600        10 minutes per target
 #   bash scripts/fuzz.sh 60 armor   one target
@@ -9,18 +10,19 @@ cd "$(dirname "$0")/.."
 SECS=${1:-20}
 shift || true
 CACHE=${KEYSEAL_CACHE:-$HOME/.cache/keyseal}
-rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+TOOLCHAIN=$(sed -n 's/^channel = "\(.*\)"$/\1/p' fuzz/rust-toolchain.toml)
+rustup toolchain list | grep -q "^$TOOLCHAIN" || rustup toolchain install "$TOOLCHAIN" --profile minimal --component rust-src
 if ! command -v cargo-fuzz >/dev/null && [ ! -x "$CACHE/cargo-fuzz/bin/cargo-fuzz" ]; then
     cargo install --locked cargo-fuzz --root "$CACHE/cargo-fuzz"
 fi
 export PATH="$CACHE/cargo-fuzz/bin:$PATH"
 python3 scripts/fuzz_seeds.py fuzz/corpus
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cd fuzz && cargo "+$TOOLCHAIN" fuzz list)
 log=$(mktemp)
 for t in "${targets[@]}"; do
     echo "--- fuzz $t for ${SECS}s"
-    if ! (cd fuzz && cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -max_len=8192) >"$log" 2>&1; then
+    if ! (cd fuzz && cargo "+$TOOLCHAIN" fuzz run "$t" "corpus/$t" -- -max_total_time="$SECS" -max_len=8192) >"$log" 2>&1; then
         tail -60 "$log"
         echo "fuzz: target $t failed; the crashing input is in fuzz/artifacts/$t/"
         exit 1

@@ -53,8 +53,10 @@ fi
 
 cd "$ROOT"
 # A dated nightly, so the .wasm is the same from one day to the next and the
-# -Z flags below keep their meaning (-C panic=immediate-abort is recent).
-TOOLCHAIN=${KEYSEAL_WASM_TOOLCHAIN:-nightly-2026-05-20}
+# -Z flags below keep their meaning (-C panic=immediate-abort is recent): the
+# one fuzz/rust-toolchain.toml names (the fuzz targets use it too).
+TOOLCHAIN=${KEYSEAL_WASM_TOOLCHAIN:-$(sed -n 's/^channel = "\(.*\)"$/\1/p' "$ROOT/fuzz/rust-toolchain.toml")}
+[ -n "$TOOLCHAIN" ] || { echo "fuzz/rust-toolchain.toml names no channel" >&2; exit 1; }
 rustup component list --toolchain "$TOOLCHAIN" --installed 2>/dev/null | grep -q '^rust-src' || {
     echo "installing Rust $TOOLCHAIN with rust-src (once; -Z build-std compiles the standard library)" >&2
     rustup toolchain install "$TOOLCHAIN" --profile minimal --component rust-src >/dev/null
