@@ -98,16 +98,37 @@ run_fuzz_smoke() {
 }
 
 run_python() {
-    step "python: keyseal wheel built, installed in a fresh venv, stubtest, pytest"
-    # Build tools in a venv outside the clone; the wheel goes into a fresh one.
-    local tools="$CACHE/pyvenv" fresh="$CACHE/pyvenv-test" wheels cli=""
+    step "python: keyseal wheel built (manylinux, checked by auditwheel) and built again from its sdist, each installed in a fresh venv; stubtest, pytest"
+    # Build tools in a venv outside the clone; the wheels go into fresh ones.
+    local tools="$CACHE/pyvenv" fresh="$CACHE/pyvenv-test" fromsdist="$CACHE/pyvenv-sdist" wheels cli="" tag
     [ -x "$tools/bin/python" ] || python3 -m venv "$tools"
-    "$tools/bin/pip" install -q --disable-pip-version-check maturin
+    "$tools/bin/pip" install -q --disable-pip-version-check maturin auditwheel
     wheels=$(mktemp -d)
     (cd sdk-python && "$tools/bin/maturin" build --release --quiet --out "$wheels")
-    rm -rf "$fresh" && python3 -m venv "$fresh"
+    # The wheel's platform tag is a manylinux one, and the one auditwheel
+    # finds the extension's shared libraries allow.
+    tag=$(basename "$wheels"/keyseal-*.whl .whl)
+    tag=${tag##*-}
+    case "$tag" in
+        manylinux_*) ;;
+        *) echo "the wheel is tagged $tag, not manylinux" >&2; return 1 ;;
+    esac
+    "$tools/bin/auditwheel" show "$wheels"/keyseal-*.whl | tr -s '\n ' ' ' | grep -q "platform tag: \"$tag\"" || {
+        "$tools/bin/auditwheel" show "$wheels"/keyseal-*.whl
+        echo "auditwheel does not find the wheel consistent with its tag $tag" >&2
+        return 1
+    }
+    echo "auditwheel: $(basename "$wheels"/keyseal-*.whl) is consistent with $tag"
+    # The sdist, and a wheel built from it alone (pip, maturin from PyPI as
+    # its build backend), as a user without a wheel for their platform does.
+    (cd sdk-python && "$tools/bin/maturin" sdist --out "$wheels/sdist" >/dev/null)
+    "$tools/bin/pip" wheel -q --disable-pip-version-check --no-deps -w "$wheels/sdist" "$wheels"/sdist/keyseal-*.tar.gz
+    echo "sdist: $(basename "$wheels"/sdist/keyseal-*.tar.gz) builds $(basename "$wheels"/sdist/keyseal-*.whl)"
+    rm -rf "$fresh" "$fromsdist" && python3 -m venv "$fresh" && python3 -m venv "$fromsdist"
     "$fresh/bin/pip" install -q --disable-pip-version-check --force-reinstall \
         "$wheels"/keyseal-*.whl pytest mypy PyJWT pyseto cryptography
+    "$fromsdist/bin/pip" install -q --disable-pip-version-check \
+        "$wheels"/sdist/keyseal-*.whl pytest PyJWT pyseto cryptography
     rm -rf "$wheels"
     [ -x "$CARGO_TARGET_DIR/debug/keyseal" ] && cli="$CARGO_TARGET_DIR/debug/keyseal"
     # Run from outside the clone, so `import keyseal` is the installed wheel.
@@ -117,11 +138,13 @@ run_python() {
         "$fresh/bin/python" -m mypy --strict --no-incremental "$ROOT/sdk-python/tests" "$ROOT/sdk-python/bench"
         "$fresh/bin/python" "$ROOT/sdk-python/bench/bench.py" --smoke
         "$fresh/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/sdk-python/tests"
+        echo "the same tests on the wheel built from the sdist:"
+        "$fromsdist/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/sdk-python/tests"
     )
 }
 
 run_wasm() {
-    step "wasm: npm package built and packed, size, tsc, bench smoke, node --test on the installed tarball (vectors, Ed25519 suites, demo in Chromium)"
+    step "wasm: npm package built and packed, size, tsc, bench smoke, node --test on the installed tarball (vectors, Ed25519 suites, require() and keyseal/web, the demo and Vite, webpack and esbuild apps in Chromium)"
     bash sdk-wasm/scripts/test.sh
 }
 
