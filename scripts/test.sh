@@ -54,7 +54,8 @@ run_nostd() {
 }
 
 run_packaging() {
-    step "packaging: the published crates package and build from their .crate files (publish --dry-run), their docs build as docs.rs builds them"
+    step "packaging: the published crates package and build from their .crate files (publish --dry-run), their docs build as docs.rs builds them, their crates.io READMEs match their docs"
+    python3 scripts/crate_readme.py --check
     # cargo treats the packaged crates as registry crates: it never unpacks
     # (under $CARGO_HOME/registry/src/) nor rebuilds the same name and
     # version again, so what an earlier run (another commit, the same 0.1.0)
