@@ -11,6 +11,7 @@ SECS=${1:-20}
 shift || true
 CACHE=${KEYSEAL_CACHE:-$HOME/.cache/keyseal}
 TOOLCHAIN=$(sed -n 's/^channel = "\(.*\)"$/\1/p' fuzz/rust-toolchain.toml)
+[ -n "$TOOLCHAIN" ] || { echo "fuzz/rust-toolchain.toml names no channel" >&2; exit 1; }
 rustup toolchain list | grep -q "^$TOOLCHAIN" || rustup toolchain install "$TOOLCHAIN" --profile minimal --component rust-src
 if ! command -v cargo-fuzz >/dev/null && [ ! -x "$CACHE/cargo-fuzz/bin/cargo-fuzz" ]; then
     cargo install --locked cargo-fuzz --root "$CACHE/cargo-fuzz"
@@ -19,6 +20,8 @@ export PATH="$CACHE/cargo-fuzz/bin:$PATH"
 python3 scripts/fuzz_seeds.py fuzz/corpus
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cd fuzz && cargo "+$TOOLCHAIN" fuzz list)
+# (A failing `cargo fuzz list` would leave none, not fail the script.)
+[ ${#targets[@]} -gt 0 ] || { echo "fuzz: no targets (did \`cargo fuzz list\` fail?)" >&2; exit 1; }
 log=$(mktemp)
 for t in "${targets[@]}"; do
     echo "--- fuzz $t for ${SECS}s"

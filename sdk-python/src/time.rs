@@ -14,13 +14,19 @@ pub const DATETIME_END: u64 = 253_402_300_799;
 /// JavaScript Number shows such a time rounded:
 /// the verdict was computed on the exact value (docs/FORMAT.md, "Integers
 /// past 2^53"), and a valid license's fields never raise.
+///
+/// Made as the epoch plus a `timedelta`, exact to the second and on every
+/// platform (`fromtimestamp` follows the platform's `time_t`, which on
+/// Windows stops at the year 3000).
 pub fn datetime(py: Python<'_>, secs: u64) -> PyResult<Bound<'_, PyDateTime>> {
     let utc = PyTzInfo::utc(py)?;
-    if secs > DATETIME_END {
-        return PyDateTime::new(py, 9999, 12, 31, 23, 59, 59, 0, Some(&utc));
-    }
-    #[allow(clippy::cast_precision_loss)] // exact: DATETIME_END is below 2^53
-    PyDateTime::from_timestamp(py, secs as f64, Some(&utc))
+    let secs = secs.min(DATETIME_END);
+    let epoch = PyDateTime::new(py, 1970, 1, 1, 0, 0, 0, 0, Some(&utc))?;
+    // At most 2,932,896 days: an i32.
+    let days = i32::try_from(secs / 86_400).unwrap_or(i32::MAX);
+    let rest = i32::try_from(secs % 86_400).unwrap_or(0);
+    let delta = PyDelta::new(py, days, rest, 0, false)?;
+    Ok(epoch.add(delta)?.cast_into::<PyDateTime>()?)
 }
 
 /// [`datetime`] as `Any`; a time `datetime` cannot hold gives `None`

@@ -10,12 +10,18 @@ let ready;
 /**
  * Loads the .wasm, once (later calls return the same promise): from `wasm`
  * (its URL, a Response or its promise, its bytes, or a compiled
- * WebAssembly.Module), else from next to this file.
+ * WebAssembly.Module), else from next to this file (where the module has an
+ * `import.meta.url`: not in an IIFE bundle). A failed load rejects, and the
+ * next call tries again.
  */
 export function init(wasm) {
-  ready ??= initWasm({
-    module_or_path: wasm ?? new URL('./wasm/keyseal_wasm_bg.wasm', import.meta.url),
-  }).then(() => setup());
+  ready ??= (async () => {
+    await initWasm({ module_or_path: wasm ?? new URL('./wasm/keyseal_wasm_bg.wasm', import.meta.url) });
+    setup();
+  })().catch((e) => {
+    ready = undefined;
+    throw e;
+  });
   return ready;
 }
 

@@ -2,6 +2,7 @@
 // TypeScript declarations name exactly what the modules export, and what
 // the tarball holds.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
@@ -67,14 +68,36 @@ test("require('keyseal') (CommonJS) on this Node: the same API and answers, the 
   b.free();
 });
 
-test('keyseal/web: init() takes the .wasm bytes, runs once, and gives the API of keyseal', async () => {
-  const web = await import('keyseal/web');
-  const wasm = readFileSync(join(pkgDir, 'wasm', 'keyseal_wasm_bg.wasm'));
-  const first = web.init(wasm);
-  assert.equal(web.init(), first, 'one promise, however often it is called');
-  await first;
-  assert.deepEqual(web.CODES, keyseal.CODES);
-  assert.deepEqual(Object.keys(web).filter((k) => k !== 'init').sort(), Object.keys(keyseal).sort());
+test('keyseal/web in a process of its own: a failed init() rejects, the next loads the .wasm from bytes, once', () => {
+  // A fresh process: here `keyseal` has already loaded the .wasm, which
+  // keyseal/web shares.
+  const c = vectors('licenses.json').find((x) => x.name === 'valid_reference');
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import * as web from 'keyseal/web';
+    const c = JSON.parse(process.env.KEYSEAL_CASE);
+    let failed = false;
+    try {
+      await web.init(new Uint8Array([0, 97, 115, 109]));
+    } catch {
+      failed = true;
+    }
+    const first = web.init(readFileSync(process.env.KEYSEAL_WASM));
+    const once = web.init() === first;
+    await first;
+    const v = new web.Validator({ keyring: c.keyring, product: c.product, appVersion: c.app_version, device: c.device, clock: () => c.now * 1000 });
+    console.log(JSON.stringify({ failed, once, plan: v.validate(c.key).plan, codes: web.CODES.length, exports: Object.keys(web).sort() }));
+  `;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, KEYSEAL_CASE: JSON.stringify(c), KEYSEAL_WASM: join(pkgDir, 'wasm', 'keyseal_wasm_bg.wasm') },
+  });
+  assert.deepEqual(JSON.parse(out), {
+    failed: true,
+    once: true,
+    plan: c.expect.claims.plan,
+    codes: keyseal.CODES.length,
+    exports: [...Object.keys(keyseal), 'init'].sort(),
+  });
 });
 
 test('the tarball holds the package and nothing else', () => {

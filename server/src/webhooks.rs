@@ -525,6 +525,12 @@ async fn run(
             Some(rx) => Some(rx.await),
             None => None,
         }) else {
+            // Nothing was recorded: the batch goes out again once the
+            // claim runs out (with the same ids), said here, not silently.
+            tracing::error!(
+                endpoint_id = %endpoint,
+                "the webhook sender thread could not start or failed; this endpoint's deliveries are retried when its claim runs out"
+            );
             return Ok(());
         };
         let now = state.now();

@@ -5,7 +5,8 @@ Import from ``keyseal``, not from here. Times are timezone-aware
 unix seconds (``int``/``float``). Naive datetimes are refused (they would
 silently mean local time). A time past what ``datetime`` holds (a license
 expiring at 2**64 - 1) is shown as 9999-12-31T23:59:59 UTC; verdicts use
-the exact value.
+the exact value, but such a shown time given back as an input (``mint(expires=...)``)
+means that second, not the original.
 """
 
 from collections.abc import Callable, Iterable, Mapping
