@@ -30,26 +30,22 @@ if [ ! -x "$WB" ]; then
         --root "$CACHE/wasm-bindgen-cli-$WB_VERSION"
 fi
 
-# Binaryen's wasm-opt from npm (Debian's binaryen 108 cannot read the
-# reference-types code rustc and wasm-bindgen emit today).
-BINARYEN_VERSION=132.0.0
-WASM_OPT="$CACHE/binaryen-$BINARYEN_VERSION/node_modules/.bin/wasm-opt"
-if [ ! -x "$WASM_OPT" ]; then
-    echo "installing binaryen $BINARYEN_VERSION from npm (once)" >&2
-    mkdir -p "$CACHE/binaryen-$BINARYEN_VERSION"
-    npm install --silent --no-audit --no-fund --prefix "$CACHE/binaryen-$BINARYEN_VERSION" \
-        "binaryen@$BINARYEN_VERSION" >/dev/null
-fi
-
-# esbuild from npm, for the CommonJS entry (node.cjs).
-ESBUILD_VERSION=0.28.2
-ESBUILD="$CACHE/esbuild-$ESBUILD_VERSION/node_modules/.bin/esbuild"
-if [ ! -x "$ESBUILD" ]; then
-    echo "installing esbuild $ESBUILD_VERSION from npm (once)" >&2
-    mkdir -p "$CACHE/esbuild-$ESBUILD_VERSION"
-    npm install --silent --no-audit --no-fund --prefix "$CACHE/esbuild-$ESBUILD_VERSION" \
-        "esbuild@$ESBUILD_VERSION" >/dev/null
-fi
+# npm_tool PACKAGE VERSION BIN: the path of BIN from the npm package
+# PACKAGE@VERSION, installed once under the cache (outside the clone).
+npm_tool() {
+    local dir="$CACHE/$1-$2"
+    if [ ! -x "$dir/node_modules/.bin/$3" ]; then
+        echo "installing $1 $2 from npm (once)" >&2
+        mkdir -p "$dir"
+        npm install --silent --no-audit --no-fund --prefix "$dir" "$1@$2" >/dev/null
+    fi
+    echo "$dir/node_modules/.bin/$3"
+}
+# Binaryen's wasm-opt (Debian's binaryen 108 cannot read the reference-types
+# code rustc and wasm-bindgen emit today).
+WASM_OPT=$(npm_tool binaryen 132.0.0 wasm-opt)
+# esbuild, for the CommonJS entry (node.cjs).
+ESBUILD=$(npm_tool esbuild 0.28.2 esbuild)
 
 cd "$ROOT"
 # A dated nightly, so the .wasm is the same from one day to the next and the

@@ -1541,7 +1541,7 @@ fn raw_lease_body(t: &LeaseTerms, hint: [u8; 2], times: &[&[u8]]) -> Vec<u8> {
     b
 }
 
-/// The varint of a u128 (a license id on a list).
+/// The varint of a u128 (a license id on a list; [`varint`] for the rest).
 fn varint_u128(mut v: u128) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
@@ -1555,17 +1555,8 @@ fn varint_u128(mut v: u128) -> Vec<u8> {
     }
 }
 
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
+fn varint(v: u64) -> Vec<u8> {
+    varint_u128(u128::from(v))
 }
 
 fn lease_cases(x: &Ctx) -> Vec<Value> {
