@@ -316,6 +316,13 @@ pub struct ServeArgs {
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = duration)]
     pub webhook_timeout: std::time::Duration,
 
+    /// Send no webhooks and no emails from this replica: it still writes them to the outbox
+    /// (in the transaction of each change), and replicas started without this flag send them.
+    /// Keeps the sending off the replicas that answer requests; at least one replica must run
+    /// without it.
+    #[arg(long)]
+    pub no_delivery: bool,
+
     /// The log on stderr: `text`, or `json` (one object a line). KEYSEAL_LOG filters it
     /// (`info` by default; `warn` drops the access log; tracing's EnvFilter syntax).
     #[arg(long, env = "KEYSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -14,7 +14,8 @@ receivers), and records what it processed. Against `keyseal serve`
   again;
 - the library refuses a tampered body, another secret, and a delivery replayed
   after its tolerance window;
-- with two replicas, no event is sent twice.
+- with two replicas, no event is sent twice; a replica started with
+  `--no-delivery` sends nothing, and a delivering one sends what it wrote.
 
 Usage: python webhooks_e2e.py KEYSEAL_BINARY [--postgres URL]
 """
@@ -132,7 +133,7 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = ""
 
-    def start(self, token_file: str | None = None) -> None:
+    def start(self, token_file: str | None = None, extra: tuple[str, ...] = ()) -> None:
         env = dict(os.environ, KEYSEAL_PASSPHRASE=PASS, KEYSEAL_KDF_PARAMS="m=256,t=1,p=1", KEYSEAL_LOG="warn")
         if self.database:
             env["KEYSEAL_DATABASE_URL"] = self.database
@@ -140,6 +141,7 @@ class Service:
                 "--webhooks-to-private-networks", "--webhook-timeout", "2s"]
         if token_file:
             args += ["--admin-token-file", token_file]
+        args += extra
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
@@ -336,6 +338,7 @@ def run_replicas(binary: str, work: str, database: str) -> None:
     token = open(token_file).read().strip()
     b = Service(binary, os.path.join(work, "vault-b"), database)
     b.start()
+    c = Service(binary, os.path.join(work, "vault-c"), database)
     try:
         ok(a.base, token, "POST", "/v1/products", {"product": "acme-cad"}, 201)
         ep = ok(b.base, token, "POST", "/v1/webhooks", {"url": recv.url, "events": ["license.created", "license.revoked"]}, 201)
@@ -371,10 +374,28 @@ def run_replicas(binary: str, work: str, database: str) -> None:
         assert created == {lid for _, lid in results}, "a license.created is missing"
         assert [(e["type"], e["data"]["license_id"]) for _, e in got[20:]] == expected
         assert recv.duplicates == [], f"sent twice across replicas: {recv.duplicates}"
-        print("postgres, two replicas: 40 events once each, in order, a 500 retried, none sent twice")
+        # A replica started with --no-delivery writes the outbox and sends
+        # nothing; a delivering replica sends what it wrote, in order.
+        a.stop()
+        b.stop()
+        c.start(extra=("--no-delivery",))
+        late = [mint(c.base, token, cus) for _ in range(3)]
+        time.sleep(2)
+        assert len(recv.processed) == 40, "a --no-delivery replica sent a webhook"
+        page = ok(c.base, token, "GET", f"/v1/webhooks/{ep['endpoint_id']}/deliveries?status=pending")
+        assert len(page["items"]) == 3, page
+        a.start()
+        recv.wait_for(43, 120)
+        assert [(e["type"], e["data"]["license_id"]) for _, e in recv.processed[40:]] == [
+            ("license.created", x) for x in late
+        ]
+        assert recv.duplicates == [], f"sent twice: {recv.duplicates}"
+        print("postgres, two replicas: 40 events once each, in order, a 500 retried, none sent twice; "
+              "a --no-delivery replica sent none of its 3, a delivering one sent them in order")
     finally:
         a.stop()
         b.stop()
+        c.stop()
         recv.server.shutdown()
 
 

@@ -649,18 +649,25 @@ impl Service {
             self.state.webhooks.clone(),
             webhooks_rx,
         ));
-        let emails = tokio::spawn(email::worker(
-            self.state.clone(),
-            self.state.webhooks.poll,
-            self.state.webhooks.private_networks,
-            stop_webhooks.subscribe(),
-        ));
+        let emails = self.state.webhooks.deliver.then(|| {
+            tokio::spawn(email::worker(
+                self.state.clone(),
+                self.state.webhooks.poll,
+                self.state.webhooks.private_networks,
+                stop_webhooks.subscribe(),
+            ))
+        });
+        if !self.state.webhooks.deliver {
+            tracing::warn!(
+                "this replica sends no webhooks and no emails (--no-delivery): they wait in the outbox for a replica started without it"
+            );
+        }
         let app = api::router(self.state.clone());
         serve_connections(listener, app, shutdown, self.drain, &self.state.network).await;
         // Deliveries in flight finish (each within its timeout) or are
         // cut; a cut one is sent again later, as after a crash.
         let _ = stop_webhooks.send(true);
-        for task in [deliveries, emails] {
+        for task in std::iter::once(deliveries).chain(emails) {
             let abort = task.abort_handle();
             if tokio::time::timeout(self.drain, task).await.is_err() {
                 abort.abort();

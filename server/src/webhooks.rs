@@ -50,6 +50,12 @@ pub struct WebhookOptions {
     pub poll: Duration,
     /// Most endpoints one replica delivers to at once (default 32).
     pub concurrency: usize,
+    /// Whether this replica sends webhooks and emails (default: yes).
+    /// Without, it still writes every event to the outbox, announces lapsed
+    /// leases and prunes old deliveries; replicas that deliver send them.
+    /// A deployment can so keep its sending off the replicas that answer
+    /// requests.
+    pub deliver: bool,
 }
 
 impl Default for WebhookOptions {
@@ -59,6 +65,7 @@ impl Default for WebhookOptions {
             timeout: Duration::from_secs(10),
             poll: Duration::from_millis(250),
             concurrency: 32,
+            deliver: true,
         }
     }
 }
@@ -356,8 +363,10 @@ fn send(
 
 /// Delivers until `stop` fires: every 10 s of the service's clock,
 /// announces the leases that lapsed ([`keyseal_issuer::Store::announce_lapsed_leases`]);
-/// every poll, claims the endpoints with a delivery due (at most [`WebhookOptions::concurrency`] at once) and runs
-/// each one's queue.
+/// every hour, prunes old deliveries; and every poll, unless
+/// [`WebhookOptions::deliver`] is off, claims the endpoints with a delivery
+/// due (at most [`WebhookOptions::concurrency`] at once) and runs each one's
+/// queue.
 pub(crate) async fn worker(
     state: Arc<State>,
     opts: WebhookOptions,
@@ -396,6 +405,9 @@ pub(crate) async fn worker(
             if let Err(e) = state.store.prune_webhooks(now).await {
                 tracing::error!(error = %crate::problem::chain(&e), "pruning old webhook deliveries");
             }
+        }
+        if !opts.deliver {
+            continue;
         }
         let due = match state
             .store

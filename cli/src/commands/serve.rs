@@ -74,6 +74,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         webhooks: keyseal_server::WebhookOptions {
             private_networks: a.webhooks_to_private_networks,
             timeout: a.webhook_timeout,
+            deliver: !a.no_delivery,
             ..Default::default()
         },
         network: keyseal_server::Network {
