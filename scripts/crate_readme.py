@@ -33,13 +33,23 @@ INTRA = re.compile(r"\[`([A-Za-z_][A-Za-z0-9_:]*(?:\(\))?)`\](?![(\[])")
 DEFINED = re.compile(r"^\[`([^`]+)`\]:", re.M)
 
 
+RUST_TAGS = {"rust", "no_run", "ignore", "should_panic", "compile_fail", "test_harness", "standalone_crate"}
+
+
 def is_rust(info: str) -> bool:
-    """Whether rustdoc reads a fenced block with this info string as Rust."""
-    words = [w for w in re.split(r"[,\s]+", info.strip()) if w]
+    """Whether rustdoc reads a fenced block with this info string as Rust:
+    with no words, with a word only Rust blocks take (`ignore-wasm32`,
+    `edition2024`, an error code such as `E0308`...), or with none it does
+    not know (`text` makes a block text; `{.class}` words count as none)."""
+    words = [w for w in re.split(r"[,\s]+", info.strip()) if w and not w.startswith("{")]
     if not words:
         return True
-    return all(w in {"rust", "no_run", "ignore", "should_panic", "compile_fail", "edition2021", "edition2024"}
-               or w.startswith("edition") for w in words)
+
+    def rust_tag(w: str) -> bool:
+        return (w in RUST_TAGS or w.startswith("ignore-") or w.startswith("edition")
+                or re.fullmatch(r"E\d{4}", w) is not None)
+
+    return any(rust_tag(w) for w in words)
 
 
 def readme(lib_md: str, crate: str) -> str:
@@ -84,8 +94,23 @@ def readme(lib_md: str, crate: str) -> str:
     return HEADER + text
 
 
+def self_test() -> None:
+    """rustdoc's reading of info strings, and hidden lines dropped from Rust
+    blocks only (run by --check)."""
+    for info, rust in [("", True), ("rust", True), ("no_run", True), ("rust,ignore", True),
+                       ("ignore-wasm32", True), ("test_harness", True), ("edition2024", True),
+                       ("compile_fail,E0308", True), ("{.example}", True), ("text", False),
+                       ("toml", False), ("sh", False), ("text,ignore", True)]:
+        assert is_rust(info) == rust, f"is_rust({info!r}) should be {rust}"
+    sample = "```ignore-wasm32\n# use x;\nlet a = 1;\n```\n\n```text\n# a heading\n```\n"
+    got = readme(sample, "x")
+    assert "# use x;" not in got and "let a = 1;" in got and "# a heading" in got, got
+
+
 def main() -> int:
     check = "--check" in sys.argv[1:]
+    if check:
+        self_test()
     stale = []
     for directory, crate in CRATES.items():
         lib_md = (ROOT / directory / "src" / "lib.md").read_text()
