@@ -2,9 +2,11 @@
 // bundler configuration: Vite and webpack 5 from the `keyseal` entry (its
 // top-level await and `new URL('….wasm', import.meta.url)`), esbuild from
 // `keyseal/web` (init() with the .wasm's URL from its file loader, in an
-// IIFE for ES2017: no top-level await). Each app validates the reference
-// vector and a tampered copy in headless Chromium; the page must show both
-// verdicts, with no failed request and no error.
+// IIFE for ES2017: no top-level await); and Vite's dev server, with no
+// configuration, and with the one setting sdk-wasm/README.md gives for
+// Vites before 8 (which must do no harm in 8). Each app validates the
+// reference vector and a tampered copy in headless Chromium; the page must
+// show both verdicts, with no failed request and no error.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { createServer } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
+import { createServer as viteDevServer } from 'vite';
 import { vectors } from '../common.mjs';
 
 const ref = vectors('licenses.json').find((c) => c.name === 'valid_reference');
@@ -103,6 +106,29 @@ before(async () => {
   writeFileSync(join(esbuild, 'dist', 'index.html'), page('<script src="./main.js"></script>'));
 
   for (const name of ['vite', 'webpack', 'esbuild']) servers[name] = await serve(join(apps, name, 'dist'));
+
+  // Vite's dev server serves the sources, pre-bundling dependencies (but
+  // those excluded) on the first request.
+  for (const [name, config] of [
+    ['vite-dev', 'export default {};\n'],
+    ['vite-dev-exclude', `export default { optimizeDeps: { exclude: ['keyseal'] } };\n`],
+  ]) {
+    const root = app(name, {
+      'index.html': page('<script type="module" src="./main.js"></script>'),
+      'main.js': `import { KeysealError, Validator } from 'keyseal';\n${APP}\nrun();\n`,
+      'vite.config.js': config,
+    });
+    // Each with a cache of its own (by default they would share the
+    // scratch project's node_modules/.vite).
+    const server = await viteDevServer({
+      root,
+      cacheDir: join(root, '.vite'),
+      logLevel: 'error',
+      server: { host: '127.0.0.1', port: 0 },
+    });
+    await server.listen();
+    servers[name] = { address: () => server.httpServer.address(), close: () => server.close() };
+  }
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
@@ -115,7 +141,7 @@ after(async () => {
   for (const s of Object.values(servers)) s.close();
 });
 
-/** Opens bundled/NAME/dist in Chromium; what the page shows. */
+/** Opens app NAME as served in Chromium; what the page shows. */
 async function verdictOf(name) {
   const p = await browser.newPage();
   const problems = [];
@@ -137,6 +163,14 @@ async function verdictOf(name) {
 
 test('Vite, no configuration: the keyseal entry, its .wasm shipped as an asset', async () => {
   assert.equal(await verdictOf('vite'), EXPECTED);
+});
+
+test("Vite's dev server, no configuration", async () => {
+  assert.equal(await verdictOf('vite-dev'), EXPECTED);
+});
+
+test("Vite's dev server with optimizeDeps.exclude: ['keyseal'] (what Vite 7 and older need)", async () => {
+  assert.equal(await verdictOf('vite-dev-exclude'), EXPECTED);
 });
 
 test('webpack 5, no configuration: the keyseal entry, its .wasm shipped as an asset', async () => {
