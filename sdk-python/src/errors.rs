@@ -248,6 +248,7 @@ const fn str_eq(a: &str, b: &str) -> bool {
 static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 static SEAT_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static WEBHOOK_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Every code the validator and the core can give, in table order.
 pub fn keyseal_codes() -> impl Iterator<Item = &'static str> {
@@ -306,6 +307,20 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     module.add("SeatError", &seat_error)?;
     let _ = SEAT_ERROR.set(py, seat_error.unbind());
+    let webhook_error = new_class(
+        py,
+        "WebhookError",
+        PyTuple::new(py, [base.clone()])?,
+        &[
+            (
+                "__doc__",
+                pyo3::types::PyString::new(py, WEBHOOK_ERROR_DOC).into_any(),
+            ),
+            ("key_id", py.None().into_bound(py)),
+        ],
+    )?;
+    module.add("WebhookError", &webhook_error)?;
+    let _ = WEBHOOK_ERROR.set(py, webhook_error.unbind());
     let value_error = py.get_type::<pyo3::exceptions::PyValueError>();
     let mut classes = Vec::with_capacity(TABLE.len());
     let mut vault_base: Option<Bound<'_, PyType>> = None;
@@ -572,6 +587,41 @@ pub fn seat_err(py: Python<'_>, e: &keyseal::seats::SeatError, cause: Option<PyE
             }
             err
         }
+        Err(err) => err,
+    }
+}
+
+// Webhooks: a family of its own too. Their codes (sdk-rust's
+// `webhooks::WebhookError::code`) are verdicts on a delivery from the
+// issuing service, not on a license key, so they are not rows of `TABLE`.
+
+const WEBHOOK_ERROR_DOC: &str = "A webhook delivery was refused (``verify_webhook``). \
+``code`` is the stable code, the same in every keyseal SDK: ``malformed`` (a header missing or not as the format says), \
+``unknown_key`` (signed by a key the keyring does not hold), ``key_not_valid`` (the key's window does not cover the \
+delivery's time), ``bad_signature`` (it does not match the id, timestamp and body) or ``stale`` (the timestamp is more \
+than 5 minutes from now). ``key_id`` is the signing key's id for ``unknown_key`` and ``key_not_valid`` (else ``None``). \
+Not one of ``ERRORS``: these are verdicts on a delivery, not on a key.";
+
+/// A refused webhook delivery, raised.
+pub fn webhook_err(py: Python<'_>, e: &keyseal::webhooks::WebhookError) -> PyErr {
+    let build = || -> PyResult<Bound<'_, PyAny>> {
+        let class = WEBHOOK_ERROR
+            .get(py)
+            .ok_or_else(|| PyException::new_err("keyseal: error classes are not initialised"))?;
+        let exc = class.bind(py).call1((e.to_string(),))?;
+        let key_id = match e {
+            keyseal::webhooks::WebhookError::UnknownKey(k)
+            | keyseal::webhooks::WebhookError::KeyNotValid(k) => Some(k.to_string()),
+            _ => None,
+        };
+        exc.setattr("code", e.code())?;
+        exc.setattr("key_id", key_id)?;
+        exc.setattr("customer_message", "")?;
+        exc.setattr("warnings", PyTuple::empty(py))?;
+        Ok(exc)
+    };
+    match build() {
+        Ok(exc) => PyErr::from_value(exc),
         Err(err) => err,
     }
 }

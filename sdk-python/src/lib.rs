@@ -51,6 +51,37 @@ fn verify_ed25519_strict(
     })
 }
 
+/// Checks a webhook delivery from the keyseal issuing service with the
+/// organisation's public keyring (its `keyseal-signature` header; sdk-rust's
+/// `keyseal::webhooks::verify`): the `webhook-id`, `webhook-timestamp` and
+/// `keyseal-signature` headers as text, the raw body as bytes, at `now`
+/// (unix seconds or an aware datetime; the system clock by default).
+/// Returns the id of the key that signed; raises `WebhookError`, or
+/// `Malformed` for a keyring that is not one.
+#[pyfunction]
+#[pyo3(signature = (keyring, webhook_id, timestamp, signature, body, *, now = None))]
+fn verify_webhook(
+    py: Python<'_>,
+    keyring: &str,
+    webhook_id: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &Bound<'_, PyBytes>,
+    now: Option<Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    let ring: keyseal::Keyring = keyring.parse().map_err(errors::core_err)?;
+    let now = match now {
+        Some(v) => time::unix_seconds(&v, "now")?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let body = body.as_bytes();
+    keyseal::webhooks::verify(&ring, webhook_id, timestamp, signature, body, now)
+        .map(|k| k.to_string())
+        .map_err(|e| errors::webhook_err(py, &e))
+}
+
 #[pymodule(gil_used = false)]
 fn _keyseal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
@@ -73,5 +104,6 @@ fn _keyseal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validator::this_fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(mint::issue, m)?)?;
     m.add_function(wrap_pyfunction!(verify_ed25519_strict, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_webhook, m)?)?;
     Ok(())
 }

@@ -60,6 +60,22 @@ pub enum WebhookError {
     },
 }
 
+impl WebhookError {
+    /// The stable code of the refusal, the same in every keyseal SDK and in
+    /// `testdata/vectors/webhooks.json`: `malformed`, `unknown_key`,
+    /// `key_not_valid`, `bad_signature` or `stale`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            WebhookError::Malformed => "malformed",
+            WebhookError::UnknownKey(_) => "unknown_key",
+            WebhookError::KeyNotValid(_) => "key_not_valid",
+            WebhookError::BadSignature => "bad_signature",
+            WebhookError::Stale { .. } => "stale",
+        }
+    }
+}
+
 /// Checks a delivery: its `webhook-id`, `webhook-timestamp` and
 /// `keyseal-signature` headers and the raw body, at `now` (unix seconds).
 /// Returns the key that signed. The header may hold several signatures

@@ -63,6 +63,15 @@ own subclass (``ERRORS`` maps code to class). ``Malformed``,
 passed in is bad. Wrong argument types raise ``TypeError``. Seat requests
 raise ``SeatError`` (a ``KeysealError``; its codes are the service's, not in
 ``ERRORS``), with ``transient`` and ``status``.
+
+Webhooks from the vendor's ``keyseal serve``, checked with the public
+keyring (no shared secret)::
+
+    key_id = keyseal.verify_webhook(
+        KEYRING, request.headers["webhook-id"], request.headers["webhook-timestamp"],
+        request.headers["keyseal-signature"], request.body,   # the raw bytes
+    )                          # or keyseal.WebhookError, e.code "stale", ...
+    # then drop a webhook-id seen before: a delivery may come twice
 """
 
 from __future__ import annotations
@@ -110,6 +119,7 @@ from ._keyseal import (
     Validator,
     VaultError,
     VersionNotCovered,
+    WebhookError,
     WrongDevice,
     WrongPassphrase,
     WrongProduct,
@@ -117,6 +127,7 @@ from ._keyseal import (
     fingerprint,
     issue,
     verify_ed25519_strict,
+    verify_webhook,
 )
 
 
@@ -180,6 +191,7 @@ __all__ = [
     "Validator",
     "VaultError",
     "VersionNotCovered",
+    "WebhookError",
     "WrongDevice",
     "WrongPassphrase",
     "WrongProduct",
@@ -187,4 +199,5 @@ __all__ = [
     "fingerprint",
     "issue",
     "verify_ed25519_strict",
+    "verify_webhook",
 ]

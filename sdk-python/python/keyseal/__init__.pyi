@@ -43,6 +43,7 @@ from ._keyseal import (
     Validator as Validator,
     VaultError as VaultError,
     VersionNotCovered as VersionNotCovered,
+    WebhookError as WebhookError,
     WrongDevice as WrongDevice,
     WrongPassphrase as WrongPassphrase,
     WrongProduct as WrongProduct,
@@ -50,6 +51,7 @@ from ._keyseal import (
     fingerprint as fingerprint,
     issue as issue,
     verify_ed25519_strict as verify_ed25519_strict,
+    verify_webhook as verify_webhook,
 )
 
 class StateStore(Protocol):
@@ -102,6 +104,7 @@ __all__ = [
     "Validator",
     "VaultError",
     "VersionNotCovered",
+    "WebhookError",
     "WrongDevice",
     "WrongPassphrase",
     "WrongProduct",
@@ -109,4 +112,5 @@ __all__ = [
     "fingerprint",
     "issue",
     "verify_ed25519_strict",
+    "verify_webhook",
 ]

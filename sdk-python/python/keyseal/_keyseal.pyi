@@ -45,6 +45,7 @@ __all__ = [
     "VaultError",
     "WrongPassphrase",
     "SeatError",
+    "WebhookError",
     "ERRORS",
     "CODES",
     "__version__",
@@ -62,6 +63,7 @@ __all__ = [
     "fingerprint",
     "issue",
     "verify_ed25519_strict",
+    "verify_webhook",
 ]
 
 __version__: Final[str]
@@ -240,6 +242,14 @@ class SeatError(KeysealError):
     """Whether trying again later may succeed: no answer, a full license, the rate limit, a server error (HTTP 5xx). A refusal that stands (revoked, wrong device...) is not."""
     status: int | None
     """The HTTP status of a refusal; ``None`` when there was no answer or it was not understood."""
+
+class WebhookError(KeysealError):
+    """A webhook delivery was refused (``verify_webhook``). ``code`` is the stable code, the same in every keyseal SDK: ``malformed`` (a header missing or not as the format says), ``unknown_key`` (signed by a key the keyring does not hold), ``key_not_valid`` (the key's window does not cover the delivery's time), ``bad_signature`` (it does not match the id, timestamp and body) or ``stale`` (the timestamp is more than 5 minutes from now). ``key_id`` is the signing key's id for ``unknown_key`` and ``key_not_valid`` (else ``None``). Not one of ``ERRORS``: these are verdicts on a delivery, not on a key."""
+
+    code: str
+    """``malformed``, ``unknown_key``, ``key_not_valid``, ``bad_signature`` or ``stale`` (the Rust SDK's ``WebhookError::code``)."""
+    key_id: str | None
+    """The id of the key the delivery names, for ``unknown_key`` and ``key_not_valid``; else ``None``."""
 
 @final
 class License:
@@ -639,3 +649,6 @@ def fingerprint(product: str, *, source: Callable[[], bytes | str | None] | None
 
 def verify_ed25519_strict(public_key: bytes, message: bytes, signature: bytes, *, precompute: bool = True) -> bool:
     """Strict Ed25519 verification as a ``Validator`` verifies: keyseal-core's ``PublicKey.from_bytes`` (refusing invalid, non-canonical and weak keys), then verification through the key's precomputed tables, built on every call (about 0.7 ms; for checking signatures and test vectors, not a fast path), or with ``precompute=False`` the plain strict verify a validator uses for keys it has no tables for. Both give the same answers. Wrong lengths give ``False``."""
+
+def verify_webhook(keyring: str, webhook_id: str, timestamp: str, signature: str, body: bytes, *, now: _Time | None = None) -> str:
+    """Checks a webhook delivery from the keyseal issuing service with the organisation's public keyring (its ``keyseal-signature`` header; no shared secret): the ``webhook-id``, ``webhook-timestamp`` and ``keyseal-signature`` headers as text and the raw body as bytes, at ``now`` (an aware datetime or unix seconds; the system clock by default). Returns the id of the key that signed. Raises ``WebhookError`` (``code``: ``malformed``, ``unknown_key``, ``key_not_valid``, ``bad_signature``, ``stale``), or ``Malformed`` if ``keyring`` is not a keyring. A delivery may come twice: drop a ``webhook-id`` seen before."""
