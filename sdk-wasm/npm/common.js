@@ -29,3 +29,53 @@ export function localStorageState(key, storage) {
     set: (text) => store().setItem(key, text),
   };
 }
+
+/**
+ * A webhook delivery refused by `verifyWebhook`: a real Error whose `code`
+ * is `malformed`, `unknown_key`, `key_not_valid`, `bad_signature` or
+ * `stale` (the same in every keyseal SDK; verdicts on a delivery, not on a
+ * license key, so not a KeysealError, as a SeatError is not); `keyId`
+ * names the signing key for `unknown_key` and `key_not_valid`.
+ */
+export class WebhookError extends Error {
+  constructor(code, message, keyId = null) {
+    super(message);
+    this.name = 'WebhookError';
+    this.code = code;
+    this.keyId = keyId;
+  }
+}
+
+/** The Rust SDK's message for a refusal (sdk-rust's `WebhookError`). */
+function webhookMessage({ code, keyId }, timestamp, now) {
+  switch (code) {
+    case 'unknown_key':
+      return `the webhook is signed by key ${keyId}, which the keyring does not trust`;
+    case 'key_not_valid':
+      return `the webhook is signed by key ${keyId} outside the key's window`;
+    case 'bad_signature':
+      return "the webhook's signature does not match its contents";
+    case 'stale':
+      return `the webhook's timestamp ${timestamp} is too far from now (${now})`;
+    default:
+      return "the webhook's headers are missing or malformed";
+  }
+}
+
+/** `verifyWebhook` over the glue's `__verifyWebhook` (of either .wasm). */
+export function webhookVerifier(raw) {
+  return function verifyWebhook(keyring, id, timestamp, signature, body, options = {}) {
+    const now = options?.now === undefined ? Date.now() : options.now instanceof Date ? options.now.getTime() : options.now;
+    if (typeof now !== 'number' || !Number.isFinite(now) || now < 0) {
+      throw new KeysealError(
+        'invalid_config',
+        'invalid configuration: verifyWebhook(): `now` must be a Date or milliseconds since the epoch',
+        'This application is not configured correctly. Contact its vendor.',
+      );
+    }
+    const seconds = Math.floor(now / 1000);
+    const answer = raw(keyring, id, timestamp, signature, body, seconds);
+    if (answer.code) throw new WebhookError(answer.code, webhookMessage(answer, timestamp, seconds), answer.keyId);
+    return answer.keyId;
+  };
+}

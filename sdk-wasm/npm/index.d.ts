@@ -80,6 +80,25 @@ export class KeysealError extends Error {
   );
 }
 
+/** Why `verifyWebhook` refused a delivery (the same codes in every keyseal SDK). */
+export type WebhookErrorCode = 'malformed' | 'unknown_key' | 'key_not_valid' | 'bad_signature' | 'stale';
+
+/**
+ * A webhook delivery `verifyWebhook` refused: `malformed` (a header missing
+ * or not as the format says), `unknown_key` (signed by a key the keyring
+ * does not hold), `key_not_valid` (the key's window does not cover the
+ * delivery's time), `bad_signature` (it does not match the id, timestamp
+ * and body) or `stale` (the timestamp is more than 5 minutes from now).
+ * Not a KeysealError: a verdict on a delivery, not on a license key.
+ */
+export class WebhookError extends Error {
+  readonly name: 'WebhookError';
+  readonly code: WebhookErrorCode;
+  /** The key the delivery names, for `unknown_key` and `key_not_valid`; else null. */
+  readonly keyId: string | null;
+  constructor(code: WebhookErrorCode, message: string, keyId?: string | null);
+}
+
 /** `active`, `in_grace`; `expired` and `not_yet_valid` only in advisory mode. */
 export type Status = 'active' | 'in_grace' | 'expired' | 'not_yet_valid';
 
@@ -257,6 +276,27 @@ export function deviceFingerprint(product: string, ids: readonly DeviceId[]): st
  * strict verify, as a validator checks keys it has no tables for. Both give
  * the same answers. False for keys or signatures of the wrong length.
  */
+/**
+ * Checks a webhook delivery from the keyseal issuing service with the
+ * organisation's public keyring (its `keyseal-signature` header; no shared
+ * secret), as the Rust SDK's `keyseal::webhooks::verify`: the
+ * `webhook-id`, `webhook-timestamp` and `keyseal-signature` headers (a
+ * missing one, `undefined`, is `malformed`) and the raw body, at `now` (a
+ * Date or milliseconds since the epoch; `Date.now()` by default). Returns
+ * the id of the key that signed; throws a `WebhookError`, a KeysealError
+ * `malformed` for a keyring that is not one, or `invalid_config` for
+ * arguments of the wrong type. A delivery may come twice: drop a
+ * `webhook-id` seen before.
+ */
+export function verifyWebhook(
+  keyring: string,
+  id: string | undefined,
+  timestamp: string | undefined,
+  signature: string | undefined,
+  body: string | Uint8Array | ArrayBuffer,
+  options?: { now?: Date | number },
+): string;
+
 export function verifyEd25519Strict(
   publicKey: Uint8Array,
   message: Uint8Array,

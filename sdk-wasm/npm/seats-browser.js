@@ -18,4 +18,6 @@ export {
   deviceFingerprint,
   localStorageState,
   verifyEd25519Strict,
+  verifyWebhook,
+  WebhookError,
 } from './seats.js';

@@ -26,4 +26,6 @@ export {
   deviceFingerprint,
   localStorageState,
   verifyEd25519Strict,
+  verifyWebhook,
+  WebhookError,
 } from './seats.js';

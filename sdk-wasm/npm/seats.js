@@ -20,11 +20,15 @@ import {
   __seatUnreachable,
   __setErrorClass,
   __setSeatErrorClass,
+  __verifyWebhook,
   codes,
   deviceFingerprint,
   verifyEd25519Strict,
 } from './wasm/keyseal_seats.js';
-import { KeysealError, localStorageState } from './common.js';
+import { KeysealError, WebhookError, localStorageState, webhookVerifier } from './common.js';
+
+/** Checks a webhook delivery with the organisation's public keyring (see index.d.ts). */
+export const verifyWebhook = webhookVerifier(__verifyWebhook);
 
 /**
  * A seat request that failed: a real Error with the Rust SDK's stable `code`
@@ -231,4 +235,13 @@ export class SeatClient {
   }
 }
 
-export { KeysealError, OfflineRequest, Seat, Validator, deviceFingerprint, localStorageState, verifyEd25519Strict };
+export {
+  KeysealError,
+  OfflineRequest,
+  Seat,
+  Validator,
+  WebhookError,
+  deviceFingerprint,
+  localStorageState,
+  verifyEd25519Strict,
+};

@@ -25,4 +25,13 @@ export function init(wasm) {
   return ready;
 }
 
-export { CODES, KeysealError, Validator, deviceFingerprint, localStorageState, verifyEd25519Strict } from './keyseal.js';
+export {
+  CODES,
+  KeysealError,
+  Validator,
+  WebhookError,
+  deviceFingerprint,
+  localStorageState,
+  verifyEd25519Strict,
+  verifyWebhook,
+} from './keyseal.js';

@@ -107,6 +107,62 @@ pub fn verify_ed25519_strict(
     Ok(verdict.is_ok())
 }
 
+/// Checks a webhook delivery from the keyseal issuing service with the
+/// organisation's public keyring: sdk-rust's `keyseal::webhooks::verify` at
+/// `now` (unix seconds). For the package's `verifyWebhook`, which throws
+/// the answer `{ code, keyId }` as a `WebhookError` (its message written in
+/// JavaScript from the code: the Rust messages' formatting would cost the
+/// .wasm a kilobyte) and returns `{ keyId }`'s key id. A missing header (`undefined` or `null`) is empty,
+/// hence `malformed`; a header or keyring that is no string, or a body that
+/// is neither a string nor bytes, throws `invalid_config`; a keyring that
+/// is not one throws `malformed`.
+#[wasm_bindgen(js_name = __verifyWebhook)]
+pub fn verify_webhook(
+    keyring: &JsValue,
+    id: &JsValue,
+    timestamp: &JsValue,
+    signature: &JsValue,
+    body: &JsValue,
+    now: f64,
+) -> Result<Object, JsValue> {
+    let text = |v: &JsValue| -> Result<String, JsValue> {
+        if v.is_undefined() || v.is_null() {
+            return Ok(String::new());
+        }
+        v.as_string()
+            .ok_or_else(|| config_error("verifyWebhook(): each header must be a string"))
+    };
+    let keyring = keyring
+        .as_string()
+        .ok_or_else(|| config_error("verifyWebhook(): the keyring must be a string"))?;
+    let ring: keyseal::Keyring = keyring
+        .parse()
+        .map_err(|e| problem_error(&Problem::Core(e)))?;
+    let (id, timestamp, signature) = (text(id)?, text(timestamp)?, text(signature)?);
+    let body = bytes(body).ok_or_else(|| {
+        config_error("verifyWebhook(): the body must be a string, a Uint8Array or an ArrayBuffer")
+    })?;
+    // `now` is checked by the caller: finite, not negative.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let now = now as u64;
+    let out = Object::new();
+    match keyseal::webhooks::verify(&ring, &id, &timestamp, &signature, &body, now) {
+        Ok(key) => set(&out, "keyId", &key.to_string().into()),
+        Err(e) => {
+            let key = match &e {
+                keyseal::webhooks::WebhookError::UnknownKey(k)
+                | keyseal::webhooks::WebhookError::KeyNotValid(k) => {
+                    JsValue::from_str(&k.to_string())
+                }
+                _ => JsValue::NULL,
+            };
+            set(&out, "code", &e.code().into());
+            set(&out, "keyId", &key);
+        }
+    }
+    Ok(out)
+}
+
 /// A device fingerprint (`ksfp1.` code) from ids the app supplies, each
 /// `{ kind, id }` with `id` a string or bytes, computed by sdk-rust's
 /// `Fingerprinter` (salted with the product; surrounding whitespace trimmed,

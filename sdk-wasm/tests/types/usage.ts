@@ -7,6 +7,9 @@ import {
   deviceFingerprint,
   localStorageState,
   verifyEd25519Strict,
+  verifyWebhook,
+  WebhookError,
+  type WebhookErrorCode,
   type KeysealCode,
   type Lease,
   type LeaseFault,
@@ -207,3 +210,29 @@ declare const aTrial: Trial;
 aTrial.licenseKey = 'ks1.x';
 // @ts-expect-error the seat's lease is read-only
 Seat.fromText('').lease = 'kslease1.x';
+
+// A backend checking a webhook with the public keyring.
+declare const webhookHeaders: Record<string, string | undefined>;
+declare const rawBody: Uint8Array;
+try {
+  const signedBy: string = verifyWebhook(
+    'key kspub1.x',
+    webhookHeaders['webhook-id'],
+    webhookHeaders['webhook-timestamp'],
+    webhookHeaders['keyseal-signature'],
+    rawBody,
+    { now: new Date() },
+  );
+  console.log(signedBy);
+} catch (e) {
+  if (e instanceof WebhookError) {
+    const why: WebhookErrorCode = e.code;
+    const key: string | null = e.keyId;
+    console.log(why, key);
+  }
+}
+// @ts-expect-error not a webhook error code
+const notAWebhookCode: WebhookErrorCode = 'expired';
+console.log(notAWebhookCode);
+// @ts-expect-error now is a Date or milliseconds
+verifyWebhook('', '', '', '', rawBody, { now: '2027-01-01' });
