@@ -8,13 +8,4 @@ import { setup } from './keyseal.js';
 await init({ module_or_path: new URL('./wasm/keyseal_wasm_bg.wasm', import.meta.url) });
 setup();
 
-export {
-  CODES,
-  KeysealError,
-  Validator,
-  WebhookError,
-  deviceFingerprint,
-  localStorageState,
-  verifyEd25519Strict,
-  verifyWebhook,
-} from './keyseal.js';
+export { CODES, KeysealError, Validator, WebhookError, deviceFingerprint, localStorageState, verifyEd25519Strict, verifyWebhook } from './keyseal.js';

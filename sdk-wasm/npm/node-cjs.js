@@ -12,13 +12,4 @@ import { setup } from './keyseal.js';
 initSync({ module: readFileSync(join(__dirname, 'wasm', 'keyseal_wasm_bg.wasm')) });
 setup();
 
-export {
-  CODES,
-  KeysealError,
-  Validator,
-  WebhookError,
-  deviceFingerprint,
-  localStorageState,
-  verifyEd25519Strict,
-  verifyWebhook,
-} from './keyseal.js';
+export { CODES, KeysealError, Validator, WebhookError, deviceFingerprint, localStorageState, verifyEd25519Strict, verifyWebhook } from './keyseal.js';

@@ -7,13 +7,4 @@ import { setup } from './keyseal.js';
 initSync({ module: readFileSync(new URL('./wasm/keyseal_wasm_bg.wasm', import.meta.url)) });
 setup();
 
-export {
-  CODES,
-  KeysealError,
-  Validator,
-  WebhookError,
-  deviceFingerprint,
-  localStorageState,
-  verifyEd25519Strict,
-  verifyWebhook,
-} from './keyseal.js';
+export { CODES, KeysealError, Validator, WebhookError, deviceFingerprint, localStorageState, verifyEd25519Strict, verifyWebhook } from './keyseal.js';

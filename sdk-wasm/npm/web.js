@@ -25,13 +25,4 @@ export function init(wasm) {
   return ready;
 }
 
-export {
-  CODES,
-  KeysealError,
-  Validator,
-  WebhookError,
-  deviceFingerprint,
-  localStorageState,
-  verifyEd25519Strict,
-  verifyWebhook,
-} from './keyseal.js';
+export { CODES, KeysealError, Validator, WebhookError, deviceFingerprint, localStorageState, verifyEd25519Strict, verifyWebhook } from './keyseal.js';
