@@ -33,23 +33,28 @@ INTRA = re.compile(r"\[`([A-Za-z_][A-Za-z0-9_:]*(?:\(\))?)`\](?![(\[])")
 DEFINED = re.compile(r"^\[`([^`]+)`\]:", re.M)
 
 
-RUST_TAGS = {"rust", "no_run", "ignore", "should_panic", "compile_fail", "test_harness", "standalone_crate"}
-
-
 def is_rust(info: str) -> bool:
-    """Whether rustdoc reads a fenced block with this info string as Rust:
-    with no words, with a word only Rust blocks take (`ignore-wasm32`,
-    `edition2024`, an error code such as `E0308`...), or with none it does
-    not know (`text` makes a block text; `{.class}` words count as none)."""
-    words = [w for w in re.split(r"[,\s]+", info.strip()) if w and not w.startswith("{")]
-    if not words:
-        return True
-
-    def rust_tag(w: str) -> bool:
-        return (w in RUST_TAGS or w.startswith("ignore-") or w.startswith("edition")
-                or re.fullmatch(r"E\d{4}", w) is not None)
-
-    return any(rust_tag(w) for w in words)
+    """Whether rustdoc reads a fenced block with this info string as Rust,
+    as rustdoc's `LangString::parse` decides it, word by word: a Rust block
+    unless a word it does not know came, and no Rust word came after it
+    (`rust` always counts; `should_panic`, `no_run`, `ignore` and
+    `ignore-<target>` only before any unknown word; `test_harness`,
+    `compile_fail`, `standalone_crate` and error codes such as `E0308`
+    keep what was seen; `edition20xx` and `{...}` attributes count for
+    neither)."""
+    seen_rust = seen_other = False
+    for word in re.split(r"[,\s]+", re.sub(r"\{[^}]*\}", " ", info).strip()):
+        if not word or word.startswith("edition"):
+            continue
+        if word == "rust":
+            seen_rust = True
+        elif word in {"should_panic", "no_run", "ignore"} or word.startswith("ignore-"):
+            seen_rust = not seen_other
+        elif word in {"test_harness", "compile_fail", "standalone_crate"} or re.fullmatch(r"E\d{4}", word):
+            seen_rust = not seen_other or seen_rust
+        else:
+            seen_other = True
+    return not seen_other or seen_rust
 
 
 def readme(lib_md: str, crate: str) -> str:
@@ -100,7 +105,9 @@ def self_test() -> None:
     for info, rust in [("", True), ("rust", True), ("no_run", True), ("rust,ignore", True),
                        ("ignore-wasm32", True), ("test_harness", True), ("edition2024", True),
                        ("compile_fail,E0308", True), ("{.example}", True), ("text", False),
-                       ("toml", False), ("sh", False), ("text,ignore", True)]:
+                       ("toml", False), ("sh", False), ("text,ignore", False), ("ignore,text", True),
+                       ("text,edition2021", False), ("text,rust", True), ("{ .class }", True),
+                       ("text,test_harness", False)]:
         assert is_rust(info) == rust, f"is_rust({info!r}) should be {rust}"
     sample = "```ignore-wasm32\n# use x;\nlet a = 1;\n```\n\n```text\n# a heading\n```\n"
     got = readme(sample, "x")

@@ -319,7 +319,8 @@ pub struct ServeArgs {
     /// Send no webhooks and no emails from this replica: it still writes them to the outbox
     /// (in the transaction of each change), and replicas started without this flag send them.
     /// Keeps the sending off the replicas that answer requests; at least one replica must run
-    /// without it.
+    /// without it. On the embedded SQLite ledger (one process), nothing is sent until the
+    /// service runs without it again.
     #[arg(long)]
     pub no_delivery: bool,
 

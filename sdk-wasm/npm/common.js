@@ -56,7 +56,8 @@ function webhookMessage({ code, keyId }, timestamp, now) {
     case 'bad_signature':
       return "the webhook's signature does not match its contents";
     case 'stale':
-      return `the webhook's timestamp ${timestamp} is too far from now (${now})`;
+      // The timestamp as the Rust SDK parsed it (digits only, or it would be malformed).
+      return `the webhook's timestamp ${BigInt(timestamp)} is too far from now (${now})`;
     default:
       return "the webhook's headers are missing or malformed";
   }
@@ -70,7 +71,7 @@ export function webhookVerifier(raw) {
       throw new KeysealError(
         'invalid_config',
         'invalid configuration: verifyWebhook(): `now` must be a Date or milliseconds since the epoch',
-        'This application is not configured correctly. Contact its vendor.',
+        "The app's license check is not set up correctly. Contact the vendor.",
       );
     }
     const seconds = Math.floor(now / 1000);

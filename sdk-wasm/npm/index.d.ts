@@ -270,18 +270,11 @@ export interface DeviceId {
 export function deviceFingerprint(product: string, ids: readonly DeviceId[]): string;
 
 /**
- * Strict Ed25519 verification as a `Validator` makes it (canonical, non-weak
- * key; canonical signature): through the key's precomputed tables, built on
- * every call, so no fast path; or with `{ precompute: false }` by the plain
- * strict verify, as a validator checks keys it has no tables for. Both give
- * the same answers. False for keys or signatures of the wrong length.
- */
-/**
  * Checks a webhook delivery from the keyseal issuing service with the
  * organisation's public keyring (its `keyseal-signature` header; no shared
  * secret), as the Rust SDK's `keyseal::webhooks::verify`: the
  * `webhook-id`, `webhook-timestamp` and `keyseal-signature` headers (a
- * missing one, `undefined`, is `malformed`) and the raw body, at `now` (a
+ * missing one, `undefined` or `null`, is `malformed`) and the raw body, at `now` (a
  * Date or milliseconds since the epoch; `Date.now()` by default). Returns
  * the id of the key that signed; throws a `WebhookError`, a KeysealError
  * `malformed` for a keyring that is not one, or `invalid_config` for
@@ -290,13 +283,20 @@ export function deviceFingerprint(product: string, ids: readonly DeviceId[]): st
  */
 export function verifyWebhook(
   keyring: string,
-  id: string | undefined,
-  timestamp: string | undefined,
-  signature: string | undefined,
+  id: string | null | undefined,
+  timestamp: string | null | undefined,
+  signature: string | null | undefined,
   body: string | Uint8Array | ArrayBuffer,
   options?: { now?: Date | number },
 ): string;
 
+/**
+ * Strict Ed25519 verification as a `Validator` makes it (canonical, non-weak
+ * key; canonical signature): through the key's precomputed tables, built on
+ * every call, so no fast path; or with `{ precompute: false }` by the plain
+ * strict verify, as a validator checks keys it has no tables for. Both give
+ * the same answers. False for keys or signatures of the wrong length.
+ */
 export function verifyEd25519Strict(
   publicKey: Uint8Array,
   message: Uint8Array,

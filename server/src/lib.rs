@@ -659,7 +659,7 @@ impl Service {
         });
         if !self.state.webhooks.deliver {
             tracing::warn!(
-                "this replica sends no webhooks and no emails (--no-delivery): they wait in the outbox for a replica started without it"
+                "this replica sends no webhooks and no emails (--no-delivery): they wait in the outbox for a replica started without it (on the embedded SQLite ledger, for this service restarted without it: no other process can serve the vault)"
             );
         }
         let app = api::router(self.state.clone());

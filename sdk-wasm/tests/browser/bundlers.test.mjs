@@ -138,7 +138,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const s of Object.values(servers)) s.close();
+  await Promise.all(Object.values(servers).map((s) => s.close()));
 });
 
 /** Opens app NAME as served in Chromium; what the page shows. */

@@ -231,6 +231,15 @@ try {
     console.log(why, key);
   }
 }
+// Headers as fetch-style servers give them (Headers.get: string | null).
+declare const fetchHeaders: Headers;
+verifyWebhook(
+  'key kspub1.x',
+  fetchHeaders.get('webhook-id'),
+  fetchHeaders.get('webhook-timestamp'),
+  fetchHeaders.get('keyseal-signature'),
+  'body',
+);
 // @ts-expect-error not a webhook error code
 const notAWebhookCode: WebhookErrorCode = 'expired';
 console.log(notAWebhookCode);
