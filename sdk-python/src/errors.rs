@@ -609,13 +609,8 @@ pub fn webhook_err(py: Python<'_>, e: &keyseal::webhooks::WebhookError) -> PyErr
             .get(py)
             .ok_or_else(|| PyException::new_err("keyseal: error classes are not initialised"))?;
         let exc = class.bind(py).call1((e.to_string(),))?;
-        let key_id = match e {
-            keyseal::webhooks::WebhookError::UnknownKey(k)
-            | keyseal::webhooks::WebhookError::KeyNotValid(k) => Some(k.to_string()),
-            _ => None,
-        };
         exc.setattr("code", e.code())?;
-        exc.setattr("key_id", key_id)?;
+        exc.setattr("key_id", e.key_id().map(|k| k.to_string()))?;
         exc.setattr("customer_message", "")?;
         exc.setattr("warnings", PyTuple::empty(py))?;
         Ok(exc)

@@ -72,9 +72,7 @@ fn verify_webhook(
     let ring: keyseal::Keyring = keyring.parse().map_err(errors::core_err)?;
     let now = match now {
         Some(v) => time::unix_seconds(&v, "now")?,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        None => keyseal::Clock::now(&keyseal::SystemClock),
     };
     let body = body.as_bytes();
     keyseal::webhooks::verify(&ring, webhook_id, timestamp, signature, body, now)

@@ -74,6 +74,16 @@ impl WebhookError {
             WebhookError::Stale { .. } => "stale",
         }
     }
+
+    /// The key the delivery names, for [`WebhookError::UnknownKey`] and
+    /// [`WebhookError::KeyNotValid`].
+    #[must_use]
+    pub fn key_id(&self) -> Option<KeyId> {
+        match self {
+            WebhookError::UnknownKey(k) | WebhookError::KeyNotValid(k) => Some(*k),
+            _ => None,
+        }
+    }
 }
 
 /// Checks a delivery: its `webhook-id`, `webhook-timestamp` and

@@ -142,7 +142,19 @@ fn the_shared_webhook_vectors() {
                 assert_eq!(want["valid"], true, "{name}: valid, want {want}");
                 assert_eq!(want["key_id"], k.to_string(), "{name}");
             }
-            Err(e) => assert_eq!(want["error"], e.code(), "{name}: {e}"),
+            Err(e) => {
+                assert_eq!(want["error"], e.code(), "{name}: {e}");
+                // The key named for exactly the refusals about a key, and
+                // it is one the signature header names.
+                let about_key = matches!(e.code(), "unknown_key" | "key_not_valid");
+                assert_eq!(e.key_id().is_some(), about_key, "{name}");
+                if let Some(k) = e.key_id() {
+                    assert!(
+                        c["signature"].as_str().unwrap().contains(&k.to_string()),
+                        "{name}"
+                    );
+                }
+            }
         }
     }
 }

@@ -149,13 +149,9 @@ pub fn verify_webhook(
     match keyseal::webhooks::verify(&ring, &id, &timestamp, &signature, &body, now) {
         Ok(key) => set(&out, "keyId", &key.to_string().into()),
         Err(e) => {
-            let key = match &e {
-                keyseal::webhooks::WebhookError::UnknownKey(k)
-                | keyseal::webhooks::WebhookError::KeyNotValid(k) => {
-                    JsValue::from_str(&k.to_string())
-                }
-                _ => JsValue::NULL,
-            };
+            let key = e
+                .key_id()
+                .map_or(JsValue::NULL, |k| JsValue::from_str(&k.to_string()));
             set(&out, "code", &e.code().into());
             set(&out, "keyId", &key);
         }
