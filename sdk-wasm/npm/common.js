@@ -46,23 +46,6 @@ export class WebhookError extends Error {
   }
 }
 
-/** The Rust SDK's message for a refusal (sdk-rust's `WebhookError`). */
-function webhookMessage({ code, keyId }, timestamp, now) {
-  switch (code) {
-    case 'unknown_key':
-      return `the webhook is signed by key ${keyId}, which the keyring does not trust`;
-    case 'key_not_valid':
-      return `the webhook is signed by key ${keyId} outside the key's window`;
-    case 'bad_signature':
-      return "the webhook's signature does not match its contents";
-    case 'stale':
-      // The timestamp as the Rust SDK parsed it (digits only, or it would be malformed).
-      return `the webhook's timestamp ${BigInt(timestamp)} is too far from now (${now})`;
-    default:
-      return "the webhook's headers are missing or malformed";
-  }
-}
-
 /** `verifyWebhook` over the glue's `__verifyWebhook` (of either .wasm). */
 export function webhookVerifier(raw) {
   return function verifyWebhook(keyring, id, timestamp, signature, body, options = {}) {
@@ -74,9 +57,8 @@ export function webhookVerifier(raw) {
         "The app's license check is not set up correctly. Contact the vendor.",
       );
     }
-    const seconds = Math.floor(now / 1000);
-    const answer = raw(keyring, id, timestamp, signature, body, seconds);
-    if (answer.code) throw new WebhookError(answer.code, webhookMessage(answer, timestamp, seconds), answer.keyId);
+    const answer = raw(keyring, id, timestamp, signature, body, Math.floor(now / 1000));
+    if (answer.code) throw new WebhookError(answer.code, answer.message, answer.keyId);
     return answer.keyId;
   };
 }

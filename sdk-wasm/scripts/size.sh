@@ -3,7 +3,7 @@
 # if one is over its budget (or the limits given):
 # - keyseal_wasm_bg.wasm, the verify-only one of `keyseal`: 161 KiB raw, 75 KiB gzipped;
 # - keyseal_seats_bg.wasm, the one of `keyseal/seats` (the verifier and the
-#   Rust SDK's seats and trials): 229 KiB raw, 105 KiB gzipped.
+#   Rust SDK's seats and trials): 230 KiB raw, 105 KiB gzipped.
 #   bash sdk-wasm/scripts/size.sh [path/to/keyseal_wasm_bg.wasm [RAW_KIB GZIP_KIB]]
 # Without a path: both files of the package scripts/build.sh last built.
 set -euo pipefail
@@ -17,7 +17,7 @@ if [ $# -eq 0 ]; then
 fi
 WASM=$1
 case "$(basename "$WASM")" in
-    keyseal_seats_bg.wasm) BUDGET=(229 105) ;;
+    keyseal_seats_bg.wasm) BUDGET=(230 105) ;;
     *) BUDGET=(161 75) ;;
 esac
 MAX_RAW=${2:-${BUDGET[0]}}

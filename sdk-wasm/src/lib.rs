@@ -110,9 +110,8 @@ pub fn verify_ed25519_strict(
 /// Checks a webhook delivery from the keyseal issuing service with the
 /// organisation's public keyring: sdk-rust's `keyseal::webhooks::verify` at
 /// `now` (unix seconds). For the package's `verifyWebhook`, which throws
-/// the answer `{ code, keyId }` as a `WebhookError` (its message written in
-/// JavaScript from the code: the Rust messages' formatting would cost the
-/// .wasm a kilobyte) and returns `{ keyId }`'s key id. A missing header (`undefined` or `null`) is empty,
+/// the answer `{ code, message, keyId }` as a `WebhookError` and returns
+/// `{ keyId }`'s key id. A missing header (`undefined` or `null`) is empty,
 /// hence `malformed`; a header or keyring that is no string, or a body that
 /// is neither a string nor bytes, throws `invalid_config`; a keyring that
 /// is not one throws `malformed`.
@@ -153,6 +152,7 @@ pub fn verify_webhook(
                 .key_id()
                 .map_or(JsValue::NULL, |k| JsValue::from_str(&k.to_string()));
             set(&out, "code", &e.code().into());
+            set(&out, "message", &e.to_string().into());
             set(&out, "keyId", &key);
         }
     }
