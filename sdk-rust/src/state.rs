@@ -352,13 +352,20 @@ mod file {
     #[derive(Debug, Clone)]
     pub struct FileStateStore {
         path: PathBuf,
+        /// How long to wait for another process's lock: [`LOCK_WAIT`]
+        /// (longer only in tests, which must not depend on the disk's
+        /// speed under load).
+        pub(super) wait: Duration,
     }
 
     impl FileStateStore {
         /// A store at `path`, a file the app chooses.
         #[must_use]
         pub fn new(path: impl Into<PathBuf>) -> Self {
-            FileStateStore { path: path.into() }
+            FileStateStore {
+                path: path.into(),
+                wait: LOCK_WAIT,
+            }
         }
 
         /// A store at [`default_path`] for `product`, if the platform has a
@@ -449,7 +456,7 @@ mod file {
                 .write(true)
                 .open(self.path.with_file_name(name))
                 .ok()?;
-            let deadline = Instant::now() + LOCK_WAIT;
+            let deadline = Instant::now() + self.wait;
             loop {
                 match file.try_lock() {
                     Ok(()) => return Some(file),
@@ -675,7 +682,11 @@ mod tests {
         let path = dir.join("counter.state");
         let workers: Vec<_> = (0..2)
             .map(|_| {
-                let store = FileStateStore::new(&path);
+                let mut store = FileStateStore::new(&path);
+                // What is tested is the lock, not how long an fsync takes
+                // on a loaded machine: with LOCK_WAIT a worker could give
+                // up waiting behind a slow write and go ahead unlocked.
+                store.wait = std::time::Duration::from_secs(60);
                 std::thread::spawn(move || {
                     for _ in 0..100 {
                         store
