@@ -72,6 +72,20 @@ run_packaging() {
         -p keyseal-core -p keyseal
 }
 
+run_msrv() {
+    # The rust-version the published crates declare (the workspace's), read
+    # from Cargo.toml so the check follows it.
+    local msrv
+    msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+    step "msrv: keyseal-core and keyseal build and pass their tests on Rust $msrv, the rust-version they declare; keyseal-core without std for thumbv7em-none-eabihf"
+    rustup toolchain install "$msrv" --profile minimal --target thumbv7em-none-eabihf >/dev/null
+    # A target directory of its own: nothing built by the newer toolchain is reused.
+    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" test --quiet -p keyseal-core -p keyseal --all-features
+    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" test --quiet -p keyseal --no-default-features
+    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" build --quiet -p keyseal-core --no-default-features \
+        --target thumbv7em-none-eabihf
+}
+
 run_vectors() {
     step "vectors: regenerate and compare with testdata/vectors"
     local out
@@ -161,6 +175,7 @@ if want python || want vectors; then setup_python; fi
 want lint && run_lint
 want nostd && run_nostd
 want packaging && run_packaging
+want msrv && run_msrv
 want vectors && run_vectors
 want rust && run_rust_tests
 want benches && run_benches_smoke
