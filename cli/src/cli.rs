@@ -324,6 +324,12 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_delivery: bool,
 
+    /// Also trust these CA certificates (a PEM file) for SMTP servers' TLS, beside the public
+    /// roots: a mail relay whose certificate a private CA signed. The server's name is still
+    /// checked against its certificate.
+    #[arg(long, value_name = "FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+
     /// The log on stderr: `text`, or `json` (one object a line). KEYSEAL_LOG filters it
     /// (`info` by default; `warn` drops the access log; tracing's EnvFilter syntax).
     #[arg(long, env = "KEYSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

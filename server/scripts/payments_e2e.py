@@ -13,7 +13,10 @@ webhooks checked with the Standard Webhooks library.
 - a subscription: checkout, a renewal's successor license (announced by a
   `license.renewed` webhook, emailed), the subscription's end revoking;
 - for many variations of the Stripe-Signature header and body, keyseal
-  accepts exactly what `stripe.Webhook.construct_event` accepts.
+  accepts exactly what `stripe.Webhook.construct_event` accepts;
+- keys emailed over STARTTLS and over TLS to sinks whose certificate a
+  private CA signed (`--smtp-ca-file`), and nothing sent without that CA,
+  to a name the certificate does not carry, or to a server without STARTTLS.
 
 Usage: python payments_e2e.py KEYSEAL_BINARY
 """
@@ -23,7 +26,10 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import logging
 import os
+import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,18 +49,23 @@ STRIPE_SECRET = "whsec_e2e_0123456789abcdefghijklmnopqrstuv"
 
 
 class Sink:
-    """A local SMTP server that keeps every message."""
+    """A local SMTP server that keeps every message, and the TLS version it
+    came over (None: in the clear). With `starttls`, it offers STARTTLS and
+    takes no mail before it; with `smtps`, TLS from the first byte."""
 
-    def __init__(self) -> None:
+    def __init__(self, starttls: ssl.SSLContext | None = None, smtps: ssl.SSLContext | None = None) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.tls: list[str | None] = []
         self.lock = threading.Lock()
         sink = self
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                tls = server.transport.get_extra_info("ssl_object")
                 with sink.lock:
                     sink.messages.append(msg)  # type: ignore[arg-type]
+                    sink.tls.append(tls.version() if tls else None)
                 return "250 OK"
 
         import socket
@@ -62,7 +73,8 @@ class Sink:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, ssl_context=smtps,
+                                     tls_context=starttls, require_starttls=starttls is not None)
         self.controller.start()
 
     def wait_for(self, n: int, timeout: float = 60) -> list[email.message.EmailMessage]:
@@ -191,6 +203,130 @@ def differential(base: str, org: str) -> int:
         assert lib == ours, f"{name}: stripe's library {'accepts' if lib else 'refuses'}, keyseal {'accepts' if ours else 'refuses'}"
         agreed += 1
     return agreed
+
+
+def private_ca(work: str) -> tuple[str, ssl.SSLContext]:
+    """A CA of our own (its PEM file) and a server context with a
+    certificate it signed for `localhost` only."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hour, day = datetime.timedelta(hours=1), datetime.timedelta(days=1)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keyseal e2e mail CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - hour).not_valid_after(now + day)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                       crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - hour).not_valid_after(now + day)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    paths = {n: os.path.join(work, n) for n in ("ca.pem", "leaf.pem", "leaf.key")}
+    with open(paths["ca.pem"], "wb") as f:
+        f.write(ca.public_bytes(pem))
+    with open(paths["leaf.pem"], "wb") as f:
+        f.write(leaf.public_bytes(pem))
+    with open(paths["leaf.key"], "wb") as f:
+        f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(paths["leaf.pem"], paths["leaf.key"])
+    return paths["ca.pem"], ctx
+
+
+def failures(svc: Service, text: str, n: int, timeout: float = 30) -> None:
+    """Waits until the service logged `n` email failures saying `text`."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if sum("an email failed" in line and text in line for line in svc.log) >= n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {n} email failures saying {text!r} in the log:\n{''.join(svc.log)}")
+
+
+def tls_emails(binary: str) -> str:
+    """Keys emailed over STARTTLS and over TLS from the first byte, to SMTP
+    servers whose certificate a private CA signed (`--smtp-ca-file`); and
+    nothing sent where TLS cannot be had: a CA not trusted, a host name the
+    certificate does not name, a server that offers no STARTTLS."""
+    # The sinks' own reports of the handshakes refused on purpose.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+    with tempfile.TemporaryDirectory() as work:
+        ca, ctx = private_ca(work)
+        starttls, smtps, plain = Sink(starttls=ctx), Sink(smtps=ctx), Sink()
+        svc = Service(binary, os.path.join(work, "vault"), None)
+        token_file = os.path.join(work, "admin-token")
+        svc.start(token_file)
+        token = open(token_file).read().strip()
+        try:
+            org = ok(svc.base, token, "GET", "/v1/tokens")["items"][0]["org_id"]
+            ok(svc.base, token, "POST", "/v1/products", {"product": "acme-cad"}, 201)
+            ok(svc.base, token, "POST", "/v1/payments/stripe", {"signing_secret": STRIPE_SECRET})
+            ok(svc.base, token, "POST", "/v1/payments/prices", {
+                "price_id": "price_tls", "product": "acme-cad", "plan": "pro", "duration_secs": 86400})
+
+            def smtp(host: str, port: int, security: str) -> None:
+                ok(svc.base, token, "POST", "/v1/email/settings", {
+                    "host": host, "port": port, "security": security, "from": "Acme <licenses@acme.example>"})
+
+            def buy(session: str) -> None:
+                answer = send(svc.base, org, event("checkout.session.completed", checkout(session, "price_tls")))
+                assert answer["outcome"] == "minted", answer
+
+            # The private CA is not trusted without the flag: nothing sent.
+            smtp("localhost", starttls.port, "starttls")
+            buy("cs_tls_1")
+            failures(svc, "TLS with the SMTP server failed: invalid peer certificate: UnknownIssuer", 1)
+            assert starttls.messages == []
+            # With it, the same email goes out when it is tried again (5 s
+            # after its failure), over STARTTLS.
+            svc.stop()
+            svc.start(None, ("--smtp-ca-file", ca))
+            starttls.wait_for(1, 30)
+            assert starttls.tls[0] in ("TLSv1.2", "TLSv1.3"), starttls.tls
+            # TLS from the first byte.
+            smtp("localhost", smtps.port, "tls")
+            buy("cs_tls_2")
+            smtps.wait_for(1, 30)
+            assert smtps.tls[0] in ("TLSv1.2", "TLSv1.3"), smtps.tls
+            # The certificate names localhost, not 127.0.0.1: refused.
+            smtp("127.0.0.1", smtps.port, "tls")
+            buy("cs_tls_3")
+            failures(svc, "TLS with the SMTP server failed: invalid peer certificate: certificate not valid for name", 1)
+            # STARTTLS is required: a server that does not offer it gets
+            # nothing in the clear (the last email too, tried again here).
+            smtp("localhost", plain.port, "starttls")
+            buy("cs_tls_4")
+            failures(svc, "the SMTP exchange failed: STARTTLS is not supported on this server", 2, 30)
+            time.sleep(0.5)
+            assert plain.messages == [] and len(smtps.messages) == 1 and len(starttls.messages) == 1
+            # A file with no certificate is refused at start.
+            bad = subprocess.run([binary, "--vault", os.path.join(work, "vault2"), "serve", "--listen", "127.0.0.1:0",
+                                  "--smtp-ca-file", os.path.join(work, "leaf.key")],
+                                 env=dict(os.environ, KEYSEAL_PASSPHRASE="x" * 20), capture_output=True, timeout=60)
+            assert bad.returncode == 5 and b"holds no PEM certificate" in bad.stderr, bad
+        finally:
+            svc.stop()
+            for s in (starttls, smtps, plain):
+                s.controller.stop()
+    return (f"email over TLS: STARTTLS ({starttls.tls[0]}) and TLS from the first byte ({smtps.tls[0]}) to SMTP servers "
+            "a private CA signed (--smtp-ca-file); nothing sent to an untrusted CA, a name the certificate does not "
+            "carry, or a server without STARTTLS")
 
 
 def main() -> int:
@@ -345,6 +481,7 @@ def main() -> int:
             svc.stop()
             recv.server.shutdown()
             sink.controller.stop()
+    print(tls_emails(binary))
     return 0
 
 

@@ -57,7 +57,8 @@ WH_BIN=${CARGO_TARGET_DIR:-target}/debug/keyseal
 "$WH_VENV/bin/python" server/scripts/webhooks_e2e.py "$WH_BIN"
 # Selling: Stripe fixtures signed with the official library's scheme (which
 # must accept exactly what keyseal accepts), keys emailed to a local SMTP
-# sink (aiosmtpd), refunds revoking, a subscription renewed and ended.
+# sink (aiosmtpd), refunds revoking, a subscription renewed and ended; keys
+# emailed over STARTTLS and TLS to sinks with a private CA's certificate.
 "$WH_VENV/bin/python" server/scripts/payments_e2e.py "$WH_BIN"
 if [ -n "${KEYSEAL_TEST_POSTGRES_URL:-}" ]; then
     wh_db="webhooks_e2e_$$"

@@ -132,6 +132,8 @@ class Service:
         self.binary, self.vault, self.database = binary, vault, database
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = ""
+        # Its log (stderr), line by line, as it runs.
+        self.log: list[str] = []
 
     def start(self, token_file: str | None = None, extra: tuple[str, ...] = ()) -> None:
         env = dict(os.environ, KEYSEAL_PASSPHRASE=PASS, KEYSEAL_KDF_PARAMS="m=256,t=1,p=1", KEYSEAL_LOG="warn")
@@ -151,7 +153,8 @@ class Service:
                 break
         else:
             raise AssertionError("keyseal serve did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+        threading.Thread(target=lambda: [self.log.append(x.decode(errors="replace"))
+                                         for x in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -10,7 +10,7 @@ use keyseal_issuer::email::{Job, Security};
 use keyseal_issuer::store::Sent;
 use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 
 use crate::State;
@@ -37,7 +37,7 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
 /// still verifies the certificate for the host's name. The error says what
 /// kind of failure it was and the SMTP code, never the server's text (it
 /// may quote the recipient's address).
-fn send(job: &Job, private_networks: bool) -> Result<(), String> {
+fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), String> {
     use std::net::ToSocketAddrs as _;
     let s = &job.settings;
     let addrs: Vec<std::net::SocketAddr> = (s.host.as_str(), s.port)
@@ -90,7 +90,15 @@ fn send(job: &Job, private_networks: bool) -> Result<(), String> {
     let tls = match s.security {
         Security::None => Tls::None,
         Security::Tls | Security::Starttls => {
-            let params = TlsParameters::new(s.host.clone())
+            let mut params = TlsParameters::builder(s.host.clone());
+            for der in roots {
+                params = params.add_root_certificate(
+                    Certificate::from_der(der.clone())
+                        .map_err(|_| "a --smtp-ca-file certificate does not decode".to_owned())?,
+                );
+            }
+            let params = params
+                .build_rustls()
                 .map_err(|_| "the TLS settings do not build".to_owned())?;
             if s.security == Security::Tls {
                 Tls::Wrapper(params)
@@ -114,12 +122,43 @@ fn send(job: &Job, private_networks: bool) -> Result<(), String> {
             format!("the SMTP server refused the email for now{code}")
         } else if e.is_timeout() {
             "the SMTP server did not answer in time".into()
+        } else if let Some(why) = tls_failure(&e) {
+            format!("TLS with the SMTP server failed: {why}")
         } else if e.is_tls() {
             "TLS with the SMTP server failed".into()
+        } else if e.is_client() {
+            // lettre's own words ("STARTTLS is not supported on this server").
+            match std::error::Error::source(&e) {
+                Some(why) => format!("the SMTP exchange failed: {why}"),
+                None => format!("the SMTP exchange failed{code}"),
+            }
         } else {
             format!("the SMTP exchange failed{code}")
         }
     })
+}
+
+/// What rustls said, if a TLS error is behind `e` (a handshake that failed:
+/// a certificate not trusted or not for the host's name). lettre reports it
+/// as a connection or network error, with rustls' error inside an I/O
+/// error (whose `source()` skips it, hence `get_ref`). Never the server's
+/// text: rustls' own words.
+fn tls_failure(e: &lettre::transport::smtp::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(t) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(t.to_string());
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// Sends due emails until `stop` fires.
@@ -127,6 +166,7 @@ pub(crate) async fn worker(
     state: Arc<State>,
     poll: Duration,
     private_networks: bool,
+    roots: Arc<Vec<Vec<u8>>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let me = {
@@ -168,7 +208,11 @@ pub(crate) async fn worker(
                         .into(),
                 )
             } else {
-                match tokio::task::spawn_blocking(move || (send(&job, private_networks), job)).await
+                let roots = roots.clone();
+                match tokio::task::spawn_blocking(move || {
+                    (send(&job, private_networks, &roots), job)
+                })
+                .await
                 {
                     Ok((Ok(()), j)) => {
                         record(&state, &j, &Sent::Sent, &me).await;

@@ -24,7 +24,7 @@ mod payments;
 pub mod problem;
 pub mod relay;
 pub mod webhooks;
-pub use webhooks::WebhookOptions;
+pub use webhooks::{WebhookOptions, smtp_roots};
 
 /// Now, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -654,6 +654,7 @@ impl Service {
                 self.state.clone(),
                 self.state.webhooks.poll,
                 self.state.webhooks.private_networks,
+                Arc::new(self.state.webhooks.smtp_roots.clone()),
                 stop_webhooks.subscribe(),
             ))
         });

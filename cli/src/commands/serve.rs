@@ -65,6 +65,23 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
             "name a new file: it is never overwritten",
         ));
     }
+    let smtp_roots = match &a.smtp_ca_file {
+        None => Vec::new(),
+        Some(p) => {
+            let pem = std::fs::read(p).map_err(|e| {
+                CliError::system(
+                    format!("cannot read --smtp-ca-file {}: {e}", p.display()),
+                    "give a readable PEM file of CA certificates",
+                )
+            })?;
+            keyseal_server::smtp_roots(&pem).map_err(|e| {
+                CliError::input(
+                    format!("--smtp-ca-file {}: {e}", p.display()),
+                    "give the PEM file of the CA that signed your SMTP server's certificate",
+                )
+            })?
+        }
+    };
     let opts = Options {
         vault_dir: vault.to_path_buf(),
         database_url: env::database_url().map(str::to_owned),
@@ -75,6 +92,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
             private_networks: a.webhooks_to_private_networks,
             timeout: a.webhook_timeout,
             deliver: !a.no_delivery,
+            smtp_roots,
             ..Default::default()
         },
         network: keyseal_server::Network {
