@@ -76,13 +76,15 @@ run_msrv() {
     # The rust-version the published crates declare (the workspace's), read
     # from Cargo.toml so the check follows it.
     local msrv
-    msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
-    step "msrv: keyseal-core and keyseal build and pass their tests on Rust $msrv, the rust-version they declare; keyseal-core without std for thumbv7em-none-eabihf"
+    msrv=$(sed -n 's/^rust-version = "\([0-9.]*\)".*/\1/p' Cargo.toml)
+    [[ $msrv =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?$ ]] || { echo "no rust-version = \"X.Y\" line in Cargo.toml" >&2; return 1; }
+    step "msrv: keyseal-core and keyseal pass their tests on Rust $msrv, the rust-version they declare, with every feature (keyseal also with none); keyseal-core builds without std for thumbv7em-none-eabihf"
     rustup toolchain install "$msrv" --profile minimal --target thumbv7em-none-eabihf >/dev/null
     # A target directory of its own: nothing built by the newer toolchain is reused.
-    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" test --quiet -p keyseal-core -p keyseal --all-features
-    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" test --quiet -p keyseal --no-default-features
-    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" build --quiet -p keyseal-core --no-default-features \
+    # --locked: the versions Cargo.lock pins, never resolved again by the older cargo.
+    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" test --quiet --locked -p keyseal-core -p keyseal --all-features
+    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" test --quiet --locked -p keyseal --no-default-features
+    CARGO_TARGET_DIR="$CACHE/target-msrv" cargo "+$msrv" build --quiet --locked -p keyseal-core --no-default-features \
         --target thumbv7em-none-eabihf
 }
 

@@ -326,7 +326,8 @@ pub struct ServeArgs {
 
     /// Also trust these CA certificates (a PEM file) for SMTP servers' TLS, beside the public
     /// roots: a mail relay whose certificate a private CA signed. The server's name is still
-    /// checked against its certificate.
+    /// checked against its certificate. They are trusted for every organisation's SMTP host,
+    /// so use a CA that signs only your relays (name-constrained).
     #[arg(long, value_name = "FILE")]
     pub smtp_ca_file: Option<PathBuf>,
 

@@ -93,6 +93,11 @@ run() {
 }
 
 echo "keyseal serve ($PROFILE, SQLite): wrk, $CONNS connections, ${SECS}s runs, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# Each run is on a replica started for it (and warmed up by a second of
+# mints), so no configuration runs on a process older than another's. The
+# ledger grows by every run's mints, so outbox and delivery take turns at
+# going first (outbox first in odd rounds, delivery first in even ones):
+# neither always runs on the larger ledger.
 measure() {
     echo; echo "== $1"
     none=() outbox=() delivery=()
@@ -102,25 +107,33 @@ measure() {
         run
         none+=("$p99")
         enable true
-        echo "round $round, outbox: one endpoint taking every license.created, on a replica that does not deliver"
-        run
-        outbox+=("$p99")
         stop
-        # Its backlog (and the warm-up's events) go out before the run.
-        serve
-        drained
-        before=$(received)
-        echo "round $round, delivery: the same endpoint on a replica that delivers"
-        start_ns=$(date +%s%N)
-        run
-        delivery+=("$p99")
-        during=$(( $(received) - before ))
-        drained
-        end_ns=$(date +%s%N)
-        [ "$(( $(received) - before ))" -ge "$minted" ] || { echo "fewer events received than minted"; exit 1; }
-        python3 -c "m=$minted; s=($end_ns-$start_ns)/1e9; print(f'  delivered {m} events: {$during/$SECS:.0f}/s while minting, {m/s:.0f}/s from the run start until drained ({s:.1f} s)')"
-        enable false
-        stop
+        if [ $((round % 2)) = 1 ]; then order="outbox delivery"; else order="delivery outbox"; fi
+        for config in $order; do
+            if [ "$config" = outbox ]; then
+                serve --no-delivery
+                echo "round $round, outbox: one endpoint taking every license.created, on a replica that does not deliver"
+                run
+                outbox+=("$p99")
+            else
+                # The backlog of earlier outbox runs (and the warm-up's
+                # events) goes out before the run.
+                serve
+                drained
+                before=$(received)
+                echo "round $round, delivery: the same endpoint on a replica that delivers"
+                start_ns=$(date +%s%N)
+                run
+                delivery+=("$p99")
+                during=$(( $(received) - before ))
+                drained
+                end_ns=$(date +%s%N)
+                [ "$(( $(received) - before ))" -ge "$minted" ] || { echo "fewer events received than minted"; exit 1; }
+                python3 -c "m=$minted; s=($end_ns-$start_ns)/1e9; print(f'  delivered {m} events: {$during/$SECS:.0f}/s while minting, {m/s:.0f}/s from the run start until drained ({s:.1f} s)')"
+            fi
+            [ "$config" = "${order##* }" ] && enable false
+            stop
+        done
     done
     python3 -c "
 n=[float(x) for x in '${none[*]}'.split()]; o=[float(x) for x in '${outbox[*]}'.split()]; d=[float(x) for x in '${delivery[*]}'.split()]

@@ -205,9 +205,9 @@ def differential(base: str, org: str) -> int:
     return agreed
 
 
-def private_ca(work: str) -> tuple[str, ssl.SSLContext]:
-    """A CA of our own (its PEM file) and a server context with a
-    certificate it signed for `localhost` only."""
+def private_ca(work: str) -> tuple[str, Any]:
+    """A CA of our own (its PEM file), and a function making a server
+    context with a certificate it signed for one DNS name."""
     import datetime
 
     from cryptography import x509
@@ -217,7 +217,7 @@ def private_ca(work: str) -> tuple[str, ssl.SSLContext]:
 
     now = datetime.datetime.now(datetime.timezone.utc)
     hour, day = datetime.timedelta(hours=1), datetime.timedelta(days=1)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keyseal e2e mail CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(now - hour).not_valid_after(now + day)
@@ -227,36 +227,45 @@ def private_ca(work: str) -> tuple[str, ssl.SSLContext]:
                                        crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
-    leaf = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - hour).not_valid_after(now + day)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
-    paths = {n: os.path.join(work, n) for n in ("ca.pem", "leaf.pem", "leaf.key")}
-    with open(paths["ca.pem"], "wb") as f:
+    ca_file = os.path.join(work, "ca.pem")
+    with open(ca_file, "wb") as f:
         f.write(ca.public_bytes(pem))
-    with open(paths["leaf.pem"], "wb") as f:
-        f.write(leaf.public_bytes(pem))
-    with open(paths["leaf.key"], "wb") as f:
-        f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(paths["leaf.pem"], paths["leaf.key"])
-    return paths["ca.pem"], ctx
+
+    def server(name: str) -> ssl.SSLContext:
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(ca_name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - hour).not_valid_after(now + day)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        cert_file, key_file = os.path.join(work, f"{name}.pem"), os.path.join(work, f"{name}.key")
+        with open(cert_file, "wb") as f:
+            f.write(leaf.public_bytes(pem))
+        with open(key_file, "wb") as f:
+            f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert_file, key_file)
+        return ctx
+
+    return ca_file, server
 
 
-def failures(svc: Service, text: str, n: int, timeout: float = 30) -> None:
-    """Waits until the service logged `n` email failures saying `text`."""
+def failures(svc: Service, text: str, n: int, timeout: float = 30) -> set[str]:
+    """Waits until the service logged failures saying `text` for `n`
+    emails; their ids."""
     end = time.time() + timeout
     while time.time() < end:
-        if sum("an email failed" in line and text in line for line in svc.log) >= n:
-            return
+        ids = {line.split("email_id=")[1].split()[0] for line in list(svc.log)
+               if "an email failed" in line and text in line}
+        if len(ids) >= n:
+            return ids
         time.sleep(0.1)
-    raise AssertionError(f"no {n} email failures saying {text!r} in the log:\n{''.join(svc.log)}")
+    raise AssertionError(f"no {n} emails failed saying {text!r} in the log:\n{''.join(svc.log)}")
 
 
 def tls_emails(binary: str) -> str:
@@ -267,8 +276,10 @@ def tls_emails(binary: str) -> str:
     # The sinks' own reports of the handshakes refused on purpose.
     logging.getLogger("mail.log").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory() as work:
-        ca, ctx = private_ca(work)
-        starttls, smtps, plain = Sink(starttls=ctx), Sink(smtps=ctx), Sink()
+        ca, server = private_ca(work)
+        local = server("localhost")
+        starttls, smtps, plain = Sink(starttls=local), Sink(smtps=local), Sink()
+        elsewhere = Sink(smtps=server("mail.acme.example"))
         svc = Service(binary, os.path.join(work, "vault"), None)
         token_file = os.path.join(work, "admin-token")
         svc.start(token_file)
@@ -291,42 +302,46 @@ def tls_emails(binary: str) -> str:
             # The private CA is not trusted without the flag: nothing sent.
             smtp("localhost", starttls.port, "starttls")
             buy("cs_tls_1")
-            failures(svc, "TLS with the SMTP server failed: invalid peer certificate: UnknownIssuer", 1)
+            failures(svc, "TLS with the SMTP server failed: its certificate's issuer is not trusted", 1)
             assert starttls.messages == []
-            # With it, the same email goes out when it is tried again (5 s
-            # after its failure), over STARTTLS.
+            # With it, a new email goes out over STARTTLS, and the first
+            # one too when it is tried again (5 s after its failure).
             svc.stop()
             svc.start(None, ("--smtp-ca-file", ca))
-            starttls.wait_for(1, 30)
-            assert starttls.tls[0] in ("TLSv1.2", "TLSv1.3"), starttls.tls
+            buy("cs_tls_1b")
+            starttls.wait_for(2, 30)
+            assert all(t in ("TLSv1.2", "TLSv1.3") for t in starttls.tls), starttls.tls
             # TLS from the first byte.
             smtp("localhost", smtps.port, "tls")
             buy("cs_tls_2")
             smtps.wait_for(1, 30)
             assert smtps.tls[0] in ("TLSv1.2", "TLSv1.3"), smtps.tls
-            # The certificate names localhost, not 127.0.0.1: refused.
-            smtp("127.0.0.1", smtps.port, "tls")
+            # A certificate the CA signed for another name: refused.
+            smtp("localhost", elsewhere.port, "tls")
             buy("cs_tls_3")
-            failures(svc, "TLS with the SMTP server failed: invalid peer certificate: certificate not valid for name", 1)
+            wrong = failures(svc, "TLS with the SMTP server failed: its certificate is not for localhost", 1)
             # STARTTLS is required: a server that does not offer it gets
-            # nothing in the clear (the last email too, tried again here).
+            # nothing in the clear (the last email either, tried again here).
             smtp("localhost", plain.port, "starttls")
             buy("cs_tls_4")
-            failures(svc, "the SMTP exchange failed: STARTTLS is not supported on this server", 2, 30)
+            cleartext = failures(svc, "the SMTP exchange failed: STARTTLS is not supported on this server", 2, 30)
+            assert wrong <= cleartext, (wrong, cleartext)
             time.sleep(0.5)
-            assert plain.messages == [] and len(smtps.messages) == 1 and len(starttls.messages) == 1
-            # A file with no certificate is refused at start.
-            bad = subprocess.run([binary, "--vault", os.path.join(work, "vault2"), "serve", "--listen", "127.0.0.1:0",
-                                  "--smtp-ca-file", os.path.join(work, "leaf.key")],
-                                 env=dict(os.environ, KEYSEAL_PASSPHRASE="x" * 20), capture_output=True, timeout=60)
-            assert bad.returncode == 5 and b"holds no PEM certificate" in bad.stderr, bad
+            assert plain.messages == [] and elsewhere.messages == []
+            assert len(smtps.messages) == 1 and len(starttls.messages) == 2
+            # A file with no certificate, or none at all, is refused at start.
+            for given, says in (("localhost.key", b"holds no PEM certificate"), ("nothing.pem", b"cannot read")):
+                bad = subprocess.run([binary, "--vault", os.path.join(work, "vault2"), "serve", "--listen",
+                                      "127.0.0.1:0", "--smtp-ca-file", os.path.join(work, given)],
+                                     env=dict(os.environ, KEYSEAL_PASSPHRASE="x" * 20), capture_output=True, timeout=60)
+                assert bad.returncode == 5 and says in bad.stderr, bad
         finally:
             svc.stop()
-            for s in (starttls, smtps, plain):
+            for s in (starttls, smtps, plain, elsewhere):
                 s.controller.stop()
     return (f"email over TLS: STARTTLS ({starttls.tls[0]}) and TLS from the first byte ({smtps.tls[0]}) to SMTP servers "
-            "a private CA signed (--smtp-ca-file); nothing sent to an untrusted CA, a name the certificate does not "
-            "carry, or a server without STARTTLS")
+            "a private CA signed (--smtp-ca-file); nothing sent to an untrusted CA, a certificate for another name, "
+            "or a server without STARTTLS")
 
 
 def main() -> int:

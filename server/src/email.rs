@@ -31,12 +31,11 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
         .map_err(|e| e.replacen("url:", "host:", 1))
 }
 
-/// Builds and sends one email (blocking). It connects to an address it
+/// Builds and sends one email (blocking). It connects to addresses it
 /// resolved and checked itself (without `private_networks`, public ones
 /// only), so a name that resolves elsewhere later reaches nothing; TLS
-/// still verifies the certificate for the host's name. The error says what
-/// kind of failure it was and the SMTP code, never the server's text (it
-/// may quote the recipient's address).
+/// still verifies the certificate for the host's name, against the public
+/// roots and `roots`. The error is [`describe`]'s.
 fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), String> {
     use std::net::ToSocketAddrs as _;
     let s = &job.settings;
@@ -44,18 +43,16 @@ fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), Stri
         .to_socket_addrs()
         .map_err(|_| format!("{} does not resolve", s.host))?
         .collect();
-    let addr = if private_networks {
-        addrs.first().copied()
-    } else {
-        if addrs.iter().any(|a| !crate::webhooks::public_address(a.ip())) {
-            return Err(format!(
-                "{} resolves to a local or private address; SMTP servers must be public (or start the service with --webhooks-to-private-networks)",
-                s.host
-            ));
-        }
-        addrs.first().copied()
+    if !private_networks
+        && addrs
+            .iter()
+            .any(|a| !crate::webhooks::public_address(a.ip()))
+    {
+        return Err(format!(
+            "{} resolves to a local or private address; SMTP servers must be public (or start the service with --webhooks-to-private-networks)",
+            s.host
+        ));
     }
-    .ok_or_else(|| format!("{} resolves to no address", s.host))?;
     let mut b = Message::builder()
         .from(
             s.from
@@ -92,10 +89,10 @@ fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), Stri
         Security::Tls | Security::Starttls => {
             let mut params = TlsParameters::builder(s.host.clone());
             for der in roots {
-                params = params.add_root_certificate(
-                    Certificate::from_der(der.clone())
-                        .map_err(|_| "a --smtp-ca-file certificate does not decode".to_owned())?,
-                );
+                // Checked when the service opened (webhooks::check_smtp_roots).
+                if let Ok(c) = Certificate::from_der(der.clone()) {
+                    params = params.add_root_certificate(c);
+                }
             }
             let params = params
                 .build_rustls()
@@ -107,58 +104,117 @@ fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), Stri
             }
         }
     };
-    let mut builder = SmtpTransport::builder_dangerous(addr.ip().to_string())
-        .port(addr.port())
-        .tls(tls)
-        .timeout(Some(TIMEOUT));
-    if let (Some(u), Some(p)) = (&s.username, &job.password) {
-        builder = builder.credentials(Credentials::new(u.clone(), p.to_string()));
-    }
-    builder.build().send(&email).map(|_| ()).map_err(|e| {
-        let code = e.status().map(|c| format!(" {c}")).unwrap_or_default();
-        if e.is_permanent() {
-            format!("the SMTP server refused the email permanently{code}")
-        } else if e.is_transient() {
-            format!("the SMTP server refused the email for now{code}")
-        } else if e.is_timeout() {
-            "the SMTP server did not answer in time".into()
-        } else if let Some(why) = tls_failure(&e) {
-            format!("TLS with the SMTP server failed: {why}")
-        } else if e.is_tls() {
-            "TLS with the SMTP server failed".into()
-        } else if e.is_client() {
-            // lettre's own words ("STARTTLS is not supported on this server").
-            match std::error::Error::source(&e) {
-                Some(why) => format!("the SMTP exchange failed: {why}"),
-                None => format!("the SMTP exchange failed{code}"),
-            }
-        } else {
-            format!("the SMTP exchange failed{code}")
+    // Each checked address in turn while none can be reached (a host with
+    // IPv6 and IPv4 addresses, on a machine without IPv6). Once connected,
+    // the answer is final: nothing is sent twice.
+    let mut unreached = None;
+    for addr in &addrs {
+        let mut builder = SmtpTransport::builder_dangerous(addr.ip().to_string())
+            .port(addr.port())
+            .tls(tls.clone())
+            .timeout(Some(TIMEOUT));
+        if let (Some(u), Some(p)) = (&s.username, &job.password) {
+            builder = builder.credentials(Credentials::new(u.clone(), p.to_string()));
         }
-    })
+        match builder.build().send(&email) {
+            Ok(_) => return Ok(()),
+            Err(e) if not_reached(&e) => unreached = Some(e),
+            Err(e) => return Err(describe(&e, &s.host)),
+        }
+    }
+    Err(unreached.map_or_else(
+        || format!("{} resolves to no address", s.host),
+        |e| describe(&e, &s.host),
+    ))
 }
 
-/// What rustls said, if a TLS error is behind `e` (a handshake that failed:
-/// a certificate not trusted or not for the host's name). lettre reports it
-/// as a connection or network error, with rustls' error inside an I/O
-/// error (whose `source()` skips it, hence `get_ref`). Never the server's
-/// text: rustls' own words.
-fn tls_failure(e: &lettre::transport::smtp::Error) -> Option<String> {
+/// Whether `e` is a connection that could not be made (refused, no route):
+/// the next address may be tried.
+fn not_reached(e: &lettre::transport::smtp::Error) -> bool {
+    use std::io::ErrorKind::{
+        AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable,
+    };
     let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(err) = next {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(t.to_string());
-        }
-        if let Some(t) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(t.to_string());
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable
+            );
         }
         next = err.source();
     }
-    None
+    false
+}
+
+/// What a failed send is logged and recorded as: the kind of failure and
+/// the SMTP code, in words of our own or lettre's fixed ones, never the
+/// server's text (it may quote the recipient's address).
+fn describe(e: &lettre::transport::smtp::Error, host: &str) -> String {
+    let code = e.status().map(|c| format!(" {c}")).unwrap_or_default();
+    if e.is_permanent() {
+        format!("the SMTP server refused the email permanently{code}")
+    } else if e.is_transient() {
+        format!("the SMTP server refused the email for now{code}")
+    } else if e.is_timeout() {
+        "the SMTP server did not answer in time".into()
+    } else if let Some(why) = tls_failure(e, host) {
+        format!("TLS with the SMTP server failed: {why}")
+    } else if e.is_tls() {
+        "TLS with the SMTP server failed".into()
+    } else if e.is_client() {
+        // lettre's own fixed words ("STARTTLS is not supported on this server").
+        match std::error::Error::source(e) {
+            Some(why) => format!("the SMTP exchange failed: {why}"),
+            None => format!("the SMTP exchange failed{code}"),
+        }
+    } else if not_reached(e) {
+        format!("{host} could not be reached")
+    } else {
+        format!("the SMTP exchange failed{code}")
+    }
+}
+
+/// Why the TLS handshake failed, if it did (a certificate not trusted or
+/// not for `host`), in fixed words: rustls' own message would quote the
+/// names in the server's certificate. lettre reports the failure as a
+/// connection or network error, with rustls' error inside an I/O error
+/// (whose `source()` skips it, hence `get_ref`).
+fn tls_failure(e: &lettre::transport::smtp::Error, host: &str) -> Option<String> {
+    use rustls::{CertificateError as C, Error as R};
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut found = None;
+    while let Some(err) = next {
+        found = err.downcast_ref::<R>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<R>())
+        });
+        if found.is_some() {
+            break;
+        }
+        next = err.source();
+    }
+    Some(match found? {
+        R::InvalidCertificate(C::UnknownIssuer) => {
+            "its certificate's issuer is not trusted (a private CA needs keyseal serve --smtp-ca-file)"
+                .into()
+        }
+        R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            format!("its certificate is not for {host}")
+        }
+        R::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "its certificate has expired".into()
+        }
+        R::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "its certificate is not valid yet".into()
+        }
+        R::InvalidCertificate(C::Revoked) => "its certificate is revoked".into(),
+        R::InvalidCertificate(_) => "its certificate was refused".into(),
+        R::AlertReceived(a) => format!("it sent the alert {a:?}"),
+        R::PeerIncompatible(_) => "it has no TLS version or cipher suite in common with us".into(),
+        _ => "the handshake failed".into(),
+    })
 }
 
 /// Sends due emails until `stop` fires.
@@ -238,5 +294,37 @@ async fn record(state: &State, job: &Job, outcome: &Sent, me: &str) {
         .await
     {
         tracing::error!(email_id = %job.email_id, error = %crate::problem::chain(&e), "recording an email");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_is_not_reached_and_said_so() {
+        // A port nothing listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let email = Message::builder()
+            .from("a@example.com".parse().unwrap())
+            .to("b@example.com".parse().unwrap())
+            .body(String::from("x"))
+            .unwrap();
+        let e = SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(port)
+            .tls(Tls::None)
+            .timeout(Some(Duration::from_secs(5)))
+            .build()
+            .send(&email)
+            .unwrap_err();
+        assert!(not_reached(&e), "{e:?}");
+        assert_eq!(
+            describe(&e, "smtp.example.com"),
+            "smtp.example.com could not be reached"
+        );
+        assert_eq!(tls_failure(&e, "smtp.example.com"), None);
     }
 }

@@ -216,6 +216,9 @@ pub enum Error {
     /// Serving failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    /// A certificate of [`WebhookOptions::smtp_roots`] does not parse.
+    #[error("the SMTP root certificates: {0}")]
+    SmtpRoots(String),
 }
 
 impl From<getrandom::Error> for Error {
@@ -424,6 +427,7 @@ impl Service {
     /// unlocks the default organisation's active key (checking the
     /// passphrase).
     pub async fn open(opts: Options) -> Result<Service, Error> {
+        webhooks::check_smtp_roots(&opts.webhooks.smtp_roots).map_err(Error::SmtpRoots)?;
         let now = (opts.clock)();
         let ctx = Context {
             now,

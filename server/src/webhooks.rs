@@ -58,7 +58,10 @@ pub struct WebhookOptions {
     pub deliver: bool,
     /// Certificates (DER) trusted for SMTP servers' TLS beside the public
     /// roots (webpki-roots): a mail relay with a private CA. Default: none.
-    /// [`smtp_roots`] reads them from a PEM file's text.
+    /// [`smtp_roots`] reads them from a PEM file's text. They are trusted
+    /// for every organisation's SMTP host: whoever holds such a CA's key
+    /// could pose as any of them, so use a CA that signs only your relays
+    /// (name-constrained). Checked when the service opens.
     pub smtp_roots: Vec<Vec<u8>>,
 }
 
@@ -75,20 +78,30 @@ pub fn smtp_roots(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     if certs.is_empty() {
         return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
     }
-    // Each must make a trust anchor, as the first send would find out.
+    check_smtp_roots(&certs)?;
+    Ok(certs)
+}
+
+/// Checks that each certificate makes a trust anchor, as the first email
+/// sent over TLS would otherwise find out ([`crate::Service::open`] calls it
+/// on [`WebhookOptions::smtp_roots`]).
+pub(crate) fn check_smtp_roots(roots: &[Vec<u8>]) -> Result<(), String> {
     use lettre::transport::smtp::client::{Certificate, TlsParameters};
-    for c in &certs {
-        Certificate::from_der(c.clone())
+    for (n, der) in roots.iter().enumerate() {
+        Certificate::from_der(der.clone())
             .and_then(|c| {
                 TlsParameters::builder("localhost".into())
                     .add_root_certificate(c)
                     .build_rustls()
             })
             .map_err(|_| {
-                "a certificate in it is not one TLS can trust (it does not parse)".to_owned()
+                format!(
+                    "certificate {} is not one TLS can trust (it does not parse)",
+                    n + 1
+                )
             })?;
     }
-    Ok(certs)
+    Ok(())
 }
 
 impl Default for WebhookOptions {

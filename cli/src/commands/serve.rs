@@ -69,7 +69,7 @@ async fn run(vault: &Path, a: ServeArgs) -> Result<ExitCode, CliError> {
         None => Vec::new(),
         Some(p) => {
             let pem = std::fs::read(p).map_err(|e| {
-                CliError::system(
+                CliError::input(
                     format!("cannot read --smtp-ca-file {}: {e}", p.display()),
                     "give a readable PEM file of CA certificates",
                 )
