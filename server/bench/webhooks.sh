@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Webhook bench of `keyseal serve` on its embedded SQLite ledger: mints
-# streamed by wrk in three configurations, one after another in each round:
+# streamed by wrk in three configurations, one after another in each round
+# (each on a replica started for it):
 #   none      no webhook endpoint enabled (the replica started with
 #             --no-delivery);
-#   outbox    one endpoint taking every license.created, on the same
+#   outbox    one endpoint taking every license.created, on a
 #             --no-delivery replica: each mint writes its event and delivery
 #             to the outbox, and nothing is sent;
-#   delivery  the same endpoint on a replica that delivers (restarted
-#             without the flag, once the backlog of the outbox run went
-#             out): a local receiver answering 204 gets every event while
-#             the mints go on.
+#   delivery  the same endpoint on a replica that delivers (started
+#             without the flag, once the backlog of outbox runs went out):
+#             a local receiver answering 204 gets every event while the
+#             mints go on.
 # First at a steady rate well below capacity (16 connections, each pausing
 # 10 ms after an answer: about 1,400 mints/s), then as fast as the 16
 # connections go. Prints each run's mints/s, p99 and the server's CPU per
@@ -94,10 +95,12 @@ run() {
 
 echo "keyseal serve ($PROFILE, SQLite): wrk, $CONNS connections, ${SECS}s runs, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # Each run is on a replica started for it (and warmed up by a second of
-# mints), so no configuration runs on a process older than another's. The
-# ledger grows by every run's mints, so outbox and delivery take turns at
-# going first (outbox first in odd rounds, delivery first in even ones):
-# neither always runs on the larger ledger.
+# mints), so no configuration runs on a process older than another's, and
+# outbox and delivery runs start with no backlog (what earlier outbox runs
+# queued goes out first, from a delivering replica). The ledger grows by
+# every run's mints, so outbox and delivery take turns at going first
+# (outbox first in odd rounds, delivery first in even ones): neither always
+# runs on the larger ledger.
 measure() {
     echo; echo "== $1"
     none=() outbox=() delivery=()
@@ -111,6 +114,9 @@ measure() {
         if [ $((round % 2)) = 1 ]; then order="outbox delivery"; else order="delivery outbox"; fi
         for config in $order; do
             if [ "$config" = outbox ]; then
+                serve
+                drained
+                stop
                 serve --no-delivery
                 echo "round $round, outbox: one endpoint taking every license.created, on a replica that does not deliver"
                 run
