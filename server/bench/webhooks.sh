@@ -22,7 +22,7 @@
 # / outbox: target at most 1.2), and against no endpoint at all (what an
 # endpoint costs, outbox included).
 #   bash server/bench/webhooks.sh            # 7 rounds of 5 s runs at 16 connections
-#   bash server/bench/webhooks.sh --smoke    # 1 round of 2 s runs, to check the bench runs
+#   bash server/bench/webhooks.sh --smoke    # 2 rounds of 2 s runs, to check the bench runs
 # Environment: KEYSEAL_BENCH_SECS (5), KEYSEAL_BENCH_CONNECTIONS (16),
 # KEYSEAL_BENCH_ROUNDS (7).
 set -euo pipefail
@@ -31,7 +31,8 @@ SECS=${KEYSEAL_BENCH_SECS:-5}
 CONNS=${KEYSEAL_BENCH_CONNECTIONS:-16}
 ROUNDS=${KEYSEAL_BENCH_ROUNDS:-7}
 PROFILE=release
-if [ "${1:-}" = "--smoke" ]; then SECS=2; CONNS=4; ROUNDS=1; PROFILE=debug; fi
+# (Two rounds in the smoke run, so both orders run.)
+if [ "${1:-}" = "--smoke" ]; then SECS=2; CONNS=4; ROUNDS=2; PROFILE=debug; fi
 # shellcheck source=server/bench/common.sh
 . server/bench/common.sh
 # The receiver: a small Rust program (server/examples/webhook_sink.rs), so
@@ -95,12 +96,16 @@ run() {
 
 echo "keyseal serve ($PROFILE, SQLite): wrk, $CONNS connections, ${SECS}s runs, $ROUNDS rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # Each run is on a replica started for it (and warmed up by a second of
-# mints), so no configuration runs on a process older than another's, and
-# outbox and delivery runs start with no backlog (what earlier outbox runs
-# queued goes out first, from a delivering replica). The ledger grows by
-# every run's mints, so outbox and delivery take turns at going first
-# (outbox first in odd rounds, delivery first in even ones): neither always
-# runs on the larger ledger.
+# mints), so no configuration runs on a process older than another's.
+# Outbox and delivery runs start with no backlog but their warm-up's: what
+# earlier outbox runs queued goes out first (before an outbox run, from a
+# delivering replica stopped then; before a delivery run, from the
+# measured replica itself, which then starts once its queue is empty). The
+# ledger grows by every run's mints, so outbox and delivery take turns at
+# going first (outbox first in odd rounds, delivery first in even ones):
+# neither always runs on the larger ledger. The none run always goes first,
+# beside any backlog (for its disabled endpoint) that an outbox run left:
+# the ratios against none are less exact than delivery / outbox.
 measure() {
     echo; echo "== $1"
     none=() outbox=() delivery=()

@@ -106,7 +106,11 @@ fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), Stri
     };
     // Each checked address in turn while none can be reached (a host with
     // IPv6 and IPv4 addresses, on a machine without IPv6). Once connected,
-    // the answer is final: nothing is sent twice.
+    // the answer is final, so nothing is sent twice: the errors that move
+    // on ([`not_reached`]) come from connecting (on an open connection, a
+    // lost route shows as a timeout, after TIMEOUT at the most). An address
+    // that drops packets unanswered is not skipped: its timeout is the
+    // attempt's answer.
     let mut unreached = None;
     for addr in &addrs {
         let mut builder = SmtpTransport::builder_dangerous(addr.ip().to_string())

@@ -79,7 +79,7 @@ pub struct Options {
 /// down for a while.
 pub const LIST_REFRESH: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// Default of [`Options::public_requests_per_second`]: an app fetches its
+/// Default of [`Network::public_requests_per_second`]: an app fetches its
 /// keyring and list at start and every few hours, so one address behind
 /// which hundreds of apps start at once stays well under it, while 16
 /// clients reading lists as fast as they can no longer take the service's

@@ -35,7 +35,8 @@ fn label(method: &str) -> &'static str {
     }
 }
 
-/// [`label`] of a request's method.
+/// The label of a request's method: the standard methods by name, any
+/// other "other" (clients cannot grow the exposition or the log).
 #[must_use]
 pub fn method_label(m: &axum::http::Method) -> &'static str {
     label(m.as_str())

@@ -179,6 +179,10 @@ fn write_secret(path: &Path, secret: &str) -> Result<(), CliError> {
 fn server_error(e: keyseal_server::Error) -> CliError {
     match e {
         keyseal_server::Error::Issuer(e) => e.into(),
+        keyseal_server::Error::SmtpRoots(e) => CliError::input(
+            e,
+            "give --smtp-ca-file the PEM file of the CA that signed your SMTP server's certificate",
+        ),
         other => CliError::system(
             other.to_string(),
             "check the system's network and random generator",
