@@ -31,6 +31,51 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
         .map_err(|e| e.replacen("url:", "host:", 1))
 }
 
+/// The certificates of a PEM text (`-----BEGIN CERTIFICATE-----` blocks;
+/// other blocks are skipped), for [`crate::WebhookOptions::smtp_roots`]. An
+/// error if the text has none, or one does not decode.
+pub fn smtp_roots(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM file of certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    check_smtp_roots(&certs)?;
+    Ok(certs)
+}
+
+/// Checks that each certificate makes a trust anchor, as the first email
+/// sent over TLS would otherwise find out ([`crate::Service::open`] calls it
+/// on [`crate::WebhookOptions::smtp_roots`]).
+pub(crate) fn check_smtp_roots(roots: &[Vec<u8>]) -> Result<(), String> {
+    for (n, der) in roots.iter().enumerate() {
+        tls_parameters("localhost", std::slice::from_ref(der)).map_err(|_| {
+            format!(
+                "certificate {} is not one TLS can trust (it does not parse)",
+                n + 1
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// TLS with `host`, its certificate checked against the public roots and
+/// `roots` (DER; one that does not parse is an error).
+fn tls_parameters(
+    host: &str,
+    roots: &[Vec<u8>],
+) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+    let mut params = TlsParameters::builder(host.to_owned());
+    for der in roots {
+        params = params.add_root_certificate(Certificate::from_der(der.clone())?);
+    }
+    params.build_rustls()
+}
+
 /// Builds and sends one email (blocking). It connects to addresses it
 /// resolved and checked itself (without `private_networks`, public ones
 /// only), so a name that resolves elsewhere later reaches nothing; TLS
@@ -87,15 +132,8 @@ fn send(job: &Job, private_networks: bool, roots: &[Vec<u8>]) -> Result<(), Stri
     let tls = match s.security {
         Security::None => Tls::None,
         Security::Tls | Security::Starttls => {
-            let mut params = TlsParameters::builder(s.host.clone());
-            for der in roots {
-                // Checked when the service opened (webhooks::check_smtp_roots).
-                if let Ok(c) = Certificate::from_der(der.clone()) {
-                    params = params.add_root_certificate(c);
-                }
-            }
-            let params = params
-                .build_rustls()
+            // The roots were checked when the service opened (check_smtp_roots).
+            let params = tls_parameters(&s.host, roots)
                 .map_err(|_| "the TLS settings do not build".to_owned())?;
             if s.security == Security::Tls {
                 Tls::Wrapper(params)
@@ -304,6 +342,35 @@ async fn record(state: &State, job: &Job, outcome: &Sent, me: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_roots_take_certificates_only() {
+        // A self-signed CA certificate (openssl req -x509, P-256).
+        const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBizCCATGgAwIBAgIUeOTZGb977/MEaCHDyaBa4q5a6cswCgYIKoZIzj0EAwIw\nGjEYMBYGA1UEAwwPa2V5c2VhbCB0ZXN0IENBMCAXDTI2MTIwNTA3NTc0MFoYDzIx\nMjYxMTExMDc1NzQwWjAaMRgwFgYDVQQDDA9rZXlzZWFsIHRlc3QgQ0EwWTATBgcq\nhkjOPQIBBggqhkjOPQMBBwNCAASUdTSk1VS41QIf27wFOK8nj/W/Op4kJakCFE1q\n9uW9CvfyNWdwNTjsraUWtH6h7ugbev5Dy7cW/gbukUIFShXEo1MwUTAdBgNVHQ4E\nFgQUziS+4GC4O+5KbjyhIxjRCwGBjNkwHwYDVR0jBBgwFoAUziS+4GC4O+5Kbjyh\nIxjRCwGBjNkwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA6AnR\nV/AzIfjD45f2Mc9+fM/LGXX/BvfdGGEQW8XuITACIAWFTeFh9KQMEOGgnokEARHS\n+ysa8NVRLNzwKGecyr0b\n-----END CERTIFICATE-----\n";
+        let roots = smtp_roots(CA.as_bytes()).unwrap();
+        assert_eq!(roots.len(), 1);
+        assert_eq!(roots[0][0], 0x30, "DER");
+        // Two, with other blocks and text between them.
+        let two = format!(
+            "a comment\n{CA}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{CA}"
+        );
+        assert_eq!(smtp_roots(two.as_bytes()).unwrap().len(), 2);
+        // None, or a block that is not base64.
+        for bad in [
+            "".as_bytes(),
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            // Base64, but not a certificate.
+            b"-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n",
+            b"\xff\xfe",
+        ] {
+            assert!(
+                smtp_roots(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn a_refused_connection_is_not_reached_and_said_so() {

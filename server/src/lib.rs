@@ -24,7 +24,8 @@ mod payments;
 pub mod problem;
 pub mod relay;
 pub mod webhooks;
-pub use webhooks::{WebhookOptions, smtp_roots};
+pub use email::smtp_roots;
+pub use webhooks::WebhookOptions;
 
 /// Now, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -427,7 +428,7 @@ impl Service {
     /// unlocks the default organisation's active key (checking the
     /// passphrase).
     pub async fn open(opts: Options) -> Result<Service, Error> {
-        webhooks::check_smtp_roots(&opts.webhooks.smtp_roots).map_err(Error::SmtpRoots)?;
+        email::check_smtp_roots(&opts.webhooks.smtp_roots).map_err(Error::SmtpRoots)?;
         let now = (opts.clock)();
         let ctx = Context {
             now,

@@ -58,50 +58,11 @@ pub struct WebhookOptions {
     pub deliver: bool,
     /// Certificates (DER) trusted for SMTP servers' TLS beside the public
     /// roots (webpki-roots): a mail relay with a private CA. Default: none.
-    /// [`smtp_roots`] reads them from a PEM file's text. They are trusted
+    /// [`crate::smtp_roots`] reads them from a PEM file's text. They are trusted
     /// for every organisation's SMTP host: whoever holds such a CA's key
     /// could pose as any of them, so use a CA that signs only your relays
     /// (name-constrained). Checked when the service opens.
     pub smtp_roots: Vec<Vec<u8>>,
-}
-
-/// The certificates of a PEM text (`-----BEGIN CERTIFICATE-----` blocks;
-/// other blocks are skipped), for [`WebhookOptions::smtp_roots`]. An error
-/// if the text has none, or one does not decode.
-pub fn smtp_roots(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject as _;
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .map(|c| c.map(|c| c.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM file of certificates: {e}"))?;
-    if certs.is_empty() {
-        return Err("it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-    }
-    check_smtp_roots(&certs)?;
-    Ok(certs)
-}
-
-/// Checks that each certificate makes a trust anchor, as the first email
-/// sent over TLS would otherwise find out ([`crate::Service::open`] calls it
-/// on [`WebhookOptions::smtp_roots`]).
-pub(crate) fn check_smtp_roots(roots: &[Vec<u8>]) -> Result<(), String> {
-    use lettre::transport::smtp::client::{Certificate, TlsParameters};
-    for (n, der) in roots.iter().enumerate() {
-        Certificate::from_der(der.clone())
-            .and_then(|c| {
-                TlsParameters::builder("localhost".into())
-                    .add_root_certificate(c)
-                    .build_rustls()
-            })
-            .map_err(|_| {
-                format!(
-                    "certificate {} is not one TLS can trust (it does not parse)",
-                    n + 1
-                )
-            })?;
-    }
-    Ok(())
 }
 
 impl Default for WebhookOptions {
@@ -633,35 +594,6 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smtp_roots_take_certificates_only() {
-        // A self-signed CA certificate (openssl req -x509, P-256).
-        const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBizCCATGgAwIBAgIUeOTZGb977/MEaCHDyaBa4q5a6cswCgYIKoZIzj0EAwIw\nGjEYMBYGA1UEAwwPa2V5c2VhbCB0ZXN0IENBMCAXDTI2MTIwNTA3NTc0MFoYDzIx\nMjYxMTExMDc1NzQwWjAaMRgwFgYDVQQDDA9rZXlzZWFsIHRlc3QgQ0EwWTATBgcq\nhkjOPQIBBggqhkjOPQMBBwNCAASUdTSk1VS41QIf27wFOK8nj/W/Op4kJakCFE1q\n9uW9CvfyNWdwNTjsraUWtH6h7ugbev5Dy7cW/gbukUIFShXEo1MwUTAdBgNVHQ4E\nFgQUziS+4GC4O+5KbjyhIxjRCwGBjNkwHwYDVR0jBBgwFoAUziS+4GC4O+5Kbjyh\nIxjRCwGBjNkwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEA6AnR\nV/AzIfjD45f2Mc9+fM/LGXX/BvfdGGEQW8XuITACIAWFTeFh9KQMEOGgnokEARHS\n+ysa8NVRLNzwKGecyr0b\n-----END CERTIFICATE-----\n";
-        let roots = smtp_roots(CA.as_bytes()).unwrap();
-        assert_eq!(roots.len(), 1);
-        assert_eq!(roots[0][0], 0x30, "DER");
-        // Two, with other blocks and text between them.
-        let two = format!(
-            "a comment\n{CA}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{CA}"
-        );
-        assert_eq!(smtp_roots(two.as_bytes()).unwrap().len(), 2);
-        // None, or a block that is not base64.
-        for bad in [
-            "".as_bytes(),
-            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
-            // Base64, but not a certificate.
-            b"-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n",
-            b"\xff\xfe",
-        ] {
-            assert!(
-                smtp_roots(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
 
     #[test]
     fn only_public_https_targets_without_the_flag() {
